@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, runs the given command with
+# their addresses in the environment, and stops them again, whatever the
+# command's outcome. Every run gets its own ephemeral PostgreSQL cluster on a
+# free loopback port (never the system service), owned by this script.
+#
+#   bash .ci/services.sh go test ./...
+#
+# Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    log "apt-get update"
+    as_root apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
+  apt_install postgresql
+fi
+PGBIN="$(pg_bindir)"
+
+free_port() {
+  python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+WORK="$(mktemp -d /tmp/rpacloud-services.XXXXXX)"
+chmod 755 "$WORK"
+PGDATA="$WORK/pg"
+PGPORT="$(free_port)"
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then
+  # PostgreSQL refuses to run as root.
+  id postgres >/dev/null 2>&1 || as_root useradd --system --home "$WORK" postgres
+  mkdir -p "$PGDATA" && chown postgres "$PGDATA"
+  RUNAS=(runuser -u postgres --)
+else
+  mkdir -p "$PGDATA"
+fi
+
+cleanup() {
+  local rc=$?
+  if [ -f "$PGDATA/postmaster.pid" ]; then
+    log "stopping PostgreSQL"
+    "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+log "starting PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $3}')) on 127.0.0.1:$PGPORT"
+"${RUNAS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U rpacloud --auth=trust -E UTF8 --no-sync >/dev/null
+"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 60 -l "$PGDATA/server.log" \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  start >/dev/null
+"${RUNAS[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U rpacloud rpacloud_test
+
+export RPACLOUD_TEST_POSTGRES_DSN="postgres://rpacloud@127.0.0.1:$PGPORT/rpacloud_test?sslmode=disable"
+export RPACLOUD_REQUIRE_POSTGRES=1
+log "PostgreSQL ready: $RPACLOUD_TEST_POSTGRES_DSN"
+
+"$@"

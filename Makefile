@@ -1,0 +1,49 @@
+# rpacloud — the two commands of the README are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(HOME)/.cache/rpacloud/bin
+
+.PHONY: run build test test-short check generate generate-check lint bench proto clean
+
+## run: build and start the embedded platform on http://127.0.0.1:8080
+run: build
+	$(BIN)/rpacloud dev --data-dir .rpacloud
+
+## build: the rpacloud binary (daemon, robot agent, built-in plugins, CLI)
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/rpacloud ./cmd/rpacloud
+
+## test: every test, with PostgreSQL (installed and started by .ci/services.sh)
+test:
+	bash .ci/services.sh $(GO) test -race -count=1 -timeout 20m ./...
+
+## test-short: unit tests only, SQLite only, no services
+test-short:
+	$(GO) test -short ./...
+
+## check: formatting, vet, staticcheck, and generated code up to date
+check: lint generate-check
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+## generate: regenerate ent and gqlgen output
+generate:
+	$(GO) generate ./...
+
+## generate-check: fail when go generate changes any tracked file
+generate-check: generate
+	@git diff --exit-code --stat -- ent graph schema || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@test -z "$$(git status --porcelain -- ent graph schema)" || (git status --porcelain -- ent graph schema; echo "go generate created untracked files"; exit 1)
+
+## bench: the benchmarks of the README's performance section
+bench:
+	bash .ci/services.sh $(GO) test -run '^$$' -bench . -benchmem ./core/...
+
+clean:
+	rm -rf .rpacloud
+
+-include plugins/sdk/proto/Makefile.inc

@@ -1,0 +1,345 @@
+package dispatch_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fixture struct {
+	db     *store.DB
+	q      *dispatch.Queue
+	clock  *fakeClock
+	cust   *ent.Customer
+	pool   *ent.Pool
+	robots []*ent.Robot
+	bus    *events.Bus
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
+
+func newFixture(t *testing.T, db *store.DB, robots, retries int) *fixture {
+	t.Helper()
+	ctx := sys()
+	f := &fixture{db: db, clock: &fakeClock{t: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 42})
+	f.cust = db.Customer.Create().SetName("acme").SaveX(ctx)
+	f.pool = db.Pool.Create().SetName("p").SetProvider("local").SetMax(10).SaveX(ctx)
+	db.Process.Create().SetName("echo").SetPoolID(f.pool.ID).SetRunner("echo").
+		SetMaxDurationSeconds(60).SetRetries(retries).SaveX(ctx)
+	for i := range robots {
+		f.robots = append(f.robots, db.Robot.Create().SetName(fmt.Sprintf("r%d", i)).SetPoolID(f.pool.ID).SaveX(ctx))
+	}
+	return f
+}
+
+func inputs(n int) []json.RawMessage {
+	out := make([]json.RawMessage, n)
+	for i := range out {
+		out[i] = json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
+	}
+	return out
+}
+
+func (f *fixture) submit(t *testing.T, n int) *ent.Batch {
+	t.Helper()
+	b, err := f.q.Submit(context.Background(), dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "echo", Inputs: inputs(n)})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return b
+}
+
+func (f *fixture) claim(t *testing.T, r int) *dispatch.Claim {
+	t.Helper()
+	c, err := f.q.ClaimTask(context.Background(), f.robots[r].ID)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return c
+}
+
+func TestSubmitClaimReport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 2, 3)
+		b := f.submit(t, 3)
+		seen := map[int]bool{}
+		for range 3 {
+			c := f.claim(t, 0)
+			if c == nil {
+				t.Fatal("no task claimed from a batch with pending tasks")
+			}
+			if seen[c.Task.ID] {
+				t.Fatalf("task %d dispatched twice", c.Task.ID)
+			}
+			seen[c.Task.ID] = true
+			if c.Attempt.Number != 1 || c.Deadline != f.clock.Now().Add(time.Minute) {
+				t.Fatalf("attempt %d deadline %v", c.Attempt.Number, c.Deadline)
+			}
+			out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true, Output: json.RawMessage(`{"ok":true}`)})
+			if err != nil {
+				t.Fatalf("report: %v", err)
+			}
+			if out.State != task.StateSucceeded || out.Output != `{"ok":true}` {
+				t.Fatalf("task after report: %s %q", out.State, out.Output)
+			}
+		}
+		if c := f.claim(t, 0); c != nil {
+			t.Fatalf("claimed task %d from an empty queue", c.Task.ID)
+		}
+		got := db.Batch.GetX(sys(), b.ID)
+		if got.Stack != batch.StackFinished || got.Succeeded != 3 || got.Pending != 0 || got.Running != 0 || got.FinishedAt == nil {
+			t.Fatalf("batch after all reports: %+v", got)
+		}
+		if st := db.Robot.GetX(sys(), f.robots[0].ID).State; st != robot.StateIdle {
+			t.Fatalf("robot state %s, want idle", st)
+		}
+	})
+}
+
+func TestRetriesThenFail(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		f.submit(t, 1)
+		for attempt := 1; attempt <= 4; attempt++ {
+			c := f.claim(t, 0)
+			if c == nil || c.Attempt.Number != attempt {
+				t.Fatalf("attempt %d: claim %+v", attempt, c)
+			}
+			out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, attempt, dispatch.Result{Class: dispatch.Execution, Message: "portal down"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := task.StatePending
+			if attempt == 4 {
+				want = task.StateFailed
+			}
+			if out.State != want {
+				t.Fatalf("after attempt %d: %s, want %s", attempt, out.State, want)
+			}
+		}
+		tk := db.Task.Query().OnlyX(sys())
+		if tk.FailureReason == nil || *tk.FailureReason != task.FailureReasonRetriesExhausted || tk.ExecutionsFailed != 4 {
+			t.Fatalf("task: %+v", tk)
+		}
+		if n := db.Attempt.Query().CountX(sys()); n != 4 {
+			t.Fatalf("%d attempts, want 4 (1 + 3 retries)", n)
+		}
+	})
+}
+
+func TestDataErrorIsFinal(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		b := f.submit(t, 1)
+		c := f.claim(t, 0)
+		out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: "tax id does not exist"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.State != task.StateFailed || *out.FailureReason != task.FailureReasonDataError || out.ErrorMessage != "tax id does not exist" {
+			t.Fatalf("task: %+v", out)
+		}
+		if f.claim(t, 0) != nil {
+			t.Fatal("a data error was retried")
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Stack != batch.StackFinished || got.Failed != 1 {
+			t.Fatalf("batch: %+v", got)
+		}
+	})
+}
+
+func TestStaleReportsAreRefused(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 2, 3)
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		ctx := context.Background()
+		ok := dispatch.Result{Success: true}
+		// Another robot cannot report for this attempt.
+		if _, err := f.q.Report(ctx, f.robots[1].ID, c.Task.ID, 1, ok); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("report by another robot: %v", err)
+		}
+		// A wrong attempt number is refused.
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 2, ok); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("report for a future attempt: %v", err)
+		}
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, ok); err != nil {
+			t.Fatal(err)
+		}
+		// A duplicate report changes nothing.
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: "late"}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("duplicate report: %v", err)
+		}
+		tk := db.Task.GetX(sys(), c.Task.ID)
+		if tk.State != task.StateSucceeded {
+			t.Fatalf("task changed by a duplicate report: %s", tk.State)
+		}
+		if got := db.Batch.Query().OnlyX(sys()); got.Succeeded != 1 || got.Failed != 0 {
+			t.Fatalf("batch counted twice: %+v", got)
+		}
+	})
+}
+
+func TestBadInputs(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, 1, 3)
+	ctx := context.Background()
+	cases := map[string]dispatch.SubmitRequest{
+		"no tasks":        {CustomerID: f.cust.ID, Process: "echo"},
+		"unknown process": {CustomerID: f.cust.ID, Process: "nope", Inputs: inputs(1)},
+		"not an object":   {CustomerID: f.cust.ID, Process: "echo", Inputs: []json.RawMessage{json.RawMessage(`[1]`)}},
+	}
+	for name, req := range cases {
+		if _, err := f.q.Submit(ctx, req); !errors.Is(err, dispatch.ErrBadInput) {
+			t.Errorf("%s: %v, want ErrBadInput", name, err)
+		}
+	}
+	if n := db.Task.Query().CountX(sys()); n != 0 {
+		t.Fatalf("bad submissions left %d tasks", n)
+	}
+	f.submit(t, 1)
+	c := f.claim(t, 0)
+	if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true, Output: json.RawMessage(`{nope`)}); !errors.Is(err, dispatch.ErrBadInput) {
+		t.Fatalf("invalid output JSON: %v", err)
+	}
+	if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: "weird"}); !errors.Is(err, dispatch.ErrBadInput) {
+		t.Fatalf("unknown error class: %v", err)
+	}
+	if tk := db.Task.GetX(sys(), c.Task.ID); tk.State != task.StateRunning {
+		t.Fatalf("a refused report changed the task: %s", tk.State)
+	}
+}
+
+func TestHeartbeatAndTimeouts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 4, 3)
+		ctx := context.Background()
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		f.clock.Add(50 * time.Second)
+		d, err := f.q.Heartbeat(ctx, f.robots[0].ID, c.Task.ID, 1)
+		if err != nil || !d.Equal(f.clock.Now().Add(time.Minute)) {
+			t.Fatalf("heartbeat: %v %v", d, err)
+		}
+		f.clock.Add(50 * time.Second) // past the first deadline, not the extended one
+		if n, err := f.q.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("sweep after heartbeat abandoned %d (%v)", n, err)
+		}
+		// Three different robots time out: the task fails.
+		for i := range 3 {
+			if i > 0 {
+				c = f.claim(t, i)
+				if c == nil {
+					t.Fatalf("robot %d got nothing after a time-out elsewhere", i)
+				}
+			}
+			f.clock.Add(2 * time.Minute)
+			if n, err := f.q.Sweep(ctx); err != nil || n != 1 {
+				t.Fatalf("sweep %d: %d, %v", i, n, err)
+			}
+			if st := db.Robot.GetX(sys(), f.robots[i].ID).State; st != robot.StateSuspect {
+				t.Fatalf("robot %d is %s after a time-out, want suspect", i, st)
+			}
+			// The timed-out robot never gets the same task back.
+			if i < 2 {
+				if again := f.claim(t, i); again != nil {
+					t.Fatalf("robot %d got task %d again after timing out on it", i, again.Task.ID)
+				}
+			}
+		}
+		tk := db.Task.Query().OnlyX(sys())
+		if tk.State != task.StateFailed || *tk.FailureReason != task.FailureReasonTimeoutExhausted || tk.Timeouts != 3 {
+			t.Fatalf("task: %+v", tk)
+		}
+		// A late report from an abandoned attempt is refused.
+		if _, err := f.q.Report(ctx, f.robots[0].ID, tk.ID, 1, dispatch.Result{Success: true}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("late report: %v", err)
+		}
+		if n := db.Event.Query().CountX(sys()); n == 0 {
+			t.Fatal("no events recorded")
+		}
+	})
+}
+
+// Many robots claiming at once never get the same task twice, on either
+// database.
+func TestConcurrentClaims(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		const robots, tasks = 8, 120
+		f := newFixture(t, db, robots, 3)
+		f.submit(t, tasks/2)
+		f.submit(t, tasks/2)
+		var mu sync.Mutex
+		got := map[int]int{}
+		var wg sync.WaitGroup
+		errs := make(chan error, robots)
+		for r := range robots {
+			wg.Go(func() {
+				for {
+					c, err := f.q.ClaimTask(context.Background(), f.robots[r].ID)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if c == nil {
+						return
+					}
+					mu.Lock()
+					got[c.Task.ID]++
+					mu.Unlock()
+					if _, err := f.q.Report(context.Background(), f.robots[r].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Success: true}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if len(got) != tasks {
+			t.Fatalf("%d tasks done, want %d", len(got), tasks)
+		}
+		for id, n := range got {
+			if n != 1 {
+				t.Fatalf("task %d dispatched %d times", id, n)
+			}
+		}
+		if n := db.Task.Query().Where(task.StateEQ(task.StateSucceeded)).CountX(sys()); n != tasks {
+			t.Fatalf("%d succeeded in the database, want %d", n, tasks)
+		}
+	})
+}

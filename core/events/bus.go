@@ -1,0 +1,110 @@
+// Package events fans stored events out to live subscribers in this
+// process. Events are written to the database by whoever makes the change,
+// inside its transaction; the bus carries them only after the commit, so a
+// subscriber never sees a change that was rolled back.
+package events
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rpacloud/rpacloud/ent"
+)
+
+// Filter selects events for one subscriber; nil fields match everything.
+type Filter struct {
+	CustomerID *int
+	BatchID    *int
+	TaskID     *int
+	PoolID     *int
+	Types      map[string]bool
+}
+
+// Match reports whether e passes f.
+func (f Filter) Match(e *ent.Event) bool {
+	if f.CustomerID != nil && (e.CustomerID == nil || *e.CustomerID != *f.CustomerID) {
+		return false
+	}
+	if f.BatchID != nil && (e.BatchID == nil || *e.BatchID != *f.BatchID) {
+		return false
+	}
+	if f.TaskID != nil && (e.TaskID == nil || *e.TaskID != *f.TaskID) {
+		return false
+	}
+	if f.PoolID != nil && (e.PoolID == nil || *e.PoolID != *f.PoolID) {
+		return false
+	}
+	if len(f.Types) > 0 && !f.Types[e.Type] {
+		return false
+	}
+	return true
+}
+
+// Bus is an in-process publish/subscribe hub.
+type Bus struct {
+	mu      sync.RWMutex
+	subs    map[*sub]struct{}
+	dropped atomic.Int64
+}
+
+type sub struct {
+	ch     chan *ent.Event
+	filter Filter
+}
+
+// BufferSize bounds what a slow subscriber may lag behind before it loses
+// events; one stuck websocket must never block the dispatcher.
+const BufferSize = 4096
+
+// New returns an empty bus.
+func New() *Bus { return &Bus{subs: make(map[*sub]struct{})} }
+
+// Publish hands events to every matching subscriber without blocking.
+func (b *Bus) Publish(evs ...*ent.Event) {
+	if b == nil {
+		return
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, e := range evs {
+		for s := range b.subs {
+			if !s.filter.Match(e) {
+				continue
+			}
+			select {
+			case s.ch <- e:
+			default:
+				b.dropped.Add(1)
+			}
+		}
+	}
+}
+
+// Subscribe returns a channel of matching events. It is closed when ctx ends,
+// which also removes the subscription.
+func (b *Bus) Subscribe(ctx context.Context, f Filter) <-chan *ent.Event {
+	s := &sub{ch: make(chan *ent.Event, BufferSize), filter: f}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		delete(b.subs, s)
+		close(s.ch)
+		b.mu.Unlock()
+	}()
+	return s.ch
+}
+
+// Subscribers returns how many subscriptions are open.
+func (b *Bus) Subscribers() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs)
+}
+
+// Dropped returns how many deliveries were dropped because a subscriber's
+// buffer was full.
+func (b *Bus) Dropped() int64 { return b.dropped.Load() }

@@ -1,0 +1,261 @@
+// Package robot is the agent that runs on a robot's VM: it polls the daemon
+// for work of its pool, runs each task, keeps the attempt alive with
+// heartbeats, and reports the result. The daemon never pushes work; a robot
+// that stops polling simply stops getting tasks.
+package robot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/gqlclient"
+)
+
+// Version is reported to the daemon at registration.
+var Version = "dev"
+
+// Runner executes one task and returns its JSON output. A returned error
+// wrapped with ErrData is a data error (never retried); any other error is
+// an execution error.
+type Runner interface {
+	Run(ctx context.Context, input json.RawMessage) (json.RawMessage, error)
+}
+
+// ErrData marks a failure caused by the task's input.
+var ErrData = errors.New("data error")
+
+// Agent is one robot.
+type Agent struct {
+	Client  *gqlclient.Client
+	Log     *slog.Logger
+	Runners map[string]Runner // by runner name (builtin task types)
+	// PollWait is how long one claim waits on the server for work.
+	PollWait time.Duration
+	// ShutdownGrace is how long a running task may go on after the agent
+	// was asked to stop, so a SIGTERM does not throw work away.
+	ShutdownGrace time.Duration
+
+	name string
+	pool string
+}
+
+// Claim is a task handed to the robot.
+type Claim struct {
+	TaskID             string          `json:"taskID"`
+	Attempt            int             `json:"attempt"`
+	Deadline           time.Time       `json:"deadline"`
+	Process            string          `json:"process"`
+	Kind               string          `json:"kind"`
+	Runner             string          `json:"runner"`
+	MaxDurationSeconds int             `json:"maxDurationSeconds"`
+	Input              json.RawMessage `json:"input"`
+}
+
+const (
+	registerQ = `mutation($h:String!,$v:String!){registerRobot(hostname:$h,agentVersion:$v){pool robot{name}}}`
+	claimQ    = `mutation($w:Int){claimTask(wait:$w){taskID attempt deadline process kind runner maxDurationSeconds input}}`
+	beatQ     = `mutation($t:ID!,$a:Int!){heartbeat(taskID:$t,attempt:$a)}`
+	reportQ   = `mutation($in:ReportResultInput!){reportResult(input:$in)}`
+)
+
+// Run polls and works until ctx is cancelled.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+	if a.PollWait <= 0 {
+		a.PollWait = 20 * time.Second
+	}
+	if a.ShutdownGrace <= 0 {
+		a.ShutdownGrace = 30 * time.Second
+	}
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool)
+	backoff := newBackoff(500*time.Millisecond, 15*time.Second)
+	for ctx.Err() == nil {
+		var out struct {
+			ClaimTask *Claim `json:"claimTask"`
+		}
+		err := a.Client.Do(ctx, claimQ, map[string]any{"w": int(a.PollWait / time.Second)}, &out)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, gqlclient.ErrUnauthorized) {
+				return fmt.Errorf("robot %s: token refused: %w", a.name, err)
+			}
+			d := backoff.next()
+			a.Log.Warn("claim failed; retrying", "err", err, "in", d)
+			sleep(ctx, d)
+			continue
+		}
+		backoff.reset()
+		if out.ClaimTask == nil {
+			continue
+		}
+		a.work(ctx, out.ClaimTask)
+	}
+	a.Log.Info("robot stopped", "robot", a.name)
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	host, _ := os.Hostname()
+	backoff := newBackoff(250*time.Millisecond, 10*time.Second)
+	for {
+		var out struct {
+			RegisterRobot struct {
+				Pool  string `json:"pool"`
+				Robot struct {
+					Name string `json:"name"`
+				} `json:"robot"`
+			} `json:"registerRobot"`
+		}
+		err := a.Client.Do(ctx, registerQ, map[string]any{"h": host, "v": Version}, &out)
+		if err == nil {
+			a.name, a.pool = out.RegisterRobot.Robot.Name, out.RegisterRobot.Pool
+			return nil
+		}
+		if errors.Is(err, gqlclient.ErrUnauthorized) {
+			return fmt.Errorf("register robot: token refused: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := backoff.next()
+		a.Log.Warn("cannot reach the daemon yet", "err", err, "retry_in", d)
+		sleep(ctx, d)
+	}
+}
+
+// work runs one claim to its report. The task keeps running for up to
+// ShutdownGrace after ctx is cancelled, and its result is still reported.
+func (a *Agent) work(ctx context.Context, c *Claim) {
+	log := a.Log.With("task", c.TaskID, "attempt", c.Attempt, "process", c.Process)
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(a.ShutdownGrace, cancelRun)
+		context.AfterFunc(runCtx, func() { t.Stop() })
+	})
+	defer stopGrace()
+
+	// Heartbeats at a third of the allowed duration keep the attempt alive
+	// through two lost beats.
+	interval := max(time.Duration(c.MaxDurationSeconds)*time.Second/3, time.Second)
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				err := a.Client.Do(runCtx, beatQ, map[string]any{"t": c.TaskID, "a": c.Attempt}, nil)
+				var gerr gqlclient.Errors
+				if errors.As(err, &gerr) && gerr.HasCode("STALE_ATTEMPT") {
+					log.Warn("attempt was taken back by the daemon; stopping it", "err", err)
+					cancelRun()
+					return
+				}
+				if err != nil && runCtx.Err() == nil {
+					log.Warn("heartbeat failed", "err", err)
+				}
+			}
+		}
+	}()
+
+	out, err := a.run(runCtx, c)
+	cancelRun()
+	<-beatDone
+	in := map[string]any{"taskID": c.TaskID, "attempt": c.Attempt, "success": err == nil}
+	switch {
+	case err == nil:
+		in["output"] = out
+		log.Info("task succeeded")
+	case errors.Is(err, ErrData):
+		in["errorClass"], in["message"] = "DATA", err.Error()
+		log.Info("task failed: data error", "err", err)
+	default:
+		in["errorClass"], in["message"] = "EXECUTION", err.Error()
+		log.Info("task failed: execution error", "err", err)
+	}
+	a.report(ctx, log, c, in)
+}
+
+// report delivers a result, retrying transport failures until the
+// attempt's deadline; the daemon refuses duplicates, so retrying is safe.
+func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[string]any) {
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.Deadline.Add(time.Minute))
+	defer cancel()
+	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
+	for {
+		err := a.Client.Do(rctx, reportQ, map[string]any{"in": in}, nil)
+		if err == nil {
+			return
+		}
+		var gerr gqlclient.Errors
+		if errors.As(err, &gerr) {
+			// The daemon answered: retrying would get the same answer.
+			log.Warn("result refused", "err", err)
+			return
+		}
+		if rctx.Err() != nil {
+			log.Error("result not delivered before the deadline", "err", err)
+			return
+		}
+		d := backoff.next()
+		log.Warn("report failed; retrying", "err", err, "in", d)
+		sleep(rctx, d)
+	}
+}
+
+func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {
+	if c.Kind != "builtin" {
+		return nil, fmt.Errorf("process %q: %s processes need the %s plugin, which this robot does not have", c.Process, c.Kind, c.Runner)
+	}
+	r, ok := a.Runners[c.Runner]
+	if !ok {
+		return nil, fmt.Errorf("process %q: unknown builtin task type %q", c.Process, c.Runner)
+	}
+	dl, cancel := context.WithDeadline(ctx, c.Deadline)
+	defer cancel()
+	return r.Run(dl, c.Input)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(lo, hi time.Duration) *backoff { return &backoff{min: lo, max: hi} }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// next doubles the delay with ±20% jitter so a fleet that lost the daemon
+// does not come back in lock-step.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	j := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(b.cur) * j)
+}

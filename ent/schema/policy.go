@@ -1,0 +1,93 @@
+package schema
+
+import (
+	"context"
+
+	"entgo.io/ent"
+	"entgo.io/ent/entql"
+
+	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+)
+
+// Privacy is enforced in the storage layer, not per resolver, so that every
+// path to the data (connections, node(id), edges) applies the same rules.
+// The daemon's own loops run with privacy.DecisionContext(ctx, Allow);
+// requests carry a viewer.Principal.
+
+// denyWithoutPrincipal refuses any operation made outside the daemon's own
+// loops by nobody: a missing principal is a bug, never "allow".
+func denyWithoutPrincipal() privacy.QueryMutationRule {
+	return privacy.ContextQueryMutationRule(func(ctx context.Context) error {
+		if _, ok := viewer.FromContext(ctx); !ok {
+			return privacy.Denyf("no authenticated principal")
+		}
+		return privacy.Skip
+	})
+}
+
+// allowAdmin lets administrators through.
+func allowAdmin() privacy.QueryMutationRule {
+	return privacy.ContextQueryMutationRule(func(ctx context.Context) error {
+		if p, ok := viewer.FromContext(ctx); ok && p.Role == viewer.Admin {
+			return privacy.Allow
+		}
+		return privacy.Skip
+	})
+}
+
+// customerFilter narrows reads of customer-owned rows to the caller's
+// customer. Robots see no customer data through queries at all: what they
+// need of a task they get from the claim.
+func customerFilter(field string) privacy.QueryRule {
+	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
+		p, _ := viewer.FromContext(ctx)
+		if p.Role == viewer.Robot {
+			return privacy.Denyf("robots cannot read customer data")
+		}
+		if p.CustomerID == nil {
+			return privacy.Allow
+		}
+		f.Where(entql.IntEQ(*p.CustomerID).Field(field))
+		return privacy.Allow
+	})
+}
+
+// infraRead lets any authenticated principal read infrastructure rows
+// (pools, robots, VMs, processes): they hold no customer data.
+func infraRead() privacy.QueryRule {
+	return privacy.QueryRuleFunc(func(ctx context.Context, _ ent.Query) error {
+		if _, ok := viewer.FromContext(ctx); ok {
+			return privacy.Allow
+		}
+		return privacy.Deny
+	})
+}
+
+// mutationsThroughCore denies every direct write: writes are made by core
+// packages after their own authorisation check, under an Allow decision
+// context, so no API field can write around them.
+func mutationsThroughCore() privacy.MutationPolicy {
+	return privacy.MutationPolicy{denyWithoutPrincipal(), allowAdmin(), privacy.AlwaysDenyRule()}
+}
+
+func customerPolicy(field string) privacy.Policy {
+	return privacy.Policy{
+		Query:    privacy.QueryPolicy{denyWithoutPrincipal(), allowAdmin(), customerFilter(field)},
+		Mutation: mutationsThroughCore(),
+	}
+}
+
+func infraPolicy() privacy.Policy {
+	return privacy.Policy{
+		Query:    privacy.QueryPolicy{denyWithoutPrincipal(), allowAdmin(), infraRead()},
+		Mutation: mutationsThroughCore(),
+	}
+}
+
+func adminOnlyPolicy() privacy.Policy {
+	return privacy.Policy{
+		Query:    privacy.QueryPolicy{denyWithoutPrincipal(), allowAdmin(), privacy.AlwaysDenyRule()},
+		Mutation: mutationsThroughCore(),
+	}
+}

@@ -1,0 +1,62 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// Task is one unit of work (the seed's "dish"). attempt_no is the fencing
+// number: every transition compares it, so a report from an older attempt
+// can never change the task.
+type Task struct{ ent.Schema }
+
+func (Task) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+func (Task) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("batch_id"),
+		field.Int("process_id"),
+		field.Int("pool_id"),
+		field.Int("customer_id"),
+		field.Int("seq").NonNegative().Comment("Position in its batch, from 0."),
+		field.Enum("state").Values("pending", "running", "succeeded", "failed").Default("pending").
+			Annotations(entgql.OrderField("STATE")),
+		field.Text("input").Default("{}").Comment("JSON object given by the submitter."),
+		field.Text("output").Default("").Comment("JSON returned by the last successful attempt."),
+		field.Int("attempt_no").NonNegative().Default(0).
+			Comment("Number of the latest attempt; the fencing token."),
+		field.Int("executions_failed").NonNegative().Default(0),
+		field.Int("timeouts").NonNegative().Default(0),
+		field.Enum("failure_reason").
+			Values("data_error", "retries_exhausted", "timeout_exhausted", "cancelled").
+			Optional().Nillable(),
+		field.Text("error_message").Default(""),
+		field.Time("finished_at").Optional().Nillable(),
+	}
+}
+
+func (Task) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("batch", Batch.Type).Ref("tasks").Field("batch_id").Unique().Required(),
+		edge.To("attempts", Attempt.Type).Annotations(entgql.RelayConnection()),
+	}
+}
+
+func (Task) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("batch_id", "state"),
+		index.Fields("pool_id", "state"),
+		index.Fields("customer_id", "state"),
+	}
+}
+
+func (Task) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.QueryField(), entgql.RelayConnection()}
+}
+
+// Policy applies the access rules of policy.go.
+func (Task) Policy() ent.Policy { return customerPolicy("customer_id") }
