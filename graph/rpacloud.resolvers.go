@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/viewer"
@@ -65,6 +66,50 @@ func (r *mutationResolver) SubmitBatch(ctx context.Context, input model.SubmitBa
 		return nil, queueError(err)
 	}
 	return b, nil
+}
+
+// CreateToken is the resolver for the createToken field.
+func (r *mutationResolver) CreateToken(ctx context.Context, input model.CreateTokenInput) (*model.CreatedToken, error) {
+	if _, err := requireRole(ctx, viewer.Admin); err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(input.Name)
+	if name == "" || len(name) > 128 || strings.HasPrefix(name, "robot/") {
+		return nil, coded(CodeBadInput, "createToken: name must be 1-128 characters and not start with robot/")
+	}
+	req := auth.IssueRequest{Name: name, Role: viewer.Role(strings.ToLower(string(input.Role)))}
+	if input.Customer != nil && *input.Customer != "" {
+		c, err := r.Client.Customer.Query().Where(customer.Name(*input.Customer)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil, coded(CodeBadInput, "createToken: no customer %q", *input.Customer)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("createToken: find customer: %w", err)
+		}
+		req.CustomerID = &c.ID
+	}
+	if input.TTLHours != nil {
+		if *input.TTLHours <= 0 {
+			return nil, coded(CodeBadInput, "createToken: ttlHours must be positive")
+		}
+		req.TTL = time.Duration(*input.TTLHours) * time.Hour
+	}
+	secret, err := auth.Issue(ctx, r.Client, req)
+	if err != nil {
+		return nil, fmt.Errorf("createToken: %w", err)
+	}
+	return &model.CreatedToken{Name: name, Role: string(req.Role), Secret: secret}, nil
+}
+
+// RevokeToken is the resolver for the revokeToken field.
+func (r *mutationResolver) RevokeToken(ctx context.Context, name string) (bool, error) {
+	if _, err := requireRole(ctx, viewer.Admin); err != nil {
+		return false, err
+	}
+	if err := auth.Revoke(ctx, r.Client, name); err != nil {
+		return false, coded(CodeBadInput, "%v", err)
+	}
+	return true, nil
 }
 
 // RegisterRobot is the resolver for the registerRobot field.

@@ -3,11 +3,32 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 )
+
+type CreateTokenInput struct {
+	// Unique name; creating a token with an existing name replaces its secret.
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Bind an operator or viewer to one customer (by name).
+	Customer *string `json:"customer,omitempty"`
+	// Expiry in hours; none when omitted.
+	TTLHours *int `json:"ttlHours,omitempty"`
+}
+
+// A newly made API token. The secret is shown this once and never stored.
+type CreatedToken struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	Secret string `json:"secret"`
+}
 
 // Live counts of one pool, for `rpacloud pool status` and dashboards.
 type PoolStatus struct {
@@ -80,4 +101,61 @@ type TaskClaim struct {
 	Runner             string `json:"runner"`
 	MaxDurationSeconds int    `json:"maxDurationSeconds"`
 	Input              JSON   `json:"input"`
+}
+
+type Role string
+
+const (
+	RoleAdmin    Role = "ADMIN"
+	RoleOperator Role = "OPERATOR"
+	RoleViewer   Role = "VIEWER"
+)
+
+var AllRole = []Role{
+	RoleAdmin,
+	RoleOperator,
+	RoleViewer,
+}
+
+func (e Role) IsValid() bool {
+	switch e {
+	case RoleAdmin, RoleOperator, RoleViewer:
+		return true
+	}
+	return false
+}
+
+func (e Role) String() string {
+	return string(e)
+}
+
+func (e *Role) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Role(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Role", str)
+	}
+	return nil
+}
+
+func (e Role) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Role) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
