@@ -238,7 +238,7 @@ func TestSubscription(t *testing.T) {
 			Data struct {
 				TaskEvents struct {
 					Type       string `json:"type"`
-					CustomerID int `json:"customerID"`
+					CustomerID int    `json:"customerID"`
 				} `json:"taskEvents"`
 			} `json:"data"`
 		} `json:"payload"`
