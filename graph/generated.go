@@ -2835,12 +2835,12 @@ type Event implements Node {
   Dotted kind, e.g. task.dispatched, task.succeeded, robot.suspect.
   """
   type: String!
-  customerID: Int
-  poolID: Int
-  processID: Int
-  batchID: Int
-  taskID: Int
-  robotID: Int
+  customerID: ID
+  poolID: ID
+  processID: ID
+  batchID: ID
+  taskID: ID
+  robotID: ID
   attemptNo: Int
   message: String!
 }
@@ -2942,79 +2942,79 @@ input EventWhereInput {
   """
   customer_id field predicates
   """
-  customerID: Int
-  customerIDNEQ: Int
-  customerIDIn: [Int!]
-  customerIDNotIn: [Int!]
-  customerIDGT: Int
-  customerIDGTE: Int
-  customerIDLT: Int
-  customerIDLTE: Int
+  customerID: ID
+  customerIDNEQ: ID
+  customerIDIn: [ID!]
+  customerIDNotIn: [ID!]
+  customerIDGT: ID
+  customerIDGTE: ID
+  customerIDLT: ID
+  customerIDLTE: ID
   customerIDIsNil: Boolean
   customerIDNotNil: Boolean
   """
   pool_id field predicates
   """
-  poolID: Int
-  poolIDNEQ: Int
-  poolIDIn: [Int!]
-  poolIDNotIn: [Int!]
-  poolIDGT: Int
-  poolIDGTE: Int
-  poolIDLT: Int
-  poolIDLTE: Int
+  poolID: ID
+  poolIDNEQ: ID
+  poolIDIn: [ID!]
+  poolIDNotIn: [ID!]
+  poolIDGT: ID
+  poolIDGTE: ID
+  poolIDLT: ID
+  poolIDLTE: ID
   poolIDIsNil: Boolean
   poolIDNotNil: Boolean
   """
   process_id field predicates
   """
-  processID: Int
-  processIDNEQ: Int
-  processIDIn: [Int!]
-  processIDNotIn: [Int!]
-  processIDGT: Int
-  processIDGTE: Int
-  processIDLT: Int
-  processIDLTE: Int
+  processID: ID
+  processIDNEQ: ID
+  processIDIn: [ID!]
+  processIDNotIn: [ID!]
+  processIDGT: ID
+  processIDGTE: ID
+  processIDLT: ID
+  processIDLTE: ID
   processIDIsNil: Boolean
   processIDNotNil: Boolean
   """
   batch_id field predicates
   """
-  batchID: Int
-  batchIDNEQ: Int
-  batchIDIn: [Int!]
-  batchIDNotIn: [Int!]
-  batchIDGT: Int
-  batchIDGTE: Int
-  batchIDLT: Int
-  batchIDLTE: Int
+  batchID: ID
+  batchIDNEQ: ID
+  batchIDIn: [ID!]
+  batchIDNotIn: [ID!]
+  batchIDGT: ID
+  batchIDGTE: ID
+  batchIDLT: ID
+  batchIDLTE: ID
   batchIDIsNil: Boolean
   batchIDNotNil: Boolean
   """
   task_id field predicates
   """
-  taskID: Int
-  taskIDNEQ: Int
-  taskIDIn: [Int!]
-  taskIDNotIn: [Int!]
-  taskIDGT: Int
-  taskIDGTE: Int
-  taskIDLT: Int
-  taskIDLTE: Int
+  taskID: ID
+  taskIDNEQ: ID
+  taskIDIn: [ID!]
+  taskIDNotIn: [ID!]
+  taskIDGT: ID
+  taskIDGTE: ID
+  taskIDLT: ID
+  taskIDLTE: ID
   taskIDIsNil: Boolean
   taskIDNotNil: Boolean
   """
   robot_id field predicates
   """
-  robotID: Int
-  robotIDNEQ: Int
-  robotIDIn: [Int!]
-  robotIDNotIn: [Int!]
-  robotIDGT: Int
-  robotIDGTE: Int
-  robotIDLT: Int
-  robotIDLTE: Int
+  robotID: ID
+  robotIDNEQ: ID
+  robotIDIn: [ID!]
+  robotIDNotIn: [ID!]
+  robotIDGT: ID
+  robotIDGTE: ID
+  robotIDLT: ID
+  robotIDLTE: ID
   robotIDIsNil: Boolean
   robotIDNotNil: Boolean
   """
@@ -7858,7 +7858,7 @@ func (ec *executionContext) _Event_customerID(ctx context.Context, field graphql
 			return obj.CustomerID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -7871,7 +7871,7 @@ func (ec *executionContext) fieldContext_Event_customerID(_ context.Context, fie
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -7887,7 +7887,7 @@ func (ec *executionContext) _Event_poolID(ctx context.Context, field graphql.Col
 			return obj.PoolID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -7900,7 +7900,7 @@ func (ec *executionContext) fieldContext_Event_poolID(_ context.Context, field g
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -7916,7 +7916,7 @@ func (ec *executionContext) _Event_processID(ctx context.Context, field graphql.
 			return obj.ProcessID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -7929,7 +7929,7 @@ func (ec *executionContext) fieldContext_Event_processID(_ context.Context, fiel
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -7945,7 +7945,7 @@ func (ec *executionContext) _Event_batchID(ctx context.Context, field graphql.Co
 			return obj.BatchID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -7958,7 +7958,7 @@ func (ec *executionContext) fieldContext_Event_batchID(_ context.Context, field 
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -7974,7 +7974,7 @@ func (ec *executionContext) _Event_taskID(ctx context.Context, field graphql.Col
 			return obj.TaskID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -7987,7 +7987,7 @@ func (ec *executionContext) fieldContext_Event_taskID(_ context.Context, field g
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -8003,7 +8003,7 @@ func (ec *executionContext) _Event_robotID(ctx context.Context, field graphql.Co
 			return obj.RobotID, nil
 		},
 		nil,
-		ec.marshalOInt2ᚖint,
+		ec.marshalOID2ᚖint,
 		true,
 		false,
 	)
@@ -8016,7 +8016,7 @@ func (ec *executionContext) fieldContext_Event_robotID(_ context.Context, field 
 		IsMethod:   false,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Int does not have child fields")
+			return nil, errors.New("field of type ID does not have child fields")
 		},
 	}
 	return fc, nil
@@ -17890,56 +17890,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.TypeContainsFold = data
 		case "customerID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerID = data
 		case "customerIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDNEQ = data
 		case "customerIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDIn = data
 		case "customerIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDNotIn = data
 		case "customerIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDGT = data
 		case "customerIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDGTE = data
 		case "customerIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.CustomerIDLT = data
 		case "customerIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -17960,56 +17960,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.CustomerIDNotNil = data
 		case "poolID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolID = data
 		case "poolIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDNEQ = data
 		case "poolIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDIn = data
 		case "poolIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDNotIn = data
 		case "poolIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDGT = data
 		case "poolIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDGTE = data
 		case "poolIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.PoolIDLT = data
 		case "poolIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -18030,56 +18030,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.PoolIDNotNil = data
 		case "processID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessID = data
 		case "processIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDNEQ = data
 		case "processIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDIn = data
 		case "processIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDNotIn = data
 		case "processIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDGT = data
 		case "processIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDGTE = data
 		case "processIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProcessIDLT = data
 		case "processIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -18100,56 +18100,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.ProcessIDNotNil = data
 		case "batchID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchID = data
 		case "batchIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDNEQ = data
 		case "batchIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDIn = data
 		case "batchIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDNotIn = data
 		case "batchIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDGT = data
 		case "batchIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDGTE = data
 		case "batchIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.BatchIDLT = data
 		case "batchIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -18170,56 +18170,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.BatchIDNotNil = data
 		case "taskID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskID = data
 		case "taskIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDNEQ = data
 		case "taskIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDIn = data
 		case "taskIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDNotIn = data
 		case "taskIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDGT = data
 		case "taskIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDGTE = data
 		case "taskIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TaskIDLT = data
 		case "taskIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -18240,56 +18240,56 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 			it.TaskIDNotNil = data
 		case "robotID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotID"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotID = data
 		case "robotIDNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDNEQ"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDNEQ = data
 		case "robotIDIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDIn = data
 		case "robotIDNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDNotIn"))
-			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDNotIn = data
 		case "robotIDGT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDGT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDGT = data
 		case "robotIDGTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDGTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDGTE = data
 		case "robotIDLT":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDLT"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.RobotIDLT = data
 		case "robotIDLTE":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDLTE"))
-			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,7 +239,7 @@ func TestSubscription(t *testing.T) {
 			Data struct {
 				TaskEvents struct {
 					Type       string `json:"type"`
-					CustomerID int    `json:"customerID"`
+					CustomerID string `json:"customerID"`
 				} `json:"taskEvents"`
 			} `json:"data"`
 		} `json:"payload"`
@@ -254,7 +255,7 @@ func TestSubscription(t *testing.T) {
 		break
 	}
 	acme := e.db.Customer.Query().Where(customer.Name("acme")).OnlyIDX(privacy.DecisionContext(ctx, privacy.Allow))
-	if next.Type != "next" || next.Payload.Data.TaskEvents.Type != "batch.submitted" || next.Payload.Data.TaskEvents.CustomerID != acme {
+	if next.Type != "next" || next.Payload.Data.TaskEvents.Type != "batch.submitted" || next.Payload.Data.TaskEvents.CustomerID != strconv.Itoa(acme) {
 		t.Fatalf("first event: %+v (want acme's batch.submitted)", next)
 	}
 }

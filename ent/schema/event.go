@@ -19,12 +19,12 @@ func (Event) Fields() []ent.Field {
 			Annotations(entgql.OrderField("AT")),
 		field.String("type").NotEmpty().Immutable().
 			Comment("Dotted kind, e.g. task.dispatched, task.succeeded, robot.suspect."),
-		field.Int("customer_id").Optional().Nillable().Immutable(),
-		field.Int("pool_id").Optional().Nillable().Immutable(),
-		field.Int("process_id").Optional().Nillable().Immutable(),
-		field.Int("batch_id").Optional().Nillable().Immutable(),
-		field.Int("task_id").Optional().Nillable().Immutable(),
-		field.Int("robot_id").Optional().Nillable().Immutable(),
+		field.Int("customer_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
+		field.Int("pool_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
+		field.Int("process_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
+		field.Int("batch_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
+		field.Int("task_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
+		field.Int("robot_id").Optional().Nillable().Immutable().Annotations(entgql.Type("ID")),
 		field.Int("attempt_no").Optional().Nillable().Immutable(),
 		field.String("message").Default("").Immutable(),
 	}

@@ -1,0 +1,167 @@
+// Package config loads the operator's HCL configuration: the daemon
+// (server), Vault, provider plugins, network profiles, pools, processes,
+// RPA vendor connections and customers.
+//
+// Loading never stops at the first problem. Every syntax, schema and
+// semantic error is returned as an hcl.Diagnostic whose Subject points at
+// the offending attribute, label or block, so `rpacloud validate` can show
+// an operator everything to fix in one run. See README.md in this folder
+// for the language reference.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Defaults applied when an attribute is omitted. They are exported so the
+// daemon and the documentation cannot drift from the loader.
+const (
+	DefaultListen        = "127.0.0.1:8080"
+	DefaultDataDir       = ".rpacloud"
+	DefaultLogLevel      = "info"
+	DefaultDriver        = "sqlite"
+	DefaultPeriod        = 60 * time.Second
+	DefaultTasksPerRobot = 1
+	DefaultFairness      = "weighted"
+	DefaultMaxDuration   = 10 * time.Minute
+	DefaultRetries       = 3
+	DefaultVaultAuth     = "token"
+	DefaultVaultMount    = "secret"
+	DefaultVaultPrefix   = "rpacloud"
+	DefaultCustomerKind  = "company"
+)
+
+// Config is one whole configuration, possibly spread over several files.
+// Slices keep declaration order (files sorted by name, then source order).
+type Config struct {
+	Server    Server
+	Vault     *Vault // nil when no vault block
+	Providers []Provider
+	Networks  []Network
+	Pools     []Pool
+	Processes []Process
+	Vendors   []Vendor
+	Customers []Customer
+}
+
+// Server configures the daemon itself.
+type Server struct {
+	Listen    string // default "127.0.0.1:8080"
+	PublicURL string // URL robots use to reach the daemon; default "http://" + Listen
+	DataDir   string // default ".rpacloud"
+	PluginDir string // default "" = DataDir/plugins
+	Database  Database
+	LogLevel  string // debug|info|warn|error, default info
+}
+
+// Database selects the storage. An empty DSN is resolved by the caller:
+// RPACLOUD_DATABASE_DSN for postgres, DataDir/rpacloud.db for sqlite.
+type Database struct {
+	Driver string // "sqlite" (default) or "postgres"
+	DSN    string
+}
+
+// Provider is a provider plugin instance that pools rent VMs from.
+type Provider struct {
+	Name   string // block label
+	Plugin string // plugin name, e.g. "local"
+	// Config holds every other attribute of the block in string form:
+	// strings as written, numbers in decimal, bools as true/false, lists
+	// and maps as JSON.
+	Config    map[string]string
+	DeclRange hcl.Range
+	// Body holds the plugin-owned attributes with their source ranges, so
+	// the plugin host can decode them against the plugin's own hcldec
+	// spec and still report file:line:col.
+	Body hcl.Body
+}
+
+// Network is an intranet access profile a pool's robots run behind.
+type Network struct {
+	Name      string
+	Proxy     string   // http, https or socks5 URL; "" = direct
+	DNS       []string // resolver IP addresses
+	Allow     []string // host patterns: example.com, *.example.com, IP, CIDR, or *
+	Deny      []string
+	DeclRange hcl.Range
+}
+
+// Pool is a group of robots on VMs from one provider, scaled between Min
+// and Max.
+type Pool struct {
+	Name          string
+	Provider      string
+	Min, Max      int
+	Period        time.Duration // default 60s
+	TasksPerRobot int           // default 1
+	Fairness      string        // "weighted" (default) | "oldest_served"
+	Network       string        // "" = none
+	DeclRange     hcl.Range
+}
+
+// Process is a named automation that runs in a pool.
+type Process struct {
+	Name        string
+	Pool        string
+	Kind        string // "builtin" | "vendor" | "crawler"
+	Runner      string // builtin: noop|echo; vendor: a vendor block's name; crawler: browser|http
+	Package     string
+	Owner       string        // customer name, optional
+	MaxDuration time.Duration // default 10m
+	Retries     int           // default 3
+	Credentials []string      // names of credentials onboarded into Vault
+	Schedules   []Schedule
+	DeclRange   hcl.Range
+}
+
+// Schedule is a recurring time slot a process runs in.
+type Schedule struct {
+	Name     string
+	Cron     string        // 5 fields: minute hour day-of-month month day-of-week
+	Duration time.Duration // length of the slot; default the process's max_duration
+	Timezone string        // IANA name; "" = UTC
+}
+
+// Vendor is a connection to an RPA vendor's orchestrator.
+type Vendor struct {
+	Name        string
+	Type        string // "uipath" | "aa"
+	URL         string
+	Tenant      string
+	Folder      string
+	Credentials string            // a vault:PATH#FIELD reference
+	Extra       map[string]string // other attributes, in the same string form as Provider.Config
+	DeclRange   hcl.Range
+}
+
+// Vault is how the daemon reaches HashiCorp Vault.
+type Vault struct {
+	Address      string
+	AuthMethod   string // "token" (default) | "approle"
+	RoleID       string
+	SecretIDFile string
+	TokenFile    string
+	Mount        string // default "secret"
+	Prefix       string // default "rpacloud"
+}
+
+// Customer is a tenant: a company or one of its departments.
+type Customer struct {
+	Name        string
+	DisplayName string // default Name
+	Kind        string // "company" (default) | "department"
+	Parent      string // another customer's name, optional
+	DeclRange   hcl.Range
+}
+
+func defaultConfig() *Config {
+	return &Config{Server: Server{
+		Listen:    DefaultListen,
+		PublicURL: "http://" + DefaultListen,
+		DataDir:   DefaultDataDir,
+		LogLevel:  DefaultLogLevel,
+		Database:  Database{Driver: DefaultDriver},
+	}}
+}

@@ -1,0 +1,181 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+type source struct {
+	name string
+	src  []byte
+}
+
+// Load reads every *.hcl file of each path (a file, or a directory: its
+// *.hcl files, not recursive, sorted by name) as one configuration. The
+// returned Config is never nil; it is only meaningful when the diagnostics
+// have no errors. The files map serves WriteDiagnostics' snippets.
+func Load(paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	var diags hcl.Diagnostics
+	if len(paths) == 0 {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No configuration given",
+			Detail:   "Name at least one .hcl file or directory.",
+		})
+		return defaultConfig(), diags, map[string]*hcl.File{}
+	}
+	var srcs []source
+	seen := map[string]bool{}
+	add := func(name string) {
+		key := filepath.Clean(name)
+		if abs, err := filepath.Abs(name); err == nil {
+			key = abs
+		}
+		// A file named both directly and through its directory is one file,
+		// not a source of duplicate declarations.
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		b, err := os.ReadFile(name)
+		if err != nil {
+			diags = append(diags, pathDiag(name, "Cannot read configuration file", err))
+			return
+		}
+		srcs = append(srcs, source{name: name, src: b})
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			diags = append(diags, pathDiag(p, "Cannot read configuration", err))
+			continue
+		}
+		if !st.IsDir() {
+			add(p)
+			continue
+		}
+		names, err := hclFiles(p)
+		if err != nil {
+			diags = append(diags, pathDiag(p, "Cannot read configuration directory", err))
+			continue
+		}
+		if len(names) == 0 {
+			diags = append(diags, pathDiag(p, "No configuration files", fmt.Errorf("directory %s has no .hcl files", p)))
+			continue
+		}
+		for _, n := range names {
+			add(n)
+		}
+	}
+	cfg, more, files := load(srcs)
+	diags = append(diags, more...)
+	sortDiagnostics(diags, srcs)
+	return cfg, diags, files
+}
+
+// LoadSources is Load for in-memory files, keyed by the file name used in
+// diagnostics. Files are read in name order.
+func LoadSources(srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	names := make([]string, 0, len(srcs))
+	for n := range srcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	list := make([]source, 0, len(names))
+	for _, n := range names {
+		list = append(list, source{name: n, src: srcs[n]})
+	}
+	cfg, diags, files := load(list)
+	sortDiagnostics(diags, list)
+	return cfg, diags, files
+}
+
+// hclFiles lists a directory's *.hcl files, skipping hidden ones: editors
+// leave lock and backup files such as ".#pools.hcl" next to real ones.
+func hclFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".hcl") {
+			continue
+		}
+		out = append(out, filepath.Join(dir, n))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func pathDiag(path, summary string, err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   err.Error(),
+		Subject:  &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos},
+	}
+}
+
+func load(srcs []source) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	parser := hclparse.NewParser()
+	l := newLoader()
+	syntaxErrors := false
+	for _, s := range srcs {
+		f, diags := parser.ParseHCL(s.src, s.name)
+		l.diags = append(l.diags, diags...)
+		cut := -1
+		for _, d := range diags {
+			if d.Severity != hcl.DiagError {
+				continue
+			}
+			syntaxErrors = true
+			// A redefined attribute leaves the body intact: the parser
+			// keeps the first definition and reads on normally.
+			if d.Summary == "Attribute redefined" && d.Subject != nil {
+				continue
+			}
+			if d.Subject == nil {
+				cut = 0
+			} else if cut < 0 || d.Subject.Start.Byte < cut {
+				cut = d.Subject.Start.Byte
+			}
+		}
+		if f != nil {
+			l.decodeFile(f, cut)
+		}
+	}
+	l.finish(!syntaxErrors)
+	return l.cfg, l.diags, parser.Files()
+}
+
+// sortDiagnostics orders problems as an operator reads them: file by file
+// in load order, top to bottom.
+func sortDiagnostics(diags hcl.Diagnostics, srcs []source) {
+	order := make(map[string]int, len(srcs))
+	for i, s := range srcs {
+		order[s.name] = i + 1
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			oa, ob := order[a.Filename], order[b.Filename]
+			if oa != ob {
+				return oa < ob
+			}
+			return a.Filename < b.Filename
+		default:
+			return a.Start.Byte < b.Start.Byte
+		}
+	})
+}

@@ -1,0 +1,10 @@
+provider "local" {
+  plugin = "local"
+}
+
+pool "p" {
+  provider = "local"
+  max      = 2
+}
+
+server {}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/graph"
+	"github.com/rpacloud/rpacloud/graph/dashboard"
+)
+
+func (d *Daemon) routes() http.Handler {
+	res := &graph.Resolver{Client: d.db.Client, Queue: d.queue, Bus: d.bus, Providers: d.providers}
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", auth.Middleware(d.db.Client, graph.NewHandler(res, graph.HandlerOptions{Logger: d.log})))
+	mux.HandleFunc("GET /healthz", d.healthz)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{d: d})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /{$}", dashboard.Handler())
+	mux.Handle("GET /index.html", dashboard.Handler())
+	return mux
+}
+
+type health struct {
+	Status    string                    `json:"status"`
+	Database  string                    `json:"database"`
+	Providers map[string]providerHealth `json:"providers"`
+	Uptime    string                    `json:"uptime"`
+}
+
+type providerHealth struct {
+	Plugin    string `json:"plugin"`
+	Healthy   bool   `json:"healthy"`
+	Restarts  int    `json:"restarts"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// healthz answers 503 only when the database is unreachable: a provider
+// outage freezes scaling but the daemon still serves the queue, so it is
+// reported as "degraded" with 200.
+func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	h := health{Status: "ok", Database: "ok", Providers: map[string]providerHealth{}, Uptime: time.Since(d.started).Round(time.Second).String()}
+	code := http.StatusOK
+	if err := d.db.SQL().PingContext(ctx); err != nil {
+		h.Status, h.Database, code = "down", "unreachable", http.StatusServiceUnavailable
+	}
+	for name, st := range d.providers.statuses() {
+		h.Providers[name] = providerHealth{Plugin: st.Plugin, Healthy: st.Healthy, Restarts: st.Restarts, LastError: st.LastError}
+		if !st.Healthy && h.Status == "ok" {
+			h.Status = "degraded"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(h)
+}

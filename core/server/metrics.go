@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+// collector reads the queue's state from the database at scrape time, so
+// every daemon sharing a database reports the same numbers.
+type collector struct{ d *Daemon }
+
+var (
+	descTasks    = prometheus.NewDesc("rpacloud_tasks", "Unfinished tasks by pool and state (pending, running).", []string{"pool", "state"}, nil)
+	descRobots   = prometheus.NewDesc("rpacloud_robots", "Robots by pool and state.", []string{"pool", "state"}, nil)
+	descPlugin   = prometheus.NewDesc("rpacloud_provider_up", "1 when the provider plugin is healthy.", []string{"provider", "plugin"}, nil)
+	descRestarts = prometheus.NewDesc("rpacloud_provider_restarts_total", "Restarts of the provider plugin.", []string{"provider", "plugin"}, nil)
+	descDropped  = prometheus.NewDesc("rpacloud_events_dropped_total", "Events not delivered to a slow subscriber.", nil, nil)
+	descSubs     = prometheus.NewDesc("rpacloud_event_subscribers", "Open event subscriptions.", nil, nil)
+	descScrape   = prometheus.NewDesc("rpacloud_scrape_error", "1 when reading the database for metrics failed.", nil, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(privacy.DecisionContext(context.Background(), privacy.Allow), 5*time.Second)
+	defer cancel()
+	failed := 0.0
+	if err := c.collectDB(ctx, ch); err != nil {
+		c.d.log.Warn("metrics: read database", "err", err)
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descScrape, prometheus.GaugeValue, failed)
+	for name, st := range c.d.providers.statuses() {
+		up := 0.0
+		if st.Healthy {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPlugin, prometheus.GaugeValue, up, name, st.Plugin)
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(st.Restarts), name, st.Plugin)
+	}
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.d.bus.Dropped()))
+	ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(c.d.bus.Subscribers()))
+}
+
+func (c *collector) collectDB(ctx context.Context, ch chan<- prometheus.Metric) error {
+	pools, err := c.d.db.Pool.Query().Where(pool.Active(true)).All(ctx)
+	if err != nil {
+		return err
+	}
+	names := map[int]string{}
+	for _, p := range pools {
+		names[p.ID] = p.Name
+	}
+	var trows []struct {
+		PoolID int        `json:"pool_id"`
+		State  task.State `json:"state"`
+		Count  int        `json:"count"`
+	}
+	if err := c.d.db.Task.Query().Where(task.StateIn(task.StatePending, task.StateRunning)).GroupBy(task.FieldPoolID, task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
+		return err
+	}
+	for _, r := range trows {
+		if n, ok := names[r.PoolID]; ok {
+			ch <- prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(r.Count), n, string(r.State))
+		}
+	}
+	var rrows []struct {
+		PoolID int         `json:"pool_id"`
+		State  robot.State `json:"state"`
+		Count  int         `json:"count"`
+	}
+	if err := c.d.db.Robot.Query().GroupBy(robot.FieldPoolID, robot.FieldState).Aggregate(ent.Count()).Scan(ctx, &rrows); err != nil {
+		return err
+	}
+	for _, r := range rrows {
+		if n, ok := names[r.PoolID]; ok {
+			ch <- prometheus.MustNewConstMetric(descRobots, prometheus.GaugeValue, float64(r.Count), n, string(r.State))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/scale"
+)
+
+// providerSet starts each provider block's plugin on first use and retries
+// a plugin that could not be started at all with back-off. Once started, the
+// plugin host supervises it (restarts after crashes).
+type providerSet struct {
+	host      *pluginhost.Host
+	blocks    map[string]config.Provider
+	opts      Options
+	log       *slog.Logger
+	serverURL string
+
+	mu       sync.Mutex
+	clients  map[string]*pluginhost.ProviderClient
+	nextTry  map[string]time.Time
+	failures map[string]int
+}
+
+func newProviderSet(h *pluginhost.Host, cfg *config.Config, o Options, log *slog.Logger) *providerSet {
+	s := &providerSet{
+		host: h, opts: o, log: log, blocks: map[string]config.Provider{},
+		clients: map[string]*pluginhost.ProviderClient{}, nextTry: map[string]time.Time{}, failures: map[string]int{},
+	}
+	for _, p := range cfg.Providers {
+		s.blocks[p.Name] = p
+	}
+	return s
+}
+
+// pluginConfig fills in the defaults the daemon knows better than the
+// plugin: where the local provider keeps its state and which binary runs
+// the robots.
+func (s *providerSet) pluginConfig(p config.Provider) map[string]string {
+	cfg := make(map[string]string, len(p.Config)+3)
+	for k, v := range p.Config {
+		cfg[k] = v
+	}
+	if p.Plugin == "local" {
+		if cfg["state_dir"] == "" {
+			cfg["state_dir"] = s.opts.Config.Server.DataDir + "/local-provider"
+		}
+		if cfg["robot_command"] == "" && s.opts.SelfExe != "" {
+			cfg["robot_command"] = s.opts.SelfExe
+		}
+		if _, ok := cfg["stop_robots_on_exit"]; !ok {
+			cfg["stop_robots_on_exit"] = strconv.FormatBool(s.opts.Dev)
+		}
+	}
+	return cfg
+}
+
+func (s *providerSet) get(name string) (scale.Provider, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[name]; ok {
+		return c, true
+	}
+	block, ok := s.blocks[name]
+	if !ok {
+		return nil, false
+	}
+	if time.Now().Before(s.nextTry[name]) {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := s.host.Provider(ctx, name, block.Plugin, s.pluginConfig(block))
+	if err != nil {
+		s.failures[name]++
+		wait := min(5*time.Second<<min(s.failures[name]-1, 5), 2*time.Minute)
+		s.nextTry[name] = time.Now().Add(wait)
+		s.log.Error("provider plugin did not start", "provider", name, "plugin", block.Plugin, "err", err, "retry_in", wait)
+		return nil, false
+	}
+	s.clients[name] = c
+	delete(s.failures, name)
+	return c, true
+}
+
+// ProviderHealthy implements graph.ProviderHealth.
+func (s *providerSet) ProviderHealthy(name string) bool {
+	s.mu.Lock()
+	c, ok := s.clients[name]
+	s.mu.Unlock()
+	return ok && c.Healthy()
+}
+
+// statuses reports every provider block, started or not.
+func (s *providerSet) statuses() map[string]pluginhost.PluginStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]pluginhost.PluginStatus{}
+	for name, b := range s.blocks {
+		if c, ok := s.clients[name]; ok {
+			out[name] = c.Status()
+		} else {
+			out[name] = pluginhost.PluginStatus{Name: name, Plugin: b.Plugin, LastError: "not started"}
+		}
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+// Package server wires the daemon: storage, configuration, plugins, the
+// queue, the fleet loop, and the HTTP endpoints (GraphQL, health, metrics,
+// dashboard).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/scale"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/token"
+)
+
+// Options configure a daemon.
+type Options struct {
+	Config  *config.Config
+	Dev     bool          // embedded mode: local robots are stopped with the daemon
+	Logger  *slog.Logger  // default: slog.Default()
+	SelfExe string        // path of the rpacloud binary (robots and built-in plugins)
+	Stdout  io.Writer     // where the start-up banner goes; default os.Stdout
+	Ready   chan<- string // receives the listen address once serving (tests)
+	// FleetInterval overrides how often pools are reconciled (tests).
+	FleetInterval time.Duration
+	// SweepInterval is how often expired attempts are swept; default 5s.
+	SweepInterval time.Duration
+}
+
+// Daemon is a running rpacloud core.
+type Daemon struct {
+	opts      Options
+	log       *slog.Logger
+	db        *store.DB
+	bus       *events.Bus
+	queue     *dispatch.Queue
+	host      *pluginhost.Host
+	fleet     *scale.Fleet
+	providers *providerSet
+	started   time.Time
+}
+
+// Run starts the daemon and blocks until ctx is cancelled, then shuts down
+// gracefully: HTTP first (so no new work is handed out), then the loops,
+// then plugins, then the database.
+func Run(ctx context.Context, o Options) error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 5 * time.Second
+	}
+	cfg := o.Config
+	srv := cfg.Server
+	if err := os.MkdirAll(srv.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", srv.DataDir, err)
+	}
+	d := &Daemon{opts: o, log: o.Logger, bus: events.New(), started: time.Now()}
+
+	driver, dsn := srv.Database.Driver, srv.Database.DSN
+	switch driver {
+	case "", store.SQLite:
+		driver = store.SQLite
+		if dsn == "" {
+			dsn = filepath.Join(srv.DataDir, "rpacloud.db")
+		}
+	case store.Postgres:
+		if dsn == "" {
+			dsn = os.Getenv("RPACLOUD_DATABASE_DSN")
+		}
+	}
+	db, err := store.Open(ctx, driver, dsn)
+	if err != nil {
+		return err
+	}
+	d.db = db
+	defer db.Close()
+	if err := SyncConfig(ctx, db.Client, cfg); err != nil {
+		return err
+	}
+	adminToken, err := d.adminToken(ctx)
+	if err != nil {
+		return err
+	}
+
+	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger})
+	pluginDir := srv.PluginDir
+	if pluginDir == "" {
+		pluginDir = filepath.Join(srv.DataDir, "plugins")
+	}
+	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe})
+	defer d.host.Close()
+	d.providers = newProviderSet(d.host, cfg, o, o.Logger)
+
+	ln, err := net.Listen("tcp", srv.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", srv.Listen, err)
+	}
+	addr := ln.Addr().String()
+	publicURL := srv.PublicURL
+	if publicURL == "" || strings.HasSuffix(srv.Listen, ":0") {
+		publicURL = "http://" + addr
+	}
+	d.providers.serverURL = publicURL
+	d.fleet = &scale.Fleet{
+		Client: db.Client, Bus: d.bus, ServerURL: publicURL, Log: o.Logger,
+		Providers: d.providers.get,
+	}
+
+	// Websocket connections are hijacked and do not see Shutdown; a base
+	// context cancelled before Shutdown ends their subscriptions.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	httpSrv := &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	fmt.Fprintf(o.Stdout, "rpacloud is serving on %s\n", publicURL)
+	fmt.Fprintf(o.Stdout, "  dashboard  %s/\n  graphql    %s/graphql\n  health     %s/healthz\n  metrics    %s/metrics\n",
+		publicURL, publicURL, publicURL, publicURL)
+	if adminToken != "" {
+		fmt.Fprintf(o.Stdout, "  admin token (also in %s):\n    %s\n", d.adminTokenPath(), adminToken)
+	} else {
+		fmt.Fprintf(o.Stdout, "  admin token: in %s\n", d.adminTokenPath())
+	}
+	o.Logger.Info("serving", "addr", addr, "database", driver, "plugins", pluginDir)
+	if o.Ready != nil {
+		o.Ready <- addr
+	}
+
+	loops, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { d.fleetLoop(loops) })
+	wg.Go(func() { d.sweepLoop(loops) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	o.Logger.Info("shutting down")
+	cancelBase()
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		o.Logger.Warn("http shutdown", "err", err)
+	}
+	stopLoops()
+	wg.Wait()
+	d.host.Close()
+	o.Logger.Info("stopped")
+	return runErr
+}
+
+func (d *Daemon) adminTokenPath() string {
+	return filepath.Join(d.opts.Config.Server.DataDir, "admin.token")
+}
+
+// adminToken makes sure an admin can get in. In dev mode a fresh admin token
+// is issued at every start and printed; in server mode one is made only when
+// none exists, and written to the data directory, never to the log.
+func (d *Daemon) adminToken(ctx context.Context) (string, error) {
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	if !d.opts.Dev {
+		n, err := d.db.Token.Query().Where(token.RoleEQ(token.RoleAdmin), token.RevokedAtIsNil()).Count(sys)
+		if err != nil {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		if n > 0 {
+			return "", nil
+		}
+	}
+	secret, err := auth.Issue(ctx, d.db.Client, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
+	if err != nil {
+		return "", err
+	}
+	if err := writeSecretFile(d.adminTokenPath(), secret); err != nil {
+		return "", err
+	}
+	if !d.opts.Dev {
+		return "", nil
+	}
+	return secret, nil
+}
+
+// writeSecretFile writes atomically with owner-only permissions.
+func writeSecretFile(path, secret string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (d *Daemon) fleetLoop(ctx context.Context) {
+	interval := d.opts.FleetInterval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	warned := map[string]bool{}
+	for {
+		pools, err := d.db.Pool.Query().Where(pool.Active(true)).All(privacy.DecisionContext(ctx, privacy.Allow))
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("fleet: list pools", "err", err)
+		}
+		for _, p := range pools {
+			err := d.fleet.Reconcile(ctx, p)
+			switch {
+			case err == nil:
+				delete(warned, p.Name)
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, scale.ErrProviderDown):
+				// Logged once per outage: the plugin host logs the
+				// restarts themselves.
+				if !warned[p.Name] {
+					d.log.Warn("fleet: pool frozen while its provider is down", "pool", p.Name, "err", err)
+					warned[p.Name] = true
+				}
+			default:
+				d.log.Error("fleet: reconcile", "pool", p.Name, "err", err)
+			}
+		}
+		if !sleep(ctx, interval) {
+			return
+		}
+	}
+}
+
+func (d *Daemon) sweepLoop(ctx context.Context) {
+	for sleep(ctx, d.opts.SweepInterval) {
+		n, err := d.queue.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("sweep", "err", err)
+		}
+		if n > 0 {
+			d.log.Warn("abandoned attempts past their deadline", "count", n)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Client returns the ent client (tests).
+func (d *Daemon) Client() *ent.Client { return d.db.Client }

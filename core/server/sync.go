@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/process"
+)
+
+// SyncConfig makes the database's customers, pools and processes match the
+// configuration, in one transaction. Pools and processes that left the
+// configuration are deactivated, not deleted: their history stays
+// queryable and their queued tasks are not lost.
+func SyncConfig(ctx context.Context, client *ent.Client, cfg *config.Config) error {
+	ctx = privacy.DecisionContext(ctx, privacy.Allow)
+	tx, err := client.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("sync config: %w", err)
+	}
+	if err := syncTx(ctx, tx, cfg); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("sync config: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sync config: commit: %w", err)
+	}
+	return nil
+}
+
+func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
+	custIDs := map[string]int{}
+	// Parents first, so a department can point at its company.
+	pending := append([]config.Customer(nil), cfg.Customers...)
+	for len(pending) > 0 {
+		progress := false
+		rest := pending[:0]
+		for _, c := range pending {
+			var parent *int
+			if c.Parent != "" {
+				id, ok := custIDs[c.Parent]
+				if !ok {
+					rest = append(rest, c)
+					continue
+				}
+				parent = &id
+			}
+			kind := customer.Kind(c.Kind)
+			if kind == "" {
+				kind = customer.KindCompany
+			}
+			id, err := tx.Customer.Create().SetName(c.Name).SetDisplayName(c.DisplayName).
+				SetKind(kind).SetNillableParentID(parent).
+				OnConflictColumns(customer.FieldName).UpdateNewValues().ID(ctx)
+			if err != nil {
+				return fmt.Errorf("customer %q: %w", c.Name, err)
+			}
+			custIDs[c.Name] = id
+			progress = true
+		}
+		pending = rest
+		if !progress {
+			return fmt.Errorf("customer %q: parent %q is not declared (or the parents form a cycle)", pending[0].Name, pending[0].Parent)
+		}
+	}
+
+	poolIDs := map[string]int{}
+	names := make([]string, 0, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		fair := pool.Fairness(p.Fairness)
+		if fair == "" {
+			fair = pool.FairnessWeighted
+		}
+		id, err := tx.Pool.Create().SetName(p.Name).SetProvider(p.Provider).
+			SetMin(p.Min).SetMax(p.Max).SetPeriodSeconds(max(int(p.Period.Seconds()), 1)).
+			SetTasksPerRobot(max(p.TasksPerRobot, 1)).SetFairness(fair).SetNetwork(p.Network).SetActive(true).
+			OnConflictColumns(pool.FieldName).UpdateNewValues().ID(ctx)
+		if err != nil {
+			return fmt.Errorf("pool %q: %w", p.Name, err)
+		}
+		poolIDs[p.Name] = id
+		names = append(names, p.Name)
+	}
+	if err := tx.Pool.Update().Where(pool.NameNotIn(names...)).SetActive(false).Exec(ctx); err != nil {
+		return fmt.Errorf("deactivate pools: %w", err)
+	}
+
+	names = names[:0]
+	for _, p := range cfg.Processes {
+		poolID, ok := poolIDs[p.Pool]
+		if !ok {
+			return fmt.Errorf("process %q: pool %q is not declared", p.Name, p.Pool)
+		}
+		var owner *int
+		if p.Owner != "" {
+			id, ok := custIDs[p.Owner]
+			if !ok {
+				return fmt.Errorf("process %q: owner %q is not declared", p.Name, p.Owner)
+			}
+			owner = &id
+		}
+		id, err := tx.Process.Create().SetName(p.Name).SetPoolID(poolID).SetNillableOwnerID(owner).
+			SetKind(process.Kind(p.Kind)).SetRunner(p.Runner).SetPackage(p.Package).
+			SetMaxDurationSeconds(max(int(p.MaxDuration.Seconds()), 1)).SetRetries(p.Retries).
+			SetSchedule(scheduleText(p.Schedules)).SetActive(true).
+			OnConflictColumns(process.FieldName).UpdateNewValues().ID(ctx)
+		if err != nil {
+			return fmt.Errorf("process %q: %w", p.Name, err)
+		}
+		_ = id
+		names = append(names, p.Name)
+	}
+	if err := tx.Process.Update().Where(process.NameNotIn(names...)).SetActive(false).Exec(ctx); err != nil {
+		return fmt.Errorf("deactivate processes: %w", err)
+	}
+	return nil
+}
+
+func scheduleText(ss []config.Schedule) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += "; "
+		}
+		out += fmt.Sprintf("%s: %s for %s", s.Name, s.Cron, s.Duration)
+		if s.Timezone != "" {
+			out += " " + s.Timezone
+		}
+	}
+	return out
+}

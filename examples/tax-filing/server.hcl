@@ -1,0 +1,31 @@
+# The daemon of a tax-filing service: PostgreSQL for the queue, Vault for
+# every credential. The database password is not here: leave dsn without it
+# and set RPACLOUD_DATABASE_DSN in the daemon's environment (or use a
+# .pgpass file).
+
+server {
+  listen     = "0.0.0.0:8080"
+  public_url = "https://rpacloud.tax.example"
+  data_dir   = "/var/lib/rpacloud"
+  plugin_dir = "/usr/lib/rpacloud/plugins"
+  log_level  = "info"
+
+  database {
+    driver = "postgres"
+    dsn    = "postgres://rpacloud@db.tax.internal:5432/rpacloud?sslmode=verify-full"
+  }
+}
+
+vault {
+  address        = "https://vault.tax.internal:8200"
+  auth_method    = "approle"
+  role_id        = "rpacloud-core"
+  secret_id_file = "/etc/rpacloud/vault-secret-id"
+  mount          = "secret"
+  prefix         = "rpacloud"
+}
+
+provider "local" {
+  plugin              = "local"
+  stop_robots_on_exit = false
+}
