@@ -121,7 +121,6 @@ func (q *Queue) withTx(ctx context.Context, fn func(ctx context.Context, tx *ent
 type recorder struct {
 	now time.Time
 	evs []*ent.EventCreate
-	tx  *ent.Tx
 }
 
 func (r *recorder) add(tx *ent.Tx, typ, msg string, t *ent.Task, robotID *int) {
