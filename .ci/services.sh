@@ -6,7 +6,8 @@
 #
 #   bash .ci/services.sh go test ./...
 #
-# Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1
+# Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1,
+# RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -32,6 +33,15 @@ if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
   apt_install postgresql
 fi
 PGBIN="$(pg_bindir)"
+
+# Real headless Chromium for the browser crawler, dashboard and PDF tests, and
+# poppler's pdftoppm/pdftotext to check rendered documents.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+export RPACLOUD_CHROMIUM="$(command -v chromium)"
+export RPACLOUD_REQUIRE_CHROMIUM=1
 
 free_port() {
   python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
