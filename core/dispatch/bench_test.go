@@ -10,9 +10,9 @@ import (
 )
 
 // BenchmarkClaimReport measures one full task cycle (claim + success
-// report, two transactions) with a backlog of 10 000 pending tasks in one
-// batch. The restaurant-algorithm issue replaces the batch-local random
-// pick; this is the baseline it is measured against.
+// report, two transactions) by one robot with a backlog of 10 000 pending
+// tasks in two batches. The burn-down with many robots and the backlog
+// sweep are `rpacloud bench dispatch` (package dispatchbench).
 func BenchmarkClaimReport(b *testing.B) {
 	for _, tc := range []struct {
 		name string

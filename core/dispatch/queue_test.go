@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -13,16 +14,23 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(crashEnvDriver) != "" {
+		os.Exit(crashChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 type fixture struct {
 	db     *store.DB
@@ -219,6 +227,7 @@ func TestBadInputs(t *testing.T) {
 		"no tasks":        {CustomerID: f.cust.ID, Process: "echo"},
 		"unknown process": {CustomerID: f.cust.ID, Process: "nope", Inputs: inputs(1)},
 		"not an object":   {CustomerID: f.cust.ID, Process: "echo", Inputs: []json.RawMessage{json.RawMessage(`[1]`)}},
+		"secret in input": {CustomerID: f.cust.ID, Process: "echo", Inputs: []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`{"credentials":{"portal":{"password":"x"}}}`)}},
 	}
 	for name, req := range cases {
 		if _, err := f.q.Submit(ctx, req); !errors.Is(err, dispatch.ErrBadInput) {
@@ -340,6 +349,116 @@ func TestConcurrentClaims(t *testing.T) {
 		}
 		if n := db.Task.Query().Where(task.StateEQ(task.StateSucceeded)).CountX(sys()); n != tasks {
 			t.Fatalf("%d succeeded in the database, want %d", n, tasks)
+		}
+	})
+}
+
+// Only robots of the pool that owns the process get its tasks.
+func TestPoolIsolation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		other := db.Pool.Create().SetName("other").SetProvider("local").SetMax(1).SaveX(sys())
+		stranger := db.Robot.Create().SetName("stranger").SetPoolID(other.ID).SaveX(sys())
+		f.submit(t, 3)
+		if c, err := f.q.ClaimTask(context.Background(), stranger.ID); err != nil || c != nil {
+			t.Fatalf("a robot of another pool claimed %v (%v)", c, err)
+		}
+		if c := f.claim(t, 0); c == nil {
+			t.Fatal("the pool's own robot got nothing")
+		}
+	})
+}
+
+// The seed's promise on the real queue: with a backlog in service, a new
+// customer's batch is served at the next poll; under oldest_served the
+// batches in service then take turns by their last service.
+func TestRestaurantOrderOnTheQueue(t *testing.T) {
+	for _, fair := range []pool.Fairness{pool.FairnessWeighted, pool.FairnessOldestServed} {
+		t.Run(string(fair), func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				f := newFixture(t, db, 1, 3)
+				db.Pool.UpdateOneID(f.pool.ID).SetFairness(fair).ExecX(sys())
+				ctx := context.Background()
+				serve := func() int {
+					t.Helper()
+					f.clock.Add(time.Second)
+					c := f.claim(t, 0)
+					if c == nil {
+						t.Fatal("nothing claimed")
+					}
+					if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Success: true}); err != nil {
+						t.Fatal(err)
+					}
+					return c.Task.BatchID
+				}
+				whale := f.submit(t, 500)
+				for range 5 {
+					if b := serve(); b != whale.ID {
+						t.Fatalf("served batch %d, only the whale exists", b)
+					}
+				}
+				f.clock.Add(time.Second)
+				first := f.submit(t, 3)
+				f.clock.Add(time.Second)
+				second := f.submit(t, 3)
+				// Bottom of A first, then the next of A.
+				if b := serve(); b != first.ID {
+					t.Fatalf("served batch %d, want the oldest new batch %d", b, first.ID)
+				}
+				if b := serve(); b != second.ID {
+					t.Fatalf("served batch %d, want the next new batch %d", b, second.ID)
+				}
+				if fair == pool.FairnessOldestServed {
+					// B by last service: whale (served longest ago), first, second.
+					for i, want := range []int{whale.ID, first.ID, second.ID, whale.ID} {
+						if b := serve(); b != want {
+							t.Fatalf("B turn %d: served batch %d, want %d", i, b, want)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// Two daemons' sweepers on one database: only the lease holder sweeps.
+func TestSweeperLeader(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		f.submit(t, 1)
+		f.claim(t, 0)
+		f.clock.Add(2 * time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var mu sync.Mutex
+		sweeps := map[string]int{}
+		run := func(name string, q *dispatch.Queue) {
+			e, err := lease.New(db.Client, "dispatch.sweeper", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := 0
+			q.RunSweeper(ctx, dispatch.SweeperOptions{Elector: e, Tick: func(ctx context.Context, _ time.Duration) bool {
+				if n > 0 && e.Leading() {
+					mu.Lock()
+					sweeps[name]++
+					mu.Unlock()
+				}
+				n++
+				return n <= 3 && ctx.Err() == nil
+			}})
+		}
+		var wg sync.WaitGroup
+		q2 := dispatch.New(db.Client, dispatch.Options{Now: f.clock.Now, Seed: 2})
+		wg.Go(func() { run("a", f.q) })
+		wg.Go(func() { run("b", q2) })
+		wg.Wait()
+		if len(sweeps) != 1 {
+			t.Fatalf("sweeping daemons: %v, want exactly one", sweeps)
+		}
+		if tk := db.Task.Query().OnlyX(sys()); tk.State != task.StatePending || tk.Timeouts != 1 {
+			t.Fatalf("task after the leader's sweeps: %s, %d time-outs", tk.State, tk.Timeouts)
 		}
 	})
 }

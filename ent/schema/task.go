@@ -36,6 +36,9 @@ func (Task) Fields() []ent.Field {
 			Optional().Nillable(),
 		field.Text("error_message").Default(""),
 		field.Time("finished_at").Optional().Nillable(),
+		field.Int64("rand_key").NonNegative().Default(0).
+			Comment("Uniform random sampling key, drawn afresh whenever the task becomes pending; a claim takes the first pending task of its batch at or after a random point, so it never scans the backlog.").
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
@@ -48,7 +51,9 @@ func (Task) Edges() []ent.Edge {
 
 func (Task) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("batch_id", "state"),
+		// The claim's random draw: equality on (batch_id, state), range
+		// and order on rand_key, LIMIT 1.
+		index.Fields("batch_id", "state", "rand_key"),
 		index.Fields("pool_id", "state"),
 		index.Fields("customer_id", "state"),
 	}

@@ -1,0 +1,212 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+// Claim is what a robot receives: one task and the attempt it runs under.
+type Claim struct {
+	Task     *ent.Task
+	Process  *ent.Process
+	Attempt  *ent.Attempt
+	Deadline time.Time
+}
+
+// claimRetries bounds how often a claim starts again after losing a race
+// for a task to another claimer (PostgreSQL, read committed).
+const claimRetries = 8
+
+// maxDraws bounds the batches one claim tries before answering "nothing":
+// a batch whose pending tasks are all locked by other claimers, or all
+// timed out on this robot, is set aside and the policy picks again.
+const maxDraws = 16
+
+// ClaimTask gives robot robotID its next task, or nil when there is none.
+// The poll is also the robot's check-in: a suspect robot becomes idle.
+// Draining and released robots get nothing.
+func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
+	for range claimRetries {
+		var claim *Claim
+		lost := false
+		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+			r, err := tx.Robot.Get(ctx, robotID)
+			if err != nil {
+				return fmt.Errorf("claim: robot %d: %w", robotID, err)
+			}
+			switch r.State {
+			case robot.StateDraining, robot.StateReleased:
+				if err := tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).Exec(ctx); err != nil {
+					return fmt.Errorf("claim: check in: %w", err)
+				}
+				return nil
+			}
+			t, err := q.pick(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if t == nil {
+				return tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).SetState(robot.StateIdle).Exec(ctx)
+			}
+			c, ok, err := q.start(ctx, tx, rec, r, t)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				lost = true
+				return nil
+			}
+			claim = c
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !lost {
+			return claim, nil
+		}
+	}
+	return nil, nil
+}
+
+// pick chooses the next task for robot r by its pool's fairness.
+func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, error) {
+	p, err := q.pool(ctx, tx, r.PoolID)
+	if err != nil {
+		return nil, fmt.Errorf("claim: pool of robot %d: %w", r.ID, err)
+	}
+	fair, err := policy.ParseFairness(string(p.Fairness))
+	if err != nil {
+		return nil, fmt.Errorf("claim: pool %s: %w", p.Name, err)
+	}
+	// Active orders only (stacks A and B with pending work), and only the
+	// columns the policy reads.
+	var rows []struct {
+		ID           int        `json:"id"`
+		Stack        string     `json:"stack"`
+		CreatedAt    time.Time  `json:"created_at"`
+		LastServedAt *time.Time `json:"last_served_at"`
+		Pending      int        `json:"pending"`
+	}
+	err = tx.Batch.Query().
+		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim: list batches of pool %s: %w", p.Name, err)
+	}
+	cands := make([]policy.Candidate, len(rows))
+	for i, b := range rows {
+		c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending}
+		if b.Stack == string(batch.StackNew) {
+			c.Stack = policy.StackA
+		}
+		if b.LastServedAt != nil {
+			c.LastServed = *b.LastServedAt
+		}
+		cands[i] = c
+	}
+	for range maxDraws {
+		i, ok := policy.Pick(fair, cands, q)
+		if !ok {
+			return nil, nil
+		}
+		t, err := q.draw(ctx, tx, cands[i].ID, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			return t, nil
+		}
+		cands[i].Pending = 0 // nothing this robot can take now; choose again
+	}
+	return nil, nil
+}
+
+// draw takes a pending task of batch batchID at random, skipping tasks on
+// which robot robotID timed out and, on PostgreSQL, tasks another claimer
+// holds. It returns nil when there is none.
+func (q *Queue) draw(ctx context.Context, tx *ent.Tx, batchID, robotID int) (*ent.Task, error) {
+	from := q.randKey()
+	for _, lower := range []bool{true, false} {
+		qr := tx.Task.Query().Where(
+			task.BatchID(batchID), task.StateEQ(task.StatePending),
+			task.Not(task.HasAttemptsWith(attempt.RobotID(robotID), attempt.StateEQ(attempt.StateAbandoned))),
+		)
+		if lower {
+			qr.Where(task.RandKeyGTE(from))
+		} else {
+			qr.Where(task.RandKeyLT(from))
+		}
+		t, err := qr.Order(task.ByRandKey()).Limit(1).
+			Modify(func(s *sql.Selector) {
+				if s.Dialect() == dialect.Postgres {
+					s.ForUpdate(sql.WithLockAction(sql.SkipLocked), sql.WithLockTables(task.Table))
+				}
+			}).
+			All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("claim: draw a task of batch %d: %w", batchID, err)
+		}
+		if len(t) == 1 {
+			return t[0], nil
+		}
+	}
+	return nil, nil
+}
+
+// start moves t to running under a new attempt. ok is false when another
+// claimer won the task first.
+func (q *Queue) start(ctx context.Context, tx *ent.Tx, rec *recorder, r *ent.Robot, t *ent.Task) (*Claim, bool, error) {
+	p, err := q.process(ctx, tx, t.ProcessID)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim: process of task %d: %w", t.ID, err)
+	}
+	next := t.AttemptNo + 1
+	n, err := tx.Task.Update().
+		Where(task.ID(t.ID), task.StateEQ(task.StatePending), task.AttemptNo(t.AttemptNo)).
+		SetState(task.StateRunning).SetAttemptNo(next).SetUpdatedAt(rec.now).
+		Save(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim: mark task %d running: %w", t.ID, err)
+	}
+	if n != 1 {
+		return nil, false, nil
+	}
+	deadline := rec.now.Add(time.Duration(p.MaxDurationSeconds) * time.Second)
+	a, err := tx.Attempt.Create().
+		SetTaskID(t.ID).SetRobotID(r.ID).SetCustomerID(t.CustomerID).SetNumber(next).
+		SetStartedAt(rec.now).SetDeadline(deadline).
+		Save(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim: create attempt: %w", err)
+	}
+	// The batch goes to the top of B: its served moment is now.
+	n, err = tx.Batch.Update().Where(batch.ID(t.BatchID), batch.PendingGT(0)).
+		AddPending(-1).AddRunning(1).
+		SetStack(batch.StackServing).SetLastServedAt(rec.now).SetUpdatedAt(rec.now).Save(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim: update batch %d: %w", t.BatchID, err)
+	}
+	if n != 1 {
+		return nil, false, fmt.Errorf("claim: batch %d counts no pending task while task %d was pending", t.BatchID, t.ID)
+	}
+	if err := tx.Robot.Update().Where(robot.ID(r.ID)).SetState(robot.StateBusy).SetLastSeenAt(rec.now).Exec(ctx); err != nil {
+		return nil, false, fmt.Errorf("claim: mark robot busy: %w", err)
+	}
+	t.State, t.AttemptNo = task.StateRunning, next
+	rid := r.ID
+	rec.add(tx, "task.dispatched", fmt.Sprintf("attempt %d on robot %s", next, r.Name), t, &rid)
+	return &Claim{Task: t, Process: p, Attempt: a, Deadline: deadline}, true, nil
+}

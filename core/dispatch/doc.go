@@ -1,0 +1,69 @@
+// Package dispatch is the task queue on the database and the dispatcher
+// that serves it by the restaurant algorithm of seed 003 (the pure policy is
+// in package policy).
+//
+// # API
+//
+//   - New(client, Options) returns a Queue. Options.Now is the clock every
+//     deadline, time-out and "last served" moment is read from (inject a
+//     virtual clock in tests and simulators; nothing in this package
+//     sleeps or reads time.Now on its own). Options.Seed makes the random
+//     draws reproducible.
+//   - Queue.Submit writes a batch and its tasks in one transaction; the
+//     batch goes on top of its pool's stack A.
+//   - Queue.ClaimTask(robot) is a robot's poll: one short transaction that
+//     picks a task by the pool's fairness (policy.Pick), moves it to
+//     running under a new attempt with a deadline (the process's
+//     max_duration) and a fencing number, and returns it, or nil. The poll
+//     is also the robot's check-in: a suspect robot is trusted again.
+//   - Queue.Heartbeat extends a running attempt's deadline.
+//   - Pool fairness and process max_duration/retries are cached for a few
+//     seconds of the queue's clock; Queue.ForgetSettings drops the cache
+//     after a change.
+//   - Queue.Report records a result: success; an execution error (pending
+//     again until the process's retries are spent, then failed with
+//     retries_exhausted); a data error (failed at once, never retried).
+//     The error class and message are kept on the attempt.
+//   - Queue.Sweep abandons attempts past their deadline: a task.delayed
+//     event for the customer, the robot marked suspect (no work until it
+//     polls again), the task pending for a different robot, or failed with
+//     timeout_exhausted once MaxTimeoutRobots robots timed out on it.
+//     RunSweeper runs Sweep periodically on the one daemon that holds the
+//     "dispatch.sweeper" lease (package lease), so several daemons sharing
+//     a PostgreSQL sweep once.
+//
+// # Guarantees
+//
+// Every transition is a compare-and-set on (task, state, attempt number)
+// whose affected-row count is checked; a report, heartbeat or sweep that
+// names an attempt which is no longer the task's running attempt fails with
+// ErrStaleAttempt and changes nothing. Everything lives in the database, so
+// a daemon killed at any point loses no task and completes none twice (see
+// crash_test.go).
+//
+// # Claim cost
+//
+// A claim reads the pool's batches that have pending tasks (stacks A and B:
+// active orders, not tasks), lets policy.Pick choose one, then draws a task
+// of that batch with a random key:
+//
+//	SELECT … FROM tasks
+//	WHERE batch_id = $1 AND state = 'pending' AND rand_key >= $2
+//	  AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $3 AND state = 'abandoned')
+//	ORDER BY rand_key LIMIT 1
+//	FOR UPDATE SKIP LOCKED          -- PostgreSQL only
+//
+// with a wrap-around to the smallest key when nothing lies above $2. The
+// index tasks(batch_id, state, rand_key) turns this into one index range
+// scan that stops at the first row, whatever the backlog (plans in the
+// README's performance section). Keys are drawn afresh each time a task
+// becomes pending. The draw is uniform over keys, so a task's chance is
+// proportional to the gap below its key: every task has the same expected
+// chance, not exactly the same chance — the weighted choice between
+// batches, which carries the seed's fairness, is exact (pending counters).
+//
+// On PostgreSQL, FOR UPDATE SKIP LOCKED lets many robots and daemons claim
+// at once without double assignment or waiting on each other's tasks. On
+// SQLite the store opens one connection, so transactions are serialised in
+// Go and "database is locked" never reaches a caller.
+package dispatch

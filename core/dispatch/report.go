@@ -1,0 +1,213 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+// running loads the running attempt named by a robot, refusing a stale one.
+func running(ctx context.Context, tx *ent.Tx, robotID, taskID, attemptNo int) (*ent.Task, *ent.Attempt, error) {
+	ctx = system(ctx)
+	t, err := tx.Task.Get(ctx, taskID)
+	if ent.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("task %d: %w: no such task", taskID, ErrStaleAttempt)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %d: %w", taskID, err)
+	}
+	a, err := tx.Attempt.Query().Where(attempt.TaskID(taskID), attempt.Number(attemptNo)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w: no such attempt", taskID, attemptNo, ErrStaleAttempt)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w", taskID, attemptNo, err)
+	}
+	switch {
+	case a.RobotID != robotID:
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w: it belongs to another robot", taskID, attemptNo, ErrStaleAttempt)
+	case a.State != attempt.StateRunning:
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w: attempt is %s", taskID, attemptNo, ErrStaleAttempt, a.State)
+	case t.State != task.StateRunning || t.AttemptNo != attemptNo:
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w: task is %s at attempt %d", taskID, attemptNo, ErrStaleAttempt, t.State, t.AttemptNo)
+	}
+	return t, a, nil
+}
+
+// Heartbeat extends the deadline of a running attempt by its process's
+// max_duration from now, and returns the new deadline.
+func (q *Queue) Heartbeat(ctx context.Context, robotID, taskID, attemptNo int) (time.Time, error) {
+	var deadline time.Time
+	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+		t, a, err := running(ctx, tx, robotID, taskID, attemptNo)
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		p, err := q.process(ctx, tx, t.ProcessID)
+		if err != nil {
+			return fmt.Errorf("heartbeat: process: %w", err)
+		}
+		deadline = rec.now.Add(time.Duration(p.MaxDurationSeconds) * time.Second)
+		n, err := tx.Attempt.Update().Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning)).
+			SetDeadline(deadline).SetHeartbeatAt(rec.now).Save(system(ctx))
+		if err != nil {
+			return fmt.Errorf("heartbeat: extend deadline: %w", err)
+		}
+		if n != 1 {
+			return fmt.Errorf("heartbeat: task %d attempt %d: %w", taskID, attemptNo, ErrStaleAttempt)
+		}
+		return tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).Exec(system(ctx))
+	})
+	return deadline, err
+}
+
+// ErrorClass classifies a failed attempt.
+type ErrorClass string
+
+// Error classes a robot may report.
+const (
+	// Execution errors may succeed on another try: retried per process.
+	Execution ErrorClass = "execution"
+	// Data errors mean the customer's input is wrong: final at once.
+	Data ErrorClass = "data"
+)
+
+// Result is what a robot reports for an attempt.
+type Result struct {
+	Success bool
+	Output  json.RawMessage // JSON, for successes
+	Class   ErrorClass      // for failures
+	Message string          // for failures
+}
+
+// MaxOutputBytes bounds what one task may store as output or error text.
+const MaxOutputBytes = 1 << 20
+
+// Report records the outcome of an attempt. A report for an attempt that is
+// no longer running (timed out, already reported) returns ErrStaleAttempt
+// and changes nothing.
+func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res Result) (*ent.Task, error) {
+	if res.Success {
+		if len(res.Output) == 0 {
+			res.Output = json.RawMessage("{}")
+		}
+		if !json.Valid(res.Output) {
+			return nil, fmt.Errorf("report task %d: %w: output is not valid JSON", taskID, ErrBadInput)
+		}
+	} else if res.Class != Execution && res.Class != Data {
+		return nil, fmt.Errorf("report task %d: %w: error class %q (want execution or data)", taskID, ErrBadInput, res.Class)
+	}
+	if len(res.Output) > MaxOutputBytes || len(res.Message) > MaxOutputBytes {
+		return nil, fmt.Errorf("report task %d: %w: output or message larger than %d bytes", taskID, ErrBadInput, MaxOutputBytes)
+	}
+	var out *ent.Task
+	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+		sctx := system(ctx)
+		t, a, err := running(ctx, tx, robotID, taskID, attemptNo)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		p, err := q.process(ctx, tx, t.ProcessID)
+		if err != nil {
+			return fmt.Errorf("report: process: %w", err)
+		}
+		au := tx.Attempt.Update().Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning)).SetFinishedAt(rec.now)
+		tu := tx.Task.Update().Where(task.ID(t.ID), task.StateEQ(task.StateRunning), task.AttemptNo(attemptNo)).SetUpdatedAt(rec.now)
+		bu := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).SetLastServedAt(rec.now).SetUpdatedAt(rec.now)
+		var evType, evMsg string
+		switch {
+		case res.Success:
+			au.SetState(attempt.StateSucceeded).SetOutput(string(res.Output))
+			tu.SetState(task.StateSucceeded).SetOutput(string(res.Output)).SetFinishedAt(rec.now).SetErrorMessage("")
+			bu.AddSucceeded(1)
+			t.State, t.Output, t.ErrorMessage, t.FinishedAt = task.StateSucceeded, string(res.Output), "", &rec.now
+			evType, evMsg = "task.succeeded", fmt.Sprintf("attempt %d succeeded", attemptNo)
+		case res.Class == Data:
+			au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassData).SetErrorMessage(res.Message)
+			tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonDataError).SetErrorMessage(res.Message).SetFinishedAt(rec.now)
+			bu.AddFailed(1)
+			reason := task.FailureReasonDataError
+			t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateFailed, &reason, res.Message, &rec.now
+			evType, evMsg = "task.failed", "data error: "+res.Message
+		default:
+			au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassExecution).SetErrorMessage(res.Message)
+			tu.AddExecutionsFailed(1).SetErrorMessage(res.Message)
+			t.ExecutionsFailed++
+			t.ErrorMessage = res.Message
+			if t.ExecutionsFailed > p.Retries {
+				tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonRetriesExhausted).SetFinishedAt(rec.now)
+				bu.AddFailed(1)
+				reason := task.FailureReasonRetriesExhausted
+				t.State, t.FailureReason, t.FinishedAt = task.StateFailed, &reason, &rec.now
+				evType, evMsg = "task.failed", fmt.Sprintf("execution error, %d retries exhausted: %s", p.Retries, res.Message)
+			} else {
+				tu.SetState(task.StatePending).SetRandKey(q.randKey())
+				bu.AddPending(1)
+				t.State = task.StatePending
+				evType, evMsg = "task.retrying", fmt.Sprintf("execution error on attempt %d, will retry: %s", attemptNo, res.Message)
+			}
+		}
+		if n, err := au.Save(sctx); err != nil || n != 1 {
+			return fmt.Errorf("report: close attempt: %w", errOr(err, ErrStaleAttempt))
+		}
+		if n, err := tu.Save(sctx); err != nil || n != 1 {
+			return fmt.Errorf("report: update task %d: %w", t.ID, errOr(err, ErrStaleAttempt))
+		}
+		if err := bu.Exec(sctx); err != nil {
+			return fmt.Errorf("report: update batch: %w", err)
+		}
+		if t.State != task.StatePending {
+			if err := finishBatchIfDone(sctx, tx, rec, t.BatchID); err != nil {
+				return err
+			}
+		}
+		if err := tx.Robot.Update().Where(robot.ID(robotID), robot.StateEQ(robot.StateBusy)).
+			SetState(robot.StateIdle).SetLastSeenAt(rec.now).Exec(sctx); err != nil {
+			return fmt.Errorf("report: mark robot idle: %w", err)
+		}
+		rid := robotID
+		rec.add(tx, evType, evMsg, t, &rid)
+		t.UpdatedAt = rec.now
+		out = t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func errOr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// finishBatchIfDone moves a batch whose last task finished to stack C.
+func finishBatchIfDone(ctx context.Context, tx *ent.Tx, rec *recorder, batchID int) error {
+	n, err := tx.Batch.Update().
+		Where(batch.ID(batchID), batch.Pending(0), batch.Running(0), batch.StackNEQ(batch.StackFinished)).
+		SetStack(batch.StackFinished).SetFinishedAt(rec.now).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("finish batch %d: %w", batchID, err)
+	}
+	if n == 1 {
+		b, err := tx.Batch.Get(ctx, batchID)
+		if err != nil {
+			return fmt.Errorf("finish batch %d: %w", batchID, err)
+		}
+		c := tx.Event.Create().SetType("batch.finished").SetAt(rec.now).
+			SetBatchID(b.ID).SetCustomerID(b.CustomerID).SetPoolID(b.PoolID).SetProcessID(b.ProcessID).
+			SetMessage(fmt.Sprintf("%d succeeded, %d failed", b.Succeeded, b.Failed))
+		rec.evs = append(rec.evs, c)
+	}
+	return nil
+}
