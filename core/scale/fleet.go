@@ -50,6 +50,9 @@ type Fleet struct {
 	Log         *slog.Logger
 	BootTimeout time.Duration // a VM not created by then is failed; default 10m
 	Now         func() time.Time
+	// Network returns the network profile named by a pool (nil for none),
+	// which the provider applies to the robot's VM.
+	Network func(name string) *sdk.NetworkProfile
 }
 
 func (f *Fleet) now() time.Time {
@@ -122,6 +125,13 @@ func (f *Fleet) Reconcile(ctx context.Context, p *ent.Pool) error {
 		}
 	}
 	return nil
+}
+
+func (f *Fleet) network(name string) *sdk.NetworkProfile {
+	if name == "" || f.Network == nil {
+		return nil
+	}
+	return f.Network(name)
 }
 
 func (f *Fleet) bootTimeout() time.Duration {
@@ -211,12 +221,13 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 	}
 	name := p.Name + "-" + hex.EncodeToString(suffix)
 	key := keyPrefix + name
-	v, err := f.Client.VM.Create().SetPoolID(p.ID).SetProvider(p.Provider).
+	now := f.now() // the injected clock, so boot timeouts compare like with like
+	v, err := f.Client.VM.Create().SetPoolID(p.ID).SetProvider(p.Provider).SetCreatedAt(now).
 		SetIdempotencyKey(key).SetPermanent(permanent).Save(ctx)
 	if err != nil {
 		return fmt.Errorf("pool %s: record VM: %w", p.Name, err)
 	}
-	r, err := f.Client.Robot.Create().SetName(name).SetPoolID(p.ID).SetVMID(v.ID).
+	r, err := f.Client.Robot.Create().SetName(name).SetPoolID(p.ID).SetVMID(v.ID).SetCreatedAt(now).
 		SetPermanent(permanent).Save(ctx)
 	if err != nil {
 		return fmt.Errorf("pool %s: record robot: %w", p.Name, err)
@@ -227,7 +238,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 		return fmt.Errorf("pool %s: robot token: %w", p.Name, err)
 	}
 	in, err := prov.Create(ctx, sdk.CreateRequest{
-		IdempotencyKey: key, Pool: p.Name, RobotName: name, ServerURL: f.ServerURL, RobotToken: secret,
+		IdempotencyKey: key, Pool: p.Name, RobotName: name, ServerURL: f.ServerURL, RobotToken: secret, Network: f.network(p.Network),
 		Labels: map[string]string{"rpacloud.pool": p.Name, "rpacloud.robot": name},
 	})
 	if err != nil {

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/scale"
+	"github.com/rpacloud/rpacloud/core/scale/poolconf"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
+)
+
+// scaling runs the elastic scaler inside the fleet loop. With PostgreSQL
+// several daemons may share the database, so the fleet and scaler act only
+// on the daemon that holds the "scale.fleet" lease; an SQLite file belongs
+// to one daemon, which always leads.
+type scaling struct {
+	d       *Daemon
+	scaler  *scale.Scaler
+	elector *lease.Elector
+	term    int64
+	warned  bool
+}
+
+func (d *Daemon) newScaling() *scaling {
+	pools, err := poolconf.All(d.opts.Config)
+	if err != nil {
+		// The loader already checked every schedule; keep scaling with
+		// the seed's defaults rather than stop the daemon.
+		d.log.Error("scaler: pool settings", "err", err)
+	}
+	if d.fleet.Network == nil {
+		d.fleet.Network = networkProfiles(d.opts.Config)
+	}
+	s := &scaling{d: d, term: 1, scaler: &scale.Scaler{Fleet: d.fleet, Pools: func() map[string]poolconf.Pool { return pools }}}
+	if d.db.Driver == store.Postgres {
+		host, _ := os.Hostname()
+		e, err := lease.New(d.db.Client, "scale.fleet", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
+			lease.Options{TTL: max(3*d.opts.FleetInterval, 15*time.Second)})
+		if err != nil {
+			d.log.Error("scaler: leader election", "err", err)
+		}
+		s.elector = e
+	}
+	return s
+}
+
+// leader campaigns for the lease and reports whether this daemon may act.
+func (s *scaling) leader(ctx context.Context) bool {
+	if s.d.db.Driver != store.Postgres {
+		return true
+	}
+	if s.elector == nil {
+		return false
+	}
+	term, ok, err := s.elector.Campaign(ctx)
+	if err != nil && ctx.Err() == nil && !s.warned {
+		s.d.log.Warn("scaler: leader election", "err", err)
+		s.warned = true
+	}
+	if ok {
+		s.term, s.warned = term, false
+	}
+	return ok
+}
+
+// step scales one pool when its period is due.
+func (s *scaling) step(ctx context.Context, p *ent.Pool) {
+	due, err := s.scaler.Due(ctx, p)
+	if err != nil {
+		s.d.log.Error("scaler: read pool", "pool", p.Name, "err", err)
+		return
+	}
+	if !due {
+		return
+	}
+	if _, err := s.scaler.Step(ctx, p, s.term); err != nil && ctx.Err() == nil && !errors.Is(err, scale.ErrProviderDown) {
+		s.d.log.Error("scaler: step", "pool", p.Name, "err", err)
+	}
+}
+
+// networkProfiles serves the configuration's network blocks to the fleet,
+// so rented robots get their pool's proxy, DNS and allow/deny lists.
+func networkProfiles(cfg *config.Config) func(string) *sdk.NetworkProfile {
+	m := map[string]*sdk.NetworkProfile{}
+	for _, n := range cfg.Networks {
+		m[n.Name] = &sdk.NetworkProfile{Proxy: n.Proxy, DNS: n.DNS, Allow: n.Allow, Deny: n.Deny}
+	}
+	return func(name string) *sdk.NetworkProfile { return m[name] }
+}
