@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/credentials/devvault"
+)
+
+const credentialUsage = `usage:
+  rpacloud credential put    --name N [--customer C] [--username U] [--password-stdin | --from-file F.json] [--process P]...
+  rpacloud credential rotate --name N [--customer C] [--username U] [--password-stdin | --from-file F.json]
+  rpacloud credential list   [--customer C]
+  rpacloud credential delete --name N [--customer C]
+  rpacloud credential bind|unbind --name N --process P [--customer C]
+
+Secrets never go on the command line (other users see it in the process
+list): --password-stdin reads the password from the first line of standard
+input; --from-file reads a JSON object {"username", "password", "totp_seed",
+"fields": {"name": "value"}} from a file (use - for standard input).`
+
+const credentialFields = `customer name version createdAt updatedAt updatedBy fields processes`
+
+type credentialMeta struct {
+	Customer  string    `json:"customer"`
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	UpdatedBy string    `json:"updatedBy"`
+	Fields    []string  `json:"fields"`
+	Processes []string  `json:"processes"`
+}
+
+// secretFile is the --from-file format.
+type secretFile struct {
+	Username string            `json:"username"`
+	Password string            `json:"password"`
+	TOTPSeed string            `json:"totp_seed"`
+	Fields   map[string]string `json:"fields"`
+}
+
+func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, credentialUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("credential "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	name := fs.String("name", "", "credential name, e.g. etax/acme")
+	cust := fs.String("customer", "", "owning customer (default: the token's)")
+	user := fs.String("username", "", "user name (not secret)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	fromFile := fs.String("from-file", "", "JSON file with username, password, totp_seed, fields (- for stdin)")
+	var procs multiFlag
+	fs.Var(&procs, "process", "process to bind the credential to (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "rpacloud credential %s: %v\n", sub, err)
+		return 1
+	}
+	c, err := cf.client()
+	if err != nil {
+		return fail(err)
+	}
+	var customer any
+	if *cust != "" {
+		customer = *cust
+	}
+	needName := func() bool {
+		if *name == "" {
+			fmt.Fprintf(stderr, "rpacloud credential %s: --name is required\n", sub)
+			return false
+		}
+		return true
+	}
+	switch sub {
+	case "put", "rotate":
+		if !needName() {
+			return 2
+		}
+		in, err := readSecretInput(stdin, *user, *pwStdin, *fromFile)
+		if err != nil {
+			return fail(err)
+		}
+		in["name"], in["customer"] = *name, customer
+		if len(procs) > 0 {
+			in["processes"] = []string(procs)
+		}
+		field := "putCredential"
+		if sub == "rotate" {
+			field = "rotateCredential"
+		}
+		var out map[string]credentialMeta
+		q := fmt.Sprintf(`mutation($in:CredentialInput!){%s(input:$in){%s}}`, field, credentialFields)
+		if err := c.Do(ctx, q, map[string]any{"in": in}, &out); err != nil {
+			return fail(err)
+		}
+		m := out[field]
+		fmt.Fprintf(stdout, "%s/%s version %d stored in Vault (fields: %s; processes: %s)\n",
+			m.Customer, m.Name, m.Version, strings.Join(m.Fields, ", "), orNone(m.Processes))
+	case "list":
+		var out struct {
+			Credentials []credentialMeta `json:"credentials"`
+		}
+		if err := c.Do(ctx, `query($c:String){credentials(customer:$c){`+credentialFields+`}}`, map[string]any{"c": customer}, &out); err != nil {
+			return fail(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CUSTOMER\tNAME\tVERSION\tUPDATED\tBY\tFIELDS\tPROCESSES")
+		for _, m := range out.Credentials {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.Customer, m.Name, m.Version,
+				m.UpdatedAt.Local().Format("2006-01-02 15:04"), m.UpdatedBy, strings.Join(m.Fields, ","), orNone(m.Processes))
+		}
+		_ = tw.Flush()
+	case "delete":
+		if !needName() {
+			return 2
+		}
+		if err := c.Do(ctx, `mutation($c:String,$n:String!){deleteCredential(customer:$c,name:$n)}`, map[string]any{"c": customer, "n": *name}, nil); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "deleted %s with every version\n", *name)
+	case "bind", "unbind":
+		if !needName() {
+			return 2
+		}
+		if len(procs) != 1 {
+			fmt.Fprintf(stderr, "rpacloud credential %s: give exactly one --process\n", sub)
+			return 2
+		}
+		field := sub + "Credential"
+		var out map[string]credentialMeta
+		q := fmt.Sprintf(`mutation($c:String,$n:String!,$p:String!){%s(customer:$c,name:$n,process:$p){%s}}`, field, credentialFields)
+		if err := c.Do(ctx, q, map[string]any{"c": customer, "n": *name, "p": procs[0]}, &out); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "%s/%s is used by: %s\n", out[field].Customer, out[field].Name, orNone(out[field].Processes))
+	default:
+		fmt.Fprintf(stderr, "rpacloud credential: unknown subcommand %q\n%s\n", sub, credentialUsage)
+		return 2
+	}
+	return 0
+}
+
+// readSecretInput builds the secret part of a CredentialInput from the
+// flags, standard input or a file; never from an argument.
+func readSecretInput(stdin io.Reader, user string, pwStdin bool, fromFile string) (map[string]any, error) {
+	in := map[string]any{}
+	if fromFile != "" {
+		if pwStdin {
+			return nil, errors.New("--password-stdin and --from-file exclude each other")
+		}
+		var b []byte
+		var err error
+		if fromFile == "-" {
+			b, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+		} else {
+			b, err = os.ReadFile(fromFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", fromFile, err)
+		}
+		var f secretFile
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			// The decoder's message may quote the file; say only where.
+			return nil, fmt.Errorf("%s is not a JSON object with username, password, totp_seed and fields", fromFile)
+		}
+		setIf(in, "username", f.Username)
+		setIf(in, "password", f.Password)
+		setIf(in, "totpSeed", f.TOTPSeed)
+		if len(f.Fields) > 0 {
+			var fields []map[string]string
+			for k, v := range f.Fields {
+				fields = append(fields, map[string]string{"name": k, "value": v})
+			}
+			in["fields"] = fields
+		}
+	}
+	if user != "" {
+		in["username"] = user
+	}
+	if pwStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read the password from standard input: %w", err)
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return nil, errors.New("--password-stdin: standard input holds no password")
+		}
+		in["password"] = pw
+	}
+	return in, nil
+}
+
+func setIf(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func orNone(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	return strings.Join(ss, ", ")
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// devVault gives `rpacloud dev` a Vault and says which: the one at
+// VAULT_ADDR (token from VAULT_TOKEN), else a dev server it starts for the
+// session when a vault binary is found, else none, and then credential
+// features are off (there is no plain-text fallback). A vault block in
+// --config wins over all three. The returned func stops what it started.
+func devVault(ctx context.Context, cfg *config.Config, dataDir string, stdout io.Writer) (func(), error) {
+	nothing := func() {}
+	if cfg.Vault != nil {
+		fmt.Fprintf(stdout, "vault: using %s from the configuration's vault block\n", cfg.Vault.Address)
+		return nothing, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nothing, fmt.Errorf("data directory %s: %w", dataDir, err)
+	}
+	tokenFile := filepath.Join(dataDir, "vault.token")
+	if addr := os.Getenv("VAULT_ADDR"); addr != "" {
+		tok := os.Getenv("VAULT_TOKEN")
+		if tok == "" {
+			return nothing, errors.New("VAULT_ADDR is set but VAULT_TOKEN is not: set both, or unset VAULT_ADDR to start a dev Vault")
+		}
+		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+			return nothing, fmt.Errorf("vault token file: %w", err)
+		}
+		// Robots started by this process must not inherit the token.
+		_ = os.Unsetenv("VAULT_TOKEN")
+		cfg.Vault = &config.Vault{Address: addr, AuthMethod: "token", TokenFile: tokenFile,
+			Mount: config.DefaultVaultMount, Prefix: config.DefaultVaultPrefix}
+		fmt.Fprintf(stdout, "vault: using VAULT_ADDR=%s (token from VAULT_TOKEN)\n", addr)
+		return nothing, nil
+	}
+	bin, err := devvault.Find()
+	if err != nil {
+		fmt.Fprintf(stdout, "vault: none: VAULT_ADDR is not set and %v\n  credential features are OFF: processes that bind credentials fail their attempts\n", err)
+		return nothing, nil
+	}
+	srv, err := devvault.Start(ctx, bin, devvault.Options{})
+	if err != nil {
+		return nothing, fmt.Errorf("start a Vault dev server with %s: %w", bin, err)
+	}
+	if err := os.WriteFile(tokenFile, []byte(srv.RootToken+"\n"), 0o600); err != nil {
+		srv.Stop()
+		return nothing, fmt.Errorf("vault token file: %w", err)
+	}
+	cfg.Vault = &config.Vault{Address: srv.Addr, AuthMethod: "token", TokenFile: tokenFile,
+		Mount: config.DefaultVaultMount, Prefix: config.DefaultVaultPrefix}
+	fmt.Fprintf(stdout, "vault: started a dev server at %s (%s); it keeps credentials in memory only, until rpacloud dev stops\n  root token in %s\n", srv.Addr, bin, tokenFile)
+	return func() { srv.Stop(); _ = os.Remove(tokenFile) }, nil
+}

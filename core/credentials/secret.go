@@ -1,0 +1,73 @@
+package credentials
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+)
+
+// Secret is one credential's content. It prints, logs and marshals as
+// "[redacted]" so that a careless %v, slog attribute or json.Marshal can
+// never put a password into a log line, an API response or an error; code
+// that needs a value reads the field explicitly.
+type Secret struct {
+	Username string
+	Password string
+	TOTPSeed string
+	Extra    map[string]string // other fields by name (lower-case)
+}
+
+const redacted = "[redacted]"
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return redacted }
+
+// GoString implements fmt.GoStringer (%#v).
+func (Secret) GoString() string { return redacted }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON keeps secrets out of JSON documents.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText keeps secrets out of text encodings.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Fields lists the names of the fields that are set, never their values.
+func (s Secret) Fields() []string {
+	var out []string
+	if s.Username != "" {
+		out = append(out, "username")
+	}
+	if s.Password != "" {
+		out = append(out, "password")
+	}
+	if s.TOTPSeed != "" {
+		out = append(out, "totp_seed")
+	}
+	for k := range s.Extra {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Secrets are the credentials delivered for one attempt, by the name the
+// process binds them under (e.g. "etax/acme"). They live in the robot's
+// memory only and are handed to the task's runner through its context.
+type Secrets map[string]Secret
+
+type secretsKey struct{}
+
+// WithSecrets returns ctx carrying s for the runner of one attempt.
+func WithSecrets(ctx context.Context, s Secrets) context.Context {
+	return context.WithValue(ctx, secretsKey{}, s)
+}
+
+// SecretsFrom returns the secrets delivered for the attempt running under
+// ctx; nil when its process binds none.
+func SecretsFrom(ctx context.Context) Secrets {
+	s, _ := ctx.Value(secretsKey{}).(Secrets)
+	return s
+}

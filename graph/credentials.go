@@ -1,0 +1,228 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/credentials/layout"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/graph/model"
+)
+
+// credentialCustomer authorises a credential operation and finds the
+// customer it is about: the named one, or the token's own. Operators and
+// viewers bound to a customer reach only that customer's credentials;
+// writing needs operator or admin.
+func (r *Resolver) credentialCustomer(ctx context.Context, op string, name *string, write bool) (viewer.Principal, *ent.Customer, error) {
+	roles := []viewer.Role{viewer.Admin, viewer.Operator, viewer.Viewer}
+	if write {
+		roles = roles[:2]
+	}
+	p, err := requireRole(ctx, roles...)
+	if err != nil {
+		return p, nil, err
+	}
+	if r.CredentialBindings == nil {
+		return p, nil, coded(CodeBadInput, "%s: %v", op, credentials.ErrOff)
+	}
+	var c *ent.Customer
+	switch {
+	case name != nil && *name != "":
+		c, err = r.CredentialBindings.Customer(ctx, *name)
+		if err != nil {
+			return p, nil, credentialError(op, err)
+		}
+	case p.CustomerID != nil:
+		c, err = r.Client.Customer.Get(privacy.DecisionContext(ctx, privacy.Allow), *p.CustomerID)
+		if err != nil {
+			return p, nil, fmt.Errorf("%s: customer: %w", op, err)
+		}
+	default:
+		return p, nil, coded(CodeBadInput, "%s: name the customer (this token is not bound to one)", op)
+	}
+	if !p.SeesCustomer(c.ID) {
+		return p, nil, coded(CodeForbidden, "forbidden: this token may not reach credentials of customer %q", c.Name)
+	}
+	if r.Vault == nil {
+		return p, nil, coded(CodeBadInput, "%s: %v", op, credentials.ErrOff)
+	}
+	return p, c, nil
+}
+
+// writeCredential stores or rotates a credential and binds it to the
+// processes named. The input's values go to Vault and nowhere else: they
+// are never logged, and no error repeats them.
+func (r *Resolver) writeCredential(ctx context.Context, op string, in model.CredentialInput, rotate bool) (*model.Credential, error) {
+	p, c, err := r.credentialCustomer(ctx, op, in.Customer, true)
+	if err != nil {
+		return nil, err
+	}
+	sec := credentials.Secret{Username: deref(in.Username), Password: deref(in.Password), TOTPSeed: deref(in.TotpSeed)}
+	for _, f := range in.Fields {
+		if sec.Extra == nil {
+			sec.Extra = map[string]string{}
+		}
+		if _, dup := sec.Extra[f.Name]; dup {
+			return nil, coded(CodeBadInput, "%s: field %q given twice", op, f.Name)
+		}
+		sec.Extra[f.Name] = f.Value
+	}
+	// Check the bindings first, so a bad process name stores nothing.
+	for _, proc := range in.Processes {
+		if err := r.checkBindable(ctx, c, proc); err != nil {
+			return nil, credentialError(op, err)
+		}
+	}
+	ref := layout.Ref{Customer: c.Name, Name: in.Name}
+	if rotate {
+		_, err = r.Vault.Rotate(ctx, ref, sec, p.String())
+	} else {
+		_, err = r.Vault.Put(ctx, ref, sec, p.String())
+	}
+	if err != nil {
+		return nil, credentialError(op, err)
+	}
+	for _, proc := range in.Processes {
+		if err := r.CredentialBindings.Bind(ctx, c, in.Name, proc, p.String()); err != nil {
+			return nil, credentialError(op, err)
+		}
+	}
+	evType := "credential.stored"
+	if rotate {
+		evType = "credential.rotated"
+	}
+	r.audit(ctx, p, evType, c, in.Name)
+	return r.credentialMeta(ctx, op, c, in.Name)
+}
+
+func (r *Resolver) checkBindable(ctx context.Context, c *ent.Customer, proc string) error {
+	p, err := r.Client.Process.Query().Where(process.Name(proc)).Only(privacy.DecisionContext(ctx, privacy.Allow))
+	if ent.IsNotFound(err) {
+		return fmt.Errorf("%w: no process %q", credentials.ErrBadInput, proc)
+	}
+	if err != nil {
+		return fmt.Errorf("process %q: %w", proc, err)
+	}
+	if p.OwnerID == nil || *p.OwnerID != c.ID {
+		return fmt.Errorf("%w: process %q does not belong to customer %q; a credential can only be bound to its own customer's processes", credentials.ErrBadInput, proc, c.Name)
+	}
+	return nil
+}
+
+func (r *Resolver) credentialMeta(ctx context.Context, op string, c *ent.Customer, name string) (*model.Credential, error) {
+	m, err := r.Vault.Meta(ctx, layout.Ref{Customer: c.Name, Name: name})
+	if err != nil {
+		return nil, credentialError(op, err)
+	}
+	return r.credentialModel(ctx, c, m)
+}
+
+func (r *Resolver) credentialModel(ctx context.Context, c *ent.Customer, m credentials.Meta) (*model.Credential, error) {
+	procs, err := r.CredentialBindings.Processes(ctx, c, m.Name)
+	if err != nil {
+		return nil, err
+	}
+	fields := m.Fields
+	if fields == nil {
+		fields = []string{}
+	}
+	return &model.Credential{
+		Customer: c.Name, Name: m.Name, Version: m.Version, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		UpdatedBy: m.UpdatedBy, Fields: fields, Processes: procs,
+	}, nil
+}
+
+// audit records who changed which credential, as an event (names only).
+func (r *Resolver) audit(ctx context.Context, p viewer.Principal, typ string, c *ent.Customer, name string) {
+	e, err := r.Client.Event.Create().SetType(typ).SetAt(time.Now().UTC()).SetCustomerID(c.ID).
+		SetMessage(fmt.Sprintf("%s by %s", name, p.String())).Save(privacy.DecisionContext(ctx, privacy.Allow))
+	if err == nil && r.Bus != nil {
+		r.Bus.Publish(e)
+	}
+}
+
+// credentialError turns an error of the credentials package into a GraphQL
+// error with a code. The message names the credential, never a value.
+func credentialError(op string, err error) error {
+	switch {
+	case errors.Is(err, credentials.ErrBadInput), errors.Is(err, credentials.ErrExists),
+		errors.Is(err, credentials.ErrNotFound), errors.Is(err, credentials.ErrOff):
+		code := CodeBadInput
+		if errors.Is(err, credentials.ErrNotFound) {
+			code = CodeNotFound
+		}
+		return coded(code, "%s: %v", op, err)
+	case errors.Is(err, credentials.ErrDenied):
+		return coded(CodeForbidden, "%s: %v", op, err)
+	}
+	return coded("VAULT_UNAVAILABLE", "%s: %v", op, err)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// attachCredentials gives a claim the grant of its process's credentials.
+// When they cannot be granted (Vault sealed, unreachable, denying, a
+// credential missing, or Vault not configured), the attempt fails at once as
+// an execution error naming the credential, so the task is retried per its
+// process's policy, and the robot gets no task from this poll: it waits out
+// the poll instead, so a Vault outage cannot burn through the queue at the
+// speed of the robots' polling. ok is false when there is no claim to hand
+// out; err is then the request's own failure, if any.
+func (r *Resolver) attachCredentials(ctx context.Context, robotID int, c *dispatch.Claim, claim *model.TaskClaim, pollEnd time.Time) (ok bool, err error) {
+	if r.CredentialBindings == nil {
+		return true, nil
+	}
+	binds, err := r.CredentialBindings.ForProcess(ctx, c.Process.ID)
+	var g *credentials.Grant
+	if err == nil && len(binds) > 0 {
+		g, err = r.Vault.Grant(ctx, credentials.GrantRequest{
+			TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline, Bindings: binds,
+		})
+	}
+	if err == nil {
+		claim.Credentials = grantModel(g)
+		return true, nil
+	}
+	msg := err.Error()
+	if _, rerr := r.Queue.Report(ctx, robotID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: msg}); rerr != nil {
+		return false, fmt.Errorf("claimTask: fail attempt after %s: %w", msg, rerr)
+	}
+	t := time.NewTimer(max(time.Until(pollEnd), 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+	}
+	return false, nil
+}
+
+func grantModel(g *credentials.Grant) *model.CredentialGrant {
+	if g == nil {
+		return nil
+	}
+	out := &model.CredentialGrant{VaultAddress: g.VaultAddress, ExpiresAt: g.ExpiresAt}
+	for _, it := range g.Items {
+		out.Items = append(out.Items, &model.CredentialGrantItem{Name: it.Name, Path: it.Path, WrappingToken: it.WrappingToken})
+	}
+	return out
+}
