@@ -44,6 +44,8 @@ var (
 // executable of that name.
 var builtins = map[string]map[string]bool{
 	sdk.KindProvider: {"local": true},
+	sdk.KindCrawler:  {"browser": true, "http": true},
+	sdk.KindVendor:   {"uipath": true, "aa": true},
 }
 
 // Options configure a Host. Zero durations take the defaults.
@@ -108,6 +110,7 @@ type Host struct {
 	mu        sync.Mutex
 	closed    bool
 	providers map[string]*ProviderClient
+	kinds     map[string]*KindClient // crawler and vendor plugins, by kind/name
 }
 
 // New returns a Host. Plugins start on demand.
@@ -121,6 +124,7 @@ func New(opts Options) *Host {
 		log:       opts.Logger.With("component", "pluginhost"),
 		closing:   make(chan struct{}),
 		providers: map[string]*ProviderClient{},
+		kinds:     map[string]*KindClient{},
 	}
 }
 
@@ -205,6 +209,11 @@ func (h *Host) Close() {
 			insts = append(insts, inst)
 		}
 	}
+	for _, k := range h.kinds {
+		if inst := k.takeDown(); inst != nil {
+			insts = append(insts, inst)
+		}
+	}
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, inst := range insts {
@@ -216,7 +225,8 @@ func (h *Host) Close() {
 // instance is one running plugin process.
 type instance struct {
 	client *plugin.Client
-	prov   *sdk.GRPCProviderClient
+	prov   *sdk.GRPCProviderClient // provider kind
+	raw    any                     // the dispensed client of any kind
 	info   sdk.PluginInfo
 	path   string
 	pid    int
@@ -275,44 +285,83 @@ func pluginEnv() []string {
 // launch starts one process of p's plugin, checks it is the plugin named,
 // and configures it.
 func (h *Host) launch(ctx context.Context, p *ProviderClient) (*instance, error) {
-	path, args, err := h.find(sdk.KindProvider, p.plugin)
+	inst, err := h.launchKind(ctx, sdk.KindProvider, p.plugin, p.cfg, p.log)
 	if err != nil {
+		var cfgErr *ConfigError
+		if errors.As(err, &cfgErr) {
+			cfgErr.Provider = p.name
+			return nil, fmt.Errorf("start provider %q: %w", p.name, cfgErr)
+		}
 		return nil, fmt.Errorf("start provider %q: %w", p.name, err)
+	}
+	prov, ok := inst.raw.(*sdk.GRPCProviderClient)
+	if !ok {
+		h.stop(inst, unhealthyStopTimeout)
+		return nil, fmt.Errorf("start provider %q: plugin %q dispensed %T", p.name, p.plugin, inst.raw)
+	}
+	inst.prov = prov
+	return inst, nil
+}
+
+// infoConfigurer is the base service every kind's client has.
+type infoConfigurer interface {
+	Info(ctx context.Context) (sdk.PluginInfo, error)
+	Configure(ctx context.Context, cfg map[string]string) ([]sdk.ConfigDiagnostic, error)
+}
+
+// pluginSets is the daemon side of each kind's versioned plugin sets.
+func pluginSets(kind string) (map[int]plugin.PluginSet, int) {
+	switch kind {
+	case sdk.KindCrawler:
+		return sdk.CrawlerPluginSets(nil), sdk.CrawlerProtocolVersion
+	case sdk.KindVendor:
+		return sdk.VendorPluginSets(nil), sdk.VendorProtocolVersion
+	}
+	return sdk.ProviderPluginSets(nil), sdk.ProviderProtocolVersion
+}
+
+// launchKind starts one plugin process of any kind, checks it is the
+// plugin named, and configures it.
+func (h *Host) launchKind(ctx context.Context, kind, pluginName string, cfg map[string]string, log *slog.Logger) (*instance, error) {
+	path, args, err := h.find(kind, pluginName)
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = pluginEnv()
 	setProcAttrs(cmd)
 	tail := newTailBuffer(4096)
+	sets, _ := pluginSets(kind)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.ProviderPluginSets(nil),
+		VersionedPlugins: sets,
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     h.opts.StartTimeout,
 		SkipHostEnv:      true,
 		Managed:          false,
-		Logger:           newHCLogAdapter(p.log),
+		Logger:           newHCLogAdapter(log),
 		Stderr:           tail,
 	})
 	fail := func(err error) (*instance, error) {
 		client.Kill() // also waits until stderr is read to the end
-		return nil, fmt.Errorf("start provider %q: %w", p.name, err)
+		return nil, err
 	}
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, fmt.Errorf("start provider %q: %w", p.name, handshakeError(p.plugin, path, err, tail.String()))
+		return nil, handshakeError(kind, pluginName, path, err, tail.String())
 	}
-	raw, err := rpc.Dispense(sdk.KindProvider)
+	raw, err := rpc.Dispense(kind)
 	if err != nil {
-		return fail(fmt.Errorf("plugin %q (%s): dispense: %w", p.plugin, path, err))
+		return fail(fmt.Errorf("plugin %q (%s): dispense: %w", pluginName, path, err))
 	}
-	prov, ok := raw.(*sdk.GRPCProviderClient)
+	base, ok := raw.(infoConfigurer)
 	if !ok {
-		return fail(fmt.Errorf("plugin %q (%s): dispensed %T", p.plugin, path, raw))
+		return fail(fmt.Errorf("plugin %q (%s): dispensed %T", pluginName, path, raw))
 	}
-	inst := &instance{client: client, prov: prov, path: path, stderr: tail}
+	inst := &instance{client: client, raw: raw, path: path, stderr: tail}
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.pid = rc.Pid
 	}
@@ -320,21 +369,21 @@ func (h *Host) launch(ctx context.Context, p *ProviderClient) (*instance, error)
 	callCtx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 	defer cancel()
 	defer context.AfterFunc(h.ctx, cancel)() // Close does not wait for a slow Configure
-	info, err := inst.prov.Info(callCtx)
+	info, err := base.Info(callCtx)
 	if err != nil {
-		return fail(fmt.Errorf("plugin %q (%s): info: %w", p.plugin, path, err))
+		return fail(fmt.Errorf("plugin %q (%s): info: %w", pluginName, path, err))
 	}
-	if info.Kind != sdk.KindProvider || info.Name != p.plugin {
-		return fail(fmt.Errorf("%w: plugin %q (%s) reports itself as %s plugin %q; expected provider plugin %q",
-			ErrIncompatible, p.plugin, path, info.Kind, info.Name, p.plugin))
+	if info.Kind != kind || info.Name != pluginName {
+		return fail(fmt.Errorf("%w: plugin %q (%s) reports itself as %s plugin %q; expected %s plugin %q",
+			ErrIncompatible, pluginName, path, info.Kind, info.Name, kind, pluginName))
 	}
 	inst.info = info
-	diags, err := inst.prov.Configure(callCtx, p.cfg)
+	diags, err := base.Configure(callCtx, cfg)
 	if err != nil {
-		return fail(fmt.Errorf("plugin %q (%s): configure: %w", p.plugin, path, err))
+		return fail(fmt.Errorf("plugin %q (%s): configure: %w", pluginName, path, err))
 	}
 	if len(diags) > 0 {
-		return fail(&ConfigError{Provider: p.name, Plugin: p.plugin, Diagnostics: diags})
+		return fail(&ConfigError{Kind: kind, Plugin: pluginName, Diagnostics: diags})
 	}
 	return inst, nil
 }
@@ -343,7 +392,8 @@ var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 
 // handshakeError explains why go-plugin could not connect, in the
 // operator's terms: which plugin, which file, and what to do.
-func handshakeError(name, path string, err error, stderr string) error {
+func handshakeError(kind, name, path string, err error, stderr string) error {
+	_, supported := pluginSets(kind)
 	msg := err.Error()
 	switch {
 	case strings.Contains(stderr, "This binary is a plugin"):
@@ -354,8 +404,8 @@ func handshakeError(name, path string, err error, stderr string) error {
 		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
 			offered = "version " + m[1]
 		}
-		return fmt.Errorf("%w: plugin %q (%s) speaks provider protocol %s; this rpacloud supports provider protocol version %d: install a plugin release built for it",
-			ErrIncompatible, name, path, offered, sdk.ProviderProtocolVersion)
+		return fmt.Errorf("%w: plugin %q (%s) speaks %s protocol %s; this rpacloud supports %s protocol version %d: install a plugin release built for it",
+			ErrIncompatible, name, path, kind, offered, kind, supported)
 	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "incompatible core API version"),
 		strings.Contains(msg, "unsupported plugin protocol"), strings.Contains(msg, "error parsing"):
 		return fmt.Errorf("%w: plugin %q (%s) did not complete the go-plugin handshake (is it an rpacloud plugin built with plugins/sdk?): %s%s",
@@ -435,7 +485,8 @@ func killPID(pid int) {
 
 // ConfigError is a configuration the plugin refused.
 type ConfigError struct {
-	Provider, Plugin string
+	Kind             string // "" means provider
+	Provider, Plugin string // Provider: the block name, when known
 	Diagnostics      []sdk.ConfigDiagnostic
 }
 
@@ -443,6 +494,13 @@ func (e *ConfigError) Error() string {
 	parts := make([]string, 0, len(e.Diagnostics))
 	for _, d := range e.Diagnostics {
 		parts = append(parts, d.String())
+	}
+	if e.Provider == "" {
+		kind := e.Kind
+		if kind == "" {
+			kind = sdk.KindProvider
+		}
+		return fmt.Sprintf("%s plugin %q: invalid configuration: %s", kind, e.Plugin, strings.Join(parts, "; "))
 	}
 	return fmt.Sprintf("provider %q (plugin %q): invalid configuration: %s", e.Provider, e.Plugin, strings.Join(parts, "; "))
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 )
 
@@ -35,6 +36,8 @@ type Agent struct {
 	Client  *gqlclient.Client
 	Log     *slog.Logger
 	Runners map[string]Runner // by runner name (builtin task types)
+	// Plugins runs crawler and vendor processes; nil: this robot has none.
+	Plugins *Plugins
 	// PollWait is how long one claim waits on the server for work.
 	PollWait time.Duration
 	// ShutdownGrace is how long a running task may go on after the agent
@@ -55,11 +58,13 @@ type Claim struct {
 	Runner             string          `json:"runner"`
 	MaxDurationSeconds int             `json:"maxDurationSeconds"`
 	Input              json.RawMessage `json:"input"`
+	// Credentials is the grant of the credentials the process binds.
+	Credentials *credentials.Grant `json:"credentials"`
 }
 
 const (
 	registerQ = `mutation($h:String!,$v:String!){registerRobot(hostname:$h,agentVersion:$v){pool robot{name}}}`
-	claimQ    = `mutation($w:Int){claimTask(wait:$w){taskID attempt deadline process kind runner maxDurationSeconds input}}`
+	claimQ    = `mutation($w:Int){claimTask(wait:$w){taskID attempt deadline process kind runner maxDurationSeconds input credentials{vaultAddress expiresAt items{name path wrappingToken}}}}`
 	beatQ     = `mutation($t:ID!,$a:Int!){heartbeat(taskID:$t,attempt:$a)}`
 	reportQ   = `mutation($in:ReportResultInput!){reportResult(input:$in)}`
 )
@@ -221,6 +226,17 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[s
 }
 
 func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {
+	// Credentials go from Vault into memory and reach the runner through
+	// ctx only; a failure is an execution error naming the credential.
+	ctx, err := credentials.Deliver(ctx, c.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("process %q: %w", c.Process, err)
+	}
+	if (c.Kind == "crawler" || c.Kind == "vendor") && a.Plugins != nil {
+		dl, cancel := context.WithDeadline(ctx, c.Deadline)
+		defer cancel()
+		return a.Plugins.Run(dl, c) // plugins.go
+	}
 	if c.Kind != "builtin" {
 		return nil, fmt.Errorf("process %q: %s processes need the %s plugin, which this robot does not have", c.Process, c.Kind, c.Runner)
 	}

@@ -94,6 +94,9 @@ func createToProto(in CreateRequest) *pb.CreateRequest {
 	if n := in.Network; n != nil {
 		out.Network = &pb.NetworkProfile{Proxy: n.Proxy, Dns: n.DNS, Allow: n.Allow, Deny: n.Deny}
 	}
+	if su := in.Setup; su != nil {
+		out.Setup = &pb.VMSetup{Software: su.Software, ConfigFiles: su.ConfigFiles, RemoteAccess: su.RemoteAccess}
+	}
 	return out
 }
 
@@ -108,6 +111,9 @@ func createFromProto(in *pb.CreateRequest) CreateRequest {
 	}
 	if n := in.GetNetwork(); n != nil {
 		out.Network = &NetworkProfile{Proxy: n.GetProxy(), DNS: n.GetDns(), Allow: n.GetAllow(), Deny: n.GetDeny()}
+	}
+	if su := in.GetSetup(); su != nil {
+		out.Setup = &VMSetup{Software: su.GetSoftware(), ConfigFiles: su.GetConfigFiles(), RemoteAccess: su.GetRemoteAccess()}
 	}
 	return out
 }
@@ -125,6 +131,9 @@ func instanceToProto(in Instance) *pb.Instance {
 	if !in.CreatedAt.IsZero() {
 		out.CreatedAt = timestamppb.New(in.CreatedAt)
 	}
+	if ra := in.RemoteAccess; ra != nil {
+		out.RemoteAccess = &pb.RemoteAccess{Protocol: ra.Protocol, Host: ra.Host, Port: int32(ra.Port), Username: ra.Username}
+	}
 	return out
 }
 
@@ -136,6 +145,9 @@ func instanceFromProto(in *pb.Instance) Instance {
 		RobotName:      in.GetRobotName(),
 		Address:        in.GetAddress(),
 		Error:          in.GetError(),
+	}
+	if ra := in.GetRemoteAccess(); ra != nil {
+		out.RemoteAccess = &RemoteAccess{Protocol: ra.GetProtocol(), Host: ra.GetHost(), Port: int(ra.GetPort()), Username: ra.GetUsername()}
 	}
 	// A state this SDK does not know (a newer plugin) reads as failed, so
 	// the daemon never counts an instance it does not understand as

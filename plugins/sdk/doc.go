@@ -12,4 +12,17 @@
 // The executable is named rpacloud-provider-<name> and placed in the
 // daemon's plugin directory. Package sdktest checks an implementation
 // against the provider contract in memory.
+//
+// The other kinds work the same way. A crawler plugin implements [Crawler]
+// (run one task's [Flow] with its input, credentials and network profile;
+// return outputs, artefacts, or a [TaskError] classified as data or
+// execution error) and calls [ServeCrawler]; it is named
+// rpacloud-crawler-<name>. A vendor plugin implements [Vendor] (start,
+// follow and stop jobs, list jobs and robots of an RPA orchestrator) and
+// calls [ServeVendor]; it is named rpacloud-vendor-<name>. Helpers:
+// package flowvars expands {{input.x}}, {{credentials.name.field}} and
+// {{outputs.x}} in steps and scrubs secrets from messages; package
+// netpolicy enforces a network profile (allow/deny host patterns, proxy,
+// DNS); package vendorhttp does JSON calls with rate limiting (429 and
+// Retry-After) and clear errors for malformed replies.
 package sdk

@@ -35,3 +35,31 @@ func ProviderPluginSets(impl Provider) map[int]plugin.PluginSet {
 		ProviderProtocolVersion: {KindProvider: &ProviderPlugin{Impl: impl}},
 	}
 }
+
+// Plugin kinds added after the provider. Each has its own protocol version.
+const (
+	KindCrawler = "crawler"
+	KindVendor  = "vendor"
+)
+
+// Protocol versions of the crawler and vendor kinds.
+const (
+	CrawlerProtocolVersion = 1
+	VendorProtocolVersion  = 1
+)
+
+// CrawlerPluginSets is the VersionedPlugins map for a crawler. impl is nil
+// on the daemon side.
+func CrawlerPluginSets(impl Crawler) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		CrawlerProtocolVersion: {KindCrawler: &CrawlerPlugin{Impl: impl}},
+	}
+}
+
+// VendorPluginSets is the VersionedPlugins map for a vendor. impl is nil on
+// the daemon side.
+func VendorPluginSets(impl Vendor) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		VendorProtocolVersion: {KindVendor: &VendorPlugin{Impl: impl}},
+	}
+}

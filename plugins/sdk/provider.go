@@ -95,6 +95,26 @@ type CreateRequest struct {
 	RobotToken string
 	Labels     map[string]string
 	Network    *NetworkProfile // nil when the pool has none
+	// Setup is what the VM must be prepared with (software, configuration
+	// files, remote access), applied at creation; nil when the pool
+	// declares none.
+	Setup *VMSetup
+}
+
+// VMSetup is the preparation of a VM (lifecycle step S2).
+type VMSetup struct {
+	Software     []string
+	ConfigFiles  []string
+	RemoteAccess string // "rdp" | "ssh" | "vnc" | ""
+}
+
+// RemoteAccess is how people reach an instance from their desks. It never
+// carries a password.
+type RemoteAccess struct {
+	Protocol string // "rdp" | "ssh" | "vnc"
+	Host     string
+	Port     int
+	Username string
 }
 
 // String leaves the token out, so a request can be logged with %v.
@@ -132,6 +152,9 @@ type Instance struct {
 	Address        string
 	CreatedAt      time.Time
 	Error          string // why it failed, with InstanceFailed
+	// RemoteAccess is the endpoint people connect to; nil when the
+	// provider offers none.
+	RemoteAccess *RemoteAccess
 }
 
 // GoString keeps the token out of %#v as well.

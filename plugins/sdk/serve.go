@@ -125,3 +125,13 @@ func grpcServer(logger hclog.Logger) func([]grpc.ServerOption) *grpc.Server {
 		return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(recoverUnary))...)
 	}
 }
+
+// ServeCrawler serves impl as a crawler plugin; see ServeProvider.
+func ServeCrawler(impl Crawler) {
+	serve(impl, CrawlerPluginSets(impl))
+}
+
+// ServeVendor serves impl as a vendor plugin; see ServeProvider.
+func ServeVendor(impl Vendor) {
+	serve(impl, VendorPluginSets(impl))
+}

@@ -97,7 +97,11 @@ type CreateRequest struct {
 	RobotToken string            `protobuf:"bytes,5,opt,name=robot_token,json=robotToken,proto3" json:"robot_token,omitempty"`
 	Labels     map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Absent when the pool has no network profile.
-	Network       *NetworkProfile `protobuf:"bytes,7,opt,name=network,proto3" json:"network,omitempty"`
+	Network *NetworkProfile `protobuf:"bytes,7,opt,name=network,proto3" json:"network,omitempty"`
+	// What the VM must be prepared with (lifecycle step S2): the provider
+	// applies it at creation (start-up script, cloud-init). Unset when the
+	// pool declares none; older plugins ignore it.
+	Setup         *VMSetup `protobuf:"bytes,8,opt,name=setup,proto3" json:"setup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,6 +185,13 @@ func (x *CreateRequest) GetNetwork() *NetworkProfile {
 	return nil
 }
 
+func (x *CreateRequest) GetSetup() *VMSetup {
+	if x != nil {
+		return x.Setup
+	}
+	return nil
+}
+
 type NetworkProfile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Proxy         string                 `protobuf:"bytes,1,opt,name=proxy,proto3" json:"proxy,omitempty"`
@@ -249,6 +260,67 @@ func (x *NetworkProfile) GetDeny() []string {
 	return nil
 }
 
+type VMSetup struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Software    []string               `protobuf:"bytes,1,rep,name=software,proto3" json:"software,omitempty"`
+	ConfigFiles []string               `protobuf:"bytes,2,rep,name=config_files,json=configFiles,proto3" json:"config_files,omitempty"`
+	// rdp, ssh or vnc: the access the VM must offer; empty for none.
+	RemoteAccess  string `protobuf:"bytes,3,opt,name=remote_access,json=remoteAccess,proto3" json:"remote_access,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VMSetup) Reset() {
+	*x = VMSetup{}
+	mi := &file_pluginv1_provider_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VMSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VMSetup) ProtoMessage() {}
+
+func (x *VMSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginv1_provider_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VMSetup.ProtoReflect.Descriptor instead.
+func (*VMSetup) Descriptor() ([]byte, []int) {
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *VMSetup) GetSoftware() []string {
+	if x != nil {
+		return x.Software
+	}
+	return nil
+}
+
+func (x *VMSetup) GetConfigFiles() []string {
+	if x != nil {
+		return x.ConfigFiles
+	}
+	return nil
+}
+
+func (x *VMSetup) GetRemoteAccess() string {
+	if x != nil {
+		return x.RemoteAccess
+	}
+	return ""
+}
+
 type CreateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instance      *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -258,7 +330,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_pluginv1_provider_proto_msgTypes[2]
+	mi := &file_pluginv1_provider_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +342,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[2]
+	mi := &file_pluginv1_provider_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +355,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{2}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateResponse) GetInstance() *Instance {
@@ -302,7 +374,7 @@ type DestroyRequest struct {
 
 func (x *DestroyRequest) Reset() {
 	*x = DestroyRequest{}
-	mi := &file_pluginv1_provider_proto_msgTypes[3]
+	mi := &file_pluginv1_provider_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +386,7 @@ func (x *DestroyRequest) String() string {
 func (*DestroyRequest) ProtoMessage() {}
 
 func (x *DestroyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[3]
+	mi := &file_pluginv1_provider_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +399,7 @@ func (x *DestroyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyRequest.ProtoReflect.Descriptor instead.
 func (*DestroyRequest) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{3}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DestroyRequest) GetInstanceIds() []string {
@@ -345,7 +417,7 @@ type DestroyResponse struct {
 
 func (x *DestroyResponse) Reset() {
 	*x = DestroyResponse{}
-	mi := &file_pluginv1_provider_proto_msgTypes[4]
+	mi := &file_pluginv1_provider_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +429,7 @@ func (x *DestroyResponse) String() string {
 func (*DestroyResponse) ProtoMessage() {}
 
 func (x *DestroyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[4]
+	mi := &file_pluginv1_provider_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +442,7 @@ func (x *DestroyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyResponse.ProtoReflect.Descriptor instead.
 func (*DestroyResponse) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{4}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{5}
 }
 
 type ListRequest struct {
@@ -381,7 +453,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_pluginv1_provider_proto_msgTypes[5]
+	mi := &file_pluginv1_provider_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +465,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[5]
+	mi := &file_pluginv1_provider_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +478,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{5}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{6}
 }
 
 type ListResponse struct {
@@ -418,7 +490,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_pluginv1_provider_proto_msgTypes[6]
+	mi := &file_pluginv1_provider_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +502,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[6]
+	mi := &file_pluginv1_provider_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +515,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{6}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListResponse) GetInstances() []*Instance {
@@ -463,14 +535,17 @@ type Instance struct {
 	Address        string                 `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Why the instance failed; set with INSTANCE_STATE_FAILED.
-	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// How people reach the VM from their desks; unset when the provider
+	// offers no remote access (or predates this field).
+	RemoteAccess  *RemoteAccess `protobuf:"bytes,9,opt,name=remote_access,json=remoteAccess,proto3" json:"remote_access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_pluginv1_provider_proto_msgTypes[7]
+	mi := &file_pluginv1_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +557,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_provider_proto_msgTypes[7]
+	mi := &file_pluginv1_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +570,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_pluginv1_provider_proto_rawDescGZIP(), []int{7}
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Instance) GetId() string {
@@ -554,11 +629,88 @@ func (x *Instance) GetError() string {
 	return ""
 }
 
+func (x *Instance) GetRemoteAccess() *RemoteAccess {
+	if x != nil {
+		return x.RemoteAccess
+	}
+	return nil
+}
+
+type RemoteAccess struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rdp, ssh or vnc.
+	Protocol string `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Host     string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Port     int32  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// The account to log in with; never a password.
+	Username      string `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoteAccess) Reset() {
+	*x = RemoteAccess{}
+	mi := &file_pluginv1_provider_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoteAccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoteAccess) ProtoMessage() {}
+
+func (x *RemoteAccess) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginv1_provider_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoteAccess.ProtoReflect.Descriptor instead.
+func (*RemoteAccess) Descriptor() ([]byte, []int) {
+	return file_pluginv1_provider_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoteAccess) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *RemoteAccess) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *RemoteAccess) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *RemoteAccess) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
 var File_pluginv1_provider_proto protoreflect.FileDescriptor
 
 const file_pluginv1_provider_proto_rawDesc = "" +
 	"\n" +
-	"\x17pluginv1/provider.proto\x12\x12rpacloud.plugin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n" +
+	"\x17pluginv1/provider.proto\x12\x12rpacloud.plugin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n" +
 	"\rCreateRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x12\n" +
 	"\x04pool\x18\x02 \x01(\tR\x04pool\x12\x1d\n" +
@@ -569,7 +721,8 @@ const file_pluginv1_provider_proto_rawDesc = "" +
 	"\vrobot_token\x18\x05 \x01(\tR\n" +
 	"robotToken\x12E\n" +
 	"\x06labels\x18\x06 \x03(\v2-.rpacloud.plugin.v1.CreateRequest.LabelsEntryR\x06labels\x12<\n" +
-	"\anetwork\x18\a \x01(\v2\".rpacloud.plugin.v1.NetworkProfileR\anetwork\x1a9\n" +
+	"\anetwork\x18\a \x01(\v2\".rpacloud.plugin.v1.NetworkProfileR\anetwork\x121\n" +
+	"\x05setup\x18\b \x01(\v2\x1b.rpacloud.plugin.v1.VMSetupR\x05setup\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
@@ -577,7 +730,11 @@ const file_pluginv1_provider_proto_rawDesc = "" +
 	"\x05proxy\x18\x01 \x01(\tR\x05proxy\x12\x10\n" +
 	"\x03dns\x18\x02 \x03(\tR\x03dns\x12\x14\n" +
 	"\x05allow\x18\x03 \x03(\tR\x05allow\x12\x12\n" +
-	"\x04deny\x18\x04 \x03(\tR\x04deny\"J\n" +
+	"\x04deny\x18\x04 \x03(\tR\x04deny\"m\n" +
+	"\aVMSetup\x12\x1a\n" +
+	"\bsoftware\x18\x01 \x03(\tR\bsoftware\x12!\n" +
+	"\fconfig_files\x18\x02 \x03(\tR\vconfigFiles\x12#\n" +
+	"\rremote_access\x18\x03 \x01(\tR\fremoteAccess\"J\n" +
 	"\x0eCreateResponse\x128\n" +
 	"\binstance\x18\x01 \x01(\v2\x1c.rpacloud.plugin.v1.InstanceR\binstance\"3\n" +
 	"\x0eDestroyRequest\x12!\n" +
@@ -585,7 +742,7 @@ const file_pluginv1_provider_proto_rawDesc = "" +
 	"\x0fDestroyResponse\"\r\n" +
 	"\vListRequest\"J\n" +
 	"\fListResponse\x12:\n" +
-	"\tinstances\x18\x01 \x03(\v2\x1c.rpacloud.plugin.v1.InstanceR\tinstances\"\x9a\x02\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1c.rpacloud.plugin.v1.InstanceR\tinstances\"\xe1\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x12\n" +
@@ -596,7 +753,13 @@ const file_pluginv1_provider_proto_rawDesc = "" +
 	"\aaddress\x18\x06 \x01(\tR\aaddress\x129\n" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error*\xbc\x01\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12E\n" +
+	"\rremote_access\x18\t \x01(\v2 .rpacloud.plugin.v1.RemoteAccessR\fremoteAccess\"n\n" +
+	"\fRemoteAccess\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\x12\x1a\n" +
+	"\busername\x18\x04 \x01(\tR\busername*\xbc\x01\n" +
 	"\rInstanceState\x12\x1e\n" +
 	"\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17INSTANCE_STATE_CREATING\x10\x01\x12\x1a\n" +
@@ -622,38 +785,42 @@ func file_pluginv1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginv1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginv1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_pluginv1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_pluginv1_provider_proto_goTypes = []any{
 	(InstanceState)(0),            // 0: rpacloud.plugin.v1.InstanceState
 	(*CreateRequest)(nil),         // 1: rpacloud.plugin.v1.CreateRequest
 	(*NetworkProfile)(nil),        // 2: rpacloud.plugin.v1.NetworkProfile
-	(*CreateResponse)(nil),        // 3: rpacloud.plugin.v1.CreateResponse
-	(*DestroyRequest)(nil),        // 4: rpacloud.plugin.v1.DestroyRequest
-	(*DestroyResponse)(nil),       // 5: rpacloud.plugin.v1.DestroyResponse
-	(*ListRequest)(nil),           // 6: rpacloud.plugin.v1.ListRequest
-	(*ListResponse)(nil),          // 7: rpacloud.plugin.v1.ListResponse
-	(*Instance)(nil),              // 8: rpacloud.plugin.v1.Instance
-	nil,                           // 9: rpacloud.plugin.v1.CreateRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*VMSetup)(nil),               // 3: rpacloud.plugin.v1.VMSetup
+	(*CreateResponse)(nil),        // 4: rpacloud.plugin.v1.CreateResponse
+	(*DestroyRequest)(nil),        // 5: rpacloud.plugin.v1.DestroyRequest
+	(*DestroyResponse)(nil),       // 6: rpacloud.plugin.v1.DestroyResponse
+	(*ListRequest)(nil),           // 7: rpacloud.plugin.v1.ListRequest
+	(*ListResponse)(nil),          // 8: rpacloud.plugin.v1.ListResponse
+	(*Instance)(nil),              // 9: rpacloud.plugin.v1.Instance
+	(*RemoteAccess)(nil),          // 10: rpacloud.plugin.v1.RemoteAccess
+	nil,                           // 11: rpacloud.plugin.v1.CreateRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_pluginv1_provider_proto_depIdxs = []int32{
-	9,  // 0: rpacloud.plugin.v1.CreateRequest.labels:type_name -> rpacloud.plugin.v1.CreateRequest.LabelsEntry
+	11, // 0: rpacloud.plugin.v1.CreateRequest.labels:type_name -> rpacloud.plugin.v1.CreateRequest.LabelsEntry
 	2,  // 1: rpacloud.plugin.v1.CreateRequest.network:type_name -> rpacloud.plugin.v1.NetworkProfile
-	8,  // 2: rpacloud.plugin.v1.CreateResponse.instance:type_name -> rpacloud.plugin.v1.Instance
-	8,  // 3: rpacloud.plugin.v1.ListResponse.instances:type_name -> rpacloud.plugin.v1.Instance
-	0,  // 4: rpacloud.plugin.v1.Instance.state:type_name -> rpacloud.plugin.v1.InstanceState
-	10, // 5: rpacloud.plugin.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: rpacloud.plugin.v1.Provider.Create:input_type -> rpacloud.plugin.v1.CreateRequest
-	4,  // 7: rpacloud.plugin.v1.Provider.Destroy:input_type -> rpacloud.plugin.v1.DestroyRequest
-	6,  // 8: rpacloud.plugin.v1.Provider.List:input_type -> rpacloud.plugin.v1.ListRequest
-	3,  // 9: rpacloud.plugin.v1.Provider.Create:output_type -> rpacloud.plugin.v1.CreateResponse
-	5,  // 10: rpacloud.plugin.v1.Provider.Destroy:output_type -> rpacloud.plugin.v1.DestroyResponse
-	7,  // 11: rpacloud.plugin.v1.Provider.List:output_type -> rpacloud.plugin.v1.ListResponse
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	3,  // 2: rpacloud.plugin.v1.CreateRequest.setup:type_name -> rpacloud.plugin.v1.VMSetup
+	9,  // 3: rpacloud.plugin.v1.CreateResponse.instance:type_name -> rpacloud.plugin.v1.Instance
+	9,  // 4: rpacloud.plugin.v1.ListResponse.instances:type_name -> rpacloud.plugin.v1.Instance
+	0,  // 5: rpacloud.plugin.v1.Instance.state:type_name -> rpacloud.plugin.v1.InstanceState
+	12, // 6: rpacloud.plugin.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
+	10, // 7: rpacloud.plugin.v1.Instance.remote_access:type_name -> rpacloud.plugin.v1.RemoteAccess
+	1,  // 8: rpacloud.plugin.v1.Provider.Create:input_type -> rpacloud.plugin.v1.CreateRequest
+	5,  // 9: rpacloud.plugin.v1.Provider.Destroy:input_type -> rpacloud.plugin.v1.DestroyRequest
+	7,  // 10: rpacloud.plugin.v1.Provider.List:input_type -> rpacloud.plugin.v1.ListRequest
+	4,  // 11: rpacloud.plugin.v1.Provider.Create:output_type -> rpacloud.plugin.v1.CreateResponse
+	6,  // 12: rpacloud.plugin.v1.Provider.Destroy:output_type -> rpacloud.plugin.v1.DestroyResponse
+	8,  // 13: rpacloud.plugin.v1.Provider.List:output_type -> rpacloud.plugin.v1.ListResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_pluginv1_provider_proto_init() }
@@ -667,7 +834,7 @@ func file_pluginv1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginv1_provider_proto_rawDesc), len(file_pluginv1_provider_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

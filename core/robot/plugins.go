@@ -1,0 +1,227 @@
+package robot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
+)
+
+// Specs tells the robot how to run a process; *SpecClient implements it.
+type Specs interface {
+	Spec(ctx context.Context, process string) (*ProcessSpec, error)
+}
+
+// Plugins runs the tasks of crawler and vendor processes through their
+// plugins, each in its own process. A plugin that dies during a task ends
+// the attempt as an execution error (so the dispatcher gives the task to
+// another robot) and is started again for the next task.
+type Plugins struct {
+	Host  *pluginhost.Host
+	Specs Specs
+	Log   *slog.Logger
+	// CrawlerConfig is each crawler plugin's configuration (e.g. the
+	// browser's "chromium" path).
+	CrawlerConfig map[string]map[string]string
+	// ArtifactDir keeps the artefacts of failed attempts (a screenshot of
+	// the failing page), one directory per attempt. Empty: not kept.
+	ArtifactDir string
+	// VendorPoll is how often a vendor job is read while it runs.
+	// Default 5s.
+	VendorPoll time.Duration
+}
+
+// Run runs one claimed task. The task's credentials are those the daemon
+// delivered with the claim (credentials.SecretsFrom(ctx)), in memory only.
+func (p *Plugins) Run(ctx context.Context, c *Claim) (json.RawMessage, error) {
+	spec, err := p.Specs.Spec(ctx, c.Process)
+	if err != nil {
+		return nil, err
+	}
+	creds := CredentialMap(credentials.SecretsFrom(ctx))
+	switch spec.Kind {
+	case "crawler":
+		return p.crawl(ctx, c, spec, creds)
+	case "vendor":
+		return p.vendorJob(ctx, c, spec, creds)
+	}
+	return nil, fmt.Errorf("process %q: robots run crawler and vendor processes through plugins, not %q", c.Process, spec.Kind)
+}
+
+// CredentialMap turns delivered secrets into the plugin SDK's form:
+// credential name → field → value (username, password, totp_seed and the
+// extra fields).
+func CredentialMap(s credentials.Secrets) map[string]map[string]string {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(s))
+	for name, sec := range s {
+		f := map[string]string{}
+		for k, v := range sec.Extra {
+			f[k] = v
+		}
+		if sec.Username != "" {
+			f["username"] = sec.Username
+		}
+		if sec.Password != "" {
+			f["password"] = sec.Password
+		}
+		if sec.TOTPSeed != "" {
+			f["totp_seed"] = sec.TOTPSeed
+		}
+		out[name] = f
+	}
+	return out
+}
+
+func (p *Plugins) crawl(ctx context.Context, c *Claim, spec *ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
+	if spec.Flow == nil {
+		return nil, fmt.Errorf("process %q has no flow: give it flow = \"NAME\" in its HCL block", c.Process)
+	}
+	client, err := p.Host.Crawler(ctx, spec.Runner, p.CrawlerConfig[spec.Runner])
+	if err != nil {
+		return nil, fmt.Errorf("process %q: %w", c.Process, err)
+	}
+	res, err := client.Run(ctx, sdk.RunRequest{
+		TaskID: c.TaskID, Attempt: c.Attempt, Process: c.Process, Input: c.Input, Credentials: creds,
+		Flow: *spec.Flow, Network: spec.Network, NetworkName: spec.NetworkName,
+	})
+	if err != nil {
+		// The plugin failed (died, timed out): an execution error, so the
+		// task is retried, on another robot.
+		return nil, fmt.Errorf("process %q: %w", c.Process, err)
+	}
+	kept := p.keep(c, res.Artifacts)
+	if e := res.Error; e != nil {
+		msg := e.Message
+		if kept != "" {
+			msg += " (artefacts: " + kept + ")"
+		}
+		if e.Class == sdk.ErrorData {
+			return nil, fmt.Errorf("%w: %s", ErrData, msg)
+		}
+		return nil, errors.New(msg)
+	}
+	out, err := json.Marshal(res.Outputs)
+	if err != nil {
+		return nil, fmt.Errorf("process %q: outputs: %w", c.Process, err)
+	}
+	return out, nil
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// keep writes artefacts under ArtifactDir/<task>-<attempt>/ and returns
+// the directory, or "" when nothing was kept.
+func (p *Plugins) keep(c *Claim, arts []sdk.Artifact) string {
+	if p.ArtifactDir == "" || len(arts) == 0 {
+		return ""
+	}
+	dir := filepath.Join(p.ArtifactDir, unsafeName.ReplaceAllString(c.TaskID, "_")+"-"+strconv.Itoa(c.Attempt))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		p.log().Warn("cannot keep artefacts", "err", err)
+		return ""
+	}
+	for _, a := range arts {
+		name := unsafeName.ReplaceAllString(a.Name, "_")
+		if err := os.WriteFile(filepath.Join(dir, name), a.Data, 0o600); err != nil {
+			p.log().Warn("cannot keep artefact", "name", name, "err", err)
+		}
+	}
+	return dir
+}
+
+func (p *Plugins) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.Default()
+}
+
+// vendorSecretFields are the credential fields a vendor plugin takes its
+// secret from, by vendor type: the process lists the vendor's credential
+// (e.g. "uipath/prod") in its credentials, and it is delivered with the
+// claim like any other.
+var vendorSecretFields = map[string][]string{
+	"uipath": {"client_secret", "password"},
+	"aa":     {"api_key", "password"},
+}
+
+func (p *Plugins) vendorJob(ctx context.Context, c *Claim, spec *ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
+	cfg := map[string]string{}
+	for k, v := range spec.Vendor {
+		cfg[k] = v
+	}
+	// The vendor's secret comes from the claim's credentials, never from
+	// the spec (which travels without secrets).
+	for _, f := range creds {
+		for _, field := range vendorSecretFields[spec.VendorType] {
+			if v, ok := f[field]; ok {
+				key := field
+				if field == "password" {
+					key = vendorSecretFields[spec.VendorType][0]
+				}
+				cfg[key] = v
+			}
+		}
+		if u, ok := f["username"]; ok && spec.VendorType == "aa" {
+			cfg["username"] = u
+		}
+	}
+	v, err := p.Host.Vendor(ctx, spec.Runner, spec.VendorType, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("process %q: %w", c.Process, err)
+	}
+	job, err := v.StartJob(ctx, sdk.StartJobRequest{Package: spec.Package, Input: c.Input, Reference: c.TaskID + "/" + strconv.Itoa(c.Attempt)})
+	if err != nil {
+		return nil, fmt.Errorf("process %q: start %s job: %w", c.Process, spec.VendorType, err)
+	}
+	poll := p.VendorPoll
+	if poll <= 0 {
+		poll = 5 * time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for !job.State.Terminal() {
+		select {
+		case <-ctx.Done():
+			// The attempt is over for us: ask the vendor to stop the job
+			// so it does not run twice when the task is retried.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if err := v.StopJob(sctx, job.ID, false); err != nil {
+				p.log().Warn("could not stop the vendor job", "job", job.ID, "err", err)
+			}
+			cancel()
+			return nil, fmt.Errorf("process %q: %s job %s still %s when the attempt ended: %w", c.Process, spec.VendorType, job.ID, job.VendorState, ctx.Err())
+		case <-t.C:
+		}
+		next, err := v.GetJob(ctx, job.ID)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, pluginhost.ErrPluginUnavailable) {
+				p.log().Warn("reading the vendor job failed; trying again", "job", job.ID, "err", err)
+				continue
+			}
+			return nil, fmt.Errorf("process %q: follow %s job %s: %w", c.Process, spec.VendorType, job.ID, err)
+		}
+		job = next
+	}
+	if job.State != sdk.JobSucceeded {
+		return nil, fmt.Errorf("process %q: %s job %s ended %s: %s", c.Process, spec.VendorType, job.ID, job.VendorState, job.Info)
+	}
+	out := map[string]any{"job_id": job.ID, "state": job.VendorState}
+	if len(job.Output) > 0 {
+		out["output"] = job.Output
+	}
+	return json.Marshal(out)
+}

@@ -1,0 +1,124 @@
+package robot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/pluginhost"
+	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
+)
+
+// The test binary is also the HTTP crawler plugin, started by the host as
+// `<binary> plugin crawler http`, as robots start rpacloud.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 4 && os.Args[1] == "plugin" {
+		httpcrawler.Main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+type specs map[string]*ProcessSpec
+
+func (s specs) Spec(_ context.Context, p string) (*ProcessSpec, error) {
+	if sp, ok := s[p]; ok {
+		return sp, nil
+	}
+	return nil, errors.New("no spec")
+}
+
+func newPlugins(t *testing.T, target string) *Plugins {
+	exe, _ := os.Executable()
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StopTimeout: 5 * time.Second})
+	t.Cleanup(h.Close)
+	flow := &sdk.Flow{Name: "f", Steps: []sdk.Step{
+		{Action: sdk.ActionRequest, URL: target + "/file", Form: map[string]string{"user": "{{credentials.etax/acme.username}}", "amount": "{{input.amount}}"}},
+		{Action: sdk.ActionAssert, Regex: `error: (.*)`, State: "absent", DataError: true, Message: "refused"},
+		{Action: sdk.ActionExtract, Regex: `receipt=(\w+)`, Output: "receipt"},
+	}}
+	return &Plugins{Host: h, Specs: specs{"filing": {Name: "filing", Kind: "crawler", Runner: "http", Flow: flow}},
+		ArtifactDir: t.TempDir()}
+}
+
+func TestCrawlerTasks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/file" && r.PostFormValue("user") != "alice":
+			http.Error(w, "who are you", http.StatusForbidden)
+		case r.PostFormValue("amount") == "-1":
+			_, _ = io.WriteString(w, "error: amount must not be negative")
+		case r.PostFormValue("amount") == "hang":
+			<-r.Context().Done()
+		default:
+			_, _ = io.WriteString(w, "receipt=R42")
+		}
+	}))
+	defer srv.Close()
+	p := newPlugins(t, srv.URL)
+	ctx := credentials.WithSecrets(context.Background(), credentials.Secrets{"etax/acme": {Username: "alice", Password: "pw"}})
+	claim := func(input string) *Claim {
+		return &Claim{TaskID: "7", Attempt: 1, Process: "filing", Kind: "crawler", Runner: "http", Input: json.RawMessage(input)}
+	}
+
+	out, err := p.Run(ctx, claim(`{"amount":"10"}`))
+	if err != nil || string(out) != `{"receipt":"R42"}` {
+		t.Fatalf("success: %s %v", out, err)
+	}
+	_, err = p.Run(ctx, claim(`{"amount":"-1"}`))
+	if !errors.Is(err, ErrData) || !strings.Contains(err.Error(), "refused: amount must not be negative") {
+		t.Fatalf("data error: %v", err)
+	}
+	if !strings.Contains(err.Error(), "artefacts: "+p.ArtifactDir) {
+		t.Errorf("the failing response is not kept: %v", err)
+	}
+	// Without credentials delivered with the claim the flow cannot run.
+	_, err = p.Run(context.Background(), claim(`{"amount":"10"}`))
+	if err == nil || !strings.Contains(err.Error(), `credential "etax/acme" is not available`) {
+		t.Fatalf("no credentials: %v", err)
+	}
+
+	// A plugin killed mid-task: an execution error, and the next task
+	// starts the plugin again.
+	c, err := p.Host.Crawler(ctx, "http", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := c.PID()
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}()
+	_, err = p.Run(ctx, claim(`{"amount":"hang"}`))
+	if err == nil || errors.Is(err, ErrData) || !errors.Is(err, pluginhost.ErrPluginUnavailable) {
+		t.Fatalf("killed plugin: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err = p.Run(ctx, claim(`{"amount":"10"}`))
+		if err == nil {
+			if string(out) != `{"receipt":"R42"}` {
+				t.Fatalf("after restart: %s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not restarted: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,289 @@
+// Package taxfiling holds the tax-filing example's end-to-end test: the
+// demo configuration run by `rpacloud dev`, with crawler robots in real
+// headless Chromium filing the 200 declarations of filings.jsonl on the
+// demo portal.
+package taxfiling_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The batch's expected outcome: 17 filings the portal refuses (see
+// portal.TestBatchValidation), every other one a receipt.
+const (
+	wantReceipts   = 183
+	wantDataErrors = 17
+)
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("RPACLOUD_CHROMIUM"), "/usr/bin/chromium"} {
+		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if os.Getenv("RPACLOUD_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("Chromium not found and RPACLOUD_REQUIRE_CHROMIUM=1")
+	}
+	t.Skip("Chromium not found")
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestTaxFilingEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	chrome := chromium(t)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "rpacloud")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rpacloud").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// Robots find Chromium on PATH, as on a robot VM.
+	binDir := filepath.Join(tmp, "bin")
+	_ = os.Mkdir(binDir, 0o755)
+	if err := os.Symlink(chrome, filepath.Join(binDir, "chromium")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The portal, with a login only this run knows.
+	password := "pw-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	p := portal.New("demo-filer", password)
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	psrv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = psrv.Serve(pl) }()
+	defer psrv.Close()
+
+	// The example's configuration, pointed at this run's portal.
+	cfgDir := filepath.Join(tmp, "config")
+	_ = os.Mkdir(cfgDir, 0o755)
+	for _, f := range []string{"rpacloud.hcl", "flow.hcl"} {
+		b, err := os.ReadFile(filepath.Join("demo", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("http://127.0.0.1:8090"), []byte("http://"+pl.Addr().String()))
+		if err := os.WriteFile(filepath.Join(cfgDir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dataDir := filepath.Join(tmp, "data")
+	addr := freeAddr(t)
+	base := "http://" + addr
+	logf, err := os.Create(filepath.Join(tmp, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	daemon := exec.CommandContext(ctx, bin, "dev", "--config", cfgDir, "--data-dir", dataDir, "--listen", addr)
+	daemon.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	daemon.Stdout, daemon.Stderr = logf, logf
+	daemon.Cancel = func() error { return daemon.Process.Signal(os.Interrupt) }
+	daemon.WaitDelay = 30 * time.Second
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		_ = daemon.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 20000 {
+				b = b[len(b)-20000:]
+			}
+			t.Logf("daemon log (tail):\n%s", b)
+		}
+	}()
+
+	var token string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+		if resp, herr := http.Get(base + "/healthz"); err == nil && herr == nil {
+			resp.Body.Close()
+			token = strings.TrimSpace(string(b))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not come up")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	gql := gqlclient.New(base, token)
+
+	// The portal login goes into the credential store (Vault, started by
+	// rpacloud dev) and reaches the robots with each claim; it is never
+	// stored with the tasks.
+	var vs struct {
+		VaultStatus struct{ State string } `json:"vaultStatus"`
+	}
+	if err := gql.Do(ctx, `{vaultStatus{state}}`, nil, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if vs.VaultStatus.State != "ok" {
+		if os.Getenv("RPACLOUD_REQUIRE_VAULT") == "" {
+			t.Skipf("no Vault for rpacloud dev (state %q): the portal login can only come from the credential store", vs.VaultStatus.State)
+		}
+		t.Fatalf("rpacloud dev has no Vault (state %q)", vs.VaultStatus.State)
+	}
+	err = gql.Do(ctx, `mutation($in:CredentialInput!){putCredential(input:$in){name version}}`, map[string]any{"in": map[string]any{
+		"customer": "tax-service", "name": "etax/demo", "username": "demo-filer", "password": password}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("filings.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var in map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &in); err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, in)
+	}
+	f.Close()
+	var sub struct {
+		SubmitBatch struct {
+			ID    string `json:"id"`
+			Total int    `json:"total"`
+		} `json:"submitBatch"`
+	}
+	err = gql.Do(ctx, `mutation($in:SubmitBatchInput!){submitBatch(input:$in){id total}}`,
+		map[string]any{"in": map[string]any{"process": "vat-filing", "customer": "tax-service", "label": "VAT 2023-2026", "inputs": inputs}}, &sub)
+	if err != nil || sub.SubmitBatch.Total != 200 {
+		t.Fatalf("submit: %+v %v", sub, err)
+	}
+
+	type batch struct {
+		Pending, Running, Succeeded, Failed int
+	}
+	var b batch
+	start := time.Now()
+	for {
+		var out struct {
+			Node batch `json:"node"`
+		}
+		if err := gql.Do(ctx, `query($id:ID!){node(id:$id){... on Batch{pending running succeeded failed}}}`, map[string]any{"id": sub.SubmitBatch.ID}, &out); err != nil {
+			t.Fatal(err)
+		}
+		b = out.Node
+		if b.Pending+b.Running == 0 {
+			break
+		}
+		if time.Since(start) > 8*time.Minute {
+			t.Fatalf("batch not finished after %s: %+v", time.Since(start), b)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("200 filings in %s: %+v", time.Since(start).Round(time.Second), b)
+
+	type task struct {
+		State         string `json:"state"`
+		Output        string `json:"output"`
+		AttemptNo     int    `json:"attemptNo"`
+		FailureReason string `json:"failureReason"`
+		ErrorMessage  string `json:"errorMessage"`
+		Input         string `json:"input"`
+	}
+	var tasks []task
+	after := any(nil)
+	for {
+		var out struct {
+			Tasks struct {
+				Edges []struct {
+					Node task `json:"node"`
+				} `json:"edges"`
+				PageInfo struct {
+					HasNextPage bool   `json:"hasNextPage"`
+					EndCursor   string `json:"endCursor"`
+				} `json:"pageInfo"`
+			} `json:"tasks"`
+		}
+		err := gql.Do(ctx, `query($w:TaskWhereInput,$after:Cursor){tasks(first:100,after:$after,where:$w){edges{node{state output attemptNo failureReason errorMessage input}} pageInfo{hasNextPage endCursor}}}`,
+			map[string]any{"w": map[string]any{"batchID": sub.SubmitBatch.ID}, "after": after}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out.Tasks.Edges {
+			tasks = append(tasks, e.Node)
+		}
+		if !out.Tasks.PageInfo.HasNextPage {
+			break
+		}
+		after = out.Tasks.PageInfo.EndCursor
+	}
+	if len(tasks) != 200 {
+		t.Fatalf("%d tasks", len(tasks))
+	}
+	receipts := map[string]bool{}
+	dataErrors := 0
+	for _, tk := range tasks {
+		switch {
+		case tk.State == "succeeded":
+			var o struct{ Receipt string }
+			if err := json.Unmarshal([]byte(tk.Output), &o); err != nil || !strings.HasPrefix(o.Receipt, "VAT") {
+				t.Errorf("succeeded task without receipt: %q", tk.Output)
+			}
+			receipts[o.Receipt] = true
+		case tk.FailureReason == "data_error":
+			dataErrors++
+			if tk.AttemptNo != 1 {
+				t.Errorf("a data error was retried: attempt %d: %s", tk.AttemptNo, tk.ErrorMessage)
+			}
+		default:
+			t.Errorf("task %s (%s) after %d attempts: %s", tk.State, tk.FailureReason, tk.AttemptNo, tk.ErrorMessage)
+		}
+		if strings.Contains(tk.ErrorMessage, password) || strings.Contains(tk.Output, password) {
+			t.Errorf("the portal password reached a task's result")
+		}
+	}
+	filed := p.Filings()
+	if len(receipts) != wantReceipts || dataErrors != wantDataErrors || len(filed) != wantReceipts {
+		t.Fatalf("receipts %d (portal %d), data errors %d; want %d and %d", len(receipts), len(filed), dataErrors, wantReceipts, wantDataErrors)
+	}
+	for _, f := range filed {
+		if !receipts[f.Receipt] {
+			t.Errorf("portal receipt %s not brought back", f.Receipt)
+		}
+	}
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
