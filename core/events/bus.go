@@ -6,6 +6,7 @@ package events
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,7 +19,13 @@ type Filter struct {
 	BatchID    *int
 	TaskID     *int
 	PoolID     *int
+	ProcessID  *int
+	RobotID    *int
+	Vendor     string
+	Status     string
 	Types      map[string]bool
+	// Prefixes match types by their leading part, e.g. "anomaly.".
+	Prefixes []string
 }
 
 // Match reports whether e passes f.
@@ -35,17 +42,57 @@ func (f Filter) Match(e *ent.Event) bool {
 	if f.PoolID != nil && (e.PoolID == nil || *e.PoolID != *f.PoolID) {
 		return false
 	}
+	if f.ProcessID != nil && (e.ProcessID == nil || *e.ProcessID != *f.ProcessID) {
+		return false
+	}
+	if f.RobotID != nil && (e.RobotID == nil || *e.RobotID != *f.RobotID) {
+		return false
+	}
+	if f.Vendor != "" && e.Vendor != f.Vendor && (f.Vendor != "rpacloud" || e.Vendor != "") {
+		return false
+	}
+	if f.Status != "" && e.Status != f.Status {
+		return false
+	}
 	if len(f.Types) > 0 && !f.Types[e.Type] {
+		return false
+	}
+	if len(f.Prefixes) > 0 {
+		for _, p := range f.Prefixes {
+			if strings.HasPrefix(e.Type, p) {
+				return true
+			}
+		}
 		return false
 	}
 	return true
 }
 
-// Bus is an in-process publish/subscribe hub.
+// Bus is an in-process publish/subscribe hub. With a Relay it also carries
+// events to the buses of other daemons sharing the database, which hand
+// them to their subscribers with Deliver.
 type Bus struct {
 	mu      sync.RWMutex
 	subs    map[*sub]struct{}
 	dropped atomic.Int64
+	relay   atomic.Pointer[relayBox]
+}
+
+// Relay forwards events published here to other daemons. It must not block:
+// Publish is called by the dispatcher right after its commit.
+type Relay interface {
+	Relay(evs []*ent.Event)
+}
+
+type relayBox struct{ r Relay }
+
+// SetRelay installs r (nil removes it).
+func (b *Bus) SetRelay(r Relay) {
+	if r == nil {
+		b.relay.Store(nil)
+		return
+	}
+	b.relay.Store(&relayBox{r})
 }
 
 type sub struct {
@@ -60,8 +107,21 @@ const BufferSize = 4096
 // New returns an empty bus.
 func New() *Bus { return &Bus{subs: make(map[*sub]struct{})} }
 
-// Publish hands events to every matching subscriber without blocking.
+// Publish hands events to every matching subscriber without blocking, and
+// to the relay, if any, for other daemons.
 func (b *Bus) Publish(evs ...*ent.Event) {
+	if b == nil || len(evs) == 0 {
+		return
+	}
+	b.Deliver(evs...)
+	if rb := b.relay.Load(); rb != nil {
+		rb.r.Relay(evs)
+	}
+}
+
+// Deliver hands events to this process's subscribers only: the relay uses it
+// for events that other daemons published.
+func (b *Bus) Deliver(evs ...*ent.Event) {
 	if b == nil {
 		return
 	}

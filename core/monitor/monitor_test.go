@@ -1,0 +1,314 @@
+package monitor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type fixture struct {
+	db    *store.DB
+	clock *clock
+	bus   *events.Bus
+	q     *dispatch.Queue
+	mon   *monitor.Monitor
+	cust  *ent.Customer
+	pool  *ent.Pool
+	robot *ent.Robot
+}
+
+func newFixture(t *testing.T, db *store.DB, o monitor.Options) *fixture {
+	t.Helper()
+	ctx := sys()
+	f := &fixture{db: db, clock: &clock{t: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 7})
+	f.cust = db.Customer.Create().SetName("tax").SetKind("department").SaveX(ctx)
+	f.pool = db.Pool.Create().SetName("night").SetProvider("local").SetMax(2).SaveX(ctx)
+	db.Process.Create().SetName("vat").SetPoolID(f.pool.ID).SetRunner("echo").SetOwnerID(f.cust.ID).
+		SetMaxDurationSeconds(600).SetRetries(0).SaveX(ctx)
+	f.robot = db.Robot.Create().SetName("r1").SetPoolID(f.pool.ID).SetState("idle").SetLastSeenAt(f.clock.Now()).SaveX(ctx)
+	o.Bus, o.Now = f.bus, f.clock.Now
+	f.mon = monitor.New(db.Client, o)
+	return f
+}
+
+// TestHeartbeatLost follows one robot that dies mid-run: the anomaly opens
+// with the facts of the interrupted run, is not opened twice, and resolves
+// once the robot checks in again.
+func TestHeartbeatLost(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{Thresholds: rules.Thresholds{HeartbeatTimeout: 30 * time.Second}})
+		subCtx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch := f.bus.Subscribe(subCtx, events.Filter{Prefixes: []string{"anomaly."}})
+
+		if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: []json.RawMessage{json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		claim, err := f.q.ClaimTask(ctx, f.robot.ID)
+		if err != nil || claim == nil {
+			t.Fatalf("claim: %v %v", claim, err)
+		}
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 0 {
+			t.Fatalf("%d anomalies for a healthy robot", n)
+		}
+
+		f.clock.Add(45 * time.Second)
+		for range 2 {
+			if err := f.mon.Detect(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		as := db.Anomaly.Query().AllX(ctx)
+		if len(as) != 1 {
+			t.Fatalf("anomalies: %+v", as)
+		}
+		a := as[0]
+		if a.Rule != anomaly.RuleHeartbeatLost || a.Severity != anomaly.SeverityCritical || a.Status != anomaly.StatusOpen {
+			t.Fatalf("anomaly: %+v", a)
+		}
+		if a.Facts["process"] != "vat" || a.Facts["department"] != "tax" || a.Facts["robot"] != "r1" || *a.TaskID != claim.Task.ID || *a.CustomerID != f.cust.ID {
+			t.Fatalf("facts: %+v task %v", a.Facts, a.TaskID)
+		}
+		if e := <-ch; e.Type != "anomaly.opened" || *e.AnomalyID != a.ID || e.Status != "open" {
+			t.Fatalf("event: %+v", e)
+		}
+
+		// The robot comes back: a heartbeat checks it in.
+		if _, err := f.q.Heartbeat(ctx, f.robot.ID, claim.Task.ID, claim.Attempt.Number); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a = db.Anomaly.GetX(ctx, a.ID)
+		if a.Status != anomaly.StatusResolved || a.ResolvedBy != "monitor" || a.Resolution == "" || a.OpenKey != nil {
+			t.Fatalf("after check-in: %+v", a)
+		}
+		if e := <-ch; e.Type != "anomaly.resolved" {
+			t.Fatalf("event: %+v", e)
+		}
+	})
+}
+
+// TestAcknowledgeResolve covers the API's side: acknowledge, resolve by a
+// person, and a new anomaly when the condition still holds.
+func TestAcknowledgeResolve(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{})
+		f.clock.Add(5 * time.Minute) // idle robot silent past the default timeout
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a := db.Anomaly.Query().OnlyX(ctx)
+		if a.Severity != anomaly.SeverityWarning {
+			t.Fatalf("idle robot lost: %+v", a)
+		}
+		a, err := f.mon.Acknowledge(ctx, a.ID, "night-shift", "calling the data centre")
+		if err != nil || a.Status != anomaly.StatusAcknowledged || a.AcknowledgedBy != "night-shift" {
+			t.Fatalf("acknowledge: %+v %v", a, err)
+		}
+		// Still lost: acknowledged stays acknowledged, no second anomaly.
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 1 {
+			t.Fatalf("%d anomalies", n)
+		}
+		a, err = f.mon.Resolve(ctx, a.ID, "night-shift", "robot retired")
+		if err != nil || a.Status != anomaly.StatusResolved || a.Resolution != "robot retired" {
+			t.Fatalf("resolve: %+v %v", a, err)
+		}
+		// Resolving twice changes nothing.
+		if b, err := f.mon.Resolve(ctx, a.ID, "someone", "again"); err != nil || b.Resolution != "robot retired" {
+			t.Fatalf("second resolve: %+v %v", b, err)
+		}
+		// The condition still holds: the rules open a fresh anomaly.
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().Where(anomaly.StatusEQ(anomaly.StatusOpen)).CountX(ctx); n != 1 {
+			t.Fatalf("%d open anomalies after a premature resolve", n)
+		}
+	})
+}
+
+// TestRunFaultedAndFailureRate: a final failure opens run_faulted, which a
+// later success of the same process resolves.
+func TestRunFaulted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{})
+		in := []json.RawMessage{json.RawMessage(`{}`)}
+		if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: in}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.q.ClaimTask(ctx, f.robot.ID)
+		if err != nil || c == nil {
+			t.Fatal(c, err)
+		}
+		if _, err := f.q.Report(ctx, f.robot.ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: "portal refused login"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a := db.Anomaly.Query().OnlyX(ctx)
+		if a.Rule != anomaly.RuleRunFaulted || a.Facts["error"] == "" || a.Facts["reason"] != "retries_exhausted" {
+			t.Fatalf("faulted: %+v", a)
+		}
+		f.clock.Add(time.Minute)
+		if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: in}); err != nil {
+			t.Fatal(err)
+		}
+		c, err = f.q.ClaimTask(ctx, f.robot.ID)
+		if err != nil || c == nil {
+			t.Fatal(c, err)
+		}
+		if _, err := f.q.Report(ctx, f.robot.ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Success: true, Output: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if a = db.Anomaly.GetX(ctx, a.ID); a.Status != anomaly.StatusResolved {
+			t.Fatalf("after a success: %+v", a)
+		}
+	})
+}
+
+// TestQueueGrowingFromSamples drives the sampler: a full pool whose queue
+// grows sample after sample opens queue_growing.
+func TestQueueGrowingFromSamples(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{SampleInterval: 10 * time.Second})
+		db.Robot.Create().SetName("r2").SetPoolID(f.pool.ID).SetState("busy").SetLastSeenAt(f.clock.Now()).SaveX(ctx)
+		for i := range 4 {
+			in := make([]json.RawMessage, i+1)
+			for j := range in {
+				in[j] = json.RawMessage(`{}`)
+			}
+			if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: in}); err != nil {
+				t.Fatal(err)
+			}
+			db.Robot.Update().SetLastSeenAt(f.clock.Now()).ExecX(ctx)
+			if err := f.mon.Sample(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Add(10 * time.Second)
+		}
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a, err := db.Anomaly.Query().Where(anomaly.RuleEQ(anomaly.RuleQueueGrowing)).Only(ctx)
+		if err != nil {
+			t.Fatalf("queue_growing: %v (%v)", err, db.Anomaly.Query().AllX(ctx))
+		}
+		if a.Facts["pending"] != "1 → 10" {
+			t.Fatalf("facts: %v", a.Facts)
+		}
+	})
+}
+
+func TestScheduleMissed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		cfg := &config.Config{Processes: []config.Process{{Name: "vat", Schedules: []config.Schedule{{Name: "daily", Cron: "0 3 * * *"}}}}}
+		f := newFixture(t, db, monitor.Options{Config: cfg})
+		// The process row was created at 02:00; 03:00 passes, nothing runs.
+		f.clock.Add(65 * time.Minute)
+		db.Robot.Update().SetLastSeenAt(f.clock.Now()).ExecX(ctx)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 0 {
+			t.Fatalf("%d anomalies within the grace", n)
+		}
+		f.clock.Add(5 * time.Minute)
+		db.Robot.Update().SetLastSeenAt(f.clock.Now()).ExecX(ctx)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a := db.Anomaly.Query().OnlyX(ctx)
+		if a.Rule != anomaly.RuleScheduleMissed || a.Facts["due"] != "2026-11-22T03:00:00Z" {
+			t.Fatalf("schedule: %+v", a)
+		}
+	})
+}
+
+func TestWebhook(t *testing.T) {
+	got := make(chan monitor.WebhookPayload, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p monitor.WebhookPayload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Errorf("payload: %v", err)
+		}
+		got <- p
+	}))
+	defer srv.Close()
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, monitor.Options{Webhook: monitor.NewWebhook(srv.URL, "warning")})
+	ctx, cancel := context.WithCancel(sys())
+	done := make(chan struct{})
+	go func() { f.mon.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	f.clock.Add(5 * time.Minute)
+	if err := f.mon.Detect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p.Event != "anomaly.opened" || p.Rule != "heartbeat_lost" || p.Facts["robot"] != "r1" {
+			t.Fatalf("payload: %+v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook call")
+	}
+}
+
+func ExampleWebhookPayload() {
+	b, _ := json.Marshal(monitor.WebhookPayload{Event: "anomaly.opened", ID: 7, Rule: "heartbeat_lost", Severity: "critical", Status: "open",
+		Title: "Robot r1: heartbeat lost", Since: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC), Facts: map[string]string{"robot": "r1"}})
+	fmt.Println(string(b))
+	// Output: {"event":"anomaly.opened","id":7,"rule":"heartbeat_lost","severity":"critical","status":"open","title":"Robot r1: heartbeat lost","message":"","since":"2026-11-22T02:00:00Z","facts":{"robot":"r1"}}
+}

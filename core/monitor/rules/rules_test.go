@@ -1,0 +1,277 @@
+package rules
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func tp(d time.Duration) *time.Time { v := at(d); return &v }
+
+// verdict summarises the findings of one rule: key → "active"/"clear".
+func verdict(fs []Finding, r Rule) map[string]string {
+	out := map[string]string{}
+	for _, f := range fs {
+		if f.Rule != r {
+			continue
+		}
+		if f.Active {
+			out[f.Key] = "active:" + string(f.Severity)
+		} else {
+			out[f.Key] = "clear"
+		}
+	}
+	return out
+}
+
+func TestHeartbeatLost(t *testing.T) {
+	run := &Run{TaskID: 9, Attempt: 2, ProcessID: 3, PoolID: 1, Process: "vat", Customer: "tax", StartedAt: at(-5 * time.Minute)}
+	cases := []struct {
+		name  string
+		robot Robot
+		want  string // "" = no finding
+	}{
+		{"never checked in", Robot{ID: 1, State: "provisioning"}, ""},
+		{"idle, fresh", Robot{ID: 1, State: "idle", LastSeen: tp(-10 * time.Second)}, "clear"},
+		{"idle, exactly at timeout", Robot{ID: 1, State: "idle", LastSeen: tp(-60 * time.Second)}, "clear"},
+		{"idle, silent", Robot{ID: 1, State: "idle", LastSeen: tp(-61 * time.Second)}, "active:warning"},
+		{"busy with a run, silent", Robot{ID: 1, State: "busy", LastSeen: tp(-2 * time.Minute), Run: run}, "active:critical"},
+		{"released, no run", Robot{ID: 1, State: "released", LastSeen: tp(-time.Hour)}, ""},
+		{"released while holding a run", Robot{ID: 1, State: "released", LastSeen: tp(-2 * time.Minute), Run: run}, "active:critical"},
+		{"offline", Robot{ID: 1, State: "offline", LastSeen: tp(-time.Hour)}, ""},
+		{"suspect, silent", Robot{ID: 1, State: "suspect", LastSeen: tp(-5 * time.Minute)}, "active:warning"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := Evaluate(State{Now: t0, Robots: []Robot{c.robot}}, Thresholds{})
+			got := verdict(fs, HeartbeatLost)["heartbeat_lost/robot/1"]
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+	fs := Evaluate(State{Now: t0, Robots: []Robot{{ID: 1, Name: "r1", Pool: "p", State: "busy", LastSeen: tp(-2 * time.Minute), Run: run}}}, Thresholds{})
+	f := fs[0]
+	if f.Facts["process"] != "vat" || f.Facts["task"] != "9" || f.Facts["department"] != "tax" || !f.Since.Equal(at(-2*time.Minute)) {
+		t.Fatalf("facts of a lost busy robot: %+v since %s", f.Facts, f.Since)
+	}
+	if *f.Subject.TaskID != 9 || *f.Subject.RobotID != 1 {
+		t.Fatalf("subject: %+v", f.Subject)
+	}
+	if !strings.Contains(f.Title, "heartbeat lost") {
+		t.Fatalf("title %q", f.Title)
+	}
+	// A shorter timeout from the configuration applies.
+	fs = Evaluate(State{Now: t0, Robots: []Robot{{ID: 1, State: "idle", LastSeen: tp(-11 * time.Second)}}}, Thresholds{HeartbeatTimeout: 10 * time.Second})
+	if verdict(fs, HeartbeatLost)["heartbeat_lost/robot/1"] != "active:warning" {
+		t.Fatal("custom heartbeat timeout ignored")
+	}
+}
+
+func TestRunHung(t *testing.T) {
+	cases := []struct {
+		name    string
+		started time.Duration
+		expect  time.Duration
+		want    string
+	}{
+		{"within its duration", -5 * time.Minute, 10 * time.Minute, ""},
+		{"past duration, within grace", -10*time.Minute - 20*time.Second, 10 * time.Minute, ""},
+		{"past duration and grace", -11 * time.Minute, 10 * time.Minute, "active:warning"},
+		{"twice its duration", -20 * time.Minute, 10 * time.Minute, "active:critical"},
+		{"no expected duration", -20 * time.Hour, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := Run{TaskID: 4, Attempt: 1, Process: "p", StartedAt: at(c.started), Expected: c.expect}
+			got := verdict(Evaluate(State{Now: t0, Runs: []Run{r}}, Thresholds{}), RunHung)["run_hung/task/4/1"]
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRunFaulted(t *testing.T) {
+	cases := []struct {
+		name string
+		f    Fault
+		want string
+	}{
+		{"retries exhausted", Fault{TaskID: 1, Reason: "retries_exhausted", At: at(-time.Minute)}, "active:critical"},
+		{"vendor job faulted", Fault{TaskID: 1, Reason: "faulted", Vendor: "uipath", At: at(-time.Minute)}, "active:critical"},
+		{"data error", Fault{TaskID: 1, Reason: "data_error", At: at(-time.Minute)}, "active:warning"},
+		{"recovered", Fault{TaskID: 1, Reason: "timeout_exhausted", At: at(-time.Hour), RecoveredAt: tp(-time.Minute)}, "clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := Evaluate(State{Now: t0, Faults: []Fault{c.f}}, Thresholds{})
+			if got := verdict(fs, RunFaulted)["run_faulted/task/1"]; got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+			if c.f.Vendor == "uipath" && fs[0].Subject.Vendor != "uipath" {
+				t.Fatalf("vendor: %+v", fs[0].Subject)
+			}
+		})
+	}
+}
+
+func TestVendorJobFaulted(t *testing.T) {
+	f := Fault{ProcessID: 4, Process: "month-end", Vendor: "uipath", ExternalID: "j1", Reason: "faulted", Error: "Selector not found", Robot: "UIR-01", At: at(-time.Minute)}
+	fs := Evaluate(State{Now: t0, Faults: []Fault{f}}, Thresholds{})
+	if got := verdict(fs, RunFaulted)["run_faulted/job/uipath/j1"]; got != "active:critical" {
+		t.Fatalf("got %q (%+v)", got, fs)
+	}
+	if fs[0].Subject.TaskID != nil || fs[0].Subject.PoolID != nil || fs[0].Facts["job"] != "j1" || fs[0].Facts["task"] != "" {
+		t.Fatalf("vendor job finding: %+v", fs[0])
+	}
+}
+
+func TestVMGone(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		replaced string
+		want     string
+	}{{"not replaced", "", "active:warning"}, {"replaced", "i-2", "clear"}} {
+		t.Run(c.name, func(t *testing.T) {
+			v := VMLoss{VMID: 5, PoolID: 1, InstanceID: "i-1", At: at(-time.Minute), ReplacedBy: c.replaced}
+			if got := verdict(Evaluate(State{Now: t0, VMs: []VMLoss{v}}, Thresholds{}), VMGone)["vm_gone/vm/5"]; got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestScheduleMissed(t *testing.T) {
+	due := at(-10 * time.Minute)
+	cases := []struct {
+		name    string
+		due     time.Time
+		started *time.Time
+		want    string
+	}{
+		{"started on time", due, tp(-9 * time.Minute), ""},
+		{"not started, within grace", at(-4 * time.Minute), nil, ""},
+		{"not started past grace", due, nil, "active:critical"},
+		{"started late", due, tp(-time.Minute), "clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := ScheduledRun{ProcessID: 2, Process: "vat", Schedule: "night", Due: c.due, StartedAt: c.started}
+			v := verdict(Evaluate(State{Now: t0, Schedules: []ScheduledRun{s}}, Thresholds{}), ScheduleMissed)
+			got := v["schedule_missed/process/2/night/"+strconv.FormatInt(c.due.Unix(), 10)]
+			if got != c.want {
+				t.Fatalf("got %q, want %q (%v)", got, c.want, v)
+			}
+		})
+	}
+}
+
+func TestFailureRate(t *testing.T) {
+	cases := []struct {
+		name                        string
+		recentN, recentF, baseN, bF int
+		want                        string
+	}{
+		{"too few recent runs", 5, 5, 100, 1, ""},
+		{"too few baseline runs", 20, 20, 5, 0, ""},
+		{"steady", 20, 2, 100, 10, "clear"},
+		{"jump from zero", 20, 6, 100, 0, "active:warning"},
+		{"jump to half", 20, 10, 100, 10, "active:critical"},
+		{"high but always so", 20, 12, 100, 55, "clear"},
+		{"exactly the jump", 20, 7, 100, 10, "active:warning"},
+		{"just under the jump", 100, 34, 100, 10, "clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := ProcessStats{ProcessID: 3, Process: "vat", RecentRuns: c.recentN, RecentFailures: c.recentF, BaselineRuns: c.baseN, BaselineFailures: c.bF, RecentWindow: time.Hour}
+			got := verdict(Evaluate(State{Now: t0, Processes: []ProcessStats{p}}, Thresholds{}), FailureRate)["failure_rate/process/3"]
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestQueueGrowing(t *testing.T) {
+	smp := func(robots int, pending ...int) []Sample {
+		var out []Sample
+		for i, p := range pending {
+			out = append(out, Sample{At: at(time.Duration(i-len(pending)) * 10 * time.Second), Robots: robots, Pending: p})
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		samples []Sample
+		want    string
+	}{
+		{"too few samples", smp(4, 1, 2, 3), ""},
+		{"growing at max", smp(4, 10, 12, 12, 15), "active:warning"},
+		{"growing below max", smp(3, 10, 12, 13, 15), "clear"},
+		{"flat at max", smp(4, 10, 10, 10, 10), "clear"},
+		{"dipped in between", smp(4, 10, 12, 11, 15), "clear"},
+		{"old dip outside the window", smp(4, 20, 10, 11, 12, 13), "active:warning"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := PoolSeries{PoolID: 1, Pool: "p", Max: 4, Samples: c.samples}
+			got := verdict(Evaluate(State{Now: t0, Pools: []PoolSeries{p}}, Thresholds{}), QueueGrowing)["queue_growing/pool/1"]
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	active := func(k string) Finding { return Finding{Rule: RuleOfKey(k), Key: k, Active: true} }
+	clear := func(k, why string) Finding { return Finding{Rule: RuleOfKey(k), Key: k, Resolution: why} }
+	cases := []struct {
+		name        string
+		open        []Open
+		findings    []Finding
+		wantCreate  []string
+		wantResolve []string
+	}{
+		{"new finding opens", nil, []Finding{active("heartbeat_lost/robot/1")}, []string{"heartbeat_lost/robot/1"}, nil},
+		{"open stays open", []Open{{1, "heartbeat_lost/robot/1"}}, []Finding{active("heartbeat_lost/robot/1")}, nil, nil},
+		{"explicit clear resolves", []Open{{1, "heartbeat_lost/robot/1"}}, []Finding{clear("heartbeat_lost/robot/1", "back")}, nil, []string{"heartbeat_lost/robot/1:back"}},
+		{"absent state rule resolves", []Open{{1, "run_hung/task/4/1"}}, nil, nil, []string{"run_hung/task/4/1:condition no longer observed"}},
+		{"absent sticky rule stays", []Open{{1, "run_faulted/task/4"}}, nil, nil, nil},
+		{"clear without open does nothing", nil, []Finding{clear("vm_gone/vm/1", "x")}, nil, nil},
+		{"active wins over clear", nil, []Finding{active("vm_gone/vm/1"), clear("vm_gone/vm/1", "x")}, []string{"vm_gone/vm/1"}, nil},
+		{"sorted", nil, []Finding{active("vm_gone/vm/2"), active("heartbeat_lost/robot/1")}, []string{"heartbeat_lost/robot/1", "vm_gone/vm/2"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := Reconcile(c.open, c.findings)
+			var created, resolved []string
+			for _, f := range p.Create {
+				created = append(created, f.Key)
+			}
+			for _, r := range p.Resolve {
+				resolved = append(resolved, r.Key+":"+r.Resolution)
+			}
+			if strings.Join(created, ",") != strings.Join(c.wantCreate, ",") || strings.Join(resolved, ",") != strings.Join(c.wantResolve, ",") {
+				t.Fatalf("create %v resolve %v; want %v %v", created, resolved, c.wantCreate, c.wantResolve)
+			}
+		})
+	}
+}
+
+func TestRuleOfKey(t *testing.T) {
+	for k, want := range map[string]Rule{"heartbeat_lost/robot/1": HeartbeatLost, "queue_growing": QueueGrowing} {
+		if got := RuleOfKey(k); got != want {
+			t.Errorf("RuleOfKey(%q) = %q", k, got)
+		}
+	}
+	if !RunFaulted.Sticky() || !ScheduleMissed.Sticky() || HeartbeatLost.Sticky() {
+		t.Error("sticky rules")
+	}
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/rpacloud/rpacloud/core/monitor"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/graph"
+	"github.com/rpacloud/rpacloud/graph/dashboard"
+)
+
+// monitoring is the daemon's part of core/monitor: the monitor itself and,
+// on PostgreSQL, the relay that shares events with the other daemons.
+type monitoring struct {
+	mon   *monitor.Monitor
+	relay *monitor.PGRelay
+}
+
+// startMonitoring builds the monitor from the configuration's monitor
+// block and, on PostgreSQL, starts relaying events before anything is
+// published, so that subscribers on other daemons miss nothing.
+func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error {
+	c := d.opts.Config.Monitor
+	o := monitor.Options{
+		Bus: d.bus, Logger: d.log, Config: d.opts.Config,
+		Interval: c.Interval, SampleInterval: c.SampleInterval,
+		Thresholds: rules.Thresholds{
+			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
+			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
+		},
+	}
+	if c.Webhook != nil {
+		o.Webhook = monitor.NewWebhook(c.Webhook.URL, c.Webhook.MinSeverity)
+	}
+	d.mon = &monitoring{mon: monitor.New(d.db.Client, o)}
+	if driver == store.Postgres {
+		r, err := monitor.StartPGRelay(ctx, dsn, d.bus, d.db.Client, d.log)
+		if err != nil {
+			return err
+		}
+		d.mon.relay = r
+	}
+	return nil
+}
+
+func (d *Daemon) stopMonitoring() {
+	if d.mon != nil && d.mon.relay != nil {
+		d.mon.relay.Close()
+	}
+}
+
+// monitoringRoutes gives the GraphQL resolvers the monitor and serves the
+// dashboard's bundled scripts.
+func (d *Daemon) monitoringRoutes(mux *http.ServeMux, res *graph.Resolver) {
+	res.Monitor = d.mon.mon
+	mux.Handle("GET /assets/", dashboard.Handler())
+}
