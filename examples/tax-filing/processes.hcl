@@ -11,7 +11,7 @@ process "vat-filing" {
   credentials  = ["etax/acme", "bank/acme-payments"]
 
   schedule "monthly-peak" {
-    cron     = "0 8 1-15 * 1-5" # 08:00 on weekdays of the first half of the month
+    cron     = "0 8 1-15 * 1-5" # 08:00 on the 1st-15th, and on every weekday (cron ORs day-of-month and day-of-week)
     duration = "10h"
     timezone = "Asia/Shanghai"
   }

@@ -1,0 +1,18 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
+	"github.com/rpacloud/rpacloud/graph"
+)
+
+// delivery wires the lifecycle, remote access, run schedule and documents
+// (core/lifecycle/delivery) into the API and serves their download links,
+// which browsers follow without an Authorization header: the ticket in
+// the path is the credential.
+func (d *Daemon) delivery(mux *http.ServeMux, res *graph.Resolver) {
+	svc := &delivery.Service{Client: d.db.Client, Config: d.opts.Config, PublicURL: d.providers.serverURL}
+	res.Delivery = svc
+	mux.Handle("GET "+delivery.DownloadPath+"{ticket}", svc.DownloadHandler(d.log))
+}
