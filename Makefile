@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(HOME)/.cache/rpacloud/bin
 
-.PHONY: run build test test-short check generate generate-check lint bench proto clean
+.PHONY: run build vault test test-short check generate generate-check lint bench proto clean
 
 ## run: build and start the embedded platform on http://127.0.0.1:8080
 run: build
@@ -13,6 +13,10 @@ run: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/rpacloud ./cmd/rpacloud
+
+## vault: build the real Vault server once into ~/.cache/rpacloud/bin/vault (rpacloud dev and the tests use it)
+vault:
+	bash deploy/vault/build.sh
 
 ## test: every test, with PostgreSQL (installed and started by .ci/services.sh)
 test:
@@ -42,7 +46,7 @@ generate-check: generate
 
 ## bench: the benchmarks of the README's performance section
 bench:
-	bash .ci/services.sh $(GO) test -run '^$$' -bench . -benchmem ./core/...
+	bash .ci/services.sh $(GO) test -run '^$$' -bench . -benchmem ./core/... ./graph/dashboard/
 
 clean:
 	rm -rf .rpacloud

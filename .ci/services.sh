@@ -7,7 +7,9 @@
 #   bash .ci/services.sh go test ./...
 #
 # Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1,
-# RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1
+# RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1,
+# RPACLOUD_TEST_VAULT_ADDR, RPACLOUD_TEST_VAULT_TOKEN, RPACLOUD_REQUIRE_VAULT=1,
+# RPACLOUD_VAULT_BIN (path)
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -39,6 +41,8 @@ PGBIN="$(pg_bindir)"
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+# Chinese documents print with a CJK font; without one Chromium renders boxes.
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 export RPACLOUD_CHROMIUM="$(command -v chromium)"
 export RPACLOUD_REQUIRE_CHROMIUM=1
@@ -52,6 +56,19 @@ PY
 
 WORK="$(mktemp -d /tmp/rpacloud-services.XXXXXX)"
 chmod 755 "$WORK"
+# Vault: the real server, built once from its Go module into a cache by
+# deploy/vault/build.sh (Debian has no package), in the background while
+# PostgreSQL starts; the first build takes minutes.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VAULT_BIN="${RPACLOUD_VAULT_BIN:-$HOME/.cache/rpacloud/bin/vault}"
+vault_build_pid=""
+if [ ! -x "$VAULT_BIN" ]; then
+  log "building Vault into $VAULT_BIN (first run only)"
+  VAULT_BIN="$VAULT_BIN" bash "$ROOT/deploy/vault/build.sh" >"$WORK/vault-build.log" 2>&1 &
+  vault_build_pid=$!
+fi
+VAULT_PID=""
+
 PGDATA="$WORK/pg"
 PGPORT="$(free_port)"
 RUNAS=()
@@ -70,6 +87,12 @@ cleanup() {
     log "stopping PostgreSQL"
     "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
   fi
+  if [ -n "$VAULT_PID" ]; then
+    log "stopping Vault"
+    kill "$VAULT_PID" 2>/dev/null || true
+    wait "$VAULT_PID" 2>/dev/null || true
+  fi
+  if [ -n "$vault_build_pid" ]; then kill "$vault_build_pid" 2>/dev/null || true; fi
   rm -rf "$WORK"
   exit $rc
 }
@@ -85,5 +108,43 @@ log "starting PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $3}')) on 
 export RPACLOUD_TEST_POSTGRES_DSN="postgres://rpacloud@127.0.0.1:$PGPORT/rpacloud_test?sslmode=disable"
 export RPACLOUD_REQUIRE_POSTGRES=1
 log "PostgreSQL ready: $RPACLOUD_TEST_POSTGRES_DSN"
+
+# ---- monitoring (issue 7) ------------------------------------------------
+# Node.js and npm for graph/dashboard's test of the npm graphql-ws client
+# (it runs `npm ci` against the registry, then node). A missing node fails
+# that test instead of skipping it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+export RPACLOUD_REQUIRE_NODE=1
+# ---- end monitoring --------------------------------------------------------
+
+if [ -n "$vault_build_pid" ]; then
+  log "waiting for the Vault build"
+  if ! wait "$vault_build_pid"; then
+    vault_build_pid=""
+    cat "$WORK/vault-build.log" >&2
+    log "building Vault failed"
+    exit 1
+  fi
+  vault_build_pid=""
+fi
+# A dev server for the run: in memory, on a free loopback port, with a
+# random root token; tests that seal or stop Vault start their own.
+VAULT_PORT="$(free_port)"
+VAULT_ROOT="root-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+VAULT_DISABLE_MLOCK=true "$VAULT_BIN" server -dev -dev-listen-address="127.0.0.1:$VAULT_PORT" \
+  -dev-root-token-id="$VAULT_ROOT" -dev-no-store-token -log-level=warn >"$WORK/vault.log" 2>&1 &
+VAULT_PID=$!
+export RPACLOUD_TEST_VAULT_ADDR="http://127.0.0.1:$VAULT_PORT"
+for _ in $(seq 1 300); do
+  if VAULT_ADDR="$RPACLOUD_TEST_VAULT_ADDR" "$VAULT_BIN" status >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$VAULT_PID" 2>/dev/null; then cat "$WORK/vault.log" >&2; log "Vault did not start"; exit 1; fi
+  sleep 0.1
+done
+export RPACLOUD_TEST_VAULT_TOKEN="$VAULT_ROOT"
+export RPACLOUD_REQUIRE_VAULT=1
+export RPACLOUD_VAULT_BIN="$VAULT_BIN"
+log "Vault ready: $RPACLOUD_TEST_VAULT_ADDR ($("$VAULT_BIN" version | awk '{sub(",", "", $2); print $1, $2; exit}'))"
 
 "$@"

@@ -15,14 +15,23 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
 	"github.com/rpacloud/rpacloud/ent/vm"
@@ -35,22 +44,40 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AccessSession is the client for interacting with the AccessSession builders.
+	AccessSession *AccessSessionClient
+	// Anomaly is the client for interacting with the Anomaly builders.
+	Anomaly *AnomalyClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
 	// Batch is the client for interacting with the Batch builders.
 	Batch *BatchClient
+	// Booking is the client for interacting with the Booking builders.
+	Booking *BookingClient
+	// CredentialBinding is the client for interacting with the CredentialBinding builders.
+	CredentialBinding *CredentialBindingClient
 	// Customer is the client for interacting with the Customer builders.
 	Customer *CustomerClient
+	// DownloadTicket is the client for interacting with the DownloadTicket builders.
+	DownloadTicket *DownloadTicketClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
 	// Lease is the client for interacting with the Lease builders.
 	Lease *LeaseClient
+	// LifecycleTransition is the client for interacting with the LifecycleTransition builders.
+	LifecycleTransition *LifecycleTransitionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// PoolSample is the client for interacting with the PoolSample builders.
+	PoolSample *PoolSampleClient
 	// Process is the client for interacting with the Process builders.
 	Process *ProcessClient
+	// RemoteEndpoint is the client for interacting with the RemoteEndpoint builders.
+	RemoteEndpoint *RemoteEndpointClient
 	// Robot is the client for interacting with the Robot builders.
 	Robot *RobotClient
+	// ScaleDecision is the client for interacting with the ScaleDecision builders.
+	ScaleDecision *ScaleDecisionClient
 	// Task is the client for interacting with the Task builders.
 	Task *TaskClient
 	// Token is the client for interacting with the Token builders.
@@ -68,14 +95,23 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AccessSession = NewAccessSessionClient(c.config)
+	c.Anomaly = NewAnomalyClient(c.config)
 	c.Attempt = NewAttemptClient(c.config)
 	c.Batch = NewBatchClient(c.config)
+	c.Booking = NewBookingClient(c.config)
+	c.CredentialBinding = NewCredentialBindingClient(c.config)
 	c.Customer = NewCustomerClient(c.config)
+	c.DownloadTicket = NewDownloadTicketClient(c.config)
 	c.Event = NewEventClient(c.config)
 	c.Lease = NewLeaseClient(c.config)
+	c.LifecycleTransition = NewLifecycleTransitionClient(c.config)
 	c.Pool = NewPoolClient(c.config)
+	c.PoolSample = NewPoolSampleClient(c.config)
 	c.Process = NewProcessClient(c.config)
+	c.RemoteEndpoint = NewRemoteEndpointClient(c.config)
 	c.Robot = NewRobotClient(c.config)
+	c.ScaleDecision = NewScaleDecisionClient(c.config)
 	c.Task = NewTaskClient(c.config)
 	c.Token = NewTokenClient(c.config)
 	c.VM = NewVMClient(c.config)
@@ -169,19 +205,28 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:      ctx,
-		config:   cfg,
-		Attempt:  NewAttemptClient(cfg),
-		Batch:    NewBatchClient(cfg),
-		Customer: NewCustomerClient(cfg),
-		Event:    NewEventClient(cfg),
-		Lease:    NewLeaseClient(cfg),
-		Pool:     NewPoolClient(cfg),
-		Process:  NewProcessClient(cfg),
-		Robot:    NewRobotClient(cfg),
-		Task:     NewTaskClient(cfg),
-		Token:    NewTokenClient(cfg),
-		VM:       NewVMClient(cfg),
+		ctx:                 ctx,
+		config:              cfg,
+		AccessSession:       NewAccessSessionClient(cfg),
+		Anomaly:             NewAnomalyClient(cfg),
+		Attempt:             NewAttemptClient(cfg),
+		Batch:               NewBatchClient(cfg),
+		Booking:             NewBookingClient(cfg),
+		CredentialBinding:   NewCredentialBindingClient(cfg),
+		Customer:            NewCustomerClient(cfg),
+		DownloadTicket:      NewDownloadTicketClient(cfg),
+		Event:               NewEventClient(cfg),
+		Lease:               NewLeaseClient(cfg),
+		LifecycleTransition: NewLifecycleTransitionClient(cfg),
+		Pool:                NewPoolClient(cfg),
+		PoolSample:          NewPoolSampleClient(cfg),
+		Process:             NewProcessClient(cfg),
+		RemoteEndpoint:      NewRemoteEndpointClient(cfg),
+		Robot:               NewRobotClient(cfg),
+		ScaleDecision:       NewScaleDecisionClient(cfg),
+		Task:                NewTaskClient(cfg),
+		Token:               NewTokenClient(cfg),
+		VM:                  NewVMClient(cfg),
 	}, nil
 }
 
@@ -199,26 +244,35 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:      ctx,
-		config:   cfg,
-		Attempt:  NewAttemptClient(cfg),
-		Batch:    NewBatchClient(cfg),
-		Customer: NewCustomerClient(cfg),
-		Event:    NewEventClient(cfg),
-		Lease:    NewLeaseClient(cfg),
-		Pool:     NewPoolClient(cfg),
-		Process:  NewProcessClient(cfg),
-		Robot:    NewRobotClient(cfg),
-		Task:     NewTaskClient(cfg),
-		Token:    NewTokenClient(cfg),
-		VM:       NewVMClient(cfg),
+		ctx:                 ctx,
+		config:              cfg,
+		AccessSession:       NewAccessSessionClient(cfg),
+		Anomaly:             NewAnomalyClient(cfg),
+		Attempt:             NewAttemptClient(cfg),
+		Batch:               NewBatchClient(cfg),
+		Booking:             NewBookingClient(cfg),
+		CredentialBinding:   NewCredentialBindingClient(cfg),
+		Customer:            NewCustomerClient(cfg),
+		DownloadTicket:      NewDownloadTicketClient(cfg),
+		Event:               NewEventClient(cfg),
+		Lease:               NewLeaseClient(cfg),
+		LifecycleTransition: NewLifecycleTransitionClient(cfg),
+		Pool:                NewPoolClient(cfg),
+		PoolSample:          NewPoolSampleClient(cfg),
+		Process:             NewProcessClient(cfg),
+		RemoteEndpoint:      NewRemoteEndpointClient(cfg),
+		Robot:               NewRobotClient(cfg),
+		ScaleDecision:       NewScaleDecisionClient(cfg),
+		Task:                NewTaskClient(cfg),
+		Token:               NewTokenClient(cfg),
+		VM:                  NewVMClient(cfg),
 	}, nil
 }
 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		Attempt.
+//		AccessSession.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -241,8 +295,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.Attempt, c.Batch, c.Customer, c.Event, c.Lease, c.Pool, c.Process, c.Robot,
-		c.Task, c.Token, c.VM,
+		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
+		c.Customer, c.DownloadTicket, c.Event, c.Lease, c.LifecycleTransition, c.Pool,
+		c.PoolSample, c.Process, c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task,
+		c.Token, c.VM,
 	} {
 		n.Use(hooks...)
 	}
@@ -252,8 +308,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.Attempt, c.Batch, c.Customer, c.Event, c.Lease, c.Pool, c.Process, c.Robot,
-		c.Task, c.Token, c.VM,
+		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
+		c.Customer, c.DownloadTicket, c.Event, c.Lease, c.LifecycleTransition, c.Pool,
+		c.PoolSample, c.Process, c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task,
+		c.Token, c.VM,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -262,22 +320,40 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AccessSessionMutation:
+		return c.AccessSession.mutate(ctx, m)
+	case *AnomalyMutation:
+		return c.Anomaly.mutate(ctx, m)
 	case *AttemptMutation:
 		return c.Attempt.mutate(ctx, m)
 	case *BatchMutation:
 		return c.Batch.mutate(ctx, m)
+	case *BookingMutation:
+		return c.Booking.mutate(ctx, m)
+	case *CredentialBindingMutation:
+		return c.CredentialBinding.mutate(ctx, m)
 	case *CustomerMutation:
 		return c.Customer.mutate(ctx, m)
+	case *DownloadTicketMutation:
+		return c.DownloadTicket.mutate(ctx, m)
 	case *EventMutation:
 		return c.Event.mutate(ctx, m)
 	case *LeaseMutation:
 		return c.Lease.mutate(ctx, m)
+	case *LifecycleTransitionMutation:
+		return c.LifecycleTransition.mutate(ctx, m)
 	case *PoolMutation:
 		return c.Pool.mutate(ctx, m)
+	case *PoolSampleMutation:
+		return c.PoolSample.mutate(ctx, m)
 	case *ProcessMutation:
 		return c.Process.mutate(ctx, m)
+	case *RemoteEndpointMutation:
+		return c.RemoteEndpoint.mutate(ctx, m)
 	case *RobotMutation:
 		return c.Robot.mutate(ctx, m)
+	case *ScaleDecisionMutation:
+		return c.ScaleDecision.mutate(ctx, m)
 	case *TaskMutation:
 		return c.Task.mutate(ctx, m)
 	case *TokenMutation:
@@ -286,6 +362,274 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.VM.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
+	}
+}
+
+// AccessSessionClient is a client for the AccessSession schema.
+type AccessSessionClient struct {
+	config
+}
+
+// NewAccessSessionClient returns a client for the AccessSession from the given config.
+func NewAccessSessionClient(c config) *AccessSessionClient {
+	return &AccessSessionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `accesssession.Hooks(f(g(h())))`.
+func (c *AccessSessionClient) Use(hooks ...Hook) {
+	c.hooks.AccessSession = append(c.hooks.AccessSession, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `accesssession.Intercept(f(g(h())))`.
+func (c *AccessSessionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AccessSession = append(c.inters.AccessSession, interceptors...)
+}
+
+// Create returns a builder for creating a AccessSession entity.
+func (c *AccessSessionClient) Create() *AccessSessionCreate {
+	mutation := newAccessSessionMutation(c.config, OpCreate)
+	return &AccessSessionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AccessSession entities.
+func (c *AccessSessionClient) CreateBulk(builders ...*AccessSessionCreate) *AccessSessionCreateBulk {
+	return &AccessSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AccessSessionClient) MapCreateBulk(slice any, setFunc func(*AccessSessionCreate, int)) *AccessSessionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AccessSessionCreateBulk{err: fmt.Errorf("calling to AccessSessionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AccessSessionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AccessSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AccessSession.
+func (c *AccessSessionClient) Update() *AccessSessionUpdate {
+	mutation := newAccessSessionMutation(c.config, OpUpdate)
+	return &AccessSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AccessSessionClient) UpdateOne(_m *AccessSession) *AccessSessionUpdateOne {
+	mutation := newAccessSessionMutation(c.config, OpUpdateOne, withAccessSession(_m))
+	return &AccessSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AccessSessionClient) UpdateOneID(id int) *AccessSessionUpdateOne {
+	mutation := newAccessSessionMutation(c.config, OpUpdateOne, withAccessSessionID(id))
+	return &AccessSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AccessSession.
+func (c *AccessSessionClient) Delete() *AccessSessionDelete {
+	mutation := newAccessSessionMutation(c.config, OpDelete)
+	return &AccessSessionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AccessSessionClient) DeleteOne(_m *AccessSession) *AccessSessionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AccessSessionClient) DeleteOneID(id int) *AccessSessionDeleteOne {
+	builder := c.Delete().Where(accesssession.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AccessSessionDeleteOne{builder}
+}
+
+// Query returns a query builder for AccessSession.
+func (c *AccessSessionClient) Query() *AccessSessionQuery {
+	return &AccessSessionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAccessSession},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AccessSession entity by its id.
+func (c *AccessSessionClient) Get(ctx context.Context, id int) (*AccessSession, error) {
+	return c.Query().Where(accesssession.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AccessSessionClient) GetX(ctx context.Context, id int) *AccessSession {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AccessSessionClient) Hooks() []Hook {
+	hooks := c.hooks.AccessSession
+	return append(hooks[:len(hooks):len(hooks)], accesssession.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *AccessSessionClient) Interceptors() []Interceptor {
+	return c.inters.AccessSession
+}
+
+func (c *AccessSessionClient) mutate(ctx context.Context, m *AccessSessionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AccessSessionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AccessSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AccessSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AccessSessionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AccessSession mutation op: %q", m.Op())
+	}
+}
+
+// AnomalyClient is a client for the Anomaly schema.
+type AnomalyClient struct {
+	config
+}
+
+// NewAnomalyClient returns a client for the Anomaly from the given config.
+func NewAnomalyClient(c config) *AnomalyClient {
+	return &AnomalyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `anomaly.Hooks(f(g(h())))`.
+func (c *AnomalyClient) Use(hooks ...Hook) {
+	c.hooks.Anomaly = append(c.hooks.Anomaly, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `anomaly.Intercept(f(g(h())))`.
+func (c *AnomalyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Anomaly = append(c.inters.Anomaly, interceptors...)
+}
+
+// Create returns a builder for creating a Anomaly entity.
+func (c *AnomalyClient) Create() *AnomalyCreate {
+	mutation := newAnomalyMutation(c.config, OpCreate)
+	return &AnomalyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Anomaly entities.
+func (c *AnomalyClient) CreateBulk(builders ...*AnomalyCreate) *AnomalyCreateBulk {
+	return &AnomalyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AnomalyClient) MapCreateBulk(slice any, setFunc func(*AnomalyCreate, int)) *AnomalyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AnomalyCreateBulk{err: fmt.Errorf("calling to AnomalyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AnomalyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AnomalyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Anomaly.
+func (c *AnomalyClient) Update() *AnomalyUpdate {
+	mutation := newAnomalyMutation(c.config, OpUpdate)
+	return &AnomalyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AnomalyClient) UpdateOne(_m *Anomaly) *AnomalyUpdateOne {
+	mutation := newAnomalyMutation(c.config, OpUpdateOne, withAnomaly(_m))
+	return &AnomalyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AnomalyClient) UpdateOneID(id int) *AnomalyUpdateOne {
+	mutation := newAnomalyMutation(c.config, OpUpdateOne, withAnomalyID(id))
+	return &AnomalyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Anomaly.
+func (c *AnomalyClient) Delete() *AnomalyDelete {
+	mutation := newAnomalyMutation(c.config, OpDelete)
+	return &AnomalyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AnomalyClient) DeleteOne(_m *Anomaly) *AnomalyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AnomalyClient) DeleteOneID(id int) *AnomalyDeleteOne {
+	builder := c.Delete().Where(anomaly.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AnomalyDeleteOne{builder}
+}
+
+// Query returns a query builder for Anomaly.
+func (c *AnomalyClient) Query() *AnomalyQuery {
+	return &AnomalyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAnomaly},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Anomaly entity by its id.
+func (c *AnomalyClient) Get(ctx context.Context, id int) (*Anomaly, error) {
+	return c.Query().Where(anomaly.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AnomalyClient) GetX(ctx context.Context, id int) *Anomaly {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AnomalyClient) Hooks() []Hook {
+	hooks := c.hooks.Anomaly
+	return append(hooks[:len(hooks):len(hooks)], anomaly.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *AnomalyClient) Interceptors() []Interceptor {
+	return c.inters.Anomaly
+}
+
+func (c *AnomalyClient) mutate(ctx context.Context, m *AnomalyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AnomalyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AnomalyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AnomalyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AnomalyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Anomaly mutation op: %q", m.Op())
 	}
 }
 
@@ -637,6 +981,274 @@ func (c *BatchClient) mutate(ctx context.Context, m *BatchMutation) (Value, erro
 	}
 }
 
+// BookingClient is a client for the Booking schema.
+type BookingClient struct {
+	config
+}
+
+// NewBookingClient returns a client for the Booking from the given config.
+func NewBookingClient(c config) *BookingClient {
+	return &BookingClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `booking.Hooks(f(g(h())))`.
+func (c *BookingClient) Use(hooks ...Hook) {
+	c.hooks.Booking = append(c.hooks.Booking, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `booking.Intercept(f(g(h())))`.
+func (c *BookingClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Booking = append(c.inters.Booking, interceptors...)
+}
+
+// Create returns a builder for creating a Booking entity.
+func (c *BookingClient) Create() *BookingCreate {
+	mutation := newBookingMutation(c.config, OpCreate)
+	return &BookingCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Booking entities.
+func (c *BookingClient) CreateBulk(builders ...*BookingCreate) *BookingCreateBulk {
+	return &BookingCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *BookingClient) MapCreateBulk(slice any, setFunc func(*BookingCreate, int)) *BookingCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &BookingCreateBulk{err: fmt.Errorf("calling to BookingClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*BookingCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &BookingCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Booking.
+func (c *BookingClient) Update() *BookingUpdate {
+	mutation := newBookingMutation(c.config, OpUpdate)
+	return &BookingUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *BookingClient) UpdateOne(_m *Booking) *BookingUpdateOne {
+	mutation := newBookingMutation(c.config, OpUpdateOne, withBooking(_m))
+	return &BookingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *BookingClient) UpdateOneID(id int) *BookingUpdateOne {
+	mutation := newBookingMutation(c.config, OpUpdateOne, withBookingID(id))
+	return &BookingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Booking.
+func (c *BookingClient) Delete() *BookingDelete {
+	mutation := newBookingMutation(c.config, OpDelete)
+	return &BookingDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *BookingClient) DeleteOne(_m *Booking) *BookingDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *BookingClient) DeleteOneID(id int) *BookingDeleteOne {
+	builder := c.Delete().Where(booking.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &BookingDeleteOne{builder}
+}
+
+// Query returns a query builder for Booking.
+func (c *BookingClient) Query() *BookingQuery {
+	return &BookingQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeBooking},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Booking entity by its id.
+func (c *BookingClient) Get(ctx context.Context, id int) (*Booking, error) {
+	return c.Query().Where(booking.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *BookingClient) GetX(ctx context.Context, id int) *Booking {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *BookingClient) Hooks() []Hook {
+	hooks := c.hooks.Booking
+	return append(hooks[:len(hooks):len(hooks)], booking.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *BookingClient) Interceptors() []Interceptor {
+	return c.inters.Booking
+}
+
+func (c *BookingClient) mutate(ctx context.Context, m *BookingMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&BookingCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&BookingUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&BookingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&BookingDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Booking mutation op: %q", m.Op())
+	}
+}
+
+// CredentialBindingClient is a client for the CredentialBinding schema.
+type CredentialBindingClient struct {
+	config
+}
+
+// NewCredentialBindingClient returns a client for the CredentialBinding from the given config.
+func NewCredentialBindingClient(c config) *CredentialBindingClient {
+	return &CredentialBindingClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `credentialbinding.Hooks(f(g(h())))`.
+func (c *CredentialBindingClient) Use(hooks ...Hook) {
+	c.hooks.CredentialBinding = append(c.hooks.CredentialBinding, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `credentialbinding.Intercept(f(g(h())))`.
+func (c *CredentialBindingClient) Intercept(interceptors ...Interceptor) {
+	c.inters.CredentialBinding = append(c.inters.CredentialBinding, interceptors...)
+}
+
+// Create returns a builder for creating a CredentialBinding entity.
+func (c *CredentialBindingClient) Create() *CredentialBindingCreate {
+	mutation := newCredentialBindingMutation(c.config, OpCreate)
+	return &CredentialBindingCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of CredentialBinding entities.
+func (c *CredentialBindingClient) CreateBulk(builders ...*CredentialBindingCreate) *CredentialBindingCreateBulk {
+	return &CredentialBindingCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CredentialBindingClient) MapCreateBulk(slice any, setFunc func(*CredentialBindingCreate, int)) *CredentialBindingCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CredentialBindingCreateBulk{err: fmt.Errorf("calling to CredentialBindingClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CredentialBindingCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CredentialBindingCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for CredentialBinding.
+func (c *CredentialBindingClient) Update() *CredentialBindingUpdate {
+	mutation := newCredentialBindingMutation(c.config, OpUpdate)
+	return &CredentialBindingUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CredentialBindingClient) UpdateOne(_m *CredentialBinding) *CredentialBindingUpdateOne {
+	mutation := newCredentialBindingMutation(c.config, OpUpdateOne, withCredentialBinding(_m))
+	return &CredentialBindingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CredentialBindingClient) UpdateOneID(id int) *CredentialBindingUpdateOne {
+	mutation := newCredentialBindingMutation(c.config, OpUpdateOne, withCredentialBindingID(id))
+	return &CredentialBindingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for CredentialBinding.
+func (c *CredentialBindingClient) Delete() *CredentialBindingDelete {
+	mutation := newCredentialBindingMutation(c.config, OpDelete)
+	return &CredentialBindingDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CredentialBindingClient) DeleteOne(_m *CredentialBinding) *CredentialBindingDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CredentialBindingClient) DeleteOneID(id int) *CredentialBindingDeleteOne {
+	builder := c.Delete().Where(credentialbinding.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CredentialBindingDeleteOne{builder}
+}
+
+// Query returns a query builder for CredentialBinding.
+func (c *CredentialBindingClient) Query() *CredentialBindingQuery {
+	return &CredentialBindingQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCredentialBinding},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a CredentialBinding entity by its id.
+func (c *CredentialBindingClient) Get(ctx context.Context, id int) (*CredentialBinding, error) {
+	return c.Query().Where(credentialbinding.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CredentialBindingClient) GetX(ctx context.Context, id int) *CredentialBinding {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CredentialBindingClient) Hooks() []Hook {
+	hooks := c.hooks.CredentialBinding
+	return append(hooks[:len(hooks):len(hooks)], credentialbinding.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *CredentialBindingClient) Interceptors() []Interceptor {
+	return c.inters.CredentialBinding
+}
+
+func (c *CredentialBindingClient) mutate(ctx context.Context, m *CredentialBindingMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CredentialBindingCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CredentialBindingUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CredentialBindingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CredentialBindingDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown CredentialBinding mutation op: %q", m.Op())
+	}
+}
+
 // CustomerClient is a client for the Customer schema.
 type CustomerClient struct {
 	config
@@ -832,6 +1444,140 @@ func (c *CustomerClient) mutate(ctx context.Context, m *CustomerMutation) (Value
 		return (&CustomerDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Customer mutation op: %q", m.Op())
+	}
+}
+
+// DownloadTicketClient is a client for the DownloadTicket schema.
+type DownloadTicketClient struct {
+	config
+}
+
+// NewDownloadTicketClient returns a client for the DownloadTicket from the given config.
+func NewDownloadTicketClient(c config) *DownloadTicketClient {
+	return &DownloadTicketClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `downloadticket.Hooks(f(g(h())))`.
+func (c *DownloadTicketClient) Use(hooks ...Hook) {
+	c.hooks.DownloadTicket = append(c.hooks.DownloadTicket, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `downloadticket.Intercept(f(g(h())))`.
+func (c *DownloadTicketClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DownloadTicket = append(c.inters.DownloadTicket, interceptors...)
+}
+
+// Create returns a builder for creating a DownloadTicket entity.
+func (c *DownloadTicketClient) Create() *DownloadTicketCreate {
+	mutation := newDownloadTicketMutation(c.config, OpCreate)
+	return &DownloadTicketCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DownloadTicket entities.
+func (c *DownloadTicketClient) CreateBulk(builders ...*DownloadTicketCreate) *DownloadTicketCreateBulk {
+	return &DownloadTicketCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DownloadTicketClient) MapCreateBulk(slice any, setFunc func(*DownloadTicketCreate, int)) *DownloadTicketCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DownloadTicketCreateBulk{err: fmt.Errorf("calling to DownloadTicketClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DownloadTicketCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DownloadTicketCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DownloadTicket.
+func (c *DownloadTicketClient) Update() *DownloadTicketUpdate {
+	mutation := newDownloadTicketMutation(c.config, OpUpdate)
+	return &DownloadTicketUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DownloadTicketClient) UpdateOne(_m *DownloadTicket) *DownloadTicketUpdateOne {
+	mutation := newDownloadTicketMutation(c.config, OpUpdateOne, withDownloadTicket(_m))
+	return &DownloadTicketUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DownloadTicketClient) UpdateOneID(id int) *DownloadTicketUpdateOne {
+	mutation := newDownloadTicketMutation(c.config, OpUpdateOne, withDownloadTicketID(id))
+	return &DownloadTicketUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DownloadTicket.
+func (c *DownloadTicketClient) Delete() *DownloadTicketDelete {
+	mutation := newDownloadTicketMutation(c.config, OpDelete)
+	return &DownloadTicketDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DownloadTicketClient) DeleteOne(_m *DownloadTicket) *DownloadTicketDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DownloadTicketClient) DeleteOneID(id int) *DownloadTicketDeleteOne {
+	builder := c.Delete().Where(downloadticket.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DownloadTicketDeleteOne{builder}
+}
+
+// Query returns a query builder for DownloadTicket.
+func (c *DownloadTicketClient) Query() *DownloadTicketQuery {
+	return &DownloadTicketQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDownloadTicket},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DownloadTicket entity by its id.
+func (c *DownloadTicketClient) Get(ctx context.Context, id int) (*DownloadTicket, error) {
+	return c.Query().Where(downloadticket.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DownloadTicketClient) GetX(ctx context.Context, id int) *DownloadTicket {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DownloadTicketClient) Hooks() []Hook {
+	hooks := c.hooks.DownloadTicket
+	return append(hooks[:len(hooks):len(hooks)], downloadticket.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *DownloadTicketClient) Interceptors() []Interceptor {
+	return c.inters.DownloadTicket
+}
+
+func (c *DownloadTicketClient) mutate(ctx context.Context, m *DownloadTicketMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DownloadTicketCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DownloadTicketUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DownloadTicketUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DownloadTicketDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DownloadTicket mutation op: %q", m.Op())
 	}
 }
 
@@ -1103,6 +1849,140 @@ func (c *LeaseClient) mutate(ctx context.Context, m *LeaseMutation) (Value, erro
 	}
 }
 
+// LifecycleTransitionClient is a client for the LifecycleTransition schema.
+type LifecycleTransitionClient struct {
+	config
+}
+
+// NewLifecycleTransitionClient returns a client for the LifecycleTransition from the given config.
+func NewLifecycleTransitionClient(c config) *LifecycleTransitionClient {
+	return &LifecycleTransitionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `lifecycletransition.Hooks(f(g(h())))`.
+func (c *LifecycleTransitionClient) Use(hooks ...Hook) {
+	c.hooks.LifecycleTransition = append(c.hooks.LifecycleTransition, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `lifecycletransition.Intercept(f(g(h())))`.
+func (c *LifecycleTransitionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.LifecycleTransition = append(c.inters.LifecycleTransition, interceptors...)
+}
+
+// Create returns a builder for creating a LifecycleTransition entity.
+func (c *LifecycleTransitionClient) Create() *LifecycleTransitionCreate {
+	mutation := newLifecycleTransitionMutation(c.config, OpCreate)
+	return &LifecycleTransitionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of LifecycleTransition entities.
+func (c *LifecycleTransitionClient) CreateBulk(builders ...*LifecycleTransitionCreate) *LifecycleTransitionCreateBulk {
+	return &LifecycleTransitionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *LifecycleTransitionClient) MapCreateBulk(slice any, setFunc func(*LifecycleTransitionCreate, int)) *LifecycleTransitionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &LifecycleTransitionCreateBulk{err: fmt.Errorf("calling to LifecycleTransitionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*LifecycleTransitionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &LifecycleTransitionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for LifecycleTransition.
+func (c *LifecycleTransitionClient) Update() *LifecycleTransitionUpdate {
+	mutation := newLifecycleTransitionMutation(c.config, OpUpdate)
+	return &LifecycleTransitionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *LifecycleTransitionClient) UpdateOne(_m *LifecycleTransition) *LifecycleTransitionUpdateOne {
+	mutation := newLifecycleTransitionMutation(c.config, OpUpdateOne, withLifecycleTransition(_m))
+	return &LifecycleTransitionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *LifecycleTransitionClient) UpdateOneID(id int) *LifecycleTransitionUpdateOne {
+	mutation := newLifecycleTransitionMutation(c.config, OpUpdateOne, withLifecycleTransitionID(id))
+	return &LifecycleTransitionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for LifecycleTransition.
+func (c *LifecycleTransitionClient) Delete() *LifecycleTransitionDelete {
+	mutation := newLifecycleTransitionMutation(c.config, OpDelete)
+	return &LifecycleTransitionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *LifecycleTransitionClient) DeleteOne(_m *LifecycleTransition) *LifecycleTransitionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *LifecycleTransitionClient) DeleteOneID(id int) *LifecycleTransitionDeleteOne {
+	builder := c.Delete().Where(lifecycletransition.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &LifecycleTransitionDeleteOne{builder}
+}
+
+// Query returns a query builder for LifecycleTransition.
+func (c *LifecycleTransitionClient) Query() *LifecycleTransitionQuery {
+	return &LifecycleTransitionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeLifecycleTransition},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a LifecycleTransition entity by its id.
+func (c *LifecycleTransitionClient) Get(ctx context.Context, id int) (*LifecycleTransition, error) {
+	return c.Query().Where(lifecycletransition.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *LifecycleTransitionClient) GetX(ctx context.Context, id int) *LifecycleTransition {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *LifecycleTransitionClient) Hooks() []Hook {
+	hooks := c.hooks.LifecycleTransition
+	return append(hooks[:len(hooks):len(hooks)], lifecycletransition.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *LifecycleTransitionClient) Interceptors() []Interceptor {
+	return c.inters.LifecycleTransition
+}
+
+func (c *LifecycleTransitionClient) mutate(ctx context.Context, m *LifecycleTransitionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&LifecycleTransitionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&LifecycleTransitionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&LifecycleTransitionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&LifecycleTransitionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown LifecycleTransition mutation op: %q", m.Op())
+	}
+}
+
 // PoolClient is a client for the Pool schema.
 type PoolClient struct {
 	config
@@ -1282,6 +2162,140 @@ func (c *PoolClient) mutate(ctx context.Context, m *PoolMutation) (Value, error)
 		return (&PoolDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Pool mutation op: %q", m.Op())
+	}
+}
+
+// PoolSampleClient is a client for the PoolSample schema.
+type PoolSampleClient struct {
+	config
+}
+
+// NewPoolSampleClient returns a client for the PoolSample from the given config.
+func NewPoolSampleClient(c config) *PoolSampleClient {
+	return &PoolSampleClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `poolsample.Hooks(f(g(h())))`.
+func (c *PoolSampleClient) Use(hooks ...Hook) {
+	c.hooks.PoolSample = append(c.hooks.PoolSample, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `poolsample.Intercept(f(g(h())))`.
+func (c *PoolSampleClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PoolSample = append(c.inters.PoolSample, interceptors...)
+}
+
+// Create returns a builder for creating a PoolSample entity.
+func (c *PoolSampleClient) Create() *PoolSampleCreate {
+	mutation := newPoolSampleMutation(c.config, OpCreate)
+	return &PoolSampleCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PoolSample entities.
+func (c *PoolSampleClient) CreateBulk(builders ...*PoolSampleCreate) *PoolSampleCreateBulk {
+	return &PoolSampleCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PoolSampleClient) MapCreateBulk(slice any, setFunc func(*PoolSampleCreate, int)) *PoolSampleCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PoolSampleCreateBulk{err: fmt.Errorf("calling to PoolSampleClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PoolSampleCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PoolSampleCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PoolSample.
+func (c *PoolSampleClient) Update() *PoolSampleUpdate {
+	mutation := newPoolSampleMutation(c.config, OpUpdate)
+	return &PoolSampleUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PoolSampleClient) UpdateOne(_m *PoolSample) *PoolSampleUpdateOne {
+	mutation := newPoolSampleMutation(c.config, OpUpdateOne, withPoolSample(_m))
+	return &PoolSampleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PoolSampleClient) UpdateOneID(id int) *PoolSampleUpdateOne {
+	mutation := newPoolSampleMutation(c.config, OpUpdateOne, withPoolSampleID(id))
+	return &PoolSampleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PoolSample.
+func (c *PoolSampleClient) Delete() *PoolSampleDelete {
+	mutation := newPoolSampleMutation(c.config, OpDelete)
+	return &PoolSampleDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PoolSampleClient) DeleteOne(_m *PoolSample) *PoolSampleDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PoolSampleClient) DeleteOneID(id int) *PoolSampleDeleteOne {
+	builder := c.Delete().Where(poolsample.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PoolSampleDeleteOne{builder}
+}
+
+// Query returns a query builder for PoolSample.
+func (c *PoolSampleClient) Query() *PoolSampleQuery {
+	return &PoolSampleQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePoolSample},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PoolSample entity by its id.
+func (c *PoolSampleClient) Get(ctx context.Context, id int) (*PoolSample, error) {
+	return c.Query().Where(poolsample.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PoolSampleClient) GetX(ctx context.Context, id int) *PoolSample {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PoolSampleClient) Hooks() []Hook {
+	hooks := c.hooks.PoolSample
+	return append(hooks[:len(hooks):len(hooks)], poolsample.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *PoolSampleClient) Interceptors() []Interceptor {
+	return c.inters.PoolSample
+}
+
+func (c *PoolSampleClient) mutate(ctx context.Context, m *PoolSampleMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PoolSampleCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PoolSampleUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PoolSampleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PoolSampleDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PoolSample mutation op: %q", m.Op())
 	}
 }
 
@@ -1467,6 +2481,140 @@ func (c *ProcessClient) mutate(ctx context.Context, m *ProcessMutation) (Value, 
 	}
 }
 
+// RemoteEndpointClient is a client for the RemoteEndpoint schema.
+type RemoteEndpointClient struct {
+	config
+}
+
+// NewRemoteEndpointClient returns a client for the RemoteEndpoint from the given config.
+func NewRemoteEndpointClient(c config) *RemoteEndpointClient {
+	return &RemoteEndpointClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `remoteendpoint.Hooks(f(g(h())))`.
+func (c *RemoteEndpointClient) Use(hooks ...Hook) {
+	c.hooks.RemoteEndpoint = append(c.hooks.RemoteEndpoint, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `remoteendpoint.Intercept(f(g(h())))`.
+func (c *RemoteEndpointClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RemoteEndpoint = append(c.inters.RemoteEndpoint, interceptors...)
+}
+
+// Create returns a builder for creating a RemoteEndpoint entity.
+func (c *RemoteEndpointClient) Create() *RemoteEndpointCreate {
+	mutation := newRemoteEndpointMutation(c.config, OpCreate)
+	return &RemoteEndpointCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RemoteEndpoint entities.
+func (c *RemoteEndpointClient) CreateBulk(builders ...*RemoteEndpointCreate) *RemoteEndpointCreateBulk {
+	return &RemoteEndpointCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RemoteEndpointClient) MapCreateBulk(slice any, setFunc func(*RemoteEndpointCreate, int)) *RemoteEndpointCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RemoteEndpointCreateBulk{err: fmt.Errorf("calling to RemoteEndpointClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RemoteEndpointCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RemoteEndpointCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RemoteEndpoint.
+func (c *RemoteEndpointClient) Update() *RemoteEndpointUpdate {
+	mutation := newRemoteEndpointMutation(c.config, OpUpdate)
+	return &RemoteEndpointUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RemoteEndpointClient) UpdateOne(_m *RemoteEndpoint) *RemoteEndpointUpdateOne {
+	mutation := newRemoteEndpointMutation(c.config, OpUpdateOne, withRemoteEndpoint(_m))
+	return &RemoteEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RemoteEndpointClient) UpdateOneID(id int) *RemoteEndpointUpdateOne {
+	mutation := newRemoteEndpointMutation(c.config, OpUpdateOne, withRemoteEndpointID(id))
+	return &RemoteEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RemoteEndpoint.
+func (c *RemoteEndpointClient) Delete() *RemoteEndpointDelete {
+	mutation := newRemoteEndpointMutation(c.config, OpDelete)
+	return &RemoteEndpointDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RemoteEndpointClient) DeleteOne(_m *RemoteEndpoint) *RemoteEndpointDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RemoteEndpointClient) DeleteOneID(id int) *RemoteEndpointDeleteOne {
+	builder := c.Delete().Where(remoteendpoint.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RemoteEndpointDeleteOne{builder}
+}
+
+// Query returns a query builder for RemoteEndpoint.
+func (c *RemoteEndpointClient) Query() *RemoteEndpointQuery {
+	return &RemoteEndpointQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRemoteEndpoint},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RemoteEndpoint entity by its id.
+func (c *RemoteEndpointClient) Get(ctx context.Context, id int) (*RemoteEndpoint, error) {
+	return c.Query().Where(remoteendpoint.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RemoteEndpointClient) GetX(ctx context.Context, id int) *RemoteEndpoint {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RemoteEndpointClient) Hooks() []Hook {
+	hooks := c.hooks.RemoteEndpoint
+	return append(hooks[:len(hooks):len(hooks)], remoteendpoint.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *RemoteEndpointClient) Interceptors() []Interceptor {
+	return c.inters.RemoteEndpoint
+}
+
+func (c *RemoteEndpointClient) mutate(ctx context.Context, m *RemoteEndpointMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RemoteEndpointCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RemoteEndpointUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RemoteEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RemoteEndpointDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RemoteEndpoint mutation op: %q", m.Op())
+	}
+}
+
 // RobotClient is a client for the Robot schema.
 type RobotClient struct {
 	config
@@ -1646,6 +2794,140 @@ func (c *RobotClient) mutate(ctx context.Context, m *RobotMutation) (Value, erro
 		return (&RobotDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Robot mutation op: %q", m.Op())
+	}
+}
+
+// ScaleDecisionClient is a client for the ScaleDecision schema.
+type ScaleDecisionClient struct {
+	config
+}
+
+// NewScaleDecisionClient returns a client for the ScaleDecision from the given config.
+func NewScaleDecisionClient(c config) *ScaleDecisionClient {
+	return &ScaleDecisionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `scaledecision.Hooks(f(g(h())))`.
+func (c *ScaleDecisionClient) Use(hooks ...Hook) {
+	c.hooks.ScaleDecision = append(c.hooks.ScaleDecision, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `scaledecision.Intercept(f(g(h())))`.
+func (c *ScaleDecisionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ScaleDecision = append(c.inters.ScaleDecision, interceptors...)
+}
+
+// Create returns a builder for creating a ScaleDecision entity.
+func (c *ScaleDecisionClient) Create() *ScaleDecisionCreate {
+	mutation := newScaleDecisionMutation(c.config, OpCreate)
+	return &ScaleDecisionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ScaleDecision entities.
+func (c *ScaleDecisionClient) CreateBulk(builders ...*ScaleDecisionCreate) *ScaleDecisionCreateBulk {
+	return &ScaleDecisionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ScaleDecisionClient) MapCreateBulk(slice any, setFunc func(*ScaleDecisionCreate, int)) *ScaleDecisionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ScaleDecisionCreateBulk{err: fmt.Errorf("calling to ScaleDecisionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ScaleDecisionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ScaleDecisionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ScaleDecision.
+func (c *ScaleDecisionClient) Update() *ScaleDecisionUpdate {
+	mutation := newScaleDecisionMutation(c.config, OpUpdate)
+	return &ScaleDecisionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ScaleDecisionClient) UpdateOne(_m *ScaleDecision) *ScaleDecisionUpdateOne {
+	mutation := newScaleDecisionMutation(c.config, OpUpdateOne, withScaleDecision(_m))
+	return &ScaleDecisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ScaleDecisionClient) UpdateOneID(id int) *ScaleDecisionUpdateOne {
+	mutation := newScaleDecisionMutation(c.config, OpUpdateOne, withScaleDecisionID(id))
+	return &ScaleDecisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ScaleDecision.
+func (c *ScaleDecisionClient) Delete() *ScaleDecisionDelete {
+	mutation := newScaleDecisionMutation(c.config, OpDelete)
+	return &ScaleDecisionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ScaleDecisionClient) DeleteOne(_m *ScaleDecision) *ScaleDecisionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ScaleDecisionClient) DeleteOneID(id int) *ScaleDecisionDeleteOne {
+	builder := c.Delete().Where(scaledecision.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ScaleDecisionDeleteOne{builder}
+}
+
+// Query returns a query builder for ScaleDecision.
+func (c *ScaleDecisionClient) Query() *ScaleDecisionQuery {
+	return &ScaleDecisionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeScaleDecision},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ScaleDecision entity by its id.
+func (c *ScaleDecisionClient) Get(ctx context.Context, id int) (*ScaleDecision, error) {
+	return c.Query().Where(scaledecision.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ScaleDecisionClient) GetX(ctx context.Context, id int) *ScaleDecision {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ScaleDecisionClient) Hooks() []Hook {
+	hooks := c.hooks.ScaleDecision
+	return append(hooks[:len(hooks):len(hooks)], scaledecision.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *ScaleDecisionClient) Interceptors() []Interceptor {
+	return c.inters.ScaleDecision
+}
+
+func (c *ScaleDecisionClient) mutate(ctx context.Context, m *ScaleDecisionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ScaleDecisionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ScaleDecisionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ScaleDecisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ScaleDecisionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ScaleDecision mutation op: %q", m.Op())
 	}
 }
 
@@ -2118,12 +3400,14 @@ func (c *VMClient) mutate(ctx context.Context, m *VMMutation) (Value, error) {
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Attempt, Batch, Customer, Event, Lease, Pool, Process, Robot, Task, Token,
-		VM []ent.Hook
+		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
+		DownloadTicket, Event, Lease, LifecycleTransition, Pool, PoolSample, Process,
+		RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Hook
 	}
 	inters struct {
-		Attempt, Batch, Customer, Event, Lease, Pool, Process, Robot, Task, Token,
-		VM []ent.Interceptor
+		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
+		DownloadTicket, Event, Lease, LifecycleTransition, Pool, PoolSample, Process,
+		RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Interceptor
 	}
 )
 

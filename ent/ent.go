@@ -12,14 +12,23 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
 	"github.com/rpacloud/rpacloud/ent/vm"
@@ -83,17 +92,26 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			attempt.Table:  attempt.ValidColumn,
-			batch.Table:    batch.ValidColumn,
-			customer.Table: customer.ValidColumn,
-			event.Table:    event.ValidColumn,
-			lease.Table:    lease.ValidColumn,
-			pool.Table:     pool.ValidColumn,
-			process.Table:  process.ValidColumn,
-			robot.Table:    robot.ValidColumn,
-			task.Table:     task.ValidColumn,
-			token.Table:    token.ValidColumn,
-			vm.Table:       vm.ValidColumn,
+			accesssession.Table:       accesssession.ValidColumn,
+			anomaly.Table:             anomaly.ValidColumn,
+			attempt.Table:             attempt.ValidColumn,
+			batch.Table:               batch.ValidColumn,
+			booking.Table:             booking.ValidColumn,
+			credentialbinding.Table:   credentialbinding.ValidColumn,
+			customer.Table:            customer.ValidColumn,
+			downloadticket.Table:      downloadticket.ValidColumn,
+			event.Table:               event.ValidColumn,
+			lease.Table:               lease.ValidColumn,
+			lifecycletransition.Table: lifecycletransition.ValidColumn,
+			pool.Table:                pool.ValidColumn,
+			poolsample.Table:          poolsample.ValidColumn,
+			process.Table:             process.ValidColumn,
+			remoteendpoint.Table:      remoteendpoint.ValidColumn,
+			robot.Table:               robot.ValidColumn,
+			scaledecision.Table:       scaledecision.ValidColumn,
+			task.Table:                task.ValidColumn,
+			token.Table:               token.ValidColumn,
+			vm.Table:                  vm.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

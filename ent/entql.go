@@ -3,15 +3,24 @@
 package ent
 
 import (
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
 	"github.com/rpacloud/rpacloud/ent/vm"
@@ -24,8 +33,66 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 11)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 20)}
 	graph.Nodes[0] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   accesssession.Table,
+			Columns: accesssession.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: accesssession.FieldID,
+			},
+		},
+		Type: "AccessSession",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			accesssession.FieldProcessID: {Type: field.TypeInt, Column: accesssession.FieldProcessID},
+			accesssession.FieldVMID:      {Type: field.TypeInt, Column: accesssession.FieldVMID},
+			accesssession.FieldVM:        {Type: field.TypeString, Column: accesssession.FieldVM},
+			accesssession.FieldUser:      {Type: field.TypeString, Column: accesssession.FieldUser},
+			accesssession.FieldProtocol:  {Type: field.TypeString, Column: accesssession.FieldProtocol},
+			accesssession.FieldHost:      {Type: field.TypeString, Column: accesssession.FieldHost},
+			accesssession.FieldPort:      {Type: field.TypeInt, Column: accesssession.FieldPort},
+			accesssession.FieldStage:     {Type: field.TypeString, Column: accesssession.FieldStage},
+			accesssession.FieldPurpose:   {Type: field.TypeString, Column: accesssession.FieldPurpose},
+			accesssession.FieldAt:        {Type: field.TypeTime, Column: accesssession.FieldAt},
+		},
+	}
+	graph.Nodes[1] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   anomaly.Table,
+			Columns: anomaly.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: anomaly.FieldID,
+			},
+		},
+		Type: "Anomaly",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			anomaly.FieldRule:           {Type: field.TypeEnum, Column: anomaly.FieldRule},
+			anomaly.FieldKey:            {Type: field.TypeString, Column: anomaly.FieldKey},
+			anomaly.FieldOpenKey:        {Type: field.TypeString, Column: anomaly.FieldOpenKey},
+			anomaly.FieldSeverity:       {Type: field.TypeEnum, Column: anomaly.FieldSeverity},
+			anomaly.FieldStatus:         {Type: field.TypeEnum, Column: anomaly.FieldStatus},
+			anomaly.FieldTitle:          {Type: field.TypeString, Column: anomaly.FieldTitle},
+			anomaly.FieldMessage:        {Type: field.TypeString, Column: anomaly.FieldMessage},
+			anomaly.FieldSince:          {Type: field.TypeTime, Column: anomaly.FieldSince},
+			anomaly.FieldDetectedAt:     {Type: field.TypeTime, Column: anomaly.FieldDetectedAt},
+			anomaly.FieldAcknowledgedAt: {Type: field.TypeTime, Column: anomaly.FieldAcknowledgedAt},
+			anomaly.FieldAcknowledgedBy: {Type: field.TypeString, Column: anomaly.FieldAcknowledgedBy},
+			anomaly.FieldResolvedAt:     {Type: field.TypeTime, Column: anomaly.FieldResolvedAt},
+			anomaly.FieldResolvedBy:     {Type: field.TypeString, Column: anomaly.FieldResolvedBy},
+			anomaly.FieldResolution:     {Type: field.TypeString, Column: anomaly.FieldResolution},
+			anomaly.FieldCustomerID:     {Type: field.TypeInt, Column: anomaly.FieldCustomerID},
+			anomaly.FieldPoolID:         {Type: field.TypeInt, Column: anomaly.FieldPoolID},
+			anomaly.FieldProcessID:      {Type: field.TypeInt, Column: anomaly.FieldProcessID},
+			anomaly.FieldRobotID:        {Type: field.TypeInt, Column: anomaly.FieldRobotID},
+			anomaly.FieldVMID:           {Type: field.TypeInt, Column: anomaly.FieldVMID},
+			anomaly.FieldTaskID:         {Type: field.TypeInt, Column: anomaly.FieldTaskID},
+			anomaly.FieldVendor:         {Type: field.TypeString, Column: anomaly.FieldVendor},
+			anomaly.FieldFacts:          {Type: field.TypeJSON, Column: anomaly.FieldFacts},
+		},
+	}
+	graph.Nodes[2] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   attempt.Table,
 			Columns: attempt.Columns,
@@ -50,7 +117,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			attempt.FieldOutput:       {Type: field.TypeString, Column: attempt.FieldOutput},
 		},
 	}
-	graph.Nodes[1] = &sqlgraph.Node{
+	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   batch.Table,
 			Columns: batch.Columns,
@@ -78,7 +145,53 @@ var schemaGraph = func() *sqlgraph.Schema {
 			batch.FieldSubmittedBy:  {Type: field.TypeString, Column: batch.FieldSubmittedBy},
 		},
 	}
-	graph.Nodes[2] = &sqlgraph.Node{
+	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   booking.Table,
+			Columns: booking.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: booking.FieldID,
+			},
+		},
+		Type: "Booking",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			booking.FieldCreatedAt:       {Type: field.TypeTime, Column: booking.FieldCreatedAt},
+			booking.FieldUpdatedAt:       {Type: field.TypeTime, Column: booking.FieldUpdatedAt},
+			booking.FieldKey:             {Type: field.TypeString, Column: booking.FieldKey},
+			booking.FieldProcessID:       {Type: field.TypeInt, Column: booking.FieldProcessID},
+			booking.FieldPool:            {Type: field.TypeString, Column: booking.FieldPool},
+			booking.FieldDepartment:      {Type: field.TypeString, Column: booking.FieldDepartment},
+			booking.FieldRobot:           {Type: field.TypeString, Column: booking.FieldRobot},
+			booking.FieldRobots:          {Type: field.TypeInt, Column: booking.FieldRobots},
+			booking.FieldCron:            {Type: field.TypeString, Column: booking.FieldCron},
+			booking.FieldDurationSeconds: {Type: field.TypeInt, Column: booking.FieldDurationSeconds},
+			booking.FieldTimezone:        {Type: field.TypeString, Column: booking.FieldTimezone},
+			booking.FieldValidFrom:       {Type: field.TypeTime, Column: booking.FieldValidFrom},
+			booking.FieldValidUntil:      {Type: field.TypeTime, Column: booking.FieldValidUntil},
+			booking.FieldCreatedBy:       {Type: field.TypeString, Column: booking.FieldCreatedBy},
+			booking.FieldClashAccepted:   {Type: field.TypeBool, Column: booking.FieldClashAccepted},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   credentialbinding.Table,
+			Columns: credentialbinding.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: credentialbinding.FieldID,
+			},
+		},
+		Type: "CredentialBinding",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			credentialbinding.FieldCustomerID: {Type: field.TypeInt, Column: credentialbinding.FieldCustomerID},
+			credentialbinding.FieldName:       {Type: field.TypeString, Column: credentialbinding.FieldName},
+			credentialbinding.FieldProcessID:  {Type: field.TypeInt, Column: credentialbinding.FieldProcessID},
+			credentialbinding.FieldCreatedBy:  {Type: field.TypeString, Column: credentialbinding.FieldCreatedBy},
+			credentialbinding.FieldCreatedAt:  {Type: field.TypeTime, Column: credentialbinding.FieldCreatedAt},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   customer.Table,
 			Columns: customer.Columns,
@@ -97,7 +210,26 @@ var schemaGraph = func() *sqlgraph.Schema {
 			customer.FieldParentID:    {Type: field.TypeInt, Column: customer.FieldParentID},
 		},
 	}
-	graph.Nodes[3] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   downloadticket.Table,
+			Columns: downloadticket.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: downloadticket.FieldID,
+			},
+		},
+		Type: "DownloadTicket",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			downloadticket.FieldHash:      {Type: field.TypeString, Column: downloadticket.FieldHash},
+			downloadticket.FieldKind:      {Type: field.TypeEnum, Column: downloadticket.FieldKind},
+			downloadticket.FieldParams:    {Type: field.TypeString, Column: downloadticket.FieldParams},
+			downloadticket.FieldTokenID:   {Type: field.TypeInt, Column: downloadticket.FieldTokenID},
+			downloadticket.FieldExpiresAt: {Type: field.TypeTime, Column: downloadticket.FieldExpiresAt},
+			downloadticket.FieldCreatedAt: {Type: field.TypeTime, Column: downloadticket.FieldCreatedAt},
+		},
+	}
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   event.Table,
 			Columns: event.Columns,
@@ -118,9 +250,14 @@ var schemaGraph = func() *sqlgraph.Schema {
 			event.FieldRobotID:    {Type: field.TypeInt, Column: event.FieldRobotID},
 			event.FieldAttemptNo:  {Type: field.TypeInt, Column: event.FieldAttemptNo},
 			event.FieldMessage:    {Type: field.TypeString, Column: event.FieldMessage},
+			event.FieldVMID:       {Type: field.TypeInt, Column: event.FieldVMID},
+			event.FieldVendor:     {Type: field.TypeString, Column: event.FieldVendor},
+			event.FieldStatus:     {Type: field.TypeString, Column: event.FieldStatus},
+			event.FieldExternalID: {Type: field.TypeString, Column: event.FieldExternalID},
+			event.FieldAnomalyID:  {Type: field.TypeInt, Column: event.FieldAnomalyID},
 		},
 	}
-	graph.Nodes[4] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lease.Table,
 			Columns: lease.Columns,
@@ -137,7 +274,29 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lease.FieldExpiresAt: {Type: field.TypeTime, Column: lease.FieldExpiresAt},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   lifecycletransition.Table,
+			Columns: lifecycletransition.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: lifecycletransition.FieldID,
+			},
+		},
+		Type: "LifecycleTransition",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			lifecycletransition.FieldProcessID: {Type: field.TypeInt, Column: lifecycletransition.FieldProcessID},
+			lifecycletransition.FieldSeq:       {Type: field.TypeInt, Column: lifecycletransition.FieldSeq},
+			lifecycletransition.FieldFromStage: {Type: field.TypeString, Column: lifecycletransition.FieldFromStage},
+			lifecycletransition.FieldToStage:   {Type: field.TypeString, Column: lifecycletransition.FieldToStage},
+			lifecycletransition.FieldAction:    {Type: field.TypeString, Column: lifecycletransition.FieldAction},
+			lifecycletransition.FieldActor:     {Type: field.TypeString, Column: lifecycletransition.FieldActor},
+			lifecycletransition.FieldAt:        {Type: field.TypeTime, Column: lifecycletransition.FieldAt},
+			lifecycletransition.FieldNote:      {Type: field.TypeString, Column: lifecycletransition.FieldNote},
+			lifecycletransition.FieldEvidence:  {Type: field.TypeString, Column: lifecycletransition.FieldEvidence},
+		},
+	}
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   pool.Table,
 			Columns: pool.Columns,
@@ -161,7 +320,28 @@ var schemaGraph = func() *sqlgraph.Schema {
 			pool.FieldActive:        {Type: field.TypeBool, Column: pool.FieldActive},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   poolsample.Table,
+			Columns: poolsample.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: poolsample.FieldID,
+			},
+		},
+		Type: "PoolSample",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			poolsample.FieldAt:      {Type: field.TypeTime, Column: poolsample.FieldAt},
+			poolsample.FieldPoolID:  {Type: field.TypeInt, Column: poolsample.FieldPoolID},
+			poolsample.FieldRobots:  {Type: field.TypeInt, Column: poolsample.FieldRobots},
+			poolsample.FieldIdle:    {Type: field.TypeInt, Column: poolsample.FieldIdle},
+			poolsample.FieldBusy:    {Type: field.TypeInt, Column: poolsample.FieldBusy},
+			poolsample.FieldPending: {Type: field.TypeInt, Column: poolsample.FieldPending},
+			poolsample.FieldRunning: {Type: field.TypeInt, Column: poolsample.FieldRunning},
+			poolsample.FieldMax:     {Type: field.TypeInt, Column: poolsample.FieldMax},
+		},
+	}
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   process.Table,
 			Columns: process.Columns,
@@ -186,7 +366,27 @@ var schemaGraph = func() *sqlgraph.Schema {
 			process.FieldActive:             {Type: field.TypeBool, Column: process.FieldActive},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   remoteendpoint.Table,
+			Columns: remoteendpoint.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: remoteendpoint.FieldID,
+			},
+		},
+		Type: "RemoteEndpoint",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			remoteendpoint.FieldCreatedAt: {Type: field.TypeTime, Column: remoteendpoint.FieldCreatedAt},
+			remoteendpoint.FieldUpdatedAt: {Type: field.TypeTime, Column: remoteendpoint.FieldUpdatedAt},
+			remoteendpoint.FieldVMID:      {Type: field.TypeInt, Column: remoteendpoint.FieldVMID},
+			remoteendpoint.FieldProtocol:  {Type: field.TypeString, Column: remoteendpoint.FieldProtocol},
+			remoteendpoint.FieldHost:      {Type: field.TypeString, Column: remoteendpoint.FieldHost},
+			remoteendpoint.FieldPort:      {Type: field.TypeInt, Column: remoteendpoint.FieldPort},
+			remoteendpoint.FieldUsername:  {Type: field.TypeString, Column: remoteendpoint.FieldUsername},
+		},
+	}
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   robot.Table,
 			Columns: robot.Columns,
@@ -209,7 +409,44 @@ var schemaGraph = func() *sqlgraph.Schema {
 			robot.FieldAgentVersion: {Type: field.TypeString, Column: robot.FieldAgentVersion},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[16] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   scaledecision.Table,
+			Columns: scaledecision.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: scaledecision.FieldID,
+			},
+		},
+		Type: "ScaleDecision",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			scaledecision.FieldAt:           {Type: field.TypeTime, Column: scaledecision.FieldAt},
+			scaledecision.FieldPoolID:       {Type: field.TypeInt, Column: scaledecision.FieldPoolID},
+			scaledecision.FieldPoolName:     {Type: field.TypeString, Column: scaledecision.FieldPoolName},
+			scaledecision.FieldX:            {Type: field.TypeInt, Column: scaledecision.FieldX},
+			scaledecision.FieldZ:            {Type: field.TypeInt, Column: scaledecision.FieldZ},
+			scaledecision.FieldD:            {Type: field.TypeInt, Column: scaledecision.FieldD},
+			scaledecision.FieldBooting:      {Type: field.TypeInt, Column: scaledecision.FieldBooting},
+			scaledecision.FieldIdleRented:   {Type: field.TypeInt, Column: scaledecision.FieldIdleRented},
+			scaledecision.FieldVendorOthers: {Type: field.TypeInt, Column: scaledecision.FieldVendorOthers},
+			scaledecision.FieldPrewarmFloor: {Type: field.TypeInt, Column: scaledecision.FieldPrewarmFloor},
+			scaledecision.FieldAction:       {Type: field.TypeEnum, Column: scaledecision.FieldAction},
+			scaledecision.FieldRent:         {Type: field.TypeInt, Column: scaledecision.FieldRent},
+			scaledecision.FieldRelease:      {Type: field.TypeInt, Column: scaledecision.FieldRelease},
+			scaledecision.FieldTarget:       {Type: field.TypeInt, Column: scaledecision.FieldTarget},
+			scaledecision.FieldCapped:       {Type: field.TypeString, Column: scaledecision.FieldCapped},
+			scaledecision.FieldReason:       {Type: field.TypeString, Column: scaledecision.FieldReason},
+			scaledecision.FieldRented:       {Type: field.TypeInt, Column: scaledecision.FieldRented},
+			scaledecision.FieldReleased:     {Type: field.TypeInt, Column: scaledecision.FieldReleased},
+			scaledecision.FieldBootFailures: {Type: field.TypeInt, Column: scaledecision.FieldBootFailures},
+			scaledecision.FieldError:        {Type: field.TypeString, Column: scaledecision.FieldError},
+			scaledecision.FieldUpStreak:     {Type: field.TypeInt, Column: scaledecision.FieldUpStreak},
+			scaledecision.FieldDownStreak:   {Type: field.TypeInt, Column: scaledecision.FieldDownStreak},
+			scaledecision.FieldCooldownLeft: {Type: field.TypeInt, Column: scaledecision.FieldCooldownLeft},
+			scaledecision.FieldTerm:         {Type: field.TypeInt64, Column: scaledecision.FieldTerm},
+		},
+	}
+	graph.Nodes[17] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   task.Table,
 			Columns: task.Columns,
@@ -236,9 +473,10 @@ var schemaGraph = func() *sqlgraph.Schema {
 			task.FieldFailureReason:    {Type: field.TypeEnum, Column: task.FieldFailureReason},
 			task.FieldErrorMessage:     {Type: field.TypeString, Column: task.FieldErrorMessage},
 			task.FieldFinishedAt:       {Type: field.TypeTime, Column: task.FieldFinishedAt},
+			task.FieldRandKey:          {Type: field.TypeInt64, Column: task.FieldRandKey},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[18] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   token.Table,
 			Columns: token.Columns,
@@ -260,7 +498,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			token.FieldRevokedAt:  {Type: field.TypeTime, Column: token.FieldRevokedAt},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[19] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   vm.Table,
 			Columns: vm.Columns,
@@ -557,6 +795,246 @@ type predicateAdder interface {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *AccessSessionQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the AccessSessionQuery builder.
+func (_q *AccessSessionQuery) Filter() *AccessSessionFilter {
+	return &AccessSessionFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *AccessSessionMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the AccessSessionMutation builder.
+func (m *AccessSessionMutation) Filter() *AccessSessionFilter {
+	return &AccessSessionFilter{config: m.config, predicateAdder: m}
+}
+
+// AccessSessionFilter provides a generic filtering capability at runtime for AccessSessionQuery.
+type AccessSessionFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *AccessSessionFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[0].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *AccessSessionFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(accesssession.FieldID))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *AccessSessionFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(accesssession.FieldProcessID))
+}
+
+// WhereVMID applies the entql int predicate on the vm_id field.
+func (f *AccessSessionFilter) WhereVMID(p entql.IntP) {
+	f.Where(p.Field(accesssession.FieldVMID))
+}
+
+// WhereVM applies the entql string predicate on the vm field.
+func (f *AccessSessionFilter) WhereVM(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldVM))
+}
+
+// WhereUser applies the entql string predicate on the user field.
+func (f *AccessSessionFilter) WhereUser(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldUser))
+}
+
+// WhereProtocol applies the entql string predicate on the protocol field.
+func (f *AccessSessionFilter) WhereProtocol(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldProtocol))
+}
+
+// WhereHost applies the entql string predicate on the host field.
+func (f *AccessSessionFilter) WhereHost(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldHost))
+}
+
+// WherePort applies the entql int predicate on the port field.
+func (f *AccessSessionFilter) WherePort(p entql.IntP) {
+	f.Where(p.Field(accesssession.FieldPort))
+}
+
+// WhereStage applies the entql string predicate on the stage field.
+func (f *AccessSessionFilter) WhereStage(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldStage))
+}
+
+// WherePurpose applies the entql string predicate on the purpose field.
+func (f *AccessSessionFilter) WherePurpose(p entql.StringP) {
+	f.Where(p.Field(accesssession.FieldPurpose))
+}
+
+// WhereAt applies the entql time.Time predicate on the at field.
+func (f *AccessSessionFilter) WhereAt(p entql.TimeP) {
+	f.Where(p.Field(accesssession.FieldAt))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *AnomalyQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the AnomalyQuery builder.
+func (_q *AnomalyQuery) Filter() *AnomalyFilter {
+	return &AnomalyFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *AnomalyMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the AnomalyMutation builder.
+func (m *AnomalyMutation) Filter() *AnomalyFilter {
+	return &AnomalyFilter{config: m.config, predicateAdder: m}
+}
+
+// AnomalyFilter provides a generic filtering capability at runtime for AnomalyQuery.
+type AnomalyFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *AnomalyFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *AnomalyFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldID))
+}
+
+// WhereRule applies the entql string predicate on the rule field.
+func (f *AnomalyFilter) WhereRule(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldRule))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *AnomalyFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldKey))
+}
+
+// WhereOpenKey applies the entql string predicate on the open_key field.
+func (f *AnomalyFilter) WhereOpenKey(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldOpenKey))
+}
+
+// WhereSeverity applies the entql string predicate on the severity field.
+func (f *AnomalyFilter) WhereSeverity(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldSeverity))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *AnomalyFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldStatus))
+}
+
+// WhereTitle applies the entql string predicate on the title field.
+func (f *AnomalyFilter) WhereTitle(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldTitle))
+}
+
+// WhereMessage applies the entql string predicate on the message field.
+func (f *AnomalyFilter) WhereMessage(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldMessage))
+}
+
+// WhereSince applies the entql time.Time predicate on the since field.
+func (f *AnomalyFilter) WhereSince(p entql.TimeP) {
+	f.Where(p.Field(anomaly.FieldSince))
+}
+
+// WhereDetectedAt applies the entql time.Time predicate on the detected_at field.
+func (f *AnomalyFilter) WhereDetectedAt(p entql.TimeP) {
+	f.Where(p.Field(anomaly.FieldDetectedAt))
+}
+
+// WhereAcknowledgedAt applies the entql time.Time predicate on the acknowledged_at field.
+func (f *AnomalyFilter) WhereAcknowledgedAt(p entql.TimeP) {
+	f.Where(p.Field(anomaly.FieldAcknowledgedAt))
+}
+
+// WhereAcknowledgedBy applies the entql string predicate on the acknowledged_by field.
+func (f *AnomalyFilter) WhereAcknowledgedBy(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldAcknowledgedBy))
+}
+
+// WhereResolvedAt applies the entql time.Time predicate on the resolved_at field.
+func (f *AnomalyFilter) WhereResolvedAt(p entql.TimeP) {
+	f.Where(p.Field(anomaly.FieldResolvedAt))
+}
+
+// WhereResolvedBy applies the entql string predicate on the resolved_by field.
+func (f *AnomalyFilter) WhereResolvedBy(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldResolvedBy))
+}
+
+// WhereResolution applies the entql string predicate on the resolution field.
+func (f *AnomalyFilter) WhereResolution(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldResolution))
+}
+
+// WhereCustomerID applies the entql int predicate on the customer_id field.
+func (f *AnomalyFilter) WhereCustomerID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldCustomerID))
+}
+
+// WherePoolID applies the entql int predicate on the pool_id field.
+func (f *AnomalyFilter) WherePoolID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldPoolID))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *AnomalyFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldProcessID))
+}
+
+// WhereRobotID applies the entql int predicate on the robot_id field.
+func (f *AnomalyFilter) WhereRobotID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldRobotID))
+}
+
+// WhereVMID applies the entql int predicate on the vm_id field.
+func (f *AnomalyFilter) WhereVMID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldVMID))
+}
+
+// WhereTaskID applies the entql int predicate on the task_id field.
+func (f *AnomalyFilter) WhereTaskID(p entql.IntP) {
+	f.Where(p.Field(anomaly.FieldTaskID))
+}
+
+// WhereVendor applies the entql string predicate on the vendor field.
+func (f *AnomalyFilter) WhereVendor(p entql.StringP) {
+	f.Where(p.Field(anomaly.FieldVendor))
+}
+
+// WhereFacts applies the entql json.RawMessage predicate on the facts field.
+func (f *AnomalyFilter) WhereFacts(p entql.BytesP) {
+	f.Where(p.Field(anomaly.FieldFacts))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *AttemptQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -585,7 +1063,7 @@ type AttemptFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *AttemptFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[0].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -713,7 +1191,7 @@ type BatchFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *BatchFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -842,6 +1320,186 @@ func (f *BatchFilter) WhereHasTasksWith(preds ...predicate.Task) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *BookingQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the BookingQuery builder.
+func (_q *BookingQuery) Filter() *BookingFilter {
+	return &BookingFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *BookingMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the BookingMutation builder.
+func (m *BookingMutation) Filter() *BookingFilter {
+	return &BookingFilter{config: m.config, predicateAdder: m}
+}
+
+// BookingFilter provides a generic filtering capability at runtime for BookingQuery.
+type BookingFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *BookingFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *BookingFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(booking.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *BookingFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(booking.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *BookingFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(booking.FieldUpdatedAt))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *BookingFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(booking.FieldKey))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *BookingFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(booking.FieldProcessID))
+}
+
+// WherePool applies the entql string predicate on the pool field.
+func (f *BookingFilter) WherePool(p entql.StringP) {
+	f.Where(p.Field(booking.FieldPool))
+}
+
+// WhereDepartment applies the entql string predicate on the department field.
+func (f *BookingFilter) WhereDepartment(p entql.StringP) {
+	f.Where(p.Field(booking.FieldDepartment))
+}
+
+// WhereRobot applies the entql string predicate on the robot field.
+func (f *BookingFilter) WhereRobot(p entql.StringP) {
+	f.Where(p.Field(booking.FieldRobot))
+}
+
+// WhereRobots applies the entql int predicate on the robots field.
+func (f *BookingFilter) WhereRobots(p entql.IntP) {
+	f.Where(p.Field(booking.FieldRobots))
+}
+
+// WhereCron applies the entql string predicate on the cron field.
+func (f *BookingFilter) WhereCron(p entql.StringP) {
+	f.Where(p.Field(booking.FieldCron))
+}
+
+// WhereDurationSeconds applies the entql int predicate on the duration_seconds field.
+func (f *BookingFilter) WhereDurationSeconds(p entql.IntP) {
+	f.Where(p.Field(booking.FieldDurationSeconds))
+}
+
+// WhereTimezone applies the entql string predicate on the timezone field.
+func (f *BookingFilter) WhereTimezone(p entql.StringP) {
+	f.Where(p.Field(booking.FieldTimezone))
+}
+
+// WhereValidFrom applies the entql time.Time predicate on the valid_from field.
+func (f *BookingFilter) WhereValidFrom(p entql.TimeP) {
+	f.Where(p.Field(booking.FieldValidFrom))
+}
+
+// WhereValidUntil applies the entql time.Time predicate on the valid_until field.
+func (f *BookingFilter) WhereValidUntil(p entql.TimeP) {
+	f.Where(p.Field(booking.FieldValidUntil))
+}
+
+// WhereCreatedBy applies the entql string predicate on the created_by field.
+func (f *BookingFilter) WhereCreatedBy(p entql.StringP) {
+	f.Where(p.Field(booking.FieldCreatedBy))
+}
+
+// WhereClashAccepted applies the entql bool predicate on the clash_accepted field.
+func (f *BookingFilter) WhereClashAccepted(p entql.BoolP) {
+	f.Where(p.Field(booking.FieldClashAccepted))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *CredentialBindingQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the CredentialBindingQuery builder.
+func (_q *CredentialBindingQuery) Filter() *CredentialBindingFilter {
+	return &CredentialBindingFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *CredentialBindingMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the CredentialBindingMutation builder.
+func (m *CredentialBindingMutation) Filter() *CredentialBindingFilter {
+	return &CredentialBindingFilter{config: m.config, predicateAdder: m}
+}
+
+// CredentialBindingFilter provides a generic filtering capability at runtime for CredentialBindingQuery.
+type CredentialBindingFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *CredentialBindingFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *CredentialBindingFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(credentialbinding.FieldID))
+}
+
+// WhereCustomerID applies the entql int predicate on the customer_id field.
+func (f *CredentialBindingFilter) WhereCustomerID(p entql.IntP) {
+	f.Where(p.Field(credentialbinding.FieldCustomerID))
+}
+
+// WhereName applies the entql string predicate on the name field.
+func (f *CredentialBindingFilter) WhereName(p entql.StringP) {
+	f.Where(p.Field(credentialbinding.FieldName))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *CredentialBindingFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(credentialbinding.FieldProcessID))
+}
+
+// WhereCreatedBy applies the entql string predicate on the created_by field.
+func (f *CredentialBindingFilter) WhereCreatedBy(p entql.StringP) {
+	f.Where(p.Field(credentialbinding.FieldCreatedBy))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *CredentialBindingFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(credentialbinding.FieldCreatedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *CustomerQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -870,7 +1528,7 @@ type CustomerFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *CustomerFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -968,6 +1626,76 @@ func (f *CustomerFilter) WhereHasProcessesWith(preds ...predicate.Process) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *DownloadTicketQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the DownloadTicketQuery builder.
+func (_q *DownloadTicketQuery) Filter() *DownloadTicketFilter {
+	return &DownloadTicketFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *DownloadTicketMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the DownloadTicketMutation builder.
+func (m *DownloadTicketMutation) Filter() *DownloadTicketFilter {
+	return &DownloadTicketFilter{config: m.config, predicateAdder: m}
+}
+
+// DownloadTicketFilter provides a generic filtering capability at runtime for DownloadTicketQuery.
+type DownloadTicketFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *DownloadTicketFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *DownloadTicketFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(downloadticket.FieldID))
+}
+
+// WhereHash applies the entql string predicate on the hash field.
+func (f *DownloadTicketFilter) WhereHash(p entql.StringP) {
+	f.Where(p.Field(downloadticket.FieldHash))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *DownloadTicketFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(downloadticket.FieldKind))
+}
+
+// WhereParams applies the entql string predicate on the params field.
+func (f *DownloadTicketFilter) WhereParams(p entql.StringP) {
+	f.Where(p.Field(downloadticket.FieldParams))
+}
+
+// WhereTokenID applies the entql int predicate on the token_id field.
+func (f *DownloadTicketFilter) WhereTokenID(p entql.IntP) {
+	f.Where(p.Field(downloadticket.FieldTokenID))
+}
+
+// WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
+func (f *DownloadTicketFilter) WhereExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(downloadticket.FieldExpiresAt))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *DownloadTicketFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(downloadticket.FieldCreatedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *EventQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -996,7 +1724,7 @@ type EventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *EventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1057,6 +1785,31 @@ func (f *EventFilter) WhereMessage(p entql.StringP) {
 	f.Where(p.Field(event.FieldMessage))
 }
 
+// WhereVMID applies the entql int predicate on the vm_id field.
+func (f *EventFilter) WhereVMID(p entql.IntP) {
+	f.Where(p.Field(event.FieldVMID))
+}
+
+// WhereVendor applies the entql string predicate on the vendor field.
+func (f *EventFilter) WhereVendor(p entql.StringP) {
+	f.Where(p.Field(event.FieldVendor))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *EventFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(event.FieldStatus))
+}
+
+// WhereExternalID applies the entql string predicate on the external_id field.
+func (f *EventFilter) WhereExternalID(p entql.StringP) {
+	f.Where(p.Field(event.FieldExternalID))
+}
+
+// WhereAnomalyID applies the entql int predicate on the anomaly_id field.
+func (f *EventFilter) WhereAnomalyID(p entql.IntP) {
+	f.Where(p.Field(event.FieldAnomalyID))
+}
+
 // addPredicate implements the predicateAdder interface.
 func (_q *LeaseQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
@@ -1086,7 +1839,7 @@ type LeaseFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LeaseFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1118,6 +1871,91 @@ func (f *LeaseFilter) WhereExpiresAt(p entql.TimeP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *LifecycleTransitionQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the LifecycleTransitionQuery builder.
+func (_q *LifecycleTransitionQuery) Filter() *LifecycleTransitionFilter {
+	return &LifecycleTransitionFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *LifecycleTransitionMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the LifecycleTransitionMutation builder.
+func (m *LifecycleTransitionMutation) Filter() *LifecycleTransitionFilter {
+	return &LifecycleTransitionFilter{config: m.config, predicateAdder: m}
+}
+
+// LifecycleTransitionFilter provides a generic filtering capability at runtime for LifecycleTransitionQuery.
+type LifecycleTransitionFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *LifecycleTransitionFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *LifecycleTransitionFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(lifecycletransition.FieldID))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *LifecycleTransitionFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(lifecycletransition.FieldProcessID))
+}
+
+// WhereSeq applies the entql int predicate on the seq field.
+func (f *LifecycleTransitionFilter) WhereSeq(p entql.IntP) {
+	f.Where(p.Field(lifecycletransition.FieldSeq))
+}
+
+// WhereFromStage applies the entql string predicate on the from_stage field.
+func (f *LifecycleTransitionFilter) WhereFromStage(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldFromStage))
+}
+
+// WhereToStage applies the entql string predicate on the to_stage field.
+func (f *LifecycleTransitionFilter) WhereToStage(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldToStage))
+}
+
+// WhereAction applies the entql string predicate on the action field.
+func (f *LifecycleTransitionFilter) WhereAction(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldAction))
+}
+
+// WhereActor applies the entql string predicate on the actor field.
+func (f *LifecycleTransitionFilter) WhereActor(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldActor))
+}
+
+// WhereAt applies the entql time.Time predicate on the at field.
+func (f *LifecycleTransitionFilter) WhereAt(p entql.TimeP) {
+	f.Where(p.Field(lifecycletransition.FieldAt))
+}
+
+// WhereNote applies the entql string predicate on the note field.
+func (f *LifecycleTransitionFilter) WhereNote(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldNote))
+}
+
+// WhereEvidence applies the entql string predicate on the evidence field.
+func (f *LifecycleTransitionFilter) WhereEvidence(p entql.StringP) {
+	f.Where(p.Field(lifecycletransition.FieldEvidence))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *PoolQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1146,7 +1984,7 @@ type PoolFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1255,6 +2093,86 @@ func (f *PoolFilter) WhereHasProcessesWith(preds ...predicate.Process) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *PoolSampleQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the PoolSampleQuery builder.
+func (_q *PoolSampleQuery) Filter() *PoolSampleFilter {
+	return &PoolSampleFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *PoolSampleMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the PoolSampleMutation builder.
+func (m *PoolSampleMutation) Filter() *PoolSampleFilter {
+	return &PoolSampleFilter{config: m.config, predicateAdder: m}
+}
+
+// PoolSampleFilter provides a generic filtering capability at runtime for PoolSampleQuery.
+type PoolSampleFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *PoolSampleFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *PoolSampleFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldID))
+}
+
+// WhereAt applies the entql time.Time predicate on the at field.
+func (f *PoolSampleFilter) WhereAt(p entql.TimeP) {
+	f.Where(p.Field(poolsample.FieldAt))
+}
+
+// WherePoolID applies the entql int predicate on the pool_id field.
+func (f *PoolSampleFilter) WherePoolID(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldPoolID))
+}
+
+// WhereRobots applies the entql int predicate on the robots field.
+func (f *PoolSampleFilter) WhereRobots(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldRobots))
+}
+
+// WhereIdle applies the entql int predicate on the idle field.
+func (f *PoolSampleFilter) WhereIdle(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldIdle))
+}
+
+// WhereBusy applies the entql int predicate on the busy field.
+func (f *PoolSampleFilter) WhereBusy(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldBusy))
+}
+
+// WherePending applies the entql int predicate on the pending field.
+func (f *PoolSampleFilter) WherePending(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldPending))
+}
+
+// WhereRunning applies the entql int predicate on the running field.
+func (f *PoolSampleFilter) WhereRunning(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldRunning))
+}
+
+// WhereMax applies the entql int predicate on the max field.
+func (f *PoolSampleFilter) WhereMax(p entql.IntP) {
+	f.Where(p.Field(poolsample.FieldMax))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *ProcessQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1283,7 +2201,7 @@ type ProcessFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ProcessFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1397,6 +2315,81 @@ func (f *ProcessFilter) WhereHasBatchesWith(preds ...predicate.Batch) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *RemoteEndpointQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RemoteEndpointQuery builder.
+func (_q *RemoteEndpointQuery) Filter() *RemoteEndpointFilter {
+	return &RemoteEndpointFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RemoteEndpointMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RemoteEndpointMutation builder.
+func (m *RemoteEndpointMutation) Filter() *RemoteEndpointFilter {
+	return &RemoteEndpointFilter{config: m.config, predicateAdder: m}
+}
+
+// RemoteEndpointFilter provides a generic filtering capability at runtime for RemoteEndpointQuery.
+type RemoteEndpointFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RemoteEndpointFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *RemoteEndpointFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(remoteendpoint.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *RemoteEndpointFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(remoteendpoint.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *RemoteEndpointFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(remoteendpoint.FieldUpdatedAt))
+}
+
+// WhereVMID applies the entql int predicate on the vm_id field.
+func (f *RemoteEndpointFilter) WhereVMID(p entql.IntP) {
+	f.Where(p.Field(remoteendpoint.FieldVMID))
+}
+
+// WhereProtocol applies the entql string predicate on the protocol field.
+func (f *RemoteEndpointFilter) WhereProtocol(p entql.StringP) {
+	f.Where(p.Field(remoteendpoint.FieldProtocol))
+}
+
+// WhereHost applies the entql string predicate on the host field.
+func (f *RemoteEndpointFilter) WhereHost(p entql.StringP) {
+	f.Where(p.Field(remoteendpoint.FieldHost))
+}
+
+// WherePort applies the entql int predicate on the port field.
+func (f *RemoteEndpointFilter) WherePort(p entql.IntP) {
+	f.Where(p.Field(remoteendpoint.FieldPort))
+}
+
+// WhereUsername applies the entql string predicate on the username field.
+func (f *RemoteEndpointFilter) WhereUsername(p entql.StringP) {
+	f.Where(p.Field(remoteendpoint.FieldUsername))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *RobotQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1425,7 +2418,7 @@ type RobotFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RobotFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1529,6 +2522,166 @@ func (f *RobotFilter) WhereHasAttemptsWith(preds ...predicate.Attempt) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *ScaleDecisionQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the ScaleDecisionQuery builder.
+func (_q *ScaleDecisionQuery) Filter() *ScaleDecisionFilter {
+	return &ScaleDecisionFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *ScaleDecisionMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the ScaleDecisionMutation builder.
+func (m *ScaleDecisionMutation) Filter() *ScaleDecisionFilter {
+	return &ScaleDecisionFilter{config: m.config, predicateAdder: m}
+}
+
+// ScaleDecisionFilter provides a generic filtering capability at runtime for ScaleDecisionQuery.
+type ScaleDecisionFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *ScaleDecisionFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *ScaleDecisionFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldID))
+}
+
+// WhereAt applies the entql time.Time predicate on the at field.
+func (f *ScaleDecisionFilter) WhereAt(p entql.TimeP) {
+	f.Where(p.Field(scaledecision.FieldAt))
+}
+
+// WherePoolID applies the entql int predicate on the pool_id field.
+func (f *ScaleDecisionFilter) WherePoolID(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldPoolID))
+}
+
+// WherePoolName applies the entql string predicate on the pool_name field.
+func (f *ScaleDecisionFilter) WherePoolName(p entql.StringP) {
+	f.Where(p.Field(scaledecision.FieldPoolName))
+}
+
+// WhereX applies the entql int predicate on the x field.
+func (f *ScaleDecisionFilter) WhereX(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldX))
+}
+
+// WhereZ applies the entql int predicate on the z field.
+func (f *ScaleDecisionFilter) WhereZ(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldZ))
+}
+
+// WhereD applies the entql int predicate on the d field.
+func (f *ScaleDecisionFilter) WhereD(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldD))
+}
+
+// WhereBooting applies the entql int predicate on the booting field.
+func (f *ScaleDecisionFilter) WhereBooting(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldBooting))
+}
+
+// WhereIdleRented applies the entql int predicate on the idle_rented field.
+func (f *ScaleDecisionFilter) WhereIdleRented(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldIdleRented))
+}
+
+// WhereVendorOthers applies the entql int predicate on the vendor_others field.
+func (f *ScaleDecisionFilter) WhereVendorOthers(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldVendorOthers))
+}
+
+// WherePrewarmFloor applies the entql int predicate on the prewarm_floor field.
+func (f *ScaleDecisionFilter) WherePrewarmFloor(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldPrewarmFloor))
+}
+
+// WhereAction applies the entql string predicate on the action field.
+func (f *ScaleDecisionFilter) WhereAction(p entql.StringP) {
+	f.Where(p.Field(scaledecision.FieldAction))
+}
+
+// WhereRent applies the entql int predicate on the rent field.
+func (f *ScaleDecisionFilter) WhereRent(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldRent))
+}
+
+// WhereRelease applies the entql int predicate on the release field.
+func (f *ScaleDecisionFilter) WhereRelease(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldRelease))
+}
+
+// WhereTarget applies the entql int predicate on the target field.
+func (f *ScaleDecisionFilter) WhereTarget(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldTarget))
+}
+
+// WhereCapped applies the entql string predicate on the capped field.
+func (f *ScaleDecisionFilter) WhereCapped(p entql.StringP) {
+	f.Where(p.Field(scaledecision.FieldCapped))
+}
+
+// WhereReason applies the entql string predicate on the reason field.
+func (f *ScaleDecisionFilter) WhereReason(p entql.StringP) {
+	f.Where(p.Field(scaledecision.FieldReason))
+}
+
+// WhereRented applies the entql int predicate on the rented field.
+func (f *ScaleDecisionFilter) WhereRented(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldRented))
+}
+
+// WhereReleased applies the entql int predicate on the released field.
+func (f *ScaleDecisionFilter) WhereReleased(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldReleased))
+}
+
+// WhereBootFailures applies the entql int predicate on the boot_failures field.
+func (f *ScaleDecisionFilter) WhereBootFailures(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldBootFailures))
+}
+
+// WhereError applies the entql string predicate on the error field.
+func (f *ScaleDecisionFilter) WhereError(p entql.StringP) {
+	f.Where(p.Field(scaledecision.FieldError))
+}
+
+// WhereUpStreak applies the entql int predicate on the up_streak field.
+func (f *ScaleDecisionFilter) WhereUpStreak(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldUpStreak))
+}
+
+// WhereDownStreak applies the entql int predicate on the down_streak field.
+func (f *ScaleDecisionFilter) WhereDownStreak(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldDownStreak))
+}
+
+// WhereCooldownLeft applies the entql int predicate on the cooldown_left field.
+func (f *ScaleDecisionFilter) WhereCooldownLeft(p entql.IntP) {
+	f.Where(p.Field(scaledecision.FieldCooldownLeft))
+}
+
+// WhereTerm applies the entql int64 predicate on the term field.
+func (f *ScaleDecisionFilter) WhereTerm(p entql.Int64P) {
+	f.Where(p.Field(scaledecision.FieldTerm))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *TaskQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1557,7 +2710,7 @@ type TaskFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TaskFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1648,6 +2801,11 @@ func (f *TaskFilter) WhereFinishedAt(p entql.TimeP) {
 	f.Where(p.Field(task.FieldFinishedAt))
 }
 
+// WhereRandKey applies the entql int64 predicate on the rand_key field.
+func (f *TaskFilter) WhereRandKey(p entql.Int64P) {
+	f.Where(p.Field(task.FieldRandKey))
+}
+
 // WhereHasBatch applies a predicate to check if query has an edge batch.
 func (f *TaskFilter) WhereHasBatch() {
 	f.Where(entql.HasEdge("batch"))
@@ -1705,7 +2863,7 @@ type TokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1790,7 +2948,7 @@ type VMFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *VMFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

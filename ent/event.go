@@ -36,7 +36,17 @@ type Event struct {
 	// AttemptNo holds the value of the "attempt_no" field.
 	AttemptNo *int `json:"attempt_no,omitempty"`
 	// Message holds the value of the "message" field.
-	Message      string `json:"message,omitempty"`
+	Message string `json:"message,omitempty"`
+	// VMID holds the value of the "vm_id" field.
+	VMID *int `json:"vm_id,omitempty"`
+	// Product that ran the work: empty or rpacloud for our robots, uipath, aa.
+	Vendor string `json:"vendor,omitempty"`
+	// State the subject entered, e.g. succeeded, faulted; derived from type when empty.
+	Status string `json:"status,omitempty"`
+	// The vendor's identifier of the job or robot, for vendor events.
+	ExternalID string `json:"external_id,omitempty"`
+	// The anomaly an anomaly.* event is about.
+	AnomalyID    *int `json:"anomaly_id,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -45,9 +55,9 @@ func (*Event) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case event.FieldID, event.FieldCustomerID, event.FieldPoolID, event.FieldProcessID, event.FieldBatchID, event.FieldTaskID, event.FieldRobotID, event.FieldAttemptNo:
+		case event.FieldID, event.FieldCustomerID, event.FieldPoolID, event.FieldProcessID, event.FieldBatchID, event.FieldTaskID, event.FieldRobotID, event.FieldAttemptNo, event.FieldVMID, event.FieldAnomalyID:
 			values[i] = new(sql.NullInt64)
-		case event.FieldType, event.FieldMessage:
+		case event.FieldType, event.FieldMessage, event.FieldVendor, event.FieldStatus, event.FieldExternalID:
 			values[i] = new(sql.NullString)
 		case event.FieldAt:
 			values[i] = new(sql.NullTime)
@@ -139,6 +149,38 @@ func (_m *Event) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Message = value.String
 			}
+		case event.FieldVMID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field vm_id", values[i])
+			} else if value.Valid {
+				_m.VMID = new(int)
+				*_m.VMID = int(value.Int64)
+			}
+		case event.FieldVendor:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field vendor", values[i])
+			} else if value.Valid {
+				_m.Vendor = value.String
+			}
+		case event.FieldStatus:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field status", values[i])
+			} else if value.Valid {
+				_m.Status = value.String
+			}
+		case event.FieldExternalID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field external_id", values[i])
+			} else if value.Valid {
+				_m.ExternalID = value.String
+			}
+		case event.FieldAnomalyID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field anomaly_id", values[i])
+			} else if value.Valid {
+				_m.AnomalyID = new(int)
+				*_m.AnomalyID = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -218,6 +260,25 @@ func (_m *Event) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("message=")
 	builder.WriteString(_m.Message)
+	builder.WriteString(", ")
+	if v := _m.VMID; v != nil {
+		builder.WriteString("vm_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("vendor=")
+	builder.WriteString(_m.Vendor)
+	builder.WriteString(", ")
+	builder.WriteString("status=")
+	builder.WriteString(_m.Status)
+	builder.WriteString(", ")
+	builder.WriteString("external_id=")
+	builder.WriteString(_m.ExternalID)
+	builder.WriteString(", ")
+	if v := _m.AnomalyID; v != nil {
+		builder.WriteString("anomaly_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -154,6 +154,76 @@ func (_c *EventCreate) SetNillableMessage(v *string) *EventCreate {
 	return _c
 }
 
+// SetVMID sets the "vm_id" field.
+func (_c *EventCreate) SetVMID(v int) *EventCreate {
+	_c.mutation.SetVMID(v)
+	return _c
+}
+
+// SetNillableVMID sets the "vm_id" field if the given value is not nil.
+func (_c *EventCreate) SetNillableVMID(v *int) *EventCreate {
+	if v != nil {
+		_c.SetVMID(*v)
+	}
+	return _c
+}
+
+// SetVendor sets the "vendor" field.
+func (_c *EventCreate) SetVendor(v string) *EventCreate {
+	_c.mutation.SetVendor(v)
+	return _c
+}
+
+// SetNillableVendor sets the "vendor" field if the given value is not nil.
+func (_c *EventCreate) SetNillableVendor(v *string) *EventCreate {
+	if v != nil {
+		_c.SetVendor(*v)
+	}
+	return _c
+}
+
+// SetStatus sets the "status" field.
+func (_c *EventCreate) SetStatus(v string) *EventCreate {
+	_c.mutation.SetStatus(v)
+	return _c
+}
+
+// SetNillableStatus sets the "status" field if the given value is not nil.
+func (_c *EventCreate) SetNillableStatus(v *string) *EventCreate {
+	if v != nil {
+		_c.SetStatus(*v)
+	}
+	return _c
+}
+
+// SetExternalID sets the "external_id" field.
+func (_c *EventCreate) SetExternalID(v string) *EventCreate {
+	_c.mutation.SetExternalID(v)
+	return _c
+}
+
+// SetNillableExternalID sets the "external_id" field if the given value is not nil.
+func (_c *EventCreate) SetNillableExternalID(v *string) *EventCreate {
+	if v != nil {
+		_c.SetExternalID(*v)
+	}
+	return _c
+}
+
+// SetAnomalyID sets the "anomaly_id" field.
+func (_c *EventCreate) SetAnomalyID(v int) *EventCreate {
+	_c.mutation.SetAnomalyID(v)
+	return _c
+}
+
+// SetNillableAnomalyID sets the "anomaly_id" field if the given value is not nil.
+func (_c *EventCreate) SetNillableAnomalyID(v *int) *EventCreate {
+	if v != nil {
+		_c.SetAnomalyID(*v)
+	}
+	return _c
+}
+
 // Mutation returns the EventMutation object of the builder.
 func (_c *EventCreate) Mutation() *EventMutation {
 	return _c.mutation
@@ -202,6 +272,18 @@ func (_c *EventCreate) defaults() error {
 		v := event.DefaultMessage
 		_c.mutation.SetMessage(v)
 	}
+	if _, ok := _c.mutation.Vendor(); !ok {
+		v := event.DefaultVendor
+		_c.mutation.SetVendor(v)
+	}
+	if _, ok := _c.mutation.Status(); !ok {
+		v := event.DefaultStatus
+		_c.mutation.SetStatus(v)
+	}
+	if _, ok := _c.mutation.ExternalID(); !ok {
+		v := event.DefaultExternalID
+		_c.mutation.SetExternalID(v)
+	}
 	return nil
 }
 
@@ -220,6 +302,15 @@ func (_c *EventCreate) check() error {
 	}
 	if _, ok := _c.mutation.Message(); !ok {
 		return &ValidationError{Name: "message", err: errors.New(`ent: missing required field "Event.message"`)}
+	}
+	if _, ok := _c.mutation.Vendor(); !ok {
+		return &ValidationError{Name: "vendor", err: errors.New(`ent: missing required field "Event.vendor"`)}
+	}
+	if _, ok := _c.mutation.Status(); !ok {
+		return &ValidationError{Name: "status", err: errors.New(`ent: missing required field "Event.status"`)}
+	}
+	if _, ok := _c.mutation.ExternalID(); !ok {
+		return &ValidationError{Name: "external_id", err: errors.New(`ent: missing required field "Event.external_id"`)}
 	}
 	return nil
 }
@@ -287,6 +378,26 @@ func (_c *EventCreate) createSpec() (*Event, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Message(); ok {
 		_spec.SetField(event.FieldMessage, field.TypeString, value)
 		_node.Message = value
+	}
+	if value, ok := _c.mutation.VMID(); ok {
+		_spec.SetField(event.FieldVMID, field.TypeInt, value)
+		_node.VMID = &value
+	}
+	if value, ok := _c.mutation.Vendor(); ok {
+		_spec.SetField(event.FieldVendor, field.TypeString, value)
+		_node.Vendor = value
+	}
+	if value, ok := _c.mutation.Status(); ok {
+		_spec.SetField(event.FieldStatus, field.TypeString, value)
+		_node.Status = value
+	}
+	if value, ok := _c.mutation.ExternalID(); ok {
+		_spec.SetField(event.FieldExternalID, field.TypeString, value)
+		_node.ExternalID = value
+	}
+	if value, ok := _c.mutation.AnomalyID(); ok {
+		_spec.SetField(event.FieldAnomalyID, field.TypeInt, value)
+		_node.AnomalyID = &value
 	}
 	return _node, _spec
 }
@@ -380,6 +491,21 @@ func (u *EventUpsertOne) UpdateNewValues() *EventUpsertOne {
 		}
 		if _, exists := u.create.mutation.Message(); exists {
 			s.SetIgnore(event.FieldMessage)
+		}
+		if _, exists := u.create.mutation.VMID(); exists {
+			s.SetIgnore(event.FieldVMID)
+		}
+		if _, exists := u.create.mutation.Vendor(); exists {
+			s.SetIgnore(event.FieldVendor)
+		}
+		if _, exists := u.create.mutation.Status(); exists {
+			s.SetIgnore(event.FieldStatus)
+		}
+		if _, exists := u.create.mutation.ExternalID(); exists {
+			s.SetIgnore(event.FieldExternalID)
+		}
+		if _, exists := u.create.mutation.AnomalyID(); exists {
+			s.SetIgnore(event.FieldAnomalyID)
 		}
 	}))
 	return u
@@ -617,6 +743,21 @@ func (u *EventUpsertBulk) UpdateNewValues() *EventUpsertBulk {
 			}
 			if _, exists := b.mutation.Message(); exists {
 				s.SetIgnore(event.FieldMessage)
+			}
+			if _, exists := b.mutation.VMID(); exists {
+				s.SetIgnore(event.FieldVMID)
+			}
+			if _, exists := b.mutation.Vendor(); exists {
+				s.SetIgnore(event.FieldVendor)
+			}
+			if _, exists := b.mutation.Status(); exists {
+				s.SetIgnore(event.FieldStatus)
+			}
+			if _, exists := b.mutation.ExternalID(); exists {
+				s.SetIgnore(event.FieldExternalID)
+			}
+			if _, exists := b.mutation.AnomalyID(); exists {
+				s.SetIgnore(event.FieldAnomalyID)
 			}
 		}
 	}))

@@ -96,6 +96,12 @@ func (_u *EventUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.AttemptNoCleared() {
 		_spec.ClearField(event.FieldAttemptNo, field.TypeInt)
 	}
+	if _u.mutation.VMIDCleared() {
+		_spec.ClearField(event.FieldVMID, field.TypeInt)
+	}
+	if _u.mutation.AnomalyIDCleared() {
+		_spec.ClearField(event.FieldAnomalyID, field.TypeInt)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -215,6 +221,12 @@ func (_u *EventUpdateOne) sqlSave(ctx context.Context) (_node *Event, err error)
 	}
 	if _u.mutation.AttemptNoCleared() {
 		_spec.ClearField(event.FieldAttemptNo, field.TypeInt)
+	}
+	if _u.mutation.VMIDCleared() {
+		_spec.ClearField(event.FieldVMID, field.TypeInt)
+	}
+	if _u.mutation.AnomalyIDCleared() {
+		_spec.ClearField(event.FieldAnomalyID, field.TypeInt)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Event{config: _u.config}

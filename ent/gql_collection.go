@@ -10,16 +10,203 @@ import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *AnomalyQuery) CollectFields(ctx context.Context, satisfies ...string) (*AnomalyQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *AnomalyQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(anomaly.Columns))
+		selectedFields = []string{anomaly.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "rule":
+			if _, ok := fieldSeen[anomaly.FieldRule]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldRule)
+				fieldSeen[anomaly.FieldRule] = struct{}{}
+			}
+		case "key":
+			if _, ok := fieldSeen[anomaly.FieldKey]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldKey)
+				fieldSeen[anomaly.FieldKey] = struct{}{}
+			}
+		case "severity":
+			if _, ok := fieldSeen[anomaly.FieldSeverity]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldSeverity)
+				fieldSeen[anomaly.FieldSeverity] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[anomaly.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldStatus)
+				fieldSeen[anomaly.FieldStatus] = struct{}{}
+			}
+		case "title":
+			if _, ok := fieldSeen[anomaly.FieldTitle]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldTitle)
+				fieldSeen[anomaly.FieldTitle] = struct{}{}
+			}
+		case "message":
+			if _, ok := fieldSeen[anomaly.FieldMessage]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldMessage)
+				fieldSeen[anomaly.FieldMessage] = struct{}{}
+			}
+		case "since":
+			if _, ok := fieldSeen[anomaly.FieldSince]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldSince)
+				fieldSeen[anomaly.FieldSince] = struct{}{}
+			}
+		case "detectedAt":
+			if _, ok := fieldSeen[anomaly.FieldDetectedAt]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldDetectedAt)
+				fieldSeen[anomaly.FieldDetectedAt] = struct{}{}
+			}
+		case "acknowledgedAt":
+			if _, ok := fieldSeen[anomaly.FieldAcknowledgedAt]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldAcknowledgedAt)
+				fieldSeen[anomaly.FieldAcknowledgedAt] = struct{}{}
+			}
+		case "acknowledgedBy":
+			if _, ok := fieldSeen[anomaly.FieldAcknowledgedBy]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldAcknowledgedBy)
+				fieldSeen[anomaly.FieldAcknowledgedBy] = struct{}{}
+			}
+		case "resolvedAt":
+			if _, ok := fieldSeen[anomaly.FieldResolvedAt]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldResolvedAt)
+				fieldSeen[anomaly.FieldResolvedAt] = struct{}{}
+			}
+		case "resolvedBy":
+			if _, ok := fieldSeen[anomaly.FieldResolvedBy]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldResolvedBy)
+				fieldSeen[anomaly.FieldResolvedBy] = struct{}{}
+			}
+		case "resolution":
+			if _, ok := fieldSeen[anomaly.FieldResolution]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldResolution)
+				fieldSeen[anomaly.FieldResolution] = struct{}{}
+			}
+		case "customerID":
+			if _, ok := fieldSeen[anomaly.FieldCustomerID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldCustomerID)
+				fieldSeen[anomaly.FieldCustomerID] = struct{}{}
+			}
+		case "poolID":
+			if _, ok := fieldSeen[anomaly.FieldPoolID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldPoolID)
+				fieldSeen[anomaly.FieldPoolID] = struct{}{}
+			}
+		case "processID":
+			if _, ok := fieldSeen[anomaly.FieldProcessID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldProcessID)
+				fieldSeen[anomaly.FieldProcessID] = struct{}{}
+			}
+		case "robotID":
+			if _, ok := fieldSeen[anomaly.FieldRobotID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldRobotID)
+				fieldSeen[anomaly.FieldRobotID] = struct{}{}
+			}
+		case "vmID":
+			if _, ok := fieldSeen[anomaly.FieldVMID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldVMID)
+				fieldSeen[anomaly.FieldVMID] = struct{}{}
+			}
+		case "taskID":
+			if _, ok := fieldSeen[anomaly.FieldTaskID]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldTaskID)
+				fieldSeen[anomaly.FieldTaskID] = struct{}{}
+			}
+		case "vendor":
+			if _, ok := fieldSeen[anomaly.FieldVendor]; !ok {
+				selectedFields = append(selectedFields, anomaly.FieldVendor)
+				fieldSeen[anomaly.FieldVendor] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type anomalyPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []AnomalyPaginateOption
+}
+
+func newAnomalyPaginateArgs(rv map[string]any) *anomalyPaginateArgs {
+	args := &anomalyPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &AnomalyOrder{Field: &AnomalyOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithAnomalyOrder(order))
+			}
+		case *AnomalyOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithAnomalyOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*AnomalyWhereInput); ok {
+		args.opts = append(args.opts, WithAnomalyFilter(v.Filter))
+	}
+	return args
+}
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *AttemptQuery) CollectFields(ctx context.Context, satisfies ...string) (*AttemptQuery, error) {
@@ -766,6 +953,31 @@ func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 				selectedFields = append(selectedFields, event.FieldMessage)
 				fieldSeen[event.FieldMessage] = struct{}{}
 			}
+		case "vmID":
+			if _, ok := fieldSeen[event.FieldVMID]; !ok {
+				selectedFields = append(selectedFields, event.FieldVMID)
+				fieldSeen[event.FieldVMID] = struct{}{}
+			}
+		case "vendor":
+			if _, ok := fieldSeen[event.FieldVendor]; !ok {
+				selectedFields = append(selectedFields, event.FieldVendor)
+				fieldSeen[event.FieldVendor] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[event.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, event.FieldStatus)
+				fieldSeen[event.FieldStatus] = struct{}{}
+			}
+		case "externalID":
+			if _, ok := fieldSeen[event.FieldExternalID]; !ok {
+				selectedFields = append(selectedFields, event.FieldExternalID)
+				fieldSeen[event.FieldExternalID] = struct{}{}
+			}
+		case "anomalyID":
+			if _, ok := fieldSeen[event.FieldAnomalyID]; !ok {
+				selectedFields = append(selectedFields, event.FieldAnomalyID)
+				fieldSeen[event.FieldAnomalyID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -1079,6 +1291,130 @@ func newPoolPaginateArgs(rv map[string]any) *poolPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*PoolWhereInput); ok {
 		args.opts = append(args.opts, WithPoolFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *PoolSampleQuery) CollectFields(ctx context.Context, satisfies ...string) (*PoolSampleQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *PoolSampleQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(poolsample.Columns))
+		selectedFields = []string{poolsample.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "at":
+			if _, ok := fieldSeen[poolsample.FieldAt]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldAt)
+				fieldSeen[poolsample.FieldAt] = struct{}{}
+			}
+		case "poolID":
+			if _, ok := fieldSeen[poolsample.FieldPoolID]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldPoolID)
+				fieldSeen[poolsample.FieldPoolID] = struct{}{}
+			}
+		case "robots":
+			if _, ok := fieldSeen[poolsample.FieldRobots]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldRobots)
+				fieldSeen[poolsample.FieldRobots] = struct{}{}
+			}
+		case "idle":
+			if _, ok := fieldSeen[poolsample.FieldIdle]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldIdle)
+				fieldSeen[poolsample.FieldIdle] = struct{}{}
+			}
+		case "busy":
+			if _, ok := fieldSeen[poolsample.FieldBusy]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldBusy)
+				fieldSeen[poolsample.FieldBusy] = struct{}{}
+			}
+		case "pending":
+			if _, ok := fieldSeen[poolsample.FieldPending]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldPending)
+				fieldSeen[poolsample.FieldPending] = struct{}{}
+			}
+		case "running":
+			if _, ok := fieldSeen[poolsample.FieldRunning]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldRunning)
+				fieldSeen[poolsample.FieldRunning] = struct{}{}
+			}
+		case "max":
+			if _, ok := fieldSeen[poolsample.FieldMax]; !ok {
+				selectedFields = append(selectedFields, poolsample.FieldMax)
+				fieldSeen[poolsample.FieldMax] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type poolsamplePaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []PoolSamplePaginateOption
+}
+
+func newPoolSamplePaginateArgs(rv map[string]any) *poolsamplePaginateArgs {
+	args := &poolsamplePaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &PoolSampleOrder{Field: &PoolSampleOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithPoolSampleOrder(order))
+			}
+		case *PoolSampleOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithPoolSampleOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*PoolSampleWhereInput); ok {
+		args.opts = append(args.opts, WithPoolSampleFilter(v.Filter))
 	}
 	return args
 }
@@ -1595,6 +1931,210 @@ func newRobotPaginateArgs(rv map[string]any) *robotPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*RobotWhereInput); ok {
 		args.opts = append(args.opts, WithRobotFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *ScaleDecisionQuery) CollectFields(ctx context.Context, satisfies ...string) (*ScaleDecisionQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *ScaleDecisionQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(scaledecision.Columns))
+		selectedFields = []string{scaledecision.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "at":
+			if _, ok := fieldSeen[scaledecision.FieldAt]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldAt)
+				fieldSeen[scaledecision.FieldAt] = struct{}{}
+			}
+		case "poolID":
+			if _, ok := fieldSeen[scaledecision.FieldPoolID]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldPoolID)
+				fieldSeen[scaledecision.FieldPoolID] = struct{}{}
+			}
+		case "poolName":
+			if _, ok := fieldSeen[scaledecision.FieldPoolName]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldPoolName)
+				fieldSeen[scaledecision.FieldPoolName] = struct{}{}
+			}
+		case "x":
+			if _, ok := fieldSeen[scaledecision.FieldX]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldX)
+				fieldSeen[scaledecision.FieldX] = struct{}{}
+			}
+		case "z":
+			if _, ok := fieldSeen[scaledecision.FieldZ]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldZ)
+				fieldSeen[scaledecision.FieldZ] = struct{}{}
+			}
+		case "d":
+			if _, ok := fieldSeen[scaledecision.FieldD]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldD)
+				fieldSeen[scaledecision.FieldD] = struct{}{}
+			}
+		case "booting":
+			if _, ok := fieldSeen[scaledecision.FieldBooting]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldBooting)
+				fieldSeen[scaledecision.FieldBooting] = struct{}{}
+			}
+		case "idleRented":
+			if _, ok := fieldSeen[scaledecision.FieldIdleRented]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldIdleRented)
+				fieldSeen[scaledecision.FieldIdleRented] = struct{}{}
+			}
+		case "vendorOthers":
+			if _, ok := fieldSeen[scaledecision.FieldVendorOthers]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldVendorOthers)
+				fieldSeen[scaledecision.FieldVendorOthers] = struct{}{}
+			}
+		case "prewarmFloor":
+			if _, ok := fieldSeen[scaledecision.FieldPrewarmFloor]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldPrewarmFloor)
+				fieldSeen[scaledecision.FieldPrewarmFloor] = struct{}{}
+			}
+		case "action":
+			if _, ok := fieldSeen[scaledecision.FieldAction]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldAction)
+				fieldSeen[scaledecision.FieldAction] = struct{}{}
+			}
+		case "rent":
+			if _, ok := fieldSeen[scaledecision.FieldRent]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldRent)
+				fieldSeen[scaledecision.FieldRent] = struct{}{}
+			}
+		case "release":
+			if _, ok := fieldSeen[scaledecision.FieldRelease]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldRelease)
+				fieldSeen[scaledecision.FieldRelease] = struct{}{}
+			}
+		case "target":
+			if _, ok := fieldSeen[scaledecision.FieldTarget]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldTarget)
+				fieldSeen[scaledecision.FieldTarget] = struct{}{}
+			}
+		case "capped":
+			if _, ok := fieldSeen[scaledecision.FieldCapped]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldCapped)
+				fieldSeen[scaledecision.FieldCapped] = struct{}{}
+			}
+		case "reason":
+			if _, ok := fieldSeen[scaledecision.FieldReason]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldReason)
+				fieldSeen[scaledecision.FieldReason] = struct{}{}
+			}
+		case "rented":
+			if _, ok := fieldSeen[scaledecision.FieldRented]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldRented)
+				fieldSeen[scaledecision.FieldRented] = struct{}{}
+			}
+		case "released":
+			if _, ok := fieldSeen[scaledecision.FieldReleased]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldReleased)
+				fieldSeen[scaledecision.FieldReleased] = struct{}{}
+			}
+		case "bootFailures":
+			if _, ok := fieldSeen[scaledecision.FieldBootFailures]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldBootFailures)
+				fieldSeen[scaledecision.FieldBootFailures] = struct{}{}
+			}
+		case "error":
+			if _, ok := fieldSeen[scaledecision.FieldError]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldError)
+				fieldSeen[scaledecision.FieldError] = struct{}{}
+			}
+		case "upStreak":
+			if _, ok := fieldSeen[scaledecision.FieldUpStreak]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldUpStreak)
+				fieldSeen[scaledecision.FieldUpStreak] = struct{}{}
+			}
+		case "downStreak":
+			if _, ok := fieldSeen[scaledecision.FieldDownStreak]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldDownStreak)
+				fieldSeen[scaledecision.FieldDownStreak] = struct{}{}
+			}
+		case "cooldownLeft":
+			if _, ok := fieldSeen[scaledecision.FieldCooldownLeft]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldCooldownLeft)
+				fieldSeen[scaledecision.FieldCooldownLeft] = struct{}{}
+			}
+		case "term":
+			if _, ok := fieldSeen[scaledecision.FieldTerm]; !ok {
+				selectedFields = append(selectedFields, scaledecision.FieldTerm)
+				fieldSeen[scaledecision.FieldTerm] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type scaledecisionPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []ScaleDecisionPaginateOption
+}
+
+func newScaleDecisionPaginateArgs(rv map[string]any) *scaledecisionPaginateArgs {
+	args := &scaledecisionPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &ScaleDecisionOrder{Field: &ScaleDecisionOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithScaleDecisionOrder(order))
+			}
+		case *ScaleDecisionOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithScaleDecisionOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*ScaleDecisionWhereInput); ok {
+		args.opts = append(args.opts, WithScaleDecisionFilter(v.Filter))
 	}
 	return args
 }

@@ -10,14 +10,17 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/hashicorp/go-multierror"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/internal"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
@@ -26,6 +29,11 @@ import (
 type Noder interface {
 	IsNode()
 }
+
+var anomalyImplementors = []string{"Anomaly", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*Anomaly) IsNode() {}
 
 var attemptImplementors = []string{"Attempt", "Node"}
 
@@ -52,6 +60,11 @@ var poolImplementors = []string{"Pool", "Node"}
 // IsNode implements the Node interface check for GQLGen.
 func (*Pool) IsNode() {}
 
+var poolsampleImplementors = []string{"PoolSample", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*PoolSample) IsNode() {}
+
 var processImplementors = []string{"Process", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
@@ -61,6 +74,11 @@ var robotImplementors = []string{"Robot", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Robot) IsNode() {}
+
+var scaledecisionImplementors = []string{"ScaleDecision", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*ScaleDecision) IsNode() {}
 
 var taskImplementors = []string{"Task", "Node"}
 
@@ -149,6 +167,15 @@ func (c *Client) Noder(ctx context.Context, id int, opts ...NodeOption) (_ Noder
 
 func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error) {
 	switch table {
+	case anomaly.Table:
+		query := c.Anomaly.Query().
+			Where(anomaly.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, anomalyImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
 	case attempt.Table:
 		query := c.Attempt.Query().
 			Where(attempt.ID(id))
@@ -194,6 +221,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			}
 		}
 		return query.Only(ctx)
+	case poolsample.Table:
+		query := c.PoolSample.Query().
+			Where(poolsample.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, poolsampleImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
 	case process.Table:
 		query := c.Process.Query().
 			Where(process.ID(id))
@@ -208,6 +244,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(robot.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, robotImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case scaledecision.Table:
+		query := c.ScaleDecision.Query().
+			Where(scaledecision.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, scaledecisionImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -303,6 +348,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		idmap[id] = append(idmap[id], &noders[i])
 	}
 	switch table {
+	case anomaly.Table:
+		query := c.Anomaly.Query().
+			Where(anomaly.IDIn(ids...))
+		query, err := query.CollectFields(ctx, anomalyImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
 	case attempt.Table:
 		query := c.Attempt.Query().
 			Where(attempt.IDIn(ids...))
@@ -383,6 +444,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 				*noder = node
 			}
 		}
+	case poolsample.Table:
+		query := c.PoolSample.Query().
+			Where(poolsample.IDIn(ids...))
+		query, err := query.CollectFields(ctx, poolsampleImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
 	case process.Table:
 		query := c.Process.Query().
 			Where(process.IDIn(ids...))
@@ -403,6 +480,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Robot.Query().
 			Where(robot.IDIn(ids...))
 		query, err := query.CollectFields(ctx, robotImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case scaledecision.Table:
+		query := c.ScaleDecision.Query().
+			Where(scaledecision.IDIn(ids...))
+		query, err := query.CollectFields(ctx, scaledecisionImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -14,13 +14,16 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -104,6 +107,356 @@ func paginateLimit(first, last *int) int {
 		limit = *last + 1
 	}
 	return limit
+}
+
+// AnomalyEdge is the edge representation of Anomaly.
+type AnomalyEdge struct {
+	Node   *Anomaly `json:"node"`
+	Cursor Cursor   `json:"cursor"`
+}
+
+// AnomalyConnection is the connection containing edges to Anomaly.
+type AnomalyConnection struct {
+	Edges      []*AnomalyEdge `json:"edges"`
+	PageInfo   PageInfo       `json:"pageInfo"`
+	TotalCount int            `json:"totalCount"`
+}
+
+func (c *AnomalyConnection) build(nodes []*Anomaly, pager *anomalyPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *Anomaly
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *Anomaly {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *Anomaly {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*AnomalyEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &AnomalyEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// AnomalyPaginateOption enables pagination customization.
+type AnomalyPaginateOption func(*anomalyPager) error
+
+// WithAnomalyOrder configures pagination ordering.
+func WithAnomalyOrder(order *AnomalyOrder) AnomalyPaginateOption {
+	if order == nil {
+		order = DefaultAnomalyOrder
+	}
+	o := *order
+	return func(pager *anomalyPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultAnomalyOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithAnomalyFilter configures pagination filter.
+func WithAnomalyFilter(filter func(*AnomalyQuery) (*AnomalyQuery, error)) AnomalyPaginateOption {
+	return func(pager *anomalyPager) error {
+		if filter == nil {
+			return errors.New("AnomalyQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type anomalyPager struct {
+	reverse bool
+	order   *AnomalyOrder
+	filter  func(*AnomalyQuery) (*AnomalyQuery, error)
+}
+
+func newAnomalyPager(opts []AnomalyPaginateOption, reverse bool) (*anomalyPager, error) {
+	pager := &anomalyPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultAnomalyOrder
+	}
+	return pager, nil
+}
+
+func (p *anomalyPager) applyFilter(query *AnomalyQuery) (*AnomalyQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *anomalyPager) toCursor(_m *Anomaly) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *anomalyPager) applyCursors(query *AnomalyQuery, after, before *Cursor) (*AnomalyQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultAnomalyOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *anomalyPager) applyOrder(query *AnomalyQuery) *AnomalyQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultAnomalyOrder.Field {
+		query = query.Order(DefaultAnomalyOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *anomalyPager) orderExpr(query *AnomalyQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultAnomalyOrder.Field {
+			b.Comma().Ident(DefaultAnomalyOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to Anomaly.
+func (_m *AnomalyQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...AnomalyPaginateOption,
+) (*AnomalyConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newAnomalyPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &AnomalyConnection{Edges: []*AnomalyEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// AnomalyOrderFieldSeverity orders Anomaly by severity.
+	AnomalyOrderFieldSeverity = &AnomalyOrderField{
+		Value: func(_m *Anomaly) (ent.Value, error) {
+			return _m.Severity, nil
+		},
+		column: anomaly.FieldSeverity,
+		toTerm: anomaly.BySeverity,
+		toCursor: func(_m *Anomaly) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Severity,
+			}
+		},
+	}
+	// AnomalyOrderFieldStatus orders Anomaly by status.
+	AnomalyOrderFieldStatus = &AnomalyOrderField{
+		Value: func(_m *Anomaly) (ent.Value, error) {
+			return _m.Status, nil
+		},
+		column: anomaly.FieldStatus,
+		toTerm: anomaly.ByStatus,
+		toCursor: func(_m *Anomaly) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Status,
+			}
+		},
+	}
+	// AnomalyOrderFieldSince orders Anomaly by since.
+	AnomalyOrderFieldSince = &AnomalyOrderField{
+		Value: func(_m *Anomaly) (ent.Value, error) {
+			return _m.Since, nil
+		},
+		column: anomaly.FieldSince,
+		toTerm: anomaly.BySince,
+		toCursor: func(_m *Anomaly) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Since,
+			}
+		},
+	}
+	// AnomalyOrderFieldDetectedAt orders Anomaly by detected_at.
+	AnomalyOrderFieldDetectedAt = &AnomalyOrderField{
+		Value: func(_m *Anomaly) (ent.Value, error) {
+			return _m.DetectedAt, nil
+		},
+		column: anomaly.FieldDetectedAt,
+		toTerm: anomaly.ByDetectedAt,
+		toCursor: func(_m *Anomaly) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.DetectedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f AnomalyOrderField) String() string {
+	var str string
+	switch f.column {
+	case AnomalyOrderFieldSeverity.column:
+		str = "SEVERITY"
+	case AnomalyOrderFieldStatus.column:
+		str = "STATUS"
+	case AnomalyOrderFieldSince.column:
+		str = "SINCE"
+	case AnomalyOrderFieldDetectedAt.column:
+		str = "DETECTED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f AnomalyOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *AnomalyOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("AnomalyOrderField %T must be a string", v)
+	}
+	switch str {
+	case "SEVERITY":
+		*f = *AnomalyOrderFieldSeverity
+	case "STATUS":
+		*f = *AnomalyOrderFieldStatus
+	case "SINCE":
+		*f = *AnomalyOrderFieldSince
+	case "DETECTED_AT":
+		*f = *AnomalyOrderFieldDetectedAt
+	default:
+		return fmt.Errorf("%s is not a valid AnomalyOrderField", str)
+	}
+	return nil
+}
+
+// AnomalyOrderField defines the ordering field of Anomaly.
+type AnomalyOrderField struct {
+	// Value extracts the ordering value from the given Anomaly.
+	Value    func(*Anomaly) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) anomaly.OrderOption
+	toCursor func(*Anomaly) Cursor
+}
+
+// AnomalyOrder defines the ordering of Anomaly.
+type AnomalyOrder struct {
+	Direction OrderDirection     `json:"direction"`
+	Field     *AnomalyOrderField `json:"field"`
+}
+
+// DefaultAnomalyOrder is the default ordering of Anomaly.
+var DefaultAnomalyOrder = &AnomalyOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &AnomalyOrderField{
+		Value: func(_m *Anomaly) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: anomaly.FieldID,
+		toTerm: anomaly.ByID,
+		toCursor: func(_m *Anomaly) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts Anomaly into AnomalyEdge.
+func (_m *Anomaly) ToEdge(order *AnomalyOrder) *AnomalyEdge {
+	if order == nil {
+		order = DefaultAnomalyOrder
+	}
+	return &AnomalyEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
 }
 
 // AttemptEdge is the edge representation of Attempt.
@@ -1665,6 +2018,302 @@ func (_m *Pool) ToEdge(order *PoolOrder) *PoolEdge {
 	}
 }
 
+// PoolSampleEdge is the edge representation of PoolSample.
+type PoolSampleEdge struct {
+	Node   *PoolSample `json:"node"`
+	Cursor Cursor      `json:"cursor"`
+}
+
+// PoolSampleConnection is the connection containing edges to PoolSample.
+type PoolSampleConnection struct {
+	Edges      []*PoolSampleEdge `json:"edges"`
+	PageInfo   PageInfo          `json:"pageInfo"`
+	TotalCount int               `json:"totalCount"`
+}
+
+func (c *PoolSampleConnection) build(nodes []*PoolSample, pager *poolsamplePager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *PoolSample
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *PoolSample {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *PoolSample {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*PoolSampleEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &PoolSampleEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// PoolSamplePaginateOption enables pagination customization.
+type PoolSamplePaginateOption func(*poolsamplePager) error
+
+// WithPoolSampleOrder configures pagination ordering.
+func WithPoolSampleOrder(order *PoolSampleOrder) PoolSamplePaginateOption {
+	if order == nil {
+		order = DefaultPoolSampleOrder
+	}
+	o := *order
+	return func(pager *poolsamplePager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultPoolSampleOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithPoolSampleFilter configures pagination filter.
+func WithPoolSampleFilter(filter func(*PoolSampleQuery) (*PoolSampleQuery, error)) PoolSamplePaginateOption {
+	return func(pager *poolsamplePager) error {
+		if filter == nil {
+			return errors.New("PoolSampleQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type poolsamplePager struct {
+	reverse bool
+	order   *PoolSampleOrder
+	filter  func(*PoolSampleQuery) (*PoolSampleQuery, error)
+}
+
+func newPoolSamplePager(opts []PoolSamplePaginateOption, reverse bool) (*poolsamplePager, error) {
+	pager := &poolsamplePager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultPoolSampleOrder
+	}
+	return pager, nil
+}
+
+func (p *poolsamplePager) applyFilter(query *PoolSampleQuery) (*PoolSampleQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *poolsamplePager) toCursor(_m *PoolSample) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *poolsamplePager) applyCursors(query *PoolSampleQuery, after, before *Cursor) (*PoolSampleQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultPoolSampleOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *poolsamplePager) applyOrder(query *PoolSampleQuery) *PoolSampleQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultPoolSampleOrder.Field {
+		query = query.Order(DefaultPoolSampleOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *poolsamplePager) orderExpr(query *PoolSampleQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultPoolSampleOrder.Field {
+			b.Comma().Ident(DefaultPoolSampleOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to PoolSample.
+func (_m *PoolSampleQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...PoolSamplePaginateOption,
+) (*PoolSampleConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newPoolSamplePager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &PoolSampleConnection{Edges: []*PoolSampleEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// PoolSampleOrderFieldAt orders PoolSample by at.
+	PoolSampleOrderFieldAt = &PoolSampleOrderField{
+		Value: func(_m *PoolSample) (ent.Value, error) {
+			return _m.At, nil
+		},
+		column: poolsample.FieldAt,
+		toTerm: poolsample.ByAt,
+		toCursor: func(_m *PoolSample) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.At,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f PoolSampleOrderField) String() string {
+	var str string
+	switch f.column {
+	case PoolSampleOrderFieldAt.column:
+		str = "AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f PoolSampleOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *PoolSampleOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("PoolSampleOrderField %T must be a string", v)
+	}
+	switch str {
+	case "AT":
+		*f = *PoolSampleOrderFieldAt
+	default:
+		return fmt.Errorf("%s is not a valid PoolSampleOrderField", str)
+	}
+	return nil
+}
+
+// PoolSampleOrderField defines the ordering field of PoolSample.
+type PoolSampleOrderField struct {
+	// Value extracts the ordering value from the given PoolSample.
+	Value    func(*PoolSample) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) poolsample.OrderOption
+	toCursor func(*PoolSample) Cursor
+}
+
+// PoolSampleOrder defines the ordering of PoolSample.
+type PoolSampleOrder struct {
+	Direction OrderDirection        `json:"direction"`
+	Field     *PoolSampleOrderField `json:"field"`
+}
+
+// DefaultPoolSampleOrder is the default ordering of PoolSample.
+var DefaultPoolSampleOrder = &PoolSampleOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &PoolSampleOrderField{
+		Value: func(_m *PoolSample) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: poolsample.FieldID,
+		toTerm: poolsample.ByID,
+		toCursor: func(_m *PoolSample) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts PoolSample into PoolSampleEdge.
+func (_m *PoolSample) ToEdge(order *PoolSampleOrder) *PoolSampleEdge {
+	if order == nil {
+		order = DefaultPoolSampleOrder
+	}
+	return &PoolSampleEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
 // ProcessEdge is the edge representation of Process.
 type ProcessEdge struct {
 	Node   *Process `json:"node"`
@@ -2342,6 +2991,320 @@ func (_m *Robot) ToEdge(order *RobotOrder) *RobotEdge {
 		order = DefaultRobotOrder
 	}
 	return &RobotEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// ScaleDecisionEdge is the edge representation of ScaleDecision.
+type ScaleDecisionEdge struct {
+	Node   *ScaleDecision `json:"node"`
+	Cursor Cursor         `json:"cursor"`
+}
+
+// ScaleDecisionConnection is the connection containing edges to ScaleDecision.
+type ScaleDecisionConnection struct {
+	Edges      []*ScaleDecisionEdge `json:"edges"`
+	PageInfo   PageInfo             `json:"pageInfo"`
+	TotalCount int                  `json:"totalCount"`
+}
+
+func (c *ScaleDecisionConnection) build(nodes []*ScaleDecision, pager *scaledecisionPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *ScaleDecision
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *ScaleDecision {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *ScaleDecision {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*ScaleDecisionEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &ScaleDecisionEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// ScaleDecisionPaginateOption enables pagination customization.
+type ScaleDecisionPaginateOption func(*scaledecisionPager) error
+
+// WithScaleDecisionOrder configures pagination ordering.
+func WithScaleDecisionOrder(order *ScaleDecisionOrder) ScaleDecisionPaginateOption {
+	if order == nil {
+		order = DefaultScaleDecisionOrder
+	}
+	o := *order
+	return func(pager *scaledecisionPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultScaleDecisionOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithScaleDecisionFilter configures pagination filter.
+func WithScaleDecisionFilter(filter func(*ScaleDecisionQuery) (*ScaleDecisionQuery, error)) ScaleDecisionPaginateOption {
+	return func(pager *scaledecisionPager) error {
+		if filter == nil {
+			return errors.New("ScaleDecisionQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type scaledecisionPager struct {
+	reverse bool
+	order   *ScaleDecisionOrder
+	filter  func(*ScaleDecisionQuery) (*ScaleDecisionQuery, error)
+}
+
+func newScaleDecisionPager(opts []ScaleDecisionPaginateOption, reverse bool) (*scaledecisionPager, error) {
+	pager := &scaledecisionPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultScaleDecisionOrder
+	}
+	return pager, nil
+}
+
+func (p *scaledecisionPager) applyFilter(query *ScaleDecisionQuery) (*ScaleDecisionQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *scaledecisionPager) toCursor(_m *ScaleDecision) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *scaledecisionPager) applyCursors(query *ScaleDecisionQuery, after, before *Cursor) (*ScaleDecisionQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultScaleDecisionOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *scaledecisionPager) applyOrder(query *ScaleDecisionQuery) *ScaleDecisionQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultScaleDecisionOrder.Field {
+		query = query.Order(DefaultScaleDecisionOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *scaledecisionPager) orderExpr(query *ScaleDecisionQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultScaleDecisionOrder.Field {
+			b.Comma().Ident(DefaultScaleDecisionOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to ScaleDecision.
+func (_m *ScaleDecisionQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...ScaleDecisionPaginateOption,
+) (*ScaleDecisionConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newScaleDecisionPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &ScaleDecisionConnection{Edges: []*ScaleDecisionEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// ScaleDecisionOrderFieldAt orders ScaleDecision by at.
+	ScaleDecisionOrderFieldAt = &ScaleDecisionOrderField{
+		Value: func(_m *ScaleDecision) (ent.Value, error) {
+			return _m.At, nil
+		},
+		column: scaledecision.FieldAt,
+		toTerm: scaledecision.ByAt,
+		toCursor: func(_m *ScaleDecision) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.At,
+			}
+		},
+	}
+	// ScaleDecisionOrderFieldAction orders ScaleDecision by action.
+	ScaleDecisionOrderFieldAction = &ScaleDecisionOrderField{
+		Value: func(_m *ScaleDecision) (ent.Value, error) {
+			return _m.Action, nil
+		},
+		column: scaledecision.FieldAction,
+		toTerm: scaledecision.ByAction,
+		toCursor: func(_m *ScaleDecision) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Action,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f ScaleDecisionOrderField) String() string {
+	var str string
+	switch f.column {
+	case ScaleDecisionOrderFieldAt.column:
+		str = "AT"
+	case ScaleDecisionOrderFieldAction.column:
+		str = "ACTION"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f ScaleDecisionOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *ScaleDecisionOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("ScaleDecisionOrderField %T must be a string", v)
+	}
+	switch str {
+	case "AT":
+		*f = *ScaleDecisionOrderFieldAt
+	case "ACTION":
+		*f = *ScaleDecisionOrderFieldAction
+	default:
+		return fmt.Errorf("%s is not a valid ScaleDecisionOrderField", str)
+	}
+	return nil
+}
+
+// ScaleDecisionOrderField defines the ordering field of ScaleDecision.
+type ScaleDecisionOrderField struct {
+	// Value extracts the ordering value from the given ScaleDecision.
+	Value    func(*ScaleDecision) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) scaledecision.OrderOption
+	toCursor func(*ScaleDecision) Cursor
+}
+
+// ScaleDecisionOrder defines the ordering of ScaleDecision.
+type ScaleDecisionOrder struct {
+	Direction OrderDirection           `json:"direction"`
+	Field     *ScaleDecisionOrderField `json:"field"`
+}
+
+// DefaultScaleDecisionOrder is the default ordering of ScaleDecision.
+var DefaultScaleDecisionOrder = &ScaleDecisionOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &ScaleDecisionOrderField{
+		Value: func(_m *ScaleDecision) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: scaledecision.FieldID,
+		toTerm: scaledecision.ByID,
+		toCursor: func(_m *ScaleDecision) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts ScaleDecision into ScaleDecisionEdge.
+func (_m *ScaleDecision) ToEdge(order *ScaleDecisionOrder) *ScaleDecisionEdge {
+	if order == nil {
+		order = DefaultScaleDecisionOrder
+	}
+	return &ScaleDecisionEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

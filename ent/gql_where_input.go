@@ -7,17 +7,980 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
+
+// AnomalyWhereInput represents a where input for filtering Anomaly queries.
+type AnomalyWhereInput struct {
+	Predicates []predicate.Anomaly  `json:"-"`
+	Not        *AnomalyWhereInput   `json:"not,omitempty"`
+	Or         []*AnomalyWhereInput `json:"or,omitempty"`
+	And        []*AnomalyWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "rule" field predicates.
+	Rule      *anomaly.Rule  `json:"rule,omitempty"`
+	RuleNEQ   *anomaly.Rule  `json:"ruleNEQ,omitempty"`
+	RuleIn    []anomaly.Rule `json:"ruleIn,omitempty"`
+	RuleNotIn []anomaly.Rule `json:"ruleNotIn,omitempty"`
+
+	// "key" field predicates.
+	Key             *string  `json:"key,omitempty"`
+	KeyNEQ          *string  `json:"keyNEQ,omitempty"`
+	KeyIn           []string `json:"keyIn,omitempty"`
+	KeyNotIn        []string `json:"keyNotIn,omitempty"`
+	KeyGT           *string  `json:"keyGT,omitempty"`
+	KeyGTE          *string  `json:"keyGTE,omitempty"`
+	KeyLT           *string  `json:"keyLT,omitempty"`
+	KeyLTE          *string  `json:"keyLTE,omitempty"`
+	KeyContains     *string  `json:"keyContains,omitempty"`
+	KeyHasPrefix    *string  `json:"keyHasPrefix,omitempty"`
+	KeyHasSuffix    *string  `json:"keyHasSuffix,omitempty"`
+	KeyEqualFold    *string  `json:"keyEqualFold,omitempty"`
+	KeyContainsFold *string  `json:"keyContainsFold,omitempty"`
+
+	// "severity" field predicates.
+	Severity      *anomaly.Severity  `json:"severity,omitempty"`
+	SeverityNEQ   *anomaly.Severity  `json:"severityNEQ,omitempty"`
+	SeverityIn    []anomaly.Severity `json:"severityIn,omitempty"`
+	SeverityNotIn []anomaly.Severity `json:"severityNotIn,omitempty"`
+
+	// "status" field predicates.
+	Status      *anomaly.Status  `json:"status,omitempty"`
+	StatusNEQ   *anomaly.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []anomaly.Status `json:"statusIn,omitempty"`
+	StatusNotIn []anomaly.Status `json:"statusNotIn,omitempty"`
+
+	// "title" field predicates.
+	Title             *string  `json:"title,omitempty"`
+	TitleNEQ          *string  `json:"titleNEQ,omitempty"`
+	TitleIn           []string `json:"titleIn,omitempty"`
+	TitleNotIn        []string `json:"titleNotIn,omitempty"`
+	TitleGT           *string  `json:"titleGT,omitempty"`
+	TitleGTE          *string  `json:"titleGTE,omitempty"`
+	TitleLT           *string  `json:"titleLT,omitempty"`
+	TitleLTE          *string  `json:"titleLTE,omitempty"`
+	TitleContains     *string  `json:"titleContains,omitempty"`
+	TitleHasPrefix    *string  `json:"titleHasPrefix,omitempty"`
+	TitleHasSuffix    *string  `json:"titleHasSuffix,omitempty"`
+	TitleEqualFold    *string  `json:"titleEqualFold,omitempty"`
+	TitleContainsFold *string  `json:"titleContainsFold,omitempty"`
+
+	// "message" field predicates.
+	Message             *string  `json:"message,omitempty"`
+	MessageNEQ          *string  `json:"messageNEQ,omitempty"`
+	MessageIn           []string `json:"messageIn,omitempty"`
+	MessageNotIn        []string `json:"messageNotIn,omitempty"`
+	MessageGT           *string  `json:"messageGT,omitempty"`
+	MessageGTE          *string  `json:"messageGTE,omitempty"`
+	MessageLT           *string  `json:"messageLT,omitempty"`
+	MessageLTE          *string  `json:"messageLTE,omitempty"`
+	MessageContains     *string  `json:"messageContains,omitempty"`
+	MessageHasPrefix    *string  `json:"messageHasPrefix,omitempty"`
+	MessageHasSuffix    *string  `json:"messageHasSuffix,omitempty"`
+	MessageEqualFold    *string  `json:"messageEqualFold,omitempty"`
+	MessageContainsFold *string  `json:"messageContainsFold,omitempty"`
+
+	// "since" field predicates.
+	Since      *time.Time  `json:"since,omitempty"`
+	SinceNEQ   *time.Time  `json:"sinceNEQ,omitempty"`
+	SinceIn    []time.Time `json:"sinceIn,omitempty"`
+	SinceNotIn []time.Time `json:"sinceNotIn,omitempty"`
+	SinceGT    *time.Time  `json:"sinceGT,omitempty"`
+	SinceGTE   *time.Time  `json:"sinceGTE,omitempty"`
+	SinceLT    *time.Time  `json:"sinceLT,omitempty"`
+	SinceLTE   *time.Time  `json:"sinceLTE,omitempty"`
+
+	// "detected_at" field predicates.
+	DetectedAt      *time.Time  `json:"detectedAt,omitempty"`
+	DetectedAtNEQ   *time.Time  `json:"detectedAtNEQ,omitempty"`
+	DetectedAtIn    []time.Time `json:"detectedAtIn,omitempty"`
+	DetectedAtNotIn []time.Time `json:"detectedAtNotIn,omitempty"`
+	DetectedAtGT    *time.Time  `json:"detectedAtGT,omitempty"`
+	DetectedAtGTE   *time.Time  `json:"detectedAtGTE,omitempty"`
+	DetectedAtLT    *time.Time  `json:"detectedAtLT,omitempty"`
+	DetectedAtLTE   *time.Time  `json:"detectedAtLTE,omitempty"`
+
+	// "acknowledged_at" field predicates.
+	AcknowledgedAt       *time.Time  `json:"acknowledgedAt,omitempty"`
+	AcknowledgedAtNEQ    *time.Time  `json:"acknowledgedAtNEQ,omitempty"`
+	AcknowledgedAtIn     []time.Time `json:"acknowledgedAtIn,omitempty"`
+	AcknowledgedAtNotIn  []time.Time `json:"acknowledgedAtNotIn,omitempty"`
+	AcknowledgedAtGT     *time.Time  `json:"acknowledgedAtGT,omitempty"`
+	AcknowledgedAtGTE    *time.Time  `json:"acknowledgedAtGTE,omitempty"`
+	AcknowledgedAtLT     *time.Time  `json:"acknowledgedAtLT,omitempty"`
+	AcknowledgedAtLTE    *time.Time  `json:"acknowledgedAtLTE,omitempty"`
+	AcknowledgedAtIsNil  bool        `json:"acknowledgedAtIsNil,omitempty"`
+	AcknowledgedAtNotNil bool        `json:"acknowledgedAtNotNil,omitempty"`
+
+	// "acknowledged_by" field predicates.
+	AcknowledgedBy             *string  `json:"acknowledgedBy,omitempty"`
+	AcknowledgedByNEQ          *string  `json:"acknowledgedByNEQ,omitempty"`
+	AcknowledgedByIn           []string `json:"acknowledgedByIn,omitempty"`
+	AcknowledgedByNotIn        []string `json:"acknowledgedByNotIn,omitempty"`
+	AcknowledgedByGT           *string  `json:"acknowledgedByGT,omitempty"`
+	AcknowledgedByGTE          *string  `json:"acknowledgedByGTE,omitempty"`
+	AcknowledgedByLT           *string  `json:"acknowledgedByLT,omitempty"`
+	AcknowledgedByLTE          *string  `json:"acknowledgedByLTE,omitempty"`
+	AcknowledgedByContains     *string  `json:"acknowledgedByContains,omitempty"`
+	AcknowledgedByHasPrefix    *string  `json:"acknowledgedByHasPrefix,omitempty"`
+	AcknowledgedByHasSuffix    *string  `json:"acknowledgedByHasSuffix,omitempty"`
+	AcknowledgedByEqualFold    *string  `json:"acknowledgedByEqualFold,omitempty"`
+	AcknowledgedByContainsFold *string  `json:"acknowledgedByContainsFold,omitempty"`
+
+	// "resolved_at" field predicates.
+	ResolvedAt       *time.Time  `json:"resolvedAt,omitempty"`
+	ResolvedAtNEQ    *time.Time  `json:"resolvedAtNEQ,omitempty"`
+	ResolvedAtIn     []time.Time `json:"resolvedAtIn,omitempty"`
+	ResolvedAtNotIn  []time.Time `json:"resolvedAtNotIn,omitempty"`
+	ResolvedAtGT     *time.Time  `json:"resolvedAtGT,omitempty"`
+	ResolvedAtGTE    *time.Time  `json:"resolvedAtGTE,omitempty"`
+	ResolvedAtLT     *time.Time  `json:"resolvedAtLT,omitempty"`
+	ResolvedAtLTE    *time.Time  `json:"resolvedAtLTE,omitempty"`
+	ResolvedAtIsNil  bool        `json:"resolvedAtIsNil,omitempty"`
+	ResolvedAtNotNil bool        `json:"resolvedAtNotNil,omitempty"`
+
+	// "resolved_by" field predicates.
+	ResolvedBy             *string  `json:"resolvedBy,omitempty"`
+	ResolvedByNEQ          *string  `json:"resolvedByNEQ,omitempty"`
+	ResolvedByIn           []string `json:"resolvedByIn,omitempty"`
+	ResolvedByNotIn        []string `json:"resolvedByNotIn,omitempty"`
+	ResolvedByGT           *string  `json:"resolvedByGT,omitempty"`
+	ResolvedByGTE          *string  `json:"resolvedByGTE,omitempty"`
+	ResolvedByLT           *string  `json:"resolvedByLT,omitempty"`
+	ResolvedByLTE          *string  `json:"resolvedByLTE,omitempty"`
+	ResolvedByContains     *string  `json:"resolvedByContains,omitempty"`
+	ResolvedByHasPrefix    *string  `json:"resolvedByHasPrefix,omitempty"`
+	ResolvedByHasSuffix    *string  `json:"resolvedByHasSuffix,omitempty"`
+	ResolvedByEqualFold    *string  `json:"resolvedByEqualFold,omitempty"`
+	ResolvedByContainsFold *string  `json:"resolvedByContainsFold,omitempty"`
+
+	// "resolution" field predicates.
+	Resolution             *string  `json:"resolution,omitempty"`
+	ResolutionNEQ          *string  `json:"resolutionNEQ,omitempty"`
+	ResolutionIn           []string `json:"resolutionIn,omitempty"`
+	ResolutionNotIn        []string `json:"resolutionNotIn,omitempty"`
+	ResolutionGT           *string  `json:"resolutionGT,omitempty"`
+	ResolutionGTE          *string  `json:"resolutionGTE,omitempty"`
+	ResolutionLT           *string  `json:"resolutionLT,omitempty"`
+	ResolutionLTE          *string  `json:"resolutionLTE,omitempty"`
+	ResolutionContains     *string  `json:"resolutionContains,omitempty"`
+	ResolutionHasPrefix    *string  `json:"resolutionHasPrefix,omitempty"`
+	ResolutionHasSuffix    *string  `json:"resolutionHasSuffix,omitempty"`
+	ResolutionEqualFold    *string  `json:"resolutionEqualFold,omitempty"`
+	ResolutionContainsFold *string  `json:"resolutionContainsFold,omitempty"`
+
+	// "customer_id" field predicates.
+	CustomerID       *int  `json:"customerID,omitempty"`
+	CustomerIDNEQ    *int  `json:"customerIDNEQ,omitempty"`
+	CustomerIDIn     []int `json:"customerIDIn,omitempty"`
+	CustomerIDNotIn  []int `json:"customerIDNotIn,omitempty"`
+	CustomerIDGT     *int  `json:"customerIDGT,omitempty"`
+	CustomerIDGTE    *int  `json:"customerIDGTE,omitempty"`
+	CustomerIDLT     *int  `json:"customerIDLT,omitempty"`
+	CustomerIDLTE    *int  `json:"customerIDLTE,omitempty"`
+	CustomerIDIsNil  bool  `json:"customerIDIsNil,omitempty"`
+	CustomerIDNotNil bool  `json:"customerIDNotNil,omitempty"`
+
+	// "pool_id" field predicates.
+	PoolID       *int  `json:"poolID,omitempty"`
+	PoolIDNEQ    *int  `json:"poolIDNEQ,omitempty"`
+	PoolIDIn     []int `json:"poolIDIn,omitempty"`
+	PoolIDNotIn  []int `json:"poolIDNotIn,omitempty"`
+	PoolIDGT     *int  `json:"poolIDGT,omitempty"`
+	PoolIDGTE    *int  `json:"poolIDGTE,omitempty"`
+	PoolIDLT     *int  `json:"poolIDLT,omitempty"`
+	PoolIDLTE    *int  `json:"poolIDLTE,omitempty"`
+	PoolIDIsNil  bool  `json:"poolIDIsNil,omitempty"`
+	PoolIDNotNil bool  `json:"poolIDNotNil,omitempty"`
+
+	// "process_id" field predicates.
+	ProcessID       *int  `json:"processID,omitempty"`
+	ProcessIDNEQ    *int  `json:"processIDNEQ,omitempty"`
+	ProcessIDIn     []int `json:"processIDIn,omitempty"`
+	ProcessIDNotIn  []int `json:"processIDNotIn,omitempty"`
+	ProcessIDGT     *int  `json:"processIDGT,omitempty"`
+	ProcessIDGTE    *int  `json:"processIDGTE,omitempty"`
+	ProcessIDLT     *int  `json:"processIDLT,omitempty"`
+	ProcessIDLTE    *int  `json:"processIDLTE,omitempty"`
+	ProcessIDIsNil  bool  `json:"processIDIsNil,omitempty"`
+	ProcessIDNotNil bool  `json:"processIDNotNil,omitempty"`
+
+	// "robot_id" field predicates.
+	RobotID       *int  `json:"robotID,omitempty"`
+	RobotIDNEQ    *int  `json:"robotIDNEQ,omitempty"`
+	RobotIDIn     []int `json:"robotIDIn,omitempty"`
+	RobotIDNotIn  []int `json:"robotIDNotIn,omitempty"`
+	RobotIDGT     *int  `json:"robotIDGT,omitempty"`
+	RobotIDGTE    *int  `json:"robotIDGTE,omitempty"`
+	RobotIDLT     *int  `json:"robotIDLT,omitempty"`
+	RobotIDLTE    *int  `json:"robotIDLTE,omitempty"`
+	RobotIDIsNil  bool  `json:"robotIDIsNil,omitempty"`
+	RobotIDNotNil bool  `json:"robotIDNotNil,omitempty"`
+
+	// "vm_id" field predicates.
+	VMID       *int  `json:"vmID,omitempty"`
+	VMIDNEQ    *int  `json:"vmIDNEQ,omitempty"`
+	VMIDIn     []int `json:"vmIDIn,omitempty"`
+	VMIDNotIn  []int `json:"vmIDNotIn,omitempty"`
+	VMIDGT     *int  `json:"vmIDGT,omitempty"`
+	VMIDGTE    *int  `json:"vmIDGTE,omitempty"`
+	VMIDLT     *int  `json:"vmIDLT,omitempty"`
+	VMIDLTE    *int  `json:"vmIDLTE,omitempty"`
+	VMIDIsNil  bool  `json:"vmIDIsNil,omitempty"`
+	VMIDNotNil bool  `json:"vmIDNotNil,omitempty"`
+
+	// "task_id" field predicates.
+	TaskID       *int  `json:"taskID,omitempty"`
+	TaskIDNEQ    *int  `json:"taskIDNEQ,omitempty"`
+	TaskIDIn     []int `json:"taskIDIn,omitempty"`
+	TaskIDNotIn  []int `json:"taskIDNotIn,omitempty"`
+	TaskIDGT     *int  `json:"taskIDGT,omitempty"`
+	TaskIDGTE    *int  `json:"taskIDGTE,omitempty"`
+	TaskIDLT     *int  `json:"taskIDLT,omitempty"`
+	TaskIDLTE    *int  `json:"taskIDLTE,omitempty"`
+	TaskIDIsNil  bool  `json:"taskIDIsNil,omitempty"`
+	TaskIDNotNil bool  `json:"taskIDNotNil,omitempty"`
+
+	// "vendor" field predicates.
+	Vendor             *string  `json:"vendor,omitempty"`
+	VendorNEQ          *string  `json:"vendorNEQ,omitempty"`
+	VendorIn           []string `json:"vendorIn,omitempty"`
+	VendorNotIn        []string `json:"vendorNotIn,omitempty"`
+	VendorGT           *string  `json:"vendorGT,omitempty"`
+	VendorGTE          *string  `json:"vendorGTE,omitempty"`
+	VendorLT           *string  `json:"vendorLT,omitempty"`
+	VendorLTE          *string  `json:"vendorLTE,omitempty"`
+	VendorContains     *string  `json:"vendorContains,omitempty"`
+	VendorHasPrefix    *string  `json:"vendorHasPrefix,omitempty"`
+	VendorHasSuffix    *string  `json:"vendorHasSuffix,omitempty"`
+	VendorEqualFold    *string  `json:"vendorEqualFold,omitempty"`
+	VendorContainsFold *string  `json:"vendorContainsFold,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *AnomalyWhereInput) AddPredicates(predicates ...predicate.Anomaly) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the AnomalyWhereInput filter on the AnomalyQuery builder.
+func (i *AnomalyWhereInput) Filter(q *AnomalyQuery) (*AnomalyQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyAnomalyWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyAnomalyWhereInput is returned in case the AnomalyWhereInput is empty.
+var ErrEmptyAnomalyWhereInput = errors.New("ent: empty predicate AnomalyWhereInput")
+
+// P returns a predicate for filtering anomalies.
+// An error is returned if the input is empty or invalid.
+func (i *AnomalyWhereInput) P() (predicate.Anomaly, error) {
+	var predicates []predicate.Anomaly
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, anomaly.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Anomaly, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, anomaly.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Anomaly, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, anomaly.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, anomaly.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, anomaly.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, anomaly.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, anomaly.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, anomaly.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, anomaly.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, anomaly.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, anomaly.IDLTE(*i.IDLTE))
+	}
+	if i.Rule != nil {
+		predicates = append(predicates, anomaly.RuleEQ(*i.Rule))
+	}
+	if i.RuleNEQ != nil {
+		predicates = append(predicates, anomaly.RuleNEQ(*i.RuleNEQ))
+	}
+	if len(i.RuleIn) > 0 {
+		predicates = append(predicates, anomaly.RuleIn(i.RuleIn...))
+	}
+	if len(i.RuleNotIn) > 0 {
+		predicates = append(predicates, anomaly.RuleNotIn(i.RuleNotIn...))
+	}
+	if i.Key != nil {
+		predicates = append(predicates, anomaly.KeyEQ(*i.Key))
+	}
+	if i.KeyNEQ != nil {
+		predicates = append(predicates, anomaly.KeyNEQ(*i.KeyNEQ))
+	}
+	if len(i.KeyIn) > 0 {
+		predicates = append(predicates, anomaly.KeyIn(i.KeyIn...))
+	}
+	if len(i.KeyNotIn) > 0 {
+		predicates = append(predicates, anomaly.KeyNotIn(i.KeyNotIn...))
+	}
+	if i.KeyGT != nil {
+		predicates = append(predicates, anomaly.KeyGT(*i.KeyGT))
+	}
+	if i.KeyGTE != nil {
+		predicates = append(predicates, anomaly.KeyGTE(*i.KeyGTE))
+	}
+	if i.KeyLT != nil {
+		predicates = append(predicates, anomaly.KeyLT(*i.KeyLT))
+	}
+	if i.KeyLTE != nil {
+		predicates = append(predicates, anomaly.KeyLTE(*i.KeyLTE))
+	}
+	if i.KeyContains != nil {
+		predicates = append(predicates, anomaly.KeyContains(*i.KeyContains))
+	}
+	if i.KeyHasPrefix != nil {
+		predicates = append(predicates, anomaly.KeyHasPrefix(*i.KeyHasPrefix))
+	}
+	if i.KeyHasSuffix != nil {
+		predicates = append(predicates, anomaly.KeyHasSuffix(*i.KeyHasSuffix))
+	}
+	if i.KeyEqualFold != nil {
+		predicates = append(predicates, anomaly.KeyEqualFold(*i.KeyEqualFold))
+	}
+	if i.KeyContainsFold != nil {
+		predicates = append(predicates, anomaly.KeyContainsFold(*i.KeyContainsFold))
+	}
+	if i.Severity != nil {
+		predicates = append(predicates, anomaly.SeverityEQ(*i.Severity))
+	}
+	if i.SeverityNEQ != nil {
+		predicates = append(predicates, anomaly.SeverityNEQ(*i.SeverityNEQ))
+	}
+	if len(i.SeverityIn) > 0 {
+		predicates = append(predicates, anomaly.SeverityIn(i.SeverityIn...))
+	}
+	if len(i.SeverityNotIn) > 0 {
+		predicates = append(predicates, anomaly.SeverityNotIn(i.SeverityNotIn...))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, anomaly.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, anomaly.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, anomaly.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, anomaly.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.Title != nil {
+		predicates = append(predicates, anomaly.TitleEQ(*i.Title))
+	}
+	if i.TitleNEQ != nil {
+		predicates = append(predicates, anomaly.TitleNEQ(*i.TitleNEQ))
+	}
+	if len(i.TitleIn) > 0 {
+		predicates = append(predicates, anomaly.TitleIn(i.TitleIn...))
+	}
+	if len(i.TitleNotIn) > 0 {
+		predicates = append(predicates, anomaly.TitleNotIn(i.TitleNotIn...))
+	}
+	if i.TitleGT != nil {
+		predicates = append(predicates, anomaly.TitleGT(*i.TitleGT))
+	}
+	if i.TitleGTE != nil {
+		predicates = append(predicates, anomaly.TitleGTE(*i.TitleGTE))
+	}
+	if i.TitleLT != nil {
+		predicates = append(predicates, anomaly.TitleLT(*i.TitleLT))
+	}
+	if i.TitleLTE != nil {
+		predicates = append(predicates, anomaly.TitleLTE(*i.TitleLTE))
+	}
+	if i.TitleContains != nil {
+		predicates = append(predicates, anomaly.TitleContains(*i.TitleContains))
+	}
+	if i.TitleHasPrefix != nil {
+		predicates = append(predicates, anomaly.TitleHasPrefix(*i.TitleHasPrefix))
+	}
+	if i.TitleHasSuffix != nil {
+		predicates = append(predicates, anomaly.TitleHasSuffix(*i.TitleHasSuffix))
+	}
+	if i.TitleEqualFold != nil {
+		predicates = append(predicates, anomaly.TitleEqualFold(*i.TitleEqualFold))
+	}
+	if i.TitleContainsFold != nil {
+		predicates = append(predicates, anomaly.TitleContainsFold(*i.TitleContainsFold))
+	}
+	if i.Message != nil {
+		predicates = append(predicates, anomaly.MessageEQ(*i.Message))
+	}
+	if i.MessageNEQ != nil {
+		predicates = append(predicates, anomaly.MessageNEQ(*i.MessageNEQ))
+	}
+	if len(i.MessageIn) > 0 {
+		predicates = append(predicates, anomaly.MessageIn(i.MessageIn...))
+	}
+	if len(i.MessageNotIn) > 0 {
+		predicates = append(predicates, anomaly.MessageNotIn(i.MessageNotIn...))
+	}
+	if i.MessageGT != nil {
+		predicates = append(predicates, anomaly.MessageGT(*i.MessageGT))
+	}
+	if i.MessageGTE != nil {
+		predicates = append(predicates, anomaly.MessageGTE(*i.MessageGTE))
+	}
+	if i.MessageLT != nil {
+		predicates = append(predicates, anomaly.MessageLT(*i.MessageLT))
+	}
+	if i.MessageLTE != nil {
+		predicates = append(predicates, anomaly.MessageLTE(*i.MessageLTE))
+	}
+	if i.MessageContains != nil {
+		predicates = append(predicates, anomaly.MessageContains(*i.MessageContains))
+	}
+	if i.MessageHasPrefix != nil {
+		predicates = append(predicates, anomaly.MessageHasPrefix(*i.MessageHasPrefix))
+	}
+	if i.MessageHasSuffix != nil {
+		predicates = append(predicates, anomaly.MessageHasSuffix(*i.MessageHasSuffix))
+	}
+	if i.MessageEqualFold != nil {
+		predicates = append(predicates, anomaly.MessageEqualFold(*i.MessageEqualFold))
+	}
+	if i.MessageContainsFold != nil {
+		predicates = append(predicates, anomaly.MessageContainsFold(*i.MessageContainsFold))
+	}
+	if i.Since != nil {
+		predicates = append(predicates, anomaly.SinceEQ(*i.Since))
+	}
+	if i.SinceNEQ != nil {
+		predicates = append(predicates, anomaly.SinceNEQ(*i.SinceNEQ))
+	}
+	if len(i.SinceIn) > 0 {
+		predicates = append(predicates, anomaly.SinceIn(i.SinceIn...))
+	}
+	if len(i.SinceNotIn) > 0 {
+		predicates = append(predicates, anomaly.SinceNotIn(i.SinceNotIn...))
+	}
+	if i.SinceGT != nil {
+		predicates = append(predicates, anomaly.SinceGT(*i.SinceGT))
+	}
+	if i.SinceGTE != nil {
+		predicates = append(predicates, anomaly.SinceGTE(*i.SinceGTE))
+	}
+	if i.SinceLT != nil {
+		predicates = append(predicates, anomaly.SinceLT(*i.SinceLT))
+	}
+	if i.SinceLTE != nil {
+		predicates = append(predicates, anomaly.SinceLTE(*i.SinceLTE))
+	}
+	if i.DetectedAt != nil {
+		predicates = append(predicates, anomaly.DetectedAtEQ(*i.DetectedAt))
+	}
+	if i.DetectedAtNEQ != nil {
+		predicates = append(predicates, anomaly.DetectedAtNEQ(*i.DetectedAtNEQ))
+	}
+	if len(i.DetectedAtIn) > 0 {
+		predicates = append(predicates, anomaly.DetectedAtIn(i.DetectedAtIn...))
+	}
+	if len(i.DetectedAtNotIn) > 0 {
+		predicates = append(predicates, anomaly.DetectedAtNotIn(i.DetectedAtNotIn...))
+	}
+	if i.DetectedAtGT != nil {
+		predicates = append(predicates, anomaly.DetectedAtGT(*i.DetectedAtGT))
+	}
+	if i.DetectedAtGTE != nil {
+		predicates = append(predicates, anomaly.DetectedAtGTE(*i.DetectedAtGTE))
+	}
+	if i.DetectedAtLT != nil {
+		predicates = append(predicates, anomaly.DetectedAtLT(*i.DetectedAtLT))
+	}
+	if i.DetectedAtLTE != nil {
+		predicates = append(predicates, anomaly.DetectedAtLTE(*i.DetectedAtLTE))
+	}
+	if i.AcknowledgedAt != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtEQ(*i.AcknowledgedAt))
+	}
+	if i.AcknowledgedAtNEQ != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtNEQ(*i.AcknowledgedAtNEQ))
+	}
+	if len(i.AcknowledgedAtIn) > 0 {
+		predicates = append(predicates, anomaly.AcknowledgedAtIn(i.AcknowledgedAtIn...))
+	}
+	if len(i.AcknowledgedAtNotIn) > 0 {
+		predicates = append(predicates, anomaly.AcknowledgedAtNotIn(i.AcknowledgedAtNotIn...))
+	}
+	if i.AcknowledgedAtGT != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtGT(*i.AcknowledgedAtGT))
+	}
+	if i.AcknowledgedAtGTE != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtGTE(*i.AcknowledgedAtGTE))
+	}
+	if i.AcknowledgedAtLT != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtLT(*i.AcknowledgedAtLT))
+	}
+	if i.AcknowledgedAtLTE != nil {
+		predicates = append(predicates, anomaly.AcknowledgedAtLTE(*i.AcknowledgedAtLTE))
+	}
+	if i.AcknowledgedAtIsNil {
+		predicates = append(predicates, anomaly.AcknowledgedAtIsNil())
+	}
+	if i.AcknowledgedAtNotNil {
+		predicates = append(predicates, anomaly.AcknowledgedAtNotNil())
+	}
+	if i.AcknowledgedBy != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByEQ(*i.AcknowledgedBy))
+	}
+	if i.AcknowledgedByNEQ != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByNEQ(*i.AcknowledgedByNEQ))
+	}
+	if len(i.AcknowledgedByIn) > 0 {
+		predicates = append(predicates, anomaly.AcknowledgedByIn(i.AcknowledgedByIn...))
+	}
+	if len(i.AcknowledgedByNotIn) > 0 {
+		predicates = append(predicates, anomaly.AcknowledgedByNotIn(i.AcknowledgedByNotIn...))
+	}
+	if i.AcknowledgedByGT != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByGT(*i.AcknowledgedByGT))
+	}
+	if i.AcknowledgedByGTE != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByGTE(*i.AcknowledgedByGTE))
+	}
+	if i.AcknowledgedByLT != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByLT(*i.AcknowledgedByLT))
+	}
+	if i.AcknowledgedByLTE != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByLTE(*i.AcknowledgedByLTE))
+	}
+	if i.AcknowledgedByContains != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByContains(*i.AcknowledgedByContains))
+	}
+	if i.AcknowledgedByHasPrefix != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByHasPrefix(*i.AcknowledgedByHasPrefix))
+	}
+	if i.AcknowledgedByHasSuffix != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByHasSuffix(*i.AcknowledgedByHasSuffix))
+	}
+	if i.AcknowledgedByEqualFold != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByEqualFold(*i.AcknowledgedByEqualFold))
+	}
+	if i.AcknowledgedByContainsFold != nil {
+		predicates = append(predicates, anomaly.AcknowledgedByContainsFold(*i.AcknowledgedByContainsFold))
+	}
+	if i.ResolvedAt != nil {
+		predicates = append(predicates, anomaly.ResolvedAtEQ(*i.ResolvedAt))
+	}
+	if i.ResolvedAtNEQ != nil {
+		predicates = append(predicates, anomaly.ResolvedAtNEQ(*i.ResolvedAtNEQ))
+	}
+	if len(i.ResolvedAtIn) > 0 {
+		predicates = append(predicates, anomaly.ResolvedAtIn(i.ResolvedAtIn...))
+	}
+	if len(i.ResolvedAtNotIn) > 0 {
+		predicates = append(predicates, anomaly.ResolvedAtNotIn(i.ResolvedAtNotIn...))
+	}
+	if i.ResolvedAtGT != nil {
+		predicates = append(predicates, anomaly.ResolvedAtGT(*i.ResolvedAtGT))
+	}
+	if i.ResolvedAtGTE != nil {
+		predicates = append(predicates, anomaly.ResolvedAtGTE(*i.ResolvedAtGTE))
+	}
+	if i.ResolvedAtLT != nil {
+		predicates = append(predicates, anomaly.ResolvedAtLT(*i.ResolvedAtLT))
+	}
+	if i.ResolvedAtLTE != nil {
+		predicates = append(predicates, anomaly.ResolvedAtLTE(*i.ResolvedAtLTE))
+	}
+	if i.ResolvedAtIsNil {
+		predicates = append(predicates, anomaly.ResolvedAtIsNil())
+	}
+	if i.ResolvedAtNotNil {
+		predicates = append(predicates, anomaly.ResolvedAtNotNil())
+	}
+	if i.ResolvedBy != nil {
+		predicates = append(predicates, anomaly.ResolvedByEQ(*i.ResolvedBy))
+	}
+	if i.ResolvedByNEQ != nil {
+		predicates = append(predicates, anomaly.ResolvedByNEQ(*i.ResolvedByNEQ))
+	}
+	if len(i.ResolvedByIn) > 0 {
+		predicates = append(predicates, anomaly.ResolvedByIn(i.ResolvedByIn...))
+	}
+	if len(i.ResolvedByNotIn) > 0 {
+		predicates = append(predicates, anomaly.ResolvedByNotIn(i.ResolvedByNotIn...))
+	}
+	if i.ResolvedByGT != nil {
+		predicates = append(predicates, anomaly.ResolvedByGT(*i.ResolvedByGT))
+	}
+	if i.ResolvedByGTE != nil {
+		predicates = append(predicates, anomaly.ResolvedByGTE(*i.ResolvedByGTE))
+	}
+	if i.ResolvedByLT != nil {
+		predicates = append(predicates, anomaly.ResolvedByLT(*i.ResolvedByLT))
+	}
+	if i.ResolvedByLTE != nil {
+		predicates = append(predicates, anomaly.ResolvedByLTE(*i.ResolvedByLTE))
+	}
+	if i.ResolvedByContains != nil {
+		predicates = append(predicates, anomaly.ResolvedByContains(*i.ResolvedByContains))
+	}
+	if i.ResolvedByHasPrefix != nil {
+		predicates = append(predicates, anomaly.ResolvedByHasPrefix(*i.ResolvedByHasPrefix))
+	}
+	if i.ResolvedByHasSuffix != nil {
+		predicates = append(predicates, anomaly.ResolvedByHasSuffix(*i.ResolvedByHasSuffix))
+	}
+	if i.ResolvedByEqualFold != nil {
+		predicates = append(predicates, anomaly.ResolvedByEqualFold(*i.ResolvedByEqualFold))
+	}
+	if i.ResolvedByContainsFold != nil {
+		predicates = append(predicates, anomaly.ResolvedByContainsFold(*i.ResolvedByContainsFold))
+	}
+	if i.Resolution != nil {
+		predicates = append(predicates, anomaly.ResolutionEQ(*i.Resolution))
+	}
+	if i.ResolutionNEQ != nil {
+		predicates = append(predicates, anomaly.ResolutionNEQ(*i.ResolutionNEQ))
+	}
+	if len(i.ResolutionIn) > 0 {
+		predicates = append(predicates, anomaly.ResolutionIn(i.ResolutionIn...))
+	}
+	if len(i.ResolutionNotIn) > 0 {
+		predicates = append(predicates, anomaly.ResolutionNotIn(i.ResolutionNotIn...))
+	}
+	if i.ResolutionGT != nil {
+		predicates = append(predicates, anomaly.ResolutionGT(*i.ResolutionGT))
+	}
+	if i.ResolutionGTE != nil {
+		predicates = append(predicates, anomaly.ResolutionGTE(*i.ResolutionGTE))
+	}
+	if i.ResolutionLT != nil {
+		predicates = append(predicates, anomaly.ResolutionLT(*i.ResolutionLT))
+	}
+	if i.ResolutionLTE != nil {
+		predicates = append(predicates, anomaly.ResolutionLTE(*i.ResolutionLTE))
+	}
+	if i.ResolutionContains != nil {
+		predicates = append(predicates, anomaly.ResolutionContains(*i.ResolutionContains))
+	}
+	if i.ResolutionHasPrefix != nil {
+		predicates = append(predicates, anomaly.ResolutionHasPrefix(*i.ResolutionHasPrefix))
+	}
+	if i.ResolutionHasSuffix != nil {
+		predicates = append(predicates, anomaly.ResolutionHasSuffix(*i.ResolutionHasSuffix))
+	}
+	if i.ResolutionEqualFold != nil {
+		predicates = append(predicates, anomaly.ResolutionEqualFold(*i.ResolutionEqualFold))
+	}
+	if i.ResolutionContainsFold != nil {
+		predicates = append(predicates, anomaly.ResolutionContainsFold(*i.ResolutionContainsFold))
+	}
+	if i.CustomerID != nil {
+		predicates = append(predicates, anomaly.CustomerIDEQ(*i.CustomerID))
+	}
+	if i.CustomerIDNEQ != nil {
+		predicates = append(predicates, anomaly.CustomerIDNEQ(*i.CustomerIDNEQ))
+	}
+	if len(i.CustomerIDIn) > 0 {
+		predicates = append(predicates, anomaly.CustomerIDIn(i.CustomerIDIn...))
+	}
+	if len(i.CustomerIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.CustomerIDNotIn(i.CustomerIDNotIn...))
+	}
+	if i.CustomerIDGT != nil {
+		predicates = append(predicates, anomaly.CustomerIDGT(*i.CustomerIDGT))
+	}
+	if i.CustomerIDGTE != nil {
+		predicates = append(predicates, anomaly.CustomerIDGTE(*i.CustomerIDGTE))
+	}
+	if i.CustomerIDLT != nil {
+		predicates = append(predicates, anomaly.CustomerIDLT(*i.CustomerIDLT))
+	}
+	if i.CustomerIDLTE != nil {
+		predicates = append(predicates, anomaly.CustomerIDLTE(*i.CustomerIDLTE))
+	}
+	if i.CustomerIDIsNil {
+		predicates = append(predicates, anomaly.CustomerIDIsNil())
+	}
+	if i.CustomerIDNotNil {
+		predicates = append(predicates, anomaly.CustomerIDNotNil())
+	}
+	if i.PoolID != nil {
+		predicates = append(predicates, anomaly.PoolIDEQ(*i.PoolID))
+	}
+	if i.PoolIDNEQ != nil {
+		predicates = append(predicates, anomaly.PoolIDNEQ(*i.PoolIDNEQ))
+	}
+	if len(i.PoolIDIn) > 0 {
+		predicates = append(predicates, anomaly.PoolIDIn(i.PoolIDIn...))
+	}
+	if len(i.PoolIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.PoolIDNotIn(i.PoolIDNotIn...))
+	}
+	if i.PoolIDGT != nil {
+		predicates = append(predicates, anomaly.PoolIDGT(*i.PoolIDGT))
+	}
+	if i.PoolIDGTE != nil {
+		predicates = append(predicates, anomaly.PoolIDGTE(*i.PoolIDGTE))
+	}
+	if i.PoolIDLT != nil {
+		predicates = append(predicates, anomaly.PoolIDLT(*i.PoolIDLT))
+	}
+	if i.PoolIDLTE != nil {
+		predicates = append(predicates, anomaly.PoolIDLTE(*i.PoolIDLTE))
+	}
+	if i.PoolIDIsNil {
+		predicates = append(predicates, anomaly.PoolIDIsNil())
+	}
+	if i.PoolIDNotNil {
+		predicates = append(predicates, anomaly.PoolIDNotNil())
+	}
+	if i.ProcessID != nil {
+		predicates = append(predicates, anomaly.ProcessIDEQ(*i.ProcessID))
+	}
+	if i.ProcessIDNEQ != nil {
+		predicates = append(predicates, anomaly.ProcessIDNEQ(*i.ProcessIDNEQ))
+	}
+	if len(i.ProcessIDIn) > 0 {
+		predicates = append(predicates, anomaly.ProcessIDIn(i.ProcessIDIn...))
+	}
+	if len(i.ProcessIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.ProcessIDNotIn(i.ProcessIDNotIn...))
+	}
+	if i.ProcessIDGT != nil {
+		predicates = append(predicates, anomaly.ProcessIDGT(*i.ProcessIDGT))
+	}
+	if i.ProcessIDGTE != nil {
+		predicates = append(predicates, anomaly.ProcessIDGTE(*i.ProcessIDGTE))
+	}
+	if i.ProcessIDLT != nil {
+		predicates = append(predicates, anomaly.ProcessIDLT(*i.ProcessIDLT))
+	}
+	if i.ProcessIDLTE != nil {
+		predicates = append(predicates, anomaly.ProcessIDLTE(*i.ProcessIDLTE))
+	}
+	if i.ProcessIDIsNil {
+		predicates = append(predicates, anomaly.ProcessIDIsNil())
+	}
+	if i.ProcessIDNotNil {
+		predicates = append(predicates, anomaly.ProcessIDNotNil())
+	}
+	if i.RobotID != nil {
+		predicates = append(predicates, anomaly.RobotIDEQ(*i.RobotID))
+	}
+	if i.RobotIDNEQ != nil {
+		predicates = append(predicates, anomaly.RobotIDNEQ(*i.RobotIDNEQ))
+	}
+	if len(i.RobotIDIn) > 0 {
+		predicates = append(predicates, anomaly.RobotIDIn(i.RobotIDIn...))
+	}
+	if len(i.RobotIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.RobotIDNotIn(i.RobotIDNotIn...))
+	}
+	if i.RobotIDGT != nil {
+		predicates = append(predicates, anomaly.RobotIDGT(*i.RobotIDGT))
+	}
+	if i.RobotIDGTE != nil {
+		predicates = append(predicates, anomaly.RobotIDGTE(*i.RobotIDGTE))
+	}
+	if i.RobotIDLT != nil {
+		predicates = append(predicates, anomaly.RobotIDLT(*i.RobotIDLT))
+	}
+	if i.RobotIDLTE != nil {
+		predicates = append(predicates, anomaly.RobotIDLTE(*i.RobotIDLTE))
+	}
+	if i.RobotIDIsNil {
+		predicates = append(predicates, anomaly.RobotIDIsNil())
+	}
+	if i.RobotIDNotNil {
+		predicates = append(predicates, anomaly.RobotIDNotNil())
+	}
+	if i.VMID != nil {
+		predicates = append(predicates, anomaly.VMIDEQ(*i.VMID))
+	}
+	if i.VMIDNEQ != nil {
+		predicates = append(predicates, anomaly.VMIDNEQ(*i.VMIDNEQ))
+	}
+	if len(i.VMIDIn) > 0 {
+		predicates = append(predicates, anomaly.VMIDIn(i.VMIDIn...))
+	}
+	if len(i.VMIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.VMIDNotIn(i.VMIDNotIn...))
+	}
+	if i.VMIDGT != nil {
+		predicates = append(predicates, anomaly.VMIDGT(*i.VMIDGT))
+	}
+	if i.VMIDGTE != nil {
+		predicates = append(predicates, anomaly.VMIDGTE(*i.VMIDGTE))
+	}
+	if i.VMIDLT != nil {
+		predicates = append(predicates, anomaly.VMIDLT(*i.VMIDLT))
+	}
+	if i.VMIDLTE != nil {
+		predicates = append(predicates, anomaly.VMIDLTE(*i.VMIDLTE))
+	}
+	if i.VMIDIsNil {
+		predicates = append(predicates, anomaly.VMIDIsNil())
+	}
+	if i.VMIDNotNil {
+		predicates = append(predicates, anomaly.VMIDNotNil())
+	}
+	if i.TaskID != nil {
+		predicates = append(predicates, anomaly.TaskIDEQ(*i.TaskID))
+	}
+	if i.TaskIDNEQ != nil {
+		predicates = append(predicates, anomaly.TaskIDNEQ(*i.TaskIDNEQ))
+	}
+	if len(i.TaskIDIn) > 0 {
+		predicates = append(predicates, anomaly.TaskIDIn(i.TaskIDIn...))
+	}
+	if len(i.TaskIDNotIn) > 0 {
+		predicates = append(predicates, anomaly.TaskIDNotIn(i.TaskIDNotIn...))
+	}
+	if i.TaskIDGT != nil {
+		predicates = append(predicates, anomaly.TaskIDGT(*i.TaskIDGT))
+	}
+	if i.TaskIDGTE != nil {
+		predicates = append(predicates, anomaly.TaskIDGTE(*i.TaskIDGTE))
+	}
+	if i.TaskIDLT != nil {
+		predicates = append(predicates, anomaly.TaskIDLT(*i.TaskIDLT))
+	}
+	if i.TaskIDLTE != nil {
+		predicates = append(predicates, anomaly.TaskIDLTE(*i.TaskIDLTE))
+	}
+	if i.TaskIDIsNil {
+		predicates = append(predicates, anomaly.TaskIDIsNil())
+	}
+	if i.TaskIDNotNil {
+		predicates = append(predicates, anomaly.TaskIDNotNil())
+	}
+	if i.Vendor != nil {
+		predicates = append(predicates, anomaly.VendorEQ(*i.Vendor))
+	}
+	if i.VendorNEQ != nil {
+		predicates = append(predicates, anomaly.VendorNEQ(*i.VendorNEQ))
+	}
+	if len(i.VendorIn) > 0 {
+		predicates = append(predicates, anomaly.VendorIn(i.VendorIn...))
+	}
+	if len(i.VendorNotIn) > 0 {
+		predicates = append(predicates, anomaly.VendorNotIn(i.VendorNotIn...))
+	}
+	if i.VendorGT != nil {
+		predicates = append(predicates, anomaly.VendorGT(*i.VendorGT))
+	}
+	if i.VendorGTE != nil {
+		predicates = append(predicates, anomaly.VendorGTE(*i.VendorGTE))
+	}
+	if i.VendorLT != nil {
+		predicates = append(predicates, anomaly.VendorLT(*i.VendorLT))
+	}
+	if i.VendorLTE != nil {
+		predicates = append(predicates, anomaly.VendorLTE(*i.VendorLTE))
+	}
+	if i.VendorContains != nil {
+		predicates = append(predicates, anomaly.VendorContains(*i.VendorContains))
+	}
+	if i.VendorHasPrefix != nil {
+		predicates = append(predicates, anomaly.VendorHasPrefix(*i.VendorHasPrefix))
+	}
+	if i.VendorHasSuffix != nil {
+		predicates = append(predicates, anomaly.VendorHasSuffix(*i.VendorHasSuffix))
+	}
+	if i.VendorEqualFold != nil {
+		predicates = append(predicates, anomaly.VendorEqualFold(*i.VendorEqualFold))
+	}
+	if i.VendorContainsFold != nil {
+		predicates = append(predicates, anomaly.VendorContainsFold(*i.VendorContainsFold))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyAnomalyWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return anomaly.And(predicates...), nil
+	}
+}
 
 // AttemptWhereInput represents a where input for filtering Attempt queries.
 type AttemptWhereInput struct {
@@ -1875,6 +2838,75 @@ type EventWhereInput struct {
 	MessageHasSuffix    *string  `json:"messageHasSuffix,omitempty"`
 	MessageEqualFold    *string  `json:"messageEqualFold,omitempty"`
 	MessageContainsFold *string  `json:"messageContainsFold,omitempty"`
+
+	// "vm_id" field predicates.
+	VMID       *int  `json:"vmID,omitempty"`
+	VMIDNEQ    *int  `json:"vmIDNEQ,omitempty"`
+	VMIDIn     []int `json:"vmIDIn,omitempty"`
+	VMIDNotIn  []int `json:"vmIDNotIn,omitempty"`
+	VMIDGT     *int  `json:"vmIDGT,omitempty"`
+	VMIDGTE    *int  `json:"vmIDGTE,omitempty"`
+	VMIDLT     *int  `json:"vmIDLT,omitempty"`
+	VMIDLTE    *int  `json:"vmIDLTE,omitempty"`
+	VMIDIsNil  bool  `json:"vmIDIsNil,omitempty"`
+	VMIDNotNil bool  `json:"vmIDNotNil,omitempty"`
+
+	// "vendor" field predicates.
+	Vendor             *string  `json:"vendor,omitempty"`
+	VendorNEQ          *string  `json:"vendorNEQ,omitempty"`
+	VendorIn           []string `json:"vendorIn,omitempty"`
+	VendorNotIn        []string `json:"vendorNotIn,omitempty"`
+	VendorGT           *string  `json:"vendorGT,omitempty"`
+	VendorGTE          *string  `json:"vendorGTE,omitempty"`
+	VendorLT           *string  `json:"vendorLT,omitempty"`
+	VendorLTE          *string  `json:"vendorLTE,omitempty"`
+	VendorContains     *string  `json:"vendorContains,omitempty"`
+	VendorHasPrefix    *string  `json:"vendorHasPrefix,omitempty"`
+	VendorHasSuffix    *string  `json:"vendorHasSuffix,omitempty"`
+	VendorEqualFold    *string  `json:"vendorEqualFold,omitempty"`
+	VendorContainsFold *string  `json:"vendorContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status             *string  `json:"status,omitempty"`
+	StatusNEQ          *string  `json:"statusNEQ,omitempty"`
+	StatusIn           []string `json:"statusIn,omitempty"`
+	StatusNotIn        []string `json:"statusNotIn,omitempty"`
+	StatusGT           *string  `json:"statusGT,omitempty"`
+	StatusGTE          *string  `json:"statusGTE,omitempty"`
+	StatusLT           *string  `json:"statusLT,omitempty"`
+	StatusLTE          *string  `json:"statusLTE,omitempty"`
+	StatusContains     *string  `json:"statusContains,omitempty"`
+	StatusHasPrefix    *string  `json:"statusHasPrefix,omitempty"`
+	StatusHasSuffix    *string  `json:"statusHasSuffix,omitempty"`
+	StatusEqualFold    *string  `json:"statusEqualFold,omitempty"`
+	StatusContainsFold *string  `json:"statusContainsFold,omitempty"`
+
+	// "external_id" field predicates.
+	ExternalID             *string  `json:"externalID,omitempty"`
+	ExternalIDNEQ          *string  `json:"externalIDNEQ,omitempty"`
+	ExternalIDIn           []string `json:"externalIDIn,omitempty"`
+	ExternalIDNotIn        []string `json:"externalIDNotIn,omitempty"`
+	ExternalIDGT           *string  `json:"externalIDGT,omitempty"`
+	ExternalIDGTE          *string  `json:"externalIDGTE,omitempty"`
+	ExternalIDLT           *string  `json:"externalIDLT,omitempty"`
+	ExternalIDLTE          *string  `json:"externalIDLTE,omitempty"`
+	ExternalIDContains     *string  `json:"externalIDContains,omitempty"`
+	ExternalIDHasPrefix    *string  `json:"externalIDHasPrefix,omitempty"`
+	ExternalIDHasSuffix    *string  `json:"externalIDHasSuffix,omitempty"`
+	ExternalIDEqualFold    *string  `json:"externalIDEqualFold,omitempty"`
+	ExternalIDContainsFold *string  `json:"externalIDContainsFold,omitempty"`
+
+	// "anomaly_id" field predicates.
+	AnomalyID       *int  `json:"anomalyID,omitempty"`
+	AnomalyIDNEQ    *int  `json:"anomalyIDNEQ,omitempty"`
+	AnomalyIDIn     []int `json:"anomalyIDIn,omitempty"`
+	AnomalyIDNotIn  []int `json:"anomalyIDNotIn,omitempty"`
+	AnomalyIDGT     *int  `json:"anomalyIDGT,omitempty"`
+	AnomalyIDGTE    *int  `json:"anomalyIDGTE,omitempty"`
+	AnomalyIDLT     *int  `json:"anomalyIDLT,omitempty"`
+	AnomalyIDLTE    *int  `json:"anomalyIDLTE,omitempty"`
+	AnomalyIDIsNil  bool  `json:"anomalyIDIsNil,omitempty"`
+	AnomalyIDNotNil bool  `json:"anomalyIDNotNil,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -2283,6 +3315,183 @@ func (i *EventWhereInput) P() (predicate.Event, error) {
 	}
 	if i.MessageContainsFold != nil {
 		predicates = append(predicates, event.MessageContainsFold(*i.MessageContainsFold))
+	}
+	if i.VMID != nil {
+		predicates = append(predicates, event.VMIDEQ(*i.VMID))
+	}
+	if i.VMIDNEQ != nil {
+		predicates = append(predicates, event.VMIDNEQ(*i.VMIDNEQ))
+	}
+	if len(i.VMIDIn) > 0 {
+		predicates = append(predicates, event.VMIDIn(i.VMIDIn...))
+	}
+	if len(i.VMIDNotIn) > 0 {
+		predicates = append(predicates, event.VMIDNotIn(i.VMIDNotIn...))
+	}
+	if i.VMIDGT != nil {
+		predicates = append(predicates, event.VMIDGT(*i.VMIDGT))
+	}
+	if i.VMIDGTE != nil {
+		predicates = append(predicates, event.VMIDGTE(*i.VMIDGTE))
+	}
+	if i.VMIDLT != nil {
+		predicates = append(predicates, event.VMIDLT(*i.VMIDLT))
+	}
+	if i.VMIDLTE != nil {
+		predicates = append(predicates, event.VMIDLTE(*i.VMIDLTE))
+	}
+	if i.VMIDIsNil {
+		predicates = append(predicates, event.VMIDIsNil())
+	}
+	if i.VMIDNotNil {
+		predicates = append(predicates, event.VMIDNotNil())
+	}
+	if i.Vendor != nil {
+		predicates = append(predicates, event.VendorEQ(*i.Vendor))
+	}
+	if i.VendorNEQ != nil {
+		predicates = append(predicates, event.VendorNEQ(*i.VendorNEQ))
+	}
+	if len(i.VendorIn) > 0 {
+		predicates = append(predicates, event.VendorIn(i.VendorIn...))
+	}
+	if len(i.VendorNotIn) > 0 {
+		predicates = append(predicates, event.VendorNotIn(i.VendorNotIn...))
+	}
+	if i.VendorGT != nil {
+		predicates = append(predicates, event.VendorGT(*i.VendorGT))
+	}
+	if i.VendorGTE != nil {
+		predicates = append(predicates, event.VendorGTE(*i.VendorGTE))
+	}
+	if i.VendorLT != nil {
+		predicates = append(predicates, event.VendorLT(*i.VendorLT))
+	}
+	if i.VendorLTE != nil {
+		predicates = append(predicates, event.VendorLTE(*i.VendorLTE))
+	}
+	if i.VendorContains != nil {
+		predicates = append(predicates, event.VendorContains(*i.VendorContains))
+	}
+	if i.VendorHasPrefix != nil {
+		predicates = append(predicates, event.VendorHasPrefix(*i.VendorHasPrefix))
+	}
+	if i.VendorHasSuffix != nil {
+		predicates = append(predicates, event.VendorHasSuffix(*i.VendorHasSuffix))
+	}
+	if i.VendorEqualFold != nil {
+		predicates = append(predicates, event.VendorEqualFold(*i.VendorEqualFold))
+	}
+	if i.VendorContainsFold != nil {
+		predicates = append(predicates, event.VendorContainsFold(*i.VendorContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, event.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, event.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, event.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, event.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.StatusGT != nil {
+		predicates = append(predicates, event.StatusGT(*i.StatusGT))
+	}
+	if i.StatusGTE != nil {
+		predicates = append(predicates, event.StatusGTE(*i.StatusGTE))
+	}
+	if i.StatusLT != nil {
+		predicates = append(predicates, event.StatusLT(*i.StatusLT))
+	}
+	if i.StatusLTE != nil {
+		predicates = append(predicates, event.StatusLTE(*i.StatusLTE))
+	}
+	if i.StatusContains != nil {
+		predicates = append(predicates, event.StatusContains(*i.StatusContains))
+	}
+	if i.StatusHasPrefix != nil {
+		predicates = append(predicates, event.StatusHasPrefix(*i.StatusHasPrefix))
+	}
+	if i.StatusHasSuffix != nil {
+		predicates = append(predicates, event.StatusHasSuffix(*i.StatusHasSuffix))
+	}
+	if i.StatusEqualFold != nil {
+		predicates = append(predicates, event.StatusEqualFold(*i.StatusEqualFold))
+	}
+	if i.StatusContainsFold != nil {
+		predicates = append(predicates, event.StatusContainsFold(*i.StatusContainsFold))
+	}
+	if i.ExternalID != nil {
+		predicates = append(predicates, event.ExternalIDEQ(*i.ExternalID))
+	}
+	if i.ExternalIDNEQ != nil {
+		predicates = append(predicates, event.ExternalIDNEQ(*i.ExternalIDNEQ))
+	}
+	if len(i.ExternalIDIn) > 0 {
+		predicates = append(predicates, event.ExternalIDIn(i.ExternalIDIn...))
+	}
+	if len(i.ExternalIDNotIn) > 0 {
+		predicates = append(predicates, event.ExternalIDNotIn(i.ExternalIDNotIn...))
+	}
+	if i.ExternalIDGT != nil {
+		predicates = append(predicates, event.ExternalIDGT(*i.ExternalIDGT))
+	}
+	if i.ExternalIDGTE != nil {
+		predicates = append(predicates, event.ExternalIDGTE(*i.ExternalIDGTE))
+	}
+	if i.ExternalIDLT != nil {
+		predicates = append(predicates, event.ExternalIDLT(*i.ExternalIDLT))
+	}
+	if i.ExternalIDLTE != nil {
+		predicates = append(predicates, event.ExternalIDLTE(*i.ExternalIDLTE))
+	}
+	if i.ExternalIDContains != nil {
+		predicates = append(predicates, event.ExternalIDContains(*i.ExternalIDContains))
+	}
+	if i.ExternalIDHasPrefix != nil {
+		predicates = append(predicates, event.ExternalIDHasPrefix(*i.ExternalIDHasPrefix))
+	}
+	if i.ExternalIDHasSuffix != nil {
+		predicates = append(predicates, event.ExternalIDHasSuffix(*i.ExternalIDHasSuffix))
+	}
+	if i.ExternalIDEqualFold != nil {
+		predicates = append(predicates, event.ExternalIDEqualFold(*i.ExternalIDEqualFold))
+	}
+	if i.ExternalIDContainsFold != nil {
+		predicates = append(predicates, event.ExternalIDContainsFold(*i.ExternalIDContainsFold))
+	}
+	if i.AnomalyID != nil {
+		predicates = append(predicates, event.AnomalyIDEQ(*i.AnomalyID))
+	}
+	if i.AnomalyIDNEQ != nil {
+		predicates = append(predicates, event.AnomalyIDNEQ(*i.AnomalyIDNEQ))
+	}
+	if len(i.AnomalyIDIn) > 0 {
+		predicates = append(predicates, event.AnomalyIDIn(i.AnomalyIDIn...))
+	}
+	if len(i.AnomalyIDNotIn) > 0 {
+		predicates = append(predicates, event.AnomalyIDNotIn(i.AnomalyIDNotIn...))
+	}
+	if i.AnomalyIDGT != nil {
+		predicates = append(predicates, event.AnomalyIDGT(*i.AnomalyIDGT))
+	}
+	if i.AnomalyIDGTE != nil {
+		predicates = append(predicates, event.AnomalyIDGTE(*i.AnomalyIDGTE))
+	}
+	if i.AnomalyIDLT != nil {
+		predicates = append(predicates, event.AnomalyIDLT(*i.AnomalyIDLT))
+	}
+	if i.AnomalyIDLTE != nil {
+		predicates = append(predicates, event.AnomalyIDLTE(*i.AnomalyIDLTE))
+	}
+	if i.AnomalyIDIsNil {
+		predicates = append(predicates, event.AnomalyIDIsNil())
+	}
+	if i.AnomalyIDNotNil {
+		predicates = append(predicates, event.AnomalyIDNotNil())
 	}
 
 	switch len(predicates) {
@@ -2876,6 +4085,402 @@ func (i *PoolWhereInput) P() (predicate.Pool, error) {
 		return predicates[0], nil
 	default:
 		return pool.And(predicates...), nil
+	}
+}
+
+// PoolSampleWhereInput represents a where input for filtering PoolSample queries.
+type PoolSampleWhereInput struct {
+	Predicates []predicate.PoolSample  `json:"-"`
+	Not        *PoolSampleWhereInput   `json:"not,omitempty"`
+	Or         []*PoolSampleWhereInput `json:"or,omitempty"`
+	And        []*PoolSampleWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "at" field predicates.
+	At      *time.Time  `json:"at,omitempty"`
+	AtNEQ   *time.Time  `json:"atNEQ,omitempty"`
+	AtIn    []time.Time `json:"atIn,omitempty"`
+	AtNotIn []time.Time `json:"atNotIn,omitempty"`
+	AtGT    *time.Time  `json:"atGT,omitempty"`
+	AtGTE   *time.Time  `json:"atGTE,omitempty"`
+	AtLT    *time.Time  `json:"atLT,omitempty"`
+	AtLTE   *time.Time  `json:"atLTE,omitempty"`
+
+	// "pool_id" field predicates.
+	PoolID      *int  `json:"poolID,omitempty"`
+	PoolIDNEQ   *int  `json:"poolIDNEQ,omitempty"`
+	PoolIDIn    []int `json:"poolIDIn,omitempty"`
+	PoolIDNotIn []int `json:"poolIDNotIn,omitempty"`
+	PoolIDGT    *int  `json:"poolIDGT,omitempty"`
+	PoolIDGTE   *int  `json:"poolIDGTE,omitempty"`
+	PoolIDLT    *int  `json:"poolIDLT,omitempty"`
+	PoolIDLTE   *int  `json:"poolIDLTE,omitempty"`
+
+	// "robots" field predicates.
+	Robots      *int  `json:"robots,omitempty"`
+	RobotsNEQ   *int  `json:"robotsNEQ,omitempty"`
+	RobotsIn    []int `json:"robotsIn,omitempty"`
+	RobotsNotIn []int `json:"robotsNotIn,omitempty"`
+	RobotsGT    *int  `json:"robotsGT,omitempty"`
+	RobotsGTE   *int  `json:"robotsGTE,omitempty"`
+	RobotsLT    *int  `json:"robotsLT,omitempty"`
+	RobotsLTE   *int  `json:"robotsLTE,omitempty"`
+
+	// "idle" field predicates.
+	Idle      *int  `json:"idle,omitempty"`
+	IdleNEQ   *int  `json:"idleNEQ,omitempty"`
+	IdleIn    []int `json:"idleIn,omitempty"`
+	IdleNotIn []int `json:"idleNotIn,omitempty"`
+	IdleGT    *int  `json:"idleGT,omitempty"`
+	IdleGTE   *int  `json:"idleGTE,omitempty"`
+	IdleLT    *int  `json:"idleLT,omitempty"`
+	IdleLTE   *int  `json:"idleLTE,omitempty"`
+
+	// "busy" field predicates.
+	Busy      *int  `json:"busy,omitempty"`
+	BusyNEQ   *int  `json:"busyNEQ,omitempty"`
+	BusyIn    []int `json:"busyIn,omitempty"`
+	BusyNotIn []int `json:"busyNotIn,omitempty"`
+	BusyGT    *int  `json:"busyGT,omitempty"`
+	BusyGTE   *int  `json:"busyGTE,omitempty"`
+	BusyLT    *int  `json:"busyLT,omitempty"`
+	BusyLTE   *int  `json:"busyLTE,omitempty"`
+
+	// "pending" field predicates.
+	Pending      *int  `json:"pending,omitempty"`
+	PendingNEQ   *int  `json:"pendingNEQ,omitempty"`
+	PendingIn    []int `json:"pendingIn,omitempty"`
+	PendingNotIn []int `json:"pendingNotIn,omitempty"`
+	PendingGT    *int  `json:"pendingGT,omitempty"`
+	PendingGTE   *int  `json:"pendingGTE,omitempty"`
+	PendingLT    *int  `json:"pendingLT,omitempty"`
+	PendingLTE   *int  `json:"pendingLTE,omitempty"`
+
+	// "running" field predicates.
+	Running      *int  `json:"running,omitempty"`
+	RunningNEQ   *int  `json:"runningNEQ,omitempty"`
+	RunningIn    []int `json:"runningIn,omitempty"`
+	RunningNotIn []int `json:"runningNotIn,omitempty"`
+	RunningGT    *int  `json:"runningGT,omitempty"`
+	RunningGTE   *int  `json:"runningGTE,omitempty"`
+	RunningLT    *int  `json:"runningLT,omitempty"`
+	RunningLTE   *int  `json:"runningLTE,omitempty"`
+
+	// "max" field predicates.
+	Max      *int  `json:"max,omitempty"`
+	MaxNEQ   *int  `json:"maxNEQ,omitempty"`
+	MaxIn    []int `json:"maxIn,omitempty"`
+	MaxNotIn []int `json:"maxNotIn,omitempty"`
+	MaxGT    *int  `json:"maxGT,omitempty"`
+	MaxGTE   *int  `json:"maxGTE,omitempty"`
+	MaxLT    *int  `json:"maxLT,omitempty"`
+	MaxLTE   *int  `json:"maxLTE,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *PoolSampleWhereInput) AddPredicates(predicates ...predicate.PoolSample) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the PoolSampleWhereInput filter on the PoolSampleQuery builder.
+func (i *PoolSampleWhereInput) Filter(q *PoolSampleQuery) (*PoolSampleQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyPoolSampleWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyPoolSampleWhereInput is returned in case the PoolSampleWhereInput is empty.
+var ErrEmptyPoolSampleWhereInput = errors.New("ent: empty predicate PoolSampleWhereInput")
+
+// P returns a predicate for filtering poolsamples.
+// An error is returned if the input is empty or invalid.
+func (i *PoolSampleWhereInput) P() (predicate.PoolSample, error) {
+	var predicates []predicate.PoolSample
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, poolsample.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.PoolSample, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, poolsample.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.PoolSample, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, poolsample.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, poolsample.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, poolsample.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, poolsample.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, poolsample.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, poolsample.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, poolsample.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, poolsample.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, poolsample.IDLTE(*i.IDLTE))
+	}
+	if i.At != nil {
+		predicates = append(predicates, poolsample.AtEQ(*i.At))
+	}
+	if i.AtNEQ != nil {
+		predicates = append(predicates, poolsample.AtNEQ(*i.AtNEQ))
+	}
+	if len(i.AtIn) > 0 {
+		predicates = append(predicates, poolsample.AtIn(i.AtIn...))
+	}
+	if len(i.AtNotIn) > 0 {
+		predicates = append(predicates, poolsample.AtNotIn(i.AtNotIn...))
+	}
+	if i.AtGT != nil {
+		predicates = append(predicates, poolsample.AtGT(*i.AtGT))
+	}
+	if i.AtGTE != nil {
+		predicates = append(predicates, poolsample.AtGTE(*i.AtGTE))
+	}
+	if i.AtLT != nil {
+		predicates = append(predicates, poolsample.AtLT(*i.AtLT))
+	}
+	if i.AtLTE != nil {
+		predicates = append(predicates, poolsample.AtLTE(*i.AtLTE))
+	}
+	if i.PoolID != nil {
+		predicates = append(predicates, poolsample.PoolIDEQ(*i.PoolID))
+	}
+	if i.PoolIDNEQ != nil {
+		predicates = append(predicates, poolsample.PoolIDNEQ(*i.PoolIDNEQ))
+	}
+	if len(i.PoolIDIn) > 0 {
+		predicates = append(predicates, poolsample.PoolIDIn(i.PoolIDIn...))
+	}
+	if len(i.PoolIDNotIn) > 0 {
+		predicates = append(predicates, poolsample.PoolIDNotIn(i.PoolIDNotIn...))
+	}
+	if i.PoolIDGT != nil {
+		predicates = append(predicates, poolsample.PoolIDGT(*i.PoolIDGT))
+	}
+	if i.PoolIDGTE != nil {
+		predicates = append(predicates, poolsample.PoolIDGTE(*i.PoolIDGTE))
+	}
+	if i.PoolIDLT != nil {
+		predicates = append(predicates, poolsample.PoolIDLT(*i.PoolIDLT))
+	}
+	if i.PoolIDLTE != nil {
+		predicates = append(predicates, poolsample.PoolIDLTE(*i.PoolIDLTE))
+	}
+	if i.Robots != nil {
+		predicates = append(predicates, poolsample.RobotsEQ(*i.Robots))
+	}
+	if i.RobotsNEQ != nil {
+		predicates = append(predicates, poolsample.RobotsNEQ(*i.RobotsNEQ))
+	}
+	if len(i.RobotsIn) > 0 {
+		predicates = append(predicates, poolsample.RobotsIn(i.RobotsIn...))
+	}
+	if len(i.RobotsNotIn) > 0 {
+		predicates = append(predicates, poolsample.RobotsNotIn(i.RobotsNotIn...))
+	}
+	if i.RobotsGT != nil {
+		predicates = append(predicates, poolsample.RobotsGT(*i.RobotsGT))
+	}
+	if i.RobotsGTE != nil {
+		predicates = append(predicates, poolsample.RobotsGTE(*i.RobotsGTE))
+	}
+	if i.RobotsLT != nil {
+		predicates = append(predicates, poolsample.RobotsLT(*i.RobotsLT))
+	}
+	if i.RobotsLTE != nil {
+		predicates = append(predicates, poolsample.RobotsLTE(*i.RobotsLTE))
+	}
+	if i.Idle != nil {
+		predicates = append(predicates, poolsample.IdleEQ(*i.Idle))
+	}
+	if i.IdleNEQ != nil {
+		predicates = append(predicates, poolsample.IdleNEQ(*i.IdleNEQ))
+	}
+	if len(i.IdleIn) > 0 {
+		predicates = append(predicates, poolsample.IdleIn(i.IdleIn...))
+	}
+	if len(i.IdleNotIn) > 0 {
+		predicates = append(predicates, poolsample.IdleNotIn(i.IdleNotIn...))
+	}
+	if i.IdleGT != nil {
+		predicates = append(predicates, poolsample.IdleGT(*i.IdleGT))
+	}
+	if i.IdleGTE != nil {
+		predicates = append(predicates, poolsample.IdleGTE(*i.IdleGTE))
+	}
+	if i.IdleLT != nil {
+		predicates = append(predicates, poolsample.IdleLT(*i.IdleLT))
+	}
+	if i.IdleLTE != nil {
+		predicates = append(predicates, poolsample.IdleLTE(*i.IdleLTE))
+	}
+	if i.Busy != nil {
+		predicates = append(predicates, poolsample.BusyEQ(*i.Busy))
+	}
+	if i.BusyNEQ != nil {
+		predicates = append(predicates, poolsample.BusyNEQ(*i.BusyNEQ))
+	}
+	if len(i.BusyIn) > 0 {
+		predicates = append(predicates, poolsample.BusyIn(i.BusyIn...))
+	}
+	if len(i.BusyNotIn) > 0 {
+		predicates = append(predicates, poolsample.BusyNotIn(i.BusyNotIn...))
+	}
+	if i.BusyGT != nil {
+		predicates = append(predicates, poolsample.BusyGT(*i.BusyGT))
+	}
+	if i.BusyGTE != nil {
+		predicates = append(predicates, poolsample.BusyGTE(*i.BusyGTE))
+	}
+	if i.BusyLT != nil {
+		predicates = append(predicates, poolsample.BusyLT(*i.BusyLT))
+	}
+	if i.BusyLTE != nil {
+		predicates = append(predicates, poolsample.BusyLTE(*i.BusyLTE))
+	}
+	if i.Pending != nil {
+		predicates = append(predicates, poolsample.PendingEQ(*i.Pending))
+	}
+	if i.PendingNEQ != nil {
+		predicates = append(predicates, poolsample.PendingNEQ(*i.PendingNEQ))
+	}
+	if len(i.PendingIn) > 0 {
+		predicates = append(predicates, poolsample.PendingIn(i.PendingIn...))
+	}
+	if len(i.PendingNotIn) > 0 {
+		predicates = append(predicates, poolsample.PendingNotIn(i.PendingNotIn...))
+	}
+	if i.PendingGT != nil {
+		predicates = append(predicates, poolsample.PendingGT(*i.PendingGT))
+	}
+	if i.PendingGTE != nil {
+		predicates = append(predicates, poolsample.PendingGTE(*i.PendingGTE))
+	}
+	if i.PendingLT != nil {
+		predicates = append(predicates, poolsample.PendingLT(*i.PendingLT))
+	}
+	if i.PendingLTE != nil {
+		predicates = append(predicates, poolsample.PendingLTE(*i.PendingLTE))
+	}
+	if i.Running != nil {
+		predicates = append(predicates, poolsample.RunningEQ(*i.Running))
+	}
+	if i.RunningNEQ != nil {
+		predicates = append(predicates, poolsample.RunningNEQ(*i.RunningNEQ))
+	}
+	if len(i.RunningIn) > 0 {
+		predicates = append(predicates, poolsample.RunningIn(i.RunningIn...))
+	}
+	if len(i.RunningNotIn) > 0 {
+		predicates = append(predicates, poolsample.RunningNotIn(i.RunningNotIn...))
+	}
+	if i.RunningGT != nil {
+		predicates = append(predicates, poolsample.RunningGT(*i.RunningGT))
+	}
+	if i.RunningGTE != nil {
+		predicates = append(predicates, poolsample.RunningGTE(*i.RunningGTE))
+	}
+	if i.RunningLT != nil {
+		predicates = append(predicates, poolsample.RunningLT(*i.RunningLT))
+	}
+	if i.RunningLTE != nil {
+		predicates = append(predicates, poolsample.RunningLTE(*i.RunningLTE))
+	}
+	if i.Max != nil {
+		predicates = append(predicates, poolsample.MaxEQ(*i.Max))
+	}
+	if i.MaxNEQ != nil {
+		predicates = append(predicates, poolsample.MaxNEQ(*i.MaxNEQ))
+	}
+	if len(i.MaxIn) > 0 {
+		predicates = append(predicates, poolsample.MaxIn(i.MaxIn...))
+	}
+	if len(i.MaxNotIn) > 0 {
+		predicates = append(predicates, poolsample.MaxNotIn(i.MaxNotIn...))
+	}
+	if i.MaxGT != nil {
+		predicates = append(predicates, poolsample.MaxGT(*i.MaxGT))
+	}
+	if i.MaxGTE != nil {
+		predicates = append(predicates, poolsample.MaxGTE(*i.MaxGTE))
+	}
+	if i.MaxLT != nil {
+		predicates = append(predicates, poolsample.MaxLT(*i.MaxLT))
+	}
+	if i.MaxLTE != nil {
+		predicates = append(predicates, poolsample.MaxLTE(*i.MaxLTE))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyPoolSampleWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return poolsample.And(predicates...), nil
 	}
 }
 
@@ -4024,6 +5629,1010 @@ func (i *RobotWhereInput) P() (predicate.Robot, error) {
 		return predicates[0], nil
 	default:
 		return robot.And(predicates...), nil
+	}
+}
+
+// ScaleDecisionWhereInput represents a where input for filtering ScaleDecision queries.
+type ScaleDecisionWhereInput struct {
+	Predicates []predicate.ScaleDecision  `json:"-"`
+	Not        *ScaleDecisionWhereInput   `json:"not,omitempty"`
+	Or         []*ScaleDecisionWhereInput `json:"or,omitempty"`
+	And        []*ScaleDecisionWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "at" field predicates.
+	At      *time.Time  `json:"at,omitempty"`
+	AtNEQ   *time.Time  `json:"atNEQ,omitempty"`
+	AtIn    []time.Time `json:"atIn,omitempty"`
+	AtNotIn []time.Time `json:"atNotIn,omitempty"`
+	AtGT    *time.Time  `json:"atGT,omitempty"`
+	AtGTE   *time.Time  `json:"atGTE,omitempty"`
+	AtLT    *time.Time  `json:"atLT,omitempty"`
+	AtLTE   *time.Time  `json:"atLTE,omitempty"`
+
+	// "pool_id" field predicates.
+	PoolID      *int  `json:"poolID,omitempty"`
+	PoolIDNEQ   *int  `json:"poolIDNEQ,omitempty"`
+	PoolIDIn    []int `json:"poolIDIn,omitempty"`
+	PoolIDNotIn []int `json:"poolIDNotIn,omitempty"`
+	PoolIDGT    *int  `json:"poolIDGT,omitempty"`
+	PoolIDGTE   *int  `json:"poolIDGTE,omitempty"`
+	PoolIDLT    *int  `json:"poolIDLT,omitempty"`
+	PoolIDLTE   *int  `json:"poolIDLTE,omitempty"`
+
+	// "pool_name" field predicates.
+	PoolName             *string  `json:"poolName,omitempty"`
+	PoolNameNEQ          *string  `json:"poolNameNEQ,omitempty"`
+	PoolNameIn           []string `json:"poolNameIn,omitempty"`
+	PoolNameNotIn        []string `json:"poolNameNotIn,omitempty"`
+	PoolNameGT           *string  `json:"poolNameGT,omitempty"`
+	PoolNameGTE          *string  `json:"poolNameGTE,omitempty"`
+	PoolNameLT           *string  `json:"poolNameLT,omitempty"`
+	PoolNameLTE          *string  `json:"poolNameLTE,omitempty"`
+	PoolNameContains     *string  `json:"poolNameContains,omitempty"`
+	PoolNameHasPrefix    *string  `json:"poolNameHasPrefix,omitempty"`
+	PoolNameHasSuffix    *string  `json:"poolNameHasSuffix,omitempty"`
+	PoolNameEqualFold    *string  `json:"poolNameEqualFold,omitempty"`
+	PoolNameContainsFold *string  `json:"poolNameContainsFold,omitempty"`
+
+	// "x" field predicates.
+	X      *int  `json:"x,omitempty"`
+	XNEQ   *int  `json:"xNEQ,omitempty"`
+	XIn    []int `json:"xIn,omitempty"`
+	XNotIn []int `json:"xNotIn,omitempty"`
+	XGT    *int  `json:"xGT,omitempty"`
+	XGTE   *int  `json:"xGTE,omitempty"`
+	XLT    *int  `json:"xLT,omitempty"`
+	XLTE   *int  `json:"xLTE,omitempty"`
+
+	// "z" field predicates.
+	Z      *int  `json:"z,omitempty"`
+	ZNEQ   *int  `json:"zNEQ,omitempty"`
+	ZIn    []int `json:"zIn,omitempty"`
+	ZNotIn []int `json:"zNotIn,omitempty"`
+	ZGT    *int  `json:"zGT,omitempty"`
+	ZGTE   *int  `json:"zGTE,omitempty"`
+	ZLT    *int  `json:"zLT,omitempty"`
+	ZLTE   *int  `json:"zLTE,omitempty"`
+
+	// "d" field predicates.
+	D      *int  `json:"d,omitempty"`
+	DNEQ   *int  `json:"dNEQ,omitempty"`
+	DIn    []int `json:"dIn,omitempty"`
+	DNotIn []int `json:"dNotIn,omitempty"`
+	DGT    *int  `json:"dGT,omitempty"`
+	DGTE   *int  `json:"dGTE,omitempty"`
+	DLT    *int  `json:"dLT,omitempty"`
+	DLTE   *int  `json:"dLTE,omitempty"`
+
+	// "booting" field predicates.
+	Booting      *int  `json:"booting,omitempty"`
+	BootingNEQ   *int  `json:"bootingNEQ,omitempty"`
+	BootingIn    []int `json:"bootingIn,omitempty"`
+	BootingNotIn []int `json:"bootingNotIn,omitempty"`
+	BootingGT    *int  `json:"bootingGT,omitempty"`
+	BootingGTE   *int  `json:"bootingGTE,omitempty"`
+	BootingLT    *int  `json:"bootingLT,omitempty"`
+	BootingLTE   *int  `json:"bootingLTE,omitempty"`
+
+	// "idle_rented" field predicates.
+	IdleRented      *int  `json:"idleRented,omitempty"`
+	IdleRentedNEQ   *int  `json:"idleRentedNEQ,omitempty"`
+	IdleRentedIn    []int `json:"idleRentedIn,omitempty"`
+	IdleRentedNotIn []int `json:"idleRentedNotIn,omitempty"`
+	IdleRentedGT    *int  `json:"idleRentedGT,omitempty"`
+	IdleRentedGTE   *int  `json:"idleRentedGTE,omitempty"`
+	IdleRentedLT    *int  `json:"idleRentedLT,omitempty"`
+	IdleRentedLTE   *int  `json:"idleRentedLTE,omitempty"`
+
+	// "vendor_others" field predicates.
+	VendorOthers      *int  `json:"vendorOthers,omitempty"`
+	VendorOthersNEQ   *int  `json:"vendorOthersNEQ,omitempty"`
+	VendorOthersIn    []int `json:"vendorOthersIn,omitempty"`
+	VendorOthersNotIn []int `json:"vendorOthersNotIn,omitempty"`
+	VendorOthersGT    *int  `json:"vendorOthersGT,omitempty"`
+	VendorOthersGTE   *int  `json:"vendorOthersGTE,omitempty"`
+	VendorOthersLT    *int  `json:"vendorOthersLT,omitempty"`
+	VendorOthersLTE   *int  `json:"vendorOthersLTE,omitempty"`
+
+	// "prewarm_floor" field predicates.
+	PrewarmFloor      *int  `json:"prewarmFloor,omitempty"`
+	PrewarmFloorNEQ   *int  `json:"prewarmFloorNEQ,omitempty"`
+	PrewarmFloorIn    []int `json:"prewarmFloorIn,omitempty"`
+	PrewarmFloorNotIn []int `json:"prewarmFloorNotIn,omitempty"`
+	PrewarmFloorGT    *int  `json:"prewarmFloorGT,omitempty"`
+	PrewarmFloorGTE   *int  `json:"prewarmFloorGTE,omitempty"`
+	PrewarmFloorLT    *int  `json:"prewarmFloorLT,omitempty"`
+	PrewarmFloorLTE   *int  `json:"prewarmFloorLTE,omitempty"`
+
+	// "action" field predicates.
+	Action      *scaledecision.Action  `json:"action,omitempty"`
+	ActionNEQ   *scaledecision.Action  `json:"actionNEQ,omitempty"`
+	ActionIn    []scaledecision.Action `json:"actionIn,omitempty"`
+	ActionNotIn []scaledecision.Action `json:"actionNotIn,omitempty"`
+
+	// "rent" field predicates.
+	Rent      *int  `json:"rent,omitempty"`
+	RentNEQ   *int  `json:"rentNEQ,omitempty"`
+	RentIn    []int `json:"rentIn,omitempty"`
+	RentNotIn []int `json:"rentNotIn,omitempty"`
+	RentGT    *int  `json:"rentGT,omitempty"`
+	RentGTE   *int  `json:"rentGTE,omitempty"`
+	RentLT    *int  `json:"rentLT,omitempty"`
+	RentLTE   *int  `json:"rentLTE,omitempty"`
+
+	// "release" field predicates.
+	Release      *int  `json:"release,omitempty"`
+	ReleaseNEQ   *int  `json:"releaseNEQ,omitempty"`
+	ReleaseIn    []int `json:"releaseIn,omitempty"`
+	ReleaseNotIn []int `json:"releaseNotIn,omitempty"`
+	ReleaseGT    *int  `json:"releaseGT,omitempty"`
+	ReleaseGTE   *int  `json:"releaseGTE,omitempty"`
+	ReleaseLT    *int  `json:"releaseLT,omitempty"`
+	ReleaseLTE   *int  `json:"releaseLTE,omitempty"`
+
+	// "target" field predicates.
+	Target      *int  `json:"target,omitempty"`
+	TargetNEQ   *int  `json:"targetNEQ,omitempty"`
+	TargetIn    []int `json:"targetIn,omitempty"`
+	TargetNotIn []int `json:"targetNotIn,omitempty"`
+	TargetGT    *int  `json:"targetGT,omitempty"`
+	TargetGTE   *int  `json:"targetGTE,omitempty"`
+	TargetLT    *int  `json:"targetLT,omitempty"`
+	TargetLTE   *int  `json:"targetLTE,omitempty"`
+
+	// "capped" field predicates.
+	Capped             *string  `json:"capped,omitempty"`
+	CappedNEQ          *string  `json:"cappedNEQ,omitempty"`
+	CappedIn           []string `json:"cappedIn,omitempty"`
+	CappedNotIn        []string `json:"cappedNotIn,omitempty"`
+	CappedGT           *string  `json:"cappedGT,omitempty"`
+	CappedGTE          *string  `json:"cappedGTE,omitempty"`
+	CappedLT           *string  `json:"cappedLT,omitempty"`
+	CappedLTE          *string  `json:"cappedLTE,omitempty"`
+	CappedContains     *string  `json:"cappedContains,omitempty"`
+	CappedHasPrefix    *string  `json:"cappedHasPrefix,omitempty"`
+	CappedHasSuffix    *string  `json:"cappedHasSuffix,omitempty"`
+	CappedEqualFold    *string  `json:"cappedEqualFold,omitempty"`
+	CappedContainsFold *string  `json:"cappedContainsFold,omitempty"`
+
+	// "reason" field predicates.
+	Reason             *string  `json:"reason,omitempty"`
+	ReasonNEQ          *string  `json:"reasonNEQ,omitempty"`
+	ReasonIn           []string `json:"reasonIn,omitempty"`
+	ReasonNotIn        []string `json:"reasonNotIn,omitempty"`
+	ReasonGT           *string  `json:"reasonGT,omitempty"`
+	ReasonGTE          *string  `json:"reasonGTE,omitempty"`
+	ReasonLT           *string  `json:"reasonLT,omitempty"`
+	ReasonLTE          *string  `json:"reasonLTE,omitempty"`
+	ReasonContains     *string  `json:"reasonContains,omitempty"`
+	ReasonHasPrefix    *string  `json:"reasonHasPrefix,omitempty"`
+	ReasonHasSuffix    *string  `json:"reasonHasSuffix,omitempty"`
+	ReasonEqualFold    *string  `json:"reasonEqualFold,omitempty"`
+	ReasonContainsFold *string  `json:"reasonContainsFold,omitempty"`
+
+	// "rented" field predicates.
+	Rented      *int  `json:"rented,omitempty"`
+	RentedNEQ   *int  `json:"rentedNEQ,omitempty"`
+	RentedIn    []int `json:"rentedIn,omitempty"`
+	RentedNotIn []int `json:"rentedNotIn,omitempty"`
+	RentedGT    *int  `json:"rentedGT,omitempty"`
+	RentedGTE   *int  `json:"rentedGTE,omitempty"`
+	RentedLT    *int  `json:"rentedLT,omitempty"`
+	RentedLTE   *int  `json:"rentedLTE,omitempty"`
+
+	// "released" field predicates.
+	Released      *int  `json:"released,omitempty"`
+	ReleasedNEQ   *int  `json:"releasedNEQ,omitempty"`
+	ReleasedIn    []int `json:"releasedIn,omitempty"`
+	ReleasedNotIn []int `json:"releasedNotIn,omitempty"`
+	ReleasedGT    *int  `json:"releasedGT,omitempty"`
+	ReleasedGTE   *int  `json:"releasedGTE,omitempty"`
+	ReleasedLT    *int  `json:"releasedLT,omitempty"`
+	ReleasedLTE   *int  `json:"releasedLTE,omitempty"`
+
+	// "boot_failures" field predicates.
+	BootFailures      *int  `json:"bootFailures,omitempty"`
+	BootFailuresNEQ   *int  `json:"bootFailuresNEQ,omitempty"`
+	BootFailuresIn    []int `json:"bootFailuresIn,omitempty"`
+	BootFailuresNotIn []int `json:"bootFailuresNotIn,omitempty"`
+	BootFailuresGT    *int  `json:"bootFailuresGT,omitempty"`
+	BootFailuresGTE   *int  `json:"bootFailuresGTE,omitempty"`
+	BootFailuresLT    *int  `json:"bootFailuresLT,omitempty"`
+	BootFailuresLTE   *int  `json:"bootFailuresLTE,omitempty"`
+
+	// "error" field predicates.
+	Error             *string  `json:"error,omitempty"`
+	ErrorNEQ          *string  `json:"errorNEQ,omitempty"`
+	ErrorIn           []string `json:"errorIn,omitempty"`
+	ErrorNotIn        []string `json:"errorNotIn,omitempty"`
+	ErrorGT           *string  `json:"errorGT,omitempty"`
+	ErrorGTE          *string  `json:"errorGTE,omitempty"`
+	ErrorLT           *string  `json:"errorLT,omitempty"`
+	ErrorLTE          *string  `json:"errorLTE,omitempty"`
+	ErrorContains     *string  `json:"errorContains,omitempty"`
+	ErrorHasPrefix    *string  `json:"errorHasPrefix,omitempty"`
+	ErrorHasSuffix    *string  `json:"errorHasSuffix,omitempty"`
+	ErrorEqualFold    *string  `json:"errorEqualFold,omitempty"`
+	ErrorContainsFold *string  `json:"errorContainsFold,omitempty"`
+
+	// "up_streak" field predicates.
+	UpStreak      *int  `json:"upStreak,omitempty"`
+	UpStreakNEQ   *int  `json:"upStreakNEQ,omitempty"`
+	UpStreakIn    []int `json:"upStreakIn,omitempty"`
+	UpStreakNotIn []int `json:"upStreakNotIn,omitempty"`
+	UpStreakGT    *int  `json:"upStreakGT,omitempty"`
+	UpStreakGTE   *int  `json:"upStreakGTE,omitempty"`
+	UpStreakLT    *int  `json:"upStreakLT,omitempty"`
+	UpStreakLTE   *int  `json:"upStreakLTE,omitempty"`
+
+	// "down_streak" field predicates.
+	DownStreak      *int  `json:"downStreak,omitempty"`
+	DownStreakNEQ   *int  `json:"downStreakNEQ,omitempty"`
+	DownStreakIn    []int `json:"downStreakIn,omitempty"`
+	DownStreakNotIn []int `json:"downStreakNotIn,omitempty"`
+	DownStreakGT    *int  `json:"downStreakGT,omitempty"`
+	DownStreakGTE   *int  `json:"downStreakGTE,omitempty"`
+	DownStreakLT    *int  `json:"downStreakLT,omitempty"`
+	DownStreakLTE   *int  `json:"downStreakLTE,omitempty"`
+
+	// "cooldown_left" field predicates.
+	CooldownLeft      *int  `json:"cooldownLeft,omitempty"`
+	CooldownLeftNEQ   *int  `json:"cooldownLeftNEQ,omitempty"`
+	CooldownLeftIn    []int `json:"cooldownLeftIn,omitempty"`
+	CooldownLeftNotIn []int `json:"cooldownLeftNotIn,omitempty"`
+	CooldownLeftGT    *int  `json:"cooldownLeftGT,omitempty"`
+	CooldownLeftGTE   *int  `json:"cooldownLeftGTE,omitempty"`
+	CooldownLeftLT    *int  `json:"cooldownLeftLT,omitempty"`
+	CooldownLeftLTE   *int  `json:"cooldownLeftLTE,omitempty"`
+
+	// "term" field predicates.
+	Term      *int64  `json:"term,omitempty"`
+	TermNEQ   *int64  `json:"termNEQ,omitempty"`
+	TermIn    []int64 `json:"termIn,omitempty"`
+	TermNotIn []int64 `json:"termNotIn,omitempty"`
+	TermGT    *int64  `json:"termGT,omitempty"`
+	TermGTE   *int64  `json:"termGTE,omitempty"`
+	TermLT    *int64  `json:"termLT,omitempty"`
+	TermLTE   *int64  `json:"termLTE,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *ScaleDecisionWhereInput) AddPredicates(predicates ...predicate.ScaleDecision) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the ScaleDecisionWhereInput filter on the ScaleDecisionQuery builder.
+func (i *ScaleDecisionWhereInput) Filter(q *ScaleDecisionQuery) (*ScaleDecisionQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyScaleDecisionWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyScaleDecisionWhereInput is returned in case the ScaleDecisionWhereInput is empty.
+var ErrEmptyScaleDecisionWhereInput = errors.New("ent: empty predicate ScaleDecisionWhereInput")
+
+// P returns a predicate for filtering scaledecisions.
+// An error is returned if the input is empty or invalid.
+func (i *ScaleDecisionWhereInput) P() (predicate.ScaleDecision, error) {
+	var predicates []predicate.ScaleDecision
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, scaledecision.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.ScaleDecision, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, scaledecision.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.ScaleDecision, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, scaledecision.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, scaledecision.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, scaledecision.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, scaledecision.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, scaledecision.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, scaledecision.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, scaledecision.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, scaledecision.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, scaledecision.IDLTE(*i.IDLTE))
+	}
+	if i.At != nil {
+		predicates = append(predicates, scaledecision.AtEQ(*i.At))
+	}
+	if i.AtNEQ != nil {
+		predicates = append(predicates, scaledecision.AtNEQ(*i.AtNEQ))
+	}
+	if len(i.AtIn) > 0 {
+		predicates = append(predicates, scaledecision.AtIn(i.AtIn...))
+	}
+	if len(i.AtNotIn) > 0 {
+		predicates = append(predicates, scaledecision.AtNotIn(i.AtNotIn...))
+	}
+	if i.AtGT != nil {
+		predicates = append(predicates, scaledecision.AtGT(*i.AtGT))
+	}
+	if i.AtGTE != nil {
+		predicates = append(predicates, scaledecision.AtGTE(*i.AtGTE))
+	}
+	if i.AtLT != nil {
+		predicates = append(predicates, scaledecision.AtLT(*i.AtLT))
+	}
+	if i.AtLTE != nil {
+		predicates = append(predicates, scaledecision.AtLTE(*i.AtLTE))
+	}
+	if i.PoolID != nil {
+		predicates = append(predicates, scaledecision.PoolIDEQ(*i.PoolID))
+	}
+	if i.PoolIDNEQ != nil {
+		predicates = append(predicates, scaledecision.PoolIDNEQ(*i.PoolIDNEQ))
+	}
+	if len(i.PoolIDIn) > 0 {
+		predicates = append(predicates, scaledecision.PoolIDIn(i.PoolIDIn...))
+	}
+	if len(i.PoolIDNotIn) > 0 {
+		predicates = append(predicates, scaledecision.PoolIDNotIn(i.PoolIDNotIn...))
+	}
+	if i.PoolIDGT != nil {
+		predicates = append(predicates, scaledecision.PoolIDGT(*i.PoolIDGT))
+	}
+	if i.PoolIDGTE != nil {
+		predicates = append(predicates, scaledecision.PoolIDGTE(*i.PoolIDGTE))
+	}
+	if i.PoolIDLT != nil {
+		predicates = append(predicates, scaledecision.PoolIDLT(*i.PoolIDLT))
+	}
+	if i.PoolIDLTE != nil {
+		predicates = append(predicates, scaledecision.PoolIDLTE(*i.PoolIDLTE))
+	}
+	if i.PoolName != nil {
+		predicates = append(predicates, scaledecision.PoolNameEQ(*i.PoolName))
+	}
+	if i.PoolNameNEQ != nil {
+		predicates = append(predicates, scaledecision.PoolNameNEQ(*i.PoolNameNEQ))
+	}
+	if len(i.PoolNameIn) > 0 {
+		predicates = append(predicates, scaledecision.PoolNameIn(i.PoolNameIn...))
+	}
+	if len(i.PoolNameNotIn) > 0 {
+		predicates = append(predicates, scaledecision.PoolNameNotIn(i.PoolNameNotIn...))
+	}
+	if i.PoolNameGT != nil {
+		predicates = append(predicates, scaledecision.PoolNameGT(*i.PoolNameGT))
+	}
+	if i.PoolNameGTE != nil {
+		predicates = append(predicates, scaledecision.PoolNameGTE(*i.PoolNameGTE))
+	}
+	if i.PoolNameLT != nil {
+		predicates = append(predicates, scaledecision.PoolNameLT(*i.PoolNameLT))
+	}
+	if i.PoolNameLTE != nil {
+		predicates = append(predicates, scaledecision.PoolNameLTE(*i.PoolNameLTE))
+	}
+	if i.PoolNameContains != nil {
+		predicates = append(predicates, scaledecision.PoolNameContains(*i.PoolNameContains))
+	}
+	if i.PoolNameHasPrefix != nil {
+		predicates = append(predicates, scaledecision.PoolNameHasPrefix(*i.PoolNameHasPrefix))
+	}
+	if i.PoolNameHasSuffix != nil {
+		predicates = append(predicates, scaledecision.PoolNameHasSuffix(*i.PoolNameHasSuffix))
+	}
+	if i.PoolNameEqualFold != nil {
+		predicates = append(predicates, scaledecision.PoolNameEqualFold(*i.PoolNameEqualFold))
+	}
+	if i.PoolNameContainsFold != nil {
+		predicates = append(predicates, scaledecision.PoolNameContainsFold(*i.PoolNameContainsFold))
+	}
+	if i.X != nil {
+		predicates = append(predicates, scaledecision.XEQ(*i.X))
+	}
+	if i.XNEQ != nil {
+		predicates = append(predicates, scaledecision.XNEQ(*i.XNEQ))
+	}
+	if len(i.XIn) > 0 {
+		predicates = append(predicates, scaledecision.XIn(i.XIn...))
+	}
+	if len(i.XNotIn) > 0 {
+		predicates = append(predicates, scaledecision.XNotIn(i.XNotIn...))
+	}
+	if i.XGT != nil {
+		predicates = append(predicates, scaledecision.XGT(*i.XGT))
+	}
+	if i.XGTE != nil {
+		predicates = append(predicates, scaledecision.XGTE(*i.XGTE))
+	}
+	if i.XLT != nil {
+		predicates = append(predicates, scaledecision.XLT(*i.XLT))
+	}
+	if i.XLTE != nil {
+		predicates = append(predicates, scaledecision.XLTE(*i.XLTE))
+	}
+	if i.Z != nil {
+		predicates = append(predicates, scaledecision.ZEQ(*i.Z))
+	}
+	if i.ZNEQ != nil {
+		predicates = append(predicates, scaledecision.ZNEQ(*i.ZNEQ))
+	}
+	if len(i.ZIn) > 0 {
+		predicates = append(predicates, scaledecision.ZIn(i.ZIn...))
+	}
+	if len(i.ZNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ZNotIn(i.ZNotIn...))
+	}
+	if i.ZGT != nil {
+		predicates = append(predicates, scaledecision.ZGT(*i.ZGT))
+	}
+	if i.ZGTE != nil {
+		predicates = append(predicates, scaledecision.ZGTE(*i.ZGTE))
+	}
+	if i.ZLT != nil {
+		predicates = append(predicates, scaledecision.ZLT(*i.ZLT))
+	}
+	if i.ZLTE != nil {
+		predicates = append(predicates, scaledecision.ZLTE(*i.ZLTE))
+	}
+	if i.D != nil {
+		predicates = append(predicates, scaledecision.DEQ(*i.D))
+	}
+	if i.DNEQ != nil {
+		predicates = append(predicates, scaledecision.DNEQ(*i.DNEQ))
+	}
+	if len(i.DIn) > 0 {
+		predicates = append(predicates, scaledecision.DIn(i.DIn...))
+	}
+	if len(i.DNotIn) > 0 {
+		predicates = append(predicates, scaledecision.DNotIn(i.DNotIn...))
+	}
+	if i.DGT != nil {
+		predicates = append(predicates, scaledecision.DGT(*i.DGT))
+	}
+	if i.DGTE != nil {
+		predicates = append(predicates, scaledecision.DGTE(*i.DGTE))
+	}
+	if i.DLT != nil {
+		predicates = append(predicates, scaledecision.DLT(*i.DLT))
+	}
+	if i.DLTE != nil {
+		predicates = append(predicates, scaledecision.DLTE(*i.DLTE))
+	}
+	if i.Booting != nil {
+		predicates = append(predicates, scaledecision.BootingEQ(*i.Booting))
+	}
+	if i.BootingNEQ != nil {
+		predicates = append(predicates, scaledecision.BootingNEQ(*i.BootingNEQ))
+	}
+	if len(i.BootingIn) > 0 {
+		predicates = append(predicates, scaledecision.BootingIn(i.BootingIn...))
+	}
+	if len(i.BootingNotIn) > 0 {
+		predicates = append(predicates, scaledecision.BootingNotIn(i.BootingNotIn...))
+	}
+	if i.BootingGT != nil {
+		predicates = append(predicates, scaledecision.BootingGT(*i.BootingGT))
+	}
+	if i.BootingGTE != nil {
+		predicates = append(predicates, scaledecision.BootingGTE(*i.BootingGTE))
+	}
+	if i.BootingLT != nil {
+		predicates = append(predicates, scaledecision.BootingLT(*i.BootingLT))
+	}
+	if i.BootingLTE != nil {
+		predicates = append(predicates, scaledecision.BootingLTE(*i.BootingLTE))
+	}
+	if i.IdleRented != nil {
+		predicates = append(predicates, scaledecision.IdleRentedEQ(*i.IdleRented))
+	}
+	if i.IdleRentedNEQ != nil {
+		predicates = append(predicates, scaledecision.IdleRentedNEQ(*i.IdleRentedNEQ))
+	}
+	if len(i.IdleRentedIn) > 0 {
+		predicates = append(predicates, scaledecision.IdleRentedIn(i.IdleRentedIn...))
+	}
+	if len(i.IdleRentedNotIn) > 0 {
+		predicates = append(predicates, scaledecision.IdleRentedNotIn(i.IdleRentedNotIn...))
+	}
+	if i.IdleRentedGT != nil {
+		predicates = append(predicates, scaledecision.IdleRentedGT(*i.IdleRentedGT))
+	}
+	if i.IdleRentedGTE != nil {
+		predicates = append(predicates, scaledecision.IdleRentedGTE(*i.IdleRentedGTE))
+	}
+	if i.IdleRentedLT != nil {
+		predicates = append(predicates, scaledecision.IdleRentedLT(*i.IdleRentedLT))
+	}
+	if i.IdleRentedLTE != nil {
+		predicates = append(predicates, scaledecision.IdleRentedLTE(*i.IdleRentedLTE))
+	}
+	if i.VendorOthers != nil {
+		predicates = append(predicates, scaledecision.VendorOthersEQ(*i.VendorOthers))
+	}
+	if i.VendorOthersNEQ != nil {
+		predicates = append(predicates, scaledecision.VendorOthersNEQ(*i.VendorOthersNEQ))
+	}
+	if len(i.VendorOthersIn) > 0 {
+		predicates = append(predicates, scaledecision.VendorOthersIn(i.VendorOthersIn...))
+	}
+	if len(i.VendorOthersNotIn) > 0 {
+		predicates = append(predicates, scaledecision.VendorOthersNotIn(i.VendorOthersNotIn...))
+	}
+	if i.VendorOthersGT != nil {
+		predicates = append(predicates, scaledecision.VendorOthersGT(*i.VendorOthersGT))
+	}
+	if i.VendorOthersGTE != nil {
+		predicates = append(predicates, scaledecision.VendorOthersGTE(*i.VendorOthersGTE))
+	}
+	if i.VendorOthersLT != nil {
+		predicates = append(predicates, scaledecision.VendorOthersLT(*i.VendorOthersLT))
+	}
+	if i.VendorOthersLTE != nil {
+		predicates = append(predicates, scaledecision.VendorOthersLTE(*i.VendorOthersLTE))
+	}
+	if i.PrewarmFloor != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorEQ(*i.PrewarmFloor))
+	}
+	if i.PrewarmFloorNEQ != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorNEQ(*i.PrewarmFloorNEQ))
+	}
+	if len(i.PrewarmFloorIn) > 0 {
+		predicates = append(predicates, scaledecision.PrewarmFloorIn(i.PrewarmFloorIn...))
+	}
+	if len(i.PrewarmFloorNotIn) > 0 {
+		predicates = append(predicates, scaledecision.PrewarmFloorNotIn(i.PrewarmFloorNotIn...))
+	}
+	if i.PrewarmFloorGT != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorGT(*i.PrewarmFloorGT))
+	}
+	if i.PrewarmFloorGTE != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorGTE(*i.PrewarmFloorGTE))
+	}
+	if i.PrewarmFloorLT != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorLT(*i.PrewarmFloorLT))
+	}
+	if i.PrewarmFloorLTE != nil {
+		predicates = append(predicates, scaledecision.PrewarmFloorLTE(*i.PrewarmFloorLTE))
+	}
+	if i.Action != nil {
+		predicates = append(predicates, scaledecision.ActionEQ(*i.Action))
+	}
+	if i.ActionNEQ != nil {
+		predicates = append(predicates, scaledecision.ActionNEQ(*i.ActionNEQ))
+	}
+	if len(i.ActionIn) > 0 {
+		predicates = append(predicates, scaledecision.ActionIn(i.ActionIn...))
+	}
+	if len(i.ActionNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ActionNotIn(i.ActionNotIn...))
+	}
+	if i.Rent != nil {
+		predicates = append(predicates, scaledecision.RentEQ(*i.Rent))
+	}
+	if i.RentNEQ != nil {
+		predicates = append(predicates, scaledecision.RentNEQ(*i.RentNEQ))
+	}
+	if len(i.RentIn) > 0 {
+		predicates = append(predicates, scaledecision.RentIn(i.RentIn...))
+	}
+	if len(i.RentNotIn) > 0 {
+		predicates = append(predicates, scaledecision.RentNotIn(i.RentNotIn...))
+	}
+	if i.RentGT != nil {
+		predicates = append(predicates, scaledecision.RentGT(*i.RentGT))
+	}
+	if i.RentGTE != nil {
+		predicates = append(predicates, scaledecision.RentGTE(*i.RentGTE))
+	}
+	if i.RentLT != nil {
+		predicates = append(predicates, scaledecision.RentLT(*i.RentLT))
+	}
+	if i.RentLTE != nil {
+		predicates = append(predicates, scaledecision.RentLTE(*i.RentLTE))
+	}
+	if i.Release != nil {
+		predicates = append(predicates, scaledecision.ReleaseEQ(*i.Release))
+	}
+	if i.ReleaseNEQ != nil {
+		predicates = append(predicates, scaledecision.ReleaseNEQ(*i.ReleaseNEQ))
+	}
+	if len(i.ReleaseIn) > 0 {
+		predicates = append(predicates, scaledecision.ReleaseIn(i.ReleaseIn...))
+	}
+	if len(i.ReleaseNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ReleaseNotIn(i.ReleaseNotIn...))
+	}
+	if i.ReleaseGT != nil {
+		predicates = append(predicates, scaledecision.ReleaseGT(*i.ReleaseGT))
+	}
+	if i.ReleaseGTE != nil {
+		predicates = append(predicates, scaledecision.ReleaseGTE(*i.ReleaseGTE))
+	}
+	if i.ReleaseLT != nil {
+		predicates = append(predicates, scaledecision.ReleaseLT(*i.ReleaseLT))
+	}
+	if i.ReleaseLTE != nil {
+		predicates = append(predicates, scaledecision.ReleaseLTE(*i.ReleaseLTE))
+	}
+	if i.Target != nil {
+		predicates = append(predicates, scaledecision.TargetEQ(*i.Target))
+	}
+	if i.TargetNEQ != nil {
+		predicates = append(predicates, scaledecision.TargetNEQ(*i.TargetNEQ))
+	}
+	if len(i.TargetIn) > 0 {
+		predicates = append(predicates, scaledecision.TargetIn(i.TargetIn...))
+	}
+	if len(i.TargetNotIn) > 0 {
+		predicates = append(predicates, scaledecision.TargetNotIn(i.TargetNotIn...))
+	}
+	if i.TargetGT != nil {
+		predicates = append(predicates, scaledecision.TargetGT(*i.TargetGT))
+	}
+	if i.TargetGTE != nil {
+		predicates = append(predicates, scaledecision.TargetGTE(*i.TargetGTE))
+	}
+	if i.TargetLT != nil {
+		predicates = append(predicates, scaledecision.TargetLT(*i.TargetLT))
+	}
+	if i.TargetLTE != nil {
+		predicates = append(predicates, scaledecision.TargetLTE(*i.TargetLTE))
+	}
+	if i.Capped != nil {
+		predicates = append(predicates, scaledecision.CappedEQ(*i.Capped))
+	}
+	if i.CappedNEQ != nil {
+		predicates = append(predicates, scaledecision.CappedNEQ(*i.CappedNEQ))
+	}
+	if len(i.CappedIn) > 0 {
+		predicates = append(predicates, scaledecision.CappedIn(i.CappedIn...))
+	}
+	if len(i.CappedNotIn) > 0 {
+		predicates = append(predicates, scaledecision.CappedNotIn(i.CappedNotIn...))
+	}
+	if i.CappedGT != nil {
+		predicates = append(predicates, scaledecision.CappedGT(*i.CappedGT))
+	}
+	if i.CappedGTE != nil {
+		predicates = append(predicates, scaledecision.CappedGTE(*i.CappedGTE))
+	}
+	if i.CappedLT != nil {
+		predicates = append(predicates, scaledecision.CappedLT(*i.CappedLT))
+	}
+	if i.CappedLTE != nil {
+		predicates = append(predicates, scaledecision.CappedLTE(*i.CappedLTE))
+	}
+	if i.CappedContains != nil {
+		predicates = append(predicates, scaledecision.CappedContains(*i.CappedContains))
+	}
+	if i.CappedHasPrefix != nil {
+		predicates = append(predicates, scaledecision.CappedHasPrefix(*i.CappedHasPrefix))
+	}
+	if i.CappedHasSuffix != nil {
+		predicates = append(predicates, scaledecision.CappedHasSuffix(*i.CappedHasSuffix))
+	}
+	if i.CappedEqualFold != nil {
+		predicates = append(predicates, scaledecision.CappedEqualFold(*i.CappedEqualFold))
+	}
+	if i.CappedContainsFold != nil {
+		predicates = append(predicates, scaledecision.CappedContainsFold(*i.CappedContainsFold))
+	}
+	if i.Reason != nil {
+		predicates = append(predicates, scaledecision.ReasonEQ(*i.Reason))
+	}
+	if i.ReasonNEQ != nil {
+		predicates = append(predicates, scaledecision.ReasonNEQ(*i.ReasonNEQ))
+	}
+	if len(i.ReasonIn) > 0 {
+		predicates = append(predicates, scaledecision.ReasonIn(i.ReasonIn...))
+	}
+	if len(i.ReasonNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ReasonNotIn(i.ReasonNotIn...))
+	}
+	if i.ReasonGT != nil {
+		predicates = append(predicates, scaledecision.ReasonGT(*i.ReasonGT))
+	}
+	if i.ReasonGTE != nil {
+		predicates = append(predicates, scaledecision.ReasonGTE(*i.ReasonGTE))
+	}
+	if i.ReasonLT != nil {
+		predicates = append(predicates, scaledecision.ReasonLT(*i.ReasonLT))
+	}
+	if i.ReasonLTE != nil {
+		predicates = append(predicates, scaledecision.ReasonLTE(*i.ReasonLTE))
+	}
+	if i.ReasonContains != nil {
+		predicates = append(predicates, scaledecision.ReasonContains(*i.ReasonContains))
+	}
+	if i.ReasonHasPrefix != nil {
+		predicates = append(predicates, scaledecision.ReasonHasPrefix(*i.ReasonHasPrefix))
+	}
+	if i.ReasonHasSuffix != nil {
+		predicates = append(predicates, scaledecision.ReasonHasSuffix(*i.ReasonHasSuffix))
+	}
+	if i.ReasonEqualFold != nil {
+		predicates = append(predicates, scaledecision.ReasonEqualFold(*i.ReasonEqualFold))
+	}
+	if i.ReasonContainsFold != nil {
+		predicates = append(predicates, scaledecision.ReasonContainsFold(*i.ReasonContainsFold))
+	}
+	if i.Rented != nil {
+		predicates = append(predicates, scaledecision.RentedEQ(*i.Rented))
+	}
+	if i.RentedNEQ != nil {
+		predicates = append(predicates, scaledecision.RentedNEQ(*i.RentedNEQ))
+	}
+	if len(i.RentedIn) > 0 {
+		predicates = append(predicates, scaledecision.RentedIn(i.RentedIn...))
+	}
+	if len(i.RentedNotIn) > 0 {
+		predicates = append(predicates, scaledecision.RentedNotIn(i.RentedNotIn...))
+	}
+	if i.RentedGT != nil {
+		predicates = append(predicates, scaledecision.RentedGT(*i.RentedGT))
+	}
+	if i.RentedGTE != nil {
+		predicates = append(predicates, scaledecision.RentedGTE(*i.RentedGTE))
+	}
+	if i.RentedLT != nil {
+		predicates = append(predicates, scaledecision.RentedLT(*i.RentedLT))
+	}
+	if i.RentedLTE != nil {
+		predicates = append(predicates, scaledecision.RentedLTE(*i.RentedLTE))
+	}
+	if i.Released != nil {
+		predicates = append(predicates, scaledecision.ReleasedEQ(*i.Released))
+	}
+	if i.ReleasedNEQ != nil {
+		predicates = append(predicates, scaledecision.ReleasedNEQ(*i.ReleasedNEQ))
+	}
+	if len(i.ReleasedIn) > 0 {
+		predicates = append(predicates, scaledecision.ReleasedIn(i.ReleasedIn...))
+	}
+	if len(i.ReleasedNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ReleasedNotIn(i.ReleasedNotIn...))
+	}
+	if i.ReleasedGT != nil {
+		predicates = append(predicates, scaledecision.ReleasedGT(*i.ReleasedGT))
+	}
+	if i.ReleasedGTE != nil {
+		predicates = append(predicates, scaledecision.ReleasedGTE(*i.ReleasedGTE))
+	}
+	if i.ReleasedLT != nil {
+		predicates = append(predicates, scaledecision.ReleasedLT(*i.ReleasedLT))
+	}
+	if i.ReleasedLTE != nil {
+		predicates = append(predicates, scaledecision.ReleasedLTE(*i.ReleasedLTE))
+	}
+	if i.BootFailures != nil {
+		predicates = append(predicates, scaledecision.BootFailuresEQ(*i.BootFailures))
+	}
+	if i.BootFailuresNEQ != nil {
+		predicates = append(predicates, scaledecision.BootFailuresNEQ(*i.BootFailuresNEQ))
+	}
+	if len(i.BootFailuresIn) > 0 {
+		predicates = append(predicates, scaledecision.BootFailuresIn(i.BootFailuresIn...))
+	}
+	if len(i.BootFailuresNotIn) > 0 {
+		predicates = append(predicates, scaledecision.BootFailuresNotIn(i.BootFailuresNotIn...))
+	}
+	if i.BootFailuresGT != nil {
+		predicates = append(predicates, scaledecision.BootFailuresGT(*i.BootFailuresGT))
+	}
+	if i.BootFailuresGTE != nil {
+		predicates = append(predicates, scaledecision.BootFailuresGTE(*i.BootFailuresGTE))
+	}
+	if i.BootFailuresLT != nil {
+		predicates = append(predicates, scaledecision.BootFailuresLT(*i.BootFailuresLT))
+	}
+	if i.BootFailuresLTE != nil {
+		predicates = append(predicates, scaledecision.BootFailuresLTE(*i.BootFailuresLTE))
+	}
+	if i.Error != nil {
+		predicates = append(predicates, scaledecision.ErrorEQ(*i.Error))
+	}
+	if i.ErrorNEQ != nil {
+		predicates = append(predicates, scaledecision.ErrorNEQ(*i.ErrorNEQ))
+	}
+	if len(i.ErrorIn) > 0 {
+		predicates = append(predicates, scaledecision.ErrorIn(i.ErrorIn...))
+	}
+	if len(i.ErrorNotIn) > 0 {
+		predicates = append(predicates, scaledecision.ErrorNotIn(i.ErrorNotIn...))
+	}
+	if i.ErrorGT != nil {
+		predicates = append(predicates, scaledecision.ErrorGT(*i.ErrorGT))
+	}
+	if i.ErrorGTE != nil {
+		predicates = append(predicates, scaledecision.ErrorGTE(*i.ErrorGTE))
+	}
+	if i.ErrorLT != nil {
+		predicates = append(predicates, scaledecision.ErrorLT(*i.ErrorLT))
+	}
+	if i.ErrorLTE != nil {
+		predicates = append(predicates, scaledecision.ErrorLTE(*i.ErrorLTE))
+	}
+	if i.ErrorContains != nil {
+		predicates = append(predicates, scaledecision.ErrorContains(*i.ErrorContains))
+	}
+	if i.ErrorHasPrefix != nil {
+		predicates = append(predicates, scaledecision.ErrorHasPrefix(*i.ErrorHasPrefix))
+	}
+	if i.ErrorHasSuffix != nil {
+		predicates = append(predicates, scaledecision.ErrorHasSuffix(*i.ErrorHasSuffix))
+	}
+	if i.ErrorEqualFold != nil {
+		predicates = append(predicates, scaledecision.ErrorEqualFold(*i.ErrorEqualFold))
+	}
+	if i.ErrorContainsFold != nil {
+		predicates = append(predicates, scaledecision.ErrorContainsFold(*i.ErrorContainsFold))
+	}
+	if i.UpStreak != nil {
+		predicates = append(predicates, scaledecision.UpStreakEQ(*i.UpStreak))
+	}
+	if i.UpStreakNEQ != nil {
+		predicates = append(predicates, scaledecision.UpStreakNEQ(*i.UpStreakNEQ))
+	}
+	if len(i.UpStreakIn) > 0 {
+		predicates = append(predicates, scaledecision.UpStreakIn(i.UpStreakIn...))
+	}
+	if len(i.UpStreakNotIn) > 0 {
+		predicates = append(predicates, scaledecision.UpStreakNotIn(i.UpStreakNotIn...))
+	}
+	if i.UpStreakGT != nil {
+		predicates = append(predicates, scaledecision.UpStreakGT(*i.UpStreakGT))
+	}
+	if i.UpStreakGTE != nil {
+		predicates = append(predicates, scaledecision.UpStreakGTE(*i.UpStreakGTE))
+	}
+	if i.UpStreakLT != nil {
+		predicates = append(predicates, scaledecision.UpStreakLT(*i.UpStreakLT))
+	}
+	if i.UpStreakLTE != nil {
+		predicates = append(predicates, scaledecision.UpStreakLTE(*i.UpStreakLTE))
+	}
+	if i.DownStreak != nil {
+		predicates = append(predicates, scaledecision.DownStreakEQ(*i.DownStreak))
+	}
+	if i.DownStreakNEQ != nil {
+		predicates = append(predicates, scaledecision.DownStreakNEQ(*i.DownStreakNEQ))
+	}
+	if len(i.DownStreakIn) > 0 {
+		predicates = append(predicates, scaledecision.DownStreakIn(i.DownStreakIn...))
+	}
+	if len(i.DownStreakNotIn) > 0 {
+		predicates = append(predicates, scaledecision.DownStreakNotIn(i.DownStreakNotIn...))
+	}
+	if i.DownStreakGT != nil {
+		predicates = append(predicates, scaledecision.DownStreakGT(*i.DownStreakGT))
+	}
+	if i.DownStreakGTE != nil {
+		predicates = append(predicates, scaledecision.DownStreakGTE(*i.DownStreakGTE))
+	}
+	if i.DownStreakLT != nil {
+		predicates = append(predicates, scaledecision.DownStreakLT(*i.DownStreakLT))
+	}
+	if i.DownStreakLTE != nil {
+		predicates = append(predicates, scaledecision.DownStreakLTE(*i.DownStreakLTE))
+	}
+	if i.CooldownLeft != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftEQ(*i.CooldownLeft))
+	}
+	if i.CooldownLeftNEQ != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftNEQ(*i.CooldownLeftNEQ))
+	}
+	if len(i.CooldownLeftIn) > 0 {
+		predicates = append(predicates, scaledecision.CooldownLeftIn(i.CooldownLeftIn...))
+	}
+	if len(i.CooldownLeftNotIn) > 0 {
+		predicates = append(predicates, scaledecision.CooldownLeftNotIn(i.CooldownLeftNotIn...))
+	}
+	if i.CooldownLeftGT != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftGT(*i.CooldownLeftGT))
+	}
+	if i.CooldownLeftGTE != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftGTE(*i.CooldownLeftGTE))
+	}
+	if i.CooldownLeftLT != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftLT(*i.CooldownLeftLT))
+	}
+	if i.CooldownLeftLTE != nil {
+		predicates = append(predicates, scaledecision.CooldownLeftLTE(*i.CooldownLeftLTE))
+	}
+	if i.Term != nil {
+		predicates = append(predicates, scaledecision.TermEQ(*i.Term))
+	}
+	if i.TermNEQ != nil {
+		predicates = append(predicates, scaledecision.TermNEQ(*i.TermNEQ))
+	}
+	if len(i.TermIn) > 0 {
+		predicates = append(predicates, scaledecision.TermIn(i.TermIn...))
+	}
+	if len(i.TermNotIn) > 0 {
+		predicates = append(predicates, scaledecision.TermNotIn(i.TermNotIn...))
+	}
+	if i.TermGT != nil {
+		predicates = append(predicates, scaledecision.TermGT(*i.TermGT))
+	}
+	if i.TermGTE != nil {
+		predicates = append(predicates, scaledecision.TermGTE(*i.TermGTE))
+	}
+	if i.TermLT != nil {
+		predicates = append(predicates, scaledecision.TermLT(*i.TermLT))
+	}
+	if i.TermLTE != nil {
+		predicates = append(predicates, scaledecision.TermLTE(*i.TermLTE))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyScaleDecisionWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return scaledecision.And(predicates...), nil
 	}
 }
 

@@ -11,15 +11,24 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
 	"github.com/rpacloud/rpacloud/ent/vm"
@@ -34,18 +43,2824 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAttempt  = "Attempt"
-	TypeBatch    = "Batch"
-	TypeCustomer = "Customer"
-	TypeEvent    = "Event"
-	TypeLease    = "Lease"
-	TypePool     = "Pool"
-	TypeProcess  = "Process"
-	TypeRobot    = "Robot"
-	TypeTask     = "Task"
-	TypeToken    = "Token"
-	TypeVM       = "VM"
+	TypeAccessSession       = "AccessSession"
+	TypeAnomaly             = "Anomaly"
+	TypeAttempt             = "Attempt"
+	TypeBatch               = "Batch"
+	TypeBooking             = "Booking"
+	TypeCredentialBinding   = "CredentialBinding"
+	TypeCustomer            = "Customer"
+	TypeDownloadTicket      = "DownloadTicket"
+	TypeEvent               = "Event"
+	TypeLease               = "Lease"
+	TypeLifecycleTransition = "LifecycleTransition"
+	TypePool                = "Pool"
+	TypePoolSample          = "PoolSample"
+	TypeProcess             = "Process"
+	TypeRemoteEndpoint      = "RemoteEndpoint"
+	TypeRobot               = "Robot"
+	TypeScaleDecision       = "ScaleDecision"
+	TypeTask                = "Task"
+	TypeToken               = "Token"
+	TypeVM                  = "VM"
 )
+
+// AccessSessionMutation represents an operation that mutates the AccessSession nodes in the graph.
+type AccessSessionMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	process_id    *int
+	addprocess_id *int
+	vm_id         *int
+	addvm_id      *int
+	vm            *string
+	user          *string
+	protocol      *string
+	host          *string
+	port          *int
+	addport       *int
+	stage         *string
+	purpose       *string
+	at            *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*AccessSession, error)
+	predicates    []predicate.AccessSession
+}
+
+var _ ent.Mutation = (*AccessSessionMutation)(nil)
+
+// accesssessionOption allows management of the mutation configuration using functional options.
+type accesssessionOption func(*AccessSessionMutation)
+
+// newAccessSessionMutation creates new mutation for the AccessSession entity.
+func newAccessSessionMutation(c config, op Op, opts ...accesssessionOption) *AccessSessionMutation {
+	m := &AccessSessionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAccessSession,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAccessSessionID sets the ID field of the mutation.
+func withAccessSessionID(id int) accesssessionOption {
+	return func(m *AccessSessionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AccessSession
+		)
+		m.oldValue = func(ctx context.Context) (*AccessSession, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AccessSession.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAccessSession sets the old AccessSession of the mutation.
+func withAccessSession(node *AccessSession) accesssessionOption {
+	return func(m *AccessSessionMutation) {
+		m.oldValue = func(context.Context) (*AccessSession, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AccessSessionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AccessSessionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AccessSessionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AccessSessionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AccessSession.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *AccessSessionMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *AccessSessionMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldProcessID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *AccessSessionMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *AccessSessionMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *AccessSessionMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+}
+
+// SetVMID sets the "vm_id" field.
+func (m *AccessSessionMutation) SetVMID(i int) {
+	m.vm_id = &i
+	m.addvm_id = nil
+}
+
+// VMID returns the value of the "vm_id" field in the mutation.
+func (m *AccessSessionMutation) VMID() (r int, exists bool) {
+	v := m.vm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVMID returns the old "vm_id" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldVMID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVMID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVMID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVMID: %w", err)
+	}
+	return oldValue.VMID, nil
+}
+
+// AddVMID adds i to the "vm_id" field.
+func (m *AccessSessionMutation) AddVMID(i int) {
+	if m.addvm_id != nil {
+		*m.addvm_id += i
+	} else {
+		m.addvm_id = &i
+	}
+}
+
+// AddedVMID returns the value that was added to the "vm_id" field in this mutation.
+func (m *AccessSessionMutation) AddedVMID() (r int, exists bool) {
+	v := m.addvm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearVMID clears the value of the "vm_id" field.
+func (m *AccessSessionMutation) ClearVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	m.clearedFields[accesssession.FieldVMID] = struct{}{}
+}
+
+// VMIDCleared returns if the "vm_id" field was cleared in this mutation.
+func (m *AccessSessionMutation) VMIDCleared() bool {
+	_, ok := m.clearedFields[accesssession.FieldVMID]
+	return ok
+}
+
+// ResetVMID resets all changes to the "vm_id" field.
+func (m *AccessSessionMutation) ResetVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	delete(m.clearedFields, accesssession.FieldVMID)
+}
+
+// SetVM sets the "vm" field.
+func (m *AccessSessionMutation) SetVM(s string) {
+	m.vm = &s
+}
+
+// VM returns the value of the "vm" field in the mutation.
+func (m *AccessSessionMutation) VM() (r string, exists bool) {
+	v := m.vm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVM returns the old "vm" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldVM(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVM is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVM requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVM: %w", err)
+	}
+	return oldValue.VM, nil
+}
+
+// ResetVM resets all changes to the "vm" field.
+func (m *AccessSessionMutation) ResetVM() {
+	m.vm = nil
+}
+
+// SetUser sets the "user" field.
+func (m *AccessSessionMutation) SetUser(s string) {
+	m.user = &s
+}
+
+// User returns the value of the "user" field in the mutation.
+func (m *AccessSessionMutation) User() (r string, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUser returns the old "user" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldUser(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUser is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUser requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUser: %w", err)
+	}
+	return oldValue.User, nil
+}
+
+// ResetUser resets all changes to the "user" field.
+func (m *AccessSessionMutation) ResetUser() {
+	m.user = nil
+}
+
+// SetProtocol sets the "protocol" field.
+func (m *AccessSessionMutation) SetProtocol(s string) {
+	m.protocol = &s
+}
+
+// Protocol returns the value of the "protocol" field in the mutation.
+func (m *AccessSessionMutation) Protocol() (r string, exists bool) {
+	v := m.protocol
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProtocol returns the old "protocol" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldProtocol(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProtocol is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProtocol requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProtocol: %w", err)
+	}
+	return oldValue.Protocol, nil
+}
+
+// ResetProtocol resets all changes to the "protocol" field.
+func (m *AccessSessionMutation) ResetProtocol() {
+	m.protocol = nil
+}
+
+// SetHost sets the "host" field.
+func (m *AccessSessionMutation) SetHost(s string) {
+	m.host = &s
+}
+
+// Host returns the value of the "host" field in the mutation.
+func (m *AccessSessionMutation) Host() (r string, exists bool) {
+	v := m.host
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHost returns the old "host" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldHost(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHost is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHost requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHost: %w", err)
+	}
+	return oldValue.Host, nil
+}
+
+// ResetHost resets all changes to the "host" field.
+func (m *AccessSessionMutation) ResetHost() {
+	m.host = nil
+}
+
+// SetPort sets the "port" field.
+func (m *AccessSessionMutation) SetPort(i int) {
+	m.port = &i
+	m.addport = nil
+}
+
+// Port returns the value of the "port" field in the mutation.
+func (m *AccessSessionMutation) Port() (r int, exists bool) {
+	v := m.port
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPort returns the old "port" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldPort(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPort is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPort requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPort: %w", err)
+	}
+	return oldValue.Port, nil
+}
+
+// AddPort adds i to the "port" field.
+func (m *AccessSessionMutation) AddPort(i int) {
+	if m.addport != nil {
+		*m.addport += i
+	} else {
+		m.addport = &i
+	}
+}
+
+// AddedPort returns the value that was added to the "port" field in this mutation.
+func (m *AccessSessionMutation) AddedPort() (r int, exists bool) {
+	v := m.addport
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPort resets all changes to the "port" field.
+func (m *AccessSessionMutation) ResetPort() {
+	m.port = nil
+	m.addport = nil
+}
+
+// SetStage sets the "stage" field.
+func (m *AccessSessionMutation) SetStage(s string) {
+	m.stage = &s
+}
+
+// Stage returns the value of the "stage" field in the mutation.
+func (m *AccessSessionMutation) Stage() (r string, exists bool) {
+	v := m.stage
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStage returns the old "stage" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldStage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStage: %w", err)
+	}
+	return oldValue.Stage, nil
+}
+
+// ResetStage resets all changes to the "stage" field.
+func (m *AccessSessionMutation) ResetStage() {
+	m.stage = nil
+}
+
+// SetPurpose sets the "purpose" field.
+func (m *AccessSessionMutation) SetPurpose(s string) {
+	m.purpose = &s
+}
+
+// Purpose returns the value of the "purpose" field in the mutation.
+func (m *AccessSessionMutation) Purpose() (r string, exists bool) {
+	v := m.purpose
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPurpose returns the old "purpose" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldPurpose(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPurpose is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPurpose requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPurpose: %w", err)
+	}
+	return oldValue.Purpose, nil
+}
+
+// ResetPurpose resets all changes to the "purpose" field.
+func (m *AccessSessionMutation) ResetPurpose() {
+	m.purpose = nil
+}
+
+// SetAt sets the "at" field.
+func (m *AccessSessionMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *AccessSessionMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the AccessSession entity.
+// If the AccessSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessSessionMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *AccessSessionMutation) ResetAt() {
+	m.at = nil
+}
+
+// Where appends a list predicates to the AccessSessionMutation builder.
+func (m *AccessSessionMutation) Where(ps ...predicate.AccessSession) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AccessSessionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AccessSessionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AccessSession, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AccessSessionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AccessSessionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AccessSession).
+func (m *AccessSessionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AccessSessionMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.process_id != nil {
+		fields = append(fields, accesssession.FieldProcessID)
+	}
+	if m.vm_id != nil {
+		fields = append(fields, accesssession.FieldVMID)
+	}
+	if m.vm != nil {
+		fields = append(fields, accesssession.FieldVM)
+	}
+	if m.user != nil {
+		fields = append(fields, accesssession.FieldUser)
+	}
+	if m.protocol != nil {
+		fields = append(fields, accesssession.FieldProtocol)
+	}
+	if m.host != nil {
+		fields = append(fields, accesssession.FieldHost)
+	}
+	if m.port != nil {
+		fields = append(fields, accesssession.FieldPort)
+	}
+	if m.stage != nil {
+		fields = append(fields, accesssession.FieldStage)
+	}
+	if m.purpose != nil {
+		fields = append(fields, accesssession.FieldPurpose)
+	}
+	if m.at != nil {
+		fields = append(fields, accesssession.FieldAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AccessSessionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case accesssession.FieldProcessID:
+		return m.ProcessID()
+	case accesssession.FieldVMID:
+		return m.VMID()
+	case accesssession.FieldVM:
+		return m.VM()
+	case accesssession.FieldUser:
+		return m.User()
+	case accesssession.FieldProtocol:
+		return m.Protocol()
+	case accesssession.FieldHost:
+		return m.Host()
+	case accesssession.FieldPort:
+		return m.Port()
+	case accesssession.FieldStage:
+		return m.Stage()
+	case accesssession.FieldPurpose:
+		return m.Purpose()
+	case accesssession.FieldAt:
+		return m.At()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AccessSessionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case accesssession.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case accesssession.FieldVMID:
+		return m.OldVMID(ctx)
+	case accesssession.FieldVM:
+		return m.OldVM(ctx)
+	case accesssession.FieldUser:
+		return m.OldUser(ctx)
+	case accesssession.FieldProtocol:
+		return m.OldProtocol(ctx)
+	case accesssession.FieldHost:
+		return m.OldHost(ctx)
+	case accesssession.FieldPort:
+		return m.OldPort(ctx)
+	case accesssession.FieldStage:
+		return m.OldStage(ctx)
+	case accesssession.FieldPurpose:
+		return m.OldPurpose(ctx)
+	case accesssession.FieldAt:
+		return m.OldAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown AccessSession field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AccessSessionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case accesssession.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case accesssession.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVMID(v)
+		return nil
+	case accesssession.FieldVM:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVM(v)
+		return nil
+	case accesssession.FieldUser:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUser(v)
+		return nil
+	case accesssession.FieldProtocol:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProtocol(v)
+		return nil
+	case accesssession.FieldHost:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHost(v)
+		return nil
+	case accesssession.FieldPort:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPort(v)
+		return nil
+	case accesssession.FieldStage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStage(v)
+		return nil
+	case accesssession.FieldPurpose:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPurpose(v)
+		return nil
+	case accesssession.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AccessSession field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AccessSessionMutation) AddedFields() []string {
+	var fields []string
+	if m.addprocess_id != nil {
+		fields = append(fields, accesssession.FieldProcessID)
+	}
+	if m.addvm_id != nil {
+		fields = append(fields, accesssession.FieldVMID)
+	}
+	if m.addport != nil {
+		fields = append(fields, accesssession.FieldPort)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AccessSessionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case accesssession.FieldProcessID:
+		return m.AddedProcessID()
+	case accesssession.FieldVMID:
+		return m.AddedVMID()
+	case accesssession.FieldPort:
+		return m.AddedPort()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AccessSessionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case accesssession.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	case accesssession.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVMID(v)
+		return nil
+	case accesssession.FieldPort:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPort(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AccessSession numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AccessSessionMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(accesssession.FieldVMID) {
+		fields = append(fields, accesssession.FieldVMID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AccessSessionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AccessSessionMutation) ClearField(name string) error {
+	switch name {
+	case accesssession.FieldVMID:
+		m.ClearVMID()
+		return nil
+	}
+	return fmt.Errorf("unknown AccessSession nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AccessSessionMutation) ResetField(name string) error {
+	switch name {
+	case accesssession.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case accesssession.FieldVMID:
+		m.ResetVMID()
+		return nil
+	case accesssession.FieldVM:
+		m.ResetVM()
+		return nil
+	case accesssession.FieldUser:
+		m.ResetUser()
+		return nil
+	case accesssession.FieldProtocol:
+		m.ResetProtocol()
+		return nil
+	case accesssession.FieldHost:
+		m.ResetHost()
+		return nil
+	case accesssession.FieldPort:
+		m.ResetPort()
+		return nil
+	case accesssession.FieldStage:
+		m.ResetStage()
+		return nil
+	case accesssession.FieldPurpose:
+		m.ResetPurpose()
+		return nil
+	case accesssession.FieldAt:
+		m.ResetAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AccessSession field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AccessSessionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AccessSessionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AccessSessionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AccessSessionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AccessSessionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AccessSessionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AccessSessionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AccessSession unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AccessSessionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AccessSession edge %s", name)
+}
+
+// AnomalyMutation represents an operation that mutates the Anomaly nodes in the graph.
+type AnomalyMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *int
+	rule            *anomaly.Rule
+	key             *string
+	open_key        *string
+	severity        *anomaly.Severity
+	status          *anomaly.Status
+	title           *string
+	message         *string
+	since           *time.Time
+	detected_at     *time.Time
+	acknowledged_at *time.Time
+	acknowledged_by *string
+	resolved_at     *time.Time
+	resolved_by     *string
+	resolution      *string
+	customer_id     *int
+	addcustomer_id  *int
+	pool_id         *int
+	addpool_id      *int
+	process_id      *int
+	addprocess_id   *int
+	robot_id        *int
+	addrobot_id     *int
+	vm_id           *int
+	addvm_id        *int
+	task_id         *int
+	addtask_id      *int
+	vendor          *string
+	facts           *map[string]string
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*Anomaly, error)
+	predicates      []predicate.Anomaly
+}
+
+var _ ent.Mutation = (*AnomalyMutation)(nil)
+
+// anomalyOption allows management of the mutation configuration using functional options.
+type anomalyOption func(*AnomalyMutation)
+
+// newAnomalyMutation creates new mutation for the Anomaly entity.
+func newAnomalyMutation(c config, op Op, opts ...anomalyOption) *AnomalyMutation {
+	m := &AnomalyMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAnomaly,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAnomalyID sets the ID field of the mutation.
+func withAnomalyID(id int) anomalyOption {
+	return func(m *AnomalyMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Anomaly
+		)
+		m.oldValue = func(ctx context.Context) (*Anomaly, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Anomaly.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAnomaly sets the old Anomaly of the mutation.
+func withAnomaly(node *Anomaly) anomalyOption {
+	return func(m *AnomalyMutation) {
+		m.oldValue = func(context.Context) (*Anomaly, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AnomalyMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AnomalyMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AnomalyMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AnomalyMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Anomaly.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRule sets the "rule" field.
+func (m *AnomalyMutation) SetRule(a anomaly.Rule) {
+	m.rule = &a
+}
+
+// Rule returns the value of the "rule" field in the mutation.
+func (m *AnomalyMutation) Rule() (r anomaly.Rule, exists bool) {
+	v := m.rule
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRule returns the old "rule" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldRule(ctx context.Context) (v anomaly.Rule, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRule is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRule requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRule: %w", err)
+	}
+	return oldValue.Rule, nil
+}
+
+// ResetRule resets all changes to the "rule" field.
+func (m *AnomalyMutation) ResetRule() {
+	m.rule = nil
+}
+
+// SetKey sets the "key" field.
+func (m *AnomalyMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *AnomalyMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *AnomalyMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetOpenKey sets the "open_key" field.
+func (m *AnomalyMutation) SetOpenKey(s string) {
+	m.open_key = &s
+}
+
+// OpenKey returns the value of the "open_key" field in the mutation.
+func (m *AnomalyMutation) OpenKey() (r string, exists bool) {
+	v := m.open_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOpenKey returns the old "open_key" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldOpenKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOpenKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOpenKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOpenKey: %w", err)
+	}
+	return oldValue.OpenKey, nil
+}
+
+// ClearOpenKey clears the value of the "open_key" field.
+func (m *AnomalyMutation) ClearOpenKey() {
+	m.open_key = nil
+	m.clearedFields[anomaly.FieldOpenKey] = struct{}{}
+}
+
+// OpenKeyCleared returns if the "open_key" field was cleared in this mutation.
+func (m *AnomalyMutation) OpenKeyCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldOpenKey]
+	return ok
+}
+
+// ResetOpenKey resets all changes to the "open_key" field.
+func (m *AnomalyMutation) ResetOpenKey() {
+	m.open_key = nil
+	delete(m.clearedFields, anomaly.FieldOpenKey)
+}
+
+// SetSeverity sets the "severity" field.
+func (m *AnomalyMutation) SetSeverity(a anomaly.Severity) {
+	m.severity = &a
+}
+
+// Severity returns the value of the "severity" field in the mutation.
+func (m *AnomalyMutation) Severity() (r anomaly.Severity, exists bool) {
+	v := m.severity
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSeverity returns the old "severity" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldSeverity(ctx context.Context) (v anomaly.Severity, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSeverity is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSeverity requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSeverity: %w", err)
+	}
+	return oldValue.Severity, nil
+}
+
+// ResetSeverity resets all changes to the "severity" field.
+func (m *AnomalyMutation) ResetSeverity() {
+	m.severity = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *AnomalyMutation) SetStatus(a anomaly.Status) {
+	m.status = &a
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *AnomalyMutation) Status() (r anomaly.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldStatus(ctx context.Context) (v anomaly.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *AnomalyMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetTitle sets the "title" field.
+func (m *AnomalyMutation) SetTitle(s string) {
+	m.title = &s
+}
+
+// Title returns the value of the "title" field in the mutation.
+func (m *AnomalyMutation) Title() (r string, exists bool) {
+	v := m.title
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTitle returns the old "title" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldTitle(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTitle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTitle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTitle: %w", err)
+	}
+	return oldValue.Title, nil
+}
+
+// ResetTitle resets all changes to the "title" field.
+func (m *AnomalyMutation) ResetTitle() {
+	m.title = nil
+}
+
+// SetMessage sets the "message" field.
+func (m *AnomalyMutation) SetMessage(s string) {
+	m.message = &s
+}
+
+// Message returns the value of the "message" field in the mutation.
+func (m *AnomalyMutation) Message() (r string, exists bool) {
+	v := m.message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessage returns the old "message" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessage: %w", err)
+	}
+	return oldValue.Message, nil
+}
+
+// ResetMessage resets all changes to the "message" field.
+func (m *AnomalyMutation) ResetMessage() {
+	m.message = nil
+}
+
+// SetSince sets the "since" field.
+func (m *AnomalyMutation) SetSince(t time.Time) {
+	m.since = &t
+}
+
+// Since returns the value of the "since" field in the mutation.
+func (m *AnomalyMutation) Since() (r time.Time, exists bool) {
+	v := m.since
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSince returns the old "since" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldSince(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSince is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSince requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSince: %w", err)
+	}
+	return oldValue.Since, nil
+}
+
+// ResetSince resets all changes to the "since" field.
+func (m *AnomalyMutation) ResetSince() {
+	m.since = nil
+}
+
+// SetDetectedAt sets the "detected_at" field.
+func (m *AnomalyMutation) SetDetectedAt(t time.Time) {
+	m.detected_at = &t
+}
+
+// DetectedAt returns the value of the "detected_at" field in the mutation.
+func (m *AnomalyMutation) DetectedAt() (r time.Time, exists bool) {
+	v := m.detected_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDetectedAt returns the old "detected_at" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldDetectedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDetectedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDetectedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDetectedAt: %w", err)
+	}
+	return oldValue.DetectedAt, nil
+}
+
+// ResetDetectedAt resets all changes to the "detected_at" field.
+func (m *AnomalyMutation) ResetDetectedAt() {
+	m.detected_at = nil
+}
+
+// SetAcknowledgedAt sets the "acknowledged_at" field.
+func (m *AnomalyMutation) SetAcknowledgedAt(t time.Time) {
+	m.acknowledged_at = &t
+}
+
+// AcknowledgedAt returns the value of the "acknowledged_at" field in the mutation.
+func (m *AnomalyMutation) AcknowledgedAt() (r time.Time, exists bool) {
+	v := m.acknowledged_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAcknowledgedAt returns the old "acknowledged_at" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldAcknowledgedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAcknowledgedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAcknowledgedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAcknowledgedAt: %w", err)
+	}
+	return oldValue.AcknowledgedAt, nil
+}
+
+// ClearAcknowledgedAt clears the value of the "acknowledged_at" field.
+func (m *AnomalyMutation) ClearAcknowledgedAt() {
+	m.acknowledged_at = nil
+	m.clearedFields[anomaly.FieldAcknowledgedAt] = struct{}{}
+}
+
+// AcknowledgedAtCleared returns if the "acknowledged_at" field was cleared in this mutation.
+func (m *AnomalyMutation) AcknowledgedAtCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldAcknowledgedAt]
+	return ok
+}
+
+// ResetAcknowledgedAt resets all changes to the "acknowledged_at" field.
+func (m *AnomalyMutation) ResetAcknowledgedAt() {
+	m.acknowledged_at = nil
+	delete(m.clearedFields, anomaly.FieldAcknowledgedAt)
+}
+
+// SetAcknowledgedBy sets the "acknowledged_by" field.
+func (m *AnomalyMutation) SetAcknowledgedBy(s string) {
+	m.acknowledged_by = &s
+}
+
+// AcknowledgedBy returns the value of the "acknowledged_by" field in the mutation.
+func (m *AnomalyMutation) AcknowledgedBy() (r string, exists bool) {
+	v := m.acknowledged_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAcknowledgedBy returns the old "acknowledged_by" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldAcknowledgedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAcknowledgedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAcknowledgedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAcknowledgedBy: %w", err)
+	}
+	return oldValue.AcknowledgedBy, nil
+}
+
+// ResetAcknowledgedBy resets all changes to the "acknowledged_by" field.
+func (m *AnomalyMutation) ResetAcknowledgedBy() {
+	m.acknowledged_by = nil
+}
+
+// SetResolvedAt sets the "resolved_at" field.
+func (m *AnomalyMutation) SetResolvedAt(t time.Time) {
+	m.resolved_at = &t
+}
+
+// ResolvedAt returns the value of the "resolved_at" field in the mutation.
+func (m *AnomalyMutation) ResolvedAt() (r time.Time, exists bool) {
+	v := m.resolved_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResolvedAt returns the old "resolved_at" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldResolvedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResolvedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResolvedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResolvedAt: %w", err)
+	}
+	return oldValue.ResolvedAt, nil
+}
+
+// ClearResolvedAt clears the value of the "resolved_at" field.
+func (m *AnomalyMutation) ClearResolvedAt() {
+	m.resolved_at = nil
+	m.clearedFields[anomaly.FieldResolvedAt] = struct{}{}
+}
+
+// ResolvedAtCleared returns if the "resolved_at" field was cleared in this mutation.
+func (m *AnomalyMutation) ResolvedAtCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldResolvedAt]
+	return ok
+}
+
+// ResetResolvedAt resets all changes to the "resolved_at" field.
+func (m *AnomalyMutation) ResetResolvedAt() {
+	m.resolved_at = nil
+	delete(m.clearedFields, anomaly.FieldResolvedAt)
+}
+
+// SetResolvedBy sets the "resolved_by" field.
+func (m *AnomalyMutation) SetResolvedBy(s string) {
+	m.resolved_by = &s
+}
+
+// ResolvedBy returns the value of the "resolved_by" field in the mutation.
+func (m *AnomalyMutation) ResolvedBy() (r string, exists bool) {
+	v := m.resolved_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResolvedBy returns the old "resolved_by" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldResolvedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResolvedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResolvedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResolvedBy: %w", err)
+	}
+	return oldValue.ResolvedBy, nil
+}
+
+// ResetResolvedBy resets all changes to the "resolved_by" field.
+func (m *AnomalyMutation) ResetResolvedBy() {
+	m.resolved_by = nil
+}
+
+// SetResolution sets the "resolution" field.
+func (m *AnomalyMutation) SetResolution(s string) {
+	m.resolution = &s
+}
+
+// Resolution returns the value of the "resolution" field in the mutation.
+func (m *AnomalyMutation) Resolution() (r string, exists bool) {
+	v := m.resolution
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResolution returns the old "resolution" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldResolution(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResolution is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResolution requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResolution: %w", err)
+	}
+	return oldValue.Resolution, nil
+}
+
+// ResetResolution resets all changes to the "resolution" field.
+func (m *AnomalyMutation) ResetResolution() {
+	m.resolution = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *AnomalyMutation) SetCustomerID(i int) {
+	m.customer_id = &i
+	m.addcustomer_id = nil
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *AnomalyMutation) CustomerID() (r int, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldCustomerID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// AddCustomerID adds i to the "customer_id" field.
+func (m *AnomalyMutation) AddCustomerID(i int) {
+	if m.addcustomer_id != nil {
+		*m.addcustomer_id += i
+	} else {
+		m.addcustomer_id = &i
+	}
+}
+
+// AddedCustomerID returns the value that was added to the "customer_id" field in this mutation.
+func (m *AnomalyMutation) AddedCustomerID() (r int, exists bool) {
+	v := m.addcustomer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearCustomerID clears the value of the "customer_id" field.
+func (m *AnomalyMutation) ClearCustomerID() {
+	m.customer_id = nil
+	m.addcustomer_id = nil
+	m.clearedFields[anomaly.FieldCustomerID] = struct{}{}
+}
+
+// CustomerIDCleared returns if the "customer_id" field was cleared in this mutation.
+func (m *AnomalyMutation) CustomerIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldCustomerID]
+	return ok
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *AnomalyMutation) ResetCustomerID() {
+	m.customer_id = nil
+	m.addcustomer_id = nil
+	delete(m.clearedFields, anomaly.FieldCustomerID)
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *AnomalyMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *AnomalyMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldPoolID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *AnomalyMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *AnomalyMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearPoolID clears the value of the "pool_id" field.
+func (m *AnomalyMutation) ClearPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+	m.clearedFields[anomaly.FieldPoolID] = struct{}{}
+}
+
+// PoolIDCleared returns if the "pool_id" field was cleared in this mutation.
+func (m *AnomalyMutation) PoolIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldPoolID]
+	return ok
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *AnomalyMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+	delete(m.clearedFields, anomaly.FieldPoolID)
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *AnomalyMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *AnomalyMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldProcessID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *AnomalyMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *AnomalyMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearProcessID clears the value of the "process_id" field.
+func (m *AnomalyMutation) ClearProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+	m.clearedFields[anomaly.FieldProcessID] = struct{}{}
+}
+
+// ProcessIDCleared returns if the "process_id" field was cleared in this mutation.
+func (m *AnomalyMutation) ProcessIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldProcessID]
+	return ok
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *AnomalyMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+	delete(m.clearedFields, anomaly.FieldProcessID)
+}
+
+// SetRobotID sets the "robot_id" field.
+func (m *AnomalyMutation) SetRobotID(i int) {
+	m.robot_id = &i
+	m.addrobot_id = nil
+}
+
+// RobotID returns the value of the "robot_id" field in the mutation.
+func (m *AnomalyMutation) RobotID() (r int, exists bool) {
+	v := m.robot_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRobotID returns the old "robot_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldRobotID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRobotID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRobotID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRobotID: %w", err)
+	}
+	return oldValue.RobotID, nil
+}
+
+// AddRobotID adds i to the "robot_id" field.
+func (m *AnomalyMutation) AddRobotID(i int) {
+	if m.addrobot_id != nil {
+		*m.addrobot_id += i
+	} else {
+		m.addrobot_id = &i
+	}
+}
+
+// AddedRobotID returns the value that was added to the "robot_id" field in this mutation.
+func (m *AnomalyMutation) AddedRobotID() (r int, exists bool) {
+	v := m.addrobot_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearRobotID clears the value of the "robot_id" field.
+func (m *AnomalyMutation) ClearRobotID() {
+	m.robot_id = nil
+	m.addrobot_id = nil
+	m.clearedFields[anomaly.FieldRobotID] = struct{}{}
+}
+
+// RobotIDCleared returns if the "robot_id" field was cleared in this mutation.
+func (m *AnomalyMutation) RobotIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldRobotID]
+	return ok
+}
+
+// ResetRobotID resets all changes to the "robot_id" field.
+func (m *AnomalyMutation) ResetRobotID() {
+	m.robot_id = nil
+	m.addrobot_id = nil
+	delete(m.clearedFields, anomaly.FieldRobotID)
+}
+
+// SetVMID sets the "vm_id" field.
+func (m *AnomalyMutation) SetVMID(i int) {
+	m.vm_id = &i
+	m.addvm_id = nil
+}
+
+// VMID returns the value of the "vm_id" field in the mutation.
+func (m *AnomalyMutation) VMID() (r int, exists bool) {
+	v := m.vm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVMID returns the old "vm_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldVMID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVMID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVMID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVMID: %w", err)
+	}
+	return oldValue.VMID, nil
+}
+
+// AddVMID adds i to the "vm_id" field.
+func (m *AnomalyMutation) AddVMID(i int) {
+	if m.addvm_id != nil {
+		*m.addvm_id += i
+	} else {
+		m.addvm_id = &i
+	}
+}
+
+// AddedVMID returns the value that was added to the "vm_id" field in this mutation.
+func (m *AnomalyMutation) AddedVMID() (r int, exists bool) {
+	v := m.addvm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearVMID clears the value of the "vm_id" field.
+func (m *AnomalyMutation) ClearVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	m.clearedFields[anomaly.FieldVMID] = struct{}{}
+}
+
+// VMIDCleared returns if the "vm_id" field was cleared in this mutation.
+func (m *AnomalyMutation) VMIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldVMID]
+	return ok
+}
+
+// ResetVMID resets all changes to the "vm_id" field.
+func (m *AnomalyMutation) ResetVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	delete(m.clearedFields, anomaly.FieldVMID)
+}
+
+// SetTaskID sets the "task_id" field.
+func (m *AnomalyMutation) SetTaskID(i int) {
+	m.task_id = &i
+	m.addtask_id = nil
+}
+
+// TaskID returns the value of the "task_id" field in the mutation.
+func (m *AnomalyMutation) TaskID() (r int, exists bool) {
+	v := m.task_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTaskID returns the old "task_id" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldTaskID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTaskID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTaskID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTaskID: %w", err)
+	}
+	return oldValue.TaskID, nil
+}
+
+// AddTaskID adds i to the "task_id" field.
+func (m *AnomalyMutation) AddTaskID(i int) {
+	if m.addtask_id != nil {
+		*m.addtask_id += i
+	} else {
+		m.addtask_id = &i
+	}
+}
+
+// AddedTaskID returns the value that was added to the "task_id" field in this mutation.
+func (m *AnomalyMutation) AddedTaskID() (r int, exists bool) {
+	v := m.addtask_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTaskID clears the value of the "task_id" field.
+func (m *AnomalyMutation) ClearTaskID() {
+	m.task_id = nil
+	m.addtask_id = nil
+	m.clearedFields[anomaly.FieldTaskID] = struct{}{}
+}
+
+// TaskIDCleared returns if the "task_id" field was cleared in this mutation.
+func (m *AnomalyMutation) TaskIDCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldTaskID]
+	return ok
+}
+
+// ResetTaskID resets all changes to the "task_id" field.
+func (m *AnomalyMutation) ResetTaskID() {
+	m.task_id = nil
+	m.addtask_id = nil
+	delete(m.clearedFields, anomaly.FieldTaskID)
+}
+
+// SetVendor sets the "vendor" field.
+func (m *AnomalyMutation) SetVendor(s string) {
+	m.vendor = &s
+}
+
+// Vendor returns the value of the "vendor" field in the mutation.
+func (m *AnomalyMutation) Vendor() (r string, exists bool) {
+	v := m.vendor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVendor returns the old "vendor" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldVendor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVendor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVendor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVendor: %w", err)
+	}
+	return oldValue.Vendor, nil
+}
+
+// ResetVendor resets all changes to the "vendor" field.
+func (m *AnomalyMutation) ResetVendor() {
+	m.vendor = nil
+}
+
+// SetFacts sets the "facts" field.
+func (m *AnomalyMutation) SetFacts(value map[string]string) {
+	m.facts = &value
+}
+
+// Facts returns the value of the "facts" field in the mutation.
+func (m *AnomalyMutation) Facts() (r map[string]string, exists bool) {
+	v := m.facts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFacts returns the old "facts" field's value of the Anomaly entity.
+// If the Anomaly object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AnomalyMutation) OldFacts(ctx context.Context) (v map[string]string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFacts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFacts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFacts: %w", err)
+	}
+	return oldValue.Facts, nil
+}
+
+// ClearFacts clears the value of the "facts" field.
+func (m *AnomalyMutation) ClearFacts() {
+	m.facts = nil
+	m.clearedFields[anomaly.FieldFacts] = struct{}{}
+}
+
+// FactsCleared returns if the "facts" field was cleared in this mutation.
+func (m *AnomalyMutation) FactsCleared() bool {
+	_, ok := m.clearedFields[anomaly.FieldFacts]
+	return ok
+}
+
+// ResetFacts resets all changes to the "facts" field.
+func (m *AnomalyMutation) ResetFacts() {
+	m.facts = nil
+	delete(m.clearedFields, anomaly.FieldFacts)
+}
+
+// Where appends a list predicates to the AnomalyMutation builder.
+func (m *AnomalyMutation) Where(ps ...predicate.Anomaly) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AnomalyMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AnomalyMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Anomaly, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AnomalyMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AnomalyMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Anomaly).
+func (m *AnomalyMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AnomalyMutation) Fields() []string {
+	fields := make([]string, 0, 22)
+	if m.rule != nil {
+		fields = append(fields, anomaly.FieldRule)
+	}
+	if m.key != nil {
+		fields = append(fields, anomaly.FieldKey)
+	}
+	if m.open_key != nil {
+		fields = append(fields, anomaly.FieldOpenKey)
+	}
+	if m.severity != nil {
+		fields = append(fields, anomaly.FieldSeverity)
+	}
+	if m.status != nil {
+		fields = append(fields, anomaly.FieldStatus)
+	}
+	if m.title != nil {
+		fields = append(fields, anomaly.FieldTitle)
+	}
+	if m.message != nil {
+		fields = append(fields, anomaly.FieldMessage)
+	}
+	if m.since != nil {
+		fields = append(fields, anomaly.FieldSince)
+	}
+	if m.detected_at != nil {
+		fields = append(fields, anomaly.FieldDetectedAt)
+	}
+	if m.acknowledged_at != nil {
+		fields = append(fields, anomaly.FieldAcknowledgedAt)
+	}
+	if m.acknowledged_by != nil {
+		fields = append(fields, anomaly.FieldAcknowledgedBy)
+	}
+	if m.resolved_at != nil {
+		fields = append(fields, anomaly.FieldResolvedAt)
+	}
+	if m.resolved_by != nil {
+		fields = append(fields, anomaly.FieldResolvedBy)
+	}
+	if m.resolution != nil {
+		fields = append(fields, anomaly.FieldResolution)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, anomaly.FieldCustomerID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, anomaly.FieldPoolID)
+	}
+	if m.process_id != nil {
+		fields = append(fields, anomaly.FieldProcessID)
+	}
+	if m.robot_id != nil {
+		fields = append(fields, anomaly.FieldRobotID)
+	}
+	if m.vm_id != nil {
+		fields = append(fields, anomaly.FieldVMID)
+	}
+	if m.task_id != nil {
+		fields = append(fields, anomaly.FieldTaskID)
+	}
+	if m.vendor != nil {
+		fields = append(fields, anomaly.FieldVendor)
+	}
+	if m.facts != nil {
+		fields = append(fields, anomaly.FieldFacts)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AnomalyMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case anomaly.FieldRule:
+		return m.Rule()
+	case anomaly.FieldKey:
+		return m.Key()
+	case anomaly.FieldOpenKey:
+		return m.OpenKey()
+	case anomaly.FieldSeverity:
+		return m.Severity()
+	case anomaly.FieldStatus:
+		return m.Status()
+	case anomaly.FieldTitle:
+		return m.Title()
+	case anomaly.FieldMessage:
+		return m.Message()
+	case anomaly.FieldSince:
+		return m.Since()
+	case anomaly.FieldDetectedAt:
+		return m.DetectedAt()
+	case anomaly.FieldAcknowledgedAt:
+		return m.AcknowledgedAt()
+	case anomaly.FieldAcknowledgedBy:
+		return m.AcknowledgedBy()
+	case anomaly.FieldResolvedAt:
+		return m.ResolvedAt()
+	case anomaly.FieldResolvedBy:
+		return m.ResolvedBy()
+	case anomaly.FieldResolution:
+		return m.Resolution()
+	case anomaly.FieldCustomerID:
+		return m.CustomerID()
+	case anomaly.FieldPoolID:
+		return m.PoolID()
+	case anomaly.FieldProcessID:
+		return m.ProcessID()
+	case anomaly.FieldRobotID:
+		return m.RobotID()
+	case anomaly.FieldVMID:
+		return m.VMID()
+	case anomaly.FieldTaskID:
+		return m.TaskID()
+	case anomaly.FieldVendor:
+		return m.Vendor()
+	case anomaly.FieldFacts:
+		return m.Facts()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AnomalyMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case anomaly.FieldRule:
+		return m.OldRule(ctx)
+	case anomaly.FieldKey:
+		return m.OldKey(ctx)
+	case anomaly.FieldOpenKey:
+		return m.OldOpenKey(ctx)
+	case anomaly.FieldSeverity:
+		return m.OldSeverity(ctx)
+	case anomaly.FieldStatus:
+		return m.OldStatus(ctx)
+	case anomaly.FieldTitle:
+		return m.OldTitle(ctx)
+	case anomaly.FieldMessage:
+		return m.OldMessage(ctx)
+	case anomaly.FieldSince:
+		return m.OldSince(ctx)
+	case anomaly.FieldDetectedAt:
+		return m.OldDetectedAt(ctx)
+	case anomaly.FieldAcknowledgedAt:
+		return m.OldAcknowledgedAt(ctx)
+	case anomaly.FieldAcknowledgedBy:
+		return m.OldAcknowledgedBy(ctx)
+	case anomaly.FieldResolvedAt:
+		return m.OldResolvedAt(ctx)
+	case anomaly.FieldResolvedBy:
+		return m.OldResolvedBy(ctx)
+	case anomaly.FieldResolution:
+		return m.OldResolution(ctx)
+	case anomaly.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case anomaly.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case anomaly.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case anomaly.FieldRobotID:
+		return m.OldRobotID(ctx)
+	case anomaly.FieldVMID:
+		return m.OldVMID(ctx)
+	case anomaly.FieldTaskID:
+		return m.OldTaskID(ctx)
+	case anomaly.FieldVendor:
+		return m.OldVendor(ctx)
+	case anomaly.FieldFacts:
+		return m.OldFacts(ctx)
+	}
+	return nil, fmt.Errorf("unknown Anomaly field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AnomalyMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case anomaly.FieldRule:
+		v, ok := value.(anomaly.Rule)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRule(v)
+		return nil
+	case anomaly.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case anomaly.FieldOpenKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOpenKey(v)
+		return nil
+	case anomaly.FieldSeverity:
+		v, ok := value.(anomaly.Severity)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSeverity(v)
+		return nil
+	case anomaly.FieldStatus:
+		v, ok := value.(anomaly.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case anomaly.FieldTitle:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTitle(v)
+		return nil
+	case anomaly.FieldMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessage(v)
+		return nil
+	case anomaly.FieldSince:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSince(v)
+		return nil
+	case anomaly.FieldDetectedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDetectedAt(v)
+		return nil
+	case anomaly.FieldAcknowledgedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAcknowledgedAt(v)
+		return nil
+	case anomaly.FieldAcknowledgedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAcknowledgedBy(v)
+		return nil
+	case anomaly.FieldResolvedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResolvedAt(v)
+		return nil
+	case anomaly.FieldResolvedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResolvedBy(v)
+		return nil
+	case anomaly.FieldResolution:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResolution(v)
+		return nil
+	case anomaly.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case anomaly.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case anomaly.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case anomaly.FieldRobotID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRobotID(v)
+		return nil
+	case anomaly.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVMID(v)
+		return nil
+	case anomaly.FieldTaskID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTaskID(v)
+		return nil
+	case anomaly.FieldVendor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVendor(v)
+		return nil
+	case anomaly.FieldFacts:
+		v, ok := value.(map[string]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFacts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Anomaly field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AnomalyMutation) AddedFields() []string {
+	var fields []string
+	if m.addcustomer_id != nil {
+		fields = append(fields, anomaly.FieldCustomerID)
+	}
+	if m.addpool_id != nil {
+		fields = append(fields, anomaly.FieldPoolID)
+	}
+	if m.addprocess_id != nil {
+		fields = append(fields, anomaly.FieldProcessID)
+	}
+	if m.addrobot_id != nil {
+		fields = append(fields, anomaly.FieldRobotID)
+	}
+	if m.addvm_id != nil {
+		fields = append(fields, anomaly.FieldVMID)
+	}
+	if m.addtask_id != nil {
+		fields = append(fields, anomaly.FieldTaskID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AnomalyMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case anomaly.FieldCustomerID:
+		return m.AddedCustomerID()
+	case anomaly.FieldPoolID:
+		return m.AddedPoolID()
+	case anomaly.FieldProcessID:
+		return m.AddedProcessID()
+	case anomaly.FieldRobotID:
+		return m.AddedRobotID()
+	case anomaly.FieldVMID:
+		return m.AddedVMID()
+	case anomaly.FieldTaskID:
+		return m.AddedTaskID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AnomalyMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case anomaly.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCustomerID(v)
+		return nil
+	case anomaly.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case anomaly.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	case anomaly.FieldRobotID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRobotID(v)
+		return nil
+	case anomaly.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVMID(v)
+		return nil
+	case anomaly.FieldTaskID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTaskID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Anomaly numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AnomalyMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(anomaly.FieldOpenKey) {
+		fields = append(fields, anomaly.FieldOpenKey)
+	}
+	if m.FieldCleared(anomaly.FieldAcknowledgedAt) {
+		fields = append(fields, anomaly.FieldAcknowledgedAt)
+	}
+	if m.FieldCleared(anomaly.FieldResolvedAt) {
+		fields = append(fields, anomaly.FieldResolvedAt)
+	}
+	if m.FieldCleared(anomaly.FieldCustomerID) {
+		fields = append(fields, anomaly.FieldCustomerID)
+	}
+	if m.FieldCleared(anomaly.FieldPoolID) {
+		fields = append(fields, anomaly.FieldPoolID)
+	}
+	if m.FieldCleared(anomaly.FieldProcessID) {
+		fields = append(fields, anomaly.FieldProcessID)
+	}
+	if m.FieldCleared(anomaly.FieldRobotID) {
+		fields = append(fields, anomaly.FieldRobotID)
+	}
+	if m.FieldCleared(anomaly.FieldVMID) {
+		fields = append(fields, anomaly.FieldVMID)
+	}
+	if m.FieldCleared(anomaly.FieldTaskID) {
+		fields = append(fields, anomaly.FieldTaskID)
+	}
+	if m.FieldCleared(anomaly.FieldFacts) {
+		fields = append(fields, anomaly.FieldFacts)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AnomalyMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AnomalyMutation) ClearField(name string) error {
+	switch name {
+	case anomaly.FieldOpenKey:
+		m.ClearOpenKey()
+		return nil
+	case anomaly.FieldAcknowledgedAt:
+		m.ClearAcknowledgedAt()
+		return nil
+	case anomaly.FieldResolvedAt:
+		m.ClearResolvedAt()
+		return nil
+	case anomaly.FieldCustomerID:
+		m.ClearCustomerID()
+		return nil
+	case anomaly.FieldPoolID:
+		m.ClearPoolID()
+		return nil
+	case anomaly.FieldProcessID:
+		m.ClearProcessID()
+		return nil
+	case anomaly.FieldRobotID:
+		m.ClearRobotID()
+		return nil
+	case anomaly.FieldVMID:
+		m.ClearVMID()
+		return nil
+	case anomaly.FieldTaskID:
+		m.ClearTaskID()
+		return nil
+	case anomaly.FieldFacts:
+		m.ClearFacts()
+		return nil
+	}
+	return fmt.Errorf("unknown Anomaly nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AnomalyMutation) ResetField(name string) error {
+	switch name {
+	case anomaly.FieldRule:
+		m.ResetRule()
+		return nil
+	case anomaly.FieldKey:
+		m.ResetKey()
+		return nil
+	case anomaly.FieldOpenKey:
+		m.ResetOpenKey()
+		return nil
+	case anomaly.FieldSeverity:
+		m.ResetSeverity()
+		return nil
+	case anomaly.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case anomaly.FieldTitle:
+		m.ResetTitle()
+		return nil
+	case anomaly.FieldMessage:
+		m.ResetMessage()
+		return nil
+	case anomaly.FieldSince:
+		m.ResetSince()
+		return nil
+	case anomaly.FieldDetectedAt:
+		m.ResetDetectedAt()
+		return nil
+	case anomaly.FieldAcknowledgedAt:
+		m.ResetAcknowledgedAt()
+		return nil
+	case anomaly.FieldAcknowledgedBy:
+		m.ResetAcknowledgedBy()
+		return nil
+	case anomaly.FieldResolvedAt:
+		m.ResetResolvedAt()
+		return nil
+	case anomaly.FieldResolvedBy:
+		m.ResetResolvedBy()
+		return nil
+	case anomaly.FieldResolution:
+		m.ResetResolution()
+		return nil
+	case anomaly.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case anomaly.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case anomaly.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case anomaly.FieldRobotID:
+		m.ResetRobotID()
+		return nil
+	case anomaly.FieldVMID:
+		m.ResetVMID()
+		return nil
+	case anomaly.FieldTaskID:
+		m.ResetTaskID()
+		return nil
+	case anomaly.FieldVendor:
+		m.ResetVendor()
+		return nil
+	case anomaly.FieldFacts:
+		m.ResetFacts()
+		return nil
+	}
+	return fmt.Errorf("unknown Anomaly field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AnomalyMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AnomalyMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AnomalyMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AnomalyMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AnomalyMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AnomalyMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AnomalyMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Anomaly unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AnomalyMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Anomaly edge %s", name)
+}
 
 // AttemptMutation represents an operation that mutates the Attempt nodes in the graph.
 type AttemptMutation struct {
@@ -2705,6 +5520,1842 @@ func (m *BatchMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Batch edge %s", name)
 }
 
+// BookingMutation represents an operation that mutates the Booking nodes in the graph.
+type BookingMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	updated_at          *time.Time
+	key                 *string
+	process_id          *int
+	addprocess_id       *int
+	pool                *string
+	department          *string
+	robot               *string
+	robots              *int
+	addrobots           *int
+	cron                *string
+	duration_seconds    *int
+	addduration_seconds *int
+	timezone            *string
+	valid_from          *time.Time
+	valid_until         *time.Time
+	created_by          *string
+	clash_accepted      *bool
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*Booking, error)
+	predicates          []predicate.Booking
+}
+
+var _ ent.Mutation = (*BookingMutation)(nil)
+
+// bookingOption allows management of the mutation configuration using functional options.
+type bookingOption func(*BookingMutation)
+
+// newBookingMutation creates new mutation for the Booking entity.
+func newBookingMutation(c config, op Op, opts ...bookingOption) *BookingMutation {
+	m := &BookingMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeBooking,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withBookingID sets the ID field of the mutation.
+func withBookingID(id int) bookingOption {
+	return func(m *BookingMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Booking
+		)
+		m.oldValue = func(ctx context.Context) (*Booking, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Booking.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withBooking sets the old Booking of the mutation.
+func withBooking(node *Booking) bookingOption {
+	return func(m *BookingMutation) {
+		m.oldValue = func(context.Context) (*Booking, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m BookingMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m BookingMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *BookingMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *BookingMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Booking.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *BookingMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *BookingMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *BookingMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *BookingMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *BookingMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *BookingMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetKey sets the "key" field.
+func (m *BookingMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *BookingMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *BookingMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *BookingMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *BookingMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldProcessID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *BookingMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *BookingMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *BookingMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+}
+
+// SetPool sets the "pool" field.
+func (m *BookingMutation) SetPool(s string) {
+	m.pool = &s
+}
+
+// Pool returns the value of the "pool" field in the mutation.
+func (m *BookingMutation) Pool() (r string, exists bool) {
+	v := m.pool
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPool returns the old "pool" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldPool(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPool is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPool requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPool: %w", err)
+	}
+	return oldValue.Pool, nil
+}
+
+// ResetPool resets all changes to the "pool" field.
+func (m *BookingMutation) ResetPool() {
+	m.pool = nil
+}
+
+// SetDepartment sets the "department" field.
+func (m *BookingMutation) SetDepartment(s string) {
+	m.department = &s
+}
+
+// Department returns the value of the "department" field in the mutation.
+func (m *BookingMutation) Department() (r string, exists bool) {
+	v := m.department
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDepartment returns the old "department" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldDepartment(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDepartment is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDepartment requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDepartment: %w", err)
+	}
+	return oldValue.Department, nil
+}
+
+// ResetDepartment resets all changes to the "department" field.
+func (m *BookingMutation) ResetDepartment() {
+	m.department = nil
+}
+
+// SetRobot sets the "robot" field.
+func (m *BookingMutation) SetRobot(s string) {
+	m.robot = &s
+}
+
+// Robot returns the value of the "robot" field in the mutation.
+func (m *BookingMutation) Robot() (r string, exists bool) {
+	v := m.robot
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRobot returns the old "robot" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldRobot(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRobot is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRobot requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRobot: %w", err)
+	}
+	return oldValue.Robot, nil
+}
+
+// ResetRobot resets all changes to the "robot" field.
+func (m *BookingMutation) ResetRobot() {
+	m.robot = nil
+}
+
+// SetRobots sets the "robots" field.
+func (m *BookingMutation) SetRobots(i int) {
+	m.robots = &i
+	m.addrobots = nil
+}
+
+// Robots returns the value of the "robots" field in the mutation.
+func (m *BookingMutation) Robots() (r int, exists bool) {
+	v := m.robots
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRobots returns the old "robots" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldRobots(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRobots is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRobots requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRobots: %w", err)
+	}
+	return oldValue.Robots, nil
+}
+
+// AddRobots adds i to the "robots" field.
+func (m *BookingMutation) AddRobots(i int) {
+	if m.addrobots != nil {
+		*m.addrobots += i
+	} else {
+		m.addrobots = &i
+	}
+}
+
+// AddedRobots returns the value that was added to the "robots" field in this mutation.
+func (m *BookingMutation) AddedRobots() (r int, exists bool) {
+	v := m.addrobots
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRobots resets all changes to the "robots" field.
+func (m *BookingMutation) ResetRobots() {
+	m.robots = nil
+	m.addrobots = nil
+}
+
+// SetCron sets the "cron" field.
+func (m *BookingMutation) SetCron(s string) {
+	m.cron = &s
+}
+
+// Cron returns the value of the "cron" field in the mutation.
+func (m *BookingMutation) Cron() (r string, exists bool) {
+	v := m.cron
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCron returns the old "cron" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldCron(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCron is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCron requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCron: %w", err)
+	}
+	return oldValue.Cron, nil
+}
+
+// ResetCron resets all changes to the "cron" field.
+func (m *BookingMutation) ResetCron() {
+	m.cron = nil
+}
+
+// SetDurationSeconds sets the "duration_seconds" field.
+func (m *BookingMutation) SetDurationSeconds(i int) {
+	m.duration_seconds = &i
+	m.addduration_seconds = nil
+}
+
+// DurationSeconds returns the value of the "duration_seconds" field in the mutation.
+func (m *BookingMutation) DurationSeconds() (r int, exists bool) {
+	v := m.duration_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationSeconds returns the old "duration_seconds" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldDurationSeconds(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationSeconds: %w", err)
+	}
+	return oldValue.DurationSeconds, nil
+}
+
+// AddDurationSeconds adds i to the "duration_seconds" field.
+func (m *BookingMutation) AddDurationSeconds(i int) {
+	if m.addduration_seconds != nil {
+		*m.addduration_seconds += i
+	} else {
+		m.addduration_seconds = &i
+	}
+}
+
+// AddedDurationSeconds returns the value that was added to the "duration_seconds" field in this mutation.
+func (m *BookingMutation) AddedDurationSeconds() (r int, exists bool) {
+	v := m.addduration_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationSeconds resets all changes to the "duration_seconds" field.
+func (m *BookingMutation) ResetDurationSeconds() {
+	m.duration_seconds = nil
+	m.addduration_seconds = nil
+}
+
+// SetTimezone sets the "timezone" field.
+func (m *BookingMutation) SetTimezone(s string) {
+	m.timezone = &s
+}
+
+// Timezone returns the value of the "timezone" field in the mutation.
+func (m *BookingMutation) Timezone() (r string, exists bool) {
+	v := m.timezone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTimezone returns the old "timezone" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldTimezone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTimezone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTimezone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTimezone: %w", err)
+	}
+	return oldValue.Timezone, nil
+}
+
+// ResetTimezone resets all changes to the "timezone" field.
+func (m *BookingMutation) ResetTimezone() {
+	m.timezone = nil
+}
+
+// SetValidFrom sets the "valid_from" field.
+func (m *BookingMutation) SetValidFrom(t time.Time) {
+	m.valid_from = &t
+}
+
+// ValidFrom returns the value of the "valid_from" field in the mutation.
+func (m *BookingMutation) ValidFrom() (r time.Time, exists bool) {
+	v := m.valid_from
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValidFrom returns the old "valid_from" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldValidFrom(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValidFrom is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValidFrom requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValidFrom: %w", err)
+	}
+	return oldValue.ValidFrom, nil
+}
+
+// ClearValidFrom clears the value of the "valid_from" field.
+func (m *BookingMutation) ClearValidFrom() {
+	m.valid_from = nil
+	m.clearedFields[booking.FieldValidFrom] = struct{}{}
+}
+
+// ValidFromCleared returns if the "valid_from" field was cleared in this mutation.
+func (m *BookingMutation) ValidFromCleared() bool {
+	_, ok := m.clearedFields[booking.FieldValidFrom]
+	return ok
+}
+
+// ResetValidFrom resets all changes to the "valid_from" field.
+func (m *BookingMutation) ResetValidFrom() {
+	m.valid_from = nil
+	delete(m.clearedFields, booking.FieldValidFrom)
+}
+
+// SetValidUntil sets the "valid_until" field.
+func (m *BookingMutation) SetValidUntil(t time.Time) {
+	m.valid_until = &t
+}
+
+// ValidUntil returns the value of the "valid_until" field in the mutation.
+func (m *BookingMutation) ValidUntil() (r time.Time, exists bool) {
+	v := m.valid_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValidUntil returns the old "valid_until" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldValidUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValidUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValidUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValidUntil: %w", err)
+	}
+	return oldValue.ValidUntil, nil
+}
+
+// ClearValidUntil clears the value of the "valid_until" field.
+func (m *BookingMutation) ClearValidUntil() {
+	m.valid_until = nil
+	m.clearedFields[booking.FieldValidUntil] = struct{}{}
+}
+
+// ValidUntilCleared returns if the "valid_until" field was cleared in this mutation.
+func (m *BookingMutation) ValidUntilCleared() bool {
+	_, ok := m.clearedFields[booking.FieldValidUntil]
+	return ok
+}
+
+// ResetValidUntil resets all changes to the "valid_until" field.
+func (m *BookingMutation) ResetValidUntil() {
+	m.valid_until = nil
+	delete(m.clearedFields, booking.FieldValidUntil)
+}
+
+// SetCreatedBy sets the "created_by" field.
+func (m *BookingMutation) SetCreatedBy(s string) {
+	m.created_by = &s
+}
+
+// CreatedBy returns the value of the "created_by" field in the mutation.
+func (m *BookingMutation) CreatedBy() (r string, exists bool) {
+	v := m.created_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedBy returns the old "created_by" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldCreatedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedBy: %w", err)
+	}
+	return oldValue.CreatedBy, nil
+}
+
+// ResetCreatedBy resets all changes to the "created_by" field.
+func (m *BookingMutation) ResetCreatedBy() {
+	m.created_by = nil
+}
+
+// SetClashAccepted sets the "clash_accepted" field.
+func (m *BookingMutation) SetClashAccepted(b bool) {
+	m.clash_accepted = &b
+}
+
+// ClashAccepted returns the value of the "clash_accepted" field in the mutation.
+func (m *BookingMutation) ClashAccepted() (r bool, exists bool) {
+	v := m.clash_accepted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClashAccepted returns the old "clash_accepted" field's value of the Booking entity.
+// If the Booking object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BookingMutation) OldClashAccepted(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClashAccepted is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClashAccepted requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClashAccepted: %w", err)
+	}
+	return oldValue.ClashAccepted, nil
+}
+
+// ResetClashAccepted resets all changes to the "clash_accepted" field.
+func (m *BookingMutation) ResetClashAccepted() {
+	m.clash_accepted = nil
+}
+
+// Where appends a list predicates to the BookingMutation builder.
+func (m *BookingMutation) Where(ps ...predicate.Booking) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the BookingMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *BookingMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Booking, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *BookingMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *BookingMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Booking).
+func (m *BookingMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *BookingMutation) Fields() []string {
+	fields := make([]string, 0, 15)
+	if m.created_at != nil {
+		fields = append(fields, booking.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, booking.FieldUpdatedAt)
+	}
+	if m.key != nil {
+		fields = append(fields, booking.FieldKey)
+	}
+	if m.process_id != nil {
+		fields = append(fields, booking.FieldProcessID)
+	}
+	if m.pool != nil {
+		fields = append(fields, booking.FieldPool)
+	}
+	if m.department != nil {
+		fields = append(fields, booking.FieldDepartment)
+	}
+	if m.robot != nil {
+		fields = append(fields, booking.FieldRobot)
+	}
+	if m.robots != nil {
+		fields = append(fields, booking.FieldRobots)
+	}
+	if m.cron != nil {
+		fields = append(fields, booking.FieldCron)
+	}
+	if m.duration_seconds != nil {
+		fields = append(fields, booking.FieldDurationSeconds)
+	}
+	if m.timezone != nil {
+		fields = append(fields, booking.FieldTimezone)
+	}
+	if m.valid_from != nil {
+		fields = append(fields, booking.FieldValidFrom)
+	}
+	if m.valid_until != nil {
+		fields = append(fields, booking.FieldValidUntil)
+	}
+	if m.created_by != nil {
+		fields = append(fields, booking.FieldCreatedBy)
+	}
+	if m.clash_accepted != nil {
+		fields = append(fields, booking.FieldClashAccepted)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *BookingMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case booking.FieldCreatedAt:
+		return m.CreatedAt()
+	case booking.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case booking.FieldKey:
+		return m.Key()
+	case booking.FieldProcessID:
+		return m.ProcessID()
+	case booking.FieldPool:
+		return m.Pool()
+	case booking.FieldDepartment:
+		return m.Department()
+	case booking.FieldRobot:
+		return m.Robot()
+	case booking.FieldRobots:
+		return m.Robots()
+	case booking.FieldCron:
+		return m.Cron()
+	case booking.FieldDurationSeconds:
+		return m.DurationSeconds()
+	case booking.FieldTimezone:
+		return m.Timezone()
+	case booking.FieldValidFrom:
+		return m.ValidFrom()
+	case booking.FieldValidUntil:
+		return m.ValidUntil()
+	case booking.FieldCreatedBy:
+		return m.CreatedBy()
+	case booking.FieldClashAccepted:
+		return m.ClashAccepted()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *BookingMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case booking.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case booking.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case booking.FieldKey:
+		return m.OldKey(ctx)
+	case booking.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case booking.FieldPool:
+		return m.OldPool(ctx)
+	case booking.FieldDepartment:
+		return m.OldDepartment(ctx)
+	case booking.FieldRobot:
+		return m.OldRobot(ctx)
+	case booking.FieldRobots:
+		return m.OldRobots(ctx)
+	case booking.FieldCron:
+		return m.OldCron(ctx)
+	case booking.FieldDurationSeconds:
+		return m.OldDurationSeconds(ctx)
+	case booking.FieldTimezone:
+		return m.OldTimezone(ctx)
+	case booking.FieldValidFrom:
+		return m.OldValidFrom(ctx)
+	case booking.FieldValidUntil:
+		return m.OldValidUntil(ctx)
+	case booking.FieldCreatedBy:
+		return m.OldCreatedBy(ctx)
+	case booking.FieldClashAccepted:
+		return m.OldClashAccepted(ctx)
+	}
+	return nil, fmt.Errorf("unknown Booking field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *BookingMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case booking.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case booking.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case booking.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case booking.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case booking.FieldPool:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPool(v)
+		return nil
+	case booking.FieldDepartment:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDepartment(v)
+		return nil
+	case booking.FieldRobot:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRobot(v)
+		return nil
+	case booking.FieldRobots:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRobots(v)
+		return nil
+	case booking.FieldCron:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCron(v)
+		return nil
+	case booking.FieldDurationSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationSeconds(v)
+		return nil
+	case booking.FieldTimezone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTimezone(v)
+		return nil
+	case booking.FieldValidFrom:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValidFrom(v)
+		return nil
+	case booking.FieldValidUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValidUntil(v)
+		return nil
+	case booking.FieldCreatedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedBy(v)
+		return nil
+	case booking.FieldClashAccepted:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClashAccepted(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Booking field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *BookingMutation) AddedFields() []string {
+	var fields []string
+	if m.addprocess_id != nil {
+		fields = append(fields, booking.FieldProcessID)
+	}
+	if m.addrobots != nil {
+		fields = append(fields, booking.FieldRobots)
+	}
+	if m.addduration_seconds != nil {
+		fields = append(fields, booking.FieldDurationSeconds)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *BookingMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case booking.FieldProcessID:
+		return m.AddedProcessID()
+	case booking.FieldRobots:
+		return m.AddedRobots()
+	case booking.FieldDurationSeconds:
+		return m.AddedDurationSeconds()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *BookingMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case booking.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	case booking.FieldRobots:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRobots(v)
+		return nil
+	case booking.FieldDurationSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationSeconds(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Booking numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *BookingMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(booking.FieldValidFrom) {
+		fields = append(fields, booking.FieldValidFrom)
+	}
+	if m.FieldCleared(booking.FieldValidUntil) {
+		fields = append(fields, booking.FieldValidUntil)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *BookingMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *BookingMutation) ClearField(name string) error {
+	switch name {
+	case booking.FieldValidFrom:
+		m.ClearValidFrom()
+		return nil
+	case booking.FieldValidUntil:
+		m.ClearValidUntil()
+		return nil
+	}
+	return fmt.Errorf("unknown Booking nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *BookingMutation) ResetField(name string) error {
+	switch name {
+	case booking.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case booking.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case booking.FieldKey:
+		m.ResetKey()
+		return nil
+	case booking.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case booking.FieldPool:
+		m.ResetPool()
+		return nil
+	case booking.FieldDepartment:
+		m.ResetDepartment()
+		return nil
+	case booking.FieldRobot:
+		m.ResetRobot()
+		return nil
+	case booking.FieldRobots:
+		m.ResetRobots()
+		return nil
+	case booking.FieldCron:
+		m.ResetCron()
+		return nil
+	case booking.FieldDurationSeconds:
+		m.ResetDurationSeconds()
+		return nil
+	case booking.FieldTimezone:
+		m.ResetTimezone()
+		return nil
+	case booking.FieldValidFrom:
+		m.ResetValidFrom()
+		return nil
+	case booking.FieldValidUntil:
+		m.ResetValidUntil()
+		return nil
+	case booking.FieldCreatedBy:
+		m.ResetCreatedBy()
+		return nil
+	case booking.FieldClashAccepted:
+		m.ResetClashAccepted()
+		return nil
+	}
+	return fmt.Errorf("unknown Booking field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *BookingMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *BookingMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *BookingMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *BookingMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *BookingMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *BookingMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *BookingMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Booking unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *BookingMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Booking edge %s", name)
+}
+
+// CredentialBindingMutation represents an operation that mutates the CredentialBinding nodes in the graph.
+type CredentialBindingMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *int
+	customer_id    *int
+	addcustomer_id *int
+	name           *string
+	process_id     *int
+	addprocess_id  *int
+	created_by     *string
+	created_at     *time.Time
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*CredentialBinding, error)
+	predicates     []predicate.CredentialBinding
+}
+
+var _ ent.Mutation = (*CredentialBindingMutation)(nil)
+
+// credentialbindingOption allows management of the mutation configuration using functional options.
+type credentialbindingOption func(*CredentialBindingMutation)
+
+// newCredentialBindingMutation creates new mutation for the CredentialBinding entity.
+func newCredentialBindingMutation(c config, op Op, opts ...credentialbindingOption) *CredentialBindingMutation {
+	m := &CredentialBindingMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCredentialBinding,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCredentialBindingID sets the ID field of the mutation.
+func withCredentialBindingID(id int) credentialbindingOption {
+	return func(m *CredentialBindingMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *CredentialBinding
+		)
+		m.oldValue = func(ctx context.Context) (*CredentialBinding, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().CredentialBinding.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCredentialBinding sets the old CredentialBinding of the mutation.
+func withCredentialBinding(node *CredentialBinding) credentialbindingOption {
+	return func(m *CredentialBindingMutation) {
+		m.oldValue = func(context.Context) (*CredentialBinding, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CredentialBindingMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CredentialBindingMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CredentialBindingMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CredentialBindingMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().CredentialBinding.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *CredentialBindingMutation) SetCustomerID(i int) {
+	m.customer_id = &i
+	m.addcustomer_id = nil
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *CredentialBindingMutation) CustomerID() (r int, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the CredentialBinding entity.
+// If the CredentialBinding object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialBindingMutation) OldCustomerID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// AddCustomerID adds i to the "customer_id" field.
+func (m *CredentialBindingMutation) AddCustomerID(i int) {
+	if m.addcustomer_id != nil {
+		*m.addcustomer_id += i
+	} else {
+		m.addcustomer_id = &i
+	}
+}
+
+// AddedCustomerID returns the value that was added to the "customer_id" field in this mutation.
+func (m *CredentialBindingMutation) AddedCustomerID() (r int, exists bool) {
+	v := m.addcustomer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *CredentialBindingMutation) ResetCustomerID() {
+	m.customer_id = nil
+	m.addcustomer_id = nil
+}
+
+// SetName sets the "name" field.
+func (m *CredentialBindingMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *CredentialBindingMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the CredentialBinding entity.
+// If the CredentialBinding object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialBindingMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *CredentialBindingMutation) ResetName() {
+	m.name = nil
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *CredentialBindingMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *CredentialBindingMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the CredentialBinding entity.
+// If the CredentialBinding object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialBindingMutation) OldProcessID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *CredentialBindingMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *CredentialBindingMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *CredentialBindingMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+}
+
+// SetCreatedBy sets the "created_by" field.
+func (m *CredentialBindingMutation) SetCreatedBy(s string) {
+	m.created_by = &s
+}
+
+// CreatedBy returns the value of the "created_by" field in the mutation.
+func (m *CredentialBindingMutation) CreatedBy() (r string, exists bool) {
+	v := m.created_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedBy returns the old "created_by" field's value of the CredentialBinding entity.
+// If the CredentialBinding object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialBindingMutation) OldCreatedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedBy: %w", err)
+	}
+	return oldValue.CreatedBy, nil
+}
+
+// ResetCreatedBy resets all changes to the "created_by" field.
+func (m *CredentialBindingMutation) ResetCreatedBy() {
+	m.created_by = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *CredentialBindingMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *CredentialBindingMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the CredentialBinding entity.
+// If the CredentialBinding object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialBindingMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *CredentialBindingMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the CredentialBindingMutation builder.
+func (m *CredentialBindingMutation) Where(ps ...predicate.CredentialBinding) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CredentialBindingMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CredentialBindingMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.CredentialBinding, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CredentialBindingMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CredentialBindingMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (CredentialBinding).
+func (m *CredentialBindingMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CredentialBindingMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.customer_id != nil {
+		fields = append(fields, credentialbinding.FieldCustomerID)
+	}
+	if m.name != nil {
+		fields = append(fields, credentialbinding.FieldName)
+	}
+	if m.process_id != nil {
+		fields = append(fields, credentialbinding.FieldProcessID)
+	}
+	if m.created_by != nil {
+		fields = append(fields, credentialbinding.FieldCreatedBy)
+	}
+	if m.created_at != nil {
+		fields = append(fields, credentialbinding.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CredentialBindingMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		return m.CustomerID()
+	case credentialbinding.FieldName:
+		return m.Name()
+	case credentialbinding.FieldProcessID:
+		return m.ProcessID()
+	case credentialbinding.FieldCreatedBy:
+		return m.CreatedBy()
+	case credentialbinding.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CredentialBindingMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case credentialbinding.FieldName:
+		return m.OldName(ctx)
+	case credentialbinding.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case credentialbinding.FieldCreatedBy:
+		return m.OldCreatedBy(ctx)
+	case credentialbinding.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown CredentialBinding field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialBindingMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case credentialbinding.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case credentialbinding.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case credentialbinding.FieldCreatedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedBy(v)
+		return nil
+	case credentialbinding.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialBinding field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CredentialBindingMutation) AddedFields() []string {
+	var fields []string
+	if m.addcustomer_id != nil {
+		fields = append(fields, credentialbinding.FieldCustomerID)
+	}
+	if m.addprocess_id != nil {
+		fields = append(fields, credentialbinding.FieldProcessID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CredentialBindingMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		return m.AddedCustomerID()
+	case credentialbinding.FieldProcessID:
+		return m.AddedProcessID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialBindingMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCustomerID(v)
+		return nil
+	case credentialbinding.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialBinding numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CredentialBindingMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CredentialBindingMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CredentialBindingMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown CredentialBinding nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CredentialBindingMutation) ResetField(name string) error {
+	switch name {
+	case credentialbinding.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case credentialbinding.FieldName:
+		m.ResetName()
+		return nil
+	case credentialbinding.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case credentialbinding.FieldCreatedBy:
+		m.ResetCreatedBy()
+		return nil
+	case credentialbinding.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown CredentialBinding field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CredentialBindingMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CredentialBindingMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CredentialBindingMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CredentialBindingMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CredentialBindingMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CredentialBindingMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CredentialBindingMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown CredentialBinding unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CredentialBindingMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown CredentialBinding edge %s", name)
+}
+
 // CustomerMutation represents an operation that mutates the Customer nodes in the graph.
 type CustomerMutation struct {
 	config
@@ -3631,6 +8282,638 @@ func (m *CustomerMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Customer edge %s", name)
 }
 
+// DownloadTicketMutation represents an operation that mutates the DownloadTicket nodes in the graph.
+type DownloadTicketMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	hash          *string
+	kind          *downloadticket.Kind
+	params        *string
+	token_id      *int
+	addtoken_id   *int
+	expires_at    *time.Time
+	created_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*DownloadTicket, error)
+	predicates    []predicate.DownloadTicket
+}
+
+var _ ent.Mutation = (*DownloadTicketMutation)(nil)
+
+// downloadticketOption allows management of the mutation configuration using functional options.
+type downloadticketOption func(*DownloadTicketMutation)
+
+// newDownloadTicketMutation creates new mutation for the DownloadTicket entity.
+func newDownloadTicketMutation(c config, op Op, opts ...downloadticketOption) *DownloadTicketMutation {
+	m := &DownloadTicketMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDownloadTicket,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDownloadTicketID sets the ID field of the mutation.
+func withDownloadTicketID(id int) downloadticketOption {
+	return func(m *DownloadTicketMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DownloadTicket
+		)
+		m.oldValue = func(ctx context.Context) (*DownloadTicket, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DownloadTicket.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDownloadTicket sets the old DownloadTicket of the mutation.
+func withDownloadTicket(node *DownloadTicket) downloadticketOption {
+	return func(m *DownloadTicketMutation) {
+		m.oldValue = func(context.Context) (*DownloadTicket, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DownloadTicketMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DownloadTicketMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DownloadTicketMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DownloadTicketMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DownloadTicket.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetHash sets the "hash" field.
+func (m *DownloadTicketMutation) SetHash(s string) {
+	m.hash = &s
+}
+
+// Hash returns the value of the "hash" field in the mutation.
+func (m *DownloadTicketMutation) Hash() (r string, exists bool) {
+	v := m.hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHash returns the old "hash" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHash: %w", err)
+	}
+	return oldValue.Hash, nil
+}
+
+// ResetHash resets all changes to the "hash" field.
+func (m *DownloadTicketMutation) ResetHash() {
+	m.hash = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *DownloadTicketMutation) SetKind(d downloadticket.Kind) {
+	m.kind = &d
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *DownloadTicketMutation) Kind() (r downloadticket.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldKind(ctx context.Context) (v downloadticket.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *DownloadTicketMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetParams sets the "params" field.
+func (m *DownloadTicketMutation) SetParams(s string) {
+	m.params = &s
+}
+
+// Params returns the value of the "params" field in the mutation.
+func (m *DownloadTicketMutation) Params() (r string, exists bool) {
+	v := m.params
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldParams returns the old "params" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldParams(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldParams is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldParams requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldParams: %w", err)
+	}
+	return oldValue.Params, nil
+}
+
+// ResetParams resets all changes to the "params" field.
+func (m *DownloadTicketMutation) ResetParams() {
+	m.params = nil
+}
+
+// SetTokenID sets the "token_id" field.
+func (m *DownloadTicketMutation) SetTokenID(i int) {
+	m.token_id = &i
+	m.addtoken_id = nil
+}
+
+// TokenID returns the value of the "token_id" field in the mutation.
+func (m *DownloadTicketMutation) TokenID() (r int, exists bool) {
+	v := m.token_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenID returns the old "token_id" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldTokenID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenID: %w", err)
+	}
+	return oldValue.TokenID, nil
+}
+
+// AddTokenID adds i to the "token_id" field.
+func (m *DownloadTicketMutation) AddTokenID(i int) {
+	if m.addtoken_id != nil {
+		*m.addtoken_id += i
+	} else {
+		m.addtoken_id = &i
+	}
+}
+
+// AddedTokenID returns the value that was added to the "token_id" field in this mutation.
+func (m *DownloadTicketMutation) AddedTokenID() (r int, exists bool) {
+	v := m.addtoken_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTokenID resets all changes to the "token_id" field.
+func (m *DownloadTicketMutation) ResetTokenID() {
+	m.token_id = nil
+	m.addtoken_id = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *DownloadTicketMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *DownloadTicketMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *DownloadTicketMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *DownloadTicketMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *DownloadTicketMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the DownloadTicket entity.
+// If the DownloadTicket object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadTicketMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *DownloadTicketMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the DownloadTicketMutation builder.
+func (m *DownloadTicketMutation) Where(ps ...predicate.DownloadTicket) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DownloadTicketMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DownloadTicketMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DownloadTicket, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DownloadTicketMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DownloadTicketMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DownloadTicket).
+func (m *DownloadTicketMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DownloadTicketMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.hash != nil {
+		fields = append(fields, downloadticket.FieldHash)
+	}
+	if m.kind != nil {
+		fields = append(fields, downloadticket.FieldKind)
+	}
+	if m.params != nil {
+		fields = append(fields, downloadticket.FieldParams)
+	}
+	if m.token_id != nil {
+		fields = append(fields, downloadticket.FieldTokenID)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, downloadticket.FieldExpiresAt)
+	}
+	if m.created_at != nil {
+		fields = append(fields, downloadticket.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DownloadTicketMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case downloadticket.FieldHash:
+		return m.Hash()
+	case downloadticket.FieldKind:
+		return m.Kind()
+	case downloadticket.FieldParams:
+		return m.Params()
+	case downloadticket.FieldTokenID:
+		return m.TokenID()
+	case downloadticket.FieldExpiresAt:
+		return m.ExpiresAt()
+	case downloadticket.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DownloadTicketMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case downloadticket.FieldHash:
+		return m.OldHash(ctx)
+	case downloadticket.FieldKind:
+		return m.OldKind(ctx)
+	case downloadticket.FieldParams:
+		return m.OldParams(ctx)
+	case downloadticket.FieldTokenID:
+		return m.OldTokenID(ctx)
+	case downloadticket.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	case downloadticket.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown DownloadTicket field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DownloadTicketMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case downloadticket.FieldHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHash(v)
+		return nil
+	case downloadticket.FieldKind:
+		v, ok := value.(downloadticket.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case downloadticket.FieldParams:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetParams(v)
+		return nil
+	case downloadticket.FieldTokenID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenID(v)
+		return nil
+	case downloadticket.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	case downloadticket.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DownloadTicket field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DownloadTicketMutation) AddedFields() []string {
+	var fields []string
+	if m.addtoken_id != nil {
+		fields = append(fields, downloadticket.FieldTokenID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DownloadTicketMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case downloadticket.FieldTokenID:
+		return m.AddedTokenID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DownloadTicketMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case downloadticket.FieldTokenID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokenID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DownloadTicket numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DownloadTicketMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DownloadTicketMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DownloadTicketMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown DownloadTicket nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DownloadTicketMutation) ResetField(name string) error {
+	switch name {
+	case downloadticket.FieldHash:
+		m.ResetHash()
+		return nil
+	case downloadticket.FieldKind:
+		m.ResetKind()
+		return nil
+	case downloadticket.FieldParams:
+		m.ResetParams()
+		return nil
+	case downloadticket.FieldTokenID:
+		m.ResetTokenID()
+		return nil
+	case downloadticket.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	case downloadticket.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DownloadTicket field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DownloadTicketMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DownloadTicketMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DownloadTicketMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DownloadTicketMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DownloadTicketMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DownloadTicketMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DownloadTicketMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DownloadTicket unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DownloadTicketMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DownloadTicket edge %s", name)
+}
+
 // EventMutation represents an operation that mutates the Event nodes in the graph.
 type EventMutation struct {
 	config
@@ -3654,6 +8937,13 @@ type EventMutation struct {
 	attempt_no     *int
 	addattempt_no  *int
 	message        *string
+	vm_id          *int
+	addvm_id       *int
+	vendor         *string
+	status         *string
+	external_id    *string
+	anomaly_id     *int
+	addanomaly_id  *int
 	clearedFields  map[string]struct{}
 	done           bool
 	oldValue       func(context.Context) (*Event, error)
@@ -4356,6 +9646,254 @@ func (m *EventMutation) ResetMessage() {
 	m.message = nil
 }
 
+// SetVMID sets the "vm_id" field.
+func (m *EventMutation) SetVMID(i int) {
+	m.vm_id = &i
+	m.addvm_id = nil
+}
+
+// VMID returns the value of the "vm_id" field in the mutation.
+func (m *EventMutation) VMID() (r int, exists bool) {
+	v := m.vm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVMID returns the old "vm_id" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldVMID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVMID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVMID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVMID: %w", err)
+	}
+	return oldValue.VMID, nil
+}
+
+// AddVMID adds i to the "vm_id" field.
+func (m *EventMutation) AddVMID(i int) {
+	if m.addvm_id != nil {
+		*m.addvm_id += i
+	} else {
+		m.addvm_id = &i
+	}
+}
+
+// AddedVMID returns the value that was added to the "vm_id" field in this mutation.
+func (m *EventMutation) AddedVMID() (r int, exists bool) {
+	v := m.addvm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearVMID clears the value of the "vm_id" field.
+func (m *EventMutation) ClearVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	m.clearedFields[event.FieldVMID] = struct{}{}
+}
+
+// VMIDCleared returns if the "vm_id" field was cleared in this mutation.
+func (m *EventMutation) VMIDCleared() bool {
+	_, ok := m.clearedFields[event.FieldVMID]
+	return ok
+}
+
+// ResetVMID resets all changes to the "vm_id" field.
+func (m *EventMutation) ResetVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+	delete(m.clearedFields, event.FieldVMID)
+}
+
+// SetVendor sets the "vendor" field.
+func (m *EventMutation) SetVendor(s string) {
+	m.vendor = &s
+}
+
+// Vendor returns the value of the "vendor" field in the mutation.
+func (m *EventMutation) Vendor() (r string, exists bool) {
+	v := m.vendor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVendor returns the old "vendor" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldVendor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVendor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVendor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVendor: %w", err)
+	}
+	return oldValue.Vendor, nil
+}
+
+// ResetVendor resets all changes to the "vendor" field.
+func (m *EventMutation) ResetVendor() {
+	m.vendor = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *EventMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *EventMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *EventMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetExternalID sets the "external_id" field.
+func (m *EventMutation) SetExternalID(s string) {
+	m.external_id = &s
+}
+
+// ExternalID returns the value of the "external_id" field in the mutation.
+func (m *EventMutation) ExternalID() (r string, exists bool) {
+	v := m.external_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExternalID returns the old "external_id" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldExternalID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExternalID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExternalID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExternalID: %w", err)
+	}
+	return oldValue.ExternalID, nil
+}
+
+// ResetExternalID resets all changes to the "external_id" field.
+func (m *EventMutation) ResetExternalID() {
+	m.external_id = nil
+}
+
+// SetAnomalyID sets the "anomaly_id" field.
+func (m *EventMutation) SetAnomalyID(i int) {
+	m.anomaly_id = &i
+	m.addanomaly_id = nil
+}
+
+// AnomalyID returns the value of the "anomaly_id" field in the mutation.
+func (m *EventMutation) AnomalyID() (r int, exists bool) {
+	v := m.anomaly_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAnomalyID returns the old "anomaly_id" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldAnomalyID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAnomalyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAnomalyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAnomalyID: %w", err)
+	}
+	return oldValue.AnomalyID, nil
+}
+
+// AddAnomalyID adds i to the "anomaly_id" field.
+func (m *EventMutation) AddAnomalyID(i int) {
+	if m.addanomaly_id != nil {
+		*m.addanomaly_id += i
+	} else {
+		m.addanomaly_id = &i
+	}
+}
+
+// AddedAnomalyID returns the value that was added to the "anomaly_id" field in this mutation.
+func (m *EventMutation) AddedAnomalyID() (r int, exists bool) {
+	v := m.addanomaly_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAnomalyID clears the value of the "anomaly_id" field.
+func (m *EventMutation) ClearAnomalyID() {
+	m.anomaly_id = nil
+	m.addanomaly_id = nil
+	m.clearedFields[event.FieldAnomalyID] = struct{}{}
+}
+
+// AnomalyIDCleared returns if the "anomaly_id" field was cleared in this mutation.
+func (m *EventMutation) AnomalyIDCleared() bool {
+	_, ok := m.clearedFields[event.FieldAnomalyID]
+	return ok
+}
+
+// ResetAnomalyID resets all changes to the "anomaly_id" field.
+func (m *EventMutation) ResetAnomalyID() {
+	m.anomaly_id = nil
+	m.addanomaly_id = nil
+	delete(m.clearedFields, event.FieldAnomalyID)
+}
+
 // Where appends a list predicates to the EventMutation builder.
 func (m *EventMutation) Where(ps ...predicate.Event) {
 	m.predicates = append(m.predicates, ps...)
@@ -4390,7 +9928,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 15)
 	if m.at != nil {
 		fields = append(fields, event.FieldAt)
 	}
@@ -4421,6 +9959,21 @@ func (m *EventMutation) Fields() []string {
 	if m.message != nil {
 		fields = append(fields, event.FieldMessage)
 	}
+	if m.vm_id != nil {
+		fields = append(fields, event.FieldVMID)
+	}
+	if m.vendor != nil {
+		fields = append(fields, event.FieldVendor)
+	}
+	if m.status != nil {
+		fields = append(fields, event.FieldStatus)
+	}
+	if m.external_id != nil {
+		fields = append(fields, event.FieldExternalID)
+	}
+	if m.anomaly_id != nil {
+		fields = append(fields, event.FieldAnomalyID)
+	}
 	return fields
 }
 
@@ -4449,6 +10002,16 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.AttemptNo()
 	case event.FieldMessage:
 		return m.Message()
+	case event.FieldVMID:
+		return m.VMID()
+	case event.FieldVendor:
+		return m.Vendor()
+	case event.FieldStatus:
+		return m.Status()
+	case event.FieldExternalID:
+		return m.ExternalID()
+	case event.FieldAnomalyID:
+		return m.AnomalyID()
 	}
 	return nil, false
 }
@@ -4478,6 +10041,16 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldAttemptNo(ctx)
 	case event.FieldMessage:
 		return m.OldMessage(ctx)
+	case event.FieldVMID:
+		return m.OldVMID(ctx)
+	case event.FieldVendor:
+		return m.OldVendor(ctx)
+	case event.FieldStatus:
+		return m.OldStatus(ctx)
+	case event.FieldExternalID:
+		return m.OldExternalID(ctx)
+	case event.FieldAnomalyID:
+		return m.OldAnomalyID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Event field %s", name)
 }
@@ -4557,6 +10130,41 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMessage(v)
 		return nil
+	case event.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVMID(v)
+		return nil
+	case event.FieldVendor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVendor(v)
+		return nil
+	case event.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case event.FieldExternalID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExternalID(v)
+		return nil
+	case event.FieldAnomalyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAnomalyID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Event field %s", name)
 }
@@ -4586,6 +10194,12 @@ func (m *EventMutation) AddedFields() []string {
 	if m.addattempt_no != nil {
 		fields = append(fields, event.FieldAttemptNo)
 	}
+	if m.addvm_id != nil {
+		fields = append(fields, event.FieldVMID)
+	}
+	if m.addanomaly_id != nil {
+		fields = append(fields, event.FieldAnomalyID)
+	}
 	return fields
 }
 
@@ -4608,6 +10222,10 @@ func (m *EventMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedRobotID()
 	case event.FieldAttemptNo:
 		return m.AddedAttemptNo()
+	case event.FieldVMID:
+		return m.AddedVMID()
+	case event.FieldAnomalyID:
+		return m.AddedAnomalyID()
 	}
 	return nil, false
 }
@@ -4666,6 +10284,20 @@ func (m *EventMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddAttemptNo(v)
 		return nil
+	case event.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVMID(v)
+		return nil
+	case event.FieldAnomalyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAnomalyID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Event numeric field %s", name)
 }
@@ -4694,6 +10326,12 @@ func (m *EventMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(event.FieldAttemptNo) {
 		fields = append(fields, event.FieldAttemptNo)
+	}
+	if m.FieldCleared(event.FieldVMID) {
+		fields = append(fields, event.FieldVMID)
+	}
+	if m.FieldCleared(event.FieldAnomalyID) {
+		fields = append(fields, event.FieldAnomalyID)
 	}
 	return fields
 }
@@ -4729,6 +10367,12 @@ func (m *EventMutation) ClearField(name string) error {
 		return nil
 	case event.FieldAttemptNo:
 		m.ClearAttemptNo()
+		return nil
+	case event.FieldVMID:
+		m.ClearVMID()
+		return nil
+	case event.FieldAnomalyID:
+		m.ClearAnomalyID()
 		return nil
 	}
 	return fmt.Errorf("unknown Event nullable field %s", name)
@@ -4767,6 +10411,21 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldMessage:
 		m.ResetMessage()
+		return nil
+	case event.FieldVMID:
+		m.ResetVMID()
+		return nil
+	case event.FieldVendor:
+		m.ResetVendor()
+		return nil
+	case event.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case event.FieldExternalID:
+		m.ResetExternalID()
+		return nil
+	case event.FieldAnomalyID:
+		m.ResetAnomalyID()
 		return nil
 	}
 	return fmt.Errorf("unknown Event field %s", name)
@@ -5342,6 +11001,833 @@ func (m *LeaseMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *LeaseMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Lease edge %s", name)
+}
+
+// LifecycleTransitionMutation represents an operation that mutates the LifecycleTransition nodes in the graph.
+type LifecycleTransitionMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	process_id    *int
+	addprocess_id *int
+	seq           *int
+	addseq        *int
+	from_stage    *string
+	to_stage      *string
+	action        *string
+	actor         *string
+	at            *time.Time
+	note          *string
+	evidence      *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*LifecycleTransition, error)
+	predicates    []predicate.LifecycleTransition
+}
+
+var _ ent.Mutation = (*LifecycleTransitionMutation)(nil)
+
+// lifecycletransitionOption allows management of the mutation configuration using functional options.
+type lifecycletransitionOption func(*LifecycleTransitionMutation)
+
+// newLifecycleTransitionMutation creates new mutation for the LifecycleTransition entity.
+func newLifecycleTransitionMutation(c config, op Op, opts ...lifecycletransitionOption) *LifecycleTransitionMutation {
+	m := &LifecycleTransitionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeLifecycleTransition,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withLifecycleTransitionID sets the ID field of the mutation.
+func withLifecycleTransitionID(id int) lifecycletransitionOption {
+	return func(m *LifecycleTransitionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *LifecycleTransition
+		)
+		m.oldValue = func(ctx context.Context) (*LifecycleTransition, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().LifecycleTransition.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withLifecycleTransition sets the old LifecycleTransition of the mutation.
+func withLifecycleTransition(node *LifecycleTransition) lifecycletransitionOption {
+	return func(m *LifecycleTransitionMutation) {
+		m.oldValue = func(context.Context) (*LifecycleTransition, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m LifecycleTransitionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m LifecycleTransitionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *LifecycleTransitionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *LifecycleTransitionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().LifecycleTransition.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *LifecycleTransitionMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *LifecycleTransitionMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldProcessID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *LifecycleTransitionMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *LifecycleTransitionMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *LifecycleTransitionMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+}
+
+// SetSeq sets the "seq" field.
+func (m *LifecycleTransitionMutation) SetSeq(i int) {
+	m.seq = &i
+	m.addseq = nil
+}
+
+// Seq returns the value of the "seq" field in the mutation.
+func (m *LifecycleTransitionMutation) Seq() (r int, exists bool) {
+	v := m.seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSeq returns the old "seq" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldSeq(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSeq: %w", err)
+	}
+	return oldValue.Seq, nil
+}
+
+// AddSeq adds i to the "seq" field.
+func (m *LifecycleTransitionMutation) AddSeq(i int) {
+	if m.addseq != nil {
+		*m.addseq += i
+	} else {
+		m.addseq = &i
+	}
+}
+
+// AddedSeq returns the value that was added to the "seq" field in this mutation.
+func (m *LifecycleTransitionMutation) AddedSeq() (r int, exists bool) {
+	v := m.addseq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSeq resets all changes to the "seq" field.
+func (m *LifecycleTransitionMutation) ResetSeq() {
+	m.seq = nil
+	m.addseq = nil
+}
+
+// SetFromStage sets the "from_stage" field.
+func (m *LifecycleTransitionMutation) SetFromStage(s string) {
+	m.from_stage = &s
+}
+
+// FromStage returns the value of the "from_stage" field in the mutation.
+func (m *LifecycleTransitionMutation) FromStage() (r string, exists bool) {
+	v := m.from_stage
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromStage returns the old "from_stage" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldFromStage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromStage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromStage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromStage: %w", err)
+	}
+	return oldValue.FromStage, nil
+}
+
+// ResetFromStage resets all changes to the "from_stage" field.
+func (m *LifecycleTransitionMutation) ResetFromStage() {
+	m.from_stage = nil
+}
+
+// SetToStage sets the "to_stage" field.
+func (m *LifecycleTransitionMutation) SetToStage(s string) {
+	m.to_stage = &s
+}
+
+// ToStage returns the value of the "to_stage" field in the mutation.
+func (m *LifecycleTransitionMutation) ToStage() (r string, exists bool) {
+	v := m.to_stage
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToStage returns the old "to_stage" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldToStage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToStage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToStage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToStage: %w", err)
+	}
+	return oldValue.ToStage, nil
+}
+
+// ResetToStage resets all changes to the "to_stage" field.
+func (m *LifecycleTransitionMutation) ResetToStage() {
+	m.to_stage = nil
+}
+
+// SetAction sets the "action" field.
+func (m *LifecycleTransitionMutation) SetAction(s string) {
+	m.action = &s
+}
+
+// Action returns the value of the "action" field in the mutation.
+func (m *LifecycleTransitionMutation) Action() (r string, exists bool) {
+	v := m.action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAction returns the old "action" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldAction(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAction: %w", err)
+	}
+	return oldValue.Action, nil
+}
+
+// ResetAction resets all changes to the "action" field.
+func (m *LifecycleTransitionMutation) ResetAction() {
+	m.action = nil
+}
+
+// SetActor sets the "actor" field.
+func (m *LifecycleTransitionMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *LifecycleTransitionMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *LifecycleTransitionMutation) ResetActor() {
+	m.actor = nil
+}
+
+// SetAt sets the "at" field.
+func (m *LifecycleTransitionMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *LifecycleTransitionMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *LifecycleTransitionMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetNote sets the "note" field.
+func (m *LifecycleTransitionMutation) SetNote(s string) {
+	m.note = &s
+}
+
+// Note returns the value of the "note" field in the mutation.
+func (m *LifecycleTransitionMutation) Note() (r string, exists bool) {
+	v := m.note
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNote returns the old "note" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldNote(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNote is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNote requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNote: %w", err)
+	}
+	return oldValue.Note, nil
+}
+
+// ResetNote resets all changes to the "note" field.
+func (m *LifecycleTransitionMutation) ResetNote() {
+	m.note = nil
+}
+
+// SetEvidence sets the "evidence" field.
+func (m *LifecycleTransitionMutation) SetEvidence(s string) {
+	m.evidence = &s
+}
+
+// Evidence returns the value of the "evidence" field in the mutation.
+func (m *LifecycleTransitionMutation) Evidence() (r string, exists bool) {
+	v := m.evidence
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEvidence returns the old "evidence" field's value of the LifecycleTransition entity.
+// If the LifecycleTransition object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LifecycleTransitionMutation) OldEvidence(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEvidence is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEvidence requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEvidence: %w", err)
+	}
+	return oldValue.Evidence, nil
+}
+
+// ResetEvidence resets all changes to the "evidence" field.
+func (m *LifecycleTransitionMutation) ResetEvidence() {
+	m.evidence = nil
+}
+
+// Where appends a list predicates to the LifecycleTransitionMutation builder.
+func (m *LifecycleTransitionMutation) Where(ps ...predicate.LifecycleTransition) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the LifecycleTransitionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *LifecycleTransitionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.LifecycleTransition, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *LifecycleTransitionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *LifecycleTransitionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (LifecycleTransition).
+func (m *LifecycleTransitionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *LifecycleTransitionMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.process_id != nil {
+		fields = append(fields, lifecycletransition.FieldProcessID)
+	}
+	if m.seq != nil {
+		fields = append(fields, lifecycletransition.FieldSeq)
+	}
+	if m.from_stage != nil {
+		fields = append(fields, lifecycletransition.FieldFromStage)
+	}
+	if m.to_stage != nil {
+		fields = append(fields, lifecycletransition.FieldToStage)
+	}
+	if m.action != nil {
+		fields = append(fields, lifecycletransition.FieldAction)
+	}
+	if m.actor != nil {
+		fields = append(fields, lifecycletransition.FieldActor)
+	}
+	if m.at != nil {
+		fields = append(fields, lifecycletransition.FieldAt)
+	}
+	if m.note != nil {
+		fields = append(fields, lifecycletransition.FieldNote)
+	}
+	if m.evidence != nil {
+		fields = append(fields, lifecycletransition.FieldEvidence)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *LifecycleTransitionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		return m.ProcessID()
+	case lifecycletransition.FieldSeq:
+		return m.Seq()
+	case lifecycletransition.FieldFromStage:
+		return m.FromStage()
+	case lifecycletransition.FieldToStage:
+		return m.ToStage()
+	case lifecycletransition.FieldAction:
+		return m.Action()
+	case lifecycletransition.FieldActor:
+		return m.Actor()
+	case lifecycletransition.FieldAt:
+		return m.At()
+	case lifecycletransition.FieldNote:
+		return m.Note()
+	case lifecycletransition.FieldEvidence:
+		return m.Evidence()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *LifecycleTransitionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case lifecycletransition.FieldSeq:
+		return m.OldSeq(ctx)
+	case lifecycletransition.FieldFromStage:
+		return m.OldFromStage(ctx)
+	case lifecycletransition.FieldToStage:
+		return m.OldToStage(ctx)
+	case lifecycletransition.FieldAction:
+		return m.OldAction(ctx)
+	case lifecycletransition.FieldActor:
+		return m.OldActor(ctx)
+	case lifecycletransition.FieldAt:
+		return m.OldAt(ctx)
+	case lifecycletransition.FieldNote:
+		return m.OldNote(ctx)
+	case lifecycletransition.FieldEvidence:
+		return m.OldEvidence(ctx)
+	}
+	return nil, fmt.Errorf("unknown LifecycleTransition field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *LifecycleTransitionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case lifecycletransition.FieldSeq:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSeq(v)
+		return nil
+	case lifecycletransition.FieldFromStage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromStage(v)
+		return nil
+	case lifecycletransition.FieldToStage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToStage(v)
+		return nil
+	case lifecycletransition.FieldAction:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAction(v)
+		return nil
+	case lifecycletransition.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	case lifecycletransition.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case lifecycletransition.FieldNote:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNote(v)
+		return nil
+	case lifecycletransition.FieldEvidence:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEvidence(v)
+		return nil
+	}
+	return fmt.Errorf("unknown LifecycleTransition field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *LifecycleTransitionMutation) AddedFields() []string {
+	var fields []string
+	if m.addprocess_id != nil {
+		fields = append(fields, lifecycletransition.FieldProcessID)
+	}
+	if m.addseq != nil {
+		fields = append(fields, lifecycletransition.FieldSeq)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *LifecycleTransitionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		return m.AddedProcessID()
+	case lifecycletransition.FieldSeq:
+		return m.AddedSeq()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *LifecycleTransitionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	case lifecycletransition.FieldSeq:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSeq(v)
+		return nil
+	}
+	return fmt.Errorf("unknown LifecycleTransition numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *LifecycleTransitionMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *LifecycleTransitionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *LifecycleTransitionMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown LifecycleTransition nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *LifecycleTransitionMutation) ResetField(name string) error {
+	switch name {
+	case lifecycletransition.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case lifecycletransition.FieldSeq:
+		m.ResetSeq()
+		return nil
+	case lifecycletransition.FieldFromStage:
+		m.ResetFromStage()
+		return nil
+	case lifecycletransition.FieldToStage:
+		m.ResetToStage()
+		return nil
+	case lifecycletransition.FieldAction:
+		m.ResetAction()
+		return nil
+	case lifecycletransition.FieldActor:
+		m.ResetActor()
+		return nil
+	case lifecycletransition.FieldAt:
+		m.ResetAt()
+		return nil
+	case lifecycletransition.FieldNote:
+		m.ResetNote()
+		return nil
+	case lifecycletransition.FieldEvidence:
+		m.ResetEvidence()
+		return nil
+	}
+	return fmt.Errorf("unknown LifecycleTransition field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *LifecycleTransitionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *LifecycleTransitionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *LifecycleTransitionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *LifecycleTransitionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *LifecycleTransitionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *LifecycleTransitionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *LifecycleTransitionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown LifecycleTransition unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *LifecycleTransitionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown LifecycleTransition edge %s", name)
 }
 
 // PoolMutation represents an operation that mutates the Pool nodes in the graph.
@@ -6604,6 +13090,944 @@ func (m *PoolMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Pool edge %s", name)
 }
 
+// PoolSampleMutation represents an operation that mutates the PoolSample nodes in the graph.
+type PoolSampleMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	at            *time.Time
+	pool_id       *int
+	addpool_id    *int
+	robots        *int
+	addrobots     *int
+	idle          *int
+	addidle       *int
+	busy          *int
+	addbusy       *int
+	pending       *int
+	addpending    *int
+	running       *int
+	addrunning    *int
+	max           *int
+	addmax        *int
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*PoolSample, error)
+	predicates    []predicate.PoolSample
+}
+
+var _ ent.Mutation = (*PoolSampleMutation)(nil)
+
+// poolsampleOption allows management of the mutation configuration using functional options.
+type poolsampleOption func(*PoolSampleMutation)
+
+// newPoolSampleMutation creates new mutation for the PoolSample entity.
+func newPoolSampleMutation(c config, op Op, opts ...poolsampleOption) *PoolSampleMutation {
+	m := &PoolSampleMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePoolSample,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPoolSampleID sets the ID field of the mutation.
+func withPoolSampleID(id int) poolsampleOption {
+	return func(m *PoolSampleMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *PoolSample
+		)
+		m.oldValue = func(ctx context.Context) (*PoolSample, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().PoolSample.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPoolSample sets the old PoolSample of the mutation.
+func withPoolSample(node *PoolSample) poolsampleOption {
+	return func(m *PoolSampleMutation) {
+		m.oldValue = func(context.Context) (*PoolSample, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PoolSampleMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PoolSampleMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PoolSampleMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PoolSampleMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().PoolSample.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetAt sets the "at" field.
+func (m *PoolSampleMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *PoolSampleMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *PoolSampleMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *PoolSampleMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *PoolSampleMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *PoolSampleMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *PoolSampleMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *PoolSampleMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetRobots sets the "robots" field.
+func (m *PoolSampleMutation) SetRobots(i int) {
+	m.robots = &i
+	m.addrobots = nil
+}
+
+// Robots returns the value of the "robots" field in the mutation.
+func (m *PoolSampleMutation) Robots() (r int, exists bool) {
+	v := m.robots
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRobots returns the old "robots" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldRobots(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRobots is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRobots requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRobots: %w", err)
+	}
+	return oldValue.Robots, nil
+}
+
+// AddRobots adds i to the "robots" field.
+func (m *PoolSampleMutation) AddRobots(i int) {
+	if m.addrobots != nil {
+		*m.addrobots += i
+	} else {
+		m.addrobots = &i
+	}
+}
+
+// AddedRobots returns the value that was added to the "robots" field in this mutation.
+func (m *PoolSampleMutation) AddedRobots() (r int, exists bool) {
+	v := m.addrobots
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRobots resets all changes to the "robots" field.
+func (m *PoolSampleMutation) ResetRobots() {
+	m.robots = nil
+	m.addrobots = nil
+}
+
+// SetIdle sets the "idle" field.
+func (m *PoolSampleMutation) SetIdle(i int) {
+	m.idle = &i
+	m.addidle = nil
+}
+
+// Idle returns the value of the "idle" field in the mutation.
+func (m *PoolSampleMutation) Idle() (r int, exists bool) {
+	v := m.idle
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdle returns the old "idle" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldIdle(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdle: %w", err)
+	}
+	return oldValue.Idle, nil
+}
+
+// AddIdle adds i to the "idle" field.
+func (m *PoolSampleMutation) AddIdle(i int) {
+	if m.addidle != nil {
+		*m.addidle += i
+	} else {
+		m.addidle = &i
+	}
+}
+
+// AddedIdle returns the value that was added to the "idle" field in this mutation.
+func (m *PoolSampleMutation) AddedIdle() (r int, exists bool) {
+	v := m.addidle
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetIdle resets all changes to the "idle" field.
+func (m *PoolSampleMutation) ResetIdle() {
+	m.idle = nil
+	m.addidle = nil
+}
+
+// SetBusy sets the "busy" field.
+func (m *PoolSampleMutation) SetBusy(i int) {
+	m.busy = &i
+	m.addbusy = nil
+}
+
+// Busy returns the value of the "busy" field in the mutation.
+func (m *PoolSampleMutation) Busy() (r int, exists bool) {
+	v := m.busy
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBusy returns the old "busy" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldBusy(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBusy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBusy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBusy: %w", err)
+	}
+	return oldValue.Busy, nil
+}
+
+// AddBusy adds i to the "busy" field.
+func (m *PoolSampleMutation) AddBusy(i int) {
+	if m.addbusy != nil {
+		*m.addbusy += i
+	} else {
+		m.addbusy = &i
+	}
+}
+
+// AddedBusy returns the value that was added to the "busy" field in this mutation.
+func (m *PoolSampleMutation) AddedBusy() (r int, exists bool) {
+	v := m.addbusy
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBusy resets all changes to the "busy" field.
+func (m *PoolSampleMutation) ResetBusy() {
+	m.busy = nil
+	m.addbusy = nil
+}
+
+// SetPending sets the "pending" field.
+func (m *PoolSampleMutation) SetPending(i int) {
+	m.pending = &i
+	m.addpending = nil
+}
+
+// Pending returns the value of the "pending" field in the mutation.
+func (m *PoolSampleMutation) Pending() (r int, exists bool) {
+	v := m.pending
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPending returns the old "pending" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldPending(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPending is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPending requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPending: %w", err)
+	}
+	return oldValue.Pending, nil
+}
+
+// AddPending adds i to the "pending" field.
+func (m *PoolSampleMutation) AddPending(i int) {
+	if m.addpending != nil {
+		*m.addpending += i
+	} else {
+		m.addpending = &i
+	}
+}
+
+// AddedPending returns the value that was added to the "pending" field in this mutation.
+func (m *PoolSampleMutation) AddedPending() (r int, exists bool) {
+	v := m.addpending
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPending resets all changes to the "pending" field.
+func (m *PoolSampleMutation) ResetPending() {
+	m.pending = nil
+	m.addpending = nil
+}
+
+// SetRunning sets the "running" field.
+func (m *PoolSampleMutation) SetRunning(i int) {
+	m.running = &i
+	m.addrunning = nil
+}
+
+// Running returns the value of the "running" field in the mutation.
+func (m *PoolSampleMutation) Running() (r int, exists bool) {
+	v := m.running
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRunning returns the old "running" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldRunning(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRunning is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRunning requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRunning: %w", err)
+	}
+	return oldValue.Running, nil
+}
+
+// AddRunning adds i to the "running" field.
+func (m *PoolSampleMutation) AddRunning(i int) {
+	if m.addrunning != nil {
+		*m.addrunning += i
+	} else {
+		m.addrunning = &i
+	}
+}
+
+// AddedRunning returns the value that was added to the "running" field in this mutation.
+func (m *PoolSampleMutation) AddedRunning() (r int, exists bool) {
+	v := m.addrunning
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRunning resets all changes to the "running" field.
+func (m *PoolSampleMutation) ResetRunning() {
+	m.running = nil
+	m.addrunning = nil
+}
+
+// SetMax sets the "max" field.
+func (m *PoolSampleMutation) SetMax(i int) {
+	m.max = &i
+	m.addmax = nil
+}
+
+// Max returns the value of the "max" field in the mutation.
+func (m *PoolSampleMutation) Max() (r int, exists bool) {
+	v := m.max
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMax returns the old "max" field's value of the PoolSample entity.
+// If the PoolSample object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolSampleMutation) OldMax(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMax is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMax requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMax: %w", err)
+	}
+	return oldValue.Max, nil
+}
+
+// AddMax adds i to the "max" field.
+func (m *PoolSampleMutation) AddMax(i int) {
+	if m.addmax != nil {
+		*m.addmax += i
+	} else {
+		m.addmax = &i
+	}
+}
+
+// AddedMax returns the value that was added to the "max" field in this mutation.
+func (m *PoolSampleMutation) AddedMax() (r int, exists bool) {
+	v := m.addmax
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMax resets all changes to the "max" field.
+func (m *PoolSampleMutation) ResetMax() {
+	m.max = nil
+	m.addmax = nil
+}
+
+// Where appends a list predicates to the PoolSampleMutation builder.
+func (m *PoolSampleMutation) Where(ps ...predicate.PoolSample) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PoolSampleMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PoolSampleMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.PoolSample, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PoolSampleMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PoolSampleMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (PoolSample).
+func (m *PoolSampleMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PoolSampleMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.at != nil {
+		fields = append(fields, poolsample.FieldAt)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, poolsample.FieldPoolID)
+	}
+	if m.robots != nil {
+		fields = append(fields, poolsample.FieldRobots)
+	}
+	if m.idle != nil {
+		fields = append(fields, poolsample.FieldIdle)
+	}
+	if m.busy != nil {
+		fields = append(fields, poolsample.FieldBusy)
+	}
+	if m.pending != nil {
+		fields = append(fields, poolsample.FieldPending)
+	}
+	if m.running != nil {
+		fields = append(fields, poolsample.FieldRunning)
+	}
+	if m.max != nil {
+		fields = append(fields, poolsample.FieldMax)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PoolSampleMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case poolsample.FieldAt:
+		return m.At()
+	case poolsample.FieldPoolID:
+		return m.PoolID()
+	case poolsample.FieldRobots:
+		return m.Robots()
+	case poolsample.FieldIdle:
+		return m.Idle()
+	case poolsample.FieldBusy:
+		return m.Busy()
+	case poolsample.FieldPending:
+		return m.Pending()
+	case poolsample.FieldRunning:
+		return m.Running()
+	case poolsample.FieldMax:
+		return m.Max()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PoolSampleMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case poolsample.FieldAt:
+		return m.OldAt(ctx)
+	case poolsample.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case poolsample.FieldRobots:
+		return m.OldRobots(ctx)
+	case poolsample.FieldIdle:
+		return m.OldIdle(ctx)
+	case poolsample.FieldBusy:
+		return m.OldBusy(ctx)
+	case poolsample.FieldPending:
+		return m.OldPending(ctx)
+	case poolsample.FieldRunning:
+		return m.OldRunning(ctx)
+	case poolsample.FieldMax:
+		return m.OldMax(ctx)
+	}
+	return nil, fmt.Errorf("unknown PoolSample field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolSampleMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case poolsample.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case poolsample.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case poolsample.FieldRobots:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRobots(v)
+		return nil
+	case poolsample.FieldIdle:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdle(v)
+		return nil
+	case poolsample.FieldBusy:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBusy(v)
+		return nil
+	case poolsample.FieldPending:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPending(v)
+		return nil
+	case poolsample.FieldRunning:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRunning(v)
+		return nil
+	case poolsample.FieldMax:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMax(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSample field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PoolSampleMutation) AddedFields() []string {
+	var fields []string
+	if m.addpool_id != nil {
+		fields = append(fields, poolsample.FieldPoolID)
+	}
+	if m.addrobots != nil {
+		fields = append(fields, poolsample.FieldRobots)
+	}
+	if m.addidle != nil {
+		fields = append(fields, poolsample.FieldIdle)
+	}
+	if m.addbusy != nil {
+		fields = append(fields, poolsample.FieldBusy)
+	}
+	if m.addpending != nil {
+		fields = append(fields, poolsample.FieldPending)
+	}
+	if m.addrunning != nil {
+		fields = append(fields, poolsample.FieldRunning)
+	}
+	if m.addmax != nil {
+		fields = append(fields, poolsample.FieldMax)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PoolSampleMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case poolsample.FieldPoolID:
+		return m.AddedPoolID()
+	case poolsample.FieldRobots:
+		return m.AddedRobots()
+	case poolsample.FieldIdle:
+		return m.AddedIdle()
+	case poolsample.FieldBusy:
+		return m.AddedBusy()
+	case poolsample.FieldPending:
+		return m.AddedPending()
+	case poolsample.FieldRunning:
+		return m.AddedRunning()
+	case poolsample.FieldMax:
+		return m.AddedMax()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolSampleMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case poolsample.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case poolsample.FieldRobots:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRobots(v)
+		return nil
+	case poolsample.FieldIdle:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddIdle(v)
+		return nil
+	case poolsample.FieldBusy:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBusy(v)
+		return nil
+	case poolsample.FieldPending:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPending(v)
+		return nil
+	case poolsample.FieldRunning:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRunning(v)
+		return nil
+	case poolsample.FieldMax:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMax(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSample numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PoolSampleMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PoolSampleMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PoolSampleMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown PoolSample nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PoolSampleMutation) ResetField(name string) error {
+	switch name {
+	case poolsample.FieldAt:
+		m.ResetAt()
+		return nil
+	case poolsample.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case poolsample.FieldRobots:
+		m.ResetRobots()
+		return nil
+	case poolsample.FieldIdle:
+		m.ResetIdle()
+		return nil
+	case poolsample.FieldBusy:
+		m.ResetBusy()
+		return nil
+	case poolsample.FieldPending:
+		m.ResetPending()
+		return nil
+	case poolsample.FieldRunning:
+		m.ResetRunning()
+		return nil
+	case poolsample.FieldMax:
+		m.ResetMax()
+		return nil
+	}
+	return fmt.Errorf("unknown PoolSample field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PoolSampleMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PoolSampleMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PoolSampleMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PoolSampleMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PoolSampleMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PoolSampleMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PoolSampleMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown PoolSample unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PoolSampleMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown PoolSample edge %s", name)
+}
+
 // ProcessMutation represents an operation that mutates the Process nodes in the graph.
 type ProcessMutation struct {
 	config
@@ -7800,6 +15224,725 @@ func (m *ProcessMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Process edge %s", name)
 }
 
+// RemoteEndpointMutation represents an operation that mutates the RemoteEndpoint nodes in the graph.
+type RemoteEndpointMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	updated_at    *time.Time
+	vm_id         *int
+	addvm_id      *int
+	protocol      *string
+	host          *string
+	port          *int
+	addport       *int
+	username      *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*RemoteEndpoint, error)
+	predicates    []predicate.RemoteEndpoint
+}
+
+var _ ent.Mutation = (*RemoteEndpointMutation)(nil)
+
+// remoteendpointOption allows management of the mutation configuration using functional options.
+type remoteendpointOption func(*RemoteEndpointMutation)
+
+// newRemoteEndpointMutation creates new mutation for the RemoteEndpoint entity.
+func newRemoteEndpointMutation(c config, op Op, opts ...remoteendpointOption) *RemoteEndpointMutation {
+	m := &RemoteEndpointMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRemoteEndpoint,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRemoteEndpointID sets the ID field of the mutation.
+func withRemoteEndpointID(id int) remoteendpointOption {
+	return func(m *RemoteEndpointMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RemoteEndpoint
+		)
+		m.oldValue = func(ctx context.Context) (*RemoteEndpoint, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RemoteEndpoint.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRemoteEndpoint sets the old RemoteEndpoint of the mutation.
+func withRemoteEndpoint(node *RemoteEndpoint) remoteendpointOption {
+	return func(m *RemoteEndpointMutation) {
+		m.oldValue = func(context.Context) (*RemoteEndpoint, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RemoteEndpointMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RemoteEndpointMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RemoteEndpointMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RemoteEndpointMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RemoteEndpoint.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *RemoteEndpointMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *RemoteEndpointMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *RemoteEndpointMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *RemoteEndpointMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *RemoteEndpointMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *RemoteEndpointMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVMID sets the "vm_id" field.
+func (m *RemoteEndpointMutation) SetVMID(i int) {
+	m.vm_id = &i
+	m.addvm_id = nil
+}
+
+// VMID returns the value of the "vm_id" field in the mutation.
+func (m *RemoteEndpointMutation) VMID() (r int, exists bool) {
+	v := m.vm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVMID returns the old "vm_id" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldVMID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVMID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVMID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVMID: %w", err)
+	}
+	return oldValue.VMID, nil
+}
+
+// AddVMID adds i to the "vm_id" field.
+func (m *RemoteEndpointMutation) AddVMID(i int) {
+	if m.addvm_id != nil {
+		*m.addvm_id += i
+	} else {
+		m.addvm_id = &i
+	}
+}
+
+// AddedVMID returns the value that was added to the "vm_id" field in this mutation.
+func (m *RemoteEndpointMutation) AddedVMID() (r int, exists bool) {
+	v := m.addvm_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVMID resets all changes to the "vm_id" field.
+func (m *RemoteEndpointMutation) ResetVMID() {
+	m.vm_id = nil
+	m.addvm_id = nil
+}
+
+// SetProtocol sets the "protocol" field.
+func (m *RemoteEndpointMutation) SetProtocol(s string) {
+	m.protocol = &s
+}
+
+// Protocol returns the value of the "protocol" field in the mutation.
+func (m *RemoteEndpointMutation) Protocol() (r string, exists bool) {
+	v := m.protocol
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProtocol returns the old "protocol" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldProtocol(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProtocol is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProtocol requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProtocol: %w", err)
+	}
+	return oldValue.Protocol, nil
+}
+
+// ResetProtocol resets all changes to the "protocol" field.
+func (m *RemoteEndpointMutation) ResetProtocol() {
+	m.protocol = nil
+}
+
+// SetHost sets the "host" field.
+func (m *RemoteEndpointMutation) SetHost(s string) {
+	m.host = &s
+}
+
+// Host returns the value of the "host" field in the mutation.
+func (m *RemoteEndpointMutation) Host() (r string, exists bool) {
+	v := m.host
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHost returns the old "host" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldHost(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHost is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHost requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHost: %w", err)
+	}
+	return oldValue.Host, nil
+}
+
+// ResetHost resets all changes to the "host" field.
+func (m *RemoteEndpointMutation) ResetHost() {
+	m.host = nil
+}
+
+// SetPort sets the "port" field.
+func (m *RemoteEndpointMutation) SetPort(i int) {
+	m.port = &i
+	m.addport = nil
+}
+
+// Port returns the value of the "port" field in the mutation.
+func (m *RemoteEndpointMutation) Port() (r int, exists bool) {
+	v := m.port
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPort returns the old "port" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldPort(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPort is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPort requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPort: %w", err)
+	}
+	return oldValue.Port, nil
+}
+
+// AddPort adds i to the "port" field.
+func (m *RemoteEndpointMutation) AddPort(i int) {
+	if m.addport != nil {
+		*m.addport += i
+	} else {
+		m.addport = &i
+	}
+}
+
+// AddedPort returns the value that was added to the "port" field in this mutation.
+func (m *RemoteEndpointMutation) AddedPort() (r int, exists bool) {
+	v := m.addport
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPort resets all changes to the "port" field.
+func (m *RemoteEndpointMutation) ResetPort() {
+	m.port = nil
+	m.addport = nil
+}
+
+// SetUsername sets the "username" field.
+func (m *RemoteEndpointMutation) SetUsername(s string) {
+	m.username = &s
+}
+
+// Username returns the value of the "username" field in the mutation.
+func (m *RemoteEndpointMutation) Username() (r string, exists bool) {
+	v := m.username
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsername returns the old "username" field's value of the RemoteEndpoint entity.
+// If the RemoteEndpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteEndpointMutation) OldUsername(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsername is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsername requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsername: %w", err)
+	}
+	return oldValue.Username, nil
+}
+
+// ResetUsername resets all changes to the "username" field.
+func (m *RemoteEndpointMutation) ResetUsername() {
+	m.username = nil
+}
+
+// Where appends a list predicates to the RemoteEndpointMutation builder.
+func (m *RemoteEndpointMutation) Where(ps ...predicate.RemoteEndpoint) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RemoteEndpointMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RemoteEndpointMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RemoteEndpoint, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RemoteEndpointMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RemoteEndpointMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RemoteEndpoint).
+func (m *RemoteEndpointMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RemoteEndpointMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, remoteendpoint.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, remoteendpoint.FieldUpdatedAt)
+	}
+	if m.vm_id != nil {
+		fields = append(fields, remoteendpoint.FieldVMID)
+	}
+	if m.protocol != nil {
+		fields = append(fields, remoteendpoint.FieldProtocol)
+	}
+	if m.host != nil {
+		fields = append(fields, remoteendpoint.FieldHost)
+	}
+	if m.port != nil {
+		fields = append(fields, remoteendpoint.FieldPort)
+	}
+	if m.username != nil {
+		fields = append(fields, remoteendpoint.FieldUsername)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RemoteEndpointMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case remoteendpoint.FieldCreatedAt:
+		return m.CreatedAt()
+	case remoteendpoint.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case remoteendpoint.FieldVMID:
+		return m.VMID()
+	case remoteendpoint.FieldProtocol:
+		return m.Protocol()
+	case remoteendpoint.FieldHost:
+		return m.Host()
+	case remoteendpoint.FieldPort:
+		return m.Port()
+	case remoteendpoint.FieldUsername:
+		return m.Username()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RemoteEndpointMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case remoteendpoint.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case remoteendpoint.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case remoteendpoint.FieldVMID:
+		return m.OldVMID(ctx)
+	case remoteendpoint.FieldProtocol:
+		return m.OldProtocol(ctx)
+	case remoteendpoint.FieldHost:
+		return m.OldHost(ctx)
+	case remoteendpoint.FieldPort:
+		return m.OldPort(ctx)
+	case remoteendpoint.FieldUsername:
+		return m.OldUsername(ctx)
+	}
+	return nil, fmt.Errorf("unknown RemoteEndpoint field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RemoteEndpointMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case remoteendpoint.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case remoteendpoint.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case remoteendpoint.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVMID(v)
+		return nil
+	case remoteendpoint.FieldProtocol:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProtocol(v)
+		return nil
+	case remoteendpoint.FieldHost:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHost(v)
+		return nil
+	case remoteendpoint.FieldPort:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPort(v)
+		return nil
+	case remoteendpoint.FieldUsername:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsername(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RemoteEndpoint field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RemoteEndpointMutation) AddedFields() []string {
+	var fields []string
+	if m.addvm_id != nil {
+		fields = append(fields, remoteendpoint.FieldVMID)
+	}
+	if m.addport != nil {
+		fields = append(fields, remoteendpoint.FieldPort)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RemoteEndpointMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case remoteendpoint.FieldVMID:
+		return m.AddedVMID()
+	case remoteendpoint.FieldPort:
+		return m.AddedPort()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RemoteEndpointMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case remoteendpoint.FieldVMID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVMID(v)
+		return nil
+	case remoteendpoint.FieldPort:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPort(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RemoteEndpoint numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RemoteEndpointMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RemoteEndpointMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RemoteEndpointMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown RemoteEndpoint nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RemoteEndpointMutation) ResetField(name string) error {
+	switch name {
+	case remoteendpoint.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case remoteendpoint.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case remoteendpoint.FieldVMID:
+		m.ResetVMID()
+		return nil
+	case remoteendpoint.FieldProtocol:
+		m.ResetProtocol()
+		return nil
+	case remoteendpoint.FieldHost:
+		m.ResetHost()
+		return nil
+	case remoteendpoint.FieldPort:
+		m.ResetPort()
+		return nil
+	case remoteendpoint.FieldUsername:
+		m.ResetUsername()
+		return nil
+	}
+	return fmt.Errorf("unknown RemoteEndpoint field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RemoteEndpointMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RemoteEndpointMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RemoteEndpointMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RemoteEndpointMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RemoteEndpointMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RemoteEndpointMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RemoteEndpointMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RemoteEndpoint unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RemoteEndpointMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RemoteEndpoint edge %s", name)
+}
+
 // RobotMutation represents an operation that mutates the Robot nodes in the graph.
 type RobotMutation struct {
 	config
@@ -8841,6 +16984,2171 @@ func (m *RobotMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Robot edge %s", name)
 }
 
+// ScaleDecisionMutation represents an operation that mutates the ScaleDecision nodes in the graph.
+type ScaleDecisionMutation struct {
+	config
+	op               Op
+	typ              string
+	id               *int
+	at               *time.Time
+	pool_id          *int
+	addpool_id       *int
+	pool_name        *string
+	x                *int
+	addx             *int
+	z                *int
+	addz             *int
+	d                *int
+	addd             *int
+	booting          *int
+	addbooting       *int
+	idle_rented      *int
+	addidle_rented   *int
+	vendor_others    *int
+	addvendor_others *int
+	prewarm_floor    *int
+	addprewarm_floor *int
+	action           *scaledecision.Action
+	rent             *int
+	addrent          *int
+	release          *int
+	addrelease       *int
+	target           *int
+	addtarget        *int
+	capped           *string
+	reason           *string
+	rented           *int
+	addrented        *int
+	released         *int
+	addreleased      *int
+	boot_failures    *int
+	addboot_failures *int
+	error            *string
+	up_streak        *int
+	addup_streak     *int
+	down_streak      *int
+	adddown_streak   *int
+	cooldown_left    *int
+	addcooldown_left *int
+	term             *int64
+	addterm          *int64
+	clearedFields    map[string]struct{}
+	done             bool
+	oldValue         func(context.Context) (*ScaleDecision, error)
+	predicates       []predicate.ScaleDecision
+}
+
+var _ ent.Mutation = (*ScaleDecisionMutation)(nil)
+
+// scaledecisionOption allows management of the mutation configuration using functional options.
+type scaledecisionOption func(*ScaleDecisionMutation)
+
+// newScaleDecisionMutation creates new mutation for the ScaleDecision entity.
+func newScaleDecisionMutation(c config, op Op, opts ...scaledecisionOption) *ScaleDecisionMutation {
+	m := &ScaleDecisionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeScaleDecision,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withScaleDecisionID sets the ID field of the mutation.
+func withScaleDecisionID(id int) scaledecisionOption {
+	return func(m *ScaleDecisionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ScaleDecision
+		)
+		m.oldValue = func(ctx context.Context) (*ScaleDecision, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ScaleDecision.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withScaleDecision sets the old ScaleDecision of the mutation.
+func withScaleDecision(node *ScaleDecision) scaledecisionOption {
+	return func(m *ScaleDecisionMutation) {
+		m.oldValue = func(context.Context) (*ScaleDecision, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ScaleDecisionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ScaleDecisionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ScaleDecisionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ScaleDecisionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ScaleDecision.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetAt sets the "at" field.
+func (m *ScaleDecisionMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *ScaleDecisionMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *ScaleDecisionMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *ScaleDecisionMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *ScaleDecisionMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *ScaleDecisionMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *ScaleDecisionMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *ScaleDecisionMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetPoolName sets the "pool_name" field.
+func (m *ScaleDecisionMutation) SetPoolName(s string) {
+	m.pool_name = &s
+}
+
+// PoolName returns the value of the "pool_name" field in the mutation.
+func (m *ScaleDecisionMutation) PoolName() (r string, exists bool) {
+	v := m.pool_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolName returns the old "pool_name" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldPoolName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolName: %w", err)
+	}
+	return oldValue.PoolName, nil
+}
+
+// ResetPoolName resets all changes to the "pool_name" field.
+func (m *ScaleDecisionMutation) ResetPoolName() {
+	m.pool_name = nil
+}
+
+// SetX sets the "x" field.
+func (m *ScaleDecisionMutation) SetX(i int) {
+	m.x = &i
+	m.addx = nil
+}
+
+// X returns the value of the "x" field in the mutation.
+func (m *ScaleDecisionMutation) X() (r int, exists bool) {
+	v := m.x
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldX returns the old "x" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldX(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldX is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldX requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldX: %w", err)
+	}
+	return oldValue.X, nil
+}
+
+// AddX adds i to the "x" field.
+func (m *ScaleDecisionMutation) AddX(i int) {
+	if m.addx != nil {
+		*m.addx += i
+	} else {
+		m.addx = &i
+	}
+}
+
+// AddedX returns the value that was added to the "x" field in this mutation.
+func (m *ScaleDecisionMutation) AddedX() (r int, exists bool) {
+	v := m.addx
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetX resets all changes to the "x" field.
+func (m *ScaleDecisionMutation) ResetX() {
+	m.x = nil
+	m.addx = nil
+}
+
+// SetZ sets the "z" field.
+func (m *ScaleDecisionMutation) SetZ(i int) {
+	m.z = &i
+	m.addz = nil
+}
+
+// Z returns the value of the "z" field in the mutation.
+func (m *ScaleDecisionMutation) Z() (r int, exists bool) {
+	v := m.z
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldZ returns the old "z" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldZ(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldZ is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldZ requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldZ: %w", err)
+	}
+	return oldValue.Z, nil
+}
+
+// AddZ adds i to the "z" field.
+func (m *ScaleDecisionMutation) AddZ(i int) {
+	if m.addz != nil {
+		*m.addz += i
+	} else {
+		m.addz = &i
+	}
+}
+
+// AddedZ returns the value that was added to the "z" field in this mutation.
+func (m *ScaleDecisionMutation) AddedZ() (r int, exists bool) {
+	v := m.addz
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetZ resets all changes to the "z" field.
+func (m *ScaleDecisionMutation) ResetZ() {
+	m.z = nil
+	m.addz = nil
+}
+
+// SetD sets the "d" field.
+func (m *ScaleDecisionMutation) SetD(i int) {
+	m.d = &i
+	m.addd = nil
+}
+
+// D returns the value of the "d" field in the mutation.
+func (m *ScaleDecisionMutation) D() (r int, exists bool) {
+	v := m.d
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldD returns the old "d" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldD(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldD is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldD requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldD: %w", err)
+	}
+	return oldValue.D, nil
+}
+
+// AddD adds i to the "d" field.
+func (m *ScaleDecisionMutation) AddD(i int) {
+	if m.addd != nil {
+		*m.addd += i
+	} else {
+		m.addd = &i
+	}
+}
+
+// AddedD returns the value that was added to the "d" field in this mutation.
+func (m *ScaleDecisionMutation) AddedD() (r int, exists bool) {
+	v := m.addd
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetD resets all changes to the "d" field.
+func (m *ScaleDecisionMutation) ResetD() {
+	m.d = nil
+	m.addd = nil
+}
+
+// SetBooting sets the "booting" field.
+func (m *ScaleDecisionMutation) SetBooting(i int) {
+	m.booting = &i
+	m.addbooting = nil
+}
+
+// Booting returns the value of the "booting" field in the mutation.
+func (m *ScaleDecisionMutation) Booting() (r int, exists bool) {
+	v := m.booting
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBooting returns the old "booting" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldBooting(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBooting is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBooting requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBooting: %w", err)
+	}
+	return oldValue.Booting, nil
+}
+
+// AddBooting adds i to the "booting" field.
+func (m *ScaleDecisionMutation) AddBooting(i int) {
+	if m.addbooting != nil {
+		*m.addbooting += i
+	} else {
+		m.addbooting = &i
+	}
+}
+
+// AddedBooting returns the value that was added to the "booting" field in this mutation.
+func (m *ScaleDecisionMutation) AddedBooting() (r int, exists bool) {
+	v := m.addbooting
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBooting resets all changes to the "booting" field.
+func (m *ScaleDecisionMutation) ResetBooting() {
+	m.booting = nil
+	m.addbooting = nil
+}
+
+// SetIdleRented sets the "idle_rented" field.
+func (m *ScaleDecisionMutation) SetIdleRented(i int) {
+	m.idle_rented = &i
+	m.addidle_rented = nil
+}
+
+// IdleRented returns the value of the "idle_rented" field in the mutation.
+func (m *ScaleDecisionMutation) IdleRented() (r int, exists bool) {
+	v := m.idle_rented
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdleRented returns the old "idle_rented" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldIdleRented(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdleRented is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdleRented requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdleRented: %w", err)
+	}
+	return oldValue.IdleRented, nil
+}
+
+// AddIdleRented adds i to the "idle_rented" field.
+func (m *ScaleDecisionMutation) AddIdleRented(i int) {
+	if m.addidle_rented != nil {
+		*m.addidle_rented += i
+	} else {
+		m.addidle_rented = &i
+	}
+}
+
+// AddedIdleRented returns the value that was added to the "idle_rented" field in this mutation.
+func (m *ScaleDecisionMutation) AddedIdleRented() (r int, exists bool) {
+	v := m.addidle_rented
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetIdleRented resets all changes to the "idle_rented" field.
+func (m *ScaleDecisionMutation) ResetIdleRented() {
+	m.idle_rented = nil
+	m.addidle_rented = nil
+}
+
+// SetVendorOthers sets the "vendor_others" field.
+func (m *ScaleDecisionMutation) SetVendorOthers(i int) {
+	m.vendor_others = &i
+	m.addvendor_others = nil
+}
+
+// VendorOthers returns the value of the "vendor_others" field in the mutation.
+func (m *ScaleDecisionMutation) VendorOthers() (r int, exists bool) {
+	v := m.vendor_others
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVendorOthers returns the old "vendor_others" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldVendorOthers(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVendorOthers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVendorOthers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVendorOthers: %w", err)
+	}
+	return oldValue.VendorOthers, nil
+}
+
+// AddVendorOthers adds i to the "vendor_others" field.
+func (m *ScaleDecisionMutation) AddVendorOthers(i int) {
+	if m.addvendor_others != nil {
+		*m.addvendor_others += i
+	} else {
+		m.addvendor_others = &i
+	}
+}
+
+// AddedVendorOthers returns the value that was added to the "vendor_others" field in this mutation.
+func (m *ScaleDecisionMutation) AddedVendorOthers() (r int, exists bool) {
+	v := m.addvendor_others
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVendorOthers resets all changes to the "vendor_others" field.
+func (m *ScaleDecisionMutation) ResetVendorOthers() {
+	m.vendor_others = nil
+	m.addvendor_others = nil
+}
+
+// SetPrewarmFloor sets the "prewarm_floor" field.
+func (m *ScaleDecisionMutation) SetPrewarmFloor(i int) {
+	m.prewarm_floor = &i
+	m.addprewarm_floor = nil
+}
+
+// PrewarmFloor returns the value of the "prewarm_floor" field in the mutation.
+func (m *ScaleDecisionMutation) PrewarmFloor() (r int, exists bool) {
+	v := m.prewarm_floor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPrewarmFloor returns the old "prewarm_floor" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldPrewarmFloor(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPrewarmFloor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPrewarmFloor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPrewarmFloor: %w", err)
+	}
+	return oldValue.PrewarmFloor, nil
+}
+
+// AddPrewarmFloor adds i to the "prewarm_floor" field.
+func (m *ScaleDecisionMutation) AddPrewarmFloor(i int) {
+	if m.addprewarm_floor != nil {
+		*m.addprewarm_floor += i
+	} else {
+		m.addprewarm_floor = &i
+	}
+}
+
+// AddedPrewarmFloor returns the value that was added to the "prewarm_floor" field in this mutation.
+func (m *ScaleDecisionMutation) AddedPrewarmFloor() (r int, exists bool) {
+	v := m.addprewarm_floor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPrewarmFloor resets all changes to the "prewarm_floor" field.
+func (m *ScaleDecisionMutation) ResetPrewarmFloor() {
+	m.prewarm_floor = nil
+	m.addprewarm_floor = nil
+}
+
+// SetAction sets the "action" field.
+func (m *ScaleDecisionMutation) SetAction(s scaledecision.Action) {
+	m.action = &s
+}
+
+// Action returns the value of the "action" field in the mutation.
+func (m *ScaleDecisionMutation) Action() (r scaledecision.Action, exists bool) {
+	v := m.action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAction returns the old "action" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldAction(ctx context.Context) (v scaledecision.Action, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAction: %w", err)
+	}
+	return oldValue.Action, nil
+}
+
+// ResetAction resets all changes to the "action" field.
+func (m *ScaleDecisionMutation) ResetAction() {
+	m.action = nil
+}
+
+// SetRent sets the "rent" field.
+func (m *ScaleDecisionMutation) SetRent(i int) {
+	m.rent = &i
+	m.addrent = nil
+}
+
+// Rent returns the value of the "rent" field in the mutation.
+func (m *ScaleDecisionMutation) Rent() (r int, exists bool) {
+	v := m.rent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRent returns the old "rent" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldRent(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRent: %w", err)
+	}
+	return oldValue.Rent, nil
+}
+
+// AddRent adds i to the "rent" field.
+func (m *ScaleDecisionMutation) AddRent(i int) {
+	if m.addrent != nil {
+		*m.addrent += i
+	} else {
+		m.addrent = &i
+	}
+}
+
+// AddedRent returns the value that was added to the "rent" field in this mutation.
+func (m *ScaleDecisionMutation) AddedRent() (r int, exists bool) {
+	v := m.addrent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRent resets all changes to the "rent" field.
+func (m *ScaleDecisionMutation) ResetRent() {
+	m.rent = nil
+	m.addrent = nil
+}
+
+// SetRelease sets the "release" field.
+func (m *ScaleDecisionMutation) SetRelease(i int) {
+	m.release = &i
+	m.addrelease = nil
+}
+
+// Release returns the value of the "release" field in the mutation.
+func (m *ScaleDecisionMutation) Release() (r int, exists bool) {
+	v := m.release
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRelease returns the old "release" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldRelease(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRelease is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRelease requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRelease: %w", err)
+	}
+	return oldValue.Release, nil
+}
+
+// AddRelease adds i to the "release" field.
+func (m *ScaleDecisionMutation) AddRelease(i int) {
+	if m.addrelease != nil {
+		*m.addrelease += i
+	} else {
+		m.addrelease = &i
+	}
+}
+
+// AddedRelease returns the value that was added to the "release" field in this mutation.
+func (m *ScaleDecisionMutation) AddedRelease() (r int, exists bool) {
+	v := m.addrelease
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRelease resets all changes to the "release" field.
+func (m *ScaleDecisionMutation) ResetRelease() {
+	m.release = nil
+	m.addrelease = nil
+}
+
+// SetTarget sets the "target" field.
+func (m *ScaleDecisionMutation) SetTarget(i int) {
+	m.target = &i
+	m.addtarget = nil
+}
+
+// Target returns the value of the "target" field in the mutation.
+func (m *ScaleDecisionMutation) Target() (r int, exists bool) {
+	v := m.target
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTarget returns the old "target" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldTarget(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTarget is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTarget requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTarget: %w", err)
+	}
+	return oldValue.Target, nil
+}
+
+// AddTarget adds i to the "target" field.
+func (m *ScaleDecisionMutation) AddTarget(i int) {
+	if m.addtarget != nil {
+		*m.addtarget += i
+	} else {
+		m.addtarget = &i
+	}
+}
+
+// AddedTarget returns the value that was added to the "target" field in this mutation.
+func (m *ScaleDecisionMutation) AddedTarget() (r int, exists bool) {
+	v := m.addtarget
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTarget resets all changes to the "target" field.
+func (m *ScaleDecisionMutation) ResetTarget() {
+	m.target = nil
+	m.addtarget = nil
+}
+
+// SetCapped sets the "capped" field.
+func (m *ScaleDecisionMutation) SetCapped(s string) {
+	m.capped = &s
+}
+
+// Capped returns the value of the "capped" field in the mutation.
+func (m *ScaleDecisionMutation) Capped() (r string, exists bool) {
+	v := m.capped
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCapped returns the old "capped" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldCapped(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCapped is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCapped requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCapped: %w", err)
+	}
+	return oldValue.Capped, nil
+}
+
+// ResetCapped resets all changes to the "capped" field.
+func (m *ScaleDecisionMutation) ResetCapped() {
+	m.capped = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *ScaleDecisionMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *ScaleDecisionMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *ScaleDecisionMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetRented sets the "rented" field.
+func (m *ScaleDecisionMutation) SetRented(i int) {
+	m.rented = &i
+	m.addrented = nil
+}
+
+// Rented returns the value of the "rented" field in the mutation.
+func (m *ScaleDecisionMutation) Rented() (r int, exists bool) {
+	v := m.rented
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRented returns the old "rented" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldRented(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRented is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRented requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRented: %w", err)
+	}
+	return oldValue.Rented, nil
+}
+
+// AddRented adds i to the "rented" field.
+func (m *ScaleDecisionMutation) AddRented(i int) {
+	if m.addrented != nil {
+		*m.addrented += i
+	} else {
+		m.addrented = &i
+	}
+}
+
+// AddedRented returns the value that was added to the "rented" field in this mutation.
+func (m *ScaleDecisionMutation) AddedRented() (r int, exists bool) {
+	v := m.addrented
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRented resets all changes to the "rented" field.
+func (m *ScaleDecisionMutation) ResetRented() {
+	m.rented = nil
+	m.addrented = nil
+}
+
+// SetReleased sets the "released" field.
+func (m *ScaleDecisionMutation) SetReleased(i int) {
+	m.released = &i
+	m.addreleased = nil
+}
+
+// Released returns the value of the "released" field in the mutation.
+func (m *ScaleDecisionMutation) Released() (r int, exists bool) {
+	v := m.released
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReleased returns the old "released" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldReleased(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReleased is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReleased requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReleased: %w", err)
+	}
+	return oldValue.Released, nil
+}
+
+// AddReleased adds i to the "released" field.
+func (m *ScaleDecisionMutation) AddReleased(i int) {
+	if m.addreleased != nil {
+		*m.addreleased += i
+	} else {
+		m.addreleased = &i
+	}
+}
+
+// AddedReleased returns the value that was added to the "released" field in this mutation.
+func (m *ScaleDecisionMutation) AddedReleased() (r int, exists bool) {
+	v := m.addreleased
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetReleased resets all changes to the "released" field.
+func (m *ScaleDecisionMutation) ResetReleased() {
+	m.released = nil
+	m.addreleased = nil
+}
+
+// SetBootFailures sets the "boot_failures" field.
+func (m *ScaleDecisionMutation) SetBootFailures(i int) {
+	m.boot_failures = &i
+	m.addboot_failures = nil
+}
+
+// BootFailures returns the value of the "boot_failures" field in the mutation.
+func (m *ScaleDecisionMutation) BootFailures() (r int, exists bool) {
+	v := m.boot_failures
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBootFailures returns the old "boot_failures" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldBootFailures(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBootFailures is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBootFailures requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBootFailures: %w", err)
+	}
+	return oldValue.BootFailures, nil
+}
+
+// AddBootFailures adds i to the "boot_failures" field.
+func (m *ScaleDecisionMutation) AddBootFailures(i int) {
+	if m.addboot_failures != nil {
+		*m.addboot_failures += i
+	} else {
+		m.addboot_failures = &i
+	}
+}
+
+// AddedBootFailures returns the value that was added to the "boot_failures" field in this mutation.
+func (m *ScaleDecisionMutation) AddedBootFailures() (r int, exists bool) {
+	v := m.addboot_failures
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBootFailures resets all changes to the "boot_failures" field.
+func (m *ScaleDecisionMutation) ResetBootFailures() {
+	m.boot_failures = nil
+	m.addboot_failures = nil
+}
+
+// SetError sets the "error" field.
+func (m *ScaleDecisionMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *ScaleDecisionMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *ScaleDecisionMutation) ResetError() {
+	m.error = nil
+}
+
+// SetUpStreak sets the "up_streak" field.
+func (m *ScaleDecisionMutation) SetUpStreak(i int) {
+	m.up_streak = &i
+	m.addup_streak = nil
+}
+
+// UpStreak returns the value of the "up_streak" field in the mutation.
+func (m *ScaleDecisionMutation) UpStreak() (r int, exists bool) {
+	v := m.up_streak
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpStreak returns the old "up_streak" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldUpStreak(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpStreak is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpStreak requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpStreak: %w", err)
+	}
+	return oldValue.UpStreak, nil
+}
+
+// AddUpStreak adds i to the "up_streak" field.
+func (m *ScaleDecisionMutation) AddUpStreak(i int) {
+	if m.addup_streak != nil {
+		*m.addup_streak += i
+	} else {
+		m.addup_streak = &i
+	}
+}
+
+// AddedUpStreak returns the value that was added to the "up_streak" field in this mutation.
+func (m *ScaleDecisionMutation) AddedUpStreak() (r int, exists bool) {
+	v := m.addup_streak
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUpStreak resets all changes to the "up_streak" field.
+func (m *ScaleDecisionMutation) ResetUpStreak() {
+	m.up_streak = nil
+	m.addup_streak = nil
+}
+
+// SetDownStreak sets the "down_streak" field.
+func (m *ScaleDecisionMutation) SetDownStreak(i int) {
+	m.down_streak = &i
+	m.adddown_streak = nil
+}
+
+// DownStreak returns the value of the "down_streak" field in the mutation.
+func (m *ScaleDecisionMutation) DownStreak() (r int, exists bool) {
+	v := m.down_streak
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDownStreak returns the old "down_streak" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldDownStreak(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDownStreak is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDownStreak requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDownStreak: %w", err)
+	}
+	return oldValue.DownStreak, nil
+}
+
+// AddDownStreak adds i to the "down_streak" field.
+func (m *ScaleDecisionMutation) AddDownStreak(i int) {
+	if m.adddown_streak != nil {
+		*m.adddown_streak += i
+	} else {
+		m.adddown_streak = &i
+	}
+}
+
+// AddedDownStreak returns the value that was added to the "down_streak" field in this mutation.
+func (m *ScaleDecisionMutation) AddedDownStreak() (r int, exists bool) {
+	v := m.adddown_streak
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDownStreak resets all changes to the "down_streak" field.
+func (m *ScaleDecisionMutation) ResetDownStreak() {
+	m.down_streak = nil
+	m.adddown_streak = nil
+}
+
+// SetCooldownLeft sets the "cooldown_left" field.
+func (m *ScaleDecisionMutation) SetCooldownLeft(i int) {
+	m.cooldown_left = &i
+	m.addcooldown_left = nil
+}
+
+// CooldownLeft returns the value of the "cooldown_left" field in the mutation.
+func (m *ScaleDecisionMutation) CooldownLeft() (r int, exists bool) {
+	v := m.cooldown_left
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCooldownLeft returns the old "cooldown_left" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldCooldownLeft(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCooldownLeft is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCooldownLeft requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCooldownLeft: %w", err)
+	}
+	return oldValue.CooldownLeft, nil
+}
+
+// AddCooldownLeft adds i to the "cooldown_left" field.
+func (m *ScaleDecisionMutation) AddCooldownLeft(i int) {
+	if m.addcooldown_left != nil {
+		*m.addcooldown_left += i
+	} else {
+		m.addcooldown_left = &i
+	}
+}
+
+// AddedCooldownLeft returns the value that was added to the "cooldown_left" field in this mutation.
+func (m *ScaleDecisionMutation) AddedCooldownLeft() (r int, exists bool) {
+	v := m.addcooldown_left
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCooldownLeft resets all changes to the "cooldown_left" field.
+func (m *ScaleDecisionMutation) ResetCooldownLeft() {
+	m.cooldown_left = nil
+	m.addcooldown_left = nil
+}
+
+// SetTerm sets the "term" field.
+func (m *ScaleDecisionMutation) SetTerm(i int64) {
+	m.term = &i
+	m.addterm = nil
+}
+
+// Term returns the value of the "term" field in the mutation.
+func (m *ScaleDecisionMutation) Term() (r int64, exists bool) {
+	v := m.term
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTerm returns the old "term" field's value of the ScaleDecision entity.
+// If the ScaleDecision object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ScaleDecisionMutation) OldTerm(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTerm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTerm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTerm: %w", err)
+	}
+	return oldValue.Term, nil
+}
+
+// AddTerm adds i to the "term" field.
+func (m *ScaleDecisionMutation) AddTerm(i int64) {
+	if m.addterm != nil {
+		*m.addterm += i
+	} else {
+		m.addterm = &i
+	}
+}
+
+// AddedTerm returns the value that was added to the "term" field in this mutation.
+func (m *ScaleDecisionMutation) AddedTerm() (r int64, exists bool) {
+	v := m.addterm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTerm resets all changes to the "term" field.
+func (m *ScaleDecisionMutation) ResetTerm() {
+	m.term = nil
+	m.addterm = nil
+}
+
+// Where appends a list predicates to the ScaleDecisionMutation builder.
+func (m *ScaleDecisionMutation) Where(ps ...predicate.ScaleDecision) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ScaleDecisionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ScaleDecisionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ScaleDecision, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ScaleDecisionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ScaleDecisionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ScaleDecision).
+func (m *ScaleDecisionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ScaleDecisionMutation) Fields() []string {
+	fields := make([]string, 0, 24)
+	if m.at != nil {
+		fields = append(fields, scaledecision.FieldAt)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, scaledecision.FieldPoolID)
+	}
+	if m.pool_name != nil {
+		fields = append(fields, scaledecision.FieldPoolName)
+	}
+	if m.x != nil {
+		fields = append(fields, scaledecision.FieldX)
+	}
+	if m.z != nil {
+		fields = append(fields, scaledecision.FieldZ)
+	}
+	if m.d != nil {
+		fields = append(fields, scaledecision.FieldD)
+	}
+	if m.booting != nil {
+		fields = append(fields, scaledecision.FieldBooting)
+	}
+	if m.idle_rented != nil {
+		fields = append(fields, scaledecision.FieldIdleRented)
+	}
+	if m.vendor_others != nil {
+		fields = append(fields, scaledecision.FieldVendorOthers)
+	}
+	if m.prewarm_floor != nil {
+		fields = append(fields, scaledecision.FieldPrewarmFloor)
+	}
+	if m.action != nil {
+		fields = append(fields, scaledecision.FieldAction)
+	}
+	if m.rent != nil {
+		fields = append(fields, scaledecision.FieldRent)
+	}
+	if m.release != nil {
+		fields = append(fields, scaledecision.FieldRelease)
+	}
+	if m.target != nil {
+		fields = append(fields, scaledecision.FieldTarget)
+	}
+	if m.capped != nil {
+		fields = append(fields, scaledecision.FieldCapped)
+	}
+	if m.reason != nil {
+		fields = append(fields, scaledecision.FieldReason)
+	}
+	if m.rented != nil {
+		fields = append(fields, scaledecision.FieldRented)
+	}
+	if m.released != nil {
+		fields = append(fields, scaledecision.FieldReleased)
+	}
+	if m.boot_failures != nil {
+		fields = append(fields, scaledecision.FieldBootFailures)
+	}
+	if m.error != nil {
+		fields = append(fields, scaledecision.FieldError)
+	}
+	if m.up_streak != nil {
+		fields = append(fields, scaledecision.FieldUpStreak)
+	}
+	if m.down_streak != nil {
+		fields = append(fields, scaledecision.FieldDownStreak)
+	}
+	if m.cooldown_left != nil {
+		fields = append(fields, scaledecision.FieldCooldownLeft)
+	}
+	if m.term != nil {
+		fields = append(fields, scaledecision.FieldTerm)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ScaleDecisionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case scaledecision.FieldAt:
+		return m.At()
+	case scaledecision.FieldPoolID:
+		return m.PoolID()
+	case scaledecision.FieldPoolName:
+		return m.PoolName()
+	case scaledecision.FieldX:
+		return m.X()
+	case scaledecision.FieldZ:
+		return m.Z()
+	case scaledecision.FieldD:
+		return m.D()
+	case scaledecision.FieldBooting:
+		return m.Booting()
+	case scaledecision.FieldIdleRented:
+		return m.IdleRented()
+	case scaledecision.FieldVendorOthers:
+		return m.VendorOthers()
+	case scaledecision.FieldPrewarmFloor:
+		return m.PrewarmFloor()
+	case scaledecision.FieldAction:
+		return m.Action()
+	case scaledecision.FieldRent:
+		return m.Rent()
+	case scaledecision.FieldRelease:
+		return m.Release()
+	case scaledecision.FieldTarget:
+		return m.Target()
+	case scaledecision.FieldCapped:
+		return m.Capped()
+	case scaledecision.FieldReason:
+		return m.Reason()
+	case scaledecision.FieldRented:
+		return m.Rented()
+	case scaledecision.FieldReleased:
+		return m.Released()
+	case scaledecision.FieldBootFailures:
+		return m.BootFailures()
+	case scaledecision.FieldError:
+		return m.Error()
+	case scaledecision.FieldUpStreak:
+		return m.UpStreak()
+	case scaledecision.FieldDownStreak:
+		return m.DownStreak()
+	case scaledecision.FieldCooldownLeft:
+		return m.CooldownLeft()
+	case scaledecision.FieldTerm:
+		return m.Term()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ScaleDecisionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case scaledecision.FieldAt:
+		return m.OldAt(ctx)
+	case scaledecision.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case scaledecision.FieldPoolName:
+		return m.OldPoolName(ctx)
+	case scaledecision.FieldX:
+		return m.OldX(ctx)
+	case scaledecision.FieldZ:
+		return m.OldZ(ctx)
+	case scaledecision.FieldD:
+		return m.OldD(ctx)
+	case scaledecision.FieldBooting:
+		return m.OldBooting(ctx)
+	case scaledecision.FieldIdleRented:
+		return m.OldIdleRented(ctx)
+	case scaledecision.FieldVendorOthers:
+		return m.OldVendorOthers(ctx)
+	case scaledecision.FieldPrewarmFloor:
+		return m.OldPrewarmFloor(ctx)
+	case scaledecision.FieldAction:
+		return m.OldAction(ctx)
+	case scaledecision.FieldRent:
+		return m.OldRent(ctx)
+	case scaledecision.FieldRelease:
+		return m.OldRelease(ctx)
+	case scaledecision.FieldTarget:
+		return m.OldTarget(ctx)
+	case scaledecision.FieldCapped:
+		return m.OldCapped(ctx)
+	case scaledecision.FieldReason:
+		return m.OldReason(ctx)
+	case scaledecision.FieldRented:
+		return m.OldRented(ctx)
+	case scaledecision.FieldReleased:
+		return m.OldReleased(ctx)
+	case scaledecision.FieldBootFailures:
+		return m.OldBootFailures(ctx)
+	case scaledecision.FieldError:
+		return m.OldError(ctx)
+	case scaledecision.FieldUpStreak:
+		return m.OldUpStreak(ctx)
+	case scaledecision.FieldDownStreak:
+		return m.OldDownStreak(ctx)
+	case scaledecision.FieldCooldownLeft:
+		return m.OldCooldownLeft(ctx)
+	case scaledecision.FieldTerm:
+		return m.OldTerm(ctx)
+	}
+	return nil, fmt.Errorf("unknown ScaleDecision field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ScaleDecisionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case scaledecision.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case scaledecision.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case scaledecision.FieldPoolName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolName(v)
+		return nil
+	case scaledecision.FieldX:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetX(v)
+		return nil
+	case scaledecision.FieldZ:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetZ(v)
+		return nil
+	case scaledecision.FieldD:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetD(v)
+		return nil
+	case scaledecision.FieldBooting:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBooting(v)
+		return nil
+	case scaledecision.FieldIdleRented:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdleRented(v)
+		return nil
+	case scaledecision.FieldVendorOthers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVendorOthers(v)
+		return nil
+	case scaledecision.FieldPrewarmFloor:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPrewarmFloor(v)
+		return nil
+	case scaledecision.FieldAction:
+		v, ok := value.(scaledecision.Action)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAction(v)
+		return nil
+	case scaledecision.FieldRent:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRent(v)
+		return nil
+	case scaledecision.FieldRelease:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRelease(v)
+		return nil
+	case scaledecision.FieldTarget:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTarget(v)
+		return nil
+	case scaledecision.FieldCapped:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCapped(v)
+		return nil
+	case scaledecision.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case scaledecision.FieldRented:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRented(v)
+		return nil
+	case scaledecision.FieldReleased:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReleased(v)
+		return nil
+	case scaledecision.FieldBootFailures:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBootFailures(v)
+		return nil
+	case scaledecision.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case scaledecision.FieldUpStreak:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpStreak(v)
+		return nil
+	case scaledecision.FieldDownStreak:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDownStreak(v)
+		return nil
+	case scaledecision.FieldCooldownLeft:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCooldownLeft(v)
+		return nil
+	case scaledecision.FieldTerm:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTerm(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ScaleDecision field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ScaleDecisionMutation) AddedFields() []string {
+	var fields []string
+	if m.addpool_id != nil {
+		fields = append(fields, scaledecision.FieldPoolID)
+	}
+	if m.addx != nil {
+		fields = append(fields, scaledecision.FieldX)
+	}
+	if m.addz != nil {
+		fields = append(fields, scaledecision.FieldZ)
+	}
+	if m.addd != nil {
+		fields = append(fields, scaledecision.FieldD)
+	}
+	if m.addbooting != nil {
+		fields = append(fields, scaledecision.FieldBooting)
+	}
+	if m.addidle_rented != nil {
+		fields = append(fields, scaledecision.FieldIdleRented)
+	}
+	if m.addvendor_others != nil {
+		fields = append(fields, scaledecision.FieldVendorOthers)
+	}
+	if m.addprewarm_floor != nil {
+		fields = append(fields, scaledecision.FieldPrewarmFloor)
+	}
+	if m.addrent != nil {
+		fields = append(fields, scaledecision.FieldRent)
+	}
+	if m.addrelease != nil {
+		fields = append(fields, scaledecision.FieldRelease)
+	}
+	if m.addtarget != nil {
+		fields = append(fields, scaledecision.FieldTarget)
+	}
+	if m.addrented != nil {
+		fields = append(fields, scaledecision.FieldRented)
+	}
+	if m.addreleased != nil {
+		fields = append(fields, scaledecision.FieldReleased)
+	}
+	if m.addboot_failures != nil {
+		fields = append(fields, scaledecision.FieldBootFailures)
+	}
+	if m.addup_streak != nil {
+		fields = append(fields, scaledecision.FieldUpStreak)
+	}
+	if m.adddown_streak != nil {
+		fields = append(fields, scaledecision.FieldDownStreak)
+	}
+	if m.addcooldown_left != nil {
+		fields = append(fields, scaledecision.FieldCooldownLeft)
+	}
+	if m.addterm != nil {
+		fields = append(fields, scaledecision.FieldTerm)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ScaleDecisionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case scaledecision.FieldPoolID:
+		return m.AddedPoolID()
+	case scaledecision.FieldX:
+		return m.AddedX()
+	case scaledecision.FieldZ:
+		return m.AddedZ()
+	case scaledecision.FieldD:
+		return m.AddedD()
+	case scaledecision.FieldBooting:
+		return m.AddedBooting()
+	case scaledecision.FieldIdleRented:
+		return m.AddedIdleRented()
+	case scaledecision.FieldVendorOthers:
+		return m.AddedVendorOthers()
+	case scaledecision.FieldPrewarmFloor:
+		return m.AddedPrewarmFloor()
+	case scaledecision.FieldRent:
+		return m.AddedRent()
+	case scaledecision.FieldRelease:
+		return m.AddedRelease()
+	case scaledecision.FieldTarget:
+		return m.AddedTarget()
+	case scaledecision.FieldRented:
+		return m.AddedRented()
+	case scaledecision.FieldReleased:
+		return m.AddedReleased()
+	case scaledecision.FieldBootFailures:
+		return m.AddedBootFailures()
+	case scaledecision.FieldUpStreak:
+		return m.AddedUpStreak()
+	case scaledecision.FieldDownStreak:
+		return m.AddedDownStreak()
+	case scaledecision.FieldCooldownLeft:
+		return m.AddedCooldownLeft()
+	case scaledecision.FieldTerm:
+		return m.AddedTerm()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ScaleDecisionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case scaledecision.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case scaledecision.FieldX:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddX(v)
+		return nil
+	case scaledecision.FieldZ:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddZ(v)
+		return nil
+	case scaledecision.FieldD:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddD(v)
+		return nil
+	case scaledecision.FieldBooting:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBooting(v)
+		return nil
+	case scaledecision.FieldIdleRented:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddIdleRented(v)
+		return nil
+	case scaledecision.FieldVendorOthers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVendorOthers(v)
+		return nil
+	case scaledecision.FieldPrewarmFloor:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPrewarmFloor(v)
+		return nil
+	case scaledecision.FieldRent:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRent(v)
+		return nil
+	case scaledecision.FieldRelease:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRelease(v)
+		return nil
+	case scaledecision.FieldTarget:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTarget(v)
+		return nil
+	case scaledecision.FieldRented:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRented(v)
+		return nil
+	case scaledecision.FieldReleased:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddReleased(v)
+		return nil
+	case scaledecision.FieldBootFailures:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBootFailures(v)
+		return nil
+	case scaledecision.FieldUpStreak:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUpStreak(v)
+		return nil
+	case scaledecision.FieldDownStreak:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDownStreak(v)
+		return nil
+	case scaledecision.FieldCooldownLeft:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCooldownLeft(v)
+		return nil
+	case scaledecision.FieldTerm:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTerm(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ScaleDecision numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ScaleDecisionMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ScaleDecisionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ScaleDecisionMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ScaleDecision nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ScaleDecisionMutation) ResetField(name string) error {
+	switch name {
+	case scaledecision.FieldAt:
+		m.ResetAt()
+		return nil
+	case scaledecision.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case scaledecision.FieldPoolName:
+		m.ResetPoolName()
+		return nil
+	case scaledecision.FieldX:
+		m.ResetX()
+		return nil
+	case scaledecision.FieldZ:
+		m.ResetZ()
+		return nil
+	case scaledecision.FieldD:
+		m.ResetD()
+		return nil
+	case scaledecision.FieldBooting:
+		m.ResetBooting()
+		return nil
+	case scaledecision.FieldIdleRented:
+		m.ResetIdleRented()
+		return nil
+	case scaledecision.FieldVendorOthers:
+		m.ResetVendorOthers()
+		return nil
+	case scaledecision.FieldPrewarmFloor:
+		m.ResetPrewarmFloor()
+		return nil
+	case scaledecision.FieldAction:
+		m.ResetAction()
+		return nil
+	case scaledecision.FieldRent:
+		m.ResetRent()
+		return nil
+	case scaledecision.FieldRelease:
+		m.ResetRelease()
+		return nil
+	case scaledecision.FieldTarget:
+		m.ResetTarget()
+		return nil
+	case scaledecision.FieldCapped:
+		m.ResetCapped()
+		return nil
+	case scaledecision.FieldReason:
+		m.ResetReason()
+		return nil
+	case scaledecision.FieldRented:
+		m.ResetRented()
+		return nil
+	case scaledecision.FieldReleased:
+		m.ResetReleased()
+		return nil
+	case scaledecision.FieldBootFailures:
+		m.ResetBootFailures()
+		return nil
+	case scaledecision.FieldError:
+		m.ResetError()
+		return nil
+	case scaledecision.FieldUpStreak:
+		m.ResetUpStreak()
+		return nil
+	case scaledecision.FieldDownStreak:
+		m.ResetDownStreak()
+		return nil
+	case scaledecision.FieldCooldownLeft:
+		m.ResetCooldownLeft()
+		return nil
+	case scaledecision.FieldTerm:
+		m.ResetTerm()
+		return nil
+	}
+	return fmt.Errorf("unknown ScaleDecision field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ScaleDecisionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ScaleDecisionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ScaleDecisionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ScaleDecisionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ScaleDecisionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ScaleDecisionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ScaleDecisionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ScaleDecision unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ScaleDecisionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ScaleDecision edge %s", name)
+}
+
 // TaskMutation represents an operation that mutates the Task nodes in the graph.
 type TaskMutation struct {
 	config
@@ -8869,6 +19177,8 @@ type TaskMutation struct {
 	failure_reason       *task.FailureReason
 	error_message        *string
 	finished_at          *time.Time
+	rand_key             *int64
+	addrand_key          *int64
 	clearedFields        map[string]struct{}
 	batch                *int
 	clearedbatch         bool
@@ -9720,6 +20030,62 @@ func (m *TaskMutation) ResetFinishedAt() {
 	delete(m.clearedFields, task.FieldFinishedAt)
 }
 
+// SetRandKey sets the "rand_key" field.
+func (m *TaskMutation) SetRandKey(i int64) {
+	m.rand_key = &i
+	m.addrand_key = nil
+}
+
+// RandKey returns the value of the "rand_key" field in the mutation.
+func (m *TaskMutation) RandKey() (r int64, exists bool) {
+	v := m.rand_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRandKey returns the old "rand_key" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldRandKey(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRandKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRandKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRandKey: %w", err)
+	}
+	return oldValue.RandKey, nil
+}
+
+// AddRandKey adds i to the "rand_key" field.
+func (m *TaskMutation) AddRandKey(i int64) {
+	if m.addrand_key != nil {
+		*m.addrand_key += i
+	} else {
+		m.addrand_key = &i
+	}
+}
+
+// AddedRandKey returns the value that was added to the "rand_key" field in this mutation.
+func (m *TaskMutation) AddedRandKey() (r int64, exists bool) {
+	v := m.addrand_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRandKey resets all changes to the "rand_key" field.
+func (m *TaskMutation) ResetRandKey() {
+	m.rand_key = nil
+	m.addrand_key = nil
+}
+
 // ClearBatch clears the "batch" edge to the Batch entity.
 func (m *TaskMutation) ClearBatch() {
 	m.clearedbatch = true
@@ -9835,7 +20201,7 @@ func (m *TaskMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TaskMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, task.FieldCreatedAt)
 	}
@@ -9884,6 +20250,9 @@ func (m *TaskMutation) Fields() []string {
 	if m.finished_at != nil {
 		fields = append(fields, task.FieldFinishedAt)
 	}
+	if m.rand_key != nil {
+		fields = append(fields, task.FieldRandKey)
+	}
 	return fields
 }
 
@@ -9924,6 +20293,8 @@ func (m *TaskMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorMessage()
 	case task.FieldFinishedAt:
 		return m.FinishedAt()
+	case task.FieldRandKey:
+		return m.RandKey()
 	}
 	return nil, false
 }
@@ -9965,6 +20336,8 @@ func (m *TaskMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldErrorMessage(ctx)
 	case task.FieldFinishedAt:
 		return m.OldFinishedAt(ctx)
+	case task.FieldRandKey:
+		return m.OldRandKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Task field %s", name)
 }
@@ -10086,6 +20459,13 @@ func (m *TaskMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFinishedAt(v)
 		return nil
+	case task.FieldRandKey:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRandKey(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Task field %s", name)
 }
@@ -10115,6 +20495,9 @@ func (m *TaskMutation) AddedFields() []string {
 	if m.addtimeouts != nil {
 		fields = append(fields, task.FieldTimeouts)
 	}
+	if m.addrand_key != nil {
+		fields = append(fields, task.FieldRandKey)
+	}
 	return fields
 }
 
@@ -10137,6 +20520,8 @@ func (m *TaskMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedExecutionsFailed()
 	case task.FieldTimeouts:
 		return m.AddedTimeouts()
+	case task.FieldRandKey:
+		return m.AddedRandKey()
 	}
 	return nil, false
 }
@@ -10194,6 +20579,13 @@ func (m *TaskMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddTimeouts(v)
+		return nil
+	case task.FieldRandKey:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRandKey(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Task numeric field %s", name)
@@ -10284,6 +20676,9 @@ func (m *TaskMutation) ResetField(name string) error {
 		return nil
 	case task.FieldFinishedAt:
 		m.ResetFinishedAt()
+		return nil
+	case task.FieldRandKey:
+		m.ResetRandKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Task field %s", name)

@@ -50,6 +50,8 @@ type Task struct {
 	ErrorMessage string `json:"error_message,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Uniform random sampling key, drawn afresh whenever the task becomes pending; a claim takes the first pending task of its batch at or after a random point, so it never scans the backlog.
+	RandKey int64 `json:"rand_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TaskQuery when eager-loading is set.
 	Edges        TaskEdges `json:"edges"`
@@ -96,7 +98,7 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case task.FieldID, task.FieldBatchID, task.FieldProcessID, task.FieldPoolID, task.FieldCustomerID, task.FieldSeq, task.FieldAttemptNo, task.FieldExecutionsFailed, task.FieldTimeouts:
+		case task.FieldID, task.FieldBatchID, task.FieldProcessID, task.FieldPoolID, task.FieldCustomerID, task.FieldSeq, task.FieldAttemptNo, task.FieldExecutionsFailed, task.FieldTimeouts, task.FieldRandKey:
 			values[i] = new(sql.NullInt64)
 		case task.FieldState, task.FieldInput, task.FieldOutput, task.FieldFailureReason, task.FieldErrorMessage:
 			values[i] = new(sql.NullString)
@@ -221,6 +223,12 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 				_m.FinishedAt = new(time.Time)
 				*_m.FinishedAt = value.Time
 			}
+		case task.FieldRandKey:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field rand_key", values[i])
+			} else if value.Valid {
+				_m.RandKey = value.Int64
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -318,6 +326,9 @@ func (_m *Task) String() string {
 		builder.WriteString("finished_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("rand_key=")
+	builder.WriteString(fmt.Sprintf("%v", _m.RandKey))
 	builder.WriteByte(')')
 	return builder.String()
 }

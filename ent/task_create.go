@@ -208,6 +208,20 @@ func (_c *TaskCreate) SetNillableFinishedAt(v *time.Time) *TaskCreate {
 	return _c
 }
 
+// SetRandKey sets the "rand_key" field.
+func (_c *TaskCreate) SetRandKey(v int64) *TaskCreate {
+	_c.mutation.SetRandKey(v)
+	return _c
+}
+
+// SetNillableRandKey sets the "rand_key" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableRandKey(v *int64) *TaskCreate {
+	if v != nil {
+		_c.SetRandKey(*v)
+	}
+	return _c
+}
+
 // SetBatch sets the "batch" edge to the Batch entity.
 func (_c *TaskCreate) SetBatch(v *Batch) *TaskCreate {
 	return _c.SetBatchID(v.ID)
@@ -307,6 +321,10 @@ func (_c *TaskCreate) defaults() error {
 		v := task.DefaultErrorMessage
 		_c.mutation.SetErrorMessage(v)
 	}
+	if _, ok := _c.mutation.RandKey(); !ok {
+		v := task.DefaultRandKey
+		_c.mutation.SetRandKey(v)
+	}
 	return nil
 }
 
@@ -383,6 +401,14 @@ func (_c *TaskCreate) check() error {
 	}
 	if _, ok := _c.mutation.ErrorMessage(); !ok {
 		return &ValidationError{Name: "error_message", err: errors.New(`ent: missing required field "Task.error_message"`)}
+	}
+	if _, ok := _c.mutation.RandKey(); !ok {
+		return &ValidationError{Name: "rand_key", err: errors.New(`ent: missing required field "Task.rand_key"`)}
+	}
+	if v, ok := _c.mutation.RandKey(); ok {
+		if err := task.RandKeyValidator(v); err != nil {
+			return &ValidationError{Name: "rand_key", err: fmt.Errorf(`ent: validator failed for field "Task.rand_key": %w`, err)}
+		}
 	}
 	if len(_c.mutation.BatchIDs()) == 0 {
 		return &ValidationError{Name: "batch", err: errors.New(`ent: missing required edge "Task.batch"`)}
@@ -473,6 +499,10 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.FinishedAt(); ok {
 		_spec.SetField(task.FieldFinishedAt, field.TypeTime, value)
 		_node.FinishedAt = &value
+	}
+	if value, ok := _c.mutation.RandKey(); ok {
+		_spec.SetField(task.FieldRandKey, field.TypeInt64, value)
+		_node.RandKey = value
 	}
 	if nodes := _c.mutation.BatchIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -793,6 +823,24 @@ func (u *TaskUpsert) ClearFinishedAt() *TaskUpsert {
 	return u
 }
 
+// SetRandKey sets the "rand_key" field.
+func (u *TaskUpsert) SetRandKey(v int64) *TaskUpsert {
+	u.Set(task.FieldRandKey, v)
+	return u
+}
+
+// UpdateRandKey sets the "rand_key" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateRandKey() *TaskUpsert {
+	u.SetExcluded(task.FieldRandKey)
+	return u
+}
+
+// AddRandKey adds v to the "rand_key" field.
+func (u *TaskUpsert) AddRandKey(v int64) *TaskUpsert {
+	u.Add(task.FieldRandKey, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1108,6 +1156,27 @@ func (u *TaskUpsertOne) UpdateFinishedAt() *TaskUpsertOne {
 func (u *TaskUpsertOne) ClearFinishedAt() *TaskUpsertOne {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearFinishedAt()
+	})
+}
+
+// SetRandKey sets the "rand_key" field.
+func (u *TaskUpsertOne) SetRandKey(v int64) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRandKey(v)
+	})
+}
+
+// AddRandKey adds v to the "rand_key" field.
+func (u *TaskUpsertOne) AddRandKey(v int64) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddRandKey(v)
+	})
+}
+
+// UpdateRandKey sets the "rand_key" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateRandKey() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRandKey()
 	})
 }
 
@@ -1592,6 +1661,27 @@ func (u *TaskUpsertBulk) UpdateFinishedAt() *TaskUpsertBulk {
 func (u *TaskUpsertBulk) ClearFinishedAt() *TaskUpsertBulk {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearFinishedAt()
+	})
+}
+
+// SetRandKey sets the "rand_key" field.
+func (u *TaskUpsertBulk) SetRandKey(v int64) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRandKey(v)
+	})
+}
+
+// AddRandKey adds v to the "rand_key" field.
+func (u *TaskUpsertBulk) AddRandKey(v int64) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddRandKey(v)
+	})
+}
+
+// UpdateRandKey sets the "rand_key" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateRandKey() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRandKey()
 	})
 }
 

@@ -294,6 +294,27 @@ func (_u *TaskUpdate) ClearFinishedAt() *TaskUpdate {
 	return _u
 }
 
+// SetRandKey sets the "rand_key" field.
+func (_u *TaskUpdate) SetRandKey(v int64) *TaskUpdate {
+	_u.mutation.ResetRandKey()
+	_u.mutation.SetRandKey(v)
+	return _u
+}
+
+// SetNillableRandKey sets the "rand_key" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableRandKey(v *int64) *TaskUpdate {
+	if v != nil {
+		_u.SetRandKey(*v)
+	}
+	return _u
+}
+
+// AddRandKey adds value to the "rand_key" field.
+func (_u *TaskUpdate) AddRandKey(v int64) *TaskUpdate {
+	_u.mutation.AddRandKey(v)
+	return _u
+}
+
 // SetBatch sets the "batch" edge to the Batch entity.
 func (_u *TaskUpdate) SetBatch(v *Batch) *TaskUpdate {
 	return _u.SetBatchID(v.ID)
@@ -420,6 +441,11 @@ func (_u *TaskUpdate) check() error {
 			return &ValidationError{Name: "failure_reason", err: fmt.Errorf(`ent: validator failed for field "Task.failure_reason": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.RandKey(); ok {
+		if err := task.RandKeyValidator(v); err != nil {
+			return &ValidationError{Name: "rand_key", err: fmt.Errorf(`ent: validator failed for field "Task.rand_key": %w`, err)}
+		}
+	}
 	if _u.mutation.BatchCleared() && len(_u.mutation.BatchIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Task.batch"`)
 	}
@@ -512,6 +538,12 @@ func (_u *TaskUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.FinishedAtCleared() {
 		_spec.ClearField(task.FieldFinishedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RandKey(); ok {
+		_spec.SetField(task.FieldRandKey, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedRandKey(); ok {
+		_spec.AddField(task.FieldRandKey, field.TypeInt64, value)
 	}
 	if _u.mutation.BatchCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -872,6 +904,27 @@ func (_u *TaskUpdateOne) ClearFinishedAt() *TaskUpdateOne {
 	return _u
 }
 
+// SetRandKey sets the "rand_key" field.
+func (_u *TaskUpdateOne) SetRandKey(v int64) *TaskUpdateOne {
+	_u.mutation.ResetRandKey()
+	_u.mutation.SetRandKey(v)
+	return _u
+}
+
+// SetNillableRandKey sets the "rand_key" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableRandKey(v *int64) *TaskUpdateOne {
+	if v != nil {
+		_u.SetRandKey(*v)
+	}
+	return _u
+}
+
+// AddRandKey adds value to the "rand_key" field.
+func (_u *TaskUpdateOne) AddRandKey(v int64) *TaskUpdateOne {
+	_u.mutation.AddRandKey(v)
+	return _u
+}
+
 // SetBatch sets the "batch" edge to the Batch entity.
 func (_u *TaskUpdateOne) SetBatch(v *Batch) *TaskUpdateOne {
 	return _u.SetBatchID(v.ID)
@@ -1011,6 +1064,11 @@ func (_u *TaskUpdateOne) check() error {
 			return &ValidationError{Name: "failure_reason", err: fmt.Errorf(`ent: validator failed for field "Task.failure_reason": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.RandKey(); ok {
+		if err := task.RandKeyValidator(v); err != nil {
+			return &ValidationError{Name: "rand_key", err: fmt.Errorf(`ent: validator failed for field "Task.rand_key": %w`, err)}
+		}
+	}
 	if _u.mutation.BatchCleared() && len(_u.mutation.BatchIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Task.batch"`)
 	}
@@ -1120,6 +1178,12 @@ func (_u *TaskUpdateOne) sqlSave(ctx context.Context) (_node *Task, err error) {
 	}
 	if _u.mutation.FinishedAtCleared() {
 		_spec.ClearField(task.FieldFinishedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RandKey(); ok {
+		_spec.SetField(task.FieldRandKey, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedRandKey(); ok {
+		_spec.AddField(task.FieldRandKey, field.TypeInt64, value)
 	}
 	if _u.mutation.BatchCleared() {
 		edge := &sqlgraph.EdgeSpec{

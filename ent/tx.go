@@ -14,22 +14,40 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// AccessSession is the client for interacting with the AccessSession builders.
+	AccessSession *AccessSessionClient
+	// Anomaly is the client for interacting with the Anomaly builders.
+	Anomaly *AnomalyClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
 	// Batch is the client for interacting with the Batch builders.
 	Batch *BatchClient
+	// Booking is the client for interacting with the Booking builders.
+	Booking *BookingClient
+	// CredentialBinding is the client for interacting with the CredentialBinding builders.
+	CredentialBinding *CredentialBindingClient
 	// Customer is the client for interacting with the Customer builders.
 	Customer *CustomerClient
+	// DownloadTicket is the client for interacting with the DownloadTicket builders.
+	DownloadTicket *DownloadTicketClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
 	// Lease is the client for interacting with the Lease builders.
 	Lease *LeaseClient
+	// LifecycleTransition is the client for interacting with the LifecycleTransition builders.
+	LifecycleTransition *LifecycleTransitionClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
+	// PoolSample is the client for interacting with the PoolSample builders.
+	PoolSample *PoolSampleClient
 	// Process is the client for interacting with the Process builders.
 	Process *ProcessClient
+	// RemoteEndpoint is the client for interacting with the RemoteEndpoint builders.
+	RemoteEndpoint *RemoteEndpointClient
 	// Robot is the client for interacting with the Robot builders.
 	Robot *RobotClient
+	// ScaleDecision is the client for interacting with the ScaleDecision builders.
+	ScaleDecision *ScaleDecisionClient
 	// Task is the client for interacting with the Task builders.
 	Task *TaskClient
 	// Token is the client for interacting with the Token builders.
@@ -167,14 +185,23 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.AccessSession = NewAccessSessionClient(tx.config)
+	tx.Anomaly = NewAnomalyClient(tx.config)
 	tx.Attempt = NewAttemptClient(tx.config)
 	tx.Batch = NewBatchClient(tx.config)
+	tx.Booking = NewBookingClient(tx.config)
+	tx.CredentialBinding = NewCredentialBindingClient(tx.config)
 	tx.Customer = NewCustomerClient(tx.config)
+	tx.DownloadTicket = NewDownloadTicketClient(tx.config)
 	tx.Event = NewEventClient(tx.config)
 	tx.Lease = NewLeaseClient(tx.config)
+	tx.LifecycleTransition = NewLifecycleTransitionClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
+	tx.PoolSample = NewPoolSampleClient(tx.config)
 	tx.Process = NewProcessClient(tx.config)
+	tx.RemoteEndpoint = NewRemoteEndpointClient(tx.config)
 	tx.Robot = NewRobotClient(tx.config)
+	tx.ScaleDecision = NewScaleDecisionClient(tx.config)
 	tx.Task = NewTaskClient(tx.config)
 	tx.Token = NewTokenClient(tx.config)
 	tx.VM = NewVMClient(tx.config)
@@ -187,7 +214,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: Attempt.QueryXXX(), the query will be executed
+// applies a query, for example: AccessSession.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

@@ -22,6 +22,16 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, erro
 	return r.Client.Noders(ctx, ids)
 }
 
+// Anomalies is the resolver for the anomalies field.
+func (r *queryResolver) Anomalies(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AnomalyOrder, where *ent.AnomalyWhereInput) (*ent.AnomalyConnection, error) {
+	first, last, err := pageArgs(first, last)
+	if err != nil {
+		return nil, err
+	}
+	return r.Client.Anomaly.Query().Paginate(ctx, after, first, before, last,
+		ent.WithAnomalyOrder(orderBy), ent.WithAnomalyFilter(where.Filter))
+}
+
 // Batches is the resolver for the batches field.
 func (r *queryResolver) Batches(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.BatchOrder, where *ent.BatchWhereInput) (*ent.BatchConnection, error) {
 	first, last, err := pageArgs(first, last)
@@ -62,6 +72,16 @@ func (r *queryResolver) Pools(ctx context.Context, after *entgql.Cursor[int], fi
 		ent.WithPoolOrder(orderBy), ent.WithPoolFilter(where.Filter))
 }
 
+// PoolSamples is the resolver for the poolSamples field.
+func (r *queryResolver) PoolSamples(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolSampleOrder, where *ent.PoolSampleWhereInput) (*ent.PoolSampleConnection, error) {
+	first, last, err := pageArgs(first, last)
+	if err != nil {
+		return nil, err
+	}
+	return r.Client.PoolSample.Query().Paginate(ctx, after, first, before, last,
+		ent.WithPoolSampleOrder(orderBy), ent.WithPoolSampleFilter(where.Filter))
+}
+
 // Processes is the resolver for the processes field.
 func (r *queryResolver) Processes(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) (*ent.ProcessConnection, error) {
 	first, last, err := pageArgs(first, last)
@@ -92,7 +112,11 @@ func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], fi
 		ent.WithTaskOrder(orderBy), ent.WithTaskFilter(where.Filter))
 }
 
+// Anomaly returns AnomalyResolver implementation.
+func (r *Resolver) Anomaly() AnomalyResolver { return &anomalyResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+type anomalyResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }

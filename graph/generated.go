@@ -15,12 +15,14 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 	"github.com/rpacloud/rpacloud/graph/model"
@@ -38,6 +40,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Anomaly() AnomalyResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -47,6 +50,55 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AccessRecord struct {
+		At       func(childComplexity int) int
+		Protocol func(childComplexity int) int
+		Stage    func(childComplexity int) int
+		User     func(childComplexity int) int
+		VM       func(childComplexity int) int
+	}
+
+	Anomaly struct {
+		AcknowledgedAt func(childComplexity int) int
+		AcknowledgedBy func(childComplexity int) int
+		CustomerID     func(childComplexity int) int
+		DetectedAt     func(childComplexity int) int
+		Facts          func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Key            func(childComplexity int) int
+		Message        func(childComplexity int) int
+		PoolID         func(childComplexity int) int
+		ProcessID      func(childComplexity int) int
+		Resolution     func(childComplexity int) int
+		ResolvedAt     func(childComplexity int) int
+		ResolvedBy     func(childComplexity int) int
+		RobotID        func(childComplexity int) int
+		Rule           func(childComplexity int) int
+		Severity       func(childComplexity int) int
+		Since          func(childComplexity int) int
+		Status         func(childComplexity int) int
+		TaskID         func(childComplexity int) int
+		Title          func(childComplexity int) int
+		VMID           func(childComplexity int) int
+		Vendor         func(childComplexity int) int
+	}
+
+	AnomalyConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AnomalyEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AnomalyNotice struct {
+		Anomaly func(childComplexity int) int
+		Kind    func(childComplexity int) int
+	}
+
 	Attempt struct {
 		CustomerID   func(childComplexity int) int
 		Deadline     func(childComplexity int) int
@@ -109,10 +161,48 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	BookSlotResult struct {
+		Booking func(childComplexity int) int
+		Clashes func(childComplexity int) int
+	}
+
+	ChecklistItem struct {
+		Action func(childComplexity int) int
+		Item   func(childComplexity int) int
+	}
+
+	CountBy struct {
+		Count func(childComplexity int) int
+		Key   func(childComplexity int) int
+	}
+
 	CreatedToken struct {
 		Name   func(childComplexity int) int
 		Role   func(childComplexity int) int
 		Secret func(childComplexity int) int
+	}
+
+	Credential struct {
+		CreatedAt func(childComplexity int) int
+		Customer  func(childComplexity int) int
+		Fields    func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Processes func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+		UpdatedBy func(childComplexity int) int
+		Version   func(childComplexity int) int
+	}
+
+	CredentialGrant struct {
+		ExpiresAt    func(childComplexity int) int
+		Items        func(childComplexity int) int
+		VaultAddress func(childComplexity int) int
+	}
+
+	CredentialGrantItem struct {
+		Name          func(childComplexity int) int
+		Path          func(childComplexity int) int
+		WrappingToken func(childComplexity int) int
 	}
 
 	Customer struct {
@@ -140,18 +230,33 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DashboardSummary struct {
+		At                   func(childComplexity int) int
+		OpenAnomalies        func(childComplexity int) int
+		Pools                func(childComplexity int) int
+		RecentlyResolved     func(childComplexity int) int
+		RobotsByVendorStatus func(childComplexity int) int
+		Running              func(childComplexity int) int
+		TasksByState         func(childComplexity int) int
+	}
+
 	Event struct {
+		AnomalyID  func(childComplexity int) int
 		At         func(childComplexity int) int
 		AttemptNo  func(childComplexity int) int
 		BatchID    func(childComplexity int) int
 		CustomerID func(childComplexity int) int
+		ExternalID func(childComplexity int) int
 		ID         func(childComplexity int) int
 		Message    func(childComplexity int) int
 		PoolID     func(childComplexity int) int
 		ProcessID  func(childComplexity int) int
 		RobotID    func(childComplexity int) int
+		Status     func(childComplexity int) int
 		TaskID     func(childComplexity int) int
 		Type       func(childComplexity int) int
+		VMID       func(childComplexity int) int
+		Vendor     func(childComplexity int) int
 	}
 
 	EventConnection struct {
@@ -165,14 +270,41 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Fact struct {
+		Name  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
+	LifecycleStep struct {
+		Action   func(childComplexity int) int
+		Actor    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Evidence func(childComplexity int) int
+		From     func(childComplexity int) int
+		Note     func(childComplexity int) int
+		Seq      func(childComplexity int) int
+		To       func(childComplexity int) int
+	}
+
 	Mutation struct {
-		ClaimTask     func(childComplexity int, wait *int) int
-		CreateToken   func(childComplexity int, input model.CreateTokenInput) int
-		Heartbeat     func(childComplexity int, taskID int, attempt int) int
-		RegisterRobot func(childComplexity int, hostname string, agentVersion string) int
-		ReportResult  func(childComplexity int, input model.ReportResultInput) int
-		RevokeToken   func(childComplexity int, name string) int
-		SubmitBatch   func(childComplexity int, input model.SubmitBatchInput) int
+		AcknowledgeAnomaly func(childComplexity int, id int, note *string) int
+		BindCredential     func(childComplexity int, customer *string, name string, process string) int
+		BookSlot           func(childComplexity int, input model.BookSlotInput) int
+		CancelBooking      func(childComplexity int, id string) int
+		ClaimTask          func(childComplexity int, wait *int) int
+		ConnectRemote      func(childComplexity int, process string, vm string, purpose *string) int
+		CreateToken        func(childComplexity int, input model.CreateTokenInput) int
+		DeleteCredential   func(childComplexity int, customer *string, name string) int
+		Heartbeat          func(childComplexity int, taskID int, attempt int) int
+		PutCredential      func(childComplexity int, input model.CredentialInput) int
+		RegisterRobot      func(childComplexity int, hostname string, agentVersion string) int
+		ReportResult       func(childComplexity int, input model.ReportResultInput) int
+		ResolveAnomaly     func(childComplexity int, id int, resolution string) int
+		RevokeToken        func(childComplexity int, name string) int
+		RotateCredential   func(childComplexity int, input model.CredentialInput) int
+		SubmitBatch        func(childComplexity int, input model.SubmitBatchInput) int
+		TransitionProcess  func(childComplexity int, input model.LifecycleTransitionInput) int
+		UnbindCredential   func(childComplexity int, customer *string, name string, process string) int
 	}
 
 	PageInfo struct {
@@ -200,6 +332,14 @@ type ComplexityRoot struct {
 		Vms           func(childComplexity int) int
 	}
 
+	PoolCapacity struct {
+		Booked func(childComplexity int) int
+		End    func(childComplexity int) int
+		Free   func(childComplexity int) int
+		Max    func(childComplexity int) int
+		Start  func(childComplexity int) int
+	}
+
 	PoolConnection struct {
 		Edges      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -209,6 +349,44 @@ type ComplexityRoot struct {
 	PoolEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	PoolPoint struct {
+		At      func(childComplexity int) int
+		Busy    func(childComplexity int) int
+		Idle    func(childComplexity int) int
+		Max     func(childComplexity int) int
+		Pending func(childComplexity int) int
+		Robots  func(childComplexity int) int
+		Running func(childComplexity int) int
+	}
+
+	PoolSample struct {
+		At      func(childComplexity int) int
+		Busy    func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Idle    func(childComplexity int) int
+		Max     func(childComplexity int) int
+		Pending func(childComplexity int) int
+		PoolID  func(childComplexity int) int
+		Robots  func(childComplexity int) int
+		Running func(childComplexity int) int
+	}
+
+	PoolSampleConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PoolSampleEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	PoolSeries struct {
+		Points func(childComplexity int) int
+		Pool   func(childComplexity int) int
 	}
 
 	PoolStatus struct {
@@ -259,18 +437,49 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ProcessLifecycle struct {
+		Access    func(childComplexity int) int
+		Allowed   func(childComplexity int) int
+		Checklist func(childComplexity int) int
+		History   func(childComplexity int) int
+		Process   func(childComplexity int) int
+		Stage     func(childComplexity int) int
+	}
+
 	Query struct {
-		Batches    func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.BatchOrder, where *ent.BatchWhereInput) int
-		Customers  func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CustomerOrder, where *ent.CustomerWhereInput) int
-		Events     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Me         func(childComplexity int) int
-		Node       func(childComplexity int, id int) int
-		Nodes      func(childComplexity int, ids []int) int
-		PoolStatus func(childComplexity int) int
-		Pools      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolOrder, where *ent.PoolWhereInput) int
-		Processes  func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) int
-		Robots     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) int
-		Tasks      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) int
+		Anomalies        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AnomalyOrder, where *ent.AnomalyWhereInput) int
+		Batches          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.BatchOrder, where *ent.BatchWhereInput) int
+		Credential       func(childComplexity int, customer *string, name string) int
+		Credentials      func(childComplexity int, customer *string) int
+		Customers        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CustomerOrder, where *ent.CustomerWhereInput) int
+		Dashboard        func(childComplexity int) int
+		DocumentURL      func(childComplexity int, process string, kind model.DocumentKind, format model.DocumentFormat, language *string) int
+		EventSeries      func(childComplexity int, types []string, since time.Time, bucketSeconds int, poolID *int, processID *int) int
+		Events           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Me               func(childComplexity int) int
+		Node             func(childComplexity int, id int) int
+		Nodes            func(childComplexity int, ids []int) int
+		PoolCapacity     func(childComplexity int, pool string, from time.Time, to time.Time) int
+		PoolSamples      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolSampleOrder, where *ent.PoolSampleWhereInput) int
+		PoolSeries       func(childComplexity int, pool *string, since *time.Time, until *time.Time) int
+		PoolStatus       func(childComplexity int) int
+		Pools            func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolOrder, where *ent.PoolWhereInput) int
+		ProcessLifecycle func(childComplexity int, process string) int
+		Processes        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) int
+		RemoteEndpoints  func(childComplexity int, process string) int
+		Robots           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) int
+		Saturation       func(childComplexity int, window model.SaturationWindow, pool *string, vendor *string, buckets *int) int
+		ScaleDecisions   func(childComplexity int, pool *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ScaleDecisionOrder, where *ent.ScaleDecisionWhereInput) int
+		ScheduleBookings func(childComplexity int, pool *string) int
+		ScheduleClashes  func(childComplexity int, pool *string, from *time.Time, to *time.Time) int
+		Tasks            func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) int
+		VaultStatus      func(childComplexity int) int
+	}
+
+	RemoteConnection struct {
+		Endpoint func(childComplexity int) int
+		RdpURL   func(childComplexity int) int
+		Stage    func(childComplexity int) int
 	}
 
 	Robot struct {
@@ -306,8 +515,103 @@ type ComplexityRoot struct {
 		Robot func(childComplexity int) int
 	}
 
+	RunningProcess struct {
+		Attempt   func(childComplexity int) int
+		Customer  func(childComplexity int) int
+		Deadline  func(childComplexity int) int
+		Pool      func(childComplexity int) int
+		Process   func(childComplexity int) int
+		Robot     func(childComplexity int) int
+		StartedAt func(childComplexity int) int
+		TaskID    func(childComplexity int) int
+		Vendor    func(childComplexity int) int
+	}
+
+	Saturation struct {
+		From       func(childComplexity int) int
+		IdleRobots func(childComplexity int) int
+		Pools      func(childComplexity int) int
+		Robots     func(childComplexity int) int
+		Series     func(childComplexity int) int
+		To         func(childComplexity int) int
+		Vendors    func(childComplexity int) int
+		Window     func(childComplexity int) int
+	}
+
+	ScaleDecision struct {
+		Action       func(childComplexity int) int
+		At           func(childComplexity int) int
+		BootFailures func(childComplexity int) int
+		Booting      func(childComplexity int) int
+		Capped       func(childComplexity int) int
+		CooldownLeft func(childComplexity int) int
+		D            func(childComplexity int) int
+		DownStreak   func(childComplexity int) int
+		Error        func(childComplexity int) int
+		ID           func(childComplexity int) int
+		IdleRented   func(childComplexity int) int
+		PoolID       func(childComplexity int) int
+		PoolName     func(childComplexity int) int
+		PrewarmFloor func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Release      func(childComplexity int) int
+		Released     func(childComplexity int) int
+		Rent         func(childComplexity int) int
+		Rented       func(childComplexity int) int
+		Target       func(childComplexity int) int
+		Term         func(childComplexity int) int
+		UpStreak     func(childComplexity int) int
+		VendorOthers func(childComplexity int) int
+		X            func(childComplexity int) int
+		Z            func(childComplexity int) int
+	}
+
+	ScaleDecisionConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ScaleDecisionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ScheduleBooking struct {
+		Cron            func(childComplexity int) int
+		Department      func(childComplexity int) int
+		DurationMinutes func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Pool            func(childComplexity int) int
+		Process         func(childComplexity int) int
+		Robot           func(childComplexity int) int
+		Robots          func(childComplexity int) int
+		Timezone        func(childComplexity int) int
+	}
+
+	ScheduleClash struct {
+		Bookings func(childComplexity int) int
+		End      func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Max      func(childComplexity int) int
+		Needed   func(childComplexity int) int
+		Pool     func(childComplexity int) int
+		Robot    func(childComplexity int) int
+		Start    func(childComplexity int) int
+	}
+
+	SeriesPoint struct {
+		At    func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	Subscription struct {
-		TaskEvents func(childComplexity int, batchID *int, taskID *int) int
+		Anomalies   func(childComplexity int, minSeverity *anomaly.Severity) int
+		Dashboard   func(childComplexity int) int
+		Events      func(childComplexity int, filter *model.LiveEventFilter) int
+		PoolSizes   func(childComplexity int) int
+		RobotStates func(childComplexity int, pool *string) int
+		TaskEvents  func(childComplexity int, batchID *int, taskID *int) int
 	}
 
 	Task struct {
@@ -334,6 +638,7 @@ type ComplexityRoot struct {
 
 	TaskClaim struct {
 		Attempt            func(childComplexity int) int
+		Credentials        func(childComplexity int) int
 		Deadline           func(childComplexity int) int
 		Input              func(childComplexity int) int
 		Kind               func(childComplexity int) int
@@ -352,6 +657,23 @@ type ComplexityRoot struct {
 	TaskEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Utilisation struct {
+		AvailableSeconds func(childComplexity int) int
+		BusySeconds      func(childComplexity int) int
+		Idle             func(childComplexity int) int
+		Key              func(childComplexity int) int
+		Peak             func(childComplexity int) int
+		Pool             func(childComplexity int) int
+		Recommended      func(childComplexity int) int
+		Robots           func(childComplexity int) int
+		Utilisation      func(childComplexity int) int
+	}
+
+	UtilisationSeries struct {
+		Key    func(childComplexity int) int
+		Points func(childComplexity int) int
 	}
 
 	VM struct {
@@ -380,8 +702,32 @@ type ComplexityRoot struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
+
+	VMEndpoint struct {
+		Host     func(childComplexity int) int
+		Port     func(childComplexity int) int
+		Protocol func(childComplexity int) int
+		State    func(childComplexity int) int
+		Username func(childComplexity int) int
+		VM       func(childComplexity int) int
+	}
+
+	VaultStatus struct {
+		Address func(childComplexity int) int
+		Error   func(childComplexity int) int
+		State   func(childComplexity int) int
+	}
+
+	VendorStatusCount struct {
+		Count  func(childComplexity int) int
+		Status func(childComplexity int) int
+		Vendor func(childComplexity int) int
+	}
 }
 
+type AnomalyResolver interface {
+	Facts(ctx context.Context, obj *ent.Anomaly) ([]*model.Fact, error)
+}
 type MutationResolver interface {
 	SubmitBatch(ctx context.Context, input model.SubmitBatchInput) (*ent.Batch, error)
 	CreateToken(ctx context.Context, input model.CreateTokenInput) (*model.CreatedToken, error)
@@ -390,22 +736,54 @@ type MutationResolver interface {
 	ClaimTask(ctx context.Context, wait *int) (*model.TaskClaim, error)
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
+	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
+	RotateCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
+	DeleteCredential(ctx context.Context, customer *string, name string) (bool, error)
+	BindCredential(ctx context.Context, customer *string, name string, process string) (*model.Credential, error)
+	UnbindCredential(ctx context.Context, customer *string, name string, process string) (*model.Credential, error)
+	TransitionProcess(ctx context.Context, input model.LifecycleTransitionInput) (*model.ProcessLifecycle, error)
+	ConnectRemote(ctx context.Context, process string, vm string, purpose *string) (*model.RemoteConnection, error)
+	BookSlot(ctx context.Context, input model.BookSlotInput) (*model.BookSlotResult, error)
+	CancelBooking(ctx context.Context, id string) (bool, error)
+	AcknowledgeAnomaly(ctx context.Context, id int, note *string) (*ent.Anomaly, error)
+	ResolveAnomaly(ctx context.Context, id int, resolution string) (*ent.Anomaly, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
 	Nodes(ctx context.Context, ids []int) ([]ent.Noder, error)
+	Anomalies(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AnomalyOrder, where *ent.AnomalyWhereInput) (*ent.AnomalyConnection, error)
 	Batches(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.BatchOrder, where *ent.BatchWhereInput) (*ent.BatchConnection, error)
 	Customers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.CustomerOrder, where *ent.CustomerWhereInput) (*ent.CustomerConnection, error)
 	Events(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) (*ent.EventConnection, error)
 	Pools(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolOrder, where *ent.PoolWhereInput) (*ent.PoolConnection, error)
+	PoolSamples(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolSampleOrder, where *ent.PoolSampleWhereInput) (*ent.PoolSampleConnection, error)
 	Processes(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) (*ent.ProcessConnection, error)
 	Robots(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) (*ent.RobotConnection, error)
 	Tasks(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) (*ent.TaskConnection, error)
+	Credentials(ctx context.Context, customer *string) ([]*model.Credential, error)
+	Credential(ctx context.Context, customer *string, name string) (*model.Credential, error)
+	VaultStatus(ctx context.Context) (*model.VaultStatus, error)
+	ProcessLifecycle(ctx context.Context, process string) (*model.ProcessLifecycle, error)
+	RemoteEndpoints(ctx context.Context, process string) ([]*model.VMEndpoint, error)
+	ScheduleBookings(ctx context.Context, pool *string) ([]*model.ScheduleBooking, error)
+	ScheduleClashes(ctx context.Context, pool *string, from *time.Time, to *time.Time) ([]*model.ScheduleClash, error)
+	PoolCapacity(ctx context.Context, pool string, from time.Time, to time.Time) ([]*model.PoolCapacity, error)
+	DocumentURL(ctx context.Context, process string, kind model.DocumentKind, format model.DocumentFormat, language *string) (string, error)
+	PoolSeries(ctx context.Context, pool *string, since *time.Time, until *time.Time) ([]*model.PoolSeries, error)
+	EventSeries(ctx context.Context, types []string, since time.Time, bucketSeconds int, poolID *int, processID *int) ([]*model.UtilisationSeries, error)
+	Saturation(ctx context.Context, window model.SaturationWindow, pool *string, vendor *string, buckets *int) (*model.Saturation, error)
+	Dashboard(ctx context.Context) (*model.DashboardSummary, error)
 	Me(ctx context.Context) (*model.Principal, error)
 	PoolStatus(ctx context.Context) ([]*model.PoolStatus, error)
+	ScaleDecisions(ctx context.Context, pool *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ScaleDecisionOrder, where *ent.ScaleDecisionWhereInput) (*ent.ScaleDecisionConnection, error)
 }
 type SubscriptionResolver interface {
 	TaskEvents(ctx context.Context, batchID *int, taskID *int) (<-chan *ent.Event, error)
+	Anomalies(ctx context.Context, minSeverity *anomaly.Severity) (<-chan *model.AnomalyNotice, error)
+	Events(ctx context.Context, filter *model.LiveEventFilter) (<-chan *ent.Event, error)
+	RobotStates(ctx context.Context, pool *string) (<-chan []*ent.Robot, error)
+	PoolSizes(ctx context.Context) (<-chan []*model.PoolStatus, error)
+	Dashboard(ctx context.Context) (<-chan *model.DashboardSummary, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -421,6 +799,215 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AccessRecord.at":
+		if e.ComplexityRoot.AccessRecord.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessRecord.At(childComplexity), true
+	case "AccessRecord.protocol":
+		if e.ComplexityRoot.AccessRecord.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessRecord.Protocol(childComplexity), true
+	case "AccessRecord.stage":
+		if e.ComplexityRoot.AccessRecord.Stage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessRecord.Stage(childComplexity), true
+	case "AccessRecord.user":
+		if e.ComplexityRoot.AccessRecord.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessRecord.User(childComplexity), true
+	case "AccessRecord.vm":
+		if e.ComplexityRoot.AccessRecord.VM == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessRecord.VM(childComplexity), true
+
+	case "Anomaly.acknowledgedAt":
+		if e.ComplexityRoot.Anomaly.AcknowledgedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.AcknowledgedAt(childComplexity), true
+	case "Anomaly.acknowledgedBy":
+		if e.ComplexityRoot.Anomaly.AcknowledgedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.AcknowledgedBy(childComplexity), true
+	case "Anomaly.customerID":
+		if e.ComplexityRoot.Anomaly.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.CustomerID(childComplexity), true
+	case "Anomaly.detectedAt":
+		if e.ComplexityRoot.Anomaly.DetectedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.DetectedAt(childComplexity), true
+	case "Anomaly.facts":
+		if e.ComplexityRoot.Anomaly.Facts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Facts(childComplexity), true
+	case "Anomaly.id":
+		if e.ComplexityRoot.Anomaly.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.ID(childComplexity), true
+	case "Anomaly.key":
+		if e.ComplexityRoot.Anomaly.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Key(childComplexity), true
+	case "Anomaly.message":
+		if e.ComplexityRoot.Anomaly.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Message(childComplexity), true
+	case "Anomaly.poolID":
+		if e.ComplexityRoot.Anomaly.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.PoolID(childComplexity), true
+	case "Anomaly.processID":
+		if e.ComplexityRoot.Anomaly.ProcessID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.ProcessID(childComplexity), true
+	case "Anomaly.resolution":
+		if e.ComplexityRoot.Anomaly.Resolution == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Resolution(childComplexity), true
+	case "Anomaly.resolvedAt":
+		if e.ComplexityRoot.Anomaly.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.ResolvedAt(childComplexity), true
+	case "Anomaly.resolvedBy":
+		if e.ComplexityRoot.Anomaly.ResolvedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.ResolvedBy(childComplexity), true
+	case "Anomaly.robotID":
+		if e.ComplexityRoot.Anomaly.RobotID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.RobotID(childComplexity), true
+	case "Anomaly.rule":
+		if e.ComplexityRoot.Anomaly.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Rule(childComplexity), true
+	case "Anomaly.severity":
+		if e.ComplexityRoot.Anomaly.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Severity(childComplexity), true
+	case "Anomaly.since":
+		if e.ComplexityRoot.Anomaly.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Since(childComplexity), true
+	case "Anomaly.status":
+		if e.ComplexityRoot.Anomaly.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Status(childComplexity), true
+	case "Anomaly.taskID":
+		if e.ComplexityRoot.Anomaly.TaskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.TaskID(childComplexity), true
+	case "Anomaly.title":
+		if e.ComplexityRoot.Anomaly.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Title(childComplexity), true
+	case "Anomaly.vmID":
+		if e.ComplexityRoot.Anomaly.VMID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.VMID(childComplexity), true
+	case "Anomaly.vendor":
+		if e.ComplexityRoot.Anomaly.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Anomaly.Vendor(childComplexity), true
+
+	case "AnomalyConnection.edges":
+		if e.ComplexityRoot.AnomalyConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyConnection.Edges(childComplexity), true
+	case "AnomalyConnection.pageInfo":
+		if e.ComplexityRoot.AnomalyConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyConnection.PageInfo(childComplexity), true
+	case "AnomalyConnection.totalCount":
+		if e.ComplexityRoot.AnomalyConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyConnection.TotalCount(childComplexity), true
+
+	case "AnomalyEdge.cursor":
+		if e.ComplexityRoot.AnomalyEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyEdge.Cursor(childComplexity), true
+	case "AnomalyEdge.node":
+		if e.ComplexityRoot.AnomalyEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyEdge.Node(childComplexity), true
+
+	case "AnomalyNotice.anomaly":
+		if e.ComplexityRoot.AnomalyNotice.Anomaly == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyNotice.Anomaly(childComplexity), true
+	case "AnomalyNotice.kind":
+		if e.ComplexityRoot.AnomalyNotice.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AnomalyNotice.Kind(childComplexity), true
 
 	case "Attempt.customerID":
 		if e.ComplexityRoot.Attempt.CustomerID == nil {
@@ -697,6 +1284,45 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BatchEdge.Node(childComplexity), true
 
+	case "BookSlotResult.booking":
+		if e.ComplexityRoot.BookSlotResult.Booking == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookSlotResult.Booking(childComplexity), true
+	case "BookSlotResult.clashes":
+		if e.ComplexityRoot.BookSlotResult.Clashes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookSlotResult.Clashes(childComplexity), true
+
+	case "ChecklistItem.action":
+		if e.ComplexityRoot.ChecklistItem.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChecklistItem.Action(childComplexity), true
+	case "ChecklistItem.item":
+		if e.ComplexityRoot.ChecklistItem.Item == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChecklistItem.Item(childComplexity), true
+
+	case "CountBy.count":
+		if e.ComplexityRoot.CountBy.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CountBy.Count(childComplexity), true
+	case "CountBy.key":
+		if e.ComplexityRoot.CountBy.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CountBy.Key(childComplexity), true
+
 	case "CreatedToken.name":
 		if e.ComplexityRoot.CreatedToken.Name == nil {
 			break
@@ -715,6 +1341,93 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreatedToken.Secret(childComplexity), true
+
+	case "Credential.createdAt":
+		if e.ComplexityRoot.Credential.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.CreatedAt(childComplexity), true
+	case "Credential.customer":
+		if e.ComplexityRoot.Credential.Customer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.Customer(childComplexity), true
+	case "Credential.fields":
+		if e.ComplexityRoot.Credential.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.Fields(childComplexity), true
+	case "Credential.name":
+		if e.ComplexityRoot.Credential.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.Name(childComplexity), true
+	case "Credential.processes":
+		if e.ComplexityRoot.Credential.Processes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.Processes(childComplexity), true
+	case "Credential.updatedAt":
+		if e.ComplexityRoot.Credential.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.UpdatedAt(childComplexity), true
+	case "Credential.updatedBy":
+		if e.ComplexityRoot.Credential.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.UpdatedBy(childComplexity), true
+	case "Credential.version":
+		if e.ComplexityRoot.Credential.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credential.Version(childComplexity), true
+
+	case "CredentialGrant.expiresAt":
+		if e.ComplexityRoot.CredentialGrant.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrant.ExpiresAt(childComplexity), true
+	case "CredentialGrant.items":
+		if e.ComplexityRoot.CredentialGrant.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrant.Items(childComplexity), true
+	case "CredentialGrant.vaultAddress":
+		if e.ComplexityRoot.CredentialGrant.VaultAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrant.VaultAddress(childComplexity), true
+
+	case "CredentialGrantItem.name":
+		if e.ComplexityRoot.CredentialGrantItem.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrantItem.Name(childComplexity), true
+	case "CredentialGrantItem.path":
+		if e.ComplexityRoot.CredentialGrantItem.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrantItem.Path(childComplexity), true
+	case "CredentialGrantItem.wrappingToken":
+		if e.ComplexityRoot.CredentialGrantItem.WrappingToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CredentialGrantItem.WrappingToken(childComplexity), true
 
 	case "Customer.batches":
 		if e.ComplexityRoot.Customer.Batches == nil {
@@ -820,6 +1533,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CustomerEdge.Node(childComplexity), true
 
+	case "DashboardSummary.at":
+		if e.ComplexityRoot.DashboardSummary.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.At(childComplexity), true
+	case "DashboardSummary.openAnomalies":
+		if e.ComplexityRoot.DashboardSummary.OpenAnomalies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.OpenAnomalies(childComplexity), true
+	case "DashboardSummary.pools":
+		if e.ComplexityRoot.DashboardSummary.Pools == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.Pools(childComplexity), true
+	case "DashboardSummary.recentlyResolved":
+		if e.ComplexityRoot.DashboardSummary.RecentlyResolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.RecentlyResolved(childComplexity), true
+	case "DashboardSummary.robotsByVendorStatus":
+		if e.ComplexityRoot.DashboardSummary.RobotsByVendorStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.RobotsByVendorStatus(childComplexity), true
+	case "DashboardSummary.running":
+		if e.ComplexityRoot.DashboardSummary.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.Running(childComplexity), true
+	case "DashboardSummary.tasksByState":
+		if e.ComplexityRoot.DashboardSummary.TasksByState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.TasksByState(childComplexity), true
+
+	case "Event.anomalyID":
+		if e.ComplexityRoot.Event.AnomalyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.AnomalyID(childComplexity), true
 	case "Event.at":
 		if e.ComplexityRoot.Event.At == nil {
 			break
@@ -844,6 +1606,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.CustomerID(childComplexity), true
+	case "Event.externalID":
+		if e.ComplexityRoot.Event.ExternalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.ExternalID(childComplexity), true
 	case "Event.id":
 		if e.ComplexityRoot.Event.ID == nil {
 			break
@@ -874,6 +1642,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.RobotID(childComplexity), true
+	case "Event.status":
+		if e.ComplexityRoot.Event.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Status(childComplexity), true
 	case "Event.taskID":
 		if e.ComplexityRoot.Event.TaskID == nil {
 			break
@@ -886,6 +1660,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Type(childComplexity), true
+	case "Event.vmID":
+		if e.ComplexityRoot.Event.VMID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.VMID(childComplexity), true
+	case "Event.vendor":
+		if e.ComplexityRoot.Event.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Vendor(childComplexity), true
 
 	case "EventConnection.edges":
 		if e.ComplexityRoot.EventConnection.Edges == nil {
@@ -919,6 +1705,112 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
 
+	case "Fact.name":
+		if e.ComplexityRoot.Fact.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fact.Name(childComplexity), true
+	case "Fact.value":
+		if e.ComplexityRoot.Fact.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fact.Value(childComplexity), true
+
+	case "LifecycleStep.action":
+		if e.ComplexityRoot.LifecycleStep.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.Action(childComplexity), true
+	case "LifecycleStep.actor":
+		if e.ComplexityRoot.LifecycleStep.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.Actor(childComplexity), true
+	case "LifecycleStep.at":
+		if e.ComplexityRoot.LifecycleStep.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.At(childComplexity), true
+	case "LifecycleStep.evidence":
+		if e.ComplexityRoot.LifecycleStep.Evidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.Evidence(childComplexity), true
+	case "LifecycleStep.from":
+		if e.ComplexityRoot.LifecycleStep.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.From(childComplexity), true
+	case "LifecycleStep.note":
+		if e.ComplexityRoot.LifecycleStep.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.Note(childComplexity), true
+	case "LifecycleStep.seq":
+		if e.ComplexityRoot.LifecycleStep.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.Seq(childComplexity), true
+	case "LifecycleStep.to":
+		if e.ComplexityRoot.LifecycleStep.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LifecycleStep.To(childComplexity), true
+
+	case "Mutation.acknowledgeAnomaly":
+		if e.ComplexityRoot.Mutation.AcknowledgeAnomaly == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acknowledgeAnomaly_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcknowledgeAnomaly(childComplexity, args["id"].(int), args["note"].(*string)), true
+	case "Mutation.bindCredential":
+		if e.ComplexityRoot.Mutation.BindCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bindCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BindCredential(childComplexity, args["customer"].(*string), args["name"].(string), args["process"].(string)), true
+	case "Mutation.bookSlot":
+		if e.ComplexityRoot.Mutation.BookSlot == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bookSlot_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BookSlot(childComplexity, args["input"].(model.BookSlotInput)), true
+	case "Mutation.cancelBooking":
+		if e.ComplexityRoot.Mutation.CancelBooking == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelBooking_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelBooking(childComplexity, args["id"].(string)), true
 	case "Mutation.claimTask":
 		if e.ComplexityRoot.Mutation.ClaimTask == nil {
 			break
@@ -930,6 +1822,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ClaimTask(childComplexity, args["wait"].(*int)), true
+	case "Mutation.connectRemote":
+		if e.ComplexityRoot.Mutation.ConnectRemote == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectRemote_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectRemote(childComplexity, args["process"].(string), args["vm"].(string), args["purpose"].(*string)), true
 	case "Mutation.createToken":
 		if e.ComplexityRoot.Mutation.CreateToken == nil {
 			break
@@ -941,6 +1844,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateToken(childComplexity, args["input"].(model.CreateTokenInput)), true
+	case "Mutation.deleteCredential":
+		if e.ComplexityRoot.Mutation.DeleteCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteCredential(childComplexity, args["customer"].(*string), args["name"].(string)), true
 	case "Mutation.heartbeat":
 		if e.ComplexityRoot.Mutation.Heartbeat == nil {
 			break
@@ -952,6 +1866,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Heartbeat(childComplexity, args["taskID"].(int), args["attempt"].(int)), true
+	case "Mutation.putCredential":
+		if e.ComplexityRoot.Mutation.PutCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_putCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PutCredential(childComplexity, args["input"].(model.CredentialInput)), true
 	case "Mutation.registerRobot":
 		if e.ComplexityRoot.Mutation.RegisterRobot == nil {
 			break
@@ -974,6 +1899,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReportResult(childComplexity, args["input"].(model.ReportResultInput)), true
+	case "Mutation.resolveAnomaly":
+		if e.ComplexityRoot.Mutation.ResolveAnomaly == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resolveAnomaly_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResolveAnomaly(childComplexity, args["id"].(int), args["resolution"].(string)), true
 	case "Mutation.revokeToken":
 		if e.ComplexityRoot.Mutation.RevokeToken == nil {
 			break
@@ -985,6 +1921,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeToken(childComplexity, args["name"].(string)), true
+	case "Mutation.rotateCredential":
+		if e.ComplexityRoot.Mutation.RotateCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rotateCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RotateCredential(childComplexity, args["input"].(model.CredentialInput)), true
 	case "Mutation.submitBatch":
 		if e.ComplexityRoot.Mutation.SubmitBatch == nil {
 			break
@@ -996,6 +1943,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SubmitBatch(childComplexity, args["input"].(model.SubmitBatchInput)), true
+	case "Mutation.transitionProcess":
+		if e.ComplexityRoot.Mutation.TransitionProcess == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_transitionProcess_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TransitionProcess(childComplexity, args["input"].(model.LifecycleTransitionInput)), true
+	case "Mutation.unbindCredential":
+		if e.ComplexityRoot.Mutation.UnbindCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unbindCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnbindCredential(childComplexity, args["customer"].(*string), args["name"].(string), args["process"].(string)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1118,6 +2087,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Pool.Vms(childComplexity), true
 
+	case "PoolCapacity.booked":
+		if e.ComplexityRoot.PoolCapacity.Booked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolCapacity.Booked(childComplexity), true
+	case "PoolCapacity.end":
+		if e.ComplexityRoot.PoolCapacity.End == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolCapacity.End(childComplexity), true
+	case "PoolCapacity.free":
+		if e.ComplexityRoot.PoolCapacity.Free == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolCapacity.Free(childComplexity), true
+	case "PoolCapacity.max":
+		if e.ComplexityRoot.PoolCapacity.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolCapacity.Max(childComplexity), true
+	case "PoolCapacity.start":
+		if e.ComplexityRoot.PoolCapacity.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolCapacity.Start(childComplexity), true
+
 	case "PoolConnection.edges":
 		if e.ComplexityRoot.PoolConnection.Edges == nil {
 			break
@@ -1149,6 +2149,149 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PoolEdge.Node(childComplexity), true
+
+	case "PoolPoint.at":
+		if e.ComplexityRoot.PoolPoint.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.At(childComplexity), true
+	case "PoolPoint.busy":
+		if e.ComplexityRoot.PoolPoint.Busy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Busy(childComplexity), true
+	case "PoolPoint.idle":
+		if e.ComplexityRoot.PoolPoint.Idle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Idle(childComplexity), true
+	case "PoolPoint.max":
+		if e.ComplexityRoot.PoolPoint.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Max(childComplexity), true
+	case "PoolPoint.pending":
+		if e.ComplexityRoot.PoolPoint.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Pending(childComplexity), true
+	case "PoolPoint.robots":
+		if e.ComplexityRoot.PoolPoint.Robots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Robots(childComplexity), true
+	case "PoolPoint.running":
+		if e.ComplexityRoot.PoolPoint.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolPoint.Running(childComplexity), true
+
+	case "PoolSample.at":
+		if e.ComplexityRoot.PoolSample.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.At(childComplexity), true
+	case "PoolSample.busy":
+		if e.ComplexityRoot.PoolSample.Busy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Busy(childComplexity), true
+	case "PoolSample.id":
+		if e.ComplexityRoot.PoolSample.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.ID(childComplexity), true
+	case "PoolSample.idle":
+		if e.ComplexityRoot.PoolSample.Idle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Idle(childComplexity), true
+	case "PoolSample.max":
+		if e.ComplexityRoot.PoolSample.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Max(childComplexity), true
+	case "PoolSample.pending":
+		if e.ComplexityRoot.PoolSample.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Pending(childComplexity), true
+	case "PoolSample.poolID":
+		if e.ComplexityRoot.PoolSample.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.PoolID(childComplexity), true
+	case "PoolSample.robots":
+		if e.ComplexityRoot.PoolSample.Robots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Robots(childComplexity), true
+	case "PoolSample.running":
+		if e.ComplexityRoot.PoolSample.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSample.Running(childComplexity), true
+
+	case "PoolSampleConnection.edges":
+		if e.ComplexityRoot.PoolSampleConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSampleConnection.Edges(childComplexity), true
+	case "PoolSampleConnection.pageInfo":
+		if e.ComplexityRoot.PoolSampleConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSampleConnection.PageInfo(childComplexity), true
+	case "PoolSampleConnection.totalCount":
+		if e.ComplexityRoot.PoolSampleConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSampleConnection.TotalCount(childComplexity), true
+
+	case "PoolSampleEdge.cursor":
+		if e.ComplexityRoot.PoolSampleEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSampleEdge.Cursor(childComplexity), true
+	case "PoolSampleEdge.node":
+		if e.ComplexityRoot.PoolSampleEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSampleEdge.Node(childComplexity), true
+
+	case "PoolSeries.points":
+		if e.ComplexityRoot.PoolSeries.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSeries.Points(childComplexity), true
+	case "PoolSeries.pool":
+		if e.ComplexityRoot.PoolSeries.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PoolSeries.Pool(childComplexity), true
 
 	case "PoolStatus.busy":
 		if e.ComplexityRoot.PoolStatus.Busy == nil {
@@ -1358,6 +2501,54 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProcessEdge.Node(childComplexity), true
 
+	case "ProcessLifecycle.access":
+		if e.ComplexityRoot.ProcessLifecycle.Access == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.Access(childComplexity), true
+	case "ProcessLifecycle.allowed":
+		if e.ComplexityRoot.ProcessLifecycle.Allowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.Allowed(childComplexity), true
+	case "ProcessLifecycle.checklist":
+		if e.ComplexityRoot.ProcessLifecycle.Checklist == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.Checklist(childComplexity), true
+	case "ProcessLifecycle.history":
+		if e.ComplexityRoot.ProcessLifecycle.History == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.History(childComplexity), true
+	case "ProcessLifecycle.process":
+		if e.ComplexityRoot.ProcessLifecycle.Process == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.Process(childComplexity), true
+	case "ProcessLifecycle.stage":
+		if e.ComplexityRoot.ProcessLifecycle.Stage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProcessLifecycle.Stage(childComplexity), true
+
+	case "Query.anomalies":
+		if e.ComplexityRoot.Query.Anomalies == nil {
+			break
+		}
+
+		args, err := ec.field_Query_anomalies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Anomalies(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.AnomalyOrder), args["where"].(*ent.AnomalyWhereInput)), true
 	case "Query.batches":
 		if e.ComplexityRoot.Query.Batches == nil {
 			break
@@ -1369,6 +2560,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Batches(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.BatchOrder), args["where"].(*ent.BatchWhereInput)), true
+	case "Query.credential":
+		if e.ComplexityRoot.Query.Credential == nil {
+			break
+		}
+
+		args, err := ec.field_Query_credential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Credential(childComplexity, args["customer"].(*string), args["name"].(string)), true
+	case "Query.credentials":
+		if e.ComplexityRoot.Query.Credentials == nil {
+			break
+		}
+
+		args, err := ec.field_Query_credentials_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Credentials(childComplexity, args["customer"].(*string)), true
 	case "Query.customers":
 		if e.ComplexityRoot.Query.Customers == nil {
 			break
@@ -1380,6 +2593,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customers(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.CustomerOrder), args["where"].(*ent.CustomerWhereInput)), true
+	case "Query.dashboard":
+		if e.ComplexityRoot.Query.Dashboard == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Dashboard(childComplexity), true
+	case "Query.documentURL":
+		if e.ComplexityRoot.Query.DocumentURL == nil {
+			break
+		}
+
+		args, err := ec.field_Query_documentURL_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DocumentURL(childComplexity, args["process"].(string), args["kind"].(model.DocumentKind), args["format"].(model.DocumentFormat), args["language"].(*string)), true
+	case "Query.eventSeries":
+		if e.ComplexityRoot.Query.EventSeries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_eventSeries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EventSeries(childComplexity, args["types"].([]string), args["since"].(time.Time), args["bucketSeconds"].(int), args["poolID"].(*int), args["processID"].(*int)), true
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
 			break
@@ -1420,6 +2661,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]int)), true
+	case "Query.poolCapacity":
+		if e.ComplexityRoot.Query.PoolCapacity == nil {
+			break
+		}
+
+		args, err := ec.field_Query_poolCapacity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PoolCapacity(childComplexity, args["pool"].(string), args["from"].(time.Time), args["to"].(time.Time)), true
+	case "Query.poolSamples":
+		if e.ComplexityRoot.Query.PoolSamples == nil {
+			break
+		}
+
+		args, err := ec.field_Query_poolSamples_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PoolSamples(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.PoolSampleOrder), args["where"].(*ent.PoolSampleWhereInput)), true
+	case "Query.poolSeries":
+		if e.ComplexityRoot.Query.PoolSeries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_poolSeries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PoolSeries(childComplexity, args["pool"].(*string), args["since"].(*time.Time), args["until"].(*time.Time)), true
 	case "Query.poolStatus":
 		if e.ComplexityRoot.Query.PoolStatus == nil {
 			break
@@ -1437,6 +2711,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Pools(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.PoolOrder), args["where"].(*ent.PoolWhereInput)), true
+	case "Query.processLifecycle":
+		if e.ComplexityRoot.Query.ProcessLifecycle == nil {
+			break
+		}
+
+		args, err := ec.field_Query_processLifecycle_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProcessLifecycle(childComplexity, args["process"].(string)), true
 	case "Query.processes":
 		if e.ComplexityRoot.Query.Processes == nil {
 			break
@@ -1448,6 +2733,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Processes(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.ProcessOrder), args["where"].(*ent.ProcessWhereInput)), true
+	case "Query.remoteEndpoints":
+		if e.ComplexityRoot.Query.RemoteEndpoints == nil {
+			break
+		}
+
+		args, err := ec.field_Query_remoteEndpoints_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RemoteEndpoints(childComplexity, args["process"].(string)), true
 	case "Query.robots":
 		if e.ComplexityRoot.Query.Robots == nil {
 			break
@@ -1459,6 +2755,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Robots(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.RobotOrder), args["where"].(*ent.RobotWhereInput)), true
+	case "Query.saturation":
+		if e.ComplexityRoot.Query.Saturation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_saturation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Saturation(childComplexity, args["window"].(model.SaturationWindow), args["pool"].(*string), args["vendor"].(*string), args["buckets"].(*int)), true
+	case "Query.scaleDecisions":
+		if e.ComplexityRoot.Query.ScaleDecisions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_scaleDecisions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ScaleDecisions(childComplexity, args["pool"].(*string), args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.ScaleDecisionOrder), args["where"].(*ent.ScaleDecisionWhereInput)), true
+	case "Query.scheduleBookings":
+		if e.ComplexityRoot.Query.ScheduleBookings == nil {
+			break
+		}
+
+		args, err := ec.field_Query_scheduleBookings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ScheduleBookings(childComplexity, args["pool"].(*string)), true
+	case "Query.scheduleClashes":
+		if e.ComplexityRoot.Query.ScheduleClashes == nil {
+			break
+		}
+
+		args, err := ec.field_Query_scheduleClashes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ScheduleClashes(childComplexity, args["pool"].(*string), args["from"].(*time.Time), args["to"].(*time.Time)), true
 	case "Query.tasks":
 		if e.ComplexityRoot.Query.Tasks == nil {
 			break
@@ -1470,6 +2810,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Tasks(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.TaskOrder), args["where"].(*ent.TaskWhereInput)), true
+	case "Query.vaultStatus":
+		if e.ComplexityRoot.Query.VaultStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.VaultStatus(childComplexity), true
+
+	case "RemoteConnection.endpoint":
+		if e.ComplexityRoot.RemoteConnection.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteConnection.Endpoint(childComplexity), true
+	case "RemoteConnection.rdpURL":
+		if e.ComplexityRoot.RemoteConnection.RdpURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteConnection.RdpURL(childComplexity), true
+	case "RemoteConnection.stage":
+		if e.ComplexityRoot.RemoteConnection.Stage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteConnection.Stage(childComplexity), true
 
 	case "Robot.agentVersion":
 		if e.ComplexityRoot.Robot.AgentVersion == nil {
@@ -1606,6 +2971,455 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RobotSelf.Robot(childComplexity), true
 
+	case "RunningProcess.attempt":
+		if e.ComplexityRoot.RunningProcess.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Attempt(childComplexity), true
+	case "RunningProcess.customer":
+		if e.ComplexityRoot.RunningProcess.Customer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Customer(childComplexity), true
+	case "RunningProcess.deadline":
+		if e.ComplexityRoot.RunningProcess.Deadline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Deadline(childComplexity), true
+	case "RunningProcess.pool":
+		if e.ComplexityRoot.RunningProcess.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Pool(childComplexity), true
+	case "RunningProcess.process":
+		if e.ComplexityRoot.RunningProcess.Process == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Process(childComplexity), true
+	case "RunningProcess.robot":
+		if e.ComplexityRoot.RunningProcess.Robot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Robot(childComplexity), true
+	case "RunningProcess.startedAt":
+		if e.ComplexityRoot.RunningProcess.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.StartedAt(childComplexity), true
+	case "RunningProcess.taskID":
+		if e.ComplexityRoot.RunningProcess.TaskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.TaskID(childComplexity), true
+	case "RunningProcess.vendor":
+		if e.ComplexityRoot.RunningProcess.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RunningProcess.Vendor(childComplexity), true
+
+	case "Saturation.from":
+		if e.ComplexityRoot.Saturation.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.From(childComplexity), true
+	case "Saturation.idleRobots":
+		if e.ComplexityRoot.Saturation.IdleRobots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.IdleRobots(childComplexity), true
+	case "Saturation.pools":
+		if e.ComplexityRoot.Saturation.Pools == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.Pools(childComplexity), true
+	case "Saturation.robots":
+		if e.ComplexityRoot.Saturation.Robots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.Robots(childComplexity), true
+	case "Saturation.series":
+		if e.ComplexityRoot.Saturation.Series == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.Series(childComplexity), true
+	case "Saturation.to":
+		if e.ComplexityRoot.Saturation.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.To(childComplexity), true
+	case "Saturation.vendors":
+		if e.ComplexityRoot.Saturation.Vendors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.Vendors(childComplexity), true
+	case "Saturation.window":
+		if e.ComplexityRoot.Saturation.Window == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Saturation.Window(childComplexity), true
+
+	case "ScaleDecision.action":
+		if e.ComplexityRoot.ScaleDecision.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Action(childComplexity), true
+	case "ScaleDecision.at":
+		if e.ComplexityRoot.ScaleDecision.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.At(childComplexity), true
+	case "ScaleDecision.bootFailures":
+		if e.ComplexityRoot.ScaleDecision.BootFailures == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.BootFailures(childComplexity), true
+	case "ScaleDecision.booting":
+		if e.ComplexityRoot.ScaleDecision.Booting == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Booting(childComplexity), true
+	case "ScaleDecision.capped":
+		if e.ComplexityRoot.ScaleDecision.Capped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Capped(childComplexity), true
+	case "ScaleDecision.cooldownLeft":
+		if e.ComplexityRoot.ScaleDecision.CooldownLeft == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.CooldownLeft(childComplexity), true
+	case "ScaleDecision.d":
+		if e.ComplexityRoot.ScaleDecision.D == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.D(childComplexity), true
+	case "ScaleDecision.downStreak":
+		if e.ComplexityRoot.ScaleDecision.DownStreak == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.DownStreak(childComplexity), true
+	case "ScaleDecision.error":
+		if e.ComplexityRoot.ScaleDecision.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Error(childComplexity), true
+	case "ScaleDecision.id":
+		if e.ComplexityRoot.ScaleDecision.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.ID(childComplexity), true
+	case "ScaleDecision.idleRented":
+		if e.ComplexityRoot.ScaleDecision.IdleRented == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.IdleRented(childComplexity), true
+	case "ScaleDecision.poolID":
+		if e.ComplexityRoot.ScaleDecision.PoolID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.PoolID(childComplexity), true
+	case "ScaleDecision.poolName":
+		if e.ComplexityRoot.ScaleDecision.PoolName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.PoolName(childComplexity), true
+	case "ScaleDecision.prewarmFloor":
+		if e.ComplexityRoot.ScaleDecision.PrewarmFloor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.PrewarmFloor(childComplexity), true
+	case "ScaleDecision.reason":
+		if e.ComplexityRoot.ScaleDecision.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Reason(childComplexity), true
+	case "ScaleDecision.release":
+		if e.ComplexityRoot.ScaleDecision.Release == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Release(childComplexity), true
+	case "ScaleDecision.released":
+		if e.ComplexityRoot.ScaleDecision.Released == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Released(childComplexity), true
+	case "ScaleDecision.rent":
+		if e.ComplexityRoot.ScaleDecision.Rent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Rent(childComplexity), true
+	case "ScaleDecision.rented":
+		if e.ComplexityRoot.ScaleDecision.Rented == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Rented(childComplexity), true
+	case "ScaleDecision.target":
+		if e.ComplexityRoot.ScaleDecision.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Target(childComplexity), true
+	case "ScaleDecision.term":
+		if e.ComplexityRoot.ScaleDecision.Term == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Term(childComplexity), true
+	case "ScaleDecision.upStreak":
+		if e.ComplexityRoot.ScaleDecision.UpStreak == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.UpStreak(childComplexity), true
+	case "ScaleDecision.vendorOthers":
+		if e.ComplexityRoot.ScaleDecision.VendorOthers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.VendorOthers(childComplexity), true
+	case "ScaleDecision.x":
+		if e.ComplexityRoot.ScaleDecision.X == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.X(childComplexity), true
+	case "ScaleDecision.z":
+		if e.ComplexityRoot.ScaleDecision.Z == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecision.Z(childComplexity), true
+
+	case "ScaleDecisionConnection.edges":
+		if e.ComplexityRoot.ScaleDecisionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecisionConnection.Edges(childComplexity), true
+	case "ScaleDecisionConnection.pageInfo":
+		if e.ComplexityRoot.ScaleDecisionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecisionConnection.PageInfo(childComplexity), true
+	case "ScaleDecisionConnection.totalCount":
+		if e.ComplexityRoot.ScaleDecisionConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecisionConnection.TotalCount(childComplexity), true
+
+	case "ScaleDecisionEdge.cursor":
+		if e.ComplexityRoot.ScaleDecisionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecisionEdge.Cursor(childComplexity), true
+	case "ScaleDecisionEdge.node":
+		if e.ComplexityRoot.ScaleDecisionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScaleDecisionEdge.Node(childComplexity), true
+
+	case "ScheduleBooking.cron":
+		if e.ComplexityRoot.ScheduleBooking.Cron == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Cron(childComplexity), true
+	case "ScheduleBooking.department":
+		if e.ComplexityRoot.ScheduleBooking.Department == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Department(childComplexity), true
+	case "ScheduleBooking.durationMinutes":
+		if e.ComplexityRoot.ScheduleBooking.DurationMinutes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.DurationMinutes(childComplexity), true
+	case "ScheduleBooking.id":
+		if e.ComplexityRoot.ScheduleBooking.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.ID(childComplexity), true
+	case "ScheduleBooking.pool":
+		if e.ComplexityRoot.ScheduleBooking.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Pool(childComplexity), true
+	case "ScheduleBooking.process":
+		if e.ComplexityRoot.ScheduleBooking.Process == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Process(childComplexity), true
+	case "ScheduleBooking.robot":
+		if e.ComplexityRoot.ScheduleBooking.Robot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Robot(childComplexity), true
+	case "ScheduleBooking.robots":
+		if e.ComplexityRoot.ScheduleBooking.Robots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Robots(childComplexity), true
+	case "ScheduleBooking.timezone":
+		if e.ComplexityRoot.ScheduleBooking.Timezone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleBooking.Timezone(childComplexity), true
+
+	case "ScheduleClash.bookings":
+		if e.ComplexityRoot.ScheduleClash.Bookings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Bookings(childComplexity), true
+	case "ScheduleClash.end":
+		if e.ComplexityRoot.ScheduleClash.End == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.End(childComplexity), true
+	case "ScheduleClash.kind":
+		if e.ComplexityRoot.ScheduleClash.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Kind(childComplexity), true
+	case "ScheduleClash.max":
+		if e.ComplexityRoot.ScheduleClash.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Max(childComplexity), true
+	case "ScheduleClash.needed":
+		if e.ComplexityRoot.ScheduleClash.Needed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Needed(childComplexity), true
+	case "ScheduleClash.pool":
+		if e.ComplexityRoot.ScheduleClash.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Pool(childComplexity), true
+	case "ScheduleClash.robot":
+		if e.ComplexityRoot.ScheduleClash.Robot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Robot(childComplexity), true
+	case "ScheduleClash.start":
+		if e.ComplexityRoot.ScheduleClash.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ScheduleClash.Start(childComplexity), true
+
+	case "SeriesPoint.at":
+		if e.ComplexityRoot.SeriesPoint.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeriesPoint.At(childComplexity), true
+	case "SeriesPoint.value":
+		if e.ComplexityRoot.SeriesPoint.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeriesPoint.Value(childComplexity), true
+
+	case "Subscription.anomalies":
+		if e.ComplexityRoot.Subscription.Anomalies == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_anomalies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Anomalies(childComplexity, args["minSeverity"].(*anomaly.Severity)), true
+	case "Subscription.dashboard":
+		if e.ComplexityRoot.Subscription.Dashboard == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.Dashboard(childComplexity), true
+	case "Subscription.events":
+		if e.ComplexityRoot.Subscription.Events == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_events_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Events(childComplexity, args["filter"].(*model.LiveEventFilter)), true
+	case "Subscription.poolSizes":
+		if e.ComplexityRoot.Subscription.PoolSizes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.PoolSizes(childComplexity), true
+	case "Subscription.robotStates":
+		if e.ComplexityRoot.Subscription.RobotStates == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_robotStates_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RobotStates(childComplexity, args["pool"].(*string)), true
 	case "Subscription.taskEvents":
 		if e.ComplexityRoot.Subscription.TaskEvents == nil {
 			break
@@ -1744,6 +3558,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TaskClaim.Attempt(childComplexity), true
+	case "TaskClaim.credentials":
+		if e.ComplexityRoot.TaskClaim.Credentials == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TaskClaim.Credentials(childComplexity), true
 	case "TaskClaim.deadline":
 		if e.ComplexityRoot.TaskClaim.Deadline == nil {
 			break
@@ -1818,6 +3638,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TaskEdge.Node(childComplexity), true
+
+	case "Utilisation.availableSeconds":
+		if e.ComplexityRoot.Utilisation.AvailableSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.AvailableSeconds(childComplexity), true
+	case "Utilisation.busySeconds":
+		if e.ComplexityRoot.Utilisation.BusySeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.BusySeconds(childComplexity), true
+	case "Utilisation.idle":
+		if e.ComplexityRoot.Utilisation.Idle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Idle(childComplexity), true
+	case "Utilisation.key":
+		if e.ComplexityRoot.Utilisation.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Key(childComplexity), true
+	case "Utilisation.peak":
+		if e.ComplexityRoot.Utilisation.Peak == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Peak(childComplexity), true
+	case "Utilisation.pool":
+		if e.ComplexityRoot.Utilisation.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Pool(childComplexity), true
+	case "Utilisation.recommended":
+		if e.ComplexityRoot.Utilisation.Recommended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Recommended(childComplexity), true
+	case "Utilisation.robots":
+		if e.ComplexityRoot.Utilisation.Robots == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Robots(childComplexity), true
+	case "Utilisation.utilisation":
+		if e.ComplexityRoot.Utilisation.Utilisation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Utilisation.Utilisation(childComplexity), true
+
+	case "UtilisationSeries.key":
+		if e.ComplexityRoot.UtilisationSeries.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UtilisationSeries.Key(childComplexity), true
+	case "UtilisationSeries.points":
+		if e.ComplexityRoot.UtilisationSeries.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UtilisationSeries.Points(childComplexity), true
 
 	case "VM.address":
 		if e.ComplexityRoot.VM.Address == nil {
@@ -1930,6 +3818,81 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VMEdge.Node(childComplexity), true
 
+	case "VMEndpoint.host":
+		if e.ComplexityRoot.VMEndpoint.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.Host(childComplexity), true
+	case "VMEndpoint.port":
+		if e.ComplexityRoot.VMEndpoint.Port == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.Port(childComplexity), true
+	case "VMEndpoint.protocol":
+		if e.ComplexityRoot.VMEndpoint.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.Protocol(childComplexity), true
+	case "VMEndpoint.state":
+		if e.ComplexityRoot.VMEndpoint.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.State(childComplexity), true
+	case "VMEndpoint.username":
+		if e.ComplexityRoot.VMEndpoint.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.Username(childComplexity), true
+	case "VMEndpoint.vm":
+		if e.ComplexityRoot.VMEndpoint.VM == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VMEndpoint.VM(childComplexity), true
+
+	case "VaultStatus.address":
+		if e.ComplexityRoot.VaultStatus.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VaultStatus.Address(childComplexity), true
+	case "VaultStatus.error":
+		if e.ComplexityRoot.VaultStatus.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VaultStatus.Error(childComplexity), true
+	case "VaultStatus.state":
+		if e.ComplexityRoot.VaultStatus.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VaultStatus.State(childComplexity), true
+
+	case "VendorStatusCount.count":
+		if e.ComplexityRoot.VendorStatusCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorStatusCount.Count(childComplexity), true
+	case "VendorStatusCount.status":
+		if e.ComplexityRoot.VendorStatusCount.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorStatusCount.Status(childComplexity), true
+	case "VendorStatusCount.vendor":
+		if e.ComplexityRoot.VendorStatusCount.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorStatusCount.Vendor(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1938,21 +3901,32 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAnomalyOrder,
+		ec.unmarshalInputAnomalyWhereInput,
 		ec.unmarshalInputAttemptWhereInput,
 		ec.unmarshalInputBatchOrder,
 		ec.unmarshalInputBatchWhereInput,
+		ec.unmarshalInputBookSlotInput,
 		ec.unmarshalInputCreateTokenInput,
+		ec.unmarshalInputCredentialFieldInput,
+		ec.unmarshalInputCredentialInput,
 		ec.unmarshalInputCustomerOrder,
 		ec.unmarshalInputCustomerWhereInput,
 		ec.unmarshalInputEventOrder,
 		ec.unmarshalInputEventWhereInput,
+		ec.unmarshalInputLifecycleTransitionInput,
+		ec.unmarshalInputLiveEventFilter,
 		ec.unmarshalInputPoolOrder,
+		ec.unmarshalInputPoolSampleOrder,
+		ec.unmarshalInputPoolSampleWhereInput,
 		ec.unmarshalInputPoolWhereInput,
 		ec.unmarshalInputProcessOrder,
 		ec.unmarshalInputProcessWhereInput,
 		ec.unmarshalInputReportResultInput,
 		ec.unmarshalInputRobotOrder,
 		ec.unmarshalInputRobotWhereInput,
+		ec.unmarshalInputScaleDecisionOrder,
+		ec.unmarshalInputScaleDecisionWhereInput,
 		ec.unmarshalInputSubmitBatchInput,
 		ec.unmarshalInputTaskOrder,
 		ec.unmarshalInputTaskWhereInput,
@@ -2050,8 +4024,509 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/credentials.graphqls", Input: `# Credentials: system accounts robots log in with, kept in HashiCorp Vault.
+# The API is write-only for secrets: mutations take them, nothing returns
+# them. What comes back is metadata (name, version, times, field names,
+# bound processes). Robots receive credentials only at run time, as a
+# single-use grant in their task claim, and read them from Vault directly.
+
+"A credential's metadata. Its values are in Vault and never in the API."
+type Credential {
+  "Owning customer (company or department)."
+  customer: String!
+  "Name under the customer, e.g. etax/acme."
+  name: String!
+  "Current version; every rotation adds one."
+  version: Int!
+  createdAt: Time!
+  "When the current version was stored."
+  updatedAt: Time!
+  "Who stored the current version."
+  updatedBy: String!
+  "Names of the fields it holds (username, password, totp_seed, extra fields)."
+  fields: [String!]!
+  "Processes that use it: bound through the API or declared in HCL."
+  processes: [String!]!
+}
+
+input CredentialFieldInput {
+  "Lower-case letters, digits and '_', starting with a letter."
+  name: String!
+  value: String!
+}
+
+"""
+A credential's values, for putCredential and rotateCredential. At least one
+field must be set. Values are sent to Vault and forgotten.
+"""
+input CredentialInput {
+  "Owning customer; operators bound to a customer may omit it."
+  customer: String
+  "Name: segments of letters, digits, '-', '_' and '.', separated by '/'."
+  name: String!
+  username: String
+  password: String
+  "Base32 seed of a TOTP second factor."
+  totpSeed: String
+  "Other fields (a PIN, a certificate password, ...)."
+  fields: [CredentialFieldInput!]
+  "Processes of the same customer to bind it to."
+  processes: [String!]
+}
+
+"""
+Run-time access to the credentials of one claimed attempt: per credential, a
+single-use Vault wrapping token that expires at the attempt's deadline and
+is revoked when the attempt ends. The robot unwraps it at vaultAddress.
+"""
+type CredentialGrant {
+  vaultAddress: String!
+  expiresAt: Time!
+  items: [CredentialGrantItem!]!
+}
+
+type CredentialGrantItem {
+  "The name the process binds the credential under."
+  name: String!
+  "The Vault path the wrapping token must have been made by."
+  path: String!
+  wrappingToken: String!
+}
+
+extend type TaskClaim {
+  "Credentials of the task's process; null when it binds none."
+  credentials: CredentialGrant
+}
+
+"Vault as the daemon sees it."
+type VaultStatus {
+  "ok, sealed, unreachable, unauthenticated or off."
+  state: String!
+  address: String
+  error: String
+}
+
+extend type Query {
+  "Credentials of a customer (default: the token's customer)."
+  credentials(customer: String): [Credential!]!
+  "One credential's metadata, or null."
+  credential(customer: String, name: String!): Credential
+  "Vault's state."
+  vaultStatus: VaultStatus!
+}
+
+extend type Mutation {
+  "Store a new credential (operator or admin); fails when the name is taken."
+  putCredential(input: CredentialInput!): Credential!
+  "Store a new version of an existing credential; running attempts keep the version they were given."
+  rotateCredential(input: CredentialInput!): Credential!
+  "Delete a credential with every version and binding."
+  deleteCredential(customer: String, name: String!): Boolean!
+  "Bind a credential to a process of the same customer."
+  bindCredential(customer: String, name: String!, process: String!): Credential!
+  "Remove an API binding (bindings declared in HCL stay)."
+  unbindCredential(customer: String, name: String!, process: String!): Credential!
+}
+`, BuiltIn: false},
 	{Name: "../schema/ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
 directive @goModel(model: String, models: [String!], forceGenerate: Boolean) on OBJECT | INPUT_OBJECT | SCALAR | ENUM | INTERFACE | UNION
+type Anomaly implements Node {
+  id: ID!
+  rule: AnomalyRule!
+  """
+  Identifies the condition's subject, e.g. heartbeat_lost/robot/7.
+  """
+  key: String!
+  severity: AnomalySeverity!
+  status: AnomalyStatus!
+  title: String!
+  message: String!
+  """
+  When the condition began (e.g. the last heartbeat), not when it was noticed.
+  """
+  since: Time!
+  detectedAt: Time!
+  acknowledgedAt: Time
+  acknowledgedBy: String!
+  resolvedAt: Time
+  """
+  Name of the person who resolved it, or "monitor" when the condition cleared.
+  """
+  resolvedBy: String!
+  resolution: String!
+  """
+  The department or company whose work is affected.
+  """
+  customerID: ID
+  poolID: ID
+  processID: ID
+  robotID: ID
+  vmID: ID
+  taskID: ID
+  """
+  rpacloud for our own robots, or the vendor (uipath, aa) that ran the job.
+  """
+  vendor: String!
+}
+"""
+A connection to a list of items.
+"""
+type AnomalyConnection {
+  """
+  A list of edges.
+  """
+  edges: [AnomalyEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type AnomalyEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: Anomaly
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for Anomaly connections
+"""
+input AnomalyOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order Anomalies.
+  """
+  field: AnomalyOrderField!
+}
+"""
+Properties by which Anomaly connections can be ordered.
+"""
+enum AnomalyOrderField {
+  SEVERITY
+  STATUS
+  SINCE
+  DETECTED_AT
+}
+"""
+AnomalyRule is enum for the field rule
+"""
+enum AnomalyRule @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Rule") {
+  run_faulted
+  run_hung
+  heartbeat_lost
+  vm_gone
+  schedule_missed
+  failure_rate
+  queue_growing
+}
+"""
+AnomalySeverity is enum for the field severity
+"""
+enum AnomalySeverity @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Severity") {
+  critical
+  warning
+  info
+}
+"""
+AnomalyStatus is enum for the field status
+"""
+enum AnomalyStatus @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Status") {
+  open
+  acknowledged
+  resolved
+}
+"""
+AnomalyWhereInput is used for filtering Anomaly objects.
+Input was generated by ent.
+"""
+input AnomalyWhereInput {
+  not: AnomalyWhereInput
+  and: [AnomalyWhereInput!]
+  or: [AnomalyWhereInput!]
+  """
+  id field predicates
+  """
+  id: ID
+  idNEQ: ID
+  idIn: [ID!]
+  idNotIn: [ID!]
+  idGT: ID
+  idGTE: ID
+  idLT: ID
+  idLTE: ID
+  """
+  rule field predicates
+  """
+  rule: AnomalyRule
+  ruleNEQ: AnomalyRule
+  ruleIn: [AnomalyRule!]
+  ruleNotIn: [AnomalyRule!]
+  """
+  key field predicates
+  """
+  key: String
+  keyNEQ: String
+  keyIn: [String!]
+  keyNotIn: [String!]
+  keyGT: String
+  keyGTE: String
+  keyLT: String
+  keyLTE: String
+  keyContains: String
+  keyHasPrefix: String
+  keyHasSuffix: String
+  keyEqualFold: String
+  keyContainsFold: String
+  """
+  severity field predicates
+  """
+  severity: AnomalySeverity
+  severityNEQ: AnomalySeverity
+  severityIn: [AnomalySeverity!]
+  severityNotIn: [AnomalySeverity!]
+  """
+  status field predicates
+  """
+  status: AnomalyStatus
+  statusNEQ: AnomalyStatus
+  statusIn: [AnomalyStatus!]
+  statusNotIn: [AnomalyStatus!]
+  """
+  title field predicates
+  """
+  title: String
+  titleNEQ: String
+  titleIn: [String!]
+  titleNotIn: [String!]
+  titleGT: String
+  titleGTE: String
+  titleLT: String
+  titleLTE: String
+  titleContains: String
+  titleHasPrefix: String
+  titleHasSuffix: String
+  titleEqualFold: String
+  titleContainsFold: String
+  """
+  message field predicates
+  """
+  message: String
+  messageNEQ: String
+  messageIn: [String!]
+  messageNotIn: [String!]
+  messageGT: String
+  messageGTE: String
+  messageLT: String
+  messageLTE: String
+  messageContains: String
+  messageHasPrefix: String
+  messageHasSuffix: String
+  messageEqualFold: String
+  messageContainsFold: String
+  """
+  since field predicates
+  """
+  since: Time
+  sinceNEQ: Time
+  sinceIn: [Time!]
+  sinceNotIn: [Time!]
+  sinceGT: Time
+  sinceGTE: Time
+  sinceLT: Time
+  sinceLTE: Time
+  """
+  detected_at field predicates
+  """
+  detectedAt: Time
+  detectedAtNEQ: Time
+  detectedAtIn: [Time!]
+  detectedAtNotIn: [Time!]
+  detectedAtGT: Time
+  detectedAtGTE: Time
+  detectedAtLT: Time
+  detectedAtLTE: Time
+  """
+  acknowledged_at field predicates
+  """
+  acknowledgedAt: Time
+  acknowledgedAtNEQ: Time
+  acknowledgedAtIn: [Time!]
+  acknowledgedAtNotIn: [Time!]
+  acknowledgedAtGT: Time
+  acknowledgedAtGTE: Time
+  acknowledgedAtLT: Time
+  acknowledgedAtLTE: Time
+  acknowledgedAtIsNil: Boolean
+  acknowledgedAtNotNil: Boolean
+  """
+  acknowledged_by field predicates
+  """
+  acknowledgedBy: String
+  acknowledgedByNEQ: String
+  acknowledgedByIn: [String!]
+  acknowledgedByNotIn: [String!]
+  acknowledgedByGT: String
+  acknowledgedByGTE: String
+  acknowledgedByLT: String
+  acknowledgedByLTE: String
+  acknowledgedByContains: String
+  acknowledgedByHasPrefix: String
+  acknowledgedByHasSuffix: String
+  acknowledgedByEqualFold: String
+  acknowledgedByContainsFold: String
+  """
+  resolved_at field predicates
+  """
+  resolvedAt: Time
+  resolvedAtNEQ: Time
+  resolvedAtIn: [Time!]
+  resolvedAtNotIn: [Time!]
+  resolvedAtGT: Time
+  resolvedAtGTE: Time
+  resolvedAtLT: Time
+  resolvedAtLTE: Time
+  resolvedAtIsNil: Boolean
+  resolvedAtNotNil: Boolean
+  """
+  resolved_by field predicates
+  """
+  resolvedBy: String
+  resolvedByNEQ: String
+  resolvedByIn: [String!]
+  resolvedByNotIn: [String!]
+  resolvedByGT: String
+  resolvedByGTE: String
+  resolvedByLT: String
+  resolvedByLTE: String
+  resolvedByContains: String
+  resolvedByHasPrefix: String
+  resolvedByHasSuffix: String
+  resolvedByEqualFold: String
+  resolvedByContainsFold: String
+  """
+  resolution field predicates
+  """
+  resolution: String
+  resolutionNEQ: String
+  resolutionIn: [String!]
+  resolutionNotIn: [String!]
+  resolutionGT: String
+  resolutionGTE: String
+  resolutionLT: String
+  resolutionLTE: String
+  resolutionContains: String
+  resolutionHasPrefix: String
+  resolutionHasSuffix: String
+  resolutionEqualFold: String
+  resolutionContainsFold: String
+  """
+  customer_id field predicates
+  """
+  customerID: ID
+  customerIDNEQ: ID
+  customerIDIn: [ID!]
+  customerIDNotIn: [ID!]
+  customerIDGT: ID
+  customerIDGTE: ID
+  customerIDLT: ID
+  customerIDLTE: ID
+  customerIDIsNil: Boolean
+  customerIDNotNil: Boolean
+  """
+  pool_id field predicates
+  """
+  poolID: ID
+  poolIDNEQ: ID
+  poolIDIn: [ID!]
+  poolIDNotIn: [ID!]
+  poolIDGT: ID
+  poolIDGTE: ID
+  poolIDLT: ID
+  poolIDLTE: ID
+  poolIDIsNil: Boolean
+  poolIDNotNil: Boolean
+  """
+  process_id field predicates
+  """
+  processID: ID
+  processIDNEQ: ID
+  processIDIn: [ID!]
+  processIDNotIn: [ID!]
+  processIDGT: ID
+  processIDGTE: ID
+  processIDLT: ID
+  processIDLTE: ID
+  processIDIsNil: Boolean
+  processIDNotNil: Boolean
+  """
+  robot_id field predicates
+  """
+  robotID: ID
+  robotIDNEQ: ID
+  robotIDIn: [ID!]
+  robotIDNotIn: [ID!]
+  robotIDGT: ID
+  robotIDGTE: ID
+  robotIDLT: ID
+  robotIDLTE: ID
+  robotIDIsNil: Boolean
+  robotIDNotNil: Boolean
+  """
+  vm_id field predicates
+  """
+  vmID: ID
+  vmIDNEQ: ID
+  vmIDIn: [ID!]
+  vmIDNotIn: [ID!]
+  vmIDGT: ID
+  vmIDGTE: ID
+  vmIDLT: ID
+  vmIDLTE: ID
+  vmIDIsNil: Boolean
+  vmIDNotNil: Boolean
+  """
+  task_id field predicates
+  """
+  taskID: ID
+  taskIDNEQ: ID
+  taskIDIn: [ID!]
+  taskIDNotIn: [ID!]
+  taskIDGT: ID
+  taskIDGTE: ID
+  taskIDLT: ID
+  taskIDLTE: ID
+  taskIDIsNil: Boolean
+  taskIDNotNil: Boolean
+  """
+  vendor field predicates
+  """
+  vendor: String
+  vendorNEQ: String
+  vendorIn: [String!]
+  vendorNotIn: [String!]
+  vendorGT: String
+  vendorGTE: String
+  vendorLT: String
+  vendorLTE: String
+  vendorContains: String
+  vendorHasPrefix: String
+  vendorHasSuffix: String
+  vendorEqualFold: String
+  vendorContainsFold: String
+}
 type Attempt implements Node {
   id: ID!
   taskID: ID!
@@ -2843,6 +5318,23 @@ type Event implements Node {
   robotID: ID
   attemptNo: Int
   message: String!
+  vmID: ID
+  """
+  Product that ran the work: empty or rpacloud for our robots, uipath, aa.
+  """
+  vendor: String!
+  """
+  State the subject entered, e.g. succeeded, faulted; derived from type when empty.
+  """
+  status: String!
+  """
+  The vendor's identifier of the job or robot, for vendor events.
+  """
+  externalID: String!
+  """
+  The anomaly an anomaly.* event is about.
+  """
+  anomalyID: ID
 }
 """
 A connection to a list of items.
@@ -3046,6 +5538,80 @@ input EventWhereInput {
   messageHasSuffix: String
   messageEqualFold: String
   messageContainsFold: String
+  """
+  vm_id field predicates
+  """
+  vmID: ID
+  vmIDNEQ: ID
+  vmIDIn: [ID!]
+  vmIDNotIn: [ID!]
+  vmIDGT: ID
+  vmIDGTE: ID
+  vmIDLT: ID
+  vmIDLTE: ID
+  vmIDIsNil: Boolean
+  vmIDNotNil: Boolean
+  """
+  vendor field predicates
+  """
+  vendor: String
+  vendorNEQ: String
+  vendorIn: [String!]
+  vendorNotIn: [String!]
+  vendorGT: String
+  vendorGTE: String
+  vendorLT: String
+  vendorLTE: String
+  vendorContains: String
+  vendorHasPrefix: String
+  vendorHasSuffix: String
+  vendorEqualFold: String
+  vendorContainsFold: String
+  """
+  status field predicates
+  """
+  status: String
+  statusNEQ: String
+  statusIn: [String!]
+  statusNotIn: [String!]
+  statusGT: String
+  statusGTE: String
+  statusLT: String
+  statusLTE: String
+  statusContains: String
+  statusHasPrefix: String
+  statusHasSuffix: String
+  statusEqualFold: String
+  statusContainsFold: String
+  """
+  external_id field predicates
+  """
+  externalID: String
+  externalIDNEQ: String
+  externalIDIn: [String!]
+  externalIDNotIn: [String!]
+  externalIDGT: String
+  externalIDGTE: String
+  externalIDLT: String
+  externalIDLTE: String
+  externalIDContains: String
+  externalIDHasPrefix: String
+  externalIDHasSuffix: String
+  externalIDEqualFold: String
+  externalIDContainsFold: String
+  """
+  anomaly_id field predicates
+  """
+  anomalyID: ID
+  anomalyIDNEQ: ID
+  anomalyIDIn: [ID!]
+  anomalyIDNotIn: [ID!]
+  anomalyIDGT: ID
+  anomalyIDGTE: ID
+  anomalyIDLT: ID
+  anomalyIDLTE: ID
+  anomalyIDIsNil: Boolean
+  anomalyIDNotNil: Boolean
 }
 """
 An object with an ID.
@@ -3217,6 +5783,183 @@ enum PoolOrderField {
   CREATED_AT
   UPDATED_AT
   NAME
+}
+type PoolSample implements Node {
+  id: ID!
+  at: Time!
+  poolID: ID!
+  """
+  X: provisioned, not released.
+  """
+  robots: Int!
+  """
+  Z: up and idle.
+  """
+  idle: Int!
+  busy: Int!
+  pending: Int!
+  running: Int!
+  """
+  The pool's max at the time.
+  """
+  max: Int!
+}
+"""
+A connection to a list of items.
+"""
+type PoolSampleConnection {
+  """
+  A list of edges.
+  """
+  edges: [PoolSampleEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type PoolSampleEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: PoolSample
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for PoolSample connections
+"""
+input PoolSampleOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order PoolSamples.
+  """
+  field: PoolSampleOrderField!
+}
+"""
+Properties by which PoolSample connections can be ordered.
+"""
+enum PoolSampleOrderField {
+  AT
+}
+"""
+PoolSampleWhereInput is used for filtering PoolSample objects.
+Input was generated by ent.
+"""
+input PoolSampleWhereInput {
+  not: PoolSampleWhereInput
+  and: [PoolSampleWhereInput!]
+  or: [PoolSampleWhereInput!]
+  """
+  id field predicates
+  """
+  id: ID
+  idNEQ: ID
+  idIn: [ID!]
+  idNotIn: [ID!]
+  idGT: ID
+  idGTE: ID
+  idLT: ID
+  idLTE: ID
+  """
+  at field predicates
+  """
+  at: Time
+  atNEQ: Time
+  atIn: [Time!]
+  atNotIn: [Time!]
+  atGT: Time
+  atGTE: Time
+  atLT: Time
+  atLTE: Time
+  """
+  pool_id field predicates
+  """
+  poolID: ID
+  poolIDNEQ: ID
+  poolIDIn: [ID!]
+  poolIDNotIn: [ID!]
+  poolIDGT: ID
+  poolIDGTE: ID
+  poolIDLT: ID
+  poolIDLTE: ID
+  """
+  robots field predicates
+  """
+  robots: Int
+  robotsNEQ: Int
+  robotsIn: [Int!]
+  robotsNotIn: [Int!]
+  robotsGT: Int
+  robotsGTE: Int
+  robotsLT: Int
+  robotsLTE: Int
+  """
+  idle field predicates
+  """
+  idle: Int
+  idleNEQ: Int
+  idleIn: [Int!]
+  idleNotIn: [Int!]
+  idleGT: Int
+  idleGTE: Int
+  idleLT: Int
+  idleLTE: Int
+  """
+  busy field predicates
+  """
+  busy: Int
+  busyNEQ: Int
+  busyIn: [Int!]
+  busyNotIn: [Int!]
+  busyGT: Int
+  busyGTE: Int
+  busyLT: Int
+  busyLTE: Int
+  """
+  pending field predicates
+  """
+  pending: Int
+  pendingNEQ: Int
+  pendingIn: [Int!]
+  pendingNotIn: [Int!]
+  pendingGT: Int
+  pendingGTE: Int
+  pendingLT: Int
+  pendingLTE: Int
+  """
+  running field predicates
+  """
+  running: Int
+  runningNEQ: Int
+  runningIn: [Int!]
+  runningNotIn: [Int!]
+  runningGT: Int
+  runningGTE: Int
+  runningLT: Int
+  runningLTE: Int
+  """
+  max field predicates
+  """
+  max: Int
+  maxNEQ: Int
+  maxIn: [Int!]
+  maxNotIn: [Int!]
+  maxGT: Int
+  maxGTE: Int
+  maxLT: Int
+  maxLTE: Int
 }
 """
 PoolWhereInput is used for filtering Pool objects.
@@ -3685,6 +6428,37 @@ type Query {
     """
     ids: [ID!]!
   ): [Node]!
+  anomalies(
+    """
+    Returns the elements in the list that come after the specified cursor.
+    """
+    after: Cursor
+
+    """
+    Returns the first _n_ elements from the list.
+    """
+    first: Int
+
+    """
+    Returns the elements in the list that come before the specified cursor.
+    """
+    before: Cursor
+
+    """
+    Returns the last _n_ elements from the list.
+    """
+    last: Int
+
+    """
+    Ordering options for Anomalies returned from the connection.
+    """
+    orderBy: AnomalyOrder
+
+    """
+    Filtering options for Anomalies returned from the connection.
+    """
+    where: AnomalyWhereInput
+  ): AnomalyConnection!
   batches(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -3809,6 +6583,37 @@ type Query {
     """
     where: PoolWhereInput
   ): PoolConnection!
+  poolSamples(
+    """
+    Returns the elements in the list that come after the specified cursor.
+    """
+    after: Cursor
+
+    """
+    Returns the first _n_ elements from the list.
+    """
+    first: Int
+
+    """
+    Returns the elements in the list that come before the specified cursor.
+    """
+    before: Cursor
+
+    """
+    Returns the last _n_ elements from the list.
+    """
+    last: Int
+
+    """
+    Ordering options for PoolSamples returned from the connection.
+    """
+    orderBy: PoolSampleOrder
+
+    """
+    Filtering options for PoolSamples returned from the connection.
+    """
+    where: PoolSampleWhereInput
+  ): PoolSampleConnection!
   processes(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -4153,6 +6958,422 @@ input RobotWhereInput {
   """
   hasAttempts: Boolean
   hasAttemptsWith: [AttemptWhereInput!]
+}
+type ScaleDecision implements Node {
+  id: ID!
+  at: Time!
+  poolID: ID!
+  poolName: String!
+  """
+  Robots in the pool, booting ones included.
+  """
+  x: Int!
+  """
+  Robots up and idle.
+  """
+  z: Int!
+  """
+  Tasks not finished: pending plus running.
+  """
+  d: Int!
+  booting: Int!
+  idleRented: Int!
+  """
+  Robots of the pool's vendor in other pools (licence cap).
+  """
+  vendorOthers: Int!
+  prewarmFloor: Int!
+  action: ScaleDecisionAction!
+  rent: Int!
+  release: Int!
+  target: Int!
+  """
+  The bound that cut the decision short: max, licence, min or idle.
+  """
+  capped: String!
+  reason: String!
+  """
+  Robots actually rented.
+  """
+  rented: Int!
+  """
+  Robots actually sent to release.
+  """
+  released: Int!
+  """
+  Robots destroyed at this reading for not coming up within the boot timeout.
+  """
+  bootFailures: Int!
+  """
+  Provider error while carrying it out; retried next period.
+  """
+  error: String!
+  upStreak: Int!
+  downStreak: Int!
+  cooldownLeft: Int!
+  """
+  Leader term of the daemon that decided.
+  """
+  term: Int!
+}
+"""
+ScaleDecisionAction is enum for the field action
+"""
+enum ScaleDecisionAction @goModel(model: "github.com/rpacloud/rpacloud/ent/scaledecision.Action") {
+  none
+  scale_up
+  scale_down
+  cooldown
+}
+"""
+A connection to a list of items.
+"""
+type ScaleDecisionConnection {
+  """
+  A list of edges.
+  """
+  edges: [ScaleDecisionEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type ScaleDecisionEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: ScaleDecision
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for ScaleDecision connections
+"""
+input ScaleDecisionOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order ScaleDecisions.
+  """
+  field: ScaleDecisionOrderField!
+}
+"""
+Properties by which ScaleDecision connections can be ordered.
+"""
+enum ScaleDecisionOrderField {
+  AT
+  ACTION
+}
+"""
+ScaleDecisionWhereInput is used for filtering ScaleDecision objects.
+Input was generated by ent.
+"""
+input ScaleDecisionWhereInput {
+  not: ScaleDecisionWhereInput
+  and: [ScaleDecisionWhereInput!]
+  or: [ScaleDecisionWhereInput!]
+  """
+  id field predicates
+  """
+  id: ID
+  idNEQ: ID
+  idIn: [ID!]
+  idNotIn: [ID!]
+  idGT: ID
+  idGTE: ID
+  idLT: ID
+  idLTE: ID
+  """
+  at field predicates
+  """
+  at: Time
+  atNEQ: Time
+  atIn: [Time!]
+  atNotIn: [Time!]
+  atGT: Time
+  atGTE: Time
+  atLT: Time
+  atLTE: Time
+  """
+  pool_id field predicates
+  """
+  poolID: ID
+  poolIDNEQ: ID
+  poolIDIn: [ID!]
+  poolIDNotIn: [ID!]
+  poolIDGT: ID
+  poolIDGTE: ID
+  poolIDLT: ID
+  poolIDLTE: ID
+  """
+  pool_name field predicates
+  """
+  poolName: String
+  poolNameNEQ: String
+  poolNameIn: [String!]
+  poolNameNotIn: [String!]
+  poolNameGT: String
+  poolNameGTE: String
+  poolNameLT: String
+  poolNameLTE: String
+  poolNameContains: String
+  poolNameHasPrefix: String
+  poolNameHasSuffix: String
+  poolNameEqualFold: String
+  poolNameContainsFold: String
+  """
+  x field predicates
+  """
+  x: Int
+  xNEQ: Int
+  xIn: [Int!]
+  xNotIn: [Int!]
+  xGT: Int
+  xGTE: Int
+  xLT: Int
+  xLTE: Int
+  """
+  z field predicates
+  """
+  z: Int
+  zNEQ: Int
+  zIn: [Int!]
+  zNotIn: [Int!]
+  zGT: Int
+  zGTE: Int
+  zLT: Int
+  zLTE: Int
+  """
+  d field predicates
+  """
+  d: Int
+  dNEQ: Int
+  dIn: [Int!]
+  dNotIn: [Int!]
+  dGT: Int
+  dGTE: Int
+  dLT: Int
+  dLTE: Int
+  """
+  booting field predicates
+  """
+  booting: Int
+  bootingNEQ: Int
+  bootingIn: [Int!]
+  bootingNotIn: [Int!]
+  bootingGT: Int
+  bootingGTE: Int
+  bootingLT: Int
+  bootingLTE: Int
+  """
+  idle_rented field predicates
+  """
+  idleRented: Int
+  idleRentedNEQ: Int
+  idleRentedIn: [Int!]
+  idleRentedNotIn: [Int!]
+  idleRentedGT: Int
+  idleRentedGTE: Int
+  idleRentedLT: Int
+  idleRentedLTE: Int
+  """
+  vendor_others field predicates
+  """
+  vendorOthers: Int
+  vendorOthersNEQ: Int
+  vendorOthersIn: [Int!]
+  vendorOthersNotIn: [Int!]
+  vendorOthersGT: Int
+  vendorOthersGTE: Int
+  vendorOthersLT: Int
+  vendorOthersLTE: Int
+  """
+  prewarm_floor field predicates
+  """
+  prewarmFloor: Int
+  prewarmFloorNEQ: Int
+  prewarmFloorIn: [Int!]
+  prewarmFloorNotIn: [Int!]
+  prewarmFloorGT: Int
+  prewarmFloorGTE: Int
+  prewarmFloorLT: Int
+  prewarmFloorLTE: Int
+  """
+  action field predicates
+  """
+  action: ScaleDecisionAction
+  actionNEQ: ScaleDecisionAction
+  actionIn: [ScaleDecisionAction!]
+  actionNotIn: [ScaleDecisionAction!]
+  """
+  rent field predicates
+  """
+  rent: Int
+  rentNEQ: Int
+  rentIn: [Int!]
+  rentNotIn: [Int!]
+  rentGT: Int
+  rentGTE: Int
+  rentLT: Int
+  rentLTE: Int
+  """
+  release field predicates
+  """
+  release: Int
+  releaseNEQ: Int
+  releaseIn: [Int!]
+  releaseNotIn: [Int!]
+  releaseGT: Int
+  releaseGTE: Int
+  releaseLT: Int
+  releaseLTE: Int
+  """
+  target field predicates
+  """
+  target: Int
+  targetNEQ: Int
+  targetIn: [Int!]
+  targetNotIn: [Int!]
+  targetGT: Int
+  targetGTE: Int
+  targetLT: Int
+  targetLTE: Int
+  """
+  capped field predicates
+  """
+  capped: String
+  cappedNEQ: String
+  cappedIn: [String!]
+  cappedNotIn: [String!]
+  cappedGT: String
+  cappedGTE: String
+  cappedLT: String
+  cappedLTE: String
+  cappedContains: String
+  cappedHasPrefix: String
+  cappedHasSuffix: String
+  cappedEqualFold: String
+  cappedContainsFold: String
+  """
+  reason field predicates
+  """
+  reason: String
+  reasonNEQ: String
+  reasonIn: [String!]
+  reasonNotIn: [String!]
+  reasonGT: String
+  reasonGTE: String
+  reasonLT: String
+  reasonLTE: String
+  reasonContains: String
+  reasonHasPrefix: String
+  reasonHasSuffix: String
+  reasonEqualFold: String
+  reasonContainsFold: String
+  """
+  rented field predicates
+  """
+  rented: Int
+  rentedNEQ: Int
+  rentedIn: [Int!]
+  rentedNotIn: [Int!]
+  rentedGT: Int
+  rentedGTE: Int
+  rentedLT: Int
+  rentedLTE: Int
+  """
+  released field predicates
+  """
+  released: Int
+  releasedNEQ: Int
+  releasedIn: [Int!]
+  releasedNotIn: [Int!]
+  releasedGT: Int
+  releasedGTE: Int
+  releasedLT: Int
+  releasedLTE: Int
+  """
+  boot_failures field predicates
+  """
+  bootFailures: Int
+  bootFailuresNEQ: Int
+  bootFailuresIn: [Int!]
+  bootFailuresNotIn: [Int!]
+  bootFailuresGT: Int
+  bootFailuresGTE: Int
+  bootFailuresLT: Int
+  bootFailuresLTE: Int
+  """
+  error field predicates
+  """
+  error: String
+  errorNEQ: String
+  errorIn: [String!]
+  errorNotIn: [String!]
+  errorGT: String
+  errorGTE: String
+  errorLT: String
+  errorLTE: String
+  errorContains: String
+  errorHasPrefix: String
+  errorHasSuffix: String
+  errorEqualFold: String
+  errorContainsFold: String
+  """
+  up_streak field predicates
+  """
+  upStreak: Int
+  upStreakNEQ: Int
+  upStreakIn: [Int!]
+  upStreakNotIn: [Int!]
+  upStreakGT: Int
+  upStreakGTE: Int
+  upStreakLT: Int
+  upStreakLTE: Int
+  """
+  down_streak field predicates
+  """
+  downStreak: Int
+  downStreakNEQ: Int
+  downStreakIn: [Int!]
+  downStreakNotIn: [Int!]
+  downStreakGT: Int
+  downStreakGTE: Int
+  downStreakLT: Int
+  downStreakLTE: Int
+  """
+  cooldown_left field predicates
+  """
+  cooldownLeft: Int
+  cooldownLeftNEQ: Int
+  cooldownLeftIn: [Int!]
+  cooldownLeftNotIn: [Int!]
+  cooldownLeftGT: Int
+  cooldownLeftGTE: Int
+  cooldownLeftLT: Int
+  cooldownLeftLTE: Int
+  """
+  term field predicates
+  """
+  term: Int
+  termNEQ: Int
+  termIn: [Int!]
+  termNotIn: [Int!]
+  termGT: Int
+  termGTE: Int
+  termLT: Int
+  termLTE: Int
 }
 type Task implements Node {
   id: ID!
@@ -4731,6 +7952,430 @@ input VMWhereInput {
   hasRobotWith: [RobotWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../schema/lifecycle.graphqls", Input: `# Delivery of a process (seed 000): the S1–S5 lifecycle with gated,
+# evidenced transitions; remote access to the pool's VMs; the run schedule
+# (bookings, clashes, free capacity); and the supporting documents.
+
+"Where a process stands on its delivery path."
+enum LifecycleStage {
+  "S1: a VM is being acquired."
+  S1_ACQUIRE
+  "S2: software, configuration files and intranet access are being set up."
+  S2_PREPARE
+  "S3: the process is developed on, or migrated to, the VM."
+  S3_DEVELOP
+  "S4: the developer tests it on the VM."
+  S4_TEST
+  "S5: business users run it for real."
+  S5_TRIAL
+  "The business accepted it."
+  ACCEPTED
+}
+
+"A step asked of the lifecycle. Each is allowed from one stage only."
+enum LifecycleAction {
+  "S1 → S2: a VM of the pool runs."
+  ACQUIRE_VM
+  "S2 → S3: the pool's software, configuration files and network profile are applied, and the VM has a remote-access endpoint."
+  PREPARE_VM
+  "S3 → S4: the package is deployed; someone connected for S3."
+  DEVELOP
+  "S4 → S5: a linked test batch finished with every task succeeded."
+  PASS_TEST
+  "S4 → S3: the fault is located (category and description)."
+  FAIL_TEST
+  "S5 → ACCEPTED: every linked trial batch is clean, a business user connected for S5, credentials onboarded, documents handed over, signed off."
+  PASS_TRIAL
+  "S5 → S4: the trial failed; the fault is located."
+  FAIL_TRIAL
+  "ACCEPTED → S3: a change after acceptance; say why in the note."
+  MAINTENANCE
+}
+
+"Where a failed test or trial was traced to."
+enum FaultCategory {
+  PROCESS
+  SYSTEM
+  NETWORK
+  DATA
+  OTHER
+}
+
+"One applied transition."
+type LifecycleStep {
+  seq: Int!
+  from: LifecycleStage!
+  to: LifecycleStage!
+  action: LifecycleAction!
+  "Name of the token that asked."
+  actor: String!
+  at: Time!
+  note: String!
+  "The evidence the gate saw: checklist, linked runs, VMs, endpoints, access sessions, fault, sign-off."
+  evidence: JSON!
+}
+
+"A recorded remote-access session: who connected to which VM for which step."
+type AccessRecord {
+  user: String!
+  vm: String!
+  protocol: String!
+  stage: LifecycleStage!
+  at: Time!
+}
+
+"One checklist item a gate demands."
+type ChecklistItem {
+  action: LifecycleAction!
+  item: String!
+}
+
+type ProcessLifecycle {
+  process: String!
+  stage: LifecycleStage!
+  "Actions allowed now (their gates aside)."
+  allowed: [LifecycleAction!]!
+  "Checklist items the gates of PREPARE_VM, DEVELOP and PASS_TRIAL demand of this process."
+  checklist: [ChecklistItem!]!
+  history: [LifecycleStep!]!
+  access: [AccessRecord!]!
+}
+
+input LifecycleTransitionInput {
+  process: String!
+  action: LifecycleAction!
+  "Checklist items done, e.g. software:WPS Office, file:C:\\rpa\\tax.json, network:applied, package:deployed, credentials:etax/acme, documents:handed-over."
+  checklist: [String!]
+  note: String
+  faultCategory: FaultCategory
+  faultDescription: String
+  signOffName: String
+  signOffDepartment: String
+  signOffComment: String
+  "Test (S4) or trial (S5) batches on the process's pool to link as evidence."
+  batchIDs: [ID!]
+}
+
+"How to reach one VM of a process's pool."
+type VMEndpoint {
+  vm: String!
+  state: String!
+  "rdp, ssh or vnc; null when the provider reported no endpoint."
+  protocol: String
+  host: String
+  port: Int
+  username: String
+}
+
+"A recorded connection and how to make it."
+type RemoteConnection {
+  endpoint: VMEndpoint!
+  "The lifecycle stage the access was recorded for."
+  stage: LifecycleStage!
+  "Download link of the .rdp file (RDP endpoints), valid 10 minutes."
+  rdpURL: String
+}
+
+"A recurring slot of the run schedule."
+type ScheduleBooking {
+  "process/slot"
+  id: String!
+  process: String!
+  department: String!
+  pool: String!
+  "The reserved robot; null for any robot of the pool."
+  robot: String
+  robots: Int!
+  cron: String!
+  durationMinutes: Int!
+  timezone: String!
+}
+
+input BookSlotInput {
+  process: String!
+  "Unique within the process."
+  slot: String!
+  "Booking department (customer name); default the process's owner."
+  department: String
+  robot: String
+  robots: Int
+  "5-field cron in the time zone, when each slot starts, e.g. 0 9 * * 1-5."
+  cron: String!
+  durationMinutes: Int!
+  timezone: String
+  from: Time
+  until: Time
+  "Book despite clashes (the schedule then flags them); otherwise a clash refuses the booking."
+  acceptClash: Boolean
+}
+
+enum ClashKind {
+  "Two slots on the same robot at once."
+  ROBOT
+  "More robots booked at once than the pool's max."
+  CAPACITY
+  "The booking names a pool that does not exist."
+  UNKNOWN_POOL
+}
+
+type ScheduleClash {
+  kind: ClashKind!
+  pool: String!
+  robot: String
+  bookings: [String!]!
+  start: Time
+  end: Time
+  needed: Int!
+  max: Int!
+}
+
+type BookSlotResult {
+  booking: ScheduleBooking!
+  "Clashes accepted with acceptClash (empty otherwise)."
+  clashes: [ScheduleClash!]!
+}
+
+"A stretch of a pool's time with the same number of robots booked."
+type PoolCapacity {
+  start: Time!
+  end: Time!
+  booked: Int!
+  max: Int!
+  free: Int!
+}
+
+enum DocumentKind {
+  "Process information record sheet (流程信息记录表)."
+  RECORD
+  "Acceptance sheet with the lifecycle evidence and sign-off fields (流程验收表)."
+  ACCEPTANCE
+  "Run schedule per department and per pool, with clashes and saturation (流程运行排期表)."
+  SCHEDULE
+  "User manual: how to connect, run, handle failures, keep credentials current (用户操作手册)."
+  MANUAL
+}
+
+enum DocumentFormat {
+  XLSX
+  PDF
+  MD
+  HTML
+}
+
+extend type Query {
+  "A process's lifecycle stage, history and access log."
+  processLifecycle(process: String!): ProcessLifecycle!
+  "The VMs of a process's pool and how to reach them."
+  remoteEndpoints(process: String!): [VMEndpoint!]!
+  "The run schedule: HCL slots and API bookings, of one pool or all."
+  scheduleBookings(pool: String): [ScheduleBooking!]!
+  "Clashes of the run schedule in [from, to) (default: the next 7 days)."
+  scheduleClashes(pool: String, from: Time, to: Time): [ScheduleClash!]!
+  "A pool's booked and free robots in [from, to) (at most 62 days)."
+  poolCapacity(pool: String!, from: Time!, to: Time!): [PoolCapacity!]!
+  """
+  A download link (valid 10 minutes) of a process's document. language is
+  en or zh; default the documents block's language. The manual has no XLSX form.
+  """
+  documentURL(process: String!, kind: DocumentKind!, format: DocumentFormat!, language: String): String!
+}
+
+extend type Mutation {
+  "Move a process along its lifecycle; refused with every unmet gate condition."
+  transitionProcess(input: LifecycleTransitionInput!): ProcessLifecycle!
+  "Record that the caller connects to a VM for the process's current step, and get the endpoint (and .rdp link)."
+  connectRemote(process: String!, vm: String!, purpose: String): RemoteConnection!
+  "Book a recurring slot; refused when it clashes unless acceptClash."
+  bookSlot(input: BookSlotInput!): BookSlotResult!
+  "Cancel an API booking by id (process/slot)."
+  cancelBooking(id: String!): Boolean!
+}
+`, BuiltIn: false},
+	{Name: "../schema/monitoring.graphqls", Input: `# Live monitoring: anomalies, time series, saturation, the dashboard's
+# summary and the subscriptions behind the wall screen. The stored records
+# (events, anomalies, pool samples) are also queryable as Relay connections
+# with ` + "`" + `where` + "`" + ` filters on every dimension through the generated ` + "`" + `events` + "`" + `,
+# ` + "`" + `anomalies` + "`" + ` and ` + "`" + `poolSamples` + "`" + ` fields of ent.graphqls.
+
+"One key fact of an anomaly, e.g. process = vat-filing."
+type Fact {
+  name: String!
+  value: String!
+}
+
+extend type Anomaly {
+  "The key facts of the interrupted process, by name."
+  facts: [Fact!]!
+}
+
+"One point of a time series."
+type SeriesPoint {
+  at: Time!
+  value: Float!
+}
+
+"A pool's readings over time, for the dashboard's size and queue charts."
+type PoolSeries {
+  pool: Pool!
+  points: [PoolPoint!]!
+}
+
+type PoolPoint {
+  at: Time!
+  "Robots provisioned and not released (X)."
+  robots: Int!
+  idle: Int!
+  busy: Int!
+  "Queue depth: tasks pending."
+  pending: Int!
+  running: Int!
+  max: Int!
+}
+
+enum SaturationWindow {
+  HOUR
+  DAY
+  WEEK
+}
+
+"Busy time of one robot, pool or vendor licence over a window."
+type Utilisation {
+  "Robot name, pool name or vendor."
+  key: String!
+  "The robot's pool; null for groups."
+  pool: String
+  "Robots in the group (1 for a robot)."
+  robots: Int!
+  busySeconds: Float!
+  availableSeconds: Float!
+  "Busy / available, from 0 to 1."
+  utilisation: Float!
+  "Busy less than 5% of the time it existed."
+  idle: Boolean!
+  "Most robots of the group busy at one moment."
+  peak: Int!
+  "Robots (licences) the measured load needs at 80% utilisation."
+  recommended: Int!
+}
+
+type UtilisationSeries {
+  key: String!
+  points: [SeriesPoint!]!
+}
+
+type Saturation {
+  window: SaturationWindow!
+  from: Time!
+  to: Time!
+  "Busiest first."
+  robots: [Utilisation!]!
+  pools: [Utilisation!]!
+  vendors: [Utilisation!]!
+  "Names of the robots that were idle over the window."
+  idleRobots: [String!]!
+  "Utilisation of each pool in buckets over the window, oldest first."
+  series: [UtilisationSeries!]!
+}
+
+"How many robots of one vendor are in one state."
+type VendorStatusCount {
+  vendor: String!
+  status: String!
+  count: Int!
+}
+
+type CountBy {
+  key: String!
+  count: Int!
+}
+
+"A run in progress, for the dashboard."
+type RunningProcess {
+  taskID: ID!
+  attempt: Int!
+  process: String!
+  vendor: String!
+  robot: String!
+  customer: String!
+  pool: String!
+  startedAt: Time!
+  deadline: Time!
+}
+
+"Everything the wall screen shows, in one value."
+type DashboardSummary {
+  at: Time!
+  robotsByVendorStatus: [VendorStatusCount!]!
+  "Tasks finished in the last hour and in the queue, by state."
+  tasksByState: [CountBy!]!
+  pools: [PoolStatus!]!
+  running: [RunningProcess!]!
+  "Open and acknowledged anomalies, most severe and newest first."
+  openAnomalies: [Anomaly!]!
+  "Anomalies resolved in the last hour, newest first."
+  recentlyResolved: [Anomaly!]!
+}
+
+"A change of an anomaly, for subscribers."
+type AnomalyNotice {
+  "opened, acknowledged or resolved."
+  kind: String!
+  anomaly: Anomaly!
+}
+
+"Filter of the events subscription; every field narrows it."
+input LiveEventFilter {
+  poolID: ID
+  processID: ID
+  robotID: ID
+  batchID: ID
+  taskID: ID
+  "Customer (company or department); unbound operators and admins only."
+  customerID: ID
+  "rpacloud, uipath, aa."
+  vendor: String
+  status: String
+  "Exact types, e.g. task.failed."
+  types: [String!]
+  "Type prefixes, e.g. task. or vm."
+  typePrefixes: [String!]
+}
+
+extend type Query {
+  "Pool readings between since (default an hour ago) and until (default now); all active pools when pool is omitted."
+  poolSeries(pool: String, since: Time, until: Time): [PoolSeries!]!
+  """
+  Events per bucket for charts: how many events of the given types (all
+  when omitted) happened in each bucket of bucketSeconds between since and
+  now, per status.
+  """
+  eventSeries(types: [String!], since: Time!, bucketSeconds: Int!, poolID: ID, processID: ID): [UtilisationSeries!]!
+  "Saturation of robots, pools and vendor licences over a window."
+  saturation(window: SaturationWindow!, pool: String, vendor: String, buckets: Int = 12): Saturation!
+  "The wall screen's summary."
+  dashboard: DashboardSummary!
+}
+
+extend type Mutation {
+  "Mark an anomaly as being handled (operator or admin). The note is kept."
+  acknowledgeAnomaly(id: ID!, note: String): Anomaly!
+  "Close an anomaly by hand (operator or admin). If the condition still holds, a new anomaly opens."
+  resolveAnomaly(id: ID!, resolution: String!): Anomaly!
+}
+
+extend type Subscription {
+  "Anomalies as they open, are acknowledged and resolve."
+  anomalies(minSeverity: AnomalySeverity): AnomalyNotice!
+  "Events along any dimension, as they are committed on any daemon."
+  events(filter: LiveEventFilter): Event!
+  "Robots whose state or check-in changed, every few seconds at most."
+  robotStates(pool: String): [Robot!]!
+  "Live counts of every pool, whenever one changes."
+  poolSizes: [PoolStatus!]!
+  "The wall screen's summary: at once, then whenever something changed (at most twice a second)."
+  dashboard: DashboardSummary!
+}
+`, BuiltIn: false},
 	{Name: "../schema/rpacloud.graphqls", Input: `# The hand-written part of the rpacloud GraphQL API. Types of the stored
 # model (Pool, Robot, Task, ... and their connections and filters) are
 # generated from ent/schema into ent.graphqls beside this file.
@@ -4887,6 +8532,28 @@ type Subscription {
   taskEvents(batchID: ID, taskID: ID): Event!
 }
 `, BuiltIn: false},
+	{Name: "../schema/scaling.graphqls", Input: `# Elastic scaling: every reading the scaler took of a pool and what it
+# decided from it (core/scale). Readable by every authenticated principal,
+# like pools and robots: scaling history holds no customer data.
+
+extend type Query {
+  """
+  Readings and decisions of the scaler, newest first unless orderBy says
+  otherwise. ` + "`" + `pool` + "`" + ` restricts them to one pool by name. Each row carries the
+  reading (x robots, z idle, d unfinished tasks, booting robots), the
+  decision (action, rent, release, target, capped) and its reason.
+  """
+  scaleDecisions(
+    pool: String
+    after: Cursor
+    first: Int
+    before: Cursor
+    last: Int
+    orderBy: ScaleDecisionOrder
+    where: ScaleDecisionWhereInput
+  ): ScaleDecisionConnection!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -4966,6 +8633,65 @@ func (ec *executionContext) field_Customer_batches_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_acknowledgeAnomaly_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "note", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["note"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bindCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customer", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["customer"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bookSlot_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNBookSlotInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐBookSlotInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelBooking_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_claimTask_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4977,6 +8703,27 @@ func (ec *executionContext) field_Mutation_claimTask_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_connectRemote_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "vm", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["vm"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "purpose", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["purpose"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4985,6 +8732,22 @@ func (ec *executionContext) field_Mutation_createToken_args(ctx context.Context,
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customer", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["customer"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg1
 	return args, nil
 }
 
@@ -5001,6 +8764,17 @@ func (ec *executionContext) field_Mutation_heartbeat_args(ctx context.Context, r
 		return nil, err
 	}
 	args["attempt"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_putCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNCredentialInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -5031,6 +8805,22 @@ func (ec *executionContext) field_Mutation_reportResult_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_resolveAnomaly_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "resolution", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["resolution"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5042,6 +8832,17 @@ func (ec *executionContext) field_Mutation_revokeToken_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_rotateCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNCredentialInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_submitBatch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5050,6 +8851,38 @@ func (ec *executionContext) field_Mutation_submitBatch_args(ctx context.Context,
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_transitionProcess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input", ec.unmarshalNLifecycleTransitionInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleTransitionInput)
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unbindCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customer", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["customer"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg2
 	return args, nil
 }
 
@@ -5136,6 +8969,42 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_anomalies_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy", ec.unmarshalOAnomalyOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyOrder)
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where", ec.unmarshalOAnomalyWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInput)
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_batches_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5172,6 +9041,33 @@ func (ec *executionContext) field_Query_batches_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_credential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customer", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["customer"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_credentials_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customer", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["customer"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_customers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5205,6 +9101,63 @@ func (ec *executionContext) field_Query_customers_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_documentURL_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalNDocumentKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentKind)
+	if err != nil {
+		return nil, err
+	}
+	args["kind"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "format", ec.unmarshalNDocumentFormat2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentFormat)
+	if err != nil {
+		return nil, err
+	}
+	args["format"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "language", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["language"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_eventSeries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "types", ec.unmarshalOString2ᚕstringᚄ)
+	if err != nil {
+		return nil, err
+	}
+	args["types"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "bucketSeconds", ec.unmarshalNInt2int)
+	if err != nil {
+		return nil, err
+	}
+	args["bucketSeconds"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "poolID", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["poolID"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "processID", ec.unmarshalOID2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["processID"] = arg4
 	return args, nil
 }
 
@@ -5266,6 +9219,84 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_poolCapacity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalNTime2timeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_poolSamples_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy", ec.unmarshalOPoolSampleOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleOrder)
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where", ec.unmarshalOPoolSampleWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInput)
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_poolSeries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "until", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["until"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_pools_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5299,6 +9330,17 @@ func (ec *executionContext) field_Query_pools_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_processLifecycle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
 	return args, nil
 }
 
@@ -5338,6 +9380,17 @@ func (ec *executionContext) field_Query_processes_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_remoteEndpoints_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_robots_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5371,6 +9424,105 @@ func (ec *executionContext) field_Query_robots_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_saturation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "window", ec.unmarshalNSaturationWindow2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturationWindow)
+	if err != nil {
+		return nil, err
+	}
+	args["window"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "vendor", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["vendor"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "buckets", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["buckets"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_scaleDecisions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "last", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy", ec.unmarshalOScaleDecisionOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionOrder)
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "where", ec.unmarshalOScaleDecisionWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInput)
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg6
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_scheduleBookings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_scheduleClashes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to", ec.unmarshalOTime2ᚖtimeᚐTime)
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
 	return args, nil
 }
 
@@ -5438,6 +9590,39 @@ func (ec *executionContext) field_Robot_attempts_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["where"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_anomalies_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minSeverity", ec.unmarshalOAnomalySeverity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity)
+	if err != nil {
+		return nil, err
+	}
+	args["minSeverity"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter", ec.unmarshalOLiveEventFilter2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLiveEventFilter)
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_robotStates_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
 	return args, nil
 }
 
@@ -5539,6 +9724,1106 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AccessRecord_user(ctx context.Context, field graphql.CollectedField, obj *model.AccessRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccessRecord_user,
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccessRecord_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccessRecord",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccessRecord_vm(ctx context.Context, field graphql.CollectedField, obj *model.AccessRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccessRecord_vm,
+		func(ctx context.Context) (any, error) {
+			return obj.VM, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccessRecord_vm(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccessRecord",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccessRecord_protocol(ctx context.Context, field graphql.CollectedField, obj *model.AccessRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccessRecord_protocol,
+		func(ctx context.Context) (any, error) {
+			return obj.Protocol, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccessRecord_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccessRecord",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccessRecord_stage(ctx context.Context, field graphql.CollectedField, obj *model.AccessRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccessRecord_stage,
+		func(ctx context.Context) (any, error) {
+			return obj.Stage, nil
+		},
+		nil,
+		ec.marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccessRecord_stage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccessRecord",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleStage does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AccessRecord_at(ctx context.Context, field graphql.CollectedField, obj *model.AccessRecord) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AccessRecord_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AccessRecord_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AccessRecord",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_id(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_rule(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_rule,
+		func(ctx context.Context) (any, error) {
+			return obj.Rule, nil
+		},
+		nil,
+		ec.marshalNAnomalyRule2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AnomalyRule does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_key(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_key,
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_severity(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_severity,
+		func(ctx context.Context) (any, error) {
+			return obj.Severity, nil
+		},
+		nil,
+		ec.marshalNAnomalySeverity2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AnomalySeverity does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_status(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNAnomalyStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AnomalyStatus does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_title(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_title,
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_message(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_message,
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_since(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_since,
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_detectedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_detectedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.DetectedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_detectedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_acknowledgedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_acknowledgedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.AcknowledgedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_acknowledgedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_acknowledgedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_acknowledgedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.AcknowledgedBy, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_acknowledgedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_resolvedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_resolvedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_resolvedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedBy, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_resolvedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_resolution(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_resolution,
+		func(ctx context.Context) (any, error) {
+			return obj.Resolution, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_resolution(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_customerID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_customerID,
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_customerID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_poolID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_poolID,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_poolID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_processID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_processID,
+		func(ctx context.Context) (any, error) {
+			return obj.ProcessID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_processID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_robotID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_robotID,
+		func(ctx context.Context) (any, error) {
+			return obj.RobotID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_robotID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_vmID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_vmID,
+		func(ctx context.Context) (any, error) {
+			return obj.VMID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_vmID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_taskID(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_taskID,
+		func(ctx context.Context) (any, error) {
+			return obj.TaskID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_taskID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_vendor(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_vendor,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Anomaly_facts(ctx context.Context, field graphql.CollectedField, obj *ent.Anomaly) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Anomaly_facts,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Anomaly().Facts(ctx, obj)
+		},
+		nil,
+		ec.marshalNFact2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFactᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Anomaly_facts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Anomaly",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_Fact_name(ctx, field)
+			case "value":
+				return ec.fieldContext_Fact_value(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Fact", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.AnomalyConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalOAnomalyEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyEdge,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "node":
+				return ec.fieldContext_AnomalyEdge_node(ctx, field)
+			case "cursor":
+				return ec.fieldContext_AnomalyEdge_cursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AnomalyEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.AnomalyConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.AnomalyConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyConnection_totalCount,
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.AnomalyEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalOAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.AnomalyEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyNotice_kind(ctx context.Context, field graphql.CollectedField, obj *model.AnomalyNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyNotice_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyNotice_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyNotice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AnomalyNotice_anomaly(ctx context.Context, field graphql.CollectedField, obj *model.AnomalyNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_AnomalyNotice_anomaly,
+		func(ctx context.Context) (any, error) {
+			return obj.Anomaly, nil
+		},
+		nil,
+		ec.marshalNAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_AnomalyNotice_anomaly(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AnomalyNotice",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _Attempt_id(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -7068,6 +12353,218 @@ func (ec *executionContext) fieldContext_BatchEdge_cursor(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _BookSlotResult_booking(ctx context.Context, field graphql.CollectedField, obj *model.BookSlotResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BookSlotResult_booking,
+		func(ctx context.Context) (any, error) {
+			return obj.Booking, nil
+		},
+		nil,
+		ec.marshalNScheduleBooking2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleBooking,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BookSlotResult_booking(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BookSlotResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_ScheduleBooking_id(ctx, field)
+			case "process":
+				return ec.fieldContext_ScheduleBooking_process(ctx, field)
+			case "department":
+				return ec.fieldContext_ScheduleBooking_department(ctx, field)
+			case "pool":
+				return ec.fieldContext_ScheduleBooking_pool(ctx, field)
+			case "robot":
+				return ec.fieldContext_ScheduleBooking_robot(ctx, field)
+			case "robots":
+				return ec.fieldContext_ScheduleBooking_robots(ctx, field)
+			case "cron":
+				return ec.fieldContext_ScheduleBooking_cron(ctx, field)
+			case "durationMinutes":
+				return ec.fieldContext_ScheduleBooking_durationMinutes(ctx, field)
+			case "timezone":
+				return ec.fieldContext_ScheduleBooking_timezone(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScheduleBooking", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BookSlotResult_clashes(ctx context.Context, field graphql.CollectedField, obj *model.BookSlotResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_BookSlotResult_clashes,
+		func(ctx context.Context) (any, error) {
+			return obj.Clashes, nil
+		},
+		nil,
+		ec.marshalNScheduleClash2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleClashᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_BookSlotResult_clashes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BookSlotResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_ScheduleClash_kind(ctx, field)
+			case "pool":
+				return ec.fieldContext_ScheduleClash_pool(ctx, field)
+			case "robot":
+				return ec.fieldContext_ScheduleClash_robot(ctx, field)
+			case "bookings":
+				return ec.fieldContext_ScheduleClash_bookings(ctx, field)
+			case "start":
+				return ec.fieldContext_ScheduleClash_start(ctx, field)
+			case "end":
+				return ec.fieldContext_ScheduleClash_end(ctx, field)
+			case "needed":
+				return ec.fieldContext_ScheduleClash_needed(ctx, field)
+			case "max":
+				return ec.fieldContext_ScheduleClash_max(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScheduleClash", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChecklistItem_action(ctx context.Context, field graphql.CollectedField, obj *model.ChecklistItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChecklistItem_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChecklistItem_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChecklistItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleAction does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChecklistItem_item(ctx context.Context, field graphql.CollectedField, obj *model.ChecklistItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ChecklistItem_item,
+		func(ctx context.Context) (any, error) {
+			return obj.Item, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ChecklistItem_item(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChecklistItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CountBy_key(ctx context.Context, field graphql.CollectedField, obj *model.CountBy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CountBy_key,
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CountBy_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CountBy",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CountBy_count(ctx context.Context, field graphql.CollectedField, obj *model.CountBy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CountBy_count,
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CountBy_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CountBy",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CreatedToken_name(ctx context.Context, field graphql.CollectedField, obj *model.CreatedToken) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7145,6 +12642,420 @@ func (ec *executionContext) _CreatedToken_secret(ctx context.Context, field grap
 func (ec *executionContext) fieldContext_CreatedToken_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "CreatedToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_customer(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_customer,
+		func(ctx context.Context) (any, error) {
+			return obj.Customer, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_customer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_name(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_version(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_version,
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_updatedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_updatedBy(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_updatedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedBy, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_updatedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_fields(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_fields,
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credential_processes(ctx context.Context, field graphql.CollectedField, obj *model.Credential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Credential_processes,
+		func(ctx context.Context) (any, error) {
+			return obj.Processes, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Credential_processes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credential",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrant_vaultAddress(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrant_vaultAddress,
+		func(ctx context.Context) (any, error) {
+			return obj.VaultAddress, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrant_vaultAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrant_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrant_expiresAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrant_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrant_items,
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		ec.marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrant_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_CredentialGrantItem_name(ctx, field)
+			case "path":
+				return ec.fieldContext_CredentialGrantItem_path(ctx, field)
+			case "wrappingToken":
+				return ec.fieldContext_CredentialGrantItem_wrappingToken(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type CredentialGrantItem", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrantItem_name(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrantItem_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrantItem_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrantItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrantItem_path(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrantItem_path,
+		func(ctx context.Context) (any, error) {
+			return obj.Path, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrantItem_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrantItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CredentialGrantItem_wrappingToken(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CredentialGrantItem_wrappingToken,
+		func(ctx context.Context) (any, error) {
+			return obj.WrappingToken, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CredentialGrantItem_wrappingToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CredentialGrantItem",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -7761,6 +13672,355 @@ func (ec *executionContext) fieldContext_CustomerEdge_cursor(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _DashboardSummary_at(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_robotsByVendorStatus(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_robotsByVendorStatus,
+		func(ctx context.Context) (any, error) {
+			return obj.RobotsByVendorStatus, nil
+		},
+		nil,
+		ec.marshalNVendorStatusCount2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorStatusCountᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_robotsByVendorStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "vendor":
+				return ec.fieldContext_VendorStatusCount_vendor(ctx, field)
+			case "status":
+				return ec.fieldContext_VendorStatusCount_status(ctx, field)
+			case "count":
+				return ec.fieldContext_VendorStatusCount_count(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VendorStatusCount", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_tasksByState(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_tasksByState,
+		func(ctx context.Context) (any, error) {
+			return obj.TasksByState, nil
+		},
+		nil,
+		ec.marshalNCountBy2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCountByᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_tasksByState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_CountBy_key(ctx, field)
+			case "count":
+				return ec.fieldContext_CountBy_count(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type CountBy", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_pools(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_pools,
+		func(ctx context.Context) (any, error) {
+			return obj.Pools, nil
+		},
+		nil,
+		ec.marshalNPoolStatus2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolStatusᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_pools(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "pool":
+				return ec.fieldContext_PoolStatus_pool(ctx, field)
+			case "robots":
+				return ec.fieldContext_PoolStatus_robots(ctx, field)
+			case "idle":
+				return ec.fieldContext_PoolStatus_idle(ctx, field)
+			case "busy":
+				return ec.fieldContext_PoolStatus_busy(ctx, field)
+			case "suspect":
+				return ec.fieldContext_PoolStatus_suspect(ctx, field)
+			case "pending":
+				return ec.fieldContext_PoolStatus_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_PoolStatus_running(ctx, field)
+			case "provider":
+				return ec.fieldContext_PoolStatus_provider(ctx, field)
+			case "providerHealthy":
+				return ec.fieldContext_PoolStatus_providerHealthy(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolStatus", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_running(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_running,
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		ec.marshalNRunningProcess2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRunningProcessᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "taskID":
+				return ec.fieldContext_RunningProcess_taskID(ctx, field)
+			case "attempt":
+				return ec.fieldContext_RunningProcess_attempt(ctx, field)
+			case "process":
+				return ec.fieldContext_RunningProcess_process(ctx, field)
+			case "vendor":
+				return ec.fieldContext_RunningProcess_vendor(ctx, field)
+			case "robot":
+				return ec.fieldContext_RunningProcess_robot(ctx, field)
+			case "customer":
+				return ec.fieldContext_RunningProcess_customer(ctx, field)
+			case "pool":
+				return ec.fieldContext_RunningProcess_pool(ctx, field)
+			case "startedAt":
+				return ec.fieldContext_RunningProcess_startedAt(ctx, field)
+			case "deadline":
+				return ec.fieldContext_RunningProcess_deadline(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RunningProcess", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_openAnomalies(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_openAnomalies,
+		func(ctx context.Context) (any, error) {
+			return obj.OpenAnomalies, nil
+		},
+		nil,
+		ec.marshalNAnomaly2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_openAnomalies(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_recentlyResolved(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_recentlyResolved,
+		func(ctx context.Context) (any, error) {
+			return obj.RecentlyResolved, nil
+		},
+		nil,
+		ec.marshalNAnomaly2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_recentlyResolved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8080,6 +14340,151 @@ func (ec *executionContext) fieldContext_Event_message(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Event_vmID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Event_vmID,
+		func(ctx context.Context) (any, error) {
+			return obj.VMID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Event_vmID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_vendor(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Event_vendor,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Event_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_status(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Event_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Event_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_externalID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Event_externalID,
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalID, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Event_externalID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_anomalyID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Event_anomalyID,
+		func(ctx context.Context) (any, error) {
+			return obj.AnomalyID, nil
+		},
+		nil,
+		ec.marshalOID2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Event_anomalyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8229,6 +14634,16 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 				return ec.fieldContext_Event_attemptNo(ctx, field)
 			case "message":
 				return ec.fieldContext_Event_message(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Event_vmID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Event_vendor(ctx, field)
+			case "status":
+				return ec.fieldContext_Event_status(ctx, field)
+			case "externalID":
+				return ec.fieldContext_Event_externalID(ctx, field)
+			case "anomalyID":
+				return ec.fieldContext_Event_anomalyID(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 		},
@@ -8260,6 +14675,296 @@ func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Fact_name(ctx context.Context, field graphql.CollectedField, obj *model.Fact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Fact_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Fact_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Fact",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Fact_value(ctx context.Context, field graphql.CollectedField, obj *model.Fact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Fact_value,
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Fact_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Fact",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_seq(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_seq,
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_from(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_from,
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		ec.marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleStage does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_to(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_to,
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		ec.marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleStage does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_action(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleAction does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_actor(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_actor,
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_at(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_note(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_note,
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LifecycleStep_evidence(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LifecycleStep_evidence,
+		func(ctx context.Context) (any, error) {
+			return obj.Evidence, nil
+		},
+		nil,
+		ec.marshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LifecycleStep_evidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LifecycleStep",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type JSON does not have child fields")
 		},
 	}
 	return fc, nil
@@ -8524,6 +15229,8 @@ func (ec *executionContext) fieldContext_Mutation_claimTask(ctx context.Context,
 				return ec.fieldContext_TaskClaim_maxDurationSeconds(ctx, field)
 			case "input":
 				return ec.fieldContext_TaskClaim_input(ctx, field)
+			case "credentials":
+				return ec.fieldContext_TaskClaim_credentials(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type TaskClaim", field.Name)
 		},
@@ -8618,6 +15325,649 @@ func (ec *executionContext) fieldContext_Mutation_reportResult(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_reportResult_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_putCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_putCredential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PutCredential(ctx, fc.Args["input"].(model.CredentialInput))
+		},
+		nil,
+		ec.marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_putCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_putCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rotateCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_rotateCredential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RotateCredential(ctx, fc.Args["input"].(model.CredentialInput))
+		},
+		nil,
+		ec.marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_rotateCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rotateCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_deleteCredential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteCredential(ctx, fc.Args["customer"].(*string), fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_deleteCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bindCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_bindCredential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BindCredential(ctx, fc.Args["customer"].(*string), fc.Args["name"].(string), fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_bindCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bindCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unbindCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_unbindCredential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnbindCredential(ctx, fc.Args["customer"].(*string), fc.Args["name"].(string), fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_unbindCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unbindCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_transitionProcess(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_transitionProcess,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().TransitionProcess(ctx, fc.Args["input"].(model.LifecycleTransitionInput))
+		},
+		nil,
+		ec.marshalNProcessLifecycle2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐProcessLifecycle,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_transitionProcess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "process":
+				return ec.fieldContext_ProcessLifecycle_process(ctx, field)
+			case "stage":
+				return ec.fieldContext_ProcessLifecycle_stage(ctx, field)
+			case "allowed":
+				return ec.fieldContext_ProcessLifecycle_allowed(ctx, field)
+			case "checklist":
+				return ec.fieldContext_ProcessLifecycle_checklist(ctx, field)
+			case "history":
+				return ec.fieldContext_ProcessLifecycle_history(ctx, field)
+			case "access":
+				return ec.fieldContext_ProcessLifecycle_access(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ProcessLifecycle", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_transitionProcess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_connectRemote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_connectRemote,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConnectRemote(ctx, fc.Args["process"].(string), fc.Args["vm"].(string), fc.Args["purpose"].(*string))
+		},
+		nil,
+		ec.marshalNRemoteConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRemoteConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_connectRemote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "endpoint":
+				return ec.fieldContext_RemoteConnection_endpoint(ctx, field)
+			case "stage":
+				return ec.fieldContext_RemoteConnection_stage(ctx, field)
+			case "rdpURL":
+				return ec.fieldContext_RemoteConnection_rdpURL(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RemoteConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_connectRemote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bookSlot(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_bookSlot,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BookSlot(ctx, fc.Args["input"].(model.BookSlotInput))
+		},
+		nil,
+		ec.marshalNBookSlotResult2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐBookSlotResult,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_bookSlot(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "booking":
+				return ec.fieldContext_BookSlotResult_booking(ctx, field)
+			case "clashes":
+				return ec.fieldContext_BookSlotResult_clashes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type BookSlotResult", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bookSlot_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelBooking(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_cancelBooking,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelBooking(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_cancelBooking(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelBooking_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_acknowledgeAnomaly(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_acknowledgeAnomaly,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcknowledgeAnomaly(ctx, fc.Args["id"].(int), fc.Args["note"].(*string))
+		},
+		nil,
+		ec.marshalNAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_acknowledgeAnomaly(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acknowledgeAnomaly_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resolveAnomaly(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_resolveAnomaly,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResolveAnomaly(ctx, fc.Args["id"].(int), fc.Args["resolution"].(string))
+		},
+		nil,
+		ec.marshalNAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_resolveAnomaly(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Anomaly_id(ctx, field)
+			case "rule":
+				return ec.fieldContext_Anomaly_rule(ctx, field)
+			case "key":
+				return ec.fieldContext_Anomaly_key(ctx, field)
+			case "severity":
+				return ec.fieldContext_Anomaly_severity(ctx, field)
+			case "status":
+				return ec.fieldContext_Anomaly_status(ctx, field)
+			case "title":
+				return ec.fieldContext_Anomaly_title(ctx, field)
+			case "message":
+				return ec.fieldContext_Anomaly_message(ctx, field)
+			case "since":
+				return ec.fieldContext_Anomaly_since(ctx, field)
+			case "detectedAt":
+				return ec.fieldContext_Anomaly_detectedAt(ctx, field)
+			case "acknowledgedAt":
+				return ec.fieldContext_Anomaly_acknowledgedAt(ctx, field)
+			case "acknowledgedBy":
+				return ec.fieldContext_Anomaly_acknowledgedBy(ctx, field)
+			case "resolvedAt":
+				return ec.fieldContext_Anomaly_resolvedAt(ctx, field)
+			case "resolvedBy":
+				return ec.fieldContext_Anomaly_resolvedBy(ctx, field)
+			case "resolution":
+				return ec.fieldContext_Anomaly_resolution(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Anomaly_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Anomaly_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Anomaly_processID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Anomaly_robotID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Anomaly_vmID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Anomaly_taskID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Anomaly_vendor(ctx, field)
+			case "facts":
+				return ec.fieldContext_Anomaly_facts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resolveAnomaly_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9257,6 +16607,151 @@ func (ec *executionContext) fieldContext_Pool_processes(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _PoolCapacity_start(ctx context.Context, field graphql.CollectedField, obj *model.PoolCapacity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolCapacity_start,
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolCapacity_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolCapacity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolCapacity_end(ctx context.Context, field graphql.CollectedField, obj *model.PoolCapacity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolCapacity_end,
+		func(ctx context.Context) (any, error) {
+			return obj.End, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolCapacity_end(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolCapacity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolCapacity_booked(ctx context.Context, field graphql.CollectedField, obj *model.PoolCapacity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolCapacity_booked,
+		func(ctx context.Context) (any, error) {
+			return obj.Booked, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolCapacity_booked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolCapacity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolCapacity_max(ctx context.Context, field graphql.CollectedField, obj *model.PoolCapacity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolCapacity_max,
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolCapacity_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolCapacity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolCapacity_free(ctx context.Context, field graphql.CollectedField, obj *model.PoolCapacity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolCapacity_free,
+		func(ctx context.Context) (any, error) {
+			return obj.Free, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolCapacity_free(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolCapacity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PoolConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.PoolConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9445,6 +16940,757 @@ func (ec *executionContext) fieldContext_PoolEdge_cursor(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_at(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_robots(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_robots,
+		func(ctx context.Context) (any, error) {
+			return obj.Robots, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_robots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_idle(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_idle,
+		func(ctx context.Context) (any, error) {
+			return obj.Idle, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_idle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_busy(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_busy,
+		func(ctx context.Context) (any, error) {
+			return obj.Busy, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_busy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_pending(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_pending,
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_running(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_running,
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolPoint_max(ctx context.Context, field graphql.CollectedField, obj *model.PoolPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolPoint_max,
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolPoint_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_id(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_at(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_poolID(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_poolID,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_poolID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_robots(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_robots,
+		func(ctx context.Context) (any, error) {
+			return obj.Robots, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_robots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_idle(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_idle,
+		func(ctx context.Context) (any, error) {
+			return obj.Idle, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_idle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_busy(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_busy,
+		func(ctx context.Context) (any, error) {
+			return obj.Busy, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_busy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_pending(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_pending,
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_running(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_running,
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSample_max(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSample_max,
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSample_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSampleConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSampleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSampleConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalOPoolSampleEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleEdge,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSampleConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSampleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "node":
+				return ec.fieldContext_PoolSampleEdge_node(ctx, field)
+			case "cursor":
+				return ec.fieldContext_PoolSampleEdge_cursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolSampleEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSampleConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSampleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSampleConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSampleConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSampleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSampleConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSampleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSampleConnection_totalCount,
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSampleConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSampleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSampleEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSampleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSampleEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalOPoolSample2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSample,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSampleEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSampleEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_PoolSample_id(ctx, field)
+			case "at":
+				return ec.fieldContext_PoolSample_at(ctx, field)
+			case "poolID":
+				return ec.fieldContext_PoolSample_poolID(ctx, field)
+			case "robots":
+				return ec.fieldContext_PoolSample_robots(ctx, field)
+			case "idle":
+				return ec.fieldContext_PoolSample_idle(ctx, field)
+			case "busy":
+				return ec.fieldContext_PoolSample_busy(ctx, field)
+			case "pending":
+				return ec.fieldContext_PoolSample_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_PoolSample_running(ctx, field)
+			case "max":
+				return ec.fieldContext_PoolSample_max(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolSample", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSampleEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.PoolSampleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSampleEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSampleEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSampleEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSeries_pool(ctx context.Context, field graphql.CollectedField, obj *model.PoolSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSeries_pool,
+		func(ctx context.Context) (any, error) {
+			return obj.Pool, nil
+		},
+		nil,
+		ec.marshalNPool2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSeries_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Pool_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Pool_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "name":
+				return ec.fieldContext_Pool_name(ctx, field)
+			case "provider":
+				return ec.fieldContext_Pool_provider(ctx, field)
+			case "min":
+				return ec.fieldContext_Pool_min(ctx, field)
+			case "max":
+				return ec.fieldContext_Pool_max(ctx, field)
+			case "periodSeconds":
+				return ec.fieldContext_Pool_periodSeconds(ctx, field)
+			case "tasksPerRobot":
+				return ec.fieldContext_Pool_tasksPerRobot(ctx, field)
+			case "fairness":
+				return ec.fieldContext_Pool_fairness(ctx, field)
+			case "network":
+				return ec.fieldContext_Pool_network(ctx, field)
+			case "active":
+				return ec.fieldContext_Pool_active(ctx, field)
+			case "robots":
+				return ec.fieldContext_Pool_robots(ctx, field)
+			case "vms":
+				return ec.fieldContext_Pool_vms(ctx, field)
+			case "processes":
+				return ec.fieldContext_Pool_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Pool", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PoolSeries_points(ctx context.Context, field graphql.CollectedField, obj *model.PoolSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_PoolSeries_points,
+		func(ctx context.Context) (any, error) {
+			return obj.Points, nil
+		},
+		nil,
+		ec.marshalNPoolPoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolPointᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_PoolSeries_points(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PoolSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "at":
+				return ec.fieldContext_PoolPoint_at(ctx, field)
+			case "robots":
+				return ec.fieldContext_PoolPoint_robots(ctx, field)
+			case "idle":
+				return ec.fieldContext_PoolPoint_idle(ctx, field)
+			case "busy":
+				return ec.fieldContext_PoolPoint_busy(ctx, field)
+			case "pending":
+				return ec.fieldContext_PoolPoint_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_PoolPoint_running(ctx, field)
+			case "max":
+				return ec.fieldContext_PoolPoint_max(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolPoint", field.Name)
 		},
 	}
 	return fc, nil
@@ -10589,6 +18835,216 @@ func (ec *executionContext) fieldContext_ProcessEdge_cursor(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _ProcessLifecycle_process(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_process,
+		func(ctx context.Context) (any, error) {
+			return obj.Process, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_process(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProcessLifecycle_stage(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_stage,
+		func(ctx context.Context) (any, error) {
+			return obj.Stage, nil
+		},
+		nil,
+		ec.marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_stage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleStage does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProcessLifecycle_allowed(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_allowed,
+		func(ctx context.Context) (any, error) {
+			return obj.Allowed, nil
+		},
+		nil,
+		ec.marshalNLifecycleAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleActionᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_allowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleAction does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProcessLifecycle_checklist(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_checklist,
+		func(ctx context.Context) (any, error) {
+			return obj.Checklist, nil
+		},
+		nil,
+		ec.marshalNChecklistItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐChecklistItemᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_checklist(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "action":
+				return ec.fieldContext_ChecklistItem_action(ctx, field)
+			case "item":
+				return ec.fieldContext_ChecklistItem_item(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ChecklistItem", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProcessLifecycle_history(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_history,
+		func(ctx context.Context) (any, error) {
+			return obj.History, nil
+		},
+		nil,
+		ec.marshalNLifecycleStep2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStepᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_history(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "seq":
+				return ec.fieldContext_LifecycleStep_seq(ctx, field)
+			case "from":
+				return ec.fieldContext_LifecycleStep_from(ctx, field)
+			case "to":
+				return ec.fieldContext_LifecycleStep_to(ctx, field)
+			case "action":
+				return ec.fieldContext_LifecycleStep_action(ctx, field)
+			case "actor":
+				return ec.fieldContext_LifecycleStep_actor(ctx, field)
+			case "at":
+				return ec.fieldContext_LifecycleStep_at(ctx, field)
+			case "note":
+				return ec.fieldContext_LifecycleStep_note(ctx, field)
+			case "evidence":
+				return ec.fieldContext_LifecycleStep_evidence(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LifecycleStep", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProcessLifecycle_access(ctx context.Context, field graphql.CollectedField, obj *model.ProcessLifecycle) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ProcessLifecycle_access,
+		func(ctx context.Context) (any, error) {
+			return obj.Access, nil
+		},
+		nil,
+		ec.marshalNAccessRecord2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAccessRecordᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ProcessLifecycle_access(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProcessLifecycle",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "user":
+				return ec.fieldContext_AccessRecord_user(ctx, field)
+			case "vm":
+				return ec.fieldContext_AccessRecord_vm(ctx, field)
+			case "protocol":
+				return ec.fieldContext_AccessRecord_protocol(ctx, field)
+			case "stage":
+				return ec.fieldContext_AccessRecord_stage(ctx, field)
+			case "at":
+				return ec.fieldContext_AccessRecord_at(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AccessRecord", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10665,6 +19121,55 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_anomalies(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_anomalies,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Anomalies(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.AnomalyOrder), fc.Args["where"].(*ent.AnomalyWhereInput))
+		},
+		nil,
+		ec.marshalNAnomalyConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_anomalies(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_AnomalyConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_AnomalyConnection_pageInfo(ctx, field)
+			case "totalCount":
+				return ec.fieldContext_AnomalyConnection_totalCount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AnomalyConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_anomalies_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10867,6 +19372,55 @@ func (ec *executionContext) fieldContext_Query_pools(ctx context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_poolSamples(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_poolSamples,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PoolSamples(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.PoolSampleOrder), fc.Args["where"].(*ent.PoolSampleWhereInput))
+		},
+		nil,
+		ec.marshalNPoolSampleConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_poolSamples(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_PoolSampleConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_PoolSampleConnection_pageInfo(ctx, field)
+			case "totalCount":
+				return ec.fieldContext_PoolSampleConnection_totalCount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolSampleConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_poolSamples_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_processes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11014,6 +19568,683 @@ func (ec *executionContext) fieldContext_Query_tasks(ctx context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_credentials(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_credentials,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Credentials(ctx, fc.Args["customer"].(*string))
+		},
+		nil,
+		ec.marshalNCredential2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_credentials(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_credentials_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_credential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_credential,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Credential(ctx, fc.Args["customer"].(*string), fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalOCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_credential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "customer":
+				return ec.fieldContext_Credential_customer(ctx, field)
+			case "name":
+				return ec.fieldContext_Credential_name(ctx, field)
+			case "version":
+				return ec.fieldContext_Credential_version(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Credential_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Credential_updatedAt(ctx, field)
+			case "updatedBy":
+				return ec.fieldContext_Credential_updatedBy(ctx, field)
+			case "fields":
+				return ec.fieldContext_Credential_fields(ctx, field)
+			case "processes":
+				return ec.fieldContext_Credential_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Credential", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_credential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_vaultStatus(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_vaultStatus,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().VaultStatus(ctx)
+		},
+		nil,
+		ec.marshalNVaultStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVaultStatus,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_vaultStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "state":
+				return ec.fieldContext_VaultStatus_state(ctx, field)
+			case "address":
+				return ec.fieldContext_VaultStatus_address(ctx, field)
+			case "error":
+				return ec.fieldContext_VaultStatus_error(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VaultStatus", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_processLifecycle(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_processLifecycle,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProcessLifecycle(ctx, fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNProcessLifecycle2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐProcessLifecycle,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_processLifecycle(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "process":
+				return ec.fieldContext_ProcessLifecycle_process(ctx, field)
+			case "stage":
+				return ec.fieldContext_ProcessLifecycle_stage(ctx, field)
+			case "allowed":
+				return ec.fieldContext_ProcessLifecycle_allowed(ctx, field)
+			case "checklist":
+				return ec.fieldContext_ProcessLifecycle_checklist(ctx, field)
+			case "history":
+				return ec.fieldContext_ProcessLifecycle_history(ctx, field)
+			case "access":
+				return ec.fieldContext_ProcessLifecycle_access(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ProcessLifecycle", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_processLifecycle_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_remoteEndpoints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_remoteEndpoints,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RemoteEndpoints(ctx, fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNVMEndpoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVMEndpointᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_remoteEndpoints(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "vm":
+				return ec.fieldContext_VMEndpoint_vm(ctx, field)
+			case "state":
+				return ec.fieldContext_VMEndpoint_state(ctx, field)
+			case "protocol":
+				return ec.fieldContext_VMEndpoint_protocol(ctx, field)
+			case "host":
+				return ec.fieldContext_VMEndpoint_host(ctx, field)
+			case "port":
+				return ec.fieldContext_VMEndpoint_port(ctx, field)
+			case "username":
+				return ec.fieldContext_VMEndpoint_username(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VMEndpoint", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_remoteEndpoints_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_scheduleBookings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_scheduleBookings,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ScheduleBookings(ctx, fc.Args["pool"].(*string))
+		},
+		nil,
+		ec.marshalNScheduleBooking2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleBookingᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_scheduleBookings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_ScheduleBooking_id(ctx, field)
+			case "process":
+				return ec.fieldContext_ScheduleBooking_process(ctx, field)
+			case "department":
+				return ec.fieldContext_ScheduleBooking_department(ctx, field)
+			case "pool":
+				return ec.fieldContext_ScheduleBooking_pool(ctx, field)
+			case "robot":
+				return ec.fieldContext_ScheduleBooking_robot(ctx, field)
+			case "robots":
+				return ec.fieldContext_ScheduleBooking_robots(ctx, field)
+			case "cron":
+				return ec.fieldContext_ScheduleBooking_cron(ctx, field)
+			case "durationMinutes":
+				return ec.fieldContext_ScheduleBooking_durationMinutes(ctx, field)
+			case "timezone":
+				return ec.fieldContext_ScheduleBooking_timezone(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScheduleBooking", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_scheduleBookings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_scheduleClashes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_scheduleClashes,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ScheduleClashes(ctx, fc.Args["pool"].(*string), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		ec.marshalNScheduleClash2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleClashᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_scheduleClashes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_ScheduleClash_kind(ctx, field)
+			case "pool":
+				return ec.fieldContext_ScheduleClash_pool(ctx, field)
+			case "robot":
+				return ec.fieldContext_ScheduleClash_robot(ctx, field)
+			case "bookings":
+				return ec.fieldContext_ScheduleClash_bookings(ctx, field)
+			case "start":
+				return ec.fieldContext_ScheduleClash_start(ctx, field)
+			case "end":
+				return ec.fieldContext_ScheduleClash_end(ctx, field)
+			case "needed":
+				return ec.fieldContext_ScheduleClash_needed(ctx, field)
+			case "max":
+				return ec.fieldContext_ScheduleClash_max(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScheduleClash", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_scheduleClashes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_poolCapacity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_poolCapacity,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PoolCapacity(ctx, fc.Args["pool"].(string), fc.Args["from"].(time.Time), fc.Args["to"].(time.Time))
+		},
+		nil,
+		ec.marshalNPoolCapacity2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolCapacityᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_poolCapacity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "start":
+				return ec.fieldContext_PoolCapacity_start(ctx, field)
+			case "end":
+				return ec.fieldContext_PoolCapacity_end(ctx, field)
+			case "booked":
+				return ec.fieldContext_PoolCapacity_booked(ctx, field)
+			case "max":
+				return ec.fieldContext_PoolCapacity_max(ctx, field)
+			case "free":
+				return ec.fieldContext_PoolCapacity_free(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolCapacity", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_poolCapacity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_documentURL(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_documentURL,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DocumentURL(ctx, fc.Args["process"].(string), fc.Args["kind"].(model.DocumentKind), fc.Args["format"].(model.DocumentFormat), fc.Args["language"].(*string))
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_documentURL(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_documentURL_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_poolSeries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_poolSeries,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PoolSeries(ctx, fc.Args["pool"].(*string), fc.Args["since"].(*time.Time), fc.Args["until"].(*time.Time))
+		},
+		nil,
+		ec.marshalNPoolSeries2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolSeriesᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_poolSeries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "pool":
+				return ec.fieldContext_PoolSeries_pool(ctx, field)
+			case "points":
+				return ec.fieldContext_PoolSeries_points(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolSeries", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_poolSeries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_eventSeries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_eventSeries,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().EventSeries(ctx, fc.Args["types"].([]string), fc.Args["since"].(time.Time), fc.Args["bucketSeconds"].(int), fc.Args["poolID"].(*int), fc.Args["processID"].(*int))
+		},
+		nil,
+		ec.marshalNUtilisationSeries2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationSeriesᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_eventSeries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_UtilisationSeries_key(ctx, field)
+			case "points":
+				return ec.fieldContext_UtilisationSeries_points(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UtilisationSeries", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_eventSeries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_saturation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_saturation,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Saturation(ctx, fc.Args["window"].(model.SaturationWindow), fc.Args["pool"].(*string), fc.Args["vendor"].(*string), fc.Args["buckets"].(*int))
+		},
+		nil,
+		ec.marshalNSaturation2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturation,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_saturation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "window":
+				return ec.fieldContext_Saturation_window(ctx, field)
+			case "from":
+				return ec.fieldContext_Saturation_from(ctx, field)
+			case "to":
+				return ec.fieldContext_Saturation_to(ctx, field)
+			case "robots":
+				return ec.fieldContext_Saturation_robots(ctx, field)
+			case "pools":
+				return ec.fieldContext_Saturation_pools(ctx, field)
+			case "vendors":
+				return ec.fieldContext_Saturation_vendors(ctx, field)
+			case "idleRobots":
+				return ec.fieldContext_Saturation_idleRobots(ctx, field)
+			case "series":
+				return ec.fieldContext_Saturation_series(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Saturation", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_saturation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_dashboard(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_dashboard,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Dashboard(ctx)
+		},
+		nil,
+		ec.marshalNDashboardSummary2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDashboardSummary,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_dashboard(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "at":
+				return ec.fieldContext_DashboardSummary_at(ctx, field)
+			case "robotsByVendorStatus":
+				return ec.fieldContext_DashboardSummary_robotsByVendorStatus(ctx, field)
+			case "tasksByState":
+				return ec.fieldContext_DashboardSummary_tasksByState(ctx, field)
+			case "pools":
+				return ec.fieldContext_DashboardSummary_pools(ctx, field)
+			case "running":
+				return ec.fieldContext_DashboardSummary_running(ctx, field)
+			case "openAnomalies":
+				return ec.fieldContext_DashboardSummary_openAnomalies(ctx, field)
+			case "recentlyResolved":
+				return ec.fieldContext_DashboardSummary_recentlyResolved(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type DashboardSummary", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_me(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11096,6 +20327,55 @@ func (ec *executionContext) fieldContext_Query_poolStatus(_ context.Context, fie
 			}
 			return nil, fmt.Errorf("no field named %q was found under type PoolStatus", field.Name)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_scaleDecisions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_scaleDecisions,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ScaleDecisions(ctx, fc.Args["pool"].(*string), fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.ScaleDecisionOrder), fc.Args["where"].(*ent.ScaleDecisionWhereInput))
+		},
+		nil,
+		ec.marshalNScaleDecisionConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_scaleDecisions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_ScaleDecisionConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_ScaleDecisionConnection_pageInfo(ctx, field)
+			case "totalCount":
+				return ec.fieldContext_ScaleDecisionConnection_totalCount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScaleDecisionConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_scaleDecisions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -11203,6 +20483,107 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 				return ec.fieldContext___Schema_directives(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type __Schema", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteConnection_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.RemoteConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RemoteConnection_endpoint,
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		ec.marshalNVMEndpoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVMEndpoint,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RemoteConnection_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "vm":
+				return ec.fieldContext_VMEndpoint_vm(ctx, field)
+			case "state":
+				return ec.fieldContext_VMEndpoint_state(ctx, field)
+			case "protocol":
+				return ec.fieldContext_VMEndpoint_protocol(ctx, field)
+			case "host":
+				return ec.fieldContext_VMEndpoint_host(ctx, field)
+			case "port":
+				return ec.fieldContext_VMEndpoint_port(ctx, field)
+			case "username":
+				return ec.fieldContext_VMEndpoint_username(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VMEndpoint", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteConnection_stage(ctx context.Context, field graphql.CollectedField, obj *model.RemoteConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RemoteConnection_stage,
+		func(ctx context.Context) (any, error) {
+			return obj.Stage, nil
+		},
+		nil,
+		ec.marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RemoteConnection_stage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type LifecycleStage does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteConnection_rdpURL(ctx context.Context, field graphql.CollectedField, obj *model.RemoteConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RemoteConnection_rdpURL,
+		func(ctx context.Context) (any, error) {
+			return obj.RdpURL, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_RemoteConnection_rdpURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -11973,6 +21354,2054 @@ func (ec *executionContext) fieldContext_RobotSelf_pool(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RunningProcess_taskID(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_taskID,
+		func(ctx context.Context) (any, error) {
+			return obj.TaskID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_taskID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_attempt(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_attempt,
+		func(ctx context.Context) (any, error) {
+			return obj.Attempt, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_process(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_process,
+		func(ctx context.Context) (any, error) {
+			return obj.Process, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_process(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_vendor(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_vendor,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_robot(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_robot,
+		func(ctx context.Context) (any, error) {
+			return obj.Robot, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_robot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_customer(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_customer,
+		func(ctx context.Context) (any, error) {
+			return obj.Customer, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_customer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_pool(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_pool,
+		func(ctx context.Context) (any, error) {
+			return obj.Pool, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_startedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RunningProcess_deadline(ctx context.Context, field graphql.CollectedField, obj *model.RunningProcess) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RunningProcess_deadline,
+		func(ctx context.Context) (any, error) {
+			return obj.Deadline, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RunningProcess_deadline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RunningProcess",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_window(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_window,
+		func(ctx context.Context) (any, error) {
+			return obj.Window, nil
+		},
+		nil,
+		ec.marshalNSaturationWindow2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturationWindow,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_window(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type SaturationWindow does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_from(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_from,
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_to(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_to,
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_robots(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_robots,
+		func(ctx context.Context) (any, error) {
+			return obj.Robots, nil
+		},
+		nil,
+		ec.marshalNUtilisation2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_robots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_Utilisation_key(ctx, field)
+			case "pool":
+				return ec.fieldContext_Utilisation_pool(ctx, field)
+			case "robots":
+				return ec.fieldContext_Utilisation_robots(ctx, field)
+			case "busySeconds":
+				return ec.fieldContext_Utilisation_busySeconds(ctx, field)
+			case "availableSeconds":
+				return ec.fieldContext_Utilisation_availableSeconds(ctx, field)
+			case "utilisation":
+				return ec.fieldContext_Utilisation_utilisation(ctx, field)
+			case "idle":
+				return ec.fieldContext_Utilisation_idle(ctx, field)
+			case "peak":
+				return ec.fieldContext_Utilisation_peak(ctx, field)
+			case "recommended":
+				return ec.fieldContext_Utilisation_recommended(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Utilisation", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_pools(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_pools,
+		func(ctx context.Context) (any, error) {
+			return obj.Pools, nil
+		},
+		nil,
+		ec.marshalNUtilisation2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_pools(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_Utilisation_key(ctx, field)
+			case "pool":
+				return ec.fieldContext_Utilisation_pool(ctx, field)
+			case "robots":
+				return ec.fieldContext_Utilisation_robots(ctx, field)
+			case "busySeconds":
+				return ec.fieldContext_Utilisation_busySeconds(ctx, field)
+			case "availableSeconds":
+				return ec.fieldContext_Utilisation_availableSeconds(ctx, field)
+			case "utilisation":
+				return ec.fieldContext_Utilisation_utilisation(ctx, field)
+			case "idle":
+				return ec.fieldContext_Utilisation_idle(ctx, field)
+			case "peak":
+				return ec.fieldContext_Utilisation_peak(ctx, field)
+			case "recommended":
+				return ec.fieldContext_Utilisation_recommended(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Utilisation", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_vendors(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_vendors,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendors, nil
+		},
+		nil,
+		ec.marshalNUtilisation2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_vendors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_Utilisation_key(ctx, field)
+			case "pool":
+				return ec.fieldContext_Utilisation_pool(ctx, field)
+			case "robots":
+				return ec.fieldContext_Utilisation_robots(ctx, field)
+			case "busySeconds":
+				return ec.fieldContext_Utilisation_busySeconds(ctx, field)
+			case "availableSeconds":
+				return ec.fieldContext_Utilisation_availableSeconds(ctx, field)
+			case "utilisation":
+				return ec.fieldContext_Utilisation_utilisation(ctx, field)
+			case "idle":
+				return ec.fieldContext_Utilisation_idle(ctx, field)
+			case "peak":
+				return ec.fieldContext_Utilisation_peak(ctx, field)
+			case "recommended":
+				return ec.fieldContext_Utilisation_recommended(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Utilisation", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_idleRobots(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_idleRobots,
+		func(ctx context.Context) (any, error) {
+			return obj.IdleRobots, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_idleRobots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Saturation_series(ctx context.Context, field graphql.CollectedField, obj *model.Saturation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Saturation_series,
+		func(ctx context.Context) (any, error) {
+			return obj.Series, nil
+		},
+		nil,
+		ec.marshalNUtilisationSeries2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationSeriesᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Saturation_series(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Saturation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "key":
+				return ec.fieldContext_UtilisationSeries_key(ctx, field)
+			case "points":
+				return ec.fieldContext_UtilisationSeries_points(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type UtilisationSeries", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_id(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_at(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_poolID(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_poolID,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_poolID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_poolName(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_poolName,
+		func(ctx context.Context) (any, error) {
+			return obj.PoolName, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_poolName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_x(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_x,
+		func(ctx context.Context) (any, error) {
+			return obj.X, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_x(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_z(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_z,
+		func(ctx context.Context) (any, error) {
+			return obj.Z, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_z(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_d(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_d,
+		func(ctx context.Context) (any, error) {
+			return obj.D, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_d(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_booting(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_booting,
+		func(ctx context.Context) (any, error) {
+			return obj.Booting, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_booting(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_idleRented(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_idleRented,
+		func(ctx context.Context) (any, error) {
+			return obj.IdleRented, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_idleRented(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_vendorOthers(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_vendorOthers,
+		func(ctx context.Context) (any, error) {
+			return obj.VendorOthers, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_vendorOthers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_prewarmFloor(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_prewarmFloor,
+		func(ctx context.Context) (any, error) {
+			return obj.PrewarmFloor, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_prewarmFloor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_action(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNScaleDecisionAction2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ScaleDecisionAction does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_rent(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_rent,
+		func(ctx context.Context) (any, error) {
+			return obj.Rent, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_rent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_release(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_release,
+		func(ctx context.Context) (any, error) {
+			return obj.Release, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_release(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_target(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_target,
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_capped(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_capped,
+		func(ctx context.Context) (any, error) {
+			return obj.Capped, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_capped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_reason(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_reason,
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_rented(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_rented,
+		func(ctx context.Context) (any, error) {
+			return obj.Rented, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_rented(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_released(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_released,
+		func(ctx context.Context) (any, error) {
+			return obj.Released, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_released(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_bootFailures(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_bootFailures,
+		func(ctx context.Context) (any, error) {
+			return obj.BootFailures, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_bootFailures(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_error(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_error,
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_upStreak(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_upStreak,
+		func(ctx context.Context) (any, error) {
+			return obj.UpStreak, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_upStreak(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_downStreak(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_downStreak,
+		func(ctx context.Context) (any, error) {
+			return obj.DownStreak, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_downStreak(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_cooldownLeft(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_cooldownLeft,
+		func(ctx context.Context) (any, error) {
+			return obj.CooldownLeft, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_cooldownLeft(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecision_term(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecision_term,
+		func(ctx context.Context) (any, error) {
+			return obj.Term, nil
+		},
+		nil,
+		ec.marshalNInt2int64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecision_term(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecision",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecisionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecisionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecisionConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalOScaleDecisionEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionEdge,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecisionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecisionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "node":
+				return ec.fieldContext_ScaleDecisionEdge_node(ctx, field)
+			case "cursor":
+				return ec.fieldContext_ScaleDecisionEdge_cursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScaleDecisionEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecisionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecisionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecisionConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecisionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecisionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecisionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecisionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecisionConnection_totalCount,
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecisionConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecisionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecisionEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecisionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecisionEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalOScaleDecision2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecision,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecisionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecisionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_ScaleDecision_id(ctx, field)
+			case "at":
+				return ec.fieldContext_ScaleDecision_at(ctx, field)
+			case "poolID":
+				return ec.fieldContext_ScaleDecision_poolID(ctx, field)
+			case "poolName":
+				return ec.fieldContext_ScaleDecision_poolName(ctx, field)
+			case "x":
+				return ec.fieldContext_ScaleDecision_x(ctx, field)
+			case "z":
+				return ec.fieldContext_ScaleDecision_z(ctx, field)
+			case "d":
+				return ec.fieldContext_ScaleDecision_d(ctx, field)
+			case "booting":
+				return ec.fieldContext_ScaleDecision_booting(ctx, field)
+			case "idleRented":
+				return ec.fieldContext_ScaleDecision_idleRented(ctx, field)
+			case "vendorOthers":
+				return ec.fieldContext_ScaleDecision_vendorOthers(ctx, field)
+			case "prewarmFloor":
+				return ec.fieldContext_ScaleDecision_prewarmFloor(ctx, field)
+			case "action":
+				return ec.fieldContext_ScaleDecision_action(ctx, field)
+			case "rent":
+				return ec.fieldContext_ScaleDecision_rent(ctx, field)
+			case "release":
+				return ec.fieldContext_ScaleDecision_release(ctx, field)
+			case "target":
+				return ec.fieldContext_ScaleDecision_target(ctx, field)
+			case "capped":
+				return ec.fieldContext_ScaleDecision_capped(ctx, field)
+			case "reason":
+				return ec.fieldContext_ScaleDecision_reason(ctx, field)
+			case "rented":
+				return ec.fieldContext_ScaleDecision_rented(ctx, field)
+			case "released":
+				return ec.fieldContext_ScaleDecision_released(ctx, field)
+			case "bootFailures":
+				return ec.fieldContext_ScaleDecision_bootFailures(ctx, field)
+			case "error":
+				return ec.fieldContext_ScaleDecision_error(ctx, field)
+			case "upStreak":
+				return ec.fieldContext_ScaleDecision_upStreak(ctx, field)
+			case "downStreak":
+				return ec.fieldContext_ScaleDecision_downStreak(ctx, field)
+			case "cooldownLeft":
+				return ec.fieldContext_ScaleDecision_cooldownLeft(ctx, field)
+			case "term":
+				return ec.fieldContext_ScaleDecision_term(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ScaleDecision", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScaleDecisionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.ScaleDecisionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScaleDecisionEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScaleDecisionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScaleDecisionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_id(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_process(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_process,
+		func(ctx context.Context) (any, error) {
+			return obj.Process, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_process(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_department(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_department,
+		func(ctx context.Context) (any, error) {
+			return obj.Department, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_department(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_pool(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_pool,
+		func(ctx context.Context) (any, error) {
+			return obj.Pool, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_robot(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_robot,
+		func(ctx context.Context) (any, error) {
+			return obj.Robot, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_robot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_robots(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_robots,
+		func(ctx context.Context) (any, error) {
+			return obj.Robots, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_robots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_cron(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_cron,
+		func(ctx context.Context) (any, error) {
+			return obj.Cron, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_cron(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_durationMinutes(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_durationMinutes,
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMinutes, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_durationMinutes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleBooking_timezone(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleBooking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleBooking_timezone,
+		func(ctx context.Context) (any, error) {
+			return obj.Timezone, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleBooking_timezone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleBooking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_kind(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNClashKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐClashKind,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ClashKind does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_pool(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_pool,
+		func(ctx context.Context) (any, error) {
+			return obj.Pool, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_robot(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_robot,
+		func(ctx context.Context) (any, error) {
+			return obj.Robot, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_robot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_bookings(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_bookings,
+		func(ctx context.Context) (any, error) {
+			return obj.Bookings, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_bookings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_start(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_start,
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_end(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_end,
+		func(ctx context.Context) (any, error) {
+			return obj.End, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_end(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_needed(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_needed,
+		func(ctx context.Context) (any, error) {
+			return obj.Needed, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_needed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ScheduleClash_max(ctx context.Context, field graphql.CollectedField, obj *model.ScheduleClash) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ScheduleClash_max,
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ScheduleClash_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ScheduleClash",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SeriesPoint_at(ctx context.Context, field graphql.CollectedField, obj *model.SeriesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SeriesPoint_at,
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SeriesPoint_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SeriesPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SeriesPoint_value(ctx context.Context, field graphql.CollectedField, obj *model.SeriesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_SeriesPoint_value,
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		ec.marshalNFloat2float64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_SeriesPoint_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SeriesPoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_taskEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -12020,6 +23449,16 @@ func (ec *executionContext) fieldContext_Subscription_taskEvents(ctx context.Con
 				return ec.fieldContext_Event_attemptNo(ctx, field)
 			case "message":
 				return ec.fieldContext_Event_message(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Event_vmID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Event_vendor(ctx, field)
+			case "status":
+				return ec.fieldContext_Event_status(ctx, field)
+			case "externalID":
+				return ec.fieldContext_Event_externalID(ctx, field)
+			case "anomalyID":
+				return ec.fieldContext_Event_anomalyID(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 		},
@@ -12034,6 +23473,293 @@ func (ec *executionContext) fieldContext_Subscription_taskEvents(ctx context.Con
 	if fc.Args, err = ec.field_Subscription_taskEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_anomalies(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_anomalies,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Anomalies(ctx, fc.Args["minSeverity"].(*anomaly.Severity))
+		},
+		nil,
+		ec.marshalNAnomalyNotice2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAnomalyNotice,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_anomalies(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_AnomalyNotice_kind(ctx, field)
+			case "anomaly":
+				return ec.fieldContext_AnomalyNotice_anomaly(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type AnomalyNotice", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_anomalies_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_events,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Events(ctx, fc.Args["filter"].(*model.LiveEventFilter))
+		},
+		nil,
+		ec.marshalNEvent2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐEvent,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Event_id(ctx, field)
+			case "at":
+				return ec.fieldContext_Event_at(ctx, field)
+			case "type":
+				return ec.fieldContext_Event_type(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Event_customerID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Event_poolID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Event_processID(ctx, field)
+			case "batchID":
+				return ec.fieldContext_Event_batchID(ctx, field)
+			case "taskID":
+				return ec.fieldContext_Event_taskID(ctx, field)
+			case "robotID":
+				return ec.fieldContext_Event_robotID(ctx, field)
+			case "attemptNo":
+				return ec.fieldContext_Event_attemptNo(ctx, field)
+			case "message":
+				return ec.fieldContext_Event_message(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Event_vmID(ctx, field)
+			case "vendor":
+				return ec.fieldContext_Event_vendor(ctx, field)
+			case "status":
+				return ec.fieldContext_Event_status(ctx, field)
+			case "externalID":
+				return ec.fieldContext_Event_externalID(ctx, field)
+			case "anomalyID":
+				return ec.fieldContext_Event_anomalyID(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_robotStates(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_robotStates,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RobotStates(ctx, fc.Args["pool"].(*string))
+		},
+		nil,
+		ec.marshalNRobot2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐRobotᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_robotStates(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Robot_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Robot_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Robot_updatedAt(ctx, field)
+			case "name":
+				return ec.fieldContext_Robot_name(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Robot_poolID(ctx, field)
+			case "vmID":
+				return ec.fieldContext_Robot_vmID(ctx, field)
+			case "state":
+				return ec.fieldContext_Robot_state(ctx, field)
+			case "permanent":
+				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "lastSeenAt":
+				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
+			case "hostname":
+				return ec.fieldContext_Robot_hostname(ctx, field)
+			case "agentVersion":
+				return ec.fieldContext_Robot_agentVersion(ctx, field)
+			case "pool":
+				return ec.fieldContext_Robot_pool(ctx, field)
+			case "vm":
+				return ec.fieldContext_Robot_vm(ctx, field)
+			case "attempts":
+				return ec.fieldContext_Robot_attempts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Robot", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_robotStates_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_poolSizes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_poolSizes,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().PoolSizes(ctx)
+		},
+		nil,
+		ec.marshalNPoolStatus2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolStatusᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_poolSizes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "pool":
+				return ec.fieldContext_PoolStatus_pool(ctx, field)
+			case "robots":
+				return ec.fieldContext_PoolStatus_robots(ctx, field)
+			case "idle":
+				return ec.fieldContext_PoolStatus_idle(ctx, field)
+			case "busy":
+				return ec.fieldContext_PoolStatus_busy(ctx, field)
+			case "suspect":
+				return ec.fieldContext_PoolStatus_suspect(ctx, field)
+			case "pending":
+				return ec.fieldContext_PoolStatus_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_PoolStatus_running(ctx, field)
+			case "provider":
+				return ec.fieldContext_PoolStatus_provider(ctx, field)
+			case "providerHealthy":
+				return ec.fieldContext_PoolStatus_providerHealthy(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PoolStatus", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_dashboard(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Subscription_dashboard,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().Dashboard(ctx)
+		},
+		nil,
+		ec.marshalNDashboardSummary2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDashboardSummary,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Subscription_dashboard(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "at":
+				return ec.fieldContext_DashboardSummary_at(ctx, field)
+			case "robotsByVendorStatus":
+				return ec.fieldContext_DashboardSummary_robotsByVendorStatus(ctx, field)
+			case "tasksByState":
+				return ec.fieldContext_DashboardSummary_tasksByState(ctx, field)
+			case "pools":
+				return ec.fieldContext_DashboardSummary_pools(ctx, field)
+			case "running":
+				return ec.fieldContext_DashboardSummary_running(ctx, field)
+			case "openAnomalies":
+				return ec.fieldContext_DashboardSummary_openAnomalies(ctx, field)
+			case "recentlyResolved":
+				return ec.fieldContext_DashboardSummary_recentlyResolved(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type DashboardSummary", field.Name)
+		},
 	}
 	return fc, nil
 }
@@ -12881,6 +24607,43 @@ func (ec *executionContext) fieldContext_TaskClaim_input(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TaskClaim_credentials,
+		func(ctx context.Context) (any, error) {
+			return obj.Credentials, nil
+		},
+		nil,
+		ec.marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_TaskClaim_credentials(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TaskClaim",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "vaultAddress":
+				return ec.fieldContext_CredentialGrant_vaultAddress(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_CredentialGrant_expiresAt(ctx, field)
+			case "items":
+				return ec.fieldContext_CredentialGrant_items(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type CredentialGrant", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TaskConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.TaskConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13077,6 +24840,331 @@ func (ec *executionContext) fieldContext_TaskEdge_cursor(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_key(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_key,
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_pool(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_pool,
+		func(ctx context.Context) (any, error) {
+			return obj.Pool, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_robots(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_robots,
+		func(ctx context.Context) (any, error) {
+			return obj.Robots, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_robots(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_busySeconds(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_busySeconds,
+		func(ctx context.Context) (any, error) {
+			return obj.BusySeconds, nil
+		},
+		nil,
+		ec.marshalNFloat2float64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_busySeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_availableSeconds(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_availableSeconds,
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableSeconds, nil
+		},
+		nil,
+		ec.marshalNFloat2float64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_availableSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_utilisation(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_utilisation,
+		func(ctx context.Context) (any, error) {
+			return obj.Utilisation, nil
+		},
+		nil,
+		ec.marshalNFloat2float64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_utilisation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Float does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_idle(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_idle,
+		func(ctx context.Context) (any, error) {
+			return obj.Idle, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_idle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_peak(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_peak,
+		func(ctx context.Context) (any, error) {
+			return obj.Peak, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_peak(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Utilisation_recommended(ctx context.Context, field graphql.CollectedField, obj *model.Utilisation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Utilisation_recommended,
+		func(ctx context.Context) (any, error) {
+			return obj.Recommended, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Utilisation_recommended(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Utilisation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UtilisationSeries_key(ctx context.Context, field graphql.CollectedField, obj *model.UtilisationSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UtilisationSeries_key,
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UtilisationSeries_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UtilisationSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UtilisationSeries_points(ctx context.Context, field graphql.CollectedField, obj *model.UtilisationSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_UtilisationSeries_points,
+		func(ctx context.Context) (any, error) {
+			return obj.Points, nil
+		},
+		nil,
+		ec.marshalNSeriesPoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSeriesPointᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_UtilisationSeries_points(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UtilisationSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "at":
+				return ec.fieldContext_SeriesPoint_at(ctx, field)
+			case "value":
+				return ec.fieldContext_SeriesPoint_value(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type SeriesPoint", field.Name)
 		},
 	}
 	return fc, nil
@@ -13705,6 +25793,354 @@ func (ec *executionContext) fieldContext_VMEdge_cursor(_ context.Context, field 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_vm(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_vm,
+		func(ctx context.Context) (any, error) {
+			return obj.VM, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_vm(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_state(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_state,
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_protocol(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_protocol,
+		func(ctx context.Context) (any, error) {
+			return obj.Protocol, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_host(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_host,
+		func(ctx context.Context) (any, error) {
+			return obj.Host, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_port(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_port,
+		func(ctx context.Context) (any, error) {
+			return obj.Port, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_port(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VMEndpoint_username(ctx context.Context, field graphql.CollectedField, obj *model.VMEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VMEndpoint_username,
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VMEndpoint_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VMEndpoint",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VaultStatus_state(ctx context.Context, field graphql.CollectedField, obj *model.VaultStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VaultStatus_state,
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VaultStatus_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VaultStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VaultStatus_address(ctx context.Context, field graphql.CollectedField, obj *model.VaultStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VaultStatus_address,
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VaultStatus_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VaultStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VaultStatus_error(ctx context.Context, field graphql.CollectedField, obj *model.VaultStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VaultStatus_error,
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VaultStatus_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VaultStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorStatusCount_vendor(ctx context.Context, field graphql.CollectedField, obj *model.VendorStatusCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorStatusCount_vendor,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorStatusCount_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorStatusCount",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorStatusCount_status(ctx context.Context, field graphql.CollectedField, obj *model.VendorStatusCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorStatusCount_status,
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorStatusCount_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorStatusCount",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorStatusCount_count(ctx context.Context, field graphql.CollectedField, obj *model.VendorStatusCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorStatusCount_count,
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorStatusCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorStatusCount",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
 		},
 	}
 	return fc, nil
@@ -15155,6 +27591,1540 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 // endregion **************************** field.gotpl *****************************
 
 // region    **************************** input.gotpl *****************************
+
+func (ec *executionContext) unmarshalInputAnomalyOrder(ctx context.Context, obj any) (ent.AnomalyOrder, error) {
+	var it ent.AnomalyOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNAnomalyOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputAnomalyWhereInput(ctx context.Context, obj any) (ent.AnomalyWhereInput, error) {
+	var it ent.AnomalyWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "rule", "ruleNEQ", "ruleIn", "ruleNotIn", "key", "keyNEQ", "keyIn", "keyNotIn", "keyGT", "keyGTE", "keyLT", "keyLTE", "keyContains", "keyHasPrefix", "keyHasSuffix", "keyEqualFold", "keyContainsFold", "severity", "severityNEQ", "severityIn", "severityNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "title", "titleNEQ", "titleIn", "titleNotIn", "titleGT", "titleGTE", "titleLT", "titleLTE", "titleContains", "titleHasPrefix", "titleHasSuffix", "titleEqualFold", "titleContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "since", "sinceNEQ", "sinceIn", "sinceNotIn", "sinceGT", "sinceGTE", "sinceLT", "sinceLTE", "detectedAt", "detectedAtNEQ", "detectedAtIn", "detectedAtNotIn", "detectedAtGT", "detectedAtGTE", "detectedAtLT", "detectedAtLTE", "acknowledgedAt", "acknowledgedAtNEQ", "acknowledgedAtIn", "acknowledgedAtNotIn", "acknowledgedAtGT", "acknowledgedAtGTE", "acknowledgedAtLT", "acknowledgedAtLTE", "acknowledgedAtIsNil", "acknowledgedAtNotNil", "acknowledgedBy", "acknowledgedByNEQ", "acknowledgedByIn", "acknowledgedByNotIn", "acknowledgedByGT", "acknowledgedByGTE", "acknowledgedByLT", "acknowledgedByLTE", "acknowledgedByContains", "acknowledgedByHasPrefix", "acknowledgedByHasSuffix", "acknowledgedByEqualFold", "acknowledgedByContainsFold", "resolvedAt", "resolvedAtNEQ", "resolvedAtIn", "resolvedAtNotIn", "resolvedAtGT", "resolvedAtGTE", "resolvedAtLT", "resolvedAtLTE", "resolvedAtIsNil", "resolvedAtNotNil", "resolvedBy", "resolvedByNEQ", "resolvedByIn", "resolvedByNotIn", "resolvedByGT", "resolvedByGTE", "resolvedByLT", "resolvedByLTE", "resolvedByContains", "resolvedByHasPrefix", "resolvedByHasSuffix", "resolvedByEqualFold", "resolvedByContainsFold", "resolution", "resolutionNEQ", "resolutionIn", "resolutionNotIn", "resolutionGT", "resolutionGTE", "resolutionLT", "resolutionLTE", "resolutionContains", "resolutionHasPrefix", "resolutionHasSuffix", "resolutionEqualFold", "resolutionContainsFold", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "customerIDIsNil", "customerIDNotNil", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "poolIDIsNil", "poolIDNotNil", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "processIDIsNil", "processIDNotNil", "robotID", "robotIDNEQ", "robotIDIn", "robotIDNotIn", "robotIDGT", "robotIDGTE", "robotIDLT", "robotIDLTE", "robotIDIsNil", "robotIDNotNil", "vmID", "vmIDNEQ", "vmIDIn", "vmIDNotIn", "vmIDGT", "vmIDGTE", "vmIDLT", "vmIDLTE", "vmIDIsNil", "vmIDNotNil", "taskID", "taskIDNEQ", "taskIDIn", "taskIDNotIn", "taskIDGT", "taskIDGTE", "taskIDLT", "taskIDLTE", "taskIDIsNil", "taskIDNotNil", "vendor", "vendorNEQ", "vendorIn", "vendorNotIn", "vendorGT", "vendorGTE", "vendorLT", "vendorLTE", "vendorContains", "vendorHasPrefix", "vendorHasSuffix", "vendorEqualFold", "vendorContainsFold"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOAnomalyWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOAnomalyWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOAnomalyWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "rule":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rule"))
+			data, err := ec.unmarshalOAnomalyRule2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rule = data
+		case "ruleNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ruleNEQ"))
+			data, err := ec.unmarshalOAnomalyRule2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RuleNEQ = data
+		case "ruleIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ruleIn"))
+			data, err := ec.unmarshalOAnomalyRule2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRuleᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RuleIn = data
+		case "ruleNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ruleNotIn"))
+			data, err := ec.unmarshalOAnomalyRule2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRuleᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RuleNotIn = data
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "keyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyNEQ = data
+		case "keyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyIn = data
+		case "keyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyNotIn = data
+		case "keyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyGT = data
+		case "keyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyGTE = data
+		case "keyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyLT = data
+		case "keyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyLTE = data
+		case "keyContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyContains = data
+		case "keyHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyHasPrefix = data
+		case "keyHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyHasSuffix = data
+		case "keyEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyEqualFold = data
+		case "keyContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("keyContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.KeyContainsFold = data
+		case "severity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("severity"))
+			data, err := ec.unmarshalOAnomalySeverity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Severity = data
+		case "severityNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("severityNEQ"))
+			data, err := ec.unmarshalOAnomalySeverity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SeverityNEQ = data
+		case "severityIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("severityIn"))
+			data, err := ec.unmarshalOAnomalySeverity2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverityᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SeverityIn = data
+		case "severityNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("severityNotIn"))
+			data, err := ec.unmarshalOAnomalySeverity2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverityᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SeverityNotIn = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOAnomalyStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "statusNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNEQ"))
+			data, err := ec.unmarshalOAnomalyStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusNEQ = data
+		case "statusIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusIn"))
+			data, err := ec.unmarshalOAnomalyStatus2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusIn = data
+		case "statusNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNotIn"))
+			data, err := ec.unmarshalOAnomalyStatus2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusNotIn = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		case "titleNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleNEQ = data
+		case "titleIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleIn = data
+		case "titleNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleNotIn = data
+		case "titleGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleGT = data
+		case "titleGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleGTE = data
+		case "titleLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleLT = data
+		case "titleLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleLTE = data
+		case "titleContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleContains = data
+		case "titleHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleHasPrefix = data
+		case "titleHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleHasSuffix = data
+		case "titleEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleEqualFold = data
+		case "titleContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("titleContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TitleContainsFold = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "messageNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNEQ = data
+		case "messageIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageIn = data
+		case "messageNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNotIn = data
+		case "messageGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGT = data
+		case "messageGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGTE = data
+		case "messageLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLT = data
+		case "messageLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLTE = data
+		case "messageContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContains = data
+		case "messageHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasPrefix = data
+		case "messageHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasSuffix = data
+		case "messageEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageEqualFold = data
+		case "messageContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContainsFold = data
+		case "since":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("since"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Since = data
+		case "sinceNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceNEQ = data
+		case "sinceIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceIn = data
+		case "sinceNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceNotIn = data
+		case "sinceGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceGT = data
+		case "sinceGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceGTE = data
+		case "sinceLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceLT = data
+		case "sinceLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sinceLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SinceLTE = data
+		case "detectedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAt = data
+		case "detectedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtNEQ = data
+		case "detectedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtIn = data
+		case "detectedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtNotIn = data
+		case "detectedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtGT = data
+		case "detectedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtGTE = data
+		case "detectedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtLT = data
+		case "detectedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("detectedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DetectedAtLTE = data
+		case "acknowledgedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAt = data
+		case "acknowledgedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtNEQ = data
+		case "acknowledgedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtIn = data
+		case "acknowledgedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtNotIn = data
+		case "acknowledgedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtGT = data
+		case "acknowledgedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtGTE = data
+		case "acknowledgedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtLT = data
+		case "acknowledgedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtLTE = data
+		case "acknowledgedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtIsNil = data
+		case "acknowledgedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedAtNotNil = data
+		case "acknowledgedBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedBy = data
+		case "acknowledgedByNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByNEQ = data
+		case "acknowledgedByIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByIn = data
+		case "acknowledgedByNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByNotIn = data
+		case "acknowledgedByGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByGT = data
+		case "acknowledgedByGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByGTE = data
+		case "acknowledgedByLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByLT = data
+		case "acknowledgedByLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByLTE = data
+		case "acknowledgedByContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByContains = data
+		case "acknowledgedByHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByHasPrefix = data
+		case "acknowledgedByHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByHasSuffix = data
+		case "acknowledgedByEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByEqualFold = data
+		case "acknowledgedByContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acknowledgedByContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcknowledgedByContainsFold = data
+		case "resolvedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAt = data
+		case "resolvedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtNEQ = data
+		case "resolvedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtIn = data
+		case "resolvedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtNotIn = data
+		case "resolvedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtGT = data
+		case "resolvedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtGTE = data
+		case "resolvedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtLT = data
+		case "resolvedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtLTE = data
+		case "resolvedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtIsNil = data
+		case "resolvedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedAtNotNil = data
+		case "resolvedBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedBy = data
+		case "resolvedByNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByNEQ = data
+		case "resolvedByIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByIn = data
+		case "resolvedByNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByNotIn = data
+		case "resolvedByGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByGT = data
+		case "resolvedByGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByGTE = data
+		case "resolvedByLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByLT = data
+		case "resolvedByLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByLTE = data
+		case "resolvedByContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByContains = data
+		case "resolvedByHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByHasPrefix = data
+		case "resolvedByHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByHasSuffix = data
+		case "resolvedByEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByEqualFold = data
+		case "resolvedByContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolvedByContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolvedByContainsFold = data
+		case "resolution":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolution"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Resolution = data
+		case "resolutionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionNEQ = data
+		case "resolutionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionIn = data
+		case "resolutionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionNotIn = data
+		case "resolutionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionGT = data
+		case "resolutionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionGTE = data
+		case "resolutionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionLT = data
+		case "resolutionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionLTE = data
+		case "resolutionContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionContains = data
+		case "resolutionHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionHasPrefix = data
+		case "resolutionHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionHasSuffix = data
+		case "resolutionEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionEqualFold = data
+		case "resolutionContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolutionContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResolutionContainsFold = data
+		case "customerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "customerIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDNEQ = data
+		case "customerIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDIn = data
+		case "customerIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDNotIn = data
+		case "customerIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDGT = data
+		case "customerIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDGTE = data
+		case "customerIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDLT = data
+		case "customerIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDLTE = data
+		case "customerIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDIsNil = data
+		case "customerIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDNotNil = data
+		case "poolID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "poolIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNEQ = data
+		case "poolIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDIn = data
+		case "poolIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNotIn = data
+		case "poolIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGT = data
+		case "poolIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGTE = data
+		case "poolIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLT = data
+		case "poolIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLTE = data
+		case "poolIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDIsNil = data
+		case "poolIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNotNil = data
+		case "processID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessID = data
+		case "processIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDNEQ = data
+		case "processIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDIn = data
+		case "processIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDNotIn = data
+		case "processIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDGT = data
+		case "processIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDGTE = data
+		case "processIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDLT = data
+		case "processIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDLTE = data
+		case "processIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDIsNil = data
+		case "processIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDNotNil = data
+		case "robotID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotID = data
+		case "robotIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDNEQ = data
+		case "robotIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDIn = data
+		case "robotIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDNotIn = data
+		case "robotIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDGT = data
+		case "robotIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDGTE = data
+		case "robotIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDLT = data
+		case "robotIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDLTE = data
+		case "robotIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDIsNil = data
+		case "robotIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotIDNotNil = data
+		case "vmID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMID = data
+		case "vmIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNEQ = data
+		case "vmIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDIn = data
+		case "vmIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNotIn = data
+		case "vmIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDGT = data
+		case "vmIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDGTE = data
+		case "vmIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDLT = data
+		case "vmIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDLTE = data
+		case "vmIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDIsNil = data
+		case "vmIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNotNil = data
+		case "taskID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskID = data
+		case "taskIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDNEQ = data
+		case "taskIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDIn = data
+		case "taskIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDNotIn = data
+		case "taskIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDGT = data
+		case "taskIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDGTE = data
+		case "taskIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDLT = data
+		case "taskIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDLTE = data
+		case "taskIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDIsNil = data
+		case "taskIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskIDNotNil = data
+		case "vendor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendor"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Vendor = data
+		case "vendorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorNEQ = data
+		case "vendorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorIn = data
+		case "vendorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorNotIn = data
+		case "vendorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorGT = data
+		case "vendorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorGTE = data
+		case "vendorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorLT = data
+		case "vendorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorLTE = data
+		case "vendorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorContains = data
+		case "vendorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorHasPrefix = data
+		case "vendorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorHasSuffix = data
+		case "vendorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorEqualFold = data
+		case "vendorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorContainsFold = data
+		}
+	}
+	return it, nil
+}
 
 func (ec *executionContext) unmarshalInputAttemptWhereInput(ctx context.Context, obj any) (ent.AttemptWhereInput, error) {
 	var it ent.AttemptWhereInput
@@ -16993,6 +30963,106 @@ func (ec *executionContext) unmarshalInputBatchWhereInput(ctx context.Context, o
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputBookSlotInput(ctx context.Context, obj any) (model.BookSlotInput, error) {
+	var it model.BookSlotInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"process", "slot", "department", "robot", "robots", "cron", "durationMinutes", "timezone", "from", "until", "acceptClash"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "process":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("process"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Process = data
+		case "slot":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("slot"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Slot = data
+		case "department":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("department"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Department = data
+		case "robot":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robot"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Robot = data
+		case "robots":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robots"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Robots = data
+		case "cron":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cron"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cron = data
+		case "durationMinutes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("durationMinutes"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DurationMinutes = data
+		case "timezone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Timezone = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "until":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("until"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Until = data
+		case "acceptClash":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("acceptClash"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AcceptClash = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputCreateTokenInput(ctx context.Context, obj any) (model.CreateTokenInput, error) {
 	var it model.CreateTokenInput
 	if obj == nil {
@@ -17039,6 +31109,115 @@ func (ec *executionContext) unmarshalInputCreateTokenInput(ctx context.Context, 
 				return it, err
 			}
 			it.TTLHours = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputCredentialFieldInput(ctx context.Context, obj any) (model.CredentialFieldInput, error) {
+	var it model.CredentialFieldInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "value"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputCredentialInput(ctx context.Context, obj any) (model.CredentialInput, error) {
+	var it model.CredentialInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"customer", "name", "username", "password", "totpSeed", "fields", "processes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "customer":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customer"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Customer = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "totpSeed":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("totpSeed"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TotpSeed = data
+		case "fields":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fields"))
+			data, err := ec.unmarshalOCredentialFieldInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialFieldInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Fields = data
+		case "processes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Processes = data
 		}
 	}
 	return it, nil
@@ -17657,7 +31836,7 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "at", "atNEQ", "atIn", "atNotIn", "atGT", "atGTE", "atLT", "atLTE", "type", "typeNEQ", "typeIn", "typeNotIn", "typeGT", "typeGTE", "typeLT", "typeLTE", "typeContains", "typeHasPrefix", "typeHasSuffix", "typeEqualFold", "typeContainsFold", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "customerIDIsNil", "customerIDNotNil", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "poolIDIsNil", "poolIDNotNil", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "processIDIsNil", "processIDNotNil", "batchID", "batchIDNEQ", "batchIDIn", "batchIDNotIn", "batchIDGT", "batchIDGTE", "batchIDLT", "batchIDLTE", "batchIDIsNil", "batchIDNotNil", "taskID", "taskIDNEQ", "taskIDIn", "taskIDNotIn", "taskIDGT", "taskIDGTE", "taskIDLT", "taskIDLTE", "taskIDIsNil", "taskIDNotNil", "robotID", "robotIDNEQ", "robotIDIn", "robotIDNotIn", "robotIDGT", "robotIDGTE", "robotIDLT", "robotIDLTE", "robotIDIsNil", "robotIDNotNil", "attemptNo", "attemptNoNEQ", "attemptNoIn", "attemptNoNotIn", "attemptNoGT", "attemptNoGTE", "attemptNoLT", "attemptNoLTE", "attemptNoIsNil", "attemptNoNotNil", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "at", "atNEQ", "atIn", "atNotIn", "atGT", "atGTE", "atLT", "atLTE", "type", "typeNEQ", "typeIn", "typeNotIn", "typeGT", "typeGTE", "typeLT", "typeLTE", "typeContains", "typeHasPrefix", "typeHasSuffix", "typeEqualFold", "typeContainsFold", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "customerIDIsNil", "customerIDNotNil", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "poolIDIsNil", "poolIDNotNil", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "processIDIsNil", "processIDNotNil", "batchID", "batchIDNEQ", "batchIDIn", "batchIDNotIn", "batchIDGT", "batchIDGTE", "batchIDLT", "batchIDLTE", "batchIDIsNil", "batchIDNotNil", "taskID", "taskIDNEQ", "taskIDIn", "taskIDNotIn", "taskIDGT", "taskIDGTE", "taskIDLT", "taskIDLTE", "taskIDIsNil", "taskIDNotNil", "robotID", "robotIDNEQ", "robotIDIn", "robotIDNotIn", "robotIDGT", "robotIDGTE", "robotIDLT", "robotIDLTE", "robotIDIsNil", "robotIDNotNil", "attemptNo", "attemptNoNEQ", "attemptNoIn", "attemptNoNotIn", "attemptNoGT", "attemptNoGTE", "attemptNoLT", "attemptNoLTE", "attemptNoIsNil", "attemptNoNotNil", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "vmID", "vmIDNEQ", "vmIDIn", "vmIDNotIn", "vmIDGT", "vmIDGTE", "vmIDLT", "vmIDLTE", "vmIDIsNil", "vmIDNotNil", "vendor", "vendorNEQ", "vendorIn", "vendorNotIn", "vendorGT", "vendorGTE", "vendorLT", "vendorLTE", "vendorContains", "vendorHasPrefix", "vendorHasSuffix", "vendorEqualFold", "vendorContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "statusGT", "statusGTE", "statusLT", "statusLTE", "statusContains", "statusHasPrefix", "statusHasSuffix", "statusEqualFold", "statusContainsFold", "externalID", "externalIDNEQ", "externalIDIn", "externalIDNotIn", "externalIDGT", "externalIDGTE", "externalIDLT", "externalIDLTE", "externalIDContains", "externalIDHasPrefix", "externalIDHasSuffix", "externalIDEqualFold", "externalIDContainsFold", "anomalyID", "anomalyIDNEQ", "anomalyIDIn", "anomalyIDNotIn", "anomalyIDGT", "anomalyIDGTE", "anomalyIDLT", "anomalyIDLTE", "anomalyIDIsNil", "anomalyIDNotNil"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18469,6 +32648,605 @@ func (ec *executionContext) unmarshalInputEventWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.MessageContainsFold = data
+		case "vmID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMID = data
+		case "vmIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNEQ = data
+		case "vmIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDIn = data
+		case "vmIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNotIn = data
+		case "vmIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDGT = data
+		case "vmIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDGTE = data
+		case "vmIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDLT = data
+		case "vmIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDLTE = data
+		case "vmIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDIsNil = data
+		case "vmIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vmIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VMIDNotNil = data
+		case "vendor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendor"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Vendor = data
+		case "vendorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorNEQ = data
+		case "vendorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorIn = data
+		case "vendorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorNotIn = data
+		case "vendorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorGT = data
+		case "vendorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorGTE = data
+		case "vendorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorLT = data
+		case "vendorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorLTE = data
+		case "vendorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorContains = data
+		case "vendorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorHasPrefix = data
+		case "vendorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorHasSuffix = data
+		case "vendorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorEqualFold = data
+		case "vendorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorContainsFold = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "statusNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusNEQ = data
+		case "statusIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusIn = data
+		case "statusNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusNotIn = data
+		case "statusGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusGT = data
+		case "statusGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusGTE = data
+		case "statusLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusLT = data
+		case "statusLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusLTE = data
+		case "statusContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusContains = data
+		case "statusHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusHasPrefix = data
+		case "statusHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusHasSuffix = data
+		case "statusEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusEqualFold = data
+		case "statusContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusContainsFold = data
+		case "externalID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "externalIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDNEQ = data
+		case "externalIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDIn = data
+		case "externalIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDNotIn = data
+		case "externalIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDGT = data
+		case "externalIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDGTE = data
+		case "externalIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDLT = data
+		case "externalIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDLTE = data
+		case "externalIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDContains = data
+		case "externalIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDHasPrefix = data
+		case "externalIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDHasSuffix = data
+		case "externalIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDEqualFold = data
+		case "externalIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalIDContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalIDContainsFold = data
+		case "anomalyID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyID = data
+		case "anomalyIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDNEQ = data
+		case "anomalyIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDIn = data
+		case "anomalyIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDNotIn = data
+		case "anomalyIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDGT = data
+		case "anomalyIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDGTE = data
+		case "anomalyIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDLT = data
+		case "anomalyIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDLTE = data
+		case "anomalyIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDIsNil = data
+		case "anomalyIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anomalyIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnomalyIDNotNil = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLifecycleTransitionInput(ctx context.Context, obj any) (model.LifecycleTransitionInput, error) {
+	var it model.LifecycleTransitionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"process", "action", "checklist", "note", "faultCategory", "faultDescription", "signOffName", "signOffDepartment", "signOffComment", "batchIDs"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "process":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("process"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Process = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "checklist":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("checklist"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Checklist = data
+		case "note":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("note"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Note = data
+		case "faultCategory":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("faultCategory"))
+			data, err := ec.unmarshalOFaultCategory2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFaultCategory(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FaultCategory = data
+		case "faultDescription":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("faultDescription"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FaultDescription = data
+		case "signOffName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signOffName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignOffName = data
+		case "signOffDepartment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signOffDepartment"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignOffDepartment = data
+		case "signOffComment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signOffComment"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SignOffComment = data
+		case "batchIDs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchIDs"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BatchIDs = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLiveEventFilter(ctx context.Context, obj any) (model.LiveEventFilter, error) {
+	var it model.LiveEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"poolID", "processID", "robotID", "batchID", "taskID", "customerID", "vendor", "status", "types", "typePrefixes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "poolID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "processID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessID = data
+		case "robotID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotID = data
+		case "batchID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("batchID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BatchID = data
+		case "taskID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("taskID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TaskID = data
+		case "customerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "vendor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendor"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Vendor = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "typePrefixes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typePrefixes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TypePrefixes = data
 		}
 	}
 	return it, nil
@@ -18510,6 +33288,595 @@ func (ec *executionContext) unmarshalInputPoolOrder(ctx context.Context, obj any
 				return it, err
 			}
 			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputPoolSampleOrder(ctx context.Context, obj any) (ent.PoolSampleOrder, error) {
+	var it ent.PoolSampleOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNPoolSampleOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputPoolSampleWhereInput(ctx context.Context, obj any) (ent.PoolSampleWhereInput, error) {
+	var it ent.PoolSampleWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "at", "atNEQ", "atIn", "atNotIn", "atGT", "atGTE", "atLT", "atLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "robots", "robotsNEQ", "robotsIn", "robotsNotIn", "robotsGT", "robotsGTE", "robotsLT", "robotsLTE", "idle", "idleNEQ", "idleIn", "idleNotIn", "idleGT", "idleGTE", "idleLT", "idleLTE", "busy", "busyNEQ", "busyIn", "busyNotIn", "busyGT", "busyGTE", "busyLT", "busyLTE", "pending", "pendingNEQ", "pendingIn", "pendingNotIn", "pendingGT", "pendingGTE", "pendingLT", "pendingLTE", "running", "runningNEQ", "runningIn", "runningNotIn", "runningGT", "runningGTE", "runningLT", "runningLTE", "max", "maxNEQ", "maxIn", "maxNotIn", "maxGT", "maxGTE", "maxLT", "maxLTE"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOPoolSampleWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOPoolSampleWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOPoolSampleWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "at":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("at"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.At = data
+		case "atNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtNEQ = data
+		case "atIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtIn = data
+		case "atNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtNotIn = data
+		case "atGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtGT = data
+		case "atGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtGTE = data
+		case "atLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtLT = data
+		case "atLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtLTE = data
+		case "poolID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "poolIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNEQ = data
+		case "poolIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDIn = data
+		case "poolIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNotIn = data
+		case "poolIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGT = data
+		case "poolIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGTE = data
+		case "poolIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLT = data
+		case "poolIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLTE = data
+		case "robots":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robots"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Robots = data
+		case "robotsNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsNEQ = data
+		case "robotsIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsIn = data
+		case "robotsNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsNotIn = data
+		case "robotsGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsGT = data
+		case "robotsGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsGTE = data
+		case "robotsLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsLT = data
+		case "robotsLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("robotsLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RobotsLTE = data
+		case "idle":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idle"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Idle = data
+		case "idleNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleNEQ = data
+		case "idleIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleIn = data
+		case "idleNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleNotIn = data
+		case "idleGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleGT = data
+		case "idleGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleGTE = data
+		case "idleLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleLT = data
+		case "idleLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleLTE = data
+		case "busy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busy"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Busy = data
+		case "busyNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyNEQ = data
+		case "busyIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyIn = data
+		case "busyNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyNotIn = data
+		case "busyGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyGT = data
+		case "busyGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyGTE = data
+		case "busyLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyLT = data
+		case "busyLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("busyLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusyLTE = data
+		case "pending":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pending"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Pending = data
+		case "pendingNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingNEQ = data
+		case "pendingIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingIn = data
+		case "pendingNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingNotIn = data
+		case "pendingGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingGT = data
+		case "pendingGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingGTE = data
+		case "pendingLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingLT = data
+		case "pendingLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pendingLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PendingLTE = data
+		case "running":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("running"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Running = data
+		case "runningNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningNEQ = data
+		case "runningIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningIn = data
+		case "runningNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningNotIn = data
+		case "runningGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningGT = data
+		case "runningGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningGTE = data
+		case "runningLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningLT = data
+		case "runningLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runningLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunningLTE = data
+		case "max":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("max"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Max = data
+		case "maxNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxNEQ = data
+		case "maxIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxIn = data
+		case "maxNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxNotIn = data
+		case "maxGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxGT = data
+		case "maxGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxGTE = data
+		case "maxLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLT = data
+		case "maxLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLTE = data
 		}
 	}
 	return it, nil
@@ -20239,7 +35606,7 @@ func (ec *executionContext) unmarshalInputReportResultInput(ctx context.Context,
 			it.Output = data
 		case "errorClass":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorClass"))
-			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋattemptᚐErrorClass(ctx, v)
+			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -21001,6 +36368,1603 @@ func (ec *executionContext) unmarshalInputRobotWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.HasAttemptsWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputScaleDecisionOrder(ctx context.Context, obj any) (ent.ScaleDecisionOrder, error) {
+	var it ent.ScaleDecisionOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNScaleDecisionOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputScaleDecisionWhereInput(ctx context.Context, obj any) (ent.ScaleDecisionWhereInput, error) {
+	var it ent.ScaleDecisionWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "at", "atNEQ", "atIn", "atNotIn", "atGT", "atGTE", "atLT", "atLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "poolName", "poolNameNEQ", "poolNameIn", "poolNameNotIn", "poolNameGT", "poolNameGTE", "poolNameLT", "poolNameLTE", "poolNameContains", "poolNameHasPrefix", "poolNameHasSuffix", "poolNameEqualFold", "poolNameContainsFold", "x", "xNEQ", "xIn", "xNotIn", "xGT", "xGTE", "xLT", "xLTE", "z", "zNEQ", "zIn", "zNotIn", "zGT", "zGTE", "zLT", "zLTE", "d", "dNEQ", "dIn", "dNotIn", "dGT", "dGTE", "dLT", "dLTE", "booting", "bootingNEQ", "bootingIn", "bootingNotIn", "bootingGT", "bootingGTE", "bootingLT", "bootingLTE", "idleRented", "idleRentedNEQ", "idleRentedIn", "idleRentedNotIn", "idleRentedGT", "idleRentedGTE", "idleRentedLT", "idleRentedLTE", "vendorOthers", "vendorOthersNEQ", "vendorOthersIn", "vendorOthersNotIn", "vendorOthersGT", "vendorOthersGTE", "vendorOthersLT", "vendorOthersLTE", "prewarmFloor", "prewarmFloorNEQ", "prewarmFloorIn", "prewarmFloorNotIn", "prewarmFloorGT", "prewarmFloorGTE", "prewarmFloorLT", "prewarmFloorLTE", "action", "actionNEQ", "actionIn", "actionNotIn", "rent", "rentNEQ", "rentIn", "rentNotIn", "rentGT", "rentGTE", "rentLT", "rentLTE", "release", "releaseNEQ", "releaseIn", "releaseNotIn", "releaseGT", "releaseGTE", "releaseLT", "releaseLTE", "target", "targetNEQ", "targetIn", "targetNotIn", "targetGT", "targetGTE", "targetLT", "targetLTE", "capped", "cappedNEQ", "cappedIn", "cappedNotIn", "cappedGT", "cappedGTE", "cappedLT", "cappedLTE", "cappedContains", "cappedHasPrefix", "cappedHasSuffix", "cappedEqualFold", "cappedContainsFold", "reason", "reasonNEQ", "reasonIn", "reasonNotIn", "reasonGT", "reasonGTE", "reasonLT", "reasonLTE", "reasonContains", "reasonHasPrefix", "reasonHasSuffix", "reasonEqualFold", "reasonContainsFold", "rented", "rentedNEQ", "rentedIn", "rentedNotIn", "rentedGT", "rentedGTE", "rentedLT", "rentedLTE", "released", "releasedNEQ", "releasedIn", "releasedNotIn", "releasedGT", "releasedGTE", "releasedLT", "releasedLTE", "bootFailures", "bootFailuresNEQ", "bootFailuresIn", "bootFailuresNotIn", "bootFailuresGT", "bootFailuresGTE", "bootFailuresLT", "bootFailuresLTE", "error", "errorNEQ", "errorIn", "errorNotIn", "errorGT", "errorGTE", "errorLT", "errorLTE", "errorContains", "errorHasPrefix", "errorHasSuffix", "errorEqualFold", "errorContainsFold", "upStreak", "upStreakNEQ", "upStreakIn", "upStreakNotIn", "upStreakGT", "upStreakGTE", "upStreakLT", "upStreakLTE", "downStreak", "downStreakNEQ", "downStreakIn", "downStreakNotIn", "downStreakGT", "downStreakGTE", "downStreakLT", "downStreakLTE", "cooldownLeft", "cooldownLeftNEQ", "cooldownLeftIn", "cooldownLeftNotIn", "cooldownLeftGT", "cooldownLeftGTE", "cooldownLeftLT", "cooldownLeftLTE", "term", "termNEQ", "termIn", "termNotIn", "termGT", "termGTE", "termLT", "termLTE"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOScaleDecisionWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOScaleDecisionWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOScaleDecisionWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "at":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("at"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.At = data
+		case "atNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtNEQ = data
+		case "atIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtIn = data
+		case "atNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtNotIn = data
+		case "atGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtGT = data
+		case "atGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtGTE = data
+		case "atLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtLT = data
+		case "atLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtLTE = data
+		case "poolID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "poolIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNEQ = data
+		case "poolIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDIn = data
+		case "poolIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDNotIn = data
+		case "poolIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGT = data
+		case "poolIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDGTE = data
+		case "poolIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLT = data
+		case "poolIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolIDLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolIDLTE = data
+		case "poolName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolName = data
+		case "poolNameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameNEQ = data
+		case "poolNameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameIn = data
+		case "poolNameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameNotIn = data
+		case "poolNameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameGT = data
+		case "poolNameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameGTE = data
+		case "poolNameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameLT = data
+		case "poolNameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameLTE = data
+		case "poolNameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameContains = data
+		case "poolNameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameHasPrefix = data
+		case "poolNameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameHasSuffix = data
+		case "poolNameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameEqualFold = data
+		case "poolNameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolNameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolNameContainsFold = data
+		case "x":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("x"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.X = data
+		case "xNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XNEQ = data
+		case "xIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XIn = data
+		case "xNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XNotIn = data
+		case "xGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XGT = data
+		case "xGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XGTE = data
+		case "xLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XLT = data
+		case "xLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("xLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.XLTE = data
+		case "z":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("z"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Z = data
+		case "zNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZNEQ = data
+		case "zIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZIn = data
+		case "zNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZNotIn = data
+		case "zGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZGT = data
+		case "zGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZGTE = data
+		case "zLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZLT = data
+		case "zLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("zLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ZLTE = data
+		case "d":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("d"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.D = data
+		case "dNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DNEQ = data
+		case "dIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DIn = data
+		case "dNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DNotIn = data
+		case "dGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DGT = data
+		case "dGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DGTE = data
+		case "dLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DLT = data
+		case "dLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DLTE = data
+		case "booting":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("booting"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Booting = data
+		case "bootingNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingNEQ = data
+		case "bootingIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingIn = data
+		case "bootingNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingNotIn = data
+		case "bootingGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingGT = data
+		case "bootingGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingGTE = data
+		case "bootingLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingLT = data
+		case "bootingLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootingLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootingLTE = data
+		case "idleRented":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRented"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRented = data
+		case "idleRentedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedNEQ = data
+		case "idleRentedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedIn = data
+		case "idleRentedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedNotIn = data
+		case "idleRentedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedGT = data
+		case "idleRentedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedGTE = data
+		case "idleRentedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedLT = data
+		case "idleRentedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idleRentedLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdleRentedLTE = data
+		case "vendorOthers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthers"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthers = data
+		case "vendorOthersNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersNEQ = data
+		case "vendorOthersIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersIn = data
+		case "vendorOthersNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersNotIn = data
+		case "vendorOthersGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersGT = data
+		case "vendorOthersGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersGTE = data
+		case "vendorOthersLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersLT = data
+		case "vendorOthersLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("vendorOthersLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VendorOthersLTE = data
+		case "prewarmFloor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloor"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloor = data
+		case "prewarmFloorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorNEQ = data
+		case "prewarmFloorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorIn = data
+		case "prewarmFloorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorNotIn = data
+		case "prewarmFloorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorGT = data
+		case "prewarmFloorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorGTE = data
+		case "prewarmFloorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorLT = data
+		case "prewarmFloorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prewarmFloorLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrewarmFloorLTE = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalOScaleDecisionAction2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "actionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actionNEQ"))
+			data, err := ec.unmarshalOScaleDecisionAction2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActionNEQ = data
+		case "actionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actionIn"))
+			data, err := ec.unmarshalOScaleDecisionAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActionIn = data
+		case "actionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actionNotIn"))
+			data, err := ec.unmarshalOScaleDecisionAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActionNotIn = data
+		case "rent":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rent"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rent = data
+		case "rentNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentNEQ = data
+		case "rentIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentIn = data
+		case "rentNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentNotIn = data
+		case "rentGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentGT = data
+		case "rentGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentGTE = data
+		case "rentLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentLT = data
+		case "rentLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentLTE = data
+		case "release":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("release"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Release = data
+		case "releaseNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseNEQ = data
+		case "releaseIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseIn = data
+		case "releaseNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseNotIn = data
+		case "releaseGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseGT = data
+		case "releaseGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseGTE = data
+		case "releaseLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseLT = data
+		case "releaseLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releaseLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleaseLTE = data
+		case "target":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("target"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Target = data
+		case "targetNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetNEQ = data
+		case "targetIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetIn = data
+		case "targetNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetNotIn = data
+		case "targetGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetGT = data
+		case "targetGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetGTE = data
+		case "targetLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetLT = data
+		case "targetLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targetLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TargetLTE = data
+		case "capped":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("capped"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Capped = data
+		case "cappedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedNEQ = data
+		case "cappedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedIn = data
+		case "cappedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedNotIn = data
+		case "cappedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedGT = data
+		case "cappedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedGTE = data
+		case "cappedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedLT = data
+		case "cappedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedLTE = data
+		case "cappedContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedContains = data
+		case "cappedHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedHasPrefix = data
+		case "cappedHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedHasSuffix = data
+		case "cappedEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedEqualFold = data
+		case "cappedContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cappedContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CappedContainsFold = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "reasonNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonNEQ = data
+		case "reasonIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonIn = data
+		case "reasonNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonNotIn = data
+		case "reasonGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonGT = data
+		case "reasonGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonGTE = data
+		case "reasonLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonLT = data
+		case "reasonLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonLTE = data
+		case "reasonContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonContains = data
+		case "reasonHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonHasPrefix = data
+		case "reasonHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonHasSuffix = data
+		case "reasonEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonEqualFold = data
+		case "reasonContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reasonContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReasonContainsFold = data
+		case "rented":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rented"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rented = data
+		case "rentedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedNEQ = data
+		case "rentedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedIn = data
+		case "rentedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedNotIn = data
+		case "rentedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedGT = data
+		case "rentedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedGTE = data
+		case "rentedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedLT = data
+		case "rentedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rentedLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RentedLTE = data
+		case "released":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("released"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Released = data
+		case "releasedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedNEQ = data
+		case "releasedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedIn = data
+		case "releasedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedNotIn = data
+		case "releasedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedGT = data
+		case "releasedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedGTE = data
+		case "releasedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedLT = data
+		case "releasedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("releasedLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReleasedLTE = data
+		case "bootFailures":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailures"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailures = data
+		case "bootFailuresNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresNEQ = data
+		case "bootFailuresIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresIn = data
+		case "bootFailuresNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresNotIn = data
+		case "bootFailuresGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresGT = data
+		case "bootFailuresGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresGTE = data
+		case "bootFailuresLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresLT = data
+		case "bootFailuresLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bootFailuresLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BootFailuresLTE = data
+		case "error":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("error"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Error = data
+		case "errorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorNEQ = data
+		case "errorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorIn = data
+		case "errorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorNotIn = data
+		case "errorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorGT = data
+		case "errorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorGTE = data
+		case "errorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorLT = data
+		case "errorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorLTE = data
+		case "errorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorContains = data
+		case "errorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorHasPrefix = data
+		case "errorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorHasSuffix = data
+		case "errorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorEqualFold = data
+		case "errorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorContainsFold = data
+		case "upStreak":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreak"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreak = data
+		case "upStreakNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakNEQ = data
+		case "upStreakIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakIn = data
+		case "upStreakNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakNotIn = data
+		case "upStreakGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakGT = data
+		case "upStreakGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakGTE = data
+		case "upStreakLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakLT = data
+		case "upStreakLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upStreakLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpStreakLTE = data
+		case "downStreak":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreak"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreak = data
+		case "downStreakNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakNEQ = data
+		case "downStreakIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakIn = data
+		case "downStreakNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakNotIn = data
+		case "downStreakGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakGT = data
+		case "downStreakGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakGTE = data
+		case "downStreakLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakLT = data
+		case "downStreakLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("downStreakLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DownStreakLTE = data
+		case "cooldownLeft":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeft"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeft = data
+		case "cooldownLeftNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftNEQ = data
+		case "cooldownLeftIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftIn = data
+		case "cooldownLeftNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftNotIn = data
+		case "cooldownLeftGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftGT = data
+		case "cooldownLeftGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftGTE = data
+		case "cooldownLeftLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftLT = data
+		case "cooldownLeftLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cooldownLeftLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CooldownLeftLTE = data
+		case "term":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("term"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Term = data
+		case "termNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermNEQ = data
+		case "termIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termIn"))
+			data, err := ec.unmarshalOInt2ᚕint64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermIn = data
+		case "termNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termNotIn"))
+			data, err := ec.unmarshalOInt2ᚕint64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermNotIn = data
+		case "termGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termGT"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermGT = data
+		case "termGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termGTE"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermGTE = data
+		case "termLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termLT"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermLT = data
+		case "termLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("termLTE"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TermLTE = data
 		}
 	}
 	return it, nil
@@ -22995,6 +39959,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Task(ctx, sel, obj)
+	case *ent.ScaleDecision:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ScaleDecision(ctx, sel, obj)
 	case *ent.Robot:
 		if obj == nil {
 			return graphql.Null
@@ -23005,6 +39974,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Process(ctx, sel, obj)
+	case *ent.PoolSample:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._PoolSample(ctx, sel, obj)
 	case *ent.Pool:
 		if obj == nil {
 			return graphql.Null
@@ -23030,6 +40004,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Attempt(ctx, sel, obj)
+	case *ent.Anomaly:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Anomaly(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -23042,6 +40021,347 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var accessRecordImplementors = []string{"AccessRecord"}
+
+func (ec *executionContext) _AccessRecord(ctx context.Context, sel ast.SelectionSet, obj *model.AccessRecord) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, accessRecordImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AccessRecord")
+		case "user":
+			out.Values[i] = ec._AccessRecord_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vm":
+			out.Values[i] = ec._AccessRecord_vm(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "protocol":
+			out.Values[i] = ec._AccessRecord_protocol(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stage":
+			out.Values[i] = ec._AccessRecord_stage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._AccessRecord_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var anomalyImplementors = []string{"Anomaly", "Node"}
+
+func (ec *executionContext) _Anomaly(ctx context.Context, sel ast.SelectionSet, obj *ent.Anomaly) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, anomalyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Anomaly")
+		case "id":
+			out.Values[i] = ec._Anomaly_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rule":
+			out.Values[i] = ec._Anomaly_rule(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "key":
+			out.Values[i] = ec._Anomaly_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "severity":
+			out.Values[i] = ec._Anomaly_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Anomaly_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "title":
+			out.Values[i] = ec._Anomaly_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "message":
+			out.Values[i] = ec._Anomaly_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "since":
+			out.Values[i] = ec._Anomaly_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "detectedAt":
+			out.Values[i] = ec._Anomaly_detectedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "acknowledgedAt":
+			out.Values[i] = ec._Anomaly_acknowledgedAt(ctx, field, obj)
+		case "acknowledgedBy":
+			out.Values[i] = ec._Anomaly_acknowledgedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolvedAt":
+			out.Values[i] = ec._Anomaly_resolvedAt(ctx, field, obj)
+		case "resolvedBy":
+			out.Values[i] = ec._Anomaly_resolvedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolution":
+			out.Values[i] = ec._Anomaly_resolution(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customerID":
+			out.Values[i] = ec._Anomaly_customerID(ctx, field, obj)
+		case "poolID":
+			out.Values[i] = ec._Anomaly_poolID(ctx, field, obj)
+		case "processID":
+			out.Values[i] = ec._Anomaly_processID(ctx, field, obj)
+		case "robotID":
+			out.Values[i] = ec._Anomaly_robotID(ctx, field, obj)
+		case "vmID":
+			out.Values[i] = ec._Anomaly_vmID(ctx, field, obj)
+		case "taskID":
+			out.Values[i] = ec._Anomaly_taskID(ctx, field, obj)
+		case "vendor":
+			out.Values[i] = ec._Anomaly_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "facts":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Anomaly_facts(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var anomalyConnectionImplementors = []string{"AnomalyConnection"}
+
+func (ec *executionContext) _AnomalyConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.AnomalyConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, anomalyConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AnomalyConnection")
+		case "edges":
+			out.Values[i] = ec._AnomalyConnection_edges(ctx, field, obj)
+		case "pageInfo":
+			out.Values[i] = ec._AnomalyConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._AnomalyConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var anomalyEdgeImplementors = []string{"AnomalyEdge"}
+
+func (ec *executionContext) _AnomalyEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.AnomalyEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, anomalyEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AnomalyEdge")
+		case "node":
+			out.Values[i] = ec._AnomalyEdge_node(ctx, field, obj)
+		case "cursor":
+			out.Values[i] = ec._AnomalyEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var anomalyNoticeImplementors = []string{"AnomalyNotice"}
+
+func (ec *executionContext) _AnomalyNotice(ctx context.Context, sel ast.SelectionSet, obj *model.AnomalyNotice) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, anomalyNoticeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AnomalyNotice")
+		case "kind":
+			out.Values[i] = ec._AnomalyNotice_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "anomaly":
+			out.Values[i] = ec._AnomalyNotice_anomaly(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
 
 var attemptImplementors = []string{"Attempt", "Node"}
 
@@ -23595,6 +40915,138 @@ func (ec *executionContext) _BatchEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var bookSlotResultImplementors = []string{"BookSlotResult"}
+
+func (ec *executionContext) _BookSlotResult(ctx context.Context, sel ast.SelectionSet, obj *model.BookSlotResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bookSlotResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BookSlotResult")
+		case "booking":
+			out.Values[i] = ec._BookSlotResult_booking(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clashes":
+			out.Values[i] = ec._BookSlotResult_clashes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var checklistItemImplementors = []string{"ChecklistItem"}
+
+func (ec *executionContext) _ChecklistItem(ctx context.Context, sel ast.SelectionSet, obj *model.ChecklistItem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, checklistItemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChecklistItem")
+		case "action":
+			out.Values[i] = ec._ChecklistItem_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "item":
+			out.Values[i] = ec._ChecklistItem_item(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var countByImplementors = []string{"CountBy"}
+
+func (ec *executionContext) _CountBy(ctx context.Context, sel ast.SelectionSet, obj *model.CountBy) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, countByImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CountBy")
+		case "key":
+			out.Values[i] = ec._CountBy_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._CountBy_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var createdTokenImplementors = []string{"CreatedToken"}
 
 func (ec *executionContext) _CreatedToken(ctx context.Context, sel ast.SelectionSet, obj *model.CreatedToken) graphql.Marshaler {
@@ -23618,6 +41070,178 @@ func (ec *executionContext) _CreatedToken(ctx context.Context, sel ast.Selection
 			}
 		case "secret":
 			out.Values[i] = ec._CreatedToken_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var credentialImplementors = []string{"Credential"}
+
+func (ec *executionContext) _Credential(ctx context.Context, sel ast.SelectionSet, obj *model.Credential) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Credential")
+		case "customer":
+			out.Values[i] = ec._Credential_customer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Credential_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._Credential_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Credential_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Credential_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedBy":
+			out.Values[i] = ec._Credential_updatedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._Credential_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "processes":
+			out.Values[i] = ec._Credential_processes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var credentialGrantImplementors = []string{"CredentialGrant"}
+
+func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrant) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialGrant")
+		case "vaultAddress":
+			out.Values[i] = ec._CredentialGrant_vaultAddress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CredentialGrant_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "items":
+			out.Values[i] = ec._CredentialGrant_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var credentialGrantItemImplementors = []string{"CredentialGrantItem"}
+
+func (ec *executionContext) _CredentialGrantItem(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrantItem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantItemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CredentialGrantItem")
+		case "name":
+			out.Values[i] = ec._CredentialGrantItem_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "path":
+			out.Values[i] = ec._CredentialGrantItem_path(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wrappingToken":
+			out.Values[i] = ec._CredentialGrantItem_wrappingToken(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -23932,6 +41556,75 @@ func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var dashboardSummaryImplementors = []string{"DashboardSummary"}
+
+func (ec *executionContext) _DashboardSummary(ctx context.Context, sel ast.SelectionSet, obj *model.DashboardSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dashboardSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DashboardSummary")
+		case "at":
+			out.Values[i] = ec._DashboardSummary_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robotsByVendorStatus":
+			out.Values[i] = ec._DashboardSummary_robotsByVendorStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tasksByState":
+			out.Values[i] = ec._DashboardSummary_tasksByState(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pools":
+			out.Values[i] = ec._DashboardSummary_pools(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "running":
+			out.Values[i] = ec._DashboardSummary_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "openAnomalies":
+			out.Values[i] = ec._DashboardSummary_openAnomalies(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recentlyResolved":
+			out.Values[i] = ec._DashboardSummary_recentlyResolved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event", "Node"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *ent.Event) graphql.Marshaler {
@@ -23977,6 +41670,25 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "vmID":
+			out.Values[i] = ec._Event_vmID(ctx, field, obj)
+		case "vendor":
+			out.Values[i] = ec._Event_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Event_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "externalID":
+			out.Values[i] = ec._Event_externalID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "anomalyID":
+			out.Values[i] = ec._Event_anomalyID(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -24087,6 +41799,124 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var factImplementors = []string{"Fact"}
+
+func (ec *executionContext) _Fact(ctx context.Context, sel ast.SelectionSet, obj *model.Fact) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, factImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Fact")
+		case "name":
+			out.Values[i] = ec._Fact_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._Fact_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var lifecycleStepImplementors = []string{"LifecycleStep"}
+
+func (ec *executionContext) _LifecycleStep(ctx context.Context, sel ast.SelectionSet, obj *model.LifecycleStep) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, lifecycleStepImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LifecycleStep")
+		case "seq":
+			out.Values[i] = ec._LifecycleStep_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._LifecycleStep_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._LifecycleStep_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._LifecycleStep_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._LifecycleStep_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._LifecycleStep_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "note":
+			out.Values[i] = ec._LifecycleStep_note(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "evidence":
+			out.Values[i] = ec._LifecycleStep_evidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -24148,6 +41978,83 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "reportResult":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reportResult(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "putCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_putCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rotateCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bindCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bindCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unbindCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unbindCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "transitionProcess":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_transitionProcess(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectRemote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_connectRemote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bookSlot":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bookSlot(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelBooking":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelBooking(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "acknowledgeAnomaly":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acknowledgeAnomaly(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolveAnomaly":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resolveAnomaly(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -24419,6 +42326,65 @@ func (ec *executionContext) _Pool(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var poolCapacityImplementors = []string{"PoolCapacity"}
+
+func (ec *executionContext) _PoolCapacity(ctx context.Context, sel ast.SelectionSet, obj *model.PoolCapacity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolCapacityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolCapacity")
+		case "start":
+			out.Values[i] = ec._PoolCapacity_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "end":
+			out.Values[i] = ec._PoolCapacity_end(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "booked":
+			out.Values[i] = ec._PoolCapacity_booked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._PoolCapacity_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "free":
+			out.Values[i] = ec._PoolCapacity_free(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var poolConnectionImplementors = []string{"PoolConnection"}
 
 func (ec *executionContext) _PoolConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.PoolConnection) graphql.Marshaler {
@@ -24480,6 +42446,285 @@ func (ec *executionContext) _PoolEdge(ctx context.Context, sel ast.SelectionSet,
 			out.Values[i] = ec._PoolEdge_node(ctx, field, obj)
 		case "cursor":
 			out.Values[i] = ec._PoolEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var poolPointImplementors = []string{"PoolPoint"}
+
+func (ec *executionContext) _PoolPoint(ctx context.Context, sel ast.SelectionSet, obj *model.PoolPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolPoint")
+		case "at":
+			out.Values[i] = ec._PoolPoint_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robots":
+			out.Values[i] = ec._PoolPoint_robots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "idle":
+			out.Values[i] = ec._PoolPoint_idle(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "busy":
+			out.Values[i] = ec._PoolPoint_busy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pending":
+			out.Values[i] = ec._PoolPoint_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "running":
+			out.Values[i] = ec._PoolPoint_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._PoolPoint_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var poolSampleImplementors = []string{"PoolSample", "Node"}
+
+func (ec *executionContext) _PoolSample(ctx context.Context, sel ast.SelectionSet, obj *ent.PoolSample) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolSampleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolSample")
+		case "id":
+			out.Values[i] = ec._PoolSample_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._PoolSample_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "poolID":
+			out.Values[i] = ec._PoolSample_poolID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robots":
+			out.Values[i] = ec._PoolSample_robots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "idle":
+			out.Values[i] = ec._PoolSample_idle(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "busy":
+			out.Values[i] = ec._PoolSample_busy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pending":
+			out.Values[i] = ec._PoolSample_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "running":
+			out.Values[i] = ec._PoolSample_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._PoolSample_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var poolSampleConnectionImplementors = []string{"PoolSampleConnection"}
+
+func (ec *executionContext) _PoolSampleConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.PoolSampleConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolSampleConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolSampleConnection")
+		case "edges":
+			out.Values[i] = ec._PoolSampleConnection_edges(ctx, field, obj)
+		case "pageInfo":
+			out.Values[i] = ec._PoolSampleConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PoolSampleConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var poolSampleEdgeImplementors = []string{"PoolSampleEdge"}
+
+func (ec *executionContext) _PoolSampleEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.PoolSampleEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolSampleEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolSampleEdge")
+		case "node":
+			out.Values[i] = ec._PoolSampleEdge_node(ctx, field, obj)
+		case "cursor":
+			out.Values[i] = ec._PoolSampleEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var poolSeriesImplementors = []string{"PoolSeries"}
+
+func (ec *executionContext) _PoolSeries(ctx context.Context, sel ast.SelectionSet, obj *model.PoolSeries) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, poolSeriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PoolSeries")
+		case "pool":
+			out.Values[i] = ec._PoolSeries_pool(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "points":
+			out.Values[i] = ec._PoolSeries_points(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24919,6 +43164,70 @@ func (ec *executionContext) _ProcessEdge(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var processLifecycleImplementors = []string{"ProcessLifecycle"}
+
+func (ec *executionContext) _ProcessLifecycle(ctx context.Context, sel ast.SelectionSet, obj *model.ProcessLifecycle) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, processLifecycleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProcessLifecycle")
+		case "process":
+			out.Values[i] = ec._ProcessLifecycle_process(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stage":
+			out.Values[i] = ec._ProcessLifecycle_stage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allowed":
+			out.Values[i] = ec._ProcessLifecycle_allowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checklist":
+			out.Values[i] = ec._ProcessLifecycle_checklist(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "history":
+			out.Values[i] = ec._ProcessLifecycle_history(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "access":
+			out.Values[i] = ec._ProcessLifecycle_access(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -24967,6 +43276,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_nodes(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "anomalies":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_anomalies(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -25067,6 +43398,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "poolSamples":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_poolSamples(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "processes":
 			field := field
 
@@ -25133,6 +43486,289 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "credentials":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_credentials(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "credential":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_credential(ctx, field)
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "vaultStatus":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_vaultStatus(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "processLifecycle":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_processLifecycle(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "remoteEndpoints":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_remoteEndpoints(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "scheduleBookings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_scheduleBookings(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "scheduleClashes":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_scheduleClashes(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "poolCapacity":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_poolCapacity(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "documentURL":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_documentURL(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "poolSeries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_poolSeries(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "eventSeries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_eventSeries(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "saturation":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_saturation(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "dashboard":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_dashboard(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "me":
 			field := field
 
@@ -25177,6 +43813,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "scaleDecisions":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_scaleDecisions(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -25185,6 +43843,52 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var remoteConnectionImplementors = []string{"RemoteConnection"}
+
+func (ec *executionContext) _RemoteConnection(ctx context.Context, sel ast.SelectionSet, obj *model.RemoteConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteConnection")
+		case "endpoint":
+			out.Values[i] = ec._RemoteConnection_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stage":
+			out.Values[i] = ec._RemoteConnection_stage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rdpURL":
+			out.Values[i] = ec._RemoteConnection_rdpURL(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25527,6 +44231,590 @@ func (ec *executionContext) _RobotSelf(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var runningProcessImplementors = []string{"RunningProcess"}
+
+func (ec *executionContext) _RunningProcess(ctx context.Context, sel ast.SelectionSet, obj *model.RunningProcess) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, runningProcessImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RunningProcess")
+		case "taskID":
+			out.Values[i] = ec._RunningProcess_taskID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempt":
+			out.Values[i] = ec._RunningProcess_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "process":
+			out.Values[i] = ec._RunningProcess_process(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vendor":
+			out.Values[i] = ec._RunningProcess_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robot":
+			out.Values[i] = ec._RunningProcess_robot(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customer":
+			out.Values[i] = ec._RunningProcess_customer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pool":
+			out.Values[i] = ec._RunningProcess_pool(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._RunningProcess_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deadline":
+			out.Values[i] = ec._RunningProcess_deadline(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var saturationImplementors = []string{"Saturation"}
+
+func (ec *executionContext) _Saturation(ctx context.Context, sel ast.SelectionSet, obj *model.Saturation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, saturationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Saturation")
+		case "window":
+			out.Values[i] = ec._Saturation_window(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._Saturation_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._Saturation_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robots":
+			out.Values[i] = ec._Saturation_robots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pools":
+			out.Values[i] = ec._Saturation_pools(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vendors":
+			out.Values[i] = ec._Saturation_vendors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "idleRobots":
+			out.Values[i] = ec._Saturation_idleRobots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "series":
+			out.Values[i] = ec._Saturation_series(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var scaleDecisionImplementors = []string{"ScaleDecision", "Node"}
+
+func (ec *executionContext) _ScaleDecision(ctx context.Context, sel ast.SelectionSet, obj *ent.ScaleDecision) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scaleDecisionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScaleDecision")
+		case "id":
+			out.Values[i] = ec._ScaleDecision_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ScaleDecision_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "poolID":
+			out.Values[i] = ec._ScaleDecision_poolID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "poolName":
+			out.Values[i] = ec._ScaleDecision_poolName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "x":
+			out.Values[i] = ec._ScaleDecision_x(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "z":
+			out.Values[i] = ec._ScaleDecision_z(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "d":
+			out.Values[i] = ec._ScaleDecision_d(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "booting":
+			out.Values[i] = ec._ScaleDecision_booting(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "idleRented":
+			out.Values[i] = ec._ScaleDecision_idleRented(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vendorOthers":
+			out.Values[i] = ec._ScaleDecision_vendorOthers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "prewarmFloor":
+			out.Values[i] = ec._ScaleDecision_prewarmFloor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._ScaleDecision_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rent":
+			out.Values[i] = ec._ScaleDecision_rent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "release":
+			out.Values[i] = ec._ScaleDecision_release(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._ScaleDecision_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "capped":
+			out.Values[i] = ec._ScaleDecision_capped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._ScaleDecision_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rented":
+			out.Values[i] = ec._ScaleDecision_rented(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "released":
+			out.Values[i] = ec._ScaleDecision_released(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bootFailures":
+			out.Values[i] = ec._ScaleDecision_bootFailures(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._ScaleDecision_error(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upStreak":
+			out.Values[i] = ec._ScaleDecision_upStreak(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "downStreak":
+			out.Values[i] = ec._ScaleDecision_downStreak(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cooldownLeft":
+			out.Values[i] = ec._ScaleDecision_cooldownLeft(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "term":
+			out.Values[i] = ec._ScaleDecision_term(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var scaleDecisionConnectionImplementors = []string{"ScaleDecisionConnection"}
+
+func (ec *executionContext) _ScaleDecisionConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.ScaleDecisionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scaleDecisionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScaleDecisionConnection")
+		case "edges":
+			out.Values[i] = ec._ScaleDecisionConnection_edges(ctx, field, obj)
+		case "pageInfo":
+			out.Values[i] = ec._ScaleDecisionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ScaleDecisionConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var scaleDecisionEdgeImplementors = []string{"ScaleDecisionEdge"}
+
+func (ec *executionContext) _ScaleDecisionEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.ScaleDecisionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scaleDecisionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScaleDecisionEdge")
+		case "node":
+			out.Values[i] = ec._ScaleDecisionEdge_node(ctx, field, obj)
+		case "cursor":
+			out.Values[i] = ec._ScaleDecisionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var scheduleBookingImplementors = []string{"ScheduleBooking"}
+
+func (ec *executionContext) _ScheduleBooking(ctx context.Context, sel ast.SelectionSet, obj *model.ScheduleBooking) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scheduleBookingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScheduleBooking")
+		case "id":
+			out.Values[i] = ec._ScheduleBooking_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "process":
+			out.Values[i] = ec._ScheduleBooking_process(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "department":
+			out.Values[i] = ec._ScheduleBooking_department(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pool":
+			out.Values[i] = ec._ScheduleBooking_pool(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robot":
+			out.Values[i] = ec._ScheduleBooking_robot(ctx, field, obj)
+		case "robots":
+			out.Values[i] = ec._ScheduleBooking_robots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cron":
+			out.Values[i] = ec._ScheduleBooking_cron(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "durationMinutes":
+			out.Values[i] = ec._ScheduleBooking_durationMinutes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timezone":
+			out.Values[i] = ec._ScheduleBooking_timezone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var scheduleClashImplementors = []string{"ScheduleClash"}
+
+func (ec *executionContext) _ScheduleClash(ctx context.Context, sel ast.SelectionSet, obj *model.ScheduleClash) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, scheduleClashImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ScheduleClash")
+		case "kind":
+			out.Values[i] = ec._ScheduleClash_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pool":
+			out.Values[i] = ec._ScheduleClash_pool(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "robot":
+			out.Values[i] = ec._ScheduleClash_robot(ctx, field, obj)
+		case "bookings":
+			out.Values[i] = ec._ScheduleClash_bookings(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "start":
+			out.Values[i] = ec._ScheduleClash_start(ctx, field, obj)
+		case "end":
+			out.Values[i] = ec._ScheduleClash_end(ctx, field, obj)
+		case "needed":
+			out.Values[i] = ec._ScheduleClash_needed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._ScheduleClash_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var seriesPointImplementors = []string{"SeriesPoint"}
+
+func (ec *executionContext) _SeriesPoint(ctx context.Context, sel ast.SelectionSet, obj *model.SeriesPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, seriesPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SeriesPoint")
+		case "at":
+			out.Values[i] = ec._SeriesPoint_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._SeriesPoint_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -25542,6 +44830,16 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "taskEvents":
 		return ec._Subscription_taskEvents(ctx, fields[0])
+	case "anomalies":
+		return ec._Subscription_anomalies(ctx, fields[0])
+	case "events":
+		return ec._Subscription_events(ctx, fields[0])
+	case "robotStates":
+		return ec._Subscription_robotStates(ctx, fields[0])
+	case "poolSizes":
+		return ec._Subscription_poolSizes(ctx, fields[0])
+	case "dashboard":
+		return ec._Subscription_dashboard(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -25783,6 +45081,8 @@ func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "credentials":
+			out.Values[i] = ec._TaskClaim_credentials(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25867,6 +45167,126 @@ func (ec *executionContext) _TaskEdge(ctx context.Context, sel ast.SelectionSet,
 			out.Values[i] = ec._TaskEdge_node(ctx, field, obj)
 		case "cursor":
 			out.Values[i] = ec._TaskEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var utilisationImplementors = []string{"Utilisation"}
+
+func (ec *executionContext) _Utilisation(ctx context.Context, sel ast.SelectionSet, obj *model.Utilisation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, utilisationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Utilisation")
+		case "key":
+			out.Values[i] = ec._Utilisation_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pool":
+			out.Values[i] = ec._Utilisation_pool(ctx, field, obj)
+		case "robots":
+			out.Values[i] = ec._Utilisation_robots(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "busySeconds":
+			out.Values[i] = ec._Utilisation_busySeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "availableSeconds":
+			out.Values[i] = ec._Utilisation_availableSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "utilisation":
+			out.Values[i] = ec._Utilisation_utilisation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "idle":
+			out.Values[i] = ec._Utilisation_idle(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "peak":
+			out.Values[i] = ec._Utilisation_peak(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recommended":
+			out.Values[i] = ec._Utilisation_recommended(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var utilisationSeriesImplementors = []string{"UtilisationSeries"}
+
+func (ec *executionContext) _UtilisationSeries(ctx context.Context, sel ast.SelectionSet, obj *model.UtilisationSeries) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, utilisationSeriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UtilisationSeries")
+		case "key":
+			out.Values[i] = ec._UtilisationSeries_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "points":
+			out.Values[i] = ec._UtilisationSeries_points(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26112,6 +45532,150 @@ func (ec *executionContext) _VMEdge(ctx context.Context, sel ast.SelectionSet, o
 			out.Values[i] = ec._VMEdge_node(ctx, field, obj)
 		case "cursor":
 			out.Values[i] = ec._VMEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var vMEndpointImplementors = []string{"VMEndpoint"}
+
+func (ec *executionContext) _VMEndpoint(ctx context.Context, sel ast.SelectionSet, obj *model.VMEndpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, vMEndpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VMEndpoint")
+		case "vm":
+			out.Values[i] = ec._VMEndpoint_vm(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._VMEndpoint_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "protocol":
+			out.Values[i] = ec._VMEndpoint_protocol(ctx, field, obj)
+		case "host":
+			out.Values[i] = ec._VMEndpoint_host(ctx, field, obj)
+		case "port":
+			out.Values[i] = ec._VMEndpoint_port(ctx, field, obj)
+		case "username":
+			out.Values[i] = ec._VMEndpoint_username(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var vaultStatusImplementors = []string{"VaultStatus"}
+
+func (ec *executionContext) _VaultStatus(ctx context.Context, sel ast.SelectionSet, obj *model.VaultStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, vaultStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VaultStatus")
+		case "state":
+			out.Values[i] = ec._VaultStatus_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "address":
+			out.Values[i] = ec._VaultStatus_address(ctx, field, obj)
+		case "error":
+			out.Values[i] = ec._VaultStatus_error(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var vendorStatusCountImplementors = []string{"VendorStatusCount"}
+
+func (ec *executionContext) _VendorStatusCount(ctx context.Context, sel ast.SelectionSet, obj *model.VendorStatusCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, vendorStatusCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VendorStatusCount")
+		case "vendor":
+			out.Values[i] = ec._VendorStatusCount_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._VendorStatusCount_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._VendorStatusCount_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26473,6 +46037,141 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAccessRecord2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAccessRecordᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AccessRecord) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAccessRecord2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAccessRecord(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAccessRecord2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAccessRecord(ctx context.Context, sel ast.SelectionSet, v *model.AccessRecord) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AccessRecord(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAnomaly2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly(ctx context.Context, sel ast.SelectionSet, v ent.Anomaly) graphql.Marshaler {
+	return ec._Anomaly(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAnomaly2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Anomaly) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly(ctx context.Context, sel ast.SelectionSet, v *ent.Anomaly) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Anomaly(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAnomalyConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyConnection(ctx context.Context, sel ast.SelectionSet, v ent.AnomalyConnection) graphql.Marshaler {
+	return ec._AnomalyConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAnomalyConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AnomalyConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AnomalyConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAnomalyNotice2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAnomalyNotice(ctx context.Context, sel ast.SelectionSet, v model.AnomalyNotice) graphql.Marshaler {
+	return ec._AnomalyNotice(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAnomalyNotice2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐAnomalyNotice(ctx context.Context, sel ast.SelectionSet, v *model.AnomalyNotice) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AnomalyNotice(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAnomalyOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyOrderField(ctx context.Context, v any) (*ent.AnomalyOrderField, error) {
+	var res = new(ent.AnomalyOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAnomalyOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.AnomalyOrderField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNAnomalyRule2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx context.Context, v any) (anomaly.Rule, error) {
+	var res anomaly.Rule
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAnomalyRule2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx context.Context, sel ast.SelectionSet, v anomaly.Rule) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNAnomalySeverity2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx context.Context, v any) (anomaly.Severity, error) {
+	var res anomaly.Severity
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAnomalySeverity2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx context.Context, sel ast.SelectionSet, v anomaly.Severity) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNAnomalyStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx context.Context, v any) (anomaly.Status, error) {
+	var res anomaly.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAnomalyStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx context.Context, sel ast.SelectionSet, v anomaly.Status) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNAnomalyWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInput(ctx context.Context, v any) (*ent.AnomalyWhereInput, error) {
+	res, err := ec.unmarshalInputAnomalyWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAttemptConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAttemptConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AttemptConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -26567,6 +46266,25 @@ func (ec *executionContext) unmarshalNBatchWhereInput2ᚖgithubᚗcomᚋrpacloud
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNBookSlotInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐBookSlotInput(ctx context.Context, v any) (model.BookSlotInput, error) {
+	res, err := ec.unmarshalInputBookSlotInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBookSlotResult2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐBookSlotResult(ctx context.Context, sel ast.SelectionSet, v model.BookSlotResult) graphql.Marshaler {
+	return ec._BookSlotResult(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNBookSlotResult2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐBookSlotResult(ctx context.Context, sel ast.SelectionSet, v *model.BookSlotResult) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._BookSlotResult(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26581,6 +46299,68 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNChecklistItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐChecklistItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChecklistItem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChecklistItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐChecklistItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChecklistItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐChecklistItem(ctx context.Context, sel ast.SelectionSet, v *model.ChecklistItem) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChecklistItem(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNClashKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐClashKind(ctx context.Context, v any) (model.ClashKind, error) {
+	var res model.ClashKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClashKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐClashKind(ctx context.Context, sel ast.SelectionSet, v model.ClashKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNCountBy2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCountByᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CountBy) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCountBy2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCountBy(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCountBy2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCountBy(ctx context.Context, sel ast.SelectionSet, v *model.CountBy) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CountBy(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateTokenInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCreateTokenInput(ctx context.Context, v any) (model.CreateTokenInput, error) {
@@ -26600,6 +46380,72 @@ func (ec *executionContext) marshalNCreatedToken2ᚖgithubᚗcomᚋrpacloudᚋrp
 		return graphql.Null
 	}
 	return ec._CreatedToken(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCredential2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential(ctx context.Context, sel ast.SelectionSet, v model.Credential) graphql.Marshaler {
+	return ec._Credential(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCredential2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Credential) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential(ctx context.Context, sel ast.SelectionSet, v *model.Credential) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Credential(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCredentialFieldInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialFieldInput(ctx context.Context, v any) (*model.CredentialFieldInput, error) {
+	res, err := ec.unmarshalInputCredentialFieldInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialGrantItem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrantItem) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CredentialGrantItem(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCredentialInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialInput(ctx context.Context, v any) (model.CredentialInput, error) {
+	res, err := ec.unmarshalInputCredentialInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (entgql.Cursor[int], error) {
@@ -26667,6 +46513,40 @@ func (ec *executionContext) unmarshalNCustomerWhereInput2ᚖgithubᚗcomᚋrpacl
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNDashboardSummary2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDashboardSummary(ctx context.Context, sel ast.SelectionSet, v model.DashboardSummary) graphql.Marshaler {
+	return ec._DashboardSummary(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNDashboardSummary2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDashboardSummary(ctx context.Context, sel ast.SelectionSet, v *model.DashboardSummary) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._DashboardSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDocumentFormat2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentFormat(ctx context.Context, v any) (model.DocumentFormat, error) {
+	var res model.DocumentFormat
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDocumentFormat2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentFormat(ctx context.Context, sel ast.SelectionSet, v model.DocumentFormat) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNDocumentKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentKind(ctx context.Context, v any) (model.DocumentKind, error) {
+	var res model.DocumentKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDocumentKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐDocumentKind(ctx context.Context, sel ast.SelectionSet, v model.DocumentKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNEvent2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐEvent(ctx context.Context, sel ast.SelectionSet, v ent.Event) graphql.Marshaler {
 	return ec._Event(ctx, sel, &v)
 }
@@ -26714,6 +46594,48 @@ func (ec *executionContext) marshalNEventOrderField2ᚖgithubᚗcomᚋrpacloud�
 func (ec *executionContext) unmarshalNEventWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐEventWhereInput(ctx context.Context, v any) (*ent.EventWhereInput, error) {
 	res, err := ec.unmarshalInputEventWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFact2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFactᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Fact) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFact2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFact(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFact2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFact(ctx context.Context, sel ast.SelectionSet, v *model.Fact) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Fact(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2int(ctx context.Context, v any) (int, error) {
@@ -26778,6 +46700,22 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNInt2int64(ctx context.Context, v any) (int64, error) {
+	res, err := graphql.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt64(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
 	var res model.JSON
 	err := res.UnmarshalGQL(v)
@@ -26824,6 +46762,88 @@ func (ec *executionContext) marshalNJSON2ᚕgithubᚗcomᚋrpacloudᚋrpacloud�
 	return ret
 }
 
+func (ec *executionContext) unmarshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx context.Context, v any) (model.LifecycleAction, error) {
+	var res model.LifecycleAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx context.Context, sel ast.SelectionSet, v model.LifecycleAction) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNLifecycleAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleActionᚄ(ctx context.Context, v any) ([]model.LifecycleAction, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]model.LifecycleAction, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNLifecycleAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleActionᚄ(ctx context.Context, sel ast.SelectionSet, v []model.LifecycleAction) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage(ctx context.Context, v any) (model.LifecycleStage, error) {
+	var res model.LifecycleStage
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLifecycleStage2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStage(ctx context.Context, sel ast.SelectionSet, v model.LifecycleStage) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNLifecycleStep2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStepᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LifecycleStep) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLifecycleStep2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStep(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLifecycleStep2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleStep(ctx context.Context, sel ast.SelectionSet, v *model.LifecycleStep) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._LifecycleStep(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLifecycleTransitionInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleTransitionInput(ctx context.Context, v any) (model.LifecycleTransitionInput, error) {
+	res, err := ec.unmarshalInputLifecycleTransitionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v []ent.Noder) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -26856,6 +46876,32 @@ func (ec *executionContext) marshalNPool2ᚖgithubᚗcomᚋrpacloudᚋrpacloud�
 		return graphql.Null
 	}
 	return ec._Pool(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPoolCapacity2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolCapacityᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PoolCapacity) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPoolCapacity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolCapacity(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPoolCapacity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolCapacity(ctx context.Context, sel ast.SelectionSet, v *model.PoolCapacity) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PoolCapacity(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPoolConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolConnection(ctx context.Context, sel ast.SelectionSet, v ent.PoolConnection) graphql.Marshaler {
@@ -26896,6 +46942,93 @@ func (ec *executionContext) marshalNPoolOrderField2ᚖgithubᚗcomᚋrpacloudᚋ
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNPoolPoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PoolPoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPoolPoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPoolPoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolPoint(ctx context.Context, sel ast.SelectionSet, v *model.PoolPoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PoolPoint(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPoolSampleConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleConnection(ctx context.Context, sel ast.SelectionSet, v ent.PoolSampleConnection) graphql.Marshaler {
+	return ec._PoolSampleConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPoolSampleConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleConnection(ctx context.Context, sel ast.SelectionSet, v *ent.PoolSampleConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PoolSampleConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPoolSampleOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleOrderField(ctx context.Context, v any) (*ent.PoolSampleOrderField, error) {
+	var res = new(ent.PoolSampleOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPoolSampleOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.PoolSampleOrderField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNPoolSampleWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInput(ctx context.Context, v any) (*ent.PoolSampleWhereInput, error) {
+	res, err := ec.unmarshalInputPoolSampleWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPoolSeries2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolSeriesᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PoolSeries) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPoolSeries2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolSeries(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPoolSeries2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolSeries(ctx context.Context, sel ast.SelectionSet, v *model.PoolSeries) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PoolSeries(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPoolStatus2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐPoolStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PoolStatus) graphql.Marshaler {
@@ -26977,6 +47110,20 @@ func (ec *executionContext) marshalNProcessKind2githubᚗcomᚋrpacloudᚋrpaclo
 	return v
 }
 
+func (ec *executionContext) marshalNProcessLifecycle2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐProcessLifecycle(ctx context.Context, sel ast.SelectionSet, v model.ProcessLifecycle) graphql.Marshaler {
+	return ec._ProcessLifecycle(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProcessLifecycle2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐProcessLifecycle(ctx context.Context, sel ast.SelectionSet, v *model.ProcessLifecycle) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ProcessLifecycle(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNProcessOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐProcessOrderField(ctx context.Context, v any) (*ent.ProcessOrderField, error) {
 	var res = new(ent.ProcessOrderField)
 	err := res.UnmarshalGQL(v)
@@ -26998,9 +47145,39 @@ func (ec *executionContext) unmarshalNProcessWhereInput2ᚖgithubᚗcomᚋrpaclo
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNRemoteConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRemoteConnection(ctx context.Context, sel ast.SelectionSet, v model.RemoteConnection) graphql.Marshaler {
+	return ec._RemoteConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRemoteConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRemoteConnection(ctx context.Context, sel ast.SelectionSet, v *model.RemoteConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RemoteConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNReportResultInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐReportResultInput(ctx context.Context, v any) (model.ReportResultInput, error) {
 	res, err := ec.unmarshalInputReportResultInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRobot2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐRobotᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Robot) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRobot2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐRobot(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNRobot2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐRobot(ctx context.Context, sel ast.SelectionSet, v *ent.Robot) graphql.Marshaler {
@@ -27082,6 +47259,179 @@ func (ec *executionContext) marshalNRole2githubᚗcomᚋrpacloudᚋrpacloudᚋgr
 	return v
 }
 
+func (ec *executionContext) marshalNRunningProcess2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRunningProcessᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.RunningProcess) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRunningProcess2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRunningProcess(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRunningProcess2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐRunningProcess(ctx context.Context, sel ast.SelectionSet, v *model.RunningProcess) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RunningProcess(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSaturation2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturation(ctx context.Context, sel ast.SelectionSet, v model.Saturation) graphql.Marshaler {
+	return ec._Saturation(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSaturation2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturation(ctx context.Context, sel ast.SelectionSet, v *model.Saturation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Saturation(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSaturationWindow2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturationWindow(ctx context.Context, v any) (model.SaturationWindow, error) {
+	var res model.SaturationWindow
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSaturationWindow2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSaturationWindow(ctx context.Context, sel ast.SelectionSet, v model.SaturationWindow) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNScaleDecisionAction2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx context.Context, v any) (scaledecision.Action, error) {
+	var res scaledecision.Action
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNScaleDecisionAction2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx context.Context, sel ast.SelectionSet, v scaledecision.Action) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNScaleDecisionConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionConnection(ctx context.Context, sel ast.SelectionSet, v ent.ScaleDecisionConnection) graphql.Marshaler {
+	return ec._ScaleDecisionConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNScaleDecisionConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionConnection(ctx context.Context, sel ast.SelectionSet, v *ent.ScaleDecisionConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ScaleDecisionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNScaleDecisionOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionOrderField(ctx context.Context, v any) (*ent.ScaleDecisionOrderField, error) {
+	var res = new(ent.ScaleDecisionOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNScaleDecisionOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.ScaleDecisionOrderField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNScaleDecisionWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInput(ctx context.Context, v any) (*ent.ScaleDecisionWhereInput, error) {
+	res, err := ec.unmarshalInputScaleDecisionWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNScheduleBooking2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleBookingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ScheduleBooking) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNScheduleBooking2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleBooking(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNScheduleBooking2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleBooking(ctx context.Context, sel ast.SelectionSet, v *model.ScheduleBooking) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ScheduleBooking(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNScheduleClash2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleClashᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ScheduleClash) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNScheduleClash2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleClash(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNScheduleClash2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐScheduleClash(ctx context.Context, sel ast.SelectionSet, v *model.ScheduleClash) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ScheduleClash(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSeriesPoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSeriesPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SeriesPoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSeriesPoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSeriesPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSeriesPoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSeriesPoint(ctx context.Context, sel ast.SelectionSet, v *model.SeriesPoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SeriesPoint(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -27096,6 +47446,36 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNSubmitBatchInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSubmitBatchInput(ctx context.Context, v any) (model.SubmitBatchInput, error) {
@@ -27206,6 +47586,58 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
+func (ec *executionContext) marshalNUtilisation2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Utilisation) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUtilisation2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisation(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUtilisation2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisation(ctx context.Context, sel ast.SelectionSet, v *model.Utilisation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Utilisation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUtilisationSeries2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationSeriesᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UtilisationSeries) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUtilisationSeries2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationSeries(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUtilisationSeries2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationSeries(ctx context.Context, sel ast.SelectionSet, v *model.UtilisationSeries) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UtilisationSeries(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNVM2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐVM(ctx context.Context, sel ast.SelectionSet, v *ent.VM) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -27214,6 +47646,32 @@ func (ec *executionContext) marshalNVM2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋe
 		return graphql.Null
 	}
 	return ec._VM(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVMEndpoint2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVMEndpointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VMEndpoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNVMEndpoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVMEndpoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNVMEndpoint2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVMEndpoint(ctx context.Context, sel ast.SelectionSet, v *model.VMEndpoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VMEndpoint(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNVMOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐVMOrderField(ctx context.Context, v any) (*ent.VMOrderField, error) {
@@ -27245,6 +47703,46 @@ func (ec *executionContext) marshalNVMState2githubᚗcomᚋrpacloudᚋrpacloud�
 func (ec *executionContext) unmarshalNVMWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐVMWhereInput(ctx context.Context, v any) (*ent.VMWhereInput, error) {
 	res, err := ec.unmarshalInputVMWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNVaultStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVaultStatus(ctx context.Context, sel ast.SelectionSet, v model.VaultStatus) graphql.Marshaler {
+	return ec._VaultStatus(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNVaultStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVaultStatus(ctx context.Context, sel ast.SelectionSet, v *model.VaultStatus) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VaultStatus(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVendorStatusCount2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorStatusCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VendorStatusCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNVendorStatusCount2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorStatusCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNVendorStatusCount2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorStatusCount(ctx context.Context, sel ast.SelectionSet, v *model.VendorStatusCount) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VendorStatusCount(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -27386,6 +47884,226 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalOAnomaly2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomaly(ctx context.Context, sel ast.SelectionSet, v *ent.Anomaly) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Anomaly(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAnomalyEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.AnomalyEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOAnomalyEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOAnomalyEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyEdge(ctx context.Context, sel ast.SelectionSet, v *ent.AnomalyEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AnomalyEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOAnomalyOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyOrder(ctx context.Context, v any) (*ent.AnomalyOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAnomalyOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOAnomalyRule2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRuleᚄ(ctx context.Context, v any) ([]anomaly.Rule, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]anomaly.Rule, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAnomalyRule2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAnomalyRule2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []anomaly.Rule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAnomalyRule2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAnomalyRule2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx context.Context, v any) (*anomaly.Rule, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(anomaly.Rule)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAnomalyRule2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐRule(ctx context.Context, sel ast.SelectionSet, v *anomaly.Rule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOAnomalySeverity2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverityᚄ(ctx context.Context, v any) ([]anomaly.Severity, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]anomaly.Severity, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAnomalySeverity2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAnomalySeverity2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverityᚄ(ctx context.Context, sel ast.SelectionSet, v []anomaly.Severity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAnomalySeverity2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAnomalySeverity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx context.Context, v any) (*anomaly.Severity, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(anomaly.Severity)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAnomalySeverity2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐSeverity(ctx context.Context, sel ast.SelectionSet, v *anomaly.Severity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOAnomalyStatus2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatusᚄ(ctx context.Context, v any) ([]anomaly.Status, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]anomaly.Status, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAnomalyStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAnomalyStatus2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []anomaly.Status) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAnomalyStatus2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAnomalyStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx context.Context, v any) (*anomaly.Status, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(anomaly.Status)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAnomalyStatus2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋanomalyᚐStatus(ctx context.Context, sel ast.SelectionSet, v *anomaly.Status) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOAnomalyWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInputᚄ(ctx context.Context, v any) ([]*ent.AnomalyWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.AnomalyWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAnomalyWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOAnomalyWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAnomalyWhereInput(ctx context.Context, v any) (*ent.AnomalyWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAnomalyWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOAttempt2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *ent.Attempt) graphql.Marshaler {
@@ -27691,6 +48409,38 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCredential2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredential(ctx context.Context, sel ast.SelectionSet, v *model.Credential) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Credential(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCredentialFieldInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialFieldInputᚄ(ctx context.Context, v any) ([]*model.CredentialFieldInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CredentialFieldInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCredentialFieldInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialFieldInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrant) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CredentialGrant(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (*entgql.Cursor[int], error) {
 	if v == nil {
 		return nil, nil
@@ -27840,16 +48590,16 @@ func (ec *executionContext) unmarshalOCustomerWhereInput2ᚖgithubᚗcomᚋrpacl
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋattemptᚐErrorClass(ctx context.Context, v any) (*attempt.ErrorClass, error) {
+func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, v any) (*model.ErrorClass, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(attempt.ErrorClass)
+	var res = new(model.ErrorClass)
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋattemptᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *attempt.ErrorClass) graphql.Marshaler {
+func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *model.ErrorClass) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -27917,6 +48667,22 @@ func (ec *executionContext) unmarshalOEventWhereInput2ᚖgithubᚗcomᚋrpacloud
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOFaultCategory2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFaultCategory(ctx context.Context, v any) (*model.FaultCategory, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.FaultCategory)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFaultCategory2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐFaultCategory(ctx context.Context, sel ast.SelectionSet, v *model.FaultCategory) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOID2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
 	if v == nil {
 		return nil, nil
@@ -27969,6 +48735,42 @@ func (ec *executionContext) marshalOID2ᚖint(ctx context.Context, sel ast.Selec
 	_ = ctx
 	res := graphql.MarshalIntID(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOInt2ᚕint64ᚄ(ctx context.Context, v any) ([]int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]int64, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int64(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOInt2ᚕint64ᚄ(ctx context.Context, sel ast.SelectionSet, v []int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int64(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
@@ -28025,6 +48827,24 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
 	if v == nil {
 		return nil, nil
@@ -28039,6 +48859,14 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgr
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOLiveEventFilter2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLiveEventFilter(ctx context.Context, v any) (*model.LiveEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLiveEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalONode2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v ent.Noder) graphql.Marshaler {
@@ -28133,6 +48961,67 @@ func (ec *executionContext) unmarshalOPoolOrder2ᚖgithubᚗcomᚋrpacloudᚋrpa
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputPoolOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPoolSample2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSample(ctx context.Context, sel ast.SelectionSet, v *ent.PoolSample) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PoolSample(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPoolSampleEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.PoolSampleEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOPoolSampleEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOPoolSampleEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleEdge(ctx context.Context, sel ast.SelectionSet, v *ent.PoolSampleEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PoolSampleEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOPoolSampleOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleOrder(ctx context.Context, v any) (*ent.PoolSampleOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputPoolSampleOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOPoolSampleWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInputᚄ(ctx context.Context, v any) ([]*ent.PoolSampleWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.PoolSampleWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPoolSampleWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOPoolSampleWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPoolSampleWhereInput(ctx context.Context, v any) (*ent.PoolSampleWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputPoolSampleWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -28406,6 +49295,120 @@ func (ec *executionContext) unmarshalORobotWhereInput2ᚖgithubᚗcomᚋrpacloud
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputRobotWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOScaleDecision2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecision(ctx context.Context, sel ast.SelectionSet, v *ent.ScaleDecision) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ScaleDecision(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOScaleDecisionAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐActionᚄ(ctx context.Context, v any) ([]scaledecision.Action, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]scaledecision.Action, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNScaleDecisionAction2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOScaleDecisionAction2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐActionᚄ(ctx context.Context, sel ast.SelectionSet, v []scaledecision.Action) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNScaleDecisionAction2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOScaleDecisionAction2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx context.Context, v any) (*scaledecision.Action, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(scaledecision.Action)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOScaleDecisionAction2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋscaledecisionᚐAction(ctx context.Context, sel ast.SelectionSet, v *scaledecision.Action) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOScaleDecisionEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.ScaleDecisionEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOScaleDecisionEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOScaleDecisionEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionEdge(ctx context.Context, sel ast.SelectionSet, v *ent.ScaleDecisionEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ScaleDecisionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOScaleDecisionOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionOrder(ctx context.Context, v any) (*ent.ScaleDecisionOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputScaleDecisionOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOScaleDecisionWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInputᚄ(ctx context.Context, v any) ([]*ent.ScaleDecisionWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.ScaleDecisionWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNScaleDecisionWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOScaleDecisionWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐScaleDecisionWhereInput(ctx context.Context, v any) (*ent.ScaleDecisionWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputScaleDecisionWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -9,8 +9,11 @@ import (
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
+	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 )
@@ -26,6 +29,16 @@ type Resolver struct {
 	Queue     *dispatch.Queue
 	Bus       *events.Bus
 	Providers ProviderHealth
+	// Monitor serves anomalies, time series, saturation and the dashboard
+	// (schema/monitoring.graphqls).
+	Monitor *monitor.Monitor
+	// Vault is the credentials service; nil when no Vault is configured
+	// (credential features off). CredentialBindings is always set.
+	Vault              *credentials.Service
+	CredentialBindings *credentials.Bindings
+	// Delivery serves the lifecycle, remote access, run schedule and
+	// documents (schema/lifecycle.graphqls).
+	Delivery *delivery.Service
 }
 
 // Page sizes: a connection without first/last gets DefaultPage items, and

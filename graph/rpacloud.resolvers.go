@@ -149,11 +149,15 @@ func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*model.Tas
 			return nil, queueError(err)
 		}
 		if c != nil {
-			return &model.TaskClaim{
+			claim := &model.TaskClaim{
 				TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline,
 				Process: c.Process.Name, Kind: string(c.Process.Kind), Runner: c.Process.Runner,
 				MaxDurationSeconds: c.Process.MaxDurationSeconds, Input: model.JSON(c.Task.Input),
-			}, nil
+			}
+			if ok, err := r.attachCredentials(ctx, id, c, claim, deadline); !ok {
+				return nil, err
+			}
+			return claim, nil
 		}
 		left := time.Until(deadline)
 		if left <= 0 {

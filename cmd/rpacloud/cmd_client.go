@@ -320,11 +320,14 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runPlugin runs a built-in plugin in this process; the daemon starts it as
 // a separate OS process speaking go-plugin, exactly like an external one.
 func runPlugin(args []string, stderr io.Writer) int {
+	if runBuiltinPlugin(args) { // cmd_plugins.go
+		return 0
+	}
 	if len(args) == 2 && args[0] == "provider" && args[1] == "local" {
 		local.Main()
 		return 0
 	}
-	fmt.Fprintf(stderr, "rpacloud plugin: unknown built-in plugin %q (have: provider local)\n", strings.Join(args, " "))
+	fmt.Fprintf(stderr, "rpacloud plugin: unknown built-in plugin %q (have: provider local, crawler browser, crawler http, vendor uipath, vendor aa)\n", strings.Join(args, " "))
 	return 2
 }
 

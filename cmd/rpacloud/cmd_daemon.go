@@ -45,10 +45,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cfgPath := fs.String("config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg, diags, files := config.LoadSources(examples.QuickstartSources())
+	if *cfgPath != "" {
+		cfg, diags, files = config.Load(*cfgPath)
+	}
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
@@ -63,6 +67,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Server.PublicURL = "http://" + *listen
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
 	cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	stopVault, err := devVault(ctx, cfg, abs, stdout) // cmd_credential.go
+	if err != nil {
+		fmt.Fprintf(stderr, "rpacloud dev: %v\n", err)
+		return 1
+	}
+	defer stopVault()
 	log := newLogger(stderr, *logLevel, "text")
 	err = server.Run(ctx, server.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout})
 	if err != nil {
@@ -127,7 +137,9 @@ func runRobot(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
 	log := newLogger(stderr, *logLevel, "text")
 	robot.Version = version
-	a := &robot.Agent{Client: newClient(*serverURL, secret), Log: log, Runners: robot.Builtin()}
+	plugins, host := robotPlugins(*serverURL, secret, log) // cmd_plugins.go
+	defer host.Close()
+	a := &robot.Agent{Client: newClient(*serverURL, secret), Log: log, Runners: robot.Builtin(), Plugins: plugins}
 	if err := a.Run(ctx); err != nil {
 		log.Error("robot stopped", "err", err)
 		return 1

@@ -24,6 +24,12 @@ Usage:
   rpacloud pool status
   rpacloud token create --name N --role R [--customer C]   make an API token (admin)
   rpacloud token revoke --name N
+  rpacloud simulate --config F.hcl --trace F.csv [--json]   capacity planning on a virtual clock
+  rpacloud process status|advance|connect|book|cancel-booking|schedule ...   lifecycle S1–S5, remote access, run schedule
+  rpacloud docs render --process P --kind K --format F [--lang en|zh] -o FILE   supporting documents
+  rpacloud bench dispatch --db sqlite|postgres://... [--tasks N --robots W --customers C] [--backlog] [--json]
+  rpacloud bench fairness [--robots W] [--json]   dispatch fairness in slots: weighted, oldest_served, FIFO
+  rpacloud credential put|rotate|list|delete|bind|unbind ...   credentials in Vault (values from stdin or a file)
   rpacloud version
 
 Client commands read the daemon URL from --server or RPACLOUD_SERVER
@@ -61,6 +67,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runToken(ctx, rest, stdout, stderr)
 	case "pool":
 		return runPool(ctx, rest, stdout, stderr)
+	case "credential":
+		return runCredential(ctx, rest, os.Stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, rest, stdout, stderr)
+	case "process":
+		return runProcess(ctx, rest, stdout, stderr)
+	case "docs":
+		return runDocs(ctx, rest, stdout, stderr)
 	case "plugin":
 		return runPlugin(rest, stderr)
 	case "version", "--version":

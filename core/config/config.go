@@ -44,6 +44,9 @@ type Config struct {
 	Processes []Process
 	Vendors   []Vendor
 	Customers []Customer
+	Flows     []Flow    // flow.go
+	Documents Documents // delivery.go
+	Monitor   Monitor   // monitor.go
 }
 
 // Server configures the daemon itself.
@@ -98,6 +101,8 @@ type Pool struct {
 	TasksPerRobot int           // default 1
 	Fairness      string        // "weighted" (default) | "oldest_served"
 	Network       string        // "" = none
+	Scaling       Scaling       // settings beyond the seed's rule (scaling.go)
+	Setup         *PoolSetup    // VM preparation and remote access; nil = none declared (delivery.go)
 	DeclRange     hcl.Range
 }
 
@@ -112,6 +117,7 @@ type Process struct {
 	MaxDuration time.Duration // default 10m
 	Retries     int           // default 3
 	Credentials []string      // names of credentials onboarded into Vault
+	Flow        string        // crawler processes: the flow block a task runs (flow.go)
 	Schedules   []Schedule
 	DeclRange   hcl.Range
 }
@@ -122,6 +128,8 @@ type Schedule struct {
 	Cron     string        // 5 fields: minute hour day-of-month month day-of-week
 	Duration time.Duration // length of the slot; default the process's max_duration
 	Timezone string        // IANA name; "" = UTC
+	Robot    string        // run schedule: the robot reserved; "" = any of the pool (delivery.go)
+	Robots   int           // run schedule: robots reserved at once; 0 = 1
 }
 
 // Vendor is a connection to an RPA vendor's orchestrator.
@@ -157,7 +165,7 @@ type Customer struct {
 }
 
 func defaultConfig() *Config {
-	return &Config{Server: Server{
+	return &Config{Documents: Documents{Language: DefaultDocumentsLanguage, Organisation: DefaultDocumentsOrganisation}, Server: Server{
 		Listen:    DefaultListen,
 		PublicURL: "http://" + DefaultListen,
 		DataDir:   DefaultDataDir,

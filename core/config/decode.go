@@ -20,6 +20,9 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "process", LabelNames: []string{"name"}},
 	{Type: "vendor", LabelNames: []string{"name"}},
 	{Type: "customer", LabelNames: []string{"name"}},
+	{Type: "flow", LabelNames: []string{"name"}}, // flow.go
+	{Type: "documents"},                          // delivery.go
+	{Type: "monitor"},                            // monitor.go
 }}
 
 var (
@@ -41,16 +44,23 @@ var (
 	poolSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "provider", Required: true}, {Name: "min"}, {Name: "max", Required: true}, {Name: "period"},
 		{Name: "tasks_per_robot"}, {Name: "fairness"}, {Name: "network"},
+		// scaling.go: settings beyond the seed's rule
+		{Name: "cooldown"}, {Name: "boot_aware"}, {Name: "licence_cap"},
+		{Name: "prewarm_lead"}, {Name: "prewarm_robots"}, {Name: "boot_timeout"},
+		// delivery.go: VM preparation and remote access
+		{Name: "software"}, {Name: "config_files"}, {Name: "remote_access"},
 	}}
 	processSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "pool", Required: true}, {Name: "builtin"}, {Name: "vendor"}, {Name: "crawler"},
 			{Name: "package"}, {Name: "owner"}, {Name: "max_duration"}, {Name: "retries"}, {Name: "credentials"},
+			{Name: "flow"}, // flow.go
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "schedule", LabelNames: []string{"name"}}},
 	}
 	scheduleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "cron", Required: true}, {Name: "duration"}, {Name: "timezone"},
+		{Name: "robot"}, {Name: "robots"}, // delivery.go
 	}}
 	vendorSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "type", Required: true}, {Name: "url", Required: true}, {Name: "tenant"}, {Name: "folder"}, {Name: "credentials"},
@@ -84,6 +94,8 @@ type loader struct {
 	refs  []ref
 
 	server, vault *hcl.Range
+	documents     *hcl.Range           // delivery.go
+	monitor       *hcl.Range           // monitor.go
 	parents       map[string]hcl.Range // customer name -> range of its parent attribute
 }
 
@@ -133,6 +145,12 @@ func (l *loader) decodeFile(f *hcl.File, cut int) {
 			l.decodeVendor(b)
 		case "customer":
 			l.decodeCustomer(b)
+		case "flow":
+			l.decodeFlow(b)
+		case "monitor":
+			l.decodeMonitor(b)
+		case "documents":
+			l.decodeDocuments(b)
 		}
 	}
 }
@@ -430,6 +448,8 @@ func (l *loader) decodePool(b *hcl.Block) {
 	if at := a.str("network", &p.Network); at != nil && p.Network != "" {
 		l.refs = append(l.refs, ref{kind: "network", name: p.Network, rng: at.Expr.Range(), from: what + " network"})
 	}
+	decodeScaling(a, &p)
+	decodePoolSetup(a, &p)
 	if ok {
 		l.cfg.Pools = append(l.cfg.Pools, p)
 	}
@@ -485,7 +505,10 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 			`A process needs exactly one of builtin = "noop"|"echo", vendor = "<vendor block name>" or crawler = "browser"|"http".`))
 	}
 	pkgAt := a.str("package", &p.Package)
-	if kindAt != nil && (p.Kind == "vendor" || p.Kind == "crawler") && p.Package == "" {
+	if at := a.str("flow", &p.Flow); at != nil {
+		l.refs = append(l.refs, ref{kind: "flow", name: p.Flow, rng: at.Expr.Range(), from: what + " flow"})
+	}
+	if kindAt != nil && (p.Kind == "vendor" || p.Kind == "crawler") && p.Package == "" && p.Flow == "" {
 		rng := kindAt.NameRange
 		if pkgAt != nil {
 			rng = pkgAt.Expr.Range()
@@ -565,6 +588,7 @@ func (l *loader) decodeSchedule(b *hcl.Block, names map[string]hcl.Range) (Sched
 			a.errorf(at.Expr.Range(), "Invalid timezone", "timezone = %q: %s; use an IANA name such as \"Asia/Shanghai\" or \"UTC\".", s.Timezone, err)
 		}
 	}
+	decodeScheduleBooking(a, &s)
 	return s, valid
 }
 
@@ -647,6 +671,7 @@ func (l *loader) finish(complete bool) {
 		l.diags = append(l.diags, errAt(r.rng, "Undefined "+r.kind, detail))
 	}
 	l.checkParentCycles()
+	l.checkFlows()
 	used := map[string]bool{}
 	for _, p := range l.cfg.Processes {
 		used[p.Pool] = true

@@ -11,14 +11,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/robot"
 	"github.com/rpacloud/rpacloud/graph"
 	"github.com/rpacloud/rpacloud/graph/dashboard"
 )
 
 func (d *Daemon) routes() http.Handler {
 	res := &graph.Resolver{Client: d.db.Client, Queue: d.queue, Bus: d.bus, Providers: d.providers}
+	d.vaultResolver(res) // vault.go
 	mux := http.NewServeMux()
+	d.monitoringRoutes(mux, res) // monitoring.go
+	d.delivery(mux, res)         // delivery.go
 	mux.Handle("/graphql", auth.Middleware(d.db.Client, graph.NewHandler(res, graph.HandlerOptions{Logger: d.log})))
+	mux.Handle("GET "+robot.SpecPath+"{name}", auth.Middleware(d.db.Client, http.HandlerFunc(d.robotProcessSpec))) // specs.go
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{d: d})
@@ -33,6 +39,7 @@ type health struct {
 	Database  string                    `json:"database"`
 	Providers map[string]providerHealth `json:"providers"`
 	Uptime    string                    `json:"uptime"`
+	Vault     credentials.Health        `json:"vault"`
 }
 
 type providerHealth struct {
@@ -58,6 +65,12 @@ func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
 		if !st.Healthy && h.Status == "ok" {
 			h.Status = "degraded"
 		}
+	}
+	// Vault down is "degraded", not down: only attempts that need
+	// credentials fail, everything else is served.
+	h.Vault = d.vaultHealth(ctx)
+	if h.Vault.State != credentials.StateOK && h.Vault.State != credentials.StateOff && h.Status == "ok" {
+		h.Status = "degraded"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -21,6 +21,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
@@ -56,6 +57,8 @@ type Daemon struct {
 	fleet     *scale.Fleet
 	providers *providerSet
 	started   time.Time
+	mon       *monitoring // monitoring.go
+	vault     *vaultState // vault.go
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down
@@ -105,6 +108,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger})
+	if err := d.openVault(); err != nil { // vault.go
+		return err
+	}
+	if err := d.startMonitoring(ctx, driver, dsn); err != nil { // monitoring.go
+		return err
+	}
+	defer d.stopMonitoring()
 	pluginDir := srv.PluginDir
 	if pluginDir == "" {
 		pluginDir = filepath.Join(srv.DataDir, "plugins")
@@ -157,6 +167,8 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.fleetLoop(loops) })
 	wg.Go(func() { d.sweepLoop(loops) })
+	wg.Go(func() { d.runVault(loops) })    // vault.go
+	wg.Go(func() { d.mon.mon.Run(loops) }) // monitoring.go
 
 	var runErr error
 	select {
@@ -227,7 +239,14 @@ func (d *Daemon) fleetLoop(ctx context.Context) {
 		interval = 5 * time.Second
 	}
 	warned := map[string]bool{}
+	sc := d.newScaling()
 	for {
+		if !sc.leader(ctx) {
+			if !sleep(ctx, interval) {
+				return
+			}
+			continue
+		}
 		pools, err := d.db.Pool.Query().Where(pool.Active(true)).All(privacy.DecisionContext(ctx, privacy.Allow))
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("fleet: list pools", "err", err)
@@ -237,6 +256,7 @@ func (d *Daemon) fleetLoop(ctx context.Context) {
 			switch {
 			case err == nil:
 				delete(warned, p.Name)
+				sc.step(ctx, p)
 			case ctx.Err() != nil:
 				return
 			case errors.Is(err, scale.ErrProviderDown):
@@ -256,16 +276,21 @@ func (d *Daemon) fleetLoop(ctx context.Context) {
 	}
 }
 
+// sweepLoop runs the time-out sweeper. Daemons sharing a PostgreSQL elect
+// one sweeper through a lease; an SQLite file has one daemon.
 func (d *Daemon) sweepLoop(ctx context.Context) {
-	for sleep(ctx, d.opts.SweepInterval) {
-		n, err := d.queue.Sweep(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.Error("sweep", "err", err)
+	o := dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log}
+	if d.db.Driver == store.Postgres {
+		host, _ := os.Hostname()
+		e, err := lease.New(d.db.Client, "dispatch.sweeper", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
+			lease.Options{TTL: max(3*d.opts.SweepInterval, 15*time.Second)})
+		if err != nil {
+			d.log.Error("sweeper: leader election", "err", err)
+			return
 		}
-		if n > 0 {
-			d.log.Warn("abandoned attempts past their deadline", "count", n)
-		}
+		o.Elector = e
 	}
+	d.queue.RunSweeper(ctx, o)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -34,6 +34,16 @@ const (
 	FieldAttemptNo = "attempt_no"
 	// FieldMessage holds the string denoting the message field in the database.
 	FieldMessage = "message"
+	// FieldVMID holds the string denoting the vm_id field in the database.
+	FieldVMID = "vm_id"
+	// FieldVendor holds the string denoting the vendor field in the database.
+	FieldVendor = "vendor"
+	// FieldStatus holds the string denoting the status field in the database.
+	FieldStatus = "status"
+	// FieldExternalID holds the string denoting the external_id field in the database.
+	FieldExternalID = "external_id"
+	// FieldAnomalyID holds the string denoting the anomaly_id field in the database.
+	FieldAnomalyID = "anomaly_id"
 	// Table holds the table name of the event in the database.
 	Table = "events"
 )
@@ -51,6 +61,11 @@ var Columns = []string{
 	FieldRobotID,
 	FieldAttemptNo,
 	FieldMessage,
+	FieldVMID,
+	FieldVendor,
+	FieldStatus,
+	FieldExternalID,
+	FieldAnomalyID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -69,7 +84,7 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/rpacloud/rpacloud/ent/runtime"
 var (
-	Hooks  [1]ent.Hook
+	Hooks  [2]ent.Hook
 	Policy ent.Policy
 	// DefaultAt holds the default value on creation for the "at" field.
 	DefaultAt func() time.Time
@@ -77,6 +92,12 @@ var (
 	TypeValidator func(string) error
 	// DefaultMessage holds the default value on creation for the "message" field.
 	DefaultMessage string
+	// DefaultVendor holds the default value on creation for the "vendor" field.
+	DefaultVendor string
+	// DefaultStatus holds the default value on creation for the "status" field.
+	DefaultStatus string
+	// DefaultExternalID holds the default value on creation for the "external_id" field.
+	DefaultExternalID string
 )
 
 // OrderOption defines the ordering options for the Event queries.
@@ -135,4 +156,29 @@ func ByAttemptNo(opts ...sql.OrderTermOption) OrderOption {
 // ByMessage orders the results by the message field.
 func ByMessage(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMessage, opts...).ToFunc()
+}
+
+// ByVMID orders the results by the vm_id field.
+func ByVMID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldVMID, opts...).ToFunc()
+}
+
+// ByVendor orders the results by the vendor field.
+func ByVendor(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldVendor, opts...).ToFunc()
+}
+
+// ByStatus orders the results by the status field.
+func ByStatus(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldStatus, opts...).ToFunc()
+}
+
+// ByExternalID orders the results by the external_id field.
+func ByExternalID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldExternalID, opts...).ToFunc()
+}
+
+// ByAnomalyID orders the results by the anomaly_id field.
+func ByAnomalyID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAnomalyID, opts...).ToFunc()
 }

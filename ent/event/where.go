@@ -104,6 +104,31 @@ func Message(v string) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldMessage, v))
 }
 
+// VMID applies equality check predicate on the "vm_id" field. It's identical to VMIDEQ.
+func VMID(v int) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldVMID, v))
+}
+
+// Vendor applies equality check predicate on the "vendor" field. It's identical to VendorEQ.
+func Vendor(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldVendor, v))
+}
+
+// Status applies equality check predicate on the "status" field. It's identical to StatusEQ.
+func Status(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldStatus, v))
+}
+
+// ExternalID applies equality check predicate on the "external_id" field. It's identical to ExternalIDEQ.
+func ExternalID(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldExternalID, v))
+}
+
+// AnomalyID applies equality check predicate on the "anomaly_id" field. It's identical to AnomalyIDEQ.
+func AnomalyID(v int) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldAnomalyID, v))
+}
+
 // AtEQ applies the EQ predicate on the "at" field.
 func AtEQ(v time.Time) predicate.Event {
 	return predicate.Event(sql.FieldEQ(FieldAt, v))
@@ -622,6 +647,301 @@ func MessageEqualFold(v string) predicate.Event {
 // MessageContainsFold applies the ContainsFold predicate on the "message" field.
 func MessageContainsFold(v string) predicate.Event {
 	return predicate.Event(sql.FieldContainsFold(FieldMessage, v))
+}
+
+// VMIDEQ applies the EQ predicate on the "vm_id" field.
+func VMIDEQ(v int) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldVMID, v))
+}
+
+// VMIDNEQ applies the NEQ predicate on the "vm_id" field.
+func VMIDNEQ(v int) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldVMID, v))
+}
+
+// VMIDIn applies the In predicate on the "vm_id" field.
+func VMIDIn(vs ...int) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldVMID, vs...))
+}
+
+// VMIDNotIn applies the NotIn predicate on the "vm_id" field.
+func VMIDNotIn(vs ...int) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldVMID, vs...))
+}
+
+// VMIDGT applies the GT predicate on the "vm_id" field.
+func VMIDGT(v int) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldVMID, v))
+}
+
+// VMIDGTE applies the GTE predicate on the "vm_id" field.
+func VMIDGTE(v int) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldVMID, v))
+}
+
+// VMIDLT applies the LT predicate on the "vm_id" field.
+func VMIDLT(v int) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldVMID, v))
+}
+
+// VMIDLTE applies the LTE predicate on the "vm_id" field.
+func VMIDLTE(v int) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldVMID, v))
+}
+
+// VMIDIsNil applies the IsNil predicate on the "vm_id" field.
+func VMIDIsNil() predicate.Event {
+	return predicate.Event(sql.FieldIsNull(FieldVMID))
+}
+
+// VMIDNotNil applies the NotNil predicate on the "vm_id" field.
+func VMIDNotNil() predicate.Event {
+	return predicate.Event(sql.FieldNotNull(FieldVMID))
+}
+
+// VendorEQ applies the EQ predicate on the "vendor" field.
+func VendorEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldVendor, v))
+}
+
+// VendorNEQ applies the NEQ predicate on the "vendor" field.
+func VendorNEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldVendor, v))
+}
+
+// VendorIn applies the In predicate on the "vendor" field.
+func VendorIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldVendor, vs...))
+}
+
+// VendorNotIn applies the NotIn predicate on the "vendor" field.
+func VendorNotIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldVendor, vs...))
+}
+
+// VendorGT applies the GT predicate on the "vendor" field.
+func VendorGT(v string) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldVendor, v))
+}
+
+// VendorGTE applies the GTE predicate on the "vendor" field.
+func VendorGTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldVendor, v))
+}
+
+// VendorLT applies the LT predicate on the "vendor" field.
+func VendorLT(v string) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldVendor, v))
+}
+
+// VendorLTE applies the LTE predicate on the "vendor" field.
+func VendorLTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldVendor, v))
+}
+
+// VendorContains applies the Contains predicate on the "vendor" field.
+func VendorContains(v string) predicate.Event {
+	return predicate.Event(sql.FieldContains(FieldVendor, v))
+}
+
+// VendorHasPrefix applies the HasPrefix predicate on the "vendor" field.
+func VendorHasPrefix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasPrefix(FieldVendor, v))
+}
+
+// VendorHasSuffix applies the HasSuffix predicate on the "vendor" field.
+func VendorHasSuffix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasSuffix(FieldVendor, v))
+}
+
+// VendorEqualFold applies the EqualFold predicate on the "vendor" field.
+func VendorEqualFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldEqualFold(FieldVendor, v))
+}
+
+// VendorContainsFold applies the ContainsFold predicate on the "vendor" field.
+func VendorContainsFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldContainsFold(FieldVendor, v))
+}
+
+// StatusEQ applies the EQ predicate on the "status" field.
+func StatusEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldStatus, v))
+}
+
+// StatusNEQ applies the NEQ predicate on the "status" field.
+func StatusNEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldStatus, v))
+}
+
+// StatusIn applies the In predicate on the "status" field.
+func StatusIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldStatus, vs...))
+}
+
+// StatusNotIn applies the NotIn predicate on the "status" field.
+func StatusNotIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldStatus, vs...))
+}
+
+// StatusGT applies the GT predicate on the "status" field.
+func StatusGT(v string) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldStatus, v))
+}
+
+// StatusGTE applies the GTE predicate on the "status" field.
+func StatusGTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldStatus, v))
+}
+
+// StatusLT applies the LT predicate on the "status" field.
+func StatusLT(v string) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldStatus, v))
+}
+
+// StatusLTE applies the LTE predicate on the "status" field.
+func StatusLTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldStatus, v))
+}
+
+// StatusContains applies the Contains predicate on the "status" field.
+func StatusContains(v string) predicate.Event {
+	return predicate.Event(sql.FieldContains(FieldStatus, v))
+}
+
+// StatusHasPrefix applies the HasPrefix predicate on the "status" field.
+func StatusHasPrefix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasPrefix(FieldStatus, v))
+}
+
+// StatusHasSuffix applies the HasSuffix predicate on the "status" field.
+func StatusHasSuffix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasSuffix(FieldStatus, v))
+}
+
+// StatusEqualFold applies the EqualFold predicate on the "status" field.
+func StatusEqualFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldEqualFold(FieldStatus, v))
+}
+
+// StatusContainsFold applies the ContainsFold predicate on the "status" field.
+func StatusContainsFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldContainsFold(FieldStatus, v))
+}
+
+// ExternalIDEQ applies the EQ predicate on the "external_id" field.
+func ExternalIDEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldExternalID, v))
+}
+
+// ExternalIDNEQ applies the NEQ predicate on the "external_id" field.
+func ExternalIDNEQ(v string) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldExternalID, v))
+}
+
+// ExternalIDIn applies the In predicate on the "external_id" field.
+func ExternalIDIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldExternalID, vs...))
+}
+
+// ExternalIDNotIn applies the NotIn predicate on the "external_id" field.
+func ExternalIDNotIn(vs ...string) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldExternalID, vs...))
+}
+
+// ExternalIDGT applies the GT predicate on the "external_id" field.
+func ExternalIDGT(v string) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldExternalID, v))
+}
+
+// ExternalIDGTE applies the GTE predicate on the "external_id" field.
+func ExternalIDGTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldExternalID, v))
+}
+
+// ExternalIDLT applies the LT predicate on the "external_id" field.
+func ExternalIDLT(v string) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldExternalID, v))
+}
+
+// ExternalIDLTE applies the LTE predicate on the "external_id" field.
+func ExternalIDLTE(v string) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldExternalID, v))
+}
+
+// ExternalIDContains applies the Contains predicate on the "external_id" field.
+func ExternalIDContains(v string) predicate.Event {
+	return predicate.Event(sql.FieldContains(FieldExternalID, v))
+}
+
+// ExternalIDHasPrefix applies the HasPrefix predicate on the "external_id" field.
+func ExternalIDHasPrefix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasPrefix(FieldExternalID, v))
+}
+
+// ExternalIDHasSuffix applies the HasSuffix predicate on the "external_id" field.
+func ExternalIDHasSuffix(v string) predicate.Event {
+	return predicate.Event(sql.FieldHasSuffix(FieldExternalID, v))
+}
+
+// ExternalIDEqualFold applies the EqualFold predicate on the "external_id" field.
+func ExternalIDEqualFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldEqualFold(FieldExternalID, v))
+}
+
+// ExternalIDContainsFold applies the ContainsFold predicate on the "external_id" field.
+func ExternalIDContainsFold(v string) predicate.Event {
+	return predicate.Event(sql.FieldContainsFold(FieldExternalID, v))
+}
+
+// AnomalyIDEQ applies the EQ predicate on the "anomaly_id" field.
+func AnomalyIDEQ(v int) predicate.Event {
+	return predicate.Event(sql.FieldEQ(FieldAnomalyID, v))
+}
+
+// AnomalyIDNEQ applies the NEQ predicate on the "anomaly_id" field.
+func AnomalyIDNEQ(v int) predicate.Event {
+	return predicate.Event(sql.FieldNEQ(FieldAnomalyID, v))
+}
+
+// AnomalyIDIn applies the In predicate on the "anomaly_id" field.
+func AnomalyIDIn(vs ...int) predicate.Event {
+	return predicate.Event(sql.FieldIn(FieldAnomalyID, vs...))
+}
+
+// AnomalyIDNotIn applies the NotIn predicate on the "anomaly_id" field.
+func AnomalyIDNotIn(vs ...int) predicate.Event {
+	return predicate.Event(sql.FieldNotIn(FieldAnomalyID, vs...))
+}
+
+// AnomalyIDGT applies the GT predicate on the "anomaly_id" field.
+func AnomalyIDGT(v int) predicate.Event {
+	return predicate.Event(sql.FieldGT(FieldAnomalyID, v))
+}
+
+// AnomalyIDGTE applies the GTE predicate on the "anomaly_id" field.
+func AnomalyIDGTE(v int) predicate.Event {
+	return predicate.Event(sql.FieldGTE(FieldAnomalyID, v))
+}
+
+// AnomalyIDLT applies the LT predicate on the "anomaly_id" field.
+func AnomalyIDLT(v int) predicate.Event {
+	return predicate.Event(sql.FieldLT(FieldAnomalyID, v))
+}
+
+// AnomalyIDLTE applies the LTE predicate on the "anomaly_id" field.
+func AnomalyIDLTE(v int) predicate.Event {
+	return predicate.Event(sql.FieldLTE(FieldAnomalyID, v))
+}
+
+// AnomalyIDIsNil applies the IsNil predicate on the "anomaly_id" field.
+func AnomalyIDIsNil() predicate.Event {
+	return predicate.Event(sql.FieldIsNull(FieldAnomalyID))
+}
+
+// AnomalyIDNotNil applies the NotNil predicate on the "anomaly_id" field.
+func AnomalyIDNotNil() predicate.Event {
+	return predicate.Event(sql.FieldNotNull(FieldAnomalyID))
 }
 
 // And groups predicates with the AND operator between them.

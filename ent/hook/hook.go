@@ -9,6 +9,30 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 )
 
+// The AccessSessionFunc type is an adapter to allow the use of ordinary
+// function as AccessSession mutator.
+type AccessSessionFunc func(context.Context, *ent.AccessSessionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AccessSessionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AccessSessionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AccessSessionMutation", m)
+}
+
+// The AnomalyFunc type is an adapter to allow the use of ordinary
+// function as Anomaly mutator.
+type AnomalyFunc func(context.Context, *ent.AnomalyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AnomalyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AnomalyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AnomalyMutation", m)
+}
+
 // The AttemptFunc type is an adapter to allow the use of ordinary
 // function as Attempt mutator.
 type AttemptFunc func(context.Context, *ent.AttemptMutation) (ent.Value, error)
@@ -33,6 +57,30 @@ func (f BatchFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.BatchMutation", m)
 }
 
+// The BookingFunc type is an adapter to allow the use of ordinary
+// function as Booking mutator.
+type BookingFunc func(context.Context, *ent.BookingMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f BookingFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.BookingMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.BookingMutation", m)
+}
+
+// The CredentialBindingFunc type is an adapter to allow the use of ordinary
+// function as CredentialBinding mutator.
+type CredentialBindingFunc func(context.Context, *ent.CredentialBindingMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CredentialBindingFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CredentialBindingMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CredentialBindingMutation", m)
+}
+
 // The CustomerFunc type is an adapter to allow the use of ordinary
 // function as Customer mutator.
 type CustomerFunc func(context.Context, *ent.CustomerMutation) (ent.Value, error)
@@ -43,6 +91,18 @@ func (f CustomerFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CustomerMutation", m)
+}
+
+// The DownloadTicketFunc type is an adapter to allow the use of ordinary
+// function as DownloadTicket mutator.
+type DownloadTicketFunc func(context.Context, *ent.DownloadTicketMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DownloadTicketFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DownloadTicketMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DownloadTicketMutation", m)
 }
 
 // The EventFunc type is an adapter to allow the use of ordinary
@@ -69,6 +129,18 @@ func (f LeaseFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LeaseMutation", m)
 }
 
+// The LifecycleTransitionFunc type is an adapter to allow the use of ordinary
+// function as LifecycleTransition mutator.
+type LifecycleTransitionFunc func(context.Context, *ent.LifecycleTransitionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f LifecycleTransitionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.LifecycleTransitionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LifecycleTransitionMutation", m)
+}
+
 // The PoolFunc type is an adapter to allow the use of ordinary
 // function as Pool mutator.
 type PoolFunc func(context.Context, *ent.PoolMutation) (ent.Value, error)
@@ -79,6 +151,18 @@ func (f PoolFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error)
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PoolMutation", m)
+}
+
+// The PoolSampleFunc type is an adapter to allow the use of ordinary
+// function as PoolSample mutator.
+type PoolSampleFunc func(context.Context, *ent.PoolSampleMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PoolSampleFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PoolSampleMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PoolSampleMutation", m)
 }
 
 // The ProcessFunc type is an adapter to allow the use of ordinary
@@ -93,6 +177,18 @@ func (f ProcessFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ProcessMutation", m)
 }
 
+// The RemoteEndpointFunc type is an adapter to allow the use of ordinary
+// function as RemoteEndpoint mutator.
+type RemoteEndpointFunc func(context.Context, *ent.RemoteEndpointMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f RemoteEndpointFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RemoteEndpointMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RemoteEndpointMutation", m)
+}
+
 // The RobotFunc type is an adapter to allow the use of ordinary
 // function as Robot mutator.
 type RobotFunc func(context.Context, *ent.RobotMutation) (ent.Value, error)
@@ -103,6 +199,18 @@ func (f RobotFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RobotMutation", m)
+}
+
+// The ScaleDecisionFunc type is an adapter to allow the use of ordinary
+// function as ScaleDecision mutator.
+type ScaleDecisionFunc func(context.Context, *ent.ScaleDecisionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ScaleDecisionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ScaleDecisionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ScaleDecisionMutation", m)
 }
 
 // The TaskFunc type is an adapter to allow the use of ordinary

@@ -8,15 +8,24 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
 	"github.com/rpacloud/rpacloud/ent/vm"
@@ -78,6 +87,60 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 	return f(ctx, query)
 }
 
+// The AccessSessionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AccessSessionFunc func(context.Context, *ent.AccessSessionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AccessSessionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AccessSessionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AccessSessionQuery", q)
+}
+
+// The TraverseAccessSession type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAccessSession func(context.Context, *ent.AccessSessionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAccessSession) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAccessSession) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AccessSessionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AccessSessionQuery", q)
+}
+
+// The AnomalyFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AnomalyFunc func(context.Context, *ent.AnomalyQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AnomalyFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AnomalyQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AnomalyQuery", q)
+}
+
+// The TraverseAnomaly type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAnomaly func(context.Context, *ent.AnomalyQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAnomaly) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAnomaly) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AnomalyQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AnomalyQuery", q)
+}
+
 // The AttemptFunc type is an adapter to allow the use of ordinary function as a Querier.
 type AttemptFunc func(context.Context, *ent.AttemptQuery) (ent.Value, error)
 
@@ -132,6 +195,60 @@ func (f TraverseBatch) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.BatchQuery", q)
 }
 
+// The BookingFunc type is an adapter to allow the use of ordinary function as a Querier.
+type BookingFunc func(context.Context, *ent.BookingQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f BookingFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.BookingQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.BookingQuery", q)
+}
+
+// The TraverseBooking type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseBooking func(context.Context, *ent.BookingQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseBooking) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseBooking) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.BookingQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.BookingQuery", q)
+}
+
+// The CredentialBindingFunc type is an adapter to allow the use of ordinary function as a Querier.
+type CredentialBindingFunc func(context.Context, *ent.CredentialBindingQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f CredentialBindingFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.CredentialBindingQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.CredentialBindingQuery", q)
+}
+
+// The TraverseCredentialBinding type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseCredentialBinding func(context.Context, *ent.CredentialBindingQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseCredentialBinding) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseCredentialBinding) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.CredentialBindingQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.CredentialBindingQuery", q)
+}
+
 // The CustomerFunc type is an adapter to allow the use of ordinary function as a Querier.
 type CustomerFunc func(context.Context, *ent.CustomerQuery) (ent.Value, error)
 
@@ -157,6 +274,33 @@ func (f TraverseCustomer) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.CustomerQuery", q)
+}
+
+// The DownloadTicketFunc type is an adapter to allow the use of ordinary function as a Querier.
+type DownloadTicketFunc func(context.Context, *ent.DownloadTicketQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f DownloadTicketFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.DownloadTicketQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.DownloadTicketQuery", q)
+}
+
+// The TraverseDownloadTicket type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseDownloadTicket func(context.Context, *ent.DownloadTicketQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseDownloadTicket) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseDownloadTicket) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DownloadTicketQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.DownloadTicketQuery", q)
 }
 
 // The EventFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -213,6 +357,33 @@ func (f TraverseLease) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.LeaseQuery", q)
 }
 
+// The LifecycleTransitionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type LifecycleTransitionFunc func(context.Context, *ent.LifecycleTransitionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f LifecycleTransitionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.LifecycleTransitionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.LifecycleTransitionQuery", q)
+}
+
+// The TraverseLifecycleTransition type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseLifecycleTransition func(context.Context, *ent.LifecycleTransitionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseLifecycleTransition) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseLifecycleTransition) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.LifecycleTransitionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.LifecycleTransitionQuery", q)
+}
+
 // The PoolFunc type is an adapter to allow the use of ordinary function as a Querier.
 type PoolFunc func(context.Context, *ent.PoolQuery) (ent.Value, error)
 
@@ -238,6 +409,33 @@ func (f TraversePool) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.PoolQuery", q)
+}
+
+// The PoolSampleFunc type is an adapter to allow the use of ordinary function as a Querier.
+type PoolSampleFunc func(context.Context, *ent.PoolSampleQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f PoolSampleFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.PoolSampleQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.PoolSampleQuery", q)
+}
+
+// The TraversePoolSample type is an adapter to allow the use of ordinary function as Traverser.
+type TraversePoolSample func(context.Context, *ent.PoolSampleQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraversePoolSample) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraversePoolSample) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.PoolSampleQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.PoolSampleQuery", q)
 }
 
 // The ProcessFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -267,6 +465,33 @@ func (f TraverseProcess) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.ProcessQuery", q)
 }
 
+// The RemoteEndpointFunc type is an adapter to allow the use of ordinary function as a Querier.
+type RemoteEndpointFunc func(context.Context, *ent.RemoteEndpointQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f RemoteEndpointFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.RemoteEndpointQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.RemoteEndpointQuery", q)
+}
+
+// The TraverseRemoteEndpoint type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseRemoteEndpoint func(context.Context, *ent.RemoteEndpointQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseRemoteEndpoint) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseRemoteEndpoint) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RemoteEndpointQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.RemoteEndpointQuery", q)
+}
+
 // The RobotFunc type is an adapter to allow the use of ordinary function as a Querier.
 type RobotFunc func(context.Context, *ent.RobotQuery) (ent.Value, error)
 
@@ -292,6 +517,33 @@ func (f TraverseRobot) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.RobotQuery", q)
+}
+
+// The ScaleDecisionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type ScaleDecisionFunc func(context.Context, *ent.ScaleDecisionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f ScaleDecisionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.ScaleDecisionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.ScaleDecisionQuery", q)
+}
+
+// The TraverseScaleDecision type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseScaleDecision func(context.Context, *ent.ScaleDecisionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseScaleDecision) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseScaleDecision) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ScaleDecisionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.ScaleDecisionQuery", q)
 }
 
 // The TaskFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -378,22 +630,40 @@ func (f TraverseVM) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AccessSessionQuery:
+		return &query[*ent.AccessSessionQuery, predicate.AccessSession, accesssession.OrderOption]{typ: ent.TypeAccessSession, tq: q}, nil
+	case *ent.AnomalyQuery:
+		return &query[*ent.AnomalyQuery, predicate.Anomaly, anomaly.OrderOption]{typ: ent.TypeAnomaly, tq: q}, nil
 	case *ent.AttemptQuery:
 		return &query[*ent.AttemptQuery, predicate.Attempt, attempt.OrderOption]{typ: ent.TypeAttempt, tq: q}, nil
 	case *ent.BatchQuery:
 		return &query[*ent.BatchQuery, predicate.Batch, batch.OrderOption]{typ: ent.TypeBatch, tq: q}, nil
+	case *ent.BookingQuery:
+		return &query[*ent.BookingQuery, predicate.Booking, booking.OrderOption]{typ: ent.TypeBooking, tq: q}, nil
+	case *ent.CredentialBindingQuery:
+		return &query[*ent.CredentialBindingQuery, predicate.CredentialBinding, credentialbinding.OrderOption]{typ: ent.TypeCredentialBinding, tq: q}, nil
 	case *ent.CustomerQuery:
 		return &query[*ent.CustomerQuery, predicate.Customer, customer.OrderOption]{typ: ent.TypeCustomer, tq: q}, nil
+	case *ent.DownloadTicketQuery:
+		return &query[*ent.DownloadTicketQuery, predicate.DownloadTicket, downloadticket.OrderOption]{typ: ent.TypeDownloadTicket, tq: q}, nil
 	case *ent.EventQuery:
 		return &query[*ent.EventQuery, predicate.Event, event.OrderOption]{typ: ent.TypeEvent, tq: q}, nil
 	case *ent.LeaseQuery:
 		return &query[*ent.LeaseQuery, predicate.Lease, lease.OrderOption]{typ: ent.TypeLease, tq: q}, nil
+	case *ent.LifecycleTransitionQuery:
+		return &query[*ent.LifecycleTransitionQuery, predicate.LifecycleTransition, lifecycletransition.OrderOption]{typ: ent.TypeLifecycleTransition, tq: q}, nil
 	case *ent.PoolQuery:
 		return &query[*ent.PoolQuery, predicate.Pool, pool.OrderOption]{typ: ent.TypePool, tq: q}, nil
+	case *ent.PoolSampleQuery:
+		return &query[*ent.PoolSampleQuery, predicate.PoolSample, poolsample.OrderOption]{typ: ent.TypePoolSample, tq: q}, nil
 	case *ent.ProcessQuery:
 		return &query[*ent.ProcessQuery, predicate.Process, process.OrderOption]{typ: ent.TypeProcess, tq: q}, nil
+	case *ent.RemoteEndpointQuery:
+		return &query[*ent.RemoteEndpointQuery, predicate.RemoteEndpoint, remoteendpoint.OrderOption]{typ: ent.TypeRemoteEndpoint, tq: q}, nil
 	case *ent.RobotQuery:
 		return &query[*ent.RobotQuery, predicate.Robot, robot.OrderOption]{typ: ent.TypeRobot, tq: q}, nil
+	case *ent.ScaleDecisionQuery:
+		return &query[*ent.ScaleDecisionQuery, predicate.ScaleDecision, scaledecision.OrderOption]{typ: ent.TypeScaleDecision, tq: q}, nil
 	case *ent.TaskQuery:
 		return &query[*ent.TaskQuery, predicate.Task, task.OrderOption]{typ: ent.TypeTask, tq: q}, nil
 	case *ent.TokenQuery:

@@ -2,4 +2,4 @@
 
 package internal
 
-const IncrementStarts = "{\"attempts\":0,\"batches\":4294967296,\"customers\":8589934592,\"events\":12884901888,\"leases\":17179869184,\"pools\":21474836480,\"processes\":25769803776,\"robots\":30064771072,\"tasks\":34359738368,\"tokens\":38654705664,\"vms\":42949672960}"
+const IncrementStarts = "{\"access_sessions\":60129542144,\"anomalies\":47244640256,\"attempts\":0,\"batches\":4294967296,\"bookings\":64424509440,\"credential_bindings\":55834574848,\"customers\":8589934592,\"download_tickets\":68719476736,\"events\":12884901888,\"leases\":17179869184,\"lifecycle_transitions\":73014444032,\"pool_samples\":51539607552,\"pool_setups\":77309411328,\"pools\":21474836480,\"processes\":25769803776,\"remote_endpoints\":81604378624,\"robots\":30064771072,\"scale_decisions\":85899345920,\"tasks\":34359738368,\"tokens\":38654705664,\"vms\":42949672960}"

@@ -9,6 +9,77 @@ import (
 )
 
 var (
+	// AccessSessionsColumns holds the columns for the "access_sessions" table.
+	AccessSessionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "process_id", Type: field.TypeInt},
+		{Name: "vm_id", Type: field.TypeInt, Nullable: true},
+		{Name: "vm", Type: field.TypeString},
+		{Name: "user", Type: field.TypeString},
+		{Name: "protocol", Type: field.TypeString},
+		{Name: "host", Type: field.TypeString},
+		{Name: "port", Type: field.TypeInt},
+		{Name: "stage", Type: field.TypeString},
+		{Name: "purpose", Type: field.TypeString, Default: ""},
+		{Name: "at", Type: field.TypeTime},
+	}
+	// AccessSessionsTable holds the schema information for the "access_sessions" table.
+	AccessSessionsTable = &schema.Table{
+		Name:       "access_sessions",
+		Columns:    AccessSessionsColumns,
+		PrimaryKey: []*schema.Column{AccessSessionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "accesssession_process_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{AccessSessionsColumns[1], AccessSessionsColumns[10]},
+			},
+		},
+	}
+	// AnomaliesColumns holds the columns for the "anomalies" table.
+	AnomaliesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing"}},
+		{Name: "key", Type: field.TypeString},
+		{Name: "open_key", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "severity", Type: field.TypeEnum, Enums: []string{"critical", "warning", "info"}},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"open", "acknowledged", "resolved"}, Default: "open"},
+		{Name: "title", Type: field.TypeString},
+		{Name: "message", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "since", Type: field.TypeTime},
+		{Name: "detected_at", Type: field.TypeTime},
+		{Name: "acknowledged_at", Type: field.TypeTime, Nullable: true},
+		{Name: "acknowledged_by", Type: field.TypeString, Default: ""},
+		{Name: "resolved_at", Type: field.TypeTime, Nullable: true},
+		{Name: "resolved_by", Type: field.TypeString, Default: ""},
+		{Name: "resolution", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "customer_id", Type: field.TypeInt, Nullable: true},
+		{Name: "pool_id", Type: field.TypeInt, Nullable: true},
+		{Name: "process_id", Type: field.TypeInt, Nullable: true},
+		{Name: "robot_id", Type: field.TypeInt, Nullable: true},
+		{Name: "vm_id", Type: field.TypeInt, Nullable: true},
+		{Name: "task_id", Type: field.TypeInt, Nullable: true},
+		{Name: "vendor", Type: field.TypeString, Default: ""},
+		{Name: "facts", Type: field.TypeJSON, Nullable: true},
+	}
+	// AnomaliesTable holds the schema information for the "anomalies" table.
+	AnomaliesTable = &schema.Table{
+		Name:       "anomalies",
+		Columns:    AnomaliesColumns,
+		PrimaryKey: []*schema.Column{AnomaliesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "anomaly_status_detected_at",
+				Unique:  false,
+				Columns: []*schema.Column{AnomaliesColumns[5], AnomaliesColumns[9]},
+			},
+			{
+				Name:    "anomaly_key",
+				Unique:  false,
+				Columns: []*schema.Column{AnomaliesColumns[2]},
+			},
+		},
+	}
 	// AttemptsColumns holds the columns for the "attempts" table.
 	AttemptsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -113,6 +184,70 @@ var (
 			},
 		},
 	}
+	// BookingsColumns holds the columns for the "bookings" table.
+	BookingsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "key", Type: field.TypeString, Unique: true, Size: 200},
+		{Name: "process_id", Type: field.TypeInt},
+		{Name: "pool", Type: field.TypeString},
+		{Name: "department", Type: field.TypeString, Default: ""},
+		{Name: "robot", Type: field.TypeString, Default: ""},
+		{Name: "robots", Type: field.TypeInt, Default: 1},
+		{Name: "cron", Type: field.TypeString},
+		{Name: "duration_seconds", Type: field.TypeInt},
+		{Name: "timezone", Type: field.TypeString, Default: ""},
+		{Name: "valid_from", Type: field.TypeTime, Nullable: true},
+		{Name: "valid_until", Type: field.TypeTime, Nullable: true},
+		{Name: "created_by", Type: field.TypeString, Default: ""},
+		{Name: "clash_accepted", Type: field.TypeBool, Default: false},
+	}
+	// BookingsTable holds the schema information for the "bookings" table.
+	BookingsTable = &schema.Table{
+		Name:       "bookings",
+		Columns:    BookingsColumns,
+		PrimaryKey: []*schema.Column{BookingsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "booking_pool",
+				Unique:  false,
+				Columns: []*schema.Column{BookingsColumns[5]},
+			},
+			{
+				Name:    "booking_process_id",
+				Unique:  false,
+				Columns: []*schema.Column{BookingsColumns[4]},
+			},
+		},
+	}
+	// CredentialBindingsColumns holds the columns for the "credential_bindings" table.
+	CredentialBindingsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "customer_id", Type: field.TypeInt},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "process_id", Type: field.TypeInt},
+		{Name: "created_by", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// CredentialBindingsTable holds the schema information for the "credential_bindings" table.
+	CredentialBindingsTable = &schema.Table{
+		Name:       "credential_bindings",
+		Columns:    CredentialBindingsColumns,
+		PrimaryKey: []*schema.Column{CredentialBindingsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "credentialbinding_customer_id_name_process_id",
+				Unique:  true,
+				Columns: []*schema.Column{CredentialBindingsColumns[1], CredentialBindingsColumns[2], CredentialBindingsColumns[3]},
+			},
+			{
+				Name:    "credentialbinding_process_id",
+				Unique:  false,
+				Columns: []*schema.Column{CredentialBindingsColumns[3]},
+			},
+		},
+	}
 	// CustomersColumns holds the columns for the "customers" table.
 	CustomersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -137,6 +272,22 @@ var (
 			},
 		},
 	}
+	// DownloadTicketsColumns holds the columns for the "download_tickets" table.
+	DownloadTicketsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "hash", Type: field.TypeString, Unique: true},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"document", "rdp"}},
+		{Name: "params", Type: field.TypeString, Size: 2147483647, Default: "{}"},
+		{Name: "token_id", Type: field.TypeInt},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// DownloadTicketsTable holds the schema information for the "download_tickets" table.
+	DownloadTicketsTable = &schema.Table{
+		Name:       "download_tickets",
+		Columns:    DownloadTicketsColumns,
+		PrimaryKey: []*schema.Column{DownloadTicketsColumns[0]},
+	}
 	// EventsColumns holds the columns for the "events" table.
 	EventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -150,6 +301,11 @@ var (
 		{Name: "robot_id", Type: field.TypeInt, Nullable: true},
 		{Name: "attempt_no", Type: field.TypeInt, Nullable: true},
 		{Name: "message", Type: field.TypeString, Default: ""},
+		{Name: "vm_id", Type: field.TypeInt, Nullable: true},
+		{Name: "vendor", Type: field.TypeString, Default: ""},
+		{Name: "status", Type: field.TypeString, Default: ""},
+		{Name: "external_id", Type: field.TypeString, Default: ""},
+		{Name: "anomaly_id", Type: field.TypeInt, Nullable: true},
 	}
 	// EventsTable holds the schema information for the "events" table.
 	EventsTable = &schema.Table{
@@ -172,6 +328,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{EventsColumns[2], EventsColumns[1]},
 			},
+			{
+				Name:    "event_pool_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{EventsColumns[4], EventsColumns[1]},
+			},
 		},
 	}
 	// LeasesColumns holds the columns for the "leases" table.
@@ -187,6 +348,32 @@ var (
 		Name:       "leases",
 		Columns:    LeasesColumns,
 		PrimaryKey: []*schema.Column{LeasesColumns[0]},
+	}
+	// LifecycleTransitionsColumns holds the columns for the "lifecycle_transitions" table.
+	LifecycleTransitionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "process_id", Type: field.TypeInt},
+		{Name: "seq", Type: field.TypeInt},
+		{Name: "from_stage", Type: field.TypeString},
+		{Name: "to_stage", Type: field.TypeString},
+		{Name: "action", Type: field.TypeString},
+		{Name: "actor", Type: field.TypeString},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "note", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "evidence", Type: field.TypeString, Size: 2147483647, Default: "{}"},
+	}
+	// LifecycleTransitionsTable holds the schema information for the "lifecycle_transitions" table.
+	LifecycleTransitionsTable = &schema.Table{
+		Name:       "lifecycle_transitions",
+		Columns:    LifecycleTransitionsColumns,
+		PrimaryKey: []*schema.Column{LifecycleTransitionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "lifecycletransition_process_id_seq",
+				Unique:  true,
+				Columns: []*schema.Column{LifecycleTransitionsColumns[1], LifecycleTransitionsColumns[2]},
+			},
+		},
 	}
 	// PoolsColumns holds the columns for the "pools" table.
 	PoolsColumns = []*schema.Column{
@@ -208,6 +395,36 @@ var (
 		Name:       "pools",
 		Columns:    PoolsColumns,
 		PrimaryKey: []*schema.Column{PoolsColumns[0]},
+	}
+	// PoolSamplesColumns holds the columns for the "pool_samples" table.
+	PoolSamplesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "robots", Type: field.TypeInt},
+		{Name: "idle", Type: field.TypeInt},
+		{Name: "busy", Type: field.TypeInt},
+		{Name: "pending", Type: field.TypeInt},
+		{Name: "running", Type: field.TypeInt},
+		{Name: "max", Type: field.TypeInt},
+	}
+	// PoolSamplesTable holds the schema information for the "pool_samples" table.
+	PoolSamplesTable = &schema.Table{
+		Name:       "pool_samples",
+		Columns:    PoolSamplesColumns,
+		PrimaryKey: []*schema.Column{PoolSamplesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "poolsample_pool_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{PoolSamplesColumns[2], PoolSamplesColumns[1]},
+			},
+			{
+				Name:    "poolsample_at",
+				Unique:  false,
+				Columns: []*schema.Column{PoolSamplesColumns[1]},
+			},
+		},
 	}
 	// ProcessesColumns holds the columns for the "processes" table.
 	ProcessesColumns = []*schema.Column{
@@ -244,6 +461,23 @@ var (
 				OnDelete:   schema.NoAction,
 			},
 		},
+	}
+	// RemoteEndpointsColumns holds the columns for the "remote_endpoints" table.
+	RemoteEndpointsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "vm_id", Type: field.TypeInt, Unique: true},
+		{Name: "protocol", Type: field.TypeString},
+		{Name: "host", Type: field.TypeString},
+		{Name: "port", Type: field.TypeInt},
+		{Name: "username", Type: field.TypeString, Default: ""},
+	}
+	// RemoteEndpointsTable holds the schema information for the "remote_endpoints" table.
+	RemoteEndpointsTable = &schema.Table{
+		Name:       "remote_endpoints",
+		Columns:    RemoteEndpointsColumns,
+		PrimaryKey: []*schema.Column{RemoteEndpointsColumns[0]},
 	}
 	// RobotsColumns holds the columns for the "robots" table.
 	RobotsColumns = []*schema.Column{
@@ -286,6 +520,47 @@ var (
 			},
 		},
 	}
+	// ScaleDecisionsColumns holds the columns for the "scale_decisions" table.
+	ScaleDecisionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "pool_name", Type: field.TypeString},
+		{Name: "x", Type: field.TypeInt},
+		{Name: "z", Type: field.TypeInt},
+		{Name: "d", Type: field.TypeInt},
+		{Name: "booting", Type: field.TypeInt, Default: 0},
+		{Name: "idle_rented", Type: field.TypeInt, Default: 0},
+		{Name: "vendor_others", Type: field.TypeInt, Default: 0},
+		{Name: "prewarm_floor", Type: field.TypeInt, Default: 0},
+		{Name: "action", Type: field.TypeEnum, Enums: []string{"none", "scale_up", "scale_down", "cooldown"}},
+		{Name: "rent", Type: field.TypeInt, Default: 0},
+		{Name: "release", Type: field.TypeInt, Default: 0},
+		{Name: "target", Type: field.TypeInt},
+		{Name: "capped", Type: field.TypeString, Default: ""},
+		{Name: "reason", Type: field.TypeString},
+		{Name: "rented", Type: field.TypeInt, Default: 0},
+		{Name: "released", Type: field.TypeInt, Default: 0},
+		{Name: "boot_failures", Type: field.TypeInt, Default: 0},
+		{Name: "error", Type: field.TypeString, Default: ""},
+		{Name: "up_streak", Type: field.TypeInt, Default: 0},
+		{Name: "down_streak", Type: field.TypeInt, Default: 0},
+		{Name: "cooldown_left", Type: field.TypeInt, Default: 0},
+		{Name: "term", Type: field.TypeInt64, Default: 0},
+	}
+	// ScaleDecisionsTable holds the schema information for the "scale_decisions" table.
+	ScaleDecisionsTable = &schema.Table{
+		Name:       "scale_decisions",
+		Columns:    ScaleDecisionsColumns,
+		PrimaryKey: []*schema.Column{ScaleDecisionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "scaledecision_pool_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{ScaleDecisionsColumns[2], ScaleDecisionsColumns[1]},
+			},
+		},
+	}
 	// TasksColumns holds the columns for the "tasks" table.
 	TasksColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -304,6 +579,7 @@ var (
 		{Name: "failure_reason", Type: field.TypeEnum, Nullable: true, Enums: []string{"data_error", "retries_exhausted", "timeout_exhausted", "cancelled"}},
 		{Name: "error_message", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+		{Name: "rand_key", Type: field.TypeInt64, Default: 0},
 		{Name: "batch_id", Type: field.TypeInt},
 	}
 	// TasksTable holds the schema information for the "tasks" table.
@@ -314,16 +590,16 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_batches_tasks",
-				Columns:    []*schema.Column{TasksColumns[16]},
+				Columns:    []*schema.Column{TasksColumns[17]},
 				RefColumns: []*schema.Column{BatchesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "task_batch_id_state",
+				Name:    "task_batch_id_state_rand_key",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[16], TasksColumns[7]},
+				Columns: []*schema.Column{TasksColumns[17], TasksColumns[7], TasksColumns[16]},
 			},
 			{
 				Name:    "task_pool_id_state",
@@ -393,14 +669,23 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		AccessSessionsTable,
+		AnomaliesTable,
 		AttemptsTable,
 		BatchesTable,
+		BookingsTable,
+		CredentialBindingsTable,
 		CustomersTable,
+		DownloadTicketsTable,
 		EventsTable,
 		LeasesTable,
+		LifecycleTransitionsTable,
 		PoolsTable,
+		PoolSamplesTable,
 		ProcessesTable,
+		RemoteEndpointsTable,
 		RobotsTable,
+		ScaleDecisionsTable,
 		TasksTable,
 		TokensTable,
 		VmsTable,
@@ -408,6 +693,12 @@ var (
 )
 
 func init() {
+	AccessSessionsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(60129542144),
+	}
+	AnomaliesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(47244640256),
+	}
 	AttemptsTable.ForeignKeys[0].RefTable = RobotsTable
 	AttemptsTable.ForeignKeys[1].RefTable = TasksTable
 	AttemptsTable.Annotation = &entsql.Annotation{
@@ -418,9 +709,18 @@ func init() {
 	BatchesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(4294967296),
 	}
+	BookingsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(64424509440),
+	}
+	CredentialBindingsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(55834574848),
+	}
 	CustomersTable.ForeignKeys[0].RefTable = CustomersTable
 	CustomersTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(8589934592),
+	}
+	DownloadTicketsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(68719476736),
 	}
 	EventsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(12884901888),
@@ -428,18 +728,30 @@ func init() {
 	LeasesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(17179869184),
 	}
+	LifecycleTransitionsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(73014444032),
+	}
 	PoolsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(21474836480),
+	}
+	PoolSamplesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(51539607552),
 	}
 	ProcessesTable.ForeignKeys[0].RefTable = CustomersTable
 	ProcessesTable.ForeignKeys[1].RefTable = PoolsTable
 	ProcessesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
 	}
+	RemoteEndpointsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(81604378624),
+	}
 	RobotsTable.ForeignKeys[0].RefTable = PoolsTable
 	RobotsTable.ForeignKeys[1].RefTable = VmsTable
 	RobotsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(30064771072),
+	}
+	ScaleDecisionsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(85899345920),
 	}
 	TasksTable.ForeignKeys[0].RefTable = BatchesTable
 	TasksTable.Annotation = &entsql.Annotation{

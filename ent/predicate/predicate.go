@@ -6,14 +6,29 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AccessSession is the predicate function for accesssession builders.
+type AccessSession func(*sql.Selector)
+
+// Anomaly is the predicate function for anomaly builders.
+type Anomaly func(*sql.Selector)
+
 // Attempt is the predicate function for attempt builders.
 type Attempt func(*sql.Selector)
 
 // Batch is the predicate function for batch builders.
 type Batch func(*sql.Selector)
 
+// Booking is the predicate function for booking builders.
+type Booking func(*sql.Selector)
+
+// CredentialBinding is the predicate function for credentialbinding builders.
+type CredentialBinding func(*sql.Selector)
+
 // Customer is the predicate function for customer builders.
 type Customer func(*sql.Selector)
+
+// DownloadTicket is the predicate function for downloadticket builders.
+type DownloadTicket func(*sql.Selector)
 
 // Event is the predicate function for event builders.
 type Event func(*sql.Selector)
@@ -21,14 +36,26 @@ type Event func(*sql.Selector)
 // Lease is the predicate function for lease builders.
 type Lease func(*sql.Selector)
 
+// LifecycleTransition is the predicate function for lifecycletransition builders.
+type LifecycleTransition func(*sql.Selector)
+
 // Pool is the predicate function for pool builders.
 type Pool func(*sql.Selector)
+
+// PoolSample is the predicate function for poolsample builders.
+type PoolSample func(*sql.Selector)
 
 // Process is the predicate function for process builders.
 type Process func(*sql.Selector)
 
+// RemoteEndpoint is the predicate function for remoteendpoint builders.
+type RemoteEndpoint func(*sql.Selector)
+
 // Robot is the predicate function for robot builders.
 type Robot func(*sql.Selector)
+
+// ScaleDecision is the predicate function for scaledecision builders.
+type ScaleDecision func(*sql.Selector)
 
 // Task is the predicate function for task builders.
 type Task func(*sql.Selector)

@@ -111,6 +111,54 @@ func DenyMutationOperationRule(op ent.Op) MutationRule {
 	return OnMutationOperation(rule, op)
 }
 
+// The AccessSessionQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type AccessSessionQueryRuleFunc func(context.Context, *ent.AccessSessionQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f AccessSessionQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AccessSessionQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.AccessSessionQuery", q)
+}
+
+// The AccessSessionMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type AccessSessionMutationRuleFunc func(context.Context, *ent.AccessSessionMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f AccessSessionMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.AccessSessionMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.AccessSessionMutation", m)
+}
+
+// The AnomalyQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type AnomalyQueryRuleFunc func(context.Context, *ent.AnomalyQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f AnomalyQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AnomalyQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.AnomalyQuery", q)
+}
+
+// The AnomalyMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type AnomalyMutationRuleFunc func(context.Context, *ent.AnomalyMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f AnomalyMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.AnomalyMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.AnomalyMutation", m)
+}
+
 // The AttemptQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type AttemptQueryRuleFunc func(context.Context, *ent.AttemptQuery) error
@@ -159,6 +207,54 @@ func (f BatchMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation)
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.BatchMutation", m)
 }
 
+// The BookingQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type BookingQueryRuleFunc func(context.Context, *ent.BookingQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f BookingQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.BookingQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.BookingQuery", q)
+}
+
+// The BookingMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type BookingMutationRuleFunc func(context.Context, *ent.BookingMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f BookingMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.BookingMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.BookingMutation", m)
+}
+
+// The CredentialBindingQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type CredentialBindingQueryRuleFunc func(context.Context, *ent.CredentialBindingQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f CredentialBindingQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.CredentialBindingQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.CredentialBindingQuery", q)
+}
+
+// The CredentialBindingMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type CredentialBindingMutationRuleFunc func(context.Context, *ent.CredentialBindingMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f CredentialBindingMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.CredentialBindingMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.CredentialBindingMutation", m)
+}
+
 // The CustomerQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type CustomerQueryRuleFunc func(context.Context, *ent.CustomerQuery) error
@@ -181,6 +277,30 @@ func (f CustomerMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutati
 		return f(ctx, m)
 	}
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.CustomerMutation", m)
+}
+
+// The DownloadTicketQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type DownloadTicketQueryRuleFunc func(context.Context, *ent.DownloadTicketQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f DownloadTicketQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DownloadTicketQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.DownloadTicketQuery", q)
+}
+
+// The DownloadTicketMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type DownloadTicketMutationRuleFunc func(context.Context, *ent.DownloadTicketMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f DownloadTicketMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.DownloadTicketMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.DownloadTicketMutation", m)
 }
 
 // The EventQueryRuleFunc type is an adapter to allow the use of ordinary
@@ -231,6 +351,30 @@ func (f LeaseMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation)
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.LeaseMutation", m)
 }
 
+// The LifecycleTransitionQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type LifecycleTransitionQueryRuleFunc func(context.Context, *ent.LifecycleTransitionQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f LifecycleTransitionQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.LifecycleTransitionQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.LifecycleTransitionQuery", q)
+}
+
+// The LifecycleTransitionMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type LifecycleTransitionMutationRuleFunc func(context.Context, *ent.LifecycleTransitionMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f LifecycleTransitionMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.LifecycleTransitionMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.LifecycleTransitionMutation", m)
+}
+
 // The PoolQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type PoolQueryRuleFunc func(context.Context, *ent.PoolQuery) error
@@ -253,6 +397,30 @@ func (f PoolMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) 
 		return f(ctx, m)
 	}
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.PoolMutation", m)
+}
+
+// The PoolSampleQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type PoolSampleQueryRuleFunc func(context.Context, *ent.PoolSampleQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f PoolSampleQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.PoolSampleQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.PoolSampleQuery", q)
+}
+
+// The PoolSampleMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type PoolSampleMutationRuleFunc func(context.Context, *ent.PoolSampleMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f PoolSampleMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.PoolSampleMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.PoolSampleMutation", m)
 }
 
 // The ProcessQueryRuleFunc type is an adapter to allow the use of ordinary
@@ -279,6 +447,30 @@ func (f ProcessMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutatio
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.ProcessMutation", m)
 }
 
+// The RemoteEndpointQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type RemoteEndpointQueryRuleFunc func(context.Context, *ent.RemoteEndpointQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f RemoteEndpointQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RemoteEndpointQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.RemoteEndpointQuery", q)
+}
+
+// The RemoteEndpointMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type RemoteEndpointMutationRuleFunc func(context.Context, *ent.RemoteEndpointMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f RemoteEndpointMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.RemoteEndpointMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.RemoteEndpointMutation", m)
+}
+
 // The RobotQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type RobotQueryRuleFunc func(context.Context, *ent.RobotQuery) error
@@ -301,6 +493,30 @@ func (f RobotMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation)
 		return f(ctx, m)
 	}
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.RobotMutation", m)
+}
+
+// The ScaleDecisionQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type ScaleDecisionQueryRuleFunc func(context.Context, *ent.ScaleDecisionQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f ScaleDecisionQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ScaleDecisionQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.ScaleDecisionQuery", q)
+}
+
+// The ScaleDecisionMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type ScaleDecisionMutationRuleFunc func(context.Context, *ent.ScaleDecisionMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f ScaleDecisionMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.ScaleDecisionMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.ScaleDecisionMutation", m)
 }
 
 // The TaskQueryRuleFunc type is an adapter to allow the use of ordinary
@@ -410,21 +626,39 @@ var _ QueryMutationRule = FilterFunc(nil)
 
 func queryFilter(q ent.Query) (Filter, error) {
 	switch q := q.(type) {
+	case *ent.AccessSessionQuery:
+		return q.Filter(), nil
+	case *ent.AnomalyQuery:
+		return q.Filter(), nil
 	case *ent.AttemptQuery:
 		return q.Filter(), nil
 	case *ent.BatchQuery:
 		return q.Filter(), nil
+	case *ent.BookingQuery:
+		return q.Filter(), nil
+	case *ent.CredentialBindingQuery:
+		return q.Filter(), nil
 	case *ent.CustomerQuery:
+		return q.Filter(), nil
+	case *ent.DownloadTicketQuery:
 		return q.Filter(), nil
 	case *ent.EventQuery:
 		return q.Filter(), nil
 	case *ent.LeaseQuery:
 		return q.Filter(), nil
+	case *ent.LifecycleTransitionQuery:
+		return q.Filter(), nil
 	case *ent.PoolQuery:
+		return q.Filter(), nil
+	case *ent.PoolSampleQuery:
 		return q.Filter(), nil
 	case *ent.ProcessQuery:
 		return q.Filter(), nil
+	case *ent.RemoteEndpointQuery:
+		return q.Filter(), nil
 	case *ent.RobotQuery:
+		return q.Filter(), nil
+	case *ent.ScaleDecisionQuery:
 		return q.Filter(), nil
 	case *ent.TaskQuery:
 		return q.Filter(), nil
@@ -439,21 +673,39 @@ func queryFilter(q ent.Query) (Filter, error) {
 
 func mutationFilter(m ent.Mutation) (Filter, error) {
 	switch m := m.(type) {
+	case *ent.AccessSessionMutation:
+		return m.Filter(), nil
+	case *ent.AnomalyMutation:
+		return m.Filter(), nil
 	case *ent.AttemptMutation:
 		return m.Filter(), nil
 	case *ent.BatchMutation:
 		return m.Filter(), nil
+	case *ent.BookingMutation:
+		return m.Filter(), nil
+	case *ent.CredentialBindingMutation:
+		return m.Filter(), nil
 	case *ent.CustomerMutation:
+		return m.Filter(), nil
+	case *ent.DownloadTicketMutation:
 		return m.Filter(), nil
 	case *ent.EventMutation:
 		return m.Filter(), nil
 	case *ent.LeaseMutation:
 		return m.Filter(), nil
+	case *ent.LifecycleTransitionMutation:
+		return m.Filter(), nil
 	case *ent.PoolMutation:
+		return m.Filter(), nil
+	case *ent.PoolSampleMutation:
 		return m.Filter(), nil
 	case *ent.ProcessMutation:
 		return m.Filter(), nil
+	case *ent.RemoteEndpointMutation:
+		return m.Filter(), nil
 	case *ent.RobotMutation:
+		return m.Filter(), nil
+	case *ent.ScaleDecisionMutation:
 		return m.Filter(), nil
 	case *ent.TaskMutation:
 		return m.Filter(), nil

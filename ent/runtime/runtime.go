@@ -6,14 +6,23 @@ import (
 	"context"
 	"time"
 
+	"github.com/rpacloud/rpacloud/ent/accesssession"
+	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/lease"
+	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/schema"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
@@ -27,6 +36,92 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	accesssession.Policy = privacy.NewPolicies(schema.AccessSession{})
+	accesssession.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := accesssession.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	accesssessionFields := schema.AccessSession{}.Fields()
+	_ = accesssessionFields
+	// accesssessionDescVM is the schema descriptor for vm field.
+	accesssessionDescVM := accesssessionFields[2].Descriptor()
+	// accesssession.VMValidator is a validator for the "vm" field. It is called by the builders before save.
+	accesssession.VMValidator = accesssessionDescVM.Validators[0].(func(string) error)
+	// accesssessionDescUser is the schema descriptor for user field.
+	accesssessionDescUser := accesssessionFields[3].Descriptor()
+	// accesssession.UserValidator is a validator for the "user" field. It is called by the builders before save.
+	accesssession.UserValidator = accesssessionDescUser.Validators[0].(func(string) error)
+	// accesssessionDescProtocol is the schema descriptor for protocol field.
+	accesssessionDescProtocol := accesssessionFields[4].Descriptor()
+	// accesssession.ProtocolValidator is a validator for the "protocol" field. It is called by the builders before save.
+	accesssession.ProtocolValidator = accesssessionDescProtocol.Validators[0].(func(string) error)
+	// accesssessionDescHost is the schema descriptor for host field.
+	accesssessionDescHost := accesssessionFields[5].Descriptor()
+	// accesssession.HostValidator is a validator for the "host" field. It is called by the builders before save.
+	accesssession.HostValidator = accesssessionDescHost.Validators[0].(func(string) error)
+	// accesssessionDescPort is the schema descriptor for port field.
+	accesssessionDescPort := accesssessionFields[6].Descriptor()
+	// accesssession.PortValidator is a validator for the "port" field. It is called by the builders before save.
+	accesssession.PortValidator = accesssessionDescPort.Validators[0].(func(int) error)
+	// accesssessionDescStage is the schema descriptor for stage field.
+	accesssessionDescStage := accesssessionFields[7].Descriptor()
+	// accesssession.StageValidator is a validator for the "stage" field. It is called by the builders before save.
+	accesssession.StageValidator = accesssessionDescStage.Validators[0].(func(string) error)
+	// accesssessionDescPurpose is the schema descriptor for purpose field.
+	accesssessionDescPurpose := accesssessionFields[8].Descriptor()
+	// accesssession.DefaultPurpose holds the default value on creation for the purpose field.
+	accesssession.DefaultPurpose = accesssessionDescPurpose.Default.(string)
+	// accesssessionDescAt is the schema descriptor for at field.
+	accesssessionDescAt := accesssessionFields[9].Descriptor()
+	// accesssession.DefaultAt holds the default value on creation for the at field.
+	accesssession.DefaultAt = accesssessionDescAt.Default.(func() time.Time)
+	anomaly.Policy = privacy.NewPolicies(schema.Anomaly{})
+	anomaly.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := anomaly.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	anomalyFields := schema.Anomaly{}.Fields()
+	_ = anomalyFields
+	// anomalyDescKey is the schema descriptor for key field.
+	anomalyDescKey := anomalyFields[1].Descriptor()
+	// anomaly.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	anomaly.KeyValidator = anomalyDescKey.Validators[0].(func(string) error)
+	// anomalyDescTitle is the schema descriptor for title field.
+	anomalyDescTitle := anomalyFields[5].Descriptor()
+	// anomaly.TitleValidator is a validator for the "title" field. It is called by the builders before save.
+	anomaly.TitleValidator = anomalyDescTitle.Validators[0].(func(string) error)
+	// anomalyDescMessage is the schema descriptor for message field.
+	anomalyDescMessage := anomalyFields[6].Descriptor()
+	// anomaly.DefaultMessage holds the default value on creation for the message field.
+	anomaly.DefaultMessage = anomalyDescMessage.Default.(string)
+	// anomalyDescDetectedAt is the schema descriptor for detected_at field.
+	anomalyDescDetectedAt := anomalyFields[8].Descriptor()
+	// anomaly.DefaultDetectedAt holds the default value on creation for the detected_at field.
+	anomaly.DefaultDetectedAt = anomalyDescDetectedAt.Default.(func() time.Time)
+	// anomalyDescAcknowledgedBy is the schema descriptor for acknowledged_by field.
+	anomalyDescAcknowledgedBy := anomalyFields[10].Descriptor()
+	// anomaly.DefaultAcknowledgedBy holds the default value on creation for the acknowledged_by field.
+	anomaly.DefaultAcknowledgedBy = anomalyDescAcknowledgedBy.Default.(string)
+	// anomalyDescResolvedBy is the schema descriptor for resolved_by field.
+	anomalyDescResolvedBy := anomalyFields[12].Descriptor()
+	// anomaly.DefaultResolvedBy holds the default value on creation for the resolved_by field.
+	anomaly.DefaultResolvedBy = anomalyDescResolvedBy.Default.(string)
+	// anomalyDescResolution is the schema descriptor for resolution field.
+	anomalyDescResolution := anomalyFields[13].Descriptor()
+	// anomaly.DefaultResolution holds the default value on creation for the resolution field.
+	anomaly.DefaultResolution = anomalyDescResolution.Default.(string)
+	// anomalyDescVendor is the schema descriptor for vendor field.
+	anomalyDescVendor := anomalyFields[20].Descriptor()
+	// anomaly.DefaultVendor holds the default value on creation for the vendor field.
+	anomaly.DefaultVendor = anomalyDescVendor.Default.(string)
 	attempt.Policy = privacy.NewPolicies(schema.Attempt{})
 	attempt.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
@@ -110,6 +205,123 @@ func init() {
 	batchDescSubmittedBy := batchFields[12].Descriptor()
 	// batch.DefaultSubmittedBy holds the default value on creation for the submitted_by field.
 	batch.DefaultSubmittedBy = batchDescSubmittedBy.Default.(string)
+	bookingMixin := schema.Booking{}.Mixin()
+	booking.Policy = privacy.NewPolicies(schema.Booking{})
+	booking.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := booking.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	bookingMixinFields0 := bookingMixin[0].Fields()
+	_ = bookingMixinFields0
+	bookingFields := schema.Booking{}.Fields()
+	_ = bookingFields
+	// bookingDescCreatedAt is the schema descriptor for created_at field.
+	bookingDescCreatedAt := bookingMixinFields0[0].Descriptor()
+	// booking.DefaultCreatedAt holds the default value on creation for the created_at field.
+	booking.DefaultCreatedAt = bookingDescCreatedAt.Default.(func() time.Time)
+	// bookingDescUpdatedAt is the schema descriptor for updated_at field.
+	bookingDescUpdatedAt := bookingMixinFields0[1].Descriptor()
+	// booking.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	booking.DefaultUpdatedAt = bookingDescUpdatedAt.Default.(func() time.Time)
+	// booking.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	booking.UpdateDefaultUpdatedAt = bookingDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// bookingDescKey is the schema descriptor for key field.
+	bookingDescKey := bookingFields[0].Descriptor()
+	// booking.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	booking.KeyValidator = func() func(string) error {
+		validators := bookingDescKey.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(key string) error {
+			for _, fn := range fns {
+				if err := fn(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// bookingDescPool is the schema descriptor for pool field.
+	bookingDescPool := bookingFields[2].Descriptor()
+	// booking.PoolValidator is a validator for the "pool" field. It is called by the builders before save.
+	booking.PoolValidator = bookingDescPool.Validators[0].(func(string) error)
+	// bookingDescDepartment is the schema descriptor for department field.
+	bookingDescDepartment := bookingFields[3].Descriptor()
+	// booking.DefaultDepartment holds the default value on creation for the department field.
+	booking.DefaultDepartment = bookingDescDepartment.Default.(string)
+	// bookingDescRobot is the schema descriptor for robot field.
+	bookingDescRobot := bookingFields[4].Descriptor()
+	// booking.DefaultRobot holds the default value on creation for the robot field.
+	booking.DefaultRobot = bookingDescRobot.Default.(string)
+	// bookingDescRobots is the schema descriptor for robots field.
+	bookingDescRobots := bookingFields[5].Descriptor()
+	// booking.DefaultRobots holds the default value on creation for the robots field.
+	booking.DefaultRobots = bookingDescRobots.Default.(int)
+	// booking.RobotsValidator is a validator for the "robots" field. It is called by the builders before save.
+	booking.RobotsValidator = bookingDescRobots.Validators[0].(func(int) error)
+	// bookingDescCron is the schema descriptor for cron field.
+	bookingDescCron := bookingFields[6].Descriptor()
+	// booking.CronValidator is a validator for the "cron" field. It is called by the builders before save.
+	booking.CronValidator = bookingDescCron.Validators[0].(func(string) error)
+	// bookingDescDurationSeconds is the schema descriptor for duration_seconds field.
+	bookingDescDurationSeconds := bookingFields[7].Descriptor()
+	// booking.DurationSecondsValidator is a validator for the "duration_seconds" field. It is called by the builders before save.
+	booking.DurationSecondsValidator = bookingDescDurationSeconds.Validators[0].(func(int) error)
+	// bookingDescTimezone is the schema descriptor for timezone field.
+	bookingDescTimezone := bookingFields[8].Descriptor()
+	// booking.DefaultTimezone holds the default value on creation for the timezone field.
+	booking.DefaultTimezone = bookingDescTimezone.Default.(string)
+	// bookingDescCreatedBy is the schema descriptor for created_by field.
+	bookingDescCreatedBy := bookingFields[11].Descriptor()
+	// booking.DefaultCreatedBy holds the default value on creation for the created_by field.
+	booking.DefaultCreatedBy = bookingDescCreatedBy.Default.(string)
+	// bookingDescClashAccepted is the schema descriptor for clash_accepted field.
+	bookingDescClashAccepted := bookingFields[12].Descriptor()
+	// booking.DefaultClashAccepted holds the default value on creation for the clash_accepted field.
+	booking.DefaultClashAccepted = bookingDescClashAccepted.Default.(bool)
+	credentialbinding.Policy = privacy.NewPolicies(schema.CredentialBinding{})
+	credentialbinding.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := credentialbinding.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	credentialbindingFields := schema.CredentialBinding{}.Fields()
+	_ = credentialbindingFields
+	// credentialbindingDescName is the schema descriptor for name field.
+	credentialbindingDescName := credentialbindingFields[1].Descriptor()
+	// credentialbinding.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	credentialbinding.NameValidator = func() func(string) error {
+		validators := credentialbindingDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// credentialbindingDescCreatedBy is the schema descriptor for created_by field.
+	credentialbindingDescCreatedBy := credentialbindingFields[3].Descriptor()
+	// credentialbinding.DefaultCreatedBy holds the default value on creation for the created_by field.
+	credentialbinding.DefaultCreatedBy = credentialbindingDescCreatedBy.Default.(string)
+	// credentialbindingDescCreatedAt is the schema descriptor for created_at field.
+	credentialbindingDescCreatedAt := credentialbindingFields[4].Descriptor()
+	// credentialbinding.DefaultCreatedAt holds the default value on creation for the created_at field.
+	credentialbinding.DefaultCreatedAt = credentialbindingDescCreatedAt.Default.(func() time.Time)
 	customerMixin := schema.Customer{}.Mixin()
 	customer.Policy = privacy.NewPolicies(schema.Customer{})
 	customer.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -156,6 +368,29 @@ func init() {
 	customerDescDisplayName := customerFields[1].Descriptor()
 	// customer.DefaultDisplayName holds the default value on creation for the display_name field.
 	customer.DefaultDisplayName = customerDescDisplayName.Default.(string)
+	downloadticket.Policy = privacy.NewPolicies(schema.DownloadTicket{})
+	downloadticket.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := downloadticket.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	downloadticketFields := schema.DownloadTicket{}.Fields()
+	_ = downloadticketFields
+	// downloadticketDescHash is the schema descriptor for hash field.
+	downloadticketDescHash := downloadticketFields[0].Descriptor()
+	// downloadticket.HashValidator is a validator for the "hash" field. It is called by the builders before save.
+	downloadticket.HashValidator = downloadticketDescHash.Validators[0].(func(string) error)
+	// downloadticketDescParams is the schema descriptor for params field.
+	downloadticketDescParams := downloadticketFields[2].Descriptor()
+	// downloadticket.DefaultParams holds the default value on creation for the params field.
+	downloadticket.DefaultParams = downloadticketDescParams.Default.(string)
+	// downloadticketDescCreatedAt is the schema descriptor for created_at field.
+	downloadticketDescCreatedAt := downloadticketFields[5].Descriptor()
+	// downloadticket.DefaultCreatedAt holds the default value on creation for the created_at field.
+	downloadticket.DefaultCreatedAt = downloadticketDescCreatedAt.Default.(func() time.Time)
 	event.Policy = privacy.NewPolicies(schema.Event{})
 	event.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
@@ -165,6 +400,9 @@ func init() {
 			return next.Mutate(ctx, m)
 		})
 	}
+	eventHooks := schema.Event{}.Hooks()
+
+	event.Hooks[1] = eventHooks[0]
 	eventFields := schema.Event{}.Fields()
 	_ = eventFields
 	// eventDescAt is the schema descriptor for at field.
@@ -179,6 +417,18 @@ func init() {
 	eventDescMessage := eventFields[9].Descriptor()
 	// event.DefaultMessage holds the default value on creation for the message field.
 	event.DefaultMessage = eventDescMessage.Default.(string)
+	// eventDescVendor is the schema descriptor for vendor field.
+	eventDescVendor := eventFields[11].Descriptor()
+	// event.DefaultVendor holds the default value on creation for the vendor field.
+	event.DefaultVendor = eventDescVendor.Default.(string)
+	// eventDescStatus is the schema descriptor for status field.
+	eventDescStatus := eventFields[12].Descriptor()
+	// event.DefaultStatus holds the default value on creation for the status field.
+	event.DefaultStatus = eventDescStatus.Default.(string)
+	// eventDescExternalID is the schema descriptor for external_id field.
+	eventDescExternalID := eventFields[13].Descriptor()
+	// event.DefaultExternalID holds the default value on creation for the external_id field.
+	event.DefaultExternalID = eventDescExternalID.Default.(string)
 	lease.Policy = privacy.NewPolicies(schema.Lease{})
 	lease.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
@@ -202,6 +452,49 @@ func init() {
 	leaseDescTerm := leaseFields[2].Descriptor()
 	// lease.TermValidator is a validator for the "term" field. It is called by the builders before save.
 	lease.TermValidator = leaseDescTerm.Validators[0].(func(int64) error)
+	lifecycletransition.Policy = privacy.NewPolicies(schema.LifecycleTransition{})
+	lifecycletransition.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := lifecycletransition.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	lifecycletransitionFields := schema.LifecycleTransition{}.Fields()
+	_ = lifecycletransitionFields
+	// lifecycletransitionDescSeq is the schema descriptor for seq field.
+	lifecycletransitionDescSeq := lifecycletransitionFields[1].Descriptor()
+	// lifecycletransition.SeqValidator is a validator for the "seq" field. It is called by the builders before save.
+	lifecycletransition.SeqValidator = lifecycletransitionDescSeq.Validators[0].(func(int) error)
+	// lifecycletransitionDescFromStage is the schema descriptor for from_stage field.
+	lifecycletransitionDescFromStage := lifecycletransitionFields[2].Descriptor()
+	// lifecycletransition.FromStageValidator is a validator for the "from_stage" field. It is called by the builders before save.
+	lifecycletransition.FromStageValidator = lifecycletransitionDescFromStage.Validators[0].(func(string) error)
+	// lifecycletransitionDescToStage is the schema descriptor for to_stage field.
+	lifecycletransitionDescToStage := lifecycletransitionFields[3].Descriptor()
+	// lifecycletransition.ToStageValidator is a validator for the "to_stage" field. It is called by the builders before save.
+	lifecycletransition.ToStageValidator = lifecycletransitionDescToStage.Validators[0].(func(string) error)
+	// lifecycletransitionDescAction is the schema descriptor for action field.
+	lifecycletransitionDescAction := lifecycletransitionFields[4].Descriptor()
+	// lifecycletransition.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	lifecycletransition.ActionValidator = lifecycletransitionDescAction.Validators[0].(func(string) error)
+	// lifecycletransitionDescActor is the schema descriptor for actor field.
+	lifecycletransitionDescActor := lifecycletransitionFields[5].Descriptor()
+	// lifecycletransition.ActorValidator is a validator for the "actor" field. It is called by the builders before save.
+	lifecycletransition.ActorValidator = lifecycletransitionDescActor.Validators[0].(func(string) error)
+	// lifecycletransitionDescAt is the schema descriptor for at field.
+	lifecycletransitionDescAt := lifecycletransitionFields[6].Descriptor()
+	// lifecycletransition.DefaultAt holds the default value on creation for the at field.
+	lifecycletransition.DefaultAt = lifecycletransitionDescAt.Default.(func() time.Time)
+	// lifecycletransitionDescNote is the schema descriptor for note field.
+	lifecycletransitionDescNote := lifecycletransitionFields[7].Descriptor()
+	// lifecycletransition.DefaultNote holds the default value on creation for the note field.
+	lifecycletransition.DefaultNote = lifecycletransitionDescNote.Default.(string)
+	// lifecycletransitionDescEvidence is the schema descriptor for evidence field.
+	lifecycletransitionDescEvidence := lifecycletransitionFields[8].Descriptor()
+	// lifecycletransition.DefaultEvidence holds the default value on creation for the evidence field.
+	lifecycletransition.DefaultEvidence = lifecycletransitionDescEvidence.Default.(string)
 	poolMixin := schema.Pool{}.Mixin()
 	pool.Policy = privacy.NewPolicies(schema.Pool{})
 	pool.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -280,6 +573,45 @@ func init() {
 	poolDescActive := poolFields[8].Descriptor()
 	// pool.DefaultActive holds the default value on creation for the active field.
 	pool.DefaultActive = poolDescActive.Default.(bool)
+	poolsample.Policy = privacy.NewPolicies(schema.PoolSample{})
+	poolsample.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := poolsample.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	poolsampleFields := schema.PoolSample{}.Fields()
+	_ = poolsampleFields
+	// poolsampleDescAt is the schema descriptor for at field.
+	poolsampleDescAt := poolsampleFields[0].Descriptor()
+	// poolsample.DefaultAt holds the default value on creation for the at field.
+	poolsample.DefaultAt = poolsampleDescAt.Default.(func() time.Time)
+	// poolsampleDescRobots is the schema descriptor for robots field.
+	poolsampleDescRobots := poolsampleFields[2].Descriptor()
+	// poolsample.RobotsValidator is a validator for the "robots" field. It is called by the builders before save.
+	poolsample.RobotsValidator = poolsampleDescRobots.Validators[0].(func(int) error)
+	// poolsampleDescIdle is the schema descriptor for idle field.
+	poolsampleDescIdle := poolsampleFields[3].Descriptor()
+	// poolsample.IdleValidator is a validator for the "idle" field. It is called by the builders before save.
+	poolsample.IdleValidator = poolsampleDescIdle.Validators[0].(func(int) error)
+	// poolsampleDescBusy is the schema descriptor for busy field.
+	poolsampleDescBusy := poolsampleFields[4].Descriptor()
+	// poolsample.BusyValidator is a validator for the "busy" field. It is called by the builders before save.
+	poolsample.BusyValidator = poolsampleDescBusy.Validators[0].(func(int) error)
+	// poolsampleDescPending is the schema descriptor for pending field.
+	poolsampleDescPending := poolsampleFields[5].Descriptor()
+	// poolsample.PendingValidator is a validator for the "pending" field. It is called by the builders before save.
+	poolsample.PendingValidator = poolsampleDescPending.Validators[0].(func(int) error)
+	// poolsampleDescRunning is the schema descriptor for running field.
+	poolsampleDescRunning := poolsampleFields[6].Descriptor()
+	// poolsample.RunningValidator is a validator for the "running" field. It is called by the builders before save.
+	poolsample.RunningValidator = poolsampleDescRunning.Validators[0].(func(int) error)
+	// poolsampleDescMax is the schema descriptor for max field.
+	poolsampleDescMax := poolsampleFields[7].Descriptor()
+	// poolsample.MaxValidator is a validator for the "max" field. It is called by the builders before save.
+	poolsample.MaxValidator = poolsampleDescMax.Validators[0].(func(int) error)
 	processMixin := schema.Process{}.Mixin()
 	process.Policy = privacy.NewPolicies(schema.Process{})
 	process.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -350,6 +682,46 @@ func init() {
 	processDescActive := processFields[9].Descriptor()
 	// process.DefaultActive holds the default value on creation for the active field.
 	process.DefaultActive = processDescActive.Default.(bool)
+	remoteendpointMixin := schema.RemoteEndpoint{}.Mixin()
+	remoteendpoint.Policy = privacy.NewPolicies(schema.RemoteEndpoint{})
+	remoteendpoint.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := remoteendpoint.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	remoteendpointMixinFields0 := remoteendpointMixin[0].Fields()
+	_ = remoteendpointMixinFields0
+	remoteendpointFields := schema.RemoteEndpoint{}.Fields()
+	_ = remoteendpointFields
+	// remoteendpointDescCreatedAt is the schema descriptor for created_at field.
+	remoteendpointDescCreatedAt := remoteendpointMixinFields0[0].Descriptor()
+	// remoteendpoint.DefaultCreatedAt holds the default value on creation for the created_at field.
+	remoteendpoint.DefaultCreatedAt = remoteendpointDescCreatedAt.Default.(func() time.Time)
+	// remoteendpointDescUpdatedAt is the schema descriptor for updated_at field.
+	remoteendpointDescUpdatedAt := remoteendpointMixinFields0[1].Descriptor()
+	// remoteendpoint.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	remoteendpoint.DefaultUpdatedAt = remoteendpointDescUpdatedAt.Default.(func() time.Time)
+	// remoteendpoint.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	remoteendpoint.UpdateDefaultUpdatedAt = remoteendpointDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// remoteendpointDescProtocol is the schema descriptor for protocol field.
+	remoteendpointDescProtocol := remoteendpointFields[1].Descriptor()
+	// remoteendpoint.ProtocolValidator is a validator for the "protocol" field. It is called by the builders before save.
+	remoteendpoint.ProtocolValidator = remoteendpointDescProtocol.Validators[0].(func(string) error)
+	// remoteendpointDescHost is the schema descriptor for host field.
+	remoteendpointDescHost := remoteendpointFields[2].Descriptor()
+	// remoteendpoint.HostValidator is a validator for the "host" field. It is called by the builders before save.
+	remoteendpoint.HostValidator = remoteendpointDescHost.Validators[0].(func(string) error)
+	// remoteendpointDescPort is the schema descriptor for port field.
+	remoteendpointDescPort := remoteendpointFields[3].Descriptor()
+	// remoteendpoint.PortValidator is a validator for the "port" field. It is called by the builders before save.
+	remoteendpoint.PortValidator = remoteendpointDescPort.Validators[0].(func(int) error)
+	// remoteendpointDescUsername is the schema descriptor for username field.
+	remoteendpointDescUsername := remoteendpointFields[4].Descriptor()
+	// remoteendpoint.DefaultUsername holds the default value on creation for the username field.
+	remoteendpoint.DefaultUsername = remoteendpointDescUsername.Default.(string)
 	robotMixin := schema.Robot{}.Mixin()
 	robot.Policy = privacy.NewPolicies(schema.Robot{})
 	robot.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -390,6 +762,81 @@ func init() {
 	robotDescAgentVersion := robotFields[7].Descriptor()
 	// robot.DefaultAgentVersion holds the default value on creation for the agent_version field.
 	robot.DefaultAgentVersion = robotDescAgentVersion.Default.(string)
+	scaledecision.Policy = privacy.NewPolicies(schema.ScaleDecision{})
+	scaledecision.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := scaledecision.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	scaledecisionFields := schema.ScaleDecision{}.Fields()
+	_ = scaledecisionFields
+	// scaledecisionDescAt is the schema descriptor for at field.
+	scaledecisionDescAt := scaledecisionFields[0].Descriptor()
+	// scaledecision.DefaultAt holds the default value on creation for the at field.
+	scaledecision.DefaultAt = scaledecisionDescAt.Default.(func() time.Time)
+	// scaledecisionDescBooting is the schema descriptor for booting field.
+	scaledecisionDescBooting := scaledecisionFields[6].Descriptor()
+	// scaledecision.DefaultBooting holds the default value on creation for the booting field.
+	scaledecision.DefaultBooting = scaledecisionDescBooting.Default.(int)
+	// scaledecisionDescIdleRented is the schema descriptor for idle_rented field.
+	scaledecisionDescIdleRented := scaledecisionFields[7].Descriptor()
+	// scaledecision.DefaultIdleRented holds the default value on creation for the idle_rented field.
+	scaledecision.DefaultIdleRented = scaledecisionDescIdleRented.Default.(int)
+	// scaledecisionDescVendorOthers is the schema descriptor for vendor_others field.
+	scaledecisionDescVendorOthers := scaledecisionFields[8].Descriptor()
+	// scaledecision.DefaultVendorOthers holds the default value on creation for the vendor_others field.
+	scaledecision.DefaultVendorOthers = scaledecisionDescVendorOthers.Default.(int)
+	// scaledecisionDescPrewarmFloor is the schema descriptor for prewarm_floor field.
+	scaledecisionDescPrewarmFloor := scaledecisionFields[9].Descriptor()
+	// scaledecision.DefaultPrewarmFloor holds the default value on creation for the prewarm_floor field.
+	scaledecision.DefaultPrewarmFloor = scaledecisionDescPrewarmFloor.Default.(int)
+	// scaledecisionDescRent is the schema descriptor for rent field.
+	scaledecisionDescRent := scaledecisionFields[11].Descriptor()
+	// scaledecision.DefaultRent holds the default value on creation for the rent field.
+	scaledecision.DefaultRent = scaledecisionDescRent.Default.(int)
+	// scaledecisionDescRelease is the schema descriptor for release field.
+	scaledecisionDescRelease := scaledecisionFields[12].Descriptor()
+	// scaledecision.DefaultRelease holds the default value on creation for the release field.
+	scaledecision.DefaultRelease = scaledecisionDescRelease.Default.(int)
+	// scaledecisionDescCapped is the schema descriptor for capped field.
+	scaledecisionDescCapped := scaledecisionFields[14].Descriptor()
+	// scaledecision.DefaultCapped holds the default value on creation for the capped field.
+	scaledecision.DefaultCapped = scaledecisionDescCapped.Default.(string)
+	// scaledecisionDescRented is the schema descriptor for rented field.
+	scaledecisionDescRented := scaledecisionFields[16].Descriptor()
+	// scaledecision.DefaultRented holds the default value on creation for the rented field.
+	scaledecision.DefaultRented = scaledecisionDescRented.Default.(int)
+	// scaledecisionDescReleased is the schema descriptor for released field.
+	scaledecisionDescReleased := scaledecisionFields[17].Descriptor()
+	// scaledecision.DefaultReleased holds the default value on creation for the released field.
+	scaledecision.DefaultReleased = scaledecisionDescReleased.Default.(int)
+	// scaledecisionDescBootFailures is the schema descriptor for boot_failures field.
+	scaledecisionDescBootFailures := scaledecisionFields[18].Descriptor()
+	// scaledecision.DefaultBootFailures holds the default value on creation for the boot_failures field.
+	scaledecision.DefaultBootFailures = scaledecisionDescBootFailures.Default.(int)
+	// scaledecisionDescError is the schema descriptor for error field.
+	scaledecisionDescError := scaledecisionFields[19].Descriptor()
+	// scaledecision.DefaultError holds the default value on creation for the error field.
+	scaledecision.DefaultError = scaledecisionDescError.Default.(string)
+	// scaledecisionDescUpStreak is the schema descriptor for up_streak field.
+	scaledecisionDescUpStreak := scaledecisionFields[20].Descriptor()
+	// scaledecision.DefaultUpStreak holds the default value on creation for the up_streak field.
+	scaledecision.DefaultUpStreak = scaledecisionDescUpStreak.Default.(int)
+	// scaledecisionDescDownStreak is the schema descriptor for down_streak field.
+	scaledecisionDescDownStreak := scaledecisionFields[21].Descriptor()
+	// scaledecision.DefaultDownStreak holds the default value on creation for the down_streak field.
+	scaledecision.DefaultDownStreak = scaledecisionDescDownStreak.Default.(int)
+	// scaledecisionDescCooldownLeft is the schema descriptor for cooldown_left field.
+	scaledecisionDescCooldownLeft := scaledecisionFields[22].Descriptor()
+	// scaledecision.DefaultCooldownLeft holds the default value on creation for the cooldown_left field.
+	scaledecision.DefaultCooldownLeft = scaledecisionDescCooldownLeft.Default.(int)
+	// scaledecisionDescTerm is the schema descriptor for term field.
+	scaledecisionDescTerm := scaledecisionFields[23].Descriptor()
+	// scaledecision.DefaultTerm holds the default value on creation for the term field.
+	scaledecision.DefaultTerm = scaledecisionDescTerm.Default.(int64)
 	taskMixin := schema.Task{}.Mixin()
 	task.Policy = privacy.NewPolicies(schema.Task{})
 	task.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -448,6 +895,12 @@ func init() {
 	taskDescErrorMessage := taskFields[12].Descriptor()
 	// task.DefaultErrorMessage holds the default value on creation for the error_message field.
 	task.DefaultErrorMessage = taskDescErrorMessage.Default.(string)
+	// taskDescRandKey is the schema descriptor for rand_key field.
+	taskDescRandKey := taskFields[14].Descriptor()
+	// task.DefaultRandKey holds the default value on creation for the rand_key field.
+	task.DefaultRandKey = taskDescRandKey.Default.(int64)
+	// task.RandKeyValidator is a validator for the "rand_key" field. It is called by the builders before save.
+	task.RandKeyValidator = taskDescRandKey.Validators[0].(func(int64) error)
 	tokenMixin := schema.Token{}.Mixin()
 	token.Policy = privacy.NewPolicies(schema.Token{})
 	token.Hooks[0] = func(next ent.Mutator) ent.Mutator {

@@ -50,6 +50,8 @@ const (
 	FieldErrorMessage = "error_message"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
 	FieldFinishedAt = "finished_at"
+	// FieldRandKey holds the string denoting the rand_key field in the database.
+	FieldRandKey = "rand_key"
 	// EdgeBatch holds the string denoting the batch edge name in mutations.
 	EdgeBatch = "batch"
 	// EdgeAttempts holds the string denoting the attempts edge name in mutations.
@@ -91,6 +93,7 @@ var Columns = []string{
 	FieldFailureReason,
 	FieldErrorMessage,
 	FieldFinishedAt,
+	FieldRandKey,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -137,6 +140,10 @@ var (
 	TimeoutsValidator func(int) error
 	// DefaultErrorMessage holds the default value on creation for the "error_message" field.
 	DefaultErrorMessage string
+	// DefaultRandKey holds the default value on creation for the "rand_key" field.
+	DefaultRandKey int64
+	// RandKeyValidator is a validator for the "rand_key" field. It is called by the builders before save.
+	RandKeyValidator func(int64) error
 )
 
 // State defines the type for the "state" enum field.
@@ -278,6 +285,11 @@ func ByErrorMessage(opts ...sql.OrderTermOption) OrderOption {
 // ByFinishedAt orders the results by the finished_at field.
 func ByFinishedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFinishedAt, opts...).ToFunc()
+}
+
+// ByRandKey orders the results by the rand_key field.
+func ByRandKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRandKey, opts...).ToFunc()
 }
 
 // ByBatchField orders the results by batch field.

@@ -125,6 +125,11 @@ func FinishedAt(v time.Time) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldFinishedAt, v))
 }
 
+// RandKey applies equality check predicate on the "rand_key" field. It's identical to RandKeyEQ.
+func RandKey(v int64) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRandKey, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldCreatedAt, v))
@@ -798,6 +803,46 @@ func FinishedAtIsNil() predicate.Task {
 // FinishedAtNotNil applies the NotNil predicate on the "finished_at" field.
 func FinishedAtNotNil() predicate.Task {
 	return predicate.Task(sql.FieldNotNull(FieldFinishedAt))
+}
+
+// RandKeyEQ applies the EQ predicate on the "rand_key" field.
+func RandKeyEQ(v int64) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRandKey, v))
+}
+
+// RandKeyNEQ applies the NEQ predicate on the "rand_key" field.
+func RandKeyNEQ(v int64) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldRandKey, v))
+}
+
+// RandKeyIn applies the In predicate on the "rand_key" field.
+func RandKeyIn(vs ...int64) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldRandKey, vs...))
+}
+
+// RandKeyNotIn applies the NotIn predicate on the "rand_key" field.
+func RandKeyNotIn(vs ...int64) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldRandKey, vs...))
+}
+
+// RandKeyGT applies the GT predicate on the "rand_key" field.
+func RandKeyGT(v int64) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldRandKey, v))
+}
+
+// RandKeyGTE applies the GTE predicate on the "rand_key" field.
+func RandKeyGTE(v int64) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldRandKey, v))
+}
+
+// RandKeyLT applies the LT predicate on the "rand_key" field.
+func RandKeyLT(v int64) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldRandKey, v))
+}
+
+// RandKeyLTE applies the LTE predicate on the "rand_key" field.
+func RandKeyLTE(v int64) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldRandKey, v))
 }
 
 // HasBatch applies the HasEdge predicate on the "batch" edge.

@@ -9,6 +9,12 @@ pool "tax-rpa" {
   tasks_per_robot = 10
   fairness        = "weighted" # big accounting firms do not starve small ones
   network         = "tax-bureau"
+
+  # What every VM of the pool is prepared with (lifecycle step S2) and how
+  # developers and business users reach it from their desks.
+  software      = ["UiPath Robot 2024.10", "WPS Office 2023", "Chrome 131", "CFCA e-tax client 5.2"]
+  config_files  = ["C:\\rpa\\uipath\\robot.json", "C:\\rpa\\etax\\companies.json"]
+  remote_access = "rdp"
 }
 
 pool "tax-crawler" {
@@ -19,4 +25,8 @@ pool "tax-crawler" {
   tasks_per_robot = 25
   fairness        = "oldest_served"
   network         = "tax-bureau"
+
+  software      = ["rpacloud robot", "Chromium 131"]
+  config_files  = ["/etc/rpacloud/robot.env"]
+  remote_access = "ssh"
 }

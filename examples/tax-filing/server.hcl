@@ -29,3 +29,13 @@ provider "local" {
   plugin              = "local"
   stop_robots_on_exit = false
 }
+
+# The supporting documents (record sheet, acceptance sheet, run schedule,
+# user manual) are written in Chinese for the business users, with times in
+# China Standard Time; `rpacloud docs render --lang en` gives English.
+documents {
+  language     = "zh"
+  organisation = "ACME 税务共享中心"
+  support      = "RPA 运维值班 ext. 8080 / rpa-desk@acme.example"
+  timezone     = "Asia/Shanghai"
+}

@@ -10,8 +10,58 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/ent"
-	"github.com/rpacloud/rpacloud/ent/attempt"
 )
+
+// A recorded remote-access session: who connected to which VM for which step.
+type AccessRecord struct {
+	User     string         `json:"user"`
+	VM       string         `json:"vm"`
+	Protocol string         `json:"protocol"`
+	Stage    LifecycleStage `json:"stage"`
+	At       time.Time      `json:"at"`
+}
+
+// A change of an anomaly, for subscribers.
+type AnomalyNotice struct {
+	// opened, acknowledged or resolved.
+	Kind    string       `json:"kind"`
+	Anomaly *ent.Anomaly `json:"anomaly"`
+}
+
+type BookSlotInput struct {
+	Process string `json:"process"`
+	// Unique within the process.
+	Slot string `json:"slot"`
+	// Booking department (customer name); default the process's owner.
+	Department *string `json:"department,omitempty"`
+	Robot      *string `json:"robot,omitempty"`
+	Robots     *int    `json:"robots,omitempty"`
+	// 5-field cron in the time zone, when each slot starts, e.g. 0 9 * * 1-5.
+	Cron            string     `json:"cron"`
+	DurationMinutes int        `json:"durationMinutes"`
+	Timezone        *string    `json:"timezone,omitempty"`
+	From            *time.Time `json:"from,omitempty"`
+	Until           *time.Time `json:"until,omitempty"`
+	// Book despite clashes (the schedule then flags them); otherwise a clash refuses the booking.
+	AcceptClash *bool `json:"acceptClash,omitempty"`
+}
+
+type BookSlotResult struct {
+	Booking *ScheduleBooking `json:"booking"`
+	// Clashes accepted with acceptClash (empty otherwise).
+	Clashes []*ScheduleClash `json:"clashes"`
+}
+
+// One checklist item a gate demands.
+type ChecklistItem struct {
+	Action LifecycleAction `json:"action"`
+	Item   string          `json:"item"`
+}
+
+type CountBy struct {
+	Key   string `json:"key"`
+	Count int    `json:"count"`
+}
 
 type CreateTokenInput struct {
 	// Unique name; creating a token with an existing name replaces its secret.
@@ -28,6 +78,159 @@ type CreatedToken struct {
 	Name   string `json:"name"`
 	Role   string `json:"role"`
 	Secret string `json:"secret"`
+}
+
+// A credential's metadata. Its values are in Vault and never in the API.
+type Credential struct {
+	// Owning customer (company or department).
+	Customer string `json:"customer"`
+	// Name under the customer, e.g. etax/acme.
+	Name string `json:"name"`
+	// Current version; every rotation adds one.
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	// When the current version was stored.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// Who stored the current version.
+	UpdatedBy string `json:"updatedBy"`
+	// Names of the fields it holds (username, password, totp_seed, extra fields).
+	Fields []string `json:"fields"`
+	// Processes that use it: bound through the API or declared in HCL.
+	Processes []string `json:"processes"`
+}
+
+type CredentialFieldInput struct {
+	// Lower-case letters, digits and '_', starting with a letter.
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Run-time access to the credentials of one claimed attempt: per credential, a
+// single-use Vault wrapping token that expires at the attempt's deadline and
+// is revoked when the attempt ends. The robot unwraps it at vaultAddress.
+type CredentialGrant struct {
+	VaultAddress string                 `json:"vaultAddress"`
+	ExpiresAt    time.Time              `json:"expiresAt"`
+	Items        []*CredentialGrantItem `json:"items"`
+}
+
+type CredentialGrantItem struct {
+	// The name the process binds the credential under.
+	Name string `json:"name"`
+	// The Vault path the wrapping token must have been made by.
+	Path          string `json:"path"`
+	WrappingToken string `json:"wrappingToken"`
+}
+
+// A credential's values, for putCredential and rotateCredential. At least one
+// field must be set. Values are sent to Vault and forgotten.
+type CredentialInput struct {
+	// Owning customer; operators bound to a customer may omit it.
+	Customer *string `json:"customer,omitempty"`
+	// Name: segments of letters, digits, '-', '_' and '.', separated by '/'.
+	Name     string  `json:"name"`
+	Username *string `json:"username,omitempty"`
+	Password *string `json:"password,omitempty"`
+	// Base32 seed of a TOTP second factor.
+	TotpSeed *string `json:"totpSeed,omitempty"`
+	// Other fields (a PIN, a certificate password, ...).
+	Fields []*CredentialFieldInput `json:"fields,omitempty"`
+	// Processes of the same customer to bind it to.
+	Processes []string `json:"processes,omitempty"`
+}
+
+// Everything the wall screen shows, in one value.
+type DashboardSummary struct {
+	At                   time.Time            `json:"at"`
+	RobotsByVendorStatus []*VendorStatusCount `json:"robotsByVendorStatus"`
+	// Tasks finished in the last hour and in the queue, by state.
+	TasksByState []*CountBy        `json:"tasksByState"`
+	Pools        []*PoolStatus     `json:"pools"`
+	Running      []*RunningProcess `json:"running"`
+	// Open and acknowledged anomalies, most severe and newest first.
+	OpenAnomalies []*ent.Anomaly `json:"openAnomalies"`
+	// Anomalies resolved in the last hour, newest first.
+	RecentlyResolved []*ent.Anomaly `json:"recentlyResolved"`
+}
+
+// One key fact of an anomaly, e.g. process = vat-filing.
+type Fact struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// One applied transition.
+type LifecycleStep struct {
+	Seq    int             `json:"seq"`
+	From   LifecycleStage  `json:"from"`
+	To     LifecycleStage  `json:"to"`
+	Action LifecycleAction `json:"action"`
+	// Name of the token that asked.
+	Actor string    `json:"actor"`
+	At    time.Time `json:"at"`
+	Note  string    `json:"note"`
+	// The evidence the gate saw: checklist, linked runs, VMs, endpoints, access sessions, fault, sign-off.
+	Evidence JSON `json:"evidence"`
+}
+
+type LifecycleTransitionInput struct {
+	Process string          `json:"process"`
+	Action  LifecycleAction `json:"action"`
+	// Checklist items done, e.g. software:WPS Office, file:C:\rpa\tax.json, network:applied, package:deployed, credentials:etax/acme, documents:handed-over.
+	Checklist         []string       `json:"checklist,omitempty"`
+	Note              *string        `json:"note,omitempty"`
+	FaultCategory     *FaultCategory `json:"faultCategory,omitempty"`
+	FaultDescription  *string        `json:"faultDescription,omitempty"`
+	SignOffName       *string        `json:"signOffName,omitempty"`
+	SignOffDepartment *string        `json:"signOffDepartment,omitempty"`
+	SignOffComment    *string        `json:"signOffComment,omitempty"`
+	// Test (S4) or trial (S5) batches on the process's pool to link as evidence.
+	BatchIDs []int `json:"batchIDs,omitempty"`
+}
+
+// Filter of the events subscription; every field narrows it.
+type LiveEventFilter struct {
+	PoolID    *int `json:"poolID,omitempty"`
+	ProcessID *int `json:"processID,omitempty"`
+	RobotID   *int `json:"robotID,omitempty"`
+	BatchID   *int `json:"batchID,omitempty"`
+	TaskID    *int `json:"taskID,omitempty"`
+	// Customer (company or department); unbound operators and admins only.
+	CustomerID *int `json:"customerID,omitempty"`
+	// rpacloud, uipath, aa.
+	Vendor *string `json:"vendor,omitempty"`
+	Status *string `json:"status,omitempty"`
+	// Exact types, e.g. task.failed.
+	Types []string `json:"types,omitempty"`
+	// Type prefixes, e.g. task. or vm.
+	TypePrefixes []string `json:"typePrefixes,omitempty"`
+}
+
+// A stretch of a pool's time with the same number of robots booked.
+type PoolCapacity struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Booked int       `json:"booked"`
+	Max    int       `json:"max"`
+	Free   int       `json:"free"`
+}
+
+type PoolPoint struct {
+	At time.Time `json:"at"`
+	// Robots provisioned and not released (X).
+	Robots int `json:"robots"`
+	Idle   int `json:"idle"`
+	Busy   int `json:"busy"`
+	// Queue depth: tasks pending.
+	Pending int `json:"pending"`
+	Running int `json:"running"`
+	Max     int `json:"max"`
+}
+
+// A pool's readings over time, for the dashboard's size and queue charts.
+type PoolSeries struct {
+	Pool   *ent.Pool    `json:"pool"`
+	Points []*PoolPoint `json:"points"`
 }
 
 // Live counts of one pool, for `rpacloud pool status` and dashboards.
@@ -57,20 +260,99 @@ type Principal struct {
 	Customer *ent.Customer `json:"customer,omitempty"`
 }
 
+type ProcessLifecycle struct {
+	Process string         `json:"process"`
+	Stage   LifecycleStage `json:"stage"`
+	// Actions allowed now (their gates aside).
+	Allowed []LifecycleAction `json:"allowed"`
+	// Checklist items the gates of PREPARE_VM, DEVELOP and PASS_TRIAL demand of this process.
+	Checklist []*ChecklistItem `json:"checklist"`
+	History   []*LifecycleStep `json:"history"`
+	Access    []*AccessRecord  `json:"access"`
+}
+
+// A recorded connection and how to make it.
+type RemoteConnection struct {
+	Endpoint *VMEndpoint `json:"endpoint"`
+	// The lifecycle stage the access was recorded for.
+	Stage LifecycleStage `json:"stage"`
+	// Download link of the .rdp file (RDP endpoints), valid 10 minutes.
+	RdpURL *string `json:"rdpURL,omitempty"`
+}
+
 type ReportResultInput struct {
 	TaskID  int  `json:"taskID"`
 	Attempt int  `json:"attempt"`
 	Success bool `json:"success"`
 	// Output of a success (a JSON value).
-	Output     JSON                `json:"output,omitempty"`
-	ErrorClass *attempt.ErrorClass `json:"errorClass,omitempty"`
-	Message    *string             `json:"message,omitempty"`
+	Output     JSON        `json:"output,omitempty"`
+	ErrorClass *ErrorClass `json:"errorClass,omitempty"`
+	Message    *string     `json:"message,omitempty"`
 }
 
 // What a robot learns about itself when it starts.
 type RobotSelf struct {
 	Robot *ent.Robot `json:"robot"`
 	Pool  string     `json:"pool"`
+}
+
+// A run in progress, for the dashboard.
+type RunningProcess struct {
+	TaskID    int       `json:"taskID"`
+	Attempt   int       `json:"attempt"`
+	Process   string    `json:"process"`
+	Vendor    string    `json:"vendor"`
+	Robot     string    `json:"robot"`
+	Customer  string    `json:"customer"`
+	Pool      string    `json:"pool"`
+	StartedAt time.Time `json:"startedAt"`
+	Deadline  time.Time `json:"deadline"`
+}
+
+type Saturation struct {
+	Window SaturationWindow `json:"window"`
+	From   time.Time        `json:"from"`
+	To     time.Time        `json:"to"`
+	// Busiest first.
+	Robots  []*Utilisation `json:"robots"`
+	Pools   []*Utilisation `json:"pools"`
+	Vendors []*Utilisation `json:"vendors"`
+	// Names of the robots that were idle over the window.
+	IdleRobots []string `json:"idleRobots"`
+	// Utilisation of each pool in buckets over the window, oldest first.
+	Series []*UtilisationSeries `json:"series"`
+}
+
+// A recurring slot of the run schedule.
+type ScheduleBooking struct {
+	// process/slot
+	ID         string `json:"id"`
+	Process    string `json:"process"`
+	Department string `json:"department"`
+	Pool       string `json:"pool"`
+	// The reserved robot; null for any robot of the pool.
+	Robot           *string `json:"robot,omitempty"`
+	Robots          int     `json:"robots"`
+	Cron            string  `json:"cron"`
+	DurationMinutes int     `json:"durationMinutes"`
+	Timezone        string  `json:"timezone"`
+}
+
+type ScheduleClash struct {
+	Kind     ClashKind  `json:"kind"`
+	Pool     string     `json:"pool"`
+	Robot    *string    `json:"robot,omitempty"`
+	Bookings []string   `json:"bookings"`
+	Start    *time.Time `json:"start,omitempty"`
+	End      *time.Time `json:"end,omitempty"`
+	Needed   int        `json:"needed"`
+	Max      int        `json:"max"`
+}
+
+// One point of a time series.
+type SeriesPoint struct {
+	At    time.Time `json:"at"`
+	Value float64   `json:"value"`
 }
 
 type SubmitBatchInput struct {
@@ -101,6 +383,449 @@ type TaskClaim struct {
 	Runner             string `json:"runner"`
 	MaxDurationSeconds int    `json:"maxDurationSeconds"`
 	Input              JSON   `json:"input"`
+	// Credentials of the task's process; null when it binds none.
+	Credentials *CredentialGrant `json:"credentials,omitempty"`
+}
+
+// Busy time of one robot, pool or vendor licence over a window.
+type Utilisation struct {
+	// Robot name, pool name or vendor.
+	Key string `json:"key"`
+	// The robot's pool; null for groups.
+	Pool *string `json:"pool,omitempty"`
+	// Robots in the group (1 for a robot).
+	Robots           int     `json:"robots"`
+	BusySeconds      float64 `json:"busySeconds"`
+	AvailableSeconds float64 `json:"availableSeconds"`
+	// Busy / available, from 0 to 1.
+	Utilisation float64 `json:"utilisation"`
+	// Busy less than 5% of the time it existed.
+	Idle bool `json:"idle"`
+	// Most robots of the group busy at one moment.
+	Peak int `json:"peak"`
+	// Robots (licences) the measured load needs at 80% utilisation.
+	Recommended int `json:"recommended"`
+}
+
+type UtilisationSeries struct {
+	Key    string         `json:"key"`
+	Points []*SeriesPoint `json:"points"`
+}
+
+// How to reach one VM of a process's pool.
+type VMEndpoint struct {
+	VM    string `json:"vm"`
+	State string `json:"state"`
+	// rdp, ssh or vnc; null when the provider reported no endpoint.
+	Protocol *string `json:"protocol,omitempty"`
+	Host     *string `json:"host,omitempty"`
+	Port     *int    `json:"port,omitempty"`
+	Username *string `json:"username,omitempty"`
+}
+
+// Vault as the daemon sees it.
+type VaultStatus struct {
+	// ok, sealed, unreachable, unauthenticated or off.
+	State   string  `json:"state"`
+	Address *string `json:"address,omitempty"`
+	Error   *string `json:"error,omitempty"`
+}
+
+// How many robots of one vendor are in one state.
+type VendorStatusCount struct {
+	Vendor string `json:"vendor"`
+	Status string `json:"status"`
+	Count  int    `json:"count"`
+}
+
+type ClashKind string
+
+const (
+	// Two slots on the same robot at once.
+	ClashKindRobot ClashKind = "ROBOT"
+	// More robots booked at once than the pool's max.
+	ClashKindCapacity ClashKind = "CAPACITY"
+	// The booking names a pool that does not exist.
+	ClashKindUnknownPool ClashKind = "UNKNOWN_POOL"
+)
+
+var AllClashKind = []ClashKind{
+	ClashKindRobot,
+	ClashKindCapacity,
+	ClashKindUnknownPool,
+}
+
+func (e ClashKind) IsValid() bool {
+	switch e {
+	case ClashKindRobot, ClashKindCapacity, ClashKindUnknownPool:
+		return true
+	}
+	return false
+}
+
+func (e ClashKind) String() string {
+	return string(e)
+}
+
+func (e *ClashKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ClashKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ClashKind", str)
+	}
+	return nil
+}
+
+func (e ClashKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ClashKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ClashKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type DocumentFormat string
+
+const (
+	DocumentFormatXlsx DocumentFormat = "XLSX"
+	DocumentFormatPDF  DocumentFormat = "PDF"
+	DocumentFormatMd   DocumentFormat = "MD"
+	DocumentFormatHTML DocumentFormat = "HTML"
+)
+
+var AllDocumentFormat = []DocumentFormat{
+	DocumentFormatXlsx,
+	DocumentFormatPDF,
+	DocumentFormatMd,
+	DocumentFormatHTML,
+}
+
+func (e DocumentFormat) IsValid() bool {
+	switch e {
+	case DocumentFormatXlsx, DocumentFormatPDF, DocumentFormatMd, DocumentFormatHTML:
+		return true
+	}
+	return false
+}
+
+func (e DocumentFormat) String() string {
+	return string(e)
+}
+
+func (e *DocumentFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DocumentFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DocumentFormat", str)
+	}
+	return nil
+}
+
+func (e DocumentFormat) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DocumentFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DocumentFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type DocumentKind string
+
+const (
+	// Process information record sheet (流程信息记录表).
+	DocumentKindRecord DocumentKind = "RECORD"
+	// Acceptance sheet with the lifecycle evidence and sign-off fields (流程验收表).
+	DocumentKindAcceptance DocumentKind = "ACCEPTANCE"
+	// Run schedule per department and per pool, with clashes and saturation (流程运行排期表).
+	DocumentKindSchedule DocumentKind = "SCHEDULE"
+	// User manual: how to connect, run, handle failures, keep credentials current (用户操作手册).
+	DocumentKindManual DocumentKind = "MANUAL"
+)
+
+var AllDocumentKind = []DocumentKind{
+	DocumentKindRecord,
+	DocumentKindAcceptance,
+	DocumentKindSchedule,
+	DocumentKindManual,
+}
+
+func (e DocumentKind) IsValid() bool {
+	switch e {
+	case DocumentKindRecord, DocumentKindAcceptance, DocumentKindSchedule, DocumentKindManual:
+		return true
+	}
+	return false
+}
+
+func (e DocumentKind) String() string {
+	return string(e)
+}
+
+func (e *DocumentKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DocumentKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DocumentKind", str)
+	}
+	return nil
+}
+
+func (e DocumentKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DocumentKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DocumentKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a failed test or trial was traced to.
+type FaultCategory string
+
+const (
+	FaultCategoryProcess FaultCategory = "PROCESS"
+	FaultCategorySystem  FaultCategory = "SYSTEM"
+	FaultCategoryNetwork FaultCategory = "NETWORK"
+	FaultCategoryData    FaultCategory = "DATA"
+	FaultCategoryOther   FaultCategory = "OTHER"
+)
+
+var AllFaultCategory = []FaultCategory{
+	FaultCategoryProcess,
+	FaultCategorySystem,
+	FaultCategoryNetwork,
+	FaultCategoryData,
+	FaultCategoryOther,
+}
+
+func (e FaultCategory) IsValid() bool {
+	switch e {
+	case FaultCategoryProcess, FaultCategorySystem, FaultCategoryNetwork, FaultCategoryData, FaultCategoryOther:
+		return true
+	}
+	return false
+}
+
+func (e FaultCategory) String() string {
+	return string(e)
+}
+
+func (e *FaultCategory) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FaultCategory(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FaultCategory", str)
+	}
+	return nil
+}
+
+func (e FaultCategory) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FaultCategory) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FaultCategory) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A step asked of the lifecycle. Each is allowed from one stage only.
+type LifecycleAction string
+
+const (
+	// S1 → S2: a VM of the pool runs.
+	LifecycleActionAcquireVM LifecycleAction = "ACQUIRE_VM"
+	// S2 → S3: the pool's software, configuration files and network profile are applied, and the VM has a remote-access endpoint.
+	LifecycleActionPrepareVM LifecycleAction = "PREPARE_VM"
+	// S3 → S4: the package is deployed; someone connected for S3.
+	LifecycleActionDevelop LifecycleAction = "DEVELOP"
+	// S4 → S5: a linked test batch finished with every task succeeded.
+	LifecycleActionPassTest LifecycleAction = "PASS_TEST"
+	// S4 → S3: the fault is located (category and description).
+	LifecycleActionFailTest LifecycleAction = "FAIL_TEST"
+	// S5 → ACCEPTED: every linked trial batch is clean, a business user connected for S5, credentials onboarded, documents handed over, signed off.
+	LifecycleActionPassTrial LifecycleAction = "PASS_TRIAL"
+	// S5 → S4: the trial failed; the fault is located.
+	LifecycleActionFailTrial LifecycleAction = "FAIL_TRIAL"
+	// ACCEPTED → S3: a change after acceptance; say why in the note.
+	LifecycleActionMaintenance LifecycleAction = "MAINTENANCE"
+)
+
+var AllLifecycleAction = []LifecycleAction{
+	LifecycleActionAcquireVM,
+	LifecycleActionPrepareVM,
+	LifecycleActionDevelop,
+	LifecycleActionPassTest,
+	LifecycleActionFailTest,
+	LifecycleActionPassTrial,
+	LifecycleActionFailTrial,
+	LifecycleActionMaintenance,
+}
+
+func (e LifecycleAction) IsValid() bool {
+	switch e {
+	case LifecycleActionAcquireVM, LifecycleActionPrepareVM, LifecycleActionDevelop, LifecycleActionPassTest, LifecycleActionFailTest, LifecycleActionPassTrial, LifecycleActionFailTrial, LifecycleActionMaintenance:
+		return true
+	}
+	return false
+}
+
+func (e LifecycleAction) String() string {
+	return string(e)
+}
+
+func (e *LifecycleAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LifecycleAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LifecycleAction", str)
+	}
+	return nil
+}
+
+func (e LifecycleAction) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LifecycleAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LifecycleAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a process stands on its delivery path.
+type LifecycleStage string
+
+const (
+	// S1: a VM is being acquired.
+	LifecycleStageS1Acquire LifecycleStage = "S1_ACQUIRE"
+	// S2: software, configuration files and intranet access are being set up.
+	LifecycleStageS2Prepare LifecycleStage = "S2_PREPARE"
+	// S3: the process is developed on, or migrated to, the VM.
+	LifecycleStageS3Develop LifecycleStage = "S3_DEVELOP"
+	// S4: the developer tests it on the VM.
+	LifecycleStageS4Test LifecycleStage = "S4_TEST"
+	// S5: business users run it for real.
+	LifecycleStageS5Trial LifecycleStage = "S5_TRIAL"
+	// The business accepted it.
+	LifecycleStageAccepted LifecycleStage = "ACCEPTED"
+)
+
+var AllLifecycleStage = []LifecycleStage{
+	LifecycleStageS1Acquire,
+	LifecycleStageS2Prepare,
+	LifecycleStageS3Develop,
+	LifecycleStageS4Test,
+	LifecycleStageS5Trial,
+	LifecycleStageAccepted,
+}
+
+func (e LifecycleStage) IsValid() bool {
+	switch e {
+	case LifecycleStageS1Acquire, LifecycleStageS2Prepare, LifecycleStageS3Develop, LifecycleStageS4Test, LifecycleStageS5Trial, LifecycleStageAccepted:
+		return true
+	}
+	return false
+}
+
+func (e LifecycleStage) String() string {
+	return string(e)
+}
+
+func (e *LifecycleStage) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LifecycleStage(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LifecycleStage", str)
+	}
+	return nil
+}
+
+func (e LifecycleStage) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LifecycleStage) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LifecycleStage) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type Role string
@@ -155,6 +880,63 @@ func (e *Role) UnmarshalJSON(b []byte) error {
 }
 
 func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SaturationWindow string
+
+const (
+	SaturationWindowHour SaturationWindow = "HOUR"
+	SaturationWindowDay  SaturationWindow = "DAY"
+	SaturationWindowWeek SaturationWindow = "WEEK"
+)
+
+var AllSaturationWindow = []SaturationWindow{
+	SaturationWindowHour,
+	SaturationWindowDay,
+	SaturationWindowWeek,
+}
+
+func (e SaturationWindow) IsValid() bool {
+	switch e {
+	case SaturationWindowHour, SaturationWindowDay, SaturationWindowWeek:
+		return true
+	}
+	return false
+}
+
+func (e SaturationWindow) String() string {
+	return string(e)
+}
+
+func (e *SaturationWindow) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SaturationWindow(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SaturationWindow", str)
+	}
+	return nil
+}
+
+func (e SaturationWindow) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SaturationWindow) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SaturationWindow) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
