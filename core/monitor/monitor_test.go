@@ -59,7 +59,7 @@ func newFixture(t *testing.T, db *store.DB, o monitor.Options) *fixture {
 	f.cust = db.Customer.Create().SetName("tax").SetKind("department").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("night").SetProvider("local").SetMax(2).SaveX(ctx)
 	db.Process.Create().SetName("vat").SetPoolID(f.pool.ID).SetRunner("echo").SetOwnerID(f.cust.ID).
-		SetMaxDurationSeconds(600).SetRetries(0).SaveX(ctx)
+		SetMaxDurationSeconds(600).SetRetries(0).SetCreatedAt(f.clock.Now()).SaveX(ctx)
 	f.robot = db.Robot.Create().SetName("r1").SetPoolID(f.pool.ID).SetState("idle").SetLastSeenAt(f.clock.Now()).SaveX(ctx)
 	o.Bus, o.Now = f.bus, f.clock.Now
 	f.mon = monitor.New(db.Client, o)
