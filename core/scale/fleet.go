@@ -53,6 +53,32 @@ type Fleet struct {
 	// Network returns the network profile named by a pool (nil for none),
 	// which the provider applies to the robot's VM.
 	Network func(name string) *sdk.NetworkProfile
+	// Setup returns the VM preparation a pool declares (software,
+	// configuration files, remote access; nil for none), which the
+	// provider applies at creation: lifecycle step S2 checks it off.
+	Setup func(pool string) *sdk.VMSetup
+	// RecordEndpoint stores the remote-access endpoint a provider reports
+	// for a VM, so developers and business users can be shown how to
+	// connect. Nil: endpoints are not kept.
+	RecordEndpoint func(ctx context.Context, vmID int, ra sdk.RemoteAccess) error
+}
+
+func (f *Fleet) setup(pool string) *sdk.VMSetup {
+	if f.Setup == nil {
+		return nil
+	}
+	return f.Setup(pool)
+}
+
+// recordEndpoint keeps a reported endpoint; a failure is logged and tried
+// again when the VM next changes, never fatal to the reconcile.
+func (f *Fleet) recordEndpoint(ctx context.Context, p *ent.Pool, vmID int, ra *sdk.RemoteAccess) {
+	if ra == nil || f.RecordEndpoint == nil {
+		return
+	}
+	if err := f.RecordEndpoint(ctx, vmID, *ra); err != nil && f.Log != nil {
+		f.Log.Warn("record remote-access endpoint", "pool", p.Name, "vm", vmID, "err", err)
+	}
 }
 
 func (f *Fleet) now() time.Time {
@@ -152,6 +178,7 @@ func stillLive(v *ent.VM, in sdk.Instance, found bool, now time.Time, boot time.
 func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Instance, found bool) error {
 	upd := f.Client.VM.UpdateOneID(v.ID)
 	var gone string
+	var endpoint *sdk.RemoteAccess
 	switch {
 	case !found && v.State == vm.StateRequested:
 		if f.now().Sub(v.CreatedAt) < f.bootTimeout() {
@@ -164,6 +191,11 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 		gone = "vm.gone"
 	default:
 		upd.SetInstanceID(in.ID).SetAddress(in.Address)
+		// Endpoints usually appear once the instance runs and has its
+		// address; record them on that change, not on every reconcile.
+		if in.State == sdk.InstanceRunning && (v.State != vm.StateRunning || v.Address != in.Address) {
+			endpoint = in.RemoteAccess
+		}
 		switch in.State {
 		case sdk.InstanceCreating:
 			upd.SetState(vm.StateCreating)
@@ -182,6 +214,7 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 	if err := upd.Exec(ctx); err != nil {
 		return fmt.Errorf("pool %s: update VM %d: %w", p.Name, v.ID, err)
 	}
+	f.recordEndpoint(ctx, p, v.ID, endpoint)
 	if gone != "" {
 		return f.releaseRobotOf(ctx, p, v, gone)
 	}
@@ -239,6 +272,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 	}
 	in, err := prov.Create(ctx, sdk.CreateRequest{
 		IdempotencyKey: key, Pool: p.Name, RobotName: name, ServerURL: f.ServerURL, RobotToken: secret, Network: f.network(p.Network),
+		Setup:  f.setup(p.Name),
 		Labels: map[string]string{"rpacloud.pool": p.Name, "rpacloud.robot": name},
 	})
 	if err != nil {
@@ -256,6 +290,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 	if err := f.Client.VM.UpdateOneID(v.ID).SetInstanceID(in.ID).SetAddress(in.Address).SetState(st).Exec(ctx); err != nil {
 		return fmt.Errorf("pool %s: update VM: %w", p.Name, err)
 	}
+	f.recordEndpoint(ctx, p, v.ID, in.RemoteAccess)
 	f.event(ctx, p, &rid, "vm.created", fmt.Sprintf("robot %s on instance %s", name, in.ID))
 	f.Log.Info("robot rented", "pool", p.Name, "robot", name, "instance", in.ID, "permanent", permanent)
 	return nil

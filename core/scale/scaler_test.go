@@ -88,17 +88,33 @@ type flaky struct {
 	mu                  sync.Mutex
 	failCreate, failDel bool
 	creates             int
+	setups              []*sdk.VMSetup
+	remote              *sdk.RemoteAccess // reported on every instance when set
+}
+
+func (f *flaky) List(ctx context.Context) ([]sdk.Instance, error) {
+	list, err := f.Provider.List(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range list {
+		list[i].RemoteAccess = f.remote
+	}
+	return list, err
 }
 
 func (f *flaky) Create(ctx context.Context, req sdk.CreateRequest) (sdk.Instance, error) {
 	f.mu.Lock()
 	fail := f.failCreate
 	f.creates++
+	f.setups = append(f.setups, req.Setup)
+	remote := f.remote
 	f.mu.Unlock()
 	if fail {
 		return sdk.Instance{}, fmt.Errorf("create %s: %w", req.RobotName, sdk.ErrOutOfCapacity)
 	}
-	return f.Provider.Create(ctx, req)
+	in, err := f.Provider.Create(ctx, req)
+	in.RemoteAccess = remote
+	return in, err
 }
 
 func (f *flaky) Destroy(ctx context.Context, ids []string) error {
@@ -363,5 +379,45 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSetupAndEndpoints: a rented VM is created with its pool's declared
+// preparation, and the remote-access endpoint its provider reports is
+// handed to RecordEndpoint (lifecycle step S2 needs both).
+func TestSetupAndEndpoints(t *testing.T) {
+	db := storetest.SQLite(t)
+	r := newRig(t, db, decide.Settings{Min: 1, Max: 1, TasksPerRobot: 1})
+	want := &sdk.VMSetup{Software: []string{"chromium"}, ConfigFiles: []string{"/etc/tax.json"}, RemoteAccess: "ssh"}
+	r.fleet.Setup = func(pool string) *sdk.VMSetup {
+		if pool == "tax" {
+			return want
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	recorded := map[int]sdk.RemoteAccess{}
+	r.fleet.RecordEndpoint = func(_ context.Context, vmID int, ra sdk.RemoteAccess) error {
+		mu.Lock()
+		defer mu.Unlock()
+		recorded[vmID] = ra
+		return nil
+	}
+	r.prov.mu.Lock()
+	r.prov.remote = &sdk.RemoteAccess{Protocol: "ssh", Host: "127.0.0.1", Port: 2222, Username: "rpa"}
+	r.prov.mu.Unlock()
+	r.step()
+	r.prov.mu.Lock()
+	setups := r.prov.setups
+	r.prov.mu.Unlock()
+	if len(setups) != 1 || setups[0] != want {
+		t.Fatalf("setups passed to the provider: %+v", setups)
+	}
+	v := db.VM.Query().OnlyX(sys())
+	mu.Lock()
+	got, ok := recorded[v.ID]
+	mu.Unlock()
+	if !ok || got.Port != 2222 || got.Protocol != "ssh" {
+		t.Fatalf("endpoints recorded: %+v", recorded)
 	}
 }

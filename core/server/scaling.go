@@ -9,6 +9,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/core/store"
@@ -37,6 +38,15 @@ func (d *Daemon) newScaling() *scaling {
 	}
 	if d.fleet.Network == nil {
 		d.fleet.Network = networkProfiles(d.opts.Config)
+	}
+	if d.fleet.Setup == nil {
+		d.fleet.Setup = poolSetups(d.opts.Config)
+	}
+	if d.fleet.RecordEndpoint == nil {
+		d.fleet.RecordEndpoint = func(ctx context.Context, vmID int, ra sdk.RemoteAccess) error {
+			return delivery.RecordEndpoint(ctx, d.db.Client, vmID, delivery.Endpoint{
+				Protocol: ra.Protocol, Host: ra.Host, Port: ra.Port, Username: ra.Username})
+		}
 	}
 	s := &scaling{d: d, term: 1, scaler: &scale.Scaler{Fleet: d.fleet, Pools: func() map[string]poolconf.Pool { return pools }}}
 	if d.db.Driver == store.Postgres {
@@ -93,4 +103,15 @@ func networkProfiles(cfg *config.Config) func(string) *sdk.NetworkProfile {
 		m[n.Name] = &sdk.NetworkProfile{Proxy: n.Proxy, DNS: n.DNS, Allow: n.Allow, Deny: n.Deny}
 	}
 	return func(name string) *sdk.NetworkProfile { return m[name] }
+}
+
+// poolSetups maps each pool to the VM preparation its HCL declares.
+func poolSetups(cfg *config.Config) func(string) *sdk.VMSetup {
+	m := map[string]*sdk.VMSetup{}
+	for _, p := range cfg.Pools {
+		if p.Setup != nil {
+			m[p.Name] = &sdk.VMSetup{Software: p.Setup.Software, ConfigFiles: p.Setup.ConfigFiles, RemoteAccess: p.Setup.RemoteAccess}
+		}
+	}
+	return func(name string) *sdk.VMSetup { return m[name] }
 }

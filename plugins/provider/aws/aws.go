@@ -51,6 +51,9 @@ const (
 	tagPool    = "rpacloud:pool"
 	tagRobot   = "rpacloud:robot"
 	tagKey     = "rpacloud:key"
+	// tagRemote keeps the pool's remote-access protocol on the instance,
+	// so List can report the endpoint without state in the plugin.
+	tagRemote = "rpacloud:remote-access"
 )
 
 // pageSize is DescribeInstances' MaxResults; a variable so tests can make
@@ -270,6 +273,9 @@ func (p *Provider) Create(ctx context.Context, req sdk.CreateRequest) (sdk.Insta
 		{Key: awssdk.String(tagKey), Value: awssdk.String(req.IdempotencyKey)},
 		{Key: awssdk.String("Name"), Value: awssdk.String("rpacloud-" + req.RobotName)},
 	}
+	if req.Setup != nil && req.Setup.RemoteAccess != "" {
+		tags = append(tags, types.Tag{Key: awssdk.String(tagRemote), Value: awssdk.String(req.Setup.RemoteAccess)})
+	}
 	keys := make([]string, 0, len(cfg.extraTags))
 	for k := range cfg.extraTags {
 		keys = append(keys, k)
@@ -357,8 +363,12 @@ func (p *Provider) List(ctx context.Context) ([]sdk.Instance, error) {
 	return out, nil
 }
 
+// remotePorts are the standard ports of the remote-access protocols.
+var remotePorts = map[string]int{"ssh": 22, "rdp": 3389, "vnc": 5900}
+
 func instance(in types.Instance) sdk.Instance {
 	out := sdk.Instance{ID: awssdk.ToString(in.InstanceId), Address: awssdk.ToString(in.PrivateIpAddress)}
+	var remote string
 	if in.LaunchTime != nil {
 		out.CreatedAt = in.LaunchTime.UTC()
 	}
@@ -370,7 +380,15 @@ func instance(in types.Instance) sdk.Instance {
 			out.RobotName = awssdk.ToString(t.Value)
 		case tagKey:
 			out.IdempotencyKey = awssdk.ToString(t.Value)
+		case tagRemote:
+			remote = awssdk.ToString(t.Value)
 		}
+	}
+	// The endpoint is the instance's private address: robots and the
+	// people who prepare them sit on the same intranet, and a public
+	// address for a desktop protocol is not something to hand out.
+	if port, ok := remotePorts[remote]; ok && out.Address != "" {
+		out.RemoteAccess = &sdk.RemoteAccess{Protocol: remote, Host: out.Address, Port: port}
 	}
 	state := types.InstanceStateNamePending
 	if in.State != nil {

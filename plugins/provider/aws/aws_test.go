@@ -133,6 +133,9 @@ func TestLifecycleAndUserData(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].State != sdk.InstanceRunning {
 		t.Fatalf("after boot: %+v %v", list, err)
 	}
+	if list[0].RemoteAccess != nil {
+		t.Fatalf("remote access reported for a pool that declares none: %+v", list[0].RemoteAccess)
+	}
 	if strings.Contains(fmt.Sprintf("%+v", list), "SECRET") {
 		t.Fatal("List leaks the robot token")
 	}
@@ -241,5 +244,42 @@ func TestConfigDiagnostics(t *testing.T) {
 	}
 	if strings.Contains(text, secret) {
 		t.Error("diagnostics leak the secret key")
+	}
+}
+
+// TestSetupAndRemoteAccess: the pool's preparation reaches the VM's
+// cloud-init, and the declared protocol comes back as an endpoint on the
+// instance's private address.
+func TestSetupAndRemoteAccess(t *testing.T) {
+	f, clk, url := newFake(t)
+	p := configured(t, url, nil)
+	ctx := context.Background()
+	r := req(2)
+	r.Setup = &sdk.VMSetup{Software: []string{"chromium", "fonts-noto-cjk"}, ConfigFiles: []string{"/etc/tax/portal.json"}, RemoteAccess: "ssh"}
+	in, err := p.Create(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Instances()[0]
+	if got.Tags["rpacloud:remote-access"] != "ssh" {
+		t.Fatalf("tags %v", got.Tags)
+	}
+	ud, err := base64.StdEncoding.DecodeString(got.UserData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"path: /etc/rpacloud/setup.json", `/etc/tax/portal.json`, "packages:", `- "chromium"`, `- "fonts-noto-cjk"`, "ssh_pwauth: false"} {
+		if !strings.Contains(string(ud), want) {
+			t.Errorf("user data lacks %q:\n%s", want, ud)
+		}
+	}
+	clk.Add(31 * time.Second)
+	list, err := p.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	ra := list[0].RemoteAccess
+	if ra == nil || ra.Protocol != "ssh" || ra.Port != 22 || ra.Host != in.Address {
+		t.Fatalf("remote access %+v, want ssh to %s:22", ra, in.Address)
 	}
 }

@@ -79,6 +79,24 @@ func UserData(req sdk.CreateRequest, robotURL, sha256 string) string {
 			"    permissions: '0644'",
 			"    content: "+q("[Resolve]\nDNS="+strings.Join(dns, " ")+"\nDomains=~.\n"))
 	}
+	if st := req.Setup; st != nil {
+		// The pool's preparation (lifecycle step S2): the manifest is what
+		// the image's own preparation tooling and the S2 checklist read;
+		// software names are installed as distribution packages.
+		manifest, _ := json.Marshal(map[string]any{"software": st.Software, "config_files": st.ConfigFiles, "remote_access": st.RemoteAccess})
+		w("  - path: /etc/rpacloud/setup.json",
+			"    permissions: '0644'",
+			"    content: "+q(string(manifest)+"\n"))
+		if len(st.Software) > 0 {
+			w("packages:")
+			for _, pkg := range st.Software {
+				w("  - " + q(pkg))
+			}
+		}
+		if st.RemoteAccess == "ssh" {
+			w("ssh_pwauth: false")
+		}
+	}
 	w("runcmd:")
 	if len(dns) > 0 {
 		w("  - [systemctl, restart, systemd-resolved]")
