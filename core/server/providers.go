@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -21,6 +22,9 @@ type providerSet struct {
 	opts      Options
 	log       *slog.Logger
 	serverURL string
+	// resolve reads the secrets a provider block references
+	// ("vault:PATH#FIELD"); nil when the daemon has no Vault.
+	resolve func(context.Context, config.VaultRef) (string, error)
 
 	mu       sync.Mutex
 	clients  map[string]*pluginhost.ProviderClient
@@ -76,7 +80,11 @@ func (s *providerSet) get(name string) (scale.Provider, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := s.host.Provider(ctx, name, block.Plugin, s.pluginConfig(block))
+	cfg, err := s.resolveSecrets(ctx, name, s.pluginConfig(block))
+	var c *pluginhost.ProviderClient
+	if err == nil {
+		c, err = s.host.Provider(ctx, name, block.Plugin, cfg)
+	}
 	if err != nil {
 		s.failures[name]++
 		wait := min(5*time.Second<<min(s.failures[name]-1, 5), 2*time.Minute)
@@ -110,4 +118,26 @@ func (s *providerSet) statuses() map[string]pluginhost.PluginStatus {
 		}
 	}
 	return out
+}
+
+// resolveSecrets replaces the block's Vault references by their values just
+// before the plugin is configured; the values live only in the plugin
+// process and this call's memory, and errors name the reference, never a
+// value.
+func (s *providerSet) resolveSecrets(ctx context.Context, name string, cfg map[string]string) (map[string]string, error) {
+	for k, v := range cfg {
+		ref, err := config.ParseVaultRef(v)
+		if err != nil {
+			continue // not a reference
+		}
+		if s.resolve == nil {
+			return nil, fmt.Errorf("provider %q: %s = %q needs Vault, and the daemon has no vault block", name, k, v)
+		}
+		val, err := s.resolve(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %s: %w", name, k, err)
+		}
+		cfg[k] = val
+	}
+	return cfg, nil
 }

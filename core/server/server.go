@@ -122,6 +122,9 @@ func Run(ctx context.Context, o Options) error {
 	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe})
 	defer d.host.Close()
 	d.providers = newProviderSet(d.host, cfg, o, o.Logger)
+	if d.vault != nil && d.vault.svc != nil {
+		d.providers.resolve = d.vault.svc.Resolve
+	}
 
 	ln, err := net.Listen("tcp", srv.Listen)
 	if err != nil {

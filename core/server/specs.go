@@ -96,7 +96,9 @@ func ProcessSpec(cfg *config.Config, name string) (*robot.ProcessSpec, string, b
 			for k, val := range v.Extra {
 				// vault: references are resolved into the claim's
 				// credentials, never sent here.
-				if !strings.HasPrefix(val, "vault:") {
+				// poll_interval is the daemon's monitoring setting, not
+				// the plugin's, which refuses attributes it does not know.
+				if !strings.HasPrefix(val, "vault:") && k != "poll_interval" {
 					spec.Vendor[k] = val
 				}
 			}

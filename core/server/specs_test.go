@@ -26,6 +26,7 @@ vendor "ui" {
   folder      = "Prod"
   credentials = "vault:secret/rpacloud/vendors/ui#client_secret"
   client_id   = "app"
+  poll_interval = "30s"
 }
 process "crawl" {
   pool        = "p"
@@ -54,14 +55,14 @@ flow "f" {
 		t.Fatal(diags)
 	}
 	spec, pool, ok := ProcessSpec(cfg, "crawl")
-	if !ok || pool != "p" || spec.Flow == nil || len(spec.Flow.Steps) != 2 || spec.Flow.Steps[1].Source != "a.hcl:37" {
+	if !ok || pool != "p" || spec.Flow == nil || len(spec.Flow.Steps) != 2 || spec.Flow.Steps[1].Source != "a.hcl:38" {
 		t.Fatalf("crawler spec %+v %v", spec, spec.Flow)
 	}
 	if spec.NetworkName != "bureau" || spec.Network.Proxy != "http://egress.internal:3128" || spec.Network.Deny[0] != "*" {
 		t.Errorf("network %+v", spec.Network)
 	}
 	job, _, ok := ProcessSpec(cfg, "job")
-	if !ok || job.VendorType != "uipath" || job.Vendor["url"] != "https://orch.example" || job.Vendor["client_id"] != "app" || job.Vendor["folder"] != "Prod" {
+	if !ok || job.VendorType != "uipath" || job.Vendor["url"] != "https://orch.example" || job.Vendor["client_id"] != "app" || job.Vendor["folder"] != "Prod" || job.Vendor["poll_interval"] != "" {
 		t.Fatalf("vendor spec %+v", job)
 	}
 	for k, v := range job.Vendor {
