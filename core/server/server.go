@@ -170,8 +170,9 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.fleetLoop(loops) })
 	wg.Go(func() { d.sweepLoop(loops) })
-	wg.Go(func() { d.runVault(loops) })    // vault.go
-	wg.Go(func() { d.mon.mon.Run(loops) }) // monitoring.go
+	wg.Go(func() { d.runVault(loops) })         // vault.go
+	wg.Go(func() { d.mon.mon.Run(loops) })      // monitoring.go
+	wg.Go(func() { d.runVendorPollers(loops) }) // vendors.go
 
 	var runErr error
 	select {

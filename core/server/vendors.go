@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
+	"github.com/rpacloud/rpacloud/core/store"
+)
+
+// vendorLeaseTTL bounds how long vendor polling pauses when the daemon
+// that polls dies and another takes over.
+const vendorLeaseTTL = 30 * time.Second
+
+// runVendorPollers pulls every vendor block's job and robot state into the
+// monitoring model, so that runs a vendor started on its own schedules
+// appear beside rpacloud's. Daemons sharing a PostgreSQL elect one poller
+// so that each vendor change is recorded once.
+func (d *Daemon) runVendorPollers(ctx context.Context) {
+	vendors := d.opts.Config.Vendors
+	if len(vendors) == 0 {
+		return
+	}
+	var el *lease.Elector
+	if d.db.Driver == store.Postgres {
+		host, _ := os.Hostname()
+		var err error
+		el, err = lease.New(d.db.Client, "monitor.vendors", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
+			lease.Options{TTL: vendorLeaseTTL})
+		if err != nil {
+			d.log.Error("vendor pollers: leader election", "err", err)
+			return
+		}
+	}
+	var (
+		wg     sync.WaitGroup
+		cancel context.CancelFunc
+	)
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			wg.Wait()
+			cancel = nil
+		}
+	}
+	defer stop()
+	start := func() {
+		pctx, c := context.WithCancel(ctx)
+		cancel = c
+		for _, v := range vendors {
+			wg.Go(func() { d.pollVendor(pctx, v) })
+		}
+	}
+	for {
+		leader := true
+		if el != nil {
+			_, ok, err := el.Campaign(ctx)
+			leader = ok && err == nil && el.Leading()
+		}
+		switch {
+		case leader && cancel == nil:
+			start()
+		case !leader && cancel != nil:
+			stop()
+		}
+		if el == nil {
+			<-ctx.Done()
+			return
+		}
+		if !sleep(ctx, vendorLeaseTTL/3) {
+			stop()
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = el.Resign(rctx)
+			rcancel()
+			return
+		}
+	}
+}
+
+// pollVendor starts the vendor's plugin (retrying with back-off while its
+// secret or the plugin is unavailable) and polls until ctx ends.
+func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
+	interval := 30 * time.Second
+	if s := v.Extra["poll_interval"]; s != "" {
+		if dur, err := time.ParseDuration(s); err == nil && dur > 0 {
+			interval = dur
+		}
+	}
+	var resolve func(context.Context, config.VaultRef) (string, error)
+	if d.vault != nil && d.vault.svc != nil {
+		resolve = d.vault.svc.Resolve
+	}
+	var src vendorpoll.Source
+	for wait := 5 * time.Second; ; wait = min(2*wait, 5*time.Minute) {
+		cfg, err := vendorPluginConfig(ctx, v, resolve)
+		if err == nil {
+			src, err = d.host.Vendor(ctx, v.Name, v.Type, cfg)
+			if err == nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("vendor poller not started", "vendor", v.Name, "err", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+	d.log.Info("vendor poller started", "vendor", v.Name, "type", v.Type, "interval", interval)
+	p := &vendorpoll.Poller{Client: d.db.Client, Bus: d.bus, Name: v.Name, Type: v.Type, Source: src, Interval: interval, Log: d.log}
+	p.Run(ctx)
+}
+
+// vendorSecretKeys are the plugin attributes a vendor block's
+// `credentials` reference may fill, by vendor type; the first is used when
+// the reference's field names none of them.
+var vendorSecretKeys = map[string][]string{
+	"uipath": {"client_secret"},
+	"aa":     {"api_key", "password"},
+}
+
+// vendorPluginConfig is a vendor block as its plugin takes it: the plain
+// attributes, and the secret of `credentials` read from Vault into memory.
+// Other Vault references in the block are not the plugin's (robots get
+// theirs with each claim) and stay out, as does the daemon's own
+// poll_interval. Errors name the block and the reference, never a value.
+func vendorPluginConfig(ctx context.Context, v config.Vendor, resolve func(context.Context, config.VaultRef) (string, error)) (map[string]string, error) {
+	cfg := map[string]string{"url": v.URL}
+	if v.Tenant != "" {
+		cfg["tenant"] = v.Tenant
+	}
+	if v.Folder != "" {
+		cfg["folder"] = v.Folder
+	}
+	for k, val := range v.Extra {
+		if k != "poll_interval" && !strings.HasPrefix(val, "vault:") {
+			cfg[k] = val
+		}
+	}
+	if v.Credentials == "" {
+		return cfg, nil
+	}
+	ref, err := config.ParseVaultRef(v.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("vendor %q: credentials: %w", v.Name, err)
+	}
+	if resolve == nil {
+		return nil, fmt.Errorf("vendor %q: credentials %s need Vault, and the daemon has none", v.Name, ref)
+	}
+	val, err := resolve(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("vendor %q: %w", v.Name, err)
+	}
+	keys := vendorSecretKeys[v.Type]
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("vendor %q: type %q takes no credentials", v.Name, v.Type)
+	}
+	key := keys[0]
+	if slices.Contains(keys, ref.Field) {
+		key = ref.Field
+	}
+	cfg[key] = val
+	return cfg, nil
+}
