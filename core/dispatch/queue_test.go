@@ -432,9 +432,16 @@ func TestSweeperLeader(t *testing.T) {
 		defer cancel()
 		var mu sync.Mutex
 		sweeps := map[string]int{}
+		// Neither daemon leaves (and resigns) before both have run all
+		// their rounds, so the rounds overlap: a daemon that finished and
+		// resigned would rightly hand the lease to the other, which is a
+		// handover, not two leaders.
+		var finished sync.WaitGroup
+		finished.Add(2)
 		run := func(name string, q *dispatch.Queue) {
 			e, err := lease.New(db.Client, "dispatch.sweeper", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
 			if err != nil {
+				finished.Done()
 				t.Error(err)
 				return
 			}
@@ -446,7 +453,12 @@ func TestSweeperLeader(t *testing.T) {
 					mu.Unlock()
 				}
 				n++
-				return n <= 3 && ctx.Err() == nil
+				if n > 3 {
+					finished.Done()
+					finished.Wait()
+					return false
+				}
+				return ctx.Err() == nil
 			}})
 		}
 		var wg sync.WaitGroup
