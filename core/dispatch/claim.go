@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,12 @@ const maxDraws = 16
 // The poll is also the robot's check-in: a suspect robot becomes idle.
 // Draining and released robots get nothing.
 func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
+	if q.postgres.Load() {
+		c, err := q.claimFast(ctx, robotID)
+		if !errors.Is(err, errSlowPath) {
+			return c, err
+		}
+	}
 	for range claimRetries {
 		var claim *Claim
 		lost := false
@@ -102,6 +109,7 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 	err = tx.Batch.Query().
 		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
 		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
+		Modify(func(s *sql.Selector) { q.postgres.Store(s.Dialect() == dialect.Postgres) }).
 		Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("claim: list batches of pool %s: %w", p.Name, err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
@@ -44,6 +45,10 @@ type Queue struct {
 	rnd *rand.Rand
 
 	cache settingsCache
+
+	// postgres is set once a claim has seen the database's dialect; claims
+	// and reports take the PostgreSQL fast path only then (fastpath.go).
+	postgres atomic.Bool
 }
 
 // Options configure a Queue.
@@ -248,6 +253,10 @@ type settingsCache struct {
 }
 
 func (q *Queue) process(ctx context.Context, tx *ent.Tx, id int) (*ent.Process, error) {
+	return q.processFrom(ctx, tx.Process, id)
+}
+
+func (q *Queue) processFrom(ctx context.Context, pc *ent.ProcessClient, id int) (*ent.Process, error) {
 	now := q.clock()
 	q.cache.mu.Lock()
 	c, ok := q.cache.procs[id]
@@ -255,7 +264,7 @@ func (q *Queue) process(ctx context.Context, tx *ent.Tx, id int) (*ent.Process, 
 	if ok && now.Sub(c.at) < settingsTTL && now.Sub(c.at) >= 0 {
 		return c.v, nil
 	}
-	p, err := tx.Process.Get(ctx, id)
+	p, err := pc.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +278,10 @@ func (q *Queue) process(ctx context.Context, tx *ent.Tx, id int) (*ent.Process, 
 }
 
 func (q *Queue) pool(ctx context.Context, tx *ent.Tx, id int) (*ent.Pool, error) {
+	return q.poolFrom(ctx, tx.Pool, id)
+}
+
+func (q *Queue) poolFrom(ctx context.Context, pc *ent.PoolClient, id int) (*ent.Pool, error) {
 	now := q.clock()
 	q.cache.mu.Lock()
 	c, ok := q.cache.pools[id]
@@ -276,7 +289,7 @@ func (q *Queue) pool(ctx context.Context, tx *ent.Tx, id int) (*ent.Pool, error)
 	if ok && now.Sub(c.at) < settingsTTL && now.Sub(c.at) >= 0 {
 		return c.v, nil
 	}
-	p, err := tx.Pool.Get(ctx, id)
+	p, err := pc.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}

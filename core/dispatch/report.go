@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,6 +107,12 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 	}
 	if len(res.Output) > MaxOutputBytes || len(res.Message) > MaxOutputBytes {
 		return nil, fmt.Errorf("report task %d: %w: output or message larger than %d bytes", taskID, ErrBadInput, MaxOutputBytes)
+	}
+	if res.Success && q.postgres.Load() {
+		t, err := q.reportSuccessFast(ctx, robotID, taskID, attemptNo, string(res.Output))
+		if !errors.Is(err, errSlowPath) {
+			return t, err
+		}
 	}
 	var out *ent.Task
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {

@@ -404,14 +404,16 @@ func (e *env) fill(ctx context.Context, custs []int, n int) error {
 }
 
 // Explain returns the database's plan for the claim's random draw with
-// the current contents, for the README.
+// the current contents, for the README: on PostgreSQL the whole claim
+// statement, on SQLite the draw (its claim is several statements).
 func Explain(ctx context.Context, db *store.DB, batchID, robotID int) (string, error) {
 	var stmt string
 	args := []any{batchID, int64(1) << 61, robotID}
 	if db.Driver == store.Postgres {
-		stmt = `EXPLAIN SELECT * FROM tasks WHERE batch_id = $1 AND state = 'pending' AND rand_key >= $2
-			AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $3 AND state = 'abandoned')
-			ORDER BY rand_key LIMIT 1 FOR UPDATE OF tasks SKIP LOCKED`
+		// The statement a claim runs (EXPLAIN plans it without running it).
+		now := time.Now().UTC()
+		stmt = "EXPLAIN " + dispatch.PostgresClaimStatement()
+		args = []any{batchID, robotID, int64(1) << 61, now, now, now, "explain"}
 	} else {
 		stmt = `EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE batch_id = ? AND state = 'pending' AND rand_key >= ?
 			AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = ? AND state = 'abandoned')
