@@ -99,13 +99,7 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 	}
 	// Active orders only (stacks A and B with pending work), and only the
 	// columns the policy reads.
-	var rows []struct {
-		ID           int        `json:"id"`
-		Stack        string     `json:"stack"`
-		CreatedAt    time.Time  `json:"created_at"`
-		LastServedAt *time.Time `json:"last_served_at"`
-		Pending      int        `json:"pending"`
-	}
+	var rows []batchRow
 	err = tx.Batch.Query().
 		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
 		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
@@ -116,14 +110,7 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 	}
 	cands := make([]policy.Candidate, len(rows))
 	for i, b := range rows {
-		c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending}
-		if b.Stack == string(batch.StackNew) {
-			c.Stack = policy.StackA
-		}
-		if b.LastServedAt != nil {
-			c.LastServed = *b.LastServedAt
-		}
-		cands[i] = c
+		cands[i] = b.candidate()
 	}
 	for range maxDraws {
 		i, ok := policy.Pick(fair, cands, q)
@@ -140,6 +127,26 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 		cands[i].Pending = 0 // nothing this robot can take now; choose again
 	}
 	return nil, nil
+}
+
+// batchRow is what the policy reads of an active batch.
+type batchRow struct {
+	ID           int        `json:"id"`
+	Stack        string     `json:"stack"`
+	CreatedAt    time.Time  `json:"created_at"`
+	LastServedAt *time.Time `json:"last_served_at"`
+	Pending      int        `json:"pending"`
+}
+
+func (b batchRow) candidate() policy.Candidate {
+	c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending}
+	if b.Stack == string(batch.StackNew) {
+		c.Stack = policy.StackA
+	}
+	if b.LastServedAt != nil {
+		c.LastServed = *b.LastServedAt
+	}
+	return c
 }
 
 // draw takes a pending task of batch batchID at random, skipping tasks on

@@ -11,7 +11,6 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
-	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
 
@@ -46,6 +45,7 @@ FROM robots r JOIN batches b ON b.pool_id = r.pool_id
 WHERE r.id = $1 AND r.state NOT IN ('draining', 'released')
   AND b.stack IN ('new', 'serving') AND b.pending > 0`
 
+// candidateRow is flat: ScanSlice skips embedded structs of unexported types.
 type candidateRow struct {
 	ID           int        `json:"id"`
 	Stack        string     `json:"stack"`
@@ -55,6 +55,10 @@ type candidateRow struct {
 	ProcessID    int        `json:"process_id"`
 	RobotName    string     `json:"robot_name"`
 	RobotPool    int        `json:"robot_pool"`
+}
+
+func (c candidateRow) candidate() policy.Candidate {
+	return batchRow{ID: c.ID, Stack: c.Stack, CreatedAt: c.CreatedAt, LastServedAt: c.LastServedAt, Pending: c.Pending}.candidate()
 }
 
 // claimSQL draws one pending task of batch $1 that robot $2 has not timed
@@ -138,14 +142,7 @@ func (q *Queue) claimFast(ctx context.Context, robotID int) (*Claim, error) {
 	}
 	cands := make([]policy.Candidate, len(bs))
 	for i, b := range bs {
-		c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending}
-		if b.Stack == string(batch.StackNew) {
-			c.Stack = policy.StackA
-		}
-		if b.LastServedAt != nil {
-			c.LastServed = *b.LastServedAt
-		}
-		cands[i] = c
+		cands[i] = b.candidate()
 	}
 	for range maxDraws {
 		i, ok := policy.Pick(fair, cands, q)
