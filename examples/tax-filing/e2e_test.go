@@ -15,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,6 +198,13 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 	}
 	var b batch
 	start := time.Now()
+	// Once filings flow, a browser crawler plugin is SIGKILLed in the
+	// middle of its task (again, a few seconds later, until an attempt was
+	// caught by it): that attempt must end as an execution error, and the
+	// filing must be retried and finish like the others.
+	var killed []int
+	var lastKill time.Time
+	caught := false
 	for {
 		var out struct {
 			Node batch `json:"node"`
@@ -207,13 +216,36 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 		if b.Pending+b.Running == 0 {
 			break
 		}
+		if !caught && b.Succeeded >= 20 && len(killed) < 5 && time.Since(lastKill) > 3*time.Second {
+			if len(killed) > 0 {
+				caught = executionFailures(ctx, t, gql, sub.SubmitBatch.ID) > 0
+			}
+			if !caught {
+				if pid := browserPlugin(t, bin); pid > 0 {
+					if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+						killed = append(killed, pid)
+						lastKill = time.Now()
+					}
+				}
+			}
+		}
 		if time.Since(start) > 8*time.Minute {
 			t.Fatalf("batch not finished after %s: %+v", time.Since(start), b)
 		}
 		time.Sleep(time.Second)
 	}
-	t.Logf("200 filings in %s: %+v", time.Since(start).Round(time.Second), b)
+	t.Logf("200 filings in %s: %+v; browser plugins killed: %v", time.Since(start).Round(time.Second), b, killed)
+	if len(killed) == 0 {
+		t.Fatal("no browser crawler plugin process was found to kill")
+	}
 
+	type attempt struct {
+		Number       int    `json:"number"`
+		State        string `json:"state"`
+		ErrorClass   string `json:"errorClass"`
+		ErrorMessage string `json:"errorMessage"`
+		RobotID      string `json:"robotID"`
+	}
 	type task struct {
 		State         string `json:"state"`
 		Output        string `json:"output"`
@@ -221,6 +253,11 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 		FailureReason string `json:"failureReason"`
 		ErrorMessage  string `json:"errorMessage"`
 		Input         string `json:"input"`
+		Attempts      struct {
+			Edges []struct {
+				Node attempt `json:"node"`
+			} `json:"edges"`
+		} `json:"attempts"`
 	}
 	var tasks []task
 	after := any(nil)
@@ -236,7 +273,7 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 				} `json:"pageInfo"`
 			} `json:"tasks"`
 		}
-		err := gql.Do(ctx, `query($w:TaskWhereInput,$after:Cursor){tasks(first:100,after:$after,where:$w){edges{node{state output attemptNo failureReason errorMessage input}} pageInfo{hasNextPage endCursor}}}`,
+		err := gql.Do(ctx, `query($w:TaskWhereInput,$after:Cursor){tasks(first:100,after:$after,where:$w){edges{node{state output attemptNo failureReason errorMessage input attempts(first:10){edges{node{number state errorClass errorMessage robotID}}}}} pageInfo{hasNextPage endCursor}}}`,
 			map[string]any{"w": map[string]any{"batchID": sub.SubmitBatch.ID}, "after": after}, &out)
 		if err != nil {
 			t.Fatal(err)
@@ -253,8 +290,30 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 		t.Fatalf("%d tasks", len(tasks))
 	}
 	receipts := map[string]bool{}
-	dataErrors := 0
+	dataErrors, interrupted := 0, 0
 	for _, tk := range tasks {
+		// Earlier attempts may only be execution errors (the killed
+		// plugin); data errors are final at once.
+		for _, e := range tk.Attempts.Edges {
+			a := e.Node
+			if a.Number == tk.AttemptNo {
+				continue
+			}
+			if a.State != "failed" || a.ErrorClass != "execution" {
+				t.Errorf("task %s: earlier attempt %d is %s (%s): %s", tk.Input, a.Number, a.State, a.ErrorClass, a.ErrorMessage)
+				continue
+			}
+			if !strings.Contains(a.ErrorMessage, "plugin unavailable") {
+				continue
+			}
+			interrupted++
+			retry := tk.Attempts.Edges[len(tk.Attempts.Edges)-1].Node
+			where := "the same robot"
+			if retry.RobotID != a.RobotID {
+				where = "another robot"
+			}
+			t.Logf("attempt %d cut off by the killed plugin (%s), retried as attempt %d on %s: %s", a.Number, a.ErrorMessage, retry.Number, where, tk.State)
+		}
 		switch {
 		case tk.State == "succeeded":
 			var o struct{ Receipt string }
@@ -264,8 +323,10 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 			receipts[o.Receipt] = true
 		case tk.FailureReason == "data_error":
 			dataErrors++
-			if tk.AttemptNo != 1 {
-				t.Errorf("a data error was retried: attempt %d: %s", tk.AttemptNo, tk.ErrorMessage)
+			for _, e := range tk.Attempts.Edges {
+				if e.Node.ErrorClass == "data" && e.Node.Number != tk.AttemptNo {
+					t.Errorf("a data error was retried: attempt %d of %d: %s", e.Node.Number, tk.AttemptNo, tk.ErrorMessage)
+				}
 			}
 		default:
 			t.Errorf("task %s (%s) after %d attempts: %s", tk.State, tk.FailureReason, tk.AttemptNo, tk.ErrorMessage)
@@ -273,6 +334,9 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 		if strings.Contains(tk.ErrorMessage, password) || strings.Contains(tk.Output, password) {
 			t.Errorf("the portal password reached a task's result")
 		}
+	}
+	if interrupted == 0 {
+		t.Errorf("killing browser plugins %v cut off no attempt", killed)
 	}
 	filed := p.Filings()
 	if len(receipts) != wantReceipts || dataErrors != wantDataErrors || len(filed) != wantReceipts {
@@ -286,4 +350,46 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
+}
+
+// browserPlugin returns the pid of a running browser crawler plugin that
+// this test's daemon started (`BIN plugin crawler browser`), or 0.
+func browserPlugin(t *testing.T, bin string) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("list processes: %v", err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if len(args) >= 4 && args[0] == bin && args[1] == "plugin" && args[2] == "crawler" && args[3] == "browser" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// executionFailures counts the batch's tasks with a failed execution (a
+// retried task may wait long for its next draw among the pending ones).
+func executionFailures(ctx context.Context, t *testing.T, gql *gqlclient.Client, batchID string) int {
+	t.Helper()
+	var out struct {
+		Tasks struct {
+			TotalCount int `json:"totalCount"`
+		} `json:"tasks"`
+	}
+	err := gql.Do(ctx, `query($w:TaskWhereInput){tasks(first:1,where:$w){totalCount}}`,
+		map[string]any{"w": map[string]any{"batchID": batchID, "executionsFailedGT": 0}}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Tasks.TotalCount
 }
