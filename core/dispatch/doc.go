@@ -72,8 +72,8 @@
 //
 // Once a claim has seen PostgreSQL, claims and successful reports run as
 // single data-modifying statements (fastpath.go): the same draw, fences
-// and counters as the ent path, with the robot row locked against a
-// concurrent drain, in two statements per claim and one per report instead
-// of about ten each. Everything else (SQLite, robots with nothing to do,
+// and counters as the ent path, rows locked in the same order as every
+// other writer (so no lock cycle), in two statements per claim and one per
+// report instead of about ten each. Everything else (SQLite, robots with nothing to do,
 // failures, stale reports) takes the ent path, which stays the reference.
 package dispatch

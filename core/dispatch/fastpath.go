@@ -24,7 +24,7 @@ import (
 // data-modifying CTE that draws and starts the task) and a successful
 // report one. Each CTE is atomic on its own and makes exactly the changes of
 // the ent path, behind the same fences; its parts are chained through their
-// results so that either all of them happen or none does.
+// results so that the task's changes happen all together or not at all.
 //
 // The ent path stays the reference and takes everything else: SQLite (one
 // serialised writer in process, where a statement is a function call),
@@ -63,20 +63,23 @@ func (c candidateRow) candidate() policy.Candidate {
 
 // claimSQL draws one pending task of batch $1 that robot $2 has not timed
 // out on, from random key $3 (>= or <, by the variant), and starts it. The
-// robot row is locked first and re-checked, so a drain (a compare-and-set on
-// the idle state) and a claim cannot both win. The task is locked with SKIP
-// LOCKED, so concurrent claimers never take the same one; the batch
-// counters move only for a locked task and the task starts only when they
-// moved. $4 is the queue's clock, $5 the attempt's deadline, $6 the wall
-// clock that ent's update default writes to robots.updated_at, $7 the
-// robot's name for the event.
-const claimSQL = `WITH r AS (
-	SELECT id FROM robots WHERE id = $2 AND state NOT IN ('draining', 'released') FOR UPDATE
-), t AS (
+// task is locked with SKIP LOCKED, so concurrent claimers never take the
+// same one and never wait on each other's tasks; the batch counters move
+// only for a locked task and the task starts only when they moved. Rows
+// are locked in the order every other writer uses (task, batch, robot;
+// sweeper and reports: attempt, task, batch, robot), so no lock cycle can
+// form. The robot is checked on the statement's snapshot and its update is
+// conditional: a drain that lands in between (the scaler's compare-and-set
+// on the idle state) leaves it draining, never busy again, and the started
+// attempt ends by time-out and is retried, as under the ent path. $4 is the
+// queue's clock, $5 the attempt's deadline, $6 the wall clock that ent's
+// update default writes to robots.updated_at, $7 the robot's name for the
+// event.
+const claimSQL = `WITH t AS (
 	SELECT id FROM tasks
 	WHERE batch_id = $1 AND state = 'pending' AND rand_key %s $3
 	  AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $2 AND state = 'abandoned')
-	  AND EXISTS (SELECT 1 FROM r)
+	  AND EXISTS (SELECT 1 FROM robots WHERE id = $2 AND state NOT IN ('draining', 'released'))
 	ORDER BY rand_key LIMIT 1
 	FOR UPDATE OF tasks SKIP LOCKED
 ), b AS (
@@ -94,7 +97,7 @@ const claimSQL = `WITH r AS (
 	RETURNING id
 ), rb AS (
 	UPDATE robots SET state = 'busy', last_seen_at = $4, updated_at = $6
-	WHERE id = $2 AND EXISTS (SELECT 1 FROM ut)
+	WHERE id = $2 AND state NOT IN ('draining', 'released') AND EXISTS (SELECT 1 FROM ut)
 ), ev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
 	SELECT $4, 'task.dispatched', 'dispatched', customer_id, pool_id, process_id, batch_id, id, $2, attempt_no,

@@ -64,6 +64,15 @@ func TestPostgresFastPath(t *testing.T) {
 	if got := db.Robot.GetX(sys(), r.ID).State; got != robot.StateIdle {
 		t.Fatalf("robot %s after its report, want idle", got)
 	}
+	// A drained robot gets nothing, and stays draining.
+	db.Robot.UpdateOneID(r.ID).SetState(robot.StateDraining).ExecX(sys())
+	f.submit(t, 1)
+	if c, err := f.q.ClaimTask(ctx, r.ID); err != nil || c != nil {
+		t.Fatalf("claim by a draining robot: %+v %v", c, err)
+	}
+	if got := db.Robot.GetX(sys(), r.ID).State; got != robot.StateDraining {
+		t.Fatalf("draining robot is %s after its poll", got)
+	}
 	cancel()
 	for e := range sub {
 		published = append(published, e)
