@@ -69,7 +69,14 @@ type env struct {
 	name    string
 	// firstBatch is a backlog batch, for EXPLAIN.
 	firstBatch int
+	// backlog is each customer's backlog batch and its task count: every
+	// backlog size is filled into the same batches, so the claims of every
+	// size choose among the same number of open orders (the claim's cost
+	// grows with open orders, which is not what the sizes measure).
+	backlog map[int]*backlogBatch
 }
+
+type backlogBatch struct{ id, total int }
 
 func sys(ctx context.Context) context.Context { return privacy.DecisionContext(ctx, privacy.Allow) }
 
@@ -303,7 +310,8 @@ func BurnDown(ctx context.Context, o Options) (*Result, error) {
 // Backlog measures claim+report throughput for o.Tasks tasks with each of
 // the given backlogs pending across o.Customers customers. The backlog is
 // written with one INSERT … SELECT per batch (the rows Submit would write,
-// without its per-row round trips), then grown for the next size.
+// without its per-row round trips), then grown for the next size in the
+// same batches: one open order per customer at every size.
 func Backlog(ctx context.Context, o Options, sizes []int) ([]*Result, error) {
 	if err := check(&o); err != nil {
 		return nil, err
@@ -350,10 +358,14 @@ func Backlog(ctx context.Context, o Options, sizes []int) ([]*Result, error) {
 	return out, nil
 }
 
-// fill adds n pending tasks in one new batch per customer.
+// fill adds n pending tasks, spread over the customers, each customer's to
+// its one backlog batch.
 func (e *env) fill(ctx context.Context, custs []int, n int) error {
 	now := time.Now().UTC()
 	pg := e.name == "postgres"
+	if e.backlog == nil {
+		e.backlog = map[int]*backlogBatch{}
+	}
 	for i, c := range custs {
 		k := n / len(custs)
 		if i < n%len(custs) {
@@ -366,34 +378,43 @@ func (e *env) fill(ctx context.Context, custs []int, n int) error {
 		if err != nil {
 			return err
 		}
-		b, err := tx.Batch.Create().SetCustomerID(c).SetProcessID(e.proc.ID).SetPoolID(e.proc.PoolID).
-			SetTotal(k).SetPending(k).SetCreatedAt(now).SetUpdatedAt(now).Save(sys(ctx))
-		if err != nil {
+		bb := e.backlog[c]
+		if bb == nil {
+			b, err := tx.Batch.Create().SetCustomerID(c).SetProcessID(e.proc.ID).SetPoolID(e.proc.PoolID).
+				SetTotal(k).SetPending(k).SetCreatedAt(now).SetUpdatedAt(now).Save(sys(ctx))
+			if err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("bench: batch: %w", err)
+			}
+			bb = &backlogBatch{id: b.ID}
+			e.backlog[c] = bb
+		} else if err := tx.Batch.UpdateOneID(bb.id).AddTotal(k).AddPending(k).Exec(sys(ctx)); err != nil {
 			_ = tx.Rollback()
-			return fmt.Errorf("bench: batch: %w", err)
+			return fmt.Errorf("bench: grow batch: %w", err)
 		}
 		if e.firstBatch == 0 {
-			e.firstBatch = b.ID
+			e.firstBatch = bb.id
 		}
 		var stmt string
 		if pg {
 			stmt = `INSERT INTO tasks (created_at, updated_at, process_id, pool_id, customer_id, seq, state, input, output,
 				attempt_no, executions_failed, timeouts, error_message, rand_key, batch_id)
-				SELECT $1, $1, $2, $3, $4, g, 'pending', '{}', '', 0, 0, 0, '', (random() * 4611686018427387903)::bigint, $5
+				SELECT $1, $1, $2, $3, $4, $7 + g, 'pending', '{}', '', 0, 0, 0, '', (random() * 4611686018427387903)::bigint, $5
 				FROM generate_series(0, $6 - 1) AS g`
 		} else {
 			stmt = `INSERT INTO tasks (created_at, updated_at, process_id, pool_id, customer_id, seq, state, input, output,
 				attempt_no, executions_failed, timeouts, error_message, rand_key, batch_id)
 				WITH RECURSIVE s(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM s WHERE g + 1 < ?6)
-				SELECT ?1, ?1, ?2, ?3, ?4, g, 'pending', '{}', '', 0, 0, 0, '', abs(random()) % 4611686018427387904, ?5 FROM s`
+				SELECT ?1, ?1, ?2, ?3, ?4, ?7 + g, 'pending', '{}', '', 0, 0, 0, '', abs(random()) % 4611686018427387904, ?5 FROM s`
 		}
-		if _, err := tx.ExecContext(ctx, stmt, now, e.proc.ID, e.proc.PoolID, c, b.ID, k); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt, now, e.proc.ID, e.proc.PoolID, c, bb.id, k, bb.total); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("bench: insert backlog: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
 			return err
 		}
+		bb.total += k
 	}
 	if e.name == "postgres" {
 		if _, err := e.db.ExecContext(ctx, "ANALYZE tasks"); err != nil {
