@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -73,7 +74,8 @@ func TestSecretNames(t *testing.T) {
 			t.Errorf("%q should be a secret name", n)
 		}
 	}
-	for _, n := range []string{"token_file", "secret_id_file", "credentials_file", "region", "client_id", "url", "tenant", "key", "poll_interval"} {
+	for _, n := range []string{"token_file", "secret_id_file", "credentials_file", "region", "client_id", "url", "tenant", "key", "poll_interval",
+		"token_url", "auth_endpoint", "secrets_manager_uri", "vault_address"} {
 		if IsSecretName(n) {
 			t.Errorf("%q should not be a secret name", n)
 		}
@@ -134,5 +136,40 @@ provider "cloud" {
 	attrs, _ := cfg.Providers[0].Body.JustAttributes()
 	if _, ok := attrs["region"]; !ok || attrs["region"].Range.Start.Line != 4 {
 		t.Errorf("Body does not keep the plugin-owned attributes with their ranges: %v", attrs)
+	}
+}
+
+// An address attribute is written down even when its name mentions a
+// secret (token_url is the OAuth endpoint), but not with a password in it.
+func TestAddressAttributes(t *testing.T) {
+	cfg, diags, _ := LoadSources(map[string][]byte{"v.hcl": []byte(`
+vendor "orch" {
+  type        = "uipath"
+  url         = "https://orch.example"
+  token_url   = "https://orch.example/identity/connect/token"
+  client_id   = "app"
+  credentials = "vault:secret/rpacloud/vendors/orch#client_secret"
+}
+`)})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if got := cfg.Vendors[0].Extra["token_url"]; got != "https://orch.example/identity/connect/token" {
+		t.Fatalf("token_url = %q", got)
+	}
+	_, diags, _ = LoadSources(map[string][]byte{"v.hcl": []byte(`
+vendor "orch" {
+  type        = "uipath"
+  url         = "https://orch.example"
+  token_url   = "https://app:hunter2@orch.example/identity/connect/token"
+  client_id   = "app"
+  credentials = "vault:secret/rpacloud/vendors/orch#client_secret"
+}
+`)})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "Secret given as a literal") || !strings.Contains(diags.Error(), "token_url") {
+		t.Fatalf("a password in token_url: %v", diags)
+	}
+	if strings.Contains(diags.Error(), "hunter2") {
+		t.Fatalf("the diagnostic repeats the password: %v", diags)
 	}
 }

@@ -355,6 +355,11 @@ func (l *loader) pluginOwned(body hcl.Body, blockType, name string) map[string]s
 				fmt.Sprintf("%s attribute %q: %s.", blockType, at.Name, err)))
 			continue
 		}
+		if addressName(at.Name) && literalURLPassword(s) {
+			l.diags = append(l.diags, errAt(at.Expr.Range(), "Secret given as a literal",
+				fmt.Sprintf("%s %q attribute %q: the URL carries a password, which would end up in git; put the credentials in Vault and reference them from the attribute the plugin reads them from.", blockType, name, at.Name)))
+			continue
+		}
 		out[at.Name] = s
 	}
 	return out

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -42,9 +43,35 @@ var secretWords = []string{
 // block must hold a vault:PATH#FIELD reference rather than a literal.
 func IsSecretName(name string) bool { return secretName(name) }
 
+// addressSuffixes mark attribute names whose values are addresses, which
+// are written down even when the name mentions a secret (token_url is the
+// OAuth endpoint, not a token). A password inside such a URL is refused
+// separately (literalURLPassword).
+var addressSuffixes = []string{"_url", "_uri", "_endpoint", "_address", "_addr"}
+
+func addressName(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range addressSuffixes {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// literalURLPassword reports whether s is a URL that carries a password.
+func literalURLPassword(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, set := u.User.Password()
+	return set
+}
+
 func secretName(name string) bool {
 	n := strings.ToLower(name)
-	if strings.HasSuffix(n, "_file") {
+	if strings.HasSuffix(n, "_file") || addressName(n) {
 		return false
 	}
 	for _, w := range secretWords {
