@@ -64,7 +64,10 @@ type Server struct {
 	*httptest.Server
 	ClientID, ClientSecret string
 	FolderID               int64
-	TokenLifetime          time.Duration
+	// FolderPath is the folder's fully qualified name, which clients may
+	// send as X-UIPATH-FolderPath instead of its ID.
+	FolderPath    string
+	TokenLifetime time.Duration
 
 	mu        sync.Mutex
 	tokens    map[string]time.Time
@@ -220,8 +223,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/odata/Sessions" {
 		switch fid := r.Header.Get("X-UIPATH-OrganizationUnitId"); fid {
 		case "":
-			odataErr(w, http.StatusBadRequest, "A folder is required for this action.", 1101)
-			return
+			switch path := r.Header.Get("X-UIPATH-FolderPath"); {
+			case path == "":
+				odataErr(w, http.StatusBadRequest, "A folder is required for this action.", 1101)
+				return
+			case s.FolderPath == "" || path != s.FolderPath:
+				odataErr(w, http.StatusBadRequest, "Folder does not exist or the user does not have access to the folder.", 1100)
+				return
+			}
 		case strconv.FormatInt(s.FolderID, 10):
 		default:
 			odataErr(w, http.StatusBadRequest, "Folder does not exist or the user does not have access to the folder.", 1100)
