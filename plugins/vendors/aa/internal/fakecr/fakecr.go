@@ -100,7 +100,7 @@ func (s *Server) AddHistory(fileID int64, n int, status string) {
 	defer s.mu.Unlock()
 	b := s.botLocked(fileID)
 	for i := 0; i < n; i++ {
-		d := &Deployment{ID: id(), ActivityID: id(), Bot: &Bot{FileID: b.FileID, Name: b.Name, Script: []string{status}}, Start: s.now().Add(-time.Duration(n-i) * time.Minute)}
+		d := &Deployment{ID: id(), ActivityID: id(), Bot: &Bot{FileID: b.FileID, Name: b.Name, Script: []string{status}, Msg: b.Msg, Output: b.Output}, Start: s.now().Add(-time.Duration(n-i) * time.Minute)}
 		s.deps = append(s.deps, d)
 	}
 }
