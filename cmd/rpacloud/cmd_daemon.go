@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -67,6 +68,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Server.PublicURL = "http://" + *listen
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
 	cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	// The address is bound before a Vault dev server picks its free port,
+	// which could otherwise be this one.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "rpacloud dev: listen on %s: %v\n", *listen, err)
+		return 1
+	}
+	defer ln.Close()
 	stopVault, err := devVault(ctx, cfg, abs, stdout) // cmd_credential.go
 	if err != nil {
 		fmt.Fprintf(stderr, "rpacloud dev: %v\n", err)
@@ -74,7 +83,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, *logLevel, "text")
-	err = server.Run(ctx, server.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout})
+	err = server.Run(ctx, server.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 	if err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1

@@ -44,6 +44,11 @@ type Options struct {
 	FleetInterval time.Duration
 	// SweepInterval is how often expired attempts are swept; default 5s.
 	SweepInterval time.Duration
+	// Listener, when set, is the bound socket to serve on instead of
+	// listening on the server block's address: `rpacloud dev` binds its
+	// address before it starts a Vault dev server, so that Vault's free
+	// port cannot be the daemon's.
+	Listener net.Listener
 }
 
 // Daemon is a running rpacloud core.
@@ -126,9 +131,12 @@ func Run(ctx context.Context, o Options) error {
 		d.providers.resolve = d.vault.svc.Resolve
 	}
 
-	ln, err := net.Listen("tcp", srv.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", srv.Listen, err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", srv.Listen); err != nil {
+			return fmt.Errorf("listen on %s: %w", srv.Listen, err)
+		}
 	}
 	addr := ln.Addr().String()
 	publicURL := srv.PublicURL
