@@ -135,8 +135,14 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-		if resp, herr := http.Get(base + "/healthz"); err == nil && herr == nil {
+		// Once the daemon has bound its address a request waits until it
+		// serves, which may be before the token exists: every answer's
+		// body is closed, or its connection stays behind (goleak).
+		resp, herr := http.Get(base + "/healthz")
+		if herr == nil {
 			resp.Body.Close()
+		}
+		if err == nil && herr == nil {
 			token = strings.TrimSpace(string(b))
 			break
 		}

@@ -98,8 +98,14 @@ func Start(t *testing.T, hcl string, env ...string) *Daemon {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-		if resp, herr := http.Get(d.Base + "/healthz"); err == nil && herr == nil {
+		// Once the daemon has bound its address a request waits until it
+		// serves, which may be before the token exists: every answer's
+		// body is closed, or its connection stays behind (goleak).
+		resp, herr := http.Get(d.Base + "/healthz")
+		if herr == nil {
 			resp.Body.Close()
+		}
+		if err == nil && herr == nil {
 			d.GQL = gqlclient.New(d.Base, strings.TrimSpace(string(b)))
 			return d
 		}
