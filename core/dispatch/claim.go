@@ -89,13 +89,9 @@ func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
 
 // pick chooses the next task for robot r by its pool's fairness.
 func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, error) {
-	p, err := q.pool(ctx, tx, r.PoolID)
+	p, fair, err := q.poolFairness(ctx, tx.Pool, r.ID, r.PoolID)
 	if err != nil {
-		return nil, fmt.Errorf("claim: pool of robot %d: %w", r.ID, err)
-	}
-	fair, err := policy.ParseFairness(string(p.Fairness))
-	if err != nil {
-		return nil, fmt.Errorf("claim: pool %s: %w", p.Name, err)
+		return nil, err
 	}
 	// Active orders only (stacks A and B with pending work), and only the
 	// columns the policy reads.
@@ -127,6 +123,20 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 		cands[i].Pending = 0 // nothing this robot can take now; choose again
 	}
 	return nil, nil
+}
+
+// poolFairness reads (through the settings cache) the pool of robot
+// robotID and its fairness.
+func (q *Queue) poolFairness(ctx context.Context, pc *ent.PoolClient, robotID, poolID int) (*ent.Pool, policy.Fairness, error) {
+	p, err := q.poolFrom(ctx, pc, poolID)
+	if err != nil {
+		return nil, "", fmt.Errorf("claim: pool of robot %d: %w", robotID, err)
+	}
+	fair, err := policy.ParseFairness(string(p.Fairness))
+	if err != nil {
+		return nil, "", fmt.Errorf("claim: pool %s: %w", p.Name, err)
+	}
+	return p, fair, nil
 }
 
 // batchRow is what the policy reads of an active batch.

@@ -135,13 +135,9 @@ func (q *Queue) claimFast(ctx context.Context, robotID int) (*Claim, error) {
 	if len(bs) == 0 {
 		return nil, errSlowPath
 	}
-	p, err := q.poolFrom(ctx, q.client.Pool, bs[0].RobotPool)
+	_, fair, err := q.poolFairness(ctx, q.client.Pool, robotID, bs[0].RobotPool)
 	if err != nil {
-		return nil, fmt.Errorf("claim: pool of robot %d: %w", robotID, err)
-	}
-	fair, err := policy.ParseFairness(string(p.Fairness))
-	if err != nil {
-		return nil, fmt.Errorf("claim: pool %s: %w", p.Name, err)
+		return nil, err
 	}
 	cands := make([]policy.Candidate, len(bs))
 	for i, b := range bs {

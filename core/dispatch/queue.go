@@ -277,10 +277,6 @@ func (q *Queue) processFrom(ctx context.Context, pc *ent.ProcessClient, id int) 
 	return p, nil
 }
 
-func (q *Queue) pool(ctx context.Context, tx *ent.Tx, id int) (*ent.Pool, error) {
-	return q.poolFrom(ctx, tx.Pool, id)
-}
-
 func (q *Queue) poolFrom(ctx context.Context, pc *ent.PoolClient, id int) (*ent.Pool, error) {
 	now := q.clock()
 	q.cache.mu.Lock()
