@@ -60,6 +60,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
 	srv.Use(depthLimit{max: MaxDepth})
+	srv.AroundFields(guardEdgePredicates)
 	srv.SetRecoverFunc(func(ctx context.Context, err any) error {
 		o.Logger.Error("graphql panic", "err", err)
 		return gqlerror.Errorf("internal server error")

@@ -139,7 +139,7 @@ func (r *queryResolver) ScheduleBookings(ctx context.Context, pool *string) ([]*
 	if p.Role == viewer.Robot {
 		return nil, coded(CodeForbidden, "forbidden: robots cannot read the run schedule")
 	}
-	bs, err := r.Delivery.Bookings(ctx, str(pool))
+	bs, err := r.Delivery.VisibleBookings(ctx, p, str(pool))
 	if err != nil {
 		return nil, deliveryError(err)
 	}

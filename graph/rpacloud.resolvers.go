@@ -31,12 +31,17 @@ func (r *mutationResolver) SubmitBatch(ctx context.Context, input model.SubmitBa
 	if err != nil {
 		return nil, err
 	}
-	sys := privacy.DecisionContext(ctx, privacy.Allow)
 	var custID int
 	switch {
 	case input.Customer != nil && *input.Customer != "":
-		c, err := r.Client.Customer.Query().Where(customer.Name(*input.Customer)).Only(sys)
-		if ent.IsNotFound(err) {
+		// Looked up with the caller's own rights: a customer the caller may
+		// not see answers like one that does not exist, so the answer names
+		// no other customer.
+		c, err := r.Client.Customer.Query().Where(customer.Name(*input.Customer)).Only(ctx)
+		if ent.IsNotFound(err) || isPrivacyDenied(err) {
+			if p.CustomerID != nil && p.Role != viewer.Admin {
+				return nil, coded(CodeForbidden, "forbidden: this token may submit only for its own customer")
+			}
 			return nil, coded(CodeBadInput, "submitBatch: no customer %q", *input.Customer)
 		}
 		if err != nil {
@@ -49,7 +54,7 @@ func (r *mutationResolver) SubmitBatch(ctx context.Context, input model.SubmitBa
 		return nil, coded(CodeBadInput, "submitBatch: name the customer (this token is not bound to one)")
 	}
 	if p.Role != viewer.Admin && !p.SeesCustomer(custID) {
-		return nil, coded(CodeForbidden, "forbidden: this token may not submit for another customer")
+		return nil, coded(CodeForbidden, "forbidden: this token may submit only for its own customer")
 	}
 	inputs := make([]json.RawMessage, len(input.Inputs))
 	for i, in := range input.Inputs {
@@ -244,9 +249,14 @@ func (r *queryResolver) Me(ctx context.Context) (*model.Principal, error) {
 
 // PoolStatus is the resolver for the poolStatus field.
 func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, error) {
-	if _, err := principal(ctx); err != nil {
+	p, err := principal(ctx)
+	if err != nil {
 		return nil, err
 	}
+	// Robots are infrastructure and counted for everyone; tasks are
+	// customers' work and counted with the caller's rights, so a customer
+	// sees its own queue, not the size of another's (robots see none).
+	vis, _ := p.Visibility()
 	pools, err := r.Client.Pool.Query().Where(pool.Active(true)).Order(pool.ByName()).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("poolStatus: %w", err)
@@ -280,9 +290,11 @@ func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, er
 			State task.State `json:"state"`
 			Count int        `json:"count"`
 		}
-		if err := r.Client.Task.Query().Where(task.PoolID(pl.ID), task.StateIn(task.StatePending, task.StateRunning)).
-			GroupBy(task.FieldState).Aggregate(ent.Count()).Scan(sys, &trows); err != nil {
-			return nil, fmt.Errorf("poolStatus: count tasks: %w", err)
+		if vis != viewer.SeesShared {
+			if err := r.Client.Task.Query().Where(task.PoolID(pl.ID), task.StateIn(task.StatePending, task.StateRunning)).
+				GroupBy(task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
+				return nil, fmt.Errorf("poolStatus: count tasks: %w", err)
+			}
 		}
 		for _, row := range trows {
 			if row.State == task.StatePending {

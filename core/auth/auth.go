@@ -60,6 +60,11 @@ func Issue(ctx context.Context, client *ent.Client, req IssueRequest) (string, e
 	if req.Role == viewer.Robot && req.RobotID == nil {
 		return "", fmt.Errorf("issue token %q: a robot token needs a robot", req.Name)
 	}
+	// An administrator sees and steers every customer; a binding would be
+	// a promise the platform does not keep, so it is refused, not ignored.
+	if req.Role == viewer.Admin && req.CustomerID != nil {
+		return "", fmt.Errorf("issue token %q: an admin token cannot be bound to a customer; issue an operator token for the customer instead", req.Name)
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return "", err

@@ -190,9 +190,17 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 	}
 	var out *ent.Batch
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-		p, err := tx.Process.Query().Where(process.Name(req.Process), process.Active(true)).Only(ctx)
+		// A process with an owner runs only its owner's work: its
+		// credentials are resolved under the owner, so another customer's
+		// batch would run with the owner's passwords on input the other
+		// customer chose. Processes without an owner are shared and take
+		// anyone's work (and may use no credentials, see credentials). A
+		// process of another owner answers exactly like a missing one, so
+		// the answer tells nobody which names exist.
+		p, err := tx.Process.Query().Where(process.Name(req.Process), process.Active(true),
+			process.Or(process.OwnerIDIsNil(), process.OwnerID(req.CustomerID))).Only(ctx)
 		if ent.IsNotFound(err) {
-			return fmt.Errorf("submit: %w: no active process %q", ErrBadInput, req.Process)
+			return fmt.Errorf("submit: %w: no active process %q for this customer", ErrBadInput, req.Process)
 		}
 		if err != nil {
 			return fmt.Errorf("submit: find process: %w", err)
@@ -232,7 +240,10 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	// The batch was read in the committed transaction; unwrapped, its edges
+	// (customer, process, tasks) resolve on the client, not on the closed
+	// transaction.
+	return out.Unwrap(), nil
 }
 
 // settingsTTL is how long a pool's fairness and a process's max_duration

@@ -13,6 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/graph"
 	"github.com/rpacloud/rpacloud/graph/dashboard"
 )
@@ -36,10 +37,10 @@ func (d *Daemon) routes() http.Handler {
 
 type health struct {
 	Status    string                    `json:"status"`
-	Database  string                    `json:"database"`
-	Providers map[string]providerHealth `json:"providers"`
-	Uptime    string                    `json:"uptime"`
-	Vault     credentials.Health        `json:"vault"`
+	Database  string                    `json:"database,omitempty"`
+	Providers map[string]providerHealth `json:"providers,omitempty"`
+	Uptime    string                    `json:"uptime,omitempty"`
+	Vault     *credentials.Health       `json:"vault,omitempty"`
 }
 
 type providerHealth struct {
@@ -68,11 +69,33 @@ func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	// Vault down is "degraded", not down: only attempts that need
 	// credentials fail, everything else is served.
-	h.Vault = d.vaultHealth(ctx)
-	if h.Vault.State != credentials.StateOK && h.Vault.State != credentials.StateOff && h.Status == "ok" {
+	vh := d.vaultHealth(ctx)
+	h.Vault = &vh
+	if vh.State != credentials.StateOK && vh.State != credentials.StateOff && h.Status == "ok" {
 		h.Status = "degraded"
+	}
+	// Anyone may ask whether the daemon is alive (load balancers and
+	// probes carry no token); the details — Vault's address and auth
+	// method, plugin errors, uptime — tell an attacker where to look, so
+	// they go only to administrators and operators bound to no customer.
+	if !d.seesFleetHealth(ctx, r) {
+		h = health{Status: h.Status}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(h)
+}
+
+// seesFleetHealth reports whether the request carries a token of an
+// administrator or of an operator bound to no customer.
+func (d *Daemon) seesFleetHealth(ctx context.Context, r *http.Request) bool {
+	secret, ok := auth.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return false
+	}
+	p, err := auth.Authenticate(ctx, d.db.Client, secret)
+	if err != nil {
+		return false
+	}
+	return p.Role == viewer.Admin || (p.Role == viewer.Operator && p.CustomerID == nil)
 }

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/core/viewer"
 )
 
 // /healthz reports Vault's state; a Vault that is down degrades the daemon
@@ -39,8 +42,20 @@ func TestHealthzReportsVault(t *testing.T) {
 				_ = d.vault.svc.Login(context.Background())
 				defer d.vault.svc.Close()
 			}
+			// Without a token only the status is public.
 			rec := httptest.NewRecorder()
 			d.healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
+			if body := rec.Body.String(); rec.Code != 200 || strings.Contains(body, "vault") || strings.Contains(body, "127.0.0.1") {
+				t.Errorf("anonymous healthz = %d %s; want the status alone", rec.Code, body)
+			}
+			secret, err := auth.Issue(context.Background(), d.db.Client, auth.IssueRequest{Name: "ops", Role: viewer.Admin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec = httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/healthz", nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			d.healthz(rec, req)
 			var h struct {
 				Status string             `json:"status"`
 				Vault  credentials.Health `json:"vault"`

@@ -71,4 +71,4 @@ func (Anomaly) Annotations() []schema.Annotation {
 
 // Policy: anomalies about one customer's work are that customer's; fleet
 // anomalies (no customer) are visible to unbound principals only.
-func (Anomaly) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (Anomaly) Policy() ent.Policy { return customerPolicy("Anomaly") }

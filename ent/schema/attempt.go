@@ -49,4 +49,4 @@ func (Attempt) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (Attempt) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (Attempt) Policy() ent.Policy { return customerPolicy("Attempt") }

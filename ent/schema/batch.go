@@ -58,4 +58,4 @@ func (Batch) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (Batch) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (Batch) Policy() ent.Policy { return customerPolicy("Batch") }

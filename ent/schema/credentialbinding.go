@@ -38,4 +38,4 @@ func (CredentialBinding) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (CredentialBinding) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (CredentialBinding) Policy() ent.Policy { return customerPolicy("CredentialBinding") }

@@ -41,4 +41,4 @@ func (Customer) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (Customer) Policy() ent.Policy { return customerPolicy("id") }
+func (Customer) Policy() ent.Policy { return customerPolicy("Customer") }

@@ -61,4 +61,4 @@ func (Event) Hooks() []ent.Hook {
 }
 
 // Policy applies the access rules of policy.go.
-func (Event) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (Event) Policy() ent.Policy { return customerPolicy("Event") }

@@ -36,19 +36,30 @@ func allowAdmin() privacy.QueryMutationRule {
 	})
 }
 
-// customerFilter narrows reads of customer-owned rows to the caller's
-// customer. Robots see no customer data through queries at all: what they
-// need of a task they get from the claim.
-func customerFilter(field string) privacy.QueryRule {
+// customerFilter narrows reads of a customer-owned type to the rows the
+// caller may see, by the customer rule of viewer.Owned (the same table the
+// API's predicate guard uses for edge sub-queries). Robots see no
+// customer's rows at all: what they need of a task they get from the claim.
+func customerFilter(typ string) privacy.QueryRule {
+	o, ok := viewer.Owned(typ)
+	if !ok {
+		panic("ent/schema: " + typ + " has a customer policy but is not in viewer's ownership table")
+	}
 	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
 		p, _ := viewer.FromContext(ctx)
-		if p.Role == viewer.Robot {
-			return privacy.Denyf("robots cannot read customer data")
-		}
-		if p.CustomerID == nil {
+		vis, cid := p.Visibility()
+		switch {
+		case vis == viewer.SeesAll:
 			return privacy.Allow
+		case vis == viewer.SeesShared && !o.Shared:
+			return privacy.Denyf("robots cannot read customer data")
+		case vis == viewer.SeesShared:
+			f.Where(entql.FieldNil(o.Column))
+		case o.Shared:
+			f.Where(entql.Or(entql.FieldNil(o.Column), entql.IntEQ(cid).Field(o.Column)))
+		default:
+			f.Where(entql.IntEQ(cid).Field(o.Column))
 		}
-		f.Where(entql.IntEQ(*p.CustomerID).Field(field))
 		return privacy.Allow
 	})
 }
@@ -71,9 +82,11 @@ func mutationsThroughCore() privacy.MutationPolicy {
 	return privacy.MutationPolicy{denyWithoutPrincipal(), allowAdmin(), privacy.AlwaysDenyRule()}
 }
 
-func customerPolicy(field string) privacy.Policy {
+// customerPolicy is the policy of the customer-owned type typ (its ent
+// type name, a key of viewer.Owned).
+func customerPolicy(typ string) privacy.Policy {
 	return privacy.Policy{
-		Query:    privacy.QueryPolicy{denyWithoutPrincipal(), allowAdmin(), customerFilter(field)},
+		Query:    privacy.QueryPolicy{denyWithoutPrincipal(), allowAdmin(), customerFilter(typ)},
 		Mutation: mutationsThroughCore(),
 	}
 }

@@ -46,4 +46,4 @@ func (Process) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (Process) Policy() ent.Policy { return infraPolicy() }
+func (Process) Policy() ent.Policy { return customerPolicy("Process") }

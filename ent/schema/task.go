@@ -64,4 +64,4 @@ func (Task) Annotations() []schema.Annotation {
 }
 
 // Policy applies the access rules of policy.go.
-func (Task) Policy() ent.Policy { return customerPolicy("customer_id") }
+func (Task) Policy() ent.Policy { return customerPolicy("Task") }

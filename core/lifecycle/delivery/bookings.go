@@ -10,6 +10,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/process"
 )
@@ -18,8 +19,64 @@ import (
 // weeks cover every weekly pattern and two month ends.
 const Horizon = 8 * 7 * 24 * time.Hour
 
+// VisibleBookings is the run schedule as p may see it: the bookings of
+// processes p may see, made by p's own customer (or, for a shared
+// process, by nobody in particular). Other departments' bookings are
+// theirs to know; they still count in clash checks and capacity.
+func (s *Service) VisibleBookings(ctx context.Context, p viewer.Principal, poolName string) ([]schedule.Booking, error) {
+	if err := mayRead(p); err != nil {
+		return nil, err
+	}
+	all, err := s.Bookings(ctx, poolName)
+	if err != nil {
+		return nil, err
+	}
+	seen := s.bookingFilter(ctx, p)
+	out := all[:0]
+	for _, b := range all {
+		if seen(b) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// bookingFilter returns whether p may see a booking.
+func (s *Service) bookingFilter(ctx context.Context, p viewer.Principal) func(schedule.Booking) bool {
+	if vis, _ := p.Visibility(); vis == viewer.SeesAll {
+		return func(schedule.Booking) bool { return true }
+	}
+	procs := map[string]*ent.Process{}
+	return func(b schedule.Booking) bool {
+		proc, ok := procs[b.Process]
+		if !ok {
+			proc, _ = s.Client.Process.Query().Where(process.Name(b.Process)).Only(sys(ctx))
+			procs[b.Process] = proc
+		}
+		return proc != nil && s.bookingVisible(ctx, p, proc, b.Department)
+	}
+}
+
+// bookingVisible: a booking is seen by whoever sees its process and
+// belongs to the department that made it.
+func (s *Service) bookingVisible(ctx context.Context, p viewer.Principal, proc *ent.Process, department string) bool {
+	if !s.visible(ctx, p, proc) {
+		return false
+	}
+	vis, cid := p.Visibility()
+	if vis == viewer.SeesAll || department == "" {
+		return true
+	}
+	if vis == viewer.SeesShared {
+		return false
+	}
+	c, err := s.Client.Customer.Query().Where(customer.Name(department)).Only(sys(ctx))
+	return err == nil && s.seesCustomer(ctx, cid, c.ID)
+}
+
 // Bookings returns the run schedule: the HCL schedule blocks of every
-// process, then the API bookings, optionally of one pool only.
+// process, then the API bookings, optionally of one pool only. It is the
+// daemon's whole view, for clash checks; people get VisibleBookings.
 func (s *Service) Bookings(ctx context.Context, poolName string) ([]schedule.Booking, error) {
 	var out []schedule.Booking
 	if s.Config != nil {
@@ -121,7 +178,7 @@ func (e *ClashError) Error() string {
 
 // Book adds an API booking after checking it against the whole schedule.
 func (s *Service) Book(ctx context.Context, p viewer.Principal, req BookRequest) (schedule.Booking, []schedule.Clash, error) {
-	proc, err := s.processByName(ctx, req.Process)
+	proc, err := s.processByName(ctx, p, req.Process)
 	if err != nil {
 		return schedule.Booking{}, nil, err
 	}
@@ -182,15 +239,18 @@ func (s *Service) Book(ctx context.Context, p viewer.Principal, req BookRequest)
 // Cancel removes an API booking (HCL ones are removed in HCL).
 func (s *Service) Cancel(ctx context.Context, p viewer.Principal, key string) error {
 	row, err := s.Client.Booking.Query().Where(booking.Key(key)).Only(sys(ctx))
+	var proc *ent.Process
+	if err == nil {
+		proc, err = s.Client.Process.Query().Where(process.ID(row.ProcessID)).WithPool().Only(sys(ctx))
+		if err == nil && !s.bookingVisible(ctx, p, proc, row.Department) {
+			err = &ent.NotFoundError{} // another department's booking: as if missing
+		}
+	}
 	if ent.IsNotFound(err) {
 		return fmt.Errorf("%w: no API booking %q (slots declared in HCL are removed from the HCL)", ErrNotFound, key)
 	}
 	if err != nil {
 		return fmt.Errorf("booking %q: %w", key, err)
-	}
-	proc, err := s.Client.Process.Query().Where(process.ID(row.ProcessID)).WithPool().Only(sys(ctx))
-	if err != nil {
-		return fmt.Errorf("booking %q: process: %w", key, err)
 	}
 	if err := s.mayChange(ctx, p, proc); err != nil {
 		return err
@@ -216,7 +276,43 @@ func (s *Service) Clashes(ctx context.Context, p viewer.Principal, poolName stri
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Start.Before(cs[j].Start) })
-	return cs, nil
+	return s.redactClashes(ctx, p, bs, cs), nil
+}
+
+// OtherBooking stands for a booking of a department the caller may not
+// see, in a clash that concerns the caller.
+const OtherBooking = "(another department's booking)"
+
+// redactClashes keeps the clashes that involve a booking p may see and
+// names the others' bookings only as OtherBooking.
+func (s *Service) redactClashes(ctx context.Context, p viewer.Principal, bs []schedule.Booking, cs []schedule.Clash) []schedule.Clash {
+	if vis, _ := p.Visibility(); vis == viewer.SeesAll {
+		return cs
+	}
+	seen := s.bookingFilter(ctx, p)
+	mine := map[string]bool{}
+	for _, b := range bs {
+		if seen(b) {
+			mine[b.ID] = true
+		}
+	}
+	out := cs[:0]
+	for _, c := range cs {
+		ids, concerns := make([]string, 0, len(c.Bookings)), false
+		for _, id := range c.Bookings {
+			if mine[id] {
+				concerns = true
+				ids = append(ids, id)
+			} else {
+				ids = append(ids, OtherBooking)
+			}
+		}
+		if concerns {
+			c.Bookings = ids
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Capacity is a pool's booked and free robots over [from, to).

@@ -95,9 +95,14 @@ func (s *Service) cfgNetwork(name string) (config.Network, bool) {
 	return config.Network{}, false
 }
 
-// processByName loads a process with its pool.
-func (s *Service) processByName(ctx context.Context, name string) (*ent.Process, error) {
+// processByName loads a process with its pool, if pr may see it. A
+// process pr may not see answers exactly like one that does not exist, so
+// the answer tells nobody which names another customer uses.
+func (s *Service) processByName(ctx context.Context, pr viewer.Principal, name string) (*ent.Process, error) {
 	p, err := s.Client.Process.Query().Where(process.Name(name)).WithPool().Only(sys(ctx))
+	if err == nil && !s.visible(ctx, pr, p) {
+		err = &ent.NotFoundError{}
+	}
 	if ent.IsNotFound(err) {
 		return nil, fmt.Errorf("%w: no process %q", ErrNotFound, name)
 	}
@@ -105,6 +110,30 @@ func (s *Service) processByName(ctx context.Context, name string) (*ent.Process,
 		return nil, fmt.Errorf("process %q: %w", name, err)
 	}
 	return p, nil
+}
+
+// visible is the customer rule (viewer.Owned) for a process in this room:
+// shared processes are everyone's, owned ones their owner's — and, since
+// a company steers its departments' processes here, the owner's parent's.
+func (s *Service) visible(ctx context.Context, pr viewer.Principal, proc *ent.Process) bool {
+	vis, cid := pr.Visibility()
+	switch {
+	case vis == viewer.SeesAll || proc.OwnerID == nil:
+		return true
+	case vis == viewer.SeesShared:
+		return false
+	}
+	return s.seesCustomer(ctx, cid, *proc.OwnerID)
+}
+
+// seesCustomer: a principal bound to customer cid sees id when it is cid
+// or one of cid's departments.
+func (s *Service) seesCustomer(ctx context.Context, cid, id int) bool {
+	if id == cid {
+		return true
+	}
+	c, err := s.Client.Customer.Get(sys(ctx), id)
+	return err == nil && c.ParentID != nil && *c.ParentID == cid
 }
 
 // mayRead: any person may read delivery state; robots read no customer
@@ -173,7 +202,7 @@ func (s *Service) State(ctx context.Context, p viewer.Principal, name string) (*
 	if err := mayRead(p); err != nil {
 		return nil, err
 	}
-	proc, err := s.processByName(ctx, name)
+	proc, err := s.processByName(ctx, p, name)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +259,7 @@ type Request struct {
 // Transition applies a transition if its gate is met, or returns the
 // *lifecycle.RefusedError that says why not.
 func (s *Service) Transition(ctx context.Context, p viewer.Principal, req Request) (*State, error) {
-	proc, err := s.processByName(ctx, req.Process)
+	proc, err := s.processByName(ctx, p, req.Process)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +328,13 @@ func (s *Service) evidence(ctx context.Context, proc *ent.Process, st *State, p 
 		purpose = lifecycle.TrialRun
 	}
 	for _, id := range req.BatchIDs {
-		b, err := s.Client.Batch.Query().Where(batch.ID(id)).WithProcess().Only(sys(ctx))
+		// Only runs of this process, of a customer the caller may see, are
+		// evidence; any other batch answers like a missing one, so no
+		// other customer's run statistics reach this history.
+		b, err := s.Client.Batch.Query().Where(batch.ID(id), batch.ProcessID(proc.ID)).WithProcess().Only(sys(ctx))
+		if vis, cid := p.Visibility(); err == nil && (vis == viewer.SeesShared || vis == viewer.SeesOne && !s.seesCustomer(ctx, cid, b.CustomerID)) {
+			err = &ent.NotFoundError{}
+		}
 		if ent.IsNotFound(err) {
 			return ev, fmt.Errorf("%w: no batch %d", ErrBadInput, id)
 		}
@@ -413,7 +448,7 @@ func (s *Service) Endpoints(ctx context.Context, p viewer.Principal, name string
 	if err := mayRead(p); err != nil {
 		return nil, err
 	}
-	proc, err := s.processByName(ctx, name)
+	proc, err := s.processByName(ctx, p, name)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +463,7 @@ func (s *Service) Connect(ctx context.Context, p viewer.Principal, name, vmName,
 	if err := mayRead(p); err != nil {
 		return documents.VM{}, "", err
 	}
-	proc, err := s.processByName(ctx, name)
+	proc, err := s.processByName(ctx, p, name)
 	if err != nil {
 		return documents.VM{}, "", err
 	}

@@ -36,7 +36,7 @@ func (s *Service) Data(ctx context.Context, p viewer.Principal, name string, fro
 	if err := mayRead(p); err != nil {
 		return d, err
 	}
-	proc, err := s.processByName(ctx, name)
+	proc, err := s.processByName(ctx, p, name)
 	if err != nil {
 		return d, err
 	}

@@ -48,7 +48,7 @@ func (s *Service) DocumentURL(ctx context.Context, p viewer.Principal, dp Docume
 	if err := mayRead(p); err != nil {
 		return "", err
 	}
-	if _, err := s.processByName(ctx, dp.Process); err != nil {
+	if _, err := s.processByName(ctx, p, dp.Process); err != nil {
 		return "", err
 	}
 	if dp.Kind == documents.Manual && dp.Format == documents.XLSX {
