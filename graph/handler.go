@@ -12,7 +12,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/rpacloud/rpacloud/core/auth"
@@ -21,11 +20,16 @@ import (
 )
 
 // Limits on what one operation may cost. Connections are capped at MaxPage
-// items, so depth and complexity bound the rows one request can touch.
+// items, so depth and complexity bound the rows one request can touch;
+// MaxFields and MaxAliases bound the work of computing them (see
+// querylimit.go). Every field costs at least 1 in the complexity count, so
+// MaxFields above MaxComplexity refuses nothing complexity would accept.
 const (
 	MaxDepth      = 12
 	MaxComplexity = 5000
 	MaxTokens     = 15000
+	MaxFields     = 2 * MaxComplexity
+	MaxAliases    = 500
 )
 
 // HandlerOptions configure the GraphQL endpoint.
@@ -58,8 +62,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.SetParserTokenLimit(MaxTokens)
 	srv.Use(extension.Introspection{})
+	// Before the complexity limit: its walk expands fragments unbounded.
+	srv.Use(queryLimit{})
 	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
-	srv.Use(depthLimit{max: MaxDepth})
 	srv.SetRecoverFunc(func(ctx context.Context, err any) error {
 		o.Logger.Error("graphql panic", "err", err)
 		return gqlerror.Errorf("internal server error")
@@ -100,54 +105,4 @@ func wsInit(client *ent.Client) transport.WebsocketInitFunc {
 		}
 		return viewer.NewContext(ctx, p), nil, nil
 	}
-}
-
-// depthLimit refuses operations nested deeper than max fields: complexity
-// alone lets a narrow but very deep query through.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil {
-		return nil
-	}
-	if n := depth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); n > d.max {
-		e := gqlerror.Errorf("operation is nested %d levels deep; the limit is %d", n, d.max)
-		e.Extensions = map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"}
-		return e
-	}
-	return nil
-}
-
-func depth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
-	if seen > 64 { // fragment cycles are rejected by validation; stay safe anyway
-		return seen
-	}
-	best := seen
-	for _, s := range set {
-		var n int
-		switch s := s.(type) {
-		case *ast.Field:
-			if len(s.SelectionSet) == 0 {
-				n = seen + 1
-			} else {
-				n = depth(s.SelectionSet, frags, seen+1)
-			}
-		case *ast.InlineFragment:
-			n = depth(s.SelectionSet, frags, seen)
-		case *ast.FragmentSpread:
-			if f := frags.ForName(s.Name); f != nil {
-				n = depth(f.SelectionSet, frags, seen)
-			}
-		}
-		best = max(best, n)
-	}
-	return best
 }
