@@ -16,6 +16,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
@@ -32,9 +33,20 @@ const (
 	MaxAliases    = 500
 )
 
+// Defaults of the HandlerOptions limits.
+const (
+	DefaultMaxBodyBytes = 8 << 20
+)
+
 // HandlerOptions configure the GraphQL endpoint.
 type HandlerOptions struct {
 	Logger *slog.Logger
+	// MaxBodyBytes bounds a POST body; larger ones get 413. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Websocket bounds one client message before and after
+	// connection_init is accepted; zero fields mean wslimit's defaults.
+	Websocket wslimit.Limits
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET for queries and
@@ -44,6 +56,9 @@ type HandlerOptions struct {
 func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	// The websocket transport must come first: it claims upgrade requests.
@@ -83,12 +98,13 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		}
 		return e
 	})
-	return srv
+	return wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv))
 }
 
 func wsInit(client *ent.Client) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		if p, ok := viewer.FromContext(ctx); ok {
+			wslimit.Authenticated(ctx)
 			return viewer.NewContext(ctx, p), nil, nil
 		}
 		h := payload.Authorization()
@@ -103,6 +119,8 @@ func wsInit(client *ent.Client) transport.WebsocketInitFunc {
 		if err != nil {
 			return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
 		}
+		// Authenticated: the connection may now send full-size messages.
+		wslimit.Authenticated(ctx)
 		return viewer.NewContext(ctx, p), nil, nil
 	}
 }

@@ -13,10 +13,12 @@ import (
 
 // Error codes of the operation-size limits, in extensions.code.
 const (
-	CodeFieldLimit    = "FIELD_LIMIT_EXCEEDED"
-	CodeAliasLimit    = "ALIAS_LIMIT_EXCEEDED"
-	CodeDepthLimit    = "DEPTH_LIMIT_EXCEEDED"
-	CodeFragmentCycle = "FRAGMENT_CYCLE"
+	CodeFieldLimit      = "FIELD_LIMIT_EXCEEDED"
+	CodeAliasLimit      = "ALIAS_LIMIT_EXCEEDED"
+	CodeDepthLimit      = "DEPTH_LIMIT_EXCEEDED"
+	CodeFragmentCycle   = "FRAGMENT_CYCLE"
+	CodeRequestTooLarge = "REQUEST_TOO_LARGE"
+	CodeBadRequest      = "BAD_REQUEST"
 )
 
 // shape is what one selection set costs once every fragment spread in it
