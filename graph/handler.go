@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -36,6 +37,7 @@ const (
 // Defaults of the HandlerOptions limits.
 const (
 	DefaultMaxBodyBytes = 8 << 20
+	DefaultTokenRecheck = 5 * time.Second
 )
 
 // HandlerOptions configure the GraphQL endpoint.
@@ -47,6 +49,10 @@ type HandlerOptions struct {
 	// Websocket bounds one client message before and after
 	// connection_init is accepted; zero fields mean wslimit's defaults.
 	Websocket wslimit.Limits
+	// TokenRecheck is how often an open websocket checks that its token
+	// is still valid; a revoked or expired token ends the connection.
+	// Default DefaultTokenRecheck.
+	TokenRecheck time.Duration
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET for queries and
@@ -60,6 +66,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if o.TokenRecheck <= 0 {
+		o.TokenRecheck = DefaultTokenRecheck
+	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	// The websocket transport must come first: it claims upgrade requests.
 	srv.AddTransport(transport.Websocket{
@@ -67,7 +76,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		// web page cannot ride a user's session (clients without an Origin
 		// header, like the CLI and Node, are not browsers and pass).
 		Upgrader:              websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
-		InitFunc:              wsInit(r.Client),
+		InitFunc:              wsInit(r.Client, o.TokenRecheck, o.Logger),
 		PingPongInterval:      15 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		InitTimeout:           10 * time.Second,
@@ -101,26 +110,68 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	return wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv))
 }
 
-func wsInit(client *ent.Client) transport.WebsocketInitFunc {
+// wsInit authenticates a websocket in connection_init (or takes the
+// principal auth.Middleware found in the upgrade request's header), raises
+// the connection's read limit from the pre-authentication one, and keeps
+// checking the token for as long as the connection lives: gqlgen closes
+// the connection when the context returned here is cancelled, which
+// watchToken does once the token is revoked or expires. Checking the
+// database rather than listening for local revocations is what makes a
+// revocation on one daemon end the streams held open by every other
+// daemon sharing the database.
+func wsInit(client *ent.Client, every time.Duration, log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		if p, ok := viewer.FromContext(ctx); ok {
-			wslimit.Authenticated(ctx)
-			return viewer.NewContext(ctx, p), nil, nil
-		}
-		h := payload.Authorization()
-		if h == "" {
-			h = payload.GetString("authorization")
-		}
-		secret, ok := auth.BearerToken(h)
+		p, ok := viewer.FromContext(ctx)
 		if !ok {
-			secret = h
+			h := payload.Authorization()
+			if h == "" {
+				h = payload.GetString("authorization")
+			}
+			secret, ok := auth.BearerToken(h)
+			if !ok {
+				secret = h
+			}
+			var err error
+			if p, err = auth.Authenticate(ctx, client, secret); err != nil {
+				return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
+			}
 		}
-		p, err := auth.Authenticate(ctx, client, secret)
-		if err != nil {
-			return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
-		}
-		// Authenticated: the connection may now send full-size messages.
 		wslimit.Authenticated(ctx)
-		return viewer.NewContext(ctx, p), nil, nil
+		ctx, cancel := context.WithCancelCause(viewer.NewContext(ctx, p))
+		go watchToken(ctx, cancel, client, p, every, log)
+		return ctx, nil, nil
+	}
+}
+
+// watchToken cancels ctx once the principal's token is revoked, expired
+// or deleted. It returns when ctx ends: the connection's context ends
+// with the request, so no watcher outlives its websocket. A database error
+// keeps the connection (the next check decides) rather than dropping
+// every stream during a database blip.
+func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent.Client, p viewer.Principal, every time.Duration, log *slog.Logger) {
+	defer cancel(nil)
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		exp, err := auth.Check(ctx, client, p.TokenID)
+		switch {
+		case errors.Is(err, auth.ErrUnauthenticated):
+			log.Info("closing websocket: token no longer valid", "token", p.Name)
+			cancel(fmt.Errorf("websocket of token %q: %w", p.Name, err))
+			return
+		case err != nil && ctx.Err() == nil:
+			log.Warn("websocket token check", "token", p.Name, "err", err)
+		}
+		next := every
+		if exp != nil {
+			// Close at the expiry itself, not up to one period late.
+			next = min(next, max(time.Until(*exp), time.Millisecond))
+		}
+		t.Reset(next)
 	}
 }
