@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,25 +13,46 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
 // Limits on what one operation may cost. Connections are capped at MaxPage
-// items, so depth and complexity bound the rows one request can touch.
+// items, so depth and complexity bound the rows one request can touch;
+// MaxFields and MaxAliases bound the work of computing them (see
+// querylimit.go). Every field costs at least 1 in the complexity count, so
+// MaxFields above MaxComplexity refuses nothing complexity would accept.
 const (
 	MaxDepth      = 12
 	MaxComplexity = 5000
 	MaxTokens     = 15000
+	MaxFields     = 2 * MaxComplexity
+	MaxAliases    = 500
+)
+
+// Defaults of the HandlerOptions limits.
+const (
+	DefaultMaxBodyBytes = 8 << 20
+	DefaultTokenRecheck = 5 * time.Second
 )
 
 // HandlerOptions configure the GraphQL endpoint.
 type HandlerOptions struct {
 	Logger *slog.Logger
+	// MaxBodyBytes bounds a POST body; larger ones get 413. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Websocket bounds one client message before and after
+	// connection_init is accepted; zero fields mean wslimit's defaults.
+	Websocket wslimit.Limits
+	// TokenRecheck is how often an open websocket checks that its token
+	// is still valid; a revoked or expired token ends the connection.
+	// Default DefaultTokenRecheck.
+	TokenRecheck time.Duration
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET for queries and
@@ -41,6 +63,12 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.TokenRecheck <= 0 {
+		o.TokenRecheck = DefaultTokenRecheck
+	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	// The websocket transport must come first: it claims upgrade requests.
 	srv.AddTransport(transport.Websocket{
@@ -48,7 +76,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		// web page cannot ride a user's session (clients without an Origin
 		// header, like the CLI and Node, are not browsers and pass).
 		Upgrader:              websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
-		InitFunc:              wsInit(r.Client),
+		InitFunc:              wsInit(r.Client, o.TokenRecheck, o.Logger),
 		PingPongInterval:      15 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		InitTimeout:           10 * time.Second,
@@ -58,8 +86,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.SetParserTokenLimit(MaxTokens)
 	srv.Use(extension.Introspection{})
+	// Before the complexity limit: its walk expands fragments unbounded.
+	srv.Use(queryLimit{})
 	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
-	srv.Use(depthLimit{max: MaxDepth})
 	srv.AroundFields(guardEdgePredicates)
 	srv.SetRecoverFunc(func(ctx context.Context, err any) error {
 		o.Logger.Error("graphql panic", "err", err)
@@ -79,76 +108,71 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		}
 		return e
 	})
-	return srv
+	return wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv))
 }
 
-func wsInit(client *ent.Client) transport.WebsocketInitFunc {
+// wsInit authenticates a websocket in connection_init (or takes the
+// principal auth.Middleware found in the upgrade request's header), raises
+// the connection's read limit from the pre-authentication one, and keeps
+// checking the token for as long as the connection lives: gqlgen closes
+// the connection when the context returned here is cancelled, which
+// watchToken does once the token is revoked or expires. Checking the
+// database rather than listening for local revocations is what makes a
+// revocation on one daemon end the streams held open by every other
+// daemon sharing the database.
+func wsInit(client *ent.Client, every time.Duration, log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		if p, ok := viewer.FromContext(ctx); ok {
-			return viewer.NewContext(ctx, p), nil, nil
-		}
-		h := payload.Authorization()
-		if h == "" {
-			h = payload.GetString("authorization")
-		}
-		secret, ok := auth.BearerToken(h)
+		p, ok := viewer.FromContext(ctx)
 		if !ok {
-			secret = h
+			h := payload.Authorization()
+			if h == "" {
+				h = payload.GetString("authorization")
+			}
+			secret, ok := auth.BearerToken(h)
+			if !ok {
+				secret = h
+			}
+			var err error
+			if p, err = auth.Authenticate(ctx, client, secret); err != nil {
+				return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
+			}
 		}
-		p, err := auth.Authenticate(ctx, client, secret)
-		if err != nil {
-			return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
-		}
-		return viewer.NewContext(ctx, p), nil, nil
+		wslimit.Authenticated(ctx)
+		ctx, cancel := context.WithCancelCause(viewer.NewContext(ctx, p))
+		go watchToken(ctx, cancel, client, p, every, log)
+		return ctx, nil, nil
 	}
 }
 
-// depthLimit refuses operations nested deeper than max fields: complexity
-// alone lets a narrow but very deep query through.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil {
-		return nil
-	}
-	if n := depth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); n > d.max {
-		e := gqlerror.Errorf("operation is nested %d levels deep; the limit is %d", n, d.max)
-		e.Extensions = map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"}
-		return e
-	}
-	return nil
-}
-
-func depth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
-	if seen > 64 { // fragment cycles are rejected by validation; stay safe anyway
-		return seen
-	}
-	best := seen
-	for _, s := range set {
-		var n int
-		switch s := s.(type) {
-		case *ast.Field:
-			if len(s.SelectionSet) == 0 {
-				n = seen + 1
-			} else {
-				n = depth(s.SelectionSet, frags, seen+1)
-			}
-		case *ast.InlineFragment:
-			n = depth(s.SelectionSet, frags, seen)
-		case *ast.FragmentSpread:
-			if f := frags.ForName(s.Name); f != nil {
-				n = depth(f.SelectionSet, frags, seen)
-			}
+// watchToken cancels ctx once the principal's token is revoked, expired
+// or deleted. It returns when ctx ends: the connection's context ends
+// with the request, so no watcher outlives its websocket. A database error
+// keeps the connection (the next check decides) rather than dropping
+// every stream during a database blip.
+func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent.Client, p viewer.Principal, every time.Duration, log *slog.Logger) {
+	defer cancel(nil)
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		best = max(best, n)
+		exp, err := auth.Check(ctx, client, p.TokenID)
+		switch {
+		case errors.Is(err, auth.ErrUnauthenticated):
+			log.Info("closing websocket: token no longer valid", "token", p.Name)
+			cancel(fmt.Errorf("websocket of token %q: %w", p.Name, err))
+			return
+		case err != nil && ctx.Err() == nil:
+			log.Warn("websocket token check", "token", p.Name, "err", err)
+		}
+		next := every
+		if exp != nil {
+			// Close at the expiry itself, not up to one period late.
+			next = min(next, max(time.Until(*exp), time.Millisecond))
+		}
+		t.Reset(next)
 	}
-	return best
 }

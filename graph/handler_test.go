@@ -36,6 +36,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, graph.HandlerOptions{})
+}
+
+func newEnvWith(t *testing.T, o graph.HandlerOptions) *env {
+	t.Helper()
 	db := storetest.SQLite(t)
 	ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
 	acme := db.Customer.Create().SetName("acme").SaveX(ctx)
@@ -46,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	bus := events.New()
 	res := &graph.Resolver{Client: db.Client, Queue: dispatch.New(db.Client, dispatch.Options{Bus: bus}), Bus: bus}
 	base, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewUnstartedServer(auth.Middleware(db.Client, graph.NewHandler(res, graph.HandlerOptions{})))
+	srv := httptest.NewUnstartedServer(auth.Middleware(db.Client, graph.NewHandler(res, o)))
 	srv.Config.BaseContext = func(_ net.Listener) context.Context { return base }
 	srv.Start()
 	t.Cleanup(func() { cancel(); srv.Close() })

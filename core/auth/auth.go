@@ -126,6 +126,26 @@ func Authenticate(ctx context.Context, client *ent.Client, secret string) (viewe
 	}, nil
 }
 
+// Check reports whether the token with this ID is still valid: it returns
+// ErrUnauthenticated once the token is revoked, expired or deleted, and
+// otherwise its expiry (nil: none). It is the re-check of long-lived
+// connections (GraphQL websockets): one lookup by primary key.
+func Check(ctx context.Context, client *ent.Client, tokenID int) (*time.Time, error) {
+	ctx = privacy.DecisionContext(ctx, privacy.Allow)
+	t, err := client.Token.Query().Where(token.ID(tokenID)).
+		Select(token.FieldRevokedAt, token.FieldExpiresAt).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check token %d: %w", tokenID, err)
+	}
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt)) {
+		return nil, ErrUnauthenticated
+	}
+	return t.ExpiresAt, nil
+}
+
 // BearerToken extracts the secret of an Authorization header.
 func BearerToken(h string) (string, bool) {
 	const p = "Bearer "

@@ -202,9 +202,9 @@ func fmtTargets(path string, recursive bool) ([]string, error) {
 
 // fmtFile formats one file and reports whether it was not canonical.
 func fmtFile(name string, check, write bool, stdout, stderr io.Writer) (bool, error) {
-	src, err := os.ReadFile(name)
+	src, err := readFile(name)
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", name, err)
+		return false, fmt.Errorf("format %s: %w", name, err)
 	}
 	out, diags := Format(name, src)
 	if diags.HasErrors() {

@@ -31,6 +31,12 @@ const (
 	DefaultVaultMount    = "secret"
 	DefaultVaultPrefix   = "rpacloud"
 	DefaultCustomerKind  = "company"
+
+	// Limits of the daemon's reads (server.limits).
+	DefaultRequestBodyBytes      = 8 << 20
+	DefaultWebsocketInitBytes    = 64 << 10
+	DefaultWebsocketMessageBytes = 1 << 20
+	DefaultTokenRecheck          = 5 * time.Second
 )
 
 // Config is one whole configuration, possibly spread over several files.
@@ -57,6 +63,15 @@ type Server struct {
 	PluginDir string // default "" = DataDir/plugins
 	Database  Database
 	LogLevel  string // debug|info|warn|error, default info
+	Limits    Limits
+}
+
+// Limits bound what one client can make the daemon read or keep open.
+type Limits struct {
+	RequestBodyBytes      int64         // one HTTP request body; default 8 MiB
+	WebsocketInitBytes    int64         // one websocket message before connection_init is accepted; default 64 KiB
+	WebsocketMessageBytes int64         // one websocket message afterwards; default 1 MiB
+	TokenRecheck          time.Duration // how often an open websocket re-checks its token; default 5s
 }
 
 // Database selects the storage. An empty DSN is resolved by the caller:
@@ -171,5 +186,15 @@ func defaultConfig() *Config {
 		DataDir:   DefaultDataDir,
 		LogLevel:  DefaultLogLevel,
 		Database:  Database{Driver: DefaultDriver},
+		Limits:    defaultLimits(),
 	}}
+}
+
+func defaultLimits() Limits {
+	return Limits{
+		RequestBodyBytes:      DefaultRequestBodyBytes,
+		WebsocketInitBytes:    DefaultWebsocketInitBytes,
+		WebsocketMessageBytes: DefaultWebsocketMessageBytes,
+		TokenRecheck:          DefaultTokenRecheck,
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -30,10 +31,13 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "listen"}, {Name: "public_url"}, {Name: "data_dir"}, {Name: "plugin_dir"}, {Name: "log_level"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
 	databaseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "driver"}, {Name: "dsn"}}}
-	vaultAttrs     = []hcl.AttributeSchema{
+	limitsSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "request_body_bytes"}, {Name: "websocket_init_bytes"}, {Name: "websocket_message_bytes"}, {Name: "token_recheck"},
+	}}
+	vaultAttrs = []hcl.AttributeSchema{
 		{Name: "address", Required: true}, {Name: "auth_method"}, {Name: "role_id"},
 		{Name: "secret_id_file"}, {Name: "token_file"}, {Name: "mount"}, {Name: "prefix"},
 	}
@@ -213,8 +217,14 @@ func (l *loader) decodeServer(b *hcl.Block) {
 	if at := a.str("log_level", &s.LogLevel); at != nil {
 		a.oneOf(at, "log_level", s.LogLevel, "debug", "info", "warn", "error")
 	}
-	var dbSeen *hcl.Range
+	var dbSeen, limitsSeen *hcl.Range
 	for _, db := range c.Blocks {
+		if db.Type == "limits" {
+			if l.single(db, &limitsSeen) {
+				s.Limits = l.decodeLimits(db)
+			}
+			continue
+		}
 		if !l.single(db, &dbSeen) {
 			continue
 		}
@@ -238,6 +248,45 @@ func (l *loader) decodeServer(b *hcl.Block) {
 	if first {
 		l.cfg.Server = s
 	}
+}
+
+// Bounds of the limits block: below the minimum a limit breaks ordinary
+// requests, above the maximum it protects nothing.
+const (
+	minLimitBytes   = 1 << 10
+	maxLimitBytes   = 1 << 30
+	minTokenRecheck = time.Second
+	maxTokenRecheck = 10 * time.Minute
+)
+
+func (l *loader) decodeLimits(b *hcl.Block) Limits {
+	c := l.content(b.Body, limitsSchema)
+	a := l.attrs(c.Attributes)
+	lim := defaultLimits()
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{"request_body_bytes", &lim.RequestBodyBytes},
+		{"websocket_init_bytes", &lim.WebsocketInitBytes},
+		{"websocket_message_bytes", &lim.WebsocketMessageBytes},
+	} {
+		var n int
+		at := a.int(f.name, &n)
+		if at == nil {
+			continue
+		}
+		if n < minLimitBytes || n > maxLimitBytes {
+			a.errorf(at.Expr.Range(), "Invalid "+f.name, "%s = %d; it must be between %d (1 KiB) and %d (1 GiB) bytes.", f.name, n, minLimitBytes, maxLimitBytes)
+			continue
+		}
+		*f.dst = int64(n)
+	}
+	if at := a.dur("token_recheck", &lim.TokenRecheck); at != nil && (lim.TokenRecheck < minTokenRecheck || lim.TokenRecheck > maxTokenRecheck) {
+		a.errorf(at.Expr.Range(), "Invalid token_recheck", "token_recheck = %s; it must be between %s and %s: a revoked token keeps its open websockets until the next check.", lim.TokenRecheck, minTokenRecheck, maxTokenRecheck)
+		lim.TokenRecheck = DefaultTokenRecheck
+	}
+	return lim
 }
 
 func (l *loader) checkListen(at *hcl.Attribute, listen string) {

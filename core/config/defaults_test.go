@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(strings.Join(problems(diags), "\n"))
 	}
 	wantServer := config.Server{Listen: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", DataDir: ".rpacloud",
-		LogLevel: "info", Database: config.Database{Driver: "sqlite"}}
+		LogLevel: "info", Database: config.Database{Driver: "sqlite"}, Limits: defaultLimits}
 	if cfg.Server != wantServer {
 		t.Errorf("server: %+v", cfg.Server)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,7 +44,7 @@ func Load(paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 			return
 		}
 		seen[key] = true
-		b, err := os.ReadFile(name)
+		b, err := readFile(name)
 		if err != nil {
 			diags = append(diags, pathDiag(name, "Cannot read configuration file", err))
 			return
@@ -94,6 +95,62 @@ func LoadSources(srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*
 	cfg, diags, files := load(list)
 	sortDiagnostics(diags, list)
 	return cfg, diags, files
+}
+
+// MaxFileBytes bounds one configuration file. The largest real
+// configurations are tens of kilobytes; the bound keeps a mistaken path
+// (a log, a disk image) from being read into memory and parsed.
+const MaxFileBytes = 4 << 20
+
+// readFile reads one configuration file, refusing what is not a regular
+// file once symbolic links are followed (a device such as /dev/zero, a
+// FIFO, a socket: reading one may never end or never start) and files
+// over MaxFileBytes. The read itself is bounded too, in case the file
+// grows or is swapped after the check.
+func readFile(name string) ([]byte, error) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s); name a file or a directory of .hcl files", name, kind(st.Mode()))
+	}
+	if st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%s is %d bytes, over the limit of %d bytes for one configuration file", name, st.Size(), MaxFileBytes)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", name, kind(st.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("%s is over the limit of %d bytes for one configuration file", name, MaxFileBytes)
+	}
+	return b, nil
+}
+
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }
 
 // hclFiles lists a directory's *.hcl files, skipping hidden ones: editors

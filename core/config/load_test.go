@@ -310,7 +310,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	want := config.Server{
 		Listen: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", DataDir: ".rpacloud",
-		LogLevel: "info", Database: config.Database{Driver: "sqlite"},
+		LogLevel: "info", Database: config.Database{Driver: "sqlite"}, Limits: defaultLimits,
 	}
 	if cfg.Server != want {
 		t.Errorf("server: got %+v, want %+v", cfg.Server, want)

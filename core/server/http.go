@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/robot"
 	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/graph"
 	"github.com/rpacloud/rpacloud/graph/dashboard"
 )
@@ -24,7 +27,13 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go
-	mux.Handle("/graphql", auth.Middleware(d.db.Client, graph.NewHandler(res, graph.HandlerOptions{Logger: d.log})))
+	lim := d.opts.Config.Server.Limits
+	mux.Handle("/graphql", auth.Middleware(d.db.Client, graph.NewHandler(res, graph.HandlerOptions{
+		Logger:       d.log,
+		MaxBodyBytes: lim.RequestBodyBytes,
+		Websocket:    wslimit.Limits{Init: lim.WebsocketInitBytes, Message: lim.WebsocketMessageBytes},
+		TokenRecheck: lim.TokenRecheck,
+	})))
 	mux.Handle("GET "+robot.SpecPath+"{name}", auth.Middleware(d.db.Client, http.HandlerFunc(d.robotProcessSpec))) // specs.go
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
@@ -32,7 +41,30 @@ func (d *Daemon) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.Handle("GET /{$}", dashboard.Handler())
 	mux.Handle("GET /index.html", dashboard.Handler())
-	return mux
+	return limitBodies(lim.RequestBodyBytes, mux)
+}
+
+// limitBodies bounds the body of every request to every route, so that no
+// handler, present or future, can be made to read without end: a declared
+// length over max is refused at once with 413, and a streamed body fails
+// the reading handler once it passes max (GraphQL answers 413 then too).
+// Websocket upgrades have no body; their frames are bounded by
+// core/wslimit.
+func limitBodies(max int64, next http.Handler) http.Handler {
+	if max <= 0 {
+		max = config.DefaultRequestBodyBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, max), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type health struct {
