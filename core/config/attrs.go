@@ -29,6 +29,19 @@ func errAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()}
 }
 
+// SecretSubject marks (in hcl.Diagnostic.Extra) a diagnostic whose
+// subject is a secret: WriteDiagnostics prints its source line with the
+// subject masked, so the refusal of a literal password does not print it
+// into a terminal, a CI log or the daemon's log.
+type SecretSubject struct{}
+
+// secretAt is errAt for a subject that holds a secret.
+func secretAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
+	d := errAt(rng, summary, detail)
+	d.Extra = SecretSubject{}
+	return d
+}
+
 func warnAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: detail, Subject: rng.Ptr()}
 }

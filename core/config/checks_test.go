@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/hashicorp/hcl/v2"
+
 	"strings"
 	"testing"
 
@@ -157,19 +159,34 @@ vendor "orch" {
 	if got := cfg.Vendors[0].Extra["token_url"]; got != "https://orch.example/identity/connect/token" {
 		t.Fatalf("token_url = %q", got)
 	}
-	_, diags, _ = LoadSources(map[string][]byte{"v.hcl": []byte(`
+	var files map[string]*hcl.File
+	_, diags, files = LoadSources(map[string][]byte{"v.hcl": []byte(`
 vendor "orch" {
   type        = "uipath"
   url         = "https://orch.example"
+  web_password = "hunter3-literal"
   token_url   = "https://app:hunter2@orch.example/identity/connect/token"
   client_id   = "app"
   credentials = "vault:secret/rpacloud/vendors/orch#client_secret"
 }
 `)})
-	if !diags.HasErrors() || !strings.Contains(diags.Error(), "Secret given as a literal") || !strings.Contains(diags.Error(), "token_url") {
-		t.Fatalf("a password in token_url: %v", diags)
+	all := ""
+	for _, d := range diags {
+		all += d.Summary + ": " + d.Detail + "\n"
 	}
-	if strings.Contains(diags.Error(), "hunter2") {
+	if !diags.HasErrors() || !strings.Contains(all, "Secret given as a literal") || !strings.Contains(all, "token_url") {
+		t.Fatalf("a password in token_url: %v", all)
+	}
+	if strings.Contains(all, "hunter2") || strings.Contains(all, "hunter3") {
 		t.Fatalf("the diagnostic repeats the password: %v", diags)
+	}
+	// The printed form (validate, the daemon's start-up log) shows the
+	// source line of each problem: a refused secret is masked there too.
+	var out strings.Builder
+	if err := WriteDiagnostics(&out, files, diags); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "hunter3") || !strings.Contains(out.String(), "***") {
+		t.Fatalf("printed diagnostics repeat a refused secret:\n%s", out.String())
 	}
 }

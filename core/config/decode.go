@@ -405,7 +405,7 @@ func (l *loader) pluginOwned(body hcl.Body, blockType, name string) map[string]s
 			continue
 		}
 		if addressName(at.Name) && literalURLPassword(s) {
-			l.diags = append(l.diags, errAt(at.Expr.Range(), "Secret given as a literal",
+			l.diags = append(l.diags, secretAt(at.Expr.Range(), "Secret given as a literal",
 				fmt.Sprintf("%s %q attribute %q: the URL carries a password, which would end up in git; put the credentials in Vault and reference them from the attribute the plugin reads them from.", blockType, name, at.Name)))
 			continue
 		}
@@ -422,7 +422,7 @@ func (l *loader) checkSecretRef(at *hcl.Attribute, v cty.Value, blockType, name 
 		}
 	}
 	example := VaultRef{Path: "secret/rpacloud/" + blockType + "s/" + name, Field: at.Name}
-	l.diags = append(l.diags, errAt(at.Expr.Range(), "Secret given as a literal",
+	l.diags = append(l.diags, secretAt(at.Expr.Range(), "Secret given as a literal",
 		fmt.Sprintf("use a vault:PATH#FIELD reference, e.g. %s = %q; %q holds a secret, and secrets never live in configuration files.", at.Name, example, at.Name)))
 	return false
 }

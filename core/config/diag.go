@@ -34,7 +34,8 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 		b.WriteByte('\n')
 		if d.Subject != nil {
 			if f := files[d.Subject.Filename]; f != nil {
-				writeSnippet(&b, f.Bytes, *d.Subject)
+				_, secret := d.Extra.(SecretSubject)
+				writeSnippet(&b, f.Bytes, *d.Subject, secret)
 			}
 		}
 	}
@@ -50,7 +51,9 @@ func oneLine(s string) string {
 
 // writeSnippet prints the subject's first line and marks the subject under
 // it; a subject spanning lines is marked to the end of its first line.
-func writeSnippet(b *strings.Builder, src []byte, rng hcl.Range) {
+// A secret subject is printed as *** so the line locates the problem
+// without repeating the secret.
+func writeSnippet(b *strings.Builder, src []byte, rng hcl.Range, secret bool) {
 	start := rng.Start.Byte
 	if start < 0 || start > len(src) || rng.Start.Line < 1 {
 		return
@@ -67,6 +70,10 @@ func writeSnippet(b *strings.Builder, src []byte, rng hcl.Range) {
 	}
 	prefix := string(src[lineStart:start])
 	marked := string(src[start:end])
+	if secret {
+		line = prefix + "***"
+		marked = "***"
+	}
 	fmt.Fprintf(b, "%6d | %s\n", rng.Start.Line, line)
 	fmt.Fprintf(b, "%6s | %s%s\n", "", blank(prefix), strings.Repeat("^", max(width(marked), 1)))
 }

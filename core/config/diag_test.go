@@ -49,7 +49,7 @@ func TestSnippetWideCharacters(t *testing.T) {
 	start := strings.Index(string(src), `"x"`)
 	rng := hcl.Range{Filename: "c.hcl", Start: hcl.Pos{Line: 1, Column: 40, Byte: start}, End: hcl.Pos{Line: 1, Column: 43, Byte: start + 3}}
 	var b strings.Builder
-	writeSnippet(&b, src, rng)
+	writeSnippet(&b, src, rng, false)
 	lines := strings.Split(b.String(), "\n")
 	marker := strings.TrimPrefix(lines[1], "       | ")
 	// "财务部" is nine bytes, three runes and six columns.

@@ -2,8 +2,10 @@ package credentials
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sort"
+	"strings"
 )
 
 // Secret is one credential's content. It prints, logs and marshals as
@@ -70,4 +72,38 @@ func WithSecrets(ctx context.Context, s Secrets) context.Context {
 func SecretsFrom(ctx context.Context) Secrets {
 	s, _ := ctx.Value(secretsKey{}).(Secrets)
 	return s
+}
+
+// Scrub replaces every secret value of s (passwords, TOTP seeds and extra
+// fields of three characters or more, raw and as they appear inside JSON
+// strings) in text with "***", longest first so a value containing
+// another goes whole. Robots scrub what a runner returns — output and
+// error message alike — before it leaves the machine: a login page that
+// echoes a password must not put it into the database. Usernames are not
+// scrubbed; they name accounts in ordinary messages.
+func (s Secrets) Scrub(text string) string {
+	var vals []string
+	add := func(v string) {
+		if len(v) < 3 { // shorter values would scrub ordinary text
+			return
+		}
+		vals = append(vals, v)
+		if b, err := json.Marshal(v); err == nil {
+			if esc := string(b[1 : len(b)-1]); esc != v {
+				vals = append(vals, esc)
+			}
+		}
+	}
+	for _, sec := range s {
+		add(sec.Password)
+		add(sec.TOTPSeed)
+		for _, v := range sec.Extra {
+			add(v)
+		}
+	}
+	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
+	for _, v := range vals {
+		text = strings.ReplaceAll(text, v, "***")
+	}
+	return text
 }

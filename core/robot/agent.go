@@ -232,6 +232,32 @@ func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %q: %w", c.Process, err)
 	}
+	out, err := a.runWith(ctx, c)
+	// Whatever the runner (a third party's plugin included) returns is
+	// scrubbed of the attempt's secret values here, on the robot, before
+	// it reaches the daemon, its database, the API or a log.
+	if secrets := credentials.SecretsFrom(ctx); len(secrets) > 0 {
+		if len(out) > 0 {
+			out = json.RawMessage(secrets.Scrub(string(out)))
+		}
+		if err != nil {
+			err = &scrubbedError{msg: secrets.Scrub(err.Error()), cause: err}
+		}
+	}
+	return out, err
+}
+
+// scrubbedError keeps an error's class (errors.Is) while its text has no
+// secret value.
+type scrubbedError struct {
+	msg   string
+	cause error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.cause }
+
+func (a *Agent) runWith(ctx context.Context, c *Claim) (json.RawMessage, error) {
 	if (c.Kind == "crawler" || c.Kind == "vendor") && a.Plugins != nil {
 		dl, cancel := context.WithDeadline(ctx, c.Deadline)
 		defer cancel()
