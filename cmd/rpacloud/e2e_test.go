@@ -107,9 +107,18 @@ type health struct {
 	} `json:"providers"`
 }
 
-func getHealth(base string) (health, int, error) {
+// getHealth reads /healthz; its details (providers, Vault) need an admin
+// token, without one only the status is answered.
+func getHealth(base, token string) (health, int, error) {
 	var h health
-	resp, err := http.Get(base + "/healthz")
+	req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return h, 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return h, 0, err
 	}
@@ -163,7 +172,7 @@ func TestEndToEnd(t *testing.T) {
 	}()
 
 	eventually(t, 90*time.Second, "the daemon to serve /healthz", func() (bool, string) {
-		_, code, err := getHealth(base)
+		_, code, err := getHealth(base, "")
 		return err == nil && code == 200, fmt.Sprint(code, err)
 	})
 	for _, path := range []string{"/", "/metrics"} {
@@ -290,7 +299,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	eventually(t, 90*time.Second, "the provider plugin to be restarted", func() (bool, string) {
-		h, code, err := getHealth(base)
+		h, code, err := getHealth(base, admin.Token)
 		if err != nil || code != 200 {
 			return false, fmt.Sprint(code, err)
 		}
