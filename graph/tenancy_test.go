@@ -39,6 +39,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
+	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/rpacloud/rpacloud/core/auth"
@@ -51,6 +52,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/core/viewer"
+	gent "github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -147,6 +149,10 @@ type world struct {
 	bIDs    []int             // ids of B's rows
 	bNames  []string          // names of B's things usable as arguments
 	aCust   int
+	bus     *events.Bus
+	pool    int
+	// B's rows that live events name.
+	bCust, bTask, bBatch, bProc, bAnomaly, robot int
 }
 
 func newWorld(t *testing.T, db *store.DB, planted bool) *world {
@@ -224,7 +230,7 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 	save("Event", ec.Mutation(), func() (int, error) { c, err := ec.Save(ctx); return id(c, err) })
 	anc := db.Anomaly.Create().SetRule(anomaly.RuleRunFaulted).SetSeverity(anomaly.SeverityCritical).SetCustomerID(bc).SetPoolID(pl.ID).SetProcessID(bp).
 		SetRobotID(r1.ID).SetTaskID(tasks[2])
-	save("Anomaly", anc.Mutation(), func() (int, error) { c, err := anc.Save(ctx); return id(c, err) })
+	w.bAnomaly = save("Anomaly", anc.Mutation(), func() (int, error) { c, err := anc.Save(ctx); return id(c, err) })
 	cbc := db.CredentialBinding.Create().SetCustomerID(bc).SetProcessID(bp).SetName("LEAKB-cred")
 	save("CredentialBinding", cbc.Mutation(), func() (int, error) { c, err := cbc.Save(ctx); return id(c, err) })
 	bkc := db.Booking.Create().SetKey("LEAKB-flow/night").SetProcessID(bp).SetPool("shared").SetDepartment("LEAKB-co").
@@ -253,6 +259,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		t.Fatal(diags)
 	}
 	bus := events.New()
+	w.bus, w.pool, w.robot = bus, pl.ID, r1.ID
+	w.bCust, w.bProc, w.bBatch, w.bTask = bc, bp, bb, tasks[2]
 	res := &graph.Resolver{
 		Client: db.Client, Queue: dispatch.New(db.Client, dispatch.Options{Bus: bus, Seed: 1}), Bus: bus,
 		Monitor:            monitor.New(db.Client, monitor.Options{Bus: bus, Config: cfg, Logger: slog.New(slog.DiscardHandler)}),
@@ -697,6 +705,31 @@ func tenancyWorlds(t *testing.T, db1, db2 *store.DB) {
 				}
 			}
 		}
+		// Subscriptions: every subscription field as every role, in both
+		// worlds at once; the planted world's bus carries B's live events
+		// before a control event of A and of the fleet, the absent world's
+		// the control events only. What each role receives must be the same.
+		subs := g.subscriptions()
+		var live []liveOp
+		for _, role := range roles {
+			for _, op := range subs {
+				live = append(live, liveOp{role, op})
+			}
+		}
+		pl, ab := planted.liveAll(t, live, true), absent.liveAll(t, live, false)
+		for i, o := range live {
+			tried++
+			if o.role == "admin" {
+				if pl[i] != ab[i] {
+					adminDiffers++
+				}
+				continue
+			}
+			if pl[i] != ab[i] {
+				leaks["subscription"]++
+				t.Errorf("subscription leaks B to %s:\n  op:      %s\n  planted: %.800s\n  absent:  %.800s", o.role, o.op, pl[i], ab[i])
+			}
+		}
 		// Mutations change the worlds: each is sent to both in the same
 		// order, and B's rows must stay as they were.
 		before := snapshotB(t, planted)
@@ -712,8 +745,8 @@ func tenancyWorlds(t *testing.T, db1, db2 *store.DB) {
 		if after := snapshotB(t, planted); after != before {
 			t.Errorf("mutations by A, a robot or nobody changed B's rows:\nbefore %s\nafter  %s", before, after)
 		}
-		t.Logf("authorisation: %d queries, %d where paths, %d mutations; %d operation×role pairs tried on two worlds, leaks %v; admin control differed on %d",
-			len(ops["query"]), len(ops["where"]), len(muts), tried, leaks, adminDiffers)
+		t.Logf("authorisation: %d queries, %d where paths, %d subscriptions, %d mutations; %d operation×role pairs tried on two worlds, leaks %v; admin control differed on %d",
+			len(ops["query"]), len(ops["where"]), len(subs), len(muts), tried, leaks, adminDiffers)
 		if len(leakFields) > 0 {
 			var fs []string
 			for f := range leakFields {
@@ -761,4 +794,151 @@ func snapshotB(t *testing.T, w *world) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "\n")
+}
+
+// subscriptions derives one operation per subscription field, selecting
+// its scalars (and one level of objects), without optional arguments.
+func (g *opGen) subscriptions() []string {
+	var out []string
+	for _, f := range g.s.Subscription.Fields {
+		args, ok := g.args(f, 0)
+		if !ok {
+			continue
+		}
+		td := g.s.Types[named(f.Type)]
+		sel := ""
+		if td.Kind == ast.Object || td.Kind == ast.Interface {
+			// The paths merge into one selection set: GraphQL merges
+			// repeated fields.
+			sel = "{ " + strings.Join(g.selections(td.Name, selDepth-1), " ") + " }"
+		}
+		out = append(out, fmt.Sprintf("subscription { %s%s %s }", f.Name, args, sel))
+	}
+	return out
+}
+
+const controlA, controlFleet = "CONTROL-A", "CONTROL-FLEET"
+
+type liveOp struct{ role, op string }
+
+// liveAll subscribes every (role, operation) at once, publishes the live
+// events once (B's first, when planted), and returns per subscription the
+// distinct messages received until both control events were seen, the
+// stream ended, or 3 s passed (snapshot streams need not show events);
+// timestamps masked, sorted.
+func (w *world) liveAll(t *testing.T, ops []liveOp, planted bool) []string {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(w.url, "http")
+	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}, HandshakeTimeout: 10 * time.Second}
+	out := make([]string, len(ops))
+	conns := make([]*websocket.Conn, len(ops))
+	for i, o := range ops {
+		conn, resp, err := d.Dial(u, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		resp.Body.Close()
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_ = conn.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + w.secrets[o.role]}})
+		var ack map[string]any
+		if err := conn.ReadJSON(&ack); err != nil || ack["type"] != "connection_ack" {
+			out[i] = fmt.Sprintf("init: %v %v", ack["type"], err != nil)
+			continue
+		}
+		_ = conn.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": o.op}})
+		// The server answers a ping after it has read the subscribe.
+		_ = conn.WriteJSON(map[string]any{"type": "ping"})
+		conns[i] = conn
+	}
+	type result struct {
+		i    int
+		msgs []string
+	}
+	pongs := make(chan struct{}, len(ops))
+	publish := make(chan struct{})
+	results := make(chan result, len(ops))
+	running := 0
+	for i, conn := range conns {
+		if conn == nil {
+			continue
+		}
+		running++
+		go func() {
+			seen := map[string]bool{}
+			controls, ponged := 0, false
+			stop := time.AfterFunc(10*time.Second, func() { conn.Close() })
+			defer stop.Stop()
+			var cut *time.Timer
+			defer func() {
+				if cut != nil {
+					cut.Stop()
+				}
+			}()
+			for controls < 2 {
+				_, b, err := conn.ReadMessage()
+				if err != nil {
+					break
+				}
+				var m struct{ Type string }
+				_ = json.Unmarshal(b, &m)
+				if m.Type == "pong" || m.Type == "ping" {
+					if !ponged {
+						ponged = true
+						pongs <- struct{}{}
+						<-publish
+						cut = time.AfterFunc(3*time.Second, func() { conn.Close() })
+					}
+					continue
+				}
+				txt := string(timestamp.ReplaceAll(b, []byte("<time>")))
+				seen[txt] = true
+				controls += strings.Count(txt, controlA) + strings.Count(txt, controlFleet)
+				if m.Type == "complete" || m.Type == "error" {
+					break
+				}
+			}
+			if !ponged {
+				pongs <- struct{}{}
+			}
+			msgs := make([]string, 0, len(seen))
+			for m := range seen {
+				msgs = append(msgs, m)
+			}
+			sort.Strings(msgs)
+			results <- result{i, msgs}
+		}()
+	}
+	for range running {
+		<-pongs
+	}
+	// Resolvers register on the bus in their own goroutines; a late one
+	// only weakens this check, it cannot fail it.
+	time.Sleep(300 * time.Millisecond)
+	w.publish(planted)
+	close(publish)
+	for range running {
+		r := <-results
+		out[r.i] = strings.Join(r.msgs, "\n")
+	}
+	return out
+}
+
+// publish puts the live events on the world's bus: B's (planted world
+// only), then A's and the fleet's controls. They are not stored: the bus
+// is what subscriptions read.
+func (w *world) publish(planted bool) {
+	at := fixed.Add(time.Minute)
+	if planted {
+		w.bus.Publish(
+			&gent.Event{ID: 1<<40 + 1, At: at, Type: "task.failed", CustomerID: &w.bCust, PoolID: &w.pool, ProcessID: &w.bProc,
+				BatchID: &w.bBatch, TaskID: &w.bTask, RobotID: &w.robot, Message: marker + "-live"},
+			&gent.Event{ID: 1<<40 + 2, At: at, Type: "anomaly.opened", CustomerID: &w.bCust, PoolID: &w.pool, AnomalyID: &w.bAnomaly,
+				Message: marker + "-anomaly"},
+		)
+	}
+	w.bus.Publish(
+		&gent.Event{ID: 1<<40 + 3, At: at, Type: "task.succeeded", CustomerID: &w.aCust, PoolID: &w.pool, Message: controlA},
+		&gent.Event{ID: 1<<40 + 4, At: at, Type: "robot.up", PoolID: &w.pool, RobotID: &w.robot, Message: controlFleet},
+	)
 }
