@@ -8519,7 +8519,14 @@ type Mutation {
   claimTask(wait: Int = 0): TaskClaim
   "Robot protocol: the attempt is alive; returns the extended deadline."
   heartbeat(taskID: ID!, attempt: Int!): Time!
-  "Robot protocol: the outcome of an attempt. A stale attempt is refused."
+  """
+  Robot protocol: the outcome of an attempt. A stale attempt is refused
+  (STALE_ATTEMPT, nothing changes). A result the daemon cannot record (output
+  over 1 MiB, output that is not JSON, a failure without a valid errorClass)
+  is refused with RESULT_REFUSED: the attempt has then failed as an execution
+  error carrying the reason and is retried per the process's retries; do not
+  send it again.
+  """
   reportResult(input: ReportResultInput!): Boolean!
 }
 

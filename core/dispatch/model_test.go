@@ -41,11 +41,30 @@ type mTask struct {
 }
 
 type mRobot struct {
-	id    int
-	state robot.State // follows the queue's rules exactly
-	task  int         // task the live agent works on; 0 none
-	att   int         // the attempt it works under
-	dead  bool        // the agent stopped: it neither polls nor reports
+	id       int
+	state    robot.State // follows the queue's rules exactly
+	lastSeen *time.Time  // its last poll, heartbeat or report that set it
+	task     int         // task the live agent works on; 0 none
+	att      int         // the attempt it works under
+	dead     bool        // the agent stopped: it neither polls nor reports
+}
+
+func (r *mRobot) seen(now time.Time) { r.lastSeen = &now }
+
+// otherCanTake: the time-out rule of the draw. Some robot other than self
+// that has not timed out on tk is busy, or idle and seen within
+// IdleLiveness.
+func (m *model) otherCanTake(tk *mTask, self int) bool {
+	since := m.clk.Now().Add(-dispatch.IdleLiveness)
+	for _, o := range m.robots {
+		if o.id == self || tk.timedOut[o.id] {
+			continue
+		}
+		if o.state == robot.StateBusy || (o.state == robot.StateIdle && o.lastSeen != nil && !o.lastSeen.Before(since)) {
+			return true
+		}
+	}
+	return false
 }
 
 type pastAttempt struct{ task, robot, number int }
@@ -146,12 +165,15 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			if err != nil {
 				t.Fatalf("claim by robot %d: %v", r.id, err)
 			}
+			// A timed-out robot retries a task only when no other robot
+			// could take it (the states before this poll decide).
 			eligible := map[int]bool{}
 			for _, tk := range m.tasks {
-				if tk.state == task.StatePending && !tk.timedOut[r.id] {
+				if tk.state == task.StatePending && (!tk.timedOut[r.id] || !m.otherCanTake(tk, r.id)) {
 					eligible[tk.id] = true
 				}
 			}
+			r.seen(m.clk.Now())
 			if c == nil {
 				if len(eligible) > 0 {
 					t.Fatalf("robot %d got nothing with %d eligible pending tasks", r.id, len(eligible))
@@ -224,6 +246,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 			if r.state == robot.StateBusy {
 				r.state = robot.StateIdle
+				r.seen(m.clk.Now())
 			}
 		},
 		"staleReport": func(t *rapid.T) {
@@ -262,6 +285,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 				t.Fatalf("heartbeat: %v", err)
 			}
 			tk.deadline = m.clk.Now().Add(m.maxDur)
+			r.seen(m.clk.Now())
 			if !d.Equal(tk.deadline) {
 				t.Fatalf("heartbeat deadline %v, want %v", d, tk.deadline)
 			}
@@ -269,41 +293,13 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"advance": func(t *rapid.T) {
 			m.clk.Add(time.Duration(rapid.IntRange(1, 90).Draw(t, "seconds")) * time.Second)
 		},
-		"sweep": func(t *rapid.T) {
-			n, err := m.q.Sweep(ctx)
-			if err != nil {
-				t.Fatalf("sweep: %v", err)
-			}
-			want := 0
-			now := m.clk.Now()
-			ids := make([]int, 0, len(m.tasks))
-			for id := range m.tasks {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			for _, id := range ids {
-				tk := m.tasks[id]
-				if tk.state != task.StateRunning || !tk.deadline.Before(now) {
-					continue
-				}
-				want++
-				m.delayed++
-				tk.timeouts++
-				tk.timedOut[tk.robot] = true
-				for _, r := range m.robots {
-					if r.id == tk.robot && (r.state == robot.StateBusy || r.state == robot.StateIdle) {
-						r.state = robot.StateSuspect
-					}
-				}
-				if len(tk.timedOut) >= dispatch.MaxTimeoutRobots {
-					m.finish(tk, task.StateFailed, task.FailureReasonTimeoutExhausted)
-				} else {
-					tk.state, tk.robot = task.StatePending, 0
-				}
-			}
-			if n != want {
-				t.Fatalf("sweep abandoned %d attempts, model %d", n, want)
-			}
+		"sweep": m.sweep,
+		// Attempts past their deadline, often: the time-out rules (another
+		// robot first, the same one when none could take it, the bound in
+		// total) need several time-outs of one task to show.
+		"expire": func(t *rapid.T) {
+			m.clk.Add(m.maxDur + time.Second)
+			m.sweep(t)
 		},
 		"robotDies": func(t *rapid.T) {
 			r := m.robotWhere(t, "victim", func(r *mRobot) bool { return !r.dead })
@@ -317,6 +313,44 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			m.seed += 1000
 			m.q = dispatch.New(m.db.Client, dispatch.Options{Now: m.clk.Now, Seed: m.seed})
 		},
+	}
+}
+
+// sweep runs the sweeper and applies the time-outs to the model.
+func (m *model) sweep(t *rapid.T) {
+	n, err := m.q.Sweep(context.Background())
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	want := 0
+	now := m.clk.Now()
+	ids := make([]int, 0, len(m.tasks))
+	for id := range m.tasks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		tk := m.tasks[id]
+		if tk.state != task.StateRunning || !tk.deadline.Before(now) {
+			continue
+		}
+		want++
+		m.delayed++
+		tk.timeouts++
+		tk.timedOut[tk.robot] = true
+		for _, r := range m.robots {
+			if r.id == tk.robot && (r.state == robot.StateBusy || r.state == robot.StateIdle) {
+				r.state = robot.StateSuspect
+			}
+		}
+		if tk.timeouts >= dispatch.MaxTimeoutRobots {
+			m.finish(tk, task.StateFailed, task.FailureReasonTimeoutExhausted)
+		} else {
+			tk.state, tk.robot = task.StatePending, 0
+		}
+	}
+	if n != want {
+		t.Fatalf("sweep abandoned %d attempts, model %d", n, want)
 	}
 }
 
@@ -360,7 +394,7 @@ func (m *model) check(t *rapid.T) {
 		if len(as) != tk.AttemptNo {
 			t.Fatalf("task %d: %d attempts for attempt_no %d", tk.ID, len(as), tk.AttemptNo)
 		}
-		live, data, timeoutRobots := 0, 0, map[int]bool{}
+		live, data, abandoned, timeoutRobots := 0, 0, 0, map[int]bool{}
 		for i, a := range as {
 			if a.Number != i+1 {
 				t.Fatalf("task %d: attempt numbers %v", tk.ID, as)
@@ -372,6 +406,7 @@ func (m *model) check(t *rapid.T) {
 					t.Fatalf("task %d: live attempt %d is not its current one", tk.ID, a.Number)
 				}
 			case attempt.StateAbandoned:
+				abandoned++
 				timeoutRobots[a.RobotID] = true
 			case attempt.StateFailed:
 				if a.ErrorClass == nil {
@@ -388,7 +423,8 @@ func (m *model) check(t *rapid.T) {
 		if live > 1 || (live == 1) != (tk.State == task.StateRunning) {
 			t.Fatalf("task %d (%s): %d live attempts", tk.ID, tk.State, live)
 		}
-		if data > 1 || tk.ExecutionsFailed > m.retries+1 || tk.Timeouts > dispatch.MaxTimeoutRobots || len(timeoutRobots) != tk.Timeouts {
+		if data > 1 || tk.ExecutionsFailed > m.retries+1 || tk.Timeouts > dispatch.MaxTimeoutRobots || abandoned != tk.Timeouts ||
+			!equalSets(timeoutRobots, mt.timedOut) {
 			t.Fatalf("task %d: %d data errors, %d execution failures (retries %d), %d time-outs on %d robots",
 				tk.ID, data, tk.ExecutionsFailed, m.retries, tk.Timeouts, len(timeoutRobots))
 		}
@@ -457,4 +493,16 @@ func TestModel(t *testing.T) {
 			rt.Repeat(m.actions())
 		})
 	})
+}
+
+func equalSets(a, b map[int]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }

@@ -16,9 +16,10 @@ import (
 
 // Sweep abandons every running attempt whose deadline has passed: the
 // customer is told the task is delayed, the robot becomes suspect (no work
-// until it polls again), and the task goes back to pending for another
-// robot, or fails with timeout_exhausted once MaxTimeoutRobots different
-// robots timed out on it. It returns how many attempts it abandoned.
+// until it polls again), and the task goes back to pending, for another
+// robot when the pool has one (see claimable), or fails with
+// timeout_exhausted at its MaxTimeoutRobots-th time-out, on whichever
+// robots they happened. It returns how many attempts it abandoned.
 func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	now := q.clock()
 	expired, err := q.client.Attempt.Query().
@@ -59,19 +60,26 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	if err != nil {
 		return fmt.Errorf("abandon attempt %d: task: %w", a.ID, err)
 	}
-	robots, err := tx.Attempt.Query().
-		Where(attempt.TaskID(t.ID), attempt.StateEQ(attempt.StateAbandoned)).
-		Unique(true).Select(attempt.FieldRobotID).Ints(sctx)
-	if err != nil {
-		return fmt.Errorf("abandon attempt %d: count robots: %w", a.ID, err)
-	}
 	tu := tx.Task.Update().Where(task.ID(t.ID), task.StateEQ(task.StateRunning), task.AttemptNo(a.Number)).
 		AddTimeouts(1).SetUpdatedAt(rec.now)
 	bu := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).SetUpdatedAt(rec.now)
-	exhausted := len(robots) >= MaxTimeoutRobots
+	// Time-outs count in total, not per robot: a robot may retry a task it
+	// timed out on when no other robot can take it (a pool of one or two),
+	// and the task must still end.
+	exhausted := t.Timeouts+1 >= MaxTimeoutRobots
 	if exhausted {
+		robots, err := tx.Attempt.Query().
+			Where(attempt.TaskID(t.ID), attempt.StateEQ(attempt.StateAbandoned)).
+			Unique(true).Select(attempt.FieldRobotID).Ints(sctx)
+		if err != nil {
+			return fmt.Errorf("abandon attempt %d: count robots: %w", a.ID, err)
+		}
+		on := fmt.Sprintf("%d robots", len(robots))
+		if len(robots) == 1 {
+			on = "1 robot"
+		}
 		tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonTimeoutExhausted).
-			SetErrorMessage(fmt.Sprintf("timed out on %d different robots", len(robots))).SetFinishedAt(rec.now)
+			SetErrorMessage(fmt.Sprintf("timed out %d times (on %s)", t.Timeouts+1, on)).SetFinishedAt(rec.now)
 		bu.AddFailed(1)
 	} else {
 		tu.SetState(task.StatePending).SetRandKey(q.randKey())
