@@ -34,7 +34,10 @@
 //     has one that could take it (else for a robot that timed out on it
 //     too), or failed with timeout_exhausted at its MaxTimeoutRobots-th
 //     time-out.
-//     RunSweeper runs Sweep periodically on the one daemon that holds the
+//   - Queue.Expire fails the tasks still pending their process's max_wait
+//     after submission (failure_reason expired), so a task ends in bounded
+//     time even in a pool no robot can serve. RunSweeper runs Sweep and
+//     Expire periodically on the one daemon that holds the
 //     "dispatch.sweeper" lease (package lease), so several daemons sharing
 //     a PostgreSQL sweep once.
 //

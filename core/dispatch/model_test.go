@@ -38,6 +38,7 @@ type mTask struct {
 	robot      int          // robot of the running attempt
 	deadline   time.Time
 	finishedAt *time.Time
+	submitted  time.Time
 }
 
 type mRobot struct {
@@ -80,6 +81,7 @@ type model struct {
 	fair       pool.Fairness
 	retries    int
 	maxDur     time.Duration
+	maxWait    time.Duration
 	tasks      map[int]*mTask
 	batches    []int        // in submission order
 	dispatched map[int]bool // batches that ever had a task dispatched
@@ -98,6 +100,7 @@ func newModel(t *rapid.T, db *store.DB, clk *fakeClock) *model {
 		fair:       rapid.SampledFrom([]pool.Fairness{pool.FairnessWeighted, pool.FairnessOldestServed}).Draw(t, "fairness"),
 		retries:    rapid.IntRange(0, 3).Draw(t, "retries"),
 		maxDur:     time.Minute,
+		maxWait:    10 * time.Minute,
 		tasks:      map[int]*mTask{},
 		dispatched: map[int]bool{},
 	}
@@ -108,12 +111,22 @@ func newModel(t *rapid.T, db *store.DB, clk *fakeClock) *model {
 	if _, err := m.q.Sweep(context.Background()); err != nil {
 		t.Fatalf("sweep leftovers: %v", err)
 	}
+	for {
+		n, err := m.q.Expire(context.Background())
+		if err != nil {
+			t.Fatalf("expire leftovers: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
 	m.cust = db.Customer.Create().SetName(fmt.Sprintf("c%d", n)).SaveX(ctx).ID
 	p := db.Pool.Create().SetName(fmt.Sprintf("p%d", n)).SetProvider("local").SetMax(10).SetFairness(m.fair).SaveX(ctx)
 	m.poolID = p.ID
 	m.proc = fmt.Sprintf("proc%d", n)
 	db.Process.Create().SetName(m.proc).SetPoolID(p.ID).SetRunner("echo").
-		SetMaxDurationSeconds(int(m.maxDur / time.Second)).SetRetries(m.retries).SaveX(ctx)
+		SetMaxDurationSeconds(int(m.maxDur / time.Second)).SetRetries(m.retries).
+		SetMaxWaitSeconds(int(m.maxWait / time.Second)).SaveX(ctx)
 	for i := range rapid.IntRange(2, 4).Draw(t, "robots") {
 		r := db.Robot.Create().SetName(fmt.Sprintf("m%d-r%d", n, i)).SetPoolID(p.ID).SetState(robot.StateIdle).SaveX(ctx)
 		m.robots = append(m.robots, &mRobot{id: r.ID, state: robot.StateIdle})
@@ -156,7 +169,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 			m.batches = append(m.batches, b.ID)
 			for _, tk := range m.db.Task.Query().Where(task.BatchID(b.ID)).AllX(sys()) {
-				m.tasks[tk.ID] = &mTask{id: tk.ID, batch: b.ID, state: task.StatePending, timedOut: map[int]bool{}}
+				m.tasks[tk.ID] = &mTask{id: tk.ID, batch: b.ID, state: task.StatePending, timedOut: map[int]bool{}, submitted: m.clk.Now()}
 			}
 		},
 		"poll": func(t *rapid.T) {
@@ -185,9 +198,11 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			if tk == nil || !eligible[tk.id] {
 				t.Fatalf("robot %d got task %d, not an eligible pending task of its pool", r.id, c.Task.ID)
 			}
-			// Stack A first: the oldest batch never served, when there is one.
+			// Stack A first: the oldest batch never served, when there is
+			// one with pending tasks (a batch can also finish unserved,
+			// when its tasks expire).
 			for _, b := range m.batches {
-				if m.dispatched[b] {
+				if m.dispatched[b] || !m.hasPending(b) {
 					continue
 				}
 				if tk.batch != b {
@@ -352,6 +367,18 @@ func (m *model) sweep(t *rapid.T) {
 	if n != want {
 		t.Fatalf("sweep abandoned %d attempts, model %d", n, want)
 	}
+	// Then the tasks still waiting max_wait after submission expire (the
+	// count includes earlier runs' pools: only this pool's tasks are
+	// compared, by check).
+	if _, err := m.q.Expire(context.Background()); err != nil {
+		t.Fatalf("expire: %v", err)
+	}
+	for _, id := range ids {
+		tk := m.tasks[id]
+		if tk.state == task.StatePending && tk.submitted.Before(now.Add(-m.maxWait)) {
+			m.finish(tk, task.StateFailed, task.FailureReasonExpired)
+		}
+	}
 }
 
 // check compares the database with the model and checks the invariants.
@@ -451,10 +478,11 @@ func (m *model) check(t *rapid.T) {
 		}
 		want := batch.StackServing
 		switch {
+		case c.pending+c.running == 0:
+			// Finished, possibly without a dispatch: every task expired.
+			want = batch.StackFinished
 		case !m.dispatched[b.ID]:
 			want = batch.StackNew
-		case c.pending+c.running == 0:
-			want = batch.StackFinished
 		}
 		if b.Stack != want {
 			t.Fatalf("batch %d on stack %s, want %s", b.ID, b.Stack, want)
@@ -505,4 +533,13 @@ func equalSets(a, b map[int]bool) bool {
 		}
 	}
 	return true
+}
+
+func (m *model) hasPending(batchID int) bool {
+	for _, tk := range m.tasks {
+		if tk.batch == batchID && tk.state == task.StatePending {
+			return true
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
@@ -520,6 +521,57 @@ func TestTimeoutFallbackIgnoresSilentRobots(t *testing.T) {
 		c := f.claim(t, 0)
 		if c == nil || c.Task.ID != a.Task.ID || c.Attempt.Number != 2 {
 			t.Fatalf("robot 0 did not retry its task once the others fell silent: %+v", c)
+		}
+	})
+}
+
+// A pool with no robot able to take its work still ends it: a task still
+// waiting max_wait after its submission fails with reason expired. A
+// running attempt is not cut short; its task expires once pending again.
+func TestExpireAfterMaxWait(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, 0, 3)
+		db.Process.Update().SetMaxWaitSeconds(3600).ExecX(sys())
+		b := f.submit(t, 3)
+		f.clock.Add(time.Hour)
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire at exactly max_wait: %d, %v", n, err)
+		}
+		// A robot joins and starts one task just before the bound.
+		f.robots = append(f.robots, db.Robot.Create().SetName("late").SetPoolID(f.pool.ID).SaveX(sys()))
+		c := f.claim(t, 0)
+		f.clock.Add(time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 2 {
+			t.Fatalf("expire past max_wait: %d, %v (want the 2 waiting tasks)", n, err)
+		}
+		for _, tk := range db.Task.Query().Where(task.BatchID(b.ID)).AllX(sys()) {
+			if tk.ID == c.Task.ID {
+				if tk.State != task.StateRunning {
+					t.Fatalf("the running task is %s", tk.State)
+				}
+				continue
+			}
+			if tk.State != task.StateFailed || tk.FailureReason == nil || *tk.FailureReason != task.FailureReasonExpired ||
+				tk.FinishedAt == nil || !strings.Contains(tk.ErrorMessage, "still waiting for a robot 1h0m1s after its submission") {
+				t.Fatalf("task %d: %s %v %q", tk.ID, tk.State, tk.FailureReason, tk.ErrorMessage)
+			}
+		}
+		// The running attempt times out: its task is pending again and
+		// past max_wait, so it expires too, and the batch is finished.
+		f.timeOut(t, c)
+		if n, err := f.q.Expire(ctx); err != nil || n != 1 {
+			t.Fatalf("expire the timed-out task: %d, %v", n, err)
+		}
+		got := db.Batch.GetX(sys(), b.ID)
+		if got.Stack != batch.StackFinished || got.Failed != 3 || got.Pending != 0 || got.Running != 0 {
+			t.Fatalf("batch: %+v", got)
+		}
+		if n := db.Event.Query().Where(event.Type("task.failed"), event.BatchID(b.ID)).CountX(sys()); n != 3 {
+			t.Fatalf("%d task.failed events, want 3", n)
+		}
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire again: %d, %v", n, err)
 		}
 	})
 }
