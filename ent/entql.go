@@ -362,6 +362,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			process.FieldPackage:            {Type: field.TypeString, Column: process.FieldPackage},
 			process.FieldMaxDurationSeconds: {Type: field.TypeInt, Column: process.FieldMaxDurationSeconds},
 			process.FieldRetries:            {Type: field.TypeInt, Column: process.FieldRetries},
+			process.FieldMaxWaitSeconds:     {Type: field.TypeInt, Column: process.FieldMaxWaitSeconds},
 			process.FieldSchedule:           {Type: field.TypeString, Column: process.FieldSchedule},
 			process.FieldActive:             {Type: field.TypeBool, Column: process.FieldActive},
 		},
@@ -2260,6 +2261,11 @@ func (f *ProcessFilter) WhereMaxDurationSeconds(p entql.IntP) {
 // WhereRetries applies the entql int predicate on the retries field.
 func (f *ProcessFilter) WhereRetries(p entql.IntP) {
 	f.Where(p.Field(process.FieldRetries))
+}
+
+// WhereMaxWaitSeconds applies the entql int predicate on the max_wait_seconds field.
+func (f *ProcessFilter) WhereMaxWaitSeconds(p entql.IntP) {
+	f.Where(p.Field(process.FieldMaxWaitSeconds))
 }
 
 // WhereSchedule applies the entql string predicate on the schedule field.

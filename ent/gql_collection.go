@@ -1609,6 +1609,11 @@ func (_q *ProcessQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, process.FieldRetries)
 				fieldSeen[process.FieldRetries] = struct{}{}
 			}
+		case "maxWaitSeconds":
+			if _, ok := fieldSeen[process.FieldMaxWaitSeconds]; !ok {
+				selectedFields = append(selectedFields, process.FieldMaxWaitSeconds)
+				fieldSeen[process.FieldMaxWaitSeconds] = struct{}{}
+			}
 		case "schedule":
 			if _, ok := fieldSeen[process.FieldSchedule]; !ok {
 				selectedFields = append(selectedFields, process.FieldSchedule)

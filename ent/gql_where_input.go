@@ -4606,6 +4606,16 @@ type ProcessWhereInput struct {
 	RetriesLT    *int  `json:"retriesLT,omitempty"`
 	RetriesLTE   *int  `json:"retriesLTE,omitempty"`
 
+	// "max_wait_seconds" field predicates.
+	MaxWaitSeconds      *int  `json:"maxWaitSeconds,omitempty"`
+	MaxWaitSecondsNEQ   *int  `json:"maxWaitSecondsNEQ,omitempty"`
+	MaxWaitSecondsIn    []int `json:"maxWaitSecondsIn,omitempty"`
+	MaxWaitSecondsNotIn []int `json:"maxWaitSecondsNotIn,omitempty"`
+	MaxWaitSecondsGT    *int  `json:"maxWaitSecondsGT,omitempty"`
+	MaxWaitSecondsGTE   *int  `json:"maxWaitSecondsGTE,omitempty"`
+	MaxWaitSecondsLT    *int  `json:"maxWaitSecondsLT,omitempty"`
+	MaxWaitSecondsLTE   *int  `json:"maxWaitSecondsLTE,omitempty"`
+
 	// "schedule" field predicates.
 	Schedule             *string  `json:"schedule,omitempty"`
 	ScheduleNEQ          *string  `json:"scheduleNEQ,omitempty"`
@@ -4987,6 +4997,30 @@ func (i *ProcessWhereInput) P() (predicate.Process, error) {
 	}
 	if i.RetriesLTE != nil {
 		predicates = append(predicates, process.RetriesLTE(*i.RetriesLTE))
+	}
+	if i.MaxWaitSeconds != nil {
+		predicates = append(predicates, process.MaxWaitSecondsEQ(*i.MaxWaitSeconds))
+	}
+	if i.MaxWaitSecondsNEQ != nil {
+		predicates = append(predicates, process.MaxWaitSecondsNEQ(*i.MaxWaitSecondsNEQ))
+	}
+	if len(i.MaxWaitSecondsIn) > 0 {
+		predicates = append(predicates, process.MaxWaitSecondsIn(i.MaxWaitSecondsIn...))
+	}
+	if len(i.MaxWaitSecondsNotIn) > 0 {
+		predicates = append(predicates, process.MaxWaitSecondsNotIn(i.MaxWaitSecondsNotIn...))
+	}
+	if i.MaxWaitSecondsGT != nil {
+		predicates = append(predicates, process.MaxWaitSecondsGT(*i.MaxWaitSecondsGT))
+	}
+	if i.MaxWaitSecondsGTE != nil {
+		predicates = append(predicates, process.MaxWaitSecondsGTE(*i.MaxWaitSecondsGTE))
+	}
+	if i.MaxWaitSecondsLT != nil {
+		predicates = append(predicates, process.MaxWaitSecondsLT(*i.MaxWaitSecondsLT))
+	}
+	if i.MaxWaitSecondsLTE != nil {
+		predicates = append(predicates, process.MaxWaitSecondsLTE(*i.MaxWaitSecondsLTE))
 	}
 	if i.Schedule != nil {
 		predicates = append(predicates, process.ScheduleEQ(*i.Schedule))

@@ -14044,6 +14044,8 @@ type ProcessMutation struct {
 	addmax_duration_seconds *int
 	retries                 *int
 	addretries              *int
+	max_wait_seconds        *int
+	addmax_wait_seconds     *int
 	schedule                *string
 	active                  *bool
 	clearedFields           map[string]struct{}
@@ -14570,6 +14572,62 @@ func (m *ProcessMutation) ResetRetries() {
 	m.addretries = nil
 }
 
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (m *ProcessMutation) SetMaxWaitSeconds(i int) {
+	m.max_wait_seconds = &i
+	m.addmax_wait_seconds = nil
+}
+
+// MaxWaitSeconds returns the value of the "max_wait_seconds" field in the mutation.
+func (m *ProcessMutation) MaxWaitSeconds() (r int, exists bool) {
+	v := m.max_wait_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMaxWaitSeconds returns the old "max_wait_seconds" field's value of the Process entity.
+// If the Process object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ProcessMutation) OldMaxWaitSeconds(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMaxWaitSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMaxWaitSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMaxWaitSeconds: %w", err)
+	}
+	return oldValue.MaxWaitSeconds, nil
+}
+
+// AddMaxWaitSeconds adds i to the "max_wait_seconds" field.
+func (m *ProcessMutation) AddMaxWaitSeconds(i int) {
+	if m.addmax_wait_seconds != nil {
+		*m.addmax_wait_seconds += i
+	} else {
+		m.addmax_wait_seconds = &i
+	}
+}
+
+// AddedMaxWaitSeconds returns the value that was added to the "max_wait_seconds" field in this mutation.
+func (m *ProcessMutation) AddedMaxWaitSeconds() (r int, exists bool) {
+	v := m.addmax_wait_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMaxWaitSeconds resets all changes to the "max_wait_seconds" field.
+func (m *ProcessMutation) ResetMaxWaitSeconds() {
+	m.max_wait_seconds = nil
+	m.addmax_wait_seconds = nil
+}
+
 // SetSchedule sets the "schedule" field.
 func (m *ProcessMutation) SetSchedule(s string) {
 	m.schedule = &s
@@ -14784,7 +14842,7 @@ func (m *ProcessMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ProcessMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, process.FieldCreatedAt)
 	}
@@ -14814,6 +14872,9 @@ func (m *ProcessMutation) Fields() []string {
 	}
 	if m.retries != nil {
 		fields = append(fields, process.FieldRetries)
+	}
+	if m.max_wait_seconds != nil {
+		fields = append(fields, process.FieldMaxWaitSeconds)
 	}
 	if m.schedule != nil {
 		fields = append(fields, process.FieldSchedule)
@@ -14849,6 +14910,8 @@ func (m *ProcessMutation) Field(name string) (ent.Value, bool) {
 		return m.MaxDurationSeconds()
 	case process.FieldRetries:
 		return m.Retries()
+	case process.FieldMaxWaitSeconds:
+		return m.MaxWaitSeconds()
 	case process.FieldSchedule:
 		return m.Schedule()
 	case process.FieldActive:
@@ -14882,6 +14945,8 @@ func (m *ProcessMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldMaxDurationSeconds(ctx)
 	case process.FieldRetries:
 		return m.OldRetries(ctx)
+	case process.FieldMaxWaitSeconds:
+		return m.OldMaxWaitSeconds(ctx)
 	case process.FieldSchedule:
 		return m.OldSchedule(ctx)
 	case process.FieldActive:
@@ -14965,6 +15030,13 @@ func (m *ProcessMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRetries(v)
 		return nil
+	case process.FieldMaxWaitSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMaxWaitSeconds(v)
+		return nil
 	case process.FieldSchedule:
 		v, ok := value.(string)
 		if !ok {
@@ -14993,6 +15065,9 @@ func (m *ProcessMutation) AddedFields() []string {
 	if m.addretries != nil {
 		fields = append(fields, process.FieldRetries)
 	}
+	if m.addmax_wait_seconds != nil {
+		fields = append(fields, process.FieldMaxWaitSeconds)
+	}
 	return fields
 }
 
@@ -15005,6 +15080,8 @@ func (m *ProcessMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedMaxDurationSeconds()
 	case process.FieldRetries:
 		return m.AddedRetries()
+	case process.FieldMaxWaitSeconds:
+		return m.AddedMaxWaitSeconds()
 	}
 	return nil, false
 }
@@ -15027,6 +15104,13 @@ func (m *ProcessMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddRetries(v)
+		return nil
+	case process.FieldMaxWaitSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMaxWaitSeconds(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Process numeric field %s", name)
@@ -15093,6 +15177,9 @@ func (m *ProcessMutation) ResetField(name string) error {
 		return nil
 	case process.FieldRetries:
 		m.ResetRetries()
+		return nil
+	case process.FieldMaxWaitSeconds:
+		m.ResetMaxWaitSeconds()
 		return nil
 	case process.FieldSchedule:
 		m.ResetSchedule()

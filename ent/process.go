@@ -39,6 +39,8 @@ type Process struct {
 	MaxDurationSeconds int `json:"max_duration_seconds,omitempty"`
 	// Extra attempts after an execution error.
 	Retries int `json:"retries,omitempty"`
+	// How long after its submission a task may still be waiting for a robot; the sweeper then fails it with reason expired.
+	MaxWaitSeconds int `json:"max_wait_seconds,omitempty"`
 	// Schedule holds the value of the "schedule" field.
 	Schedule string `json:"schedule,omitempty"`
 	// Active holds the value of the "active" field.
@@ -104,7 +106,7 @@ func (*Process) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case process.FieldActive:
 			values[i] = new(sql.NullBool)
-		case process.FieldID, process.FieldPoolID, process.FieldOwnerID, process.FieldMaxDurationSeconds, process.FieldRetries:
+		case process.FieldID, process.FieldPoolID, process.FieldOwnerID, process.FieldMaxDurationSeconds, process.FieldRetries, process.FieldMaxWaitSeconds:
 			values[i] = new(sql.NullInt64)
 		case process.FieldName, process.FieldKind, process.FieldRunner, process.FieldPackage, process.FieldSchedule:
 			values[i] = new(sql.NullString)
@@ -191,6 +193,12 @@ func (_m *Process) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field retries", values[i])
 			} else if value.Valid {
 				_m.Retries = int(value.Int64)
+			}
+		case process.FieldMaxWaitSeconds:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field max_wait_seconds", values[i])
+			} else if value.Valid {
+				_m.MaxWaitSeconds = int(value.Int64)
 			}
 		case process.FieldSchedule:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -286,6 +294,9 @@ func (_m *Process) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("retries=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Retries))
+	builder.WriteString(", ")
+	builder.WriteString("max_wait_seconds=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MaxWaitSeconds))
 	builder.WriteString(", ")
 	builder.WriteString("schedule=")
 	builder.WriteString(_m.Schedule)

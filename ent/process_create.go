@@ -149,6 +149,20 @@ func (_c *ProcessCreate) SetNillableRetries(v *int) *ProcessCreate {
 	return _c
 }
 
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (_c *ProcessCreate) SetMaxWaitSeconds(v int) *ProcessCreate {
+	_c.mutation.SetMaxWaitSeconds(v)
+	return _c
+}
+
+// SetNillableMaxWaitSeconds sets the "max_wait_seconds" field if the given value is not nil.
+func (_c *ProcessCreate) SetNillableMaxWaitSeconds(v *int) *ProcessCreate {
+	if v != nil {
+		_c.SetMaxWaitSeconds(*v)
+	}
+	return _c
+}
+
 // SetSchedule sets the "schedule" field.
 func (_c *ProcessCreate) SetSchedule(v string) *ProcessCreate {
 	_c.mutation.SetSchedule(v)
@@ -273,6 +287,10 @@ func (_c *ProcessCreate) defaults() error {
 		v := process.DefaultRetries
 		_c.mutation.SetRetries(v)
 	}
+	if _, ok := _c.mutation.MaxWaitSeconds(); !ok {
+		v := process.DefaultMaxWaitSeconds
+		_c.mutation.SetMaxWaitSeconds(v)
+	}
 	if _, ok := _c.mutation.Schedule(); !ok {
 		v := process.DefaultSchedule
 		_c.mutation.SetSchedule(v)
@@ -331,6 +349,14 @@ func (_c *ProcessCreate) check() error {
 	if v, ok := _c.mutation.Retries(); ok {
 		if err := process.RetriesValidator(v); err != nil {
 			return &ValidationError{Name: "retries", err: fmt.Errorf(`ent: validator failed for field "Process.retries": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.MaxWaitSeconds(); !ok {
+		return &ValidationError{Name: "max_wait_seconds", err: errors.New(`ent: missing required field "Process.max_wait_seconds"`)}
+	}
+	if v, ok := _c.mutation.MaxWaitSeconds(); ok {
+		if err := process.MaxWaitSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "max_wait_seconds", err: fmt.Errorf(`ent: validator failed for field "Process.max_wait_seconds": %w`, err)}
 		}
 	}
 	if _, ok := _c.mutation.Schedule(); !ok {
@@ -400,6 +426,10 @@ func (_c *ProcessCreate) createSpec() (*Process, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Retries(); ok {
 		_spec.SetField(process.FieldRetries, field.TypeInt, value)
 		_node.Retries = value
+	}
+	if value, ok := _c.mutation.MaxWaitSeconds(); ok {
+		_spec.SetField(process.FieldMaxWaitSeconds, field.TypeInt, value)
+		_node.MaxWaitSeconds = value
 	}
 	if value, ok := _c.mutation.Schedule(); ok {
 		_spec.SetField(process.FieldSchedule, field.TypeString, value)
@@ -637,6 +667,24 @@ func (u *ProcessUpsert) AddRetries(v int) *ProcessUpsert {
 	return u
 }
 
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (u *ProcessUpsert) SetMaxWaitSeconds(v int) *ProcessUpsert {
+	u.Set(process.FieldMaxWaitSeconds, v)
+	return u
+}
+
+// UpdateMaxWaitSeconds sets the "max_wait_seconds" field to the value that was provided on create.
+func (u *ProcessUpsert) UpdateMaxWaitSeconds() *ProcessUpsert {
+	u.SetExcluded(process.FieldMaxWaitSeconds)
+	return u
+}
+
+// AddMaxWaitSeconds adds v to the "max_wait_seconds" field.
+func (u *ProcessUpsert) AddMaxWaitSeconds(v int) *ProcessUpsert {
+	u.Add(process.FieldMaxWaitSeconds, v)
+	return u
+}
+
 // SetSchedule sets the "schedule" field.
 func (u *ProcessUpsert) SetSchedule(v string) *ProcessUpsert {
 	u.Set(process.FieldSchedule, v)
@@ -850,6 +898,27 @@ func (u *ProcessUpsertOne) AddRetries(v int) *ProcessUpsertOne {
 func (u *ProcessUpsertOne) UpdateRetries() *ProcessUpsertOne {
 	return u.Update(func(s *ProcessUpsert) {
 		s.UpdateRetries()
+	})
+}
+
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (u *ProcessUpsertOne) SetMaxWaitSeconds(v int) *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetMaxWaitSeconds(v)
+	})
+}
+
+// AddMaxWaitSeconds adds v to the "max_wait_seconds" field.
+func (u *ProcessUpsertOne) AddMaxWaitSeconds(v int) *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.AddMaxWaitSeconds(v)
+	})
+}
+
+// UpdateMaxWaitSeconds sets the "max_wait_seconds" field to the value that was provided on create.
+func (u *ProcessUpsertOne) UpdateMaxWaitSeconds() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdateMaxWaitSeconds()
 	})
 }
 
@@ -1236,6 +1305,27 @@ func (u *ProcessUpsertBulk) AddRetries(v int) *ProcessUpsertBulk {
 func (u *ProcessUpsertBulk) UpdateRetries() *ProcessUpsertBulk {
 	return u.Update(func(s *ProcessUpsert) {
 		s.UpdateRetries()
+	})
+}
+
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (u *ProcessUpsertBulk) SetMaxWaitSeconds(v int) *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetMaxWaitSeconds(v)
+	})
+}
+
+// AddMaxWaitSeconds adds v to the "max_wait_seconds" field.
+func (u *ProcessUpsertBulk) AddMaxWaitSeconds(v int) *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.AddMaxWaitSeconds(v)
+	})
+}
+
+// UpdateMaxWaitSeconds sets the "max_wait_seconds" field to the value that was provided on create.
+func (u *ProcessUpsertBulk) UpdateMaxWaitSeconds() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdateMaxWaitSeconds()
 	})
 }
 

@@ -170,6 +170,27 @@ func (_u *ProcessUpdate) AddRetries(v int) *ProcessUpdate {
 	return _u
 }
 
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (_u *ProcessUpdate) SetMaxWaitSeconds(v int) *ProcessUpdate {
+	_u.mutation.ResetMaxWaitSeconds()
+	_u.mutation.SetMaxWaitSeconds(v)
+	return _u
+}
+
+// SetNillableMaxWaitSeconds sets the "max_wait_seconds" field if the given value is not nil.
+func (_u *ProcessUpdate) SetNillableMaxWaitSeconds(v *int) *ProcessUpdate {
+	if v != nil {
+		_u.SetMaxWaitSeconds(*v)
+	}
+	return _u
+}
+
+// AddMaxWaitSeconds adds value to the "max_wait_seconds" field.
+func (_u *ProcessUpdate) AddMaxWaitSeconds(v int) *ProcessUpdate {
+	_u.mutation.AddMaxWaitSeconds(v)
+	return _u
+}
+
 // SetSchedule sets the "schedule" field.
 func (_u *ProcessUpdate) SetSchedule(v string) *ProcessUpdate {
 	_u.mutation.SetSchedule(v)
@@ -325,6 +346,11 @@ func (_u *ProcessUpdate) check() error {
 			return &ValidationError{Name: "retries", err: fmt.Errorf(`ent: validator failed for field "Process.retries": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.MaxWaitSeconds(); ok {
+		if err := process.MaxWaitSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "max_wait_seconds", err: fmt.Errorf(`ent: validator failed for field "Process.max_wait_seconds": %w`, err)}
+		}
+	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Process.pool"`)
 	}
@@ -375,6 +401,12 @@ func (_u *ProcessUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedRetries(); ok {
 		_spec.AddField(process.FieldRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MaxWaitSeconds(); ok {
+		_spec.SetField(process.FieldMaxWaitSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMaxWaitSeconds(); ok {
+		_spec.AddField(process.FieldMaxWaitSeconds, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.Schedule(); ok {
 		_spec.SetField(process.FieldSchedule, field.TypeString, value)
@@ -645,6 +677,27 @@ func (_u *ProcessUpdateOne) AddRetries(v int) *ProcessUpdateOne {
 	return _u
 }
 
+// SetMaxWaitSeconds sets the "max_wait_seconds" field.
+func (_u *ProcessUpdateOne) SetMaxWaitSeconds(v int) *ProcessUpdateOne {
+	_u.mutation.ResetMaxWaitSeconds()
+	_u.mutation.SetMaxWaitSeconds(v)
+	return _u
+}
+
+// SetNillableMaxWaitSeconds sets the "max_wait_seconds" field if the given value is not nil.
+func (_u *ProcessUpdateOne) SetNillableMaxWaitSeconds(v *int) *ProcessUpdateOne {
+	if v != nil {
+		_u.SetMaxWaitSeconds(*v)
+	}
+	return _u
+}
+
+// AddMaxWaitSeconds adds value to the "max_wait_seconds" field.
+func (_u *ProcessUpdateOne) AddMaxWaitSeconds(v int) *ProcessUpdateOne {
+	_u.mutation.AddMaxWaitSeconds(v)
+	return _u
+}
+
 // SetSchedule sets the "schedule" field.
 func (_u *ProcessUpdateOne) SetSchedule(v string) *ProcessUpdateOne {
 	_u.mutation.SetSchedule(v)
@@ -813,6 +866,11 @@ func (_u *ProcessUpdateOne) check() error {
 			return &ValidationError{Name: "retries", err: fmt.Errorf(`ent: validator failed for field "Process.retries": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.MaxWaitSeconds(); ok {
+		if err := process.MaxWaitSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "max_wait_seconds", err: fmt.Errorf(`ent: validator failed for field "Process.max_wait_seconds": %w`, err)}
+		}
+	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Process.pool"`)
 	}
@@ -880,6 +938,12 @@ func (_u *ProcessUpdateOne) sqlSave(ctx context.Context) (_node *Process, err er
 	}
 	if value, ok := _u.mutation.AddedRetries(); ok {
 		_spec.AddField(process.FieldRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MaxWaitSeconds(); ok {
+		_spec.SetField(process.FieldMaxWaitSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMaxWaitSeconds(); ok {
+		_spec.AddField(process.FieldMaxWaitSeconds, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.Schedule(); ok {
 		_spec.SetField(process.FieldSchedule, field.TypeString, value)

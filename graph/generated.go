@@ -414,6 +414,7 @@ type ComplexityRoot struct {
 		ID                 func(childComplexity int) int
 		Kind               func(childComplexity int) int
 		MaxDurationSeconds func(childComplexity int) int
+		MaxWaitSeconds     func(childComplexity int) int
 		Name               func(childComplexity int) int
 		Owner              func(childComplexity int) int
 		OwnerID            func(childComplexity int) int
@@ -2408,6 +2409,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Process.MaxDurationSeconds(childComplexity), true
+	case "Process.maxWaitSeconds":
+		if e.ComplexityRoot.Process.MaxWaitSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Process.MaxWaitSeconds(childComplexity), true
 	case "Process.name":
 		if e.ComplexityRoot.Process.Name == nil {
 			break
@@ -4231,6 +4238,7 @@ enum AnomalyRule @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Rule"
   schedule_missed
   failure_rate
   queue_growing
+  task_stuck
 }
 """
 AnomalySeverity is enum for the field severity
@@ -6143,6 +6151,10 @@ type Process implements Node {
   Extra attempts after an execution error.
   """
   retries: Int!
+  """
+  How long after its submission a task may still be waiting for a robot; the sweeper then fails it with reason expired.
+  """
+  maxWaitSeconds: Int!
   schedule: String!
   active: Boolean!
   pool: Pool!
@@ -6372,6 +6384,17 @@ input ProcessWhereInput {
   retriesGTE: Int
   retriesLT: Int
   retriesLTE: Int
+  """
+  max_wait_seconds field predicates
+  """
+  maxWaitSeconds: Int
+  maxWaitSecondsNEQ: Int
+  maxWaitSecondsIn: [Int!]
+  maxWaitSecondsNotIn: [Int!]
+  maxWaitSecondsGT: Int
+  maxWaitSecondsGTE: Int
+  maxWaitSecondsLT: Int
+  maxWaitSecondsLTE: Int
   """
   schedule field predicates
   """
@@ -7471,6 +7494,7 @@ enum TaskFailureReason @goModel(model: "github.com/rpacloud/rpacloud/ent/task.Fa
   retries_exhausted
   timeout_exhausted
   cancelled
+  expired
 }
 """
 Ordering options for Task connections
@@ -8519,7 +8543,14 @@ type Mutation {
   claimTask(wait: Int = 0): TaskClaim
   "Robot protocol: the attempt is alive; returns the extended deadline."
   heartbeat(taskID: ID!, attempt: Int!): Time!
-  "Robot protocol: the outcome of an attempt. A stale attempt is refused."
+  """
+  Robot protocol: the outcome of an attempt. A stale attempt is refused
+  (STALE_ATTEMPT, nothing changes). A result the daemon cannot record (output
+  over 1 MiB, output that is not JSON, a failure without a valid errorClass)
+  is refused with RESULT_REFUSED: the attempt has then failed as an execution
+  error carrying the reason and is retried per the process's retries; do not
+  send it again.
+  """
   reportResult(input: ReportResultInput!): Boolean!
 }
 
@@ -12086,6 +12117,8 @@ func (ec *executionContext) fieldContext_Batch_process(_ context.Context, field 
 				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
 			case "retries":
 				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
 			case "schedule":
 				return ec.fieldContext_Process_schedule(ctx, field)
 			case "active":
@@ -13470,6 +13503,8 @@ func (ec *executionContext) fieldContext_Customer_processes(_ context.Context, f
 				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
 			case "retries":
 				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
 			case "schedule":
 				return ec.fieldContext_Process_schedule(ctx, field)
 			case "active":
@@ -16590,6 +16625,8 @@ func (ec *executionContext) fieldContext_Pool_processes(_ context.Context, field
 				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
 			case "retries":
 				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
 			case "schedule":
 				return ec.fieldContext_Process_schedule(ctx, field)
 			case "active":
@@ -18419,6 +18456,35 @@ func (ec *executionContext) fieldContext_Process_retries(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Process_maxWaitSeconds(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Process_maxWaitSeconds,
+		func(ctx context.Context) (any, error) {
+			return obj.MaxWaitSeconds, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Process_maxWaitSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Process",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Process_schedule(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18789,6 +18855,8 @@ func (ec *executionContext) fieldContext_ProcessEdge_node(_ context.Context, fie
 				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
 			case "retries":
 				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
 			case "schedule":
 				return ec.fieldContext_Process_schedule(ctx, field)
 			case "active":
@@ -34727,7 +34795,7 @@ func (ec *executionContext) unmarshalInputProcessWhereInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "ownerID", "ownerIDNEQ", "ownerIDIn", "ownerIDNotIn", "ownerIDIsNil", "ownerIDNotNil", "kind", "kindNEQ", "kindIn", "kindNotIn", "runner", "runnerNEQ", "runnerIn", "runnerNotIn", "runnerGT", "runnerGTE", "runnerLT", "runnerLTE", "runnerContains", "runnerHasPrefix", "runnerHasSuffix", "runnerEqualFold", "runnerContainsFold", "package", "packageNEQ", "packageIn", "packageNotIn", "packageGT", "packageGTE", "packageLT", "packageLTE", "packageContains", "packageHasPrefix", "packageHasSuffix", "packageEqualFold", "packageContainsFold", "maxDurationSeconds", "maxDurationSecondsNEQ", "maxDurationSecondsIn", "maxDurationSecondsNotIn", "maxDurationSecondsGT", "maxDurationSecondsGTE", "maxDurationSecondsLT", "maxDurationSecondsLTE", "retries", "retriesNEQ", "retriesIn", "retriesNotIn", "retriesGT", "retriesGTE", "retriesLT", "retriesLTE", "schedule", "scheduleNEQ", "scheduleIn", "scheduleNotIn", "scheduleGT", "scheduleGTE", "scheduleLT", "scheduleLTE", "scheduleContains", "scheduleHasPrefix", "scheduleHasSuffix", "scheduleEqualFold", "scheduleContainsFold", "active", "activeNEQ", "hasPool", "hasPoolWith", "hasOwner", "hasOwnerWith", "hasBatches", "hasBatchesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "ownerID", "ownerIDNEQ", "ownerIDIn", "ownerIDNotIn", "ownerIDIsNil", "ownerIDNotNil", "kind", "kindNEQ", "kindIn", "kindNotIn", "runner", "runnerNEQ", "runnerIn", "runnerNotIn", "runnerGT", "runnerGTE", "runnerLT", "runnerLTE", "runnerContains", "runnerHasPrefix", "runnerHasSuffix", "runnerEqualFold", "runnerContainsFold", "package", "packageNEQ", "packageIn", "packageNotIn", "packageGT", "packageGTE", "packageLT", "packageLTE", "packageContains", "packageHasPrefix", "packageHasSuffix", "packageEqualFold", "packageContainsFold", "maxDurationSeconds", "maxDurationSecondsNEQ", "maxDurationSecondsIn", "maxDurationSecondsNotIn", "maxDurationSecondsGT", "maxDurationSecondsGTE", "maxDurationSecondsLT", "maxDurationSecondsLTE", "retries", "retriesNEQ", "retriesIn", "retriesNotIn", "retriesGT", "retriesGTE", "retriesLT", "retriesLTE", "maxWaitSeconds", "maxWaitSecondsNEQ", "maxWaitSecondsIn", "maxWaitSecondsNotIn", "maxWaitSecondsGT", "maxWaitSecondsGTE", "maxWaitSecondsLT", "maxWaitSecondsLTE", "schedule", "scheduleNEQ", "scheduleIn", "scheduleNotIn", "scheduleGT", "scheduleGTE", "scheduleLT", "scheduleLTE", "scheduleContains", "scheduleHasPrefix", "scheduleHasSuffix", "scheduleEqualFold", "scheduleContainsFold", "active", "activeNEQ", "hasPool", "hasPoolWith", "hasOwner", "hasOwnerWith", "hasBatches", "hasBatchesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -35406,6 +35474,62 @@ func (ec *executionContext) unmarshalInputProcessWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.RetriesLTE = data
+		case "maxWaitSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSeconds = data
+		case "maxWaitSecondsNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsNEQ = data
+		case "maxWaitSecondsIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsIn = data
+		case "maxWaitSecondsNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsNotIn = data
+		case "maxWaitSecondsGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsGT = data
+		case "maxWaitSecondsGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsGTE = data
+		case "maxWaitSecondsLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsLT = data
+		case "maxWaitSecondsLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxWaitSecondsLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxWaitSecondsLTE = data
 		case "schedule":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("schedule"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -42936,6 +43060,11 @@ func (ec *executionContext) _Process(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "retries":
 			out.Values[i] = ec._Process_retries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "maxWaitSeconds":
+			out.Values[i] = ec._Process_maxWaitSeconds(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

@@ -166,14 +166,28 @@ func TestRobotProtocol(t *testing.T) {
 	if err := e.bot.Do(ctx, rep, map[string]any{"t": c.ClaimTask.TaskID, "a": 1}, nil); code(err) != "STALE_ATTEMPT" {
 		t.Fatalf("duplicate report: %v", err)
 	}
-	fail := `mutation($t:ID!){reportResult(input:{taskID:$t,attempt:1,success:false})}`
-	if err := e.bot.Do(ctx, fail, map[string]any{"t": c.ClaimTask.TaskID}, nil); code(err) != "BAD_USER_INPUT" {
+	// A result the daemon cannot record (here a failure without a class)
+	// is refused with RESULT_REFUSED and fails the attempt at once, so the
+	// same report is stale afterwards.
+	if err := e.bot.Do(ctx, `mutation{claimTask{taskID attempt input}}`, nil, &c); err != nil || c.ClaimTask == nil {
+		t.Fatalf("claim the second task: %+v %v", c, err)
+	}
+	fail := `mutation($t:ID!,$a:Int!){reportResult(input:{taskID:$t,attempt:$a,success:false})}`
+	second := map[string]any{"t": c.ClaimTask.TaskID, "a": c.ClaimTask.Attempt}
+	if err := e.bot.Do(ctx, fail, second, nil); code(err) != "RESULT_REFUSED" {
 		t.Fatalf("failure without a class: %v", err)
 	}
-	// A long poll on an empty queue answers null after the wait.
-	if err := e.bot.Do(ctx, `mutation{claimTask{taskID}}`, nil, &c); err != nil {
-		t.Fatal(err)
+	if err := e.bot.Do(ctx, fail, second, nil); code(err) != "STALE_ATTEMPT" {
+		t.Fatalf("refused result sent again: %v", err)
 	}
+	// The refused attempt is retried: finish it.
+	if err := e.bot.Do(ctx, `mutation{claimTask{taskID attempt input}}`, nil, &c); err != nil || c.ClaimTask == nil || c.ClaimTask.Attempt != 2 {
+		t.Fatalf("retry of the refused attempt: %+v %v", c.ClaimTask, err)
+	}
+	if err := e.bot.Do(ctx, rep, map[string]any{"t": c.ClaimTask.TaskID, "a": 2}, nil); err != nil {
+		t.Fatalf("report the retry: %v", err)
+	}
+	// A long poll on an empty queue answers null after the wait.
 	start := time.Now()
 	if err := e.bot.Do(ctx, `mutation{claimTask(wait:1){taskID}}`, nil, &c); err != nil || c.ClaimTask != nil {
 		t.Fatalf("claim on an empty queue: %+v %v", c.ClaimTask, err)

@@ -67,7 +67,11 @@ const (
 	CodeForbidden       = "FORBIDDEN"
 	CodeBadInput        = "BAD_USER_INPUT"
 	CodeStale           = "STALE_ATTEMPT"
-	CodeNotFound        = "NOT_FOUND"
+	// CodeResultRefused: the daemon could not record the result as sent; the
+	// attempt has failed as an execution error with the reason, and the
+	// robot must not send it again.
+	CodeResultRefused = "RESULT_REFUSED"
+	CodeNotFound      = "NOT_FOUND"
 )
 
 func coded(code, format string, args ...any) *gqlerror.Error {
@@ -114,6 +118,8 @@ func queueError(err error) error {
 	switch {
 	case errors.Is(err, dispatch.ErrStaleAttempt):
 		return coded(CodeStale, "%v", err)
+	case errors.Is(err, dispatch.ErrResultRefused):
+		return coded(CodeResultRefused, "%v", err)
 	case errors.Is(err, dispatch.ErrBadInput):
 		return coded(CodeBadInput, "%v", err)
 	case errors.Is(err, dispatch.ErrRobotUnavailable):

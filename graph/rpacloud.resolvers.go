@@ -218,10 +218,11 @@ func (r *mutationResolver) ReportResult(ctx context.Context, input model.ReportR
 	if input.Message != nil {
 		res.Message = *input.Message
 	}
-	if !input.Success {
-		if input.ErrorClass == nil {
-			return false, coded(CodeBadInput, "reportResult: a failure needs an errorClass")
-		}
+	// A failure without an errorClass goes to the queue like any other
+	// result it cannot record: the attempt fails with the reason and the
+	// robot gets RESULT_REFUSED, instead of the attempt waiting for its
+	// deadline.
+	if !input.Success && input.ErrorClass != nil {
 		res.Class = dispatch.ErrorClass(strings.ToLower(string(*input.ErrorClass)))
 	}
 	if _, err := r.Queue.Report(ctx, id, input.TaskID, input.Attempt, res); err != nil {

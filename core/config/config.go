@@ -27,10 +27,14 @@ const (
 	DefaultFairness      = "weighted"
 	DefaultMaxDuration   = 10 * time.Minute
 	DefaultRetries       = 3
-	DefaultVaultAuth     = "token"
-	DefaultVaultMount    = "secret"
-	DefaultVaultPrefix   = "rpacloud"
-	DefaultCustomerKind  = "company"
+	// DefaultMaxWait bounds how long a task waits for a robot: a day
+	// covers a night's backlog and a weekend's outage of a pool's
+	// provider is an anomaly (task_stuck) long before it expires tasks.
+	DefaultMaxWait      = 24 * time.Hour
+	DefaultVaultAuth    = "token"
+	DefaultVaultMount   = "secret"
+	DefaultVaultPrefix  = "rpacloud"
+	DefaultCustomerKind = "company"
 
 	// Limits of the daemon's reads (server.limits).
 	DefaultRequestBodyBytes      = 8 << 20
@@ -131,6 +135,7 @@ type Process struct {
 	Owner       string        // customer name, optional
 	MaxDuration time.Duration // default 10m
 	Retries     int           // default 3
+	MaxWait     time.Duration // default 24h: a task still waiting that long after submission fails (expired)
 	Credentials []string      // names of credentials onboarded into Vault
 	Flow        string        // crawler processes: the flow block a task runs (flow.go)
 	Schedules   []Schedule

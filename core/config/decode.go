@@ -57,7 +57,7 @@ var (
 	processSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "pool", Required: true}, {Name: "builtin"}, {Name: "vendor"}, {Name: "crawler"},
-			{Name: "package"}, {Name: "owner"}, {Name: "max_duration"}, {Name: "retries"}, {Name: "credentials"},
+			{Name: "package"}, {Name: "owner"}, {Name: "max_duration"}, {Name: "retries"}, {Name: "max_wait"}, {Name: "credentials"},
 			{Name: "flow"}, // flow.go
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "schedule", LabelNames: []string{"name"}}},
@@ -521,7 +521,7 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 	name, ok := l.declare(b)
 	c := l.content(b.Body, processSchema)
 	a := l.attrs(c.Attributes)
-	p := Process{Name: name, MaxDuration: DefaultMaxDuration, Retries: DefaultRetries, DeclRange: b.DefRange}
+	p := Process{Name: name, MaxDuration: DefaultMaxDuration, Retries: DefaultRetries, MaxWait: DefaultMaxWait, DeclRange: b.DefRange}
 	what := fmt.Sprintf("process %q", name)
 	if at := a.str("pool", &p.Pool); at != nil {
 		l.refs = append(l.refs, ref{kind: "pool", name: p.Pool, rng: at.Expr.Range(), from: what + " pool"})
@@ -578,6 +578,9 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 	}
 	if at := a.dur("max_duration", &p.MaxDuration); at != nil && p.MaxDuration <= 0 {
 		a.errorf(at.Expr.Range(), "Invalid max_duration", "max_duration must be greater than zero: it is each attempt's deadline.")
+	}
+	if at := a.dur("max_wait", &p.MaxWait); at != nil && p.MaxWait < time.Second {
+		a.errorf(at.Expr.Range(), "Invalid max_wait", "max_wait must be at least 1s: a task still waiting for a robot that long after its submission fails with reason expired.")
 	}
 	if at := a.int("retries", &p.Retries); at != nil && p.Retries < 0 {
 		a.errorf(at.Expr.Range(), "Invalid retries", "retries = %d: it must be 0 or more.", p.Retries)

@@ -61,7 +61,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("pool: %+v", p)
 	}
 	pr := cfg.Processes[0]
-	if pr.MaxDuration != 10*time.Minute || pr.Retries != 3 || pr.Kind != "crawler" || pr.Runner != "http" || pr.Owner != "" {
+	if pr.MaxDuration != 10*time.Minute || pr.Retries != 3 || pr.MaxWait != 24*time.Hour || pr.Kind != "crawler" || pr.Runner != "http" || pr.Owner != "" {
 		t.Errorf("process: %+v", pr)
 	}
 	// A schedule's slot lasts as long as one attempt may unless told.
@@ -176,5 +176,24 @@ func TestDiagnosticsAreSorted(t *testing.T) {
 			t.Errorf("files out of order: %s then %s", prev.Filename, r.Filename)
 		}
 		prev = r
+	}
+}
+
+// max_wait bounds a task's wait for a robot; it is a duration of at least
+// a second, reported with its source range.
+func TestProcessMaxWait(t *testing.T) {
+	src := func(v string) map[string][]byte {
+		return map[string][]byte{"m.hcl": []byte(strings.Replace(minimal, `  package = "flows/x.yaml"`, `  package = "flows/x.yaml"
+  max_wait = `+v, 1))}
+	}
+	cfg, diags, _ := config.LoadSources(src(`"2h"`))
+	if len(diags) > 0 || cfg.Processes[0].MaxWait != 2*time.Hour {
+		t.Fatalf("max_wait = \"2h\": %v %v", cfg.Processes[0].MaxWait, problems(diags))
+	}
+	for _, bad := range []string{`"0s"`, `"-1h"`, `"500ms"`, `"soon"`} {
+		_, diags, _ := config.LoadSources(src(bad))
+		if !diags.HasErrors() || diags[0].Subject == nil || diags[0].Subject.Start.Line != 22 {
+			t.Errorf("max_wait = %s: %v", bad, problems(diags))
+		}
 	}
 }

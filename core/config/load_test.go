@@ -342,8 +342,8 @@ func TestQuickstart(t *testing.T) {
 		got[pr.Name] = pr
 	}
 	wantProcs := map[string]config.Process{
-		"echo": {Name: "echo", Pool: "default", Kind: "builtin", Runner: "echo", MaxDuration: 2 * time.Minute, Retries: 3},
-		"noop": {Name: "noop", Pool: "default", Kind: "builtin", Runner: "noop", MaxDuration: 10 * time.Minute, Retries: 3},
+		"echo": {Name: "echo", Pool: "default", Kind: "builtin", Runner: "echo", MaxDuration: 2 * time.Minute, Retries: 3, MaxWait: 24 * time.Hour},
+		"noop": {Name: "noop", Pool: "default", Kind: "builtin", Runner: "noop", MaxDuration: 10 * time.Minute, Retries: 3, MaxWait: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, wantProcs) {
 		t.Errorf("processes:\n got %+v\nwant %+v", got, wantProcs)

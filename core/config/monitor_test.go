@@ -13,6 +13,7 @@ monitor {
   heartbeat_timeout    = "25s"
   failure_jump_percent = 40
   queue_samples        = 6
+  stuck_after          = "40m"
   webhook {
     url          = "https://hooks.example.com/abc"
     min_severity = "critical"
@@ -23,7 +24,7 @@ monitor {
 		t.Fatal(diags)
 	}
 	m := cfg.Monitor
-	if m.HeartbeatTimeout != 25*time.Second || m.FailureJump != 40 || m.QueueSamples != 6 || m.Webhook == nil || m.Webhook.MinSeverity != "critical" {
+	if m.HeartbeatTimeout != 25*time.Second || m.FailureJump != 40 || m.QueueSamples != 6 || m.StuckAfter != 40*time.Minute || m.Webhook == nil || m.Webhook.MinSeverity != "critical" {
 		t.Fatalf("monitor: %+v %+v", m, m.Webhook)
 	}
 	if cfg, _, _ := LoadSources(map[string][]byte{"e.hcl": []byte("")}); cfg.Monitor.Webhook != nil || cfg.Monitor.HeartbeatTimeout != 0 {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/ent"
-	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
@@ -33,6 +33,36 @@ const claimRetries = 8
 // a batch whose pending tasks are all locked by other claimers, or all
 // timed out on this robot, is set aside and the policy picks again.
 const maxDraws = 16
+
+// IdleLiveness is how recently an idle robot must have polled to count as
+// another robot able to take a task that timed out (see claimable). Idle
+// robots poll at least every 30 s (claimTask waits at most that long), so
+// one silent for longer has probably stopped; counting it would keep the
+// task from the robots that are really there.
+const IdleLiveness = 2 * time.Minute
+
+// claimable is the draw's time-out rule: a robot does not get a task it
+// timed out on while another robot could take it, and may get it again
+// when none could. Another robot is one of the task's pool, not robot
+// robotID, that has not timed out on the task and is busy (it holds an
+// attempt, which ends by result or deadline) or idle and polled at or
+// after liveSince (now less IdleLiveness). Suspect, draining, released and
+// provisioning robots do not count. So a time-out goes to another robot
+// whenever the pool has one, and in a pool of one robot, or once every
+// live robot of the pool timed out on the task, a robot that timed out
+// retries it; Sweep bounds the time-outs of a task in total
+// (MaxTimeoutRobots). claimSQL carries the same condition, word for word.
+func claimable(robotID int, liveSince time.Time) predicate.Task {
+	return func(s *sql.Selector) {
+		id, pool := s.C(task.FieldID), s.C(task.FieldPoolID)
+		s.Where(sql.P(func(b *sql.Builder) {
+			b.WriteString("(" + id + " NOT IN (SELECT task_id FROM attempts WHERE robot_id = ").Arg(robotID).
+				WriteString(" AND state = 'abandoned') OR NOT EXISTS (SELECT 1 FROM robots o WHERE o.pool_id = " + pool + " AND o.id <> ").Arg(robotID).
+				WriteString(" AND (o.state = 'busy' OR (o.state = 'idle' AND o.last_seen_at >= ").Arg(liveSince).
+				WriteString(")) AND o.id NOT IN (SELECT robot_id FROM attempts WHERE task_id = " + id + " AND state = 'abandoned')))")
+		}))
+	}
+}
 
 // ClaimTask gives robot robotID its next task, or nil when there is none.
 // The poll is also the robot's check-in: a suspect robot becomes idle.
@@ -108,12 +138,13 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 	for i, b := range rows {
 		cands[i] = b.candidate()
 	}
+	liveSince := q.clock().Add(-IdleLiveness)
 	for range maxDraws {
 		i, ok := policy.Pick(fair, cands, q)
 		if !ok {
 			return nil, nil
 		}
-		t, err := q.draw(ctx, tx, cands[i].ID, r.ID)
+		t, err := q.draw(ctx, tx, cands[i].ID, r.ID, liveSince)
 		if err != nil {
 			return nil, err
 		}
@@ -160,14 +191,15 @@ func (b batchRow) candidate() policy.Candidate {
 }
 
 // draw takes a pending task of batch batchID at random, skipping tasks on
-// which robot robotID timed out and, on PostgreSQL, tasks another claimer
-// holds. It returns nil when there is none.
-func (q *Queue) draw(ctx context.Context, tx *ent.Tx, batchID, robotID int) (*ent.Task, error) {
+// which robot robotID timed out while another robot could take them
+// (claimable) and, on PostgreSQL, tasks another claimer holds. It returns
+// nil when there is none.
+func (q *Queue) draw(ctx context.Context, tx *ent.Tx, batchID, robotID int, liveSince time.Time) (*ent.Task, error) {
 	from := q.randKey()
 	for _, lower := range []bool{true, false} {
 		qr := tx.Task.Query().Where(
 			task.BatchID(batchID), task.StateEQ(task.StatePending),
-			task.Not(task.HasAttemptsWith(attempt.RobotID(robotID), attempt.StateEQ(attempt.StateAbandoned))),
+			claimable(robotID, liveSince),
 		)
 		if lower {
 			qr.Where(task.RandKeyGTE(from))

@@ -24,12 +24,20 @@
 //   - Queue.Report records a result: success; an execution error (pending
 //     again until the process's retries are spent, then failed with
 //     retries_exhausted); a data error (failed at once, never retried).
-//     The error class and message are kept on the attempt.
+//     The error class and message are kept on the attempt. A result the
+//     queue cannot record (too big, not JSON, unknown class) is refused
+//     with ErrResultRefused and ends the attempt at once as an execution
+//     error carrying the reason.
 //   - Queue.Sweep abandons attempts past their deadline: a task.delayed
 //     event for the customer, the robot marked suspect (no work until it
-//     polls again), the task pending for a different robot, or failed with
-//     timeout_exhausted once MaxTimeoutRobots robots timed out on it.
-//     RunSweeper runs Sweep periodically on the one daemon that holds the
+//     polls again), the task pending for a different robot while the pool
+//     has one that could take it (else for a robot that timed out on it
+//     too), or failed with timeout_exhausted at its MaxTimeoutRobots-th
+//     time-out.
+//   - Queue.Expire fails the tasks still pending their process's max_wait
+//     after submission (failure_reason expired), so a task ends in bounded
+//     time even in a pool no robot can serve. RunSweeper runs Sweep and
+//     Expire periodically on the one daemon that holds the
 //     "dispatch.sweeper" lease (package lease), so several daemons sharing
 //     a PostgreSQL sweep once.
 //
@@ -50,7 +58,8 @@
 //
 //	SELECT … FROM tasks
 //	WHERE batch_id = $1 AND state = 'pending' AND rand_key >= $2
-//	  AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $3 AND state = 'abandoned')
+//	  AND (id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $3 AND state = 'abandoned')
+//	       OR NOT EXISTS (… another live robot of the pool that has not timed out on it …))
 //	ORDER BY rand_key LIMIT 1
 //	FOR UPDATE SKIP LOCKED          -- PostgreSQL only
 //

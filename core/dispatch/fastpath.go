@@ -61,8 +61,10 @@ func (c candidateRow) candidate() policy.Candidate {
 	return batchRow{ID: c.ID, Stack: c.Stack, CreatedAt: c.CreatedAt, LastServedAt: c.LastServedAt, Pending: c.Pending}.candidate()
 }
 
-// claimSQL draws one pending task of batch $1 that robot $2 has not timed
-// out on, from random key $3 (>= or <, by the variant), and starts it. The
+// claimSQL draws one pending task of batch $1 that robot $2 may take (not
+// timed out on it, or no other robot could take it: the condition of
+// claimable, with $8 its liveSince), from random key $3 (>= or <, by the
+// variant), and starts it. The
 // task is locked with SKIP LOCKED, so concurrent claimers never take the
 // same one and never wait on each other's tasks; the batch counters move
 // only for a locked task and the task starts only when they moved. Rows
@@ -78,7 +80,7 @@ func (c candidateRow) candidate() policy.Candidate {
 const claimSQL = `WITH t AS (
 	SELECT id FROM tasks
 	WHERE batch_id = $1 AND state = 'pending' AND rand_key %s $3
-	  AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $2 AND state = 'abandoned')
+	  AND (id NOT IN (SELECT task_id FROM attempts WHERE robot_id = $2 AND state = 'abandoned') OR NOT EXISTS (SELECT 1 FROM robots o WHERE o.pool_id = tasks.pool_id AND o.id <> $2 AND (o.state = 'busy' OR (o.state = 'idle' AND o.last_seen_at >= $8)) AND o.id NOT IN (SELECT robot_id FROM attempts WHERE task_id = tasks.id AND state = 'abandoned')))
 	  AND EXISTS (SELECT 1 FROM robots WHERE id = $2 AND state NOT IN ('draining', 'released'))
 	ORDER BY rand_key LIMIT 1
 	FOR UPDATE OF tasks SKIP LOCKED
@@ -167,7 +169,7 @@ func (q *Queue) startFast(ctx context.Context, robotID int, robotName string, ba
 	deadline := now.Add(time.Duration(p.MaxDurationSeconds) * time.Second)
 	from := q.randKey()
 	for _, stmt := range []string{claimSQLFrom, claimSQLBelow} {
-		rows, err := q.client.QueryContext(ctx, stmt, batchID, robotID, from, now, deadline, time.Now().UTC(), robotName)
+		rows, err := q.client.QueryContext(ctx, stmt, batchID, robotID, from, now, deadline, time.Now().UTC(), robotName, now.Add(-IdleLiveness))
 		if err != nil {
 			return nil, fmt.Errorf("claim: draw and start a task of batch %d: %w", batchID, err)
 		}
@@ -303,5 +305,6 @@ func scanAll(rows interface {
 // PostgresClaimStatement is the claim's data-modifying statement on
 // PostgreSQL (the variant drawing at or above the random key), for EXPLAIN
 // in benchmarks. Its parameters: batch, robot, random key, now, deadline,
-// wall clock, robot name.
+// wall clock, robot name, and the moment since which an idle robot counts
+// as live (now less IdleLiveness).
 func PostgresClaimStatement() string { return claimSQLFrom }

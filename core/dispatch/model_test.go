@@ -38,14 +38,34 @@ type mTask struct {
 	robot      int          // robot of the running attempt
 	deadline   time.Time
 	finishedAt *time.Time
+	submitted  time.Time
 }
 
 type mRobot struct {
-	id    int
-	state robot.State // follows the queue's rules exactly
-	task  int         // task the live agent works on; 0 none
-	att   int         // the attempt it works under
-	dead  bool        // the agent stopped: it neither polls nor reports
+	id       int
+	state    robot.State // follows the queue's rules exactly
+	lastSeen *time.Time  // its last poll, heartbeat or report that set it
+	task     int         // task the live agent works on; 0 none
+	att      int         // the attempt it works under
+	dead     bool        // the agent stopped: it neither polls nor reports
+}
+
+func (r *mRobot) seen(now time.Time) { r.lastSeen = &now }
+
+// otherCanTake: the time-out rule of the draw. Some robot other than self
+// that has not timed out on tk is busy, or idle and seen within
+// IdleLiveness.
+func (m *model) otherCanTake(tk *mTask, self int) bool {
+	since := m.clk.Now().Add(-dispatch.IdleLiveness)
+	for _, o := range m.robots {
+		if o.id == self || tk.timedOut[o.id] {
+			continue
+		}
+		if o.state == robot.StateBusy || (o.state == robot.StateIdle && o.lastSeen != nil && !o.lastSeen.Before(since)) {
+			return true
+		}
+	}
+	return false
 }
 
 type pastAttempt struct{ task, robot, number int }
@@ -61,6 +81,7 @@ type model struct {
 	fair       pool.Fairness
 	retries    int
 	maxDur     time.Duration
+	maxWait    time.Duration
 	tasks      map[int]*mTask
 	batches    []int        // in submission order
 	dispatched map[int]bool // batches that ever had a task dispatched
@@ -79,6 +100,7 @@ func newModel(t *rapid.T, db *store.DB, clk *fakeClock) *model {
 		fair:       rapid.SampledFrom([]pool.Fairness{pool.FairnessWeighted, pool.FairnessOldestServed}).Draw(t, "fairness"),
 		retries:    rapid.IntRange(0, 3).Draw(t, "retries"),
 		maxDur:     time.Minute,
+		maxWait:    10 * time.Minute,
 		tasks:      map[int]*mTask{},
 		dispatched: map[int]bool{},
 	}
@@ -89,12 +111,22 @@ func newModel(t *rapid.T, db *store.DB, clk *fakeClock) *model {
 	if _, err := m.q.Sweep(context.Background()); err != nil {
 		t.Fatalf("sweep leftovers: %v", err)
 	}
+	for {
+		n, err := m.q.Expire(context.Background())
+		if err != nil {
+			t.Fatalf("expire leftovers: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
 	m.cust = db.Customer.Create().SetName(fmt.Sprintf("c%d", n)).SaveX(ctx).ID
 	p := db.Pool.Create().SetName(fmt.Sprintf("p%d", n)).SetProvider("local").SetMax(10).SetFairness(m.fair).SaveX(ctx)
 	m.poolID = p.ID
 	m.proc = fmt.Sprintf("proc%d", n)
 	db.Process.Create().SetName(m.proc).SetPoolID(p.ID).SetRunner("echo").
-		SetMaxDurationSeconds(int(m.maxDur / time.Second)).SetRetries(m.retries).SaveX(ctx)
+		SetMaxDurationSeconds(int(m.maxDur / time.Second)).SetRetries(m.retries).
+		SetMaxWaitSeconds(int(m.maxWait / time.Second)).SaveX(ctx)
 	for i := range rapid.IntRange(2, 4).Draw(t, "robots") {
 		r := db.Robot.Create().SetName(fmt.Sprintf("m%d-r%d", n, i)).SetPoolID(p.ID).SetState(robot.StateIdle).SaveX(ctx)
 		m.robots = append(m.robots, &mRobot{id: r.ID, state: robot.StateIdle})
@@ -137,7 +169,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 			m.batches = append(m.batches, b.ID)
 			for _, tk := range m.db.Task.Query().Where(task.BatchID(b.ID)).AllX(sys()) {
-				m.tasks[tk.ID] = &mTask{id: tk.ID, batch: b.ID, state: task.StatePending, timedOut: map[int]bool{}}
+				m.tasks[tk.ID] = &mTask{id: tk.ID, batch: b.ID, state: task.StatePending, timedOut: map[int]bool{}, submitted: m.clk.Now()}
 			}
 		},
 		"poll": func(t *rapid.T) {
@@ -146,12 +178,15 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			if err != nil {
 				t.Fatalf("claim by robot %d: %v", r.id, err)
 			}
+			// A timed-out robot retries a task only when no other robot
+			// could take it (the states before this poll decide).
 			eligible := map[int]bool{}
 			for _, tk := range m.tasks {
-				if tk.state == task.StatePending && !tk.timedOut[r.id] {
+				if tk.state == task.StatePending && (!tk.timedOut[r.id] || !m.otherCanTake(tk, r.id)) {
 					eligible[tk.id] = true
 				}
 			}
+			r.seen(m.clk.Now())
 			if c == nil {
 				if len(eligible) > 0 {
 					t.Fatalf("robot %d got nothing with %d eligible pending tasks", r.id, len(eligible))
@@ -163,9 +198,11 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			if tk == nil || !eligible[tk.id] {
 				t.Fatalf("robot %d got task %d, not an eligible pending task of its pool", r.id, c.Task.ID)
 			}
-			// Stack A first: the oldest batch never served, when there is one.
+			// Stack A first: the oldest batch never served, when there is
+			// one with pending tasks (a batch can also finish unserved,
+			// when its tasks expire).
 			for _, b := range m.batches {
-				if m.dispatched[b] {
+				if m.dispatched[b] || !m.hasPending(b) {
 					continue
 				}
 				if tk.batch != b {
@@ -224,6 +261,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 			if r.state == robot.StateBusy {
 				r.state = robot.StateIdle
+				r.seen(m.clk.Now())
 			}
 		},
 		"staleReport": func(t *rapid.T) {
@@ -262,6 +300,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 				t.Fatalf("heartbeat: %v", err)
 			}
 			tk.deadline = m.clk.Now().Add(m.maxDur)
+			r.seen(m.clk.Now())
 			if !d.Equal(tk.deadline) {
 				t.Fatalf("heartbeat deadline %v, want %v", d, tk.deadline)
 			}
@@ -269,41 +308,13 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"advance": func(t *rapid.T) {
 			m.clk.Add(time.Duration(rapid.IntRange(1, 90).Draw(t, "seconds")) * time.Second)
 		},
-		"sweep": func(t *rapid.T) {
-			n, err := m.q.Sweep(ctx)
-			if err != nil {
-				t.Fatalf("sweep: %v", err)
-			}
-			want := 0
-			now := m.clk.Now()
-			ids := make([]int, 0, len(m.tasks))
-			for id := range m.tasks {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			for _, id := range ids {
-				tk := m.tasks[id]
-				if tk.state != task.StateRunning || !tk.deadline.Before(now) {
-					continue
-				}
-				want++
-				m.delayed++
-				tk.timeouts++
-				tk.timedOut[tk.robot] = true
-				for _, r := range m.robots {
-					if r.id == tk.robot && (r.state == robot.StateBusy || r.state == robot.StateIdle) {
-						r.state = robot.StateSuspect
-					}
-				}
-				if len(tk.timedOut) >= dispatch.MaxTimeoutRobots {
-					m.finish(tk, task.StateFailed, task.FailureReasonTimeoutExhausted)
-				} else {
-					tk.state, tk.robot = task.StatePending, 0
-				}
-			}
-			if n != want {
-				t.Fatalf("sweep abandoned %d attempts, model %d", n, want)
-			}
+		"sweep": m.sweep,
+		// Attempts past their deadline, often: the time-out rules (another
+		// robot first, the same one when none could take it, the bound in
+		// total) need several time-outs of one task to show.
+		"expire": func(t *rapid.T) {
+			m.clk.Add(m.maxDur + time.Second)
+			m.sweep(t)
 		},
 		"robotDies": func(t *rapid.T) {
 			r := m.robotWhere(t, "victim", func(r *mRobot) bool { return !r.dead })
@@ -317,6 +328,56 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			m.seed += 1000
 			m.q = dispatch.New(m.db.Client, dispatch.Options{Now: m.clk.Now, Seed: m.seed})
 		},
+	}
+}
+
+// sweep runs the sweeper and applies the time-outs to the model.
+func (m *model) sweep(t *rapid.T) {
+	n, err := m.q.Sweep(context.Background())
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	want := 0
+	now := m.clk.Now()
+	ids := make([]int, 0, len(m.tasks))
+	for id := range m.tasks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		tk := m.tasks[id]
+		if tk.state != task.StateRunning || !tk.deadline.Before(now) {
+			continue
+		}
+		want++
+		m.delayed++
+		tk.timeouts++
+		tk.timedOut[tk.robot] = true
+		for _, r := range m.robots {
+			if r.id == tk.robot && (r.state == robot.StateBusy || r.state == robot.StateIdle) {
+				r.state = robot.StateSuspect
+			}
+		}
+		if tk.timeouts >= dispatch.MaxTimeoutRobots {
+			m.finish(tk, task.StateFailed, task.FailureReasonTimeoutExhausted)
+		} else {
+			tk.state, tk.robot = task.StatePending, 0
+		}
+	}
+	if n != want {
+		t.Fatalf("sweep abandoned %d attempts, model %d", n, want)
+	}
+	// Then the tasks still waiting max_wait after submission expire (the
+	// count includes earlier runs' pools: only this pool's tasks are
+	// compared, by check).
+	if _, err := m.q.Expire(context.Background()); err != nil {
+		t.Fatalf("expire: %v", err)
+	}
+	for _, id := range ids {
+		tk := m.tasks[id]
+		if tk.state == task.StatePending && tk.submitted.Before(now.Add(-m.maxWait)) {
+			m.finish(tk, task.StateFailed, task.FailureReasonExpired)
+		}
 	}
 }
 
@@ -360,7 +421,7 @@ func (m *model) check(t *rapid.T) {
 		if len(as) != tk.AttemptNo {
 			t.Fatalf("task %d: %d attempts for attempt_no %d", tk.ID, len(as), tk.AttemptNo)
 		}
-		live, data, timeoutRobots := 0, 0, map[int]bool{}
+		live, data, abandoned, timeoutRobots := 0, 0, 0, map[int]bool{}
 		for i, a := range as {
 			if a.Number != i+1 {
 				t.Fatalf("task %d: attempt numbers %v", tk.ID, as)
@@ -372,6 +433,7 @@ func (m *model) check(t *rapid.T) {
 					t.Fatalf("task %d: live attempt %d is not its current one", tk.ID, a.Number)
 				}
 			case attempt.StateAbandoned:
+				abandoned++
 				timeoutRobots[a.RobotID] = true
 			case attempt.StateFailed:
 				if a.ErrorClass == nil {
@@ -388,7 +450,8 @@ func (m *model) check(t *rapid.T) {
 		if live > 1 || (live == 1) != (tk.State == task.StateRunning) {
 			t.Fatalf("task %d (%s): %d live attempts", tk.ID, tk.State, live)
 		}
-		if data > 1 || tk.ExecutionsFailed > m.retries+1 || tk.Timeouts > dispatch.MaxTimeoutRobots || len(timeoutRobots) != tk.Timeouts {
+		if data > 1 || tk.ExecutionsFailed > m.retries+1 || tk.Timeouts > dispatch.MaxTimeoutRobots || abandoned != tk.Timeouts ||
+			!equalSets(timeoutRobots, mt.timedOut) {
 			t.Fatalf("task %d: %d data errors, %d execution failures (retries %d), %d time-outs on %d robots",
 				tk.ID, data, tk.ExecutionsFailed, m.retries, tk.Timeouts, len(timeoutRobots))
 		}
@@ -415,10 +478,11 @@ func (m *model) check(t *rapid.T) {
 		}
 		want := batch.StackServing
 		switch {
+		case c.pending+c.running == 0:
+			// Finished, possibly without a dispatch: every task expired.
+			want = batch.StackFinished
 		case !m.dispatched[b.ID]:
 			want = batch.StackNew
-		case c.pending+c.running == 0:
-			want = batch.StackFinished
 		}
 		if b.Stack != want {
 			t.Fatalf("batch %d on stack %s, want %s", b.ID, b.Stack, want)
@@ -457,4 +521,25 @@ func TestModel(t *testing.T) {
 			rt.Repeat(m.actions())
 		})
 	})
+}
+
+func equalSets(a, b map[int]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *model) hasPending(batchID int) bool {
+	for _, tk := range m.tasks {
+		if tk.batch == batchID && tk.state == task.StatePending {
+			return true
+		}
+	}
+	return false
 }

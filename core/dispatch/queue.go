@@ -27,11 +27,20 @@ var (
 	ErrRobotUnavailable = errors.New("robot may not take work")
 	// ErrBadInput: the submission itself is wrong.
 	ErrBadInput = errors.New("bad input")
+	// ErrResultRefused: a robot's result could not be recorded as sent
+	// (too big, not JSON, unknown error class). Unlike ErrBadInput it
+	// changed something: the attempt failed as an execution error with the
+	// reason (see Queue.Report).
+	ErrResultRefused = errors.New("result refused")
 )
 
-// MaxTimeoutRobots is how many different robots may time out on a task
-// before it fails with timeout_exhausted (the seed: "the ingredients are
-// probably bad").
+// MaxTimeoutRobots is how many time-outs a task may have in all: the
+// sweeper fails it with timeout_exhausted at that many (the seed: "the
+// ingredients are probably bad"). Each time-out goes to another robot
+// while the pool has one that could take the task, so in a pool of at
+// least that many live robots they are on different robots, as the seed
+// says; in a smaller pool the robots that timed out retry it (see
+// claimable) and the bound still holds.
 const MaxTimeoutRobots = 3
 
 // Queue is the task queue on the database.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -18,7 +20,9 @@ import (
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
@@ -69,6 +73,12 @@ func newFixture(t *testing.T, db *store.DB, robots, retries int) *fixture {
 		f.robots = append(f.robots, db.Robot.Create().SetName(fmt.Sprintf("r%d", i)).SetPoolID(f.pool.ID).SaveX(ctx))
 	}
 	return f
+}
+
+// checkIn makes robot r idle and just seen, as its empty poll would
+// (without polling: the poll could take a task).
+func (f *fixture) checkIn(r int) {
+	f.db.Robot.UpdateOneID(f.robots[r].ID).SetState(robot.StateIdle).SetLastSeenAt(f.clock.Now()).ExecX(sys())
 }
 
 func inputs(n int) []json.RawMessage {
@@ -237,16 +247,80 @@ func TestBadInputs(t *testing.T) {
 	if n := db.Task.Query().CountX(sys()); n != 0 {
 		t.Fatalf("bad submissions left %d tasks", n)
 	}
+}
+
+// A result the daemon cannot record ends its attempt at once as an
+// execution error with the reason (the robot believes it is done and sends
+// nothing more), is retried like any execution error, and fails the task
+// with retries_exhausted once the retries are spent. The robot gets
+// ErrResultRefused. Before, the attempt stayed running until its deadline.
+func TestRefusedResultsFailTheAttempt(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 2)
+		ctx := context.Background()
+		f.submit(t, 1)
+		big := json.RawMessage(`{"blob":"` + strings.Repeat("x", dispatch.MaxOutputBytes) + `"}`)
+		results := []struct {
+			res  dispatch.Result
+			want string
+		}{
+			{dispatch.Result{Success: true, Output: big}, fmt.Sprintf("result refused: output of %d bytes exceeds the limit of %d bytes", len(big), dispatch.MaxOutputBytes)},
+			{dispatch.Result{Success: true, Output: json.RawMessage(`{nope`)}, "result refused: output is not valid JSON"},
+			{dispatch.Result{Class: "weird", Message: "x"}, `result refused: error class "weird" is neither execution nor data`},
+		}
+		for i, r := range results {
+			c := f.claim(t, 0)
+			if c == nil || c.Attempt.Number != i+1 {
+				t.Fatalf("attempt %d: claim %+v", i+1, c)
+			}
+			out, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, r.res)
+			if !errors.Is(err, dispatch.ErrResultRefused) || !strings.Contains(err.Error(), strings.TrimPrefix(r.want, "result refused: ")) {
+				t.Fatalf("attempt %d: report error %v, want ErrResultRefused with the reason", i+1, err)
+			}
+			a := db.Attempt.Query().Where(attempt.TaskID(c.Task.ID), attempt.Number(c.Attempt.Number)).OnlyX(sys())
+			if a.State != attempt.StateFailed || a.ErrorClass == nil || *a.ErrorClass != attempt.ErrorClassExecution || a.ErrorMessage != r.want || a.FinishedAt == nil {
+				t.Fatalf("attempt %d after a refused result: %s %v %q", i+1, a.State, a.ErrorClass, a.ErrorMessage)
+			}
+			want := task.StatePending
+			if i == 2 {
+				want = task.StateFailed
+			}
+			if out == nil || out.State != want || out.ErrorMessage != r.want {
+				t.Fatalf("attempt %d: task %+v, want %s", i+1, out, want)
+			}
+			if st := db.Robot.GetX(sys(), f.robots[0].ID).State; st != robot.StateIdle {
+				t.Fatalf("robot is %s after a refused result, want idle", st)
+			}
+			// Sending it again changes nothing.
+			if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, r.res); !errors.Is(err, dispatch.ErrStaleAttempt) {
+				t.Fatalf("attempt %d: second report %v, want ErrStaleAttempt", i+1, err)
+			}
+		}
+		tk := db.Task.Query().OnlyX(sys())
+		if tk.FailureReason == nil || *tk.FailureReason != task.FailureReasonRetriesExhausted || tk.ExecutionsFailed != 3 || tk.Timeouts != 0 {
+			t.Fatalf("task: %+v", tk)
+		}
+		if b := db.Batch.Query().OnlyX(sys()); b.Stack != batch.StackFinished || b.Failed != 1 || b.Running != 0 {
+			t.Fatalf("batch: %+v", b)
+		}
+	})
+}
+
+// A failure message over the limit is shortened, not refused: the robot's
+// verdict (here a data error) stands.
+func TestLongFailureMessageIsTruncated(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, 1, 3)
 	f.submit(t, 1)
 	c := f.claim(t, 0)
-	if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true, Output: json.RawMessage(`{nope`)}); !errors.Is(err, dispatch.ErrBadInput) {
-		t.Fatalf("invalid output JSON: %v", err)
+	msg := strings.Repeat("é", dispatch.MaxOutputBytes)
+	out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: msg})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: "weird"}); !errors.Is(err, dispatch.ErrBadInput) {
-		t.Fatalf("unknown error class: %v", err)
-	}
-	if tk := db.Task.GetX(sys(), c.Task.ID); tk.State != task.StateRunning {
-		t.Fatalf("a refused report changed the task: %s", tk.State)
+	if out.State != task.StateFailed || *out.FailureReason != task.FailureReasonDataError ||
+		len(out.ErrorMessage) > dispatch.MaxOutputBytes || !utf8.ValidString(out.ErrorMessage) || !strings.Contains(out.ErrorMessage, "truncated") {
+		t.Fatalf("task: %s %v, message of %d bytes", out.State, out.FailureReason, len(out.ErrorMessage))
 	}
 }
 
@@ -280,8 +354,10 @@ func TestHeartbeatAndTimeouts(t *testing.T) {
 			if st := db.Robot.GetX(sys(), f.robots[i].ID).State; st != robot.StateSuspect {
 				t.Fatalf("robot %d is %s after a time-out, want suspect", i, st)
 			}
-			// The timed-out robot never gets the same task back.
+			// While another live robot could take it, the timed-out robot
+			// does not get the same task back.
 			if i < 2 {
+				f.checkIn(i + 1)
 				if again := f.claim(t, i); again != nil {
 					t.Fatalf("robot %d got task %d again after timing out on it", i, again.Task.ID)
 				}
@@ -297,6 +373,205 @@ func TestHeartbeatAndTimeouts(t *testing.T) {
 		}
 		if n := db.Event.Query().CountX(sys()); n == 0 {
 			t.Fatal("no events recorded")
+		}
+	})
+}
+
+// timeOut lets the running attempt of c pass its deadline and sweeps it.
+func (f *fixture) timeOut(t *testing.T, c *dispatch.Claim) *ent.Task {
+	t.Helper()
+	f.clock.Add(c.Deadline.Sub(f.clock.Now()) + time.Second)
+	if n, err := f.q.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	return f.db.Task.GetX(sys(), c.Task.ID)
+}
+
+// In a pool of one robot a time-out cannot go to another robot: the robot
+// that timed out takes the task again, and after MaxTimeoutRobots
+// time-outs in all the task fails with timeout_exhausted. Before, the task
+// stayed pending forever. A success on a retry ends it as well.
+func TestTimeoutsInAPoolOfOne(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		f.submit(t, 2)
+		var tk *ent.Task
+		for n := 1; n <= dispatch.MaxTimeoutRobots; n++ {
+			c := f.claim(t, 0)
+			if c == nil {
+				t.Fatalf("time-out %d: the only robot got nothing back", n)
+			}
+			if tk != nil && c.Task.ID != tk.ID {
+				// The other task: finish it, then take the timed-out one.
+				if _, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Success: true}); err != nil {
+					t.Fatal(err)
+				}
+				if c = f.claim(t, 0); c == nil || c.Task.ID != tk.ID {
+					t.Fatalf("time-out %d: the only robot did not get the timed-out task back: %+v", n, c)
+				}
+			}
+			tk = f.timeOut(t, c)
+			want := task.StatePending
+			if n == dispatch.MaxTimeoutRobots {
+				want = task.StateFailed
+			}
+			if tk.State != want || tk.Timeouts != n {
+				t.Fatalf("after time-out %d: %s with %d time-outs, want %s", n, tk.State, tk.Timeouts, want)
+			}
+		}
+		if tk.FailureReason == nil || *tk.FailureReason != task.FailureReasonTimeoutExhausted || tk.FinishedAt == nil ||
+			tk.ErrorMessage != "timed out 3 times (on 1 robot)" {
+			t.Fatalf("task: %v %q", tk.FailureReason, tk.ErrorMessage)
+		}
+		if c := f.claim(t, 0); c != nil {
+			t.Fatalf("claimed task %d after everything finished", c.Task.ID)
+		}
+		if b := db.Batch.Query().OnlyX(sys()); b.Stack != batch.StackFinished || b.Failed != 1 || b.Succeeded != 1 {
+			t.Fatalf("batch: %+v", b)
+		}
+
+		// A retry on the same robot that succeeds ends the task.
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		f.timeOut(t, c)
+		c = f.claim(t, 0)
+		if c == nil || c.Attempt.Number != 2 {
+			t.Fatalf("retry after a time-out: %+v", c)
+		}
+		if out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 2, dispatch.Result{Success: true}); err != nil || out.State != task.StateSucceeded {
+			t.Fatalf("report the retry: %v %v", out, err)
+		}
+	})
+}
+
+// In a pool of two, the task goes to the other robot first; once both
+// timed out on it, either takes it again, and it ends after
+// MaxTimeoutRobots time-outs in all.
+func TestTimeoutsInAPoolOfTwo(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 2, 3)
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		f.checkIn(1)
+		f.timeOut(t, c)
+		f.checkIn(1) // robot 1 polled recently: it counts as another robot
+		if again := f.claim(t, 0); again != nil {
+			t.Fatal("robot 0 took its timed-out task back while robot 1 was there")
+		}
+		c = f.claim(t, 1)
+		if c == nil {
+			t.Fatal("robot 1 got nothing after robot 0 timed out")
+		}
+		f.timeOut(t, c)
+		// Both timed out: robot 0 may take it again, whoever else is live.
+		f.checkIn(1)
+		c = f.claim(t, 0)
+		if c == nil || c.Attempt.Number != 3 {
+			t.Fatalf("robot 0 did not retry the task both robots timed out on: %+v", c)
+		}
+		tk := f.timeOut(t, c)
+		if tk.State != task.StateFailed || *tk.FailureReason != task.FailureReasonTimeoutExhausted || tk.ErrorMessage != "timed out 3 times (on 2 robots)" {
+			t.Fatalf("task: %s %v %q", tk.State, tk.FailureReason, tk.ErrorMessage)
+		}
+	})
+}
+
+// An idle robot that stopped polling does not count as another robot: the
+// robot that timed out takes the task back once the others have been
+// silent for IdleLiveness. A busy robot always counts.
+func TestTimeoutFallbackIgnoresSilentRobots(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, 3, 3) // max_duration 1 min
+		f.submit(t, 2)
+		a := f.claim(t, 0)
+		f.checkIn(1) // robot 1 is idle and seen at t0
+		f.clock.Add(30 * time.Second)
+		b := f.claim(t, 2) // robot 2 busy with the other task
+		if a == nil || b == nil {
+			t.Fatal("nothing claimed")
+		}
+		f.clock.Add(31 * time.Second) // t0+61s: a's deadline passed, b's not
+		beat := func() {
+			t.Helper()
+			if _, err := f.q.Heartbeat(ctx, f.robots[2].ID, b.Task.ID, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		beat()
+		if n, err := f.q.Sweep(ctx); err != nil || n != 1 {
+			t.Fatalf("sweep: %d %v", n, err)
+		}
+		if c := f.claim(t, 0); c != nil {
+			t.Fatal("robot 0 took its timed-out task back beside a live idle and a busy robot")
+		}
+		f.clock.Add(49 * time.Second)
+		beat()
+		f.clock.Add(15 * time.Second) // t0+125s: robot 1 silent for over IdleLiveness
+		if c := f.claim(t, 0); c != nil {
+			t.Fatal("robot 0 took its timed-out task back beside a busy robot")
+		}
+		if _, err := f.q.Report(ctx, f.robots[2].ID, b.Task.ID, 1, dispatch.Result{Success: true}); err != nil {
+			t.Fatal(err)
+		}
+		if c := f.claim(t, 0); c != nil {
+			t.Fatal("robot 0 took its timed-out task back beside a robot that just reported")
+		}
+		f.clock.Add(dispatch.IdleLiveness + time.Second)
+		c := f.claim(t, 0)
+		if c == nil || c.Task.ID != a.Task.ID || c.Attempt.Number != 2 {
+			t.Fatalf("robot 0 did not retry its task once the others fell silent: %+v", c)
+		}
+	})
+}
+
+// A pool with no robot able to take its work still ends it: a task still
+// waiting max_wait after its submission fails with reason expired. A
+// running attempt is not cut short; its task expires once pending again.
+func TestExpireAfterMaxWait(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, 0, 3)
+		db.Process.Update().SetMaxWaitSeconds(3600).ExecX(sys())
+		b := f.submit(t, 3)
+		f.clock.Add(time.Hour)
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire at exactly max_wait: %d, %v", n, err)
+		}
+		// A robot joins and starts one task just before the bound.
+		f.robots = append(f.robots, db.Robot.Create().SetName("late").SetPoolID(f.pool.ID).SaveX(sys()))
+		c := f.claim(t, 0)
+		f.clock.Add(time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 2 {
+			t.Fatalf("expire past max_wait: %d, %v (want the 2 waiting tasks)", n, err)
+		}
+		for _, tk := range db.Task.Query().Where(task.BatchID(b.ID)).AllX(sys()) {
+			if tk.ID == c.Task.ID {
+				if tk.State != task.StateRunning {
+					t.Fatalf("the running task is %s", tk.State)
+				}
+				continue
+			}
+			if tk.State != task.StateFailed || tk.FailureReason == nil || *tk.FailureReason != task.FailureReasonExpired ||
+				tk.FinishedAt == nil || !strings.Contains(tk.ErrorMessage, "still waiting for a robot 1h0m1s after its submission") {
+				t.Fatalf("task %d: %s %v %q", tk.ID, tk.State, tk.FailureReason, tk.ErrorMessage)
+			}
+		}
+		// The running attempt times out: its task is pending again and
+		// past max_wait, so it expires too, and the batch is finished.
+		f.timeOut(t, c)
+		if n, err := f.q.Expire(ctx); err != nil || n != 1 {
+			t.Fatalf("expire the timed-out task: %d, %v", n, err)
+		}
+		got := db.Batch.GetX(sys(), b.ID)
+		if got.Stack != batch.StackFinished || got.Failed != 3 || got.Pending != 0 || got.Running != 0 {
+			t.Fatalf("batch: %+v", got)
+		}
+		if n := db.Event.Query().Where(event.Type("task.failed"), event.BatchID(b.ID)).CountX(sys()); n != 3 {
+			t.Fatalf("%d task.failed events, want 3", n)
+		}
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire again: %d, %v", n, err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -91,22 +92,61 @@ type Result struct {
 // MaxOutputBytes bounds what one task may store as output or error text.
 const MaxOutputBytes = 1 << 20
 
+// refusal says why the daemon cannot record res as the robot sent it, or
+// "" when it can. A refused result is never simply dropped: Report then
+// ends the attempt as an execution error carrying this reason, because a
+// robot that sent it believes its attempt is over and will not send
+// anything else for it (left running, the attempt would only end at its
+// deadline, and count as a time-out on a robot that did its work).
+func refusal(res Result) string {
+	if res.Success {
+		if len(res.Output) > MaxOutputBytes {
+			return fmt.Sprintf("output of %d bytes exceeds the limit of %d bytes", len(res.Output), MaxOutputBytes)
+		}
+		if !json.Valid(res.Output) {
+			return "output is not valid JSON"
+		}
+		return ""
+	}
+	if res.Class != Execution && res.Class != Data {
+		return fmt.Sprintf("error class %q is neither execution nor data", res.Class)
+	}
+	return ""
+}
+
+// truncateMessage cuts a failure message to MaxOutputBytes on a UTF-8
+// boundary. A long message still carries the robot's verdict (and a data
+// error must stay a data error), so it is shortened rather than refused.
+func truncateMessage(msg string) string {
+	if len(msg) <= MaxOutputBytes {
+		return msg
+	}
+	suffix := fmt.Sprintf(" … (message of %d bytes truncated)", len(msg))
+	cut := MaxOutputBytes - len(suffix)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + suffix
+}
+
 // Report records the outcome of an attempt. A report for an attempt that is
 // no longer running (timed out, already reported) returns ErrStaleAttempt
 // and changes nothing.
+//
+// A result the daemon cannot record (output over MaxOutputBytes, output
+// that is not JSON, an unknown error class) is refused: the running
+// attempt fails at once as an execution error whose message gives the
+// reason ("result refused: output of N bytes exceeds the limit of M
+// bytes"), retried per the process's retries like any execution error,
+// and Report returns the task together with an error wrapping
+// ErrResultRefused, so the robot learns that its result did not count.
 func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res Result) (*ent.Task, error) {
-	if res.Success {
-		if len(res.Output) == 0 {
-			res.Output = json.RawMessage("{}")
-		}
-		if !json.Valid(res.Output) {
-			return nil, fmt.Errorf("report task %d: %w: output is not valid JSON", taskID, ErrBadInput)
-		}
-	} else if res.Class != Execution && res.Class != Data {
-		return nil, fmt.Errorf("report task %d: %w: error class %q (want execution or data)", taskID, ErrBadInput, res.Class)
+	if res.Success && len(res.Output) == 0 {
+		res.Output = json.RawMessage("{}")
 	}
-	if len(res.Output) > MaxOutputBytes || len(res.Message) > MaxOutputBytes {
-		return nil, fmt.Errorf("report task %d: %w: output or message larger than %d bytes", taskID, ErrBadInput, MaxOutputBytes)
+	res.Message = truncateMessage(res.Message)
+	if why := refusal(res); why != "" {
+		return q.refuse(ctx, robotID, taskID, attemptNo, why)
 	}
 	if res.Success && q.postgres.Load() {
 		t, err := q.reportSuccessFast(ctx, robotID, taskID, attemptNo, string(res.Output))
@@ -114,6 +154,24 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 			return t, err
 		}
 	}
+	return q.report(ctx, robotID, taskID, attemptNo, res)
+}
+
+// refuse ends a running attempt whose result was refused for reason why.
+func (q *Queue) refuse(ctx context.Context, robotID, taskID, attemptNo int, why string) (*ent.Task, error) {
+	t, err := q.report(ctx, robotID, taskID, attemptNo, Result{Class: Execution, Message: "result refused: " + why})
+	if errors.Is(err, ErrStaleAttempt) {
+		// Nothing to end: the report would have changed nothing anyway.
+		return nil, fmt.Errorf("%w (its result would have been refused: %s)", err, why)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, fmt.Errorf("report task %d attempt %d: %w: %s; the attempt failed as an execution error", taskID, attemptNo, ErrResultRefused, why)
+}
+
+// report records res through ent, the reference path.
+func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res Result) (*ent.Task, error) {
 	var out *ent.Task
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		sctx := system(ctx)

@@ -16,9 +16,10 @@ import (
 
 // Sweep abandons every running attempt whose deadline has passed: the
 // customer is told the task is delayed, the robot becomes suspect (no work
-// until it polls again), and the task goes back to pending for another
-// robot, or fails with timeout_exhausted once MaxTimeoutRobots different
-// robots timed out on it. It returns how many attempts it abandoned.
+// until it polls again), and the task goes back to pending, for another
+// robot when the pool has one (see claimable), or fails with
+// timeout_exhausted at its MaxTimeoutRobots-th time-out, on whichever
+// robots they happened. It returns how many attempts it abandoned.
 func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	now := q.clock()
 	expired, err := q.client.Attempt.Query().
@@ -59,19 +60,26 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	if err != nil {
 		return fmt.Errorf("abandon attempt %d: task: %w", a.ID, err)
 	}
-	robots, err := tx.Attempt.Query().
-		Where(attempt.TaskID(t.ID), attempt.StateEQ(attempt.StateAbandoned)).
-		Unique(true).Select(attempt.FieldRobotID).Ints(sctx)
-	if err != nil {
-		return fmt.Errorf("abandon attempt %d: count robots: %w", a.ID, err)
-	}
 	tu := tx.Task.Update().Where(task.ID(t.ID), task.StateEQ(task.StateRunning), task.AttemptNo(a.Number)).
 		AddTimeouts(1).SetUpdatedAt(rec.now)
 	bu := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).SetUpdatedAt(rec.now)
-	exhausted := len(robots) >= MaxTimeoutRobots
+	// Time-outs count in total, not per robot: a robot may retry a task it
+	// timed out on when no other robot can take it (a pool of one or two),
+	// and the task must still end.
+	exhausted := t.Timeouts+1 >= MaxTimeoutRobots
 	if exhausted {
+		robots, err := tx.Attempt.Query().
+			Where(attempt.TaskID(t.ID), attempt.StateEQ(attempt.StateAbandoned)).
+			Unique(true).Select(attempt.FieldRobotID).Ints(sctx)
+		if err != nil {
+			return fmt.Errorf("abandon attempt %d: count robots: %w", a.ID, err)
+		}
+		on := fmt.Sprintf("%d robots", len(robots))
+		if len(robots) == 1 {
+			on = "1 robot"
+		}
 		tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonTimeoutExhausted).
-			SetErrorMessage(fmt.Sprintf("timed out on %d different robots", len(robots))).SetFinishedAt(rec.now)
+			SetErrorMessage(fmt.Sprintf("timed out %d times (on %s)", t.Timeouts+1, on)).SetFinishedAt(rec.now)
 		bu.AddFailed(1)
 	} else {
 		tu.SetState(task.StatePending).SetRandKey(q.randKey())
@@ -97,6 +105,111 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	return nil
 }
 
+// expireLimit bounds the tasks one Expire call fails, and expireChunk the
+// tasks one of its transactions fails, so that a huge expired order
+// neither holds the writer for long nor delays the deadline sweep.
+const (
+	expireLimit = 2000
+	expireChunk = 200
+)
+
+// Expire fails every task still pending max_wait (its process's
+// max_wait_seconds) after its submission, with failure_reason expired and
+// the wait in its error message: never started because no robot of its
+// pool could take it, or waiting for a retry that never came. A running
+// attempt is never cut short; its task expires only once it is pending
+// again. So every task ends in bounded time whatever its pool: at most
+// max_wait after submission plus its last attempt (and the sweep
+// interval). It returns how many tasks it failed.
+func (q *Queue) Expire(ctx context.Context) (int, error) {
+	sctx := system(ctx)
+	now := q.clock()
+	// Active orders only (stacks A and B with pending tasks): few rows.
+	// Tasks carry their batch's creation time, so the batch's says when
+	// they were submitted.
+	var rows []struct {
+		ID        int       `json:"id"`
+		ProcessID int       `json:"process_id"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	err := q.client.Batch.Query().
+		Where(batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		Order(ent.Asc(batch.FieldCreatedAt), ent.Asc(batch.FieldID)).
+		Select(batch.FieldID, batch.FieldProcessID, batch.FieldCreatedAt).Scan(sctx, &rows)
+	if err != nil {
+		return 0, fmt.Errorf("expire: list active batches: %w", err)
+	}
+	done := 0
+	for _, b := range rows {
+		p, err := q.processFrom(sctx, q.client.Process, b.ProcessID)
+		if err != nil {
+			return done, fmt.Errorf("expire: process of batch %d: %w", b.ID, err)
+		}
+		maxWait := time.Duration(p.MaxWaitSeconds) * time.Second
+		if !b.CreatedAt.Before(now.Add(-maxWait)) {
+			continue
+		}
+		msg := fmt.Sprintf("expired: still waiting for a robot %s after its submission (max_wait of %s is %s)",
+			now.Sub(b.CreatedAt).Round(time.Second), p.Name, maxWait)
+		for done < expireLimit {
+			n, err := q.expireBatch(ctx, b.ID, min(expireChunk, expireLimit-done), msg)
+			if err != nil {
+				return done, err
+			}
+			done += n
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return done, nil
+}
+
+// expireBatch fails up to limit pending tasks of batch batchID with
+// reason expired, each behind the fence (task, pending, attempt number),
+// so a task a robot claimed meanwhile is left alone. It returns how many
+// it failed.
+func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, msg string) (int, error) {
+	n := 0
+	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+		n = 0
+		ts, err := tx.Task.Query().Where(task.BatchID(batchID), task.StateEQ(task.StatePending)).
+			Order(task.ByID()).Limit(limit).All(ctx)
+		if err != nil {
+			return fmt.Errorf("expire batch %d: list pending tasks: %w", batchID, err)
+		}
+		reason := task.FailureReasonExpired
+		for _, t := range ts {
+			k, err := tx.Task.Update().
+				Where(task.ID(t.ID), task.StateEQ(task.StatePending), task.AttemptNo(t.AttemptNo)).
+				SetState(task.StateFailed).SetFailureReason(reason).SetErrorMessage(msg).
+				SetFinishedAt(rec.now).SetUpdatedAt(rec.now).Save(ctx)
+			if err != nil {
+				return fmt.Errorf("expire task %d: %w", t.ID, err)
+			}
+			if k != 1 {
+				continue // claimed meanwhile
+			}
+			n++
+			t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateFailed, &reason, msg, &rec.now
+			rec.add(tx, "task.failed", msg, t, nil)
+		}
+		if n == 0 {
+			return nil
+		}
+		k, err := tx.Batch.Update().Where(batch.ID(batchID), batch.PendingGTE(n)).
+			AddPending(-n).AddFailed(n).SetUpdatedAt(rec.now).Save(ctx)
+		if err != nil {
+			return fmt.Errorf("expire batch %d: update counters: %w", batchID, err)
+		}
+		if k != 1 {
+			return fmt.Errorf("expire batch %d: it counts fewer than the %d pending tasks expired", batchID, n)
+		}
+		return finishBatchIfDone(ctx, tx, rec, batchID)
+	})
+	return n, err
+}
+
 // Elector is the leader election RunSweeper needs; *lease.Elector
 // satisfies it.
 type Elector interface {
@@ -120,7 +233,8 @@ type SweeperOptions struct {
 	Logger *slog.Logger
 }
 
-// RunSweeper sweeps expired attempts every Interval until ctx is done,
+// RunSweeper sweeps expired attempts (Sweep) and tasks past their
+// max_wait (Expire) every Interval until ctx is done,
 // campaigning for leadership first when an Elector is given, and resigns
 // on the way out so a peer takes over at once.
 func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
@@ -155,6 +269,13 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		}
 		if n > 0 {
 			log.Warn("abandoned attempts past their deadline", "count", n)
+		}
+		n, err = q.Expire(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("expire", "err", err)
+		}
+		if n > 0 {
+			log.Warn("failed tasks still waiting after their process's max_wait", "count", n)
 		}
 	}
 	if o.Elector != nil {

@@ -312,3 +312,70 @@ func ExampleWebhookPayload() {
 	fmt.Println(string(b))
 	// Output: {"event":"anomaly.opened","id":7,"rule":"heartbeat_lost","severity":"critical","status":"open","title":"Robot r1: heartbeat lost","message":"","since":"2026-11-22T02:00:00Z","facts":{"robot":"r1"}}
 }
+
+// TestTaskStuck: work in a pool with no robot opens task_stuck once it has
+// waited StuckAfter, with the facts of the wait; a pool whose robot is busy
+// on a long run stays quiet however long its queue; the anomaly resolves
+// once a robot takes the work.
+func TestTaskStuck(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{})
+		empty := db.Pool.Create().SetName("empty").SetProvider("local").SetMax(1).SaveX(ctx)
+		db.Process.Create().SetName("orphan").SetPoolID(empty.ID).SetRunner("echo").SetMaxWaitSeconds(7200).SaveX(ctx)
+		one := []json.RawMessage{json.RawMessage(`{}`)}
+		submit := func(proc string, n int) {
+			t.Helper()
+			in := make([]json.RawMessage, n)
+			for i := range in {
+				in[i] = one[0]
+			}
+			if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: proc, Inputs: in}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stuck := func() []*ent.Anomaly {
+			t.Helper()
+			if err := f.mon.Detect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return db.Anomaly.Query().Where(anomaly.RuleEQ(anomaly.RuleTaskStuck)).AllX(ctx)
+		}
+		submit("orphan", 2)
+		// The night pool: its robot runs a long task with more waiting.
+		submit("vat", 3)
+		claim, err := f.q.ClaimTask(ctx, f.robot.ID)
+		if err != nil || claim == nil {
+			t.Fatalf("claim: %v %v", claim, err)
+		}
+		f.clock.Add(14 * time.Minute)
+		if as := stuck(); len(as) != 0 {
+			t.Fatalf("task_stuck before the threshold: %+v", as)
+		}
+		f.clock.Add(2 * time.Minute)
+		if _, err := f.q.Heartbeat(ctx, f.robot.ID, claim.Task.ID, claim.Attempt.Number); err != nil {
+			t.Fatal(err)
+		}
+		as := stuck()
+		if len(as) != 1 {
+			t.Fatalf("task_stuck anomalies: %+v", as)
+		}
+		a := as[0]
+		if *a.PoolID != empty.ID || a.Status != anomaly.StatusOpen || a.Severity != anomaly.SeverityCritical ||
+			a.Facts["waiting"] != "2" || a.Facts["robots"] != "none" || a.Facts["expires"] == "" {
+			t.Fatalf("anomaly: %+v", a)
+		}
+		if as := stuck(); len(as) != 1 {
+			t.Fatalf("opened twice: %+v", as)
+		}
+		// A robot joins the empty pool and takes the work.
+		r := db.Robot.Create().SetName("e1").SetPoolID(empty.ID).SetState("idle").SetLastSeenAt(f.clock.Now()).SaveX(ctx)
+		if c, err := f.q.ClaimTask(ctx, r.ID); err != nil || c == nil {
+			t.Fatalf("claim in the empty pool: %v %v", c, err)
+		}
+		as = stuck()
+		if len(as) != 1 || as[0].Status != anomaly.StatusResolved || as[0].Resolution == "" {
+			t.Fatalf("after a robot took the work: %+v", as)
+		}
+	})
+}

@@ -148,7 +148,78 @@ func (m *Monitor) Snapshot(ctx context.Context) (rules.State, error) {
 	if st.Pools, err = m.poolSeries(ctx, n, now); err != nil {
 		return st, err
 	}
+	if st.Waiting, err = m.waiting(ctx, n, now); err != nil {
+		return st, err
+	}
 	return st, nil
+}
+
+// activityTypes are the events that show a pool's robots taking and
+// finishing work (with a robot): a dispatch or a robot's report. Time-outs
+// and the sweeper's expiries are not progress.
+var activityTypes = []string{"task.dispatched", "task.succeeded", "task.failed", "task.retrying"}
+
+// waiting reads the work waiting for a robot in every active pool: the
+// active orders with pending tasks (few rows), and each such pool's last
+// dispatch or report within the stuck threshold (an index range on
+// events(pool_id, at)).
+func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules.PoolWork, error) {
+	var rows []struct {
+		PoolID    int       `json:"pool_id"`
+		ProcessID int       `json:"process_id"`
+		CreatedAt time.Time `json:"created_at"`
+		Pending   int       `json:"pending"`
+	}
+	err := m.client.Batch.Query().
+		Where(batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		Select(batch.FieldPoolID, batch.FieldProcessID, batch.FieldCreatedAt, batch.FieldPending).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: waiting work: %w", err)
+	}
+	by := map[int]*rules.PoolWork{}
+	for _, p := range n.pools {
+		if p.Active {
+			by[p.ID] = &rules.PoolWork{PoolID: p.ID, Pool: p.Name}
+		}
+	}
+	for _, r := range rows {
+		w := by[r.PoolID]
+		if w == nil {
+			w = &rules.PoolWork{PoolID: r.PoolID, Pool: fmt.Sprintf("pool %d", r.PoolID)}
+			if p := n.pools[r.PoolID]; p != nil {
+				w.Pool = p.Name
+			}
+			by[r.PoolID] = w
+		}
+		if w.Pending == 0 || r.CreatedAt.Before(w.OldestSubmitted) {
+			w.OldestSubmitted = r.CreatedAt
+			w.ExpiresAt = nil
+			if p := n.processes[r.ProcessID]; p != nil {
+				e := r.CreatedAt.Add(time.Duration(p.MaxWaitSeconds) * time.Second)
+				w.ExpiresAt = &e
+			}
+		}
+		w.Pending += r.Pending
+	}
+	out := make([]rules.PoolWork, 0, len(by))
+	for _, w := range by {
+		if w.Pending > 0 {
+			last, err := m.client.Event.Query().
+				Where(event.PoolID(w.PoolID), event.AtGT(now.Add(-m.o.Thresholds.StuckAfter)), event.TypeIn(activityTypes...), event.RobotIDNotNil()).
+				Order(ent.Desc(event.FieldAt)).First(ctx)
+			switch {
+			case ent.IsNotFound(err):
+			case err != nil:
+				return nil, fmt.Errorf("snapshot: last activity of pool %s: %w", w.Pool, err)
+			default:
+				at := last.At
+				w.LastActivity = &at
+			}
+		}
+		out = append(out, *w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PoolID < out[j].PoolID })
+	return out, nil
 }
 
 // runs returns the attempts in progress, and the same runs by robot.

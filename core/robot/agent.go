@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
@@ -200,20 +202,47 @@ func (a *Agent) work(ctx context.Context, c *Claim) {
 
 // report delivers a result, retrying transport failures until the
 // attempt's deadline; the daemon refuses duplicates, so retrying is safe.
+//
+// A result the daemon refuses (RESULT_REFUSED: too big, not JSON) has
+// already failed the attempt on the daemon's side with the reason: the
+// agent logs it as an error and moves on, it never resends it. A request
+// refused before it reached the queue (an HTTP 4xx such as 413 from a
+// proxy's body limit) would leave the attempt running until its deadline,
+// so the agent then reports the attempt as an execution error naming the
+// refusal, once.
 func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[string]any) {
 	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.Deadline.Add(time.Minute))
 	defer cancel()
 	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
+	fellBack := false
 	for {
 		err := a.Client.Do(rctx, reportQ, map[string]any{"in": in}, nil)
 		if err == nil {
 			return
 		}
 		var gerr gqlclient.Errors
-		if errors.As(err, &gerr) {
-			// The daemon answered: retrying would get the same answer.
-			log.Warn("result refused", "err", err)
+		var serr *gqlclient.StatusError
+		switch {
+		case errors.As(err, &gerr) && gerr.HasCode("RESULT_REFUSED"):
+			log.Error("result refused by the daemon; the attempt failed as an execution error", "err", err)
 			return
+		case errors.As(err, &gerr) && gerr.HasCode("STALE_ATTEMPT"):
+			log.Warn("result refused: the attempt is no longer ours (timed out or already reported)", "err", err)
+			return
+		case errors.As(err, &gerr):
+			// The daemon answered: retrying would get the same answer.
+			log.Error("result refused", "err", err)
+			return
+		case errors.As(err, &serr) && refusedRequest(serr.Status):
+			if fellBack {
+				log.Error("failure report refused too; the attempt ends at its deadline", "err", err)
+				return
+			}
+			fellBack = true
+			log.Error("result not accepted by the daemon; reporting the attempt as failed", "err", err)
+			in = map[string]any{"taskID": c.TaskID, "attempt": c.Attempt, "success": false, "errorClass": "EXECUTION",
+				"message": truncateUTF8(fmt.Sprintf("the daemon did not accept the result: %v", err), 4096)}
+			continue
 		}
 		if rctx.Err() != nil {
 			log.Error("result not delivered before the deadline", "err", err)
@@ -223,6 +252,22 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[s
 		log.Warn("report failed; retrying", "err", err, "in", d)
 		sleep(rctx, d)
 	}
+}
+
+// refusedRequest: an HTTP status saying the request itself will never be
+// accepted as sent (a client error other than a time-out or rate limit).
+func refusedRequest(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {

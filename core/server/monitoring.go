@@ -29,6 +29,7 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 		Thresholds: rules.Thresholds{
 			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
 			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
+			StuckAfter: c.StuckAfter,
 		},
 	}
 	if c.Webhook != nil {

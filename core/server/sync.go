@@ -106,6 +106,7 @@ func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
 		id, err := tx.Process.Create().SetName(p.Name).SetPoolID(poolID).SetNillableOwnerID(owner).
 			SetKind(process.Kind(p.Kind)).SetRunner(p.Runner).SetPackage(p.Package).
 			SetMaxDurationSeconds(max(int(p.MaxDuration.Seconds()), 1)).SetRetries(p.Retries).
+			SetMaxWaitSeconds(max(int(p.MaxWait.Seconds()), 1)).
 			SetSchedule(scheduleText(p.Schedules)).SetActive(true).
 			OnConflictColumns(process.FieldName).UpdateNewValues().ID(ctx)
 		if err != nil {

@@ -140,6 +140,7 @@ const (
 	RuleScheduleMissed Rule = "schedule_missed"
 	RuleFailureRate    Rule = "failure_rate"
 	RuleQueueGrowing   Rule = "queue_growing"
+	RuleTaskStuck      Rule = "task_stuck"
 )
 
 func (r Rule) String() string {
@@ -149,7 +150,7 @@ func (r Rule) String() string {
 // RuleValidator is a validator for the "rule" field enum values. It is called by the builders before save.
 func RuleValidator(r Rule) error {
 	switch r {
-	case RuleRunFaulted, RuleRunHung, RuleHeartbeatLost, RuleVMGone, RuleScheduleMissed, RuleFailureRate, RuleQueueGrowing:
+	case RuleRunFaulted, RuleRunHung, RuleHeartbeatLost, RuleVMGone, RuleScheduleMissed, RuleFailureRate, RuleQueueGrowing, RuleTaskStuck:
 		return nil
 	default:
 		return fmt.Errorf("anomaly: invalid enum value for rule field: %q", r)

@@ -39,7 +39,7 @@ var (
 	// AnomaliesColumns holds the columns for the "anomalies" table.
 	AnomaliesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
-		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing"}},
+		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing", "task_stuck"}},
 		{Name: "key", Type: field.TypeString},
 		{Name: "open_key", Type: field.TypeString, Unique: true, Nullable: true},
 		{Name: "severity", Type: field.TypeEnum, Enums: []string{"critical", "warning", "info"}},
@@ -437,6 +437,7 @@ var (
 		{Name: "package", Type: field.TypeString, Default: ""},
 		{Name: "max_duration_seconds", Type: field.TypeInt, Default: 600},
 		{Name: "retries", Type: field.TypeInt, Default: 3},
+		{Name: "max_wait_seconds", Type: field.TypeInt, Default: 86400},
 		{Name: "schedule", Type: field.TypeString, Default: ""},
 		{Name: "active", Type: field.TypeBool, Default: true},
 		{Name: "owner_id", Type: field.TypeInt, Nullable: true},
@@ -450,13 +451,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "processes_customers_processes",
-				Columns:    []*schema.Column{ProcessesColumns[11]},
+				Columns:    []*schema.Column{ProcessesColumns[12]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "processes_pools_processes",
-				Columns:    []*schema.Column{ProcessesColumns[12]},
+				Columns:    []*schema.Column{ProcessesColumns[13]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -576,7 +577,7 @@ var (
 		{Name: "attempt_no", Type: field.TypeInt, Default: 0},
 		{Name: "executions_failed", Type: field.TypeInt, Default: 0},
 		{Name: "timeouts", Type: field.TypeInt, Default: 0},
-		{Name: "failure_reason", Type: field.TypeEnum, Nullable: true, Enums: []string{"data_error", "retries_exhausted", "timeout_exhausted", "cancelled"}},
+		{Name: "failure_reason", Type: field.TypeEnum, Nullable: true, Enums: []string{"data_error", "retries_exhausted", "timeout_exhausted", "cancelled", "expired"}},
 		{Name: "error_message", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "rand_key", Type: field.TypeInt64, Default: 0},

@@ -38,6 +38,8 @@ const (
 	FieldMaxDurationSeconds = "max_duration_seconds"
 	// FieldRetries holds the string denoting the retries field in the database.
 	FieldRetries = "retries"
+	// FieldMaxWaitSeconds holds the string denoting the max_wait_seconds field in the database.
+	FieldMaxWaitSeconds = "max_wait_seconds"
 	// FieldSchedule holds the string denoting the schedule field in the database.
 	FieldSchedule = "schedule"
 	// FieldActive holds the string denoting the active field in the database.
@@ -86,6 +88,7 @@ var Columns = []string{
 	FieldPackage,
 	FieldMaxDurationSeconds,
 	FieldRetries,
+	FieldMaxWaitSeconds,
 	FieldSchedule,
 	FieldActive,
 }
@@ -128,6 +131,10 @@ var (
 	DefaultRetries int
 	// RetriesValidator is a validator for the "retries" field. It is called by the builders before save.
 	RetriesValidator func(int) error
+	// DefaultMaxWaitSeconds holds the default value on creation for the "max_wait_seconds" field.
+	DefaultMaxWaitSeconds int
+	// MaxWaitSecondsValidator is a validator for the "max_wait_seconds" field. It is called by the builders before save.
+	MaxWaitSecondsValidator func(int) error
 	// DefaultSchedule holds the default value on creation for the "schedule" field.
 	DefaultSchedule string
 	// DefaultActive holds the default value on creation for the "active" field.
@@ -217,6 +224,11 @@ func ByMaxDurationSeconds(opts ...sql.OrderTermOption) OrderOption {
 // ByRetries orders the results by the retries field.
 func ByRetries(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRetries, opts...).ToFunc()
+}
+
+// ByMaxWaitSeconds orders the results by the max_wait_seconds field.
+func ByMaxWaitSeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMaxWaitSeconds, opts...).ToFunc()
 }
 
 // BySchedule orders the results by the schedule field.

@@ -100,6 +100,11 @@ func Retries(v int) predicate.Process {
 	return predicate.Process(sql.FieldEQ(FieldRetries, v))
 }
 
+// MaxWaitSeconds applies equality check predicate on the "max_wait_seconds" field. It's identical to MaxWaitSecondsEQ.
+func MaxWaitSeconds(v int) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldMaxWaitSeconds, v))
+}
+
 // Schedule applies equality check predicate on the "schedule" field. It's identical to ScheduleEQ.
 func Schedule(v string) predicate.Process {
 	return predicate.Process(sql.FieldEQ(FieldSchedule, v))
@@ -533,6 +538,46 @@ func RetriesLT(v int) predicate.Process {
 // RetriesLTE applies the LTE predicate on the "retries" field.
 func RetriesLTE(v int) predicate.Process {
 	return predicate.Process(sql.FieldLTE(FieldRetries, v))
+}
+
+// MaxWaitSecondsEQ applies the EQ predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsEQ(v int) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldMaxWaitSeconds, v))
+}
+
+// MaxWaitSecondsNEQ applies the NEQ predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsNEQ(v int) predicate.Process {
+	return predicate.Process(sql.FieldNEQ(FieldMaxWaitSeconds, v))
+}
+
+// MaxWaitSecondsIn applies the In predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsIn(vs ...int) predicate.Process {
+	return predicate.Process(sql.FieldIn(FieldMaxWaitSeconds, vs...))
+}
+
+// MaxWaitSecondsNotIn applies the NotIn predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsNotIn(vs ...int) predicate.Process {
+	return predicate.Process(sql.FieldNotIn(FieldMaxWaitSeconds, vs...))
+}
+
+// MaxWaitSecondsGT applies the GT predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsGT(v int) predicate.Process {
+	return predicate.Process(sql.FieldGT(FieldMaxWaitSeconds, v))
+}
+
+// MaxWaitSecondsGTE applies the GTE predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsGTE(v int) predicate.Process {
+	return predicate.Process(sql.FieldGTE(FieldMaxWaitSeconds, v))
+}
+
+// MaxWaitSecondsLT applies the LT predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsLT(v int) predicate.Process {
+	return predicate.Process(sql.FieldLT(FieldMaxWaitSeconds, v))
+}
+
+// MaxWaitSecondsLTE applies the LTE predicate on the "max_wait_seconds" field.
+func MaxWaitSecondsLTE(v int) predicate.Process {
+	return predicate.Process(sql.FieldLTE(FieldMaxWaitSeconds, v))
 }
 
 // ScheduleEQ applies the EQ predicate on the "schedule" field.

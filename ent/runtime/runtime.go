@@ -674,12 +674,18 @@ func init() {
 	process.DefaultRetries = processDescRetries.Default.(int)
 	// process.RetriesValidator is a validator for the "retries" field. It is called by the builders before save.
 	process.RetriesValidator = processDescRetries.Validators[0].(func(int) error)
+	// processDescMaxWaitSeconds is the schema descriptor for max_wait_seconds field.
+	processDescMaxWaitSeconds := processFields[8].Descriptor()
+	// process.DefaultMaxWaitSeconds holds the default value on creation for the max_wait_seconds field.
+	process.DefaultMaxWaitSeconds = processDescMaxWaitSeconds.Default.(int)
+	// process.MaxWaitSecondsValidator is a validator for the "max_wait_seconds" field. It is called by the builders before save.
+	process.MaxWaitSecondsValidator = processDescMaxWaitSeconds.Validators[0].(func(int) error)
 	// processDescSchedule is the schema descriptor for schedule field.
-	processDescSchedule := processFields[8].Descriptor()
+	processDescSchedule := processFields[9].Descriptor()
 	// process.DefaultSchedule holds the default value on creation for the schedule field.
 	process.DefaultSchedule = processDescSchedule.Default.(string)
 	// processDescActive is the schema descriptor for active field.
-	processDescActive := processFields[9].Descriptor()
+	processDescActive := processFields[10].Descriptor()
 	// process.DefaultActive holds the default value on creation for the active field.
 	process.DefaultActive = processDescActive.Default.(bool)
 	remoteendpointMixin := schema.RemoteEndpoint{}.Mixin()

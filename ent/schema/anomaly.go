@@ -11,7 +11,7 @@ import (
 // Anomaly is something the night shift must look at: a faulted or hung run,
 // a robot that stopped heartbeating, a VM that vanished, a scheduled run
 // that never started, a failure rate that jumped, a queue that outgrows a
-// full pool. Rows are written by core/monitor only; people acknowledge and
+// full pool, work that waits in a pool where nothing is being done. Rows are written by core/monitor only; people acknowledge and
 // resolve them through the API.
 type Anomaly struct{ ent.Schema }
 
@@ -19,7 +19,7 @@ func (Anomaly) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("rule").
 			Values("run_faulted", "run_hung", "heartbeat_lost", "vm_gone",
-				"schedule_missed", "failure_rate", "queue_growing").
+				"schedule_missed", "failure_rate", "queue_growing", "task_stuck").
 			Immutable(),
 		field.String("key").NotEmpty().Immutable().
 			Comment("Identifies the condition's subject, e.g. heartbeat_lost/robot/7."),

@@ -28,6 +28,8 @@ func (Process) Fields() []ent.Field {
 		field.Int("max_duration_seconds").Positive().Default(600),
 		field.Int("retries").NonNegative().Default(3).
 			Comment("Extra attempts after an execution error."),
+		field.Int("max_wait_seconds").Positive().Default(86400).
+			Comment("How long after its submission a task may still be waiting for a robot; the sweeper then fails it with reason expired."),
 		field.String("schedule").Default(""),
 		field.Bool("active").Default(true),
 	}

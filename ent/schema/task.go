@@ -32,7 +32,7 @@ func (Task) Fields() []ent.Field {
 		field.Int("executions_failed").NonNegative().Default(0),
 		field.Int("timeouts").NonNegative().Default(0),
 		field.Enum("failure_reason").
-			Values("data_error", "retries_exhausted", "timeout_exhausted", "cancelled").
+			Values("data_error", "retries_exhausted", "timeout_exhausted", "cancelled", "expired").
 			Optional().Nillable(),
 		field.Text("error_message").Default(""),
 		field.Time("finished_at").Optional().Nillable(),

@@ -183,6 +183,7 @@ const (
 	FailureReasonRetriesExhausted FailureReason = "retries_exhausted"
 	FailureReasonTimeoutExhausted FailureReason = "timeout_exhausted"
 	FailureReasonCancelled        FailureReason = "cancelled"
+	FailureReasonExpired          FailureReason = "expired"
 )
 
 func (fr FailureReason) String() string {
@@ -192,7 +193,7 @@ func (fr FailureReason) String() string {
 // FailureReasonValidator is a validator for the "failure_reason" field enum values. It is called by the builders before save.
 func FailureReasonValidator(fr FailureReason) error {
 	switch fr {
-	case FailureReasonDataError, FailureReasonRetriesExhausted, FailureReasonTimeoutExhausted, FailureReasonCancelled:
+	case FailureReasonDataError, FailureReasonRetriesExhausted, FailureReasonTimeoutExhausted, FailureReasonCancelled, FailureReasonExpired:
 		return nil
 	default:
 		return fmt.Errorf("task: invalid enum value for failure_reason field: %q", fr)

@@ -434,7 +434,7 @@ func Explain(ctx context.Context, db *store.DB, batchID, robotID int) (string, e
 		// The statement a claim runs (EXPLAIN plans it without running it).
 		now := time.Now().UTC()
 		stmt = "EXPLAIN " + dispatch.PostgresClaimStatement()
-		args = []any{batchID, robotID, int64(1) << 61, now, now, now, "explain"}
+		args = []any{batchID, robotID, int64(1) << 61, now, now, now, "explain", now.Add(-dispatch.IdleLiveness)}
 	} else {
 		stmt = `EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE batch_id = ? AND state = 'pending' AND rand_key >= ?
 			AND id NOT IN (SELECT task_id FROM attempts WHERE robot_id = ? AND state = 'abandoned')

@@ -24,6 +24,7 @@ const (
 	ScheduleMissed Rule = "schedule_missed"
 	FailureRate    Rule = "failure_rate"
 	QueueGrowing   Rule = "queue_growing"
+	TaskStuck      Rule = "task_stuck"
 )
 
 // Sticky rules describe something that happened (a run faulted, a slot was
@@ -82,6 +83,11 @@ type Thresholds struct {
 	// QueueSamples is how many consecutive pool samples must show the queue
 	// growing while the pool is at max.
 	QueueSamples int
+	// StuckAfter is how long work may wait in a pool where nothing runs
+	// and nothing was dispatched or reported before it is stuck. It is far
+	// above a robot's boot time and claim wait, so a pool that scales up
+	// from zero or is between two polls stays quiet.
+	StuckAfter time.Duration
 }
 
 // Defaults for Thresholds.
@@ -92,6 +98,7 @@ const (
 	DefaultFailureMinRuns   = 10
 	DefaultFailureJump      = 0.25
 	DefaultQueueSamples     = 4
+	DefaultStuckAfter       = 15 * time.Minute
 )
 
 // WithDefaults fills zero fields.
@@ -114,6 +121,9 @@ func (t Thresholds) WithDefaults() Thresholds {
 	if t.QueueSamples < 2 {
 		t.QueueSamples = DefaultQueueSamples
 	}
+	if t.StuckAfter <= 0 {
+		t.StuckAfter = DefaultStuckAfter
+	}
 	return t
 }
 
@@ -127,6 +137,26 @@ type State struct {
 	Schedules []ScheduledRun
 	Processes []ProcessStats
 	Pools     []PoolSeries
+	// Waiting is the work waiting for a robot, per active pool (pools
+	// with none included, so a cleared condition says why).
+	Waiting []PoolWork
+}
+
+// PoolWork is the work waiting for a robot in one pool.
+type PoolWork struct {
+	PoolID int
+	Pool   string
+	// Pending counts the tasks waiting for a robot.
+	Pending int
+	// OldestSubmitted is the submission of the oldest order with a task
+	// waiting.
+	OldestSubmitted time.Time
+	// LastActivity is the pool's last dispatch or robot report, nil when
+	// there was none lately (at least StuckAfter).
+	LastActivity *time.Time
+	// ExpiresAt is when the oldest waiting task fails with reason expired
+	// (its process's max_wait), if known.
+	ExpiresAt *time.Time
 }
 
 // Robot is one robot that is, or should be, alive.
@@ -236,6 +266,7 @@ func Evaluate(s State, th Thresholds) []Finding {
 	out = append(out, schedules(s, th)...)
 	out = append(out, failureRates(s, th)...)
 	out = append(out, queues(s, th)...)
+	out = append(out, stuck(s, th)...)
 	return out
 }
 
@@ -518,6 +549,93 @@ func queues(s State, th Thresholds) []Finding {
 		})
 	}
 	return out
+}
+
+// stuck: work waits in a pool where nothing happens — no run in progress
+// and no dispatch or robot report for StuckAfter, while the oldest waiting
+// order is at least that old. It is what a pool without robots, with only
+// dead or draining ones, or with robots that cannot take the work looks
+// like, and the work would otherwise wait unnoticed until it expires. A
+// pool whose robots are busy, or that dispatched lately, is making
+// progress and stays quiet, however long its queue.
+func stuck(s State, th Thresholds) []Finding {
+	running := map[int]int{}
+	for _, r := range s.Runs {
+		running[r.PoolID]++
+	}
+	robots := map[int]map[string]int{}
+	for _, r := range s.Robots {
+		if robots[r.PoolID] == nil {
+			robots[r.PoolID] = map[string]int{}
+		}
+		robots[r.PoolID][r.State]++
+	}
+	var out []Finding
+	for _, w := range s.Waiting {
+		key := fmt.Sprintf("%s/pool/%d", TaskStuck, w.PoolID)
+		clear := func(why string) {
+			out = append(out, Finding{Rule: TaskStuck, Key: key, Resolution: why})
+		}
+		if w.Pending == 0 {
+			clear(fmt.Sprintf("no work waiting in pool %s", w.Pool))
+			continue
+		}
+		if n := running[w.PoolID]; n > 0 {
+			clear(fmt.Sprintf("pool %s is running %d tasks", w.Pool, n))
+			continue
+		}
+		since := w.OldestSubmitted
+		if w.LastActivity != nil && w.LastActivity.After(since) {
+			since = *w.LastActivity
+		}
+		if s.Now.Sub(since) < th.StuckAfter {
+			why := fmt.Sprintf("pool %s dispatched or reported work at %s", w.Pool, ts(since))
+			if w.LastActivity == nil || !w.LastActivity.After(w.OldestSubmitted) {
+				why = fmt.Sprintf("work in pool %s has waited less than %s", w.Pool, th.StuckAfter)
+			}
+			clear(why)
+			continue
+		}
+		rs := "none"
+		if m := robots[w.PoolID]; len(m) > 0 {
+			rs = ""
+			for _, st := range sortedStates(m) {
+				if rs != "" {
+					rs += ", "
+				}
+				rs += fmt.Sprintf("%d %s", m[st], st)
+			}
+		}
+		last := "none lately"
+		if w.LastActivity != nil {
+			last = ts(*w.LastActivity)
+		}
+		msg := fmt.Sprintf("%d tasks wait in pool %s, the oldest order since %s, and no robot has taken any for %s (robots: %s)",
+			w.Pending, w.Pool, ts(w.OldestSubmitted), s.Now.Sub(since).Round(time.Second), rs)
+		fs := []string{"pool", w.Pool, "waiting", strconv.Itoa(w.Pending), "oldest order", ts(w.OldestSubmitted),
+			"last dispatch or report", last, "robots", rs}
+		if w.ExpiresAt != nil {
+			msg += fmt.Sprintf("; the oldest expires at %s", ts(*w.ExpiresAt))
+			fs = append(fs, "expires", ts(*w.ExpiresAt))
+		}
+		out = append(out, Finding{
+			Rule: TaskStuck, Key: key, Active: true, Severity: Critical,
+			Title:   fmt.Sprintf("Work in pool %s is stuck: no robot takes it", w.Pool),
+			Message: msg, Since: since,
+			Subject: Subject{PoolID: ip(w.PoolID), Vendor: "rpacloud"},
+			Facts:   facts(fs...),
+		})
+	}
+	return out
+}
+
+func sortedStates(m map[string]int) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 // Open is an anomaly that is not resolved yet.

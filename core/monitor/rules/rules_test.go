@@ -275,3 +275,62 @@ func TestRuleOfKey(t *testing.T) {
 		t.Error("sticky rules")
 	}
 }
+
+func TestTaskStuck(t *testing.T) {
+	run := Run{TaskID: 1, Attempt: 1, ProcessID: 3, PoolID: 1, StartedAt: at(-time.Minute)}
+	cases := []struct {
+		name   string
+		work   PoolWork
+		robots []Robot
+		runs   []Run
+		want   string
+	}{
+		{"no work", PoolWork{PoolID: 1, Pool: "p"}, nil, nil, "clear"},
+		{"no robots, waiting 20m", PoolWork{PoolID: 1, Pool: "p", Pending: 3, OldestSubmitted: at(-20 * time.Minute)}, nil, nil, "active:critical"},
+		{"no robots, waiting 14m", PoolWork{PoolID: 1, Pool: "p", Pending: 3, OldestSubmitted: at(-14 * time.Minute)}, nil, nil, "clear"},
+		{"no robots, exactly at threshold", PoolWork{PoolID: 1, Pool: "p", Pending: 3, OldestSubmitted: at(-15 * time.Minute)}, nil, nil, "active:critical"},
+		{"robots busy with long runs", PoolWork{PoolID: 1, Pool: "p", Pending: 3, OldestSubmitted: at(-2 * time.Hour), LastActivity: tp(-time.Hour)},
+			[]Robot{{ID: 1, PoolID: 1, State: "busy"}}, []Run{run}, "clear"},
+		{"dispatched lately", PoolWork{PoolID: 1, Pool: "p", Pending: 3, OldestSubmitted: at(-2 * time.Hour), LastActivity: tp(-5 * time.Minute)},
+			[]Robot{{ID: 1, PoolID: 1, State: "idle"}}, nil, "clear"},
+		{"idle robot that takes nothing", PoolWork{PoolID: 1, Pool: "p", Pending: 1, OldestSubmitted: at(-2 * time.Hour), LastActivity: tp(-20 * time.Minute)},
+			[]Robot{{ID: 1, PoolID: 1, State: "idle"}}, nil, "active:critical"},
+		{"a run in another pool", PoolWork{PoolID: 2, Pool: "q", Pending: 1, OldestSubmitted: at(-time.Hour)}, nil, []Run{run}, "active:critical"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := Evaluate(State{Now: t0, Robots: c.robots, Runs: c.runs, Waiting: []PoolWork{c.work}}, Thresholds{})
+			key := "task_stuck/pool/" + strconv.Itoa(c.work.PoolID)
+			if got := verdict(fs, TaskStuck)[key]; got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+	// The facts say what waits, since when, what the robots are doing and
+	// when the work expires.
+	w := PoolWork{PoolID: 1, Pool: "p", Pending: 4, OldestSubmitted: at(-time.Hour), ExpiresAt: tp(23 * time.Hour)}
+	robots := []Robot{{ID: 1, PoolID: 1, State: "suspect"}, {ID: 2, PoolID: 1, State: "draining"}, {ID: 3, PoolID: 9, State: "idle"}}
+	var f Finding
+	for _, x := range Evaluate(State{Now: t0, Robots: robots, Waiting: []PoolWork{w}}, Thresholds{StuckAfter: 30 * time.Minute}) {
+		if x.Rule == TaskStuck {
+			f = x
+		}
+	}
+	if !f.Active || f.Facts["waiting"] != "4" || f.Facts["robots"] != "1 draining, 1 suspect" || f.Facts["expires"] != ts(at(23*time.Hour)) ||
+		!f.Since.Equal(at(-time.Hour)) || *f.Subject.PoolID != 1 || !strings.Contains(f.Message, "4 tasks wait in pool p") {
+		t.Fatalf("finding: %+v", f)
+	}
+	// Opened while the work waits, resolved once a robot takes it.
+	p := Reconcile(nil, []Finding{f})
+	if len(p.Create) != 1 || p.Create[0].Key != "task_stuck/pool/1" {
+		t.Fatalf("plan: %+v", p)
+	}
+	w.LastActivity = tp(0)
+	p = Reconcile([]Open{{ID: 7, Key: "task_stuck/pool/1"}}, Evaluate(State{Now: t0, Waiting: []PoolWork{w}}, Thresholds{}))
+	if len(p.Create) != 0 || len(p.Resolve) != 1 || !strings.Contains(p.Resolve[0].Resolution, "dispatched or reported work") {
+		t.Fatalf("plan after a dispatch: %+v", p)
+	}
+	if RuleOfKey("task_stuck/pool/1").Sticky() {
+		t.Fatal("task_stuck is a condition of the present, not sticky")
+	}
+}
