@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -102,9 +104,16 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 		if !json.Valid(res.Output) {
 			return nil, fmt.Errorf("report task %d: %w: output is not valid JSON", taskID, ErrBadInput)
 		}
+		if !utf8.Valid(res.Output) {
+			return nil, fmt.Errorf("report task %d: %w: output is not valid UTF-8", taskID, ErrBadInput)
+		}
 	} else if res.Class != Execution && res.Class != Data {
 		return nil, fmt.Errorf("report task %d: %w: error class %q (want execution or data)", taskID, ErrBadInput, res.Class)
 	}
+	// A failure's message is kept even when the robot passed on bytes
+	// PostgreSQL cannot store in text (invalid UTF-8, NUL): they become
+	// U+FFFD, so that the failure is recorded rather than lost.
+	res.Message = strings.ReplaceAll(strings.ToValidUTF8(res.Message, "\uFFFD"), "\x00", "\uFFFD")
 	if len(res.Output) > MaxOutputBytes || len(res.Message) > MaxOutputBytes {
 		return nil, fmt.Errorf("report task %d: %w: output or message larger than %d bytes", taskID, ErrBadInput, MaxOutputBytes)
 	}
