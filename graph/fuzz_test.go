@@ -97,7 +97,7 @@ func (s *fuzzServer) post(t *testing.T, body []byte) (int, []byte) {
 	return resp.StatusCode, out
 }
 
-// fragmentChain is fragmentBomb with a chosen field at its end.
+// deepQuery nests pools, robots and pool n times (8n levels).
 func deepQuery(n int) string {
 	return strings.Repeat("{pools{edges{node{robots{edges{node{pool", n) + "{name}" + strings.Repeat("}}}}}}}}", n)
 }
