@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
@@ -189,6 +190,12 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 		var obj map[string]any
 		if err := json.Unmarshal(in, &obj); err != nil || obj == nil {
 			return nil, fmt.Errorf("submit to %q: %w: task %d: input must be a JSON object", req.Process, ErrBadInput, i)
+		}
+		// encoding/json lets invalid UTF-8 through inside strings;
+		// PostgreSQL refuses it in a text column, which would surface as
+		// a storage error rather than a bad input.
+		if !utf8.Valid(in) {
+			return nil, fmt.Errorf("submit to %q: %w: task %d: input is not valid UTF-8", req.Process, ErrBadInput, i)
 		}
 		// Task inputs are stored in the database as they come; a secret in
 		// one would sit there in plain text. Credentials reach robots only

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -106,6 +107,11 @@ func refusal(res Result) string {
 		if !json.Valid(res.Output) {
 			return "output is not valid JSON"
 		}
+		// encoding/json lets invalid UTF-8 through inside strings;
+		// PostgreSQL refuses it in a text column.
+		if !utf8.Valid(res.Output) {
+			return "output is not valid UTF-8"
+		}
 		return ""
 	}
 	if res.Class != Execution && res.Class != Data {
@@ -144,7 +150,10 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 	if res.Success && len(res.Output) == 0 {
 		res.Output = json.RawMessage("{}")
 	}
-	res.Message = truncateMessage(res.Message)
+	// A failure's message is kept even when the robot passed on bytes
+	// PostgreSQL cannot store in text (invalid UTF-8, NUL): they become
+	// U+FFFD, so that the failure is recorded rather than lost.
+	res.Message = truncateMessage(strings.ReplaceAll(strings.ToValidUTF8(res.Message, "\uFFFD"), "\x00", "\uFFFD"))
 	if why := refusal(res); why != "" {
 		return q.refuse(ctx, robotID, taskID, attemptNo, why)
 	}
