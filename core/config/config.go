@@ -41,6 +41,7 @@ const (
 	DefaultWebsocketInitBytes    = 64 << 10
 	DefaultWebsocketMessageBytes = 1 << 20
 	DefaultTokenRecheck          = 5 * time.Second
+	DefaultResultBytes           = 1 << 20
 )
 
 // Config is one whole configuration, possibly spread over several files.
@@ -76,6 +77,7 @@ type Limits struct {
 	WebsocketInitBytes    int64         // one websocket message before connection_init is accepted; default 64 KiB
 	WebsocketMessageBytes int64         // one websocket message afterwards; default 1 MiB
 	TokenRecheck          time.Duration // how often an open websocket re-checks its token; default 5s
+	ResultBytes           int64         // one task's stored output or error message; default 1 MiB
 }
 
 // Database selects the storage. An empty DSN is resolved by the caller:
@@ -201,5 +203,6 @@ func defaultLimits() Limits {
 		WebsocketInitBytes:    DefaultWebsocketInitBytes,
 		WebsocketMessageBytes: DefaultWebsocketMessageBytes,
 		TokenRecheck:          DefaultTokenRecheck,
+		ResultBytes:           DefaultResultBytes,
 	}
 }

@@ -35,7 +35,7 @@ var (
 	}
 	databaseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "driver"}, {Name: "dsn"}}}
 	limitsSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "request_body_bytes"}, {Name: "websocket_init_bytes"}, {Name: "websocket_message_bytes"}, {Name: "token_recheck"},
+		{Name: "request_body_bytes"}, {Name: "websocket_init_bytes"}, {Name: "websocket_message_bytes"}, {Name: "token_recheck"}, {Name: "result_bytes"},
 	}}
 	vaultAttrs = []hcl.AttributeSchema{
 		{Name: "address", Required: true}, {Name: "auth_method"}, {Name: "role_id"},
@@ -270,6 +270,7 @@ func (l *loader) decodeLimits(b *hcl.Block) Limits {
 		{"request_body_bytes", &lim.RequestBodyBytes},
 		{"websocket_init_bytes", &lim.WebsocketInitBytes},
 		{"websocket_message_bytes", &lim.WebsocketMessageBytes},
+		{"result_bytes", &lim.ResultBytes},
 	} {
 		var n int
 		at := a.int(f.name, &n)

@@ -17,6 +17,7 @@ var defaultLimits = config.Limits{
 	WebsocketInitBytes:    64 << 10,
 	WebsocketMessageBytes: 1 << 20,
 	TokenRecheck:          5 * time.Second,
+	ResultBytes:           1 << 20,
 }
 
 func TestServerLimits(t *testing.T) {
@@ -26,6 +27,7 @@ func TestServerLimits(t *testing.T) {
     websocket_init_bytes    = 4096
     websocket_message_bytes = 262144
     token_recheck           = "2s"
+    result_bytes            = 65536
   }
 }
 `
@@ -33,7 +35,7 @@ func TestServerLimits(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(strings.Join(problems(diags), "\n"))
 	}
-	want := config.Limits{RequestBodyBytes: 1 << 20, WebsocketInitBytes: 4096, WebsocketMessageBytes: 256 << 10, TokenRecheck: 2 * time.Second}
+	want := config.Limits{RequestBodyBytes: 1 << 20, WebsocketInitBytes: 4096, WebsocketMessageBytes: 256 << 10, TokenRecheck: 2 * time.Second, ResultBytes: 64 << 10}
 	if cfg.Server.Limits != want {
 		t.Errorf("limits: got %+v, want %+v", cfg.Server.Limits, want)
 	}

@@ -56,6 +56,9 @@ type Queue struct {
 
 	cache settingsCache
 
+	// maxResult bounds a task's stored output and error message.
+	maxResult int
+
 	// postgres is set once a claim has seen the database's dialect; claims
 	// and reports take the PostgreSQL fast path only then (fastpath.go).
 	postgres atomic.Bool
@@ -71,6 +74,10 @@ type Options struct {
 	// Seed seeds the random draws (batch under weighted, task within a
 	// batch); 0 picks a random seed.
 	Seed uint64
+	// MaxResultBytes bounds what one task stores as output or error
+	// message; default MaxOutputBytes. A larger output is refused (the
+	// attempt fails), a larger message shortened.
+	MaxResultBytes int
 }
 
 // New returns a queue on client.
@@ -85,7 +92,11 @@ func New(client *ent.Client, o Options) *Queue {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	return &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = MaxOutputBytes
+	}
+	return &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes,
+		rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // Uint64N is the queue's random source for policy.Pick.

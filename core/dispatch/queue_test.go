@@ -749,3 +749,26 @@ func TestSweeperLeader(t *testing.T) {
 		}
 	})
 }
+
+// server.limits.result_bytes reaches the queue: an output over the
+// configured limit is refused (the attempt fails), a message over it is
+// shortened to it.
+func TestResultLimitSetting(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 2)
+		f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 42, MaxResultBytes: 2048})
+		ctx := context.Background()
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		out := json.RawMessage(`{"blob":"` + strings.Repeat("x", 3000) + `"}`)
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Success: true, Output: out}); !errors.Is(err, dispatch.ErrResultRefused) ||
+			!strings.Contains(err.Error(), "exceeds the limit of 2048 bytes") {
+			t.Fatalf("output over the configured limit: %v", err)
+		}
+		c = f.claim(t, 0)
+		tk, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: strings.Repeat("m", 5000)})
+		if err != nil || len(tk.ErrorMessage) > 2048 || !strings.Contains(tk.ErrorMessage, "truncated") {
+			t.Fatalf("long message: %d bytes, %v", len(tk.ErrorMessage), err)
+		}
+	})
+}

@@ -90,7 +90,8 @@ type Result struct {
 	Message string          // for failures
 }
 
-// MaxOutputBytes bounds what one task may store as output or error text.
+// MaxOutputBytes is the default bound on what one task may store as
+// output or error text (Options.MaxResultBytes; server.limits.result_bytes).
 const MaxOutputBytes = 1 << 20
 
 // refusal says why the daemon cannot record res as the robot sent it, or
@@ -99,10 +100,10 @@ const MaxOutputBytes = 1 << 20
 // robot that sent it believes its attempt is over and will not send
 // anything else for it (left running, the attempt would only end at its
 // deadline, and count as a time-out on a robot that did its work).
-func refusal(res Result) string {
+func refusal(res Result, limit int) string {
 	if res.Success {
-		if len(res.Output) > MaxOutputBytes {
-			return fmt.Sprintf("output of %d bytes exceeds the limit of %d bytes", len(res.Output), MaxOutputBytes)
+		if len(res.Output) > limit {
+			return fmt.Sprintf("output of %d bytes exceeds the limit of %d bytes", len(res.Output), limit)
 		}
 		if !json.Valid(res.Output) {
 			return "output is not valid JSON"
@@ -123,12 +124,12 @@ func refusal(res Result) string {
 // truncateMessage cuts a failure message to MaxOutputBytes on a UTF-8
 // boundary. A long message still carries the robot's verdict (and a data
 // error must stay a data error), so it is shortened rather than refused.
-func truncateMessage(msg string) string {
-	if len(msg) <= MaxOutputBytes {
+func truncateMessage(msg string, limit int) string {
+	if len(msg) <= limit {
 		return msg
 	}
 	suffix := fmt.Sprintf(" … (message of %d bytes truncated)", len(msg))
-	cut := MaxOutputBytes - len(suffix)
+	cut := max(limit-len(suffix), 0)
 	for cut > 0 && !utf8.RuneStart(msg[cut]) {
 		cut--
 	}
@@ -139,7 +140,7 @@ func truncateMessage(msg string) string {
 // no longer running (timed out, already reported) returns ErrStaleAttempt
 // and changes nothing.
 //
-// A result the daemon cannot record (output over MaxOutputBytes, output
+// A result the daemon cannot record (output over the result limit, output
 // that is not JSON, an unknown error class) is refused: the running
 // attempt fails at once as an execution error whose message gives the
 // reason ("result refused: output of N bytes exceeds the limit of M
@@ -153,8 +154,8 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 	// A failure's message is kept even when the robot passed on bytes
 	// PostgreSQL cannot store in text (invalid UTF-8, NUL): they become
 	// U+FFFD, so that the failure is recorded rather than lost.
-	res.Message = truncateMessage(strings.ReplaceAll(strings.ToValidUTF8(res.Message, "\uFFFD"), "\x00", "\uFFFD"))
-	if why := refusal(res); why != "" {
+	res.Message = truncateMessage(strings.ReplaceAll(strings.ToValidUTF8(res.Message, "\uFFFD"), "\x00", "\uFFFD"), q.maxResult)
+	if why := refusal(res, q.maxResult); why != "" {
 		return q.refuse(ctx, robotID, taskID, attemptNo, why)
 	}
 	if res.Success && q.postgres.Load() {

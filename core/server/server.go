@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger})
+	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger, MaxResultBytes: int(o.Config.Server.Limits.ResultBytes)})
 	if err := d.openVault(); err != nil { // vault.go
 		return err
 	}
