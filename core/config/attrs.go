@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -167,6 +168,11 @@ func (a attrs) oneOf(at *hcl.Attribute, name, got string, allowed ...string) boo
 // receives over RPC: strings as written, numbers in decimal, bools as
 // true/false, anything structured as JSON.
 func stringForm(v cty.Value) (string, error) {
+	// An expression HCL could not evaluate (a broken one whose error was
+	// reported elsewhere) yields an unknown value: it has no form to send.
+	if !v.IsWhollyKnown() {
+		return "", errors.New("the value cannot be computed")
+	}
 	if v.IsNull() {
 		return "", nil
 	}
