@@ -278,3 +278,31 @@ func TestSubscription(t *testing.T) {
 		t.Fatalf("first event: %+v (want acme's batch.submitted)", next)
 	}
 }
+
+// submitBatch answers with its edges (customer, process, tasks) resolved
+// after the commit: a client that selects them must get the batch, not
+// "transaction has already been committed" and a null it would retry.
+func TestSubmitAnswersWithEdges(t *testing.T) {
+	e := newEnv(t)
+	var out struct {
+		SubmitBatch struct {
+			ID       string
+			Customer struct{ Name string }
+			Process  struct{ Name string }
+			Tasks    struct{ TotalCount int }
+		}
+	}
+	err := e.acmeOp.Do(context.Background(), `mutation{submitBatch(input:{process:"echo",inputs:[{a:1},{a:2}]}){id customer{name} process{name} tasks{totalCount}}}`, nil, &out)
+	if err != nil || out.SubmitBatch.Customer.Name != "acme" || out.SubmitBatch.Process.Name != "echo" || out.SubmitBatch.Tasks.TotalCount != 2 {
+		t.Fatalf("submit with edges: %+v %v", out, err)
+	}
+}
+
+// An admin token bound to a customer would be a binding the platform does
+// not keep: it is refused.
+func TestAdminTokenCannotBeBound(t *testing.T) {
+	e := newEnv(t)
+	if err := e.admin.Do(context.Background(), `mutation{createToken(input:{name:"boss",role:ADMIN,customer:"acme"}){secret}}`, nil, nil); err == nil {
+		t.Fatal("an admin token bound to a customer was issued")
+	}
+}
