@@ -915,9 +915,18 @@ func (w *world) liveAll(t *testing.T, ops []liveOp, planted bool) []string {
 	for range running {
 		<-pongs
 	}
-	// Resolvers register on the bus in their own goroutines; a late one
-	// only weakens this check, it cannot fail it.
-	time.Sleep(300 * time.Millisecond)
+	// Resolvers register on the bus in their own goroutines: wait until the
+	// number of subscribers has stopped growing (a slow machine, -race),
+	// so both worlds publish to the same set of subscriptions.
+	last, still := -1, 0
+	for wait := time.Now().Add(10 * time.Second); time.Now().Before(wait) && still < 3; {
+		if n := w.bus.Subscribers(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	w.publish(planted)
 	close(publish)
 	for range running {
