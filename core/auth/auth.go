@@ -113,8 +113,7 @@ func Authenticate(ctx context.Context, client *ent.Client, secret string) (viewe
 	if err != nil {
 		return viewer.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	now := time.Now()
-	if t.RevokedAt != nil || (t.ExpiresAt != nil && now.After(*t.ExpiresAt)) {
+	if !valid(t) {
 		return viewer.Principal{}, ErrUnauthenticated
 	}
 	return viewer.Principal{
@@ -140,10 +139,16 @@ func Check(ctx context.Context, client *ent.Client, tokenID int) (*time.Time, er
 	if err != nil {
 		return nil, fmt.Errorf("check token %d: %w", tokenID, err)
 	}
-	if t.RevokedAt != nil || (t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt)) {
+	if !valid(t) {
 		return nil, ErrUnauthenticated
 	}
 	return t.ExpiresAt, nil
+}
+
+// valid is the one rule for a token's life, at sign-in and at every
+// re-check: neither revoked nor past its expiry.
+func valid(t *ent.Token) bool {
+	return t.RevokedAt == nil && (t.ExpiresAt == nil || time.Now().Before(*t.ExpiresAt))
 }
 
 // BearerToken extracts the secret of an Authorization header.
