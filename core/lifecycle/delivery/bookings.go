@@ -46,14 +46,20 @@ func (s *Service) bookingFilter(ctx context.Context, p viewer.Principal) func(sc
 	if vis, _ := p.Visibility(); vis == viewer.SeesAll {
 		return func(schedule.Booking) bool { return true }
 	}
-	procs := map[string]*ent.Process{}
+	// One answer per process and department: a schedule repeats them, and
+	// each answer costs lookups. A lookup that fails hides the booking
+	// (closed, never open).
+	type key struct{ process, department string }
+	seen := map[key]bool{}
 	return func(b schedule.Booking) bool {
-		proc, ok := procs[b.Process]
+		k := key{b.Process, b.Department}
+		v, ok := seen[k]
 		if !ok {
-			proc, _ = s.Client.Process.Query().Where(process.Name(b.Process)).Only(sys(ctx))
-			procs[b.Process] = proc
+			proc, err := s.Client.Process.Query().Where(process.Name(b.Process)).Only(sys(ctx))
+			v = err == nil && s.bookingVisible(ctx, p, proc, b.Department)
+			seen[k] = v
 		}
-		return proc != nil && s.bookingVisible(ctx, p, proc, b.Department)
+		return v
 	}
 }
 
