@@ -16,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent"
@@ -34,10 +35,11 @@ const (
 	MaxAliases    = 500
 )
 
-// Defaults of the HandlerOptions limits.
+// Defaults of the HandlerOptions limits: the configuration's, so a
+// handler built without options limits like a daemon with no limits block.
 const (
-	DefaultMaxBodyBytes = 8 << 20
-	DefaultTokenRecheck = 5 * time.Second
+	DefaultMaxBodyBytes = config.DefaultRequestBodyBytes
+	DefaultTokenRecheck = config.DefaultTokenRecheck
 )
 
 // HandlerOptions configure the GraphQL endpoint.

@@ -10,6 +10,8 @@
 package config
 
 import (
+	"github.com/rpacloud/rpacloud/core/wslimit"
+
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -38,8 +40,8 @@ const (
 
 	// Limits of the daemon's reads (server.limits).
 	DefaultRequestBodyBytes      = 8 << 20
-	DefaultWebsocketInitBytes    = 64 << 10
-	DefaultWebsocketMessageBytes = 1 << 20
+	DefaultWebsocketInitBytes    = wslimit.DefaultInit
+	DefaultWebsocketMessageBytes = wslimit.DefaultMessage
 	DefaultTokenRecheck          = 5 * time.Second
 	DefaultResultBytes           = 1 << 20
 )
