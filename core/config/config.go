@@ -10,11 +10,11 @@
 package config
 
 import (
-	"github.com/rpacloud/rpacloud/core/wslimit"
-
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rpacloud/rpacloud/core/wslimit"
 )
 
 // Defaults applied when an attribute is omitted. They are exported so the
