@@ -9,10 +9,10 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/dispatch"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

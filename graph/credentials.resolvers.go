@@ -11,7 +11,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
-	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

@@ -17,9 +17,9 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // Limits on what one operation may cost. Connections are capped at MaxPage

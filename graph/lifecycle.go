@@ -11,7 +11,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/lifecycle"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/schedule"
-	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

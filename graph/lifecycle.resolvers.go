@@ -13,7 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
-	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/vm"
 	"github.com/rpacloud/rpacloud/graph"
 )

@@ -10,8 +10,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

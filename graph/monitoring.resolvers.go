@@ -13,11 +13,11 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	entpool "github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/monitor"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // ProviderHealth tells whether the plugin behind a provider block is up.

@@ -15,12 +15,12 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/graph/model"
 )

@@ -29,10 +29,10 @@ import (
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/robot"
 	"github.com/rpacloud/rpacloud/core/store"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/graph"
 )

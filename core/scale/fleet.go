@@ -17,10 +17,10 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/vm"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
-	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // endless is a body of n zero bytes that counts what was read of it.

@@ -25,10 +25,10 @@ import (
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/token"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/robot"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
-	"github.com/rpacloud/rpacloud/core/viewer"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // /healthz reports Vault's state; a Vault that is down degrades the daemon

@@ -7,8 +7,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }

@@ -6,9 +6,9 @@ import (
 
 	"entgo.io/ent"
 
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/migrate"
 	"github.com/rpacloud/rpacloud/ent/schema"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // every lists the storage types; a type added to the schema and not here

@@ -6,8 +6,8 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/entql"
 
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // Privacy is enforced in the storage layer, not per resolver, so that every

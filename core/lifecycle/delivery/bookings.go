@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/schedule"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/booking"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // Horizon is how far ahead a new booking is checked for clashes: eight

@@ -18,7 +18,6 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -28,6 +27,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 

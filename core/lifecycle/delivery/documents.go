@@ -7,9 +7,9 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/schedule"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
 // Week returns the Monday-to-Monday week containing t in the documents'

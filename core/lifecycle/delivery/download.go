@@ -16,9 +16,9 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/token"
 )
 

@@ -19,11 +19,11 @@ import (
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/server"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
-	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 

@@ -1,6 +1,9 @@
-// Package viewer says who is making a request. It has no dependencies so
-// that the storage schema's privacy rules, the API and the core loops can
-// all share it.
+// Package viewer says who is making a request and which rows each caller
+// may see (the customer rule, scope.go). It lives under ent/schema because
+// the storage schema's privacy policies are its first user: the API and the
+// core rooms use storage, so they may import it, while storage importing a
+// core room would make the arrows run both ways. It imports only the
+// standard library.
 package viewer
 
 import (
