@@ -14,21 +14,19 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/monitor"
+	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
-// ProviderHealth tells whether the plugin behind a provider block is up.
-type ProviderHealth interface {
-	ProviderHealthy(name string) bool
-}
-
 // Resolver is the root of every resolver; it holds the daemon's services.
 type Resolver struct {
-	Client    *ent.Client
-	Queue     *dispatch.Queue
-	Bus       *events.Bus
-	Providers ProviderHealth
+	Client *ent.Client
+	Queue  *dispatch.Queue
+	Bus    *events.Bus
+	// Providers are the provider blocks' plugins; nil in tests without a
+	// fleet (every provider then reads as unhealthy).
+	Providers *scale.Providers
 	// Monitor serves anomalies, time series, saturation and the dashboard
 	// (schema/monitoring.graphqls).
 	Monitor *monitor.Monitor

@@ -304,7 +304,7 @@ func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, er
 				st.Running = row.Count
 			}
 		}
-		st.ProviderHealthy = r.Providers != nil && r.Providers.ProviderHealthy(pl.Provider)
+		st.ProviderHealthy = r.Providers != nil && r.Providers.Healthy(pl.Provider)
 		out = append(out, st)
 	}
 	return out, nil

@@ -10,9 +10,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/robot"
-	"github.com/rpacloud/rpacloud/core/server"
 	"github.com/rpacloud/rpacloud/examples"
 )
 
@@ -83,7 +83,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, *logLevel, "text")
-	err = server.Run(ctx, server.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
+	err = daemon.Run(ctx, daemon.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 	if err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
@@ -115,7 +115,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		cfg.Server.Database.DSN = env
 	}
 	log := newLogger(stderr, cfg.Server.LogLevel, *logFormat)
-	if err := server.Run(ctx, server.Options{Config: cfg, Logger: log, SelfExe: selfExe(), Stdout: stdout}); err != nil {
+	if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, SelfExe: selfExe(), Stdout: stdout}); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}

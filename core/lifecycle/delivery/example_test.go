@@ -17,7 +17,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/lifecycle"
 	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
-	"github.com/rpacloud/rpacloud/core/server"
+	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/customer"
@@ -44,7 +44,7 @@ func TestTaxFilingExample(t *testing.T) {
 		t.Fatal(diags)
 	}
 	db := storetest.SQLite(t)
-	if err := server.SyncConfig(ctx, db.Client, cfg); err != nil {
+	if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
 		t.Fatal(err)
 	}
 	loc, _ := time.LoadLocation("Asia/Shanghai")

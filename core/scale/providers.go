@@ -1,4 +1,4 @@
-package server
+package scale
 
 import (
 	"context"
@@ -10,21 +10,17 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
-	"github.com/rpacloud/rpacloud/core/scale"
 )
 
-// providerSet starts each provider block's plugin on first use and retries
+// Providers starts each provider block's plugin on first use and retries
 // a plugin that could not be started at all with back-off. Once started, the
-// plugin host supervises it (restarts after crashes).
-type providerSet struct {
-	host      *pluginhost.Host
-	blocks    map[string]config.Provider
-	opts      Options
-	log       *slog.Logger
-	serverURL string
-	// resolve reads the secrets a provider block references
-	// ("vault:PATH#FIELD"); nil when the daemon has no Vault.
-	resolve func(context.Context, config.VaultRef) (string, error)
+// plugin host supervises it (restarts after crashes). The fleet loop gets
+// its providers here, and the API, health and metrics read their state.
+type Providers struct {
+	host   *pluginhost.Host
+	blocks map[string]config.Provider
+	opts   ProvidersOptions
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	clients  map[string]*pluginhost.ProviderClient
@@ -32,9 +28,31 @@ type providerSet struct {
 	failures map[string]int
 }
 
-func newProviderSet(h *pluginhost.Host, cfg *config.Config, o Options, log *slog.Logger) *providerSet {
-	s := &providerSet{
-		host: h, opts: o, log: log, blocks: map[string]config.Provider{},
+// ProvidersOptions are what the daemon knows better than a provider
+// plugin.
+type ProvidersOptions struct {
+	// DataDir is the daemon's data directory; the local provider keeps its
+	// state below it.
+	DataDir string
+	// SelfExe is the rpacloud binary, which the local provider runs as
+	// robots.
+	SelfExe string
+	// StopRobotsOnExit: local robots stop with the daemon (embedded mode).
+	StopRobotsOnExit bool
+	// Resolve reads the secrets a provider block references
+	// ("vault:PATH#FIELD"); nil when the daemon has no Vault.
+	Resolve func(context.Context, config.VaultRef) (string, error)
+	Logger  *slog.Logger
+}
+
+// NewProviders serves the configuration's provider blocks from the plugin
+// host.
+func NewProviders(h *pluginhost.Host, cfg *config.Config, o ProvidersOptions) *Providers {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Providers{
+		host: h, opts: o, log: o.Logger, blocks: map[string]config.Provider{},
 		clients: map[string]*pluginhost.ProviderClient{}, nextTry: map[string]time.Time{}, failures: map[string]int{},
 	}
 	for _, p := range cfg.Providers {
@@ -46,26 +64,29 @@ func newProviderSet(h *pluginhost.Host, cfg *config.Config, o Options, log *slog
 // pluginConfig fills in the defaults the daemon knows better than the
 // plugin: where the local provider keeps its state and which binary runs
 // the robots.
-func (s *providerSet) pluginConfig(p config.Provider) map[string]string {
+func (s *Providers) pluginConfig(p config.Provider) map[string]string {
 	cfg := make(map[string]string, len(p.Config)+3)
 	for k, v := range p.Config {
 		cfg[k] = v
 	}
 	if p.Plugin == "local" {
 		if cfg["state_dir"] == "" {
-			cfg["state_dir"] = s.opts.Config.Server.DataDir + "/local-provider"
+			cfg["state_dir"] = s.opts.DataDir + "/local-provider"
 		}
 		if cfg["robot_command"] == "" && s.opts.SelfExe != "" {
 			cfg["robot_command"] = s.opts.SelfExe
 		}
 		if _, ok := cfg["stop_robots_on_exit"]; !ok {
-			cfg["stop_robots_on_exit"] = strconv.FormatBool(s.opts.Dev)
+			cfg["stop_robots_on_exit"] = strconv.FormatBool(s.opts.StopRobotsOnExit)
 		}
 	}
 	return cfg
 }
 
-func (s *providerSet) get(name string) (scale.Provider, bool) {
+// Get returns the started plugin of a provider block, starting it on first
+// use; false while it cannot be started (the failure is logged and retried
+// with back-off) or when no block has that name.
+func (s *Providers) Get(name string) (Provider, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.clients[name]; ok {
@@ -97,16 +118,16 @@ func (s *providerSet) get(name string) (scale.Provider, bool) {
 	return c, true
 }
 
-// ProviderHealthy implements graph.ProviderHealth.
-func (s *providerSet) ProviderHealthy(name string) bool {
+// Healthy reports whether the plugin behind a provider block is up.
+func (s *Providers) Healthy(name string) bool {
 	s.mu.Lock()
 	c, ok := s.clients[name]
 	s.mu.Unlock()
 	return ok && c.Healthy()
 }
 
-// statuses reports every provider block, started or not.
-func (s *providerSet) statuses() map[string]pluginhost.PluginStatus {
+// Statuses reports every provider block, started or not.
+func (s *Providers) Statuses() map[string]pluginhost.PluginStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]pluginhost.PluginStatus{}
@@ -124,16 +145,16 @@ func (s *providerSet) statuses() map[string]pluginhost.PluginStatus {
 // before the plugin is configured; the values live only in the plugin
 // process and this call's memory, and errors name the reference, never a
 // value.
-func (s *providerSet) resolveSecrets(ctx context.Context, name string, cfg map[string]string) (map[string]string, error) {
+func (s *Providers) resolveSecrets(ctx context.Context, name string, cfg map[string]string) (map[string]string, error) {
 	for k, v := range cfg {
 		ref, err := config.ParseVaultRef(v)
 		if err != nil {
 			continue // not a reference
 		}
-		if s.resolve == nil {
+		if s.opts.Resolve == nil {
 			return nil, fmt.Errorf("provider %q: %s = %q needs Vault, and the daemon has no vault block", name, k, v)
 		}
-		val, err := s.resolve(ctx, ref)
+		val, err := s.opts.Resolve(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %s: %w", name, k, err)
 		}

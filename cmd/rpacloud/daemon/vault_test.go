@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
+	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
@@ -34,7 +35,7 @@ func TestHealthzReportsVault(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := &config.Config{Vault: c.vault}
 			d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: storetest.SQLite(t), started: time.Now(),
-				providers: &providerSet{}}
+				providers: &scale.Providers{}}
 			if err := d.openVault(); err != nil {
 				t.Fatal(err)
 			}

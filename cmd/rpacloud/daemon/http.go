@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"context"
@@ -93,7 +93,7 @@ func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := d.db.SQL().PingContext(ctx); err != nil {
 		h.Status, h.Database, code = "down", "unreachable", http.StatusServiceUnavailable
 	}
-	for name, st := range d.providers.statuses() {
+	for name, st := range d.providers.Statuses() {
 		h.Providers[name] = providerHealth{Plugin: st.Plugin, Healthy: st.Healthy, Restarts: st.Restarts, LastError: st.LastError}
 		if !st.Healthy && h.Status == "ok" {
 			h.Status = "degraded"

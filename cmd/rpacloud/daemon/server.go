@@ -1,7 +1,10 @@
-// Package server wires the daemon: storage, configuration, plugins, the
-// queue, the fleet loop, and the HTTP endpoints (GraphQL, health, metrics,
-// dashboard).
-package server
+// Package daemon is the composition root of the rpacloud daemon: it opens
+// storage, syncs the configuration into it, starts Vault, plugins, the
+// queue, the leader's loops and the HTTP endpoints (GraphQL, health,
+// metrics, dashboard), and stops them in order. It holds no rules of its
+// own; every decision lives in a core room. It sits above the API (it
+// imports graph and core) and only cmd/rpacloud imports it.
+package daemon
 
 import (
 	"context"
@@ -60,7 +63,8 @@ type Daemon struct {
 	queue     *dispatch.Queue
 	host      *pluginhost.Host
 	fleet     *scale.Fleet
-	providers *providerSet
+	providers *scale.Providers
+	publicURL string
 	started   time.Time
 	mon       *monitoring // monitoring.go
 	vault     *vaultState // vault.go
@@ -104,7 +108,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d.db = db
 	defer db.Close()
-	if err := SyncConfig(ctx, db.Client, cfg); err != nil {
+	if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
 		return err
 	}
 	adminToken, err := d.adminToken(ctx)
@@ -126,10 +130,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe})
 	defer d.host.Close()
-	d.providers = newProviderSet(d.host, cfg, o, o.Logger)
+	po := scale.ProvidersOptions{DataDir: srv.DataDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
 	if d.vault != nil && d.vault.svc != nil {
-		d.providers.resolve = d.vault.svc.Resolve
+		po.Resolve = d.vault.svc.Resolve
 	}
+	d.providers = scale.NewProviders(d.host, cfg, po)
 
 	ln := o.Listener
 	if ln == nil {
@@ -143,10 +148,10 @@ func Run(ctx context.Context, o Options) error {
 	if publicURL == "" || strings.HasSuffix(srv.Listen, ":0") {
 		publicURL = "http://" + addr
 	}
-	d.providers.serverURL = publicURL
+	d.publicURL = publicURL
 	d.fleet = &scale.Fleet{
 		Client: db.Client, Bus: d.bus, ServerURL: publicURL, Log: o.Logger,
-		Providers: d.providers.get,
+		Providers: d.providers.Get,
 	}
 
 	// Websocket connections are hijacked and do not see Shutdown; a base

@@ -1,4 +1,4 @@
-package server
+package scale
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 // their values only in the configuration handed to the plugin, and a
 // failure names the attribute and the reference, never a value.
 func TestProviderSecretsResolved(t *testing.T) {
-	s := &providerSet{}
+	s := &Providers{}
 	cfg := map[string]string{"region": "cn-north-1", "secret_access_key": "vault:kv/rpacloud/aws#secret"}
 	if _, err := s.resolveSecrets(context.Background(), "aws", cfg); err == nil || !strings.Contains(err.Error(), "secret_access_key") {
 		t.Fatalf("no Vault: %v", err)
 	}
 
-	s.resolve = func(_ context.Context, ref config.VaultRef) (string, error) {
+	s.opts.Resolve = func(_ context.Context, ref config.VaultRef) (string, error) {
 		if ref.Path == "kv/rpacloud/aws" && ref.Field == "secret" {
 			return "s3cr3t-value", nil
 		}

@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
@@ -40,7 +41,7 @@ func TestRoutesLimitBodies(t *testing.T) {
 	cfg := &config.Config{Server: config.Server{Limits: config.Limits{RequestBodyBytes: 1 << 20}}}
 	db := storetest.SQLite(t)
 	d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: db, started: time.Now(),
-		providers: &providerSet{}, mon: &monitoring{}}
+		providers: &scale.Providers{}, mon: &monitoring{}}
 	h := d.routes()
 	secret, err := auth.Issue(context.Background(), db.Client, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
 	if err != nil {

@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		failed = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descScrape, prometheus.GaugeValue, failed)
-	for name, st := range c.d.providers.statuses() {
+	for name, st := range c.d.providers.Statuses() {
 		up := 0.0
 		if st.Healthy {
 			up = 1
