@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/robot"
-	"github.com/rpacloud/rpacloud/examples"
 )
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
@@ -50,7 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, diags, files := config.LoadSources(examples.QuickstartSources())
+	cfg, diags, files := config.LoadSources(quickstart.Sources())
 	if *cfgPath != "" {
 		cfg, diags, files = config.Load(*cfgPath)
 	}

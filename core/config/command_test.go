@@ -33,7 +33,7 @@ func TestValidateCommandOK(t *testing.T) {
 		t.Errorf("stdout: got %q, want %q", out, want)
 	}
 	// Several paths form one configuration.
-	code, out, _ = validate(t, "../../examples/quickstart/rpacloud.hcl")
+	code, out, _ = validate(t, "../../cmd/rpacloud/quickstart/rpacloud.hcl")
 	if code != 0 || !strings.HasPrefix(out, "1 file OK (") {
 		t.Errorf("exit %d, stdout %q", code, out)
 	}

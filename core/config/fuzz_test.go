@@ -29,7 +29,7 @@ const fuzzLoadBound = 5 * time.Second
 func FuzzLoadSources(f *testing.F) {
 	var seeds []string
 	for _, pat := range []string{
-		"../../examples/quickstart/*.hcl",
+		"../../cmd/rpacloud/quickstart/*.hcl",
 		"../../examples/tax-filing/*.hcl",
 		"../../examples/tax-filing/demo/*.hcl",
 		"testdata/*.hcl",
