@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rpacloud/rpacloud/core/delivery"
+	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
-	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
 	"github.com/rpacloud/rpacloud/core/schedule"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"

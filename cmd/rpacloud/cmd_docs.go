@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
+	"github.com/rpacloud/rpacloud/core/documents"
 )
 
 func runDocs(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -3,12 +3,12 @@ package daemon
 import (
 	"net/http"
 
-	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
+	"github.com/rpacloud/rpacloud/core/delivery"
 	"github.com/rpacloud/rpacloud/graph"
 )
 
 // delivery wires the lifecycle, remote access, run schedule and documents
-// (core/lifecycle/delivery) into the API and serves their download links,
+// (core/delivery) into the API and serves their download links,
 // which browsers follow without an Authorization header: the ticket in
 // the path is the credential.
 func (d *Daemon) delivery(mux *http.ServeMux, res *graph.Resolver) {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/delivery"
 	"github.com/rpacloud/rpacloud/core/lease"
-	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/core/store"

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"

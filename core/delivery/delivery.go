@@ -3,7 +3,7 @@
 // evidence from the platform and appends the history), records remote
 // access, keeps the run schedule's API bookings beside the HCL ones
 // (core/schedule finds the clashes), and gathers the data the documents
-// are made of (core/lifecycle/documents renders them). The API and the CLI use it.
+// are made of (core/documents renders them). The API and the CLI use it.
 package delivery
 
 import (
@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/batch"

@@ -13,10 +13,10 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/delivery"
 	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
-	"github.com/rpacloud/rpacloud/core/lifecycle/delivery"
-	"github.com/rpacloud/rpacloud/core/lifecycle/documents"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
@@ -27,7 +27,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
-const exampleDir = "../../../examples/tax-filing"
+const exampleDir = "../../examples/tax-filing"
 
 // TestTaxFilingExample carries the tax-filing example's VAT process from
 // S1 to acceptance on the real platform (configuration synced into SQLite,
