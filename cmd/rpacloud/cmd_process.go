@@ -141,8 +141,8 @@ func newProcessConnectCmd() *cobra.Command {
 	var purpose, file string
 	cmd := &cobra.Command{Use: "connect P VM [--purpose T] [-o FILE.rdp]", Short: "record remote access to a process's VM and print its endpoint",
 		Long: `Record remote access to one of a process's VMs and print its endpoint; with
--o, write the .rdp file of an RDP endpoint. (-o is the file here, as before
-the --output flag of the listing commands existed.)`}
+-o, write the .rdp file of an RDP endpoint. Here -o names that file, as it
+did before other commands took -o json, so connect prints text only.`}
 	cmd.Flags().StringVar(&purpose, "purpose", "", "why you connect")
 	cmd.Flags().StringVarP(&file, "rdp-file", "o", "", "write the .rdp file here (RDP endpoints)")
 	return processCmd(cmd, 2, "the process and the VM", func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int {

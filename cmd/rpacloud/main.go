@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
+	if args == nil {
+		args = []string{} // cobra reads os.Args for nil
+	}
 	root.SetArgs(goFlagSpellings(root, args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -101,8 +105,9 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true, // execute prints them, with the usage hint
 		SilenceUsage:  true, // a failing command is not a usage error
 		// Without a command: the usage on stderr and exit 2, as before.
-		Args: cobra.NoArgs,
-		RunE: usageError,
+		Args:                  cobra.NoArgs,
+		RunE:                  usageError,
+		DisableFlagsInUseLine: true,
 	}
 	root.SetVersionTemplate("rpacloud {{.Version}}\n")
 	root.AddCommand(
@@ -113,7 +118,19 @@ func newRootCmd() *cobra.Command {
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
 	)
+	flagsInUse(root)
 	return root
+}
+
+// flagsInUse stops cobra appending "[flags]" to a usage line that already
+// shows the command's flags.
+func flagsInUse(c *cobra.Command) {
+	if _, args, _ := strings.Cut(c.Use, " "); strings.Contains(args, "-") {
+		c.DisableFlagsInUseLine = true
+	}
+	for _, sub := range c.Commands() {
+		flagsInUse(sub)
+	}
 }
 
 // group makes cmd a container of subcommands: without one it prints its
@@ -126,6 +143,7 @@ func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
 		return nil
 	}
 	cmd.RunE = usageError
+	cmd.DisableFlagsInUseLine = true // it has no flags of its own but --help
 	cmd.AddCommand(subs...)
 	return cmd
 }
