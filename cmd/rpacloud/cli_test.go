@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,16 @@ func TestGoFlagSpellings(t *testing.T) {
 	}
 	if code, _, errs := cli("validate", "-output=json", file); code != exitOK {
 		t.Errorf("validate -output=json: exit %d, %q", code, errs)
+	}
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"docs", "render", "--o", "f.pdf", "-process", "p", "-ojson"}, []string{"docs", "render", "-o", "f.pdf", "--process", "p", "-ojson"}},
+		{[]string{"task", "list", "-state=failed", "-h", "--", "-limit"}, []string{"task", "list", "--state=failed", "-h", "--", "-limit"}},
+		{[]string{"process", "book", "vat", "--days", "-1", "-nope"}, []string{"process", "book", "vat", "--days", "-1", "-nope"}},
+		{[]string{"pool", "status", "-help"}, []string{"pool", "status", "--help"}},
+	} {
+		if got := goFlagSpellings(newRootCmd(), c.in); !slices.Equal(got, c.want) {
+			t.Errorf("%q became %q, want %q", c.in, got, c.want)
+		}
 	}
 }
 
