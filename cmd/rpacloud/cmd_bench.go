@@ -2,72 +2,81 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rpacloud/rpacloud/core/dispatch/dispatchbench"
 )
 
-const benchUsage = `Usage:
-  rpacloud bench dispatch --db sqlite|postgres://... [--tasks N] [--robots W] [--customers C]
-                          [--fairness weighted|oldest_served] [--backlog [--sizes 10000,100000,1000000]] [--json]
-  rpacloud bench fairness [--robots W] [--json]
-`
-
-// runBench implements `rpacloud bench`: figures of the dispatcher through
-// its real claim and report path (package dispatchbench).
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, benchUsage)
-		return 2
-	}
-	switch args[0] {
-	case "dispatch":
-		return benchDispatch(ctx, args[1:], stdout, stderr)
-	case "fairness":
-		return benchFairness(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "rpacloud bench: unknown benchmark %q\n%s", args[0], benchUsage)
-	return 2
+func newBenchCmd() *cobra.Command {
+	return group(&cobra.Command{Use: "bench", Short: "figures of the dispatcher through its real claim and report path"},
+		newBenchDispatchCmd(), newBenchFairnessCmd())
 }
 
-func benchDispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench dispatch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o dispatchbench.Options
-	fs.StringVar(&o.DB, "db", "sqlite", "sqlite (a fresh temporary file) or a postgres:// URL (a fresh database is created there and dropped)")
-	fs.IntVar(&o.Tasks, "tasks", 10000, "tasks to burn down (in --backlog mode: tasks measured per backlog size)")
-	fs.IntVar(&o.Robots, "robots", 16, "concurrent in-process robots")
-	fs.IntVar(&o.Customers, "customers", 10, "customers the tasks are spread over")
-	fs.StringVar(&o.Fairness, "fairness", "weighted", "pool fairness: weighted or oldest_served")
-	backlog := fs.Bool("backlog", false, "measure claim throughput with growing pending backlogs")
-	sizes := fs.String("sizes", "10000,100000,1000000", "backlog sizes for --backlog, comma-separated")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+type benchDispatchOptions struct {
+	db      dispatchbench.Options
+	backlog bool
+	sizes   string
+	asJSON  bool
+	out     *output
+}
+
+func newBenchDispatchCmd() *cobra.Command {
+	var o benchDispatchOptions
+	cmd := &cobra.Command{
+		Use:   "dispatch --db sqlite|postgres://... [--tasks N --robots W --customers C] [--backlog]",
+		Short: "dispatcher burn-down through the real claim/report path",
+		Long: `Dispatcher burn-down through the real claim/report path, on a fresh database
+that is dropped afterwards; --backlog measures claim throughput with growing
+pending backlogs.
+
+-o json (or --json) prints the result object of package
+core/dispatch/dispatchbench (db, backlog, tasks, robots, customers,
+fairness, seconds, tasks_per_s, claim/report p50/p99 in ms, ...); with
+--backlog, {"backlog_runs": [...]} of those.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(benchDispatch(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.db.DB, "db", "sqlite", "sqlite (a fresh temporary file) or a postgres:// URL (a fresh database is created there and dropped)")
+	fs.IntVar(&o.db.Tasks, "tasks", 10000, "tasks to burn down (in --backlog mode: tasks measured per backlog size)")
+	fs.IntVar(&o.db.Robots, "robots", 16, "concurrent in-process robots")
+	fs.IntVar(&o.db.Customers, "customers", 10, "customers the tasks are spread over")
+	fs.StringVar(&o.db.Fairness, "fairness", "weighted", "pool fairness: weighted or oldest_served")
+	fs.BoolVar(&o.backlog, "backlog", false, "measure claim throughput with growing pending backlogs")
+	fs.StringVar(&o.sizes, "sizes", "10000,100000,1000000", "backlog sizes for --backlog, comma-separated")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON (same as -o json)")
+	o.out = addOutputFlag(cmd)
+	return cmd
+}
+
+func benchDispatch(ctx context.Context, bo benchDispatchOptions, stdout, stderr io.Writer) int {
+	o, backlog, sizes := bo.db, bo.backlog, bo.sizes
+	asJSON := bo.asJSON || bo.out.JSON()
 	if o.Fairness != "weighted" && o.Fairness != "oldest_served" {
 		fmt.Fprintf(stderr, "rpacloud bench dispatch: --fairness %q: want weighted or oldest_served\n", o.Fairness)
 		return 2
 	}
-	if !*backlog {
+	if !backlog {
 		r, err := dispatchbench.BurnDown(ctx, o)
 		if err != nil {
 			fmt.Fprintln(stderr, "rpacloud bench dispatch:", err)
 			return 1
 		}
-		if *asJSON {
+		if asJSON {
 			return printJSON(stdout, stderr, r)
 		}
 		printResult(stdout, r)
 		return 0
 	}
 	var ns []int
-	for s := range strings.SplitSeq(*sizes, ",") {
+	for s := range strings.SplitSeq(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
 			fmt.Fprintf(stderr, "rpacloud bench dispatch: --sizes: %q is not a positive number\n", s)
@@ -80,7 +89,7 @@ func benchDispatch(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "rpacloud bench dispatch:", err)
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(stdout, stderr, map[string]any{"backlog_runs": rs})
 	}
 	for _, r := range rs {
@@ -95,24 +104,40 @@ func printResult(w io.Writer, r *dispatchbench.Result) {
 		r.DB, r.Backlog, r.Tasks, r.Robots, r.Customers, r.Fairness, r.Seconds, r.TasksPerS, r.ClaimP50ms, r.ClaimP99ms, r.ReportP50ms, r.ReportP99ms)
 }
 
-func benchFairness(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench fairness", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newBenchFairnessCmd() *cobra.Command {
 	o := dispatchbench.DefaultFairness
+	var asJSON bool
+	var out *output
+	cmd := &cobra.Command{
+		Use:   "fairness [--robots W]",
+		Short: "dispatch fairness in slots: weighted, oldest_served and FIFO",
+		Long: `Dispatch fairness in slots (machine-independent): weighted, oldest_served and
+FIFO on the whale-and-minnows scenario.
+
+-o json (or --json) prints the report of package core/dispatch/dispatchbench:
+{"scenario", "policies": [{"policy", "first_wait_max_slots", "jain", ...}]}.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(benchFairness(o, asJSON || out.JSON(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	}
+	fs := cmd.Flags()
 	fs.IntVar(&o.Robots, "robots", o.Robots, "robots, all busy while the big customer's backlog lasts")
 	fs.IntVar(&o.Whale, "whale", o.Whale, "tasks of the big customer")
 	fs.IntVar(&o.Minnows, "minnows", o.Minnows, "small customers arriving during the backlog")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+	fs.BoolVar(&asJSON, "json", false, "print JSON (same as -o json)")
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+func benchFairness(o dispatchbench.FairnessOptions, asJSON bool, stdout, stderr io.Writer) int {
 	if o.Robots <= 0 || o.Whale <= o.Robots || o.Minnows <= 0 {
 		fmt.Fprintln(stderr, "rpacloud bench fairness: --robots, --minnows must be positive and --whale above --robots")
 		return 2
 	}
 	o.ArriveBy = max(o.Robots, o.Whale/2)
 	rep := dispatchbench.Fairness(o)
-	if *asJSON {
+	if asJSON {
 		return printJSON(stdout, stderr, rep)
 	}
 	fmt.Fprintf(stdout, "one customer with %d tasks, %d customers with %d-%d tasks arriving by slot %d, %d robots (slots = dispatches)\n",
@@ -120,16 +145,6 @@ func benchFairness(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%-14s %16s %16s %18s %18s %7s\n", "policy", "first wait max", "first wait mean", "small done (mean)", "fair share (mean)", "Jain")
 	for _, p := range rep.Policies {
 		fmt.Fprintf(stdout, "%-14s %16d %16.1f %18.0f %18.0f %7.3f\n", p.Policy, p.FirstWaitMax, p.FirstWaitMean, p.DelayMean, p.IdealDelayMean, p.Jain)
-	}
-	return 0
-}
-
-func printJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintln(stderr, "rpacloud bench:", err)
-		return 1
 	}
 	return 0
 }

@@ -5,13 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/plugins/provider/local"
@@ -22,7 +24,7 @@ func newClient(server, token string) *gqlclient.Client { return gqlclient.New(se
 // clientFlags are the connection flags every client command takes.
 type clientFlags struct{ server, token string }
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
+func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.server, "server", "", "daemon URL (default $RPACLOUD_SERVER or http://127.0.0.1:8080)")
 	fs.StringVar(&c.token, "token", "", "API token (default $RPACLOUD_TOKEN or ./.rpacloud/admin.token)")
 }
@@ -49,25 +51,15 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-func runTask(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: rpacloud task submit|list [flags]")
-		return 2
-	}
-	switch args[0] {
-	case "submit":
-		return taskSubmit(ctx, args[1:], stdout, stderr)
-	case "list":
-		return taskList(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "rpacloud task: unknown subcommand %q (submit, list)\n", args[0])
-	return 2
+func newTaskCmd() *cobra.Command {
+	return group(&cobra.Command{Use: "task", Short: "submit task batches and list tasks"},
+		newTaskSubmitCmd(), newTaskListCmd())
 }
 
 // readJSONL reads one JSON object per line; blank lines are skipped. Every
 // bad line is reported with its number before anything is sent.
-func readJSONL(path string) ([]json.RawMessage, error) {
-	var r io.Reader = os.Stdin
+func readJSONL(path string, stdin io.Reader) ([]json.RawMessage, error) {
+	r := stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
@@ -111,6 +103,7 @@ func readJSONL(path string) ([]json.RawMessage, error) {
 const submitQ = `mutation($in:SubmitBatchInput!){submitBatch(input:$in){id total}}`
 const batchQ = `query($id:ID!){node(id:$id){... on Batch{id total pending running succeeded failed stack}}}`
 
+// batchView is a batch's progress; also what `task submit -o json` prints.
 type batchView struct {
 	ID        string `json:"id"`
 	Total     int    `json:"total"`
@@ -121,39 +114,61 @@ type batchView struct {
 	Stack     string `json:"stack"`
 }
 
-func taskSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("task submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clientFlags
-	cf.register(fs)
-	proc := fs.String("process", "", "process name (required)")
-	input := fs.String("input", "", "JSONL file, one task input object per line; - for stdin (required)")
-	customer := fs.String("customer", "", "customer name (default: the token's customer)")
-	label := fs.String("label", "", "label of the batch")
-	wait := fs.Bool("wait", false, "wait until every task finished, showing progress")
-	if err := fs.Parse(args); err != nil {
-		return 2
+type taskSubmitOptions struct {
+	cf                           clientFlags
+	proc, input, customer, label string
+	wait                         bool
+	out                          *output
+}
+
+func newTaskSubmitCmd() *cobra.Command {
+	var o taskSubmitOptions
+	cmd := &cobra.Command{
+		Use:   "submit --process P --input F.jsonl [--wait]",
+		Short: "submit one batch, one task per JSON line",
+		Long: `Submit one batch of tasks: one task per line of the JSONL input. With --wait,
+follow the batch until every task finished (a progress bar on a terminal,
+the final tally otherwise) and exit 1 if any task failed.
+
+-o json prints the batch (after --wait, its final state):
+  {"id", "total", "pending", "running", "succeeded", "failed", "stack"}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(taskSubmit(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if *proc == "" || *input == "" {
+	f := cmd.Flags()
+	o.cf.register(f)
+	f.StringVar(&o.proc, "process", "", "process name (required)")
+	f.StringVar(&o.input, "input", "", "JSONL file, one task input object per line; - for stdin (required)")
+	f.StringVar(&o.customer, "customer", "", "customer name (default: the token's customer)")
+	f.StringVar(&o.label, "label", "", "label of the batch")
+	f.BoolVar(&o.wait, "wait", false, "wait until every task finished, showing progress")
+	o.out = addOutputFlag(cmd)
+	return cmd
+}
+
+func taskSubmit(ctx context.Context, o taskSubmitOptions, stdin io.Reader, stdout, stderr io.Writer) int {
+	if o.proc == "" || o.input == "" {
 		fmt.Fprintln(stderr, "rpacloud task submit: --process and --input are required")
 		return 2
 	}
-	inputs, err := readJSONL(*input)
+	inputs, err := readJSONL(o.input, stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	c, err := cf.client()
+	c, err := o.cf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud task submit:", err)
 		return 1
 	}
-	in := map[string]any{"process": *proc, "inputs": inputs}
-	if *customer != "" {
-		in["customer"] = *customer
+	in := map[string]any{"process": o.proc, "inputs": inputs}
+	if o.customer != "" {
+		in["customer"] = o.customer
 	}
-	if *label != "" {
-		in["label"] = *label
+	if o.label != "" {
+		in["label"] = o.label
 	}
 	var out struct {
 		SubmitBatch batchView `json:"submitBatch"`
@@ -163,10 +178,18 @@ func taskSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	b := out.SubmitBatch
-	fmt.Fprintf(stdout, "batch %s: %d tasks queued for %s\n", b.ID, b.Total, *proc)
-	if !*wait {
+	if !o.out.JSON() {
+		fmt.Fprintf(stdout, "batch %s: %d tasks queued for %s\n", b.ID, b.Total, o.proc)
+	}
+	if !o.wait {
+		if o.out.JSON() {
+			return printJSON(stdout, stderr, b)
+		}
 		return 0
 	}
+	// The bar redraws itself with a carriage return, which only a terminal
+	// understands; a pipe or file gets the final tally once.
+	bar := !o.out.JSON() && isTerminal(stdout)
 	for {
 		var st struct {
 			Node *batchView `json:"node"`
@@ -179,9 +202,20 @@ func taskSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintln(stderr, "\nrpacloud task submit: batch disappeared")
 			return 1
 		}
-		fmt.Fprint(stdout, "\r"+progressBar(*st.Node, 30))
+		if bar {
+			fmt.Fprint(stdout, "\r"+progressBar(*st.Node, 30))
+		}
 		if st.Node.Stack == "finished" {
-			fmt.Fprintln(stdout)
+			switch {
+			case o.out.JSON():
+				if code := printJSON(stdout, stderr, st.Node); code != 0 {
+					return code
+				}
+			case bar:
+				fmt.Fprintln(stdout)
+			default:
+				fmt.Fprintln(stdout, strings.TrimSpace(progressBar(*st.Node, 30)))
+			}
 			if st.Node.Failed > 0 {
 				return 1
 			}
@@ -189,8 +223,10 @@ func taskSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stdout)
-			return 130
+			if bar {
+				fmt.Fprintln(stdout)
+			}
+			return exitInterrupted
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -209,28 +245,60 @@ func progressBar(b batchView, width int) string {
 
 const tasksQ = `query($first:Int,$where:TaskWhereInput){tasks(first:$first,where:$where,orderBy:{field:CREATED_AT,direction:DESC}){totalCount edges{node{id state attemptNo failureReason errorMessage batchID createdAt}}}}`
 
-func taskList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("task list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clientFlags
-	cf.register(fs)
-	batchID := fs.String("batch", "", "only tasks of this batch id")
-	state := fs.String("state", "", "only tasks in this state (pending, running, succeeded, failed)")
-	limit := fs.Int("limit", 50, "at most this many tasks, newest first")
-	if err := fs.Parse(args); err != nil {
-		return 2
+type taskListOptions struct {
+	cf           clientFlags
+	batch, state string
+	limit        int
+	out          *output
+}
+
+func newTaskListCmd() *cobra.Command {
+	var o taskListOptions
+	cmd := &cobra.Command{
+		Use:   "list [--batch ID] [--state S]",
+		Short: "list tasks, newest first",
+		Long: `List tasks, newest first.
+
+-o json prints {"total_count", "tasks": [{"id", "batch_id", "state",
+"attempts", "failure_reason", "error_message", "created_at"}]}; state and
+failure_reason are lower case, as in the table.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(taskList(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	c, err := cf.client()
+	f := cmd.Flags()
+	o.cf.register(f)
+	f.StringVar(&o.batch, "batch", "", "only tasks of this batch id")
+	f.StringVar(&o.state, "state", "", "only tasks in this state (pending, running, succeeded, failed)")
+	f.IntVar(&o.limit, "limit", 50, "at most this many tasks, newest first")
+	o.out = addOutputFlag(cmd)
+	return cmd
+}
+
+// taskJSON is one task of `task list -o json`.
+type taskJSON struct {
+	ID            string `json:"id"`
+	BatchID       string `json:"batch_id"`
+	State         string `json:"state"`
+	Attempts      int    `json:"attempts"`
+	FailureReason string `json:"failure_reason"`
+	ErrorMessage  string `json:"error_message"`
+	CreatedAt     string `json:"created_at"`
+}
+
+func taskList(ctx context.Context, o taskListOptions, stdout, stderr io.Writer) int {
+	c, err := o.cf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud task list:", err)
 		return 1
 	}
 	where := map[string]any{}
-	if *batchID != "" {
-		where["batchID"] = *batchID
+	if o.batch != "" {
+		where["batchID"] = o.batch
 	}
-	if *state != "" {
-		where["state"] = strings.ToLower(*state)
+	if o.state != "" {
+		where["state"] = strings.ToLower(o.state)
 	}
 	var out struct {
 		Tasks struct {
@@ -248,19 +316,30 @@ func taskList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			} `json:"edges"`
 		} `json:"tasks"`
 	}
-	if err := c.Do(ctx, tasksQ, map[string]any{"first": *limit, "where": where}, &out); err != nil {
+	if err := c.Do(ctx, tasksQ, map[string]any{"first": o.limit, "where": where}, &out); err != nil {
 		fmt.Fprintln(stderr, "rpacloud task list:", err)
 		return 1
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tBATCH\tSTATE\tATTEMPTS\tREASON\tCREATED")
+	tasks := make([]taskJSON, 0, len(out.Tasks.Edges))
 	for _, e := range out.Tasks.Edges {
 		n := e.Node
 		reason := ""
 		if n.FailureReason != nil {
 			reason = strings.ToLower(*n.FailureReason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.BatchID, strings.ToLower(n.State), n.AttemptNo, reason, n.CreatedAt)
+		tasks = append(tasks, taskJSON{ID: n.ID, BatchID: n.BatchID, State: strings.ToLower(n.State), Attempts: n.AttemptNo,
+			FailureReason: reason, ErrorMessage: n.ErrorMessage, CreatedAt: n.CreatedAt})
+	}
+	if o.out.JSON() {
+		return printJSON(stdout, stderr, struct {
+			TotalCount int        `json:"total_count"`
+			Tasks      []taskJSON `json:"tasks"`
+		}{out.Tasks.TotalCount, tasks})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tBATCH\tSTATE\tATTEMPTS\tREASON\tCREATED")
+	for _, t := range tasks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.BatchID, t.State, t.Attempts, t.FailureReason, t.CreatedAt)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(stdout, "%d of %d tasks\n", len(out.Tasks.Edges), out.Tasks.TotalCount)
@@ -269,18 +348,44 @@ func taskList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 const poolStatusQ = `{poolStatus{pool{name min max fairness} robots idle busy suspect pending running provider providerHealthy}}`
 
-func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(stderr, "usage: rpacloud pool status [--server URL] [--token T]")
-		return 2
-	}
-	fs := flag.NewFlagSet("pool status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newPoolCmd() *cobra.Command {
 	var cf clientFlags
-	cf.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "robots, idle, busy, suspect, pending, running and provider health per pool",
+		Long: `Robots (X), idle (Z), busy, suspect, pending, running and provider health
+per pool.
+
+-o json prints {"pools": [{"name", "min", "max", "fairness", "robots",
+"idle", "busy", "suspect", "pending", "running", "provider",
+"provider_healthy"}]}; fairness is lower case, as in the table.`,
+		Args: cobra.NoArgs,
 	}
+	cf.register(status.Flags())
+	out := addOutputFlag(status)
+	status.RunE = func(cmd *cobra.Command, _ []string) error {
+		return exit(poolStatus(cmd.Context(), cf, out, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+	}
+	return group(&cobra.Command{Use: "pool", Short: "pool status"}, status)
+}
+
+// poolJSON is one pool of `pool status -o json`.
+type poolJSON struct {
+	Name            string `json:"name"`
+	Min             int    `json:"min"`
+	Max             int    `json:"max"`
+	Fairness        string `json:"fairness"`
+	Robots          int    `json:"robots"`
+	Idle            int    `json:"idle"`
+	Busy            int    `json:"busy"`
+	Suspect         int    `json:"suspect"`
+	Pending         int    `json:"pending"`
+	Running         int    `json:"running"`
+	Provider        string `json:"provider"`
+	ProviderHealthy bool   `json:"provider_healthy"`
+}
+
+func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr io.Writer) int {
 	c, err := cf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud pool status:", err)
@@ -303,18 +408,43 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rpacloud pool status:", err)
 		return 1
 	}
+	pools := make([]poolJSON, 0, len(out.PoolStatus))
+	for _, p := range out.PoolStatus {
+		pools = append(pools, poolJSON{Name: p.Pool.Name, Min: p.Pool.Min, Max: p.Pool.Max, Fairness: strings.ToLower(p.Pool.Fairness),
+			Robots: p.Robots, Idle: p.Idle, Busy: p.Busy, Suspect: p.Suspect, Pending: p.Pending, Running: p.Running,
+			Provider: p.Provider, ProviderHealthy: p.ProviderHealthy})
+	}
+	if o.JSON() {
+		return printJSON(stdout, stderr, struct {
+			Pools []poolJSON `json:"pools"`
+		}{pools})
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POOL\tROBOTS\tMIN-MAX\tIDLE\tBUSY\tSUSPECT\tPENDING\tRUNNING\tPROVIDER\tFAIRNESS")
-	for _, p := range out.PoolStatus {
+	for _, p := range pools {
 		health := "up"
 		if !p.ProviderHealthy {
 			health = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%s (%s)\t%s\n", p.Pool.Name, p.Robots, p.Pool.Min, p.Pool.Max,
-			p.Idle, p.Busy, p.Suspect, p.Pending, p.Running, p.Provider, health, strings.ToLower(p.Pool.Fairness))
+		fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%s (%s)\t%s\n", p.Name, p.Robots, p.Min, p.Max,
+			p.Idle, p.Busy, p.Suspect, p.Pending, p.Running, p.Provider, health, p.Fairness)
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// newPluginCmd is the hidden `rpacloud plugin KIND NAME` the daemon and
+// robots start built-in plugins with (pluginhost re-executes this binary).
+func newPluginCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "plugin KIND NAME",
+		Short:  "serve a built-in plugin over go-plugin (started by the daemon, not by people)",
+		Hidden: true,
+		Args:   cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return exit(runPlugin(args, cmd.ErrOrStderr()))
+		},
+	}
 }
 
 // runPlugin runs a built-in plugin in this process; the daemon starts it as
@@ -334,50 +464,80 @@ func runPlugin(args []string, stderr io.Writer) int {
 const createTokenQ = `mutation($in:CreateTokenInput!){createToken(input:$in){name role secret}}`
 const revokeTokenQ = `mutation($n:String!){revokeToken(name:$n)}`
 
-// runToken manages API tokens (admin only). The secret is printed once, on
+type tokenOptions struct {
+	cf               clientFlags
+	name, role, cust string
+	ttl              int
+	out              *output
+}
+
+// newTokenCmd manages API tokens (admin only).
+func newTokenCmd() *cobra.Command {
+	sub := func(use, short, long string, create bool) *cobra.Command {
+		var o tokenOptions
+		cmd := &cobra.Command{
+			Use: use, Short: short, Long: long, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return exit(runToken(cmd.Context(), create, o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			},
+		}
+		f := cmd.Flags()
+		o.cf.register(f)
+		f.StringVar(&o.name, "name", "", "token name (required)")
+		f.StringVar(&o.role, "role", "", "admin, operator or viewer")
+		f.StringVar(&o.cust, "customer", "", "bind the token to this customer")
+		f.IntVar(&o.ttl, "ttl-hours", 0, "expire after this many hours (0: never)")
+		if !create {
+			// Both subcommands shared one flag set before; revoke still
+			// accepts, and ignores, create's flags.
+			for _, n := range []string{"role", "customer", "ttl-hours"} {
+				_ = f.MarkHidden(n)
+			}
+			return cmd
+		}
+		o.out = addOutputFlag(cmd)
+		return cmd
+	}
+	return group(&cobra.Command{Use: "token", Short: "make and revoke API tokens (admin)"},
+		sub("create --name N --role admin|operator|viewer [--customer C] [--ttl-hours H]", "make an API token; the secret is printed once",
+			`Make an API token. The secret is printed once, on stdout alone, so a script
+can capture it.
+
+-o json prints {"name", "role", "secret"}; role is lower case.`, true),
+		sub("revoke --name N", "revoke an API token", "", false))
+}
+
+// runToken creates or revokes a token. The secret is printed once, on
 // stdout alone, so it can be captured by a script.
-func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "revoke") {
-		fmt.Fprintln(stderr, "usage: rpacloud token create --name N --role admin|operator|viewer [--customer C] [--ttl-hours H]\n       rpacloud token revoke --name N")
-		return 2
-	}
-	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clientFlags
-	cf.register(fs)
-	name := fs.String("name", "", "token name (required)")
-	role := fs.String("role", "", "admin, operator or viewer")
-	cust := fs.String("customer", "", "bind the token to this customer")
-	ttl := fs.Int("ttl-hours", 0, "expire after this many hours (0: never)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if *name == "" {
+func runToken(ctx context.Context, create bool, o tokenOptions, stdout, stderr io.Writer) int {
+	if o.name == "" {
 		fmt.Fprintln(stderr, "rpacloud token: --name is required")
 		return 2
 	}
-	c, err := cf.client()
+	c, err := o.cf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud token:", err)
 		return 1
 	}
-	if args[0] == "revoke" {
-		if err := c.Do(ctx, revokeTokenQ, map[string]any{"n": *name}, nil); err != nil {
+	if !create {
+		if err := c.Do(ctx, revokeTokenQ, map[string]any{"n": o.name}, nil); err != nil {
 			fmt.Fprintln(stderr, "rpacloud token revoke:", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "token %s revoked\n", *name)
+		fmt.Fprintf(stderr, "token %s revoked\n", o.name)
 		return 0
 	}
-	in := map[string]any{"name": *name, "role": strings.ToUpper(*role)}
-	if *cust != "" {
-		in["customer"] = *cust
+	in := map[string]any{"name": o.name, "role": strings.ToUpper(o.role)}
+	if o.cust != "" {
+		in["customer"] = o.cust
 	}
-	if *ttl > 0 {
-		in["ttlHours"] = *ttl
+	if o.ttl > 0 {
+		in["ttlHours"] = o.ttl
 	}
 	var out struct {
 		CreateToken struct {
+			Name   string `json:"name"`
+			Role   string `json:"role"`
 			Secret string `json:"secret"`
 		} `json:"createToken"`
 	}
@@ -385,6 +545,10 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "rpacloud token create:", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, out.CreateToken.Secret)
+	t := out.CreateToken
+	if o.out.JSON() {
+		return printJSON(stdout, stderr, map[string]string{"name": t.Name, "role": strings.ToLower(t.Role), "secret": t.Secret})
+	}
+	fmt.Fprintln(stdout, t.Secret)
 	return 0
 }

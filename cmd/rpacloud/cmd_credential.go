@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,21 +13,24 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/devvault"
 )
 
-const credentialUsage = `usage:
-  rpacloud credential put    --name N [--customer C] [--username U] [--password-stdin | --from-file F.json] [--process P]...
-  rpacloud credential rotate --name N [--customer C] [--username U] [--password-stdin | --from-file F.json]
-  rpacloud credential list   [--customer C]
-  rpacloud credential delete --name N [--customer C]
-  rpacloud credential bind|unbind --name N --process P [--customer C]
+const credentialLong = `Credentials in Vault: put, rotate, list, delete, bind, unbind.
 
 Secrets never go on the command line (other users see it in the process
 list): --password-stdin reads the password from the first line of standard
 input; --from-file reads a JSON object {"username", "password", "totp_seed",
-"fields": {"name": "value"}} from a file (use - for standard input).`
+"fields": {"name": "value"}} from a file (use - for standard input).
+
+-o json prints a credential's metadata (never a secret value):
+  {"customer", "name", "version", "created_at", "updated_at", "updated_by",
+   "fields", "processes"}
+list prints {"credentials": [...]} of those.`
 
 const credentialFields = `customer name version createdAt updatedAt updatedBy fields processes`
 
@@ -43,6 +45,31 @@ type credentialMeta struct {
 	Processes []string  `json:"processes"`
 }
 
+// credentialJSON is a credential's metadata as `-o json` prints it.
+type credentialJSON struct {
+	Customer  string    `json:"customer"`
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedBy string    `json:"updated_by"`
+	Fields    []string  `json:"fields"`
+	Processes []string  `json:"processes"`
+}
+
+func (m credentialMeta) json() credentialJSON {
+	return credentialJSON{Customer: m.Customer, Name: m.Name, Version: m.Version, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		UpdatedBy: m.UpdatedBy, Fields: nonNil(m.Fields), Processes: nonNil(m.Processes)}
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
 // secretFile is the --from-file format.
 type secretFile struct {
 	Username string            `json:"username"`
@@ -51,40 +78,74 @@ type secretFile struct {
 	Fields   map[string]string `json:"fields"`
 }
 
-func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, credentialUsage)
-		return 2
+type credentialOptions struct {
+	cf                         clientFlags
+	name, cust, user, fromFile string
+	pwStdin                    bool
+	procs                      []string
+	out                        *output
+}
+
+func newCredentialCmd() *cobra.Command {
+	// The subcommands shared one flag set before cobra; each still accepts
+	// every flag, and hides those it does not use.
+	sub := func(use, short string, shown ...string) *cobra.Command {
+		var o credentialOptions
+		name := strings.Fields(use)[0]
+		cmd := &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return exit(runCredential(cmd.Context(), name, o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			},
+		}
+		f := cmd.Flags()
+		o.cf.register(f)
+		f.StringVar(&o.name, "name", "", "credential name, e.g. etax/acme")
+		f.StringVar(&o.cust, "customer", "", "owning customer (default: the token's)")
+		f.StringVar(&o.user, "username", "", "user name (not secret)")
+		f.BoolVar(&o.pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+		f.StringVar(&o.fromFile, "from-file", "", "JSON file with username, password, totp_seed, fields (- for stdin)")
+		f.StringArrayVar(&o.procs, "process", nil, "process to bind the credential to (repeatable)")
+		keep := map[string]bool{"server": true, "token": true, "customer": true}
+		for _, n := range shown {
+			keep[n] = true
+		}
+		f.VisitAll(func(fl *pflag.Flag) {
+			if !keep[fl.Name] {
+				fl.Hidden = true
+			}
+		})
+		if name != "delete" {
+			o.out = addOutputFlag(cmd)
+		}
+		return cmd
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("credential "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clientFlags
-	cf.register(fs)
-	name := fs.String("name", "", "credential name, e.g. etax/acme")
-	cust := fs.String("customer", "", "owning customer (default: the token's)")
-	user := fs.String("username", "", "user name (not secret)")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	fromFile := fs.String("from-file", "", "JSON file with username, password, totp_seed, fields (- for stdin)")
-	var procs multiFlag
-	fs.Var(&procs, "process", "process to bind the credential to (repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
+	secret := []string{"name", "username", "password-stdin", "from-file", "process"}
+	return group(&cobra.Command{Use: "credential", Short: "credentials in Vault (values from stdin or a file)", Long: credentialLong},
+		sub("put --name N [--customer C] [--username U] [--password-stdin | --from-file F.json] [--process P]...", "store a credential (a new version if it exists)", secret...),
+		sub("rotate --name N [--customer C] [--username U] [--password-stdin | --from-file F.json]", "store a new version of a credential", secret...),
+		sub("list [--customer C]", "list credentials (metadata only)"),
+		sub("delete --name N [--customer C]", "delete a credential with every version", "name"),
+		sub("bind --name N --process P [--customer C]", "let a process use a credential", "name", "process"),
+		sub("unbind --name N --process P [--customer C]", "stop a process using a credential", "name", "process"),
+	)
+}
+
+func runCredential(ctx context.Context, sub string, o credentialOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "rpacloud credential %s: %v\n", sub, err)
 		return 1
 	}
-	c, err := cf.client()
+	c, err := o.cf.client()
 	if err != nil {
 		return fail(err)
 	}
 	var customer any
-	if *cust != "" {
-		customer = *cust
+	if o.cust != "" {
+		customer = o.cust
 	}
 	needName := func() bool {
-		if *name == "" {
+		if o.name == "" {
 			fmt.Fprintf(stderr, "rpacloud credential %s: --name is required\n", sub)
 			return false
 		}
@@ -95,13 +156,13 @@ func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		if !needName() {
 			return 2
 		}
-		in, err := readSecretInput(stdin, *user, *pwStdin, *fromFile)
+		in, err := readSecretInput(stdin, o.user, o.pwStdin, o.fromFile)
 		if err != nil {
 			return fail(err)
 		}
-		in["name"], in["customer"] = *name, customer
-		if len(procs) > 0 {
-			in["processes"] = []string(procs)
+		in["name"], in["customer"] = o.name, customer
+		if len(o.procs) > 0 {
+			in["processes"] = o.procs
 		}
 		field := "putCredential"
 		if sub == "rotate" {
@@ -113,6 +174,9 @@ func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, 
 			return fail(err)
 		}
 		m := out[field]
+		if o.out.JSON() {
+			return printJSON(stdout, stderr, m.json())
+		}
 		fmt.Fprintf(stdout, "%s/%s version %d stored in Vault (fields: %s; processes: %s)\n",
 			m.Customer, m.Name, m.Version, strings.Join(m.Fields, ", "), orNone(m.Processes))
 	case "list":
@@ -121,6 +185,15 @@ func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		if err := c.Do(ctx, `query($c:String){credentials(customer:$c){`+credentialFields+`}}`, map[string]any{"c": customer}, &out); err != nil {
 			return fail(err)
+		}
+		if o.out.JSON() {
+			list := make([]credentialJSON, 0, len(out.Credentials))
+			for _, m := range out.Credentials {
+				list = append(list, m.json())
+			}
+			return printJSON(stdout, stderr, struct {
+				Credentials []credentialJSON `json:"credentials"`
+			}{list})
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CUSTOMER\tNAME\tVERSION\tUPDATED\tBY\tFIELDS\tPROCESSES")
@@ -133,28 +206,28 @@ func runCredential(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		if !needName() {
 			return 2
 		}
-		if err := c.Do(ctx, `mutation($c:String,$n:String!){deleteCredential(customer:$c,name:$n)}`, map[string]any{"c": customer, "n": *name}, nil); err != nil {
+		if err := c.Do(ctx, `mutation($c:String,$n:String!){deleteCredential(customer:$c,name:$n)}`, map[string]any{"c": customer, "n": o.name}, nil); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "deleted %s with every version\n", *name)
+		fmt.Fprintf(stdout, "deleted %s with every version\n", o.name)
 	case "bind", "unbind":
 		if !needName() {
 			return 2
 		}
-		if len(procs) != 1 {
+		if len(o.procs) != 1 {
 			fmt.Fprintf(stderr, "rpacloud credential %s: give exactly one --process\n", sub)
 			return 2
 		}
 		field := sub + "Credential"
 		var out map[string]credentialMeta
 		q := fmt.Sprintf(`mutation($c:String,$n:String!,$p:String!){%s(customer:$c,name:$n,process:$p){%s}}`, field, credentialFields)
-		if err := c.Do(ctx, q, map[string]any{"c": customer, "n": *name, "p": procs[0]}, &out); err != nil {
+		if err := c.Do(ctx, q, map[string]any{"c": customer, "n": o.name, "p": o.procs[0]}, &out); err != nil {
 			return fail(err)
 		}
+		if o.out.JSON() {
+			return printJSON(stdout, stderr, out[field].json())
+		}
 		fmt.Fprintf(stdout, "%s/%s is used by: %s\n", out[field].Customer, out[field].Name, orNone(out[field].Processes))
-	default:
-		fmt.Fprintf(stderr, "rpacloud credential: unknown subcommand %q\n%s\n", sub, credentialUsage)
-		return 2
 	}
 	return 0
 }
@@ -224,11 +297,6 @@ func orNone(ss []string) string {
 	}
 	return strings.Join(ss, ", ")
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // devVault gives `rpacloud dev` a Vault and says which: the one at
 // VAULT_ADDR (token from VAULT_TOKEN), else a dev server it starts for the

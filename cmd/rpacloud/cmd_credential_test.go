@@ -135,7 +135,7 @@ func TestCredentialCommands(t *testing.T) {
 	cli := func(stdin string, args ...string) (int, string) {
 		var out, errb strings.Builder
 		args = append(args, "--server", srv.URL, "--token", tok)
-		code := runCredential(ctx, args, strings.NewReader(stdin), &out, &errb)
+		code := execute(ctx, append([]string{"credential"}, args...), strings.NewReader(stdin), &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	if code, out := cli(pw+"\n", "put", "--name", "etax/acme", "--username", "acme-001", "--password-stdin", "--process", "vat"); code != 0 ||

@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
@@ -39,40 +40,54 @@ func selfExe() string {
 	return exe
 }
 
-// runDev runs the embedded platform from the built-in quickstart config.
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	cfgPath := fs.String("config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+type devOptions struct{ dataDir, listen, logLevel, cfgPath string }
+
+func newDevCmd() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev [--data-dir DIR] [--listen ADDR]",
+		Short: "run the embedded platform (SQLite, local robots)",
+		Long: `Run the embedded platform from the built-in quickstart configuration (or
+--config): SQLite in the data directory, local robots, the dashboard, and a
+fresh admin token at each start, printed and written to DIR/admin.token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden)")
+	return cmd
+}
+
+// runDev runs the embedded platform from the built-in quickstart config.
+func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	cfg, diags, files := config.LoadSources(quickstart.Sources())
-	if *cfgPath != "" {
-		cfg, diags, files = config.Load(*cfgPath)
+	if o.cfgPath != "" {
+		cfg, diags, files = config.Load(o.cfgPath)
 	}
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
-	abs, err := filepath.Abs(*dataDir)
+	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "rpacloud dev: data directory: %v\n", err)
 		return 1
 	}
 	cfg.Server.DataDir = abs
-	cfg.Server.Listen = *listen
-	cfg.Server.PublicURL = "http://" + *listen
+	cfg.Server.Listen = o.listen
+	cfg.Server.PublicURL = "http://" + o.listen
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
 	cfg.Server.PluginDir = filepath.Join(abs, "plugins")
 	// The address is bound before a Vault dev server picks its free port,
 	// which could otherwise be this one.
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpacloud dev: listen on %s: %v\n", *listen, err)
+		fmt.Fprintf(stderr, "rpacloud dev: listen on %s: %v\n", o.listen, err)
 		return 1
 	}
 	defer ln.Close()
@@ -82,29 +97,41 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopVault()
-	log := newLogger(stderr, *logLevel, "text")
-	err = daemon.Run(ctx, daemon.Options{Config: cfg, Dev: true, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
-	if err != nil {
+	log := newLogger(stderr, o.logLevel, "text")
+	if err := runDaemon(ctx, cfg, true, log, stdout, ln); err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// runServer runs the daemon from an HCL configuration directory.
-func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "HCL configuration file or directory (required)")
-	logFormat := fs.String("log-format", "json", "json or text")
-	if err := fs.Parse(args); err != nil {
-		return 2
+type serverOptions struct{ cfgPath, logFormat string }
+
+func newServerCmd() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server --config PATH",
+		Short: "run the daemon from HCL configuration",
+		Long: `Run the production daemon from HCL (a file or a directory of *.hcl). The
+PostgreSQL DSN comes from the server.database block or RPACLOUD_DATABASE_DSN;
+an admin token is made into DATA_DIR/admin.token only if none exists.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runServer(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if *cfgPath == "" {
+	cmd.Flags().StringVar(&o.cfgPath, "config", "", "HCL configuration file or directory (required)")
+	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "json or text")
+	return cmd
+}
+
+// runServer runs the daemon from an HCL configuration directory.
+func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) int {
+	if o.cfgPath == "" {
 		fmt.Fprintln(stderr, "rpacloud server: --config is required")
 		return 2
 	}
-	cfg, diags, files := config.Load(*cfgPath)
+	cfg, diags, files := config.Load(o.cfgPath)
 	if len(diags) > 0 {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 	}
@@ -114,41 +141,61 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if env := os.Getenv("RPACLOUD_DATABASE_DSN"); env != "" && cfg.Server.Database.DSN == "" {
 		cfg.Server.Database.DSN = env
 	}
-	log := newLogger(stderr, cfg.Server.LogLevel, *logFormat)
-	if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, SelfExe: selfExe(), Stdout: stdout}); err != nil {
+	log := newLogger(stderr, cfg.Server.LogLevel, o.logFormat)
+	if err := runDaemon(ctx, cfg, false, log, stdout, nil); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
+// runDaemon is the one place the CLI starts the daemon's composition root
+// (cmd/rpacloud/daemon) for both dev and server.
+func runDaemon(ctx context.Context, cfg *config.Config, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
+	return daemon.Run(ctx, daemon.Options{Config: cfg, Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
+}
+
+type robotOptions struct{ serverURL, token, name, logLevel string }
+
+func newRobotCmd() *cobra.Command {
+	var o robotOptions
+	cmd := &cobra.Command{
+		Use:   "robot --server URL",
+		Short: "run a robot agent (token from RPACLOUD_ROBOT_TOKEN)",
+		Long: `Run the robot agent against a daemon. The token comes from the
+RPACLOUD_ROBOT_TOKEN environment variable by preference (or --token): a
+command line is visible to every user of the machine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(runRobot(cmd.Context(), o, cmd.ErrOrStderr()))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.serverURL, "server", "", "daemon URL, e.g. http://127.0.0.1:8080 (required)")
+	f.StringVar(&o.token, "token", "", "robot token (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
+	f.StringVar(&o.name, "name", "", "robot name, for the process list only (the daemon knows the robot by its token)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
 // runRobot runs the robot agent. The token comes from the environment by
 // preference: a command line is visible to every user of the machine.
-func runRobot(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) int {
-	fs := flag.NewFlagSet("robot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	serverURL := fs.String("server", "", "daemon URL, e.g. http://127.0.0.1:8080 (required)")
-	tok := fs.String("token", "", "robot token (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
-	_ = fs.String("name", "", "robot name, for the process list only (the daemon knows the robot by its token)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	secret := *tok
+func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
+	secret := o.token
 	if secret == "" {
 		secret = os.Getenv("RPACLOUD_ROBOT_TOKEN")
 	}
-	if *serverURL == "" || secret == "" {
+	if o.serverURL == "" || secret == "" {
 		fmt.Fprintln(stderr, "rpacloud robot: --server and a token (--token or RPACLOUD_ROBOT_TOKEN) are required")
 		return 2
 	}
 	// The token must not reach anything this process starts later.
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
-	log := newLogger(stderr, *logLevel, "text")
-	robot.Version = version
-	plugins, host := robotPlugins(*serverURL, secret, log) // cmd_plugins.go
+	log := newLogger(stderr, o.logLevel, "text")
+	robot.Version = buildVersion().Version
+	plugins, host := robotPlugins(o.serverURL, secret, log) // cmd_plugins.go
 	defer host.Close()
-	a := &robot.Agent{Client: newClient(*serverURL, secret), Log: log, Runners: robot.Builtin(), Plugins: plugins}
+	a := &robot.Agent{Client: newClient(o.serverURL, secret), Log: log, Runners: robot.Builtin(), Plugins: plugins}
 	if err := a.Run(ctx); err != nil {
 		log.Error("robot stopped", "err", err)
 		return 1

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
@@ -17,42 +17,69 @@ import (
 )
 
 const simulateUsage = `usage: rpacloud simulate --config FILE.hcl --trace FILE.csv [--pool NAME] [--boot-delay 90s]
-                         [--robot-hour-cost X] [--seed N] [--start RFC3339] [--window 5m] [--json]`
+                         [--robot-hour-cost X] [--seed N] [--start RFC3339] [--window 5m] [-o json]`
+
+type simulateOptions struct {
+	cfgPath, tracePath, poolName, start string
+	boot, window                        time.Duration
+	cost                                float64
+	seed                                uint64
+	asJSON                              bool
+	out                                 *output
+}
+
+func newSimulateCmd() *cobra.Command {
+	var o simulateOptions
+	cmd := &cobra.Command{
+		Use:   "simulate --config F.hcl --trace F.csv",
+		Short: "capacity planning: replay a workload trace on a virtual clock",
+		Long: `Capacity planning: replay a workload trace against a pool of the
+configuration on a virtual clock, with the real dispatch policy and scaling
+rule, and with two baselines (static pool, target tracking).
+
+-o json (or --json) prints the report as one JSON object; its fields are
+those of package core/scale/sim's Report (robot_hours, cost, peak_robots,
+scale_ups, scale_downs, direction_changes, batch_completion_p50_s, ...,
+offline_lower_bound_robot_hours, baselines.static, baselines.target_tracking).`,
+		Args: cobra.ArbitraryArgs, // checked in the body, for the usage line
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return exit(runSimulate(o, args, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfgPath, "config", "", "HCL configuration (file or directory) declaring the pool")
+	f.StringVar(&o.tracePath, "trace", "", "trace CSV: submit_at_s,customer,tasks,task_duration_s[,fail_rate,data_error_rate,hang_rate]")
+	f.StringVar(&o.poolName, "pool", "", "pool to simulate (default: the configuration's only pool)")
+	f.DurationVar(&o.boot, "boot-delay", 90*time.Second, "how long a rented robot takes to come up")
+	f.Float64Var(&o.cost, "robot-hour-cost", 0, "price of one robot-hour, for the cost figures")
+	f.Uint64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same report")
+	f.StringVar(&o.start, "start", "2026-11-01T00:00:00Z", "wall-clock time of the trace's second 0 (for schedules)")
+	f.DurationVar(&o.window, "window", 5*time.Minute, "target tracking's scale-down stabilisation window")
+	f.BoolVar(&o.asJSON, "json", false, "print the report as one JSON object (same as -o json)")
+	o.out = addOutputFlag(cmd)
+	return cmd
+}
 
 // runSimulate replays a workload trace against a pool of the configuration
 // on a virtual clock: the pool's scaling rule and both baselines.
-func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "HCL configuration (file or directory) declaring the pool")
-	tracePath := fs.String("trace", "", "trace CSV: submit_at_s,customer,tasks,task_duration_s[,fail_rate,data_error_rate,hang_rate]")
-	poolName := fs.String("pool", "", "pool to simulate (default: the configuration's only pool)")
-	boot := fs.Duration("boot-delay", 90*time.Second, "how long a rented robot takes to come up")
-	cost := fs.Float64("robot-hour-cost", 0, "price of one robot-hour, for the cost figures")
-	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same report")
-	start := fs.String("start", "2026-11-01T00:00:00Z", "wall-clock time of the trace's second 0 (for schedules)")
-	window := fs.Duration("window", 5*time.Minute, "target tracking's scale-down stabilisation window")
-	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *cfgPath == "" || *tracePath == "" || fs.NArg() > 0 {
+func runSimulate(o simulateOptions, args []string, stdout, stderr io.Writer) int {
+	if o.cfgPath == "" || o.tracePath == "" || len(args) > 0 {
 		fmt.Fprintln(stderr, simulateUsage)
 		return 2
 	}
-	t0, err := time.Parse(time.RFC3339, *start)
+	t0, err := time.Parse(time.RFC3339, o.start)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpacloud simulate: --start %q: %v\n", *start, err)
+		fmt.Fprintf(stderr, "rpacloud simulate: --start %q: %v\n", o.start, err)
 		return 2
 	}
-	cfg, diags, files := config.Load(*cfgPath)
+	cfg, diags, files := config.Load(o.cfgPath)
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
-	pc, err := poolconf.FromConfig(cfg, *poolName)
+	pc, err := poolconf.FromConfig(cfg, o.poolName)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpacloud simulate: %s: %v\n", *cfgPath, err)
+		fmt.Fprintf(stderr, "rpacloud simulate: %s: %v\n", o.cfgPath, err)
 		return 1
 	}
 	fair, err := policy.ParseFairness(pc.Fairness)
@@ -60,12 +87,12 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "rpacloud simulate: pool %q: %v\n", pc.Name, err)
 		return 1
 	}
-	f, err := os.Open(*tracePath)
+	f, err := os.Open(o.tracePath)
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)
 		return 1
 	}
-	trace, err := sim.ReadTrace(f, *tracePath)
+	trace, err := sim.ReadTrace(f, o.tracePath)
 	f.Close()
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)
@@ -77,13 +104,13 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 			Settings: pc.Settings, PrewarmLead: pc.PrewarmLead, PrewarmRobots: pc.PrewarmRobots, Slots: pc.Slots,
 			MaxDuration: pc.MaxDuration, Retries: pc.Retries,
 		},
-		BootDelay: *boot, RobotHourCost: *cost, Seed: *seed, Start: t0, Window: *window,
+		BootDelay: o.boot, RobotHourCost: o.cost, Seed: o.seed, Start: t0, Window: o.window,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)
 		return 1
 	}
-	if *asJSON {
+	if o.asJSON || o.out.JSON() {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -93,7 +120,7 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	}
 	fmt.Fprintf(stdout, "pool %s: %d batches, %d tasks, %d customers, %.1f robot-hours of work over %.0f h; boot delay %s\n",
-		rep.Pool, rep.Batches, rep.Tasks, rep.Customers, rep.WorkHours, rep.HorizonHours, *boot)
+		rep.Pool, rep.Batches, rep.Tasks, rep.Customers, rep.WorkHours, rep.HorizonHours, o.boot)
 	fmt.Fprintf(stdout, "offline lower bound: %.1f robot-hours\n\n", rep.LowerBound)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\trobot-h\t÷bound\tcost\tpeak\tups\tdowns\tflips\tp50 s\tp95 s\tmax s\tmax wait s\tJain\t")

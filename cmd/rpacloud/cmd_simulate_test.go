@@ -66,3 +66,19 @@ func TestSimulateErrors(t *testing.T) {
 		}
 	}
 }
+
+// -o json is --json: the same report, byte for byte.
+func TestSimulateOutputJSON(t *testing.T) {
+	args := []string{"simulate", "--config", "../../examples/tax-filing/simulation/tax-rpa.hcl",
+		"--trace", "../../examples/tax-filing/trace.csv"}
+	var legacy, out, errb bytes.Buffer
+	if code := run(context.Background(), append(args, "--json"), &legacy, &errb); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errb.String())
+	}
+	if code := run(context.Background(), append(args, "-o", "json"), &out, &errb); code != 0 {
+		t.Fatalf("-o json: exit %d: %s", code, errb.String())
+	}
+	if out.String() != legacy.String() {
+		t.Error("-o json and --json print different reports")
+	}
+}

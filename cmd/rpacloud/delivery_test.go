@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,6 +92,37 @@ process "vat" {
 	code, out, errs = cli("process", "schedule", "--pool", "p")
 	if code != 0 || !strings.Contains(out, "vat/late") || !strings.Contains(out, "0 clashes in the next 7 days") {
 		t.Fatalf("schedule: %d %s %s", code, out, errs)
+	}
+	// The same answers as JSON, with the documented field names.
+	code, out, errs = cli("process", "status", "vat", "-o", "json")
+	var st struct {
+		Process   string   `json:"process"`
+		Stage     string   `json:"stage"`
+		Allowed   []string `json:"allowed"`
+		Checklist []struct {
+			Action string `json:"action"`
+			Item   string `json:"item"`
+		} `json:"checklist"`
+		History []any `json:"history"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Process != "vat" || st.Stage != "S1_ACQUIRE" ||
+		len(st.Allowed) != 1 || len(st.Checklist) == 0 || st.History == nil {
+		t.Fatalf("status -o json: %d %s %s", code, out, errs)
+	}
+	code, out, errs = cli("process", "schedule", "--pool", "p", "-o", "json")
+	type booking struct {
+		ID              string `json:"id"`
+		DurationMinutes int    `json:"duration_minutes"`
+		Timezone        string `json:"timezone"`
+	}
+	var sch struct {
+		Days     int       `json:"days"`
+		Bookings []booking `json:"bookings"`
+		Clashes  []any     `json:"clashes"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &sch) != nil || sch.Days != 7 || sch.Clashes == nil ||
+		!slices.Contains(sch.Bookings, booking{"vat/late", 60, "Asia/Shanghai"}) {
+		t.Fatalf("schedule -o json: %d %s %s", code, out, errs)
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "schedule.xlsx")
