@@ -12,7 +12,8 @@ run: build
 ## build: the rpacloud binary (daemon, robot agent, built-in plugins, CLI)
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/rpacloud ./cmd/rpacloud
+	@# -buildvcs=auto: the version command shows the commit even where GOFLAGS turns VCS stamping off
+	$(GO) build -buildvcs=auto -o $(BIN)/rpacloud ./cmd/rpacloud
 
 ## vault: build the real Vault server once into ~/.cache/rpacloud/bin/vault (rpacloud dev and the tests use it)
 vault:
