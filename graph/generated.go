@@ -14,6 +14,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -466,6 +467,7 @@ type ComplexityRoot struct {
 		PoolStatus       func(childComplexity int) int
 		Pools            func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolOrder, where *ent.PoolWhereInput) int
 		ProcessLifecycle func(childComplexity int, process string) int
+		ProcessSpec      func(childComplexity int, process string) int
 		Processes        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) int
 		RemoteEndpoints  func(childComplexity int, process string) int
 		Robots           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) int
@@ -776,6 +778,7 @@ type QueryResolver interface {
 	Dashboard(ctx context.Context) (*model.DashboardSummary, error)
 	Me(ctx context.Context) (*model.Principal, error)
 	PoolStatus(ctx context.Context) ([]*model.PoolStatus, error)
+	ProcessSpec(ctx context.Context, process string) (model.JSON, error)
 	ScaleDecisions(ctx context.Context, pool *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ScaleDecisionOrder, where *ent.ScaleDecisionWhereInput) (*ent.ScaleDecisionConnection, error)
 }
 type SubscriptionResolver interface {
@@ -2729,6 +2732,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ProcessLifecycle(childComplexity, args["process"].(string)), true
+	case "Query.processSpec":
+		if e.ComplexityRoot.Query.ProcessSpec == nil {
+			break
+		}
+
+		args, err := ec.field_Query_processSpec_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProcessSpec(childComplexity, args["process"].(string)), true
 	case "Query.processes":
 		if e.ComplexityRoot.Query.Processes == nil {
 			break
@@ -8449,6 +8463,14 @@ extend type Query {
   me: Principal!
   "Every active pool with its live counts."
   poolStatus: [PoolStatus!]!
+  """
+  Robot protocol: what a robot needs to run a crawler or vendor process
+  besides the task (robot tokens of the process's pool only): a JSON object
+  with name, kind, runner, package, flow, networkName, network, vendorType
+  and vendor (non-secret settings). A process that is not a crawler or
+  vendor process of the robot's pool answers NOT_FOUND.
+  """
+  processSpec(process: String!): JSON!
 }
 
 input SubmitBatchInput {
@@ -9365,6 +9387,17 @@ func (ec *executionContext) field_Query_pools_args(ctx context.Context, rawArgs 
 }
 
 func (ec *executionContext) field_Query_processLifecycle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_processSpec_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
@@ -20395,6 +20428,47 @@ func (ec *executionContext) fieldContext_Query_poolStatus(_ context.Context, fie
 			}
 			return nil, fmt.Errorf("no field named %q was found under type PoolStatus", field.Name)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_processSpec(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_processSpec,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProcessSpec(ctx, fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_processSpec(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type JSON does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_processSpec_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -35730,7 +35804,7 @@ func (ec *executionContext) unmarshalInputReportResultInput(ctx context.Context,
 			it.Output = data
 		case "errorClass":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorClass"))
-			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx, v)
+			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -43942,6 +44016,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "processSpec":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_processSpec(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "scaleDecisions":
 			field := field
 
@@ -48719,16 +48815,16 @@ func (ec *executionContext) unmarshalOCustomerWhereInput2ᚖgithubᚗcomᚋrpacl
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, v any) (*model.ErrorClass, error) {
+func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx context.Context, v any) (*robotwire.ErrorClass, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.ErrorClass)
+	var res = new(robotwire.ErrorClass)
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *model.ErrorClass) graphql.Marshaler {
+func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *robotwire.ErrorClass) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

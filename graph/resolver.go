@@ -16,6 +16,12 @@ import (
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
+
+	"github.com/rpacloud/rpacloud/core/robotapi"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
+
+	"github.com/rpacloud/rpacloud/graph/model"
 )
 
 // ProviderHealth tells whether the plugin behind a provider block is up.
@@ -39,6 +45,37 @@ type Resolver struct {
 	// Delivery serves the lifecycle, remote access, run schedule and
 	// documents (schema/lifecycle.graphqls).
 	Delivery *delivery.Service
+	// Robots serves the robot protocol (registerRobot, claimTask,
+	// processSpec, heartbeat, reportResult). nil: one is made from the
+	// fields above, which serves no process specs.
+	Robots *robotapi.Service
+}
+
+// robots is the robot protocol's room the robot resolvers call into.
+func (r *Resolver) robots() *robotapi.Service {
+	if r.Robots != nil {
+		return r.Robots
+	}
+	return &robotapi.Service{Client: r.Client, Queue: r.Queue, Bus: r.Bus, Bindings: r.CredentialBindings, Vault: r.Vault}
+}
+
+// claimModel is a claim as the GraphQL API answers it.
+func claimModel(c *robotwire.Claim) *model.TaskClaim {
+	if c == nil {
+		return nil
+	}
+	out := &model.TaskClaim{
+		TaskID: c.TaskID, Attempt: c.Attempt, Deadline: c.Deadline,
+		Process: c.Process, Kind: c.Kind, Runner: c.Runner,
+		MaxDurationSeconds: c.MaxDurationSeconds, Input: model.JSON(c.Input),
+	}
+	if g := c.Credentials; g != nil {
+		out.Credentials = &model.CredentialGrant{VaultAddress: g.VaultAddress, ExpiresAt: g.ExpiresAt}
+		for _, it := range g.Items {
+			out.Credentials.Items = append(out.Credentials.Items, &model.CredentialGrantItem{Name: it.Name, Path: it.Path, WrappingToken: it.WrappingToken})
+		}
+	}
+	return out
 }
 
 // Page sizes: a connection without first/last gets DefaultPage items, and
@@ -127,9 +164,6 @@ func queueError(err error) error {
 	}
 	return fmt.Errorf("%w", err)
 }
-
-// wakeTypes are the events after which a waiting robot should try again.
-var wakeTypes = map[string]bool{"batch.submitted": true, "task.retrying": true, "task.delayed": true}
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/core/server"
 	"github.com/rpacloud/rpacloud/examples"
 )
@@ -145,10 +145,10 @@ func runRobot(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	// The token must not reach anything this process starts later.
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
 	log := newLogger(stderr, *logLevel, "text")
-	robot.Version = version
+	robotagent.Version = version
 	plugins, host := robotPlugins(*serverURL, secret, log) // cmd_plugins.go
 	defer host.Close()
-	a := &robot.Agent{Client: newClient(*serverURL, secret), Log: log, Runners: robot.Builtin(), Plugins: plugins}
+	a := &robotagent.Agent{Client: newClient(*serverURL, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
 	if err := a.Run(ctx); err != nil {
 		log.Error("robot stopped", "err", err)
 		return 1

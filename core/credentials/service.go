@@ -29,6 +29,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // Options configure a Service.
@@ -83,7 +85,7 @@ type Service struct {
 // serves even while Vault is down.
 func New(o Options) (*Service, error) {
 	if o.Vault == nil {
-		return nil, ErrOff
+		return nil, secret.ErrOff
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -326,12 +328,12 @@ func (s *Service) Health(ctx context.Context) Health {
 	case err != nil:
 		detail, kind := classify(err)
 		h.State, h.Error = StateUnreachable, kind.Error()+paren(detail)
-		if errors.Is(kind, ErrSealed) {
+		if errors.Is(kind, secret.ErrSealed) {
 			h.State = StateSealed
 		}
 		return h
 	case st.Sealed:
-		h.State, h.Error = StateSealed, ErrSealed.Error()
+		h.State, h.Error = StateSealed, secret.ErrSealed.Error()
 		return h
 	}
 	s.mu.Lock()

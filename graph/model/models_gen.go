@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
@@ -285,9 +286,9 @@ type ReportResultInput struct {
 	Attempt int  `json:"attempt"`
 	Success bool `json:"success"`
 	// Output of a success (a JSON value).
-	Output     JSON        `json:"output,omitempty"`
-	ErrorClass *ErrorClass `json:"errorClass,omitempty"`
-	Message    *string     `json:"message,omitempty"`
+	Output     JSON                  `json:"output,omitempty"`
+	ErrorClass *robotwire.ErrorClass `json:"errorClass,omitempty"`
+	Message    *string               `json:"message,omitempty"`
 }
 
 // What a robot learns about itself when it starts.
