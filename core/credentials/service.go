@@ -10,8 +10,9 @@
 //     the daemon asks Vault to read each one into a response-wrapped,
 //     single-use token whose TTL ends at the attempt's deadline. The daemon
 //     never sees the values; the robot unwraps them straight from Vault
-//     into memory (Redeem). When the attempt ends, unused wrapping tokens
-//     are revoked.
+//     into memory (secret.Redeem, in core/credentials/secret: the part
+//     robots link, with no storage or Vault client library in it). When
+//     the attempt ends, unused wrapping tokens are revoked.
 package credentials
 
 import (
