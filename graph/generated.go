@@ -12950,7 +12950,7 @@ func (ec *executionContext) fieldContext_Credential_processes(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_vaultAddress(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_vaultAddress(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12979,7 +12979,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_vaultAddress(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_expiresAt(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13008,7 +13008,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_expiresAt(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13018,7 +13018,7 @@ func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field gr
 			return obj.Items, nil
 		},
 		nil,
-		ec.marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ,
+		ec.marshalNCredentialGrantItem2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItemᚄ,
 		true,
 		true,
 	)
@@ -13045,7 +13045,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_items(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_name(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_name(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13074,7 +13074,7 @@ func (ec *executionContext) fieldContext_CredentialGrantItem_name(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_path(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_path(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13103,7 +13103,7 @@ func (ec *executionContext) fieldContext_CredentialGrantItem_path(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_wrappingToken(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_wrappingToken(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24759,7 +24759,7 @@ func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field gr
 			return obj.Credentials, nil
 		},
 		nil,
-		ec.marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant,
+		ec.marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrant,
 		true,
 		false,
 	)
@@ -41370,7 +41370,7 @@ func (ec *executionContext) _Credential(ctx context.Context, sel ast.SelectionSe
 
 var credentialGrantImplementors = []string{"CredentialGrant"}
 
-func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrant) graphql.Marshaler {
+func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.SelectionSet, obj *robotwire.Grant) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -41419,7 +41419,7 @@ func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.Select
 
 var credentialGrantItemImplementors = []string{"CredentialGrantItem"}
 
-func (ec *executionContext) _CredentialGrantItem(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrantItem) graphql.Marshaler {
+func (ec *executionContext) _CredentialGrantItem(ctx context.Context, sel ast.SelectionSet, obj *robotwire.GrantItem) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -46642,11 +46642,15 @@ func (ec *executionContext) unmarshalNCredentialFieldInput2ᚖgithubᚗcomᚋrpa
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialGrantItem) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialGrantItem2githubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItem(ctx context.Context, sel ast.SelectionSet, v robotwire.GrantItem) graphql.Marshaler {
+	return ec._CredentialGrantItem(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCredentialGrantItem2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItemᚄ(ctx context.Context, sel ast.SelectionSet, v []robotwire.GrantItem) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx, sel, v[i])
+		return ec.marshalNCredentialGrantItem2githubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItem(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -46656,16 +46660,6 @@ func (ec *executionContext) marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpa
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrantItem) graphql.Marshaler {
-	if v == nil {
-		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
-			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
-		}
-		return graphql.Null
-	}
-	return ec._CredentialGrantItem(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCredentialInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialInput(ctx context.Context, v any) (model.CredentialInput, error) {
@@ -48659,7 +48653,7 @@ func (ec *executionContext) unmarshalOCredentialFieldInput2ᚕᚖgithubᚗcomᚋ
 	return res, nil
 }
 
-func (ec *executionContext) marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrant) graphql.Marshaler {
+func (ec *executionContext) marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrant(ctx context.Context, sel ast.SelectionSet, v *robotwire.Grant) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -64,18 +64,11 @@ func claimModel(c *robotwire.Claim) *model.TaskClaim {
 	if c == nil {
 		return nil
 	}
-	out := &model.TaskClaim{
+	return &model.TaskClaim{
 		TaskID: c.TaskID, Attempt: c.Attempt, Deadline: c.Deadline,
 		Process: c.Process, Kind: c.Kind, Runner: c.Runner,
-		MaxDurationSeconds: c.MaxDurationSeconds, Input: model.JSON(c.Input),
+		MaxDurationSeconds: c.MaxDurationSeconds, Input: model.JSON(c.Input), Credentials: c.Credentials,
 	}
-	if g := c.Credentials; g != nil {
-		out.Credentials = &model.CredentialGrant{VaultAddress: g.VaultAddress, ExpiresAt: g.ExpiresAt}
-		for _, it := range g.Items {
-			out.Credentials.Items = append(out.Credentials.Items, &model.CredentialGrantItem{Name: it.Name, Path: it.Path, WrappingToken: it.WrappingToken})
-		}
-	}
-	return out
 }
 
 // Page sizes: a connection without first/last gets DefaultPage items, and

@@ -106,23 +106,6 @@ type CredentialFieldInput struct {
 	Value string `json:"value"`
 }
 
-// Run-time access to the credentials of one claimed attempt: per credential, a
-// single-use Vault wrapping token that expires at the attempt's deadline and
-// is revoked when the attempt ends. The robot unwraps it at vaultAddress.
-type CredentialGrant struct {
-	VaultAddress string                 `json:"vaultAddress"`
-	ExpiresAt    time.Time              `json:"expiresAt"`
-	Items        []*CredentialGrantItem `json:"items"`
-}
-
-type CredentialGrantItem struct {
-	// The name the process binds the credential under.
-	Name string `json:"name"`
-	// The Vault path the wrapping token must have been made by.
-	Path          string `json:"path"`
-	WrappingToken string `json:"wrappingToken"`
-}
-
 // A credential's values, for putCredential and rotateCredential. At least one
 // field must be set. Values are sent to Vault and forgotten.
 type CredentialInput struct {
@@ -385,7 +368,7 @@ type TaskClaim struct {
 	MaxDurationSeconds int    `json:"maxDurationSeconds"`
 	Input              JSON   `json:"input"`
 	// Credentials of the task's process; null when it binds none.
-	Credentials *CredentialGrant `json:"credentials,omitempty"`
+	Credentials *robotwire.Grant `json:"credentials,omitempty"`
 }
 
 // Busy time of one robot, pool or vendor licence over a window.
