@@ -45,6 +45,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	TaskClaim() TaskClaimResolver
 }
 
 type DirectiveRoot struct {
@@ -736,7 +737,7 @@ type MutationResolver interface {
 	CreateToken(ctx context.Context, input model.CreateTokenInput) (*model.CreatedToken, error)
 	RevokeToken(ctx context.Context, name string) (bool, error)
 	RegisterRobot(ctx context.Context, hostname string, agentVersion string) (*model.RobotSelf, error)
-	ClaimTask(ctx context.Context, wait *int) (*model.TaskClaim, error)
+	ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error)
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
 	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
@@ -788,6 +789,9 @@ type SubscriptionResolver interface {
 	RobotStates(ctx context.Context, pool *string) (<-chan []*ent.Robot, error)
 	PoolSizes(ctx context.Context) (<-chan []*model.PoolStatus, error)
 	Dashboard(ctx context.Context) (<-chan *model.DashboardSummary, error)
+}
+type TaskClaimResolver interface {
+	Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -15267,7 +15271,7 @@ func (ec *executionContext) _Mutation_claimTask(ctx context.Context, field graph
 			return ec.Resolvers.Mutation().ClaimTask(ctx, fc.Args["wait"].(*int))
 		},
 		nil,
-		ec.marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐTaskClaim,
+		ec.marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐClaim,
 		true,
 		false,
 	)
@@ -24517,7 +24521,7 @@ func (ec *executionContext) fieldContext_Task_attempts(ctx context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_taskID(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_taskID(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24546,7 +24550,7 @@ func (ec *executionContext) fieldContext_TaskClaim_taskID(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_attempt(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_attempt(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24575,7 +24579,7 @@ func (ec *executionContext) fieldContext_TaskClaim_attempt(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_deadline(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_deadline(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24604,7 +24608,7 @@ func (ec *executionContext) fieldContext_TaskClaim_deadline(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_process(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_process(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24633,7 +24637,7 @@ func (ec *executionContext) fieldContext_TaskClaim_process(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_kind(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_kind(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24662,7 +24666,7 @@ func (ec *executionContext) fieldContext_TaskClaim_kind(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_runner(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_runner(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24691,7 +24695,7 @@ func (ec *executionContext) fieldContext_TaskClaim_runner(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_maxDurationSeconds(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_maxDurationSeconds(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24720,14 +24724,14 @@ func (ec *executionContext) fieldContext_TaskClaim_maxDurationSeconds(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_input(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_input(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		ec.fieldContext_TaskClaim_input,
 		func(ctx context.Context) (any, error) {
-			return obj.Input, nil
+			return ec.Resolvers.TaskClaim().Input(ctx, obj)
 		},
 		nil,
 		ec.marshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON,
@@ -24740,8 +24744,8 @@ func (ec *executionContext) fieldContext_TaskClaim_input(_ context.Context, fiel
 	fc = &graphql.FieldContext{
 		Object:     "TaskClaim",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type JSON does not have child fields")
 		},
@@ -24749,7 +24753,7 @@ func (ec *executionContext) fieldContext_TaskClaim_input(_ context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -45257,7 +45261,7 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 
 var taskClaimImplementors = []string{"TaskClaim"}
 
-func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet, obj *model.TaskClaim) graphql.Marshaler {
+func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet, obj *robotwire.Claim) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, taskClaimImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -45269,43 +45273,74 @@ func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet
 		case "taskID":
 			out.Values[i] = ec._TaskClaim_taskID(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "attempt":
 			out.Values[i] = ec._TaskClaim_attempt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deadline":
 			out.Values[i] = ec._TaskClaim_deadline(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "process":
 			out.Values[i] = ec._TaskClaim_process(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._TaskClaim_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "runner":
 			out.Values[i] = ec._TaskClaim_runner(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "maxDurationSeconds":
 			out.Values[i] = ec._TaskClaim_maxDurationSeconds(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "input":
-			out.Values[i] = ec._TaskClaim_input(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._TaskClaim_input(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
 			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "credentials":
 			out.Values[i] = ec._TaskClaim_credentials(ctx, field, obj)
 		default:
@@ -49692,7 +49727,7 @@ func (ec *executionContext) marshalOTask2ᚖgithubᚗcomᚋrpacloudᚋrpacloud�
 	return ec._Task(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐTaskClaim(ctx context.Context, sel ast.SelectionSet, v *model.TaskClaim) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐClaim(ctx context.Context, sel ast.SelectionSet, v *robotwire.Claim) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -18,10 +18,6 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 
 	"github.com/rpacloud/rpacloud/core/robotapi"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
-
-	"github.com/rpacloud/rpacloud/graph/model"
 )
 
 // ProviderHealth tells whether the plugin behind a provider block is up.
@@ -57,18 +53,6 @@ func (r *Resolver) robots() *robotapi.Service {
 		return r.Robots
 	}
 	return &robotapi.Service{Client: r.Client, Queue: r.Queue, Bus: r.Bus, Bindings: r.CredentialBindings, Vault: r.Vault}
-}
-
-// claimModel is a claim as the GraphQL API answers it.
-func claimModel(c *robotwire.Claim) *model.TaskClaim {
-	if c == nil {
-		return nil
-	}
-	return &model.TaskClaim{
-		TaskID: c.TaskID, Attempt: c.Attempt, Deadline: c.Deadline,
-		Process: c.Process, Kind: c.Kind, Runner: c.Runner,
-		MaxDurationSeconds: c.MaxDurationSeconds, Input: model.JSON(c.Input), Credentials: c.Credentials,
-	}
 }
 
 // Page sizes: a connection without first/last gets DefaultPage items, and

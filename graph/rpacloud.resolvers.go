@@ -134,7 +134,7 @@ func (r *mutationResolver) RegisterRobot(ctx context.Context, hostname string, a
 }
 
 // ClaimTask is the resolver for the claimTask field.
-func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*model.TaskClaim, error) {
+func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error) {
 	id, err := robotOf(ctx)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*model.Tas
 	if err != nil {
 		return nil, queueError(err)
 	}
-	return claimModel(c), nil
+	return c, nil
 }
 
 // Heartbeat is the resolver for the heartbeat field.
@@ -315,11 +315,20 @@ func (r *subscriptionResolver) TaskEvents(ctx context.Context, batchID *int, tas
 	return out, nil
 }
 
+// Input is the resolver for the input field.
+func (r *taskClaimResolver) Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error) {
+	return model.JSON(obj.Input), nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+// TaskClaim returns TaskClaimResolver implementation.
+func (r *Resolver) TaskClaim() TaskClaimResolver { return &taskClaimResolver{r} }
+
 type mutationResolver struct{ *Resolver }
 type subscriptionResolver struct{ *Resolver }
+type taskClaimResolver struct{ *Resolver }

@@ -353,24 +353,6 @@ type SubmitBatchInput struct {
 type Subscription struct {
 }
 
-// A task handed to a robot by claimTask.
-type TaskClaim struct {
-	TaskID int `json:"taskID"`
-	// The attempt number: send it back with heartbeat and reportResult.
-	Attempt int `json:"attempt"`
-	// When the attempt is abandoned unless a heartbeat extends it.
-	Deadline time.Time `json:"deadline"`
-	Process  string    `json:"process"`
-	// builtin, vendor or crawler.
-	Kind string `json:"kind"`
-	// Task type for builtin processes (noop, echo); plugin name otherwise.
-	Runner             string `json:"runner"`
-	MaxDurationSeconds int    `json:"maxDurationSeconds"`
-	Input              JSON   `json:"input"`
-	// Credentials of the task's process; null when it binds none.
-	Credentials *robotwire.Grant `json:"credentials,omitempty"`
-}
-
 // Busy time of one robot, pool or vendor licence over a window.
 type Utilisation struct {
 	// Robot name, pool name or vendor.
