@@ -8,12 +8,13 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
-	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // credentialCustomer authorises a credential operation and finds the
@@ -30,7 +31,7 @@ func (r *Resolver) credentialCustomer(ctx context.Context, op string, name *stri
 		return p, nil, err
 	}
 	if r.CredentialBindings == nil {
-		return p, nil, coded(CodeBadInput, "%s: %v", op, credentials.ErrOff)
+		return p, nil, coded(CodeBadInput, "%s: %v", op, secret.ErrOff)
 	}
 	var c *ent.Customer
 	switch {
@@ -51,7 +52,7 @@ func (r *Resolver) credentialCustomer(ctx context.Context, op string, name *stri
 		return p, nil, coded(CodeForbidden, "forbidden: this token may not reach credentials of customer %q", c.Name)
 	}
 	if r.Vault == nil {
-		return p, nil, coded(CodeBadInput, "%s: %v", op, credentials.ErrOff)
+		return p, nil, coded(CodeBadInput, "%s: %v", op, secret.ErrOff)
 	}
 	return p, c, nil
 }
@@ -64,7 +65,7 @@ func (r *Resolver) writeCredential(ctx context.Context, op string, in model.Cred
 	if err != nil {
 		return nil, err
 	}
-	sec := credentials.Secret{Username: deref(in.Username), Password: deref(in.Password), TOTPSeed: deref(in.TotpSeed)}
+	sec := secret.Secret{Username: deref(in.Username), Password: deref(in.Password), TOTPSeed: deref(in.TotpSeed)}
 	for _, f := range in.Fields {
 		if sec.Extra == nil {
 			sec.Extra = map[string]string{}
@@ -105,13 +106,13 @@ func (r *Resolver) writeCredential(ctx context.Context, op string, in model.Cred
 func (r *Resolver) checkBindable(ctx context.Context, c *ent.Customer, proc string) error {
 	p, err := r.Client.Process.Query().Where(process.Name(proc)).Only(privacy.DecisionContext(ctx, privacy.Allow))
 	if ent.IsNotFound(err) {
-		return fmt.Errorf("%w: no process %q", credentials.ErrBadInput, proc)
+		return fmt.Errorf("%w: no process %q", secret.ErrBadInput, proc)
 	}
 	if err != nil {
 		return fmt.Errorf("process %q: %w", proc, err)
 	}
 	if p.OwnerID == nil || *p.OwnerID != c.ID {
-		return fmt.Errorf("%w: process %q does not belong to customer %q; a credential can only be bound to its own customer's processes", credentials.ErrBadInput, proc, c.Name)
+		return fmt.Errorf("%w: process %q does not belong to customer %q; a credential can only be bound to its own customer's processes", secret.ErrBadInput, proc, c.Name)
 	}
 	return nil
 }
@@ -152,14 +153,14 @@ func (r *Resolver) audit(ctx context.Context, p viewer.Principal, typ string, c 
 // error with a code. The message names the credential, never a value.
 func credentialError(op string, err error) error {
 	switch {
-	case errors.Is(err, credentials.ErrBadInput), errors.Is(err, credentials.ErrExists),
-		errors.Is(err, credentials.ErrNotFound), errors.Is(err, credentials.ErrOff):
+	case errors.Is(err, secret.ErrBadInput), errors.Is(err, secret.ErrExists),
+		errors.Is(err, secret.ErrNotFound), errors.Is(err, secret.ErrOff):
 		code := CodeBadInput
-		if errors.Is(err, credentials.ErrNotFound) {
+		if errors.Is(err, secret.ErrNotFound) {
 			code = CodeNotFound
 		}
 		return coded(code, "%s: %v", op, err)
-	case errors.Is(err, credentials.ErrDenied):
+	case errors.Is(err, secret.ErrDenied):
 		return coded(CodeForbidden, "%s: %v", op, err)
 	}
 	return coded("VAULT_UNAVAILABLE", "%s: %v", op, err)
@@ -177,52 +178,4 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// attachCredentials gives a claim the grant of its process's credentials.
-// When they cannot be granted (Vault sealed, unreachable, denying, a
-// credential missing, or Vault not configured), the attempt fails at once as
-// an execution error naming the credential, so the task is retried per its
-// process's policy, and the robot gets no task from this poll: it waits out
-// the poll instead, so a Vault outage cannot burn through the queue at the
-// speed of the robots' polling. ok is false when there is no claim to hand
-// out; err is then the request's own failure, if any.
-func (r *Resolver) attachCredentials(ctx context.Context, robotID int, c *dispatch.Claim, claim *model.TaskClaim, pollEnd time.Time) (ok bool, err error) {
-	if r.CredentialBindings == nil {
-		return true, nil
-	}
-	binds, err := r.CredentialBindings.ForProcess(ctx, c.Process.ID)
-	var g *credentials.Grant
-	if err == nil && len(binds) > 0 {
-		g, err = r.Vault.Grant(ctx, credentials.GrantRequest{
-			TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline, Bindings: binds,
-		})
-	}
-	if err == nil {
-		claim.Credentials = grantModel(g)
-		return true, nil
-	}
-	msg := err.Error()
-	if _, rerr := r.Queue.Report(ctx, robotID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: msg}); rerr != nil {
-		return false, fmt.Errorf("claimTask: fail attempt after %s: %w", msg, rerr)
-	}
-	t := time.NewTimer(max(time.Until(pollEnd), 0))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-t.C:
-	}
-	return false, nil
-}
-
-func grantModel(g *credentials.Grant) *model.CredentialGrant {
-	if g == nil {
-		return nil
-	}
-	out := &model.CredentialGrant{VaultAddress: g.VaultAddress, ExpiresAt: g.ExpiresAt}
-	for _, it := range g.Items {
-		out.Items = append(out.Items, &model.CredentialGrantItem{Name: it.Name, Path: it.Path, WrappingToken: it.WrappingToken})
-	}
-	return out
 }

@@ -9,8 +9,8 @@ import (
 	"context"
 	"errors"
 
-	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
@@ -98,7 +98,7 @@ func (r *queryResolver) Credential(ctx context.Context, customer *string, name s
 		return nil, err
 	}
 	m, err := r.Vault.Meta(ctx, layout.Ref{Customer: c.Name, Name: name})
-	if errors.Is(err, credentials.ErrNotFound) {
+	if errors.Is(err, secret.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

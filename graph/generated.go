@@ -14,6 +14,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -44,6 +45,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	TaskClaim() TaskClaimResolver
 }
 
 type DirectiveRoot struct {
@@ -466,6 +468,7 @@ type ComplexityRoot struct {
 		PoolStatus       func(childComplexity int) int
 		Pools            func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.PoolOrder, where *ent.PoolWhereInput) int
 		ProcessLifecycle func(childComplexity int, process string) int
+		ProcessSpec      func(childComplexity int, process string) int
 		Processes        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) int
 		RemoteEndpoints  func(childComplexity int, process string) int
 		Robots           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) int
@@ -734,7 +737,7 @@ type MutationResolver interface {
 	CreateToken(ctx context.Context, input model.CreateTokenInput) (*model.CreatedToken, error)
 	RevokeToken(ctx context.Context, name string) (bool, error)
 	RegisterRobot(ctx context.Context, hostname string, agentVersion string) (*model.RobotSelf, error)
-	ClaimTask(ctx context.Context, wait *int) (*model.TaskClaim, error)
+	ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error)
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
 	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
@@ -776,6 +779,7 @@ type QueryResolver interface {
 	Dashboard(ctx context.Context) (*model.DashboardSummary, error)
 	Me(ctx context.Context) (*model.Principal, error)
 	PoolStatus(ctx context.Context) ([]*model.PoolStatus, error)
+	ProcessSpec(ctx context.Context, process string) (model.JSON, error)
 	ScaleDecisions(ctx context.Context, pool *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ScaleDecisionOrder, where *ent.ScaleDecisionWhereInput) (*ent.ScaleDecisionConnection, error)
 }
 type SubscriptionResolver interface {
@@ -785,6 +789,9 @@ type SubscriptionResolver interface {
 	RobotStates(ctx context.Context, pool *string) (<-chan []*ent.Robot, error)
 	PoolSizes(ctx context.Context) (<-chan []*model.PoolStatus, error)
 	Dashboard(ctx context.Context) (<-chan *model.DashboardSummary, error)
+}
+type TaskClaimResolver interface {
+	Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -2729,6 +2736,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ProcessLifecycle(childComplexity, args["process"].(string)), true
+	case "Query.processSpec":
+		if e.ComplexityRoot.Query.ProcessSpec == nil {
+			break
+		}
+
+		args, err := ec.field_Query_processSpec_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProcessSpec(childComplexity, args["process"].(string)), true
 	case "Query.processes":
 		if e.ComplexityRoot.Query.Processes == nil {
 			break
@@ -8449,6 +8467,14 @@ extend type Query {
   me: Principal!
   "Every active pool with its live counts."
   poolStatus: [PoolStatus!]!
+  """
+  Robot protocol: what a robot needs to run a crawler or vendor process
+  besides the task (robot tokens of the process's pool only): a JSON object
+  with name, kind, runner, package, flow, networkName, network, vendorType
+  and vendor (non-secret settings). A process that is not a crawler or
+  vendor process of the robot's pool answers NOT_FOUND.
+  """
+  processSpec(process: String!): JSON!
 }
 
 input SubmitBatchInput {
@@ -9365,6 +9391,17 @@ func (ec *executionContext) field_Query_pools_args(ctx context.Context, rawArgs 
 }
 
 func (ec *executionContext) field_Query_processLifecycle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["process"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_processSpec_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "process", ec.unmarshalNString2string)
@@ -12917,7 +12954,7 @@ func (ec *executionContext) fieldContext_Credential_processes(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_vaultAddress(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_vaultAddress(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12946,7 +12983,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_vaultAddress(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_expiresAt(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12975,7 +13012,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_expiresAt(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrant) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field graphql.CollectedField, obj *robotwire.Grant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12985,7 +13022,7 @@ func (ec *executionContext) _CredentialGrant_items(ctx context.Context, field gr
 			return obj.Items, nil
 		},
 		nil,
-		ec.marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ,
+		ec.marshalNCredentialGrantItem2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItemᚄ,
 		true,
 		true,
 	)
@@ -13012,7 +13049,7 @@ func (ec *executionContext) fieldContext_CredentialGrant_items(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_name(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_name(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13041,7 +13078,7 @@ func (ec *executionContext) fieldContext_CredentialGrantItem_name(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_path(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_path(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13070,7 +13107,7 @@ func (ec *executionContext) fieldContext_CredentialGrantItem_path(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CredentialGrantItem_wrappingToken(ctx context.Context, field graphql.CollectedField, obj *model.CredentialGrantItem) (ret graphql.Marshaler) {
+func (ec *executionContext) _CredentialGrantItem_wrappingToken(ctx context.Context, field graphql.CollectedField, obj *robotwire.GrantItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -15234,7 +15271,7 @@ func (ec *executionContext) _Mutation_claimTask(ctx context.Context, field graph
 			return ec.Resolvers.Mutation().ClaimTask(ctx, fc.Args["wait"].(*int))
 		},
 		nil,
-		ec.marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐTaskClaim,
+		ec.marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐClaim,
 		true,
 		false,
 	)
@@ -20399,6 +20436,47 @@ func (ec *executionContext) fieldContext_Query_poolStatus(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_processSpec(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_processSpec,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProcessSpec(ctx, fc.Args["process"].(string))
+		},
+		nil,
+		ec.marshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_processSpec(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type JSON does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_processSpec_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_scaleDecisions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -24443,7 +24521,7 @@ func (ec *executionContext) fieldContext_Task_attempts(ctx context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_taskID(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_taskID(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24472,7 +24550,7 @@ func (ec *executionContext) fieldContext_TaskClaim_taskID(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_attempt(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_attempt(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24501,7 +24579,7 @@ func (ec *executionContext) fieldContext_TaskClaim_attempt(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_deadline(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_deadline(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24530,7 +24608,7 @@ func (ec *executionContext) fieldContext_TaskClaim_deadline(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_process(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_process(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24559,7 +24637,7 @@ func (ec *executionContext) fieldContext_TaskClaim_process(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_kind(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_kind(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24588,7 +24666,7 @@ func (ec *executionContext) fieldContext_TaskClaim_kind(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_runner(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_runner(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24617,7 +24695,7 @@ func (ec *executionContext) fieldContext_TaskClaim_runner(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_maxDurationSeconds(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_maxDurationSeconds(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24646,14 +24724,14 @@ func (ec *executionContext) fieldContext_TaskClaim_maxDurationSeconds(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_input(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_input(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		ec.fieldContext_TaskClaim_input,
 		func(ctx context.Context) (any, error) {
-			return obj.Input, nil
+			return ec.Resolvers.TaskClaim().Input(ctx, obj)
 		},
 		nil,
 		ec.marshalNJSON2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐJSON,
@@ -24666,8 +24744,8 @@ func (ec *executionContext) fieldContext_TaskClaim_input(_ context.Context, fiel
 	fc = &graphql.FieldContext{
 		Object:     "TaskClaim",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type JSON does not have child fields")
 		},
@@ -24675,7 +24753,7 @@ func (ec *executionContext) fieldContext_TaskClaim_input(_ context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field graphql.CollectedField, obj *model.TaskClaim) (ret graphql.Marshaler) {
+func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field graphql.CollectedField, obj *robotwire.Claim) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -24685,7 +24763,7 @@ func (ec *executionContext) _TaskClaim_credentials(ctx context.Context, field gr
 			return obj.Credentials, nil
 		},
 		nil,
-		ec.marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant,
+		ec.marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrant,
 		true,
 		false,
 	)
@@ -35730,7 +35808,7 @@ func (ec *executionContext) unmarshalInputReportResultInput(ctx context.Context,
 			it.Output = data
 		case "errorClass":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorClass"))
-			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx, v)
+			data, err := ec.unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -41296,7 +41374,7 @@ func (ec *executionContext) _Credential(ctx context.Context, sel ast.SelectionSe
 
 var credentialGrantImplementors = []string{"CredentialGrant"}
 
-func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrant) graphql.Marshaler {
+func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.SelectionSet, obj *robotwire.Grant) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -41345,7 +41423,7 @@ func (ec *executionContext) _CredentialGrant(ctx context.Context, sel ast.Select
 
 var credentialGrantItemImplementors = []string{"CredentialGrantItem"}
 
-func (ec *executionContext) _CredentialGrantItem(ctx context.Context, sel ast.SelectionSet, obj *model.CredentialGrantItem) graphql.Marshaler {
+func (ec *executionContext) _CredentialGrantItem(ctx context.Context, sel ast.SelectionSet, obj *robotwire.GrantItem) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, credentialGrantItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -43942,6 +44020,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "processSpec":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_processSpec(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "scaleDecisions":
 			field := field
 
@@ -45161,7 +45261,7 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 
 var taskClaimImplementors = []string{"TaskClaim"}
 
-func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet, obj *model.TaskClaim) graphql.Marshaler {
+func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet, obj *robotwire.Claim) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, taskClaimImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -45173,43 +45273,74 @@ func (ec *executionContext) _TaskClaim(ctx context.Context, sel ast.SelectionSet
 		case "taskID":
 			out.Values[i] = ec._TaskClaim_taskID(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "attempt":
 			out.Values[i] = ec._TaskClaim_attempt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deadline":
 			out.Values[i] = ec._TaskClaim_deadline(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "process":
 			out.Values[i] = ec._TaskClaim_process(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._TaskClaim_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "runner":
 			out.Values[i] = ec._TaskClaim_runner(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "maxDurationSeconds":
 			out.Values[i] = ec._TaskClaim_maxDurationSeconds(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "input":
-			out.Values[i] = ec._TaskClaim_input(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._TaskClaim_input(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
 			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "credentials":
 			out.Values[i] = ec._TaskClaim_credentials(ctx, field, obj)
 		default:
@@ -46546,11 +46677,15 @@ func (ec *executionContext) unmarshalNCredentialFieldInput2ᚖgithubᚗcomᚋrpa
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CredentialGrantItem) graphql.Marshaler {
+func (ec *executionContext) marshalNCredentialGrantItem2githubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItem(ctx context.Context, sel ast.SelectionSet, v robotwire.GrantItem) graphql.Marshaler {
+	return ec._CredentialGrantItem(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCredentialGrantItem2ᚕgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItemᚄ(ctx context.Context, sel ast.SelectionSet, v []robotwire.GrantItem) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx, sel, v[i])
+		return ec.marshalNCredentialGrantItem2githubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrantItem(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -46560,16 +46695,6 @@ func (ec *executionContext) marshalNCredentialGrantItem2ᚕᚖgithubᚗcomᚋrpa
 	}
 
 	return ret
-}
-
-func (ec *executionContext) marshalNCredentialGrantItem2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrantItem(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrantItem) graphql.Marshaler {
-	if v == nil {
-		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
-			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
-		}
-		return graphql.Null
-	}
-	return ec._CredentialGrantItem(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCredentialInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialInput(ctx context.Context, v any) (model.CredentialInput, error) {
@@ -48563,7 +48688,7 @@ func (ec *executionContext) unmarshalOCredentialFieldInput2ᚕᚖgithubᚗcomᚋ
 	return res, nil
 }
 
-func (ec *executionContext) marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCredentialGrant(ctx context.Context, sel ast.SelectionSet, v *model.CredentialGrant) graphql.Marshaler {
+func (ec *executionContext) marshalOCredentialGrant2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐGrant(ctx context.Context, sel ast.SelectionSet, v *robotwire.Grant) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -48719,16 +48844,16 @@ func (ec *executionContext) unmarshalOCustomerWhereInput2ᚖgithubᚗcomᚋrpacl
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, v any) (*model.ErrorClass, error) {
+func (ec *executionContext) unmarshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx context.Context, v any) (*robotwire.ErrorClass, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.ErrorClass)
+	var res = new(robotwire.ErrorClass)
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *model.ErrorClass) graphql.Marshaler {
+func (ec *executionContext) marshalOErrorClass2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐErrorClass(ctx context.Context, sel ast.SelectionSet, v *robotwire.ErrorClass) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -49602,7 +49727,7 @@ func (ec *executionContext) marshalOTask2ᚖgithubᚗcomᚋrpacloudᚋrpacloud�
 	return ec._Task(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐTaskClaim(ctx context.Context, sel ast.SelectionSet, v *model.TaskClaim) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskClaim2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋcoreᚋrobotwireᚐClaim(ctx context.Context, sel ast.SelectionSet, v *robotwire.Claim) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
+	"github.com/rpacloud/rpacloud/core/robotapi"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
@@ -37,6 +38,18 @@ type Resolver struct {
 	// Delivery serves the lifecycle, remote access, run schedule and
 	// documents (schema/lifecycle.graphqls).
 	Delivery *delivery.Service
+	// Robots serves the robot protocol (registerRobot, claimTask,
+	// processSpec, heartbeat, reportResult). nil: one is made from the
+	// fields above, which serves no process specs.
+	Robots *robotapi.Service
+}
+
+// robots is the robot protocol's room the robot resolvers call into.
+func (r *Resolver) robots() *robotapi.Service {
+	if r.Robots != nil {
+		return r.Robots
+	}
+	return &robotapi.Service{Client: r.Client, Queue: r.Queue, Bus: r.Bus, Bindings: r.CredentialBindings, Vault: r.Vault}
 }
 
 // Page sizes: a connection without first/last gets DefaultPage items, and
@@ -125,9 +138,6 @@ func queueError(err error) error {
 	}
 	return fmt.Errorf("%w", err)
 }
-
-// wakeTypes are the events after which a waiting robot should try again.
-var wakeTypes = map[string]bool{"batch.submitted": true, "task.retrying": true, "task.delayed": true}
 
 func truncate(s string, n int) string {
 	if len(s) > n {

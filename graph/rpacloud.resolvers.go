@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotapi"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -123,73 +126,28 @@ func (r *mutationResolver) RegisterRobot(ctx context.Context, hostname string, a
 	if err != nil {
 		return nil, err
 	}
-	sys := privacy.DecisionContext(ctx, privacy.Allow)
-	rb, err := r.Client.Robot.UpdateOneID(id).SetHostname(truncate(hostname, 255)).
-		SetAgentVersion(truncate(agentVersion, 64)).SetLastSeenAt(time.Now().UTC()).Save(sys)
+	rb, pool, err := r.robots().Register(ctx, id, hostname, agentVersion)
 	if err != nil {
-		return nil, fmt.Errorf("registerRobot: %w", err)
+		return nil, err
 	}
-	pl, err := r.Client.Pool.Get(sys, rb.PoolID)
-	if err != nil {
-		return nil, fmt.Errorf("registerRobot: pool: %w", err)
-	}
-	return &model.RobotSelf{Robot: rb, Pool: pl.Name}, nil
+	return &model.RobotSelf{Robot: rb, Pool: pool}, nil
 }
 
 // ClaimTask is the resolver for the claimTask field.
-func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*model.TaskClaim, error) {
+func (r *mutationResolver) ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error) {
 	id, err := robotOf(ctx)
 	if err != nil {
 		return nil, err
 	}
 	w := 0
 	if wait != nil {
-		w = min(max(*wait, 0), 30)
+		w = min(max(*wait, 0), int(robotapi.MaxPollWait/time.Second))
 	}
-	var wake <-chan *ent.Event
-	deadline := time.Now().Add(time.Duration(w) * time.Second)
-	for {
-		c, err := r.Queue.ClaimTask(ctx, id)
-		if err != nil {
-			return nil, queueError(err)
-		}
-		if c != nil {
-			claim := &model.TaskClaim{
-				TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline,
-				Process: c.Process.Name, Kind: string(c.Process.Kind), Runner: c.Process.Runner,
-				MaxDurationSeconds: c.Process.MaxDurationSeconds, Input: model.JSON(c.Task.Input),
-			}
-			if ok, err := r.attachCredentials(ctx, id, c, claim, deadline); !ok {
-				return nil, err
-			}
-			return claim, nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, nil
-		}
-		if wake == nil {
-			// Long poll: wake up when work may have arrived in this
-			// robot's pool, and at least every second in case the
-			// event came from another daemon.
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			rb, err := r.Client.Robot.Get(privacy.DecisionContext(ctx, privacy.Allow), id)
-			if err != nil {
-				return nil, fmt.Errorf("claimTask: robot: %w", err)
-			}
-			wake = r.Bus.Subscribe(sctx, events.Filter{PoolID: &rb.PoolID, Types: wakeTypes})
-		}
-		t := time.NewTimer(min(left, time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
+	c, err := r.robots().Claim(ctx, id, time.Duration(w)*time.Second)
+	if err != nil {
+		return nil, queueError(err)
 	}
+	return c, nil
 }
 
 // Heartbeat is the resolver for the heartbeat field.
@@ -198,7 +156,7 @@ func (r *mutationResolver) Heartbeat(ctx context.Context, taskID int, attempt in
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.Queue.Heartbeat(ctx, id, taskID, attempt)
+	d, err := r.robots().Heartbeat(ctx, id, taskID, attempt)
 	if err != nil {
 		return nil, queueError(err)
 	}
@@ -211,21 +169,14 @@ func (r *mutationResolver) ReportResult(ctx context.Context, input model.ReportR
 	if err != nil {
 		return false, err
 	}
-	res := dispatch.Result{Success: input.Success}
-	if len(input.Output) > 0 && string(input.Output) != "null" {
-		res.Output = json.RawMessage(input.Output)
+	rep := robotwire.Report{TaskID: input.TaskID, Attempt: input.Attempt, Success: input.Success, Output: json.RawMessage(input.Output)}
+	if input.ErrorClass != nil {
+		rep.ErrorClass = *input.ErrorClass
 	}
 	if input.Message != nil {
-		res.Message = *input.Message
+		rep.Message = *input.Message
 	}
-	// A failure without an errorClass goes to the queue like any other
-	// result it cannot record: the attempt fails with the reason and the
-	// robot gets RESULT_REFUSED, instead of the attempt waiting for its
-	// deadline.
-	if !input.Success && input.ErrorClass != nil {
-		res.Class = dispatch.ErrorClass(strings.ToLower(string(*input.ErrorClass)))
-	}
-	if _, err := r.Queue.Report(ctx, id, input.TaskID, input.Attempt, res); err != nil {
+	if err := r.robots().Report(ctx, id, rep); err != nil {
 		return false, queueError(err)
 	}
 	return true, nil
@@ -310,6 +261,26 @@ func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, er
 	return out, nil
 }
 
+// ProcessSpec is the resolver for the processSpec field.
+func (r *queryResolver) ProcessSpec(ctx context.Context, process string) (model.JSON, error) {
+	id, err := robotOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := r.robots().ProcessSpec(ctx, id, process)
+	if errors.Is(err, robotapi.ErrNoSpec) {
+		return nil, coded(CodeNotFound, "processSpec: %v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("processSpec: %w", err)
+	}
+	return model.JSON(b), nil
+}
+
 // TaskEvents is the resolver for the taskEvents field.
 func (r *subscriptionResolver) TaskEvents(ctx context.Context, batchID *int, taskID *int) (<-chan *ent.Event, error) {
 	p, err := principal(ctx)
@@ -344,11 +315,20 @@ func (r *subscriptionResolver) TaskEvents(ctx context.Context, batchID *int, tas
 	return out, nil
 }
 
+// Input is the resolver for the input field.
+func (r *taskClaimResolver) Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error) {
+	return model.JSON(obj.Input), nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+// TaskClaim returns TaskClaimResolver implementation.
+func (r *Resolver) TaskClaim() TaskClaimResolver { return &taskClaimResolver{r} }
+
 type mutationResolver struct{ *Resolver }
 type subscriptionResolver struct{ *Resolver }
+type taskClaimResolver struct{ *Resolver }

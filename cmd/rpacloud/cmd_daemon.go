@@ -14,7 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/robotagent"
 )
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
@@ -192,10 +192,10 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 	// The token must not reach anything this process starts later.
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
 	log := newLogger(stderr, o.logLevel, "text")
-	robot.Version = buildVersion().Version
+	robotagent.Version = buildVersion().Version
 	plugins, host := robotPlugins(o.serverURL, secret, log) // cmd_plugins.go
 	defer host.Close()
-	a := &robot.Agent{Client: newClient(o.serverURL, secret), Log: log, Runners: robot.Builtin(), Plugins: plugins}
+	a := &robotagent.Agent{Client: newClient(o.serverURL, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
 	if err := a.Run(ctx); err != nil {
 		log.Error("robot stopped", "err", err)
 		return 1

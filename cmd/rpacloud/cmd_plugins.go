@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
-	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/robotagent"
 	browser "github.com/rpacloud/rpacloud/plugins/crawler/browser"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa"
@@ -39,7 +39,7 @@ func runBuiltinPlugin(args []string) bool {
 // robotPlugins is what a robot runs crawler and vendor processes with:
 // plugin processes started from this binary (or a plugin directory), the
 // process specs from the daemon, artefacts under the robot's directory.
-func robotPlugins(server, token string, log *slog.Logger) (*robot.Plugins, *pluginhost.Host) {
+func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
 	host := pluginhost.New(pluginhost.Options{
 		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Logger: log,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second, CallTimeout: time.Hour,
@@ -52,9 +52,9 @@ func robotPlugins(server, token string, log *slog.Logger) (*robot.Plugins, *plug
 	if home, err := os.UserCacheDir(); err == nil {
 		dir = filepath.Join(home, "rpacloud", "artefacts")
 	}
-	return &robot.Plugins{
+	return &robotagent.Plugins{
 		Host:          host,
-		Specs:         &robot.SpecClient{Server: server, Token: token},
+		Specs:         &robotagent.SpecClient{Client: newClient(server, token)},
 		Log:           log,
 		CrawlerConfig: map[string]map[string]string{"browser": browserCfg},
 		ArtifactDir:   dir,

@@ -12,6 +12,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // Bindings knows which credentials each process uses: those its HCL block
@@ -122,17 +124,17 @@ func (b *Bindings) Processes(ctx context.Context, c *ent.Customer, name string) 
 func (b *Bindings) Bind(ctx context.Context, c *ent.Customer, name, processName, by string) error {
 	ctx = sys(ctx)
 	if err := layout.CheckName(name); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadInput, err)
+		return fmt.Errorf("%w: %v", secret.ErrBadInput, err)
 	}
 	p, err := b.client.Process.Query().Where(process.Name(processName)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return fmt.Errorf("%w: no process %q", ErrBadInput, processName)
+		return fmt.Errorf("%w: no process %q", secret.ErrBadInput, processName)
 	}
 	if err != nil {
 		return fmt.Errorf("bind %q: %w", name, err)
 	}
 	if p.OwnerID == nil || *p.OwnerID != c.ID {
-		return fmt.Errorf("%w: process %q does not belong to customer %q; a credential can only be bound to its own customer's processes", ErrBadInput, processName, c.Name)
+		return fmt.Errorf("%w: process %q does not belong to customer %q; a credential can only be bound to its own customer's processes", secret.ErrBadInput, processName, c.Name)
 	}
 	err = b.client.CredentialBinding.Create().SetCustomerID(c.ID).SetName(name).SetProcessID(p.ID).SetCreatedBy(by).
 		OnConflictColumns(credentialbinding.FieldCustomerID, credentialbinding.FieldName, credentialbinding.FieldProcessID).
@@ -152,14 +154,14 @@ func (b *Bindings) Unbind(ctx context.Context, c *ent.Customer, name, processNam
 	ctx = sys(ctx)
 	p, err := b.client.Process.Query().Where(process.Name(processName)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return fmt.Errorf("%w: no process %q", ErrBadInput, processName)
+		return fmt.Errorf("%w: no process %q", secret.ErrBadInput, processName)
 	}
 	if err != nil {
 		return fmt.Errorf("unbind %q: %w", name, err)
 	}
 	for _, n := range b.declared[p.Name] {
 		if n == name {
-			return fmt.Errorf("%w: process %q declares %q in its HCL block; remove it there", ErrBadInput, processName, name)
+			return fmt.Errorf("%w: process %q declares %q in its HCL block; remove it there", secret.ErrBadInput, processName, name)
 		}
 	}
 	_, err = b.client.CredentialBinding.Delete().Where(credentialbinding.CustomerID(c.ID), credentialbinding.Name(name),
@@ -183,7 +185,7 @@ func (b *Bindings) DeleteAll(ctx context.Context, c *ent.Customer, name string) 
 func (b *Bindings) Customer(ctx context.Context, name string) (*ent.Customer, error) {
 	c, err := b.client.Customer.Query().Where(customer.Name(name)).Only(sys(ctx))
 	if ent.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: no customer %q", ErrBadInput, name)
+		return nil, fmt.Errorf("%w: no customer %q", secret.ErrBadInput, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("customer %q: %w", name, err)

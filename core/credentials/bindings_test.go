@@ -11,6 +11,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 func TestBindings(t *testing.T) {
@@ -33,10 +35,10 @@ func TestBindings(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := b.Bind(ctx, fin, "bank/pay", "payroll", "op"); !errors.Is(err, credentials.ErrBadInput) {
+		if err := b.Bind(ctx, fin, "bank/pay", "payroll", "op"); !errors.Is(err, secret.ErrBadInput) {
 			t.Errorf("binding to another department's process: %v", err)
 		}
-		if err := b.Bind(ctx, fin, "bank/pay", "nope", "op"); !errors.Is(err, credentials.ErrBadInput) {
+		if err := b.Bind(ctx, fin, "bank/pay", "nope", "op"); !errors.Is(err, secret.ErrBadInput) {
 			t.Errorf("binding to a missing process: %v", err)
 		}
 		got, err := b.ForProcess(ctx, vat.ID)
@@ -59,7 +61,7 @@ func TestBindings(t *testing.T) {
 		if procs, err := b.Processes(ctx, fin, "etax/acme"); err != nil || strings.Join(procs, ",") != "vat" {
 			t.Errorf("Processes(etax/acme) = %v, %v", procs, err)
 		}
-		if err := b.Unbind(ctx, fin, "etax/acme", "vat"); !errors.Is(err, credentials.ErrBadInput) {
+		if err := b.Unbind(ctx, fin, "etax/acme", "vat"); !errors.Is(err, secret.ErrBadInput) {
 			t.Errorf("unbinding an HCL binding: %v", err)
 		}
 		if err := b.Unbind(ctx, fin, "bank/pay", "vat"); err != nil {

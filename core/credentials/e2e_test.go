@@ -27,7 +27,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
-	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -35,6 +35,10 @@ import (
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/graph"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // syncBuf is a log sink many goroutines write to.
@@ -123,7 +127,7 @@ func (r portalRunner) Run(ctx context.Context, input json.RawMessage) (json.RawM
 		SleepMS int `json:"sleep_ms"`
 	}
 	_ = json.Unmarshal(input, &in)
-	sec, ok := credentials.SecretsFrom(ctx)["etax/acme"]
+	sec, ok := secret.SecretsFrom(ctx)["etax/acme"]
 	if !ok {
 		return nil, errors.New("no etax/acme credential delivered")
 	}
@@ -381,8 +385,8 @@ func TestCanaryEndToEnd(t *testing.T) {
 	var robots sync.WaitGroup
 	robotLog := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for i := range 2 {
-		a := &robot.Agent{Client: e.robotTok(fmt.Sprintf("r%d", i)), Log: robotLog, PollWait: time.Second,
-			Runners: map[string]robot.Runner{"portal": portalRunner{url: p.srv.URL}}}
+		a := &robotagent.Agent{Client: e.robotTok(fmt.Sprintf("r%d", i)), Log: robotLog, PollWait: time.Second,
+			Runners: map[string]robotagent.Runner{"portal": portalRunner{url: p.srv.URL}}}
 		robots.Go(func() { _ = a.Run(ctx) })
 	}
 	defer func() { stop(); robots.Wait() }()
@@ -428,13 +432,13 @@ func TestCanaryEndToEnd(t *testing.T) {
 
 	// A grant ends with its attempt: reported, or timed out.
 	bot := e.robotTok("manual")
-	claim := func() (int, int, *credentials.Grant) {
+	claim := func() (int, int, *robotwire.Grant) {
 		t.Helper()
 		var out struct {
 			ClaimTask *struct {
-				TaskID      string             `json:"taskID"`
-				Attempt     int                `json:"attempt"`
-				Credentials *credentials.Grant `json:"credentials"`
+				TaskID      string           `json:"taskID"`
+				Attempt     int              `json:"attempt"`
+				Credentials *robotwire.Grant `json:"credentials"`
 			} `json:"claimTask"`
 		}
 		e.must(bot, `mutation{claimTask(wait:5){taskID attempt credentials{vaultAddress expiresAt items{name path wrappingToken}}}}`, nil, &out)
@@ -453,8 +457,8 @@ func TestCanaryEndToEnd(t *testing.T) {
 	e.must(bot, `mutation($in:ReportResultInput!){reportResult(input:$in)}`,
 		map[string]any{"in": map[string]any{"taskID": id, "attempt": att, "success": true}}, nil)
 	eventually(t, func() bool { return e.svc.Outstanding() == 0 })
-	if _, err := credentials.Redeem(context.Background(), g); !errors.Is(err, credentials.ErrExpired) {
-		t.Errorf("grant after the attempt was reported: err = %v, want ErrExpired", err)
+	if _, err := secret.Redeem(context.Background(), g); !errors.Is(err, secret.ErrExpired) {
+		t.Errorf("grant after the attempt was reported: err = %v, want secret.ErrExpired", err)
 	} else {
 		e.errs = append(e.errs, err.Error())
 	}
@@ -465,8 +469,8 @@ func TestCanaryEndToEnd(t *testing.T) {
 		t.Fatalf("sweep = %d, %v", n, err)
 	}
 	eventually(t, func() bool { return e.svc.Outstanding() == 0 })
-	if _, err := credentials.Redeem(context.Background(), g); !errors.Is(err, credentials.ErrExpired) {
-		t.Errorf("grant after the attempt timed out: err = %v, want ErrExpired", err)
+	if _, err := secret.Redeem(context.Background(), g); !errors.Is(err, secret.ErrExpired) {
+		t.Errorf("grant after the attempt timed out: err = %v, want secret.ErrExpired", err)
 	} else {
 		e.errs = append(e.errs, err.Error())
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 func TestClassify(t *testing.T) {
@@ -20,16 +22,16 @@ func TestClassify(t *testing.T) {
 		kind   error
 		detail string
 	}{
-		{resp(503, "Vault is sealed"), ErrSealed, ""},
-		{resp(503, "standby"), ErrUnreachable, "HTTP 503"},
-		{resp(403, "permission denied"), ErrDenied, ""},
-		{resp(400, "wrapping token is not valid or does not exist"), ErrExpired, ""},
-		{resp(404), ErrNotFound, ""},
-		{resp(400, "check-and-set parameter did not match the current version"), ErrExists, ""},
-		{resp(500, "internal error: secret-value-123"), ErrVault, "HTTP 500"},
-		{&url.Error{Op: "Get", URL: "x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, ErrUnreachable, ""},
-		{errors.New("dial tcp: connection refused"), ErrUnreachable, ""},
-		{errors.New("something"), ErrVault, ""},
+		{resp(503, "Vault is sealed"), secret.ErrSealed, ""},
+		{resp(503, "standby"), secret.ErrUnreachable, "HTTP 503"},
+		{resp(403, "permission denied"), secret.ErrDenied, ""},
+		{resp(400, "wrapping token is not valid or does not exist"), secret.ErrExpired, ""},
+		{resp(404), secret.ErrNotFound, ""},
+		{resp(400, "check-and-set parameter did not match the current version"), secret.ErrExists, ""},
+		{resp(500, "internal error: secret-value-123"), secret.ErrVault, "HTTP 500"},
+		{&url.Error{Op: "Get", URL: "x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, secret.ErrUnreachable, ""},
+		{errors.New("dial tcp: connection refused"), secret.ErrUnreachable, ""},
+		{errors.New("something"), secret.ErrVault, ""},
 	} {
 		detail, kind := classify(c.err)
 		if kind != c.kind || detail != c.detail {

@@ -11,30 +11,10 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotwire"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
-
-// Grant is what a robot receives with a claimed task: for each credential
-// its process binds, a single-use Vault wrapping token that unwraps to that
-// credential, and nothing else. It is sent once, to the robot that claimed
-// the attempt, and is worthless after ExpiresAt or once used.
-type Grant struct {
-	VaultAddress string      `json:"vaultAddress"`
-	ExpiresAt    time.Time   `json:"expiresAt"`
-	Items        []GrantItem `json:"items"`
-}
-
-// GrantItem is one credential of a grant.
-type GrantItem struct {
-	// Name is the name the process binds the credential under, which is
-	// the key the runner finds it by (e.g. "etax/acme").
-	Name string `json:"name"`
-	// Path is the Vault path the wrapping token must have been made by;
-	// the robot checks it before unwrapping, so a token swapped in transit
-	// is refused.
-	Path string `json:"path"`
-	// WrappingToken unwraps the credential once.
-	WrappingToken string `json:"wrappingToken"`
-}
 
 // Binding is one credential a process uses: the name it is bound under and
 // where it lives.
@@ -55,28 +35,28 @@ type GrantRequest struct {
 // deadline is very close.
 const MinGrantTTL = 5 * time.Second
 
-// Grant makes a grant for one attempt. Its wrapping tokens expire at the
+// Grant makes a grant (the robot protocol's robotwire.Grant) for one attempt. Its wrapping tokens expire at the
 // attempt's deadline and are revoked by EndAttempt. When any credential
 // cannot be wrapped the error names it, and the tokens made so far are
 // revoked.
-func (s *Service) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
+func (s *Service) Grant(ctx context.Context, req GrantRequest) (*robotwire.Grant, error) {
 	if s == nil {
 		if len(req.Bindings) == 0 {
 			return nil, nil
 		}
-		return nil, &Error{Op: "grant", Credential: req.Bindings[0].Name, Kind: ErrOff}
+		return nil, &secret.Error{Op: "grant", Credential: req.Bindings[0].Name, Kind: secret.ErrOff}
 	}
 	if len(req.Bindings) == 0 {
 		return nil, nil
 	}
 	ttl := max(time.Until(req.Deadline), MinGrantTTL).Round(time.Second)
 	hdr := http.Header{"X-Vault-Wrap-TTL": []string{fmt.Sprintf("%ds", int(ttl.Seconds()))}}
-	g := &Grant{VaultAddress: s.robot, ExpiresAt: time.Now().Add(ttl).UTC()}
+	g := &robotwire.Grant{VaultAddress: s.robot, ExpiresAt: time.Now().Add(ttl).UTC()}
 	var accessors []string
 	for _, b := range req.Bindings {
 		if err := b.Ref.Check(); err != nil {
 			s.revoke(ctx, accessors)
-			return nil, &Error{Op: "grant", Credential: b.Name, Kind: ErrBadInput, Detail: err.Error()}
+			return nil, &secret.Error{Op: "grant", Credential: b.Name, Kind: secret.ErrBadInput, Detail: err.Error()}
 		}
 		path := s.lay.DataPath(b.Ref)
 		sec, err := s.read(ctx, path, hdr)
@@ -87,14 +67,14 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
 		case sec == nil || sec.WrapInfo == nil || sec.WrapInfo.Token == "":
 			// A missing secret answers 404, which the client turns
 			// into no secret at all rather than a wrapped error.
-			gerr = &Error{Op: "grant", Credential: b.Name, Kind: ErrNotFound, Detail: "not onboarded for customer " + b.Ref.Customer}
+			gerr = &secret.Error{Op: "grant", Credential: b.Name, Kind: secret.ErrNotFound, Detail: "not onboarded for customer " + b.Ref.Customer}
 		}
 		if gerr != nil {
 			s.revoke(ctx, accessors)
 			return nil, gerr
 		}
 		accessors = append(accessors, sec.WrapInfo.Accessor)
-		g.Items = append(g.Items, GrantItem{Name: b.Name, Path: path, WrappingToken: sec.WrapInfo.Token})
+		g.Items = append(g.Items, robotwire.GrantItem{Name: b.Name, Path: path, WrappingToken: sec.WrapInfo.Token})
 	}
 	s.grants.add(attemptKey{req.TaskID, req.Attempt}, accessors, req.Deadline)
 	return g, nil
@@ -126,7 +106,7 @@ func (s *Service) revoke(ctx context.Context, accessors []string) {
 			continue
 		}
 		detail, kind := classify(err)
-		if errors.Is(kind, ErrVault) || errors.Is(kind, ErrExpired) || errors.Is(kind, ErrNotFound) {
+		if errors.Is(kind, secret.ErrVault) || errors.Is(kind, secret.ErrExpired) || errors.Is(kind, secret.ErrNotFound) {
 			// Vault answers 400 "invalid accessor" for a token that was
 			// used or expired: nothing left to revoke.
 			continue

@@ -18,6 +18,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/devvault"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // TestDeploySetupAndPolicies runs the operator's setup script of
@@ -75,10 +77,10 @@ func TestDeploySetupAndPolicies(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r := ref(finance, "etax/acme")
-	if _, err := s.Put(ctx, r, credentials.Secret{Username: "u", Password: "p1"}, "x"); err != nil {
+	if _, err := s.Put(ctx, r, secret.Secret{Username: "u", Password: "p1"}, "x"); err != nil {
 		t.Fatalf("put under the core policy: %v", err)
 	}
-	if _, err := s.Rotate(ctx, r, credentials.Secret{Username: "u", Password: "p2"}, "x"); err != nil {
+	if _, err := s.Rotate(ctx, r, secret.Secret{Username: "u", Password: "p2"}, "x"); err != nil {
 		t.Fatalf("rotate under the core policy: %v", err)
 	}
 	if l, err := s.List(ctx, finance); err != nil || len(l) != 1 {
@@ -89,7 +91,7 @@ func TestDeploySetupAndPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("grant under the core policy: %v", err)
 	}
-	if got, err := credentials.Redeem(ctx, g); err != nil || got["etax/acme"].Password != "p2" {
+	if got, err := secret.Redeem(ctx, g); err != nil || got["etax/acme"].Password != "p2" {
 		t.Fatalf("redeem: %v", err)
 	}
 	g, err = s.Grant(ctx, credentials.GrantRequest{TaskID: 2, Attempt: 1, Deadline: time.Now().Add(time.Minute), Bindings: binds})
@@ -97,7 +99,7 @@ func TestDeploySetupAndPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.EndAttempt(ctx, 2, 1) // revoke-accessor is allowed by the policy
-	if _, err := credentials.Redeem(ctx, g); !errors.Is(err, credentials.ErrExpired) {
+	if _, err := secret.Redeem(ctx, g); !errors.Is(err, secret.ErrExpired) {
 		t.Fatalf("revocation under the core policy: err = %v", err)
 	}
 	// A robot with the optional rpacloud-robot policy unwraps its grant

@@ -10,8 +10,9 @@
 //     the daemon asks Vault to read each one into a response-wrapped,
 //     single-use token whose TTL ends at the attempt's deadline. The daemon
 //     never sees the values; the robot unwraps them straight from Vault
-//     into memory (Redeem). When the attempt ends, unused wrapping tokens
-//     are revoked.
+//     into memory (secret.Redeem, in core/credentials/secret: the part
+//     robots link, with no storage or Vault client library in it). When
+//     the attempt ends, unused wrapping tokens are revoked.
 package credentials
 
 import (
@@ -29,6 +30,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // Options configure a Service.
@@ -83,7 +86,7 @@ type Service struct {
 // serves even while Vault is down.
 func New(o Options) (*Service, error) {
 	if o.Vault == nil {
-		return nil, ErrOff
+		return nil, secret.ErrOff
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -326,12 +329,12 @@ func (s *Service) Health(ctx context.Context) Health {
 	case err != nil:
 		detail, kind := classify(err)
 		h.State, h.Error = StateUnreachable, kind.Error()+paren(detail)
-		if errors.Is(kind, ErrSealed) {
+		if errors.Is(kind, secret.ErrSealed) {
 			h.State = StateSealed
 		}
 		return h
 	case st.Sealed:
-		h.State, h.Error = StateSealed, ErrSealed.Error()
+		h.State, h.Error = StateSealed, secret.ErrSealed.Error()
 		return h
 	}
 	s.mu.Lock()

@@ -18,6 +18,10 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // newService returns a service on its own KV mount of the shared Vault,
@@ -55,7 +59,7 @@ func TestOnboarding(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, vaulttest.Shared(t))
 	r := ref(finance, "etax/acme")
-	sec := credentials.Secret{Username: "acme-001", Password: "pw-v1", TOTPSeed: "JBSWY3DPEHPK3PXP", Extra: map[string]string{"tax_id": "91310000"}}
+	sec := secret.Secret{Username: "acme-001", Password: "pw-v1", TOTPSeed: "JBSWY3DPEHPK3PXP", Extra: map[string]string{"tax_id": "91310000"}}
 	m, err := s.Put(ctx, r, sec, "operator:alice")
 	if err != nil {
 		t.Fatalf("put: %v", err)
@@ -66,23 +70,23 @@ func TestOnboarding(t *testing.T) {
 	if m.UpdatedAt.IsZero() || time.Since(m.UpdatedAt) > time.Minute {
 		t.Errorf("updated at = %v", m.UpdatedAt)
 	}
-	if _, err := s.Put(ctx, r, sec, "operator:alice"); !errors.Is(err, credentials.ErrExists) {
-		t.Errorf("second put: err = %v, want ErrExists", err)
+	if _, err := s.Put(ctx, r, sec, "operator:alice"); !errors.Is(err, secret.ErrExists) {
+		t.Errorf("second put: err = %v, want secret.ErrExists", err)
 	}
-	if _, err := s.Rotate(ctx, ref(finance, "nope"), sec, "x"); !errors.Is(err, credentials.ErrNotFound) {
-		t.Errorf("rotate of a missing credential: err = %v, want ErrNotFound", err)
+	if _, err := s.Rotate(ctx, ref(finance, "nope"), sec, "x"); !errors.Is(err, secret.ErrNotFound) {
+		t.Errorf("rotate of a missing credential: err = %v, want secret.ErrNotFound", err)
 	}
-	m, err = s.Rotate(ctx, r, credentials.Secret{Username: "acme-001", Password: "pw-v2"}, "operator:bob")
+	m, err = s.Rotate(ctx, r, secret.Secret{Username: "acme-001", Password: "pw-v2"}, "operator:bob")
 	if err != nil {
 		t.Fatalf("rotate: %v", err)
 	}
 	if m.Version != 2 || m.UpdatedBy != "operator:bob" || strings.Join(m.Fields, ",") != "password,username" {
 		t.Errorf("meta after rotate = %+v", m)
 	}
-	if _, err := s.Put(ctx, ref(finance, "bank/acme-payments"), credentials.Secret{Username: "u", Password: "p"}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(finance, "bank/acme-payments"), secret.Secret{Username: "u", Password: "p"}, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(ctx, ref(hr, "etax/acme"), credentials.Secret{Password: "hr"}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(hr, "etax/acme"), secret.Secret{Password: "hr"}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.List(ctx, finance)
@@ -101,7 +105,7 @@ func TestOnboarding(t *testing.T) {
 	}
 	// Configuration references (a vendor's API key) resolve by path#field.
 	mount := s.Layout().Mount
-	if _, err := s.Put(ctx, ref("vendors", "uipath-prod"), credentials.Secret{Extra: map[string]string{"client_secret": "cs-1"}}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref("vendors", "uipath-prod"), secret.Secret{Extra: map[string]string{"client_secret": "cs-1"}}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	vr, _ := config.ParseVaultRef("vault:" + mount + "/rpacloud/vendors/uipath-prod#client_secret")
@@ -109,31 +113,31 @@ func TestOnboarding(t *testing.T) {
 		t.Errorf("resolve %v = %q, %v", vr, got, err)
 	}
 	vr.Field = "nope"
-	if _, err := s.Resolve(ctx, vr); !errors.Is(err, credentials.ErrNotFound) {
+	if _, err := s.Resolve(ctx, vr); !errors.Is(err, secret.ErrNotFound) {
 		t.Errorf("resolve of a missing field: %v", err)
 	}
 	if err := s.Delete(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Meta(ctx, r); !errors.Is(err, credentials.ErrNotFound) {
+	if _, err := s.Meta(ctx, r); !errors.Is(err, secret.ErrNotFound) {
 		t.Errorf("meta after delete: %v", err)
 	}
-	if err := s.Delete(ctx, r); !errors.Is(err, credentials.ErrNotFound) {
+	if err := s.Delete(ctx, r); !errors.Is(err, secret.ErrNotFound) {
 		t.Errorf("second delete: %v", err)
 	}
 	// Bad input is refused before Vault is asked, naming the field.
 	for _, bad := range []struct {
 		r   layout.Ref
-		sec credentials.Secret
+		sec secret.Secret
 	}{
 		{ref(finance, "../acme-hr/etax"), sec},
 		{ref("a/b", "x"), sec},
-		{ref(finance, "x"), credentials.Secret{}},
-		{ref(finance, "x"), credentials.Secret{Extra: map[string]string{"Password": "p"}}},
-		{ref(finance, "x"), credentials.Secret{Extra: map[string]string{"password": "p"}}},
+		{ref(finance, "x"), secret.Secret{}},
+		{ref(finance, "x"), secret.Secret{Extra: map[string]string{"Password": "p"}}},
+		{ref(finance, "x"), secret.Secret{Extra: map[string]string{"password": "p"}}},
 	} {
-		if _, err := s.Put(ctx, bad.r, bad.sec, "x"); !errors.Is(err, credentials.ErrBadInput) {
-			t.Errorf("put %v: err = %v, want ErrBadInput", bad.r, err)
+		if _, err := s.Put(ctx, bad.r, bad.sec, "x"); !errors.Is(err, secret.ErrBadInput) {
+			t.Errorf("put %v: err = %v, want secret.ErrBadInput", bad.r, err)
 		}
 	}
 }
@@ -143,14 +147,14 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 	ctx := context.Background()
 	v := vaulttest.Shared(t)
 	s := newService(t, v)
-	if _, err := s.Put(ctx, ref(finance, "etax/acme"), credentials.Secret{Username: "acme-001", Password: "pw-1"}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(finance, "etax/acme"), secret.Secret{Username: "acme-001", Password: "pw-1"}, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(ctx, ref(finance, "bank/pay"), credentials.Secret{Username: "pay", Password: "pw-2", Extra: map[string]string{"pin": "1234"}}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(finance, "bank/pay"), secret.Secret{Username: "pay", Password: "pw-2", Extra: map[string]string{"pin": "1234"}}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	binds := []credentials.Binding{{Name: "etax/acme", Ref: ref(finance, "etax/acme")}, {Name: "bank/pay", Ref: ref(finance, "bank/pay")}}
-	grant := func(task int, deadline time.Time) *credentials.Grant {
+	grant := func(task int, deadline time.Time) *robotwire.Grant {
 		t.Helper()
 		g, err := s.Grant(ctx, credentials.GrantRequest{TaskID: task, Attempt: 1, Deadline: deadline, Bindings: binds})
 		if err != nil {
@@ -164,7 +168,7 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 		if g.VaultAddress != v.Addr || len(g.Items) != 2 || time.Until(g.ExpiresAt) > 61*time.Second {
 			t.Fatalf("grant = %+v", g)
 		}
-		got, err := credentials.Redeem(ctx, g)
+		got, err := secret.Redeem(ctx, g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,8 +179,8 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 			t.Errorf("bank/pay extra = %v", b.Extra)
 		}
 		// Single use: a second redemption (a replayed grant) gets nothing.
-		if _, err := credentials.Redeem(ctx, g); !errors.Is(err, credentials.ErrExpired) {
-			t.Errorf("second redeem: err = %v, want ErrExpired", err)
+		if _, err := secret.Redeem(ctx, g); !errors.Is(err, secret.ErrExpired) {
+			t.Errorf("second redeem: err = %v, want secret.ErrExpired", err)
 		}
 		s.EndAttempt(ctx, 1, 1)
 	})
@@ -184,9 +188,9 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 	t.Run("revoked when the attempt ends", func(t *testing.T) {
 		g := grant(2, time.Now().Add(time.Minute))
 		s.EndAttempt(ctx, 2, 1)
-		_, err := credentials.Redeem(ctx, g)
-		if !errors.Is(err, credentials.ErrExpired) {
-			t.Fatalf("redeem after the attempt ended: err = %v, want ErrExpired", err)
+		_, err := secret.Redeem(ctx, g)
+		if !errors.Is(err, secret.ErrExpired) {
+			t.Fatalf("redeem after the attempt ended: err = %v, want secret.ErrExpired", err)
 		}
 		if !strings.Contains(err.Error(), `"etax/acme"`) {
 			t.Errorf("error %q does not name the credential", err)
@@ -208,8 +212,8 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 			for s.Outstanding() > 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if _, err := credentials.Redeem(ctx, g); !errors.Is(err, credentials.ErrExpired) {
-				t.Errorf("%s: redeem after the event: err = %v, want ErrExpired", typ, err)
+			if _, err := secret.Redeem(ctx, g); !errors.Is(err, secret.ErrExpired) {
+				t.Errorf("%s: redeem after the event: err = %v, want secret.ErrExpired", typ, err)
 			}
 		}
 	})
@@ -217,8 +221,8 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 	t.Run("expires at the deadline", func(t *testing.T) {
 		g := grant(3, time.Now()) // TTL is the minimum: the deadline is now
 		time.Sleep(credentials.MinGrantTTL + 1500*time.Millisecond)
-		if _, err := credentials.Redeem(ctx, g); !errors.Is(err, credentials.ErrExpired) {
-			t.Fatalf("redeem after the deadline: err = %v, want ErrExpired", err)
+		if _, err := secret.Redeem(ctx, g); !errors.Is(err, secret.ErrExpired) {
+			t.Fatalf("redeem after the deadline: err = %v, want secret.ErrExpired", err)
 		}
 		s.EndAttempt(ctx, 3, 1)
 	})
@@ -226,8 +230,8 @@ func TestDeliveryExpiryAndRevocation(t *testing.T) {
 	t.Run("missing credential is named", func(t *testing.T) {
 		_, err := s.Grant(ctx, credentials.GrantRequest{TaskID: 4, Attempt: 1, Deadline: time.Now().Add(time.Minute),
 			Bindings: []credentials.Binding{binds[0], {Name: "etax/other", Ref: ref(finance, "etax/other")}}})
-		if !errors.Is(err, credentials.ErrNotFound) || !strings.Contains(err.Error(), `"etax/other"`) {
-			t.Fatalf("err = %v, want ErrNotFound naming etax/other", err)
+		if !errors.Is(err, secret.ErrNotFound) || !strings.Contains(err.Error(), `"etax/other"`) {
+			t.Fatalf("err = %v, want secret.ErrNotFound naming etax/other", err)
 		}
 		if n := s.Outstanding(); n != 0 {
 			t.Errorf("%d grants outstanding after a failed grant", n)
@@ -246,10 +250,10 @@ func TestCrossDepartmentDenied(t *testing.T) {
 	v := vaulttest.Shared(t)
 	mount := v.NewMount(t)
 	s := newServiceWith(t, v, v.Token, mount)
-	if _, err := s.Put(ctx, ref(finance, "etax/acme"), credentials.Secret{Password: "finance-pw"}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(finance, "etax/acme"), secret.Secret{Password: "finance-pw"}, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(ctx, ref(hr, "etax/acme"), credentials.Secret{Password: "hr-pw"}, "x"); err != nil {
+	if _, err := s.Put(ctx, ref(hr, "etax/acme"), secret.Secret{Password: "hr-pw"}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	g, err := s.Grant(ctx, credentials.GrantRequest{TaskID: 1, Attempt: 1, Deadline: time.Now().Add(time.Minute),
@@ -277,11 +281,11 @@ func TestCrossDepartmentDenied(t *testing.T) {
 	// Presented as Finance's credential, HR's token is refused before
 	// unwrapping (and so stays unused).
 	forged := *g
-	forged.Items = []credentials.GrantItem{{Name: "etax/acme", Path: s.Layout().DataPath(ref(finance, "etax/acme")), WrappingToken: g.Items[0].WrappingToken}}
-	if _, err := credentials.Redeem(ctx, &forged); !errors.Is(err, credentials.ErrDenied) {
-		t.Fatalf("forged grant: err = %v, want ErrDenied", err)
+	forged.Items = []robotwire.GrantItem{{Name: "etax/acme", Path: s.Layout().DataPath(ref(finance, "etax/acme")), WrappingToken: g.Items[0].WrappingToken}}
+	if _, err := secret.Redeem(ctx, &forged); !errors.Is(err, secret.ErrDenied) {
+		t.Fatalf("forged grant: err = %v, want secret.ErrDenied", err)
 	}
-	got, err := credentials.Redeem(ctx, g)
+	got, err := secret.Redeem(ctx, g)
 	if err != nil || got["etax/acme"].Password != "hr-pw" {
 		t.Fatalf("genuine grant after the forged one: %v", err)
 	}
@@ -301,11 +305,11 @@ path "%s/metadata/rpacloud/%s/*" { capabilities = ["read","list"] }`, mount, hr,
 	}
 	_, err = hrOnly.Grant(ctx, credentials.GrantRequest{TaskID: 2, Attempt: 1, Deadline: time.Now().Add(time.Minute),
 		Bindings: []credentials.Binding{{Name: "etax/acme", Ref: ref(finance, "etax/acme")}}})
-	if !errors.Is(err, credentials.ErrDenied) || !strings.Contains(err.Error(), `"etax/acme"`) {
-		t.Errorf("HR granting Finance's credential: err = %v, want ErrDenied naming it", err)
+	if !errors.Is(err, secret.ErrDenied) || !strings.Contains(err.Error(), `"etax/acme"`) {
+		t.Errorf("HR granting Finance's credential: err = %v, want secret.ErrDenied naming it", err)
 	}
-	if _, err := hrOnly.Put(ctx, ref(finance, "new"), credentials.Secret{Password: "x"}, "x"); !errors.Is(err, credentials.ErrDenied) {
-		t.Errorf("HR storing into Finance: err = %v, want ErrDenied", err)
+	if _, err := hrOnly.Put(ctx, ref(finance, "new"), secret.Secret{Password: "x"}, "x"); !errors.Is(err, secret.ErrDenied) {
+		t.Errorf("HR storing into Finance: err = %v, want secret.ErrDenied", err)
 	}
 }
 
@@ -317,7 +321,7 @@ func TestRotationWhileTasksRun(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, vaulttest.Shared(t))
 	r := ref(finance, "etax/acme")
-	if _, err := s.Put(ctx, r, credentials.Secret{Username: "user-1", Password: "pw-1"}, "x"); err != nil {
+	if _, err := s.Put(ctx, r, secret.Secret{Username: "user-1", Password: "pw-1"}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	binds := []credentials.Binding{{Name: "etax/acme", Ref: r}}
@@ -344,7 +348,7 @@ func TestRotationWhileTasksRun(t *testing.T) {
 					errs <- err
 					return
 				}
-				got, err := credentials.Redeem(ctx, g)
+				got, err := secret.Redeem(ctx, g)
 				s.EndAttempt(ctx, task, 1)
 				if err != nil {
 					errs <- err
@@ -359,7 +363,7 @@ func TestRotationWhileTasksRun(t *testing.T) {
 		})
 	}
 	for i := 2; i <= rotations+1; i++ {
-		if _, err := s.Rotate(ctx, r, credentials.Secret{Username: fmt.Sprintf("user-%d", i), Password: fmt.Sprintf("pw-%d", i)}, "x"); err != nil {
+		if _, err := s.Rotate(ctx, r, secret.Secret{Username: fmt.Sprintf("user-%d", i), Password: fmt.Sprintf("pw-%d", i)}, "x"); err != nil {
 			t.Fatalf("rotate %d: %v", i, err)
 		}
 	}
@@ -369,7 +373,7 @@ func TestRotationWhileTasksRun(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got, err := credentials.Redeem(ctx, before)
+	got, err := secret.Redeem(ctx, before)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +384,7 @@ func TestRotationWhileTasksRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = credentials.Redeem(ctx, after)
+	got, err = secret.Redeem(ctx, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +405,7 @@ func TestSealedVault(t *testing.T) {
 	v := vaulttest.Own(t)
 	s := newServiceWith(t, v, v.Token, "secret")
 	r := ref(finance, "etax/acme")
-	if _, err := s.Put(ctx, r, credentials.Secret{Password: "pw"}, "x"); err != nil {
+	if _, err := s.Put(ctx, r, secret.Secret{Password: "pw"}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	binds := []credentials.Binding{{Name: "etax/acme", Ref: r}}
@@ -419,14 +423,14 @@ func TestSealedVault(t *testing.T) {
 		t.Errorf("health when sealed = %+v", h)
 	}
 	_, err = s.Grant(ctx, credentials.GrantRequest{TaskID: 2, Attempt: 1, Deadline: time.Now().Add(time.Minute), Bindings: binds})
-	if !errors.Is(err, credentials.ErrSealed) || !strings.Contains(err.Error(), `credential "etax/acme"`) || !strings.Contains(err.Error(), "sealed") {
+	if !errors.Is(err, secret.ErrSealed) || !strings.Contains(err.Error(), `credential "etax/acme"`) || !strings.Contains(err.Error(), "sealed") {
 		t.Errorf("grant when sealed: err = %v", err)
 	}
-	if _, err := credentials.Redeem(ctx, early); !errors.Is(err, credentials.ErrSealed) {
-		t.Errorf("redeem when sealed: err = %v, want ErrSealed", err)
+	if _, err := secret.Redeem(ctx, early); !errors.Is(err, secret.ErrSealed) {
+		t.Errorf("redeem when sealed: err = %v, want secret.ErrSealed", err)
 	}
-	if _, err := s.Put(ctx, ref(finance, "x"), credentials.Secret{Password: "pw"}, "x"); !errors.Is(err, credentials.ErrSealed) {
-		t.Errorf("put when sealed: err = %v, want ErrSealed", err)
+	if _, err := s.Put(ctx, ref(finance, "x"), secret.Secret{Password: "pw"}, "x"); !errors.Is(err, secret.ErrSealed) {
+		t.Errorf("put when sealed: err = %v, want secret.ErrSealed", err)
 	}
 	if v.Server.UnsealKey == "" {
 		t.Fatal("the dev server's unseal key was not captured")
@@ -435,7 +439,7 @@ func TestSealedVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The wrapping token of the early grant survives sealing.
-	got, err := credentials.Redeem(ctx, early)
+	got, err := secret.Redeem(ctx, early)
 	if err != nil || got["etax/acme"].Password != "pw" {
 		t.Fatalf("redeem after unsealing: %v", err)
 	}
@@ -455,20 +459,20 @@ func TestUnreachableAndDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Login(ctx); !errors.Is(err, credentials.ErrUnreachable) {
-		t.Errorf("login to nothing: err = %v, want ErrUnreachable", err)
+	if err := s.Login(ctx); !errors.Is(err, secret.ErrUnreachable) {
+		t.Errorf("login to nothing: err = %v, want secret.ErrUnreachable", err)
 	}
 	if h := s.Health(ctx); h.State != credentials.StateUnreachable {
 		t.Errorf("health = %+v", h)
 	}
 	_, err = s.Grant(ctx, credentials.GrantRequest{TaskID: 1, Attempt: 1, Deadline: time.Now().Add(time.Minute),
 		Bindings: []credentials.Binding{{Name: "etax/acme", Ref: ref(finance, "etax/acme")}}})
-	if !errors.Is(err, credentials.ErrUnreachable) || !strings.Contains(err.Error(), `"etax/acme"`) {
+	if !errors.Is(err, secret.ErrUnreachable) || !strings.Contains(err.Error(), `"etax/acme"`) {
 		t.Errorf("grant: err = %v", err)
 	}
-	g := &credentials.Grant{VaultAddress: "http://127.0.0.1:1", Items: []credentials.GrantItem{{Name: "etax/acme", Path: "secret/data/rpacloud/a/b", WrappingToken: "hvs.x"}}}
-	if _, err := credentials.Redeem(ctx, g); !errors.Is(err, credentials.ErrUnreachable) {
-		t.Errorf("redeem: err = %v, want ErrUnreachable", err)
+	g := &robotwire.Grant{VaultAddress: "http://127.0.0.1:1", Items: []robotwire.GrantItem{{Name: "etax/acme", Path: "secret/data/rpacloud/a/b", WrappingToken: "hvs.x"}}}
+	if _, err := secret.Redeem(ctx, g); !errors.Is(err, secret.ErrUnreachable) {
+		t.Errorf("redeem: err = %v, want secret.ErrUnreachable", err)
 	}
 
 	v := vaulttest.Shared(t)
@@ -479,8 +483,8 @@ func TestUnreachableAndDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bad.Login(ctx); !errors.Is(err, credentials.ErrDenied) || strings.Contains(err.Error(), "hvs.not-a-token") {
-		t.Errorf("login with a bad token: err = %v, want ErrDenied without the token", err)
+	if err := bad.Login(ctx); !errors.Is(err, secret.ErrDenied) || strings.Contains(err.Error(), "hvs.not-a-token") {
+		t.Errorf("login with a bad token: err = %v, want secret.ErrDenied without the token", err)
 	}
 	if h := bad.Health(ctx); h.State != credentials.StateUnauthenticated {
 		t.Errorf("health with a bad token = %+v", h)
@@ -513,9 +517,9 @@ func TestTokenRenewal(t *testing.T) {
 }
 
 func TestSecretNeverPrints(t *testing.T) {
-	sec := credentials.Secret{Username: "u", Password: "canary-pw", Extra: map[string]string{"pin": "canary-pin"}}
+	sec := secret.Secret{Username: "u", Password: "canary-pw", Extra: map[string]string{"pin": "canary-pin"}}
 	var b strings.Builder
-	slog.New(slog.NewJSONHandler(&b, nil)).Info("x", "sec", sec, "secrets", credentials.Secrets{"a": sec})
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("x", "sec", sec, "secrets", secret.Secrets{"a": sec})
 	out := fmt.Sprintf("%v %+v %#v %s", sec, sec, sec, sec) + b.String()
 	if strings.Contains(out, "canary") {
 		t.Fatalf("secret value printed: %s", out)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 )
 
 // Meta is what anybody may know about a credential: never its values.
@@ -36,34 +38,34 @@ const MaxValueLen = 16 << 10
 
 // CheckSecret validates a secret before it is stored. The error names the
 // field, never the value.
-func CheckSecret(sec Secret) error {
+func CheckSecret(sec secret.Secret) error {
 	if sec.Username == "" && sec.Password == "" && sec.TOTPSeed == "" && len(sec.Extra) == 0 {
-		return fmt.Errorf("%w: a credential needs at least one field (username, password, totp seed or an extra field)", ErrBadInput)
+		return fmt.Errorf("%w: a credential needs at least one field (username, password, totp seed or an extra field)", secret.ErrBadInput)
 	}
 	if len(sec.Extra) > 32 {
-		return fmt.Errorf("%w: %d extra fields, at most 32", ErrBadInput, len(sec.Extra))
+		return fmt.Errorf("%w: %d extra fields, at most 32", secret.ErrBadInput, len(sec.Extra))
 	}
 	for k, v := range sec.Extra {
 		if err := layout.CheckField(k); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadInput, err)
+			return fmt.Errorf("%w: %v", secret.ErrBadInput, err)
 		}
 		switch k {
 		case layout.FieldUsername, layout.FieldPassword, layout.FieldTOTPSeed:
-			return fmt.Errorf("%w: extra field %q is a standard field; set it directly", ErrBadInput, k)
+			return fmt.Errorf("%w: extra field %q is a standard field; set it directly", secret.ErrBadInput, k)
 		}
 		if len(v) > MaxValueLen {
-			return fmt.Errorf("%w: field %q is longer than %d bytes", ErrBadInput, k, MaxValueLen)
+			return fmt.Errorf("%w: field %q is longer than %d bytes", secret.ErrBadInput, k, MaxValueLen)
 		}
 	}
 	for name, v := range map[string]string{"username": sec.Username, "password": sec.Password, "totp_seed": sec.TOTPSeed} {
 		if len(v) > MaxValueLen {
-			return fmt.Errorf("%w: field %q is longer than %d bytes", ErrBadInput, name, MaxValueLen)
+			return fmt.Errorf("%w: field %q is longer than %d bytes", secret.ErrBadInput, name, MaxValueLen)
 		}
 	}
 	return nil
 }
 
-func secretData(sec Secret) map[string]any {
+func secretData(sec secret.Secret) map[string]any {
 	d := map[string]any{}
 	for k, v := range sec.Extra {
 		d[k] = v
@@ -80,50 +82,25 @@ func secretData(sec Secret) map[string]any {
 	return d
 }
 
-func secretFromData(d map[string]any) Secret {
-	var s Secret
-	for k, v := range d {
-		str, ok := v.(string)
-		if !ok {
-			b, _ := json.Marshal(v)
-			str = string(b)
-		}
-		switch k {
-		case layout.FieldUsername:
-			s.Username = str
-		case layout.FieldPassword:
-			s.Password = str
-		case layout.FieldTOTPSeed:
-			s.TOTPSeed = str
-		default:
-			if s.Extra == nil {
-				s.Extra = map[string]string{}
-			}
-			s.Extra[k] = str
-		}
-	}
-	return s
-}
-
-// Put stores a new credential; it fails with ErrExists when the name is
+// Put stores a new credential; it fails with secret.ErrExists when the name is
 // taken (use Rotate to replace a credential's values).
-func (s *Service) Put(ctx context.Context, ref layout.Ref, sec Secret, by string) (Meta, error) {
+func (s *Service) Put(ctx context.Context, ref layout.Ref, sec secret.Secret, by string) (Meta, error) {
 	return s.write(ctx, ref, sec, by, false)
 }
 
 // Rotate stores a new version of an existing credential; robots that
 // already hold the old version finish with it, every later grant delivers
-// the new one. It fails with ErrNotFound when there is no such credential.
-func (s *Service) Rotate(ctx context.Context, ref layout.Ref, sec Secret, by string) (Meta, error) {
+// the new one. It fails with secret.ErrNotFound when there is no such credential.
+func (s *Service) Rotate(ctx context.Context, ref layout.Ref, sec secret.Secret, by string) (Meta, error) {
 	return s.write(ctx, ref, sec, by, true)
 }
 
-func (s *Service) write(ctx context.Context, ref layout.Ref, sec Secret, by string, rotate bool) (Meta, error) {
+func (s *Service) write(ctx context.Context, ref layout.Ref, sec secret.Secret, by string, rotate bool) (Meta, error) {
 	if s == nil {
-		return Meta{}, ErrOff
+		return Meta{}, secret.ErrOff
 	}
 	if err := ref.Check(); err != nil {
-		return Meta{}, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return Meta{}, fmt.Errorf("%w: %v", secret.ErrBadInput, err)
 	}
 	if err := CheckSecret(sec); err != nil {
 		return Meta{}, fmt.Errorf("credential %q: %w", ref, err)
@@ -146,8 +123,8 @@ func (s *Service) write(ctx context.Context, ref layout.Ref, sec Secret, by stri
 	})
 	if err != nil {
 		e := opError(op, ref.String(), err)
-		if rotate && errors.Is(e, ErrExists) {
-			return Meta{}, &Error{Op: op, Credential: ref.String(), Kind: ErrVault, Detail: "rotated concurrently by someone else; try again"}
+		if rotate && errors.Is(e, secret.ErrExists) {
+			return Meta{}, &secret.Error{Op: op, Credential: ref.String(), Kind: secret.ErrVault, Detail: "rotated concurrently by someone else; try again"}
 		}
 		return Meta{}, e
 	}
@@ -163,17 +140,17 @@ func (s *Service) write(ctx context.Context, ref layout.Ref, sec Secret, by stri
 // Meta reads a credential's metadata.
 func (s *Service) Meta(ctx context.Context, ref layout.Ref) (Meta, error) {
 	if s == nil {
-		return Meta{}, ErrOff
+		return Meta{}, secret.ErrOff
 	}
 	if err := ref.Check(); err != nil {
-		return Meta{}, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return Meta{}, fmt.Errorf("%w: %v", secret.ErrBadInput, err)
 	}
 	sec, err := s.read(ctx, s.lay.MetadataPath(ref), nil)
 	if err != nil {
 		return Meta{}, opError("read metadata of", ref.String(), err)
 	}
 	if sec == nil || sec.Data == nil {
-		return Meta{}, &Error{Op: "read metadata of", Credential: ref.String(), Kind: ErrNotFound}
+		return Meta{}, &secret.Error{Op: "read metadata of", Credential: ref.String(), Kind: secret.ErrNotFound}
 	}
 	return metaFrom(ref, sec.Data)
 }
@@ -203,7 +180,7 @@ func metaFrom(ref layout.Ref, d map[string]any) (Meta, error) {
 		m.UpdatedBy, _ = cm[metaUpdatedBy].(string)
 	}
 	if m.Version == 0 {
-		return m, &Error{Op: "read metadata of", Credential: ref.String(), Kind: ErrNotFound, Detail: "every version is deleted"}
+		return m, &secret.Error{Op: "read metadata of", Credential: ref.String(), Kind: secret.ErrNotFound, Detail: "every version is deleted"}
 	}
 	return m, nil
 }
@@ -211,10 +188,10 @@ func metaFrom(ref layout.Ref, d map[string]any) (Meta, error) {
 // List returns the metadata of every credential of customer, by name.
 func (s *Service) List(ctx context.Context, customer string) ([]Meta, error) {
 	if s == nil {
-		return nil, ErrOff
+		return nil, secret.ErrOff
 	}
 	if err := layout.CheckCustomer(customer); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %v", secret.ErrBadInput, err)
 	}
 	var names []string
 	var walk func(sub string, depth int) error
@@ -255,7 +232,7 @@ func (s *Service) List(ctx context.Context, customer string) ([]Meta, error) {
 	out := make([]Meta, 0, len(names))
 	for _, n := range names {
 		m, err := s.Meta(ctx, layout.Ref{Customer: customer, Name: n})
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadInput) {
+		if errors.Is(err, secret.ErrNotFound) || errors.Is(err, secret.ErrBadInput) {
 			continue // deleted meanwhile, or not made by rpacloud
 		}
 		if err != nil {
@@ -269,7 +246,7 @@ func (s *Service) List(ctx context.Context, customer string) ([]Meta, error) {
 // Delete removes a credential and every version of it.
 func (s *Service) Delete(ctx context.Context, ref layout.Ref) error {
 	if s == nil {
-		return ErrOff
+		return secret.ErrOff
 	}
 	if _, err := s.Meta(ctx, ref); err != nil {
 		return err
@@ -288,11 +265,11 @@ func (s *Service) Delete(ctx context.Context, ref layout.Ref) error {
 // plugin. The path starts with the KV v2 mount; the value is never logged.
 func (s *Service) Resolve(ctx context.Context, ref config.VaultRef) (string, error) {
 	if s == nil {
-		return "", &Error{Op: "resolve", Credential: ref.String(), Kind: ErrOff}
+		return "", &secret.Error{Op: "resolve", Credential: ref.String(), Kind: secret.ErrOff}
 	}
 	rest, ok := strings.CutPrefix(ref.Path, s.cfg.Mount+"/")
 	if !ok {
-		return "", &Error{Op: "resolve", Credential: ref.String(), Kind: ErrBadInput, Detail: "the path must start with the KV mount " + s.cfg.Mount + "/"}
+		return "", &secret.Error{Op: "resolve", Credential: ref.String(), Kind: secret.ErrBadInput, Detail: "the path must start with the KV mount " + s.cfg.Mount + "/"}
 	}
 	sec, err := s.read(ctx, s.cfg.Mount+"/data/"+rest, nil)
 	if err != nil {
@@ -304,7 +281,7 @@ func (s *Service) Resolve(ctx context.Context, ref config.VaultRef) (string, err
 	}
 	v, ok := data[ref.Field].(string)
 	if !ok {
-		return "", &Error{Op: "resolve", Credential: ref.String(), Kind: ErrNotFound}
+		return "", &secret.Error{Op: "resolve", Credential: ref.String(), Kind: secret.ErrNotFound}
 	}
 	return v, nil
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/vm"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 const exampleDir = "../../examples/tax-filing"
@@ -126,7 +128,7 @@ func TestTaxFilingExample(t *testing.T) {
 			now = now.Add(taskTime)
 			res := dispatch.Result{Success: true, Output: json.RawMessage(`{"receipt":"ok"}`)}
 			if bad[c.Task.Seq] {
-				res = dispatch.Result{Class: dispatch.Data, Message: "the portal refused the declaration"}
+				res = dispatch.Result{Class: robotwire.ErrorData, Message: "the portal refused the declaration"}
 			}
 			if _, err := q.Report(sys, robots[0].ID, c.Task.ID, c.Attempt.Number, res); err != nil {
 				t.Fatal(err)

@@ -29,6 +29,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // The crash child is this test binary started again with these variables:
@@ -105,9 +107,9 @@ func crashChild() int {
 				case p < 80:
 					res.Success = true
 				case p < 88:
-					res.Class, res.Message = dispatch.Execution, "portal down"
+					res.Class, res.Message = robotwire.ErrorExecution, "portal down"
 				case p < 92:
-					res.Class, res.Message = dispatch.Data, "no such tax id"
+					res.Class, res.Message = robotwire.ErrorData, "no such tax id"
 				default:
 					continue // the robot hangs: the sweeper will time it out
 				}

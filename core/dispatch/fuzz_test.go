@@ -18,6 +18,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // fuzzQueue is one SQLite queue shared by every input of a fuzz function:
@@ -99,8 +101,8 @@ func FuzzSubmitAndReport(f *testing.F) {
 	}
 	for _, s := range []seed{
 		{`{"n":1}`, true, `{"ok":true}`, "", ""},
-		{"{\"n\":1}\n{\"n\":2}\n{\"n\":3}", false, "", "execution", "portal down"},
-		{`{"tax_id":"91310000MA1FL0000X","period":"2026-10"}`, false, "", "data", "tax id does not exist"},
+		{"{\"n\":1}\n{\"n\":2}\n{\"n\":3}", false, "", "EXECUTION", "portal down"},
+		{`{"tax_id":"91310000MA1FL0000X","period":"2026-10"}`, false, "", "DATA", "tax id does not exist"},
 		{``, true, ``, "", ""},
 		{`[]`, true, `null`, "", ""},
 		{`null`, true, `[1,2`, "", ""},
@@ -109,8 +111,8 @@ func FuzzSubmitAndReport(f *testing.F) {
 		{`{"a":1}` + "\n" + `{"credentials":null}`, true, `{}`, "", ""},
 		{`{"a":"\u0000"}`, true, `{"a":"\u0000"}`, "", ""},
 		{"{\"a\":\"\xff\xfe\"}", true, "{\"b\":\"\xff\"}", "", ""},
-		{`{"a":1}`, false, "", "execution", "nul \x00 byte"},
-		{`{"a":1}`, false, "", "data", "bad utf-8 \xc3\x28"},
+		{`{"a":1}`, false, "", "EXECUTION", "nul \x00 byte"},
+		{`{"a":1}`, false, "", "DATA", "bad utf-8 \xc3\x28"},
 		{`{"a":1} {"b":2}`, true, `{} {}`, "", ""},
 		{`{"a":1,"a":2}`, true, `1e999`, "", ""},
 		{`{"deep":` + strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000) + `}`, true, strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000), "", ""},
@@ -172,7 +174,7 @@ func FuzzSubmitAndReport(f *testing.F) {
 		if err != nil || c == nil {
 			t.Fatalf("claim: %v %v", c, err)
 		}
-		res := dispatch.Result{Success: success, Output: json.RawMessage(output), Class: dispatch.ErrorClass(class), Message: message}
+		res := dispatch.Result{Success: success, Output: json.RawMessage(output), Class: robotwire.ErrorClass(class), Message: message}
 		got, err := fq.q.Report(ctx, fq.rr.ID, c.Task.ID, c.Task.AttemptNo, res)
 		stored := fq.db.Task.GetX(sys(), c.Task.ID)
 		if err != nil {

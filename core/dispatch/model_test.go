@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // The reference model: what the queue must hold after every step.
@@ -228,7 +231,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			kind := rapid.SampledFrom([]string{"success", "execution", "data"}).Draw(t, "outcome")
 			res := dispatch.Result{Success: kind == "success"}
 			if !res.Success {
-				res.Class, res.Message = dispatch.ErrorClass(kind), "boom"
+				res.Class, res.Message = robotwire.ErrorClass(strings.ToUpper(kind)), "boom"
 			}
 			got, err := m.q.Report(ctx, r.id, tk.id, r.att, res)
 			live := tk.state == task.StateRunning && tk.robot == r.id && tk.attempt == r.att
@@ -277,7 +280,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 			a := rapid.SampledFrom(stale).Draw(t, "stale")
 			ok := rapid.Bool().Draw(t, "successful")
-			res := dispatch.Result{Success: ok, Class: dispatch.Execution, Message: "late"}
+			res := dispatch.Result{Success: ok, Class: robotwire.ErrorExecution, Message: "late"}
 			if _, err := m.q.Report(ctx, a.robot, a.task, a.number, res); !errors.Is(err, dispatch.ErrStaleAttempt) {
 				t.Fatalf("stale report task %d attempt %d: %v, want ErrStaleAttempt", a.task, a.number, err)
 			}

@@ -27,6 +27,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 func TestMain(m *testing.M) {
@@ -154,7 +156,7 @@ func TestRetriesThenFail(t *testing.T) {
 			if c == nil || c.Attempt.Number != attempt {
 				t.Fatalf("attempt %d: claim %+v", attempt, c)
 			}
-			out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, attempt, dispatch.Result{Class: dispatch.Execution, Message: "portal down"})
+			out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, attempt, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +183,7 @@ func TestDataErrorIsFinal(t *testing.T) {
 		f := newFixture(t, db, 1, 3)
 		b := f.submit(t, 1)
 		c := f.claim(t, 0)
-		out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: "tax id does not exist"})
+		out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorData, Message: "tax id does not exist"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +218,7 @@ func TestStaleReportsAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A duplicate report changes nothing.
-		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: "late"}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorData, Message: "late"}); !errors.Is(err, dispatch.ErrStaleAttempt) {
 			t.Fatalf("duplicate report: %v", err)
 		}
 		tk := db.Task.GetX(sys(), c.Task.ID)
@@ -314,7 +316,7 @@ func TestLongFailureMessageIsTruncated(t *testing.T) {
 	f.submit(t, 1)
 	c := f.claim(t, 0)
 	msg := strings.Repeat("é", dispatch.MaxOutputBytes)
-	out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: dispatch.Data, Message: msg})
+	out, err := f.q.Report(context.Background(), f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorData, Message: msg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -766,7 +768,7 @@ func TestResultLimitSetting(t *testing.T) {
 			t.Fatalf("output over the configured limit: %v", err)
 		}
 		c = f.claim(t, 0)
-		tk, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: strings.Repeat("m", 5000)})
+		tk, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: strings.Repeat("m", 5000)})
 		if err != nil || len(tk.ErrorMessage) > 2048 || !strings.Contains(tk.ErrorMessage, "truncated") {
 			t.Fatalf("long message: %d bytes, %v", len(tk.ErrorMessage), err)
 		}

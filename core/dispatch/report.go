@@ -14,6 +14,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // running loads the running attempt named by a robot, refusing a stale one.
@@ -71,23 +73,12 @@ func (q *Queue) Heartbeat(ctx context.Context, robotID, taskID, attemptNo int) (
 	return deadline, err
 }
 
-// ErrorClass classifies a failed attempt.
-type ErrorClass string
-
-// Error classes a robot may report.
-const (
-	// Execution errors may succeed on another try: retried per process.
-	Execution ErrorClass = "execution"
-	// Data errors mean the customer's input is wrong: final at once.
-	Data ErrorClass = "data"
-)
-
 // Result is what a robot reports for an attempt.
 type Result struct {
 	Success bool
-	Output  json.RawMessage // JSON, for successes
-	Class   ErrorClass      // for failures
-	Message string          // for failures
+	Output  json.RawMessage      // JSON, for successes
+	Class   robotwire.ErrorClass // for failures: execution or data, as the robot reported it
+	Message string               // for failures
 }
 
 // MaxOutputBytes is the default bound on what one task may store as
@@ -115,7 +106,7 @@ func refusal(res Result, limit int) string {
 		}
 		return ""
 	}
-	if res.Class != Execution && res.Class != Data {
+	if !res.Class.IsValid() {
 		return fmt.Sprintf("error class %q is neither execution nor data", res.Class)
 	}
 	return ""
@@ -169,7 +160,7 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 
 // refuse ends a running attempt whose result was refused for reason why.
 func (q *Queue) refuse(ctx context.Context, robotID, taskID, attemptNo int, why string) (*ent.Task, error) {
-	t, err := q.report(ctx, robotID, taskID, attemptNo, Result{Class: Execution, Message: "result refused: " + why})
+	t, err := q.report(ctx, robotID, taskID, attemptNo, Result{Class: robotwire.ErrorExecution, Message: "result refused: " + why})
 	if errors.Is(err, ErrStaleAttempt) {
 		// Nothing to end: the report would have changed nothing anyway.
 		return nil, fmt.Errorf("%w (its result would have been refused: %s)", err, why)
@@ -204,7 +195,7 @@ func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res 
 			bu.AddSucceeded(1)
 			t.State, t.Output, t.ErrorMessage, t.FinishedAt = task.StateSucceeded, string(res.Output), "", &rec.now
 			evType, evMsg = "task.succeeded", fmt.Sprintf("attempt %d succeeded", attemptNo)
-		case res.Class == Data:
+		case res.Class == robotwire.ErrorData:
 			au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassData).SetErrorMessage(res.Message)
 			tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonDataError).SetErrorMessage(res.Message).SetFinishedAt(rec.now)
 			bu.AddFailed(1)

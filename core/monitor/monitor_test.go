@@ -22,6 +22,8 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -186,7 +188,7 @@ func TestRunFaulted(t *testing.T) {
 		if err != nil || c == nil {
 			t.Fatal(c, err)
 		}
-		if _, err := f.q.Report(ctx, f.robot.ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: dispatch.Execution, Message: "portal refused login"}); err != nil {
+		if _, err := f.q.Report(ctx, f.robot.ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal refused login"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.mon.Detect(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
@@ -103,23 +104,6 @@ type CredentialFieldInput struct {
 	// Lower-case letters, digits and '_', starting with a letter.
 	Name  string `json:"name"`
 	Value string `json:"value"`
-}
-
-// Run-time access to the credentials of one claimed attempt: per credential, a
-// single-use Vault wrapping token that expires at the attempt's deadline and
-// is revoked when the attempt ends. The robot unwraps it at vaultAddress.
-type CredentialGrant struct {
-	VaultAddress string                 `json:"vaultAddress"`
-	ExpiresAt    time.Time              `json:"expiresAt"`
-	Items        []*CredentialGrantItem `json:"items"`
-}
-
-type CredentialGrantItem struct {
-	// The name the process binds the credential under.
-	Name string `json:"name"`
-	// The Vault path the wrapping token must have been made by.
-	Path          string `json:"path"`
-	WrappingToken string `json:"wrappingToken"`
 }
 
 // A credential's values, for putCredential and rotateCredential. At least one
@@ -285,9 +269,9 @@ type ReportResultInput struct {
 	Attempt int  `json:"attempt"`
 	Success bool `json:"success"`
 	// Output of a success (a JSON value).
-	Output     JSON        `json:"output,omitempty"`
-	ErrorClass *ErrorClass `json:"errorClass,omitempty"`
-	Message    *string     `json:"message,omitempty"`
+	Output     JSON                  `json:"output,omitempty"`
+	ErrorClass *robotwire.ErrorClass `json:"errorClass,omitempty"`
+	Message    *string               `json:"message,omitempty"`
 }
 
 // What a robot learns about itself when it starts.
@@ -367,24 +351,6 @@ type SubmitBatchInput struct {
 }
 
 type Subscription struct {
-}
-
-// A task handed to a robot by claimTask.
-type TaskClaim struct {
-	TaskID int `json:"taskID"`
-	// The attempt number: send it back with heartbeat and reportResult.
-	Attempt int `json:"attempt"`
-	// When the attempt is abandoned unless a heartbeat extends it.
-	Deadline time.Time `json:"deadline"`
-	Process  string    `json:"process"`
-	// builtin, vendor or crawler.
-	Kind string `json:"kind"`
-	// Task type for builtin processes (noop, echo); plugin name otherwise.
-	Runner             string `json:"runner"`
-	MaxDurationSeconds int    `json:"maxDurationSeconds"`
-	Input              JSON   `json:"input"`
-	// Credentials of the task's process; null when it binds none.
-	Credentials *CredentialGrant `json:"credentials,omitempty"`
 }
 
 // Busy time of one robot, pool or vendor licence over a window.

@@ -14,16 +14,21 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
-	"github.com/rpacloud/rpacloud/core/robot"
 	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph"
 	"github.com/rpacloud/rpacloud/graph/dashboard"
+
+	"github.com/rpacloud/rpacloud/core/robotapi"
 )
 
 func (d *Daemon) routes() http.Handler {
 	res := &graph.Resolver{Client: d.db.Client, Queue: d.queue, Bus: d.bus, Providers: d.providers}
 	d.vaultResolver(res) // vault.go
+	// The robot protocol, process specs included, is served by robotapi
+	// over GraphQL.
+	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
+		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.opts.Config}
 	mux := http.NewServeMux()
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go
@@ -34,7 +39,6 @@ func (d *Daemon) routes() http.Handler {
 		Websocket:    wslimit.Limits{Init: lim.WebsocketInitBytes, Message: lim.WebsocketMessageBytes},
 		TokenRecheck: lim.TokenRecheck,
 	})))
-	mux.Handle("GET "+robot.SpecPath+"{name}", auth.Middleware(d.db.Client, http.HandlerFunc(d.robotProcessSpec))) // specs.go
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{d: d})

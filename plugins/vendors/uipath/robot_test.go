@@ -11,14 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
-	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/core/robotagent"
+
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
-type oneSpec struct{ s *robot.ProcessSpec }
+type oneSpec struct{ s *robotwire.ProcessSpec }
 
-func (o oneSpec) Spec(context.Context, string) (*robot.ProcessSpec, error) { return o.s, nil }
+func (o oneSpec) Spec(context.Context, string) (*robotwire.ProcessSpec, error) { return o.s, nil }
 
 // A robot runs a UiPath process: it starts the job through the plugin
 // process and follows it to its end state.
@@ -27,13 +30,13 @@ func TestRobotRunsUiPathProcess(t *testing.T) {
 	exe, _ := os.Executable()
 	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	defer h.Close()
-	spec := &robot.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
+	spec := &robotwire.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
 		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
-	p := &robot.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond}
+	p := &robotagent.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond}
 	// The OAuth secret is a credential of the process, delivered with the
 	// claim.
-	ctx := credentials.WithSecrets(context.Background(), credentials.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})
-	claim := &robot.Claim{TaskID: "1", Attempt: 1, Process: "vat", Kind: "vendor", Input: json.RawMessage(`{"company":"C1"}`)}
+	ctx := secret.WithSecrets(context.Background(), secret.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})
+	claim := &robotwire.Claim{TaskID: 1, Attempt: 1, Process: "vat", Kind: "vendor", Input: json.RawMessage(`{"company":"C1"}`)}
 	out, err := p.Run(ctx, claim)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +54,7 @@ func TestRobotRunsUiPathProcess(t *testing.T) {
 
 	spec.Package = "Always.Faults"
 	_, err = p.Run(ctx, claim)
-	if err == nil || errors.Is(err, robot.ErrData) || !strings.Contains(err.Error(), "ended Faulted: System.Exception: the portal timed out") {
+	if err == nil || errors.Is(err, robotagent.ErrData) || !strings.Contains(err.Error(), "ended Faulted: System.Exception: the portal timed out") {
 		t.Fatalf("faulted job: %v", err)
 	}
 }

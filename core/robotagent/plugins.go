@@ -1,4 +1,4 @@
-package robot
+package robotagent
 
 import (
 	"context"
@@ -12,14 +12,15 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
 // Specs tells the robot how to run a process; *SpecClient implements it.
 type Specs interface {
-	Spec(ctx context.Context, process string) (*ProcessSpec, error)
+	Spec(ctx context.Context, process string) (*robotwire.ProcessSpec, error)
 }
 
 // Plugins runs the tasks of crawler and vendor processes through their
@@ -42,13 +43,13 @@ type Plugins struct {
 }
 
 // Run runs one claimed task. The task's credentials are those the daemon
-// delivered with the claim (credentials.SecretsFrom(ctx)), in memory only.
-func (p *Plugins) Run(ctx context.Context, c *Claim) (json.RawMessage, error) {
+// delivered with the claim (secret.SecretsFrom(ctx)), in memory only.
+func (p *Plugins) Run(ctx context.Context, c *robotwire.Claim) (json.RawMessage, error) {
 	spec, err := p.Specs.Spec(ctx, c.Process)
 	if err != nil {
 		return nil, err
 	}
-	creds := CredentialMap(credentials.SecretsFrom(ctx))
+	creds := CredentialMap(secret.SecretsFrom(ctx))
 	switch spec.Kind {
 	case "crawler":
 		return p.crawl(ctx, c, spec, creds)
@@ -61,7 +62,7 @@ func (p *Plugins) Run(ctx context.Context, c *Claim) (json.RawMessage, error) {
 // CredentialMap turns delivered secrets into the plugin SDK's form:
 // credential name → field → value (username, password, totp_seed and the
 // extra fields).
-func CredentialMap(s credentials.Secrets) map[string]map[string]string {
+func CredentialMap(s secret.Secrets) map[string]map[string]string {
 	if len(s) == 0 {
 		return nil
 	}
@@ -85,7 +86,7 @@ func CredentialMap(s credentials.Secrets) map[string]map[string]string {
 	return out
 }
 
-func (p *Plugins) crawl(ctx context.Context, c *Claim, spec *ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
+func (p *Plugins) crawl(ctx context.Context, c *robotwire.Claim, spec *robotwire.ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
 	if spec.Flow == nil {
 		return nil, fmt.Errorf("process %q has no flow: give it flow = \"NAME\" in its HCL block", c.Process)
 	}
@@ -94,7 +95,7 @@ func (p *Plugins) crawl(ctx context.Context, c *Claim, spec *ProcessSpec, creds 
 		return nil, fmt.Errorf("process %q: %w", c.Process, err)
 	}
 	res, err := client.Run(ctx, sdk.RunRequest{
-		TaskID: c.TaskID, Attempt: c.Attempt, Process: c.Process, Input: c.Input, Credentials: creds,
+		TaskID: strconv.Itoa(c.TaskID), Attempt: c.Attempt, Process: c.Process, Input: c.Input, Credentials: creds,
 		Flow: *spec.Flow, Network: spec.Network, NetworkName: spec.NetworkName,
 	})
 	if err != nil {
@@ -124,11 +125,11 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 // keep writes artefacts under ArtifactDir/<task>-<attempt>/ and returns
 // the directory, or "" when nothing was kept.
-func (p *Plugins) keep(c *Claim, arts []sdk.Artifact) string {
+func (p *Plugins) keep(c *robotwire.Claim, arts []sdk.Artifact) string {
 	if p.ArtifactDir == "" || len(arts) == 0 {
 		return ""
 	}
-	dir := filepath.Join(p.ArtifactDir, unsafeName.ReplaceAllString(c.TaskID, "_")+"-"+strconv.Itoa(c.Attempt))
+	dir := filepath.Join(p.ArtifactDir, strconv.Itoa(c.TaskID)+"-"+strconv.Itoa(c.Attempt))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		p.log().Warn("cannot keep artefacts", "err", err)
 		return ""
@@ -158,7 +159,7 @@ var vendorSecretFields = map[string][]string{
 	"aa":     {"api_key", "password"},
 }
 
-func (p *Plugins) vendorJob(ctx context.Context, c *Claim, spec *ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
+func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robotwire.ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
 	cfg := map[string]string{}
 	for k, v := range spec.Vendor {
 		cfg[k] = v
@@ -183,7 +184,7 @@ func (p *Plugins) vendorJob(ctx context.Context, c *Claim, spec *ProcessSpec, cr
 	if err != nil {
 		return nil, fmt.Errorf("process %q: %w", c.Process, err)
 	}
-	job, err := v.StartJob(ctx, sdk.StartJobRequest{Package: spec.Package, Input: c.Input, Reference: c.TaskID + "/" + strconv.Itoa(c.Attempt)})
+	job, err := v.StartJob(ctx, sdk.StartJobRequest{Package: spec.Package, Input: c.Input, Reference: strconv.Itoa(c.TaskID) + "/" + strconv.Itoa(c.Attempt)})
 	if err != nil {
 		return nil, fmt.Errorf("process %q: start %s job: %w", c.Process, spec.VendorType, err)
 	}

@@ -1,8 +1,14 @@
-// Package robot is the agent that runs on a robot's VM: it polls the daemon
-// for work of its pool, runs each task, keeps the attempt alive with
-// heartbeats, and reports the result. The daemon never pushes work; a robot
-// that stops polling simply stops getting tasks.
-package robot
+// Package robotagent is the agent that runs on a robot's VM (`rpacloud
+// robot`): it polls the daemon for work of its pool, runs each task — a
+// builtin runner, or a crawler or vendor plugin — keeps the attempt alive
+// with heartbeats, and reports the result. The daemon never pushes work; a
+// robot that stops polling simply stops getting tasks.
+//
+// It speaks the robot protocol of core/robotwire to the daemon's side in
+// core/robotapi, over GraphQL. It links no storage (ent), no HCL and no
+// event bus: a robot carries the agent, not the server (deps_test.go keeps
+// it so).
+package robotagent
 
 import (
 	"context"
@@ -16,8 +22,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // Version is reported to the daemon at registration.
@@ -50,20 +57,6 @@ type Agent struct {
 	pool string
 }
 
-// Claim is a task handed to the robot.
-type Claim struct {
-	TaskID             string          `json:"taskID"`
-	Attempt            int             `json:"attempt"`
-	Deadline           time.Time       `json:"deadline"`
-	Process            string          `json:"process"`
-	Kind               string          `json:"kind"`
-	Runner             string          `json:"runner"`
-	MaxDurationSeconds int             `json:"maxDurationSeconds"`
-	Input              json.RawMessage `json:"input"`
-	// Credentials is the grant of the credentials the process binds.
-	Credentials *credentials.Grant `json:"credentials"`
-}
-
 const (
 	registerQ = `mutation($h:String!,$v:String!){registerRobot(hostname:$h,agentVersion:$v){pool robot{name}}}`
 	claimQ    = `mutation($w:Int){claimTask(wait:$w){taskID attempt deadline process kind runner maxDurationSeconds input credentials{vaultAddress expiresAt items{name path wrappingToken}}}}`
@@ -89,7 +82,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	backoff := newBackoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
-			ClaimTask *Claim `json:"claimTask"`
+			ClaimTask *robotwire.Claim `json:"claimTask"`
 		}
 		err := a.Client.Do(ctx, claimQ, map[string]any{"w": int(a.PollWait / time.Second)}, &out)
 		if err != nil {
@@ -145,7 +138,7 @@ func (a *Agent) register(ctx context.Context) error {
 
 // work runs one claim to its report. The task keeps running for up to
 // ShutdownGrace after ctx is cancelled, and its result is still reported.
-func (a *Agent) work(ctx context.Context, c *Claim) {
+func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 	log := a.Log.With("task", c.TaskID, "attempt", c.Attempt, "process", c.Process)
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
@@ -185,16 +178,16 @@ func (a *Agent) work(ctx context.Context, c *Claim) {
 	out, err := a.run(runCtx, c)
 	cancelRun()
 	<-beatDone
-	in := map[string]any{"taskID": c.TaskID, "attempt": c.Attempt, "success": err == nil}
+	in := robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, Success: err == nil}
 	switch {
 	case err == nil:
-		in["output"] = out
+		in.Output = out
 		log.Info("task succeeded")
 	case errors.Is(err, ErrData):
-		in["errorClass"], in["message"] = "DATA", err.Error()
+		in.ErrorClass, in.Message = robotwire.ErrorData, err.Error()
 		log.Info("task failed: data error", "err", err)
 	default:
-		in["errorClass"], in["message"] = "EXECUTION", err.Error()
+		in.ErrorClass, in.Message = robotwire.ErrorExecution, err.Error()
 		log.Info("task failed: execution error", "err", err)
 	}
 	a.report(ctx, log, c, in)
@@ -210,7 +203,7 @@ func (a *Agent) work(ctx context.Context, c *Claim) {
 // proxy's body limit) would leave the attempt running until its deadline,
 // so the agent then reports the attempt as an execution error naming the
 // refusal, once.
-func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[string]any) {
+func (a *Agent) report(ctx context.Context, log *slog.Logger, c *robotwire.Claim, in robotwire.Report) {
 	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.Deadline.Add(time.Minute))
 	defer cancel()
 	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
@@ -240,8 +233,8 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[s
 			}
 			fellBack = true
 			log.Error("result not accepted by the daemon; reporting the attempt as failed", "err", err)
-			in = map[string]any{"taskID": c.TaskID, "attempt": c.Attempt, "success": false, "errorClass": "EXECUTION",
-				"message": truncateUTF8(fmt.Sprintf("the daemon did not accept the result: %v", err), 4096)}
+			in = robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, ErrorClass: robotwire.ErrorExecution,
+				Message: truncateUTF8(fmt.Sprintf("the daemon did not accept the result: %v", err), 4096)}
 			continue
 		}
 		if rctx.Err() != nil {
@@ -270,10 +263,10 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {
+func (a *Agent) run(ctx context.Context, c *robotwire.Claim) (json.RawMessage, error) {
 	// Credentials go from Vault into memory and reach the runner through
 	// ctx only; a failure is an execution error naming the credential.
-	ctx, err := credentials.Deliver(ctx, c.Credentials)
+	ctx, err := secret.Deliver(ctx, c.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("process %q: %w", c.Process, err)
 	}
@@ -281,7 +274,7 @@ func (a *Agent) run(ctx context.Context, c *Claim) (json.RawMessage, error) {
 	// Whatever the runner (a third party's plugin included) returns is
 	// scrubbed of the attempt's secret values here, on the robot, before
 	// it reaches the daemon, its database, the API or a log.
-	if secrets := credentials.SecretsFrom(ctx); len(secrets) > 0 {
+	if secrets := secret.SecretsFrom(ctx); len(secrets) > 0 {
 		if len(out) > 0 {
 			out = json.RawMessage(secrets.Scrub(string(out)))
 		}
@@ -302,7 +295,7 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.cause }
 
-func (a *Agent) runWith(ctx context.Context, c *Claim) (json.RawMessage, error) {
+func (a *Agent) runWith(ctx context.Context, c *robotwire.Claim) (json.RawMessage, error) {
 	if (c.Kind == "crawler" || c.Kind == "vendor") && a.Plugins != nil {
 		dl, cancel := context.WithDeadline(ctx, c.Deadline)
 		defer cancel()

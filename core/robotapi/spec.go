@@ -1,50 +1,17 @@
-package daemon
+package robotapi
 
 import (
-	"encoding/json"
-	"net/http"
 	"strings"
 
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/robot"
-	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/schema/viewer"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
-// robotProcessSpec serves GET /robot/v1/processes/{name}: what a robot of
-// the process's pool needs to run it (flow, network profile, vendor
-// settings). Robots of other pools and other tokens are refused; no
-// secret is in it.
-func (d *Daemon) robotProcessSpec(w http.ResponseWriter, r *http.Request) {
-	p, ok := viewer.FromContext(r.Context())
-	if !ok || p.Role != viewer.Robot || p.RobotID == nil {
-		http.Error(w, "robot token required", http.StatusForbidden)
-		return
-	}
-	name := r.PathValue("name")
-	spec, pool, found := ProcessSpec(d.opts.Config, name)
-	if !found {
-		http.Error(w, "no crawler or vendor process "+name, http.StatusNotFound)
-		return
-	}
-	rb, err := d.db.Robot.Get(privacy.DecisionContext(r.Context(), privacy.Allow), *p.RobotID)
-	if err != nil {
-		http.Error(w, "unknown robot", http.StatusForbidden)
-		return
-	}
-	pl, err := rb.QueryPool().Only(privacy.DecisionContext(r.Context(), privacy.Allow))
-	if err != nil || pl.Name != pool {
-		http.Error(w, "process "+name+" does not run in this robot's pool", http.StatusForbidden)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(spec)
-}
-
-// ProcessSpec builds the spec of a crawler or vendor process from the
-// configuration, and returns the process's pool.
-func ProcessSpec(cfg *config.Config, name string) (*robot.ProcessSpec, string, bool) {
+// BuildSpec builds the spec of a crawler or vendor process from the
+// configuration, and returns the process's pool; found is false for
+// unknown and builtin processes, which have none.
+func BuildSpec(cfg *config.Config, name string) (spec *robotwire.ProcessSpec, pool string, found bool) {
 	var proc *config.Process
 	for i := range cfg.Processes {
 		if cfg.Processes[i].Name == name {
@@ -54,7 +21,7 @@ func ProcessSpec(cfg *config.Config, name string) (*robot.ProcessSpec, string, b
 	if proc == nil || (proc.Kind != "crawler" && proc.Kind != "vendor") {
 		return nil, "", false
 	}
-	spec := &robot.ProcessSpec{Name: proc.Name, Kind: proc.Kind, Runner: proc.Runner, Package: proc.Package}
+	spec = &robotwire.ProcessSpec{Name: proc.Name, Kind: proc.Kind, Runner: proc.Runner, Package: proc.Package}
 	for _, f := range cfg.Flows {
 		if f.Name == proc.Flow {
 			sf := &sdk.Flow{Name: f.Name}

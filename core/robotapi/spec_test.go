@@ -1,4 +1,4 @@
-package daemon
+package robotapi
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 )
 
-func TestProcessSpec(t *testing.T) {
+func TestBuildSpec(t *testing.T) {
 	cfg, diags, _ := config.LoadSources(map[string][]byte{"a.hcl": []byte(`
 provider "local" { plugin = "local" }
 network "bureau" {
@@ -54,14 +54,14 @@ flow "f" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	spec, pool, ok := ProcessSpec(cfg, "crawl")
+	spec, pool, ok := BuildSpec(cfg, "crawl")
 	if !ok || pool != "p" || spec.Flow == nil || len(spec.Flow.Steps) != 2 || spec.Flow.Steps[1].Source != "a.hcl:38" {
 		t.Fatalf("crawler spec %+v %v", spec, spec.Flow)
 	}
 	if spec.NetworkName != "bureau" || spec.Network.Proxy != "http://egress.internal:3128" || spec.Network.Deny[0] != "*" {
 		t.Errorf("network %+v", spec.Network)
 	}
-	job, _, ok := ProcessSpec(cfg, "job")
+	job, _, ok := BuildSpec(cfg, "job")
 	if !ok || job.VendorType != "uipath" || job.Vendor["url"] != "https://orch.example" || job.Vendor["client_id"] != "app" || job.Vendor["folder"] != "Prod" || job.Vendor["poll_interval"] != "" {
 		t.Fatalf("vendor spec %+v", job)
 	}
@@ -70,10 +70,10 @@ flow "f" {
 			t.Errorf("a secret reference reached the spec: %s=%s", k, v)
 		}
 	}
-	if _, _, ok := ProcessSpec(cfg, "echo"); ok {
+	if _, _, ok := BuildSpec(cfg, "echo"); ok {
 		t.Error("builtin processes have no spec")
 	}
-	if _, _, ok := ProcessSpec(cfg, "nope"); ok {
+	if _, _, ok := BuildSpec(cfg, "nope"); ok {
 		t.Error("unknown process")
 	}
 }

@@ -1,4 +1,4 @@
-package robot
+package robotagent
 
 import (
 	"context"
@@ -16,10 +16,12 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // The test binary is also the HTTP crawler plugin, started by the host as
@@ -32,9 +34,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type specs map[string]*ProcessSpec
+type specs map[string]*robotwire.ProcessSpec
 
-func (s specs) Spec(_ context.Context, p string) (*ProcessSpec, error) {
+func (s specs) Spec(_ context.Context, p string) (*robotwire.ProcessSpec, error) {
 	if sp, ok := s[p]; ok {
 		return sp, nil
 	}
@@ -70,9 +72,9 @@ func TestCrawlerTasks(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := newPlugins(t, srv.URL)
-	ctx := credentials.WithSecrets(context.Background(), credentials.Secrets{"etax/acme": {Username: "alice", Password: "pw"}})
-	claim := func(input string) *Claim {
-		return &Claim{TaskID: "7", Attempt: 1, Process: "filing", Kind: "crawler", Runner: "http", Input: json.RawMessage(input)}
+	ctx := secret.WithSecrets(context.Background(), secret.Secrets{"etax/acme": {Username: "alice", Password: "pw"}})
+	claim := func(input string) *robotwire.Claim {
+		return &robotwire.Claim{TaskID: 7, Attempt: 1, Process: "filing", Kind: "crawler", Runner: "http", Input: json.RawMessage(input)}
 	}
 
 	out, err := p.Run(ctx, claim(`{"amount":"10"}`))

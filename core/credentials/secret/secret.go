@@ -1,4 +1,12 @@
-package credentials
+// Package secret is the part of the credentials room a robot links: a
+// credential's content (Secret, which never prints its values), the
+// secrets of one attempt carried in a context, scrubbing them out of text,
+// the failure kinds of a credential operation, and redeeming a grant's
+// wrapping tokens straight from Vault over HTTP. It links no storage, no
+// configuration language, no event bus and no Vault client library (whose
+// API package links an HCL parser): the daemon's side, which stores,
+// rotates and grants, is package credentials.
+package secret
 
 import (
 	"context"
@@ -6,6 +14,8 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+
+	"github.com/rpacloud/rpacloud/core/credentials/layout"
 )
 
 // Secret is one credential's content. It prints, logs and marshals as
@@ -106,4 +116,32 @@ func (s Secrets) Scrub(text string) string {
 		text = strings.ReplaceAll(text, v, "***")
 	}
 	return text
+}
+
+// FromData reads a credential from the fields of its Vault (KV v2) data:
+// the standard fields by their layout names, every other field as an extra
+// one; values that are not strings are kept as their JSON text.
+func FromData(d map[string]any) Secret {
+	var s Secret
+	for k, v := range d {
+		str, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v)
+			str = string(b)
+		}
+		switch k {
+		case layout.FieldUsername:
+			s.Username = str
+		case layout.FieldPassword:
+			s.Password = str
+		case layout.FieldTOTPSeed:
+			s.TOTPSeed = str
+		default:
+			if s.Extra == nil {
+				s.Extra = map[string]string{}
+			}
+			s.Extra[k] = str
+		}
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package credentials
+package secret
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package robot
+package robotagent
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // fakeReports is a daemon that answers every reportResult with answer and
@@ -45,8 +47,8 @@ func reportWith(t *testing.T, answer func(n int, in map[string]any) (int, string
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	a := &Agent{Client: gqlclient.New(srv.URL, "tok"), Log: slog.New(slog.DiscardHandler)}
-	c := &Claim{TaskID: "7", Attempt: 1, Deadline: time.Now().Add(time.Minute)}
-	in := map[string]any{"taskID": "7", "attempt": 1, "success": true, "output": json.RawMessage(`{"big":true}`)}
+	c := &robotwire.Claim{TaskID: 7, Attempt: 1, Deadline: time.Now().Add(time.Minute)}
+	in := robotwire.Report{TaskID: 7, Attempt: 1, Success: true, Output: json.RawMessage(`{"big":true}`)}
 	// A looping agent would hang here until the attempt's deadline.
 	a.report(context.Background(), a.Log, c, in)
 	f.mu.Lock()

@@ -1,0 +1,192 @@
+package robotapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotapi"
+	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/process"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const hcl = `
+provider "local" { plugin = "local" }
+customer "acme" {}
+pool "p" {
+  provider = "local"
+  max      = 2
+}
+pool "q" {
+  provider = "local"
+  max      = 2
+}
+process "crawl" {
+  pool    = "p"
+  crawler = "http"
+  flow    = "f"
+}
+process "other" {
+  pool    = "q"
+  crawler = "http"
+  flow    = "f"
+}
+process "echo" {
+  pool    = "p"
+  builtin = "echo"
+}
+process "filing" {
+  pool        = "p"
+  builtin     = "echo"
+  owner       = "acme"
+  credentials = ["etax/acme"]
+}
+flow "f" {
+  step "navigate" { url = "https://etax.example.gov/" }
+}
+`
+
+type fixture struct {
+	svc   *robotapi.Service
+	db    *ent.Client
+	robot int // of pool p
+	other int // of pool q
+	cust  int
+	procs map[string]int
+}
+
+func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg, diags, _ := config.LoadSources(map[string][]byte{"a.hcl": []byte(hcl)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	db := storetest.SQLite(t)
+	ctx := sys()
+	acme := db.Customer.Create().SetName("acme").SaveX(ctx)
+	p := db.Pool.Create().SetName("p").SetProvider("local").SaveX(ctx)
+	q := db.Pool.Create().SetName("q").SetProvider("local").SaveX(ctx)
+	f := &fixture{db: db.Client, cust: acme.ID, procs: map[string]int{}}
+	for _, pr := range cfg.Processes {
+		pool := p.ID
+		if pr.Pool == "q" {
+			pool = q.ID
+		}
+		c := db.Process.Create().SetName(pr.Name).SetPoolID(pool).SetRunner(pr.Runner).SetKind(process.Kind(pr.Kind))
+		if pr.Owner != "" {
+			c.SetOwnerID(acme.ID)
+		}
+		f.procs[pr.Name] = c.SaveX(ctx).ID
+	}
+	f.robot = db.Robot.Create().SetName("r1").SetPoolID(p.ID).SaveX(ctx).ID
+	f.other = db.Robot.Create().SetName("r2").SetPoolID(q.ID).SaveX(ctx).ID
+	bus := events.New()
+	f.svc = &robotapi.Service{Client: db.Client, Queue: dispatch.New(db.Client, dispatch.Options{Bus: bus}), Bus: bus,
+		Bindings: credentials.NewBindings(db.Client, cfg), Config: cfg}
+	return f
+}
+
+// A robot gets the spec of its own pool's crawler and vendor processes and
+// nothing else; unknown, builtin and other pools' processes answer alike.
+func TestProcessSpecOnlyForOwnPool(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	spec, err := f.svc.ProcessSpec(ctx, f.robot, "crawl")
+	if err != nil || spec.Name != "crawl" || spec.Flow == nil || len(spec.Flow.Steps) != 1 {
+		t.Fatalf("own pool: %+v %v", spec, err)
+	}
+	for _, c := range []struct {
+		robot int
+		name  string
+	}{{f.robot, "other"}, {f.other, "crawl"}, {f.robot, "echo"}, {f.robot, "nope"}} {
+		if _, err := f.svc.ProcessSpec(ctx, c.robot, c.name); !errors.Is(err, robotapi.ErrNoSpec) {
+			t.Errorf("robot %d, process %q: %v, want ErrNoSpec", c.robot, c.name, err)
+		}
+	}
+	if _, err := (&robotapi.Service{Client: f.db}).ProcessSpec(ctx, f.robot, "crawl"); !errors.Is(err, robotapi.ErrNoSpec) {
+		t.Errorf("without a configuration: %v", err)
+	}
+}
+
+func (f *fixture) submit(t *testing.T, proc string) {
+	t.Helper()
+	if _, err := f.svc.Queue.Submit(context.Background(), dispatch.SubmitRequest{
+		CustomerID: f.cust, Process: proc, Inputs: []json.RawMessage{json.RawMessage(`{"n":1}`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The long poll answers nothing after the wait, and a claim as soon as
+// work arrives; the claim reports back with the one error class.
+func TestClaimLongPollAndReport(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	start := time.Now()
+	c, err := f.svc.Claim(ctx, f.robot, time.Second)
+	if err != nil || c != nil {
+		t.Fatalf("empty queue: %+v %v", c, err)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatal("the claim did not wait")
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		f.submit(t, "echo")
+	}()
+	c, err = f.svc.Claim(ctx, f.robot, 10*time.Second)
+	if err != nil || c == nil || c.Process != "echo" || c.Kind != "builtin" || c.Runner != "echo" || c.Attempt != 1 || string(c.Input) != `{"n":1}` || c.Credentials != nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if _, err := f.svc.Heartbeat(ctx, f.robot, c.TaskID, c.Attempt); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Report(ctx, f.robot, robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, ErrorClass: robotwire.ErrorData, Message: "bad id"}); err != nil {
+		t.Fatal(err)
+	}
+	a := f.db.Attempt.Query().OnlyX(sys())
+	if a.ErrorClass == nil || *a.ErrorClass != attempt.ErrorClassData || a.ErrorMessage != "bad id" {
+		t.Fatalf("attempt %+v", a)
+	}
+	// The attempt is over: a second report is stale.
+	if err := f.svc.Report(ctx, f.robot, robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+		t.Fatalf("second report: %v", err)
+	}
+}
+
+// A claim whose credentials cannot be granted (here: no Vault) fails its
+// attempt at once as an execution error naming the credential, and the
+// robot gets nothing from the poll, which it waits out.
+func TestClaimFailsFastWithoutCredentials(t *testing.T) {
+	f := newFixture(t)
+	f.submit(t, "filing")
+	start := time.Now()
+	c, err := f.svc.Claim(context.Background(), f.robot, time.Second)
+	if err != nil || c != nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if time.Since(start) < time.Second {
+		t.Error("the robot did not wait out its poll")
+	}
+	a := f.db.Attempt.Query().OnlyX(sys())
+	if a.State != attempt.StateFailed || a.ErrorClass == nil || *a.ErrorClass != attempt.ErrorClassExecution || !strings.Contains(a.ErrorMessage, `"etax/acme"`) {
+		t.Fatalf("attempt %s %v %q", a.State, a.ErrorClass, a.ErrorMessage)
+	}
+}
