@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,21 +22,39 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
-	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
-	"github.com/rpacloud/rpacloud/plugins/sdk"
-
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
-// The test binary is also the HTTP crawler plugin, started by the host as
-// `<binary> plugin crawler http`, as robots start rpacloud.
-func TestMain(m *testing.M) {
-	if len(os.Args) == 4 && os.Args[1] == "plugin" {
-		httpcrawler.Main()
-		os.Exit(0)
+func TestMain(m *testing.M) { goleak.VerifyTestMain(removePlugins{m}) }
+
+// removePlugins deletes the built plugin directory after the tests.
+type removePlugins struct{ *testing.M }
+
+func (m removePlugins) Run() int {
+	code := m.M.Run()
+	if dir, err := crawlerDir(); err == nil {
+		_ = os.RemoveAll(dir)
 	}
-	goleak.VerifyTestMain(m)
+	return code
 }
+
+// crawlerDir builds the real HTTP crawler plugin into a plugin directory
+// once per test binary, as an operator installs a plugin: the agent's
+// tests run the plugin out of process without importing its code, which
+// only cmd may load.
+var crawlerDir = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "rpacloud-agent-plugins-")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "rpacloud-crawler-http"),
+		"github.com/rpacloud/rpacloud/plugins/crawler/http/cmd/rpacloud-crawler-http").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build the http crawler: %v\n%s", err, out)
+	}
+	return dir, nil
+})
 
 type specs map[string]*robotwire.ProcessSpec
 
@@ -44,8 +66,11 @@ func (s specs) Spec(_ context.Context, p string) (*robotwire.ProcessSpec, error)
 }
 
 func newPlugins(t *testing.T, target string) *Plugins {
-	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	dir, err := crawlerDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pluginhost.New(pluginhost.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StopTimeout: 5 * time.Second})
 	t.Cleanup(h.Close)
 	flow := &sdk.Flow{Name: "f", Steps: []sdk.Step{

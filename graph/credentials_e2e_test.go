@@ -1,4 +1,4 @@
-package credentials_test
+package graph_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
@@ -478,7 +479,7 @@ func TestCanaryEndToEnd(t *testing.T) {
 	// A credential Vault cannot deliver fails the attempt as an execution
 	// error naming it; the task is retried per its process's policy.
 	sys := privacy.DecisionContext(context.Background(), privacy.Allow)
-	if err := e.svc.Delete(context.Background(), ref(hr, "etax/acme")); err != nil { // gone from Vault, still bound
+	if err := e.svc.Delete(context.Background(), layout.Ref{Customer: "acme-hr", Name: "etax/acme"}); err != nil { // gone from Vault, still bound
 		t.Fatal(err)
 	}
 	e.submitFor("acme-hr", "payroll", `{}`)
