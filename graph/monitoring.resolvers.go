@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
 	"github.com/rpacloud/rpacloud/core/viewer"
 	"github.com/rpacloud/rpacloud/ent"
@@ -209,7 +210,6 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 	if minSeverity != nil {
 		minSev = string(*minSeverity)
 	}
-	rank := map[string]int{"info": 0, "warning": 1, "critical": 2}
 	in := r.Bus.Subscribe(ctx, f)
 	return forward(ctx, in, func(e *ent.Event) *model.AnomalyNotice {
 		if e.AnomalyID == nil {
@@ -217,7 +217,7 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 		}
 		// Read with the subscriber's rights: privacy decides, as for queries.
 		a, err := r.Client.Anomaly.Get(ctx, *e.AnomalyID)
-		if err != nil || rank[string(a.Severity)] < rank[minSev] {
+		if err != nil || rules.Severity(a.Severity).Rank() < rules.Severity(minSev).Rank() {
 			return nil
 		}
 		return &model.AnomalyNotice{Kind: strings.TrimPrefix(e.Type, "anomaly."), Anomaly: a}

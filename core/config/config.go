@@ -46,6 +46,10 @@ const (
 	DefaultResultBytes           = 1 << 20
 )
 
+// CustomerKinds are the allowed customer kinds, default first; the storage
+// enum (ent/schema Customer.kind) is checked against it by a test.
+var CustomerKinds = []string{DefaultCustomerKind, "department"}
+
 // Config is one whole configuration, possibly spread over several files.
 // Slices keep declaration order (files sorted by name, then source order).
 type Config struct {

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 )
 
 var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
@@ -498,7 +500,7 @@ func (l *loader) decodePool(b *hcl.Block) {
 			"tasks_per_robot = %d: it must be 1 or more (the least work that makes renting a robot worth it).", p.TasksPerRobot)
 	}
 	if at := a.str("fairness", &p.Fairness); at != nil {
-		a.oneOf(at, "fairness", p.Fairness, "weighted", "oldest_served")
+		a.oneOf(at, "fairness", p.Fairness, policy.Names()...)
 	}
 	if at := a.str("network", &p.Network); at != nil && p.Network != "" {
 		l.refs = append(l.refs, ref{kind: "network", name: p.Network, rng: at.Expr.Range(), from: what + " network"})
@@ -689,7 +691,7 @@ func (l *loader) decodeCustomer(b *hcl.Block) {
 		cu.DisplayName = name
 	}
 	if at := a.str("kind", &cu.Kind); at != nil {
-		a.oneOf(at, "kind", cu.Kind, "company", "department")
+		a.oneOf(at, "kind", cu.Kind, CustomerKinds...)
 	}
 	if at := a.str("parent", &cu.Parent); at != nil && cu.Parent != "" {
 		l.refs = append(l.refs, ref{kind: "customer", name: cu.Parent, rng: at.Expr.Range(), from: fmt.Sprintf("customer %q parent", name)})
