@@ -202,7 +202,7 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 	if err != nil {
 		return nil, err
 	}
-	f := events.Filter{Prefixes: []string{"anomaly."}}
+	f := events.Filter{Prefixes: []string{events.FamilyAnomaly}}
 	if p.Role != viewer.Admin {
 		f.CustomerID = p.CustomerID
 	}
@@ -220,7 +220,7 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 		if err != nil || rules.Severity(a.Severity).Rank() < rules.Severity(minSev).Rank() {
 			return nil
 		}
-		return &model.AnomalyNotice{Kind: strings.TrimPrefix(e.Type, "anomaly."), Anomaly: a}
+		return &model.AnomalyNotice{Kind: strings.TrimPrefix(e.Type, events.FamilyAnomaly), Anomaly: a}
 	}, func(n *model.AnomalyNotice) bool { return n == nil }), nil
 }
 
@@ -241,9 +241,9 @@ func (r *subscriptionResolver) Events(ctx context.Context, filter *model.LiveEve
 			f.Status = *filter.Status
 		}
 		if len(filter.Types) > 0 {
-			f.Types = map[string]bool{}
+			f.Types = map[events.Type]bool{}
 			for _, t := range filter.Types {
-				f.Types[t] = true
+				f.Types[events.Type(t)] = true
 			}
 		}
 	}

@@ -129,7 +129,7 @@ func queueError(err error) error {
 }
 
 // wakeTypes are the events after which a waiting robot should try again.
-var wakeTypes = map[string]bool{"batch.submitted": true, "task.retrying": true, "task.delayed": true}
+var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true}
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -23,7 +23,7 @@ type Filter struct {
 	RobotID    *int
 	Vendor     string
 	Status     string
-	Types      map[string]bool
+	Types      map[Type]bool
 	// Prefixes match types by their leading part, e.g. "anomaly.".
 	Prefixes []string
 }
@@ -54,7 +54,7 @@ func (f Filter) Match(e *ent.Event) bool {
 	if f.Status != "" && e.Status != f.Status {
 		return false
 	}
-	if len(f.Types) > 0 && !f.Types[e.Type] {
+	if len(f.Types) > 0 && !f.Types[Type(e.Type)] {
 		return false
 	}
 	if len(f.Prefixes) > 0 {

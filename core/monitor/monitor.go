@@ -254,7 +254,7 @@ func (m *Monitor) open(ctx context.Context, f rules.Finding) error {
 		return fmt.Errorf("open anomaly %s: %w", f.Key, err)
 	}
 	m.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "title", f.Title)
-	return m.publish(ctx, "anomaly.opened", a)
+	return m.publish(ctx, events.AnomalyOpened, a)
 }
 
 // resolve closes an anomaly; it reports false when it was already resolved.
@@ -273,18 +273,17 @@ func (m *Monitor) resolve(ctx context.Context, id int, by, resolution string) (*
 	if n == 0 {
 		return a, nil
 	}
-	return a, m.publish(ctx, "anomaly.resolved", a)
+	return a, m.publish(ctx, events.AnomalyResolved, a)
 }
 
-func (m *Monitor) publish(ctx context.Context, typ string, a *ent.Anomaly) error {
-	e, err := m.client.Event.Create().SetType(typ).SetAt(m.now()).SetMessage(a.Title).SetAnomalyID(a.ID).
+func (m *Monitor) publish(ctx context.Context, typ events.Type, a *ent.Anomaly) error {
+	_, err := events.Record(ctx, events.Create(m.client.Event, typ, m.now()).SetMessage(a.Title).SetAnomalyID(a.ID).
 		SetNillableCustomerID(a.CustomerID).SetNillablePoolID(a.PoolID).SetNillableProcessID(a.ProcessID).
 		SetNillableRobotID(a.RobotID).SetNillableTaskID(a.TaskID).SetNillableVMID(a.VMID).
-		SetVendor(a.Vendor).SetStatus(string(a.Status)).Save(ctx)
+		SetVendor(a.Vendor).SetStatus(string(a.Status)), m.o.Bus)
 	if err != nil {
-		return fmt.Errorf("record %s: %w", typ, err)
+		return err
 	}
-	m.o.Bus.Publish(e)
 	if m.o.Webhook != nil {
 		m.o.Webhook.enqueue(typ, a, m.log)
 	}
@@ -309,7 +308,7 @@ func (m *Monitor) Acknowledge(ctx context.Context, id int, by, note string) (*en
 		return nil, fmt.Errorf("acknowledge anomaly %d: %w", id, err)
 	}
 	if n > 0 {
-		if err := m.publish(sctx, "anomaly.acknowledged", a); err != nil {
+		if err := m.publish(sctx, events.AnomalyAcknowledged, a); err != nil {
 			return nil, err
 		}
 	}

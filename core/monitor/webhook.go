@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/ent"
 )
@@ -37,12 +38,12 @@ func NewWebhook(url, minSeverity string) *Webhook {
 
 // enqueue never blocks the monitor: a webhook that is down for long loses
 // the oldest news rather than stalling detection.
-func (w *Webhook) enqueue(typ string, a *ent.Anomaly, log interface{ Warn(string, ...any) }) {
+func (w *Webhook) enqueue(typ events.Type, a *ent.Anomaly, log interface{ Warn(string, ...any) }) {
 	if rules.Severity(a.Severity).Rank() < rules.Severity(w.MinSeverity).Rank() {
 		return
 	}
 	select {
-	case w.queue <- payload(typ, a):
+	case w.queue <- payload(string(typ), a):
 	default:
 		log.Warn("webhook: queue full, notification dropped", "anomaly", a.ID)
 	}

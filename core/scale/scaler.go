@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/ent"
@@ -140,7 +141,7 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 		return nil, fmt.Errorf("pool %s: record scaling decision: %w", p.Name, err)
 	}
 	if d.Action == decide.ScaleUp || d.Action == decide.ScaleDown || msg != "" {
-		f.event(ctx, p, nil, "pool."+string(d.Action), d.Reason)
+		f.event(ctx, p, nil, events.PoolAction(string(d.Action)), d.Reason)
 		f.Log.Info("scaling decision", "pool", p.Name, "action", d.Action, "rent", d.Rent, "release", d.Release,
 			"rented", rented, "released", released, "reason", d.Reason, "err", msg)
 	}
@@ -224,7 +225,7 @@ func (s *Scaler) release(ctx context.Context, p *ent.Pool, prov Provider, robotI
 		// A claim that read the robot as idle before the drain won.
 		return false, nil
 	}
-	f.event(ctx, p, &rb.ID, "robot.draining", "chosen for release: idle and rented")
+	f.event(ctx, p, &rb.ID, events.RobotDraining, "chosen for release: idle and rented")
 	return true, s.destroy(ctx, p, prov, rb)
 }
 
@@ -303,7 +304,7 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 			continue
 		}
 		_ = auth.Revoke(ctx, f.Client, tokenName(rb.Name))
-		f.event(ctx, p, &rb.ID, "vm.boot_timeout", fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
+		f.event(ctx, p, &rb.ID, events.VMBootTimeout, fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
 		n++
 	}
 	return n, errors.Join(errs...)
