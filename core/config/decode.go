@@ -636,9 +636,11 @@ func (l *loader) decodeSchedule(b *hcl.Block, names map[string]hcl.Range) (Sched
 	c := l.content(b.Body, scheduleSchema)
 	a := l.attrs(c.Attributes)
 	if at := a.str("cron", &s.Cron); at != nil {
-		if _, err := ParseCron(s.Cron); err != nil {
+		c, err := ParseCron(s.Cron)
+		if err != nil {
 			a.errorf(at.Expr.Range(), "Invalid cron expression", "cron = %q: %s.", s.Cron, err)
 		}
+		s.Start = c
 	}
 	if at := a.dur("duration", &s.Duration); at != nil && s.Duration <= 0 {
 		a.errorf(at.Expr.Range(), "Invalid duration", "duration must be greater than zero: it is how long the time slot lasts.")

@@ -476,10 +476,7 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 // lastDue is the latest start of schedule s at or before now, within the
 // schedule window and not before the process existed.
 func lastDue(s config.Schedule, now, created time.Time) (time.Time, bool) {
-	c, err := config.ParseCron(s.Cron)
-	if err != nil {
-		return time.Time{}, false
-	}
+	c := s.Start // parsed at load; a zero Cron never fires
 	loc := time.UTC
 	if s.Timezone != "" {
 		if l, err := time.LoadLocation(s.Timezone); err == nil {

@@ -101,12 +101,12 @@ func fromPool(cfg *config.Config, cp *config.Pool) (Pool, error) {
 			p.Vendor = pr.Runner
 		}
 		for _, s := range pr.Schedules {
-			c, err := config.ParseCron(s.Cron)
-			if err != nil {
-				return Pool{}, fmt.Errorf("process %q schedule %q: %w", pr.Name, s.Name, err)
+			if s.Start.IsZero() {
+				return Pool{}, fmt.Errorf("process %q schedule %q: cron %q was not parsed at load", pr.Name, s.Name, s.Cron)
 			}
 			loc := time.UTC
 			if s.Timezone != "" {
+				var err error
 				if loc, err = time.LoadLocation(s.Timezone); err != nil {
 					return Pool{}, fmt.Errorf("process %q schedule %q: %w", pr.Name, s.Name, err)
 				}
@@ -115,7 +115,7 @@ func fromPool(cfg *config.Config, cp *config.Pool) (Pool, error) {
 			if d <= 0 {
 				d = pr.MaxDuration
 			}
-			p.Slots = append(p.Slots, decide.Slot{Start: c, Duration: d, Location: loc})
+			p.Slots = append(p.Slots, decide.Slot{Start: s.Start, Duration: d, Location: loc})
 		}
 	}
 	return p, nil
