@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/core/scale/sim"
 )
@@ -55,11 +54,6 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "rpacloud simulate: %s: %v\n", *cfgPath, err)
 		return 1
 	}
-	fair, err := policy.ParseFairness(pc.Fairness)
-	if err != nil {
-		fmt.Fprintf(stderr, "rpacloud simulate: pool %q: %v\n", pc.Name, err)
-		return 1
-	}
 	f, err := os.Open(*tracePath)
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)
@@ -72,12 +66,7 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	rep, err := sim.Simulate(trace, sim.Options{
-		Pool: sim.Pool{
-			Name: pc.Name, Min: pc.Settings.Min, Max: pc.Settings.Max, Period: pc.Period, Fairness: fair,
-			Settings: pc.Settings, PrewarmLead: pc.PrewarmLead, PrewarmRobots: pc.PrewarmRobots, Slots: pc.Slots,
-			MaxDuration: pc.MaxDuration, Retries: pc.Retries,
-		},
-		BootDelay: *boot, RobotHourCost: *cost, Seed: *seed, Start: t0, Window: *window,
+		Pool: pc, BootDelay: *boot, RobotHourCost: *cost, Seed: *seed, Start: t0, Window: *window,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)

@@ -22,8 +22,6 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/robot"
-	"github.com/rpacloud/rpacloud/ent/task"
 )
 
 // Options configure a Monitor. Zero values take defaults.
@@ -126,7 +124,7 @@ func (m *Monitor) Sample(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list pools: %w", err)
 	}
-	counts, err := m.poolCounts(ctx)
+	counts, err := CountPools(ctx, m.client, true)
 	if err != nil {
 		return err
 	}
@@ -153,57 +151,6 @@ func (m *Monitor) Sample(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// PoolCounts is a pool's live numbers.
-type PoolCounts struct {
-	Robots, Idle, Busy, Suspect, Pending, Running int
-}
-
-func (m *Monitor) poolCounts(ctx context.Context) (map[int]PoolCounts, error) {
-	out := map[int]PoolCounts{}
-	var rrows []struct {
-		PoolID int         `json:"pool_id"`
-		State  robot.State `json:"state"`
-		Count  int         `json:"count"`
-	}
-	if err := m.client.Robot.Query().GroupBy(robot.FieldPoolID, robot.FieldState).Aggregate(ent.Count()).Scan(ctx, &rrows); err != nil {
-		return nil, fmt.Errorf("count robots: %w", err)
-	}
-	for _, r := range rrows {
-		c := out[r.PoolID]
-		switch r.State {
-		case robot.StateIdle:
-			c.Idle += r.Count
-		case robot.StateBusy:
-			c.Busy += r.Count
-		case robot.StateSuspect:
-			c.Suspect += r.Count
-		}
-		if r.State != robot.StateReleased && r.State != robot.StateOffline {
-			c.Robots += r.Count
-		}
-		out[r.PoolID] = c
-	}
-	var trows []struct {
-		PoolID int        `json:"pool_id"`
-		State  task.State `json:"state"`
-		Count  int        `json:"count"`
-	}
-	if err := m.client.Task.Query().Where(task.StateIn(task.StatePending, task.StateRunning)).
-		GroupBy(task.FieldPoolID, task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
-		return nil, fmt.Errorf("count tasks: %w", err)
-	}
-	for _, r := range trows {
-		c := out[r.PoolID]
-		if r.State == task.StatePending {
-			c.Pending += r.Count
-		} else {
-			c.Running += r.Count
-		}
-		out[r.PoolID] = c
-	}
-	return out, nil
 }
 
 // Detect evaluates the rules once and writes the outcome.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
@@ -28,8 +29,10 @@ import (
 // stopped. Only the leader may call Step.
 type Scaler struct {
 	Fleet *Fleet
-	// Pools returns the scaling configuration of each pool by name; pools
-	// missing from it scale with the seed's defaults.
+	// Pools returns the scaling configuration of each pool by name: the
+	// one source of a pool's settings. A pool missing from it (a row no
+	// configuration declares) scales with the seed's defaults and its
+	// row's bounds.
 	Pools func() map[string]poolconf.Pool
 }
 
@@ -43,7 +46,7 @@ func (s *Scaler) Due(ctx context.Context, p *ent.Pool) (bool, error) {
 	if err != nil || last == nil {
 		return err == nil, err
 	}
-	return !s.Fleet.now().Before(last.At.Add(time.Duration(p.PeriodSeconds) * time.Second)), nil
+	return !s.Fleet.now().Before(last.At.Add(s.config(p).Period)), nil
 }
 
 func (s *Scaler) last(ctx context.Context, p *ent.Pool) (*ent.ScaleDecision, error) {
@@ -61,10 +64,14 @@ func (s *Scaler) last(ctx context.Context, p *ent.Pool) (*ent.ScaleDecision, err
 func (s *Scaler) config(p *ent.Pool) poolconf.Pool {
 	if s.Pools != nil {
 		if c, ok := s.Pools()[p.Name]; ok {
+			if c.Period <= 0 {
+				c.Period = config.DefaultPeriod
+			}
 			return c
 		}
 	}
-	return poolconf.Pool{Name: p.Name, Settings: decide.Settings{}}
+	return poolconf.Pool{Name: p.Name, Provider: p.Provider, Period: time.Duration(p.PeriodSeconds) * time.Second,
+		Settings: decide.Settings{Min: p.Min, Max: p.Max, TasksPerRobot: p.TasksPerRobot}}
 }
 
 // Step reads one pool, decides, acts and records. term is the leader term
@@ -78,7 +85,6 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 	}
 	cfg := s.config(p)
 	st := cfg.Settings
-	st.Min, st.Max, st.TasksPerRobot = p.Min, p.Max, p.TasksPerRobot
 	now := f.now()
 
 	var errs []error
