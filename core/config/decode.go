@@ -514,7 +514,12 @@ func (l *loader) decodePool(b *hcl.Block) {
 
 var (
 	builtinRunners = []string{"noop", "echo"}
-	crawlerRunners = []string{"browser", "http"}
+	// CrawlerRunners and VendorTypes are the crawler and vendor plugins
+	// a configuration may name: the built-in ones of plugins/builtin,
+	// whose test checks these lists against its table (config cannot
+	// import plugin code).
+	CrawlerRunners = []string{"browser", "http"}
+	VendorTypes    = []string{"uipath", "aa"}
 	// credentialRE names a credential onboarded into Vault, relative to
 	// the vault block's mount and prefix.
 	credentialRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$`)
@@ -552,7 +557,7 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 		case "builtin":
 			a.oneOf(at, "builtin", runner, builtinRunners...)
 		case "crawler":
-			a.oneOf(at, "crawler", runner, crawlerRunners...)
+			a.oneOf(at, "crawler", runner, CrawlerRunners...)
 		case "vendor":
 			l.refs = append(l.refs, ref{kind: "vendor", name: runner, rng: at.Expr.Range(), from: what + " vendor"})
 		}
@@ -661,7 +666,7 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 	a := l.attrs(c.Attributes)
 	v := Vendor{Name: name, DeclRange: b.DefRange}
 	if at := a.str("type", &v.Type); at != nil {
-		a.oneOf(at, "type", v.Type, "uipath", "aa")
+		a.oneOf(at, "type", v.Type, VendorTypes...)
 	}
 	if at := a.str("url", &v.URL); at != nil {
 		if err := checkHTTPURL(v.URL); err != nil {

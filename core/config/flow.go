@@ -93,7 +93,7 @@ func (l *loader) decodeFlow(b *hcl.Block) {
 	a := l.attrs(c.Attributes)
 	f := Flow{Name: name, DeclRange: b.DefRange}
 	if at := a.str("crawler", &f.Crawler); at != nil {
-		a.oneOf(at, "crawler", f.Crawler, crawlerRunners...)
+		a.oneOf(at, "crawler", f.Crawler, CrawlerRunners...)
 	}
 	if len(c.Blocks) == 0 {
 		l.diags = append(l.diags, errAt(b.DefRange, "Empty flow", fmt.Sprintf("flow %q has no step blocks.", name)))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
@@ -43,7 +44,7 @@ func (s specs) Spec(_ context.Context, p string) (*ProcessSpec, error) {
 
 func newPlugins(t *testing.T, target string) *Plugins {
 	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StopTimeout: 5 * time.Second})
 	t.Cleanup(h.Close)
 	flow := &sdk.Flow{Name: "f", Steps: []sdk.Step{

@@ -30,6 +30,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 // Options configure a daemon.
@@ -124,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 	if pluginDir == "" {
 		pluginDir = filepath.Join(srv.DataDir, "plugins")
 	}
-	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe})
+	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has})
 	defer d.host.Close()
 	d.providers = newProviderSet(d.host, cfg, o, o.Logger)
 	if d.vault != nil && d.vault.svc != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robot"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 type oneSpec struct{ s *robot.ProcessSpec }
@@ -25,7 +26,7 @@ func (o oneSpec) Spec(context.Context, string) (*robot.ProcessSpec, error) { ret
 func TestRobotRunsUiPathProcess(t *testing.T) {
 	f := newFake(t)
 	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	defer h.Close()
 	spec := &robot.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
 		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
