@@ -46,5 +46,6 @@ func robotPlugins(server, token string, log *slog.Logger) (*robot.Plugins, *plug
 		Log:           log,
 		CrawlerConfig: map[string]map[string]string{"browser": browserCfg},
 		ArtifactDir:   dir,
+		Schema:        builtin.Schema,
 	}, host
 }

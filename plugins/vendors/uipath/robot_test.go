@@ -30,7 +30,7 @@ func TestRobotRunsUiPathProcess(t *testing.T) {
 	defer h.Close()
 	spec := &robot.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
 		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
-	p := &robot.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond}
+	p := &robot.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond, Schema: builtin.Schema}
 	// The OAuth secret is a credential of the process, delivered with the
 	// claim.
 	ctx := credentials.WithSecrets(context.Background(), credentials.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})
