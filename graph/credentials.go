@@ -8,6 +8,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
@@ -95,9 +96,9 @@ func (r *Resolver) writeCredential(ctx context.Context, op string, in model.Cred
 			return nil, credentialError(op, err)
 		}
 	}
-	evType := "credential.stored"
+	evType := events.CredentialStored
 	if rotate {
-		evType = "credential.rotated"
+		evType = events.CredentialRotated
 	}
 	r.audit(ctx, p, evType, c, in.Name)
 	return r.credentialMeta(ctx, op, c, in.Name)
@@ -141,12 +142,11 @@ func (r *Resolver) credentialModel(ctx context.Context, c *ent.Customer, m crede
 }
 
 // audit records who changed which credential, as an event (names only).
-func (r *Resolver) audit(ctx context.Context, p viewer.Principal, typ string, c *ent.Customer, name string) {
-	e, err := r.Client.Event.Create().SetType(typ).SetAt(time.Now().UTC()).SetCustomerID(c.ID).
-		SetMessage(fmt.Sprintf("%s by %s", name, p.String())).Save(privacy.DecisionContext(ctx, privacy.Allow))
-	if err == nil && r.Bus != nil {
-		r.Bus.Publish(e)
-	}
+func (r *Resolver) audit(ctx context.Context, p viewer.Principal, typ events.Type, c *ent.Customer, name string) {
+	// An audit event that cannot be stored does not undo the change made.
+	_, _ = events.Record(privacy.DecisionContext(ctx, privacy.Allow),
+		events.Create(r.Client.Event, typ, time.Now().UTC()).SetCustomerID(c.ID).
+			SetMessage(fmt.Sprintf("%s by %s", name, p.String())), r.Bus)
 }
 
 // credentialError turns an error of the credentials package into a GraphQL

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
@@ -38,7 +39,7 @@ func (r *mutationResolver) DeleteCredential(ctx context.Context, customer *strin
 	if err := r.CredentialBindings.DeleteAll(ctx, c, name); err != nil {
 		return false, err
 	}
-	r.audit(ctx, p, "credential.deleted", c, name)
+	r.audit(ctx, p, events.CredentialDeleted, c, name)
 	return true, nil
 }
 

@@ -87,7 +87,8 @@ const (
 )
 
 // wakeAll are the events that may change a live view.
-var wakeAll = events.Filter{Prefixes: []string{"task.", "batch.", "robot.", "vm.", "pool.", "anomaly.", "scale."}}
+var wakeAll = events.Filter{Prefixes: []string{events.FamilyTask, events.FamilyBatch, events.FamilyRobot, events.FamilyVM,
+	events.FamilyPool, events.FamilyAnomaly, events.FamilyScale}}
 
 func live[T any](ctx context.Context, bus *events.Bus, minGap, maxGap time.Duration, compute func(context.Context) (T, error), onErr func(error)) <-chan T {
 	out := make(chan T, 1)

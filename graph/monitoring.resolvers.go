@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
@@ -201,7 +202,7 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 	if err != nil {
 		return nil, err
 	}
-	f := events.Filter{Prefixes: []string{"anomaly."}}
+	f := events.Filter{Prefixes: []string{events.FamilyAnomaly}}
 	if p.Role != viewer.Admin {
 		f.CustomerID = p.CustomerID
 	}
@@ -209,7 +210,6 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 	if minSeverity != nil {
 		minSev = string(*minSeverity)
 	}
-	rank := map[string]int{"info": 0, "warning": 1, "critical": 2}
 	in := r.Bus.Subscribe(ctx, f)
 	return forward(ctx, in, func(e *ent.Event) *model.AnomalyNotice {
 		if e.AnomalyID == nil {
@@ -217,10 +217,10 @@ func (r *subscriptionResolver) Anomalies(ctx context.Context, minSeverity *anoma
 		}
 		// Read with the subscriber's rights: privacy decides, as for queries.
 		a, err := r.Client.Anomaly.Get(ctx, *e.AnomalyID)
-		if err != nil || rank[string(a.Severity)] < rank[minSev] {
+		if err != nil || rules.Severity(a.Severity).Rank() < rules.Severity(minSev).Rank() {
 			return nil
 		}
-		return &model.AnomalyNotice{Kind: strings.TrimPrefix(e.Type, "anomaly."), Anomaly: a}
+		return &model.AnomalyNotice{Kind: strings.TrimPrefix(e.Type, events.FamilyAnomaly), Anomaly: a}
 	}, func(n *model.AnomalyNotice) bool { return n == nil }), nil
 }
 
@@ -241,9 +241,9 @@ func (r *subscriptionResolver) Events(ctx context.Context, filter *model.LiveEve
 			f.Status = *filter.Status
 		}
 		if len(filter.Types) > 0 {
-			f.Types = map[string]bool{}
+			f.Types = map[events.Type]bool{}
 			for _, t := range filter.Types {
-				f.Types[t] = true
+				f.Types[events.Type(t)] = true
 			}
 		}
 	}

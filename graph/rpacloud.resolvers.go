@@ -16,15 +16,14 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/robotapi"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
-	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 
@@ -213,48 +212,15 @@ func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, er
 	if err != nil {
 		return nil, fmt.Errorf("poolStatus: %w", err)
 	}
-	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	counts, err := monitor.CountPools(ctx, r.Client, vis != viewer.SeesShared)
+	if err != nil {
+		return nil, fmt.Errorf("poolStatus: %w", err)
+	}
 	out := make([]*model.PoolStatus, 0, len(pools))
 	for _, pl := range pools {
-		st := &model.PoolStatus{Pool: pl, Provider: pl.Provider}
-		var rows []struct {
-			State robot.State `json:"state"`
-			Count int         `json:"count"`
-		}
-		if err := r.Client.Robot.Query().Where(robot.PoolID(pl.ID)).
-			GroupBy(robot.FieldState).Aggregate(ent.Count()).Scan(sys, &rows); err != nil {
-			return nil, fmt.Errorf("poolStatus: count robots: %w", err)
-		}
-		for _, row := range rows {
-			switch row.State {
-			case robot.StateIdle:
-				st.Idle = row.Count
-			case robot.StateBusy:
-				st.Busy = row.Count
-			case robot.StateSuspect:
-				st.Suspect = row.Count
-			}
-			if row.State != robot.StateReleased && row.State != robot.StateOffline {
-				st.Robots += row.Count
-			}
-		}
-		var trows []struct {
-			State task.State `json:"state"`
-			Count int        `json:"count"`
-		}
-		if vis != viewer.SeesShared {
-			if err := r.Client.Task.Query().Where(task.PoolID(pl.ID), task.StateIn(task.StatePending, task.StateRunning)).
-				GroupBy(task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
-				return nil, fmt.Errorf("poolStatus: count tasks: %w", err)
-			}
-		}
-		for _, row := range trows {
-			if row.State == task.StatePending {
-				st.Pending = row.Count
-			} else {
-				st.Running = row.Count
-			}
-		}
+		c := counts[pl.ID]
+		st := &model.PoolStatus{Pool: pl, Provider: pl.Provider, Robots: c.Robots, Idle: c.Idle, Busy: c.Busy,
+			Suspect: c.Suspect, Pending: c.Pending, Running: c.Running}
 		st.ProviderHealthy = r.Providers != nil && r.Providers.Healthy(pl.Provider)
 		out = append(out, st)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
-	"github.com/rpacloud/rpacloud/plugins/provider/local"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 func newClient(server, token string) *gqlclient.Client { return gqlclient.New(server, token) }
@@ -453,11 +453,11 @@ func runPlugin(args []string, stderr io.Writer) int {
 	if runBuiltinPlugin(args) { // cmd_plugins.go
 		return 0
 	}
-	if len(args) == 2 && args[0] == "provider" && args[1] == "local" {
-		local.Main()
-		return 0
+	have := make([]string, len(builtin.Plugins))
+	for i, p := range builtin.Plugins {
+		have[i] = p.Kind + " " + p.Name
 	}
-	fmt.Fprintf(stderr, "rpacloud plugin: unknown built-in plugin %q (have: provider local, crawler browser, crawler http, vendor uipath, vendor aa)\n", strings.Join(args, " "))
+	fmt.Fprintf(stderr, "rpacloud plugin: unknown built-in plugin %q (have: %s)\n", strings.Join(args, " "), strings.Join(have, ", "))
 	return 2
 }
 

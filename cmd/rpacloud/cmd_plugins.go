@@ -8,30 +8,18 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
-	browser "github.com/rpacloud/rpacloud/plugins/crawler/browser"
-	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
-	"github.com/rpacloud/rpacloud/plugins/vendors/aa"
-	"github.com/rpacloud/rpacloud/plugins/vendors/uipath"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
-// builtinPlugins are the crawler and vendor plugins the rpacloud binary
-// carries, run as `rpacloud plugin <kind> <name>`.
-var builtinPlugins = map[[2]string]func(){
-	{"crawler", "browser"}: browser.Main,
-	{"crawler", "http"}:    httpcrawler.Main,
-	{"vendor", "uipath"}:   uipath.Main,
-	{"vendor", "aa"}:       aa.Main,
-}
-
-// runBuiltinPlugin serves a built-in crawler or vendor plugin; false when
-// args name none.
+// runBuiltinPlugin serves a built-in plugin of the table in
+// plugins/builtin; false when args name none.
 func runBuiltinPlugin(args []string) bool {
 	if len(args) != 2 {
 		return false
 	}
-	main, ok := builtinPlugins[[2]string{args[0], args[1]}]
+	p, ok := builtin.Lookup(args[0], args[1])
 	if ok {
-		main()
+		p.Main()
 	}
 	return ok
 }
@@ -41,7 +29,7 @@ func runBuiltinPlugin(args []string) bool {
 // process specs from the daemon, artefacts under the robot's directory.
 func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
 	host := pluginhost.New(pluginhost.Options{
-		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Logger: log,
+		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Builtin: builtin.Has, Logger: log,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second, CallTimeout: time.Hour,
 	})
 	browserCfg := map[string]string{}
@@ -58,5 +46,6 @@ func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, 
 		Log:           log,
 		CrawlerConfig: map[string]map[string]string{"browser": browserCfg},
 		ArtifactDir:   dir,
+		Schema:        builtin.Schema,
 	}, host
 }

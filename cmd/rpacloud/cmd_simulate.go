@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/core/scale/sim"
 )
@@ -82,11 +81,6 @@ func runSimulate(o simulateOptions, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "rpacloud simulate: %s: %v\n", o.cfgPath, err)
 		return 1
 	}
-	fair, err := policy.ParseFairness(pc.Fairness)
-	if err != nil {
-		fmt.Fprintf(stderr, "rpacloud simulate: pool %q: %v\n", pc.Name, err)
-		return 1
-	}
 	f, err := os.Open(o.tracePath)
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)
@@ -99,12 +93,7 @@ func runSimulate(o simulateOptions, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	rep, err := sim.Simulate(trace, sim.Options{
-		Pool: sim.Pool{
-			Name: pc.Name, Min: pc.Settings.Min, Max: pc.Settings.Max, Period: pc.Period, Fairness: fair,
-			Settings: pc.Settings, PrewarmLead: pc.PrewarmLead, PrewarmRobots: pc.PrewarmRobots, Slots: pc.Slots,
-			MaxDuration: pc.MaxDuration, Retries: pc.Retries,
-		},
-		BootDelay: o.boot, RobotHourCost: o.cost, Seed: o.seed, Start: t0, Window: o.window,
+		Pool: pc, BootDelay: o.boot, RobotHourCost: o.cost, Seed: o.seed, Start: t0, Window: o.window,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "rpacloud simulate:", err)

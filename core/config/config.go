@@ -46,6 +46,10 @@ const (
 	DefaultResultBytes           = 1 << 20
 )
 
+// CustomerKinds are the allowed customer kinds, default first; the storage
+// enum (ent/schema Customer.kind) is checked against it by a test.
+var CustomerKinds = []string{DefaultCustomerKind, "department"}
+
 // Config is one whole configuration, possibly spread over several files.
 // Slices keep declaration order (files sorted by name, then source order).
 type Config struct {
@@ -148,8 +152,11 @@ type Process struct {
 
 // Schedule is a recurring time slot a process runs in.
 type Schedule struct {
-	Name     string
-	Cron     string        // 5 fields: minute hour day-of-month month day-of-week
+	Name string
+	Cron string // 5 fields: minute hour day-of-month month day-of-week, as written
+	// Start is Cron parsed once, at load: consumers (the scaler's slots,
+	// the missed-run monitor) read it instead of parsing the text again.
+	Start    Cron
 	Duration time.Duration // length of the slot; default the process's max_duration
 	Timezone string        // IANA name; "" = UTC
 	Robot    string        // run schedule: the robot reserved; "" = any of the pool (delivery.go)

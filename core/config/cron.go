@@ -62,6 +62,20 @@ func ParseCron(expr string) (Cron, error) {
 	return c, nil
 }
 
+// MustParseCron is ParseCron for expressions known to be valid, such as
+// those of hand-built configurations in tests; it panics on an error.
+func MustParseCron(expr string) Cron {
+	c, err := ParseCron(expr)
+	if err != nil {
+		panic(fmt.Sprintf("cron %q: %v", expr, err))
+	}
+	return c
+}
+
+// IsZero reports whether c is the zero Cron, which never fires: a
+// Schedule not made by the loader.
+func (c Cron) IsZero() bool { return c == Cron{} }
+
 func parseCronField(f string, spec cronField) (uint64, error) {
 	var bits uint64
 	for _, item := range strings.Split(f, ",") {

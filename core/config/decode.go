@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 )
 
 var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
@@ -498,7 +500,7 @@ func (l *loader) decodePool(b *hcl.Block) {
 			"tasks_per_robot = %d: it must be 1 or more (the least work that makes renting a robot worth it).", p.TasksPerRobot)
 	}
 	if at := a.str("fairness", &p.Fairness); at != nil {
-		a.oneOf(at, "fairness", p.Fairness, "weighted", "oldest_served")
+		a.oneOf(at, "fairness", p.Fairness, policy.Names()...)
 	}
 	if at := a.str("network", &p.Network); at != nil && p.Network != "" {
 		l.refs = append(l.refs, ref{kind: "network", name: p.Network, rng: at.Expr.Range(), from: what + " network"})
@@ -512,7 +514,12 @@ func (l *loader) decodePool(b *hcl.Block) {
 
 var (
 	builtinRunners = []string{"noop", "echo"}
-	crawlerRunners = []string{"browser", "http"}
+	// CrawlerRunners and VendorTypes are the crawler and vendor plugins
+	// a configuration may name: the built-in ones of plugins/builtin,
+	// whose test checks these lists against its table (config cannot
+	// import plugin code).
+	CrawlerRunners = []string{"browser", "http"}
+	VendorTypes    = []string{"uipath", "aa"}
 	// credentialRE names a credential onboarded into Vault, relative to
 	// the vault block's mount and prefix.
 	credentialRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$`)
@@ -550,7 +557,7 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 		case "builtin":
 			a.oneOf(at, "builtin", runner, builtinRunners...)
 		case "crawler":
-			a.oneOf(at, "crawler", runner, crawlerRunners...)
+			a.oneOf(at, "crawler", runner, CrawlerRunners...)
 		case "vendor":
 			l.refs = append(l.refs, ref{kind: "vendor", name: runner, rng: at.Expr.Range(), from: what + " vendor"})
 		}
@@ -634,9 +641,11 @@ func (l *loader) decodeSchedule(b *hcl.Block, names map[string]hcl.Range) (Sched
 	c := l.content(b.Body, scheduleSchema)
 	a := l.attrs(c.Attributes)
 	if at := a.str("cron", &s.Cron); at != nil {
-		if _, err := ParseCron(s.Cron); err != nil {
+		c, err := ParseCron(s.Cron)
+		if err != nil {
 			a.errorf(at.Expr.Range(), "Invalid cron expression", "cron = %q: %s.", s.Cron, err)
 		}
+		s.Start = c
 	}
 	if at := a.dur("duration", &s.Duration); at != nil && s.Duration <= 0 {
 		a.errorf(at.Expr.Range(), "Invalid duration", "duration must be greater than zero: it is how long the time slot lasts.")
@@ -657,7 +666,7 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 	a := l.attrs(c.Attributes)
 	v := Vendor{Name: name, DeclRange: b.DefRange}
 	if at := a.str("type", &v.Type); at != nil {
-		a.oneOf(at, "type", v.Type, "uipath", "aa")
+		a.oneOf(at, "type", v.Type, VendorTypes...)
 	}
 	if at := a.str("url", &v.URL); at != nil {
 		if err := checkHTTPURL(v.URL); err != nil {
@@ -689,7 +698,7 @@ func (l *loader) decodeCustomer(b *hcl.Block) {
 		cu.DisplayName = name
 	}
 	if at := a.str("kind", &cu.Kind); at != nil {
-		a.oneOf(at, "kind", cu.Kind, "company", "department")
+		a.oneOf(at, "kind", cu.Kind, CustomerKinds...)
 	}
 	if at := a.str("parent", &cu.Parent); at != nil && cu.Parent != "" {
 		l.refs = append(l.refs, ref{kind: "customer", name: cu.Parent, rng: at.Expr.Range(), from: fmt.Sprintf("customer %q parent", name)})

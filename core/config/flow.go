@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/rpacloud/rpacloud/plugins/sdk/flowstep"
 )
 
 // Flow is the ordered steps a crawler robot runs for one task of a crawler
@@ -17,38 +18,10 @@ import (
 // expanded by the crawler at run time, never here.
 type Flow struct {
 	Name      string
-	Crawler   string // "browser" | "http" | "" (either)
-	Steps     []FlowStep
+	Crawler   string          // "browser" | "http" | "" (either)
+	Steps     []flowstep.Step // what the crawler runs, as decoded: no copy in between
 	DeclRange hcl.Range
 	creds     []flowCred // credentials the steps use
-}
-
-// FlowStep is one step of a flow.
-type FlowStep struct {
-	Action       string // navigate, fill, select, click, wait_for, extract, screenshot, assert, request
-	Selector     string
-	Value        string
-	URL          string
-	Attribute    string
-	Output       string
-	Timeout      time.Duration
-	Method       string
-	Form         map[string]string
-	JSON         string
-	Headers      map[string]string
-	Regex        string
-	JSONPath     string
-	Status       int
-	State        string // assert: present (default) | absent
-	TextContains string
-	DataError    bool
-	Message      string
-	DeclRange    hcl.Range
-}
-
-// Source is "file:line" of the step, for the crawler's error messages.
-func (s FlowStep) Source() string {
-	return fmt.Sprintf("%s:%d", s.DeclRange.Filename, s.DeclRange.Start.Line)
 }
 
 var flowActions = map[string]struct {
@@ -93,7 +66,7 @@ func (l *loader) decodeFlow(b *hcl.Block) {
 	a := l.attrs(c.Attributes)
 	f := Flow{Name: name, DeclRange: b.DefRange}
 	if at := a.str("crawler", &f.Crawler); at != nil {
-		a.oneOf(at, "crawler", f.Crawler, crawlerRunners...)
+		a.oneOf(at, "crawler", f.Crawler, CrawlerRunners...)
 	}
 	if len(c.Blocks) == 0 {
 		l.diags = append(l.diags, errAt(b.DefRange, "Empty flow", fmt.Sprintf("flow %q has no step blocks.", name)))
@@ -109,8 +82,9 @@ func (l *loader) decodeFlow(b *hcl.Block) {
 	}
 }
 
-func (l *loader) decodeStep(flow, crawler string, b *hcl.Block, outputs map[string]bool, creds *[]flowCred) (FlowStep, bool) {
-	st := FlowStep{Action: b.Labels[0], DeclRange: b.DefRange}
+func (l *loader) decodeStep(flow, crawler string, b *hcl.Block, outputs map[string]bool, creds *[]flowCred) (flowstep.Step, bool) {
+	// Source is "file:line" of the step, for the crawler's error messages.
+	st := flowstep.Step{Action: b.Labels[0], Source: fmt.Sprintf("%s:%d", b.DefRange.Filename, b.DefRange.Start.Line)}
 	spec, known := flowActions[st.Action]
 	if !known {
 		names := make([]string, 0, len(flowActions))

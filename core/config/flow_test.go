@@ -82,8 +82,8 @@ flow "api" {
 	if s := f.Steps[2]; s.Timeout != 20*time.Second || s.Selector != "#receipt, .field-error" {
 		t.Errorf("wait_for: %+v", s)
 	}
-	if s := f.Steps[3]; !s.DataError || s.State != "absent" || s.Message != "refused" || s.Source() != "a.hcl:25" {
-		t.Errorf("assert: %+v (source %s)", s, s.Source())
+	if s := f.Steps[3]; !s.DataError || s.State != "absent" || s.Message != "refused" || s.Source != "a.hcl:25" {
+		t.Errorf("assert: %+v (source %s)", s, s.Source)
 	}
 	api := cfg.Flows[1]
 	if api.Steps[0].Status != 200 || api.Steps[0].Headers["X-Client"] != "rpacloud" || api.Steps[2].Form["period"] != "{{input.period}}" {

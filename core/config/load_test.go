@@ -388,8 +388,8 @@ func TestTaxFiling(t *testing.T) {
 		}
 	}
 	wantSched := []config.Schedule{
-		{Name: "monthly-peak", Cron: "0 8 1-15 * 1-5", Duration: 10 * time.Hour, Timezone: "Asia/Shanghai"},
-		{Name: "month-end-catch-up", Cron: "30 18 28-31 * *", Duration: 3 * time.Hour, Timezone: "Asia/Shanghai"},
+		{Name: "monthly-peak", Cron: "0 8 1-15 * 1-5", Start: config.MustParseCron("0 8 1-15 * 1-5"), Duration: 10 * time.Hour, Timezone: "Asia/Shanghai"},
+		{Name: "month-end-catch-up", Cron: "30 18 28-31 * *", Start: config.MustParseCron("30 18 28-31 * *"), Duration: 3 * time.Hour, Timezone: "Asia/Shanghai"},
 	}
 	if vat.Kind != "vendor" || vat.Runner != "uipath-prod" || vat.Owner != "acme-finance" ||
 		!reflect.DeepEqual(vat.Credentials, []string{"etax/acme", "bank/acme-payments"}) || !reflect.DeepEqual(vat.Schedules, wantSched) {

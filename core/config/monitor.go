@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
 )
 
 // Monitor tunes anomaly detection and notification (core/monitor). Every
@@ -78,7 +80,7 @@ func (l *loader) decodeMonitor(b *hcl.Block) {
 			}
 		}
 		if at := wa.str("min_severity", &w.MinSeverity); at != nil {
-			wa.oneOf(at, "min_severity", w.MinSeverity, "info", "warning", "critical")
+			wa.oneOf(at, "min_severity", w.MinSeverity, rules.SeverityNames()...)
 		}
 		m.Webhook = w
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
 )
 
 // The examples in README.md form one valid configuration, so the reference
@@ -31,5 +33,30 @@ func TestReadmeExamples(t *testing.T) {
 	_, diags, _ := config.LoadSources(srcs)
 	if len(diags) > 0 {
 		t.Errorf("README examples:\n%s", strings.Join(problems(diags), "\n"))
+	}
+}
+
+// The reference names every value of the enumerated attributes whose list
+// lives in a core room, so a value added there is documented.
+func TestReadmeNamesEveryEnumValue(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attr, vals := range map[string][]string{
+		"fairness":     policy.Names(),
+		"kind":         config.CustomerKinds,
+		"min_severity": rules.SeverityNames(),
+	} {
+		row := regexp.MustCompile("(?m)^\\| `" + attr + "` \\|.*$").FindString(string(b))
+		if row == "" {
+			t.Errorf("README.md has no row for %s", attr)
+			continue
+		}
+		for _, v := range vals {
+			if !strings.Contains(row, "`"+v+"`") && !strings.Contains(row, `"`+v+`"`) {
+				t.Errorf("README.md row for %s does not name %q: %s", attr, v, row)
+			}
+		}
 	}
 }

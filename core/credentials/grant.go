@@ -116,7 +116,8 @@ func (s *Service) revoke(ctx context.Context, accessors []string) {
 }
 
 // endEvents are the events after which an attempt is over.
-var endEvents = map[string]bool{"task.succeeded": true, "task.failed": true, "task.retrying": true, "task.delayed": true, "task.cancelled": true}
+var endEvents = map[events.Type]bool{events.TaskSucceeded: true, events.TaskFailed: true, events.TaskRetrying: true,
+	events.TaskDelayed: true, events.TaskCancelled: true}
 
 // FollowAttempts ends grants as attempts end, from the event bus, until ctx
 // ends. Reports and time-outs both publish an event, whichever daemon or

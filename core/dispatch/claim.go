@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/predicate"
@@ -264,6 +265,6 @@ func (q *Queue) start(ctx context.Context, tx *ent.Tx, rec *recorder, r *ent.Rob
 	}
 	t.State, t.AttemptNo = task.StateRunning, next
 	rid := r.ID
-	rec.add(tx, "task.dispatched", fmt.Sprintf("attempt %d on robot %s", next, r.Name), t, &rid)
+	rec.add(tx, events.TaskDispatched, fmt.Sprintf("attempt %d on robot %s", next, r.Name), t, &rid)
 	return &Claim{Task: t, Process: p, Attempt: a, Deadline: deadline}, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/task"
@@ -102,7 +103,7 @@ const claimSQL = `WITH t AS (
 	WHERE id = $2 AND state NOT IN ('draining', 'released') AND EXISTS (SELECT 1 FROM ut)
 ), ev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
-	SELECT $4, 'task.dispatched', 'dispatched', customer_id, pool_id, process_id, batch_id, id, $2, attempt_no,
+	SELECT $4, '` + string(events.TaskDispatched) + `', 'dispatched', customer_id, pool_id, process_id, batch_id, id, $2, attempt_no,
 		'attempt ' || attempt_no || ' on robot ' || $7::text, '', ''
 	FROM ut
 	RETURNING id
@@ -185,7 +186,7 @@ func (q *Queue) startFast(ctx context.Context, robotID int, robotName string, ba
 			ID: got[0].AttemptID, TaskID: t.ID, RobotID: robotID, CustomerID: t.CustomerID, Number: t.AttemptNo,
 			State: attempt.StateRunning, StartedAt: now, Deadline: deadline,
 		}
-		q.bus.Publish(taskEvent(got[0].EventID, now, "task.dispatched",
+		q.bus.Publish(taskEvent(got[0].EventID, now, events.TaskDispatched,
 			fmt.Sprintf("attempt %d on robot %s", t.AttemptNo, robotName), &t, robotID))
 		return &Claim{Task: &t, Process: p, Attempt: a, Deadline: deadline}, nil
 	}
@@ -220,13 +221,13 @@ const reportSuccessSQL = `WITH a AS (
 	WHERE id = $3 AND state = 'busy' AND EXISTS (SELECT 1 FROM t)
 ), tev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
-	SELECT $4, 'task.succeeded', 'succeeded', customer_id, pool_id, process_id, batch_id, id, $3, attempt_no,
+	SELECT $4, '` + string(events.TaskSucceeded) + `', 'succeeded', customer_id, pool_id, process_id, batch_id, id, $3, attempt_no,
 		'attempt ' || attempt_no || ' succeeded', '', ''
 	FROM t
 	RETURNING id
 ), bev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, message, vendor, external_id)
-	SELECT $4, 'batch.finished', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
+	SELECT $4, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
 		b.succeeded || ' succeeded, ' || b.failed || ' failed', '', ''
 	FROM b, tev WHERE b.done
 	RETURNING id
@@ -266,10 +267,10 @@ func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptN
 	if t.State != task.StateSucceeded {
 		return nil, fmt.Errorf("report: task %d is %s after recording its success", taskID, t.State)
 	}
-	evs := []*ent.Event{taskEvent(row.EventID, now, "task.succeeded", fmt.Sprintf("attempt %d succeeded", attemptNo), &t, robotID)}
+	evs := []*ent.Event{taskEvent(row.EventID, now, events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", attemptNo), &t, robotID)}
 	if row.Done && row.BatchEventID != nil {
 		evs = append(evs, &ent.Event{
-			ID: *row.BatchEventID, At: now, Type: "batch.finished", Status: "finished",
+			ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished",
 			CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
 			Message: fmt.Sprintf("%d succeeded, %d failed", row.BatchSucceeded, row.BatchFailed),
 		})
@@ -280,10 +281,10 @@ func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptN
 
 // taskEvent is the stored event row the fast path inserted, as the ent path
 // (recorder.add) would have returned it.
-func taskEvent(id int, at time.Time, typ, msg string, t *ent.Task, robotID int) *ent.Event {
+func taskEvent(id int, at time.Time, typ events.Type, msg string, t *ent.Task, robotID int) *ent.Event {
 	attemptNo := t.AttemptNo
 	return &ent.Event{
-		ID: id, At: at, Type: typ, Status: typ[len("task."):], Message: msg,
+		ID: id, At: at, Type: string(typ), Status: string(typ[len(events.FamilyTask):]), Message: msg,
 		CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
 		TaskID: &t.ID, RobotID: &robotID, AttemptNo: &attemptNo,
 	}

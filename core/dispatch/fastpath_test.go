@@ -27,7 +27,7 @@ func TestPostgresFastPath(t *testing.T) {
 	f := newFixture(t, db, 1, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sub := f.bus.Subscribe(ctx, events.Filter{Types: map[string]bool{"task.dispatched": true, "task.succeeded": true, "batch.finished": true}})
+	sub := f.bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{"task.dispatched": true, "task.succeeded": true, "batch.finished": true}})
 	b := f.submit(t, 3)
 	r := f.robots[0]
 	var published []*ent.Event

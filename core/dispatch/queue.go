@@ -154,8 +154,8 @@ type recorder struct {
 	evs []*ent.EventCreate
 }
 
-func (r *recorder) add(tx *ent.Tx, typ, msg string, t *ent.Task, robotID *int) {
-	c := tx.Event.Create().SetType(typ).SetMessage(msg).SetAt(r.now)
+func (r *recorder) add(tx *ent.Tx, typ events.Type, msg string, t *ent.Task, robotID *int) {
+	c := events.Create(tx.Event, typ, r.now).SetMessage(msg)
 	if t != nil {
 		c.SetTaskID(t.ID).SetBatchID(t.BatchID).SetCustomerID(t.CustomerID).
 			SetPoolID(t.PoolID).SetProcessID(t.ProcessID).SetAttemptNo(t.AttemptNo)
@@ -257,7 +257,7 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 				return fmt.Errorf("submit: create tasks: %w", err)
 			}
 		}
-		c := tx.Event.Create().SetType("batch.submitted").SetAt(rec.now).
+		c := events.Create(tx.Event, events.BatchSubmitted, rec.now).
 			SetBatchID(b.ID).SetCustomerID(req.CustomerID).SetPoolID(p.PoolID).SetProcessID(p.ID).
 			SetMessage(fmt.Sprintf("%d tasks for %s", n, p.Name))
 		rec.evs = append(rec.evs, c)

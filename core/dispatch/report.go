@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -187,21 +188,22 @@ func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res 
 		au := tx.Attempt.Update().Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning)).SetFinishedAt(rec.now)
 		tu := tx.Task.Update().Where(task.ID(t.ID), task.StateEQ(task.StateRunning), task.AttemptNo(attemptNo)).SetUpdatedAt(rec.now)
 		bu := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).SetLastServedAt(rec.now).SetUpdatedAt(rec.now)
-		var evType, evMsg string
+		var evType events.Type
+		var evMsg string
 		switch {
 		case res.Success:
 			au.SetState(attempt.StateSucceeded).SetOutput(string(res.Output))
 			tu.SetState(task.StateSucceeded).SetOutput(string(res.Output)).SetFinishedAt(rec.now).SetErrorMessage("")
 			bu.AddSucceeded(1)
 			t.State, t.Output, t.ErrorMessage, t.FinishedAt = task.StateSucceeded, string(res.Output), "", &rec.now
-			evType, evMsg = "task.succeeded", fmt.Sprintf("attempt %d succeeded", attemptNo)
+			evType, evMsg = events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", attemptNo)
 		case res.Class == robotwire.ErrorData:
 			au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassData).SetErrorMessage(res.Message)
 			tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonDataError).SetErrorMessage(res.Message).SetFinishedAt(rec.now)
 			bu.AddFailed(1)
 			reason := task.FailureReasonDataError
 			t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateFailed, &reason, res.Message, &rec.now
-			evType, evMsg = "task.failed", "data error: "+res.Message
+			evType, evMsg = events.TaskFailed, "data error: "+res.Message
 		default:
 			au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassExecution).SetErrorMessage(res.Message)
 			tu.AddExecutionsFailed(1).SetErrorMessage(res.Message)
@@ -212,12 +214,12 @@ func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res 
 				bu.AddFailed(1)
 				reason := task.FailureReasonRetriesExhausted
 				t.State, t.FailureReason, t.FinishedAt = task.StateFailed, &reason, &rec.now
-				evType, evMsg = "task.failed", fmt.Sprintf("execution error, %d retries exhausted: %s", p.Retries, res.Message)
+				evType, evMsg = events.TaskFailed, fmt.Sprintf("execution error, %d retries exhausted: %s", p.Retries, res.Message)
 			} else {
 				tu.SetState(task.StatePending).SetRandKey(q.randKey())
 				bu.AddPending(1)
 				t.State = task.StatePending
-				evType, evMsg = "task.retrying", fmt.Sprintf("execution error on attempt %d, will retry: %s", attemptNo, res.Message)
+				evType, evMsg = events.TaskRetrying, fmt.Sprintf("execution error on attempt %d, will retry: %s", attemptNo, res.Message)
 			}
 		}
 		if n, err := au.Save(sctx); err != nil || n != 1 {
@@ -270,7 +272,7 @@ func finishBatchIfDone(ctx context.Context, tx *ent.Tx, rec *recorder, batchID i
 		if err != nil {
 			return fmt.Errorf("finish batch %d: %w", batchID, err)
 		}
-		c := tx.Event.Create().SetType("batch.finished").SetAt(rec.now).
+		c := events.Create(tx.Event, events.BatchFinished, rec.now).
 			SetBatchID(b.ID).SetCustomerID(b.CustomerID).SetPoolID(b.PoolID).SetProcessID(b.ProcessID).
 			SetMessage(fmt.Sprintf("%d succeeded, %d failed", b.Succeeded, b.Failed))
 		rec.evs = append(rec.evs, c)

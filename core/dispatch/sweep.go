@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -96,10 +97,10 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 		return fmt.Errorf("abandon attempt %d: mark robot suspect: %w", a.ID, err)
 	}
 	rid := a.RobotID
-	rec.add(tx, "task.delayed", fmt.Sprintf("attempt %d passed its deadline on robot %d", a.Number, a.RobotID), t, &rid)
+	rec.add(tx, events.TaskDelayed, fmt.Sprintf("attempt %d passed its deadline on robot %d", a.Number, a.RobotID), t, &rid)
 	if exhausted {
 		t.State = task.StateFailed
-		rec.add(tx, "task.failed", "timeout_exhausted", t, &rid)
+		rec.add(tx, events.TaskFailed, "timeout_exhausted", t, &rid)
 		return finishBatchIfDone(sctx, tx, rec, t.BatchID)
 	}
 	return nil
@@ -192,7 +193,7 @@ func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, msg string)
 			}
 			n++
 			t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateFailed, &reason, msg, &rec.now
-			rec.add(tx, "task.failed", msg, t, nil)
+			rec.add(tx, events.TaskFailed, msg, t, nil)
 		}
 		if n == 0 {
 			return nil

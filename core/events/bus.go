@@ -1,7 +1,9 @@
-// Package events fans stored events out to live subscribers in this
-// process. Events are written to the database by whoever makes the change,
-// inside its transaction; the bus carries them only after the commit, so a
-// subscriber never sees a change that was rolled back.
+// Package events names what rpacloud records and fans stored events out to
+// live subscribers in this process. Every event type is a Type constant
+// here (types.go), and every event is made with Create. Events are written
+// to the database by whoever makes the change, inside its transaction
+// (Record when there is none); the bus carries them only after the commit,
+// so a subscriber never sees a change that was rolled back.
 package events
 
 import (
@@ -23,7 +25,7 @@ type Filter struct {
 	RobotID    *int
 	Vendor     string
 	Status     string
-	Types      map[string]bool
+	Types      map[Type]bool
 	// Prefixes match types by their leading part, e.g. "anomaly.".
 	Prefixes []string
 }
@@ -54,7 +56,7 @@ func (f Filter) Match(e *ent.Event) bool {
 	if f.Status != "" && e.Status != f.Status {
 		return false
 	}
-	if len(f.Types) > 0 && !f.Types[e.Type] {
+	if len(f.Types) > 0 && !f.Types[Type(e.Type)] {
 		return false
 	}
 	if len(f.Prefixes) > 0 {

@@ -36,8 +36,8 @@ func TestFilterMatch(t *testing.T) {
 		{"rpacloud is not uipath", events.Filter{Vendor: "rpacloud"}, vendorEv, false},
 		{"prefix", events.Filter{Prefixes: []string{"anomaly.", "task."}}, e, true},
 		{"other prefix", events.Filter{Prefixes: []string{"anomaly."}}, e, false},
-		{"type", events.Filter{Types: map[string]bool{"task.failed": true}}, e, true},
-		{"type and prefix both apply", events.Filter{Types: map[string]bool{"task.failed": true}, Prefixes: []string{"vm."}}, e, false},
+		{"type", events.Filter{Types: map[events.Type]bool{"task.failed": true}}, e, true},
+		{"type and prefix both apply", events.Filter{Types: map[events.Type]bool{"task.failed": true}, Prefixes: []string{"vm."}}, e, false},
 	}
 	for _, c := range cases {
 		if got := c.f.Match(c.e); got != c.want {

@@ -2,7 +2,8 @@
 // model: it samples pools for the dashboard's time series, runs the anomaly
 // rules (core/monitor/rules) over a snapshot of the database, keeps the
 // Anomaly rows in step with them, publishes every change as an event, and
-// notifies a webhook. With several daemons on one PostgreSQL, PGRelay
+// notifies a webhook. CountPools is the one count of a pool's robots and
+// tasks, shared with the GraphQL API and the metrics. With several daemons on one PostgreSQL, PGRelay
 // carries events between them.
 package monitor
 
@@ -22,8 +23,6 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/poolsample"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/robot"
-	"github.com/rpacloud/rpacloud/ent/task"
 )
 
 // Options configure a Monitor. Zero values take defaults.
@@ -126,7 +125,7 @@ func (m *Monitor) Sample(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list pools: %w", err)
 	}
-	counts, err := m.poolCounts(ctx)
+	counts, err := CountPools(ctx, m.client, true)
 	if err != nil {
 		return err
 	}
@@ -153,57 +152,6 @@ func (m *Monitor) Sample(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// PoolCounts is a pool's live numbers.
-type PoolCounts struct {
-	Robots, Idle, Busy, Suspect, Pending, Running int
-}
-
-func (m *Monitor) poolCounts(ctx context.Context) (map[int]PoolCounts, error) {
-	out := map[int]PoolCounts{}
-	var rrows []struct {
-		PoolID int         `json:"pool_id"`
-		State  robot.State `json:"state"`
-		Count  int         `json:"count"`
-	}
-	if err := m.client.Robot.Query().GroupBy(robot.FieldPoolID, robot.FieldState).Aggregate(ent.Count()).Scan(ctx, &rrows); err != nil {
-		return nil, fmt.Errorf("count robots: %w", err)
-	}
-	for _, r := range rrows {
-		c := out[r.PoolID]
-		switch r.State {
-		case robot.StateIdle:
-			c.Idle += r.Count
-		case robot.StateBusy:
-			c.Busy += r.Count
-		case robot.StateSuspect:
-			c.Suspect += r.Count
-		}
-		if r.State != robot.StateReleased && r.State != robot.StateOffline {
-			c.Robots += r.Count
-		}
-		out[r.PoolID] = c
-	}
-	var trows []struct {
-		PoolID int        `json:"pool_id"`
-		State  task.State `json:"state"`
-		Count  int        `json:"count"`
-	}
-	if err := m.client.Task.Query().Where(task.StateIn(task.StatePending, task.StateRunning)).
-		GroupBy(task.FieldPoolID, task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
-		return nil, fmt.Errorf("count tasks: %w", err)
-	}
-	for _, r := range trows {
-		c := out[r.PoolID]
-		if r.State == task.StatePending {
-			c.Pending += r.Count
-		} else {
-			c.Running += r.Count
-		}
-		out[r.PoolID] = c
-	}
-	return out, nil
 }
 
 // Detect evaluates the rules once and writes the outcome.
@@ -254,7 +202,7 @@ func (m *Monitor) open(ctx context.Context, f rules.Finding) error {
 		return fmt.Errorf("open anomaly %s: %w", f.Key, err)
 	}
 	m.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "title", f.Title)
-	return m.publish(ctx, "anomaly.opened", a)
+	return m.publish(ctx, events.AnomalyOpened, a)
 }
 
 // resolve closes an anomaly; it reports false when it was already resolved.
@@ -273,18 +221,17 @@ func (m *Monitor) resolve(ctx context.Context, id int, by, resolution string) (*
 	if n == 0 {
 		return a, nil
 	}
-	return a, m.publish(ctx, "anomaly.resolved", a)
+	return a, m.publish(ctx, events.AnomalyResolved, a)
 }
 
-func (m *Monitor) publish(ctx context.Context, typ string, a *ent.Anomaly) error {
-	e, err := m.client.Event.Create().SetType(typ).SetAt(m.now()).SetMessage(a.Title).SetAnomalyID(a.ID).
+func (m *Monitor) publish(ctx context.Context, typ events.Type, a *ent.Anomaly) error {
+	_, err := events.Record(ctx, events.Create(m.client.Event, typ, m.now()).SetMessage(a.Title).SetAnomalyID(a.ID).
 		SetNillableCustomerID(a.CustomerID).SetNillablePoolID(a.PoolID).SetNillableProcessID(a.ProcessID).
 		SetNillableRobotID(a.RobotID).SetNillableTaskID(a.TaskID).SetNillableVMID(a.VMID).
-		SetVendor(a.Vendor).SetStatus(string(a.Status)).Save(ctx)
+		SetVendor(a.Vendor).SetStatus(string(a.Status)), m.o.Bus)
 	if err != nil {
-		return fmt.Errorf("record %s: %w", typ, err)
+		return err
 	}
-	m.o.Bus.Publish(e)
 	if m.o.Webhook != nil {
 		m.o.Webhook.enqueue(typ, a, m.log)
 	}
@@ -309,7 +256,7 @@ func (m *Monitor) Acknowledge(ctx context.Context, id int, by, note string) (*en
 		return nil, fmt.Errorf("acknowledge anomaly %d: %w", id, err)
 	}
 	if n > 0 {
-		if err := m.publish(sctx, "anomaly.acknowledged", a); err != nil {
+		if err := m.publish(sctx, events.AnomalyAcknowledged, a); err != nil {
 			return nil, err
 		}
 	}

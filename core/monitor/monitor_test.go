@@ -255,7 +255,7 @@ func TestQueueGrowingFromSamples(t *testing.T) {
 func TestScheduleMissed(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := sys()
-		cfg := &config.Config{Processes: []config.Process{{Name: "vat", Schedules: []config.Schedule{{Name: "daily", Cron: "0 3 * * *"}}}}}
+		cfg := &config.Config{Processes: []config.Process{{Name: "vat", Schedules: []config.Schedule{{Name: "daily", Cron: "0 3 * * *", Start: config.MustParseCron("0 3 * * *")}}}}}
 		f := newFixture(t, db, monitor.Options{Config: cfg})
 		// The process row was created at 02:00; 03:00 passes, nothing runs.
 		f.clock.Add(65 * time.Minute)

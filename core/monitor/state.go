@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -157,7 +158,7 @@ func (m *Monitor) Snapshot(ctx context.Context) (rules.State, error) {
 // activityTypes are the events that show a pool's robots taking and
 // finishing work (with a robot): a dispatch or a robot's report. Time-outs
 // and the sweeper's expiries are not progress.
-var activityTypes = []string{"task.dispatched", "task.succeeded", "task.failed", "task.retrying"}
+var activityTypes = events.Strings(events.TaskDispatched, events.TaskSucceeded, events.TaskFailed, events.TaskRetrying)
 
 // waiting reads the work waiting for a robot in every active pool: the
 // active orders with pending tasks (few rows), and each such pool's last
@@ -374,7 +375,7 @@ func (m *Monitor) robotNames(ctx context.Context, n *names, ids []int) error {
 // vm.failed events) with a later running VM of the same pool, if any.
 func (m *Monitor) vmLosses(ctx context.Context, n *names, now time.Time) ([]rules.VMLoss, error) {
 	evs, err := m.client.Event.Query().
-		Where(event.TypeIn("vm.gone", "vm.failed"), event.AtGT(now.Add(-vmWindow)), event.RobotIDNotNil()).
+		Where(event.TypeIn(events.Strings(events.VMGone, events.VMFailed)...), event.AtGT(now.Add(-vmWindow)), event.RobotIDNotNil()).
 		Order(ent.Asc(event.FieldAt)).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: VM losses: %w", err)
@@ -475,10 +476,7 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 // lastDue is the latest start of schedule s at or before now, within the
 // schedule window and not before the process existed.
 func lastDue(s config.Schedule, now, created time.Time) (time.Time, bool) {
-	c, err := config.ParseCron(s.Cron)
-	if err != nil {
-		return time.Time{}, false
-	}
+	c := s.Start // parsed at load; a zero Cron never fires
 	loc := time.UTC
 	if s.Timezone != "" {
 		if l, err := time.LoadLocation(s.Timezone); err == nil {
@@ -505,7 +503,7 @@ func (m *Monitor) processStats(ctx context.Context, n *names, now time.Time) ([]
 	count := func(from, to time.Time) ([]row, error) {
 		var rows []row
 		err := m.client.Event.Query().
-			Where(event.TypeIn("task.succeeded", "task.failed"), event.AtGT(from), event.AtLTE(to), event.ProcessIDNotNil()).
+			Where(event.TypeIn(events.Strings(events.TaskSucceeded, events.TaskFailed)...), event.AtGT(from), event.AtLTE(to), event.ProcessIDNotNil()).
 			GroupBy(event.FieldProcessID, event.FieldType).Aggregate(ent.Count()).Scan(ctx, &rows)
 		return rows, err
 	}
@@ -538,7 +536,7 @@ func (m *Monitor) processStats(ctx context.Context, n *names, now time.Time) ([]
 	for _, r := range recent {
 		s := get(r.ProcessID)
 		s.RecentRuns += r.Count
-		if r.Type == "task.failed" {
+		if r.Type == string(events.TaskFailed) {
 			s.RecentFailures += r.Count
 		}
 	}
@@ -548,7 +546,7 @@ func (m *Monitor) processStats(ctx context.Context, n *names, now time.Time) ([]
 		}
 		s := get(r.ProcessID)
 		s.BaselineRuns += r.Count
-		if r.Type == "task.failed" {
+		if r.Type == string(events.TaskFailed) {
 			s.BaselineFailures += r.Count
 		}
 	}
@@ -594,14 +592,14 @@ func (m *Monitor) poolSeries(ctx context.Context, n *names, now time.Time) ([]ru
 // process on the same vendor.
 func (m *Monitor) vendorFaults(ctx context.Context, n *names, now time.Time) ([]rules.Fault, error) {
 	evs, err := m.client.Event.Query().
-		Where(event.TypeIn("vendorjob.faulted", "vendorjob.stopped", "vendorjob.succeeded"), event.AtGT(now.Add(-faultWindow))).
+		Where(event.TypeIn(events.Strings(events.VendorJobFaulted, events.VendorJobStopped, events.VendorJobSucceeded)...), event.AtGT(now.Add(-faultWindow))).
 		Order(ent.Asc(event.FieldID)).Limit(5 * maxFaults).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: vendor jobs: %w", err)
 	}
 	var out []rules.Fault
 	for i, e := range evs {
-		if e.Type == "vendorjob.succeeded" {
+		if events.Is(e, events.VendorJobSucceeded) {
 			continue
 		}
 		f := rules.Fault{Vendor: e.Vendor, ExternalID: e.ExternalID, Reason: e.Status, Error: e.Message, At: e.At, CustomerID: e.CustomerID,
@@ -613,7 +611,7 @@ func (m *Monitor) vendorFaults(ctx context.Context, n *names, now time.Time) ([]
 			f.PoolID = *e.PoolID
 		}
 		for _, later := range evs[i+1:] {
-			if later.Type == "vendorjob.succeeded" && later.Vendor == e.Vendor && e.ProcessID != nil && later.ProcessID != nil && *later.ProcessID == *e.ProcessID {
+			if events.Is(later, events.VendorJobSucceeded) && later.Vendor == e.Vendor && e.ProcessID != nil && later.ProcessID != nil && *later.ProcessID == *e.ProcessID {
 				at := later.At
 				f.RecoveredAt = &at
 				break

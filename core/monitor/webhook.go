@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
@@ -36,12 +38,12 @@ func NewWebhook(url, minSeverity string) *Webhook {
 
 // enqueue never blocks the monitor: a webhook that is down for long loses
 // the oldest news rather than stalling detection.
-func (w *Webhook) enqueue(typ string, a *ent.Anomaly, log interface{ Warn(string, ...any) }) {
-	if sevRank[string(a.Severity)] < sevRank[w.MinSeverity] {
+func (w *Webhook) enqueue(typ events.Type, a *ent.Anomaly, log interface{ Warn(string, ...any) }) {
+	if rules.Severity(a.Severity).Rank() < rules.Severity(w.MinSeverity).Rank() {
 		return
 	}
 	select {
-	case w.queue <- payload(typ, a):
+	case w.queue <- payload(string(typ), a):
 	default:
 		log.Warn("webhook: queue full, notification dropped", "anomaly", a.ID)
 	}
@@ -60,8 +62,6 @@ type WebhookPayload struct {
 	Resolution string            `json:"resolution,omitempty"`
 	Facts      map[string]string `json:"facts,omitempty"`
 }
-
-var sevRank = map[string]int{"info": 0, "warning": 1, "critical": 2}
 
 // Run delivers until ctx ends.
 func (w *Webhook) Run(ctx context.Context, m *Monitor) {

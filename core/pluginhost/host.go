@@ -39,15 +39,6 @@ var (
 	ErrClosed = errors.New("plugin host closed")
 )
 
-// builtins are plugins the rpacloud binary carries; it runs them as
-// `rpacloud plugin <kind> <name>` when the plugin directory has no
-// executable of that name.
-var builtins = map[string]map[string]bool{
-	sdk.KindProvider: {"local": true},
-	sdk.KindCrawler:  {"browser": true, "http": true},
-	sdk.KindVendor:   {"uipath": true, "aa": true},
-}
-
 // Options configure a Host. Zero durations take the defaults.
 type Options struct {
 	// Dir is the plugin directory, where rpacloud-<kind>-<name> is looked
@@ -57,6 +48,11 @@ type Options struct {
 	// SelfExe is the running rpacloud binary, re-executed for built-in
 	// plugins; empty disables them.
 	SelfExe string
+	// Builtin reports which plugins SelfExe carries (the wiring passes
+	// plugins/builtin.Has; the host never imports plugin code). It runs
+	// them as `rpacloud plugin <kind> <name>` when the plugin directory
+	// has no executable of that name. Nil: none.
+	Builtin func(kind, name string) bool
 	// StartTimeout bounds a plugin's start-up handshake. Default 20s.
 	StartTimeout time.Duration
 	// BackoffMin and BackoffMax bound the wait between restarts of a
@@ -252,7 +248,7 @@ func (h *Host) find(kind, name string) (path string, args []string, err error) {
 			return "", nil, fmt.Errorf("%w: %s plugin %q: %v", ErrPluginNotFound, kind, name, err)
 		}
 	}
-	builtin := builtins[kind][name]
+	builtin := h.opts.Builtin != nil && h.opts.Builtin(kind, name)
 	if builtin && h.opts.SelfExe != "" {
 		return h.opts.SelfExe, []string{"plugin", kind, name}, nil
 	}

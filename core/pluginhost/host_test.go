@@ -71,6 +71,7 @@ func testOptions(t *testing.T, dir string) Options {
 		BackoffMax:     time.Second,
 		HealthInterval: 100 * time.Millisecond,
 		StopTimeout:    5 * time.Second,
+		Builtin:        func(kind, name string) bool { return kind == sdk.KindProvider && name == "local" },
 	}
 }
 

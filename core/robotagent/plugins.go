@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,6 +41,11 @@ type Plugins struct {
 	// VendorPoll is how often a vendor job is read while it runs.
 	// Default 5s.
 	VendorPoll time.Duration
+	// Schema is what a plugin declares about its configuration (the
+	// wiring passes plugins/builtin.Schema): the vendor's credential is
+	// routed by the attributes it declares Sensitive. Nil: none declared,
+	// so no secret is passed.
+	Schema func(ctx context.Context, kind, name string) []sdk.ConfigAttribute
 }
 
 // Run runs one claimed task. The task's credentials are those the daemon
@@ -143,20 +149,19 @@ func (p *Plugins) keep(c *robotwire.Claim, arts []sdk.Artifact) string {
 	return dir
 }
 
+// vendorSchema is what vendor plugin typ declares about its configuration.
+func (p *Plugins) vendorSchema(ctx context.Context, typ string) []sdk.ConfigAttribute {
+	if p.Schema == nil {
+		return nil
+	}
+	return p.Schema(ctx, sdk.KindVendor, typ)
+}
+
 func (p *Plugins) log() *slog.Logger {
 	if p.Log != nil {
 		return p.Log
 	}
 	return slog.Default()
-}
-
-// vendorSecretFields are the credential fields a vendor plugin takes its
-// secret from, by vendor type: the process lists the vendor's credential
-// (e.g. "uipath/prod") in its credentials, and it is delivered with the
-// claim like any other.
-var vendorSecretFields = map[string][]string{
-	"uipath": {"client_secret", "password"},
-	"aa":     {"api_key", "password"},
 }
 
 func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robotwire.ProcessSpec, creds map[string]map[string]string) (json.RawMessage, error) {
@@ -165,18 +170,25 @@ func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robot
 		cfg[k] = v
 	}
 	// The vendor's secret comes from the claim's credentials, never from
-	// the spec (which travels without secrets).
+	// the spec (which travels without secrets): the process lists the
+	// vendor's credential (e.g. "uipath/prod") and it is delivered with
+	// the claim like any other. Its fields go where the plugin's schema
+	// says (sdk.SecretAttribute): a generic "password" to the first
+	// Sensitive attribute, a field named like one to that one (which wins),
+	// and "username" when the plugin takes one.
+	schema := p.vendorSchema(ctx, spec.VendorType)
 	for _, f := range creds {
-		for _, field := range vendorSecretFields[spec.VendorType] {
-			if v, ok := f[field]; ok {
-				key := field
-				if field == "password" {
-					key = vendorSecretFields[spec.VendorType][0]
-				}
+		if v, ok := f["password"]; ok {
+			if key, ok := sdk.SecretAttribute(schema, "password"); ok {
 				cfg[key] = v
 			}
 		}
-		if u, ok := f["username"]; ok && spec.VendorType == "aa" {
+		for _, key := range sdk.SensitiveAttributes(schema) {
+			if v, ok := f[key]; ok {
+				cfg[key] = v
+			}
+		}
+		if u, ok := f["username"]; ok && slices.ContainsFunc(schema, func(a sdk.ConfigAttribute) bool { return a.Name == "username" }) {
 			cfg["username"] = u
 		}
 	}

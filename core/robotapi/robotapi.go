@@ -37,7 +37,7 @@ type Service struct {
 const MaxPollWait = 30 * time.Second
 
 // wakeTypes are the events after which a waiting robot should try again.
-var wakeTypes = map[string]bool{"batch.submitted": true, "task.retrying": true, "task.delayed": true}
+var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true}
 
 // Register records a robot's hostname and agent version at start-up and
 // returns the robot and the name of its pool.

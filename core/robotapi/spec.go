@@ -24,16 +24,7 @@ func BuildSpec(cfg *config.Config, name string) (spec *robotwire.ProcessSpec, po
 	spec = &robotwire.ProcessSpec{Name: proc.Name, Kind: proc.Kind, Runner: proc.Runner, Package: proc.Package}
 	for _, f := range cfg.Flows {
 		if f.Name == proc.Flow {
-			sf := &sdk.Flow{Name: f.Name}
-			for _, s := range f.Steps {
-				sf.Steps = append(sf.Steps, sdk.Step{
-					Action: s.Action, Selector: s.Selector, Value: s.Value, URL: s.URL, Attribute: s.Attribute, Output: s.Output,
-					Timeout: s.Timeout, Method: s.Method, Form: s.Form, JSON: s.JSON, Headers: s.Headers, Regex: s.Regex,
-					JSONPath: s.JSONPath, Status: s.Status, State: s.State, TextContains: s.TextContains, DataError: s.DataError,
-					Message: s.Message, Source: s.Source(),
-				})
-			}
-			spec.Flow = sf
+			spec.Flow = &sdk.Flow{Name: f.Name, Steps: f.Steps}
 		}
 	}
 	for _, pl := range cfg.Pools {

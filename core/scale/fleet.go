@@ -177,7 +177,7 @@ func stillLive(v *ent.VM, in sdk.Instance, found bool, now time.Time, boot time.
 // follow updates one VM row from the provider's view.
 func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Instance, found bool) error {
 	upd := f.Client.VM.UpdateOneID(v.ID)
-	var gone string
+	var gone events.Type
 	var endpoint *sdk.RemoteAccess
 	switch {
 	case !found && v.State == vm.StateRequested:
@@ -185,10 +185,10 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 			return nil // the create call may still be on its way
 		}
 		upd.SetState(vm.StateFailed).SetError("not created within the boot timeout")
-		gone = "vm.failed"
+		gone = events.VMFailed
 	case !found:
 		upd.SetState(vm.StateDeleted).SetError("the provider no longer knows this instance")
-		gone = "vm.gone"
+		gone = events.VMGone
 	default:
 		upd.SetInstanceID(in.ID).SetAddress(in.Address)
 		// Endpoints usually appear once the instance runs and has its
@@ -205,10 +205,10 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 			upd.SetState(vm.StateDeleting)
 		case sdk.InstanceDeleted:
 			upd.SetState(vm.StateDeleted)
-			gone = "vm.gone"
+			gone = events.VMGone
 		default:
 			upd.SetState(vm.StateFailed).SetError(in.Error)
-			gone = "vm.failed"
+			gone = events.VMFailed
 		}
 	}
 	if err := upd.Exec(ctx); err != nil {
@@ -222,7 +222,7 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 }
 
 // releaseRobotOf retires the robot of a VM that is gone and revokes its token.
-func (f *Fleet) releaseRobotOf(ctx context.Context, p *ent.Pool, v *ent.VM, evType string) error {
+func (f *Fleet) releaseRobotOf(ctx context.Context, p *ent.Pool, v *ent.VM, evType events.Type) error {
 	r, err := f.Client.Robot.Query().Where(robot.VMID(v.ID)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil
@@ -280,7 +280,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 		// all, the next List finds it by key; if not, it fails after
 		// the boot timeout.
 		_ = f.Client.VM.UpdateOneID(v.ID).SetError(err.Error()).Exec(ctx)
-		f.event(ctx, p, &rid, "vm.create_failed", err.Error())
+		f.event(ctx, p, &rid, events.VMCreateFailed, err.Error())
 		return fmt.Errorf("pool %s: create VM for robot %s: %w", p.Name, name, err)
 	}
 	st := vm.StateCreating
@@ -291,17 +291,15 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 		return fmt.Errorf("pool %s: update VM: %w", p.Name, err)
 	}
 	f.recordEndpoint(ctx, p, v.ID, in.RemoteAccess)
-	f.event(ctx, p, &rid, "vm.created", fmt.Sprintf("robot %s on instance %s", name, in.ID))
+	f.event(ctx, p, &rid, events.VMCreated, fmt.Sprintf("robot %s on instance %s", name, in.ID))
 	f.Log.Info("robot rented", "pool", p.Name, "robot", name, "instance", in.ID, "permanent", permanent)
 	return nil
 }
 
-func (f *Fleet) event(ctx context.Context, p *ent.Pool, robotID *int, typ, msg string) {
-	e, err := f.Client.Event.Create().SetType(typ).SetPoolID(p.ID).SetNillableRobotID(robotID).
-		SetMessage(msg).SetAt(f.now()).Save(ctx)
+func (f *Fleet) event(ctx context.Context, p *ent.Pool, robotID *int, typ events.Type, msg string) {
+	_, err := events.Record(ctx, events.Create(f.Client.Event, typ, f.now()).SetPoolID(p.ID).SetNillableRobotID(robotID).
+		SetMessage(msg), f.Bus)
 	if err != nil {
 		f.Log.Warn("record event", "type", typ, "err", err)
-		return
 	}
-	f.Bus.Publish(e)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/ent"
@@ -27,8 +29,10 @@ import (
 // stopped. Only the leader may call Step.
 type Scaler struct {
 	Fleet *Fleet
-	// Pools returns the scaling configuration of each pool by name; pools
-	// missing from it scale with the seed's defaults.
+	// Pools returns the scaling configuration of each pool by name: the
+	// one source of a pool's settings. A pool missing from it (a row no
+	// configuration declares) scales with the seed's defaults and its
+	// row's bounds.
 	Pools func() map[string]poolconf.Pool
 }
 
@@ -42,7 +46,7 @@ func (s *Scaler) Due(ctx context.Context, p *ent.Pool) (bool, error) {
 	if err != nil || last == nil {
 		return err == nil, err
 	}
-	return !s.Fleet.now().Before(last.At.Add(time.Duration(p.PeriodSeconds) * time.Second)), nil
+	return !s.Fleet.now().Before(last.At.Add(s.config(p).Period)), nil
 }
 
 func (s *Scaler) last(ctx context.Context, p *ent.Pool) (*ent.ScaleDecision, error) {
@@ -60,10 +64,14 @@ func (s *Scaler) last(ctx context.Context, p *ent.Pool) (*ent.ScaleDecision, err
 func (s *Scaler) config(p *ent.Pool) poolconf.Pool {
 	if s.Pools != nil {
 		if c, ok := s.Pools()[p.Name]; ok {
+			if c.Period <= 0 {
+				c.Period = config.DefaultPeriod
+			}
 			return c
 		}
 	}
-	return poolconf.Pool{Name: p.Name, Settings: decide.Settings{}}
+	return poolconf.Pool{Name: p.Name, Provider: p.Provider, Period: time.Duration(p.PeriodSeconds) * time.Second,
+		Settings: decide.Settings{Min: p.Min, Max: p.Max, TasksPerRobot: p.TasksPerRobot}}
 }
 
 // Step reads one pool, decides, acts and records. term is the leader term
@@ -77,7 +85,6 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 	}
 	cfg := s.config(p)
 	st := cfg.Settings
-	st.Min, st.Max, st.TasksPerRobot = p.Min, p.Max, p.TasksPerRobot
 	now := f.now()
 
 	var errs []error
@@ -140,7 +147,7 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 		return nil, fmt.Errorf("pool %s: record scaling decision: %w", p.Name, err)
 	}
 	if d.Action == decide.ScaleUp || d.Action == decide.ScaleDown || msg != "" {
-		f.event(ctx, p, nil, "pool."+string(d.Action), d.Reason)
+		f.event(ctx, p, nil, events.PoolAction(string(d.Action)), d.Reason)
 		f.Log.Info("scaling decision", "pool", p.Name, "action", d.Action, "rent", d.Rent, "release", d.Release,
 			"rented", rented, "released", released, "reason", d.Reason, "err", msg)
 	}
@@ -224,7 +231,7 @@ func (s *Scaler) release(ctx context.Context, p *ent.Pool, prov Provider, robotI
 		// A claim that read the robot as idle before the drain won.
 		return false, nil
 	}
-	f.event(ctx, p, &rb.ID, "robot.draining", "chosen for release: idle and rented")
+	f.event(ctx, p, &rb.ID, events.RobotDraining, "chosen for release: idle and rented")
 	return true, s.destroy(ctx, p, prov, rb)
 }
 
@@ -303,7 +310,7 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 			continue
 		}
 		_ = auth.Revoke(ctx, f.Client, tokenName(rb.Name))
-		f.event(ctx, p, &rb.ID, "vm.boot_timeout", fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
+		f.event(ctx, p, &rb.ID, events.VMBootTimeout, fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
 		n++
 	}
 	return n, errors.Join(errs...)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/rpacloud/rpacloud/plugins/sdk/flowstep"
 	pb "github.com/rpacloud/rpacloud/plugins/sdk/proto/pluginv1"
 )
 
@@ -72,34 +73,10 @@ const (
 	ActionRequest    = "request"
 )
 
-// Step is one step of a flow. String fields may contain {{input.x}},
-// {{credentials.name.field}} and {{outputs.x}}.
-type Step struct {
-	Action    string
-	Selector  string // CSS selector (browser; HTTP extract/assert on HTML)
-	Value     string // fill/select: the value
-	URL       string // navigate/request
-	Attribute string // extract: an attribute instead of the text
-	Output    string // extract/screenshot: the output (or artefact) name
-	Timeout   time.Duration
-	// HTTP request.
-	Method  string
-	Form    map[string]string
-	JSON    string
-	Headers map[string]string
-	// HTTP extract/assert: a regular expression (first group) or a JSON
-	// path (dot-separated) over the last response body.
-	Regex    string
-	JSONPath string
-	// HTTP assert: the last response's status code; 0 = any 2xx.
-	Status int
-	// Assert.
-	State        string // "present" (default) or "absent"
-	TextContains string
-	DataError    bool // a failed assert means the target rejected the data
-	Message      string
-	Source       string // file:line of the step, for messages
-}
+// Step is one step of a flow; see flowstep.Step. The type lives in that
+// stdlib-only package so the configuration loader can produce it without
+// linking gRPC.
+type Step = flowstep.Step
 
 // ErrorClass tells the dispatcher whether a failed attempt may be retried.
 type ErrorClass string

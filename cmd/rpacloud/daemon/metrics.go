@@ -6,10 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
 
@@ -63,30 +62,22 @@ func (c *collector) collectDB(ctx context.Context, ch chan<- prometheus.Metric) 
 	for _, p := range pools {
 		names[p.ID] = p.Name
 	}
-	var trows []struct {
-		PoolID int        `json:"pool_id"`
-		State  task.State `json:"state"`
-		Count  int        `json:"count"`
-	}
-	if err := c.d.db.Task.Query().Where(task.StateIn(task.StatePending, task.StateRunning)).GroupBy(task.FieldPoolID, task.FieldState).Aggregate(ent.Count()).Scan(ctx, &trows); err != nil {
+	counts, err := monitor.CountPools(ctx, c.d.db.Client, true)
+	if err != nil {
 		return err
 	}
-	for _, r := range trows {
-		if n, ok := names[r.PoolID]; ok {
-			ch <- prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(r.Count), n, string(r.State))
+	for id, pc := range counts {
+		n, ok := names[id]
+		if !ok {
+			continue
 		}
-	}
-	var rrows []struct {
-		PoolID int         `json:"pool_id"`
-		State  robot.State `json:"state"`
-		Count  int         `json:"count"`
-	}
-	if err := c.d.db.Robot.Query().GroupBy(robot.FieldPoolID, robot.FieldState).Aggregate(ent.Count()).Scan(ctx, &rrows); err != nil {
-		return err
-	}
-	for _, r := range rrows {
-		if n, ok := names[r.PoolID]; ok {
-			ch <- prometheus.MustNewConstMetric(descRobots, prometheus.GaugeValue, float64(r.Count), n, string(r.State))
+		for st, v := range map[task.State]int{task.StatePending: pc.Pending, task.StateRunning: pc.Running} {
+			if v > 0 { // as before: a state without tasks has no series
+				ch <- prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(v), n, string(st))
+			}
+		}
+		for st, v := range pc.RobotsByState {
+			ch <- prometheus.MustNewConstMetric(descRobots, prometheus.GaugeValue, float64(v), n, string(st))
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 // Options configure a daemon.
@@ -128,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 	if pluginDir == "" {
 		pluginDir = filepath.Join(srv.DataDir, "plugins")
 	}
-	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe})
+	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has})
 	defer d.host.Close()
 	po := scale.ProvidersOptions{DataDir: srv.DataDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
 	if d.vault != nil && d.vault.svc != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
 	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
 // vendorLeaseTTL bounds how long vendor polling pauses when the daemon
@@ -99,7 +100,7 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 	}
 	var src vendorpoll.Source
 	for wait := 5 * time.Second; ; wait = min(2*wait, 5*time.Minute) {
-		cfg, err := vendorPluginConfig(ctx, v, resolve)
+		cfg, err := vendorPluginConfig(ctx, v, builtin.Schema(ctx, sdk.KindVendor, v.Type), resolve)
 		if err == nil {
 			src, err = d.host.Vendor(ctx, v.Name, v.Type, cfg)
 			if err == nil {
@@ -119,20 +120,14 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 	p.Run(ctx)
 }
 
-// vendorSecretKeys are the plugin attributes a vendor block's
-// `credentials` reference may fill, by vendor type; the first is used when
-// the reference's field names none of them.
-var vendorSecretKeys = map[string][]string{
-	"uipath": {"client_secret"},
-	"aa":     {"api_key", "password"},
-}
-
 // vendorPluginConfig is a vendor block as its plugin takes it: the plain
-// attributes, and the secret of `credentials` read from Vault into memory.
+// attributes, and the secret of `credentials` read from Vault into memory,
+// put in the attribute the plugin's schema declares Sensitive
+// (sdk.SecretAttribute).
 // Other Vault references in the block are not the plugin's (robots get
 // theirs with each claim) and stay out, as does the daemon's own
 // poll_interval. Errors name the block and the reference, never a value.
-func vendorPluginConfig(ctx context.Context, v config.Vendor, resolve func(context.Context, config.VaultRef) (string, error)) (map[string]string, error) {
+func vendorPluginConfig(ctx context.Context, v config.Vendor, schema []sdk.ConfigAttribute, resolve func(context.Context, config.VaultRef) (string, error)) (map[string]string, error) {
 	cfg := map[string]string{"url": v.URL}
 	if v.Tenant != "" {
 		cfg["tenant"] = v.Tenant
@@ -159,13 +154,9 @@ func vendorPluginConfig(ctx context.Context, v config.Vendor, resolve func(conte
 	if err != nil {
 		return nil, fmt.Errorf("vendor %q: %w", v.Name, err)
 	}
-	keys := vendorSecretKeys[v.Type]
-	if len(keys) == 0 {
+	key, ok := sdk.SecretAttribute(schema, ref.Field)
+	if !ok {
 		return nil, fmt.Errorf("vendor %q: type %q takes no credentials", v.Name, v.Type)
-	}
-	key := keys[0]
-	if slices.Contains(keys, ref.Field) {
-		key = ref.Field
 	}
 	cfg[key] = val
 	return cfg, nil

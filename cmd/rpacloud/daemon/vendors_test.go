@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
 // TestVendorPluginConfig: the daemon's vendor poller configures the plugin
@@ -23,7 +25,7 @@ func TestVendorPluginConfig(t *testing.T) {
 	ui := config.Vendor{Name: "ui", Type: "uipath", URL: "https://orch.test", Tenant: "Tax", Folder: "Prod",
 		Credentials: "vault:secret/rpacloud/vendors/ui#client_secret",
 		Extra:       map[string]string{"client_id": "app", "poll_interval": "30s", "webhook_secret": "vault:secret/rpacloud/vendors/ui#webhook"}}
-	got, err := vendorPluginConfig(ctx, ui, resolve)
+	got, err := vendorPluginConfig(ctx, ui, builtin.Schema(ctx, sdk.KindVendor, "uipath"), resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,17 +41,17 @@ func TestVendorPluginConfig(t *testing.T) {
 
 	aa := config.Vendor{Name: "cr", Type: "aa", URL: "https://cr.test", Credentials: "vault:secret/rpacloud/vendors/ui#password",
 		Extra: map[string]string{"username": "bot-runner"}}
-	got, err = vendorPluginConfig(ctx, aa, resolve)
+	got, err = vendorPluginConfig(ctx, aa, builtin.Schema(ctx, sdk.KindVendor, "aa"), resolve)
 	if err != nil || got["password"] != "value-of-password" || got["api_key"] != "" || got["username"] != "bot-runner" {
 		t.Fatalf("aa config %v %v", got, err)
 	}
 
-	if _, err := vendorPluginConfig(ctx, ui, nil); err == nil || !strings.Contains(err.Error(), `vendor "ui"`) {
+	if _, err := vendorPluginConfig(ctx, ui, builtin.Schema(ctx, sdk.KindVendor, "uipath"), nil); err == nil || !strings.Contains(err.Error(), `vendor "ui"`) {
 		t.Fatalf("without Vault: %v", err)
 	}
 	missing := ui
 	missing.Credentials = "vault:secret/other#client_secret"
-	_, err = vendorPluginConfig(ctx, missing, resolve)
+	_, err = vendorPluginConfig(ctx, missing, builtin.Schema(ctx, sdk.KindVendor, "uipath"), resolve)
 	if err == nil || !strings.Contains(err.Error(), "secret/other#client_secret") || strings.Contains(err.Error(), "value-of") {
 		t.Fatalf("missing secret: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -462,7 +463,7 @@ func Explain(ctx context.Context, db *store.DB, batchID, robotID int) (string, e
 }
 
 func poolFairness(f string) pool.Fairness {
-	if f == "oldest_served" {
+	if f == string(policy.OldestServed) {
 		return pool.FairnessOldestServed
 	}
 	return pool.FairnessWeighted

@@ -40,15 +40,41 @@ const (
 	OldestServed Fairness = "oldest_served"
 )
 
-// ParseFairness accepts the HCL spelling; empty means Weighted.
-func ParseFairness(s string) (Fairness, error) {
-	switch Fairness(s) {
-	case "", Weighted:
-		return Weighted, nil
-	case OldestServed:
-		return OldestServed, nil
+// FairnessInfo describes one fairness policy for the people choosing it.
+type FairnessInfo struct {
+	Name        Fairness
+	Description string
+}
+
+// Fairnesses is the one list of fairness policies, default first: config
+// validation, the CLI and the storage enum (checked by a test in
+// ent/schema) all read it. Adding a policy is a row here plus its case in
+// Pick and Book.
+var Fairnesses = []FairnessInfo{
+	{Weighted, "draw a pending task at random across in-service batches, so bigger batches are served proportionally more"},
+	{OldestServed, "serve the batch served longest ago"},
+}
+
+// Names returns the fairness policies' HCL spellings, default first.
+func Names() []string {
+	out := make([]string, len(Fairnesses))
+	for i, f := range Fairnesses {
+		out[i] = string(f.Name)
 	}
-	return "", fmt.Errorf("fairness %q: want %q or %q", s, Weighted, OldestServed)
+	return out
+}
+
+// ParseFairness accepts the HCL spelling; empty means the default.
+func ParseFairness(s string) (Fairness, error) {
+	if s == "" {
+		return Fairnesses[0].Name, nil
+	}
+	for _, f := range Fairnesses {
+		if string(f.Name) == s {
+			return f.Name, nil
+		}
+	}
+	return "", fmt.Errorf("fairness %q: want one of %q", s, Names())
 }
 
 // Stack is where a batch sits in the bookkeeping.

@@ -27,6 +27,10 @@ const (
 	TaskStuck      Rule = "task_stuck"
 )
 
+// Rules lists every rule; the storage enum (ent/schema Anomaly.rule) is
+// checked against it by a test, so a rule added here and not there fails.
+var Rules = []Rule{RunFaulted, RunHung, HeartbeatLost, VMGone, ScheduleMissed, FailureRate, QueueGrowing, TaskStuck}
+
 // Sticky rules describe something that happened (a run faulted, a slot was
 // missed): they stay open until cleared explicitly or by a person, even when
 // the evidence has left the snapshot's window. The other rules describe a
@@ -41,6 +45,32 @@ const (
 	Warning  Severity = "warning"
 	Info     Severity = "info"
 )
+
+// Severities is the one list of severities, least severe first: a
+// severity's index is its rank. Config's min_severity, the webhook and the
+// GraphQL subscription filter by it, and the storage enum is checked
+// against it by a test in ent/schema.
+var Severities = []Severity{Info, Warning, Critical}
+
+// Rank orders severities: higher is more severe. An unknown one (and "",
+// a filter that asks for nothing) ranks as Info.
+func (s Severity) Rank() int {
+	for i, v := range Severities {
+		if v == s {
+			return i
+		}
+	}
+	return 0
+}
+
+// SeverityNames returns the severities' spellings, least severe first.
+func SeverityNames() []string {
+	out := make([]string, len(Severities))
+	for i, s := range Severities {
+		out[i] = string(s)
+	}
+	return out
+}
 
 // Subject says what an anomaly is about, along the dimensions the API
 // filters on. Nil means not applicable.

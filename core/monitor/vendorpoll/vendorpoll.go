@@ -170,11 +170,15 @@ func (p *Poller) record(ctx context.Context, changes []Change) error {
 	now := p.now()
 	creates := make([]*ent.EventCreate, 0, len(changes))
 	for _, c := range changes {
-		e := p.Client.Event.Create().SetAt(now).SetVendor(p.Type).SetExternalID(c.ID).SetStatus(c.State)
+		typ := events.VendorRobot(c.State)
+		if c.Kind == "job" {
+			typ = events.VendorJob(c.State)
+		}
+		e := events.Create(p.Client.Event, typ, now).SetVendor(p.Type).SetExternalID(c.ID).SetStatus(c.State)
 		switch c.Kind {
 		case "job":
 			j := c.Job
-			e.SetType("vendorjob." + c.State).SetMessage(fmt.Sprintf("%s job %s of %s on %s: %s (%s)", p.Type, j.ID, j.Package, j.Robot, c.State, firstNonEmpty(j.Info, j.VendorState)))
+			e.SetMessage(fmt.Sprintf("%s job %s of %s on %s: %s (%s)", p.Type, j.ID, j.Package, j.Robot, c.State, firstNonEmpty(j.Info, j.VendorState)))
 			if pr := byPackage[j.Package]; pr != nil {
 				e.SetProcessID(pr.ID).SetPoolID(pr.PoolID).SetNillableCustomerID(pr.OwnerID)
 			}
@@ -183,7 +187,7 @@ func (p *Poller) record(ctx context.Context, changes []Change) error {
 			if c.Robot != nil {
 				msg = fmt.Sprintf("%s robot %s on %s: %s (%s)", p.Type, c.Robot.Name, c.Robot.Machine, c.State, c.Robot.VendorState)
 			}
-			e.SetType("vendorrobot." + c.State).SetMessage(msg)
+			e.SetMessage(msg)
 		}
 		creates = append(creates, e)
 	}

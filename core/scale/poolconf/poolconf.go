@@ -1,6 +1,8 @@
 // Package poolconf turns a pool's HCL declaration into the inputs of the
-// scaling rule, so the daemon's scaler and the simulator read the same
-// configuration the same way.
+// scaling rule: the one place a pool's settings are built, so the daemon's
+// scaler and the simulator (whose sim.Pool is this Pool) read the same
+// configuration the same way. Adding a pool attribute is a field of Pool
+// set in fromPool, plus its HCL decoding in core/config.
 package poolconf
 
 import (
@@ -9,15 +11,18 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 )
 
 // Pool is one pool's scaling configuration.
 type Pool struct {
-	Name          string
-	Provider      string
-	Period        time.Duration
-	Fairness      string
+	Name     string
+	Provider string
+	Period   time.Duration
+	Fairness policy.Fairness
+	// Settings carry min, max and tasks_per_robot with the rule's other
+	// inputs; the scaler reads them here, not from the pool's row.
 	Settings      decide.Settings
 	PrewarmLead   time.Duration
 	PrewarmRobots int
@@ -70,8 +75,12 @@ func All(cfg *config.Config) (map[string]Pool, error) {
 }
 
 func fromPool(cfg *config.Config, cp *config.Pool) (Pool, error) {
+	fair, err := policy.ParseFairness(cp.Fairness)
+	if err != nil {
+		return Pool{}, fmt.Errorf("pool %q: %w", cp.Name, err)
+	}
 	p := Pool{
-		Name: cp.Name, Provider: cp.Provider, Period: cp.Period, Fairness: cp.Fairness,
+		Name: cp.Name, Provider: cp.Provider, Period: cp.Period, Fairness: fair,
 		Settings: decide.Settings{Min: cp.Min, Max: cp.Max, TasksPerRobot: max(cp.TasksPerRobot, 1),
 			BootAware: cp.Scaling.BootAware, LicenceCap: cp.Scaling.LicenceCap},
 		PrewarmLead: cp.Scaling.PrewarmLead, PrewarmRobots: cp.Scaling.PrewarmRobots,
@@ -101,9 +110,8 @@ func fromPool(cfg *config.Config, cp *config.Pool) (Pool, error) {
 			p.Vendor = pr.Runner
 		}
 		for _, s := range pr.Schedules {
-			c, err := config.ParseCron(s.Cron)
-			if err != nil {
-				return Pool{}, fmt.Errorf("process %q schedule %q: %w", pr.Name, s.Name, err)
+			if s.Start.IsZero() {
+				return Pool{}, fmt.Errorf("process %q schedule %q: cron %q was not parsed at load", pr.Name, s.Name, s.Cron)
 			}
 			loc := time.UTC
 			if s.Timezone != "" {
@@ -115,7 +123,7 @@ func fromPool(cfg *config.Config, cp *config.Pool) (Pool, error) {
 			if d <= 0 {
 				d = pr.MaxDuration
 			}
-			p.Slots = append(p.Slots, decide.Slot{Start: c, Duration: d, Location: loc})
+			p.Slots = append(p.Slots, decide.Slot{Start: s.Start, Duration: d, Location: loc})
 		}
 	}
 	return p, nil

@@ -40,8 +40,8 @@ func BenchmarkSimulateMonthMillionTasks(b *testing.B) {
 	tr := monthOfAMillion()
 	slices.SortStableFunc(tr, func(x, y Batch) int { return cmp.Compare(x.SubmitAt, y.SubmitAt) })
 	for b.Loop() {
-		if _, err := Simulate(tr, Options{Pool: Pool{Name: "big", Min: 5, Max: 400, Period: 30 * time.Second,
-			Fairness: policy.Weighted, Settings: decide.Settings{TasksPerRobot: 10}, MaxDuration: 10 * time.Minute, Retries: 3},
+		if _, err := Simulate(tr, Options{Pool: Pool{Name: "big", Period: 30 * time.Second,
+			Fairness: policy.Weighted, Settings: decide.Settings{Min: 5, Max: 400, TasksPerRobot: 10}, MaxDuration: 10 * time.Minute, Retries: 3},
 			BootDelay: 90 * time.Second, Seed: 1}); err != nil {
 			b.Fatal(err)
 		}

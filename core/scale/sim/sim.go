@@ -26,23 +26,13 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
+	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 )
 
-// Pool is the pool under simulation.
-type Pool struct {
-	Name     string
-	Min, Max int
-	Period   time.Duration
-	Fairness policy.Fairness
-	Settings decide.Settings // R, cooldown, boot awareness, licence cap
-	// Pre-warm: the floor applies from Lead before each slot until its end.
-	PrewarmLead   time.Duration
-	PrewarmRobots int
-	Slots         []decide.Slot
-	// Per-process settings of the work in the trace.
-	MaxDuration time.Duration // an attempt's deadline; a hung attempt times out then
-	Retries     int           // extra attempts after an execution error
-}
+// Pool is the simulated pool's settings: the scaler's own type, built by
+// poolconf from the configuration, so a simulation reads a pool exactly as
+// the daemon does. Settings.Min and Settings.Max bound the pool.
+type Pool = poolconf.Pool
 
 // Options configure one run.
 type Options struct {
@@ -132,11 +122,11 @@ func Simulate(t Trace, o Options) (*Report, error) {
 		cust[b.Customer] = true
 	}
 	rep.Customers = len(cust)
-	rep.LowerBound = LowerBound(t.Work()/3600, horizon.Hours(), o.Pool.Min, o.BootDelay.Hours())
+	rep.LowerBound = LowerBound(t.Work()/3600, horizon.Hours(), o.Pool.Settings.Min, o.BootDelay.Hours())
 
 	rep.Result = run(t, o, Policy, 0, horizon)
 	// The static pool pays what the policy paid, spread evenly.
-	static := max(int(math.Round(rep.RobotHours/max(horizon.Hours(), rep.EndS/3600))), o.Pool.Min, 1)
+	static := max(int(math.Round(rep.RobotHours/max(horizon.Hours(), rep.EndS/3600))), o.Pool.Settings.Min, 1)
 	rep.Baselines.Static = run(t, o, Static, static, horizon)
 	rep.Baselines.TargetTracking = run(t, o, TargetTracking, 0, horizon)
 	for _, r := range []*Result{&rep.Result, &rep.Baselines.Static, &rep.Baselines.TargetTracking} {
@@ -152,10 +142,10 @@ func Simulate(t Trace, o Options) (*Report, error) {
 func (o *Options) check() error {
 	p := &o.Pool
 	switch {
-	case p.Max < 1:
-		return fmt.Errorf("simulate: pool %q: max = %d, want at least 1", p.Name, p.Max)
-	case p.Min < 0 || p.Min > p.Max:
-		return fmt.Errorf("simulate: pool %q: min = %d, want 0..max (%d)", p.Name, p.Min, p.Max)
+	case p.Settings.Max < 1:
+		return fmt.Errorf("simulate: pool %q: max = %d, want at least 1", p.Name, p.Settings.Max)
+	case p.Settings.Min < 0 || p.Settings.Min > p.Settings.Max:
+		return fmt.Errorf("simulate: pool %q: min = %d, want 0..max (%d)", p.Name, p.Settings.Min, p.Settings.Max)
 	case p.Period <= 0:
 		return fmt.Errorf("simulate: pool %q: period must be positive", p.Name)
 	case o.BootDelay < 0:
@@ -175,7 +165,6 @@ func (o *Options) check() error {
 	if o.Start.IsZero() {
 		o.Start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	}
-	p.Settings.Min, p.Settings.Max = p.Min, p.Max
 	return nil
 }
 
@@ -376,7 +365,7 @@ func run(t Trace, o Options, s Strategy, static int, horizon time.Duration) Resu
 	e.batchesOf = make([]int, len(e.customers))
 	e.res.CustomerMaxWait = make(map[string]float64, len(e.customers))
 
-	start := o.Pool.Min
+	start := o.Pool.Settings.Min
 	if s == Static {
 		start = static
 		e.res.Robots = static
@@ -667,7 +656,7 @@ func (e *engine) finishAttempt(ev event) bool {
 	e.completion = append(e.completion, took)
 	// Slowdown against the batch alone on a full pool: its tasks in
 	// waves of max robots.
-	ideal := math.Ceil(float64(tb.Tasks)/float64(e.o.Pool.Max)) * tb.TaskDuration
+	ideal := math.Ceil(float64(tb.Tasks)/float64(e.o.Pool.Settings.Max)) * tb.TaskDuration
 	e.slowdown[b.customer] += took / ideal
 	e.batchesOf[b.customer]++
 	wait := float64(b.firstWait) / 1000
@@ -717,7 +706,7 @@ func (e *engine) tickTargetTracking() {
 	r, views := e.reading()
 	p := &e.o.Pool
 	R := max(p.Settings.TasksPerRobot, 1)
-	desired := min(max((r.D+R-1)/R, p.Min), p.Max)
+	desired := min(max((r.D+R-1)/R, p.Settings.Min), p.Settings.Max)
 	keep := max(int(e.o.Window/p.Period), 1)
 	e.history = append(e.history, desired)
 	if len(e.history) > keep {

@@ -15,8 +15,8 @@ import (
 )
 
 func testPool() Pool {
-	return Pool{Name: "p", Min: 2, Max: 20, Period: 30 * time.Second, Fairness: policy.Weighted,
-		Settings: decide.Settings{TasksPerRobot: 10}, MaxDuration: 10 * time.Minute, Retries: 3}
+	return Pool{Name: "p", Period: 30 * time.Second, Fairness: policy.Weighted,
+		Settings: decide.Settings{Min: 2, Max: 20, TasksPerRobot: 10}, MaxDuration: 10 * time.Minute, Retries: 3}
 }
 
 // burstTrace is a day with a burst of work at 09:00 and a trickle
@@ -77,8 +77,8 @@ func TestReportIsConsistent(t *testing.T) {
 		if r.RobotHours < rep.LowerBound {
 			t.Errorf("%s: %.3f robot-hours beat the lower bound %.3f", r.Strategy, r.RobotHours, rep.LowerBound)
 		}
-		if r.PeakRobots > o.Pool.Max && r.Strategy != Static {
-			t.Errorf("%s: peak %d > max %d", r.Strategy, r.PeakRobots, o.Pool.Max)
+		if r.PeakRobots > o.Pool.Settings.Max && r.Strategy != Static {
+			t.Errorf("%s: peak %d > max %d", r.Strategy, r.PeakRobots, o.Pool.Settings.Max)
 		}
 		if r.CompletionP50 > r.CompletionP95 || r.CompletionP95 > r.CompletionMax {
 			t.Errorf("%s: quantiles out of order: %v %v %v", r.Strategy, r.CompletionP50, r.CompletionP95, r.CompletionMax)
@@ -185,7 +185,7 @@ func TestLongBacklog(t *testing.T) {
 		tr = append(tr, Batch{SubmitAt: float64(i % 7), Customer: fmt.Sprintf("c%d", i%50), Tasks: 1 + i%5, TaskDuration: 1, FailRate: 0.1})
 	}
 	p := testPool()
-	p.Min, p.Max = 1, 3
+	p.Settings.Min, p.Settings.Max = 1, 3
 	rep, err := Simulate(tr, Options{Pool: p, BootDelay: time.Second, Seed: 9})
 	if err != nil {
 		t.Fatal(err)

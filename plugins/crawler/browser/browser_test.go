@@ -21,6 +21,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/crawler/browser"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
@@ -59,7 +60,7 @@ func startPlugin(t *testing.T) (*pluginhost.Host, *pluginhost.CrawlerClient) {
 		t.Fatal(err)
 	}
 	h := pluginhost.New(pluginhost.Options{
-		SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, StopTimeout: 5 * time.Second,
 	})
 	t.Cleanup(h.Close)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
@@ -35,7 +36,7 @@ func startPlugin(t *testing.T) *pluginhost.CrawlerClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	t.Cleanup(h.Close)
 	c, err := h.Crawler(context.Background(), "http", map[string]string{"step_timeout": "10s"})
 	if err != nil {

@@ -68,8 +68,10 @@ func (p *Plugin) Info(context.Context) (sdk.PluginInfo, error) {
 		ConfigSchema: []sdk.ConfigAttribute{
 			{Name: "url", Type: sdk.TypeString, Required: true, Description: "Control Room URL, e.g. https://controlroom.example.com"},
 			{Name: "username", Type: sdk.TypeString, Required: true},
-			{Name: "password", Type: sdk.TypeString, Sensitive: true, Description: "Password; or api_key"},
+			// api_key first: the first Sensitive attribute takes a
+			// credential's secret whose field names neither.
 			{Name: "api_key", Type: sdk.TypeString, Sensitive: true, Description: "API key; or password"},
+			{Name: "password", Type: sdk.TypeString, Sensitive: true, Description: "Password; or api_key"},
 			{Name: "run_as_user_ids", Type: sdk.TypeList, Description: "Comma-separated ids of the users bots run as (runAsUserIds)"},
 			{Name: "pool_ids", Type: sdk.TypeList, Description: "Comma-separated device pool ids (poolIds)"},
 			{Name: "max_retries", Type: sdk.TypeNumber, Default: "5"},

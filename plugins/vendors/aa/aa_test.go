@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa/internal/fakecr"
@@ -52,7 +53,7 @@ func cfg(f *fakecr.Server, extra ...string) map[string]string {
 func start(t *testing.T, name string, c map[string]string) *pluginhost.VendorClient {
 	t.Helper()
 	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	t.Cleanup(h.Close)
 	v, err := h.Vendor(context.Background(), name, "aa", c)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/internal/fakeorch"
@@ -58,7 +59,7 @@ func cfg(f *fakeorch.Server, extra ...string) map[string]string {
 func start(t *testing.T, name string, c map[string]string) *pluginhost.VendorClient {
 	t.Helper()
 	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	t.Cleanup(h.Close)
 	v, err := h.Vendor(context.Background(), name, "uipath", c)
 	if err != nil {
@@ -264,7 +265,7 @@ func TestFailures(t *testing.T) {
 	})
 	t.Run("config refused", func(t *testing.T) {
 		exe, _ := os.Executable()
-		h := pluginhost.New(pluginhost.Options{SelfExe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		defer h.Close()
 		_, err := h.Vendor(ctx, "broken", "uipath", map[string]string{"url": "ftp://x", "client_id": "a"})
 		var ce *pluginhost.ConfigError

@@ -1,0 +1,104 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rpacloud/rpacloud/ent"
+)
+
+// Type names what an event records. Its value is what the events table
+// stores in its type column and what API clients filter on, so a value
+// never changes once released: add a constant instead.
+type Type string
+
+// The event types rpacloud records. The part before the dot is the
+// family a subscriber can select with a prefix (Filter.Prefixes).
+const (
+	BatchSubmitted Type = "batch.submitted"
+	BatchFinished  Type = "batch.finished"
+
+	TaskDispatched Type = "task.dispatched"
+	TaskSucceeded  Type = "task.succeeded"
+	TaskFailed     Type = "task.failed"
+	TaskRetrying   Type = "task.retrying"
+	TaskDelayed    Type = "task.delayed"
+	TaskCancelled  Type = "task.cancelled"
+
+	RobotDraining Type = "robot.draining"
+
+	VMCreated      Type = "vm.created"
+	VMCreateFailed Type = "vm.create_failed"
+	VMFailed       Type = "vm.failed"
+	VMGone         Type = "vm.gone"
+	VMBootTimeout  Type = "vm.boot_timeout"
+
+	AnomalyOpened       Type = "anomaly.opened"
+	AnomalyAcknowledged Type = "anomaly.acknowledged"
+	AnomalyResolved     Type = "anomaly.resolved"
+
+	CredentialStored  Type = "credential.stored"
+	CredentialRotated Type = "credential.rotated"
+	CredentialDeleted Type = "credential.deleted"
+
+	VendorJobFaulted   Type = "vendorjob.faulted"
+	VendorJobStopped   Type = "vendorjob.stopped"
+	VendorJobSucceeded Type = "vendorjob.succeeded"
+)
+
+// Families: the prefixes of the types above, for Filter.Prefixes.
+const (
+	FamilyBatch       = "batch."
+	FamilyTask        = "task."
+	FamilyRobot       = "robot."
+	FamilyVM          = "vm."
+	FamilyPool        = "pool."
+	FamilyAnomaly     = "anomaly."
+	FamilyScale       = "scale."
+	FamilyCredential  = "credential."
+	FamilyVendorJob   = "vendorjob."
+	FamilyVendorRobot = "vendorrobot."
+)
+
+// PoolAction is the type of a scaler decision's event: "pool." and the
+// decision's action (scale_up, scale_down, cooldown, none).
+func PoolAction(action string) Type { return Type(FamilyPool + action) }
+
+// VendorJob is the type of a vendor job's state change: "vendorjob." and the
+// state the vendor poller normalised it to.
+func VendorJob(state string) Type { return Type(FamilyVendorJob + state) }
+
+// VendorRobot is the type of a vendor robot's state change.
+func VendorRobot(state string) Type { return Type(FamilyVendorRobot + state) }
+
+// Strings spells types for a query on the type column.
+func Strings(ts ...Type) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = string(t)
+	}
+	return out
+}
+
+// Is reports whether e records an event of type t.
+func Is(e *ent.Event, t Type) bool { return Type(e.Type) == t }
+
+// Create is the one way to start an event: its type and time set, the
+// caller adds the subjects and message, then saves it inside its own
+// transaction (and publishes after the commit) or hands it to Record.
+func Create(c *ent.EventClient, t Type, at time.Time) *ent.EventCreate {
+	return c.Create().SetType(string(t)).SetAt(at)
+}
+
+// Record saves an event made with Create outside any transaction and
+// publishes it to bus (which may be nil).
+func Record(ctx context.Context, c *ent.EventCreate, bus *Bus) (*ent.Event, error) {
+	e, err := c.Save(ctx)
+	if err != nil {
+		typ, _ := c.Mutation().GetType()
+		return nil, fmt.Errorf("record event %s: %w", typ, err)
+	}
+	bus.Publish(e)
+	return e, nil
+}
