@@ -135,7 +135,7 @@ func TestGoFlagSpellings(t *testing.T) {
 }
 
 func TestValidateJSON(t *testing.T) {
-	code, out, errs := cli("validate", "-o", "json", "../../examples/quickstart")
+	code, out, errs := cli("validate", "-o", "json", "quickstart")
 	var r struct {
 		OK        bool           `json:"ok"`
 		Files     []string       `json:"files"`
