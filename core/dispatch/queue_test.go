@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -696,7 +697,8 @@ func TestRestaurantOrderOnTheQueue(t *testing.T) {
 	}
 }
 
-// Two daemons' sweepers on one database: only the lease holder sweeps.
+// Two daemons' sweepers on one database, each among its daemon's leader
+// services: only the lease holder sweeps.
 func TestSweeperLeader(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db, 1, 3)
@@ -707,34 +709,50 @@ func TestSweeperLeader(t *testing.T) {
 		defer cancel()
 		var mu sync.Mutex
 		sweeps := map[string]int{}
-		// Neither daemon leaves (and resigns) before both have run all
-		// their rounds, so the rounds overlap: a daemon that finished and
-		// resigned would rightly hand the lease to the other, which is a
-		// handover, not two leaders.
+		// Neither daemon leaves (and resigns) before both have campaigned
+		// all their rounds and the leader has swept, so the rounds
+		// overlap: a daemon that finished and resigned would rightly hand
+		// the lease to the other, which is a handover, not two leaders.
 		var finished sync.WaitGroup
 		finished.Add(2)
 		run := func(name string, q *dispatch.Queue) {
-			e, err := lease.New(db.Client, "dispatch.sweeper", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
+			e, err := lease.New(db.Client, "rpacloud.leader", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
 			if err != nil {
 				finished.Done()
 				t.Error(err)
 				return
 			}
+			swept := make(chan struct{})
+			sweeper := lease.Service{Name: "sweeper", Run: func(ctx context.Context, _ int64) {
+				rounds := 0
+				q.RunSweeper(ctx, dispatch.SweeperOptions{Tick: func(ctx context.Context, _ time.Duration) bool {
+					rounds++
+					switch rounds {
+					case 1:
+						mu.Lock()
+						sweeps[name]++
+						mu.Unlock()
+						return true
+					case 2:
+						close(swept)
+					}
+					<-ctx.Done()
+					return false
+				}})
+			}}
 			n := 0
-			q.RunSweeper(ctx, dispatch.SweeperOptions{Elector: e, Tick: func(ctx context.Context, _ time.Duration) bool {
-				if n > 0 && e.Leading() {
-					mu.Lock()
-					sweeps[name]++
-					mu.Unlock()
-				}
+			lease.NewGroup(lease.GroupOptions{Elector: e, Logger: slog.New(slog.DiscardHandler), Tick: func(ctx context.Context, _ time.Duration) bool {
 				n++
 				if n > 3 {
+					if e.Leading() {
+						<-swept
+					}
 					finished.Done()
 					finished.Wait()
 					return false
 				}
 				return ctx.Err() == nil
-			}})
+			}}, sweeper).Run(ctx)
 		}
 		var wg sync.WaitGroup
 		q2 := dispatch.New(db.Client, dispatch.Options{Now: f.clock.Now, Seed: 2})

@@ -210,21 +210,10 @@ func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, msg string)
 	return n, err
 }
 
-// Elector is the leader election RunSweeper needs; *lease.Elector
-// satisfies it.
-type Elector interface {
-	Campaign(ctx context.Context) (term int64, leader bool, err error)
-	Leading() bool
-	Resign(ctx context.Context) error
-}
-
 // SweeperOptions configure RunSweeper.
 type SweeperOptions struct {
 	// Interval between sweeps; default 5s.
 	Interval time.Duration
-	// Elector, when set, makes only the lease holder sweep. Nil means this
-	// daemon is alone on its database (SQLite) and always sweeps.
-	Elector Elector
 	// Tick waits for the next round; default a real timer of Interval.
 	// Simulators and tests pass a virtual one. It returns false when ctx
 	// is done.
@@ -234,9 +223,10 @@ type SweeperOptions struct {
 }
 
 // RunSweeper sweeps expired attempts (Sweep) and tasks past their
-// max_wait (Expire) every Interval until ctx is done,
-// campaigning for leadership first when an Elector is given, and resigns
-// on the way out so a peer takes over at once.
+// max_wait (Expire) every Interval until ctx is done. With several daemons
+// on one database, only the leader runs it (the daemon's leader services,
+// core/lease.Group); should two overlap during a failover, each sweep
+// step is fenced on the rows' states.
 func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Second
@@ -248,21 +238,7 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 	if log == nil {
 		log = q.log
 	}
-	wasLeader := false
 	for o.Tick(ctx, o.Interval) {
-		if o.Elector != nil {
-			_, leader, err := o.Elector.Campaign(ctx)
-			if err != nil && ctx.Err() == nil {
-				log.Error("sweeper: leader election", "err", err)
-			}
-			if leader != wasLeader {
-				log.Info("sweeper: leadership changed", "leader", leader)
-				wasLeader = leader
-			}
-			if !leader || !o.Elector.Leading() {
-				continue
-			}
-		}
 		n, err := q.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("sweep", "err", err)
@@ -276,13 +252,6 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		}
 		if n > 0 {
 			log.Warn("failed tasks still waiting after their process's max_wait", "count", n)
-		}
-	}
-	if o.Elector != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := o.Elector.Resign(rctx); err != nil {
-			log.Warn("sweeper: resign", "err", err)
 		}
 	}
 }

@@ -91,8 +91,9 @@ func system(ctx context.Context) context.Context {
 	return privacy.DecisionContext(ctx, privacy.Allow)
 }
 
-// Run samples and evaluates until ctx ends. Several daemons may run it on
-// one database: the unique open key keeps one open anomaly per condition.
+// Run samples and evaluates until ctx ends. The daemon runs it on one
+// daemon of a deployment (its leader services); should two overlap during
+// a failover, the unique open key keeps one open anomaly per condition.
 func (m *Monitor) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -112,10 +113,17 @@ func (m *Monitor) Run(ctx context.Context) {
 			}
 		}
 	})
-	if m.o.Webhook != nil {
-		wg.Go(func() { m.o.Webhook.Run(ctx, m) })
-	}
 	wg.Wait()
+}
+
+// Notify posts this daemon's anomaly changes to the webhook, if any, until
+// ctx ends. Every daemon runs it, not only the one running Run: changes
+// made by hand (Acknowledge, Resolve) are posted by the daemon that made
+// them.
+func (m *Monitor) Notify(ctx context.Context) {
+	if m.o.Webhook != nil {
+		m.o.Webhook.Run(ctx, m)
+	}
 }
 
 // Sample records one reading of every active pool.

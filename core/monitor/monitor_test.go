@@ -290,7 +290,7 @@ func TestWebhook(t *testing.T) {
 	f := newFixture(t, db, monitor.Options{Webhook: monitor.NewWebhook(srv.URL, "warning")})
 	ctx, cancel := context.WithCancel(sys())
 	done := make(chan struct{})
-	go func() { f.mon.Run(ctx); close(done) }()
+	go func() { f.mon.Notify(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	f.clock.Add(5 * time.Minute)
 	if err := f.mon.Detect(ctx); err != nil {

@@ -46,6 +46,15 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 	return nil
 }
 
+// runMonitorRules samples the pools and evaluates the anomaly rules; it
+// runs among the leader services, so one daemon writes the anomalies.
+func (d *Daemon) runMonitorRules(ctx context.Context, _ int64) { d.mon.mon.Run(ctx) }
+
+// runMonitoring is the monitor's part on every daemon: the webhook posts
+// the changes this daemon makes, including those made by hand through its
+// API.
+func (d *Daemon) runMonitoring(ctx context.Context) { d.mon.mon.Notify(ctx) }
+
 func (d *Daemon) stopMonitoring() {
 	if d.mon != nil && d.mon.relay != nil {
 		d.mon.relay.Close()

@@ -174,13 +174,15 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready <- addr
 	}
 
+	leader, err := d.leaderServices()
+	if err != nil {
+		return err
+	}
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { d.fleetLoop(loops) })
-	wg.Go(func() { d.sweepLoop(loops) })
-	wg.Go(func() { d.runVault(loops) })         // vault.go
-	wg.Go(func() { d.mon.mon.Run(loops) })      // monitoring.go
-	wg.Go(func() { d.runVendorPollers(loops) }) // vendors.go
+	wg.Go(func() { d.runVault(loops) })      // vault.go
+	wg.Go(func() { d.runMonitoring(loops) }) // monitoring.go: this daemon's part
+	wg.Go(func() { leader.Run(loops) })
 
 	var runErr error
 	select {
@@ -245,20 +247,52 @@ func writeSecretFile(path, secret string) error {
 	return nil
 }
 
-func (d *Daemon) fleetLoop(ctx context.Context) {
-	interval := d.opts.FleetInterval
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	warned := map[string]bool{}
-	sc := d.newScaling()
-	for {
-		if !sc.leader(ctx) {
-			if !sleep(ctx, interval) {
-				return
-			}
-			continue
+// leaderServices are the loops that must run on one daemon of a
+// deployment, under one election: the time-out sweeper, the fleet and
+// scaler loop, the monitor's rule evaluation and the vendor pollers.
+// Daemons sharing a PostgreSQL campaign for one lease; an SQLite file has
+// one daemon, which always leads.
+func (d *Daemon) leaderServices() (*lease.Group, error) {
+	o := lease.GroupOptions{Logger: d.log}
+	if d.db.Driver == store.Postgres {
+		e, err := d.newElector()
+		if err != nil {
+			return nil, fmt.Errorf("leader election: %w", err)
 		}
+		o.Elector = e
+	}
+	return lease.NewGroup(o,
+		lease.Service{Name: "sweeper", Run: d.sweepLoop},
+		lease.Service{Name: "fleet", Run: d.fleetLoop},
+		lease.Service{Name: "monitor", Run: d.runMonitorRules},         // monitoring.go
+		lease.Service{Name: "vendor pollers", Run: d.runVendorPollers}, // vendors.go
+	), nil
+}
+
+// newElector campaigns for the daemon's one leader lease. Its TTL, and
+// so the pause of the leader-only loops when their daemon dies, covers
+// three rounds of the slowest loop and at least 15 s.
+func (d *Daemon) newElector() (*lease.Elector, error) {
+	host, _ := os.Hostname()
+	ttl := max(3*d.fleetInterval(), 3*d.opts.SweepInterval, 15*time.Second)
+	return lease.New(d.db.Client, "rpacloud.leader", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
+		lease.Options{TTL: ttl})
+}
+
+func (d *Daemon) fleetInterval() time.Duration {
+	if d.opts.FleetInterval > 0 {
+		return d.opts.FleetInterval
+	}
+	return 5 * time.Second
+}
+
+// fleetLoop reconciles and scales every active pool while this daemon
+// leads in term.
+func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
+	interval := d.fleetInterval()
+	warned := map[string]bool{}
+	sc := d.newScaling(term)
+	for {
 		pools, err := d.db.Pool.Query().Where(pool.Active(true)).All(privacy.DecisionContext(ctx, privacy.Allow))
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("fleet: list pools", "err", err)
@@ -288,21 +322,9 @@ func (d *Daemon) fleetLoop(ctx context.Context) {
 	}
 }
 
-// sweepLoop runs the time-out sweeper. Daemons sharing a PostgreSQL elect
-// one sweeper through a lease; an SQLite file has one daemon.
-func (d *Daemon) sweepLoop(ctx context.Context) {
-	o := dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log}
-	if d.db.Driver == store.Postgres {
-		host, _ := os.Hostname()
-		e, err := lease.New(d.db.Client, "dispatch.sweeper", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
-			lease.Options{TTL: max(3*d.opts.SweepInterval, 15*time.Second)})
-		if err != nil {
-			d.log.Error("sweeper: leader election", "err", err)
-			return
-		}
-		o.Elector = e
-	}
-	d.queue.RunSweeper(ctx, o)
+// sweepLoop runs the time-out sweeper while this daemon leads.
+func (d *Daemon) sweepLoop(ctx context.Context, _ int64) {
+	d.queue.RunSweeper(ctx, dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log})
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
