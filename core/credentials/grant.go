@@ -11,6 +11,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
 )
 
 // Grant is what a robot receives with a claimed task: for each credential
@@ -199,7 +200,7 @@ func (t *tracker) outstanding() int {
 // expireLoop forgets (and revokes) grants past their deadline, so the map
 // cannot grow when end events are missed.
 func (t *tracker) expireLoop(ctx context.Context) {
-	for sleep(ctx, 5*time.Second) {
+	for retry.Sleep(ctx, 5*time.Second) {
 		now := time.Now()
 		var old []string
 		t.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -232,7 +233,7 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		o.Interval = 5 * time.Second
 	}
 	if o.Tick == nil {
-		o.Tick = sleep
+		o.Tick = retry.Sleep
 	}
 	log := o.Logger
 	if log == nil {
@@ -253,16 +254,5 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		if n > 0 {
 			log.Warn("failed tasks still waiting after their process's max_wait", "count", n)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

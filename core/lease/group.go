@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/rpacloud/rpacloud/core/retry"
 )
 
 // Service is one loop that must run on a single daemon of a deployment
@@ -60,7 +62,7 @@ func NewGroup(o GroupOptions, services ...Service) *Group {
 		o.Logger = slog.Default()
 	}
 	if o.Tick == nil {
-		o.Tick = tick
+		o.Tick = retry.Sleep
 	}
 	if o.Renew <= 0 && o.Elector != nil {
 		o.Renew = o.Elector.TTL() / 3
@@ -135,15 +137,4 @@ func (g *Group) start(ctx context.Context, term int64) *running {
 	}
 	g.o.Logger.Info("leader services started", "term", term, "services", len(g.services))
 	return r
-}
-
-func tick(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

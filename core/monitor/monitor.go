@@ -17,6 +17,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -101,13 +102,13 @@ func (m *Monitor) Run(ctx context.Context) {
 			if err := m.Sample(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: sample pools", "err", err)
 			}
-			if !sleep(ctx, m.o.SampleInterval) {
+			if !retry.Sleep(ctx, m.o.SampleInterval) {
 				return
 			}
 		}
 	})
 	wg.Go(func() {
-		for sleep(ctx, m.o.Interval) {
+		for retry.Sleep(ctx, m.o.Interval) {
 			if err := m.Detect(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: detect anomalies", "err", err)
 			}

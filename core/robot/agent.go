@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/core/retry"
 )
 
 // Version is reported to the daemon at registration.
@@ -86,7 +86,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool)
-	backoff := newBackoff(500*time.Millisecond, 15*time.Second)
+	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
 			ClaimTask *Claim `json:"claimTask"`
@@ -99,12 +99,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			if errors.Is(err, gqlclient.ErrUnauthorized) {
 				return fmt.Errorf("robot %s: token refused: %w", a.name, err)
 			}
-			d := backoff.next()
+			d := backoff.NextBackOff()
 			a.Log.Warn("claim failed; retrying", "err", err, "in", d)
-			sleep(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		if out.ClaimTask == nil {
 			continue
 		}
@@ -116,7 +116,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) register(ctx context.Context) error {
 	host, _ := os.Hostname()
-	backoff := newBackoff(250*time.Millisecond, 10*time.Second)
+	backoff := retry.Backoff(250*time.Millisecond, 10*time.Second)
 	for {
 		var out struct {
 			RegisterRobot struct {
@@ -137,9 +137,9 @@ func (a *Agent) register(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := backoff.next()
+		d := backoff.NextBackOff()
 		a.Log.Warn("cannot reach the daemon yet", "err", err, "retry_in", d)
-		sleep(ctx, d)
+		retry.Sleep(ctx, d)
 	}
 }
 
@@ -213,7 +213,7 @@ func (a *Agent) work(ctx context.Context, c *Claim) {
 func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[string]any) {
 	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.Deadline.Add(time.Minute))
 	defer cancel()
-	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
+	backoff := retry.Backoff(200*time.Millisecond, 5*time.Second)
 	fellBack := false
 	for {
 		err := a.Client.Do(rctx, reportQ, map[string]any{"in": in}, nil)
@@ -248,9 +248,9 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *Claim, in map[s
 			log.Error("result not delivered before the deadline", "err", err)
 			return
 		}
-		d := backoff.next()
+		d := backoff.NextBackOff()
 		log.Warn("report failed; retrying", "err", err, "in", d)
-		sleep(rctx, d)
+		retry.Sleep(rctx, d)
 	}
 }
 
@@ -318,31 +318,4 @@ func (a *Agent) runWith(ctx context.Context, c *Claim) (json.RawMessage, error) 
 	dl, cancel := context.WithDeadline(ctx, c.Deadline)
 	defer cancel()
 	return r.Run(dl, c.Input)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-type backoff struct{ min, max, cur time.Duration }
-
-func newBackoff(lo, hi time.Duration) *backoff { return &backoff{min: lo, max: hi} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// next doubles the delay with ±20% jitter so a fleet that lost the daemon
-// does not come back in lock-step.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	j := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(b.cur) * j)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/viewer"
@@ -316,7 +317,7 @@ func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
 				d.log.Error("fleet: reconcile", "pool", p.Name, "err", err)
 			}
 		}
-		if !sleep(ctx, interval) {
+		if !retry.Sleep(ctx, interval) {
 			return
 		}
 	}
@@ -325,17 +326,6 @@ func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
 // sweepLoop runs the time-out sweeper while this daemon leads.
 func (d *Daemon) sweepLoop(ctx context.Context, _ int64) {
 	d.queue.RunSweeper(ctx, dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log})
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Client returns the ent client (tests).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
+	"github.com/rpacloud/rpacloud/core/retry"
 )
 
 // runVendorPollers pulls every vendor block's job and robot state into the
@@ -38,7 +39,8 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 		resolve = d.vault.svc.Resolve
 	}
 	var src vendorpoll.Source
-	for wait := 5 * time.Second; ; wait = min(2*wait, 5*time.Minute) {
+	wait := retry.Backoff(5*time.Second, 5*time.Minute)
+	for {
 		cfg, err := vendorPluginConfig(ctx, v, resolve)
 		if err == nil {
 			src, err = d.host.Vendor(ctx, v.Name, v.Type, cfg)
@@ -49,8 +51,9 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("vendor poller not started", "vendor", v.Name, "err", err, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		in := wait.NextBackOff()
+		d.log.Warn("vendor poller not started", "vendor", v.Name, "err", err, "retry_in", in)
+		if !retry.Sleep(ctx, in) {
 			return
 		}
 	}
