@@ -1,7 +1,9 @@
 // Package events fans stored events out to live subscribers in this
 // process. Events are written to the database by whoever makes the change,
 // inside its transaction; the bus carries them only after the commit, so a
-// subscriber never sees a change that was rolled back.
+// subscriber never sees a change that was rolled back. With several
+// daemons on one PostgreSQL, PGRelay (pgrelay.go) carries each daemon's
+// events to the others' buses with LISTEN/NOTIFY.
 package events
 
 import (

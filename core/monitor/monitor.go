@@ -2,8 +2,8 @@
 // model: it samples pools for the dashboard's time series, runs the anomaly
 // rules (core/monitor/rules) over a snapshot of the database, keeps the
 // Anomaly rows in step with them, publishes every change as an event, and
-// notifies a webhook. With several daemons on one PostgreSQL, PGRelay
-// carries events between them.
+// notifies a webhook. (Events travel between daemons through
+// core/events.PGRelay.)
 package monitor
 
 import (

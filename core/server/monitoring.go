@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/store"
@@ -12,10 +13,11 @@ import (
 )
 
 // monitoring is the daemon's part of core/monitor: the monitor itself and,
-// on PostgreSQL, the relay that shares events with the other daemons.
+// on PostgreSQL, the relay (core/events) that shares events with the other
+// daemons.
 type monitoring struct {
 	mon   *monitor.Monitor
-	relay *monitor.PGRelay
+	relay *events.PGRelay
 }
 
 // startMonitoring builds the monitor from the configuration's monitor
@@ -37,7 +39,7 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 	}
 	d.mon = &monitoring{mon: monitor.New(d.db.Client, o)}
 	if driver == store.Postgres {
-		r, err := monitor.StartPGRelay(ctx, dsn, d.bus, d.db.Client, d.log)
+		r, err := events.StartPGRelay(ctx, dsn, d.bus, d.db.Client, d.log)
 		if err != nil {
 			return err
 		}

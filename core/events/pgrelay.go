@@ -1,4 +1,4 @@
-package monitor
+package events
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/event"
@@ -36,7 +35,7 @@ const maxPayload = 7900
 // had them from the in-process bus.
 type PGRelay struct {
 	dsn    string
-	bus    *events.Bus
+	bus    *Bus
 	client *ent.Client
 	log    *slog.Logger
 	origin string
@@ -58,7 +57,7 @@ type notice struct {
 // StartPGRelay listens on Channel and installs itself as bus's relay. It
 // returns once the listening connection is up, so no event committed after
 // it returns is missed.
-func StartPGRelay(ctx context.Context, dsn string, bus *events.Bus, client *ent.Client, log *slog.Logger) (*PGRelay, error) {
+func StartPGRelay(ctx context.Context, dsn string, bus *Bus, client *ent.Client, log *slog.Logger) (*PGRelay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -89,7 +88,7 @@ func (r *PGRelay) Close() {
 // Dropped counts events that could not be sent to other daemons.
 func (r *PGRelay) Dropped() int64 { return r.dropped.Load() }
 
-// Relay implements events.Relay; it never blocks the publisher.
+// Relay implements Relay; it never blocks the publisher.
 func (r *PGRelay) Relay(evs []*ent.Event) {
 	for _, e := range evs {
 		r.seen.add(e.ID)
