@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,16 +34,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
@@ -137,7 +127,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sdktest.FreeAddr(t)
 	base := "http://" + addr
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {

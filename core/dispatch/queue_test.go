@@ -28,6 +28,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) {
@@ -40,23 +41,11 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	db     *store.DB
 	q      *dispatch.Queue
-	clock  *fakeClock
+	clock  *sdktest.Clock
 	cust   *ent.Customer
 	pool   *ent.Pool
 	robots []*ent.Robot
 	bus    *events.Bus
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
@@ -64,7 +53,7 @@ func sys() context.Context { return privacy.DecisionContext(context.Background()
 func newFixture(t *testing.T, db *store.DB, robots, retries int) *fixture {
 	t.Helper()
 	ctx := sys()
-	f := &fixture{db: db, clock: &fakeClock{t: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f := &fixture{db: db, clock: sdktest.NewClock(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)), bus: events.New()}
 	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 42})
 	f.cust = db.Customer.Create().SetName("acme").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("p").SetProvider("local").SetMax(10).SaveX(ctx)

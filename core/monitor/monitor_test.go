@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +21,16 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	db    *store.DB
-	clock *clock
+	clock *sdktest.Clock
 	bus   *events.Bus
 	q     *dispatch.Queue
 	mon   *monitor.Monitor
@@ -54,7 +42,7 @@ type fixture struct {
 func newFixture(t *testing.T, db *store.DB, o monitor.Options) *fixture {
 	t.Helper()
 	ctx := sys()
-	f := &fixture{db: db, clock: &clock{t: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f := &fixture{db: db, clock: sdktest.NewClock(time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)), bus: events.New()}
 	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 7})
 	f.cust = db.Customer.Create().SetName("tax").SetKind("department").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("night").SetProvider("local").SetMax(2).SaveX(ctx)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,15 +49,6 @@ func chromium(t *testing.T) string {
 	}
 	t.Skip("Chromium not found")
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestTaxFilingEndToEnd(t *testing.T) {
@@ -102,7 +94,7 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 	}
 
 	dataDir := filepath.Join(tmp, "data")
-	addr := freeAddr(t)
+	addr := sdktest.FreeAddr(t)
 	base := "http://" + addr
 	logf, err := os.Create(filepath.Join(tmp, "daemon.log"))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 var (
@@ -77,7 +77,7 @@ func Start(t *testing.T, bin, extra string) *Daemon {
 func StartOn(t *testing.T, bin, dsn, extra string) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sdktest.FreeAddr(t)
 	db := `driver = "sqlite"`
 	if dsn != "" {
 		db = fmt.Sprintf("driver = \"postgres\"\n    dsn    = %q", dsn)
@@ -209,16 +209,6 @@ func Procs(needles ...string) map[int]bool {
 		}
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type lockedWriter struct {
