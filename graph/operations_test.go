@@ -254,7 +254,7 @@ func TestOperationsMatchSchema(t *testing.T) {
 	}
 	t.Logf("%d hand-written operations checked", len(ops))
 	for _, op := range ops {
-		if _, errs := gqlparser.LoadQuery(schema, op.text); errs != nil {
+		if _, errs := gqlparser.LoadQueryWithRules(schema, op.text, nil); errs != nil {
 			t.Errorf("%s: %v\n%s", op.where, errs, op.text)
 		}
 	}
@@ -264,7 +264,7 @@ func TestOperationsMatchSchema(t *testing.T) {
 // that names a field the schema does not have.
 func TestOperationsCheckCatchesUnknownField(t *testing.T) {
 	schema := loadSchema(t, repoRoot(t))
-	if _, errs := gqlparser.LoadQuery(schema, `{ pools { edges { node { name noSuchField } } } }`); errs == nil {
+	if _, errs := gqlparser.LoadQueryWithRules(schema, `{ pools { edges { node { name noSuchField } } } }`, nil); errs == nil {
 		t.Fatal("an unknown field passed validation")
 	}
 	dir := t.TempDir()
@@ -275,7 +275,7 @@ func TestOperationsCheckCatchesUnknownField(t *testing.T) {
 	if len(ops) != 1 {
 		t.Fatalf("extracted %d operations from the fixture, want 1", len(ops))
 	}
-	if _, errs := gqlparser.LoadQuery(schema, ops[0].text); errs == nil {
+	if _, errs := gqlparser.LoadQueryWithRules(schema, ops[0].text, nil); errs == nil {
 		t.Fatal("an unknown root field passed validation")
 	}
 }
