@@ -37,25 +37,11 @@ const (
 	wantDataErrors = 17
 )
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("RPACLOUD_CHROMIUM"), "/usr/bin/chromium"} {
-		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	if os.Getenv("RPACLOUD_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("Chromium not found and RPACLOUD_REQUIRE_CHROMIUM=1")
-	}
-	t.Skip("Chromium not found")
-	return ""
-}
-
 func TestTaxFilingEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	chrome := chromium(t)
+	chrome := sdktest.Chromium(t)
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "rpacloud")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rpacloud").CombinedOutput(); err != nil {

@@ -2,6 +2,7 @@ package sdktest
 
 import (
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -80,4 +81,25 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Chromium returns the Chromium tests drive: $RPACLOUD_CHROMIUM, else
+// /usr/bin/chromium. Without one the test is skipped, or fails when
+// RPACLOUD_REQUIRE_CHROMIUM=1 (make test sets it, so a missing browser
+// cannot pass as a skip).
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("RPACLOUD_CHROMIUM"), "/usr/bin/chromium"} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if os.Getenv("RPACLOUD_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("Chromium not found ($RPACLOUD_CHROMIUM, /usr/bin/chromium) and RPACLOUD_REQUIRE_CHROMIUM=1")
+	}
+	t.Skip("Chromium not found; install Debian's chromium or set RPACLOUD_CHROMIUM")
+	return ""
 }
