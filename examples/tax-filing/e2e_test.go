@@ -43,9 +43,9 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 	}
 	chrome := sdktest.Chromium(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "rpacloud")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rpacloud").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := sdktest.BuildRpacloud(tmp)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Robots find Chromium on PATH, as on a robot VM.
 	binDir := filepath.Join(tmp, "bin")

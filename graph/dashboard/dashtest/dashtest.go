@@ -31,28 +31,8 @@ var (
 // Binary builds the rpacloud binary once per test process, into dir (which
 // the caller removes at the end of TestMain).
 func Binary(dir string) (string, error) {
-	buildOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "rpacloud")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/rpacloud")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { binPath, buildErr = sdktest.BuildRpacloud(dir) })
 	return binPath, buildErr
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
 // Daemon is a running `rpacloud server`.

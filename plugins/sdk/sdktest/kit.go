@@ -1,6 +1,7 @@
 package sdktest
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -59,15 +60,23 @@ func (c *Clock) Set(t time.Time) {
 // it before the server binds; tests that can pass a listener should.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("free address: %v", err)
+		return "", fmt.Errorf("free address: %w", err)
 	}
 	addr := l.Addr().String()
 	if err := l.Close(); err != nil {
-		t.Fatalf("free address: %v", err)
+		return "", fmt.Errorf("free address: %w", err)
 	}
-	return addr
+	return addr, nil
 }
 
 // Eventually polls cond until it holds, failing the test with what if it
