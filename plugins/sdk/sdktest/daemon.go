@@ -63,14 +63,21 @@ type Daemon struct {
 func StartDaemon(t testing.TB, hcl string, env ...string) *Daemon {
 	t.Helper()
 	bin := RpacloudBinary(t)
-	tmp := t.TempDir()
-	cfgDir := filepath.Join(tmp, "config")
+	cfgDir := filepath.Join(t.TempDir(), "config")
 	if err := os.Mkdir(cfgDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(cfgDir, "rpacloud.hcl"), []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return StartDaemonAt(t, bin, cfgDir, env...)
+}
+
+// StartDaemonAt is StartDaemon with a binary the test built (BuildRpacloud)
+// and a configuration directory it wrote.
+func StartDaemonAt(t testing.TB, bin, cfgDir string, env ...string) *Daemon {
+	t.Helper()
+	tmp := t.TempDir()
 	addr := FreeAddr(t)
 	d := &Daemon{Base: "http://" + addr, logPath: filepath.Join(tmp, "daemon.log")}
 	logf, err := os.Create(d.logPath)
