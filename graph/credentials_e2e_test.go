@@ -24,11 +24,13 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
+	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/robotagent"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -36,10 +38,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/graph"
-
-	"github.com/rpacloud/rpacloud/core/credentials/secret"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // syncBuf is a log sink many goroutines write to.
@@ -334,7 +333,8 @@ func TestCanaryEndToEnd(t *testing.T) {
 		map[string]any{"in": map[string]any{"name": "etax/acme", "password": pw1}}, nil); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second put: %v", err)
 	}
-	// A wrongly typed secret: gqlgen must not echo the value back.
+	// A wrongly typed secret: gqlgen must not echo the value back
+	// (gqlcheck:invalid).
 	_ = e.do(e.finance, `mutation{putCredential(input:{name:"x", password: 12345`+"}){name}}", nil, nil)
 	_ = e.do(e.finance, `mutation($in:CredentialInput!){putCredential(input:$in){name}}`,
 		map[string]any{"in": map[string]any{"name": "etax/bad", "password": []int{1}, "username": pin}}, nil)
@@ -457,7 +457,7 @@ func TestCanaryEndToEnd(t *testing.T) {
 	}
 	e.must(bot, `mutation($in:ReportResultInput!){reportResult(input:$in)}`,
 		map[string]any{"in": map[string]any{"taskID": id, "attempt": att, "success": true}}, nil)
-	eventually(t, func() bool { return e.svc.Outstanding() == 0 })
+	sdktest.Eventually(t, 10*time.Second, "condition", func() bool { return e.svc.Outstanding() == 0 })
 	if _, err := secret.Redeem(context.Background(), g); !errors.Is(err, secret.ErrExpired) {
 		t.Errorf("grant after the attempt was reported: err = %v, want secret.ErrExpired", err)
 	} else {
@@ -469,7 +469,7 @@ func TestCanaryEndToEnd(t *testing.T) {
 	if n, err := e.queue.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep = %d, %v", n, err)
 	}
-	eventually(t, func() bool { return e.svc.Outstanding() == 0 })
+	sdktest.Eventually(t, 10*time.Second, "condition", func() bool { return e.svc.Outstanding() == 0 })
 	if _, err := secret.Redeem(context.Background(), g); !errors.Is(err, secret.ErrExpired) {
 		t.Errorf("grant after the attempt timed out: err = %v, want secret.ErrExpired", err)
 	} else {
@@ -540,15 +540,4 @@ func TestCanaryEndToEnd(t *testing.T) {
 		t.Fatalf("the scan looked at too little: %d errors, %d bytes of responses, %d bytes of logs", len(e.errs), len(e.api.String()), len(e.logs.String()))
 	}
 	t.Logf("canary: 0 hits in %d database files, %d bytes of logs, %d bytes of API responses, %d errors", len(files), len(e.logs.String()), len(e.api.String()), len(e.errs))
-}
-
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

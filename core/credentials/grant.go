@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
-	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/robotwire"
-
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 // Binding is one credential a process uses: the name it is bound under and
@@ -180,7 +180,7 @@ func (t *tracker) outstanding() int {
 // expireLoop forgets (and revokes) grants past their deadline, so the map
 // cannot grow when end events are missed.
 func (t *tracker) expireLoop(ctx context.Context) {
-	for sleep(ctx, 5*time.Second) {
+	for retry.Sleep(ctx, 5*time.Second) {
 		now := time.Now()
 		var old []string
 		t.mu.Lock()

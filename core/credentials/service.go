@@ -30,8 +30,8 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
-
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
+	"github.com/rpacloud/rpacloud/core/retry"
 )
 
 // Options configure a Service.
@@ -257,26 +257,26 @@ func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.grants.expireLoop(ctx) })
 	defer wg.Wait()
-	backoff := time.Second
+	backoff := retry.Backoff(time.Second, time.Minute)
 	for ctx.Err() == nil {
 		sec, err := s.login(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("vault: not authenticated; retrying", "address", s.cfg.Address, "auth", s.cfg.AuthMethod, "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			in := backoff.NextBackOff()
+			s.log.Warn("vault: not authenticated; retrying", "address", s.cfg.Address, "auth", s.cfg.AuthMethod, "err", err, "in", in)
+			if !retry.Sleep(ctx, in) {
 				return
 			}
-			backoff = min(backoff*2, time.Minute)
 			continue
 		}
-		backoff = time.Second
+		backoff.Reset()
 		s.log.Info("vault: authenticated", "address", s.cfg.Address, "auth", s.cfg.AuthMethod)
 		if sec == nil {
 			// Nothing to renew; check now and then that the token still
 			// works, and log in again when it does not.
-			for sleep(ctx, time.Minute) {
+			for retry.Sleep(ctx, time.Minute) {
 				if _, err := s.client.Auth().Token().LookupSelfWithContext(ctx); err != nil {
 					break
 				}
@@ -292,7 +292,7 @@ func (s *Service) watch(ctx context.Context, sec *vault.Secret) {
 	w, err := s.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: sec})
 	if err != nil {
 		s.log.Warn("vault: cannot renew the token; logging in again", "err", err)
-		sleep(ctx, time.Second)
+		retry.Sleep(ctx, time.Second)
 		return
 	}
 	go w.Start()
@@ -346,17 +346,6 @@ func (s *Service) Health(ctx context.Context) Health {
 	}
 	h.State = StateOK
 	return h
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // raw sends one request with the daemon's token and extra headers.

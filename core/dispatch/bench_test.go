@@ -7,6 +7,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // BenchmarkClaimReport measures one full task cycle (claim + success
@@ -39,7 +40,7 @@ func BenchmarkClaimReport(b *testing.B) {
 func newBenchFixture(b *testing.B, db *store.DB) *fixture {
 	b.Helper()
 	ctx := sys()
-	f := &fixture{db: db, clock: &fakeClock{}}
+	f := &fixture{db: db, clock: new(sdktest.Clock)}
 	f.q = dispatch.New(db.Client, dispatch.Options{})
 	f.cust = db.Customer.Create().SetName("acme").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("p").SetProvider("local").SetMax(10).SaveX(ctx)

@@ -37,9 +37,9 @@
 //   - Queue.Expire fails the tasks still pending their process's max_wait
 //     after submission (failure_reason expired), so a task ends in bounded
 //     time even in a pool no robot can serve. RunSweeper runs Sweep and
-//     Expire periodically on the one daemon that holds the
-//     "dispatch.sweeper" lease (package lease), so several daemons sharing
-//     a PostgreSQL sweep once.
+//     Expire periodically; the daemon runs it among its leader services
+//     (core/lease.Group), so several daemons sharing a PostgreSQL sweep
+//     once.
 //
 // # Guarantees
 //

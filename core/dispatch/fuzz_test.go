@@ -12,14 +12,14 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // fuzzQueue is one SQLite queue shared by every input of a fuzz function:
@@ -28,7 +28,7 @@ import (
 type fuzzQueue struct {
 	db    *store.DB
 	q     *dispatch.Queue
-	clock *fakeClock
+	clock *sdktest.Clock
 	cust  *ent.Customer
 	rr    *ent.Robot
 }
@@ -37,7 +37,7 @@ func newFuzzQueue(tb testing.TB) *fuzzQueue {
 	tb.Helper()
 	db := storetest.SQLite(tb)
 	ctx := sys()
-	fq := &fuzzQueue{db: db, clock: &fakeClock{t: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}}
+	fq := &fuzzQueue{db: db, clock: sdktest.NewClock(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))}
 	fq.q = dispatch.New(db.Client, dispatch.Options{Bus: events.New(), Now: fq.clock.Now, Seed: 42})
 	fq.cust = db.Customer.Create().SetName("acme").SaveX(ctx)
 	p := db.Pool.Create().SetName("p").SetProvider("local").SetMax(10).SaveX(ctx)

@@ -16,6 +16,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
@@ -25,8 +26,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // The reference model: what the queue must hold after every step.
@@ -75,7 +75,7 @@ type pastAttempt struct{ task, robot, number int }
 
 type model struct {
 	db         *store.DB
-	clk        *fakeClock
+	clk        *sdktest.Clock
 	q          *dispatch.Queue
 	seed       uint64
 	cust       int
@@ -95,7 +95,7 @@ type model struct {
 
 var modelSeq atomic.Int64
 
-func newModel(t *rapid.T, db *store.DB, clk *fakeClock) *model {
+func newModel(t *rapid.T, db *store.DB, clk *sdktest.Clock) *model {
 	ctx := sys()
 	n := modelSeq.Add(1)
 	m := &model{
@@ -518,7 +518,7 @@ func TestModel(t *testing.T) {
 		}
 	}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		clk := &fakeClock{t: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+		clk := sdktest.NewClock(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))
 		rapid.Check(t, func(rt *rapid.T) {
 			m := newModel(rt, db, clk)
 			rt.Repeat(m.actions())

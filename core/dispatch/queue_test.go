@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
@@ -27,8 +29,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) {
@@ -41,23 +42,11 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	db     *store.DB
 	q      *dispatch.Queue
-	clock  *fakeClock
+	clock  *sdktest.Clock
 	cust   *ent.Customer
 	pool   *ent.Pool
 	robots []*ent.Robot
 	bus    *events.Bus
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
@@ -65,7 +54,7 @@ func sys() context.Context { return privacy.DecisionContext(context.Background()
 func newFixture(t *testing.T, db *store.DB, robots, retries int) *fixture {
 	t.Helper()
 	ctx := sys()
-	f := &fixture{db: db, clock: &fakeClock{t: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f := &fixture{db: db, clock: sdktest.NewClock(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)), bus: events.New()}
 	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 42})
 	f.cust = db.Customer.Create().SetName("acme").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("p").SetProvider("local").SetMax(10).SaveX(ctx)
@@ -698,7 +687,8 @@ func TestRestaurantOrderOnTheQueue(t *testing.T) {
 	}
 }
 
-// Two daemons' sweepers on one database: only the lease holder sweeps.
+// Two daemons' sweepers on one database, each among its daemon's leader
+// services: only the lease holder sweeps.
 func TestSweeperLeader(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db, 1, 3)
@@ -709,34 +699,50 @@ func TestSweeperLeader(t *testing.T) {
 		defer cancel()
 		var mu sync.Mutex
 		sweeps := map[string]int{}
-		// Neither daemon leaves (and resigns) before both have run all
-		// their rounds, so the rounds overlap: a daemon that finished and
-		// resigned would rightly hand the lease to the other, which is a
-		// handover, not two leaders.
+		// Neither daemon leaves (and resigns) before both have campaigned
+		// all their rounds and the leader has swept, so the rounds
+		// overlap: a daemon that finished and resigned would rightly hand
+		// the lease to the other, which is a handover, not two leaders.
 		var finished sync.WaitGroup
 		finished.Add(2)
 		run := func(name string, q *dispatch.Queue) {
-			e, err := lease.New(db.Client, "dispatch.sweeper", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
+			e, err := lease.New(db.Client, "rpacloud.leader", name, lease.Options{TTL: time.Minute, Now: f.clock.Now})
 			if err != nil {
 				finished.Done()
 				t.Error(err)
 				return
 			}
+			swept := make(chan struct{})
+			sweeper := lease.Service{Name: "sweeper", Run: func(ctx context.Context, _ int64) {
+				rounds := 0
+				q.RunSweeper(ctx, dispatch.SweeperOptions{Tick: func(ctx context.Context, _ time.Duration) bool {
+					rounds++
+					switch rounds {
+					case 1:
+						mu.Lock()
+						sweeps[name]++
+						mu.Unlock()
+						return true
+					case 2:
+						close(swept)
+					}
+					<-ctx.Done()
+					return false
+				}})
+			}}
 			n := 0
-			q.RunSweeper(ctx, dispatch.SweeperOptions{Elector: e, Tick: func(ctx context.Context, _ time.Duration) bool {
-				if n > 0 && e.Leading() {
-					mu.Lock()
-					sweeps[name]++
-					mu.Unlock()
-				}
+			lease.NewGroup(lease.GroupOptions{Elector: e, Logger: slog.New(slog.DiscardHandler), Tick: func(ctx context.Context, _ time.Duration) bool {
 				n++
 				if n > 3 {
+					if e.Leading() {
+						<-swept
+					}
 					finished.Done()
 					finished.Wait()
 					return false
 				}
 				return ctx.Err() == nil
-			}})
+			}}, sweeper).Run(ctx)
 		}
 		var wg sync.WaitGroup
 		q2 := dispatch.New(db.Client, dispatch.Options{Now: f.clock.Now, Seed: 2})

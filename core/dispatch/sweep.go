@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -211,21 +212,10 @@ func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, msg string)
 	return n, err
 }
 
-// Elector is the leader election RunSweeper needs; *lease.Elector
-// satisfies it.
-type Elector interface {
-	Campaign(ctx context.Context) (term int64, leader bool, err error)
-	Leading() bool
-	Resign(ctx context.Context) error
-}
-
 // SweeperOptions configure RunSweeper.
 type SweeperOptions struct {
 	// Interval between sweeps; default 5s.
 	Interval time.Duration
-	// Elector, when set, makes only the lease holder sweep. Nil means this
-	// daemon is alone on its database (SQLite) and always sweeps.
-	Elector Elector
 	// Tick waits for the next round; default a real timer of Interval.
 	// Simulators and tests pass a virtual one. It returns false when ctx
 	// is done.
@@ -235,35 +225,22 @@ type SweeperOptions struct {
 }
 
 // RunSweeper sweeps expired attempts (Sweep) and tasks past their
-// max_wait (Expire) every Interval until ctx is done,
-// campaigning for leadership first when an Elector is given, and resigns
-// on the way out so a peer takes over at once.
+// max_wait (Expire) every Interval until ctx is done. With several daemons
+// on one database, only the leader runs it (the daemon's leader services,
+// core/lease.Group); should two overlap during a failover, each sweep
+// step is fenced on the rows' states.
 func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Second
 	}
 	if o.Tick == nil {
-		o.Tick = sleep
+		o.Tick = retry.Sleep
 	}
 	log := o.Logger
 	if log == nil {
 		log = q.log
 	}
-	wasLeader := false
 	for o.Tick(ctx, o.Interval) {
-		if o.Elector != nil {
-			_, leader, err := o.Elector.Campaign(ctx)
-			if err != nil && ctx.Err() == nil {
-				log.Error("sweeper: leader election", "err", err)
-			}
-			if leader != wasLeader {
-				log.Info("sweeper: leadership changed", "leader", leader)
-				wasLeader = leader
-			}
-			if !leader || !o.Elector.Leading() {
-				continue
-			}
-		}
 		n, err := q.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("sweep", "err", err)
@@ -278,23 +255,5 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		if n > 0 {
 			log.Warn("failed tasks still waiting after their process's max_wait", "count", n)
 		}
-	}
-	if o.Elector != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := o.Elector.Resign(rctx); err != nil {
-			log.Warn("sweeper: resign", "err", err)
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -3,7 +3,9 @@
 // here (types.go), and every event is made with Create. Events are written
 // to the database by whoever makes the change, inside its transaction
 // (Record when there is none); the bus carries them only after the commit,
-// so a subscriber never sees a change that was rolled back.
+// so a subscriber never sees a change that was rolled back. With several
+// daemons on one PostgreSQL, PGRelay (pgrelay.go) carries each daemon's
+// events to the others' buses with LISTEN/NOTIFY.
 package events
 
 import (

@@ -12,7 +12,11 @@
 //     daemons never both believe they lead when their clocks agree within
 //     the margin.
 //
-// Times come from an injectable clock; nothing here sleeps.
+// A Group (group.go) puts every such loop of a daemon under one election:
+// all start when the daemon gains the lease and all stop when it loses it.
+//
+// The Elector's times come from an injectable clock and it never sleeps;
+// the Group waits between campaigns through an injectable tick.
 package lease
 
 import (

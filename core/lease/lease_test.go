@@ -12,21 +12,10 @@ import (
 	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func campaign(t *testing.T, e *lease.Elector) (int64, bool) {
 	t.Helper()
@@ -39,7 +28,7 @@ func campaign(t *testing.T, e *lease.Elector) (int64, bool) {
 
 func TestElection(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+		clk := sdktest.NewClock(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 		o := lease.Options{TTL: 15 * time.Second, Now: clk.Now}
 		a, err := lease.New(db.Client, "sweeper", "a", o)
 		if err != nil {
@@ -91,7 +80,7 @@ func TestElection(t *testing.T) {
 // Many daemons campaigning at once: exactly one leads per round.
 func TestConcurrentCampaign(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+		clk := sdktest.NewClock(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 		const n = 8
 		es := make([]*lease.Elector, n)
 		for i := range es {

@@ -3,8 +3,8 @@
 // rules (core/monitor/rules) over a snapshot of the database, keeps the
 // Anomaly rows in step with them, publishes every change as an event, and
 // notifies a webhook. CountPools is the one count of a pool's robots and
-// tasks, shared with the GraphQL API and the metrics. With several daemons on one PostgreSQL, PGRelay
-// carries events between them.
+// tasks, shared with the GraphQL API and the metrics. (Events travel
+// between daemons through core/events.PGRelay.)
 package monitor
 
 import (
@@ -18,6 +18,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -90,8 +91,9 @@ func system(ctx context.Context) context.Context {
 	return privacy.DecisionContext(ctx, privacy.Allow)
 }
 
-// Run samples and evaluates until ctx ends. Several daemons may run it on
-// one database: the unique open key keeps one open anomaly per condition.
+// Run samples and evaluates until ctx ends. The daemon runs it on one
+// daemon of a deployment (its leader services); should two overlap during
+// a failover, the unique open key keeps one open anomaly per condition.
 func (m *Monitor) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -99,22 +101,29 @@ func (m *Monitor) Run(ctx context.Context) {
 			if err := m.Sample(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: sample pools", "err", err)
 			}
-			if !sleep(ctx, m.o.SampleInterval) {
+			if !retry.Sleep(ctx, m.o.SampleInterval) {
 				return
 			}
 		}
 	})
 	wg.Go(func() {
-		for sleep(ctx, m.o.Interval) {
+		for retry.Sleep(ctx, m.o.Interval) {
 			if err := m.Detect(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: detect anomalies", "err", err)
 			}
 		}
 	})
-	if m.o.Webhook != nil {
-		wg.Go(func() { m.o.Webhook.Run(ctx, m) })
-	}
 	wg.Wait()
+}
+
+// Notify posts this daemon's anomaly changes to the webhook, if any, until
+// ctx ends. Every daemon runs it, not only the one running Run: changes
+// made by hand (Acknowledge, Resolve) are posted by the daemon that made
+// them.
+func (m *Monitor) Notify(ctx context.Context) {
+	if m.o.Webhook != nil {
+		m.o.Webhook.Run(ctx, m)
+	}
 }
 
 // Sample records one reading of every active pool.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,34 +16,22 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-
-	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	db    *store.DB
-	clock *clock
+	clock *sdktest.Clock
 	bus   *events.Bus
 	q     *dispatch.Queue
 	mon   *monitor.Monitor
@@ -56,7 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T, db *store.DB, o monitor.Options) *fixture {
 	t.Helper()
 	ctx := sys()
-	f := &fixture{db: db, clock: &clock{t: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)}, bus: events.New()}
+	f := &fixture{db: db, clock: sdktest.NewClock(time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)), bus: events.New()}
 	f.q = dispatch.New(db.Client, dispatch.Options{Bus: f.bus, Now: f.clock.Now, Seed: 7})
 	f.cust = db.Customer.Create().SetName("tax").SetKind("department").SaveX(ctx)
 	f.pool = db.Pool.Create().SetName("night").SetProvider("local").SetMax(2).SaveX(ctx)
@@ -292,7 +279,7 @@ func TestWebhook(t *testing.T) {
 	f := newFixture(t, db, monitor.Options{Webhook: monitor.NewWebhook(srv.URL, "warning")})
 	ctx, cancel := context.WithCancel(sys())
 	done := make(chan struct{})
-	go func() { f.mon.Run(ctx); close(done) }()
+	go func() { f.mon.Notify(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	f.clock.Add(5 * time.Minute)
 	if err := f.mon.Detect(ctx); err != nil {

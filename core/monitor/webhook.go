@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 )
 
@@ -95,17 +97,9 @@ func (w *Webhook) post(ctx context.Context, p WebhookPayload) error {
 	if retries <= 0 {
 		retries = 3
 	}
-	backoff := time.Second
-	for try := 0; ; try++ {
-		err = w.once(ctx, c, body)
-		if err == nil || try >= retries {
-			return err
-		}
-		if !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-		backoff *= 2
-	}
+	_, err = backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, w.once(ctx, c, body) },
+		backoff.WithBackOff(retry.Backoff(time.Second, time.Minute)), backoff.WithMaxTries(uint(retries)+1))
+	return err
 }
 
 func (w *Webhook) once(ctx context.Context, c *http.Client, body []byte) error {

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // fixture is the fake provider plugin, built once; each test installs it
@@ -164,7 +165,7 @@ func TestCrashedPluginIsRestarted(t *testing.T) {
 	if !errors.Is(err, ErrPluginUnavailable) || !strings.Contains(err.Error(), `"crashy"`) {
 		t.Fatalf("create that crashed the plugin: err = %v, want ErrPluginUnavailable naming the plugin", err)
 	}
-	waitFor(t, 10*time.Second, func() bool { st := p.Status(); return st.Healthy && st.Restarts == 1 })
+	sdktest.Eventually(t, 10*time.Second, "condition", func() bool { st := p.Status(); return st.Healthy && st.Restarts == 1 })
 	st := p.Status()
 	if st.PID == pid || st.LastError == "" {
 		t.Errorf("after restart: %+v (old pid %d)", st, pid)
@@ -183,7 +184,7 @@ func TestKilledPluginIsRestarted(t *testing.T) {
 	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { st := p.Status(); return st.Healthy && st.Restarts == 1 })
+	sdktest.Eventually(t, 10*time.Second, "condition", func() bool { st := p.Status(); return st.Healthy && st.Restarts == 1 })
 	if _, err := p.List(context.Background()); err != nil {
 		t.Fatalf("list after restart: %v", err)
 	}
@@ -198,7 +199,7 @@ func TestCallsFailFastWhileDown(t *testing.T) {
 	h := newHost(t, opts)
 	p := start(t, h, "pool-provider", "crashy")
 	_, _ = p.Create(context.Background(), sdk.CreateRequest{IdempotencyKey: "k", RobotName: "crash"})
-	waitFor(t, 5*time.Second, func() bool { return !p.Healthy() })
+	sdktest.Eventually(t, 5*time.Second, "condition", func() bool { return !p.Healthy() })
 	begin := time.Now()
 	_, err := p.List(context.Background())
 	if !errors.Is(err, ErrPluginUnavailable) || !strings.Contains(err.Error(), `"pool-provider"`) || !strings.Contains(err.Error(), `"crashy"`) {
@@ -344,7 +345,7 @@ func TestIncompatibleRestartBacksOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = p.Create(context.Background(), sdk.CreateRequest{IdempotencyKey: "k", RobotName: "crash"})
-	waitFor(t, 5*time.Second, func() bool { return failures.Load() >= 1 })
+	sdktest.Eventually(t, 5*time.Second, "condition", func() bool { return failures.Load() >= 1 })
 	time.Sleep(time.Second)
 	if n := failures.Load(); n != 1 {
 		t.Errorf("%d restart attempts within a second of an incompatible one, want 1", n)
@@ -390,17 +391,6 @@ func TestCloseStopsEverything(t *testing.T) {
 }
 
 // helpers
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func alive(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {

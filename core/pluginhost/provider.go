@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
@@ -236,14 +237,12 @@ func (p *ProviderClient) check(inst *instance) error {
 // loop would flood the log. It returns false when the host closes.
 func (p *ProviderClient) restart() bool {
 	opts := p.h.opts
-	delay := opts.BackoffMin
+	backoff := retry.Backoff(opts.BackoffMin, opts.BackoffMax)
+	delay := backoff.NextBackOff()
 	for {
-		timer := time.NewTimer(delay)
-		select {
-		case <-p.h.closing:
-			timer.Stop()
+		// h.ctx ends when the host closes.
+		if !retry.Sleep(p.h.ctx, delay) {
 			return false
-		case <-timer.C:
 		}
 		inst, err := p.h.launch(p.h.ctx, p)
 		if err == nil {
@@ -265,7 +264,7 @@ func (p *ProviderClient) restart() bool {
 		if errors.Is(err, ErrIncompatible) || errors.Is(err, ErrPluginNotFound) || errors.As(err, &cfgErr) {
 			delay = opts.BackoffMax
 		} else {
-			delay = min(2*delay, opts.BackoffMax)
+			delay = backoff.NextBackOff()
 		}
 		p.mu.Lock()
 		p.lastErr = err.Error()

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
@@ -79,7 +79,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool)
-	backoff := newBackoff(500*time.Millisecond, 15*time.Second)
+	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
 			ClaimTask *robotwire.Claim `json:"claimTask"`
@@ -92,12 +92,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			if errors.Is(err, gqlclient.ErrUnauthorized) {
 				return fmt.Errorf("robot %s: token refused: %w", a.name, err)
 			}
-			d := backoff.next()
+			d := backoff.NextBackOff()
 			a.Log.Warn("claim failed; retrying", "err", err, "in", d)
-			sleep(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		if out.ClaimTask == nil {
 			continue
 		}
@@ -109,7 +109,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) register(ctx context.Context) error {
 	host, _ := os.Hostname()
-	backoff := newBackoff(250*time.Millisecond, 10*time.Second)
+	backoff := retry.Backoff(250*time.Millisecond, 10*time.Second)
 	for {
 		var out struct {
 			RegisterRobot struct {
@@ -130,9 +130,9 @@ func (a *Agent) register(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := backoff.next()
+		d := backoff.NextBackOff()
 		a.Log.Warn("cannot reach the daemon yet", "err", err, "retry_in", d)
-		sleep(ctx, d)
+		retry.Sleep(ctx, d)
 	}
 }
 
@@ -206,7 +206,7 @@ func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 func (a *Agent) report(ctx context.Context, log *slog.Logger, c *robotwire.Claim, in robotwire.Report) {
 	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.Deadline.Add(time.Minute))
 	defer cancel()
-	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
+	backoff := retry.Backoff(200*time.Millisecond, 5*time.Second)
 	fellBack := false
 	for {
 		err := a.Client.Do(rctx, reportQ, map[string]any{"in": in}, nil)
@@ -241,9 +241,9 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *robotwire.Claim
 			log.Error("result not delivered before the deadline", "err", err)
 			return
 		}
-		d := backoff.next()
+		d := backoff.NextBackOff()
 		log.Warn("report failed; retrying", "err", err, "in", d)
-		sleep(rctx, d)
+		retry.Sleep(rctx, d)
 	}
 }
 
@@ -311,31 +311,4 @@ func (a *Agent) runWith(ctx context.Context, c *robotwire.Claim) (json.RawMessag
 	dl, cancel := context.WithDeadline(ctx, c.Deadline)
 	defer cancel()
 	return r.Run(dl, c.Input)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-type backoff struct{ min, max, cur time.Duration }
-
-func newBackoff(lo, hi time.Duration) *backoff { return &backoff{min: lo, max: hi} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// next doubles the delay with ±20% jitter so a fleet that lost the daemon
-// does not come back in lock-step.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	j := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(b.cur) * j)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/vm"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 // pluginDir holds the real local provider plugin; robotBin stands in for
@@ -70,18 +71,6 @@ func TestMain(m *testing.M) {
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
 // clock is a virtual clock the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // flaky wraps a provider and fails Create or Destroy while told to.
 type flaky struct {
 	Provider
@@ -133,7 +122,7 @@ type rig struct {
 	prov   *flaky
 	fleet  *Fleet
 	scaler *Scaler
-	clock  *clock
+	clock  *sdktest.Clock
 	pool   *ent.Pool
 	queue  *dispatch.Queue
 	cust   int
@@ -152,7 +141,7 @@ func newRig(t *testing.T, db *store.DB, settings decide.Settings) *rig {
 		t.Fatalf("start the local provider plugin: %v", err)
 	}
 	prov := &flaky{Provider: pc}
-	clk := &clock{t: time.Date(2026, 11, 12, 9, 0, 0, 0, time.UTC)}
+	clk := sdktest.NewClock(time.Date(2026, 11, 12, 9, 0, 0, 0, time.UTC))
 	p := db.Pool.Create().SetName("tax").SetProvider("local").SetMin(settings.Min).SetMax(settings.Max).
 		SetPeriodSeconds(30).SetTasksPerRobot(settings.TasksPerRobot).SetNetwork("egress").SaveX(sys())
 	db.Process.Create().SetName("vat").SetPoolID(p.ID).SetRunner("noop").SaveX(sys())
@@ -371,17 +360,6 @@ func TestReleaseRetriedAfterDestroyFails(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestSetupAndEndpoints: a rented VM is created with its pool's declared
 // preparation, and the remote-access endpoint its provider reports is
 // handed to RecordEndpoint (lifecycle step S2 needs both).
@@ -420,4 +398,9 @@ func TestSetupAndEndpoints(t *testing.T) {
 	if !ok || got.Port != 2222 || got.Protocol != "ssh" {
 		t.Fatalf("endpoints recorded: %+v", recorded)
 	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	sdktest.Eventually(t, 30*time.Second, what, cond)
 }

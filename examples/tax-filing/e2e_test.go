@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,38 +36,15 @@ const (
 	wantDataErrors = 17
 )
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("RPACLOUD_CHROMIUM"), "/usr/bin/chromium"} {
-		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	if os.Getenv("RPACLOUD_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("Chromium not found and RPACLOUD_REQUIRE_CHROMIUM=1")
-	}
-	t.Skip("Chromium not found")
-	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestTaxFilingEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	chrome := chromium(t)
+	chrome := sdktest.Chromium(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "rpacloud")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/rpacloud").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := sdktest.BuildRpacloud(tmp)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Robots find Chromium on PATH, as on a robot VM.
 	binDir := filepath.Join(tmp, "bin")
@@ -101,57 +78,10 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 		}
 	}
 
-	dataDir := filepath.Join(tmp, "data")
-	addr := freeAddr(t)
-	base := "http://" + addr
-	logf, err := os.Create(filepath.Join(tmp, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	daemon := exec.CommandContext(ctx, bin, "dev", "--config", cfgDir, "--data-dir", dataDir, "--listen", addr)
-	daemon.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	daemon.Stdout, daemon.Stderr = logf, logf
-	daemon.Cancel = func() error { return daemon.Process.Signal(os.Interrupt) }
-	daemon.WaitDelay = 30 * time.Second
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		_ = daemon.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
-			}
-			t.Logf("daemon log (tail):\n%s", b)
-		}
-	}()
-
-	var token string
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-		// Once the daemon has bound its address a request waits until it
-		// serves, which may be before the token exists: every answer's
-		// body is closed, or its connection stays behind (goleak).
-		resp, herr := http.Get(base + "/healthz")
-		if herr == nil {
-			resp.Body.Close()
-		}
-		if err == nil && herr == nil {
-			token = strings.TrimSpace(string(b))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon did not come up")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	gql := gqlclient.New(base, token)
+	d := sdktest.StartDaemonAt(t, bin, cfgDir, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	gql := gqlclient.New(d.Base, d.Token)
 
 	// The portal login goes into the credential store (Vault, started by
 	// rpacloud dev) and reaches the robots with each claim; it is never

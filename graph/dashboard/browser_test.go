@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rpacloud/rpacloud/graph/dashboard/dashtest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 var binDir string
@@ -87,23 +88,6 @@ monitor {
 }
 `
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv("RPACLOUD_CHROMIUM")
-	if path == "" {
-		if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-			path = "/usr/bin/chromium"
-		}
-	}
-	if path == "" {
-		if os.Getenv("RPACLOUD_REQUIRE_CHROMIUM") == "1" {
-			t.Fatal("RPACLOUD_REQUIRE_CHROMIUM=1 but no chromium: set RPACLOUD_CHROMIUM")
-		}
-		t.Skip("no chromium: set RPACLOUD_CHROMIUM (make test does)")
-	}
-	return path
-}
-
 // artefactDir is where screenshots go: $RPACLOUD_TEST_ARTIFACTS, or a
 // directory under the system's temporary directory that outlives the test.
 func artefactDir(t *testing.T) string {
@@ -121,7 +105,7 @@ func artefactDir(t *testing.T) string {
 // kills the robot process that is running a task, and waits until the
 // "heartbeat lost" anomaly for that robot is on screen.
 func TestDashboardHeartbeatLost(t *testing.T) {
-	chrome := chromium(t)
+	chrome := sdktest.Chromium(t)
 	d := dashtest.Start(t, binary(t), wallConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

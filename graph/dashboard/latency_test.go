@@ -67,12 +67,12 @@ func BenchmarkEventLatency(b *testing.B) {
 		defer c.Close()
 		busA, busB := events.New(), events.New()
 		ctx := context.Background()
-		ra, err := monitor.StartPGRelay(ctx, dsn, busA, a.Client, nil)
+		ra, err := events.StartPGRelay(ctx, dsn, busA, a.Client, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer ra.Close()
-		rb, err := monitor.StartPGRelay(ctx, dsn, busB, c.Client, nil)
+		rb, err := events.StartPGRelay(ctx, dsn, busB, c.Client, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

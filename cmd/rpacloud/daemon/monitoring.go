@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/store"
@@ -12,10 +13,11 @@ import (
 )
 
 // monitoring is the daemon's part of core/monitor: the monitor itself and,
-// on PostgreSQL, the relay that shares events with the other daemons.
+// on PostgreSQL, the relay (core/events) that shares events with the other
+// daemons.
 type monitoring struct {
 	mon   *monitor.Monitor
-	relay *monitor.PGRelay
+	relay *events.PGRelay
 }
 
 // startMonitoring builds the monitor from the configuration's monitor
@@ -37,7 +39,7 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 	}
 	d.mon = &monitoring{mon: monitor.New(d.db.Client, o)}
 	if driver == store.Postgres {
-		r, err := monitor.StartPGRelay(ctx, dsn, d.bus, d.db.Client, d.log)
+		r, err := events.StartPGRelay(ctx, dsn, d.bus, d.db.Client, d.log)
 		if err != nil {
 			return err
 		}
@@ -45,6 +47,15 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 	}
 	return nil
 }
+
+// runMonitorRules samples the pools and evaluates the anomaly rules; it
+// runs among the leader services, so one daemon writes the anomalies.
+func (d *Daemon) runMonitorRules(ctx context.Context, _ int64) { d.mon.mon.Run(ctx) }
+
+// runMonitoring is the monitor's part on every daemon: the webhook posts
+// the changes this daemon makes, including those made by hand through its
+// API.
+func (d *Daemon) runMonitoring(ctx context.Context) { d.mon.mon.Notify(ctx) }
 
 func (d *Daemon) stopMonitoring() {
 	if d.mon != nil && d.mon.relay != nil {

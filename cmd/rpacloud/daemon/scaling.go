@@ -3,33 +3,25 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/delivery"
-	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
-	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
-// scaling runs the elastic scaler inside the fleet loop. With PostgreSQL
-// several daemons may share the database, so the fleet and scaler act only
-// on the daemon that holds the "scale.fleet" lease; an SQLite file belongs
-// to one daemon, which always leads.
+// scaling runs the elastic scaler inside the fleet loop, which runs only
+// on the daemon that leads (leaderServices); term is its lease term, the
+// scaler's fencing token.
 type scaling struct {
-	d       *Daemon
-	scaler  *scale.Scaler
-	elector *lease.Elector
-	term    int64
-	warned  bool
+	d      *Daemon
+	scaler *scale.Scaler
+	term   int64
 }
 
-func (d *Daemon) newScaling() *scaling {
+func (d *Daemon) newScaling(term int64) *scaling {
 	pools, err := poolconf.All(d.opts.Config)
 	if err != nil {
 		// The loader already checked every schedule; keep scaling with
@@ -48,36 +40,7 @@ func (d *Daemon) newScaling() *scaling {
 				Protocol: ra.Protocol, Host: ra.Host, Port: ra.Port, Username: ra.Username})
 		}
 	}
-	s := &scaling{d: d, term: 1, scaler: &scale.Scaler{Fleet: d.fleet, Pools: func() map[string]poolconf.Pool { return pools }}}
-	if d.db.Driver == store.Postgres {
-		host, _ := os.Hostname()
-		e, err := lease.New(d.db.Client, "scale.fleet", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
-			lease.Options{TTL: max(3*d.opts.FleetInterval, 15*time.Second)})
-		if err != nil {
-			d.log.Error("scaler: leader election", "err", err)
-		}
-		s.elector = e
-	}
-	return s
-}
-
-// leader campaigns for the lease and reports whether this daemon may act.
-func (s *scaling) leader(ctx context.Context) bool {
-	if s.d.db.Driver != store.Postgres {
-		return true
-	}
-	if s.elector == nil {
-		return false
-	}
-	term, ok, err := s.elector.Campaign(ctx)
-	if err != nil && ctx.Err() == nil && !s.warned {
-		s.d.log.Warn("scaler: leader election", "err", err)
-		s.warned = true
-	}
-	if ok {
-		s.term, s.warned = term, false
-	}
-	return ok
+	return &scaling{d: d, term: term, scaler: &scale.Scaler{Fleet: d.fleet, Pools: func() map[string]poolconf.Pool { return pools }}}
 }
 
 // step scales one pool when its period is due.

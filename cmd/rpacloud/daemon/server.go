@@ -26,6 +26,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
@@ -180,13 +181,15 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready <- addr
 	}
 
+	leader, err := d.leaderServices()
+	if err != nil {
+		return err
+	}
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { d.fleetLoop(loops) })
-	wg.Go(func() { d.sweepLoop(loops) })
-	wg.Go(func() { d.runVault(loops) })         // vault.go
-	wg.Go(func() { d.mon.mon.Run(loops) })      // monitoring.go
-	wg.Go(func() { d.runVendorPollers(loops) }) // vendors.go
+	wg.Go(func() { d.runVault(loops) })      // vault.go
+	wg.Go(func() { d.runMonitoring(loops) }) // monitoring.go: this daemon's part
+	wg.Go(func() { leader.Run(loops) })
 
 	var runErr error
 	select {
@@ -251,20 +254,52 @@ func writeSecretFile(path, secret string) error {
 	return nil
 }
 
-func (d *Daemon) fleetLoop(ctx context.Context) {
-	interval := d.opts.FleetInterval
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	warned := map[string]bool{}
-	sc := d.newScaling()
-	for {
-		if !sc.leader(ctx) {
-			if !sleep(ctx, interval) {
-				return
-			}
-			continue
+// leaderServices are the loops that must run on one daemon of a
+// deployment, under one election: the time-out sweeper, the fleet and
+// scaler loop, the monitor's rule evaluation and the vendor pollers.
+// Daemons sharing a PostgreSQL campaign for one lease; an SQLite file has
+// one daemon, which always leads.
+func (d *Daemon) leaderServices() (*lease.Group, error) {
+	o := lease.GroupOptions{Logger: d.log}
+	if d.db.Driver == store.Postgres {
+		e, err := d.newElector()
+		if err != nil {
+			return nil, fmt.Errorf("leader election: %w", err)
 		}
+		o.Elector = e
+	}
+	return lease.NewGroup(o,
+		lease.Service{Name: "sweeper", Run: d.sweepLoop},
+		lease.Service{Name: "fleet", Run: d.fleetLoop},
+		lease.Service{Name: "monitor", Run: d.runMonitorRules},         // monitoring.go
+		lease.Service{Name: "vendor pollers", Run: d.runVendorPollers}, // vendors.go
+	), nil
+}
+
+// newElector campaigns for the daemon's one leader lease. Its TTL, and
+// so the pause of the leader-only loops when their daemon dies, covers
+// three rounds of the slowest loop and at least 15 s.
+func (d *Daemon) newElector() (*lease.Elector, error) {
+	host, _ := os.Hostname()
+	ttl := max(3*d.fleetInterval(), 3*d.opts.SweepInterval, 15*time.Second)
+	return lease.New(d.db.Client, "rpacloud.leader", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
+		lease.Options{TTL: ttl})
+}
+
+func (d *Daemon) fleetInterval() time.Duration {
+	if d.opts.FleetInterval > 0 {
+		return d.opts.FleetInterval
+	}
+	return 5 * time.Second
+}
+
+// fleetLoop reconciles and scales every active pool while this daemon
+// leads in term.
+func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
+	interval := d.fleetInterval()
+	warned := map[string]bool{}
+	sc := d.newScaling(term)
+	for {
 		pools, err := d.db.Pool.Query().Where(pool.Active(true)).All(privacy.DecisionContext(ctx, privacy.Allow))
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("fleet: list pools", "err", err)
@@ -288,38 +323,15 @@ func (d *Daemon) fleetLoop(ctx context.Context) {
 				d.log.Error("fleet: reconcile", "pool", p.Name, "err", err)
 			}
 		}
-		if !sleep(ctx, interval) {
+		if !retry.Sleep(ctx, interval) {
 			return
 		}
 	}
 }
 
-// sweepLoop runs the time-out sweeper. Daemons sharing a PostgreSQL elect
-// one sweeper through a lease; an SQLite file has one daemon.
-func (d *Daemon) sweepLoop(ctx context.Context) {
-	o := dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log}
-	if d.db.Driver == store.Postgres {
-		host, _ := os.Hostname()
-		e, err := lease.New(d.db.Client, "dispatch.sweeper", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
-			lease.Options{TTL: max(3*d.opts.SweepInterval, 15*time.Second)})
-		if err != nil {
-			d.log.Error("sweeper: leader election", "err", err)
-			return
-		}
-		o.Elector = e
-	}
-	d.queue.RunSweeper(ctx, o)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// sweepLoop runs the time-out sweeper while this daemon leads.
+func (d *Daemon) sweepLoop(ctx context.Context, _ int64) {
+	d.queue.RunSweeper(ctx, dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log})
 }
 
 // Client returns the ent client (tests).

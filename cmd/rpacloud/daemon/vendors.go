@@ -3,86 +3,27 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
-	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
-// vendorLeaseTTL bounds how long vendor polling pauses when the daemon
-// that polls dies and another takes over.
-const vendorLeaseTTL = 30 * time.Second
-
 // runVendorPollers pulls every vendor block's job and robot state into the
 // monitoring model, so that runs a vendor started on its own schedules
-// appear beside rpacloud's. Daemons sharing a PostgreSQL elect one poller
-// so that each vendor change is recorded once.
-func (d *Daemon) runVendorPollers(ctx context.Context) {
-	vendors := d.opts.Config.Vendors
-	if len(vendors) == 0 {
-		return
+// appear beside rpacloud's. It runs among the leader services, so that
+// each vendor change is recorded once.
+func (d *Daemon) runVendorPollers(ctx context.Context, _ int64) {
+	var wg sync.WaitGroup
+	for _, v := range d.opts.Config.Vendors {
+		wg.Go(func() { d.pollVendor(ctx, v) })
 	}
-	var el *lease.Elector
-	if d.db.Driver == store.Postgres {
-		host, _ := os.Hostname()
-		var err error
-		el, err = lease.New(d.db.Client, "monitor.vendors", fmt.Sprintf("%s:%d:%d", host, os.Getpid(), d.started.UnixNano()),
-			lease.Options{TTL: vendorLeaseTTL})
-		if err != nil {
-			d.log.Error("vendor pollers: leader election", "err", err)
-			return
-		}
-	}
-	var (
-		wg     sync.WaitGroup
-		cancel context.CancelFunc
-	)
-	stop := func() {
-		if cancel != nil {
-			cancel()
-			wg.Wait()
-			cancel = nil
-		}
-	}
-	defer stop()
-	start := func() {
-		pctx, c := context.WithCancel(ctx)
-		cancel = c
-		for _, v := range vendors {
-			wg.Go(func() { d.pollVendor(pctx, v) })
-		}
-	}
-	for {
-		leader := true
-		if el != nil {
-			_, ok, err := el.Campaign(ctx)
-			leader = ok && err == nil && el.Leading()
-		}
-		switch {
-		case leader && cancel == nil:
-			start()
-		case !leader && cancel != nil:
-			stop()
-		}
-		if el == nil {
-			<-ctx.Done()
-			return
-		}
-		if !sleep(ctx, vendorLeaseTTL/3) {
-			stop()
-			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = el.Resign(rctx)
-			rcancel()
-			return
-		}
-	}
+	wg.Wait()
 }
 
 // pollVendor starts the vendor's plugin (retrying with back-off while its
@@ -99,7 +40,8 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 		resolve = d.vault.svc.Resolve
 	}
 	var src vendorpoll.Source
-	for wait := 5 * time.Second; ; wait = min(2*wait, 5*time.Minute) {
+	wait := retry.Backoff(5*time.Second, 5*time.Minute)
+	for {
 		cfg, err := vendorPluginConfig(ctx, v, builtin.Schema(ctx, sdk.KindVendor, v.Type), resolve)
 		if err == nil {
 			src, err = d.host.Vendor(ctx, v.Name, v.Type, cfg)
@@ -110,8 +52,9 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("vendor poller not started", "vendor", v.Name, "err", err, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		in := wait.NextBackOff()
+		d.log.Warn("vendor poller not started", "vendor", v.Name, "err", err, "retry_in", in)
+		if !retry.Sleep(ctx, in) {
 			return
 		}
 	}

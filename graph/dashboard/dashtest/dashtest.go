@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 var (
@@ -31,28 +31,8 @@ var (
 // Binary builds the rpacloud binary once per test process, into dir (which
 // the caller removes at the end of TestMain).
 func Binary(dir string) (string, error) {
-	buildOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "rpacloud")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/rpacloud")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { binPath, buildErr = sdktest.BuildRpacloud(dir) })
 	return binPath, buildErr
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
 // Daemon is a running `rpacloud server`.
@@ -77,7 +57,7 @@ func Start(t *testing.T, bin, extra string) *Daemon {
 func StartOn(t *testing.T, bin, dsn, extra string) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sdktest.FreeAddr(t)
 	db := `driver = "sqlite"`
 	if dsn != "" {
 		db = fmt.Sprintf("driver = \"postgres\"\n    dsn    = %q", dsn)
@@ -209,16 +189,6 @@ func Procs(needles ...string) map[int]bool {
 		}
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type lockedWriter struct {

@@ -3,7 +3,6 @@ package httpcrawler_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,11 +14,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func TestMain(m *testing.M) {
@@ -30,22 +28,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func startPlugin(t *testing.T) *pluginhost.CrawlerClient {
+func startPlugin(t *testing.T) *sdk.GRPCCrawlerClient {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
-	t.Cleanup(h.Close)
-	c, err := h.Crawler(context.Background(), "http", map[string]string{"step_timeout": "10s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return sdktest.StartCrawler(t, "http", map[string]string{"step_timeout": "10s"}).Crawler()
 }
 
-func run(t *testing.T, c *pluginhost.CrawlerClient, req sdk.RunRequest) sdk.RunResult {
+func run(t *testing.T, c *sdk.GRPCCrawlerClient, req sdk.RunRequest) sdk.RunResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,20 +30,8 @@ const (
 
 // fakeClock runs with real time plus an offset the test moves, so SigV4
 // timestamps stay within EC2's fifteen minutes.
-type fakeClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
-
-func newFake(t *testing.T) (*ec2fake.Server, *fakeClock, string) {
-	clk := &fakeClock{}
+func newFake(t *testing.T) (*ec2fake.Server, *sdktest.Clock, string) {
+	clk := sdktest.RunningClock()
 	f := ec2fake.New("eu-central-1", akid, secret, clk.Now)
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)

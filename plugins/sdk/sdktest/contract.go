@@ -23,9 +23,24 @@ import (
 // client the daemon would use. Both ends are closed when t ends.
 func Connect(t testing.TB, impl sdk.Provider) *sdk.GRPCProviderClient {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		sdk.KindProvider: &sdk.ProviderPlugin{Impl: impl},
-	})
+	return connect(t, sdk.KindProvider, &sdk.ProviderPlugin{Impl: impl}).(*sdk.GRPCProviderClient)
+}
+
+// ConnectCrawler is Connect for a crawler plugin.
+func ConnectCrawler(t testing.TB, impl sdk.Crawler) *sdk.GRPCCrawlerClient {
+	t.Helper()
+	return connect(t, sdk.KindCrawler, &sdk.CrawlerPlugin{Impl: impl}).(*sdk.GRPCCrawlerClient)
+}
+
+// ConnectVendor is Connect for a vendor plugin.
+func ConnectVendor(t testing.TB, impl sdk.Vendor) *sdk.GRPCVendorClient {
+	t.Helper()
+	return connect(t, sdk.KindVendor, &sdk.VendorPlugin{Impl: impl}).(*sdk.GRPCVendorClient)
+}
+
+func connect(t testing.TB, kind string, p plugin.Plugin) any {
+	t.Helper()
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{kind: p})
 	t.Cleanup(func() {
 		// Close asks the server to stop, as the daemon does; stopping it
 		// here as well would race with that.
@@ -36,11 +51,11 @@ func Connect(t testing.TB, impl sdk.Provider) *sdk.GRPCProviderClient {
 			t.Errorf("in-memory plugin server did not stop after the client closed")
 		}
 	})
-	raw, err := client.Dispense(sdk.KindProvider)
+	raw, err := client.Dispense(kind)
 	if err != nil {
-		t.Fatalf("dispense provider: %v", err)
+		t.Fatalf("dispense %s: %v", kind, err)
 	}
-	return raw.(*sdk.GRPCProviderClient)
+	return raw
 }
 
 // ProviderContract describes the provider under test.

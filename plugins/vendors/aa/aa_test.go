@@ -3,8 +3,6 @@ package aa_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -12,9 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/core/pluginhost"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa/internal/fakecr"
 )
@@ -50,19 +47,14 @@ func cfg(f *fakecr.Server, extra ...string) map[string]string {
 	return c
 }
 
-func start(t *testing.T, name string, c map[string]string) *pluginhost.VendorClient {
+// start runs the plugin for vendor block name (the block's name does not
+// reach the plugin).
+func start(t *testing.T, _ string, c map[string]string) *sdk.GRPCVendorClient {
 	t.Helper()
-	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
-	t.Cleanup(h.Close)
-	v, err := h.Vendor(context.Background(), name, "aa", c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return sdktest.StartVendor(t, "aa", c).Vendor()
 }
 
-func follow(t *testing.T, v *pluginhost.VendorClient, id string) string {
+func follow(t *testing.T, v *sdk.GRPCVendorClient, id string) string {
 	t.Helper()
 	var seen []string
 	for i := 0; i < 20; i++ {

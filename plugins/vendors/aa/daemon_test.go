@@ -3,7 +3,7 @@ package aa_test
 import (
 	"testing"
 
-	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/aa/internal/fakecr"
 	"github.com/rpacloud/rpacloud/plugins/vendors/internal/devdaemon"
 )
@@ -18,7 +18,7 @@ func TestDaemonMonitorsControlRoom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	v := vaulttest.Shared(t)
+	v := sdktest.SharedVault(t)
 	vpath, password := devdaemon.Secret(t, v, "cr", "password")
 
 	f := fakecr.New("svc-rpacloud", password, "")

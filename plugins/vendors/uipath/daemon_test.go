@@ -3,7 +3,7 @@ package uipath_test
 import (
 	"testing"
 
-	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/internal/devdaemon"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/internal/fakeorch"
 )
@@ -19,7 +19,7 @@ func TestDaemonMonitorsOrchestrator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	v := vaulttest.Shared(t)
+	v := sdktest.SharedVault(t)
 	vpath, secret := devdaemon.Secret(t, v, "orch", "client_secret")
 
 	f := fakeorch.New("rpacloud-monitor", secret, 42)

@@ -3,8 +3,6 @@ package uipath_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -12,9 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/core/pluginhost"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/internal/fakeorch"
 )
@@ -56,19 +53,14 @@ func cfg(f *fakeorch.Server, extra ...string) map[string]string {
 	return c
 }
 
-func start(t *testing.T, name string, c map[string]string) *pluginhost.VendorClient {
+// start runs the plugin for vendor block name (the block's name does not
+// reach the plugin).
+func start(t *testing.T, _ string, c map[string]string) *sdk.GRPCVendorClient {
 	t.Helper()
-	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
-	t.Cleanup(h.Close)
-	v, err := h.Vendor(context.Background(), name, "uipath", c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return sdktest.StartVendor(t, "uipath", c).Vendor()
 }
 
-func follow(t *testing.T, v *pluginhost.VendorClient, id string) []sdk.Job {
+func follow(t *testing.T, v *sdk.GRPCVendorClient, id string) []sdk.Job {
 	t.Helper()
 	var seen []sdk.Job
 	for i := 0; i < 20; i++ {
@@ -264,12 +256,8 @@ func TestFailures(t *testing.T) {
 		}
 	})
 	t.Run("config refused", func(t *testing.T) {
-		exe, _ := os.Executable()
-		h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		defer h.Close()
-		_, err := h.Vendor(ctx, "broken", "uipath", map[string]string{"url": "ftp://x", "client_id": "a"})
-		var ce *pluginhost.ConfigError
-		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "url: must be an absolute http(s) URL") || !strings.Contains(err.Error(), "client_secret: required") {
+		_, err := sdktest.Launch(t, sdk.KindVendor, "uipath", map[string]string{"url": "ftp://x", "client_id": "a"})
+		if !errors.Is(err, sdktest.ErrConfigRefused) || !strings.Contains(err.Error(), "url: must be an absolute http(s) URL") || !strings.Contains(err.Error(), "client_secret: required") {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -1,35 +1,25 @@
 // Package devdaemon runs a real `rpacloud dev` for the vendor plugins'
-// end-to-end tests: the binary built from this tree, a configuration
-// directory with the test's HCL, its own data directory and address, and
-// the environment the test gives (VAULT_ADDR and VAULT_TOKEN of a real
-// Vault).
+// end-to-end tests, through the SDK's daemon harness (plugins/sdk/sdktest:
+// the binary built from this tree, a configuration directory with the
+// test's HCL, its own data directory and address, and the environment the
+// test gives, VAULT_ADDR and VAULT_TOKEN of a real Vault), and adds the
+// vendor tests' checks.
 package devdaemon
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rpacloud/rpacloud/core/credentials/vaulttest"
-	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
-// Daemon is a running `rpacloud dev`.
-type Daemon struct {
-	Base    string // http://127.0.0.1:PORT
-	GQL     *gqlclient.Client
-	logPath string
-	stop    func()
-}
+// Daemon is a running `rpacloud dev` (sdktest's daemon harness) with the
+// vendor tests' checks.
+type Daemon struct{ *sdktest.Daemon }
 
 // Start builds rpacloud, writes hcl as the configuration and starts the
 // daemon; it returns once the daemon serves and its admin token exists.
@@ -37,92 +27,7 @@ type Daemon struct {
 // printed if the test failed.
 func Start(t *testing.T, hcl string, env ...string) *Daemon {
 	t.Helper()
-	_, here, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(here), "..", "..", "..", "..")
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "rpacloud")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/rpacloud")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfgDir := filepath.Join(tmp, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "rpacloud.hcl"), []byte(hcl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	d := &Daemon{Base: "http://" + addr, logPath: filepath.Join(tmp, "daemon.log")}
-	logf, err := os.Create(d.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(tmp, "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "dev", "--config", cfgDir, "--data-dir", dataDir, "--listen", addr)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 30 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logf.Close()
-		t.Fatal(err)
-	}
-	stopped := false
-	d.stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			_ = cmd.Wait()
-			logf.Close()
-		}
-	}
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			b := []byte(d.Log())
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
-			}
-			t.Logf("daemon log (tail):\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-		// Once the daemon has bound its address a request waits until it
-		// serves, which may be before the token exists: every answer's
-		// body is closed, or its connection stays behind (goleak).
-		resp, herr := http.Get(d.Base + "/healthz")
-		if herr == nil {
-			resp.Body.Close()
-		}
-		if err == nil && herr == nil {
-			d.GQL = gqlclient.New(d.Base, strings.TrimSpace(string(b)))
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon did not come up")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// Stop stops the daemon and waits for it; later calls do nothing.
-func (d *Daemon) Stop() { d.stop() }
-
-// Log is what the daemon has written so far.
-func (d *Daemon) Log() string {
-	b, _ := os.ReadFile(d.logPath)
-	return string(b)
+	return &Daemon{sdktest.StartDaemon(t, hcl, env...)}
 }
 
 // Fault is what a faulted vendor job became in the monitoring model.
@@ -151,7 +56,7 @@ func (d *Daemon) WaitFault(t *testing.T, vendor, process, fault string) *Fault {
 			} `json:"edges"`
 		} `json:"processes"`
 	}
-	if err := d.GQL.Do(ctx, `query($n:String!){processes(where:{name:$n}){edges{node{id}}}}`, map[string]any{"n": process}, &procs); err != nil || len(procs.Processes.Edges) != 1 {
+	if err := d.Do(ctx, `query($n:String!){processes(where:{name:$n}){edges{node{id}}}}`, map[string]any{"n": process}, &procs); err != nil || len(procs.Processes.Edges) != 1 {
 		t.Fatalf("process %s: %+v %v", process, procs, err)
 	}
 	procID := procs.Processes.Edges[0].Node.ID
@@ -175,7 +80,7 @@ func (d *Daemon) WaitFault(t *testing.T, vendor, process, fault string) *Fault {
 				} `json:"edges"`
 			} `json:"anomalies"`
 		}
-		err := d.GQL.Do(ctx, `query($v:String!){events(first:50,where:{vendor:$v}){edges{node{type message vendor externalID processID}}}
+		err := d.Do(ctx, `query($v:String!){events(first:50,where:{vendor:$v}){edges{node{type message vendor externalID processID}}}
 			anomalies(first:10,where:{rule:run_faulted}){edges{node{rule status title message processID}}}}`, map[string]any{"v": vendor}, &out)
 		if err != nil {
 			t.Fatal(err)
@@ -209,15 +114,13 @@ func (d *Daemon) WaitFault(t *testing.T, vendor, process, fault string) *Fault {
 // Secret stores a fresh random value under field at a fresh path
 // rpacloud/vendors/NAME-XXXX of the Vault's KV v2 "secret" mount, and
 // returns the path (without the mount) and the value.
-func Secret(t *testing.T, v *vaulttest.Vault, name, field string) (path, value string) {
+func Secret(t *testing.T, v *sdktest.Vault, name, field string) (path, value string) {
 	t.Helper()
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	value = name + "-secret-" + hex.EncodeToString(b)
 	path = "rpacloud/vendors/" + name + "-" + hex.EncodeToString(b[:4])
-	if _, err := v.Client(t).KVv2("secret").Put(context.Background(), path, map[string]any{field: value}); err != nil {
-		t.Fatalf("store the vendor secret in Vault: %v", err)
-	}
+	v.PutSecret(t, path, map[string]any{field: value})
 	return path, value
 }
 

@@ -1,4 +1,4 @@
-package monitor_test
+package events_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/monitor"
 )
 
 // BenchmarkRelayLatency measures the PostgreSQL hop alone: an event
@@ -20,12 +19,12 @@ func BenchmarkRelayLatency(b *testing.B) {
 	dsn, dbA, dbB := sharedPostgres(b)
 	ctx := sys()
 	busA, busB := events.New(), events.New()
-	ra, err := monitor.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)
+	ra, err := events.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ra.Close()
-	rb, err := monitor.StartPGRelay(ctx, dsn, busB, dbB.Client, nil)
+	rb, err := events.StartPGRelay(ctx, dsn, busB, dbB.Client, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package monitor
+package events
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -35,7 +35,7 @@ const maxPayload = 7900
 // had them from the in-process bus.
 type PGRelay struct {
 	dsn    string
-	bus    *events.Bus
+	bus    *Bus
 	client *ent.Client
 	log    *slog.Logger
 	origin string
@@ -57,7 +57,7 @@ type notice struct {
 // StartPGRelay listens on Channel and installs itself as bus's relay. It
 // returns once the listening connection is up, so no event committed after
 // it returns is missed.
-func StartPGRelay(ctx context.Context, dsn string, bus *events.Bus, client *ent.Client, log *slog.Logger) (*PGRelay, error) {
+func StartPGRelay(ctx context.Context, dsn string, bus *Bus, client *ent.Client, log *slog.Logger) (*PGRelay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -88,7 +88,7 @@ func (r *PGRelay) Close() {
 // Dropped counts events that could not be sent to other daemons.
 func (r *PGRelay) Dropped() int64 { return r.dropped.Load() }
 
-// Relay implements events.Relay; it never blocks the publisher.
+// Relay implements Relay; it never blocks the publisher.
 func (r *PGRelay) Relay(evs []*ent.Event) {
 	for _, e := range evs {
 		r.seen.add(e.ID)
@@ -114,11 +114,11 @@ func (r *PGRelay) listen(ctx context.Context) (*pgx.Conn, error) {
 }
 
 func (r *PGRelay) receive(ctx context.Context, conn *pgx.Conn) {
-	backoff := 100 * time.Millisecond
+	backoff := retry.Backoff(100*time.Millisecond, 10*time.Second)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err == nil {
-			backoff = 100 * time.Millisecond
+			backoff.Reset()
 			r.handle(ctx, n.Payload)
 			continue
 		}
@@ -129,10 +129,9 @@ func (r *PGRelay) receive(ctx context.Context, conn *pgx.Conn) {
 		r.log.Warn("event relay: listening connection lost, reconnecting", "err", err)
 		watermark := r.seen.max()
 		for {
-			if !sleep(ctx, backoff) {
+			if !retry.Sleep(ctx, backoff.NextBackOff()) {
 				return
 			}
-			backoff = min(2*backoff, 10*time.Second)
 			if conn, err = r.listen(ctx); err == nil {
 				break
 			}
@@ -189,7 +188,7 @@ func (r *PGRelay) send(ctx context.Context) {
 			_ = conn.Close(context.Background())
 		}
 	}()
-	backoff := 100 * time.Millisecond
+	backoff := retry.Backoff(100*time.Millisecond, 10*time.Second)
 	for {
 		var evs []*ent.Event
 		select {
@@ -215,13 +214,13 @@ func (r *PGRelay) send(ctx context.Context) {
 						return
 					}
 					r.log.Warn("event relay: connect sender", "err", err)
-					if !sleep(ctx, backoff) {
+					if !retry.Sleep(ctx, backoff.NextBackOff()) {
 						return
 					}
-					backoff = min(2*backoff, 10*time.Second)
 					continue
 				}
-				conn, backoff = c, 100*time.Millisecond
+				conn = c
+				backoff.Reset()
 			}
 			err := r.notify(ctx, conn, evs)
 			if err == nil {
@@ -293,15 +292,4 @@ func (s *idSet) max() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.top
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,4 +1,4 @@
-package monitor_test
+package events_test
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent/privacy"
 )
+
+func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
 // sharedPostgres makes a fresh database and opens it twice, as two daemons
 // would, returning its DSN too.
@@ -66,12 +68,12 @@ func TestRelayTwoDaemons(t *testing.T) {
 	dsn, dbA, dbB := sharedPostgres(t)
 	ctx := sys()
 	busA, busB := events.New(), events.New()
-	ra, err := monitor.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)
+	ra, err := events.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ra.Close()
-	rb, err := monitor.StartPGRelay(ctx, dsn, busB, dbB.Client, nil)
+	rb, err := events.StartPGRelay(ctx, dsn, busB, dbB.Client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
