@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 func newClient(server, token string) *gqlclient.Client { return gqlclient.New(server, token) }

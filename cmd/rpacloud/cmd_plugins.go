@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 // runBuiltinPlugin serves a built-in plugin of the table in
-// plugins/builtin; false when args name none.
+// cmd/rpacloud/builtin; false when args name none.
 func runBuiltinPlugin(args []string) bool {
 	if len(args) != 2 {
 		return false

@@ -515,7 +515,7 @@ func (l *loader) decodePool(b *hcl.Block) {
 var (
 	builtinRunners = []string{"noop", "echo"}
 	// CrawlerRunners and VendorTypes are the crawler and vendor plugins
-	// a configuration may name: the built-in ones of plugins/builtin,
+	// a configuration may name: the built-in ones of cmd/rpacloud/builtin,
 	// whose test checks these lists against its table (config cannot
 	// import plugin code).
 	CrawlerRunners = []string{"browser", "http"}

@@ -49,7 +49,7 @@ type Options struct {
 	// plugins; empty disables them.
 	SelfExe string
 	// Builtin reports which plugins SelfExe carries (the wiring passes
-	// plugins/builtin.Has; the host never imports plugin code). It runs
+	// cmd/rpacloud/builtin.Has; the host never imports plugin code). It runs
 	// them as `rpacloud plugin <kind> <name>` when the plugin directory
 	// has no executable of that name. Nil: none.
 	Builtin func(kind, name string) bool

@@ -23,8 +23,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
-	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest/etaxportal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,7 +55,7 @@ func TestTaxFilingEndToEnd(t *testing.T) {
 
 	// The portal, with a login only this run knows.
 	password := "pw-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
-	p := portal.New("demo-filer", password)
+	p := etaxportal.New("demo-filer", password)
 	pl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

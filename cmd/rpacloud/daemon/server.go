@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/dispatch"
@@ -34,7 +35,6 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/token"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 )
 
 // Options configure a daemon.

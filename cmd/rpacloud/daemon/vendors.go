@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
 	"github.com/rpacloud/rpacloud/core/retry"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 

@@ -1,5 +1,5 @@
 # The tax-filing demo: crawler robots file VAT declarations on the demo
-# e-tax portal (go run ./examples/tax-filing/portal/cmd/etax-portal) and
+# e-tax portal (go run ./examples/tax-filing/cmd/etax-portal) and
 # bring back the receipt numbers. Run with:
 #   rpacloud dev --config examples/tax-filing/demo
 # (the dev command keeps its own data directory, SQLite and listen address).

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../../.."
 bin="${HOME}/.cache/rpacloud/bin"
 mkdir -p "$bin" .rpacloud/tax-filing
 go build -o "$bin/rpacloud" ./cmd/rpacloud
-go build -o "$bin/etax-portal" ./examples/tax-filing/portal/cmd/etax-portal
+go build -o "$bin/etax-portal" ./examples/tax-filing/cmd/etax-portal
 
 # A login made up for this run: it exists only in the portal's memory and
 # in the credential store, never in a file.

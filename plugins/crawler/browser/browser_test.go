@@ -17,10 +17,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
 	"github.com/rpacloud/rpacloud/plugins/crawler/browser"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest/etaxportal"
 )
 
 // The test binary doubles as the plugin: the host starts it as
@@ -86,7 +86,7 @@ func run(t *testing.T, c *sdk.GRPCCrawlerClient, req sdk.RunRequest) sdk.RunResu
 
 func TestFilingFlow(t *testing.T) {
 	c := startPlugin(t).Crawler()
-	p := portal.New("filer", "pw-Secr3t-42")
+	p := etaxportal.New("filer", "pw-Secr3t-42")
 	_, base := serve(t, p.Handler())
 
 	good := `{"company":"91310000MA1FL0001A","period":"2026-09","rate":"0.13","sales":"1000.00","output_vat":"130.00","input_vat":"30.50","vat_due":"99.50"}`

@@ -14,10 +14,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
 	httpcrawler "github.com/rpacloud/rpacloud/plugins/crawler/http"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest/etaxportal"
 )
 
 func TestMain(m *testing.M) {
@@ -74,7 +74,7 @@ const good = `{"company":"91440300MA1FL0003C","period":"2026-08","rate":0.13,"sa
 
 func TestFormFlow(t *testing.T) {
 	c := startPlugin(t)
-	p := portal.New("filer", "pw-Secr3t-42")
+	p := etaxportal.New("filer", "pw-Secr3t-42")
 	srv := httptest.NewServer(p.Handler())
 	defer srv.Close()
 

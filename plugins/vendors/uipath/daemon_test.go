@@ -5,7 +5,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/internal/devdaemon"
-	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/internal/fakeorch"
+	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/fakeorch"
 )
 
 // TestDaemonMonitorsOrchestrator runs the whole path a vendor-started run

@@ -13,7 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath"
-	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/internal/fakeorch"
+	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/fakeorch"
 )
 
 func TestMain(m *testing.M) {

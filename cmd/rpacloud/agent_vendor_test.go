@@ -1,4 +1,4 @@
-package uipath_test
+package main
 
 import (
 	"context"
@@ -6,28 +6,39 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/core/robotwire"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
+	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/fakeorch"
 )
 
 type oneSpec struct{ s *robotwire.ProcessSpec }
 
 func (o oneSpec) Spec(context.Context, string) (*robotwire.ProcessSpec, error) { return o.s, nil }
 
-// A robot runs a UiPath process: it starts the job through the plugin
-// process and follows it to its end state.
+// A robot runs a UiPath process as it does on a VM: the agent starts the
+// job through the built-in uipath plugin (a process of the rpacloud
+// binary) against a fake Orchestrator, and follows it to its end state.
 func TestRobotRunsUiPathProcess(t *testing.T) {
-	f := newFake(t)
-	exe, _ := os.Executable()
-	h := pluginhost.New(pluginhost.Options{SelfExe: exe, Builtin: builtin.Has, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	if testing.Short() {
+		t.Skip("builds rpacloud")
+	}
+	f := fakeorch.New("rpacloud-app", "app-s3cret", 42)
+	t.Cleanup(f.Close)
+	f.AddRelease(fakeorch.Release{Key: "5b8a3c2e-0d1f-4b5a-9c7e-1a2b3c4d5e6f", Name: "TaxFiling.VAT", ProcessKey: "TaxFiling.VAT",
+		Output: `{"receipt":"VAT-1"}`})
+	f.AddRelease(fakeorch.Release{Key: "6c9b4d3f-1e2a-4c6b-8d7f-2b3c4d5e6f70", Name: "Always.Faults", ProcessKey: "Always.Faults",
+		Script: []string{"Pending", "Running", "Faulted"}, Info: "System.Exception: the portal timed out"})
+
+	h := pluginhost.New(pluginhost.Options{SelfExe: sdktest.RpacloudBinary(t), Builtin: builtin.Has,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	defer h.Close()
 	spec := &robotwire.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
 		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}

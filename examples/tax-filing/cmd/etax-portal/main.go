@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rpacloud/rpacloud/examples/tax-filing/portal"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest/etaxportal"
 )
 
 func main() {
@@ -30,7 +30,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("etax-portal: %v", err)
 	}
-	srv := &http.Server{Handler: portal.New(user, pass).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: etaxportal.New(user, pass).Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

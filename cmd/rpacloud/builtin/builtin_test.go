@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
-	"github.com/rpacloud/rpacloud/plugins/builtin"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 

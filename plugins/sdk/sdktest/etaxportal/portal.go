@@ -1,5 +1,8 @@
-// Package portal is the demo e-tax portal of the tax-filing example: a small
-// web application in the shape of a government filing site. A user logs
+// Package etaxportal is a demo e-tax portal: a small web application in the
+// shape of a government filing site, the target a crawler plugin's tests
+// and the tax-filing example (examples/tax-filing) drive. It sits in the
+// SDK's test kit so that plugin tests can use it importing only
+// plugins/sdk. A user logs
 // in, picks one of the companies they may file for, fills in a VAT
 // declaration, and gets a receipt number when the bureau accepts it. The
 // server validates every declaration and re-renders the form with the
@@ -8,7 +11,7 @@
 //
 // It also serves a small JSON API (login, filing status) for the HTTP
 // crawler. Everything is in memory.
-package portal
+package etaxportal
 
 import (
 	"crypto/rand"

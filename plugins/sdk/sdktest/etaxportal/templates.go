@@ -1,4 +1,4 @@
-package portal
+package etaxportal
 
 import "html/template"
 

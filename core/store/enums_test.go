@@ -1,4 +1,4 @@
-package schema_test
+package store_test
 
 import (
 	"slices"
