@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/core/dispatch/dispatchbench"
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -48,7 +49,7 @@ fairness, seconds, tasks_per_s, claim/report p50/p99 in ms, ...); with
 	fs.IntVar(&o.db.Tasks, "tasks", 10000, "tasks to burn down (in --backlog mode: tasks measured per backlog size)")
 	fs.IntVar(&o.db.Robots, "robots", 16, "concurrent in-process robots")
 	fs.IntVar(&o.db.Customers, "customers", 10, "customers the tasks are spread over")
-	fs.StringVar(&o.db.Fairness, "fairness", "weighted", "pool fairness: weighted or oldest_served")
+	fs.StringVar(&o.db.Fairness, "fairness", string(policy.Weighted), "pool fairness: "+strings.Join(policy.Names(), " or "))
 	fs.BoolVar(&o.backlog, "backlog", false, "measure claim throughput with growing pending backlogs")
 	fs.StringVar(&o.sizes, "sizes", "10000,100000,1000000", "backlog sizes for --backlog, comma-separated")
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON (same as -o json)")
@@ -59,8 +60,8 @@ fairness, seconds, tasks_per_s, claim/report p50/p99 in ms, ...); with
 func benchDispatch(ctx context.Context, bo benchDispatchOptions, stdout, stderr io.Writer) int {
 	o, backlog, sizes := bo.db, bo.backlog, bo.sizes
 	asJSON := bo.asJSON || bo.out.JSON()
-	if o.Fairness != "weighted" && o.Fairness != "oldest_served" {
-		fmt.Fprintf(stderr, "rpacloud bench dispatch: --fairness %q: want weighted or oldest_served\n", o.Fairness)
+	if _, err := policy.ParseFairness(o.Fairness); err != nil {
+		fmt.Fprintf(stderr, "rpacloud bench dispatch: --fairness: %v\n", err)
 		return 2
 	}
 	if !backlog {

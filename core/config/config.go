@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/wslimit"
 )
 
@@ -26,7 +27,7 @@ const (
 	DefaultDriver        = "sqlite"
 	DefaultPeriod        = 60 * time.Second
 	DefaultTasksPerRobot = 1
-	DefaultFairness      = "weighted"
+	DefaultFairness      = string(policy.Weighted)
 	DefaultMaxDuration   = 10 * time.Minute
 	DefaultRetries       = 3
 	// DefaultMaxWait bounds how long a task waits for a robot: a day

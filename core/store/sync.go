@@ -71,9 +71,11 @@ func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
 	poolIDs := map[string]int{}
 	names := make([]string, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
+		// Configuration has validated the name against policy.Fairnesses,
+		// which the stored enum spells (enums_test.go).
 		fair := pool.Fairness(p.Fairness)
 		if fair == "" {
-			fair = pool.FairnessWeighted
+			fair = pool.Fairness(config.DefaultFairness)
 		}
 		id, err := tx.Pool.Create().SetName(p.Name).SetProvider(p.Provider).
 			SetMin(p.Min).SetMax(p.Max).SetPeriodSeconds(max(int(p.Period.Seconds()), 1)).

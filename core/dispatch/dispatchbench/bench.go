@@ -125,12 +125,15 @@ func open(ctx context.Context, o Options) (*env, error) {
 		return nil, err
 	}
 	ctx = sys(ctx)
-	fair := o.Fairness
-	if fair == "" {
-		fair = "weighted"
+	fair, err := policy.ParseFairness(o.Fairness)
+	if err != nil {
+		e.close()
+		return nil, err
 	}
+	// The stored enum spells the policy's names (a test in core/store
+	// keeps them equal).
 	p, err := e.db.Pool.Create().SetName("bench").SetProvider("local").SetMax(o.Robots).
-		SetFairness(poolFairness(fair)).Save(ctx)
+		SetFairness(pool.Fairness(fair)).Save(ctx)
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("bench: pool: %w", err)
@@ -462,16 +465,10 @@ func Explain(ctx context.Context, db *store.DB, batchID, robotID int) (string, e
 	return b.String(), rows.Err()
 }
 
-func poolFairness(f string) pool.Fairness {
-	if f == string(policy.OldestServed) {
-		return pool.FairnessOldestServed
-	}
-	return pool.FairnessWeighted
-}
-
 func fairnessName(f string) string {
-	if f == "" {
-		return "weighted"
+	name, err := policy.ParseFairness(f)
+	if err != nil {
+		return f
 	}
-	return f
+	return string(name)
 }
