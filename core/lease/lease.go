@@ -1,6 +1,9 @@
-// Package lease elects one daemon among several sharing a database to run a
-// loop that must run once per deployment (the time-out sweeper, the scaler,
-// vendor pollers). A lease is a row (name, holder, term, expires_at):
+// Package lease elects one daemon among several sharing a database to run
+// what must run once per deployment. Group (group.go) is the one election
+// the daemon holds: it starts the leader-only services (the time-out
+// sweeper, the fleet and scaler loop, the monitor's rules, the vendor
+// pollers) when this daemon gains the lease and stops them when it loses
+// it. A lease is a row (name, holder, term, expires_at):
 //
 //   - a daemon acquires a free or expired lease by a compare-and-set on its
 //     term, which grows by one with every change of holder;

@@ -1,5 +1,7 @@
-// Package scale keeps each pool's VMs in line with what the pool needs. This
-// file holds the fleet reconciler: it keeps the pool's permanent robots
+// Package scale keeps each pool's VMs in line with what the pool needs.
+// Providers (providers.go) start the provider blocks' plugins and report
+// their health to the API, health and metrics. This file holds the fleet
+// reconciler: it keeps the pool's permanent robots
 // (min) rented, follows the provider's view of every VM, and reaps VMs the
 // database does not know (e.g. ones that booted after their request timed
 // out). The elastic decision (when to rent or release more) builds on it.

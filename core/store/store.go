@@ -1,6 +1,8 @@
 // Package store opens the database behind the daemon: an embedded SQLite
 // file by default, PostgreSQL in production. Both go through ent, and both
 // are migrated on open so that a fresh data directory is usable at once.
+// SyncConfig (sync.go) makes the stored customers, pools and processes
+// match the configuration at start-up, in one transaction.
 package store
 
 import (
