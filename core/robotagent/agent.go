@@ -6,8 +6,8 @@
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
 // core/robotapi, over GraphQL. It links no storage (ent), no HCL and no
-// event bus: a robot carries the agent, not the server (deps_test.go keeps
-// it so).
+// event bus: a robot carries the agent, not the server (core/arrows'
+// link rules keep it so).
 package robotagent
 
 import (

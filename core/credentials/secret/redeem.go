@@ -35,7 +35,8 @@ import (
 // every robot; TLS settings come from the robot's environment as the
 // library would read them (VAULT_CACERT, VAULT_CAPATH, VAULT_CACERT_BYTES,
 // VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME,
-// VAULT_SKIP_VERIFY), and requests are retried as the library would.
+// VAULT_SKIP_VERIFY, VAULT_NAMESPACE), requests are retried and redirects
+// followed as the library does (see vaultHTTP).
 func Redeem(ctx context.Context, g *robotwire.Grant) (Secrets, error) {
 	if g == nil || len(g.Items) == 0 {
 		return nil, nil
@@ -145,6 +146,10 @@ func vaultCall(ctx context.Context, hc *retryablehttp.Client, base *url.URL, pat
 	}
 	req.Header.Set("X-Vault-Token", token)
 	req.Header.Set("X-Vault-Request", "true")
+	if ns := os.Getenv("VAULT_NAMESPACE"); ns != "" {
+		// Vault Enterprise and HCP: the wrapping token lives in a namespace.
+		req.Header.Set("X-Vault-Namespace", ns)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -167,7 +172,11 @@ func vaultCall(ctx context.Context, hc *retryablehttp.Client, base *url.URL, pat
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	// UseNumber keeps whole numbers in secret fields exact, as Vault's own
+	// client decodes them.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
 		return &vaultAnswer{status: resp.StatusCode, messages: []string{"malformed reply"}}
 	}
 	return nil
@@ -204,13 +213,37 @@ func vaultHTTP() (*retryablehttp.Client, error) {
 	}
 	tr.TLSClientConfig = tlsc
 	return &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: tr, Timeout: 15 * time.Second},
+		HTTPClient:   &http.Client{Transport: tr, Timeout: 15 * time.Second, CheckRedirect: oneSafeRedirect},
 		RetryWaitMin: time.Second,
 		RetryWaitMax: 1500 * time.Millisecond,
 		RetryMax:     2,
-		CheckRetry:   retryablehttp.DefaultRetryPolicy,
+		CheckRetry:   retryPolicy,
 		Backoff:      retryablehttp.LinearJitterBackoff,
 		// The last answer is classified, not replaced by "giving up".
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}, nil
+}
+
+// oneSafeRedirect follows a standby's redirect to the active node once, as
+// Vault's client library does, and never from https to http: the request
+// carries a single-use wrapping token, which must not travel in clear text
+// or hop through a chain of hosts.
+func oneSafeRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > 1 {
+		return errors.New("vault: more than one redirect")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("vault: redirect from https to " + req.URL.Scheme + " refused")
+	}
+	return nil
+}
+
+// retryPolicy is Vault's client library's: server errors and lost
+// connections, and also 412 (a performance standby has not yet caught up
+// with a just-written token).
+func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err == nil && resp != nil && resp.StatusCode == http.StatusPreconditionFailed {
+		return true, nil
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
