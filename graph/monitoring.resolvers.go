@@ -14,6 +14,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
+	"github.com/rpacloud/rpacloud/core/textlimit"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	entpool "github.com/rpacloud/rpacloud/ent/pool"
@@ -52,7 +53,7 @@ func (r *mutationResolver) AcknowledgeAnomaly(ctx context.Context, id int, note 
 	}
 	n := ""
 	if note != nil {
-		n = truncate(*note, 2000)
+		n = textlimit.Cut(*note, 2000)
 	}
 	return r.Monitor.Acknowledge(ctx, id, p.Name, n)
 }
@@ -72,7 +73,7 @@ func (r *mutationResolver) ResolveAnomaly(ctx context.Context, id int, resolutio
 	if _, err := r.Client.Anomaly.Get(ctx, id); err != nil {
 		return nil, err
 	}
-	return r.Monitor.Resolve(ctx, id, p.Name, truncate(resolution, 2000))
+	return r.Monitor.Resolve(ctx, id, p.Name, textlimit.Cut(resolution, 2000))
 }
 
 // PoolSeries is the resolver for the poolSeries field.

@@ -138,10 +138,3 @@ func queueError(err error) error {
 	}
 	return fmt.Errorf("%w", err)
 }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/textlimit"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -121,11 +122,7 @@ func truncateMessage(msg string, limit int) string {
 		return msg
 	}
 	suffix := fmt.Sprintf(" … (message of %d bytes truncated)", len(msg))
-	cut := max(limit-len(suffix), 0)
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + suffix
+	return textlimit.Cut(msg, limit-len(suffix)) + suffix
 }
 
 // Report records the outcome of an attempt. A report for an attempt that is

@@ -19,12 +19,12 @@ import (
 	"net/http"
 	"os"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/textlimit"
 )
 
 // Version is reported to the daemon at registration.
@@ -234,7 +234,7 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *robotwire.Claim
 			fellBack = true
 			log.Error("result not accepted by the daemon; reporting the attempt as failed", "err", err)
 			in = robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, ErrorClass: robotwire.ErrorExecution,
-				Message: truncateUTF8(fmt.Sprintf("the daemon did not accept the result: %v", err), 4096)}
+				Message: textlimit.Cut(fmt.Sprintf("the daemon did not accept the result: %v", err), 4096)}
 			continue
 		}
 		if rctx.Err() != nil {
@@ -251,16 +251,6 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, c *robotwire.Claim
 // accepted as sent (a client error other than a time-out or rate limit).
 func refusedRequest(status int) bool {
 	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
-}
-
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 func (a *Agent) run(ctx context.Context, c *robotwire.Claim) (json.RawMessage, error) {

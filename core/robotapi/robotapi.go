@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/textlimit"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 )
@@ -43,8 +44,8 @@ var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRet
 // returns the robot and the name of its pool.
 func (s *Service) Register(ctx context.Context, robotID int, hostname, agentVersion string) (*ent.Robot, string, error) {
 	sys := privacy.DecisionContext(ctx, privacy.Allow)
-	rb, err := s.Client.Robot.UpdateOneID(robotID).SetHostname(truncate(hostname, 255)).
-		SetAgentVersion(truncate(agentVersion, 64)).SetLastSeenAt(time.Now().UTC()).Save(sys)
+	rb, err := s.Client.Robot.UpdateOneID(robotID).SetHostname(textlimit.Cut(hostname, 255)).
+		SetAgentVersion(textlimit.Cut(agentVersion, 64)).SetLastSeenAt(time.Now().UTC()).Save(sys)
 	if err != nil {
 		return nil, "", fmt.Errorf("registerRobot: %w", err)
 	}
@@ -195,11 +196,4 @@ func (s *Service) ProcessSpec(ctx context.Context, robotID int, name string) (*r
 		return nil, ErrNoSpec
 	}
 	return spec, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
