@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// The batch of the example has exactly 17 filings the bureau must refuse;
+// The batch of the tax-filing example has exactly 17 filings the bureau must refuse;
 // the end-to-end test counts on it.
 func TestBatchValidation(t *testing.T) {
-	f, err := os.Open("../filings.jsonl")
+	f, err := os.Open("../../../../examples/tax-filing/filings.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
