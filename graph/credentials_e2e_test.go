@@ -304,6 +304,9 @@ func canary(tag string) string {
 // then searches the database files, every log line, every API response and
 // every error for it: there must be no hit.
 func TestCanaryEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with a real Vault")
+	}
 	t.Parallel()
 	v := vaulttest.Shared(t)
 	e := newE2E(t, v, v.NewMount(t))

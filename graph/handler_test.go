@@ -26,7 +26,19 @@ import (
 	"github.com/rpacloud/rpacloud/graph"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Without .ci/services.sh the credential end-to-end test starts a
+		// Vault dev server shared by the whole test binary; its process
+		// and output readers live as long as the binary, and the Vault
+		// client's keep-alive connections close lazily.
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func1"),
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func2"),
+		goleak.IgnoreAnyFunction("os/exec.(*Cmd).Start.func2"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
 
 type env struct {
 	srv                      *httptest.Server
