@@ -4,24 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	gqlast "github.com/vektah/gqlparser/v2/ast"
-	gqlparser "github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/rpacloud/rpacloud/graph"
 )
@@ -164,136 +154,18 @@ func readAll(t *testing.T, resp *http.Response) string {
 }
 
 // Every GraphQL operation the dashboard, the CLI, the robots and the
-// client library send stays within the limits.
+// client library send stays within the limits. The operations are the ones
+// operations_test.go finds and checks against the schema.
 func TestClientQueriesWithinLimits(t *testing.T) {
-	var queries []string
-	for _, dir := range []string{"../cmd", "../core", "../plugins"} {
-		queries = append(queries, goQueries(t, dir)...)
+	root := repoRoot(t)
+	ops := goOperations(t, root, "cmd", "core", "plugins")
+	ops = append(ops, jsOperations(t, root, "graph/dashboard/assets/dashboard.js")...)
+	if len(ops) < 20 {
+		t.Fatalf("found only %d operations; is the extraction broken?", len(ops))
 	}
-	queries = append(queries, jsQueries(t, "dashboard/assets/dashboard.js")...)
-	if len(queries) < 20 {
-		t.Fatalf("found only %d operations; is the extraction broken?", len(queries))
-	}
-	for _, q := range queries {
-		if err := graph.CheckQuery(q, graph.QueryLimits{}); err != nil {
-			t.Errorf("%s\n  refused: %v", q, err)
+	for _, op := range ops {
+		if err := graph.CheckQuery(op.text, graph.QueryLimits{}); err != nil {
+			t.Errorf("%s: %s\n  refused: %v", op.where, op.text, err)
 		}
 	}
-}
-
-func isOperation(s string) bool {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, "{") && !strings.HasPrefix(s, "query") && !strings.HasPrefix(s, "mutation") && !strings.HasPrefix(s, "subscription") {
-		return false
-	}
-	doc, err := gqlparser.ParseQuery(&gqlast.Source{Input: s})
-	return err == nil && len(doc.Operations) > 0 && len(doc.Operations[0].SelectionSet) > 0
-}
-
-// goQueries returns the string constants of non-test Go files under dir
-// that parse as GraphQL operations, folding + of literals and of the
-// package's string constants (queries are built that way).
-func goQueries(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	pkgs := map[string][]*ast.File{}
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(fset, p, nil, 0)
-		if err != nil {
-			return err
-		}
-		pkgs[filepath.Dir(p)] = append(pkgs[filepath.Dir(p)], f)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, files := range pkgs {
-		consts := map[string]ast.Expr{}
-		for _, f := range files {
-			for _, decl := range f.Decls {
-				if g, ok := decl.(*ast.GenDecl); ok && g.Tok == token.CONST {
-					for _, spec := range g.Specs {
-						vs := spec.(*ast.ValueSpec)
-						for i, n := range vs.Names {
-							if i < len(vs.Values) {
-								consts[n.Name] = vs.Values[i]
-							}
-						}
-					}
-				}
-			}
-		}
-		var eval func(ast.Expr, int) (string, bool)
-		eval = func(x ast.Expr, depth int) (string, bool) {
-			if depth > 10 {
-				return "", false
-			}
-			switch x := x.(type) {
-			case *ast.BasicLit:
-				if x.Kind != token.STRING {
-					return "", false
-				}
-				s, err := strconv.Unquote(x.Value)
-				return s, err == nil
-			case *ast.Ident:
-				if v, ok := consts[x.Name]; ok {
-					return eval(v, depth+1)
-				}
-			case *ast.ParenExpr:
-				return eval(x.X, depth+1)
-			case *ast.BinaryExpr:
-				if x.Op == token.ADD {
-					a, ok1 := eval(x.X, depth+1)
-					b, ok2 := eval(x.Y, depth+1)
-					return a + b, ok1 && ok2
-				}
-			}
-			return "", false
-		}
-		for _, f := range files {
-			ast.Inspect(f, func(n ast.Node) bool {
-				x, ok := n.(ast.Expr)
-				if !ok {
-					return true
-				}
-				if s, ok := eval(x, 0); ok && isOperation(s) {
-					out = append(out, s)
-					return false
-				}
-				return true
-			})
-		}
-	}
-	return out
-}
-
-// jsQueries returns the template literals of a script that parse as
-// GraphQL operations, with ${NAME} replaced by the script's constant
-// template literals.
-func jsQueries(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(b)
-	consts := map[string]string{}
-	for _, m := range regexp.MustCompile("const ([A-Z_]+) = `([^`$]*)`").FindAllStringSubmatch(src, -1) {
-		consts[m[1]] = m[2]
-	}
-	var out []string
-	for _, m := range regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(src, -1) {
-		s := regexp.MustCompile(`\$\{([A-Z_]+)\}`).ReplaceAllStringFunc(m[1], func(ref string) string {
-			return consts[ref[2:len(ref)-1]]
-		})
-		if isOperation(s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
