@@ -16,11 +16,13 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/robotapi"
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/customer"
+	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
-	"github.com/rpacloud/rpacloud/ent/process"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -67,11 +69,12 @@ type fixture struct {
 	robot int // of pool p
 	other int // of pool q
 	cust  int
-	procs map[string]int
 }
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
+// newFixture stores the configuration as the daemon does at start-up and
+// adds a robot to each pool.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	cfg, diags, _ := config.LoadSources(map[string][]byte{"a.hcl": []byte(hcl)})
@@ -80,21 +83,12 @@ func newFixture(t *testing.T) *fixture {
 	}
 	db := storetest.SQLite(t)
 	ctx := sys()
-	acme := db.Customer.Create().SetName("acme").SaveX(ctx)
-	p := db.Pool.Create().SetName("p").SetProvider("local").SaveX(ctx)
-	q := db.Pool.Create().SetName("q").SetProvider("local").SaveX(ctx)
-	f := &fixture{db: db.Client, cust: acme.ID, procs: map[string]int{}}
-	for _, pr := range cfg.Processes {
-		pool := p.ID
-		if pr.Pool == "q" {
-			pool = q.ID
-		}
-		c := db.Process.Create().SetName(pr.Name).SetPoolID(pool).SetRunner(pr.Runner).SetKind(process.Kind(pr.Kind))
-		if pr.Owner != "" {
-			c.SetOwnerID(acme.ID)
-		}
-		f.procs[pr.Name] = c.SaveX(ctx).ID
+	if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+		t.Fatal(err)
 	}
+	p := db.Pool.Query().Where(pool.Name("p")).OnlyX(ctx)
+	q := db.Pool.Query().Where(pool.Name("q")).OnlyX(ctx)
+	f := &fixture{db: db.Client, cust: db.Customer.Query().Where(customer.Name("acme")).OnlyIDX(ctx)}
 	f.robot = db.Robot.Create().SetName("r1").SetPoolID(p.ID).SaveX(ctx).ID
 	f.other = db.Robot.Create().SetName("r2").SetPoolID(q.ID).SaveX(ctx).ID
 	bus := events.New()
