@@ -3,42 +3,23 @@ package graph_test
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/rpacloud/rpacloud/graph"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
-
-// zeros is an endless body that counts what was taken from it.
-type zeros struct {
-	left int64
-	read atomic.Int64
-}
-
-func (z *zeros) Read(p []byte) (int, error) {
-	if z.left <= 0 {
-		return 0, io.EOF
-	}
-	n := int64(len(p))
-	n = min(n, z.left)
-	clear(p[:n])
-	z.left -= n
-	z.read.Add(n)
-	return int(n), nil
-}
 
 func TestPostBodyLimit(t *testing.T) {
 	e := newEnv(t)
 	h := graph.NewHandler(&graph.Resolver{Client: e.db.Client}, graph.HandlerOptions{MaxBodyBytes: 1 << 20})
 	for _, declared := range []bool{false, true} {
-		z := &zeros{left: 100 << 20}
+		z := sdktest.NewZeros(100 << 20)
 		req := httptest.NewRequest(http.MethodPost, "/graphql", z)
 		req.Header.Set("Content-Type", "application/json")
 		req.ContentLength = -1 // streamed, as chunked
@@ -50,13 +31,13 @@ func TestPostBodyLimit(t *testing.T) {
 		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), graph.CodeRequestTooLarge) {
 			t.Errorf("100 MB body (declared %v): %d %s", declared, rec.Code, rec.Body)
 		}
-		if got := z.read.Load(); got > 2<<20 {
+		if got := z.Taken(); got > 2<<20 {
 			t.Errorf("100 MB body (declared %v): %d bytes read for a 1 MiB limit", declared, got)
 		}
 	}
 
 	// Through the whole server with the default limit: 413 too.
-	z := &zeros{left: 100 << 20}
+	z := sdktest.NewZeros(100 << 20)
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL, z)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+e.admin.Token)
@@ -67,7 +48,7 @@ func TestPostBodyLimit(t *testing.T) {
 			t.Errorf("100 MB body over the network: %d %s", resp.StatusCode, body)
 		}
 	} // else the server closed the connection while the body was still being sent, which is a refusal too
-	if got := z.read.Load(); got >= 100<<20 {
+	if got := z.Taken(); got >= 100<<20 {
 		t.Errorf("100 MB body over the network was sent whole")
 	}
 }

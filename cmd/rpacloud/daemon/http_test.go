@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,24 +15,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
-
-// endless is a body of n zero bytes that counts what was read of it.
-type endless struct {
-	n    int64
-	read atomic.Int64
-}
-
-func (e *endless) Read(p []byte) (int, error) {
-	if e.n <= 0 {
-		return 0, io.EOF
-	}
-	k := min(int64(len(p)), e.n)
-	clear(p[:k])
-	e.n -= k
-	e.read.Add(k)
-	return int(k), nil
-}
 
 // Every route is behind the body limit of the server block: a 100 MB
 // body, declared or streamed, gets 413 and is not read past the limit.
@@ -57,7 +40,7 @@ func TestRoutesLimitBodies(t *testing.T) {
 		{"GET", "/metrics", true},
 		{"GET", "/", true},
 	} {
-		body := &endless{n: 100 << 20}
+		body := sdktest.NewZeros(100 << 20)
 		req := httptest.NewRequest(c.method, c.path, body)
 		req.ContentLength = -1
 		if c.declared {
@@ -70,20 +53,20 @@ func TestRoutesLimitBodies(t *testing.T) {
 		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "limit of 1048576 bytes") {
 			t.Errorf("%s %s (declared %v): %d %.200s", c.method, c.path, c.declared, rec.Code, rec.Body)
 		}
-		if got := body.read.Load(); got > 2<<20 {
+		if got := body.Taken(); got > 2<<20 {
 			t.Errorf("%s %s: %d bytes read", c.method, c.path, got)
 		}
 	}
 
 	// A handler that reads a streamed body stops at the limit.
-	body := &endless{n: 100 << 20}
+	body := sdktest.NewZeros(100 << 20)
 	req := httptest.NewRequest("POST", "/anything", body)
 	req.ContentLength = -1
 	var readErr error
 	limitBodies(1<<20, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, readErr = io.ReadAll(r.Body)
 	})).ServeHTTP(httptest.NewRecorder(), req)
-	if readErr == nil || body.read.Load() > 2<<20 {
-		t.Errorf("streamed body: err %v after %d bytes", readErr, body.read.Load())
+	if readErr == nil || body.Taken() > 2<<20 {
+		t.Errorf("streamed body: err %v after %d bytes", readErr, body.Taken())
 	}
 }

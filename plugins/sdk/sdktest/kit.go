@@ -2,9 +2,11 @@ package sdktest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -112,3 +114,29 @@ func Chromium(t testing.TB) string {
 	t.Skip("Chromium not found; install Debian's chromium or set RPACLOUD_CHROMIUM")
 	return ""
 }
+
+// Zeros is a request body of zero bytes that counts what was read of it:
+// a test of a server's read limits sends a huge body without holding it in
+// memory, then checks how much the server took.
+type Zeros struct {
+	left int64
+	read atomic.Int64
+}
+
+// NewZeros returns a body of n zero bytes.
+func NewZeros(n int64) *Zeros { return &Zeros{left: n} }
+
+// Read implements io.Reader.
+func (z *Zeros) Read(p []byte) (int, error) {
+	if z.left <= 0 {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), z.left)
+	clear(p[:n])
+	z.left -= n
+	z.read.Add(n)
+	return int(n), nil
+}
+
+// Taken is how many bytes were read so far.
+func (z *Zeros) Taken() int64 { return z.read.Load() }
