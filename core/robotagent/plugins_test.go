@@ -28,13 +28,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(removePlugins{m}) }
 
+// builtDir is the plugin directory crawlerDir made, if a test asked for it.
+var builtDir string
+
 // removePlugins deletes the built plugin directory after the tests.
 type removePlugins struct{ *testing.M }
 
 func (m removePlugins) Run() int {
 	code := m.M.Run()
-	if dir, err := crawlerDir(); err == nil {
-		_ = os.RemoveAll(dir)
+	if builtDir != "" { // only when a test built the plugin
+		_ = os.RemoveAll(builtDir)
 	}
 	return code
 }
@@ -48,6 +51,7 @@ var crawlerDir = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "rpacloud-crawler-http"),
 		"github.com/rpacloud/rpacloud/plugins/crawler/http/cmd/rpacloud-crawler-http").CombinedOutput()
 	if err != nil {
