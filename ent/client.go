@@ -24,6 +24,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -62,6 +63,8 @@ type Client struct {
 	DownloadTicket *DownloadTicketClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
+	// JoinToken is the client for interacting with the JoinToken builders.
+	JoinToken *JoinTokenClient
 	// Lease is the client for interacting with the Lease builders.
 	Lease *LeaseClient
 	// LifecycleTransition is the client for interacting with the LifecycleTransition builders.
@@ -104,6 +107,7 @@ func (c *Client) init() {
 	c.Customer = NewCustomerClient(c.config)
 	c.DownloadTicket = NewDownloadTicketClient(c.config)
 	c.Event = NewEventClient(c.config)
+	c.JoinToken = NewJoinTokenClient(c.config)
 	c.Lease = NewLeaseClient(c.config)
 	c.LifecycleTransition = NewLifecycleTransitionClient(c.config)
 	c.Pool = NewPoolClient(c.config)
@@ -216,6 +220,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Customer:            NewCustomerClient(cfg),
 		DownloadTicket:      NewDownloadTicketClient(cfg),
 		Event:               NewEventClient(cfg),
+		JoinToken:           NewJoinTokenClient(cfg),
 		Lease:               NewLeaseClient(cfg),
 		LifecycleTransition: NewLifecycleTransitionClient(cfg),
 		Pool:                NewPoolClient(cfg),
@@ -255,6 +260,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Customer:            NewCustomerClient(cfg),
 		DownloadTicket:      NewDownloadTicketClient(cfg),
 		Event:               NewEventClient(cfg),
+		JoinToken:           NewJoinTokenClient(cfg),
 		Lease:               NewLeaseClient(cfg),
 		LifecycleTransition: NewLifecycleTransitionClient(cfg),
 		Pool:                NewPoolClient(cfg),
@@ -296,9 +302,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
-		c.Customer, c.DownloadTicket, c.Event, c.Lease, c.LifecycleTransition, c.Pool,
-		c.PoolSample, c.Process, c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task,
-		c.Token, c.VM,
+		c.Customer, c.DownloadTicket, c.Event, c.JoinToken, c.Lease,
+		c.LifecycleTransition, c.Pool, c.PoolSample, c.Process, c.RemoteEndpoint,
+		c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Use(hooks...)
 	}
@@ -309,9 +315,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
-		c.Customer, c.DownloadTicket, c.Event, c.Lease, c.LifecycleTransition, c.Pool,
-		c.PoolSample, c.Process, c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task,
-		c.Token, c.VM,
+		c.Customer, c.DownloadTicket, c.Event, c.JoinToken, c.Lease,
+		c.LifecycleTransition, c.Pool, c.PoolSample, c.Process, c.RemoteEndpoint,
+		c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -338,6 +344,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.DownloadTicket.mutate(ctx, m)
 	case *EventMutation:
 		return c.Event.mutate(ctx, m)
+	case *JoinTokenMutation:
+		return c.JoinToken.mutate(ctx, m)
 	case *LeaseMutation:
 		return c.Lease.mutate(ctx, m)
 	case *LifecycleTransitionMutation:
@@ -1712,6 +1720,140 @@ func (c *EventClient) mutate(ctx context.Context, m *EventMutation) (Value, erro
 		return (&EventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Event mutation op: %q", m.Op())
+	}
+}
+
+// JoinTokenClient is a client for the JoinToken schema.
+type JoinTokenClient struct {
+	config
+}
+
+// NewJoinTokenClient returns a client for the JoinToken from the given config.
+func NewJoinTokenClient(c config) *JoinTokenClient {
+	return &JoinTokenClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `jointoken.Hooks(f(g(h())))`.
+func (c *JoinTokenClient) Use(hooks ...Hook) {
+	c.hooks.JoinToken = append(c.hooks.JoinToken, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `jointoken.Intercept(f(g(h())))`.
+func (c *JoinTokenClient) Intercept(interceptors ...Interceptor) {
+	c.inters.JoinToken = append(c.inters.JoinToken, interceptors...)
+}
+
+// Create returns a builder for creating a JoinToken entity.
+func (c *JoinTokenClient) Create() *JoinTokenCreate {
+	mutation := newJoinTokenMutation(c.config, OpCreate)
+	return &JoinTokenCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of JoinToken entities.
+func (c *JoinTokenClient) CreateBulk(builders ...*JoinTokenCreate) *JoinTokenCreateBulk {
+	return &JoinTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *JoinTokenClient) MapCreateBulk(slice any, setFunc func(*JoinTokenCreate, int)) *JoinTokenCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &JoinTokenCreateBulk{err: fmt.Errorf("calling to JoinTokenClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*JoinTokenCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &JoinTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for JoinToken.
+func (c *JoinTokenClient) Update() *JoinTokenUpdate {
+	mutation := newJoinTokenMutation(c.config, OpUpdate)
+	return &JoinTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *JoinTokenClient) UpdateOne(_m *JoinToken) *JoinTokenUpdateOne {
+	mutation := newJoinTokenMutation(c.config, OpUpdateOne, withJoinToken(_m))
+	return &JoinTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *JoinTokenClient) UpdateOneID(id int) *JoinTokenUpdateOne {
+	mutation := newJoinTokenMutation(c.config, OpUpdateOne, withJoinTokenID(id))
+	return &JoinTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for JoinToken.
+func (c *JoinTokenClient) Delete() *JoinTokenDelete {
+	mutation := newJoinTokenMutation(c.config, OpDelete)
+	return &JoinTokenDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *JoinTokenClient) DeleteOne(_m *JoinToken) *JoinTokenDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *JoinTokenClient) DeleteOneID(id int) *JoinTokenDeleteOne {
+	builder := c.Delete().Where(jointoken.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &JoinTokenDeleteOne{builder}
+}
+
+// Query returns a query builder for JoinToken.
+func (c *JoinTokenClient) Query() *JoinTokenQuery {
+	return &JoinTokenQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeJoinToken},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a JoinToken entity by its id.
+func (c *JoinTokenClient) Get(ctx context.Context, id int) (*JoinToken, error) {
+	return c.Query().Where(jointoken.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *JoinTokenClient) GetX(ctx context.Context, id int) *JoinToken {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *JoinTokenClient) Hooks() []Hook {
+	hooks := c.hooks.JoinToken
+	return append(hooks[:len(hooks):len(hooks)], jointoken.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *JoinTokenClient) Interceptors() []Interceptor {
+	return c.inters.JoinToken
+}
+
+func (c *JoinTokenClient) mutate(ctx context.Context, m *JoinTokenMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&JoinTokenCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&JoinTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&JoinTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&JoinTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown JoinToken mutation op: %q", m.Op())
 	}
 }
 
@@ -3401,13 +3543,14 @@ func (c *VMClient) mutate(ctx context.Context, m *VMMutation) (Value, error) {
 type (
 	hooks struct {
 		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
-		DownloadTicket, Event, Lease, LifecycleTransition, Pool, PoolSample, Process,
-		RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Hook
+		DownloadTicket, Event, JoinToken, Lease, LifecycleTransition, Pool, PoolSample,
+		Process, RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Hook
 	}
 	inters struct {
 		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
-		DownloadTicket, Event, Lease, LifecycleTransition, Pool, PoolSample, Process,
-		RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Interceptor
+		DownloadTicket, Event, JoinToken, Lease, LifecycleTransition, Pool, PoolSample,
+		Process, RemoteEndpoint, Robot, ScaleDecision, Task, Token,
+		VM []ent.Interceptor
 	}
 )
 

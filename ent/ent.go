@@ -21,6 +21,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -101,6 +102,7 @@ func checkColumn(t, c string) error {
 			customer.Table:            customer.ValidColumn,
 			downloadticket.Table:      downloadticket.ValidColumn,
 			event.Table:               event.ValidColumn,
+			jointoken.Table:           jointoken.ValidColumn,
 			lease.Table:               lease.ValidColumn,
 			lifecycletransition.Table: lifecycletransition.ValidColumn,
 			pool.Table:                pool.ValidColumn,

@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -33,7 +34,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 20)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 21)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   accesssession.Table,
@@ -259,6 +260,29 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   jointoken.Table,
+			Columns: jointoken.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: jointoken.FieldID,
+			},
+		},
+		Type: "JoinToken",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			jointoken.FieldCreatedAt: {Type: field.TypeTime, Column: jointoken.FieldCreatedAt},
+			jointoken.FieldUpdatedAt: {Type: field.TypeTime, Column: jointoken.FieldUpdatedAt},
+			jointoken.FieldHash:      {Type: field.TypeString, Column: jointoken.FieldHash},
+			jointoken.FieldPoolID:    {Type: field.TypeInt, Column: jointoken.FieldPoolID},
+			jointoken.FieldPoolName:  {Type: field.TypeString, Column: jointoken.FieldPoolName},
+			jointoken.FieldExpiresAt: {Type: field.TypeTime, Column: jointoken.FieldExpiresAt},
+			jointoken.FieldMaxUses:   {Type: field.TypeInt, Column: jointoken.FieldMaxUses},
+			jointoken.FieldUses:      {Type: field.TypeInt, Column: jointoken.FieldUses},
+			jointoken.FieldRevokedAt: {Type: field.TypeTime, Column: jointoken.FieldRevokedAt},
+			jointoken.FieldCreatedBy: {Type: field.TypeString, Column: jointoken.FieldCreatedBy},
+		},
+	}
+	graph.Nodes[10] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lease.Table,
 			Columns: lease.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -274,7 +298,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lease.FieldExpiresAt: {Type: field.TypeTime, Column: lease.FieldExpiresAt},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lifecycletransition.Table,
 			Columns: lifecycletransition.Columns,
@@ -296,7 +320,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lifecycletransition.FieldEvidence:  {Type: field.TypeString, Column: lifecycletransition.FieldEvidence},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   pool.Table,
 			Columns: pool.Columns,
@@ -320,7 +344,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			pool.FieldActive:        {Type: field.TypeBool, Column: pool.FieldActive},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   poolsample.Table,
 			Columns: poolsample.Columns,
@@ -341,7 +365,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			poolsample.FieldMax:     {Type: field.TypeInt, Column: poolsample.FieldMax},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   process.Table,
 			Columns: process.Columns,
@@ -367,7 +391,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			process.FieldActive:             {Type: field.TypeBool, Column: process.FieldActive},
 		},
 	}
-	graph.Nodes[14] = &sqlgraph.Node{
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   remoteendpoint.Table,
 			Columns: remoteendpoint.Columns,
@@ -387,7 +411,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remoteendpoint.FieldUsername:  {Type: field.TypeString, Column: remoteendpoint.FieldUsername},
 		},
 	}
-	graph.Nodes[15] = &sqlgraph.Node{
+	graph.Nodes[16] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   robot.Table,
 			Columns: robot.Columns,
@@ -405,12 +429,13 @@ var schemaGraph = func() *sqlgraph.Schema {
 			robot.FieldVMID:         {Type: field.TypeInt, Column: robot.FieldVMID},
 			robot.FieldState:        {Type: field.TypeEnum, Column: robot.FieldState},
 			robot.FieldPermanent:    {Type: field.TypeBool, Column: robot.FieldPermanent},
+			robot.FieldEnrolled:     {Type: field.TypeBool, Column: robot.FieldEnrolled},
 			robot.FieldLastSeenAt:   {Type: field.TypeTime, Column: robot.FieldLastSeenAt},
 			robot.FieldHostname:     {Type: field.TypeString, Column: robot.FieldHostname},
 			robot.FieldAgentVersion: {Type: field.TypeString, Column: robot.FieldAgentVersion},
 		},
 	}
-	graph.Nodes[16] = &sqlgraph.Node{
+	graph.Nodes[17] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   scaledecision.Table,
 			Columns: scaledecision.Columns,
@@ -447,7 +472,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			scaledecision.FieldTerm:         {Type: field.TypeInt64, Column: scaledecision.FieldTerm},
 		},
 	}
-	graph.Nodes[17] = &sqlgraph.Node{
+	graph.Nodes[18] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   task.Table,
 			Columns: task.Columns,
@@ -477,7 +502,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			task.FieldRandKey:          {Type: field.TypeInt64, Column: task.FieldRandKey},
 		},
 	}
-	graph.Nodes[18] = &sqlgraph.Node{
+	graph.Nodes[19] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   token.Table,
 			Columns: token.Columns,
@@ -499,7 +524,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			token.FieldRevokedAt:  {Type: field.TypeTime, Column: token.FieldRevokedAt},
 		},
 	}
-	graph.Nodes[19] = &sqlgraph.Node{
+	graph.Nodes[20] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   vm.Table,
 			Columns: vm.Columns,
@@ -519,6 +544,10 @@ var schemaGraph = func() *sqlgraph.Schema {
 			vm.FieldState:          {Type: field.TypeEnum, Column: vm.FieldState},
 			vm.FieldPermanent:      {Type: field.TypeBool, Column: vm.FieldPermanent},
 			vm.FieldAddress:        {Type: field.TypeString, Column: vm.FieldAddress},
+			vm.FieldEnrolled:       {Type: field.TypeBool, Column: vm.FieldEnrolled},
+			vm.FieldHostname:       {Type: field.TypeString, Column: vm.FieldHostname},
+			vm.FieldOs:             {Type: field.TypeString, Column: vm.FieldOs},
+			vm.FieldAddresses:      {Type: field.TypeJSON, Column: vm.FieldAddresses},
 			vm.FieldError:          {Type: field.TypeString, Column: vm.FieldError},
 		},
 	}
@@ -1812,6 +1841,96 @@ func (f *EventFilter) WhereAnomalyID(p entql.IntP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *JoinTokenQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the JoinTokenQuery builder.
+func (_q *JoinTokenQuery) Filter() *JoinTokenFilter {
+	return &JoinTokenFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *JoinTokenMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the JoinTokenMutation builder.
+func (m *JoinTokenMutation) Filter() *JoinTokenFilter {
+	return &JoinTokenFilter{config: m.config, predicateAdder: m}
+}
+
+// JoinTokenFilter provides a generic filtering capability at runtime for JoinTokenQuery.
+type JoinTokenFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *JoinTokenFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *JoinTokenFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(jointoken.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *JoinTokenFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(jointoken.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *JoinTokenFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(jointoken.FieldUpdatedAt))
+}
+
+// WhereHash applies the entql string predicate on the hash field.
+func (f *JoinTokenFilter) WhereHash(p entql.StringP) {
+	f.Where(p.Field(jointoken.FieldHash))
+}
+
+// WherePoolID applies the entql int predicate on the pool_id field.
+func (f *JoinTokenFilter) WherePoolID(p entql.IntP) {
+	f.Where(p.Field(jointoken.FieldPoolID))
+}
+
+// WherePoolName applies the entql string predicate on the pool_name field.
+func (f *JoinTokenFilter) WherePoolName(p entql.StringP) {
+	f.Where(p.Field(jointoken.FieldPoolName))
+}
+
+// WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
+func (f *JoinTokenFilter) WhereExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(jointoken.FieldExpiresAt))
+}
+
+// WhereMaxUses applies the entql int predicate on the max_uses field.
+func (f *JoinTokenFilter) WhereMaxUses(p entql.IntP) {
+	f.Where(p.Field(jointoken.FieldMaxUses))
+}
+
+// WhereUses applies the entql int predicate on the uses field.
+func (f *JoinTokenFilter) WhereUses(p entql.IntP) {
+	f.Where(p.Field(jointoken.FieldUses))
+}
+
+// WhereRevokedAt applies the entql time.Time predicate on the revoked_at field.
+func (f *JoinTokenFilter) WhereRevokedAt(p entql.TimeP) {
+	f.Where(p.Field(jointoken.FieldRevokedAt))
+}
+
+// WhereCreatedBy applies the entql string predicate on the created_by field.
+func (f *JoinTokenFilter) WhereCreatedBy(p entql.StringP) {
+	f.Where(p.Field(jointoken.FieldCreatedBy))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *LeaseQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1840,7 +1959,7 @@ type LeaseFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LeaseFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1900,7 +2019,7 @@ type LifecycleTransitionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LifecycleTransitionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1985,7 +2104,7 @@ type PoolFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2122,7 +2241,7 @@ type PoolSampleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolSampleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2202,7 +2321,7 @@ type ProcessFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ProcessFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2349,7 +2468,7 @@ type RemoteEndpointFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RemoteEndpointFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2424,7 +2543,7 @@ type RobotFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RobotFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2468,6 +2587,11 @@ func (f *RobotFilter) WhereState(p entql.StringP) {
 // WherePermanent applies the entql bool predicate on the permanent field.
 func (f *RobotFilter) WherePermanent(p entql.BoolP) {
 	f.Where(p.Field(robot.FieldPermanent))
+}
+
+// WhereEnrolled applies the entql bool predicate on the enrolled field.
+func (f *RobotFilter) WhereEnrolled(p entql.BoolP) {
+	f.Where(p.Field(robot.FieldEnrolled))
 }
 
 // WhereLastSeenAt applies the entql time.Time predicate on the last_seen_at field.
@@ -2556,7 +2680,7 @@ type ScaleDecisionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ScaleDecisionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2716,7 +2840,7 @@ type TaskFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TaskFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2869,7 +2993,7 @@ type TokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2954,7 +3078,7 @@ type VMFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *VMFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[20].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -3008,6 +3132,26 @@ func (f *VMFilter) WherePermanent(p entql.BoolP) {
 // WhereAddress applies the entql string predicate on the address field.
 func (f *VMFilter) WhereAddress(p entql.StringP) {
 	f.Where(p.Field(vm.FieldAddress))
+}
+
+// WhereEnrolled applies the entql bool predicate on the enrolled field.
+func (f *VMFilter) WhereEnrolled(p entql.BoolP) {
+	f.Where(p.Field(vm.FieldEnrolled))
+}
+
+// WhereHostname applies the entql string predicate on the hostname field.
+func (f *VMFilter) WhereHostname(p entql.StringP) {
+	f.Where(p.Field(vm.FieldHostname))
+}
+
+// WhereOs applies the entql string predicate on the os field.
+func (f *VMFilter) WhereOs(p entql.StringP) {
+	f.Where(p.Field(vm.FieldOs))
+}
+
+// WhereAddresses applies the entql json.RawMessage predicate on the addresses field.
+func (f *VMFilter) WhereAddresses(p entql.BytesP) {
+	f.Where(p.Field(vm.FieldAddresses))
 }
 
 // WhereError applies the entql string predicate on the error field.

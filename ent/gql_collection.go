@@ -1862,6 +1862,11 @@ func (_q *RobotQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 				selectedFields = append(selectedFields, robot.FieldPermanent)
 				fieldSeen[robot.FieldPermanent] = struct{}{}
 			}
+		case "enrolled":
+			if _, ok := fieldSeen[robot.FieldEnrolled]; !ok {
+				selectedFields = append(selectedFields, robot.FieldEnrolled)
+				fieldSeen[robot.FieldEnrolled] = struct{}{}
+			}
 		case "lastSeenAt":
 			if _, ok := fieldSeen[robot.FieldLastSeenAt]; !ok {
 				selectedFields = append(selectedFields, robot.FieldLastSeenAt)
@@ -2503,6 +2508,26 @@ func (_q *VMQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphq
 			if _, ok := fieldSeen[vm.FieldAddress]; !ok {
 				selectedFields = append(selectedFields, vm.FieldAddress)
 				fieldSeen[vm.FieldAddress] = struct{}{}
+			}
+		case "enrolled":
+			if _, ok := fieldSeen[vm.FieldEnrolled]; !ok {
+				selectedFields = append(selectedFields, vm.FieldEnrolled)
+				fieldSeen[vm.FieldEnrolled] = struct{}{}
+			}
+		case "hostname":
+			if _, ok := fieldSeen[vm.FieldHostname]; !ok {
+				selectedFields = append(selectedFields, vm.FieldHostname)
+				fieldSeen[vm.FieldHostname] = struct{}{}
+			}
+		case "os":
+			if _, ok := fieldSeen[vm.FieldOs]; !ok {
+				selectedFields = append(selectedFields, vm.FieldOs)
+				fieldSeen[vm.FieldOs] = struct{}{}
+			}
+		case "addresses":
+			if _, ok := fieldSeen[vm.FieldAddresses]; !ok {
+				selectedFields = append(selectedFields, vm.FieldAddresses)
+				fieldSeen[vm.FieldAddresses] = struct{}{}
 			}
 		case "error":
 			if _, ok := fieldSeen[vm.FieldError]; !ok {

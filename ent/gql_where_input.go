@@ -5208,6 +5208,10 @@ type RobotWhereInput struct {
 	Permanent    *bool `json:"permanent,omitempty"`
 	PermanentNEQ *bool `json:"permanentNEQ,omitempty"`
 
+	// "enrolled" field predicates.
+	Enrolled    *bool `json:"enrolled,omitempty"`
+	EnrolledNEQ *bool `json:"enrolledNEQ,omitempty"`
+
 	// "last_seen_at" field predicates.
 	LastSeenAt       *time.Time  `json:"lastSeenAt,omitempty"`
 	LastSeenAtNEQ    *time.Time  `json:"lastSeenAtNEQ,omitempty"`
@@ -5492,6 +5496,12 @@ func (i *RobotWhereInput) P() (predicate.Robot, error) {
 	}
 	if i.PermanentNEQ != nil {
 		predicates = append(predicates, robot.PermanentNEQ(*i.PermanentNEQ))
+	}
+	if i.Enrolled != nil {
+		predicates = append(predicates, robot.EnrolledEQ(*i.Enrolled))
+	}
+	if i.EnrolledNEQ != nil {
+		predicates = append(predicates, robot.EnrolledNEQ(*i.EnrolledNEQ))
 	}
 	if i.LastSeenAt != nil {
 		predicates = append(predicates, robot.LastSeenAtEQ(*i.LastSeenAt))
@@ -7523,6 +7533,40 @@ type VMWhereInput struct {
 	AddressEqualFold    *string  `json:"addressEqualFold,omitempty"`
 	AddressContainsFold *string  `json:"addressContainsFold,omitempty"`
 
+	// "enrolled" field predicates.
+	Enrolled    *bool `json:"enrolled,omitempty"`
+	EnrolledNEQ *bool `json:"enrolledNEQ,omitempty"`
+
+	// "hostname" field predicates.
+	Hostname             *string  `json:"hostname,omitempty"`
+	HostnameNEQ          *string  `json:"hostnameNEQ,omitempty"`
+	HostnameIn           []string `json:"hostnameIn,omitempty"`
+	HostnameNotIn        []string `json:"hostnameNotIn,omitempty"`
+	HostnameGT           *string  `json:"hostnameGT,omitempty"`
+	HostnameGTE          *string  `json:"hostnameGTE,omitempty"`
+	HostnameLT           *string  `json:"hostnameLT,omitempty"`
+	HostnameLTE          *string  `json:"hostnameLTE,omitempty"`
+	HostnameContains     *string  `json:"hostnameContains,omitempty"`
+	HostnameHasPrefix    *string  `json:"hostnameHasPrefix,omitempty"`
+	HostnameHasSuffix    *string  `json:"hostnameHasSuffix,omitempty"`
+	HostnameEqualFold    *string  `json:"hostnameEqualFold,omitempty"`
+	HostnameContainsFold *string  `json:"hostnameContainsFold,omitempty"`
+
+	// "os" field predicates.
+	Os             *string  `json:"os,omitempty"`
+	OsNEQ          *string  `json:"osNEQ,omitempty"`
+	OsIn           []string `json:"osIn,omitempty"`
+	OsNotIn        []string `json:"osNotIn,omitempty"`
+	OsGT           *string  `json:"osGT,omitempty"`
+	OsGTE          *string  `json:"osGTE,omitempty"`
+	OsLT           *string  `json:"osLT,omitempty"`
+	OsLTE          *string  `json:"osLTE,omitempty"`
+	OsContains     *string  `json:"osContains,omitempty"`
+	OsHasPrefix    *string  `json:"osHasPrefix,omitempty"`
+	OsHasSuffix    *string  `json:"osHasSuffix,omitempty"`
+	OsEqualFold    *string  `json:"osEqualFold,omitempty"`
+	OsContainsFold *string  `json:"osContainsFold,omitempty"`
+
 	// "error" field predicates.
 	Error             *string  `json:"error,omitempty"`
 	ErrorNEQ          *string  `json:"errorNEQ,omitempty"`
@@ -7875,6 +7919,90 @@ func (i *VMWhereInput) P() (predicate.VM, error) {
 	}
 	if i.AddressContainsFold != nil {
 		predicates = append(predicates, vm.AddressContainsFold(*i.AddressContainsFold))
+	}
+	if i.Enrolled != nil {
+		predicates = append(predicates, vm.EnrolledEQ(*i.Enrolled))
+	}
+	if i.EnrolledNEQ != nil {
+		predicates = append(predicates, vm.EnrolledNEQ(*i.EnrolledNEQ))
+	}
+	if i.Hostname != nil {
+		predicates = append(predicates, vm.HostnameEQ(*i.Hostname))
+	}
+	if i.HostnameNEQ != nil {
+		predicates = append(predicates, vm.HostnameNEQ(*i.HostnameNEQ))
+	}
+	if len(i.HostnameIn) > 0 {
+		predicates = append(predicates, vm.HostnameIn(i.HostnameIn...))
+	}
+	if len(i.HostnameNotIn) > 0 {
+		predicates = append(predicates, vm.HostnameNotIn(i.HostnameNotIn...))
+	}
+	if i.HostnameGT != nil {
+		predicates = append(predicates, vm.HostnameGT(*i.HostnameGT))
+	}
+	if i.HostnameGTE != nil {
+		predicates = append(predicates, vm.HostnameGTE(*i.HostnameGTE))
+	}
+	if i.HostnameLT != nil {
+		predicates = append(predicates, vm.HostnameLT(*i.HostnameLT))
+	}
+	if i.HostnameLTE != nil {
+		predicates = append(predicates, vm.HostnameLTE(*i.HostnameLTE))
+	}
+	if i.HostnameContains != nil {
+		predicates = append(predicates, vm.HostnameContains(*i.HostnameContains))
+	}
+	if i.HostnameHasPrefix != nil {
+		predicates = append(predicates, vm.HostnameHasPrefix(*i.HostnameHasPrefix))
+	}
+	if i.HostnameHasSuffix != nil {
+		predicates = append(predicates, vm.HostnameHasSuffix(*i.HostnameHasSuffix))
+	}
+	if i.HostnameEqualFold != nil {
+		predicates = append(predicates, vm.HostnameEqualFold(*i.HostnameEqualFold))
+	}
+	if i.HostnameContainsFold != nil {
+		predicates = append(predicates, vm.HostnameContainsFold(*i.HostnameContainsFold))
+	}
+	if i.Os != nil {
+		predicates = append(predicates, vm.OsEQ(*i.Os))
+	}
+	if i.OsNEQ != nil {
+		predicates = append(predicates, vm.OsNEQ(*i.OsNEQ))
+	}
+	if len(i.OsIn) > 0 {
+		predicates = append(predicates, vm.OsIn(i.OsIn...))
+	}
+	if len(i.OsNotIn) > 0 {
+		predicates = append(predicates, vm.OsNotIn(i.OsNotIn...))
+	}
+	if i.OsGT != nil {
+		predicates = append(predicates, vm.OsGT(*i.OsGT))
+	}
+	if i.OsGTE != nil {
+		predicates = append(predicates, vm.OsGTE(*i.OsGTE))
+	}
+	if i.OsLT != nil {
+		predicates = append(predicates, vm.OsLT(*i.OsLT))
+	}
+	if i.OsLTE != nil {
+		predicates = append(predicates, vm.OsLTE(*i.OsLTE))
+	}
+	if i.OsContains != nil {
+		predicates = append(predicates, vm.OsContains(*i.OsContains))
+	}
+	if i.OsHasPrefix != nil {
+		predicates = append(predicates, vm.OsHasPrefix(*i.OsHasPrefix))
+	}
+	if i.OsHasSuffix != nil {
+		predicates = append(predicates, vm.OsHasSuffix(*i.OsHasSuffix))
+	}
+	if i.OsEqualFold != nil {
+		predicates = append(predicates, vm.OsEqualFold(*i.OsEqualFold))
+	}
+	if i.OsContainsFold != nil {
+		predicates = append(predicates, vm.OsContainsFold(*i.OsContainsFold))
 	}
 	if i.Error != nil {
 		predicates = append(predicates, vm.ErrorEQ(*i.Error))

@@ -20,6 +20,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -52,6 +53,7 @@ const (
 	TypeCustomer            = "Customer"
 	TypeDownloadTicket      = "DownloadTicket"
 	TypeEvent               = "Event"
+	TypeJoinToken           = "JoinToken"
 	TypeLease               = "Lease"
 	TypeLifecycleTransition = "LifecycleTransition"
 	TypePool                = "Pool"
@@ -10479,6 +10481,942 @@ func (m *EventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Event edge %s", name)
 }
 
+// JoinTokenMutation represents an operation that mutates the JoinToken nodes in the graph.
+type JoinTokenMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	updated_at    *time.Time
+	hash          *string
+	pool_id       *int
+	addpool_id    *int
+	pool_name     *string
+	expires_at    *time.Time
+	max_uses      *int
+	addmax_uses   *int
+	uses          *int
+	adduses       *int
+	revoked_at    *time.Time
+	created_by    *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*JoinToken, error)
+	predicates    []predicate.JoinToken
+}
+
+var _ ent.Mutation = (*JoinTokenMutation)(nil)
+
+// jointokenOption allows management of the mutation configuration using functional options.
+type jointokenOption func(*JoinTokenMutation)
+
+// newJoinTokenMutation creates new mutation for the JoinToken entity.
+func newJoinTokenMutation(c config, op Op, opts ...jointokenOption) *JoinTokenMutation {
+	m := &JoinTokenMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeJoinToken,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withJoinTokenID sets the ID field of the mutation.
+func withJoinTokenID(id int) jointokenOption {
+	return func(m *JoinTokenMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *JoinToken
+		)
+		m.oldValue = func(ctx context.Context) (*JoinToken, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().JoinToken.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withJoinToken sets the old JoinToken of the mutation.
+func withJoinToken(node *JoinToken) jointokenOption {
+	return func(m *JoinTokenMutation) {
+		m.oldValue = func(context.Context) (*JoinToken, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m JoinTokenMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m JoinTokenMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *JoinTokenMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *JoinTokenMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().JoinToken.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *JoinTokenMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *JoinTokenMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *JoinTokenMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *JoinTokenMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *JoinTokenMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *JoinTokenMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetHash sets the "hash" field.
+func (m *JoinTokenMutation) SetHash(s string) {
+	m.hash = &s
+}
+
+// Hash returns the value of the "hash" field in the mutation.
+func (m *JoinTokenMutation) Hash() (r string, exists bool) {
+	v := m.hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHash returns the old "hash" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHash: %w", err)
+	}
+	return oldValue.Hash, nil
+}
+
+// ResetHash resets all changes to the "hash" field.
+func (m *JoinTokenMutation) ResetHash() {
+	m.hash = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *JoinTokenMutation) SetPoolID(i int) {
+	m.pool_id = &i
+	m.addpool_id = nil
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *JoinTokenMutation) PoolID() (r int, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldPoolID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// AddPoolID adds i to the "pool_id" field.
+func (m *JoinTokenMutation) AddPoolID(i int) {
+	if m.addpool_id != nil {
+		*m.addpool_id += i
+	} else {
+		m.addpool_id = &i
+	}
+}
+
+// AddedPoolID returns the value that was added to the "pool_id" field in this mutation.
+func (m *JoinTokenMutation) AddedPoolID() (r int, exists bool) {
+	v := m.addpool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *JoinTokenMutation) ResetPoolID() {
+	m.pool_id = nil
+	m.addpool_id = nil
+}
+
+// SetPoolName sets the "pool_name" field.
+func (m *JoinTokenMutation) SetPoolName(s string) {
+	m.pool_name = &s
+}
+
+// PoolName returns the value of the "pool_name" field in the mutation.
+func (m *JoinTokenMutation) PoolName() (r string, exists bool) {
+	v := m.pool_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolName returns the old "pool_name" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldPoolName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolName: %w", err)
+	}
+	return oldValue.PoolName, nil
+}
+
+// ResetPoolName resets all changes to the "pool_name" field.
+func (m *JoinTokenMutation) ResetPoolName() {
+	m.pool_name = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *JoinTokenMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *JoinTokenMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *JoinTokenMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// SetMaxUses sets the "max_uses" field.
+func (m *JoinTokenMutation) SetMaxUses(i int) {
+	m.max_uses = &i
+	m.addmax_uses = nil
+}
+
+// MaxUses returns the value of the "max_uses" field in the mutation.
+func (m *JoinTokenMutation) MaxUses() (r int, exists bool) {
+	v := m.max_uses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMaxUses returns the old "max_uses" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldMaxUses(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMaxUses is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMaxUses requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMaxUses: %w", err)
+	}
+	return oldValue.MaxUses, nil
+}
+
+// AddMaxUses adds i to the "max_uses" field.
+func (m *JoinTokenMutation) AddMaxUses(i int) {
+	if m.addmax_uses != nil {
+		*m.addmax_uses += i
+	} else {
+		m.addmax_uses = &i
+	}
+}
+
+// AddedMaxUses returns the value that was added to the "max_uses" field in this mutation.
+func (m *JoinTokenMutation) AddedMaxUses() (r int, exists bool) {
+	v := m.addmax_uses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMaxUses resets all changes to the "max_uses" field.
+func (m *JoinTokenMutation) ResetMaxUses() {
+	m.max_uses = nil
+	m.addmax_uses = nil
+}
+
+// SetUses sets the "uses" field.
+func (m *JoinTokenMutation) SetUses(i int) {
+	m.uses = &i
+	m.adduses = nil
+}
+
+// Uses returns the value of the "uses" field in the mutation.
+func (m *JoinTokenMutation) Uses() (r int, exists bool) {
+	v := m.uses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUses returns the old "uses" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldUses(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUses is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUses requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUses: %w", err)
+	}
+	return oldValue.Uses, nil
+}
+
+// AddUses adds i to the "uses" field.
+func (m *JoinTokenMutation) AddUses(i int) {
+	if m.adduses != nil {
+		*m.adduses += i
+	} else {
+		m.adduses = &i
+	}
+}
+
+// AddedUses returns the value that was added to the "uses" field in this mutation.
+func (m *JoinTokenMutation) AddedUses() (r int, exists bool) {
+	v := m.adduses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUses resets all changes to the "uses" field.
+func (m *JoinTokenMutation) ResetUses() {
+	m.uses = nil
+	m.adduses = nil
+}
+
+// SetRevokedAt sets the "revoked_at" field.
+func (m *JoinTokenMutation) SetRevokedAt(t time.Time) {
+	m.revoked_at = &t
+}
+
+// RevokedAt returns the value of the "revoked_at" field in the mutation.
+func (m *JoinTokenMutation) RevokedAt() (r time.Time, exists bool) {
+	v := m.revoked_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRevokedAt returns the old "revoked_at" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldRevokedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRevokedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRevokedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRevokedAt: %w", err)
+	}
+	return oldValue.RevokedAt, nil
+}
+
+// ClearRevokedAt clears the value of the "revoked_at" field.
+func (m *JoinTokenMutation) ClearRevokedAt() {
+	m.revoked_at = nil
+	m.clearedFields[jointoken.FieldRevokedAt] = struct{}{}
+}
+
+// RevokedAtCleared returns if the "revoked_at" field was cleared in this mutation.
+func (m *JoinTokenMutation) RevokedAtCleared() bool {
+	_, ok := m.clearedFields[jointoken.FieldRevokedAt]
+	return ok
+}
+
+// ResetRevokedAt resets all changes to the "revoked_at" field.
+func (m *JoinTokenMutation) ResetRevokedAt() {
+	m.revoked_at = nil
+	delete(m.clearedFields, jointoken.FieldRevokedAt)
+}
+
+// SetCreatedBy sets the "created_by" field.
+func (m *JoinTokenMutation) SetCreatedBy(s string) {
+	m.created_by = &s
+}
+
+// CreatedBy returns the value of the "created_by" field in the mutation.
+func (m *JoinTokenMutation) CreatedBy() (r string, exists bool) {
+	v := m.created_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedBy returns the old "created_by" field's value of the JoinToken entity.
+// If the JoinToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinTokenMutation) OldCreatedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedBy: %w", err)
+	}
+	return oldValue.CreatedBy, nil
+}
+
+// ResetCreatedBy resets all changes to the "created_by" field.
+func (m *JoinTokenMutation) ResetCreatedBy() {
+	m.created_by = nil
+}
+
+// Where appends a list predicates to the JoinTokenMutation builder.
+func (m *JoinTokenMutation) Where(ps ...predicate.JoinToken) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the JoinTokenMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *JoinTokenMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.JoinToken, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *JoinTokenMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *JoinTokenMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (JoinToken).
+func (m *JoinTokenMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *JoinTokenMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, jointoken.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, jointoken.FieldUpdatedAt)
+	}
+	if m.hash != nil {
+		fields = append(fields, jointoken.FieldHash)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, jointoken.FieldPoolID)
+	}
+	if m.pool_name != nil {
+		fields = append(fields, jointoken.FieldPoolName)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, jointoken.FieldExpiresAt)
+	}
+	if m.max_uses != nil {
+		fields = append(fields, jointoken.FieldMaxUses)
+	}
+	if m.uses != nil {
+		fields = append(fields, jointoken.FieldUses)
+	}
+	if m.revoked_at != nil {
+		fields = append(fields, jointoken.FieldRevokedAt)
+	}
+	if m.created_by != nil {
+		fields = append(fields, jointoken.FieldCreatedBy)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *JoinTokenMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case jointoken.FieldCreatedAt:
+		return m.CreatedAt()
+	case jointoken.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case jointoken.FieldHash:
+		return m.Hash()
+	case jointoken.FieldPoolID:
+		return m.PoolID()
+	case jointoken.FieldPoolName:
+		return m.PoolName()
+	case jointoken.FieldExpiresAt:
+		return m.ExpiresAt()
+	case jointoken.FieldMaxUses:
+		return m.MaxUses()
+	case jointoken.FieldUses:
+		return m.Uses()
+	case jointoken.FieldRevokedAt:
+		return m.RevokedAt()
+	case jointoken.FieldCreatedBy:
+		return m.CreatedBy()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *JoinTokenMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case jointoken.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case jointoken.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case jointoken.FieldHash:
+		return m.OldHash(ctx)
+	case jointoken.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case jointoken.FieldPoolName:
+		return m.OldPoolName(ctx)
+	case jointoken.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	case jointoken.FieldMaxUses:
+		return m.OldMaxUses(ctx)
+	case jointoken.FieldUses:
+		return m.OldUses(ctx)
+	case jointoken.FieldRevokedAt:
+		return m.OldRevokedAt(ctx)
+	case jointoken.FieldCreatedBy:
+		return m.OldCreatedBy(ctx)
+	}
+	return nil, fmt.Errorf("unknown JoinToken field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *JoinTokenMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case jointoken.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case jointoken.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case jointoken.FieldHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHash(v)
+		return nil
+	case jointoken.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case jointoken.FieldPoolName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolName(v)
+		return nil
+	case jointoken.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	case jointoken.FieldMaxUses:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMaxUses(v)
+		return nil
+	case jointoken.FieldUses:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUses(v)
+		return nil
+	case jointoken.FieldRevokedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRevokedAt(v)
+		return nil
+	case jointoken.FieldCreatedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedBy(v)
+		return nil
+	}
+	return fmt.Errorf("unknown JoinToken field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *JoinTokenMutation) AddedFields() []string {
+	var fields []string
+	if m.addpool_id != nil {
+		fields = append(fields, jointoken.FieldPoolID)
+	}
+	if m.addmax_uses != nil {
+		fields = append(fields, jointoken.FieldMaxUses)
+	}
+	if m.adduses != nil {
+		fields = append(fields, jointoken.FieldUses)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *JoinTokenMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case jointoken.FieldPoolID:
+		return m.AddedPoolID()
+	case jointoken.FieldMaxUses:
+		return m.AddedMaxUses()
+	case jointoken.FieldUses:
+		return m.AddedUses()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *JoinTokenMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case jointoken.FieldPoolID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPoolID(v)
+		return nil
+	case jointoken.FieldMaxUses:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMaxUses(v)
+		return nil
+	case jointoken.FieldUses:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUses(v)
+		return nil
+	}
+	return fmt.Errorf("unknown JoinToken numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *JoinTokenMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(jointoken.FieldRevokedAt) {
+		fields = append(fields, jointoken.FieldRevokedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *JoinTokenMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *JoinTokenMutation) ClearField(name string) error {
+	switch name {
+	case jointoken.FieldRevokedAt:
+		m.ClearRevokedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown JoinToken nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *JoinTokenMutation) ResetField(name string) error {
+	switch name {
+	case jointoken.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case jointoken.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case jointoken.FieldHash:
+		m.ResetHash()
+		return nil
+	case jointoken.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case jointoken.FieldPoolName:
+		m.ResetPoolName()
+		return nil
+	case jointoken.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	case jointoken.FieldMaxUses:
+		m.ResetMaxUses()
+		return nil
+	case jointoken.FieldUses:
+		m.ResetUses()
+		return nil
+	case jointoken.FieldRevokedAt:
+		m.ResetRevokedAt()
+		return nil
+	case jointoken.FieldCreatedBy:
+		m.ResetCreatedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown JoinToken field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *JoinTokenMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *JoinTokenMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *JoinTokenMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *JoinTokenMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *JoinTokenMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *JoinTokenMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *JoinTokenMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown JoinToken unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *JoinTokenMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown JoinToken edge %s", name)
+}
+
 // LeaseMutation represents an operation that mutates the Lease nodes in the graph.
 type LeaseMutation struct {
 	config
@@ -16041,6 +16979,7 @@ type RobotMutation struct {
 	name            *string
 	state           *robot.State
 	permanent       *bool
+	enrolled        *bool
 	last_seen_at    *time.Time
 	hostname        *string
 	agent_version   *string
@@ -16420,6 +17359,42 @@ func (m *RobotMutation) ResetPermanent() {
 	m.permanent = nil
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (m *RobotMutation) SetEnrolled(b bool) {
+	m.enrolled = &b
+}
+
+// Enrolled returns the value of the "enrolled" field in the mutation.
+func (m *RobotMutation) Enrolled() (r bool, exists bool) {
+	v := m.enrolled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnrolled returns the old "enrolled" field's value of the Robot entity.
+// If the Robot object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RobotMutation) OldEnrolled(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnrolled is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnrolled requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnrolled: %w", err)
+	}
+	return oldValue.Enrolled, nil
+}
+
+// ResetEnrolled resets all changes to the "enrolled" field.
+func (m *RobotMutation) ResetEnrolled() {
+	m.enrolled = nil
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (m *RobotMutation) SetLastSeenAt(t time.Time) {
 	m.last_seen_at = &t
@@ -16683,7 +17658,7 @@ func (m *RobotMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RobotMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, robot.FieldCreatedAt)
 	}
@@ -16704,6 +17679,9 @@ func (m *RobotMutation) Fields() []string {
 	}
 	if m.permanent != nil {
 		fields = append(fields, robot.FieldPermanent)
+	}
+	if m.enrolled != nil {
+		fields = append(fields, robot.FieldEnrolled)
 	}
 	if m.last_seen_at != nil {
 		fields = append(fields, robot.FieldLastSeenAt)
@@ -16736,6 +17714,8 @@ func (m *RobotMutation) Field(name string) (ent.Value, bool) {
 		return m.State()
 	case robot.FieldPermanent:
 		return m.Permanent()
+	case robot.FieldEnrolled:
+		return m.Enrolled()
 	case robot.FieldLastSeenAt:
 		return m.LastSeenAt()
 	case robot.FieldHostname:
@@ -16765,6 +17745,8 @@ func (m *RobotMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldState(ctx)
 	case robot.FieldPermanent:
 		return m.OldPermanent(ctx)
+	case robot.FieldEnrolled:
+		return m.OldEnrolled(ctx)
 	case robot.FieldLastSeenAt:
 		return m.OldLastSeenAt(ctx)
 	case robot.FieldHostname:
@@ -16828,6 +17810,13 @@ func (m *RobotMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetPermanent(v)
+		return nil
+	case robot.FieldEnrolled:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnrolled(v)
 		return nil
 	case robot.FieldLastSeenAt:
 		v, ok := value.(time.Time)
@@ -16937,6 +17926,9 @@ func (m *RobotMutation) ResetField(name string) error {
 		return nil
 	case robot.FieldPermanent:
 		m.ResetPermanent()
+		return nil
+	case robot.FieldEnrolled:
+		m.ResetEnrolled()
 		return nil
 	case robot.FieldLastSeenAt:
 		m.ResetLastSeenAt()
@@ -21795,6 +22787,11 @@ type VMMutation struct {
 	state           *vm.State
 	permanent       *bool
 	address         *string
+	enrolled        *bool
+	hostname        *string
+	os              *string
+	addresses       *[]string
+	appendaddresses []string
 	error           *string
 	clearedFields   map[string]struct{}
 	pool            *int
@@ -22228,6 +23225,179 @@ func (m *VMMutation) ResetAddress() {
 	m.address = nil
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (m *VMMutation) SetEnrolled(b bool) {
+	m.enrolled = &b
+}
+
+// Enrolled returns the value of the "enrolled" field in the mutation.
+func (m *VMMutation) Enrolled() (r bool, exists bool) {
+	v := m.enrolled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnrolled returns the old "enrolled" field's value of the VM entity.
+// If the VM object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *VMMutation) OldEnrolled(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnrolled is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnrolled requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnrolled: %w", err)
+	}
+	return oldValue.Enrolled, nil
+}
+
+// ResetEnrolled resets all changes to the "enrolled" field.
+func (m *VMMutation) ResetEnrolled() {
+	m.enrolled = nil
+}
+
+// SetHostname sets the "hostname" field.
+func (m *VMMutation) SetHostname(s string) {
+	m.hostname = &s
+}
+
+// Hostname returns the value of the "hostname" field in the mutation.
+func (m *VMMutation) Hostname() (r string, exists bool) {
+	v := m.hostname
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHostname returns the old "hostname" field's value of the VM entity.
+// If the VM object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *VMMutation) OldHostname(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHostname is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHostname requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHostname: %w", err)
+	}
+	return oldValue.Hostname, nil
+}
+
+// ResetHostname resets all changes to the "hostname" field.
+func (m *VMMutation) ResetHostname() {
+	m.hostname = nil
+}
+
+// SetOs sets the "os" field.
+func (m *VMMutation) SetOs(s string) {
+	m.os = &s
+}
+
+// Os returns the value of the "os" field in the mutation.
+func (m *VMMutation) Os() (r string, exists bool) {
+	v := m.os
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOs returns the old "os" field's value of the VM entity.
+// If the VM object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *VMMutation) OldOs(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOs: %w", err)
+	}
+	return oldValue.Os, nil
+}
+
+// ResetOs resets all changes to the "os" field.
+func (m *VMMutation) ResetOs() {
+	m.os = nil
+}
+
+// SetAddresses sets the "addresses" field.
+func (m *VMMutation) SetAddresses(s []string) {
+	m.addresses = &s
+	m.appendaddresses = nil
+}
+
+// Addresses returns the value of the "addresses" field in the mutation.
+func (m *VMMutation) Addresses() (r []string, exists bool) {
+	v := m.addresses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAddresses returns the old "addresses" field's value of the VM entity.
+// If the VM object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *VMMutation) OldAddresses(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAddresses is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAddresses requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAddresses: %w", err)
+	}
+	return oldValue.Addresses, nil
+}
+
+// AppendAddresses adds s to the "addresses" field.
+func (m *VMMutation) AppendAddresses(s []string) {
+	m.appendaddresses = append(m.appendaddresses, s...)
+}
+
+// AppendedAddresses returns the list of values that were appended to the "addresses" field in this mutation.
+func (m *VMMutation) AppendedAddresses() ([]string, bool) {
+	if len(m.appendaddresses) == 0 {
+		return nil, false
+	}
+	return m.appendaddresses, true
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (m *VMMutation) ClearAddresses() {
+	m.addresses = nil
+	m.appendaddresses = nil
+	m.clearedFields[vm.FieldAddresses] = struct{}{}
+}
+
+// AddressesCleared returns if the "addresses" field was cleared in this mutation.
+func (m *VMMutation) AddressesCleared() bool {
+	_, ok := m.clearedFields[vm.FieldAddresses]
+	return ok
+}
+
+// ResetAddresses resets all changes to the "addresses" field.
+func (m *VMMutation) ResetAddresses() {
+	m.addresses = nil
+	m.appendaddresses = nil
+	delete(m.clearedFields, vm.FieldAddresses)
+}
+
 // SetError sets the "error" field.
 func (m *VMMutation) SetError(s string) {
 	m.error = &s
@@ -22364,7 +23534,7 @@ func (m *VMMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *VMMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, vm.FieldCreatedAt)
 	}
@@ -22391,6 +23561,18 @@ func (m *VMMutation) Fields() []string {
 	}
 	if m.address != nil {
 		fields = append(fields, vm.FieldAddress)
+	}
+	if m.enrolled != nil {
+		fields = append(fields, vm.FieldEnrolled)
+	}
+	if m.hostname != nil {
+		fields = append(fields, vm.FieldHostname)
+	}
+	if m.os != nil {
+		fields = append(fields, vm.FieldOs)
+	}
+	if m.addresses != nil {
+		fields = append(fields, vm.FieldAddresses)
 	}
 	if m.error != nil {
 		fields = append(fields, vm.FieldError)
@@ -22421,6 +23603,14 @@ func (m *VMMutation) Field(name string) (ent.Value, bool) {
 		return m.Permanent()
 	case vm.FieldAddress:
 		return m.Address()
+	case vm.FieldEnrolled:
+		return m.Enrolled()
+	case vm.FieldHostname:
+		return m.Hostname()
+	case vm.FieldOs:
+		return m.Os()
+	case vm.FieldAddresses:
+		return m.Addresses()
 	case vm.FieldError:
 		return m.Error()
 	}
@@ -22450,6 +23640,14 @@ func (m *VMMutation) OldField(ctx context.Context, name string) (ent.Value, erro
 		return m.OldPermanent(ctx)
 	case vm.FieldAddress:
 		return m.OldAddress(ctx)
+	case vm.FieldEnrolled:
+		return m.OldEnrolled(ctx)
+	case vm.FieldHostname:
+		return m.OldHostname(ctx)
+	case vm.FieldOs:
+		return m.OldOs(ctx)
+	case vm.FieldAddresses:
+		return m.OldAddresses(ctx)
 	case vm.FieldError:
 		return m.OldError(ctx)
 	}
@@ -22524,6 +23722,34 @@ func (m *VMMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAddress(v)
 		return nil
+	case vm.FieldEnrolled:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnrolled(v)
+		return nil
+	case vm.FieldHostname:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHostname(v)
+		return nil
+	case vm.FieldOs:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOs(v)
+		return nil
+	case vm.FieldAddresses:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAddresses(v)
+		return nil
 	case vm.FieldError:
 		v, ok := value.(string)
 		if !ok {
@@ -22563,7 +23789,11 @@ func (m *VMMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *VMMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(vm.FieldAddresses) {
+		fields = append(fields, vm.FieldAddresses)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -22576,6 +23806,11 @@ func (m *VMMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *VMMutation) ClearField(name string) error {
+	switch name {
+	case vm.FieldAddresses:
+		m.ClearAddresses()
+		return nil
+	}
 	return fmt.Errorf("unknown VM nullable field %s", name)
 }
 
@@ -22609,6 +23844,18 @@ func (m *VMMutation) ResetField(name string) error {
 		return nil
 	case vm.FieldAddress:
 		m.ResetAddress()
+		return nil
+	case vm.FieldEnrolled:
+		m.ResetEnrolled()
+		return nil
+	case vm.FieldHostname:
+		m.ResetHostname()
+		return nil
+	case vm.FieldOs:
+		m.ResetOs()
+		return nil
+	case vm.FieldAddresses:
+		m.ResetAddresses()
 		return nil
 	case vm.FieldError:
 		m.ResetError()

@@ -23,7 +23,7 @@ type Pool struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
-	// Name of the provider block that rents this pool's VMs.
+	// Name of the provider block that rents this pool's VMs; empty: the pool has only enrolled robots.
 	Provider string `json:"provider,omitempty"`
 	// Permanent robots, never released.
 	Min int `json:"min,omitempty"`

@@ -65,6 +65,14 @@ func (_c *PoolCreate) SetProvider(v string) *PoolCreate {
 	return _c
 }
 
+// SetNillableProvider sets the "provider" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableProvider(v *string) *PoolCreate {
+	if v != nil {
+		_c.SetProvider(*v)
+	}
+	return _c
+}
+
 // SetMin sets the "min" field.
 func (_c *PoolCreate) SetMin(v int) *PoolCreate {
 	_c.mutation.SetMin(v)
@@ -259,6 +267,10 @@ func (_c *PoolCreate) defaults() error {
 		v := pool.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Provider(); !ok {
+		v := pool.DefaultProvider
+		_c.mutation.SetProvider(v)
+	}
 	if _, ok := _c.mutation.Min(); !ok {
 		v := pool.DefaultMin
 		_c.mutation.SetMin(v)
@@ -308,11 +320,6 @@ func (_c *PoolCreate) check() error {
 	}
 	if _, ok := _c.mutation.Provider(); !ok {
 		return &ValidationError{Name: "provider", err: errors.New(`ent: missing required field "Pool.provider"`)}
-	}
-	if v, ok := _c.mutation.Provider(); ok {
-		if err := pool.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "Pool.provider": %w`, err)}
-		}
 	}
 	if _, ok := _c.mutation.Min(); !ok {
 		return &ValidationError{Name: "min", err: errors.New(`ent: missing required field "Pool.min"`)}

@@ -354,11 +354,6 @@ func (_u *PoolUpdate) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
 		}
 	}
-	if v, ok := _u.mutation.Provider(); ok {
-		if err := pool.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "Pool.provider": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.Min(); ok {
 		if err := pool.MinValidator(v); err != nil {
 			return &ValidationError{Name: "min", err: fmt.Errorf(`ent: validator failed for field "Pool.min": %w`, err)}
@@ -937,11 +932,6 @@ func (_u *PoolUpdateOne) check() error {
 	if v, ok := _u.mutation.Name(); ok {
 		if err := pool.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
-		}
-	}
-	if v, ok := _u.mutation.Provider(); ok {
-		if err := pool.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "Pool.provider": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.Min(); ok {

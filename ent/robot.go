@@ -33,6 +33,8 @@ type Robot struct {
 	State robot.State `json:"state,omitempty"`
 	// Permanent holds the value of the "permanent" field.
 	Permanent bool `json:"permanent,omitempty"`
+	// Joined with a join token on a machine rpacloud did not rent; never released by the scaler.
+	Enrolled bool `json:"enrolled,omitempty"`
 	// LastSeenAt holds the value of the "last_seen_at" field.
 	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 	// Hostname holds the value of the "hostname" field.
@@ -98,7 +100,7 @@ func (*Robot) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case robot.FieldPermanent:
+		case robot.FieldPermanent, robot.FieldEnrolled:
 			values[i] = new(sql.NullBool)
 		case robot.FieldID, robot.FieldPoolID, robot.FieldVMID:
 			values[i] = new(sql.NullInt64)
@@ -169,6 +171,12 @@ func (_m *Robot) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field permanent", values[i])
 			} else if value.Valid {
 				_m.Permanent = value.Bool
+			}
+		case robot.FieldEnrolled:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field enrolled", values[i])
+			} else if value.Valid {
+				_m.Enrolled = value.Bool
 			}
 		case robot.FieldLastSeenAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -262,6 +270,9 @@ func (_m *Robot) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("permanent=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Permanent))
+	builder.WriteString(", ")
+	builder.WriteString("enrolled=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Enrolled))
 	builder.WriteString(", ")
 	if v := _m.LastSeenAt; v != nil {
 		builder.WriteString("last_seen_at=")

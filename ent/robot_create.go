@@ -107,6 +107,20 @@ func (_c *RobotCreate) SetNillablePermanent(v *bool) *RobotCreate {
 	return _c
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (_c *RobotCreate) SetEnrolled(v bool) *RobotCreate {
+	_c.mutation.SetEnrolled(v)
+	return _c
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_c *RobotCreate) SetNillableEnrolled(v *bool) *RobotCreate {
+	if v != nil {
+		_c.SetEnrolled(*v)
+	}
+	return _c
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_c *RobotCreate) SetLastSeenAt(v time.Time) *RobotCreate {
 	_c.mutation.SetLastSeenAt(v)
@@ -233,6 +247,10 @@ func (_c *RobotCreate) defaults() error {
 		v := robot.DefaultPermanent
 		_c.mutation.SetPermanent(v)
 	}
+	if _, ok := _c.mutation.Enrolled(); !ok {
+		v := robot.DefaultEnrolled
+		_c.mutation.SetEnrolled(v)
+	}
 	if _, ok := _c.mutation.Hostname(); !ok {
 		v := robot.DefaultHostname
 		_c.mutation.SetHostname(v)
@@ -273,6 +291,9 @@ func (_c *RobotCreate) check() error {
 	}
 	if _, ok := _c.mutation.Permanent(); !ok {
 		return &ValidationError{Name: "permanent", err: errors.New(`ent: missing required field "Robot.permanent"`)}
+	}
+	if _, ok := _c.mutation.Enrolled(); !ok {
+		return &ValidationError{Name: "enrolled", err: errors.New(`ent: missing required field "Robot.enrolled"`)}
 	}
 	if _, ok := _c.mutation.Hostname(); !ok {
 		return &ValidationError{Name: "hostname", err: errors.New(`ent: missing required field "Robot.hostname"`)}
@@ -329,6 +350,10 @@ func (_c *RobotCreate) createSpec() (*Robot, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Permanent(); ok {
 		_spec.SetField(robot.FieldPermanent, field.TypeBool, value)
 		_node.Permanent = value
+	}
+	if value, ok := _c.mutation.Enrolled(); ok {
+		_spec.SetField(robot.FieldEnrolled, field.TypeBool, value)
+		_node.Enrolled = value
 	}
 	if value, ok := _c.mutation.LastSeenAt(); ok {
 		_spec.SetField(robot.FieldLastSeenAt, field.TypeTime, value)
@@ -522,6 +547,18 @@ func (u *RobotUpsert) UpdatePermanent() *RobotUpsert {
 	return u
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (u *RobotUpsert) SetEnrolled(v bool) *RobotUpsert {
+	u.Set(robot.FieldEnrolled, v)
+	return u
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *RobotUpsert) UpdateEnrolled() *RobotUpsert {
+	u.SetExcluded(robot.FieldEnrolled)
+	return u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (u *RobotUpsert) SetLastSeenAt(v time.Time) *RobotUpsert {
 	u.Set(robot.FieldLastSeenAt, v)
@@ -697,6 +734,20 @@ func (u *RobotUpsertOne) SetPermanent(v bool) *RobotUpsertOne {
 func (u *RobotUpsertOne) UpdatePermanent() *RobotUpsertOne {
 	return u.Update(func(s *RobotUpsert) {
 		s.UpdatePermanent()
+	})
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (u *RobotUpsertOne) SetEnrolled(v bool) *RobotUpsertOne {
+	return u.Update(func(s *RobotUpsert) {
+		s.SetEnrolled(v)
+	})
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *RobotUpsertOne) UpdateEnrolled() *RobotUpsertOne {
+	return u.Update(func(s *RobotUpsert) {
+		s.UpdateEnrolled()
 	})
 }
 
@@ -1048,6 +1099,20 @@ func (u *RobotUpsertBulk) SetPermanent(v bool) *RobotUpsertBulk {
 func (u *RobotUpsertBulk) UpdatePermanent() *RobotUpsertBulk {
 	return u.Update(func(s *RobotUpsert) {
 		s.UpdatePermanent()
+	})
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (u *RobotUpsertBulk) SetEnrolled(v bool) *RobotUpsertBulk {
+	return u.Update(func(s *RobotUpsert) {
+		s.SetEnrolled(v)
+	})
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *RobotUpsertBulk) UpdateEnrolled() *RobotUpsertBulk {
+	return u.Update(func(s *RobotUpsert) {
+		s.UpdateEnrolled()
 	})
 }
 

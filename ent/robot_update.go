@@ -114,6 +114,20 @@ func (_u *RobotUpdate) SetNillablePermanent(v *bool) *RobotUpdate {
 	return _u
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (_u *RobotUpdate) SetEnrolled(v bool) *RobotUpdate {
+	_u.mutation.SetEnrolled(v)
+	return _u
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_u *RobotUpdate) SetNillableEnrolled(v *bool) *RobotUpdate {
+	if v != nil {
+		_u.SetEnrolled(*v)
+	}
+	return _u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_u *RobotUpdate) SetLastSeenAt(v time.Time) *RobotUpdate {
 	_u.mutation.SetLastSeenAt(v)
@@ -314,6 +328,9 @@ func (_u *RobotUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Permanent(); ok {
 		_spec.SetField(robot.FieldPermanent, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Enrolled(); ok {
+		_spec.SetField(robot.FieldEnrolled, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(robot.FieldLastSeenAt, field.TypeTime, value)
@@ -530,6 +547,20 @@ func (_u *RobotUpdateOne) SetPermanent(v bool) *RobotUpdateOne {
 func (_u *RobotUpdateOne) SetNillablePermanent(v *bool) *RobotUpdateOne {
 	if v != nil {
 		_u.SetPermanent(*v)
+	}
+	return _u
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (_u *RobotUpdateOne) SetEnrolled(v bool) *RobotUpdateOne {
+	_u.mutation.SetEnrolled(v)
+	return _u
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_u *RobotUpdateOne) SetNillableEnrolled(v *bool) *RobotUpdateOne {
+	if v != nil {
+		_u.SetEnrolled(*v)
 	}
 	return _u
 }
@@ -764,6 +795,9 @@ func (_u *RobotUpdateOne) sqlSave(ctx context.Context) (_node *Robot, err error)
 	}
 	if value, ok := _u.mutation.Permanent(); ok {
 		_spec.SetField(robot.FieldPermanent, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Enrolled(); ok {
+		_spec.SetField(robot.FieldEnrolled, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(robot.FieldLastSeenAt, field.TypeTime, value)

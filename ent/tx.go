@@ -32,6 +32,8 @@ type Tx struct {
 	DownloadTicket *DownloadTicketClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
+	// JoinToken is the client for interacting with the JoinToken builders.
+	JoinToken *JoinTokenClient
 	// Lease is the client for interacting with the Lease builders.
 	Lease *LeaseClient
 	// LifecycleTransition is the client for interacting with the LifecycleTransition builders.
@@ -194,6 +196,7 @@ func (tx *Tx) init() {
 	tx.Customer = NewCustomerClient(tx.config)
 	tx.DownloadTicket = NewDownloadTicketClient(tx.config)
 	tx.Event = NewEventClient(tx.config)
+	tx.JoinToken = NewJoinTokenClient(tx.config)
 	tx.Lease = NewLeaseClient(tx.config)
 	tx.LifecycleTransition = NewLifecycleTransitionClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)

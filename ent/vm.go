@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ type VM struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// PoolID holds the value of the "pool_id" field.
 	PoolID int `json:"pool_id,omitempty"`
-	// Provider holds the value of the "provider" field.
+	// Empty for an enrolled machine: no provider rents or follows it.
 	Provider string `json:"provider,omitempty"`
 	// IdempotencyKey holds the value of the "idempotency_key" field.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
@@ -37,6 +38,14 @@ type VM struct {
 	Permanent bool `json:"permanent,omitempty"`
 	// Address holds the value of the "address" field.
 	Address string `json:"address,omitempty"`
+	// A machine that joined with a join token: never followed against, or released through, a provider.
+	Enrolled bool `json:"enrolled,omitempty"`
+	// Hostname holds the value of the "hostname" field.
+	Hostname string `json:"hostname,omitempty"`
+	// Os holds the value of the "os" field.
+	Os string `json:"os,omitempty"`
+	// Every address an enrolled machine reported; address holds the first.
+	Addresses []string `json:"addresses,omitempty"`
 	// Last provider error, for operators.
 	Error string `json:"error,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -85,11 +94,13 @@ func (*VM) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case vm.FieldPermanent:
+		case vm.FieldAddresses:
+			values[i] = new([]byte)
+		case vm.FieldPermanent, vm.FieldEnrolled:
 			values[i] = new(sql.NullBool)
 		case vm.FieldID, vm.FieldPoolID:
 			values[i] = new(sql.NullInt64)
-		case vm.FieldProvider, vm.FieldIdempotencyKey, vm.FieldInstanceID, vm.FieldState, vm.FieldAddress, vm.FieldError:
+		case vm.FieldProvider, vm.FieldIdempotencyKey, vm.FieldInstanceID, vm.FieldState, vm.FieldAddress, vm.FieldHostname, vm.FieldOs, vm.FieldError:
 			values[i] = new(sql.NullString)
 		case vm.FieldCreatedAt, vm.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -167,6 +178,32 @@ func (_m *VM) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field address", values[i])
 			} else if value.Valid {
 				_m.Address = value.String
+			}
+		case vm.FieldEnrolled:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field enrolled", values[i])
+			} else if value.Valid {
+				_m.Enrolled = value.Bool
+			}
+		case vm.FieldHostname:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field hostname", values[i])
+			} else if value.Valid {
+				_m.Hostname = value.String
+			}
+		case vm.FieldOs:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field os", values[i])
+			} else if value.Valid {
+				_m.Os = value.String
+			}
+		case vm.FieldAddresses:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field addresses", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Addresses); err != nil {
+					return fmt.Errorf("unmarshal field addresses: %w", err)
+				}
 			}
 		case vm.FieldError:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -246,6 +283,18 @@ func (_m *VM) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("address=")
 	builder.WriteString(_m.Address)
+	builder.WriteString(", ")
+	builder.WriteString("enrolled=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Enrolled))
+	builder.WriteString(", ")
+	builder.WriteString("hostname=")
+	builder.WriteString(_m.Hostname)
+	builder.WriteString(", ")
+	builder.WriteString("os=")
+	builder.WriteString(_m.Os)
+	builder.WriteString(", ")
+	builder.WriteString("addresses=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Addresses))
 	builder.WriteString(", ")
 	builder.WriteString("error=")
 	builder.WriteString(_m.Error)

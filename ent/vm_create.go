@@ -64,6 +64,14 @@ func (_c *VMCreate) SetProvider(v string) *VMCreate {
 	return _c
 }
 
+// SetNillableProvider sets the "provider" field if the given value is not nil.
+func (_c *VMCreate) SetNillableProvider(v *string) *VMCreate {
+	if v != nil {
+		_c.SetProvider(*v)
+	}
+	return _c
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (_c *VMCreate) SetIdempotencyKey(v string) *VMCreate {
 	_c.mutation.SetIdempotencyKey(v)
@@ -123,6 +131,54 @@ func (_c *VMCreate) SetNillableAddress(v *string) *VMCreate {
 	if v != nil {
 		_c.SetAddress(*v)
 	}
+	return _c
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (_c *VMCreate) SetEnrolled(v bool) *VMCreate {
+	_c.mutation.SetEnrolled(v)
+	return _c
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_c *VMCreate) SetNillableEnrolled(v *bool) *VMCreate {
+	if v != nil {
+		_c.SetEnrolled(*v)
+	}
+	return _c
+}
+
+// SetHostname sets the "hostname" field.
+func (_c *VMCreate) SetHostname(v string) *VMCreate {
+	_c.mutation.SetHostname(v)
+	return _c
+}
+
+// SetNillableHostname sets the "hostname" field if the given value is not nil.
+func (_c *VMCreate) SetNillableHostname(v *string) *VMCreate {
+	if v != nil {
+		_c.SetHostname(*v)
+	}
+	return _c
+}
+
+// SetOs sets the "os" field.
+func (_c *VMCreate) SetOs(v string) *VMCreate {
+	_c.mutation.SetOs(v)
+	return _c
+}
+
+// SetNillableOs sets the "os" field if the given value is not nil.
+func (_c *VMCreate) SetNillableOs(v *string) *VMCreate {
+	if v != nil {
+		_c.SetOs(*v)
+	}
+	return _c
+}
+
+// SetAddresses sets the "addresses" field.
+func (_c *VMCreate) SetAddresses(v []string) *VMCreate {
+	_c.mutation.SetAddresses(v)
 	return _c
 }
 
@@ -215,6 +271,10 @@ func (_c *VMCreate) defaults() error {
 		v := vm.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Provider(); !ok {
+		v := vm.DefaultProvider
+		_c.mutation.SetProvider(v)
+	}
 	if _, ok := _c.mutation.InstanceID(); !ok {
 		v := vm.DefaultInstanceID
 		_c.mutation.SetInstanceID(v)
@@ -230,6 +290,18 @@ func (_c *VMCreate) defaults() error {
 	if _, ok := _c.mutation.Address(); !ok {
 		v := vm.DefaultAddress
 		_c.mutation.SetAddress(v)
+	}
+	if _, ok := _c.mutation.Enrolled(); !ok {
+		v := vm.DefaultEnrolled
+		_c.mutation.SetEnrolled(v)
+	}
+	if _, ok := _c.mutation.Hostname(); !ok {
+		v := vm.DefaultHostname
+		_c.mutation.SetHostname(v)
+	}
+	if _, ok := _c.mutation.Os(); !ok {
+		v := vm.DefaultOs
+		_c.mutation.SetOs(v)
 	}
 	if _, ok := _c.mutation.Error(); !ok {
 		v := vm.DefaultError
@@ -251,11 +323,6 @@ func (_c *VMCreate) check() error {
 	}
 	if _, ok := _c.mutation.Provider(); !ok {
 		return &ValidationError{Name: "provider", err: errors.New(`ent: missing required field "VM.provider"`)}
-	}
-	if v, ok := _c.mutation.Provider(); ok {
-		if err := vm.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "VM.provider": %w`, err)}
-		}
 	}
 	if _, ok := _c.mutation.IdempotencyKey(); !ok {
 		return &ValidationError{Name: "idempotency_key", err: errors.New(`ent: missing required field "VM.idempotency_key"`)}
@@ -281,6 +348,25 @@ func (_c *VMCreate) check() error {
 	}
 	if _, ok := _c.mutation.Address(); !ok {
 		return &ValidationError{Name: "address", err: errors.New(`ent: missing required field "VM.address"`)}
+	}
+	if _, ok := _c.mutation.Enrolled(); !ok {
+		return &ValidationError{Name: "enrolled", err: errors.New(`ent: missing required field "VM.enrolled"`)}
+	}
+	if _, ok := _c.mutation.Hostname(); !ok {
+		return &ValidationError{Name: "hostname", err: errors.New(`ent: missing required field "VM.hostname"`)}
+	}
+	if v, ok := _c.mutation.Hostname(); ok {
+		if err := vm.HostnameValidator(v); err != nil {
+			return &ValidationError{Name: "hostname", err: fmt.Errorf(`ent: validator failed for field "VM.hostname": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Os(); !ok {
+		return &ValidationError{Name: "os", err: errors.New(`ent: missing required field "VM.os"`)}
+	}
+	if v, ok := _c.mutation.Os(); ok {
+		if err := vm.OsValidator(v); err != nil {
+			return &ValidationError{Name: "os", err: fmt.Errorf(`ent: validator failed for field "VM.os": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.Error(); !ok {
 		return &ValidationError{Name: "error", err: errors.New(`ent: missing required field "VM.error"`)}
@@ -346,6 +432,22 @@ func (_c *VMCreate) createSpec() (*VM, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Address(); ok {
 		_spec.SetField(vm.FieldAddress, field.TypeString, value)
 		_node.Address = value
+	}
+	if value, ok := _c.mutation.Enrolled(); ok {
+		_spec.SetField(vm.FieldEnrolled, field.TypeBool, value)
+		_node.Enrolled = value
+	}
+	if value, ok := _c.mutation.Hostname(); ok {
+		_spec.SetField(vm.FieldHostname, field.TypeString, value)
+		_node.Hostname = value
+	}
+	if value, ok := _c.mutation.Os(); ok {
+		_spec.SetField(vm.FieldOs, field.TypeString, value)
+		_node.Os = value
+	}
+	if value, ok := _c.mutation.Addresses(); ok {
+		_spec.SetField(vm.FieldAddresses, field.TypeJSON, value)
+		_node.Addresses = value
 	}
 	if value, ok := _c.mutation.Error(); ok {
 		_spec.SetField(vm.FieldError, field.TypeString, value)
@@ -532,6 +634,60 @@ func (u *VMUpsert) UpdateAddress() *VMUpsert {
 	return u
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (u *VMUpsert) SetEnrolled(v bool) *VMUpsert {
+	u.Set(vm.FieldEnrolled, v)
+	return u
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *VMUpsert) UpdateEnrolled() *VMUpsert {
+	u.SetExcluded(vm.FieldEnrolled)
+	return u
+}
+
+// SetHostname sets the "hostname" field.
+func (u *VMUpsert) SetHostname(v string) *VMUpsert {
+	u.Set(vm.FieldHostname, v)
+	return u
+}
+
+// UpdateHostname sets the "hostname" field to the value that was provided on create.
+func (u *VMUpsert) UpdateHostname() *VMUpsert {
+	u.SetExcluded(vm.FieldHostname)
+	return u
+}
+
+// SetOs sets the "os" field.
+func (u *VMUpsert) SetOs(v string) *VMUpsert {
+	u.Set(vm.FieldOs, v)
+	return u
+}
+
+// UpdateOs sets the "os" field to the value that was provided on create.
+func (u *VMUpsert) UpdateOs() *VMUpsert {
+	u.SetExcluded(vm.FieldOs)
+	return u
+}
+
+// SetAddresses sets the "addresses" field.
+func (u *VMUpsert) SetAddresses(v []string) *VMUpsert {
+	u.Set(vm.FieldAddresses, v)
+	return u
+}
+
+// UpdateAddresses sets the "addresses" field to the value that was provided on create.
+func (u *VMUpsert) UpdateAddresses() *VMUpsert {
+	u.SetExcluded(vm.FieldAddresses)
+	return u
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (u *VMUpsert) ClearAddresses() *VMUpsert {
+	u.SetNull(vm.FieldAddresses)
+	return u
+}
+
 // SetError sets the "error" field.
 func (u *VMUpsert) SetError(v string) *VMUpsert {
 	u.Set(vm.FieldError, v)
@@ -698,6 +854,69 @@ func (u *VMUpsertOne) SetAddress(v string) *VMUpsertOne {
 func (u *VMUpsertOne) UpdateAddress() *VMUpsertOne {
 	return u.Update(func(s *VMUpsert) {
 		s.UpdateAddress()
+	})
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (u *VMUpsertOne) SetEnrolled(v bool) *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.SetEnrolled(v)
+	})
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *VMUpsertOne) UpdateEnrolled() *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateEnrolled()
+	})
+}
+
+// SetHostname sets the "hostname" field.
+func (u *VMUpsertOne) SetHostname(v string) *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.SetHostname(v)
+	})
+}
+
+// UpdateHostname sets the "hostname" field to the value that was provided on create.
+func (u *VMUpsertOne) UpdateHostname() *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateHostname()
+	})
+}
+
+// SetOs sets the "os" field.
+func (u *VMUpsertOne) SetOs(v string) *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.SetOs(v)
+	})
+}
+
+// UpdateOs sets the "os" field to the value that was provided on create.
+func (u *VMUpsertOne) UpdateOs() *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateOs()
+	})
+}
+
+// SetAddresses sets the "addresses" field.
+func (u *VMUpsertOne) SetAddresses(v []string) *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.SetAddresses(v)
+	})
+}
+
+// UpdateAddresses sets the "addresses" field to the value that was provided on create.
+func (u *VMUpsertOne) UpdateAddresses() *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateAddresses()
+	})
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (u *VMUpsertOne) ClearAddresses() *VMUpsertOne {
+	return u.Update(func(s *VMUpsert) {
+		s.ClearAddresses()
 	})
 }
 
@@ -1035,6 +1254,69 @@ func (u *VMUpsertBulk) SetAddress(v string) *VMUpsertBulk {
 func (u *VMUpsertBulk) UpdateAddress() *VMUpsertBulk {
 	return u.Update(func(s *VMUpsert) {
 		s.UpdateAddress()
+	})
+}
+
+// SetEnrolled sets the "enrolled" field.
+func (u *VMUpsertBulk) SetEnrolled(v bool) *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.SetEnrolled(v)
+	})
+}
+
+// UpdateEnrolled sets the "enrolled" field to the value that was provided on create.
+func (u *VMUpsertBulk) UpdateEnrolled() *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateEnrolled()
+	})
+}
+
+// SetHostname sets the "hostname" field.
+func (u *VMUpsertBulk) SetHostname(v string) *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.SetHostname(v)
+	})
+}
+
+// UpdateHostname sets the "hostname" field to the value that was provided on create.
+func (u *VMUpsertBulk) UpdateHostname() *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateHostname()
+	})
+}
+
+// SetOs sets the "os" field.
+func (u *VMUpsertBulk) SetOs(v string) *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.SetOs(v)
+	})
+}
+
+// UpdateOs sets the "os" field to the value that was provided on create.
+func (u *VMUpsertBulk) UpdateOs() *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateOs()
+	})
+}
+
+// SetAddresses sets the "addresses" field.
+func (u *VMUpsertBulk) SetAddresses(v []string) *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.SetAddresses(v)
+	})
+}
+
+// UpdateAddresses sets the "addresses" field to the value that was provided on create.
+func (u *VMUpsertBulk) UpdateAddresses() *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.UpdateAddresses()
+	})
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (u *VMUpsertBulk) ClearAddresses() *VMUpsertBulk {
+	return u.Update(func(s *VMUpsert) {
+		s.ClearAddresses()
 	})
 }
 

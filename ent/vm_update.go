@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/predicate"
@@ -135,6 +136,66 @@ func (_u *VMUpdate) SetNillableAddress(v *string) *VMUpdate {
 	return _u
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (_u *VMUpdate) SetEnrolled(v bool) *VMUpdate {
+	_u.mutation.SetEnrolled(v)
+	return _u
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_u *VMUpdate) SetNillableEnrolled(v *bool) *VMUpdate {
+	if v != nil {
+		_u.SetEnrolled(*v)
+	}
+	return _u
+}
+
+// SetHostname sets the "hostname" field.
+func (_u *VMUpdate) SetHostname(v string) *VMUpdate {
+	_u.mutation.SetHostname(v)
+	return _u
+}
+
+// SetNillableHostname sets the "hostname" field if the given value is not nil.
+func (_u *VMUpdate) SetNillableHostname(v *string) *VMUpdate {
+	if v != nil {
+		_u.SetHostname(*v)
+	}
+	return _u
+}
+
+// SetOs sets the "os" field.
+func (_u *VMUpdate) SetOs(v string) *VMUpdate {
+	_u.mutation.SetOs(v)
+	return _u
+}
+
+// SetNillableOs sets the "os" field if the given value is not nil.
+func (_u *VMUpdate) SetNillableOs(v *string) *VMUpdate {
+	if v != nil {
+		_u.SetOs(*v)
+	}
+	return _u
+}
+
+// SetAddresses sets the "addresses" field.
+func (_u *VMUpdate) SetAddresses(v []string) *VMUpdate {
+	_u.mutation.SetAddresses(v)
+	return _u
+}
+
+// AppendAddresses appends value to the "addresses" field.
+func (_u *VMUpdate) AppendAddresses(v []string) *VMUpdate {
+	_u.mutation.AppendAddresses(v)
+	return _u
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (_u *VMUpdate) ClearAddresses() *VMUpdate {
+	_u.mutation.ClearAddresses()
+	return _u
+}
+
 // SetError sets the "error" field.
 func (_u *VMUpdate) SetError(v string) *VMUpdate {
 	_u.mutation.SetError(v)
@@ -234,11 +295,6 @@ func (_u *VMUpdate) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *VMUpdate) check() error {
-	if v, ok := _u.mutation.Provider(); ok {
-		if err := vm.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "VM.provider": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.IdempotencyKey(); ok {
 		if err := vm.IdempotencyKeyValidator(v); err != nil {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "VM.idempotency_key": %w`, err)}
@@ -247,6 +303,16 @@ func (_u *VMUpdate) check() error {
 	if v, ok := _u.mutation.State(); ok {
 		if err := vm.StateValidator(v); err != nil {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "VM.state": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Hostname(); ok {
+		if err := vm.HostnameValidator(v); err != nil {
+			return &ValidationError{Name: "hostname", err: fmt.Errorf(`ent: validator failed for field "VM.hostname": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Os(); ok {
+		if err := vm.OsValidator(v); err != nil {
+			return &ValidationError{Name: "os", err: fmt.Errorf(`ent: validator failed for field "VM.os": %w`, err)}
 		}
 	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
@@ -293,6 +359,26 @@ func (_u *VMUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Address(); ok {
 		_spec.SetField(vm.FieldAddress, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Enrolled(); ok {
+		_spec.SetField(vm.FieldEnrolled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Hostname(); ok {
+		_spec.SetField(vm.FieldHostname, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Os(); ok {
+		_spec.SetField(vm.FieldOs, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Addresses(); ok {
+		_spec.SetField(vm.FieldAddresses, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedAddresses(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, vm.FieldAddresses, value)
+		})
+	}
+	if _u.mutation.AddressesCleared() {
+		_spec.ClearField(vm.FieldAddresses, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.Error(); ok {
 		_spec.SetField(vm.FieldError, field.TypeString, value)
@@ -481,6 +567,66 @@ func (_u *VMUpdateOne) SetNillableAddress(v *string) *VMUpdateOne {
 	return _u
 }
 
+// SetEnrolled sets the "enrolled" field.
+func (_u *VMUpdateOne) SetEnrolled(v bool) *VMUpdateOne {
+	_u.mutation.SetEnrolled(v)
+	return _u
+}
+
+// SetNillableEnrolled sets the "enrolled" field if the given value is not nil.
+func (_u *VMUpdateOne) SetNillableEnrolled(v *bool) *VMUpdateOne {
+	if v != nil {
+		_u.SetEnrolled(*v)
+	}
+	return _u
+}
+
+// SetHostname sets the "hostname" field.
+func (_u *VMUpdateOne) SetHostname(v string) *VMUpdateOne {
+	_u.mutation.SetHostname(v)
+	return _u
+}
+
+// SetNillableHostname sets the "hostname" field if the given value is not nil.
+func (_u *VMUpdateOne) SetNillableHostname(v *string) *VMUpdateOne {
+	if v != nil {
+		_u.SetHostname(*v)
+	}
+	return _u
+}
+
+// SetOs sets the "os" field.
+func (_u *VMUpdateOne) SetOs(v string) *VMUpdateOne {
+	_u.mutation.SetOs(v)
+	return _u
+}
+
+// SetNillableOs sets the "os" field if the given value is not nil.
+func (_u *VMUpdateOne) SetNillableOs(v *string) *VMUpdateOne {
+	if v != nil {
+		_u.SetOs(*v)
+	}
+	return _u
+}
+
+// SetAddresses sets the "addresses" field.
+func (_u *VMUpdateOne) SetAddresses(v []string) *VMUpdateOne {
+	_u.mutation.SetAddresses(v)
+	return _u
+}
+
+// AppendAddresses appends value to the "addresses" field.
+func (_u *VMUpdateOne) AppendAddresses(v []string) *VMUpdateOne {
+	_u.mutation.AppendAddresses(v)
+	return _u
+}
+
+// ClearAddresses clears the value of the "addresses" field.
+func (_u *VMUpdateOne) ClearAddresses() *VMUpdateOne {
+	_u.mutation.ClearAddresses()
+	return _u
+}
+
 // SetError sets the "error" field.
 func (_u *VMUpdateOne) SetError(v string) *VMUpdateOne {
 	_u.mutation.SetError(v)
@@ -593,11 +739,6 @@ func (_u *VMUpdateOne) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *VMUpdateOne) check() error {
-	if v, ok := _u.mutation.Provider(); ok {
-		if err := vm.ProviderValidator(v); err != nil {
-			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "VM.provider": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.IdempotencyKey(); ok {
 		if err := vm.IdempotencyKeyValidator(v); err != nil {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "VM.idempotency_key": %w`, err)}
@@ -606,6 +747,16 @@ func (_u *VMUpdateOne) check() error {
 	if v, ok := _u.mutation.State(); ok {
 		if err := vm.StateValidator(v); err != nil {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "VM.state": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Hostname(); ok {
+		if err := vm.HostnameValidator(v); err != nil {
+			return &ValidationError{Name: "hostname", err: fmt.Errorf(`ent: validator failed for field "VM.hostname": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Os(); ok {
+		if err := vm.OsValidator(v); err != nil {
+			return &ValidationError{Name: "os", err: fmt.Errorf(`ent: validator failed for field "VM.os": %w`, err)}
 		}
 	}
 	if _u.mutation.PoolCleared() && len(_u.mutation.PoolIDs()) > 0 {
@@ -669,6 +820,26 @@ func (_u *VMUpdateOne) sqlSave(ctx context.Context) (_node *VM, err error) {
 	}
 	if value, ok := _u.mutation.Address(); ok {
 		_spec.SetField(vm.FieldAddress, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Enrolled(); ok {
+		_spec.SetField(vm.FieldEnrolled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Hostname(); ok {
+		_spec.SetField(vm.FieldHostname, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Os(); ok {
+		_spec.SetField(vm.FieldOs, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Addresses(); ok {
+		_spec.SetField(vm.FieldAddresses, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedAddresses(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, vm.FieldAddresses, value)
+		})
+	}
+	if _u.mutation.AddressesCleared() {
+		_spec.ClearField(vm.FieldAddresses, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.Error(); ok {
 		_spec.SetField(vm.FieldError, field.TypeString, value)

@@ -33,12 +33,17 @@ func Hash(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newSecret() (string, error) {
+func newSecret() (string, error) { return NewSecret(secretPrefix) }
+
+// NewSecret returns 150 random bits behind prefix. Other secrets than
+// bearer tokens (join tokens) use their own prefix, so one can never be
+// taken for the other.
+func NewSecret(prefix string) (string, error) {
 	b := make([]byte, 30)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate token: %w", err)
 	}
-	return secretPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
 // IssueRequest describes a token to make.

@@ -48,7 +48,7 @@ var (
 		{Name: "proxy"}, {Name: "dns"}, {Name: "allow"}, {Name: "deny"},
 	}}
 	poolSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "provider", Required: true}, {Name: "min"}, {Name: "max", Required: true}, {Name: "period"},
+		{Name: "provider"}, {Name: "min"}, {Name: "max", Required: true}, {Name: "period"},
 		{Name: "tasks_per_robot"}, {Name: "fairness"}, {Name: "network"},
 		// scaling.go: settings beyond the seed's rule
 		{Name: "cooldown"}, {Name: "boot_aware"}, {Name: "licence_cap"},

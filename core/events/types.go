@@ -27,6 +27,8 @@ const (
 	TaskCancelled  Type = "task.cancelled"
 
 	RobotDraining Type = "robot.draining"
+	RobotEnrolled Type = "robot.enrolled"
+	RobotRevoked  Type = "robot.revoked"
 
 	VMCreated      Type = "vm.created"
 	VMCreateFailed Type = "vm.create_failed"

@@ -38,7 +38,10 @@ type Service struct {
 const MaxPollWait = 30 * time.Second
 
 // wakeTypes are the events after which a waiting robot should try again.
-var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true}
+// A revoked robot is woken too: its next claim finds it released and is
+// refused, so a revocation ends its long poll at once.
+var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true,
+	events.RobotRevoked: true}
 
 // Register records a robot's hostname and agent version at start-up and
 // returns the robot and the name of its pool.

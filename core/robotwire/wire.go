@@ -113,3 +113,42 @@ func (e *ErrorClass) UnmarshalGQL(v any) error {
 
 // MarshalGQL implements gqlgen's Marshaler, for the ErrorClass enum.
 func (e ErrorClass) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(e.String())) }
+
+// EnrolPath is the daemon's route where a machine exchanges a join token
+// for its robot identity (POST, JSON EnrolRequest in, EnrolResponse out).
+// It is the one route of the protocol without a bearer token: the join
+// token in the body is the credential.
+const EnrolPath = "/robot/enrol"
+
+// EnrolRequest is what a machine sends to join a pool.
+type EnrolRequest struct {
+	JoinToken string   `json:"joinToken"`
+	Name      string   `json:"name"`
+	Hostname  string   `json:"hostname"`
+	OS        string   `json:"os"`
+	Addresses []string `json:"addresses,omitempty"`
+	// RemoteAccess is how people reach the machine, if it says so.
+	RemoteAccess *RemoteAccess `json:"remoteAccess,omitempty"`
+}
+
+// RemoteAccess is an enrolling machine's remote-access endpoint.
+type RemoteAccess struct {
+	Protocol string `json:"protocol"` // rdp | ssh | vnc
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Username string `json:"username,omitempty"`
+}
+
+// EnrolResponse is the robot identity the daemon issues: the robot token
+// is shown this once and stored by the agent in its state directory.
+type EnrolResponse struct {
+	Robot string `json:"robot"`
+	Pool  string `json:"pool"`
+	Token string `json:"token"`
+}
+
+// EnrolError is the body of a refused enrolment (status 400, 403, 409 or
+// 429), its message naming what is wrong.
+type EnrolError struct {
+	Error string `json:"error"`
+}

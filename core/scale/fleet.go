@@ -4,7 +4,9 @@
 // reconciler: it keeps the pool's permanent robots
 // (min) rented, follows the provider's view of every VM, and reaps VMs the
 // database does not know (e.g. ones that booted after their request timed
-// out). The elastic decision (when to rent or release more) builds on it.
+// out). Enrolled machines (joined with a join token) are never followed,
+// rented or released: their robots count as permanent capacity. The
+// elastic decision (when to rent or release more) builds on it.
 package scale
 
 import (
@@ -97,7 +99,17 @@ func system(ctx context.Context) context.Context {
 var liveVM = []vm.State{vm.StateRequested, vm.StateCreating, vm.StateRunning, vm.StateDeleting}
 
 // Reconcile brings one pool in line with its provider and its min.
+//
+// Enrolled machines (joined with a join token, vm.enrolled) are not the
+// provider's: they are never followed against its List (which does not
+// know them, and would mark them gone) and never rented or released here.
+// Their live robots count as permanent capacity, so a mixed pool rents
+// only what min asks beyond them. A pool without a provider has only
+// enrolled robots: there is nothing to reconcile.
 func (f *Fleet) Reconcile(ctx context.Context, p *ent.Pool) error {
+	if p.Provider == "" {
+		return nil
+	}
 	ctx = system(ctx)
 	prov, ok := f.Providers(p.Provider)
 	if !ok {
@@ -116,12 +128,15 @@ func (f *Fleet) Reconcile(ctx context.Context, p *ent.Pool) error {
 			insts[in.IdempotencyKey] = in
 		}
 	}
-	vms, err := f.Client.VM.Query().Where(vm.PoolID(p.ID), vm.StateIn(liveVM...)).All(ctx)
+	vms, err := f.Client.VM.Query().Where(vm.PoolID(p.ID), vm.StateIn(liveVM...), vm.Enrolled(false)).All(ctx)
 	if err != nil {
 		return fmt.Errorf("pool %s: list VMs: %w", p.Name, err)
 	}
+	permanent, err := f.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.Enrolled(true), robot.StateIn(liveRobot...)).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("pool %s: count enrolled robots: %w", p.Name, err)
+	}
 	known := map[string]bool{}
-	permanent := 0
 	for _, v := range vms {
 		known[v.IdempotencyKey] = true
 		in, found := insts[v.IdempotencyKey]

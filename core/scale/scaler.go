@@ -75,8 +75,13 @@ func (s *Scaler) config(p *ent.Pool) poolconf.Pool {
 }
 
 // Step reads one pool, decides, acts and records. term is the leader term
-// of this daemon, stored with the decision.
+// of this daemon, stored with the decision. A pool without a provider has
+// only enrolled robots, which are never rented or released: it is not
+// scaled, and Step answers nil.
 func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleDecision, error) {
+	if p.Provider == "" {
+		return nil, nil
+	}
 	ctx = system(ctx)
 	f := s.Fleet
 	prov, ok := f.Providers(p.Provider)
@@ -174,10 +179,12 @@ func (s *Scaler) read(ctx context.Context, p *ent.Pool, cfg poolconf.Pool) (deci
 			r.Booting++
 		case robot.StateIdle:
 			r.Z++
-			if !rb.Permanent {
+			if !rb.Permanent && !rb.Enrolled {
 				r.IdleRented++
 			}
-			views = append(views, decide.Robot{ID: rb.ID, Permanent: rb.Permanent, Idle: true,
+			// Enrolled robots are permanent capacity: never a release
+			// candidate, whatever their permanent flag says.
+			views = append(views, decide.Robot{ID: rb.ID, Permanent: rb.Permanent || rb.Enrolled, Idle: true,
 				IdleFor: int64(now.Sub(rb.UpdatedAt) / time.Second)})
 		}
 	}
@@ -215,7 +222,7 @@ func (s *Scaler) read(ctx context.Context, p *ent.Pool, cfg poolconf.Pool) (deci
 func (s *Scaler) release(ctx context.Context, p *ent.Pool, prov Provider, robotID int) (bool, error) {
 	f := s.Fleet
 	n, err := f.Client.Robot.Update().
-		Where(robot.ID(robotID), robot.StateEQ(robot.StateIdle), robot.Permanent(false)).
+		Where(robot.ID(robotID), robot.StateEQ(robot.StateIdle), robot.Permanent(false), robot.Enrolled(false)).
 		SetState(robot.StateDraining).Save(ctx)
 	if err != nil {
 		return false, fmt.Errorf("pool %s: drain robot %d: %w", p.Name, robotID, err)
@@ -261,8 +268,8 @@ func (s *Scaler) destroy(ctx context.Context, p *ent.Pool, prov Provider, rb *en
 // retryReleases destroys again the VMs of robots left draining by an
 // earlier failure (or a crash between the drain and the provider call).
 func (s *Scaler) retryReleases(ctx context.Context, p *ent.Pool, prov Provider) error {
-	rbs, err := s.Fleet.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.StateEQ(robot.StateDraining)).
-		WithVM().All(ctx)
+	rbs, err := s.Fleet.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.StateEQ(robot.StateDraining),
+		robot.Enrolled(false)).WithVM().All(ctx)
 	if err != nil {
 		return fmt.Errorf("pool %s: draining robots: %w", p.Name, err)
 	}
@@ -284,8 +291,10 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 	if timeout <= 0 {
 		timeout = f.bootTimeout()
 	}
+	// Enrolled robots are not the provider's to destroy: one that has
+	// not checked in yet is simply not there.
 	rbs, err := f.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.StateEQ(robot.StateProvisioning),
-		robot.CreatedAtLT(f.now().Add(-timeout))).WithVM().All(ctx)
+		robot.Enrolled(false), robot.CreatedAtLT(f.now().Add(-timeout))).WithVM().All(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("pool %s: booting robots: %w", p.Name, err)
 	}

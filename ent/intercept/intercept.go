@@ -17,6 +17,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -328,6 +329,33 @@ func (f TraverseEvent) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.EventQuery", q)
+}
+
+// The JoinTokenFunc type is an adapter to allow the use of ordinary function as a Querier.
+type JoinTokenFunc func(context.Context, *ent.JoinTokenQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f JoinTokenFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.JoinTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.JoinTokenQuery", q)
+}
+
+// The TraverseJoinToken type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseJoinToken func(context.Context, *ent.JoinTokenQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseJoinToken) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseJoinToken) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.JoinTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.JoinTokenQuery", q)
 }
 
 // The LeaseFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -648,6 +676,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.DownloadTicketQuery, predicate.DownloadTicket, downloadticket.OrderOption]{typ: ent.TypeDownloadTicket, tq: q}, nil
 	case *ent.EventQuery:
 		return &query[*ent.EventQuery, predicate.Event, event.OrderOption]{typ: ent.TypeEvent, tq: q}, nil
+	case *ent.JoinTokenQuery:
+		return &query[*ent.JoinTokenQuery, predicate.JoinToken, jointoken.OrderOption]{typ: ent.TypeJoinToken, tq: q}, nil
 	case *ent.LeaseQuery:
 		return &query[*ent.LeaseQuery, predicate.Lease, lease.OrderOption]{typ: ent.TypeLease, tq: q}, nil
 	case *ent.LifecycleTransitionQuery:

@@ -335,6 +335,26 @@ var (
 			},
 		},
 	}
+	// JoinTokensColumns holds the columns for the "join_tokens" table.
+	JoinTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "hash", Type: field.TypeString, Unique: true},
+		{Name: "pool_id", Type: field.TypeInt},
+		{Name: "pool_name", Type: field.TypeString},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "max_uses", Type: field.TypeInt},
+		{Name: "uses", Type: field.TypeInt, Default: 0},
+		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
+		{Name: "created_by", Type: field.TypeString, Default: ""},
+	}
+	// JoinTokensTable holds the schema information for the "join_tokens" table.
+	JoinTokensTable = &schema.Table{
+		Name:       "join_tokens",
+		Columns:    JoinTokensColumns,
+		PrimaryKey: []*schema.Column{JoinTokensColumns[0]},
+	}
 	// LeasesColumns holds the columns for the "leases" table.
 	LeasesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -381,7 +401,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "name", Type: field.TypeString, Unique: true, Size: 128},
-		{Name: "provider", Type: field.TypeString},
+		{Name: "provider", Type: field.TypeString, Default: ""},
 		{Name: "min", Type: field.TypeInt, Default: 0},
 		{Name: "max", Type: field.TypeInt, Default: 1},
 		{Name: "period_seconds", Type: field.TypeInt, Default: 60},
@@ -488,6 +508,7 @@ var (
 		{Name: "name", Type: field.TypeString, Unique: true},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"provisioning", "idle", "busy", "draining", "suspect", "offline", "released"}, Default: "provisioning"},
 		{Name: "permanent", Type: field.TypeBool, Default: false},
+		{Name: "enrolled", Type: field.TypeBool, Default: false},
 		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true},
 		{Name: "hostname", Type: field.TypeString, Default: ""},
 		{Name: "agent_version", Type: field.TypeString, Default: ""},
@@ -502,13 +523,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "robots_pools_robots",
-				Columns:    []*schema.Column{RobotsColumns[9]},
+				Columns:    []*schema.Column{RobotsColumns[10]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "robots_vms_robot",
-				Columns:    []*schema.Column{RobotsColumns[10]},
+				Columns:    []*schema.Column{RobotsColumns[11]},
 				RefColumns: []*schema.Column{VmsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -517,7 +538,7 @@ var (
 			{
 				Name:    "robot_pool_id_state",
 				Unique:  false,
-				Columns: []*schema.Column{RobotsColumns[9], RobotsColumns[4]},
+				Columns: []*schema.Column{RobotsColumns[10], RobotsColumns[4]},
 			},
 		},
 	}
@@ -638,12 +659,16 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
-		{Name: "provider", Type: field.TypeString},
+		{Name: "provider", Type: field.TypeString, Default: ""},
 		{Name: "idempotency_key", Type: field.TypeString, Unique: true},
 		{Name: "instance_id", Type: field.TypeString, Default: ""},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"requested", "creating", "running", "deleting", "deleted", "failed"}, Default: "requested"},
 		{Name: "permanent", Type: field.TypeBool, Default: false},
 		{Name: "address", Type: field.TypeString, Default: ""},
+		{Name: "enrolled", Type: field.TypeBool, Default: false},
+		{Name: "hostname", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "os", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "addresses", Type: field.TypeJSON, Nullable: true},
 		{Name: "error", Type: field.TypeString, Default: ""},
 		{Name: "pool_id", Type: field.TypeInt},
 	}
@@ -655,7 +680,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "vms_pools_vms",
-				Columns:    []*schema.Column{VmsColumns[10]},
+				Columns:    []*schema.Column{VmsColumns[14]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -664,7 +689,7 @@ var (
 			{
 				Name:    "vm_pool_id_state",
 				Unique:  false,
-				Columns: []*schema.Column{VmsColumns[10], VmsColumns[6]},
+				Columns: []*schema.Column{VmsColumns[14], VmsColumns[6]},
 			},
 		},
 	}
@@ -679,6 +704,7 @@ var (
 		CustomersTable,
 		DownloadTicketsTable,
 		EventsTable,
+		JoinTokensTable,
 		LeasesTable,
 		LifecycleTransitionsTable,
 		PoolsTable,
@@ -725,6 +751,9 @@ func init() {
 	}
 	EventsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(12884901888),
+	}
+	JoinTokensTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(90194313216),
 	}
 	LeasesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(17179869184),

@@ -113,8 +113,8 @@ var (
 	UpdateDefaultUpdatedAt func() time.Time
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
-	// ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
-	ProviderValidator func(string) error
+	// DefaultProvider holds the default value on creation for the "provider" field.
+	DefaultProvider string
 	// DefaultMin holds the default value on creation for the "min" field.
 	DefaultMin int
 	// MinValidator is a validator for the "min" field. It is called by the builders before save.

@@ -33,6 +33,9 @@ type DownloadTicket func(*sql.Selector)
 // Event is the predicate function for event builders.
 type Event func(*sql.Selector)
 
+// JoinToken is the predicate function for jointoken builders.
+type JoinToken func(*sql.Selector)
+
 // Lease is the predicate function for lease builders.
 type Lease func(*sql.Selector)
 

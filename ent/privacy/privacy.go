@@ -327,6 +327,30 @@ func (f EventMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation)
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.EventMutation", m)
 }
 
+// The JoinTokenQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type JoinTokenQueryRuleFunc func(context.Context, *ent.JoinTokenQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f JoinTokenQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.JoinTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.JoinTokenQuery", q)
+}
+
+// The JoinTokenMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type JoinTokenMutationRuleFunc func(context.Context, *ent.JoinTokenMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f JoinTokenMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.JoinTokenMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.JoinTokenMutation", m)
+}
+
 // The LeaseQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type LeaseQueryRuleFunc func(context.Context, *ent.LeaseQuery) error
@@ -644,6 +668,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.EventQuery:
 		return q.Filter(), nil
+	case *ent.JoinTokenQuery:
+		return q.Filter(), nil
 	case *ent.LeaseQuery:
 		return q.Filter(), nil
 	case *ent.LifecycleTransitionQuery:
@@ -690,6 +716,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.DownloadTicketMutation:
 		return m.Filter(), nil
 	case *ent.EventMutation:
+		return m.Filter(), nil
+	case *ent.JoinTokenMutation:
 		return m.Filter(), nil
 	case *ent.LeaseMutation:
 		return m.Filter(), nil

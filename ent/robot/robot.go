@@ -32,6 +32,8 @@ const (
 	FieldState = "state"
 	// FieldPermanent holds the string denoting the permanent field in the database.
 	FieldPermanent = "permanent"
+	// FieldEnrolled holds the string denoting the enrolled field in the database.
+	FieldEnrolled = "enrolled"
 	// FieldLastSeenAt holds the string denoting the last_seen_at field in the database.
 	FieldLastSeenAt = "last_seen_at"
 	// FieldHostname holds the string denoting the hostname field in the database.
@@ -79,6 +81,7 @@ var Columns = []string{
 	FieldVMID,
 	FieldState,
 	FieldPermanent,
+	FieldEnrolled,
 	FieldLastSeenAt,
 	FieldHostname,
 	FieldAgentVersion,
@@ -112,6 +115,8 @@ var (
 	NameValidator func(string) error
 	// DefaultPermanent holds the default value on creation for the "permanent" field.
 	DefaultPermanent bool
+	// DefaultEnrolled holds the default value on creation for the "enrolled" field.
+	DefaultEnrolled bool
 	// DefaultHostname holds the default value on creation for the "hostname" field.
 	DefaultHostname string
 	// DefaultAgentVersion holds the default value on creation for the "agent_version" field.
@@ -190,6 +195,11 @@ func ByState(opts ...sql.OrderTermOption) OrderOption {
 // ByPermanent orders the results by the permanent field.
 func ByPermanent(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPermanent, opts...).ToFunc()
+}
+
+// ByEnrolled orders the results by the enrolled field.
+func ByEnrolled(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEnrolled, opts...).ToFunc()
 }
 
 // ByLastSeenAt orders the results by the last_seen_at field.

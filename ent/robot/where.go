@@ -85,6 +85,11 @@ func Permanent(v bool) predicate.Robot {
 	return predicate.Robot(sql.FieldEQ(FieldPermanent, v))
 }
 
+// Enrolled applies equality check predicate on the "enrolled" field. It's identical to EnrolledEQ.
+func Enrolled(v bool) predicate.Robot {
+	return predicate.Robot(sql.FieldEQ(FieldEnrolled, v))
+}
+
 // LastSeenAt applies equality check predicate on the "last_seen_at" field. It's identical to LastSeenAtEQ.
 func LastSeenAt(v time.Time) predicate.Robot {
 	return predicate.Robot(sql.FieldEQ(FieldLastSeenAt, v))
@@ -323,6 +328,16 @@ func PermanentEQ(v bool) predicate.Robot {
 // PermanentNEQ applies the NEQ predicate on the "permanent" field.
 func PermanentNEQ(v bool) predicate.Robot {
 	return predicate.Robot(sql.FieldNEQ(FieldPermanent, v))
+}
+
+// EnrolledEQ applies the EQ predicate on the "enrolled" field.
+func EnrolledEQ(v bool) predicate.Robot {
+	return predicate.Robot(sql.FieldEQ(FieldEnrolled, v))
+}
+
+// EnrolledNEQ applies the NEQ predicate on the "enrolled" field.
+func EnrolledNEQ(v bool) predicate.Robot {
+	return predicate.Robot(sql.FieldNEQ(FieldEnrolled, v))
 }
 
 // LastSeenAtEQ applies the EQ predicate on the "last_seen_at" field.

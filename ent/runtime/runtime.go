@@ -15,6 +15,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/jointoken"
 	"github.com/rpacloud/rpacloud/ent/lease"
 	"github.com/rpacloud/rpacloud/ent/lifecycletransition"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -429,6 +430,52 @@ func init() {
 	eventDescExternalID := eventFields[13].Descriptor()
 	// event.DefaultExternalID holds the default value on creation for the external_id field.
 	event.DefaultExternalID = eventDescExternalID.Default.(string)
+	jointokenMixin := schema.JoinToken{}.Mixin()
+	jointoken.Policy = privacy.NewPolicies(schema.JoinToken{})
+	jointoken.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := jointoken.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	jointokenMixinFields0 := jointokenMixin[0].Fields()
+	_ = jointokenMixinFields0
+	jointokenFields := schema.JoinToken{}.Fields()
+	_ = jointokenFields
+	// jointokenDescCreatedAt is the schema descriptor for created_at field.
+	jointokenDescCreatedAt := jointokenMixinFields0[0].Descriptor()
+	// jointoken.DefaultCreatedAt holds the default value on creation for the created_at field.
+	jointoken.DefaultCreatedAt = jointokenDescCreatedAt.Default.(func() time.Time)
+	// jointokenDescUpdatedAt is the schema descriptor for updated_at field.
+	jointokenDescUpdatedAt := jointokenMixinFields0[1].Descriptor()
+	// jointoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	jointoken.DefaultUpdatedAt = jointokenDescUpdatedAt.Default.(func() time.Time)
+	// jointoken.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	jointoken.UpdateDefaultUpdatedAt = jointokenDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// jointokenDescHash is the schema descriptor for hash field.
+	jointokenDescHash := jointokenFields[0].Descriptor()
+	// jointoken.HashValidator is a validator for the "hash" field. It is called by the builders before save.
+	jointoken.HashValidator = jointokenDescHash.Validators[0].(func(string) error)
+	// jointokenDescPoolName is the schema descriptor for pool_name field.
+	jointokenDescPoolName := jointokenFields[2].Descriptor()
+	// jointoken.PoolNameValidator is a validator for the "pool_name" field. It is called by the builders before save.
+	jointoken.PoolNameValidator = jointokenDescPoolName.Validators[0].(func(string) error)
+	// jointokenDescMaxUses is the schema descriptor for max_uses field.
+	jointokenDescMaxUses := jointokenFields[4].Descriptor()
+	// jointoken.MaxUsesValidator is a validator for the "max_uses" field. It is called by the builders before save.
+	jointoken.MaxUsesValidator = jointokenDescMaxUses.Validators[0].(func(int) error)
+	// jointokenDescUses is the schema descriptor for uses field.
+	jointokenDescUses := jointokenFields[5].Descriptor()
+	// jointoken.DefaultUses holds the default value on creation for the uses field.
+	jointoken.DefaultUses = jointokenDescUses.Default.(int)
+	// jointoken.UsesValidator is a validator for the "uses" field. It is called by the builders before save.
+	jointoken.UsesValidator = jointokenDescUses.Validators[0].(func(int) error)
+	// jointokenDescCreatedBy is the schema descriptor for created_by field.
+	jointokenDescCreatedBy := jointokenFields[7].Descriptor()
+	// jointoken.DefaultCreatedBy holds the default value on creation for the created_by field.
+	jointoken.DefaultCreatedBy = jointokenDescCreatedBy.Default.(string)
 	lease.Policy = privacy.NewPolicies(schema.Lease{})
 	lease.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
@@ -539,8 +586,8 @@ func init() {
 	}()
 	// poolDescProvider is the schema descriptor for provider field.
 	poolDescProvider := poolFields[1].Descriptor()
-	// pool.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
-	pool.ProviderValidator = poolDescProvider.Validators[0].(func(string) error)
+	// pool.DefaultProvider holds the default value on creation for the provider field.
+	pool.DefaultProvider = poolDescProvider.Default.(string)
 	// poolDescMin is the schema descriptor for min field.
 	poolDescMin := poolFields[2].Descriptor()
 	// pool.DefaultMin holds the default value on creation for the min field.
@@ -760,12 +807,16 @@ func init() {
 	robotDescPermanent := robotFields[4].Descriptor()
 	// robot.DefaultPermanent holds the default value on creation for the permanent field.
 	robot.DefaultPermanent = robotDescPermanent.Default.(bool)
+	// robotDescEnrolled is the schema descriptor for enrolled field.
+	robotDescEnrolled := robotFields[5].Descriptor()
+	// robot.DefaultEnrolled holds the default value on creation for the enrolled field.
+	robot.DefaultEnrolled = robotDescEnrolled.Default.(bool)
 	// robotDescHostname is the schema descriptor for hostname field.
-	robotDescHostname := robotFields[6].Descriptor()
+	robotDescHostname := robotFields[7].Descriptor()
 	// robot.DefaultHostname holds the default value on creation for the hostname field.
 	robot.DefaultHostname = robotDescHostname.Default.(string)
 	// robotDescAgentVersion is the schema descriptor for agent_version field.
-	robotDescAgentVersion := robotFields[7].Descriptor()
+	robotDescAgentVersion := robotFields[8].Descriptor()
 	// robot.DefaultAgentVersion holds the default value on creation for the agent_version field.
 	robot.DefaultAgentVersion = robotDescAgentVersion.Default.(string)
 	scaledecision.Policy = privacy.NewPolicies(schema.ScaleDecision{})
@@ -965,8 +1016,8 @@ func init() {
 	vm.UpdateDefaultUpdatedAt = vmDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// vmDescProvider is the schema descriptor for provider field.
 	vmDescProvider := vmFields[1].Descriptor()
-	// vm.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
-	vm.ProviderValidator = vmDescProvider.Validators[0].(func(string) error)
+	// vm.DefaultProvider holds the default value on creation for the provider field.
+	vm.DefaultProvider = vmDescProvider.Default.(string)
 	// vmDescIdempotencyKey is the schema descriptor for idempotency_key field.
 	vmDescIdempotencyKey := vmFields[2].Descriptor()
 	// vm.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
@@ -983,8 +1034,24 @@ func init() {
 	vmDescAddress := vmFields[6].Descriptor()
 	// vm.DefaultAddress holds the default value on creation for the address field.
 	vm.DefaultAddress = vmDescAddress.Default.(string)
+	// vmDescEnrolled is the schema descriptor for enrolled field.
+	vmDescEnrolled := vmFields[7].Descriptor()
+	// vm.DefaultEnrolled holds the default value on creation for the enrolled field.
+	vm.DefaultEnrolled = vmDescEnrolled.Default.(bool)
+	// vmDescHostname is the schema descriptor for hostname field.
+	vmDescHostname := vmFields[8].Descriptor()
+	// vm.DefaultHostname holds the default value on creation for the hostname field.
+	vm.DefaultHostname = vmDescHostname.Default.(string)
+	// vm.HostnameValidator is a validator for the "hostname" field. It is called by the builders before save.
+	vm.HostnameValidator = vmDescHostname.Validators[0].(func(string) error)
+	// vmDescOs is the schema descriptor for os field.
+	vmDescOs := vmFields[9].Descriptor()
+	// vm.DefaultOs holds the default value on creation for the os field.
+	vm.DefaultOs = vmDescOs.Default.(string)
+	// vm.OsValidator is a validator for the "os" field. It is called by the builders before save.
+	vm.OsValidator = vmDescOs.Validators[0].(func(string) error)
 	// vmDescError is the schema descriptor for error field.
-	vmDescError := vmFields[7].Descriptor()
+	vmDescError := vmFields[11].Descriptor()
 	// vm.DefaultError holds the default value on creation for the error field.
 	vm.DefaultError = vmDescError.Default.(string)
 }

@@ -19,8 +19,8 @@ func (Pool) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").NotEmpty().Unique().MaxLen(128).
 			Annotations(entgql.OrderField("NAME")),
-		field.String("provider").NotEmpty().
-			Comment("Name of the provider block that rents this pool's VMs."),
+		field.String("provider").Default("").
+			Comment("Name of the provider block that rents this pool's VMs; empty: the pool has only enrolled robots."),
 		field.Int("min").NonNegative().Default(0).
 			Comment("Permanent robots, never released."),
 		field.Int("max").NonNegative().Default(1).

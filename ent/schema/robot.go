@@ -25,6 +25,8 @@ func (Robot) Fields() []ent.Field {
 			Default("provisioning").
 			Annotations(entgql.OrderField("STATE")),
 		field.Bool("permanent").Default(false),
+		field.Bool("enrolled").Default(false).
+			Comment("Joined with a join token on a machine rpacloud did not rent; never released by the scaler."),
 		field.Time("last_seen_at").Optional().Nillable(),
 		field.String("hostname").Default(""),
 		field.String("agent_version").Default(""),

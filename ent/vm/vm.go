@@ -36,6 +36,14 @@ const (
 	FieldPermanent = "permanent"
 	// FieldAddress holds the string denoting the address field in the database.
 	FieldAddress = "address"
+	// FieldEnrolled holds the string denoting the enrolled field in the database.
+	FieldEnrolled = "enrolled"
+	// FieldHostname holds the string denoting the hostname field in the database.
+	FieldHostname = "hostname"
+	// FieldOs holds the string denoting the os field in the database.
+	FieldOs = "os"
+	// FieldAddresses holds the string denoting the addresses field in the database.
+	FieldAddresses = "addresses"
 	// FieldError holds the string denoting the error field in the database.
 	FieldError = "error"
 	// EdgePool holds the string denoting the pool edge name in mutations.
@@ -72,6 +80,10 @@ var Columns = []string{
 	FieldState,
 	FieldPermanent,
 	FieldAddress,
+	FieldEnrolled,
+	FieldHostname,
+	FieldOs,
+	FieldAddresses,
 	FieldError,
 }
 
@@ -99,8 +111,8 @@ var (
 	DefaultUpdatedAt func() time.Time
 	// UpdateDefaultUpdatedAt holds the default value on update for the "updated_at" field.
 	UpdateDefaultUpdatedAt func() time.Time
-	// ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
-	ProviderValidator func(string) error
+	// DefaultProvider holds the default value on creation for the "provider" field.
+	DefaultProvider string
 	// IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	IdempotencyKeyValidator func(string) error
 	// DefaultInstanceID holds the default value on creation for the "instance_id" field.
@@ -109,6 +121,16 @@ var (
 	DefaultPermanent bool
 	// DefaultAddress holds the default value on creation for the "address" field.
 	DefaultAddress string
+	// DefaultEnrolled holds the default value on creation for the "enrolled" field.
+	DefaultEnrolled bool
+	// DefaultHostname holds the default value on creation for the "hostname" field.
+	DefaultHostname string
+	// HostnameValidator is a validator for the "hostname" field. It is called by the builders before save.
+	HostnameValidator func(string) error
+	// DefaultOs holds the default value on creation for the "os" field.
+	DefaultOs string
+	// OsValidator is a validator for the "os" field. It is called by the builders before save.
+	OsValidator func(string) error
 	// DefaultError holds the default value on creation for the "error" field.
 	DefaultError string
 )
@@ -194,6 +216,21 @@ func ByPermanent(opts ...sql.OrderTermOption) OrderOption {
 // ByAddress orders the results by the address field.
 func ByAddress(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAddress, opts...).ToFunc()
+}
+
+// ByEnrolled orders the results by the enrolled field.
+func ByEnrolled(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEnrolled, opts...).ToFunc()
+}
+
+// ByHostname orders the results by the hostname field.
+func ByHostname(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHostname, opts...).ToFunc()
+}
+
+// ByOs orders the results by the os field.
+func ByOs(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOs, opts...).ToFunc()
 }
 
 // ByError orders the results by the error field.

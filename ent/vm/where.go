@@ -95,6 +95,21 @@ func Address(v string) predicate.VM {
 	return predicate.VM(sql.FieldEQ(FieldAddress, v))
 }
 
+// Enrolled applies equality check predicate on the "enrolled" field. It's identical to EnrolledEQ.
+func Enrolled(v bool) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldEnrolled, v))
+}
+
+// Hostname applies equality check predicate on the "hostname" field. It's identical to HostnameEQ.
+func Hostname(v string) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldHostname, v))
+}
+
+// Os applies equality check predicate on the "os" field. It's identical to OsEQ.
+func Os(v string) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldOs, v))
+}
+
 // Error applies equality check predicate on the "error" field. It's identical to ErrorEQ.
 func Error(v string) predicate.VM {
 	return predicate.VM(sql.FieldEQ(FieldError, v))
@@ -488,6 +503,156 @@ func AddressEqualFold(v string) predicate.VM {
 // AddressContainsFold applies the ContainsFold predicate on the "address" field.
 func AddressContainsFold(v string) predicate.VM {
 	return predicate.VM(sql.FieldContainsFold(FieldAddress, v))
+}
+
+// EnrolledEQ applies the EQ predicate on the "enrolled" field.
+func EnrolledEQ(v bool) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldEnrolled, v))
+}
+
+// EnrolledNEQ applies the NEQ predicate on the "enrolled" field.
+func EnrolledNEQ(v bool) predicate.VM {
+	return predicate.VM(sql.FieldNEQ(FieldEnrolled, v))
+}
+
+// HostnameEQ applies the EQ predicate on the "hostname" field.
+func HostnameEQ(v string) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldHostname, v))
+}
+
+// HostnameNEQ applies the NEQ predicate on the "hostname" field.
+func HostnameNEQ(v string) predicate.VM {
+	return predicate.VM(sql.FieldNEQ(FieldHostname, v))
+}
+
+// HostnameIn applies the In predicate on the "hostname" field.
+func HostnameIn(vs ...string) predicate.VM {
+	return predicate.VM(sql.FieldIn(FieldHostname, vs...))
+}
+
+// HostnameNotIn applies the NotIn predicate on the "hostname" field.
+func HostnameNotIn(vs ...string) predicate.VM {
+	return predicate.VM(sql.FieldNotIn(FieldHostname, vs...))
+}
+
+// HostnameGT applies the GT predicate on the "hostname" field.
+func HostnameGT(v string) predicate.VM {
+	return predicate.VM(sql.FieldGT(FieldHostname, v))
+}
+
+// HostnameGTE applies the GTE predicate on the "hostname" field.
+func HostnameGTE(v string) predicate.VM {
+	return predicate.VM(sql.FieldGTE(FieldHostname, v))
+}
+
+// HostnameLT applies the LT predicate on the "hostname" field.
+func HostnameLT(v string) predicate.VM {
+	return predicate.VM(sql.FieldLT(FieldHostname, v))
+}
+
+// HostnameLTE applies the LTE predicate on the "hostname" field.
+func HostnameLTE(v string) predicate.VM {
+	return predicate.VM(sql.FieldLTE(FieldHostname, v))
+}
+
+// HostnameContains applies the Contains predicate on the "hostname" field.
+func HostnameContains(v string) predicate.VM {
+	return predicate.VM(sql.FieldContains(FieldHostname, v))
+}
+
+// HostnameHasPrefix applies the HasPrefix predicate on the "hostname" field.
+func HostnameHasPrefix(v string) predicate.VM {
+	return predicate.VM(sql.FieldHasPrefix(FieldHostname, v))
+}
+
+// HostnameHasSuffix applies the HasSuffix predicate on the "hostname" field.
+func HostnameHasSuffix(v string) predicate.VM {
+	return predicate.VM(sql.FieldHasSuffix(FieldHostname, v))
+}
+
+// HostnameEqualFold applies the EqualFold predicate on the "hostname" field.
+func HostnameEqualFold(v string) predicate.VM {
+	return predicate.VM(sql.FieldEqualFold(FieldHostname, v))
+}
+
+// HostnameContainsFold applies the ContainsFold predicate on the "hostname" field.
+func HostnameContainsFold(v string) predicate.VM {
+	return predicate.VM(sql.FieldContainsFold(FieldHostname, v))
+}
+
+// OsEQ applies the EQ predicate on the "os" field.
+func OsEQ(v string) predicate.VM {
+	return predicate.VM(sql.FieldEQ(FieldOs, v))
+}
+
+// OsNEQ applies the NEQ predicate on the "os" field.
+func OsNEQ(v string) predicate.VM {
+	return predicate.VM(sql.FieldNEQ(FieldOs, v))
+}
+
+// OsIn applies the In predicate on the "os" field.
+func OsIn(vs ...string) predicate.VM {
+	return predicate.VM(sql.FieldIn(FieldOs, vs...))
+}
+
+// OsNotIn applies the NotIn predicate on the "os" field.
+func OsNotIn(vs ...string) predicate.VM {
+	return predicate.VM(sql.FieldNotIn(FieldOs, vs...))
+}
+
+// OsGT applies the GT predicate on the "os" field.
+func OsGT(v string) predicate.VM {
+	return predicate.VM(sql.FieldGT(FieldOs, v))
+}
+
+// OsGTE applies the GTE predicate on the "os" field.
+func OsGTE(v string) predicate.VM {
+	return predicate.VM(sql.FieldGTE(FieldOs, v))
+}
+
+// OsLT applies the LT predicate on the "os" field.
+func OsLT(v string) predicate.VM {
+	return predicate.VM(sql.FieldLT(FieldOs, v))
+}
+
+// OsLTE applies the LTE predicate on the "os" field.
+func OsLTE(v string) predicate.VM {
+	return predicate.VM(sql.FieldLTE(FieldOs, v))
+}
+
+// OsContains applies the Contains predicate on the "os" field.
+func OsContains(v string) predicate.VM {
+	return predicate.VM(sql.FieldContains(FieldOs, v))
+}
+
+// OsHasPrefix applies the HasPrefix predicate on the "os" field.
+func OsHasPrefix(v string) predicate.VM {
+	return predicate.VM(sql.FieldHasPrefix(FieldOs, v))
+}
+
+// OsHasSuffix applies the HasSuffix predicate on the "os" field.
+func OsHasSuffix(v string) predicate.VM {
+	return predicate.VM(sql.FieldHasSuffix(FieldOs, v))
+}
+
+// OsEqualFold applies the EqualFold predicate on the "os" field.
+func OsEqualFold(v string) predicate.VM {
+	return predicate.VM(sql.FieldEqualFold(FieldOs, v))
+}
+
+// OsContainsFold applies the ContainsFold predicate on the "os" field.
+func OsContainsFold(v string) predicate.VM {
+	return predicate.VM(sql.FieldContainsFold(FieldOs, v))
+}
+
+// AddressesIsNil applies the IsNil predicate on the "addresses" field.
+func AddressesIsNil() predicate.VM {
+	return predicate.VM(sql.FieldIsNull(FieldAddresses))
+}
+
+// AddressesNotNil applies the NotNil predicate on the "addresses" field.
+func AddressesNotNil() predicate.VM {
+	return predicate.VM(sql.FieldNotNull(FieldAddresses))
 }
 
 // ErrorEQ applies the EQ predicate on the "error" field.
