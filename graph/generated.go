@@ -42,6 +42,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Anomaly() AnomalyResolver
+	JoinToken() JoinTokenResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -178,6 +179,11 @@ type ComplexityRoot struct {
 		Key   func(childComplexity int) int
 	}
 
+	CreatedJoinToken struct {
+		JoinToken func(childComplexity int) int
+		Secret    func(childComplexity int) int
+	}
+
 	CreatedToken struct {
 		Name   func(childComplexity int) int
 		Role   func(childComplexity int) int
@@ -277,6 +283,17 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	JoinToken struct {
+		CreatedAt func(childComplexity int) int
+		CreatedBy func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		MaxUses   func(childComplexity int) int
+		Pool      func(childComplexity int) int
+		RevokedAt func(childComplexity int) int
+		Uses      func(childComplexity int) int
+	}
+
 	LifecycleStep struct {
 		Action   func(childComplexity int) int
 		Actor    func(childComplexity int) int
@@ -295,6 +312,7 @@ type ComplexityRoot struct {
 		CancelBooking      func(childComplexity int, id string) int
 		ClaimTask          func(childComplexity int, wait *int) int
 		ConnectRemote      func(childComplexity int, process string, vm string, purpose *string) int
+		CreateJoinToken    func(childComplexity int, pool string, ttlSeconds *int, uses *int) int
 		CreateToken        func(childComplexity int, input model.CreateTokenInput) int
 		DeleteCredential   func(childComplexity int, customer *string, name string) int
 		Heartbeat          func(childComplexity int, taskID int, attempt int) int
@@ -302,6 +320,8 @@ type ComplexityRoot struct {
 		RegisterRobot      func(childComplexity int, hostname string, agentVersion string) int
 		ReportResult       func(childComplexity int, input model.ReportResultInput) int
 		ResolveAnomaly     func(childComplexity int, id int, resolution string) int
+		RevokeJoinToken    func(childComplexity int, id int) int
+		RevokeRobot        func(childComplexity int, name string) int
 		RevokeToken        func(childComplexity int, name string) int
 		RotateCredential   func(childComplexity int, input model.CredentialInput) int
 		SubmitBatch        func(childComplexity int, input model.SubmitBatchInput) int
@@ -459,6 +479,7 @@ type ComplexityRoot struct {
 		DocumentURL      func(childComplexity int, process string, kind model.DocumentKind, format model.DocumentFormat, language *string) int
 		EventSeries      func(childComplexity int, types []string, since time.Time, bucketSeconds int, poolID *int, processID *int) int
 		Events           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		JoinTokens       func(childComplexity int) int
 		Me               func(childComplexity int) int
 		Node             func(childComplexity int, id int) int
 		Nodes            func(childComplexity int, ids []int) int
@@ -490,6 +511,7 @@ type ComplexityRoot struct {
 		AgentVersion func(childComplexity int) int
 		Attempts     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, where *ent.AttemptWhereInput) int
 		CreatedAt    func(childComplexity int) int
+		Enrolled     func(childComplexity int) int
 		Hostname     func(childComplexity int) int
 		ID           func(childComplexity int) int
 		LastSeenAt   func(childComplexity int) int
@@ -682,11 +704,15 @@ type ComplexityRoot struct {
 
 	VM struct {
 		Address        func(childComplexity int) int
+		Addresses      func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
+		Enrolled       func(childComplexity int) int
 		Error          func(childComplexity int) int
+		Hostname       func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IdempotencyKey func(childComplexity int) int
 		InstanceID     func(childComplexity int) int
+		Os             func(childComplexity int) int
 		Permanent      func(childComplexity int) int
 		Pool           func(childComplexity int) int
 		PoolID         func(childComplexity int) int
@@ -732,6 +758,9 @@ type ComplexityRoot struct {
 type AnomalyResolver interface {
 	Facts(ctx context.Context, obj *ent.Anomaly) ([]*model.Fact, error)
 }
+type JoinTokenResolver interface {
+	Pool(ctx context.Context, obj *ent.JoinToken) (string, error)
+}
 type MutationResolver interface {
 	SubmitBatch(ctx context.Context, input model.SubmitBatchInput) (*ent.Batch, error)
 	CreateToken(ctx context.Context, input model.CreateTokenInput) (*model.CreatedToken, error)
@@ -745,6 +774,9 @@ type MutationResolver interface {
 	DeleteCredential(ctx context.Context, customer *string, name string) (bool, error)
 	BindCredential(ctx context.Context, customer *string, name string, process string) (*model.Credential, error)
 	UnbindCredential(ctx context.Context, customer *string, name string, process string) (*model.Credential, error)
+	CreateJoinToken(ctx context.Context, pool string, ttlSeconds *int, uses *int) (*model.CreatedJoinToken, error)
+	RevokeJoinToken(ctx context.Context, id int) (bool, error)
+	RevokeRobot(ctx context.Context, name string) (bool, error)
 	TransitionProcess(ctx context.Context, input model.LifecycleTransitionInput) (*model.ProcessLifecycle, error)
 	ConnectRemote(ctx context.Context, process string, vm string, purpose *string) (*model.RemoteConnection, error)
 	BookSlot(ctx context.Context, input model.BookSlotInput) (*model.BookSlotResult, error)
@@ -767,6 +799,7 @@ type QueryResolver interface {
 	Credentials(ctx context.Context, customer *string) ([]*model.Credential, error)
 	Credential(ctx context.Context, customer *string, name string) (*model.Credential, error)
 	VaultStatus(ctx context.Context) (*model.VaultStatus, error)
+	JoinTokens(ctx context.Context) ([]*ent.JoinToken, error)
 	ProcessLifecycle(ctx context.Context, process string) (*model.ProcessLifecycle, error)
 	RemoteEndpoints(ctx context.Context, process string) ([]*model.VMEndpoint, error)
 	ScheduleBookings(ctx context.Context, pool *string) ([]*model.ScheduleBooking, error)
@@ -1331,6 +1364,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CountBy.Key(childComplexity), true
 
+	case "CreatedJoinToken.joinToken":
+		if e.ComplexityRoot.CreatedJoinToken.JoinToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreatedJoinToken.JoinToken(childComplexity), true
+	case "CreatedJoinToken.secret":
+		if e.ComplexityRoot.CreatedJoinToken.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreatedJoinToken.Secret(childComplexity), true
+
 	case "CreatedToken.name":
 		if e.ComplexityRoot.CreatedToken.Name == nil {
 			break
@@ -1726,6 +1772,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Fact.Value(childComplexity), true
 
+	case "JoinToken.createdAt":
+		if e.ComplexityRoot.JoinToken.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.CreatedAt(childComplexity), true
+	case "JoinToken.createdBy":
+		if e.ComplexityRoot.JoinToken.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.CreatedBy(childComplexity), true
+	case "JoinToken.expiresAt":
+		if e.ComplexityRoot.JoinToken.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.ExpiresAt(childComplexity), true
+	case "JoinToken.id":
+		if e.ComplexityRoot.JoinToken.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.ID(childComplexity), true
+	case "JoinToken.maxUses":
+		if e.ComplexityRoot.JoinToken.MaxUses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.MaxUses(childComplexity), true
+	case "JoinToken.pool":
+		if e.ComplexityRoot.JoinToken.Pool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.Pool(childComplexity), true
+	case "JoinToken.revokedAt":
+		if e.ComplexityRoot.JoinToken.RevokedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.RevokedAt(childComplexity), true
+	case "JoinToken.uses":
+		if e.ComplexityRoot.JoinToken.Uses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinToken.Uses(childComplexity), true
+
 	case "LifecycleStep.action":
 		if e.ComplexityRoot.LifecycleStep.Action == nil {
 			break
@@ -1841,6 +1936,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConnectRemote(childComplexity, args["process"].(string), args["vm"].(string), args["purpose"].(*string)), true
+	case "Mutation.createJoinToken":
+		if e.ComplexityRoot.Mutation.CreateJoinToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createJoinToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateJoinToken(childComplexity, args["pool"].(string), args["ttlSeconds"].(*int), args["uses"].(*int)), true
 	case "Mutation.createToken":
 		if e.ComplexityRoot.Mutation.CreateToken == nil {
 			break
@@ -1918,6 +2024,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveAnomaly(childComplexity, args["id"].(int), args["resolution"].(string)), true
+	case "Mutation.revokeJoinToken":
+		if e.ComplexityRoot.Mutation.RevokeJoinToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeJoinToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeJoinToken(childComplexity, args["id"].(int)), true
+	case "Mutation.revokeRobot":
+		if e.ComplexityRoot.Mutation.RevokeRobot == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeRobot_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeRobot(childComplexity, args["name"].(string)), true
 	case "Mutation.revokeToken":
 		if e.ComplexityRoot.Mutation.RevokeToken == nil {
 			break
@@ -2647,6 +2775,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Events(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.EventOrder), args["where"].(*ent.EventWhereInput)), true
 
+	case "Query.joinTokens":
+		if e.ComplexityRoot.Query.JoinTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.JoinTokens(childComplexity), true
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
 			break
@@ -2884,6 +3018,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Robot.CreatedAt(childComplexity), true
+	case "Robot.enrolled":
+		if e.ComplexityRoot.Robot.Enrolled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Robot.Enrolled(childComplexity), true
 	case "Robot.hostname":
 		if e.ComplexityRoot.Robot.Hostname == nil {
 			break
@@ -3738,18 +3878,36 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.VM.Address(childComplexity), true
+	case "VM.addresses":
+		if e.ComplexityRoot.VM.Addresses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VM.Addresses(childComplexity), true
 	case "VM.createdAt":
 		if e.ComplexityRoot.VM.CreatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.VM.CreatedAt(childComplexity), true
+	case "VM.enrolled":
+		if e.ComplexityRoot.VM.Enrolled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VM.Enrolled(childComplexity), true
 	case "VM.error":
 		if e.ComplexityRoot.VM.Error == nil {
 			break
 		}
 
 		return e.ComplexityRoot.VM.Error(childComplexity), true
+	case "VM.hostname":
+		if e.ComplexityRoot.VM.Hostname == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VM.Hostname(childComplexity), true
 	case "VM.id":
 		if e.ComplexityRoot.VM.ID == nil {
 			break
@@ -3768,6 +3926,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.VM.InstanceID(childComplexity), true
+	case "VM.os":
+		if e.ComplexityRoot.VM.Os == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VM.Os(childComplexity), true
 	case "VM.permanent":
 		if e.ComplexityRoot.VM.Permanent == nil {
 			break
@@ -4151,6 +4315,53 @@ extend type Mutation {
   bindCredential(customer: String, name: String!, process: String!): Credential!
   "Remove an API binding (bindings declared in HCL stay)."
   unbindCredential(customer: String, name: String!, process: String!): Credential!
+}
+`, BuiltIn: false},
+	{Name: "../schema/enrol.graphqls", Input: `# Enrolment of existing machines (admin only): join tokens for a pool and
+# the revocation of robot identities. The exchange of a join token for a
+# robot identity itself is not GraphQL: a machine has no bearer token yet,
+# so it posts to /robot/enrol (see core/robotwire.EnrolPath).
+
+"A join token as listings show it; its secret is shown once, at creation."
+type JoinToken {
+  id: ID!
+  "The pool whose robots it enrols."
+  pool: String!
+  expiresAt: Time!
+  "How many machines it may enrol in all."
+  maxUses: Int!
+  "How many it enrolled."
+  uses: Int!
+  revokedAt: Time
+  "Name of the API token that made it."
+  createdBy: String!
+  createdAt: Time!
+}
+
+"A newly made join token. The secret is shown this once and never stored."
+type CreatedJoinToken {
+  joinToken: JoinToken!
+  secret: String!
+}
+
+extend type Query {
+  "Every join token, newest first (admin only)."
+  joinTokens: [JoinToken!]!
+}
+
+extend type Mutation {
+  """
+  Make a join token for a pool (admin only): ttlSeconds from 60 to 30 days
+  (default 24 hours), uses from 1 to 10000 (default 1).
+  """
+  createJoinToken(pool: String!, ttlSeconds: Int, uses: Int): CreatedJoinToken!
+  "Revoke a join token (admin only); robots it enrolled keep their identities."
+  revokeJoinToken(id: ID!): Boolean!
+  """
+  Revoke a robot identity (admin only): its token is revoked, the robot is
+  released and its open claim ends at once.
+  """
+  revokeRobot(name: String!): Boolean!
 }
 `, BuiltIn: false},
 	{Name: "../schema/ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
@@ -5690,7 +5901,7 @@ type Pool implements Node {
   updatedAt: Time!
   name: String!
   """
-  Name of the provider block that rents this pool's VMs.
+  Name of the provider block that rents this pool's VMs; empty: the pool has only enrolled robots.
   """
   provider: String!
   """
@@ -6758,6 +6969,10 @@ type Robot implements Node {
   vmID: ID
   state: RobotState!
   permanent: Boolean!
+  """
+  Joined with a join token on a machine rpacloud did not rent; never released by the scaler.
+  """
+  enrolled: Boolean!
   lastSeenAt: Time
   hostname: String!
   agentVersion: String!
@@ -6939,6 +7154,11 @@ input RobotWhereInput {
   """
   permanent: Boolean
   permanentNEQ: Boolean
+  """
+  enrolled field predicates
+  """
+  enrolled: Boolean
+  enrolledNEQ: Boolean
   """
   last_seen_at field predicates
   """
@@ -7762,6 +7982,9 @@ type VM implements Node {
   createdAt: Time!
   updatedAt: Time!
   poolID: ID!
+  """
+  Empty for an enrolled machine: no provider rents or follows it.
+  """
   provider: String!
   idempotencyKey: String!
   """
@@ -7774,6 +7997,16 @@ type VM implements Node {
   """
   permanent: Boolean!
   address: String!
+  """
+  A machine that joined with a join token: never followed against, or released through, a provider.
+  """
+  enrolled: Boolean!
+  hostname: String!
+  os: String!
+  """
+  Every address an enrolled machine reported; address holds the first.
+  """
+  addresses: [String!]
   """
   Last provider error, for operators.
   """
@@ -7966,6 +8199,43 @@ input VMWhereInput {
   addressHasSuffix: String
   addressEqualFold: String
   addressContainsFold: String
+  """
+  enrolled field predicates
+  """
+  enrolled: Boolean
+  enrolledNEQ: Boolean
+  """
+  hostname field predicates
+  """
+  hostname: String
+  hostnameNEQ: String
+  hostnameIn: [String!]
+  hostnameNotIn: [String!]
+  hostnameGT: String
+  hostnameGTE: String
+  hostnameLT: String
+  hostnameLTE: String
+  hostnameContains: String
+  hostnameHasPrefix: String
+  hostnameHasSuffix: String
+  hostnameEqualFold: String
+  hostnameContainsFold: String
+  """
+  os field predicates
+  """
+  os: String
+  osNEQ: String
+  osIn: [String!]
+  osNotIn: [String!]
+  osGT: String
+  osGTE: String
+  osLT: String
+  osLTE: String
+  osContains: String
+  osHasPrefix: String
+  osHasSuffix: String
+  osEqualFold: String
+  osContainsFold: String
   """
   error field predicates
   """
@@ -8781,6 +9051,27 @@ func (ec *executionContext) field_Mutation_connectRemote_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createJoinToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "pool", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["pool"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ttlSeconds", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["ttlSeconds"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "uses", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["uses"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8875,6 +9166,28 @@ func (ec *executionContext) field_Mutation_resolveAnomaly_args(ctx context.Conte
 		return nil, err
 	}
 	args["resolution"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeJoinToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeRobot_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
 	return args, nil
 }
 
@@ -11379,6 +11692,8 @@ func (ec *executionContext) fieldContext_Attempt_robot(_ context.Context, field 
 				return ec.fieldContext_Robot_state(ctx, field)
 			case "permanent":
 				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_Robot_enrolled(ctx, field)
 			case "lastSeenAt":
 				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
 			case "hostname":
@@ -12630,6 +12945,82 @@ func (ec *executionContext) fieldContext_CountBy_count(_ context.Context, field 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreatedJoinToken_joinToken(ctx context.Context, field graphql.CollectedField, obj *model.CreatedJoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CreatedJoinToken_joinToken,
+		func(ctx context.Context) (any, error) {
+			return obj.JoinToken, nil
+		},
+		nil,
+		ec.marshalNJoinToken2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐJoinToken,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CreatedJoinToken_joinToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreatedJoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_JoinToken_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_JoinToken_pool(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_JoinToken_expiresAt(ctx, field)
+			case "maxUses":
+				return ec.fieldContext_JoinToken_maxUses(ctx, field)
+			case "uses":
+				return ec.fieldContext_JoinToken_uses(ctx, field)
+			case "revokedAt":
+				return ec.fieldContext_JoinToken_revokedAt(ctx, field)
+			case "createdBy":
+				return ec.fieldContext_JoinToken_createdBy(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_JoinToken_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type JoinToken", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreatedJoinToken_secret(ctx context.Context, field graphql.CollectedField, obj *model.CreatedJoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_CreatedJoinToken_secret,
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_CreatedJoinToken_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreatedJoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -14810,6 +15201,238 @@ func (ec *executionContext) fieldContext_Fact_value(_ context.Context, field gra
 	return fc, nil
 }
 
+func (ec *executionContext) _JoinToken_id(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_pool(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_pool,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.JoinToken().Pool(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_expiresAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_maxUses(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_maxUses,
+		func(ctx context.Context) (any, error) {
+			return obj.MaxUses, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_maxUses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_uses(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_uses,
+		func(ctx context.Context) (any, error) {
+			return obj.Uses, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_uses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_revokedAt(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_revokedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.RevokedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_revokedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_createdBy(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_createdBy,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedBy, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_createdBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinToken_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.JoinToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_JoinToken_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_JoinToken_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinToken",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LifecycleStep_seq(ctx context.Context, field graphql.CollectedField, obj *model.LifecycleStep) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15674,6 +16297,135 @@ func (ec *executionContext) fieldContext_Mutation_unbindCredential(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unbindCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createJoinToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_createJoinToken,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateJoinToken(ctx, fc.Args["pool"].(string), fc.Args["ttlSeconds"].(*int), fc.Args["uses"].(*int))
+		},
+		nil,
+		ec.marshalNCreatedJoinToken2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCreatedJoinToken,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_createJoinToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "joinToken":
+				return ec.fieldContext_CreatedJoinToken_joinToken(ctx, field)
+			case "secret":
+				return ec.fieldContext_CreatedJoinToken_secret(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type CreatedJoinToken", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createJoinToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeJoinToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_revokeJoinToken,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeJoinToken(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_revokeJoinToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeJoinToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeRobot(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_revokeRobot,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeRobot(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_revokeRobot(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeRobot_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -16603,6 +17355,14 @@ func (ec *executionContext) fieldContext_Pool_vms(_ context.Context, field graph
 				return ec.fieldContext_VM_permanent(ctx, field)
 			case "address":
 				return ec.fieldContext_VM_address(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_VM_enrolled(ctx, field)
+			case "hostname":
+				return ec.fieldContext_VM_hostname(ctx, field)
+			case "os":
+				return ec.fieldContext_VM_os(ctx, field)
+			case "addresses":
+				return ec.fieldContext_VM_addresses(ctx, field)
 			case "error":
 				return ec.fieldContext_VM_error(ctx, field)
 			case "pool":
@@ -19828,6 +20588,53 @@ func (ec *executionContext) fieldContext_Query_vaultStatus(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_joinTokens(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_joinTokens,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().JoinTokens(ctx)
+		},
+		nil,
+		ec.marshalNJoinToken2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐJoinTokenᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_joinTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_JoinToken_id(ctx, field)
+			case "pool":
+				return ec.fieldContext_JoinToken_pool(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_JoinToken_expiresAt(ctx, field)
+			case "maxUses":
+				return ec.fieldContext_JoinToken_maxUses(ctx, field)
+			case "uses":
+				return ec.fieldContext_JoinToken_uses(ctx, field)
+			case "revokedAt":
+				return ec.fieldContext_JoinToken_revokedAt(ctx, field)
+			case "createdBy":
+				return ec.fieldContext_JoinToken_createdBy(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_JoinToken_createdAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type JoinToken", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_processLifecycle(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20967,6 +21774,35 @@ func (ec *executionContext) fieldContext_Robot_permanent(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Robot_enrolled(ctx context.Context, field graphql.CollectedField, obj *ent.Robot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Robot_enrolled,
+		func(ctx context.Context) (any, error) {
+			return obj.Enrolled, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Robot_enrolled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Robot",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Robot_lastSeenAt(ctx context.Context, field graphql.CollectedField, obj *ent.Robot) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21159,6 +21995,14 @@ func (ec *executionContext) fieldContext_Robot_vm(_ context.Context, field graph
 				return ec.fieldContext_VM_permanent(ctx, field)
 			case "address":
 				return ec.fieldContext_VM_address(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_VM_enrolled(ctx, field)
+			case "hostname":
+				return ec.fieldContext_VM_hostname(ctx, field)
+			case "os":
+				return ec.fieldContext_VM_os(ctx, field)
+			case "addresses":
+				return ec.fieldContext_VM_addresses(ctx, field)
 			case "error":
 				return ec.fieldContext_VM_error(ctx, field)
 			case "pool":
@@ -21364,6 +22208,8 @@ func (ec *executionContext) fieldContext_RobotEdge_node(_ context.Context, field
 				return ec.fieldContext_Robot_state(ctx, field)
 			case "permanent":
 				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_Robot_enrolled(ctx, field)
 			case "lastSeenAt":
 				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
 			case "hostname":
@@ -21452,6 +22298,8 @@ func (ec *executionContext) fieldContext_RobotSelf_robot(_ context.Context, fiel
 				return ec.fieldContext_Robot_state(ctx, field)
 			case "permanent":
 				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_Robot_enrolled(ctx, field)
 			case "lastSeenAt":
 				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
 			case "hostname":
@@ -23786,6 +24634,8 @@ func (ec *executionContext) fieldContext_Subscription_robotStates(ctx context.Co
 				return ec.fieldContext_Robot_state(ctx, field)
 			case "permanent":
 				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_Robot_enrolled(ctx, field)
 			case "lastSeenAt":
 				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
 			case "hostname":
@@ -25606,6 +26456,122 @@ func (ec *executionContext) fieldContext_VM_address(_ context.Context, field gra
 	return fc, nil
 }
 
+func (ec *executionContext) _VM_enrolled(ctx context.Context, field graphql.CollectedField, obj *ent.VM) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VM_enrolled,
+		func(ctx context.Context) (any, error) {
+			return obj.Enrolled, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VM_enrolled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VM",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VM_hostname(ctx context.Context, field graphql.CollectedField, obj *ent.VM) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VM_hostname,
+		func(ctx context.Context) (any, error) {
+			return obj.Hostname, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VM_hostname(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VM",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VM_os(ctx context.Context, field graphql.CollectedField, obj *ent.VM) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VM_os,
+		func(ctx context.Context) (any, error) {
+			return obj.Os, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VM_os(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VM",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VM_addresses(ctx context.Context, field graphql.CollectedField, obj *ent.VM) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VM_addresses,
+		func(ctx context.Context) (any, error) {
+			return obj.Addresses, nil
+		},
+		nil,
+		ec.marshalOString2ᚕstringᚄ,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_VM_addresses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VM",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _VM_error(ctx context.Context, field graphql.CollectedField, obj *ent.VM) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -25736,6 +26702,8 @@ func (ec *executionContext) fieldContext_VM_robot(_ context.Context, field graph
 				return ec.fieldContext_Robot_state(ctx, field)
 			case "permanent":
 				return ec.fieldContext_Robot_permanent(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_Robot_enrolled(ctx, field)
 			case "lastSeenAt":
 				return ec.fieldContext_Robot_lastSeenAt(ctx, field)
 			case "hostname":
@@ -25902,6 +26870,14 @@ func (ec *executionContext) fieldContext_VMEdge_node(_ context.Context, field gr
 				return ec.fieldContext_VM_permanent(ctx, field)
 			case "address":
 				return ec.fieldContext_VM_address(ctx, field)
+			case "enrolled":
+				return ec.fieldContext_VM_enrolled(ctx, field)
+			case "hostname":
+				return ec.fieldContext_VM_hostname(ctx, field)
+			case "os":
+				return ec.fieldContext_VM_os(ctx, field)
+			case "addresses":
+				return ec.fieldContext_VM_addresses(ctx, field)
 			case "error":
 				return ec.fieldContext_VM_error(ctx, field)
 			case "pool":
@@ -35877,7 +36853,7 @@ func (ec *executionContext) unmarshalInputRobotWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "vmID", "vmIDNEQ", "vmIDIn", "vmIDNotIn", "vmIDIsNil", "vmIDNotNil", "state", "stateNEQ", "stateIn", "stateNotIn", "permanent", "permanentNEQ", "lastSeenAt", "lastSeenAtNEQ", "lastSeenAtIn", "lastSeenAtNotIn", "lastSeenAtGT", "lastSeenAtGTE", "lastSeenAtLT", "lastSeenAtLTE", "lastSeenAtIsNil", "lastSeenAtNotNil", "hostname", "hostnameNEQ", "hostnameIn", "hostnameNotIn", "hostnameGT", "hostnameGTE", "hostnameLT", "hostnameLTE", "hostnameContains", "hostnameHasPrefix", "hostnameHasSuffix", "hostnameEqualFold", "hostnameContainsFold", "agentVersion", "agentVersionNEQ", "agentVersionIn", "agentVersionNotIn", "agentVersionGT", "agentVersionGTE", "agentVersionLT", "agentVersionLTE", "agentVersionContains", "agentVersionHasPrefix", "agentVersionHasSuffix", "agentVersionEqualFold", "agentVersionContainsFold", "hasPool", "hasPoolWith", "hasVM", "hasVMWith", "hasAttempts", "hasAttemptsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "vmID", "vmIDNEQ", "vmIDIn", "vmIDNotIn", "vmIDIsNil", "vmIDNotNil", "state", "stateNEQ", "stateIn", "stateNotIn", "permanent", "permanentNEQ", "enrolled", "enrolledNEQ", "lastSeenAt", "lastSeenAtNEQ", "lastSeenAtIn", "lastSeenAtNotIn", "lastSeenAtGT", "lastSeenAtGTE", "lastSeenAtLT", "lastSeenAtLTE", "lastSeenAtIsNil", "lastSeenAtNotNil", "hostname", "hostnameNEQ", "hostnameIn", "hostnameNotIn", "hostnameGT", "hostnameGTE", "hostnameLT", "hostnameLTE", "hostnameContains", "hostnameHasPrefix", "hostnameHasSuffix", "hostnameEqualFold", "hostnameContainsFold", "agentVersion", "agentVersionNEQ", "agentVersionIn", "agentVersionNotIn", "agentVersionGT", "agentVersionGTE", "agentVersionLT", "agentVersionLTE", "agentVersionContains", "agentVersionHasPrefix", "agentVersionHasSuffix", "agentVersionEqualFold", "agentVersionContainsFold", "hasPool", "hasPoolWith", "hasVM", "hasVMWith", "hasAttempts", "hasAttemptsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -36276,6 +37252,20 @@ func (ec *executionContext) unmarshalInputRobotWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.PermanentNEQ = data
+		case "enrolled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enrolled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enrolled = data
+		case "enrolledNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enrolledNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EnrolledNEQ = data
 		case "lastSeenAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSeenAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -39389,7 +40379,7 @@ func (ec *executionContext) unmarshalInputVMWhereInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "instanceID", "instanceIDNEQ", "instanceIDIn", "instanceIDNotIn", "instanceIDGT", "instanceIDGTE", "instanceIDLT", "instanceIDLTE", "instanceIDContains", "instanceIDHasPrefix", "instanceIDHasSuffix", "instanceIDEqualFold", "instanceIDContainsFold", "state", "stateNEQ", "stateIn", "stateNotIn", "permanent", "permanentNEQ", "address", "addressNEQ", "addressIn", "addressNotIn", "addressGT", "addressGTE", "addressLT", "addressLTE", "addressContains", "addressHasPrefix", "addressHasSuffix", "addressEqualFold", "addressContainsFold", "error", "errorNEQ", "errorIn", "errorNotIn", "errorGT", "errorGTE", "errorLT", "errorLTE", "errorContains", "errorHasPrefix", "errorHasSuffix", "errorEqualFold", "errorContainsFold", "hasPool", "hasPoolWith", "hasRobot", "hasRobotWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "idempotencyKey", "idempotencyKeyNEQ", "idempotencyKeyIn", "idempotencyKeyNotIn", "idempotencyKeyGT", "idempotencyKeyGTE", "idempotencyKeyLT", "idempotencyKeyLTE", "idempotencyKeyContains", "idempotencyKeyHasPrefix", "idempotencyKeyHasSuffix", "idempotencyKeyEqualFold", "idempotencyKeyContainsFold", "instanceID", "instanceIDNEQ", "instanceIDIn", "instanceIDNotIn", "instanceIDGT", "instanceIDGTE", "instanceIDLT", "instanceIDLTE", "instanceIDContains", "instanceIDHasPrefix", "instanceIDHasSuffix", "instanceIDEqualFold", "instanceIDContainsFold", "state", "stateNEQ", "stateIn", "stateNotIn", "permanent", "permanentNEQ", "address", "addressNEQ", "addressIn", "addressNotIn", "addressGT", "addressGTE", "addressLT", "addressLTE", "addressContains", "addressHasPrefix", "addressHasSuffix", "addressEqualFold", "addressContainsFold", "enrolled", "enrolledNEQ", "hostname", "hostnameNEQ", "hostnameIn", "hostnameNotIn", "hostnameGT", "hostnameGTE", "hostnameLT", "hostnameLTE", "hostnameContains", "hostnameHasPrefix", "hostnameHasSuffix", "hostnameEqualFold", "hostnameContainsFold", "os", "osNEQ", "osIn", "osNotIn", "osGT", "osGTE", "osLT", "osLTE", "osContains", "osHasPrefix", "osHasSuffix", "osEqualFold", "osContainsFold", "error", "errorNEQ", "errorIn", "errorNotIn", "errorGT", "errorGTE", "errorLT", "errorLTE", "errorContains", "errorHasPrefix", "errorHasSuffix", "errorEqualFold", "errorContainsFold", "hasPool", "hasPoolWith", "hasRobot", "hasRobotWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -40019,6 +41009,202 @@ func (ec *executionContext) unmarshalInputVMWhereInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.AddressContainsFold = data
+		case "enrolled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enrolled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enrolled = data
+		case "enrolledNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enrolledNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EnrolledNEQ = data
+		case "hostname":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostname"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Hostname = data
+		case "hostnameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameNEQ = data
+		case "hostnameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameIn = data
+		case "hostnameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameNotIn = data
+		case "hostnameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameGT = data
+		case "hostnameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameGTE = data
+		case "hostnameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameLT = data
+		case "hostnameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameLTE = data
+		case "hostnameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameContains = data
+		case "hostnameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameHasPrefix = data
+		case "hostnameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameHasSuffix = data
+		case "hostnameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameEqualFold = data
+		case "hostnameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hostnameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HostnameContainsFold = data
+		case "os":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("os"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Os = data
+		case "osNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsNEQ = data
+		case "osIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsIn = data
+		case "osNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsNotIn = data
+		case "osGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsGT = data
+		case "osGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsGTE = data
+		case "osLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsLT = data
+		case "osLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsLTE = data
+		case "osContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsContains = data
+		case "osHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsHasPrefix = data
+		case "osHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsHasSuffix = data
+		case "osEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsEqualFold = data
+		case "osContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsContainsFold = data
 		case "error":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("error"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -41249,6 +42435,50 @@ func (ec *executionContext) _CountBy(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var createdJoinTokenImplementors = []string{"CreatedJoinToken"}
+
+func (ec *executionContext) _CreatedJoinToken(ctx context.Context, sel ast.SelectionSet, obj *model.CreatedJoinToken) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createdJoinTokenImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreatedJoinToken")
+		case "joinToken":
+			out.Values[i] = ec._CreatedJoinToken_joinToken(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._CreatedJoinToken_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var createdTokenImplementors = []string{"CreatedToken"}
 
 func (ec *executionContext) _CreatedToken(ctx context.Context, sel ast.SelectionSet, obj *model.CreatedToken) graphql.Marshaler {
@@ -42045,6 +43275,108 @@ func (ec *executionContext) _Fact(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var joinTokenImplementors = []string{"JoinToken"}
+
+func (ec *executionContext) _JoinToken(ctx context.Context, sel ast.SelectionSet, obj *ent.JoinToken) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, joinTokenImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JoinToken")
+		case "id":
+			out.Values[i] = ec._JoinToken_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pool":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._JoinToken_pool(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "expiresAt":
+			out.Values[i] = ec._JoinToken_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "maxUses":
+			out.Values[i] = ec._JoinToken_maxUses(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uses":
+			out.Values[i] = ec._JoinToken_uses(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "revokedAt":
+			out.Values[i] = ec._JoinToken_revokedAt(ctx, field, obj)
+		case "createdBy":
+			out.Values[i] = ec._JoinToken_createdBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._JoinToken_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var lifecycleStepImplementors = []string{"LifecycleStep"}
 
 func (ec *executionContext) _LifecycleStep(ctx context.Context, sel ast.SelectionSet, obj *model.LifecycleStep) graphql.Marshaler {
@@ -42215,6 +43547,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unbindCredential":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unbindCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createJoinToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createJoinToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeJoinToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeJoinToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeRobot":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeRobot(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -43756,6 +45109,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "joinTokens":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_joinTokens(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "processLifecycle":
 			field := field
 
@@ -44186,6 +45561,11 @@ func (ec *executionContext) _Robot(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "permanent":
 			out.Values[i] = ec._Robot_permanent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "enrolled":
+			out.Values[i] = ec._Robot_enrolled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -45634,6 +47014,23 @@ func (ec *executionContext) _VM(ctx context.Context, sel ast.SelectionSet, obj *
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "enrolled":
+			out.Values[i] = ec._VM_enrolled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "hostname":
+			out.Values[i] = ec._VM_hostname(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "os":
+			out.Values[i] = ec._VM_os(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "addresses":
+			out.Values[i] = ec._VM_addresses(ctx, field, obj)
 		case "error":
 			out.Values[i] = ec._VM_error(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -46628,6 +48025,20 @@ func (ec *executionContext) unmarshalNCreateTokenInput2githubᚗcomᚋrpacloud�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNCreatedJoinToken2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCreatedJoinToken(ctx context.Context, sel ast.SelectionSet, v model.CreatedJoinToken) graphql.Marshaler {
+	return ec._CreatedJoinToken(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCreatedJoinToken2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCreatedJoinToken(ctx context.Context, sel ast.SelectionSet, v *model.CreatedJoinToken) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CreatedJoinToken(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNCreatedToken2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCreatedToken(ctx context.Context, sel ast.SelectionSet, v model.CreatedToken) graphql.Marshaler {
 	return ec._CreatedToken(ctx, sel, &v)
 }
@@ -47014,6 +48425,32 @@ func (ec *executionContext) marshalNJSON2ᚕgithubᚗcomᚋrpacloudᚋrpacloud�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNJoinToken2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐJoinTokenᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.JoinToken) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNJoinToken2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐJoinToken(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNJoinToken2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐJoinToken(ctx context.Context, sel ast.SelectionSet, v *ent.JoinToken) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._JoinToken(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNLifecycleAction2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐLifecycleAction(ctx context.Context, v any) (model.LifecycleAction, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/delivery"
 	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/enrol"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/robotapi"
@@ -42,6 +43,25 @@ type Resolver struct {
 	// processSpec, heartbeat, reportResult). nil: one is made from the
 	// fields above, which serves no process specs.
 	Robots *robotapi.Service
+	// Enrol makes join tokens and revokes robots (schema/enrol.graphqls).
+	// nil: one is made from the fields above.
+	Enrol *enrol.Service
+}
+
+func (r *Resolver) enrol() *enrol.Service {
+	if r.Enrol != nil {
+		return r.Enrol
+	}
+	return &enrol.Service{Client: r.Client, Bus: r.Bus}
+}
+
+// enrolError turns a refusal of core/enrol into BAD_USER_INPUT with its
+// message; other errors pass through to the error presenter.
+func enrolError(err error) error {
+	if errors.Is(err, enrol.ErrBadInput) || errors.Is(err, enrol.ErrRefused) || errors.Is(err, enrol.ErrConflict) {
+		return coded(CodeBadInput, "%v", err)
+	}
+	return err
 }
 
 // robots is the robot protocol's room the robot resolvers call into.

@@ -221,7 +221,9 @@ func (r *queryResolver) PoolStatus(ctx context.Context) ([]*model.PoolStatus, er
 		c := counts[pl.ID]
 		st := &model.PoolStatus{Pool: pl, Provider: pl.Provider, Robots: c.Robots, Idle: c.Idle, Busy: c.Busy,
 			Suspect: c.Suspect, Pending: c.Pending, Running: c.Running}
-		st.ProviderHealthy = r.Providers != nil && r.Providers.Healthy(pl.Provider)
+		// A pool without a provider (enrolled robots only) has nothing
+		// that could be down.
+		st.ProviderHealthy = pl.Provider == "" || r.Providers != nil && r.Providers.Healthy(pl.Provider)
 		out = append(out, st)
 	}
 	return out, nil

@@ -90,68 +90,47 @@ func (s *Service) log() *slog.Logger {
 
 func sys(ctx context.Context) context.Context { return privacy.DecisionContext(ctx, privacy.Allow) }
 
-// JoinToken is a join token as listings show it: never its secret.
-type JoinToken struct {
-	ID        int
-	Pool      string
-	ExpiresAt time.Time
-	MaxUses   int
-	Uses      int
-	RevokedAt *time.Time
-	CreatedBy string
-	CreatedAt time.Time
-}
-
-func view(t *ent.JoinToken) JoinToken {
-	return JoinToken{ID: t.ID, Pool: t.PoolName, ExpiresAt: t.ExpiresAt, MaxUses: t.MaxUses, Uses: t.Uses,
-		RevokedAt: t.RevokedAt, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt}
-}
-
 // CreateJoinToken makes a join token for an active pool and returns it
 // with its secret, which is never stored and cannot be shown again.
 // ttl 0 means DefaultTTL. by names who made it (an API token's name).
-func (s *Service) CreateJoinToken(ctx context.Context, poolName string, ttl time.Duration, uses int, by string) (JoinToken, string, error) {
+func (s *Service) CreateJoinToken(ctx context.Context, poolName string, ttl time.Duration, uses int, by string) (*ent.JoinToken, string, error) {
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	if ttl < time.Minute || ttl > MaxTTL {
-		return JoinToken{}, "", fmt.Errorf("%w: ttl %s: a join token lives from 1m to %s", ErrBadInput, ttl, MaxTTL)
+		return nil, "", fmt.Errorf("%w: ttl %s: a join token lives from 1m to %s", ErrBadInput, ttl, MaxTTL)
 	}
 	if uses < 1 || uses > MaxUses {
-		return JoinToken{}, "", fmt.Errorf("%w: uses %d: a join token enrols from 1 to %d machines", ErrBadInput, uses, MaxUses)
+		return nil, "", fmt.Errorf("%w: uses %d: a join token enrols from 1 to %d machines", ErrBadInput, uses, MaxUses)
 	}
 	ctx = sys(ctx)
 	p, err := s.Client.Pool.Query().Where(pool.Name(poolName), pool.Active(true)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return JoinToken{}, "", fmt.Errorf("%w: no pool %q in the configuration", ErrBadInput, poolName)
+		return nil, "", fmt.Errorf("%w: no pool %q in the configuration", ErrBadInput, poolName)
 	}
 	if err != nil {
-		return JoinToken{}, "", fmt.Errorf("create join token: pool %q: %w", poolName, err)
+		return nil, "", fmt.Errorf("create join token: pool %q: %w", poolName, err)
 	}
 	secret, err := auth.NewSecret(joinPrefix)
 	if err != nil {
-		return JoinToken{}, "", err
+		return nil, "", err
 	}
 	t, err := s.Client.JoinToken.Create().SetHash(auth.Hash(secret)).SetPoolID(p.ID).SetPoolName(p.Name).
 		SetExpiresAt(s.now().Add(ttl)).SetMaxUses(uses).SetCreatedBy(textlimit.Cut(by, 128)).SetCreatedAt(s.now()).Save(ctx)
 	if err != nil {
-		return JoinToken{}, "", fmt.Errorf("create join token for pool %q: %w", poolName, err)
+		return nil, "", fmt.Errorf("create join token for pool %q: %w", poolName, err)
 	}
 	s.log().Info("join token created", "id", t.ID, "pool", p.Name, "uses", uses, "expires", t.ExpiresAt, "by", by)
-	return view(t), secret, nil
+	return t, secret, nil
 }
 
 // ListJoinTokens returns every join token, newest first.
-func (s *Service) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
+func (s *Service) ListJoinTokens(ctx context.Context) ([]*ent.JoinToken, error) {
 	ts, err := s.Client.JoinToken.Query().Order(ent.Desc(jointoken.FieldID)).All(sys(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("list join tokens: %w", err)
 	}
-	out := make([]JoinToken, len(ts))
-	for i, t := range ts {
-		out[i] = view(t)
-	}
-	return out, nil
+	return ts, nil
 }
 
 // RevokeJoinToken ends a join token; robots it enrolled keep their

@@ -74,6 +74,12 @@ type CreateTokenInput struct {
 	TTLHours *int `json:"ttlHours,omitempty"`
 }
 
+// A newly made join token. The secret is shown this once and never stored.
+type CreatedJoinToken struct {
+	JoinToken *ent.JoinToken `json:"joinToken"`
+	Secret    string         `json:"secret"`
+}
+
 // A newly made API token. The secret is shown this once and never stored.
 type CreatedToken struct {
 	Name   string `json:"name"`

@@ -14,6 +14,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
+	"github.com/rpacloud/rpacloud/core/enrol"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/wslimit"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph"
@@ -29,7 +31,11 @@ func (d *Daemon) routes() http.Handler {
 	// over GraphQL.
 	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
 		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.opts.Config}
+	res.Enrol = &enrol.Service{Client: d.db.Client, Bus: d.bus, Log: d.log}
 	mux := http.NewServeMux()
+	// Machines enrol with a join token in the body, before they have a
+	// bearer token: outside auth.Middleware, inside limitBodies.
+	mux.Handle("POST "+robotwire.EnrolPath, res.Enrol.Handler())
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go
 	lim := d.opts.Config.Server.Limits
