@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -366,7 +367,7 @@ per pool.
 	status.RunE = func(cmd *cobra.Command, _ []string) error {
 		return exit(poolStatus(cmd.Context(), cf, out, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
-	return group(&cobra.Command{Use: "pool", Short: "pool status"}, status)
+	return group(&cobra.Command{Use: "pool", Short: "pool status and join tokens"}, status, newJoinTokenCmd())
 }
 
 // poolJSON is one pool of `pool status -o json`.
@@ -426,8 +427,18 @@ func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr i
 		if !p.ProviderHealthy {
 			health = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%s (%s)\t%s\n", p.Name, p.Robots, p.Min, p.Max,
-			p.Idle, p.Busy, p.Suspect, p.Pending, p.Running, p.Provider, health, p.Fairness)
+		prov := fmt.Sprintf("%s (%s)", p.Provider, health)
+		if p.Provider == "" {
+			prov = "none (enrolled)"
+		}
+		robots := strconv.Itoa(p.Robots)
+		if p.Robots < p.Min {
+			// Below the capacity the operator expects: for an
+			// enrolled-only pool nothing rents the rest.
+			robots += " (<min)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Name, robots, p.Min, p.Max,
+			p.Idle, p.Busy, p.Suspect, p.Pending, p.Running, prov, p.Fairness)
 	}
 	_ = tw.Flush()
 	return 0
@@ -513,6 +524,12 @@ func runToken(ctx context.Context, create bool, o tokenOptions, stdout, stderr i
 	if o.name == "" {
 		fmt.Fprintln(stderr, "rpacloud token: --name is required")
 		return 2
+	}
+	if create && strings.EqualFold(o.role, "robot") {
+		// A robot token is bound to one robot, so it is made with the
+		// robot, by enrolment; an unbound one would be a master key.
+		fmt.Fprintln(stderr, "rpacloud token create: robot tokens are made by enrolment, one per robot: make a join token with `rpacloud pool join-token create --pool P` and start the machine's agent with it (`rpacloud robot --server URL` with RPACLOUD_JOIN_TOKEN set)")
+		return exitUsage
 	}
 	c, err := o.cf.client()
 	if err != nil {

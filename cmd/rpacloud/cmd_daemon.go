@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/robotagent"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
@@ -155,50 +157,131 @@ func runDaemon(ctx context.Context, cfg *config.Config, dev bool, log *slog.Logg
 	return daemon.Run(ctx, daemon.Options{Config: cfg, Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 }
 
-type robotOptions struct{ serverURL, token, name, logLevel string }
+type robotOptions struct {
+	serverURL, token, name, logLevel  string
+	joinToken, stateDir, remoteAccess string
+}
 
 func newRobotCmd() *cobra.Command {
 	var o robotOptions
 	cmd := &cobra.Command{
-		Use:   "robot --server URL",
-		Short: "run a robot agent (token from RPACLOUD_ROBOT_TOKEN)",
-		Long: `Run the robot agent against a daemon. The token comes from the
-RPACLOUD_ROBOT_TOKEN environment variable by preference (or --token): a
-command line is visible to every user of the machine.`,
+		Use:   "robot --server URL [--join-token T] [--name N] [--state-dir DIR]",
+		Short: "run a robot agent: enrol with a join token, or run with a robot token",
+		Long: `Run the robot agent against a daemon.
+
+An existing machine enrols once with a join token (rpacloud pool join-token
+create): from RPACLOUD_JOIN_TOKEN by preference, or --join-token. The agent
+exchanges it for the robot's own identity (its name, --name or the hostname;
+its pool; its robot token), which it keeps in --state-dir (default
+$STATE_DIRECTORY under systemd, else /var/lib/rpacloud-robot, on Windows
+%ProgramData%\rpacloud-robot) as identity.json, mode 0600. From then on it
+starts with that identity and ignores any join token. The agent refuses to
+start with an identity file others may read.
+
+A robot rpacloud rented gets its token from RPACLOUD_ROBOT_TOKEN by
+preference (or --token) and keeps no state. A command line is visible to
+every user of the machine: prefer the environment for secrets. The server
+comes from --server or RPACLOUD_SERVER, or from the stored identity.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runRobot(cmd.Context(), o, cmd.ErrOrStderr()))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.serverURL, "server", "", "daemon URL, e.g. http://127.0.0.1:8080 (required)")
-	f.StringVar(&o.token, "token", "", "robot token (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
-	f.StringVar(&o.name, "name", "", "robot name, for the process list only (the daemon knows the robot by its token)")
+	f.StringVar(&o.serverURL, "server", "", "daemon URL, e.g. http://127.0.0.1:8080 (default $RPACLOUD_SERVER, or the stored identity's)")
+	f.StringVar(&o.token, "token", "", "robot token of a rented robot (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
+	f.StringVar(&o.joinToken, "join-token", "", "join token to enrol this machine with (prefer the RPACLOUD_JOIN_TOKEN environment variable)")
+	f.StringVar(&o.name, "name", "", "robot name to enrol under (default: the hostname)")
+	f.StringVar(&o.stateDir, "state-dir", "", "where an enrolled robot keeps its identity (default "+robotagent.DefaultStateDir()+")")
+	f.StringVar(&o.remoteAccess, "remote-access", "", "how people reach this machine, reported at enrolment: PROTOCOL://[USER@]HOST[:PORT] (rdp, ssh or vnc)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.AddCommand(newRobotRevokeCmd()) // cmd_enrol.go
 	return cmd
 }
 
-// runRobot runs the robot agent. The token comes from the environment by
-// preference: a command line is visible to every user of the machine.
+// runRobot runs the robot agent. Secrets come from the environment by
+// preference (a command line is visible to every user of the machine) and
+// are removed from it, so nothing this process starts later inherits them.
 func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
-	secret := o.token
-	if secret == "" {
-		secret = os.Getenv("RPACLOUD_ROBOT_TOKEN")
-	}
-	if o.serverURL == "" || secret == "" {
-		fmt.Fprintln(stderr, "rpacloud robot: --server and a token (--token or RPACLOUD_ROBOT_TOKEN) are required")
-		return 2
-	}
-	// The token must not reach anything this process starts later.
+	secret := firstNonEmpty(os.Getenv("RPACLOUD_ROBOT_TOKEN"), o.token)
+	join := firstNonEmpty(os.Getenv("RPACLOUD_JOIN_TOKEN"), o.joinToken)
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
+	_ = os.Unsetenv("RPACLOUD_JOIN_TOKEN")
+	server := firstNonEmpty(o.serverURL, os.Getenv("RPACLOUD_SERVER"))
 	log := newLogger(stderr, o.logLevel, "text")
+	if secret == "" {
+		var code int
+		server, secret, code = robotIdentity(ctx, o, server, join, log)
+		if code != exitOK {
+			return code
+		}
+	}
+	if server == "" || secret == "" {
+		fmt.Fprintln(stderr, "rpacloud robot: --server (or RPACLOUD_SERVER) and a robot token (RPACLOUD_ROBOT_TOKEN) or a join token (RPACLOUD_JOIN_TOKEN) are required")
+		return exitUsage
+	}
+	o.serverURL = server
 	robotagent.Version = buildVersion().Version
 	plugins, host := robotPlugins(o.serverURL, secret, log) // cmd_plugins.go
 	defer host.Close()
 	a := &robotagent.Agent{Client: newClient(o.serverURL, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
 	if err := a.Run(ctx); err != nil {
 		log.Error("robot stopped", "err", err)
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
+}
+
+// robotIdentity finds the robot's identity for an agent without a robot
+// token: the one stored in the state directory, or a new one from the
+// join token, which is then stored. Neither token is ever logged.
+func robotIdentity(ctx context.Context, o robotOptions, server, join string, log *slog.Logger) (string, string, int) {
+	dir := firstNonEmpty(o.stateDir, robotagent.DefaultStateDir())
+	id, found, err := robotagent.LoadIdentity(dir)
+	if err != nil {
+		log.Error("rpacloud robot: cannot start", "err", err)
+		return "", "", exitFailure
+	}
+	if found {
+		if join != "" {
+			log.Info("robot identity found; the join token is not needed and was ignored", "robot", id.Robot, "state_dir", dir)
+		}
+		return firstNonEmpty(server, id.Server), id.Token, exitOK
+	}
+	if join == "" {
+		return server, "", exitOK // runRobot names what is missing
+	}
+	if server == "" {
+		log.Error("rpacloud robot: --server (or RPACLOUD_SERVER) is required to enrol")
+		return "", "", exitUsage
+	}
+	host, _ := os.Hostname()
+	req := robotwire.EnrolRequest{JoinToken: join, Name: firstNonEmpty(o.name, host), Hostname: host,
+		OS: runtime.GOOS + "/" + runtime.GOARCH, Addresses: robotagent.Addresses()}
+	if o.remoteAccess != "" {
+		if req.RemoteAccess, err = robotagent.ParseRemoteAccess(o.remoteAccess); err != nil {
+			log.Error("rpacloud robot: " + err.Error())
+			return "", "", exitUsage
+		}
+	}
+	// Fail before spending a use of the join token if the identity
+	// could not be kept.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Error("rpacloud robot: robot state directory", "err", err)
+		return "", "", exitFailure
+	}
+	log.Info("enrolling", "server", server, "robot", req.Name, "state_dir", dir)
+	id, err = robotagent.Enrol(ctx, nil, server, req, log.Warn)
+	if err != nil {
+		log.Error("rpacloud robot: cannot enrol", "err", err)
+		return "", "", exitFailure
+	}
+	if err := robotagent.SaveIdentity(dir, id); err != nil {
+		// The token is spent on the daemon's side; without the file the
+		// machine must enrol again, which an administrator must allow.
+		log.Error("rpacloud robot: enrolled, but the identity could not be stored; revoke the robot and enrol again", "robot", id.Robot, "err", err)
+		return "", "", exitFailure
+	}
+	log.Info("enrolled", "robot", id.Robot, "pool", id.Pool, "identity", filepath.Join(dir, robotagent.IdentityFile))
+	return server, id.Token, exitOK
 }
