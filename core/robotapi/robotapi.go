@@ -34,6 +34,10 @@ type Service struct {
 	Config *config.Config
 }
 
+// ErrRevoked ends the open claim of a robot whose identity was revoked
+// while it waited; its next request is refused by authentication.
+var ErrRevoked = fmt.Errorf("%w: the robot's identity was revoked", dispatch.ErrRobotUnavailable)
+
 // MaxPollWait bounds how long one claim waits for work.
 const MaxPollWait = 30 * time.Second
 
@@ -104,7 +108,11 @@ func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
-		case <-wake:
+		case ev := <-wake:
+			if ev != nil && events.Is(ev, events.RobotRevoked) && ev.RobotID != nil && *ev.RobotID == robotID {
+				t.Stop()
+				return nil, ErrRevoked
+			}
 		case <-t.C:
 		}
 		t.Stop()

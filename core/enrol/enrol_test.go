@@ -1,0 +1,392 @@
+package enrol_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rpacloud/rpacloud/core/auth"
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/enrol"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotapi"
+	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/schema/viewer"
+	"github.com/rpacloud/rpacloud/ent/vm"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const hcl = `
+customer "acme" {}
+pool "onprem" {
+  min = 1
+  max = 3
+}
+pool "small" {
+  max = 1
+}
+process "echo" {
+  pool    = "onprem"
+  builtin = "echo"
+}
+`
+
+func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
+
+type fixture struct {
+	svc  *enrol.Service
+	db   *store.DB
+	bus  *events.Bus
+	logs *bytes.Buffer
+	now  time.Time
+}
+
+func newFixture(t *testing.T, db *store.DB) *fixture {
+	t.Helper()
+	cfg, diags, _ := config.LoadSources(map[string][]byte{"a.hcl": []byte(hcl)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if err := store.SyncConfig(sys(), db.Client, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{db: db, bus: events.New(), logs: &bytes.Buffer{}, now: time.Now().UTC()}
+	f.svc = &enrol.Service{Client: db.Client, Bus: f.bus, Log: slog.New(slog.NewTextHandler(f.logs, nil)),
+		Now: func() time.Time { return f.now }}
+	return f
+}
+
+func (f *fixture) token(t *testing.T, pool string, ttl time.Duration, uses int) (*ent.JoinToken, string) {
+	t.Helper()
+	jt, secret, err := f.svc.CreateJoinToken(context.Background(), pool, ttl, uses, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jt, secret
+}
+
+func req(join, name string) robotwire.EnrolRequest {
+	return robotwire.EnrolRequest{JoinToken: join, Name: name, Hostname: name + ".corp.example", OS: "linux/amd64",
+		Addresses: []string{"10.0.0.7", "fd00::7"}}
+}
+
+// An enrolment makes a permanent, enrolled robot on an enrolled machine
+// with the reported endpoint, a robot token bound to that robot, one use
+// of the join token and a robot.enrolled event.
+func TestEnrolMakesTheRobotIdentity(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	sub := f.bus.Subscribe(t.Context(), events.Filter{Types: map[events.Type]bool{events.RobotEnrolled: true}})
+	jt, join := f.token(t, "onprem", time.Hour, 2)
+	in := req(join, "win-01")
+	in.RemoteAccess = &robotwire.RemoteAccess{Protocol: "rdp", Host: "10.0.0.7", Port: 3389, Username: "robot"}
+	resp, err := f.svc.Enrol(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Robot != "win-01" || resp.Pool != "onprem" || !strings.HasPrefix(resp.Token, "rpc_") {
+		t.Fatalf("identity %+v", resp)
+	}
+	rb := f.db.Robot.Query().Where(robot.Name("win-01")).WithVM().OnlyX(sys())
+	v := rb.Edges.VM
+	if !rb.Enrolled || !rb.Permanent || v == nil || !v.Enrolled || !v.Permanent || v.Provider != "" || v.State != vm.StateRunning ||
+		v.Hostname != "win-01.corp.example" || v.Os != "linux/amd64" || v.Address != "10.0.0.7" || len(v.Addresses) != 2 {
+		t.Fatalf("robot %+v, machine %+v", rb, v)
+	}
+	ep := f.db.RemoteEndpoint.Query().Where(remoteendpoint.VMID(v.ID)).OnlyX(sys())
+	if ep.Protocol != "rdp" || ep.Port != 3389 || ep.Username != "robot" {
+		t.Fatalf("endpoint %+v", ep)
+	}
+	p, err := auth.Authenticate(context.Background(), f.db.Client, resp.Token)
+	if err != nil || p.Role != viewer.Robot || p.RobotID == nil || *p.RobotID != rb.ID || p.Name != "robot/win-01" {
+		t.Fatalf("robot token: %+v %v", p, err)
+	}
+	if got := f.db.JoinToken.GetX(sys(), jt.ID).Uses; got != 1 {
+		t.Fatalf("join token uses %d, want 1", got)
+	}
+	select {
+	case ev := <-sub:
+		if ev.RobotID == nil || *ev.RobotID != rb.ID {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no robot.enrolled event")
+	}
+}
+
+// Every refusal names what is wrong, changes nothing, and never echoes
+// the join token.
+func TestRefusals(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	ctx := context.Background()
+	for _, c := range []struct {
+		pool string
+		ttl  time.Duration
+		uses int
+		want string
+	}{
+		{"nope", time.Hour, 1, `no pool "nope"`},
+		{"onprem", -time.Hour, 1, "ttl"},
+		{"onprem", 31 * 24 * time.Hour, 1, "ttl"},
+		{"onprem", time.Hour, 0, "uses 0"},
+	} {
+		_, _, err := f.svc.CreateJoinToken(ctx, c.pool, c.ttl, c.uses, "admin")
+		if !errors.Is(err, enrol.ErrBadInput) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("create %+v: %v, want bad input naming %q", c, err, c.want)
+		}
+	}
+
+	_, once := f.token(t, "onprem", time.Hour, 1)
+	if _, err := f.svc.Enrol(ctx, req(once, "a")); err != nil {
+		t.Fatal(err)
+	}
+	revokedT, revoked := f.token(t, "onprem", time.Hour, 5)
+	if err := f.svc.RevokeJoinToken(ctx, revokedT.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, expiring := f.token(t, "onprem", time.Minute, 5)
+	_, valid := f.token(t, "onprem", time.Hour, 5)
+	_, small := f.token(t, "small", time.Hour, 5)
+	if _, err := f.svc.Enrol(ctx, req(small, "s1")); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+
+	for _, c := range []struct {
+		what string
+		in   robotwire.EnrolRequest
+		is   error
+		want string
+	}{
+		{"used up", req(once, "b"), enrol.ErrRefused, "used up (1 of 1 uses)"},
+		{"revoked", req(revoked, "b"), enrol.ErrRefused, "was revoked"},
+		{"expired", req(expiring, "b"), enrol.ErrRefused, "expired at"},
+		{"unknown", req("rpj_nosuchtoken", "b"), enrol.ErrRefused, "not known"},
+		{"name taken", req(valid, "a"), enrol.ErrConflict, `robot name "a" is already taken`},
+		{"pool full", req(small, "s2"), enrol.ErrRefused, `pool "small" is full`},
+		{"bad name", req(valid, "../etc"), enrol.ErrBadInput, "robot name"},
+		{"bad address", robotwire.EnrolRequest{JoinToken: valid, Name: "b", Addresses: []string{"not-an-ip"}}, enrol.ErrBadInput, "not an IP"},
+		{"bad endpoint", robotwire.EnrolRequest{JoinToken: valid, Name: "b", RemoteAccess: &robotwire.RemoteAccess{Protocol: "telnet", Host: "h", Port: 23}}, enrol.ErrBadInput, "telnet"},
+	} {
+		_, err := f.svc.Enrol(ctx, c.in)
+		if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %v naming %q", c.what, err, c.is, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), c.in.JoinToken) {
+			t.Errorf("%s: the refusal echoes the join token: %v", c.what, err)
+		}
+	}
+	// Nothing of the refused enrolments was written, and the valid
+	// token's use was not spent by the name clash.
+	if n := f.db.Robot.Query().CountX(sys()); n != 2 {
+		t.Fatalf("%d robots, want the 2 enrolled", n)
+	}
+	for _, jt := range f.db.JoinToken.Query().AllX(sys()) {
+		if jt.PoolName == "onprem" && jt.MaxUses == 5 && jt.Uses != 0 {
+			t.Fatalf("join token %d: %d uses spent by refusals", jt.ID, jt.Uses)
+		}
+	}
+}
+
+// Joins racing for the last uses of one token never exceed its uses.
+func TestConcurrentJoinsRespectUses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		db.Pool.Update().SetMax(100).ExecX(sys())
+		_, join := f.token(t, "onprem", time.Hour, 3)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, refused := 0, 0
+		var other []error
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.svc.Enrol(context.Background(), req(join, fmt.Sprintf("m%02d", i)))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, enrol.ErrRefused):
+					refused++
+				default:
+					other = append(other, err)
+				}
+			}()
+		}
+		wg.Wait()
+		// A database that serialises writers may fail a racing
+		// transaction outright; that is a refusal too, never an extra
+		// robot.
+		if ok > 3 || ok == 0 {
+			t.Fatalf("%d joins succeeded with a 3-use token (%d refused, other errors %v)", ok, refused, other)
+		}
+		if n := db.Robot.Query().CountX(sys()); n != ok {
+			t.Fatalf("%d robots for %d successful joins", n, ok)
+		}
+		if len(other) == 0 && ok != 3 {
+			t.Fatalf("%d joins succeeded, want exactly 3", ok)
+		}
+	})
+}
+
+// Neither the join token nor the robot token is stored, logged or
+// published in clear.
+func TestSecretsNeverStoredOrLogged(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), store.SQLite, filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, db)
+	sub := f.bus.Subscribe(t.Context(), events.Filter{})
+	_, join := f.token(t, "onprem", time.Hour, 1)
+	resp, err := f.svc.Enrol(context.Background(), req(join, "w1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "s.db*"))
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{join, resp.Token} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Fatalf("%s holds a secret in clear", filepath.Base(path))
+			}
+		}
+	}
+	for _, s := range []string{join, resp.Token} {
+		if strings.Contains(f.logs.String(), s) {
+			t.Fatalf("the log holds a secret:\n%s", f.logs)
+		}
+	}
+	for len(sub) > 0 {
+		ev := <-sub
+		for _, s := range []string{join, resp.Token} {
+			if strings.Contains(ev.Message, s) {
+				t.Fatalf("event %s holds a secret", ev.Type)
+			}
+		}
+	}
+}
+
+// A revoked robot's open long poll ends at once, its token is refused, and
+// it leaves the pool; the other robot keeps its identity.
+func TestRevokeEndsTheOpenClaim(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	_, join := f.token(t, "onprem", time.Hour, 2)
+	a, err := f.svc.Enrol(context.Background(), req(join, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.svc.Enrol(context.Background(), req(join, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &robotapi.Service{Client: f.db.Client, Queue: dispatch.New(f.db.Client, dispatch.Options{Bus: f.bus}), Bus: f.bus}
+	pa, _ := auth.Authenticate(context.Background(), f.db.Client, a.Token)
+	done := make(chan error, 1)
+	go func() {
+		_, err := api.Claim(context.Background(), *pa.RobotID, robotapi.MaxPollWait)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the claim is waiting
+	start := time.Now()
+	if err := f.svc.RevokeRobot(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, dispatch.ErrRobotUnavailable) {
+			t.Fatalf("open claim after revocation: %v, want refused", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("the open claim ended %s after the revocation", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open claim did not end on revocation")
+	}
+	if _, err := auth.Authenticate(context.Background(), f.db.Client, a.Token); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked robot token: %v", err)
+	}
+	if _, err := auth.Authenticate(context.Background(), f.db.Client, b.Token); err != nil {
+		t.Fatalf("the other robot's token: %v", err)
+	}
+	rb := f.db.Robot.Query().Where(robot.Name("a")).WithVM().OnlyX(sys())
+	if rb.State != robot.StateReleased || rb.Edges.VM.State != vm.StateDeleted {
+		t.Fatalf("revoked robot %s, machine %s", rb.State, rb.Edges.VM.State)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "a"); !errors.Is(err, enrol.ErrBadInput) {
+		t.Fatalf("second revocation: %v", err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "nobody"); !errors.Is(err, enrol.ErrBadInput) || !strings.Contains(err.Error(), `no robot "nobody"`) {
+		t.Fatalf("unknown robot: %v", err)
+	}
+}
+
+// The HTTP route answers refusals with their status and message, never
+// echoing the request, and an identity on success.
+func TestHandler(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	srv := httptest.NewServer(f.svc.Handler())
+	defer srv.Close()
+	_, join := f.token(t, "onprem", time.Hour, 1)
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(`{"joinToken":"` + join + `","name":"h1","bogus":1}`)
+	if code != 400 || !strings.Contains(body, `unknown field \"bogus\"`) || strings.Contains(body, join) {
+		t.Fatalf("unknown field: %d %s", code, body)
+	}
+	code, body = post(`{"joinToken":"` + join + `", broken`)
+	if code != 400 || strings.Contains(body, join) {
+		t.Fatalf("broken JSON: %d %s", code, body)
+	}
+	b, _ := json.Marshal(req(join, "h1"))
+	code, body = post(string(b))
+	var id robotwire.EnrolResponse
+	if code != 200 || json.Unmarshal([]byte(body), &id) != nil || id.Robot != "h1" || id.Token == "" {
+		t.Fatalf("enrol: %d %s", code, body)
+	}
+	b, _ = json.Marshal(req(join, "h2"))
+	code, body = post(string(b))
+	if code != 403 || !strings.Contains(body, "used up") || strings.Contains(body, join) {
+		t.Fatalf("used-up token: %d %s", code, body)
+	}
+}
