@@ -145,7 +145,7 @@ func TestValidateJSON(t *testing.T) {
 		t.Fatalf("quickstart: exit %d, %q, %q", code, out, errs)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.hcl")
-	if err := os.WriteFile(bad, []byte("pool \"p\" {\n  max = \"many\"\n}\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("pool \"p\" {\n  provider = \"nowhere\"\n  max = \"many\"\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = cli("validate", "-o", "json", bad)
