@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/rpacloud/rpacloud/core/auth"
@@ -182,6 +183,12 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 	case jt.Uses >= jt.MaxUses:
 		return resp, fmt.Errorf("%w: the join token (id %d) is used up (%d of %d uses)", ErrRefused, jt.ID, jt.Uses, jt.MaxUses)
 	}
+	// On PostgreSQL, enrolments into one pool take turns from here, so
+	// two of them cannot both see room below max. (SQLite has one writer
+	// at a time anyway, and no FOR UPDATE.)
+	if _, err := tx.Pool.Query().Where(pool.ID(jt.PoolID)).Select(pool.FieldID).Modify(lockOnPostgres).Ints(ctx); err != nil {
+		return resp, fmt.Errorf("enrol: lock pool of join token %d: %w", jt.ID, err)
+	}
 	p, err := tx.Pool.Get(ctx, jt.PoolID)
 	if err != nil {
 		return resp, fmt.Errorf("enrol: pool of join token %d: %w", jt.ID, err)
@@ -250,6 +257,12 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 	s.Bus.Publish(ev)
 	s.log().Info("robot enrolled", "robot", rb.Name, "pool", p.Name, "hostname", v.Hostname, "join_token", jt.ID)
 	return robotwire.EnrolResponse{Robot: rb.Name, Pool: p.Name, Token: secret}, nil
+}
+
+func lockOnPostgres(s *sql.Selector) {
+	if s.Dialect() == dialect.Postgres {
+		s.ForUpdate()
+	}
 }
 
 // usesLeft compares two columns, which the generated predicates cannot.

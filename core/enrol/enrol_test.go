@@ -253,6 +253,27 @@ func TestConcurrentJoinsRespectUses(t *testing.T) {
 	})
 }
 
+// Joins racing for the last places of a pool never exceed its max, even
+// with tokens to spare.
+func TestConcurrentJoinsRespectMax(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db) // onprem: max 3
+		_, join := f.token(t, "onprem", time.Hour, 50)
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = f.svc.Enrol(context.Background(), req(join, fmt.Sprintf("m%02d", i)))
+			}()
+		}
+		wg.Wait()
+		if n := db.Robot.Query().CountX(sys()); n < 1 || n > 3 {
+			t.Fatalf("%d robots enrolled into a pool of max 3", n)
+		}
+	})
+}
+
 // Neither the join token nor the robot token is stored, logged or
 // published in clear.
 func TestSecretsNeverStoredOrLogged(t *testing.T) {
