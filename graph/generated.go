@@ -8726,9 +8726,9 @@ type PoolStatus {
   pending: Int!
   "Tasks running in the pool."
   running: Int!
-  "Name of the provider block renting the pool's VMs."
+  "Name of the provider block renting the pool's VMs; empty for a pool of enrolled robots only."
   provider: String!
-  "Whether the provider plugin is up."
+  "Whether the provider plugin is up (always true for a pool without a provider)."
   providerHealthy: Boolean!
 }
 

@@ -236,9 +236,9 @@ type PoolStatus struct {
 	Pending int `json:"pending"`
 	// Tasks running in the pool.
 	Running int `json:"running"`
-	// Name of the provider block renting the pool's VMs.
+	// Name of the provider block renting the pool's VMs; empty for a pool of enrolled robots only.
 	Provider string `json:"provider"`
-	// Whether the provider plugin is up.
+	// Whether the provider plugin is up (always true for a pool without a provider).
 	ProviderHealthy bool `json:"providerHealthy"`
 }
 
