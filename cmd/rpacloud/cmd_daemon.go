@@ -191,7 +191,7 @@ comes from --server or RPACLOUD_SERVER, or from the stored identity.`,
 	f.StringVar(&o.serverURL, "server", "", "daemon URL, e.g. http://127.0.0.1:8080 (default $RPACLOUD_SERVER, or the stored identity's)")
 	f.StringVar(&o.token, "token", "", "robot token of a rented robot (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
 	f.StringVar(&o.joinToken, "join-token", "", "join token to enrol this machine with (prefer the RPACLOUD_JOIN_TOKEN environment variable)")
-	f.StringVar(&o.name, "name", "", "robot name to enrol under (default: the hostname)")
+	f.StringVar(&o.name, "name", "", "robot name to enrol under (default: the hostname); a rented robot is known by its token, and the name only labels its process")
 	f.StringVar(&o.stateDir, "state-dir", "", "where an enrolled robot keeps its identity (default "+robotagent.DefaultStateDir()+")")
 	f.StringVar(&o.remoteAccess, "remote-access", "", "how people reach this machine, reported at enrolment: PROTOCOL://[USER@]HOST[:PORT] (rdp, ssh or vnc)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

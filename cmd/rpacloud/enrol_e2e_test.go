@@ -240,6 +240,40 @@ func TestEnrolEndToEnd(t *testing.T) {
 	}
 	runBatch(12, "r1", "r2")
 
+	// Listings never show a secret; a revoked join token and one that is
+	// used up are refused to a new machine, which enrols nothing; only an
+	// admin makes join tokens.
+	stdout, stderr, err = cli(nil, "pool", "join-token", "list", "-o", "json")
+	if err != nil || strings.Contains(stdout, join) || strings.Contains(stdout, `"secret"`) || !strings.Contains(stdout, `"uses": 2`) {
+		t.Fatalf("join-token list: %v %s %s", err, stdout, stderr)
+	}
+	stdout, _, err = cli(nil, "pool", "join-token", "create", "--pool", "onprem", "-o", "json")
+	var second joinTokenJSON
+	if err != nil || json.Unmarshal([]byte(stdout), &second) != nil {
+		t.Fatalf("second join token: %v %s", err, stdout)
+	}
+	if _, stderr, err := cli(nil, "pool", "join-token", "revoke", second.ID); err != nil {
+		t.Fatalf("join-token revoke: %v %s", err, stderr)
+	}
+	for secret, want := range map[string]string{second.Secret: "was revoked", join: "used up"} {
+		p := startProc(t, d.bin, filepath.Join(dir, "r3.log"), []string{"RPACLOUD_JOIN_TOKEN=" + secret},
+			"robot", "--server", base, "--name", "r3", "--state-dir", filepath.Join(dir, "state-r3"))
+		if err := p.wait(t, 30*time.Second); exitCodeOf(err) != 1 || !strings.Contains(p.output(), want) || strings.Contains(p.output(), secret) {
+			t.Fatalf("enrol with a join token that %s: exit %v, log:\n%s", want, err, p.output())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state-r3", robotagent.IdentityFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused enrolment left an identity: %v", err)
+	}
+	op, _, err := cli(nil, "token", "create", "--name", "ops", "--role", "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = cli([]string{"RPACLOUD_TOKEN=" + strings.TrimSpace(op)}, "pool", "join-token", "create", "--pool", "onprem")
+	if exitCodeOf(err) != 1 || !strings.Contains(stderr, "forbidden") {
+		t.Fatalf("join token by an operator: %v %s", err, stderr)
+	}
+
 	// Revoke r1: its agent is refused and stops; r2 keeps working.
 	if _, stderr, err := cli(nil, "robot", "revoke", "r1"); err != nil {
 		t.Fatalf("robot revoke: %v %s", err, stderr)
@@ -270,7 +304,7 @@ func TestEnrolEndToEnd(t *testing.T) {
 	var list struct {
 		JoinTokens []struct{ Uses, MaxUses int } `json:"joinTokens"`
 	}
-	if err := admin.Do(ctx, joinTokensQ, nil, &list); err != nil || len(list.JoinTokens) != 1 || list.JoinTokens[0].Uses != 2 {
+	if err := admin.Do(ctx, joinTokensQ, nil, &list); err != nil || len(list.JoinTokens) != 2 || list.JoinTokens[1].Uses != 2 {
 		t.Fatalf("join tokens: %+v %v", list, err)
 	}
 
@@ -287,7 +321,8 @@ func TestEnrolEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for what, s := range map[string]string{"the join token": join, "r1's token": ids["r1"].Token, "r2's token": ids["r2"].Token} {
+		for what, s := range map[string]string{"the join token": join, "the second join token": second.Secret,
+			"r1's token": ids["r1"].Token, "r2's token": ids["r2"].Token} {
 			if bytes.Contains(b, []byte(s)) {
 				t.Errorf("%s holds %s in clear", filepath.Base(path), what)
 			}
