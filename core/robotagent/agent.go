@@ -5,7 +5,9 @@
 // robot that stops polling simply stops getting tasks.
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
-// core/robotapi, over GraphQL. It links no storage (ent), no HCL and no
+// core/robotapi, over GraphQL. An existing machine first exchanges a join
+// token for its robot identity (identity.go: Enrol, then SaveIdentity and,
+// at every later start, LoadIdentity from its state directory). It links no storage (ent), no HCL and no
 // event bus: a robot carries the agent, not the server (core/arrows'
 // link rules keep it so).
 package robotagent

@@ -8,6 +8,11 @@
 //
 // The protocol, as a robot sees it:
 //
+//  0. An existing machine without a token first enrols: it posts an
+//     EnrolRequest with its join token to EnrolPath (plain JSON, the one
+//     route without a bearer token) and gets its robot identity, an
+//     EnrolResponse, which it keeps. Rented robots get their token from
+//     the provider and skip this.
 //  1. registerRobot: the robot says hello and learns its name and pool.
 //  2. claimTask(wait): a long poll; the answer is a Claim (or nothing).
 //     A claim of a process that binds credentials carries a Grant: one
