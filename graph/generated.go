@@ -4358,8 +4358,9 @@ extend type Mutation {
   "Revoke a join token (admin only); robots it enrolled keep their identities."
   revokeJoinToken(id: ID!): Boolean!
   """
-  Revoke a robot identity (admin only): its token is revoked, the robot is
-  released and its open claim ends at once.
+  Revoke a robot identity (admin only): its token is revoked and its open
+  claim ends at once; an enrolled robot is released, a rented one drains so
+  its VM is destroyed.
   """
   revokeRobot(name: String!): Boolean!
 }

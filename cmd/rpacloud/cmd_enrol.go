@@ -213,9 +213,11 @@ func newRobotRevokeCmd() *cobra.Command {
 		Use:   "revoke NAME",
 		Short: "revoke a robot's identity: its token is refused and its open claim ends at once (admin)",
 		Long: `Revoke a robot's identity: its token is revoked, so its next request is
-refused, its open claim ends at once, and the robot is released (it leaves
-the pool's counts; an enrolled machine's row is marked deleted). A task it
-was running is retried per its process when its attempt's deadline passes.
+refused, its open claim ends at once, and it takes no more work: an
+enrolled robot is released (it leaves the pool's counts, its machine's row
+is marked deleted); a rented one drains, so the scaler destroys its VM (and
+rents a replacement for a permanent one). A task it was running is retried
+per its process when its attempt's deadline passes.
 To bring the machine back, enrol it again under a new name.`,
 		Args: cobra.ExactArgs(1),
 	}

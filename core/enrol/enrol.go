@@ -307,10 +307,10 @@ func check(req robotwire.EnrolRequest) ([]string, *delivery.Endpoint, error) {
 func TokenName(robotName string) string { return "robot/" + robotName }
 
 // RevokeRobot ends a robot identity: its token is revoked (its next
-// request is refused 401), the robot is released (it takes no more work
-// and leaves the pool's counts; an enrolled robot's machine row is marked
-// deleted) and robot.revoked is published, which ends its open long poll
-// at once. A task it was running is not cut short here: its attempt
+// request is refused 401), the robot takes no more work — an enrolled
+// robot is released (it leaves the pool's counts, its machine row is
+// marked deleted), a rented one drains so its VM is destroyed — and
+// robot.revoked is published, which ends its open long poll at once. A task it was running is not cut short here: its attempt
 // expires at its deadline and is retried per the process's policy.
 func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	ctx = sys(ctx)
@@ -327,10 +327,18 @@ func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("revoke robot %q: %w", name, err)
 	}
-	if rb.State == robot.StateReleased {
-		return fmt.Errorf("%w: robot %q is already released", ErrBadInput, name)
+	if rb.State == robot.StateReleased || rb.State == robot.StateDraining && !rb.Enrolled {
+		return fmt.Errorf("%w: robot %q is already revoked or released", ErrBadInput, name)
 	}
-	if err := tx.Robot.UpdateOneID(rb.ID).SetState(robot.StateReleased).Exec(ctx); err != nil {
+	// A rented robot's VM is the provider's: it is left draining, so the
+	// scaler destroys the VM (and the fleet, following the provider,
+	// releases the robot and rents a replacement for a permanent one)
+	// instead of a released robot's VM running on unpaid-for and unseen.
+	st := robot.StateReleased
+	if !rb.Enrolled && rb.VMID != nil {
+		st = robot.StateDraining
+	}
+	if err := tx.Robot.UpdateOneID(rb.ID).SetState(st).Exec(ctx); err != nil {
 		return fmt.Errorf("revoke robot %q: release: %w", name, err)
 	}
 	if _, err := tx.Token.Update().Where(token.Name(TokenName(name)), token.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {

@@ -374,6 +374,32 @@ func TestRevokeEndsTheOpenClaim(t *testing.T) {
 	}
 }
 
+// A rented robot's revocation leaves it draining, so the scaler destroys
+// its VM rather than leaving it running unseen.
+func TestRevokeRentedRobotDrains(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	p := f.db.Pool.Query().FirstX(sys())
+	v := f.db.VM.Create().SetPoolID(p.ID).SetProvider("local").SetIdempotencyKey("rpacloud-x").SetState(vm.StateRunning).SaveX(sys())
+	rb := f.db.Robot.Create().SetName("x").SetPoolID(p.ID).SetVMID(v.ID).SetState(robot.StateIdle).SaveX(sys())
+	id := rb.ID
+	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: enrol.TokenName("x"), Role: viewer.Robot, RobotID: &id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.db.Robot.GetX(sys(), id).State; st != robot.StateDraining {
+		t.Fatalf("revoked rented robot %s, want draining", st)
+	}
+	if _, err := auth.Authenticate(context.Background(), f.db.Client, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "x"); !errors.Is(err, enrol.ErrBadInput) {
+		t.Fatalf("second revocation: %v", err)
+	}
+}
+
 // The HTTP route answers refusals with their status and message, never
 // echoing the request, and an identity on success.
 func TestHandler(t *testing.T) {
