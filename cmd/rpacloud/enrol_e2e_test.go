@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -167,12 +168,27 @@ func TestEnrolEndToEnd(t *testing.T) {
 	}
 	join := jt.Secret
 
-	robot := func(name string) *proc {
-		return startProc(t, d.bin, filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, d.starts)),
-			[]string{"RPACLOUD_JOIN_TOKEN=" + join},
-			"robot", "--server", base, "--name", name, "--state-dir", filepath.Join(dir, "state-"+name))
+	// r1 is started with flags; the second robot as the systemd unit starts
+	// it: no flags, everything from the environment (RPACLOUD_SERVER,
+	// RPACLOUD_JOIN_TOKEN, and STATE_DIRECTORY from StateDirectory=), named
+	// after the host.
+	second, _ := os.Hostname()
+	var unitArgs []string
+	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`).MatchString(second) {
+		second, unitArgs = "r2", []string{"--name", "r2"} // a host name no robot may have
 	}
-	r1, r2 := robot("r1"), robot("r2")
+	robot := func(name string) *proc {
+		logPath := filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, d.starts))
+		state := filepath.Join(dir, "state-"+name)
+		if name == second {
+			return startProc(t, d.bin, logPath,
+				[]string{"RPACLOUD_SERVER=" + base, "RPACLOUD_JOIN_TOKEN=" + join, "STATE_DIRECTORY=" + state},
+				append([]string{"robot"}, unitArgs...)...)
+		}
+		return startProc(t, d.bin, logPath, []string{"RPACLOUD_JOIN_TOKEN=" + join},
+			"robot", "--server", base, "--name", name, "--state-dir", state)
+	}
+	r1, r2 := robot("r1"), robot(second)
 	waitIdle := func(want int) {
 		t.Helper()
 		eventually(t, 60*time.Second, fmt.Sprintf("%d idle robots", want), func() (bool, string) {
@@ -187,7 +203,7 @@ func TestEnrolEndToEnd(t *testing.T) {
 	}
 	waitIdle(2)
 	ids := map[string]robotagent.Identity{}
-	for _, name := range []string{"r1", "r2"} {
+	for _, name := range []string{"r1", second} {
 		sd := filepath.Join(dir, "state-"+name)
 		fi, err := os.Stat(filepath.Join(sd, robotagent.IdentityFile))
 		if err != nil || fi.Mode().Perm() != 0o600 {
@@ -238,7 +254,7 @@ func TestEnrolEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	runBatch(12, "r1", "r2")
+	runBatch(12, "r1", second)
 
 	// Listings never show a secret; a revoked join token and one that is
 	// used up are refused to a new machine, which enrols nothing; only an
@@ -248,14 +264,14 @@ func TestEnrolEndToEnd(t *testing.T) {
 		t.Fatalf("join-token list: %v %s %s", err, stdout, stderr)
 	}
 	stdout, _, err = cli(nil, "pool", "join-token", "create", "--pool", "onprem", "-o", "json")
-	var second joinTokenJSON
-	if err != nil || json.Unmarshal([]byte(stdout), &second) != nil {
+	var revokedJT joinTokenJSON
+	if err != nil || json.Unmarshal([]byte(stdout), &revokedJT) != nil {
 		t.Fatalf("second join token: %v %s", err, stdout)
 	}
-	if _, stderr, err := cli(nil, "pool", "join-token", "revoke", second.ID); err != nil {
+	if _, stderr, err := cli(nil, "pool", "join-token", "revoke", revokedJT.ID); err != nil {
 		t.Fatalf("join-token revoke: %v %s", err, stderr)
 	}
-	for secret, want := range map[string]string{second.Secret: "was revoked", join: "used up"} {
+	for secret, want := range map[string]string{revokedJT.Secret: "was revoked", join: "used up"} {
 		p := startProc(t, d.bin, filepath.Join(dir, "r3.log"), []string{"RPACLOUD_JOIN_TOKEN=" + secret},
 			"robot", "--server", base, "--name", "r3", "--state-dir", filepath.Join(dir, "state-r3"))
 		if err := p.wait(t, 30*time.Second); exitCodeOf(err) != 1 || !strings.Contains(p.output(), want) || strings.Contains(p.output(), secret) {
@@ -285,22 +301,22 @@ func TestEnrolEndToEnd(t *testing.T) {
 	if err := gqlclient.New(base, ids["r1"].Token).Do(ctx, claim, nil, nil); !errors.Is(err, gqlclient.ErrUnauthorized) {
 		t.Fatalf("claim with the revoked identity: %v, want 401", err)
 	}
-	runBatch(4, "r2")
+	runBatch(4, second)
 
 	// Restart the daemon; restart both agents as systemd would, the used-up
 	// join token still in their environment.
 	r2.stop()
 	d.p.stop()
 	admin = d.start(t)
-	r1, r2 = robot("r1"), robot("r2")
+	r1, r2 = robot("r1"), robot(second)
 	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 1 || !strings.Contains(r1.output(), "token refused") {
 		t.Fatalf("revoked robot after the restart: exit %v, log:\n%s", err, r1.output())
 	}
-	sdktest.Eventually(t, 60*time.Second, "r2 to be ready again", func() bool { return strings.Contains(r2.output(), "robot ready") })
+	sdktest.Eventually(t, 60*time.Second, "the second robot to be ready again", func() bool { return strings.Contains(r2.output(), "robot ready") })
 	if out := r2.output(); !strings.Contains(out, "join token is not needed") || strings.Contains(out, "enrolling") {
-		t.Fatalf("r2 did not start from its stored identity:\n%s", out)
+		t.Fatalf("the second robot did not start from its stored identity:\n%s", out)
 	}
-	runBatch(4, "r2")
+	runBatch(4, second)
 	var list struct {
 		JoinTokens []struct{ Uses, MaxUses int } `json:"joinTokens"`
 	}
@@ -321,8 +337,8 @@ func TestEnrolEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for what, s := range map[string]string{"the join token": join, "the second join token": second.Secret,
-			"r1's token": ids["r1"].Token, "r2's token": ids["r2"].Token} {
+		for what, s := range map[string]string{"the join token": join, "the second join token": revokedJT.Secret,
+			"r1's token": ids["r1"].Token, "the second robot's token": ids[second].Token} {
 			if bytes.Contains(b, []byte(s)) {
 				t.Errorf("%s holds %s in clear", filepath.Base(path), what)
 			}
