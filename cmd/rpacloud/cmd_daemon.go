@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
@@ -65,17 +66,21 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 
 // runDev runs the embedded platform from the built-in quickstart config.
 func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
-	cfg, diags, files := config.LoadSources(quickstart.Sources())
-	if o.cfgPath != "" {
-		cfg, diags, files = config.Load(o.cfgPath)
-	}
-	if diags.HasErrors() {
-		_ = config.WriteDiagnostics(stderr, files, diags)
-		return 1
-	}
 	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "rpacloud dev: data directory: %v\n", err)
+		return 1
+	}
+	// dev overrides the server block, so plugins are looked for where it
+	// runs them from.
+	plugins := &builtin.Schemas{SelfExe: selfExe(), Dir: filepath.Join(abs, "plugins")}
+	cfg, diags, files := config.LoadSourcesWith(ctx, plugins, quickstart.Sources())
+	if o.cfgPath != "" {
+		cfg, diags, files = config.LoadWith(ctx, plugins, o.cfgPath)
+	}
+	plugins.Close()
+	if diags.HasErrors() {
+		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
 	cfg.Server.DataDir = abs
@@ -131,7 +136,12 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "rpacloud server: --config is required")
 		return 2
 	}
-	cfg, diags, files := config.Load(o.cfgPath)
+	// Every plugin the configuration names is checked now, as `rpacloud
+	// validate` does: a misspelt attribute stops the start, not a vendor
+	// poller later.
+	plugins := &builtin.Schemas{SelfExe: selfExe()}
+	cfg, diags, files := config.LoadWith(ctx, plugins, o.cfgPath)
+	plugins.Close()
 	if len(diags) > 0 {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 	}

@@ -126,11 +126,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer d.stopMonitoring()
-	pluginDir := srv.PluginDir
-	if pluginDir == "" {
-		pluginDir = filepath.Join(srv.DataDir, "plugins")
-	}
-	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has})
+	d.host = pluginhost.New(pluginhost.Options{Dir: srv.PluginDirectory(), Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has, BuiltinInfo: builtin.Info})
 	defer d.host.Close()
 	po := scale.ProvidersOptions{DataDir: srv.DataDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
 	if d.vault != nil && d.vault.svc != nil {
@@ -176,7 +172,7 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		fmt.Fprintf(o.Stdout, "  admin token: in %s\n", d.adminTokenPath())
 	}
-	o.Logger.Info("serving", "addr", addr, "database", driver, "plugins", pluginDir)
+	o.Logger.Info("serving", "addr", addr, "database", driver, "plugins", srv.PluginDirectory())
 	if o.Ready != nil {
 		o.Ready <- addr
 	}
