@@ -60,7 +60,7 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 	f.StringVar(&o.dataDir, "data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden)")
+	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir)")
 	return cmd
 }
 
@@ -71,9 +71,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rpacloud dev: data directory: %v\n", err)
 		return 1
 	}
-	// dev overrides the server block, so plugins are looked for where it
-	// runs them from.
-	plugins := &builtin.Schemas{SelfExe: selfExe(), Dir: filepath.Join(abs, "plugins")}
+	// dev runs in its own data directory, where plugins are looked for
+	// unless the configuration names a plugin_dir.
+	plugins := &builtin.Schemas{SelfExe: selfExe(), DataDir: abs}
 	cfg, diags, files := config.LoadSourcesWith(ctx, plugins, quickstart.Sources())
 	if o.cfgPath != "" {
 		cfg, diags, files = config.LoadWith(ctx, plugins, o.cfgPath)
@@ -87,7 +87,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	cfg.Server.Listen = o.listen
 	cfg.Server.PublicURL = "http://" + o.listen
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
-	cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	if cfg.Server.PluginDir == "" {
+		cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	}
 	// The address is bound before a Vault dev server picks its free port,
 	// which could otherwise be this one.
 	ln, err := net.Listen("tcp", o.listen)

@@ -42,10 +42,10 @@ var ErrPluginNotFound = errors.New("plugin not found")
 // table, others started from the plugin directory just to read their
 // Info); this package never starts a plugin itself.
 type PluginSchemas interface {
-	// PluginSchema returns what plugin kind/name declares. dir is the
-	// configuration's plugin directory (server plugin_dir, default
-	// data_dir/plugins).
-	PluginSchema(ctx context.Context, dir, kind, name string) ([]PluginAttribute, error)
+	// PluginSchema returns what plugin kind/name declares. server is the
+	// configuration's server block, whose PluginDirectory is where the
+	// daemon looks for plugin executables.
+	PluginSchema(ctx context.Context, server Server, kind, name string) ([]PluginAttribute, error)
 }
 
 // PluginDirectory is where the daemon looks for plugin executables.
@@ -107,7 +107,7 @@ func (l *loader) resolvePlugins() {
 	if len(l.uses) == 0 {
 		return
 	}
-	dir := l.cfg.Server.PluginDirectory()
+	srv := l.cfg.Server
 	answers := map[[2]string]*schemaAnswer{}
 	var wg sync.WaitGroup
 	for _, u := range l.uses {
@@ -117,7 +117,7 @@ func (l *loader) resolvePlugins() {
 		}
 		a := &schemaAnswer{}
 		answers[key] = a
-		wg.Go(func() { a.attrs, a.err = l.plugins.PluginSchema(l.ctx, dir, u.kind, u.name) })
+		wg.Go(func() { a.attrs, a.err = l.plugins.PluginSchema(l.ctx, srv, u.kind, u.name) })
 	}
 	wg.Wait()
 	for _, u := range l.uses {

@@ -36,8 +36,9 @@ func newFakePlugins() *fakePlugins {
 	}, broken: map[string]error{}}
 }
 
-func (f *fakePlugins) PluginSchema(_ context.Context, dir, kind, name string) ([]config.PluginAttribute, error) {
+func (f *fakePlugins) PluginSchema(_ context.Context, srv config.Server, kind, name string) ([]config.PluginAttribute, error) {
 	f.calls.Add(1)
+	dir := srv.PluginDirectory()
 	f.dirs = append(f.dirs, dir)
 	if err := f.broken[kind+"/"+name]; err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ func TestSchemasFindTheBuiltins(t *testing.T) {
 	defer s.Close()
 	dir := t.TempDir()
 	for _, p := range builtin.Plugins {
-		attrs, err := s.PluginSchema(ctx, dir, p.Kind, p.Name)
+		attrs, err := s.PluginSchema(ctx, config.Server{PluginDir: dir}, p.Kind, p.Name)
 		if err != nil {
 			t.Fatalf("%s %s: %v", p.Kind, p.Name, err)
 		}
@@ -35,7 +35,7 @@ func TestSchemasFindTheBuiltins(t *testing.T) {
 			t.Errorf("%s %s declares a schema the host refuses from third parties: %v", p.Kind, p.Name, err)
 		}
 	}
-	_, err := s.PluginSchema(ctx, dir, sdk.KindVendor, "blueprism")
+	_, err := s.PluginSchema(ctx, config.Server{PluginDir: dir}, sdk.KindVendor, "blueprism")
 	if !errors.Is(err, config.ErrPluginNotFound) {
 		t.Fatalf("unknown vendor: %v", err)
 	}

@@ -33,9 +33,10 @@ func Info(ctx context.Context, kind, name string) (sdk.PluginInfo, error) {
 // with; Close stops what it started.
 type Schemas struct {
 	SelfExe string // the rpacloud binary, which serves the built-ins
-	// Dir, when set, is the plugin directory whatever the configuration
-	// says (`rpacloud dev` overrides the server block).
-	Dir    string
+	// DataDir, when set, replaces the configuration's data_dir, under
+	// which the plugin directory is when plugin_dir is not set (`rpacloud
+	// dev` runs in a data directory of its own).
+	DataDir string
 	Logger *slog.Logger
 
 	mu    sync.Mutex
@@ -45,10 +46,11 @@ type Schemas struct {
 var _ config.PluginSchemas = (*Schemas)(nil)
 
 // PluginSchema implements config.PluginSchemas.
-func (s *Schemas) PluginSchema(ctx context.Context, dir, kind, name string) ([]config.PluginAttribute, error) {
-	if s.Dir != "" {
-		dir = s.Dir
+func (s *Schemas) PluginSchema(ctx context.Context, srv config.Server, kind, name string) ([]config.PluginAttribute, error) {
+	if s.DataDir != "" {
+		srv.DataDir = s.DataDir
 	}
+	dir := srv.PluginDirectory()
 	attrs, err := s.host(dir).Schema(ctx, kind, name)
 	if errors.Is(err, pluginhost.ErrPluginNotFound) {
 		where := strings.TrimPrefix(err.Error(), pluginhost.ErrPluginNotFound.Error()+": ")

@@ -126,9 +126,14 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer d.stopMonitoring()
-	d.host = pluginhost.New(pluginhost.Options{Dir: srv.PluginDirectory(), Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has, BuiltinInfo: builtin.Info})
+	// Absolute: robots of the local provider run in another directory.
+	pluginDir := srv.PluginDirectory()
+	if abs, err := filepath.Abs(pluginDir); err == nil {
+		pluginDir = abs
+	}
+	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has, BuiltinInfo: builtin.Info})
 	defer d.host.Close()
-	po := scale.ProvidersOptions{DataDir: srv.DataDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
+	po := scale.ProvidersOptions{DataDir: srv.DataDir, PluginDir: pluginDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
 	if d.vault != nil && d.vault.svc != nil {
 		po.Resolve = d.vault.svc.Resolve
 	}
@@ -172,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		fmt.Fprintf(o.Stdout, "  admin token: in %s\n", d.adminTokenPath())
 	}
-	o.Logger.Info("serving", "addr", addr, "database", driver, "plugins", srv.PluginDirectory())
+	o.Logger.Info("serving", "addr", addr, "database", driver, "plugins", pluginDir)
 	if o.Ready != nil {
 		o.Ready <- addr
 	}
