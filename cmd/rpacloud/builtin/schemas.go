@@ -37,7 +37,7 @@ type Schemas struct {
 	// which the plugin directory is when plugin_dir is not set (`rpacloud
 	// dev` runs in a data directory of its own).
 	DataDir string
-	Logger *slog.Logger
+	Logger  *slog.Logger
 
 	mu    sync.Mutex
 	hosts map[string]*pluginhost.Host // by plugin directory
