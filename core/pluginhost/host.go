@@ -135,6 +135,9 @@ func New(opts Options) *Host {
 	}
 }
 
+// Dir is the plugin directory the host looks in (absolute), "" for none.
+func (h *Host) Dir() string { return h.opts.Dir }
+
 // Provider starts the provider plugin `pluginName` for the provider block
 // `name`, configures it with cfg, and supervises it from then on. A second
 // call for the same block returns the same client. Errors wrap

@@ -44,6 +44,18 @@ func TestSchemasFindTheBuiltins(t *testing.T) {
 			t.Errorf("unknown vendor: %q does not say %q", err, want)
 		}
 	}
+
+	// A daemon's own host answers for its directory, and outlives Close.
+	h := pluginhost.New(pluginhost.Options{Dir: dir, SelfExe: "/nonexistent/rpacloud", Builtin: builtin.Has, BuiltinInfo: builtin.Info})
+	defer h.Close()
+	lent := &builtin.Schemas{Host: h}
+	if _, err := lent.PluginSchema(ctx, config.Server{PluginDir: dir}, sdk.KindVendor, "uipath"); err != nil {
+		t.Fatal(err)
+	}
+	lent.Close()
+	if _, err := h.Schema(ctx, sdk.KindVendor, "uipath"); err != nil {
+		t.Errorf("the lent host was closed: %v", err)
+	}
 }
 
 // Every row says truthfully what it is: its Info names the same kind and

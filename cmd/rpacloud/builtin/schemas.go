@@ -38,6 +38,10 @@ type Schemas struct {
 	// dev` runs in a data directory of its own).
 	DataDir string
 	Logger  *slog.Logger
+	// Host, when set, answers for the plugin directory it serves (a
+	// running daemon's host, whose schema cache then serves a reload);
+	// Close leaves it running.
+	Host *pluginhost.Host
 
 	mu    sync.Mutex
 	hosts map[string]*pluginhost.Host // by plugin directory
@@ -74,6 +78,9 @@ func ConfigAttributes(attrs []sdk.ConfigAttribute) []config.PluginAttribute {
 func (s *Schemas) host(dir string) *pluginhost.Host {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
+	}
+	if s.Host != nil && s.Host.Dir() == dir {
+		return s.Host
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
