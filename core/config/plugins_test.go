@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -17,6 +18,7 @@ type fakePlugins struct {
 	schemas map[string][]config.PluginAttribute // "kind/name"
 	broken  map[string]error
 	calls   atomic.Int32
+	mu      sync.Mutex // the loader asks about plugins concurrently
 	dirs    []string
 }
 
@@ -39,7 +41,9 @@ func newFakePlugins() *fakePlugins {
 func (f *fakePlugins) PluginSchema(_ context.Context, srv config.Server, kind, name string) ([]config.PluginAttribute, error) {
 	f.calls.Add(1)
 	dir := srv.PluginDirectory()
+	f.mu.Lock()
 	f.dirs = append(f.dirs, dir)
+	f.mu.Unlock()
 	if err := f.broken[kind+"/"+name]; err != nil {
 		return nil, err
 	}
