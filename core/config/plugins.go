@@ -95,6 +95,9 @@ func (l *loader) use(u pluginUse) {
 	l.uses = append(l.uses, u)
 }
 
+// maxSchemaLookups bounds the plugins asked about at once.
+const maxSchemaLookups = 4
+
 type schemaAnswer struct {
 	attrs []PluginAttribute
 	err   error
@@ -110,6 +113,9 @@ func (l *loader) resolvePlugins() {
 	srv := l.cfg.Server
 	answers := map[[2]string]*schemaAnswer{}
 	var wg sync.WaitGroup
+	// A few at a time: each may be a process start, and a configuration
+	// may name many plugins.
+	slots := make(chan struct{}, maxSchemaLookups)
 	for _, u := range l.uses {
 		key := [2]string{u.kind, u.name}
 		if answers[key] != nil {
@@ -117,7 +123,11 @@ func (l *loader) resolvePlugins() {
 		}
 		a := &schemaAnswer{}
 		answers[key] = a
-		wg.Go(func() { a.attrs, a.err = l.plugins.PluginSchema(l.ctx, srv, u.kind, u.name) })
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			a.attrs, a.err = l.plugins.PluginSchema(l.ctx, srv, u.kind, u.name)
+		})
 	}
 	wg.Wait()
 	for _, u := range l.uses {
