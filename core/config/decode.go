@@ -707,7 +707,9 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 		l.use(pluginUse{kind: KindVendor, name: v.Type, rng: typeAt.Expr.Range(), what: fmt.Sprintf("vendor %q type", name),
 			body: rest, own: vendorOwnAttrs, blockType: "vendor", block: name, dst: v.Extra})
 	} else {
-		v.Extra = l.pluginOwned(rest, "vendor", name)
+		for k, val := range l.pluginOwned(rest, "vendor", name) {
+			v.Extra[k] = val
+		}
 	}
 	if ok {
 		l.cfg.Vendors = append(l.cfg.Vendors, v)

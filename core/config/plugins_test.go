@@ -218,3 +218,27 @@ process "y" {
 		}
 	}
 }
+
+// Without a plugin lookup (config.Load) the body is passed on as before,
+// beside the daemon's own poll_interval, which is checked either way.
+func TestPluginBodyWithoutLookup(t *testing.T) {
+	cfg, got, _ := loadPlugins(t, nil, rcPool+`
+vendor "rc" {
+  type          = "robocorp"
+  url           = "https://cloud.robocorp.com/api/v1"
+  workspace_id  = "ws-1"
+  poll_interval = "2m"
+}
+vendor "fast" {
+  type          = "robocorp"
+  url           = "https://cloud.robocorp.com/api/v1"
+  poll_interval = "10ms"
+}
+`)
+	if want := []string{"v.hcl:23:19: error: Invalid poll_interval"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if e := cfg.Vendors[0].Extra; e["workspace_id"] != "ws-1" || e["poll_interval"] != "2m0s" {
+		t.Errorf("extra = %v", e)
+	}
+}
