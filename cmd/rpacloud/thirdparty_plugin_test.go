@@ -312,3 +312,44 @@ provider "other" {
 		}
 	}
 }
+
+// The daemon checks plugins at start as validate does: a vendor block
+// whose plugin exists nowhere, or a built-in's block with an attribute the
+// plugin does not declare, stops `rpacloud server` before it opens
+// anything, saying where.
+func TestServerChecksPluginsAtStart(t *testing.T) {
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	hcl := `server {
+  data_dir   = "` + filepath.Join(dir, "data") + `"
+  plugin_dir = "` + plugins + `"
+}
+
+vendor "bp" {
+  type = "blueprism"
+  url  = "https://bp.example"
+}
+
+vendor "ui" {
+  type      = "uipath"
+  url       = "https://orch.example"
+  client_id = "app"
+  scop      = "OR.Jobs"
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "rpacloud.hcl"), []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := runServer(context.Background(), serverOptions{cfgPath: dir}, &stdout, &stderr)
+	out := stderr.String()
+	for _, want := range []string{"rpacloud.hcl:7:10: error: Unknown vendor plugin", `"rpacloud-vendor-blueprism" in plugin directory ` + plugins,
+		"rpacloud.hcl:15:3: error: Unsupported argument", `Did you mean "scope"?`} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("rpacloud server: %d, want %q in\n%s", code, want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("the data directory was created by a start that was refused")
+	}
+}

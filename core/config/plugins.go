@@ -135,7 +135,7 @@ func (l *loader) resolvePlugins() {
 		switch {
 		case errors.Is(a.err, ErrPluginNotFound):
 			l.diags = append(l.diags, errAt(u.rng, "Unknown "+u.kind+" plugin",
-				fmt.Sprintf("%s = %q: %s.", u.what, u.name, strings.TrimSuffix(a.err.Error(), "."))))
+				fmt.Sprintf("%s = %q: %s.", u.what, u.name, strings.TrimSuffix(strings.TrimPrefix(a.err.Error(), ErrPluginNotFound.Error()+": "), "."))))
 		case a.err != nil:
 			l.diags = append(l.diags, errAt(u.rng, "Cannot read the plugin's schema",
 				fmt.Sprintf("%s = %q: starting the plugin to read its configuration schema failed: %s.", u.what, u.name, strings.TrimSuffix(a.err.Error(), "."))))
