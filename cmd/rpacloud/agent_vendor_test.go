@@ -15,6 +15,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 	"github.com/rpacloud/rpacloud/plugins/vendors/uipath/fakeorch"
 )
@@ -37,12 +38,16 @@ func TestRobotRunsUiPathProcess(t *testing.T) {
 	f.AddRelease(fakeorch.Release{Key: "6c9b4d3f-1e2a-4c6b-8d7f-2b3c4d5e6f70", Name: "Always.Faults", ProcessKey: "Always.Faults",
 		Script: []string{"Pending", "Running", "Faulted"}, Info: "System.Exception: the portal timed out"})
 
-	h := pluginhost.New(pluginhost.Options{SelfExe: sdktest.RpacloudBinary(t), Builtin: builtin.Has,
+	h := pluginhost.New(pluginhost.Options{SelfExe: sdktest.RpacloudBinary(t), Builtin: builtin.Has, BuiltinInfo: builtin.Info,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
 	defer h.Close()
 	spec := &robotwire.ProcessSpec{Name: "vat", Kind: "vendor", Runner: "uipath-prod", Package: "TaxFiling.VAT", VendorType: "uipath",
 		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
-	p := &robotagent.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond, Schema: builtin.Schema}
+	p := &robotagent.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond,
+		Schema: func(ctx context.Context, kind, name string) []sdk.ConfigAttribute {
+			a, _ := h.Schema(ctx, kind, name)
+			return a
+		}}
 	// The OAuth secret is a credential of the process, delivered with the
 	// claim.
 	ctx := secret.WithSecrets(context.Background(), secret.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
@@ -61,30 +62,36 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 	f.StringVar(&o.dataDir, "data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden)")
+	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir)")
 	return cmd
 }
 
 // runDev runs the embedded platform from the built-in quickstart config.
 func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
-	cfg, diags, files := config.LoadSources(quickstart.Sources())
-	if o.cfgPath != "" {
-		cfg, diags, files = config.Load(o.cfgPath)
-	}
-	if diags.HasErrors() {
-		_ = config.WriteDiagnostics(stderr, files, diags)
-		return 1
-	}
 	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "rpacloud dev: data directory: %v\n", err)
+		return 1
+	}
+	// dev runs in its own data directory, where plugins are looked for
+	// unless the configuration names a plugin_dir.
+	plugins := &builtin.Schemas{SelfExe: selfExe(), DataDir: abs}
+	cfg, diags, files := config.LoadSourcesWith(ctx, plugins, quickstart.Sources())
+	if o.cfgPath != "" {
+		cfg, diags, files = config.LoadWith(ctx, plugins, o.cfgPath)
+	}
+	plugins.Close()
+	if diags.HasErrors() {
+		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
 	cfg.Server.DataDir = abs
 	cfg.Server.Listen = o.listen
 	cfg.Server.PublicURL = "http://" + o.listen
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
-	cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	if cfg.Server.PluginDir == "" {
+		cfg.Server.PluginDir = filepath.Join(abs, "plugins")
+	}
 	// The address is bound before a Vault dev server picks its free port,
 	// which could otherwise be this one.
 	ln, err := net.Listen("tcp", o.listen)
@@ -133,7 +140,12 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "rpacloud server: --config is required")
 		return 2
 	}
-	cfg, diags, files := config.Load(o.cfgPath)
+	// Every plugin the configuration names is checked now, as `rpacloud
+	// validate` does: a misspelt attribute stops the start, not a vendor
+	// poller later.
+	plugins := &builtin.Schemas{SelfExe: selfExe()}
+	cfg, diags, files := config.LoadWith(ctx, plugins, o.cfgPath)
+	plugins.Close()
 	if len(diags) > 0 {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
+	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
 // runBuiltinPlugin serves a built-in plugin of the table in
@@ -29,7 +31,7 @@ func runBuiltinPlugin(args []string) bool {
 // process specs from the daemon, artefacts under the robot's directory.
 func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
 	host := pluginhost.New(pluginhost.Options{
-		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Builtin: builtin.Has, Logger: log,
+		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Builtin: builtin.Has, BuiltinInfo: builtin.Info, Logger: log,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second, CallTimeout: time.Hour,
 	})
 	browserCfg := map[string]string{}
@@ -46,6 +48,13 @@ func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, 
 		Log:           log,
 		CrawlerConfig: map[string]map[string]string{"browser": browserCfg},
 		ArtifactDir:   dir,
-		Schema:        builtin.Schema,
+		// What the plugin itself declares, a third-party one included.
+		Schema: func(ctx context.Context, kind, name string) []sdk.ConfigAttribute {
+			attrs, err := host.Schema(ctx, kind, name)
+			if err != nil {
+				log.Warn("cannot read the plugin's schema; no secret is passed to it", "kind", kind, "plugin", name, "err", err)
+			}
+			return attrs
+		},
 	}, host
 }

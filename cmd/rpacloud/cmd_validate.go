@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
 )
 
@@ -16,6 +17,10 @@ func newValidateCmd() *cobra.Command {
 		Long: `Check the HCL configuration in the given files and directories (their *.hcl
 files, not recursive) as one configuration and report every problem as
 file:line:col: message on stderr. Exit 1 on errors; warnings alone pass.
+Each vendor type, provider plugin and process crawler must be built in or
+an executable rpacloud-<kind>-<name> in the plugin directory (server
+plugin_dir, default data_dir/plugins); such a plugin is started just to
+read the attributes it declares, which its block is checked against.
 
 -o json prints {"ok", "files": [...], "errors", "warnings", "diagnostics":
 [{"severity", "file", "line", "column", "summary", "detail"}], "inventory":
@@ -31,12 +36,17 @@ file:line:col: message on stderr. Exit 1 on errors; warnings alone pass.
 
 // runValidate implements `rpacloud validate PATH...`. The logic lives in
 // core/config, where it is tested together with the loader it drives.
+// Plugins the configuration names are looked up as the daemon would: a
+// built-in is read from the binary's table, any other is started from the
+// plugin directory just to read its schema (builtin.Schemas).
 func runValidate(ctx context.Context, paths []string, out *output, stdout, stderr io.Writer) int {
+	plugins := &builtin.Schemas{SelfExe: selfExe()}
+	defer plugins.Close()
 	if !out.JSON() || len(paths) == 0 {
 		// "--": the paths are paths, whatever they look like.
-		return config.ValidateCommand(ctx, append([]string{"--"}, paths...), stdout, stderr)
+		return config.ValidateCommand(ctx, plugins, append([]string{"--"}, paths...), stdout, stderr)
 	}
-	r := config.Validate(paths...)
+	r := config.Validate(ctx, plugins, paths...)
 	if code := printJSON(stdout, stderr, r); code != exitOK {
 		return code
 	}

@@ -11,6 +11,9 @@
 //   - the pure rules (dispatch policy, scaling rule, anomaly rules,
 //     saturation, lifecycle rules, the customer rule) import only the
 //     standard library;
+//   - a third-party plugin example (examples/NAME with a go.mod of its
+//     own) imports of this module only plugins/sdk, as a vendor's plugin
+//     built outside this repository would;
 //   - no two sibling folders import each other, directly or round about
 //     (arrows into a pure package do not count: it imports nothing back).
 //
@@ -27,7 +30,10 @@ import (
 // Package is one package as `go list -json` describes it, with full import
 // paths.
 type Package struct {
-	Path        string
+	Path string
+	// Module is the path of the module the package belongs to; a module
+	// nested under this one (examples/NAME/go.mod) is a third party's.
+	Module      string
 	Imports     []string // of the package itself
 	TestImports []string // of its _test.go files, both in-package and external
 }
@@ -72,6 +78,10 @@ func Check(module string, pkgs []Package) []Violation {
 		from, ok := strings.CutPrefix(p.Path, module+"/")
 		if !ok {
 			continue // not one of ours
+		}
+		if p.Module != "" && p.Module != module {
+			checkThirdParty(module, p, add)
+			continue
 		}
 		for _, test := range []bool{false, true} {
 			imports := p.Imports
@@ -131,6 +141,21 @@ func checkOwn(from, to string, test bool, add func(from, to, rule string)) {
 	}
 	if under(to, "plugins") && !under(to, "plugins/sdk") && !under(from, "plugins") && !under(from, "cmd") {
 		add(from, to, "only cmd loads a plugin's implementation; the daemon talks to plugins through plugins/sdk")
+	}
+}
+
+// checkThirdParty applies the rule of a module nested under ours: of
+// ours it may import only the SDK (its own packages are its own).
+func checkThirdParty(module string, p Package, add func(from, to, rule string)) {
+	from := strings.TrimPrefix(p.Path, module+"/")
+	for _, full := range append(append([]string(nil), p.Imports...), p.TestImports...) {
+		if full == p.Module || strings.HasPrefix(full, p.Module+"/") {
+			continue
+		}
+		imp, own := strings.CutPrefix(full, module+"/")
+		if own && !under(imp, "plugins/sdk") {
+			add(from, imp, "a third-party plugin imports of rpacloud only plugins/sdk")
+		}
 	}
 }
 

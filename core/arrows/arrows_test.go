@@ -20,16 +20,22 @@ const module = "github.com/rpacloud/rpacloud"
 // with overlay (a go list -overlay file) when not empty.
 func goList(t *testing.T, overlay string, patterns ...string) []arrows.Package {
 	t.Helper()
+	return goListIn(t, moduleRoot(t), overlay, patterns...)
+}
+
+// goListIn is goList in another directory (a nested module).
+func goListIn(t *testing.T, dir, overlay string, patterns ...string) []arrows.Package {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go command not found")
 	}
-	args := []string{"list", "-json=ImportPath,Imports,TestImports,XTestImports"}
+	args := []string{"list", "-json=ImportPath,Module,Imports,TestImports,XTestImports"}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
 	cmd := exec.Command(goBin, append(args, patterns...)...)
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -41,6 +47,7 @@ func goList(t *testing.T, overlay string, patterns ...string) []arrows.Package {
 	for {
 		var p struct {
 			ImportPath                         string
+			Module                             struct{ Path string }
 			Imports, TestImports, XTestImports []string
 		}
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
@@ -48,7 +55,7 @@ func goList(t *testing.T, overlay string, patterns ...string) []arrows.Package {
 		} else if err != nil {
 			t.Fatalf("go list output: %v", err)
 		}
-		pkgs = append(pkgs, arrows.Package{Path: p.ImportPath, Imports: p.Imports, TestImports: append(p.TestImports, p.XTestImports...)})
+		pkgs = append(pkgs, arrows.Package{Path: p.ImportPath, Module: p.Module.Path, Imports: p.Imports, TestImports: append(p.TestImports, p.XTestImports...)})
 	}
 	return pkgs
 }
@@ -74,6 +81,31 @@ func TestModuleKeepsTheRules(t *testing.T) {
 	}
 	for _, v := range arrows.Check(module, pkgs) {
 		t.Error(v)
+	}
+}
+
+// The third-party plugin examples are modules of their own, which the
+// root's ./... does not list: each is listed in its directory, and may
+// import of rpacloud only the SDK. A copy with an import of core added
+// shows the rule bites.
+func TestExampleModulesImportOnlyTheSDK(t *testing.T) {
+	mods, _ := filepath.Glob(filepath.Join(moduleRoot(t), "examples", "*", "go.mod"))
+	if len(mods) == 0 {
+		t.Fatal("no example module found under examples/*/go.mod")
+	}
+	for _, m := range mods {
+		pkgs := goListIn(t, filepath.Dir(m), "", "./...")
+		if len(pkgs) == 0 || pkgs[0].Module == module {
+			t.Fatalf("%s: go list found %v, not a module of its own", m, pkgs)
+		}
+		for _, v := range arrows.Check(module, pkgs) {
+			t.Error(v)
+		}
+		bad := append([]arrows.Package(nil), pkgs...)
+		bad[0].Imports = append(append([]string(nil), bad[0].Imports...), module+"/core/config")
+		if got := arrows.Check(module, bad); !mentions(got, "a third-party plugin imports of rpacloud only plugins/sdk") {
+			t.Errorf("%s importing core/config was not caught: %v", bad[0].Path, got)
+		}
 	}
 }
 

@@ -22,8 +22,9 @@ import (
 // ValidateCommand implements `rpacloud validate PATH...`: it loads every
 // path as one configuration, prints each problem to stderr and a summary,
 // and returns 0 when there are no errors, 1 when there are and 2 for a
-// usage error.
-func ValidateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// usage error. Plugins (may be nil) checks the plugins the configuration
+// names, as LoadWith does.
+func ValidateCommand(ctx context.Context, plugins PluginSchemas, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() {
@@ -43,7 +44,7 @@ func ValidateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "rpacloud validate: %v\n", err)
 		return 1
 	}
-	cfg, diags, files := Load(fset.Args()...)
+	cfg, diags, files := LoadWith(ctx, plugins, fset.Args()...)
 	if err := WriteDiagnostics(stderr, files, diags); err != nil {
 		fmt.Fprintf(stderr, "rpacloud validate: %v\n", err)
 		return 1

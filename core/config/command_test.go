@@ -12,7 +12,7 @@ import (
 func validate(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr strings.Builder
-	code := ValidateCommand(context.Background(), args, &stdout, &stderr)
+	code := ValidateCommand(context.Background(), nil, args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 

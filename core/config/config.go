@@ -7,6 +7,11 @@
 // the offending attribute, label or block, so `rpacloud validate` can show
 // an operator everything to fix in one run. See README.md in this folder
 // for the language reference.
+//
+// Plugins (vendor types, provider plugins, process crawlers) are not a
+// fixed list: LoadWith checks each against the schema the plugin declares,
+// through a PluginSchemas the caller gives (plugins.go); this package
+// never starts a plugin and links no go-plugin.
 package config
 
 import (

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
@@ -70,6 +71,7 @@ var (
 	}}
 	vendorSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "type", Required: true}, {Name: "url", Required: true}, {Name: "tenant"}, {Name: "folder"}, {Name: "credentials"},
+		{Name: "poll_interval"}, // the daemon's vendor poller
 	}}
 	customerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "display_name"}, {Name: "kind"}, {Name: "parent"},
@@ -94,6 +96,10 @@ type ref struct {
 }
 
 type loader struct {
+	ctx     context.Context
+	plugins PluginSchemas // nil: plugin names and bodies are not checked
+	uses    []pluginUse   // plugins.go
+
 	cfg   *Config
 	diags hcl.Diagnostics
 	decls map[string]map[string]hcl.Range
@@ -105,8 +111,8 @@ type loader struct {
 	parents       map[string]hcl.Range // customer name -> range of its parent attribute
 }
 
-func newLoader() *loader {
-	return &loader{cfg: defaultConfig(), decls: map[string]map[string]hcl.Range{}, parents: map[string]hcl.Range{}}
+func newLoader(ctx context.Context, plugins PluginSchemas) *loader {
+	return &loader{ctx: ctx, plugins: plugins, cfg: defaultConfig(), decls: map[string]map[string]hcl.Range{}, parents: map[string]hcl.Range{}}
 }
 
 func (l *loader) attrs(m hcl.Attributes) attrs { return attrs{m: m, diags: &l.diags} }
@@ -380,7 +386,12 @@ func (l *loader) decodeProvider(b *hcl.Block) {
 		a.errorf(at.Expr.Range(), "Invalid plugin name",
 			"plugin = %q: a plugin name is a file name in the plugin directory: lower-case letters, digits, '-' and '_'.", p.Plugin)
 	}
-	p.Config = l.pluginOwned(rest, "provider", name)
+	if p.Plugin != "" && pluginRE.MatchString(p.Plugin) {
+		l.use(pluginUse{kind: KindProvider, name: p.Plugin, rng: c.Attributes["plugin"].Expr.Range(), what: fmt.Sprintf("provider %q plugin", name),
+			body: rest, own: providerOwnAttrs, blockType: "provider", block: name, dst: p.Config})
+	} else {
+		p.Config = l.pluginOwned(rest, "provider", name)
+	}
 	if ok {
 		l.cfg.Providers = append(l.cfg.Providers, p)
 	}
@@ -514,12 +525,6 @@ func (l *loader) decodePool(b *hcl.Block) {
 
 var (
 	builtinRunners = []string{"noop", "echo"}
-	// CrawlerRunners and VendorTypes are the crawler and vendor plugins
-	// a configuration may name: the built-in ones of cmd/rpacloud/builtin,
-	// whose test checks these lists against its table (config cannot
-	// import plugin code).
-	CrawlerRunners = []string{"browser", "http"}
-	VendorTypes    = []string{"uipath", "aa"}
 	// credentialRE names a credential onboarded into Vault, relative to
 	// the vault block's mount and prefix.
 	credentialRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$`)
@@ -557,14 +562,19 @@ func (l *loader) decodeProcess(b *hcl.Block) {
 		case "builtin":
 			a.oneOf(at, "builtin", runner, builtinRunners...)
 		case "crawler":
-			a.oneOf(at, "crawler", runner, CrawlerRunners...)
+			if pluginRE.MatchString(runner) {
+				l.use(pluginUse{kind: KindCrawler, name: runner, rng: at.Expr.Range(), what: what + " crawler"})
+			} else {
+				a.errorf(at.Expr.Range(), "Invalid crawler name",
+					"crawler = %q: a plugin name is a file name in the plugin directory: lower-case letters, digits, '-' and '_'.", runner)
+			}
 		case "vendor":
 			l.refs = append(l.refs, ref{kind: "vendor", name: runner, rng: at.Expr.Range(), from: what + " vendor"})
 		}
 	}
 	if len(kinds) == 0 {
 		l.diags = append(l.diags, errAt(b.DefRange, "Missing process runner",
-			`A process needs exactly one of builtin = "noop"|"echo", vendor = "<vendor block name>" or crawler = "browser"|"http".`))
+			`A process needs exactly one of builtin = "noop"|"echo", vendor = "<vendor block name>" or crawler = "<crawler plugin>" (built in: "browser", "http").`))
 	}
 	pkgAt := a.str("package", &p.Package)
 	if at := a.str("flow", &p.Flow); at != nil {
@@ -664,9 +674,12 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 	c, rest, diags := b.Body.PartialContent(vendorSchema)
 	l.diags = append(l.diags, diags...)
 	a := l.attrs(c.Attributes)
-	v := Vendor{Name: name, DeclRange: b.DefRange}
-	if at := a.str("type", &v.Type); at != nil {
-		a.oneOf(at, "type", v.Type, VendorTypes...)
+	v := Vendor{Name: name, DeclRange: b.DefRange, Extra: map[string]string{}}
+	typeAt := a.str("type", &v.Type)
+	if typeAt != nil && !pluginRE.MatchString(v.Type) {
+		a.errorf(typeAt.Expr.Range(), "Invalid vendor type",
+			"type = %q: a vendor type names a plugin, a file name in the plugin directory: lower-case letters, digits, '-' and '_'.", v.Type)
+		typeAt = nil
 	}
 	if at := a.str("url", &v.URL); at != nil {
 		if err := checkHTTPURL(v.URL); err != nil {
@@ -675,6 +688,14 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 	}
 	a.str("tenant", &v.Tenant)
 	a.str("folder", &v.Folder)
+	var poll time.Duration
+	if at := a.dur("poll_interval", &poll); at != nil {
+		if poll < time.Second {
+			a.errorf(at.Expr.Range(), "Invalid poll_interval", "poll_interval = %q: it must be at least 1s.", poll)
+		} else {
+			v.Extra["poll_interval"] = poll.String()
+		}
+	}
 	if at, ok := c.Attributes["credentials"]; ok {
 		val, diags := at.Expr.Value(nil)
 		l.diags = append(l.diags, diags...)
@@ -682,7 +703,14 @@ func (l *loader) decodeVendor(b *hcl.Block) {
 			v.Credentials = val.AsString()
 		}
 	}
-	v.Extra = l.pluginOwned(rest, "vendor", name)
+	if typeAt != nil {
+		l.use(pluginUse{kind: KindVendor, name: v.Type, rng: typeAt.Expr.Range(), what: fmt.Sprintf("vendor %q type", name),
+			body: rest, own: vendorOwnAttrs, blockType: "vendor", block: name, dst: v.Extra})
+	} else {
+		for k, val := range l.pluginOwned(rest, "vendor", name) {
+			v.Extra[k] = val
+		}
+	}
 	if ok {
 		l.cfg.Vendors = append(l.cfg.Vendors, v)
 	}
@@ -718,6 +746,7 @@ func (l *loader) finish(complete bool) {
 	if !complete {
 		return
 	}
+	l.resolvePlugins()
 	for _, r := range l.refs {
 		if _, ok := l.decls[r.kind][r.name]; ok {
 			continue

@@ -40,6 +40,10 @@ var flowActions = map[string]struct {
 	"request":    {"http", []string{"url"}, []string{"method", "form", "json", "headers", "status", "timeout", "data_error"}},
 }
 
+// flowCrawlers run the step language of flow blocks: the built-in
+// crawlers, whose test checks this list against their declared steps.
+var flowCrawlers = []string{"browser", "http"}
+
 var flowSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "crawler"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "step", LabelNames: []string{"action"}}},
@@ -66,7 +70,7 @@ func (l *loader) decodeFlow(b *hcl.Block) {
 	a := l.attrs(c.Attributes)
 	f := Flow{Name: name, DeclRange: b.DefRange}
 	if at := a.str("crawler", &f.Crawler); at != nil {
-		a.oneOf(at, "crawler", f.Crawler, CrawlerRunners...)
+		a.oneOf(at, "crawler", f.Crawler, flowCrawlers...)
 	}
 	if len(c.Blocks) == 0 {
 		l.diags = append(l.diags, errAt(b.DefRange, "Empty flow", fmt.Sprintf("flow %q has no step blocks.", name)))

@@ -103,7 +103,7 @@ func TestLoadRefusesWhatIsNotAConfigFile(t *testing.T) {
 
 	// rpacloud validate and rpacloud fmt say so too.
 	var out, errOut bytes.Buffer
-	if code := config.ValidateCommand(context.Background(), []string{zero}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "not a regular file") {
+	if code := config.ValidateCommand(context.Background(), nil, []string{zero}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "not a regular file") {
 		t.Errorf("validate: exit %d, %s%s", code, out.String(), errOut.String())
 	}
 	out.Reset()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,15 @@ type source struct {
 // returned Config is never nil; it is only meaningful when the diagnostics
 // have no errors. The files map serves WriteDiagnostics' snippets.
 func Load(paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	return LoadWith(context.Background(), nil, paths...)
+}
+
+// LoadWith is Load that also checks every plugin the configuration names
+// (vendor type, provider plugin, process crawler) with plugins: it must
+// exist, and the attributes of a vendor or provider block must be those
+// its plugin declares. Nil plugins: Load's behaviour, names taken as
+// written and attributes passed on unchecked.
+func LoadWith(ctx context.Context, plugins PluginSchemas, paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 	var diags hcl.Diagnostics
 	if len(paths) == 0 {
 		diags = append(diags, &hcl.Diagnostic{
@@ -74,7 +84,7 @@ func Load(paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 			add(n)
 		}
 	}
-	cfg, more, files := load(srcs)
+	cfg, more, files := load(ctx, plugins, srcs)
 	diags = append(diags, more...)
 	sortDiagnostics(diags, srcs)
 	return cfg, diags, files
@@ -83,6 +93,11 @@ func Load(paths ...string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 // LoadSources is Load for in-memory files, keyed by the file name used in
 // diagnostics. Files are read in name order.
 func LoadSources(srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	return LoadSourcesWith(context.Background(), nil, srcs)
+}
+
+// LoadSourcesWith is LoadSources checking plugins as LoadWith does.
+func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 	names := make([]string, 0, len(srcs))
 	for n := range srcs {
 		names = append(names, n)
@@ -92,7 +107,7 @@ func LoadSources(srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*
 	for _, n := range names {
 		list = append(list, source{name: n, src: srcs[n]})
 	}
-	cfg, diags, files := load(list)
+	cfg, diags, files := load(ctx, plugins, list)
 	sortDiagnostics(diags, list)
 	return cfg, diags, files
 }
@@ -181,9 +196,9 @@ func pathDiag(path, summary string, err error) *hcl.Diagnostic {
 	}
 }
 
-func load(srcs []source) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+func load(ctx context.Context, plugins PluginSchemas, srcs []source) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 	parser := hclparse.NewParser()
-	l := newLoader()
+	l := newLoader(ctx, plugins)
 	syntaxErrors := false
 	for _, s := range srcs {
 		f, diags := parser.ParseHCL(s.src, s.name)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,10 +80,11 @@ func TestBadFixtures(t *testing.T) {
 			"pool.hcl:30:14: error: Invalid duration",
 		}},
 		{"testdata/bad/process.hcl", []string{
+			"process.hcl:12:17: error: Missing required argument", // uipath's client_id
 			"process.hcl:17:1: error: Missing process runner",
 			"process.hcl:24:3: error: Conflicting process runners",
 			"process.hcl:29:13: error: Invalid value for builtin",
-			"process.hcl:34:13: error: Invalid value for crawler",
+			"process.hcl:34:13: error: Unknown crawler plugin",
 			"process.hcl:39:18: error: Undefined pool",
 			"process.hcl:40:18: error: Undefined vendor",
 			"process.hcl:42:18: error: Undefined customer",
@@ -98,7 +100,7 @@ func TestBadFixtures(t *testing.T) {
 			"provider.hcl:3:19: error: Secret given as a literal",
 			"provider.hcl:4:19: error: Secret given as a literal",
 			"provider.hcl:9:22: error: Missing required argument",
-			"provider.hcl:16:3: error: Unexpected \"settings\" block",
+			"provider.hcl:16:3: error: Unsupported block type",
 		}},
 		{"testdata/bad/schedule.hcl", []string{
 			"schedule.hcl:15:12: error: Invalid cron expression",
@@ -152,11 +154,14 @@ func TestBadFixtures(t *testing.T) {
 			"vault.hcl:11:3: error: Unsupported argument",
 		}},
 		{"testdata/bad/vendor.hcl", []string{
-			"vendor.hcl:2:17: error: Invalid value for type",
+			"vendor.hcl:2:17: error: Unknown vendor plugin",
 			"vendor.hcl:3:17: error: Invalid vendor url",
 			"vendor.hcl:4:17: error: Secret given as a literal",
+			"vendor.hcl:7:16: error: Missing required argument", // aa's username
 			"vendor.hcl:9:19: error: Invalid vendor url",
 			"vendor.hcl:11:19: error: Secret given as a literal",
+			"vendor.hcl:12:3: error: Unsupported argument", // aa declares no client_secret
+			"vendor.hcl:13:3: error: Unsupported argument",
 			"vendor.hcl:16:21: error: Missing required argument",
 			"vendor.hcl:16:21: error: Missing required argument",
 		}},
@@ -165,7 +170,7 @@ func TestBadFixtures(t *testing.T) {
 	for _, tt := range tests {
 		seen[tt.path] = true
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
-			_, diags, _ := config.Load(tt.path)
+			_, diags, _ := config.LoadWith(context.Background(), newFakePlugins(), tt.path)
 			got := problems(diags)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("diagnostics of %s:\n got %s\nwant %s", tt.path, strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))

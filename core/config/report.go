@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -29,9 +30,10 @@ type ReportProblem struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
-// Validate loads every path as one configuration and reports on it.
-func Validate(paths ...string) Report {
-	cfg, diags, files := Load(paths...)
+// Validate loads every path as one configuration and reports on it,
+// checking plugins with plugins (may be nil) as LoadWith does.
+func Validate(ctx context.Context, plugins PluginSchemas, paths ...string) Report {
+	cfg, diags, files := LoadWith(ctx, plugins, paths...)
 	r := Report{Files: []string{}, Diagnostics: []ReportProblem{}, Inventory: map[string]int{}}
 	for name := range files {
 		r.Files = append(r.Files, name)

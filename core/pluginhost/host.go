@@ -66,6 +66,14 @@ type Options struct {
 	// StopTimeout is how long a plugin may take to exit after being asked
 	// to (its clean-up may stop robots) before it is killed. Default 35s.
 	StopTimeout time.Duration
+	// SchemaTimeout bounds starting a plugin just to read its schema
+	// (Schema): a plugin that hangs while describing itself must not hang
+	// `rpacloud validate` or a start. Default 10s.
+	SchemaTimeout time.Duration
+	// BuiltinInfo is what a built-in plugin declares, read without
+	// starting it (the wiring passes the table's Info). Nil: Schema
+	// starts built-ins like any other plugin.
+	BuiltinInfo func(ctx context.Context, kind, name string) (sdk.PluginInfo, error)
 }
 
 func (o *Options) defaults() {
@@ -80,6 +88,7 @@ func (o *Options) defaults() {
 	def(&o.HealthInterval, 5*time.Second)
 	def(&o.CallTimeout, 30*time.Second)
 	def(&o.StopTimeout, 35*time.Second)
+	def(&o.SchemaTimeout, defaultSchemaTimeout)
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = o.BackoffMin
 	}
@@ -107,6 +116,7 @@ type Host struct {
 	closed    bool
 	providers map[string]*ProviderClient
 	kinds     map[string]*KindClient // crawler and vendor plugins, by kind/name
+	schemas   map[schemaKey][]sdk.ConfigAttribute
 }
 
 // New returns a Host. Plugins start on demand.
@@ -121,8 +131,12 @@ func New(opts Options) *Host {
 		closing:   make(chan struct{}),
 		providers: map[string]*ProviderClient{},
 		kinds:     map[string]*KindClient{},
+		schemas:   map[schemaKey][]sdk.ConfigAttribute{},
 	}
 }
+
+// Dir is the plugin directory the host looks in (absolute), "" for none.
+func (h *Host) Dir() string { return h.opts.Dir }
 
 // Provider starts the provider plugin `pluginName` for the provider block
 // `name`, configures it with cfg, and supervises it from then on. A second
@@ -319,6 +333,29 @@ func pluginSets(kind string) (map[int]plugin.PluginSet, int) {
 // launchKind starts one plugin process of any kind, checks it is the
 // plugin named, and configures it.
 func (h *Host) launchKind(ctx context.Context, kind, pluginName string, cfg map[string]string, log *slog.Logger) (*instance, error) {
+	inst, err := h.start(ctx, kind, pluginName, log, h.opts.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
+	defer cancel()
+	defer context.AfterFunc(h.ctx, cancel)() // Close does not wait for a slow Configure
+	diags, err := inst.raw.(infoConfigurer).Configure(callCtx, cfg)
+	if err != nil {
+		inst.client.Kill()
+		return nil, fmt.Errorf("plugin %q (%s): configure: %w", pluginName, inst.path, err)
+	}
+	if len(diags) > 0 {
+		inst.client.Kill()
+		return nil, &ConfigError{Kind: kind, Plugin: pluginName, Diagnostics: diags}
+	}
+	return inst, nil
+}
+
+// start starts one plugin process of any kind and checks, by its Info,
+// that it is the plugin named. startTimeout bounds the go-plugin
+// handshake; ctx (and CallTimeout) the Info call.
+func (h *Host) start(ctx context.Context, kind, pluginName string, log *slog.Logger, startTimeout time.Duration) (*instance, error) {
 	path, args, err := h.find(kind, pluginName)
 	if err != nil {
 		return nil, err
@@ -334,7 +371,7 @@ func (h *Host) launchKind(ctx context.Context, kind, pluginName string, cfg map[
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		StartTimeout:     h.opts.StartTimeout,
+		StartTimeout:     startTimeout,
 		SkipHostEnv:      true,
 		Managed:          false,
 		Logger:           newHCLogAdapter(log),
@@ -364,23 +401,17 @@ func (h *Host) launchKind(ctx context.Context, kind, pluginName string, cfg map[
 
 	callCtx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 	defer cancel()
-	defer context.AfterFunc(h.ctx, cancel)() // Close does not wait for a slow Configure
+	defer context.AfterFunc(h.ctx, cancel)() // Close does not wait for a slow Info
 	info, err := base.Info(callCtx)
 	if err != nil {
-		return fail(fmt.Errorf("plugin %q (%s): info: %w", pluginName, path, err))
+		client.Kill() // first, so that the note has what a crashing plugin wrote
+		return nil, fmt.Errorf("plugin %q (%s): info: %w%s", pluginName, path, err, stderrNote(tail.String()))
 	}
 	if info.Kind != kind || info.Name != pluginName {
-		return fail(fmt.Errorf("%w: plugin %q (%s) reports itself as %s plugin %q; expected %s plugin %q",
+		return fail(fmt.Errorf("%w: plugin %q (%s) reports itself as %.40s plugin %.80q; expected %s plugin %q",
 			ErrIncompatible, pluginName, path, info.Kind, info.Name, kind, pluginName))
 	}
 	inst.info = info
-	diags, err := base.Configure(callCtx, cfg)
-	if err != nil {
-		return fail(fmt.Errorf("plugin %q (%s): configure: %w", pluginName, path, err))
-	}
-	if len(diags) > 0 {
-		return fail(&ConfigError{Kind: kind, Plugin: pluginName, Diagnostics: diags})
-	}
 	return inst, nil
 }
 

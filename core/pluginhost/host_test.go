@@ -491,3 +491,72 @@ func TestLocalProviderPlugin(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// Schema starts a plugin just to read what it declares, stops it, and
+// reads it again only when the executable changed; a plugin that
+// crashes, hangs or declares something out of bounds while describing
+// itself is an error naming it, within the deadline, and leaves no
+// process behind.
+func TestSchema(t *testing.T) {
+	dir := install(t, "healthy", "infocrash", "infohang", "infohuge", "infobadname")
+	opts := testOptions(t, dir)
+	opts.SchemaTimeout = 2 * time.Second
+	h := newHost(t, opts)
+	ctx := context.Background()
+
+	attrs, err := h.Schema(ctx, sdk.KindProvider, "healthy")
+	if err != nil || len(attrs) != 2 || attrs[0].Name != "region" || !attrs[1].Sensitive {
+		t.Fatalf("healthy: %v, %v", attrs, err)
+	}
+	if pids := processesUnder(dir); len(pids) != 0 {
+		t.Errorf("plugin processes left after reading a schema: %v", pids)
+	}
+	// Cached: the same answer without a start (the mode file would make
+	// a new start crash).
+	exe := filepath.Join(dir, "rpacloud-provider-healthy")
+	if err := os.WriteFile(exe+".mode", []byte("infocrash"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Schema(ctx, sdk.KindProvider, "healthy"); err != nil {
+		t.Fatalf("cached: %v", err)
+	}
+	// A replaced executable (another modification time) is read again.
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(exe, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Schema(ctx, sdk.KindProvider, "healthy"); err == nil {
+		t.Fatal("a replaced executable was not read again")
+	}
+
+	for _, tc := range []struct{ name, want string }{
+		{"infocrash", "crashed while describing itself"},
+		{"infohang", "did not describe its configuration within 2s"},
+		{"infohuge", "declares 1000 configuration attributes, over the limit of 128"},
+		{"infobadname", "is not a lower-case identifier"},
+		{"missing", `no executable "rpacloud-provider-missing"`},
+	} {
+		began := time.Now()
+		_, err := h.Schema(ctx, sdk.KindProvider, tc.name)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s: %v; want it to say %q", tc.name, err, tc.want)
+		}
+		if d := time.Since(began); d > 8*time.Second {
+			t.Errorf("%s: took %s", tc.name, d)
+		}
+	}
+	if _, err := h.Schema(ctx, sdk.KindProvider, "missing"); !errors.Is(err, ErrPluginNotFound) {
+		t.Errorf("missing: %v does not wrap ErrPluginNotFound", err)
+	}
+	sdktest.Eventually(t, 5*time.Second, "plugin processes gone after failed schema reads", func() bool { return len(processesUnder(dir)) == 0 })
+
+	// A built-in is read from BuiltinInfo, without starting anything.
+	opts.SelfExe = fixture
+	opts.BuiltinInfo = func(_ context.Context, kind, name string) (sdk.PluginInfo, error) {
+		return sdk.PluginInfo{Kind: kind, Name: name, ConfigSchema: []sdk.ConfigAttribute{{Name: "state_dir", Type: sdk.TypeString}}}, nil
+	}
+	hb := newHost(t, opts)
+	if attrs, err := hb.Schema(ctx, sdk.KindProvider, "local"); err != nil || len(attrs) != 1 || attrs[0].Name != "state_dir" {
+		t.Errorf("built-in: %v, %v", attrs, err)
+	}
+}

@@ -42,7 +42,8 @@ type Plugins struct {
 	// Default 5s.
 	VendorPoll time.Duration
 	// Schema is what a plugin declares about its configuration (the
-	// wiring passes cmd/rpacloud/builtin.Schema): the vendor's credential is
+	// wiring passes the plugin host's Schema, so a third-party plugin's
+	// own declaration counts): the vendor's credential is
 	// routed by the attributes it declares Sensitive. Nil: none declared,
 	// so no secret is passed.
 	Schema func(ctx context.Context, kind, name string) []sdk.ConfigAttribute

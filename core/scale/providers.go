@@ -37,6 +37,9 @@ type ProvidersOptions struct {
 	// SelfExe is the rpacloud binary, which the local provider runs as
 	// robots.
 	SelfExe string
+	// PluginDir is the daemon's plugin directory, where the local
+	// provider's robots find third-party crawler and vendor plugins too.
+	PluginDir string
 	// StopRobotsOnExit: local robots stop with the daemon (embedded mode).
 	StopRobotsOnExit bool
 	// Resolve reads the secrets a provider block references
@@ -75,6 +78,9 @@ func (s *Providers) pluginConfig(p config.Provider) map[string]string {
 		}
 		if cfg["robot_command"] == "" && s.opts.SelfExe != "" {
 			cfg["robot_command"] = s.opts.SelfExe
+		}
+		if cfg["plugin_dir"] == "" && s.opts.PluginDir != "" {
+			cfg["plugin_dir"] = s.opts.PluginDir
 		}
 		if _, ok := cfg["stop_robots_on_exit"]; !ok {
 			cfg["stop_robots_on_exit"] = strconv.FormatBool(s.opts.StopRobotsOnExit)

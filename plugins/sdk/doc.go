@@ -25,4 +25,13 @@
 // netpolicy enforces a network profile (allow/deny host patterns, proxy,
 // DNS); package vendorhttp does JSON calls with rate limiting (429 and
 // Retry-After) and clear errors for malformed replies.
+//
+// [PluginInfo].ConfigSchema is the plugin's configuration block in HCL:
+// `rpacloud validate` and the daemon start the executable just to read
+// it (Info must answer within 10 s, before Configure) and refuse any
+// attribute it does not declare, a value of the wrong [AttributeType], a
+// missing Required one, and a literal where an attribute is Sensitive
+// (a vault: reference is required). Names are lower-case identifiers; at
+// most 128 attributes. examples/robocorp-plugin in rpacloud's repository
+// is a complete vendor plugin built this way, in a module of its own.
 package sdk

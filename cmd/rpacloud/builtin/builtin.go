@@ -2,8 +2,9 @@
 // carries: their kind and name, how to serve them, and what they declare
 // about themselves. The CLI serves them from it (`rpacloud plugin <kind>
 // <name>`), the wiring tells the plugin host which names it may run from
-// the daemon's own executable, and secrets are routed by the attributes
-// the plugins declare Sensitive. Adding a built-in plugin is one row here.
+// the daemon's own executable, and the configuration loader reads their
+// schemas without starting them (Info, Schemas). Adding a built-in plugin
+// is one row here.
 //
 // Core rooms never import this package (it links every plugin
 // implementation in); the wiring in cmd passes what they need.
@@ -67,18 +68,4 @@ func Names(kind string) []string {
 		}
 	}
 	return out
-}
-
-// Schema is the configuration schema plugin kind/name declares; nil when
-// it is not built in or does not say.
-func Schema(ctx context.Context, kind, name string) []sdk.ConfigAttribute {
-	p, ok := Lookup(kind, name)
-	if !ok {
-		return nil
-	}
-	info, err := p.Info(ctx)
-	if err != nil {
-		return nil
-	}
-	return info.ConfigSchema
 }

@@ -126,13 +126,14 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer d.stopMonitoring()
-	pluginDir := srv.PluginDir
-	if pluginDir == "" {
-		pluginDir = filepath.Join(srv.DataDir, "plugins")
+	// Absolute: robots of the local provider run in another directory.
+	pluginDir := srv.PluginDirectory()
+	if abs, err := filepath.Abs(pluginDir); err == nil {
+		pluginDir = abs
 	}
-	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has})
+	d.host = pluginhost.New(pluginhost.Options{Dir: pluginDir, Logger: o.Logger, SelfExe: o.SelfExe, Builtin: builtin.Has, BuiltinInfo: builtin.Info})
 	defer d.host.Close()
-	po := scale.ProvidersOptions{DataDir: srv.DataDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
+	po := scale.ProvidersOptions{DataDir: srv.DataDir, PluginDir: pluginDir, SelfExe: o.SelfExe, StopRobotsOnExit: o.Dev, Logger: o.Logger}
 	if d.vault != nil && d.vault.svc != nil {
 		po.Resolve = d.vault.svc.Resolve
 	}

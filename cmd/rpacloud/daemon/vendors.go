@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/monitor/vendorpoll"
 	"github.com/rpacloud/rpacloud/core/retry"
@@ -40,9 +39,15 @@ func (d *Daemon) pollVendor(ctx context.Context, v config.Vendor) {
 		resolve = d.vault.svc.Resolve
 	}
 	var src vendorpoll.Source
+	var cfg map[string]string
 	wait := retry.Backoff(5*time.Second, 5*time.Minute)
 	for {
-		cfg, err := vendorPluginConfig(ctx, v, builtin.Schema(ctx, sdk.KindVendor, v.Type), resolve)
+		// The schema the plugin itself declares routes the secret: a
+		// third-party plugin is not in the built-in table.
+		schema, err := d.host.Schema(ctx, sdk.KindVendor, v.Type)
+		if err == nil {
+			cfg, err = vendorPluginConfig(ctx, v, schema, resolve)
+		}
 		if err == nil {
 			src, err = d.host.Vendor(ctx, v.Name, v.Type, cfg)
 			if err == nil {

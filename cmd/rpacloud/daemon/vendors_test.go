@@ -11,6 +11,16 @@ import (
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
 
+// schemaOf is what built-in vendor plugin name declares.
+func schemaOf(t *testing.T, name string) []sdk.ConfigAttribute {
+	t.Helper()
+	info, err := builtin.Info(context.Background(), sdk.KindVendor, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ConfigSchema
+}
+
 // TestVendorPluginConfig: the daemon's vendor poller configures the plugin
 // with the block's plain attributes and the `credentials` secret read from
 // Vault, leaving out its own poll_interval and other references.
@@ -25,7 +35,7 @@ func TestVendorPluginConfig(t *testing.T) {
 	ui := config.Vendor{Name: "ui", Type: "uipath", URL: "https://orch.test", Tenant: "Tax", Folder: "Prod",
 		Credentials: "vault:secret/rpacloud/vendors/ui#client_secret",
 		Extra:       map[string]string{"client_id": "app", "poll_interval": "30s", "webhook_secret": "vault:secret/rpacloud/vendors/ui#webhook"}}
-	got, err := vendorPluginConfig(ctx, ui, builtin.Schema(ctx, sdk.KindVendor, "uipath"), resolve)
+	got, err := vendorPluginConfig(ctx, ui, schemaOf(t, "uipath"), resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,17 +51,17 @@ func TestVendorPluginConfig(t *testing.T) {
 
 	aa := config.Vendor{Name: "cr", Type: "aa", URL: "https://cr.test", Credentials: "vault:secret/rpacloud/vendors/ui#password",
 		Extra: map[string]string{"username": "bot-runner"}}
-	got, err = vendorPluginConfig(ctx, aa, builtin.Schema(ctx, sdk.KindVendor, "aa"), resolve)
+	got, err = vendorPluginConfig(ctx, aa, schemaOf(t, "aa"), resolve)
 	if err != nil || got["password"] != "value-of-password" || got["api_key"] != "" || got["username"] != "bot-runner" {
 		t.Fatalf("aa config %v %v", got, err)
 	}
 
-	if _, err := vendorPluginConfig(ctx, ui, builtin.Schema(ctx, sdk.KindVendor, "uipath"), nil); err == nil || !strings.Contains(err.Error(), `vendor "ui"`) {
+	if _, err := vendorPluginConfig(ctx, ui, schemaOf(t, "uipath"), nil); err == nil || !strings.Contains(err.Error(), `vendor "ui"`) {
 		t.Fatalf("without Vault: %v", err)
 	}
 	missing := ui
 	missing.Credentials = "vault:secret/other#client_secret"
-	_, err = vendorPluginConfig(ctx, missing, builtin.Schema(ctx, sdk.KindVendor, "uipath"), resolve)
+	_, err = vendorPluginConfig(ctx, missing, schemaOf(t, "uipath"), resolve)
 	if err == nil || !strings.Contains(err.Error(), "secret/other#client_secret") || strings.Contains(err.Error(), "value-of") {
 		t.Fatalf("missing secret: %v", err)
 	}

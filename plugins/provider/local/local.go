@@ -80,6 +80,7 @@ type config struct {
 	stateDir     string
 	stopOnExit   bool
 	maxInstances int
+	pluginDir    string // the robots' RPACLOUD_PLUGIN_DIR
 }
 
 // record is what instances.json keeps of a robot. Never the token.
@@ -137,6 +138,8 @@ func (p *Provider) Info(context.Context) (sdk.PluginInfo, error) {
 				Description: "Stop every robot when the plugin exits. Otherwise robots keep running and are adopted when the plugin starts again."},
 			{Name: "max_instances", Type: sdk.TypeNumber, Default: strconv.Itoa(defaultMaxInstances),
 				Description: "Most robots alive at once; more are refused as out of capacity."},
+			{Name: "plugin_dir", Type: sdk.TypeString,
+				Description: "Plugin directory the robots run crawler and vendor plugins from (their RPACLOUD_PLUGIN_DIR). The daemon passes its own."},
 		},
 	}, nil
 }
@@ -186,8 +189,10 @@ func parseConfig(raw map[string]string) (config, []sdk.ConfigDiagnostic) {
 	for k := range raw {
 		switch k {
 		case "robot_command", "state_dir", "stop_robots_on_exit", "max_instances":
+		case "plugin_dir":
+			cfg.pluginDir = raw[k]
 		default:
-			bad(k, "unknown attribute; the local provider has robot_command, state_dir, stop_robots_on_exit, max_instances")
+			bad(k, "unknown attribute; the local provider has robot_command, state_dir, stop_robots_on_exit, max_instances, plugin_dir")
 		}
 	}
 	if v := raw["robot_command"]; v != "" {
@@ -395,7 +400,7 @@ func (p *Provider) Create(ctx context.Context, req sdk.CreateRequest) (sdk.Insta
 	}
 	defer logFile.Close() // the robot has its own descriptor
 	cmd := exec.Command(p.cfg.robotCommand, "robot", "--server", req.ServerURL, "--name", req.RobotName)
-	cmd.Env = robotEnv(req)
+	cmd.Env = robotEnv(req, p.cfg.pluginDir)
 	cmd.Dir = p.cfg.stateDir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	setProcAttrs(cmd)
@@ -425,8 +430,9 @@ func (p *Provider) Create(ctx context.Context, req sdk.CreateRequest) (sdk.Insta
 }
 
 // robotEnv is all the robot gets: no variable of the plugin (and so none
-// of the daemon) leaks in, except what a process needs to run at all.
-func robotEnv(req sdk.CreateRequest) []string {
+// of the daemon) leaks in, except what a process needs to run at all and
+// where its plugins are.
+func robotEnv(req sdk.CreateRequest, pluginDir string) []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -434,6 +440,9 @@ func robotEnv(req sdk.CreateRequest) []string {
 		}
 	}
 	env = append(env, TokenEnv+"="+req.RobotToken)
+	if pluginDir != "" {
+		env = append(env, "RPACLOUD_PLUGIN_DIR="+pluginDir)
+	}
 	if n := req.Network; n != nil && n.Proxy != "" {
 		// Robots reach the daemon directly; only task traffic goes
 		// through the pool's proxy.

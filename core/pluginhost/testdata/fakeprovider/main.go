@@ -10,6 +10,10 @@
 //	wrongname              reports another plugin name
 //	wrongkind              reports another plugin kind
 //	cookie                 expects another magic cookie
+//	infocrash              exits while describing itself (Info)
+//	infohang               never answers Info
+//	infohuge               declares 1000 configuration attributes
+//	infobadname            declares an attribute HCL cannot write
 //
 // Run as `<exe> plugin provider <name>` it plays <name>, as the daemon's
 // built-in plugins do. A file <exe>.mode overrides the mode (not the name),
@@ -34,12 +38,26 @@ import (
 
 type fake struct {
 	*sdktest.MemoryProvider
-	name, kind string
+	name, kind, mode string
 }
 
 func (f *fake) Info(ctx context.Context) (sdk.PluginInfo, error) {
 	info, err := f.MemoryProvider.Info(ctx)
 	info.Name, info.Kind = f.name, f.kind
+	info.ConfigSchema = []sdk.ConfigAttribute{{Name: "region", Type: sdk.TypeString, Required: true}, {Name: "api_token", Type: sdk.TypeString, Sensitive: true}}
+	switch f.mode {
+	case "infocrash":
+		panic("crashed while describing itself")
+	case "infohang":
+		select {}
+	case "infohuge":
+		info.ConfigSchema = nil
+		for i := range 1000 {
+			info.ConfigSchema = append(info.ConfigSchema, sdk.ConfigAttribute{Name: fmt.Sprintf("a%d", i), Type: sdk.TypeString})
+		}
+	case "infobadname":
+		info.ConfigSchema = []sdk.ConfigAttribute{{Name: "x = 1 # ", Type: sdk.TypeString}}
+	}
 	return info, err
 }
 
@@ -63,7 +81,7 @@ func main() {
 		mode = strings.TrimSpace(string(b))
 	}
 	_ = os.WriteFile(filepath.Join(os.TempDir(), "fakeprovider-"+name+".env"), []byte(strings.Join(os.Environ(), "\n")), 0o600)
-	f := &fake{MemoryProvider: sdktest.NewMemoryProvider(name), name: name, kind: sdk.KindProvider}
+	f := &fake{MemoryProvider: sdktest.NewMemoryProvider(name), name: name, kind: sdk.KindProvider, mode: mode}
 	switch mode {
 	case "v2":
 		plugin.Serve(&plugin.ServeConfig{
