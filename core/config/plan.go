@@ -114,11 +114,11 @@ func (p Plan) Summary() string {
 // String renders the plan as text, one block per line and one attribute
 // per indented line:
 //
-//	+ pool "b"
-//	~ process "x"
-//	    max_duration: 10m0s → 20m0s
-//	- pool "c" (drains: 2 tasks)
-//	~ server (needs a restart: …)
+//   - pool "b"
+//     ~ process "x"
+//     max_duration: 10m0s → 20m0s
+//   - pool "c" (drains: 2 tasks)
+//     ~ server (needs a restart: …)
 func (p Plan) String() string {
 	var b strings.Builder
 	_ = p.WriteText(&b)
