@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -66,13 +68,16 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 // runDev runs the embedded platform from the built-in quickstart config.
 func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	cfg, diags, files := config.LoadSources(quickstart.Sources())
+	var paths []string
 	if o.cfgPath != "" {
 		cfg, diags, files = config.Load(o.cfgPath)
+		paths = []string{o.cfgPath}
 	}
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
+	loaded := *cfg // as read, before the overrides below: what reloads compare with
 	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "rpacloud dev: data directory: %v\n", err)
@@ -98,7 +103,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, o.logLevel, "text")
-	if err := runDaemon(ctx, cfg, true, log, stdout, ln); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, paths, true, log, stdout, ln); err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
 	}
@@ -114,7 +119,12 @@ func newServerCmd() *cobra.Command {
 		Short: "run the daemon from HCL configuration",
 		Long: `Run the production daemon from HCL (a file or a directory of *.hcl). The
 PostgreSQL DSN comes from the server.database block or RPACLOUD_DATABASE_DSN;
-an admin token is made into DATA_DIR/admin.token only if none exists.`,
+an admin token is made into DATA_DIR/admin.token only if none exists.
+
+SIGHUP re-reads --config and applies it without a restart, as
+` + "`rpacloud config apply`" + ` does: an invalid configuration, or one that changes
+what needs a restart (the server and vault blocks), is refused whole and
+logged, and the running configuration stays.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runServer(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -138,11 +148,12 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 	if diags.HasErrors() {
 		return 1
 	}
+	loaded := *cfg // as read, before the DSN from the environment: what reloads compare with
 	if env := os.Getenv("RPACLOUD_DATABASE_DSN"); env != "" && cfg.Server.Database.DSN == "" {
 		cfg.Server.Database.DSN = env
 	}
 	log := newLogger(stderr, cfg.Server.LogLevel, o.logFormat)
-	if err := runDaemon(ctx, cfg, false, log, stdout, nil); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, false, log, stdout, nil); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}
@@ -150,9 +161,14 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 }
 
 // runDaemon is the one place the CLI starts the daemon's composition root
-// (cmd/rpacloud/daemon) for both dev and server.
-func runDaemon(ctx context.Context, cfg *config.Config, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
-	return daemon.Run(ctx, daemon.Options{Config: cfg, Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
+// (cmd/rpacloud/daemon) for both dev and server. SIGHUP re-reads paths and
+// applies them without a restart (daemon.Reload).
+func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return daemon.Run(ctx, daemon.Options{Config: cfg, Loaded: loaded, Paths: paths, Reload: hup,
+		Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 }
 
 type robotOptions struct{ serverURL, token, name, logLevel string }

@@ -31,8 +31,10 @@ type Options struct {
 	Bus    *events.Bus
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Config supplies schedules, vendors and the monitor block.
-	Config *config.Config
+	// Config supplies schedules and vendors, read at each evaluation so
+	// that a reload reaches the rules; the thresholds below are the
+	// monitor block's as of the start.
+	Config config.Live
 	// Thresholds tune the rules.
 	Thresholds rules.Thresholds
 	// Interval between two rule evaluations; default 2s.

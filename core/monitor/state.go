@@ -64,7 +64,7 @@ func (m *Monitor) names(ctx context.Context) (*names, error) {
 	for _, c := range custs {
 		n.customers[c.ID] = c.Name
 	}
-	for _, v := range m.o.Config.Vendors {
+	for _, v := range m.o.Config.Current().Vendors {
 		n.vendors[v.Name] = v.Type
 	}
 	return n, nil
@@ -445,7 +445,7 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 		byName[p.Name] = p
 	}
 	var out []rules.ScheduledRun
-	for _, cp := range m.o.Config.Processes {
+	for _, cp := range m.o.Config.Current().Processes {
 		p := byName[cp.Name]
 		if p == nil || !p.Active {
 			continue

@@ -30,8 +30,9 @@ type Service struct {
 	// naming them.
 	Bindings *credentials.Bindings
 	Vault    *credentials.Service
-	// Config is where process specs are built from; nil: none is served.
-	Config *config.Config
+	// Config is where process specs are built from, read at each request
+	// so that a reload reaches the robots; nil: none is served.
+	Config config.Live
 }
 
 // MaxPollWait bounds how long one claim waits for work.
@@ -176,10 +177,10 @@ var ErrNoSpec = errors.New("no crawler or vendor process of that name runs in th
 // ProcessSpec returns what the robot needs to run a crawler or vendor
 // process of its own pool; ErrNoSpec for any other.
 func (s *Service) ProcessSpec(ctx context.Context, robotID int, name string) (*robotwire.ProcessSpec, error) {
-	if s.Config == nil {
+	if s.Config == nil || s.Config.Current() == nil {
 		return nil, ErrNoSpec
 	}
-	spec, pool, found := BuildSpec(s.Config, name)
+	spec, pool, found := BuildSpec(s.Config.Current(), name)
 	if !found {
 		return nil, ErrNoSpec
 	}

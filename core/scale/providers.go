@@ -61,6 +61,21 @@ func NewProviders(h *pluginhost.Host, cfg *config.Config, o ProvidersOptions) *P
 	return s
 }
 
+// Update serves the provider blocks of a reloaded configuration: a new
+// block starts on first use. A block that left the configuration stays
+// served until the daemon restarts, so that the fleet can still release
+// the robots of the pools that drain; a changed block needs a restart
+// (config.Diff says so), so the running plugin is never reconfigured here.
+func (s *Providers) Update(cfg *config.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range cfg.Providers {
+		if _, ok := s.blocks[p.Name]; !ok {
+			s.blocks[p.Name] = p
+		}
+	}
+}
+
 // pluginConfig fills in the defaults the daemon knows better than the
 // plugin: where the local provider keeps its state and which binary runs
 // the robots.

@@ -26,7 +26,7 @@ type monitoring struct {
 func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error {
 	c := d.opts.Config.Monitor
 	o := monitor.Options{
-		Bus: d.bus, Logger: d.log, Config: d.opts.Config,
+		Bus: d.bus, Logger: d.log, Config: d.live(),
 		Interval: c.Interval, SampleInterval: c.SampleInterval,
 		Thresholds: rules.Thresholds{
 			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
