@@ -42,6 +42,9 @@ type Resolver struct {
 	// processSpec, heartbeat, reportResult). nil: one is made from the
 	// fields above, which serves no process specs.
 	Robots *robotapi.Service
+	// Config applies configuration files live (applyConfig); nil: the
+	// mutation answers that this server does not.
+	Config ConfigApplier
 }
 
 // robots is the robot protocol's room the robot resolvers call into.

@@ -43,6 +43,15 @@ func (h *Holder) Current() *Config { return h.p.Load() }
 // Store replaces the held configuration.
 func (h *Holder) Store(c *Config) { h.p.Store(c) }
 
+// Outcome is what applying a configuration to a running daemon did, or
+// would do for a dry run.
+type Outcome struct {
+	Plan        Plan
+	Diagnostics hcl.Diagnostics      // the loader's, warnings included
+	Files       map[string]*hcl.File // for WriteDiagnostics
+	Applied     bool                 // false for a dry run, an empty plan and every refusal
+}
+
 // Action is what a plan does to one block.
 type Action string
 

@@ -42,14 +42,6 @@ const (
 	MaxReloadFiles = 64
 )
 
-// ReloadResult is what a reload did or would do.
-type ReloadResult struct {
-	Plan        config.Plan
-	Diagnostics hcl.Diagnostics      // the loader's, warnings included
-	Files       map[string]*hcl.File // for config.WriteDiagnostics
-	Applied     bool                 // false for a dry run and every refusal
-}
-
 // reloads is the daemon's live configuration: the effective configuration
 // the services read, the same as read from its files (which plans compare
 // with, so that dev's overridden server block is not a change), and the
@@ -89,7 +81,7 @@ func (d *Daemon) initReloads() {
 // services switch to it, and a config.applied event records who applied
 // what. With dryRun nothing is applied. One reload applies at a time; a
 // second one meanwhile is refused with ErrReloadInProgress.
-func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool) (*ReloadResult, error) {
+func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool) (*config.Outcome, error) {
 	if !dryRun {
 		if !d.rl.mu.TryLock() {
 			d.rl.sinceMu.Lock()
@@ -129,7 +121,7 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	default:
 		return nil, ErrNoFiles
 	}
-	res := &ReloadResult{Diagnostics: diags, Files: files}
+	res := &config.Outcome{Diagnostics: diags, Files: files}
 	if diags.HasErrors() {
 		return res, ErrInvalidConfig
 	}
