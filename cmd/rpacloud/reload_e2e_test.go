@@ -143,7 +143,7 @@ func TestReloadLive(t *testing.T) {
 
 	type poolStatus struct {
 		PoolStatus []struct {
-			Pool        struct{ Name string }
+			Pool         struct{ Name string }
 			Robots, Idle int
 		} `json:"poolStatus"`
 	}
