@@ -1,7 +1,8 @@
 // Package daemon is the composition root of the rpacloud daemon: it opens
 // storage, syncs the configuration into it, starts Vault, plugins, the
 // queue, the leader's loops and the HTTP endpoints (GraphQL, health,
-// metrics, dashboard), and stops them in order. It holds no rules of its
+// metrics, dashboard), and stops them in order; Reload (reload.go) applies
+// a new configuration to it live (SIGHUP, applyConfig). It holds no rules of its
 // own; every decision lives in a core room. It sits above the API (it
 // imports graph and core) and only cmd/rpacloud imports it.
 package daemon
