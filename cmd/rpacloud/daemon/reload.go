@@ -127,6 +127,13 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	}
 	res.Plan = config.Diff(d.rl.loaded.Current(), next)
 	d.annotate(ctx, &res.Plan)
+	for _, name := range d.providers.Stale(next) {
+		for i, c := range res.Plan.Changes {
+			if c.Kind == "provider" && c.Name == name && c.Restart == "" {
+				res.Plan.Changes[i].Restart = "a provider of this name was removed by an earlier reload and its plugin still runs with the old block until a restart"
+			}
+		}
+	}
 	if r := res.Plan.NeedsRestart(); len(r) > 0 {
 		var why []string
 		for _, c := range r {

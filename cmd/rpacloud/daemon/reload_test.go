@@ -233,3 +233,36 @@ func TestReloadDevOverrides(t *testing.T) {
 		t.Errorf("server %+v vault %+v, want the overridden ones", cur.Server, cur.Vault)
 	}
 }
+
+// TestReloadProviderBackDifferent: a provider removed by a reload keeps
+// serving its draining pools until a restart, so declaring it again with
+// other attributes needs a restart; declared again as it was, it is live.
+func TestReloadProviderBackDifferent(t *testing.T) {
+	ctx := context.Background()
+	withS3 := strings.Replace(reloadBase, "process \"x\"", `provider "spare" {
+  plugin = "local"
+}
+pool "s" {
+  provider = "spare"
+  max      = 1
+}
+process "z" {
+  pool    = "s"
+  builtin = "noop"
+}
+process "x"`, 1)
+	d := reloadDaemon(t, load(t, withS3), nil)
+	if out, err := d.Reload(ctx, "test", files(reloadBase), false); err != nil || !out.Applied {
+		t.Fatalf("remove: %+v %v", out, err)
+	}
+	changed := strings.Replace(withS3, `provider "spare" {
+  plugin = "local"`, `provider "spare" {
+  plugin    = "local"
+  state_dir = "/tmp/elsewhere"`, 1)
+	if _, err := d.Reload(ctx, "test", files(changed), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), `provider "spare": a provider of this name was removed`) {
+		t.Fatalf("back with other attributes: %v", err)
+	}
+	if out, err := d.Reload(ctx, "test", files(withS3), false); err != nil || !out.Applied {
+		t.Fatalf("back as it was: %+v %v", out, err)
+	}
+}
