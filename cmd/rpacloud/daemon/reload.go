@@ -14,6 +14,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -53,6 +54,12 @@ type reloads struct {
 	loaded  *config.Holder
 	// vendorsChanged wakes the vendor pollers after a reload.
 	vendorsChanged chan struct{}
+	// own holds the ids of the config.applied events this daemon
+	// recorded, so that it follows only the other daemons' (followOthers);
+	// held while recording, as the bus hands the event on before Record
+	// returns.
+	ownMu sync.Mutex
+	own   map[int]bool
 }
 
 // live returns where the services read the configuration.
@@ -69,7 +76,7 @@ func (d *Daemon) initReloads() {
 	if loaded == nil {
 		loaded = d.opts.Config
 	}
-	d.rl = &reloads{loaded: config.NewHolder(loaded), vendorsChanged: make(chan struct{}, 1)}
+	d.rl = &reloads{loaded: config.NewHolder(loaded), vendorsChanged: make(chan struct{}, 1), own: map[int]bool{}}
 }
 
 // Reload applies a new configuration without a restart: srcs are the HCL
@@ -166,8 +173,14 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	}
 	res.Applied = true
 	msg := fmt.Sprintf("configuration applied by %s: %s", by, res.Plan.Summary())
-	if _, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
-		events.Create(d.db.Event, events.ConfigApplied, time.Now()).SetMessage(msg), d.bus); err != nil {
+	d.rl.ownMu.Lock()
+	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
+		events.Create(d.db.Event, events.ConfigApplied, time.Now()).SetMessage(msg), d.bus)
+	if err == nil && d.db.Driver == store.Postgres { // only there does followOthers see it, and forget it
+		d.rl.own[ev.ID] = true
+	}
+	d.rl.ownMu.Unlock()
+	if err != nil {
 		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
 	}
 	d.log.Info("configuration applied", "by", by, "plan", res.Plan.Summary())
@@ -230,15 +243,7 @@ func (d *Daemon) followReloads(ctx context.Context) {
 		}
 		res, err := d.Reload(ctx, "SIGHUP", nil, false)
 		if err != nil {
-			var diags []string
-			if res != nil {
-				for _, dg := range res.Diagnostics {
-					if dg.Severity == hcl.DiagError {
-						diags = append(diags, dg.Error())
-					}
-				}
-			}
-			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", diags)
+			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
 			continue
 		}
 		if !res.Applied {
@@ -286,4 +291,57 @@ func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]b
 			d.log.Error("fleet: drain", "pool", p.Name, "err", err)
 		}
 	}
+}
+
+// followOthers makes the daemons of one PostgreSQL follow each other: when
+// another daemon applies a configuration (its config.applied event comes
+// through the relay), this one re-reads its own --config files, as on
+// SIGHUP. Daemons deployed with the same configuration commit thus all
+// apply it when one is told to; files sent to one daemon through the API
+// reach the others only if their own files say the same (else their plan
+// is empty, or theirs is applied). On SQLite there is one daemon.
+func (d *Daemon) followOthers(ctx context.Context) {
+	if d.db.Driver != store.Postgres {
+		return
+	}
+	for e := range d.bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{events.ConfigApplied: true}}) {
+		d.rl.ownMu.Lock()
+		own := d.rl.own[e.ID]
+		delete(d.rl.own, e.ID)
+		d.rl.ownMu.Unlock()
+		if own {
+			continue
+		}
+		if len(d.opts.Paths) == 0 {
+			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", e.Message)
+			continue
+		}
+		d.log.Info("another daemon applied a configuration; re-reading this one's files", "event", e.Message)
+		for {
+			res, err := d.Reload(ctx, "following another daemon", nil, false)
+			if errors.Is(err, ErrReloadInProgress) {
+				if !retry.Sleep(ctx, time.Second) {
+					return
+				}
+				continue
+			}
+			if err != nil {
+				d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			}
+			break
+		}
+	}
+}
+
+// errorDiags are a refused reload's errors, located, for the log.
+func errorDiags(res *config.Outcome) []string {
+	var out []string
+	if res != nil {
+		for _, dg := range res.Diagnostics {
+			if dg.Severity == hcl.DiagError {
+				out = append(out, dg.Error())
+			}
+		}
+	}
+	return out
 }

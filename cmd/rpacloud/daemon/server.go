@@ -204,7 +204,8 @@ func Run(ctx context.Context, o Options) error {
 	wg.Go(func() { d.runVault(loops) })      // vault.go
 	wg.Go(func() { d.runMonitoring(loops) }) // monitoring.go: this daemon's part
 	wg.Go(func() { leader.Run(loops) })
-	wg.Go(func() { d.followReloads(loops) }) // reload.go
+	wg.Go(func() { d.followReloads(loops) }) // reload.go: SIGHUP
+	wg.Go(func() { d.followOthers(loops) })  // reload.go: the other daemons' applies
 
 	var runErr error
 	select {
