@@ -29,7 +29,7 @@ func (d *Daemon) routes() http.Handler {
 	// The robot protocol, process specs included, is served by robotapi
 	// over GraphQL.
 	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
-		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.live()}
+		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.live(), Retired: d.retiredSpec}
 	mux := http.NewServeMux()
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go

@@ -15,6 +15,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/retry"
+	"github.com/rpacloud/rpacloud/core/robotapi"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent/pool"
@@ -60,6 +62,68 @@ type reloads struct {
 	// returns.
 	ownMu sync.Mutex
 	own   map[int]bool
+	// retired are the specs of crawler and vendor processes that reloads
+	// removed, served to the robots of their draining pools until a
+	// restart (or until the process is declared again).
+	retiredMu sync.Mutex
+	retired   map[string]retiredSpec
+	// withRetired is the running configuration plus the retired
+	// processes, which the credential bindings read, so that those tasks
+	// still get the credentials their HCL declared.
+	withRetired *config.Holder
+}
+
+type retiredSpec struct {
+	spec *robotwire.ProcessSpec
+	pool string
+	proc config.Process
+}
+
+// bindingsConfig is where the credential bindings read the processes'
+// declared credentials: the running ones and the retired ones.
+func (d *Daemon) bindingsConfig() config.Live {
+	if d.rl != nil {
+		return d.rl.withRetired
+	}
+	return d.live()
+}
+
+// retiredSpec is robotapi.Service.Retired.
+func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool) {
+	if d.rl == nil {
+		return nil, "", false
+	}
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	r, ok := d.rl.retired[name]
+	return r.spec, r.pool, ok && r.spec != nil
+}
+
+// retire keeps the specs of the processes of old that next removes, and
+// the declared credentials of every removed process.
+func (d *Daemon) retire(old, next *config.Config) {
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	defer func() {
+		merged := *next
+		merged.Processes = append([]config.Process(nil), next.Processes...)
+		for _, r := range d.rl.retired {
+			merged.Processes = append(merged.Processes, r.proc)
+		}
+		d.rl.withRetired.Store(&merged)
+	}()
+	keep := map[string]bool{}
+	for _, p := range next.Processes {
+		keep[p.Name] = true
+		delete(d.rl.retired, p.Name)
+	}
+	for _, p := range old.Processes {
+		if keep[p.Name] {
+			continue
+		}
+		spec, pool, _ := robotapi.BuildSpec(old, p.Name)
+		d.rl.retired[p.Name] = retiredSpec{spec: spec, pool: pool, proc: p}
+	}
 }
 
 // live returns where the services read the configuration.
@@ -76,7 +140,8 @@ func (d *Daemon) initReloads() {
 	if loaded == nil {
 		loaded = d.opts.Config
 	}
-	d.rl = &reloads{loaded: config.NewHolder(loaded), vendorsChanged: make(chan struct{}, 1), own: map[int]bool{}}
+	d.rl = &reloads{loaded: config.NewHolder(loaded), vendorsChanged: make(chan struct{}, 1), own: map[int]bool{}, retired: map[string]retiredSpec{},
+		withRetired: config.NewHolder(d.opts.Config)}
 }
 
 // Reload applies a new configuration without a restart: srcs are the HCL
@@ -164,6 +229,7 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
 		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 	}
+	d.retire(running, &eff)
 	d.cfg.Store(&eff)
 	d.rl.loaded.Store(next)
 	d.providers.Update(&eff)

@@ -266,3 +266,31 @@ process "x"`, 1)
 		t.Fatalf("back as it was: %+v %v", out, err)
 	}
 }
+
+// TestReloadRetiredSpecs: a crawler process removed with its pool keeps
+// its spec for the robots of that pool, so that the tasks it had accepted
+// still run while the pool drains; declared again, the new block serves.
+func TestReloadRetiredSpecs(t *testing.T) {
+	ctx := context.Background()
+	crawl := func(src string) string {
+		return strings.Replace(src, `builtin = "noop"`, `crawler = "http"
+  package = "status.yaml"`, 1)
+	}
+	d := reloadDaemon(t, load(t, crawl(reloadBase)), nil)
+	if _, _, ok := d.retiredSpec("y"); ok {
+		t.Fatal("a running process is retired")
+	}
+	if out, err := d.Reload(ctx, "test", files(reloadNext), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	spec, pool, ok := d.retiredSpec("y")
+	if !ok || pool != "c" || spec.Kind != "crawler" || spec.Package != "status.yaml" {
+		t.Fatalf("retired spec of y: %+v %q %v", spec, pool, ok)
+	}
+	if out, err := d.Reload(ctx, "test", files(crawl(reloadBase)), false); err != nil || !out.Applied {
+		t.Fatalf("reload back: %+v %v", out, err)
+	}
+	if _, _, ok := d.retiredSpec("y"); ok {
+		t.Error("a process declared again is still served from the retired specs")
+	}
+}
