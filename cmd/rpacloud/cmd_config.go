@@ -127,8 +127,10 @@ func runConfig(ctx context.Context, cf clientFlags, path string, planOnly, yes b
 	// The same check as validate, here, so problems are shown with their
 	// source lines; the daemon checks the files again, whole.
 	_, diags, files := config.Load(path)
-	if diags.HasErrors() {
+	if len(diags) > 0 { // warnings too, as validate shows them
 		_ = config.WriteDiagnostics(stderr, files, diags)
+	}
+	if diags.HasErrors() {
 		return exitFailure
 	}
 	srcs := make([]map[string]any, 0, len(files))
