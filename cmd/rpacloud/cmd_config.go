@@ -32,7 +32,8 @@ apply then applies it (after a y at the prompt, or with --yes). Nothing is
 dropped: open long polls, websockets and running tasks carry on; a removed
 pool takes no new submissions, its accepted tasks finish, then its robots
 are released. An invalid configuration, or one that changes what needs a
-restart (the server, vault and monitor blocks, a changed provider), is
+restart (the server and vault blocks, the monitor's webhook, a changed
+provider), is
 refused whole with the reason, and the running configuration stays.
 
 The daemon's own --config files win at its next start: commit the files you

@@ -188,7 +188,10 @@ type planKind struct {
 	// changeRestart is why changing (not adding or removing) a block of
 	// this kind needs a restart.
 	changeRestart string
-	blocks        func(*Config) []block
+	// attrRestart: a block whose attributes under one of these prefixes
+	// differ (added and removed blocks included) needs a restart, why.
+	attrRestart map[string]string
+	blocks      func(*Config) []block
 }
 
 func named[T any](xs []T, name func(T) string) []block {
@@ -218,7 +221,7 @@ var planKinds = []planKind{
 			}
 			return single(*c.Vault, true)
 		}},
-	{name: "monitor", restart: "the monitor's thresholds and webhook are read at start",
+	{name: "monitor", attrRestart: map[string]string{"webhook": "the monitor's webhook is started once; its thresholds and intervals change live"},
 		blocks: func(c *Config) []block { return single(c.Monitor, !monitorEmpty(c.Monitor)) }},
 	{name: "documents", blocks: func(c *Config) []block { return single(c.Documents, true) }},
 	{name: "customer", blocks: func(c *Config) []block { return named(c.Customers, func(x Customer) string { return x.Name }) }},
@@ -262,20 +265,16 @@ func Diff(old, new *Config) Plan {
 			oa, ok := om[name]
 			switch {
 			case !ok:
-				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Add, Restart: k.restart})
+				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Add, Restart: k.restartOf(Add, diffAttrs(nil, na))})
 			default:
 				if attrs := diffAttrs(oa, na); len(attrs) > 0 {
-					r := k.restart
-					if r == "" {
-						r = k.changeRestart
-					}
-					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: r})
+					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: k.restartOf(Change, attrs)})
 				}
 			}
 		}
-		for name := range om {
+		for name, oa := range om {
 			if _, ok := nm[name]; !ok {
-				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Remove, Restart: k.restart})
+				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Remove, Restart: k.restartOf(Remove, diffAttrs(oa, nil))})
 			}
 		}
 		sort.Slice(cs, func(i, j int) bool {
@@ -287,6 +286,25 @@ func Diff(old, new *Config) Plan {
 		p.Changes = append(p.Changes, cs...)
 	}
 	return p
+}
+
+// restartOf is why a change of this kind with these attributes needs a
+// restart; "" when it applies live.
+func (k planKind) restartOf(a Action, attrs []AttributeChange) string {
+	if k.restart != "" {
+		return k.restart
+	}
+	if a == Change && k.changeRestart != "" {
+		return k.changeRestart
+	}
+	for _, at := range attrs {
+		for prefix, why := range k.attrRestart {
+			if at.Name == prefix || strings.HasPrefix(at.Name, prefix+".") {
+				return why
+			}
+		}
+	}
+	return ""
 }
 
 func diffAttrs(old, new map[string]string) []AttributeChange {

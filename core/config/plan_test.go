@@ -120,9 +120,15 @@ process "w" {
 }`, "+ vault (needs a restart: the daemon logs in to Vault once and keeps its token alive; a new address or login needs a restart)\n" +
 			"Plan: 1 to add, 0 to change, 0 to remove.\n" +
 			"1 change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n"},
-		{"monitor needs a restart", planBase + `monitor {
+		{"monitor thresholds are live", planBase + `monitor {
   stuck_after = "30m"
-}`, "+ monitor (needs a restart: the monitor's thresholds and webhook are read at start)\n" +
+}`, "+ monitor\nPlan: 1 to add, 0 to change, 0 to remove.\n"},
+		{"a monitor webhook needs a restart", planBase + `monitor {
+  stuck_after = "30m"
+  webhook {
+    url = "https://hooks.example/rpacloud"
+  }
+}`, "+ monitor (needs a restart: the monitor's webhook is started once; its thresholds and intervals change live)\n" +
 			"Plan: 1 to add, 0 to change, 0 to remove.\n" +
 			"1 change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n"},
 	}

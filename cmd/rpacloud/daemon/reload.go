@@ -233,6 +233,9 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	d.cfg.Store(&eff)
 	d.rl.loaded.Store(next)
 	d.providers.Update(&eff)
+	if d.mon != nil && d.mon.mon != nil {
+		d.mon.mon.Tune(monitorTuning(eff.Monitor))
+	}
 	select {
 	case d.rl.vendorsChanged <- struct{}{}:
 	default: // a wake-up is already pending

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
@@ -292,5 +293,24 @@ func TestReloadRetiredSpecs(t *testing.T) {
 	}
 	if _, _, ok := d.retiredSpec("y"); ok {
 		t.Error("a process declared again is still served from the retired specs")
+	}
+}
+
+// TestReloadTunesMonitor: the monitor's thresholds change live; its
+// webhook needs a restart.
+func TestReloadTunesMonitor(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.mon = &monitoring{mon: monitor.New(d.db.Client, monitor.Options{})}
+	out, err := d.Reload(ctx, "test", files(reloadBase+"monitor {\n  stuck_after = \"45m\"\n}\n"), false)
+	if err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if got := d.mon.mon.Tuning().Thresholds.StuckAfter; got != 45*time.Minute {
+		t.Fatalf("stuck_after in use: %v, want 45m", got)
+	}
+	hook := reloadBase + "monitor {\n  stuck_after = \"45m\"\n  webhook {\n    url = \"https://hooks.example/x\"\n  }\n}\n"
+	if _, err := d.Reload(ctx, "test", files(hook), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), "webhook") {
+		t.Fatalf("webhook: %v", err)
 	}
 }
