@@ -123,7 +123,8 @@ an admin token is made into DATA_DIR/admin.token only if none exists.
 
 SIGHUP re-reads --config and applies it without a restart, as
 ` + "`rpacloud config apply`" + ` does: an invalid configuration, or one that changes
-what needs a restart (the server and vault blocks), is refused whole and
+what needs a restart (the server and vault blocks, the monitor's webhook, a
+changed provider), is refused whole and
 logged, and the running configuration stays.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
