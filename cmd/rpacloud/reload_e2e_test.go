@@ -206,8 +206,9 @@ func TestReloadLive(t *testing.T) {
 
 	// The plan, from the CLI.
 	write(reloadHCL(addr, dataDir, true))
-	cli := func(args ...string) (string, string, int) {
+	cliIn := func(stdin string, args ...string) (string, string, int) {
 		cmd := exec.CommandContext(ctx, bin, append(args, "--server", base, "--token", token)...)
+		cmd.Stdin = strings.NewReader(stdin)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -219,6 +220,7 @@ func TestReloadLive(t *testing.T) {
 		}
 		return stdout.String(), stderr.String(), code
 	}
+	cli := func(args ...string) (string, string, int) { return cliIn("", args...) }
 	out, errOut, code := cli("config", "plan", "--config", cfgDir)
 	for _, want := range []string{
 		"+ pool \"b\"\n",
@@ -347,11 +349,22 @@ func TestReloadLive(t *testing.T) {
 		t.Errorf("a refused configuration changed the state:\n%s\n%s", before, after)
 	}
 
-	// Applied through the API.
+	// Applied through the API, after the question: anything but y
+	// applies nothing; -o json does not ask, and wants --yes.
 	write(strings.Replace(reloadHCL(addr, dataDir, true), `retries      = 1`, `retries      = 2`, 1))
-	out, errOut, code = cli("config", "apply", "--config", cfgDir, "--yes")
+	out, errOut, code = cliIn("n\n", "config", "apply", "--config", cfgDir)
+	if code != 0 || !strings.Contains(out, "retries: 1 → 2") || !strings.Contains(out, "Nothing applied.") {
+		t.Errorf("config apply answered n: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code = cli("config", "apply", "--config", cfgDir, "-o", "json"); code != 1 || !strings.Contains(errOut, "only with --yes") {
+		t.Errorf("config apply -o json without --yes: exit %d\n%s", code, errOut)
+	}
+	if s, _ := state(); !strings.Contains(s, "process awork 300 1 true") {
+		t.Errorf("applied without a y: %s", s)
+	}
+	out, errOut, code = cliIn("y\n", "config", "apply", "--config", cfgDir)
 	if code != 0 || !strings.Contains(out, "retries: 1 → 2") || !strings.Contains(out, "Applied.") {
-		t.Errorf("config apply: exit %d\n%s%s", code, out, errOut)
+		t.Errorf("config apply answered y: exit %d\n%s%s", code, out, errOut)
 	}
 	if s, _ := state(); !strings.Contains(s, "process awork 300 2 true") {
 		t.Errorf("after config apply: %s", s)
