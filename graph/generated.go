@@ -174,6 +174,37 @@ type ComplexityRoot struct {
 		Item   func(childComplexity int) int
 	}
 
+	ConfigAttributeChange struct {
+		Name func(childComplexity int) int
+		New  func(childComplexity int) int
+		Old  func(childComplexity int) int
+	}
+
+	ConfigChange struct {
+		Action     func(childComplexity int) int
+		Attributes func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Note       func(childComplexity int) int
+		Restart    func(childComplexity int) int
+	}
+
+	ConfigDiagnostic struct {
+		Detail   func(childComplexity int) int
+		Location func(childComplexity int) int
+		Severity func(childComplexity int) int
+		Summary  func(childComplexity int) int
+	}
+
+	ConfigPlan struct {
+		Applied     func(childComplexity int) int
+		Changes     func(childComplexity int) int
+		Diagnostics func(childComplexity int) int
+		Error       func(childComplexity int) int
+		Summary     func(childComplexity int) int
+		Text        func(childComplexity int) int
+	}
+
 	CountBy struct {
 		Count func(childComplexity int) int
 		Key   func(childComplexity int) int
@@ -307,6 +338,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AcknowledgeAnomaly func(childComplexity int, id int, note *string) int
+		ApplyConfig        func(childComplexity int, files []*model.ConfigFileInput, dryRun *bool) int
 		BindCredential     func(childComplexity int, customer *string, name string, process string) int
 		BookSlot           func(childComplexity int, input model.BookSlotInput) int
 		CancelBooking      func(childComplexity int, id string) int
@@ -769,6 +801,7 @@ type MutationResolver interface {
 	ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error)
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
+	ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool) (*model.ConfigPlan, error)
 	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	RotateCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	DeleteCredential(ctx context.Context, customer *string, name string) (bool, error)
@@ -1351,6 +1384,124 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ChecklistItem.Item(childComplexity), true
 
+	case "ConfigAttributeChange.name":
+		if e.ComplexityRoot.ConfigAttributeChange.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigAttributeChange.Name(childComplexity), true
+	case "ConfigAttributeChange.new":
+		if e.ComplexityRoot.ConfigAttributeChange.New == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigAttributeChange.New(childComplexity), true
+	case "ConfigAttributeChange.old":
+		if e.ComplexityRoot.ConfigAttributeChange.Old == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigAttributeChange.Old(childComplexity), true
+
+	case "ConfigChange.action":
+		if e.ComplexityRoot.ConfigChange.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Action(childComplexity), true
+	case "ConfigChange.attributes":
+		if e.ComplexityRoot.ConfigChange.Attributes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Attributes(childComplexity), true
+	case "ConfigChange.kind":
+		if e.ComplexityRoot.ConfigChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Kind(childComplexity), true
+	case "ConfigChange.name":
+		if e.ComplexityRoot.ConfigChange.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Name(childComplexity), true
+	case "ConfigChange.note":
+		if e.ComplexityRoot.ConfigChange.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Note(childComplexity), true
+	case "ConfigChange.restart":
+		if e.ComplexityRoot.ConfigChange.Restart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Restart(childComplexity), true
+
+	case "ConfigDiagnostic.detail":
+		if e.ComplexityRoot.ConfigDiagnostic.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigDiagnostic.Detail(childComplexity), true
+	case "ConfigDiagnostic.location":
+		if e.ComplexityRoot.ConfigDiagnostic.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigDiagnostic.Location(childComplexity), true
+	case "ConfigDiagnostic.severity":
+		if e.ComplexityRoot.ConfigDiagnostic.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigDiagnostic.Severity(childComplexity), true
+	case "ConfigDiagnostic.summary":
+		if e.ComplexityRoot.ConfigDiagnostic.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigDiagnostic.Summary(childComplexity), true
+
+	case "ConfigPlan.applied":
+		if e.ComplexityRoot.ConfigPlan.Applied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Applied(childComplexity), true
+	case "ConfigPlan.changes":
+		if e.ComplexityRoot.ConfigPlan.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Changes(childComplexity), true
+	case "ConfigPlan.diagnostics":
+		if e.ComplexityRoot.ConfigPlan.Diagnostics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Diagnostics(childComplexity), true
+	case "ConfigPlan.error":
+		if e.ComplexityRoot.ConfigPlan.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Error(childComplexity), true
+	case "ConfigPlan.summary":
+		if e.ComplexityRoot.ConfigPlan.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Summary(childComplexity), true
+	case "ConfigPlan.text":
+		if e.ComplexityRoot.ConfigPlan.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.Text(childComplexity), true
+
 	case "CountBy.count":
 		if e.ComplexityRoot.CountBy.Count == nil {
 			break
@@ -1881,6 +2032,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AcknowledgeAnomaly(childComplexity, args["id"].(int), args["note"].(*string)), true
+	case "Mutation.applyConfig":
+		if e.ComplexityRoot.Mutation.ApplyConfig == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_applyConfig_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApplyConfig(childComplexity, args["files"].([]*model.ConfigFileInput), args["dryRun"].(*bool)), true
 	case "Mutation.bindCredential":
 		if e.ComplexityRoot.Mutation.BindCredential == nil {
 			break
@@ -4096,6 +4258,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputBatchOrder,
 		ec.unmarshalInputBatchWhereInput,
 		ec.unmarshalInputBookSlotInput,
+		ec.unmarshalInputConfigFileInput,
 		ec.unmarshalInputCreateTokenInput,
 		ec.unmarshalInputCredentialFieldInput,
 		ec.unmarshalInputCredentialInput,
@@ -4213,6 +4376,77 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/config.graphqls", Input: `# Live configuration: plan and apply HCL files on the running daemon
+# without a restart (cmd/rpacloud/daemon Reload, core/config Diff).
+# Administrators only.
+
+"One HCL file of a configuration: its name (ending in .hcl, no directory) and content."
+input ConfigFileInput {
+  name: String!
+  content: String!
+}
+
+"What applying a configuration changed, or would change (dryRun)."
+type ConfigPlan {
+  "True when the configuration was applied; false for a dry run, no changes, or a refusal."
+  applied: Boolean!
+  "Why nothing was applied: invalid, needs a restart, a reload in progress; null otherwise."
+  error: String
+  "Counts, e.g. 1 to add, 1 to change, 0 to remove."
+  summary: String!
+  "The plan as text, like terraform plan."
+  text: String!
+  changes: [ConfigChange!]!
+  """
+  The loader's errors and warnings, each located file:line:col (without
+  source snippets, so that no line of a file is echoed back).
+  """
+  diagnostics: [ConfigDiagnostic!]!
+}
+
+"One block added, changed or removed."
+type ConfigChange {
+  "The HCL block type: server, vault, monitor, documents, customer, provider, network, pool, vendor, flow, process."
+  kind: String!
+  "The block's label; empty for unlabelled blocks."
+  name: String!
+  "add, change or remove."
+  action: String!
+  attributes: [ConfigAttributeChange!]!
+  "Why this change needs a restart; null when it applies live."
+  restart: String
+  "What the daemon adds, e.g. the tasks a removed pool still drains."
+  note: String
+}
+
+"One attribute's old and new value; empty means absent."
+type ConfigAttributeChange {
+  name: String!
+  old: String!
+  new: String!
+}
+
+"One diagnostic of the loader."
+type ConfigDiagnostic {
+  "error or warning."
+  severity: String!
+  summary: String!
+  detail: String!
+  "Where, as file:line:col; empty when the problem has no place."
+  location: String!
+}
+
+extend type Mutation {
+  """
+  Plan the given HCL files against the running configuration and, unless
+  dryRun, apply them without a restart (admin only). An invalid
+  configuration, or one that changes what needs a restart, is refused
+  whole: the running configuration stays. What the daemon's own --config
+  files say still wins at its next start; commit the files you apply.
+  """
+  applyConfig(files: [ConfigFileInput!]!, dryRun: Boolean = false): ConfigPlan!
+}
+`, BuiltIn: false},
 	{Name: "../schema/credentials.graphqls", Input: `# Credentials: system accounts robots log in with, kept in HashiCorp Vault.
 # The API is write-only for secrets: mutations take them, nothing returns
 # them. What comes back is metadata (name, version, times, field names,
@@ -8977,6 +9211,22 @@ func (ec *executionContext) field_Mutation_acknowledgeAnomaly_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_applyConfig_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "files", ec.unmarshalNConfigFileInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigFileInputᚄ)
+	if err != nil {
+		return nil, err
+	}
+	args["files"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_bindCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -12893,6 +13143,589 @@ func (ec *executionContext) fieldContext_ChecklistItem_item(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _ConfigAttributeChange_name(ctx context.Context, field graphql.CollectedField, obj *model.ConfigAttributeChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigAttributeChange_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigAttributeChange_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigAttributeChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigAttributeChange_old(ctx context.Context, field graphql.CollectedField, obj *model.ConfigAttributeChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigAttributeChange_old,
+		func(ctx context.Context) (any, error) {
+			return obj.Old, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigAttributeChange_old(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigAttributeChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigAttributeChange_new(ctx context.Context, field graphql.CollectedField, obj *model.ConfigAttributeChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigAttributeChange_new,
+		func(ctx context.Context) (any, error) {
+			return obj.New, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigAttributeChange_new(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigAttributeChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_kind(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_kind,
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_name(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_action(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_action,
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_attributes(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_attributes,
+		func(ctx context.Context) (any, error) {
+			return obj.Attributes, nil
+		},
+		nil,
+		ec.marshalNConfigAttributeChange2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigAttributeChangeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_attributes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "name":
+				return ec.fieldContext_ConfigAttributeChange_name(ctx, field)
+			case "old":
+				return ec.fieldContext_ConfigAttributeChange_old(ctx, field)
+			case "new":
+				return ec.fieldContext_ConfigAttributeChange_new(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ConfigAttributeChange", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_restart(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_restart,
+		func(ctx context.Context) (any, error) {
+			return obj.Restart, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_restart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigChange_note(ctx context.Context, field graphql.CollectedField, obj *model.ConfigChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigChange_note,
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigChange_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigDiagnostic_severity(ctx context.Context, field graphql.CollectedField, obj *model.ConfigDiagnostic) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigDiagnostic_severity,
+		func(ctx context.Context) (any, error) {
+			return obj.Severity, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigDiagnostic_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigDiagnostic",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigDiagnostic_summary(ctx context.Context, field graphql.CollectedField, obj *model.ConfigDiagnostic) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigDiagnostic_summary,
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigDiagnostic_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigDiagnostic",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigDiagnostic_detail(ctx context.Context, field graphql.CollectedField, obj *model.ConfigDiagnostic) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigDiagnostic_detail,
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigDiagnostic_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigDiagnostic",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigDiagnostic_location(ctx context.Context, field graphql.CollectedField, obj *model.ConfigDiagnostic) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigDiagnostic_location,
+		func(ctx context.Context) (any, error) {
+			return obj.Location, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigDiagnostic_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigDiagnostic",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_applied(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_applied,
+		func(ctx context.Context) (any, error) {
+			return obj.Applied, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_applied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_error(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_error,
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_summary(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_summary,
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_text(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_text,
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_changes(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_changes,
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		ec.marshalNConfigChange2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigChangeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "kind":
+				return ec.fieldContext_ConfigChange_kind(ctx, field)
+			case "name":
+				return ec.fieldContext_ConfigChange_name(ctx, field)
+			case "action":
+				return ec.fieldContext_ConfigChange_action(ctx, field)
+			case "attributes":
+				return ec.fieldContext_ConfigChange_attributes(ctx, field)
+			case "restart":
+				return ec.fieldContext_ConfigChange_restart(ctx, field)
+			case "note":
+				return ec.fieldContext_ConfigChange_note(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ConfigChange", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfigPlan_diagnostics(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_diagnostics,
+		func(ctx context.Context) (any, error) {
+			return obj.Diagnostics, nil
+		},
+		nil,
+		ec.marshalNConfigDiagnostic2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigDiagnosticᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_diagnostics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "severity":
+				return ec.fieldContext_ConfigDiagnostic_severity(ctx, field)
+			case "summary":
+				return ec.fieldContext_ConfigDiagnostic_summary(ctx, field)
+			case "detail":
+				return ec.fieldContext_ConfigDiagnostic_detail(ctx, field)
+			case "location":
+				return ec.fieldContext_ConfigDiagnostic_location(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ConfigDiagnostic", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CountBy_key(ctx context.Context, field graphql.CollectedField, obj *model.CountBy) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16021,6 +16854,61 @@ func (ec *executionContext) fieldContext_Mutation_reportResult(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_reportResult_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_applyConfig(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_applyConfig,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApplyConfig(ctx, fc.Args["files"].([]*model.ConfigFileInput), fc.Args["dryRun"].(*bool))
+		},
+		nil,
+		ec.marshalNConfigPlan2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigPlan,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_applyConfig(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "applied":
+				return ec.fieldContext_ConfigPlan_applied(ctx, field)
+			case "error":
+				return ec.fieldContext_ConfigPlan_error(ctx, field)
+			case "summary":
+				return ec.fieldContext_ConfigPlan_summary(ctx, field)
+			case "text":
+				return ec.fieldContext_ConfigPlan_text(ctx, field)
+			case "changes":
+				return ec.fieldContext_ConfigPlan_changes(ctx, field)
+			case "diagnostics":
+				return ec.fieldContext_ConfigPlan_diagnostics(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ConfigPlan", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_applyConfig_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -32186,6 +33074,43 @@ func (ec *executionContext) unmarshalInputBookSlotInput(ctx context.Context, obj
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputConfigFileInput(ctx context.Context, obj any) (model.ConfigFileInput, error) {
+	var it model.ConfigFileInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "content"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "content":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("content"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Content = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputCreateTokenInput(ctx context.Context, obj any) (model.CreateTokenInput, error) {
 	var it model.CreateTokenInput
 	if obj == nil {
@@ -42392,6 +43317,228 @@ func (ec *executionContext) _ChecklistItem(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var configAttributeChangeImplementors = []string{"ConfigAttributeChange"}
+
+func (ec *executionContext) _ConfigAttributeChange(ctx context.Context, sel ast.SelectionSet, obj *model.ConfigAttributeChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, configAttributeChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfigAttributeChange")
+		case "name":
+			out.Values[i] = ec._ConfigAttributeChange_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "old":
+			out.Values[i] = ec._ConfigAttributeChange_old(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "new":
+			out.Values[i] = ec._ConfigAttributeChange_new(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var configChangeImplementors = []string{"ConfigChange"}
+
+func (ec *executionContext) _ConfigChange(ctx context.Context, sel ast.SelectionSet, obj *model.ConfigChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, configChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfigChange")
+		case "kind":
+			out.Values[i] = ec._ConfigChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ConfigChange_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._ConfigChange_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attributes":
+			out.Values[i] = ec._ConfigChange_attributes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restart":
+			out.Values[i] = ec._ConfigChange_restart(ctx, field, obj)
+		case "note":
+			out.Values[i] = ec._ConfigChange_note(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var configDiagnosticImplementors = []string{"ConfigDiagnostic"}
+
+func (ec *executionContext) _ConfigDiagnostic(ctx context.Context, sel ast.SelectionSet, obj *model.ConfigDiagnostic) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, configDiagnosticImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfigDiagnostic")
+		case "severity":
+			out.Values[i] = ec._ConfigDiagnostic_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._ConfigDiagnostic_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detail":
+			out.Values[i] = ec._ConfigDiagnostic_detail(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "location":
+			out.Values[i] = ec._ConfigDiagnostic_location(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var configPlanImplementors = []string{"ConfigPlan"}
+
+func (ec *executionContext) _ConfigPlan(ctx context.Context, sel ast.SelectionSet, obj *model.ConfigPlan) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, configPlanImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfigPlan")
+		case "applied":
+			out.Values[i] = ec._ConfigPlan_applied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._ConfigPlan_error(ctx, field, obj)
+		case "summary":
+			out.Values[i] = ec._ConfigPlan_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._ConfigPlan_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._ConfigPlan_changes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "diagnostics":
+			out.Values[i] = ec._ConfigPlan_diagnostics(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var countByImplementors = []string{"CountBy"}
 
 func (ec *executionContext) _CountBy(ctx context.Context, sel ast.SelectionSet, obj *model.CountBy) graphql.Marshaler {
@@ -43513,6 +44660,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "reportResult":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reportResult(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "applyConfig":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_applyConfig(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -47993,6 +49147,118 @@ func (ec *executionContext) unmarshalNClashKind2githubᚗcomᚋrpacloudᚋrpaclo
 
 func (ec *executionContext) marshalNClashKind2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐClashKind(ctx context.Context, sel ast.SelectionSet, v model.ClashKind) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNConfigAttributeChange2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigAttributeChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConfigAttributeChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConfigAttributeChange2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigAttributeChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNConfigAttributeChange2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigAttributeChange(ctx context.Context, sel ast.SelectionSet, v *model.ConfigAttributeChange) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ConfigAttributeChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNConfigChange2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConfigChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConfigChange2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNConfigChange2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigChange(ctx context.Context, sel ast.SelectionSet, v *model.ConfigChange) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ConfigChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNConfigDiagnostic2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigDiagnosticᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConfigDiagnostic) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConfigDiagnostic2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigDiagnostic(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNConfigDiagnostic2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigDiagnostic(ctx context.Context, sel ast.SelectionSet, v *model.ConfigDiagnostic) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ConfigDiagnostic(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNConfigFileInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigFileInputᚄ(ctx context.Context, v any) ([]*model.ConfigFileInput, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ConfigFileInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNConfigFileInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigFileInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNConfigFileInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigFileInput(ctx context.Context, v any) (*model.ConfigFileInput, error) {
+	res, err := ec.unmarshalInputConfigFileInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConfigPlan2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigPlan(ctx context.Context, sel ast.SelectionSet, v model.ConfigPlan) graphql.Marshaler {
+	return ec._ConfigPlan(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNConfigPlan2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigPlan(ctx context.Context, sel ast.SelectionSet, v *model.ConfigPlan) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ConfigPlan(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCountBy2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐCountByᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CountBy) graphql.Marshaler {

@@ -43,6 +43,9 @@ type Resolver struct {
 	// processSpec, heartbeat, reportResult). nil: one is made from the
 	// fields above, which serves no process specs.
 	Robots *robotapi.Service
+	// Config applies configuration files live (applyConfig); nil: the
+	// mutation answers that this server does not.
+	Config ConfigApplier
 	// Enrol makes join tokens and revokes robots (schema/enrol.graphqls).
 	// nil: one is made from the fields above.
 	Enrol *enrol.Service

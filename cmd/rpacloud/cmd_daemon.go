@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -62,7 +64,7 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 	f.StringVar(&o.dataDir, "data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir)")
+	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir); SIGHUP re-reads it")
 	return cmd
 }
 
@@ -77,14 +79,17 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	// unless the configuration names a plugin_dir.
 	plugins := &builtin.Schemas{SelfExe: selfExe(), DataDir: abs}
 	cfg, diags, files := config.LoadSourcesWith(ctx, plugins, quickstart.Sources())
+	var paths []string
 	if o.cfgPath != "" {
 		cfg, diags, files = config.LoadWith(ctx, plugins, o.cfgPath)
+		paths = []string{o.cfgPath}
 	}
 	plugins.Close()
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, files, diags)
 		return 1
 	}
+	loaded := *cfg // as read, before the overrides below: what reloads compare with
 	cfg.Server.DataDir = abs
 	cfg.Server.Listen = o.listen
 	cfg.Server.PublicURL = "http://" + o.listen
@@ -107,7 +112,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, o.logLevel, "text")
-	if err := runDaemon(ctx, cfg, true, log, stdout, ln); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, paths, true, log, stdout, ln); err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
 	}
@@ -123,7 +128,13 @@ func newServerCmd() *cobra.Command {
 		Short: "run the daemon from HCL configuration",
 		Long: `Run the production daemon from HCL (a file or a directory of *.hcl). The
 PostgreSQL DSN comes from the server.database block or RPACLOUD_DATABASE_DSN;
-an admin token is made into DATA_DIR/admin.token only if none exists.`,
+an admin token is made into DATA_DIR/admin.token only if none exists.
+
+SIGHUP re-reads --config and applies it without a restart, as
+` + "`rpacloud config apply`" + ` does: an invalid configuration, or one that changes
+what needs a restart (the server and vault blocks, the monitor's webhook, a
+changed provider), is refused whole and
+logged, and the running configuration stays.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runServer(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -152,11 +163,12 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 	if diags.HasErrors() {
 		return 1
 	}
+	loaded := *cfg // as read, before the DSN from the environment: what reloads compare with
 	if env := os.Getenv("RPACLOUD_DATABASE_DSN"); env != "" && cfg.Server.Database.DSN == "" {
 		cfg.Server.Database.DSN = env
 	}
 	log := newLogger(stderr, cfg.Server.LogLevel, o.logFormat)
-	if err := runDaemon(ctx, cfg, false, log, stdout, nil); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, false, log, stdout, nil); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}
@@ -164,9 +176,14 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 }
 
 // runDaemon is the one place the CLI starts the daemon's composition root
-// (cmd/rpacloud/daemon) for both dev and server.
-func runDaemon(ctx context.Context, cfg *config.Config, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
-	return daemon.Run(ctx, daemon.Options{Config: cfg, Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
+// (cmd/rpacloud/daemon) for both dev and server. SIGHUP re-reads paths and
+// applies them without a restart (daemon.Reload).
+func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return daemon.Run(ctx, daemon.Options{Config: cfg, Loaded: loaded, Paths: paths, Reload: hup,
+		Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 }
 
 type robotOptions struct {

@@ -114,7 +114,7 @@ func newRootCmd() *cobra.Command {
 		newDevCmd(), newServerCmd(), newRobotCmd(),
 		newValidateCmd(), newFmtCmd(),
 		newTaskCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
-		newProcessCmd(), newDocsCmd(),
+		newProcessCmd(), newConfigCmd(), newDocsCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
 	)

@@ -22,21 +22,31 @@ import (
 // owner, so one department's process can never be bound to another
 // department's credential.
 type Bindings struct {
-	client   *ent.Client
-	declared map[string][]string // process name → credential names from HCL
+	client *ent.Client
+	cfg    config.Live // read at each use, so a reload reaches the bindings
 }
 
-// NewBindings returns the bindings of cfg's processes plus the stored ones.
-func NewBindings(client *ent.Client, cfg *config.Config) *Bindings {
-	b := &Bindings{client: client, declared: map[string][]string{}}
-	if cfg != nil {
-		for _, p := range cfg.Processes {
-			if len(p.Credentials) > 0 {
-				b.declared[p.Name] = append([]string(nil), p.Credentials...)
-			}
+// NewBindings returns the bindings of cfg's processes plus the stored ones;
+// cfg may be nil (stored bindings only).
+func NewBindings(client *ent.Client, cfg config.Live) *Bindings {
+	return &Bindings{client: client, cfg: cfg}
+}
+
+// declared returns the credential names the HCL of process name lists.
+func (b *Bindings) declared(name string) []string {
+	if b.cfg == nil {
+		return nil
+	}
+	cfg := b.cfg.Current()
+	if cfg == nil {
+		return nil
+	}
+	for _, p := range cfg.Processes {
+		if p.Name == name {
+			return p.Credentials
 		}
 	}
-	return b
+	return nil
 }
 
 func sys(ctx context.Context) context.Context { return privacy.DecisionContext(ctx, privacy.Allow) }
@@ -50,7 +60,7 @@ func (b *Bindings) ForProcess(ctx context.Context, processID int) ([]Binding, er
 		return nil, fmt.Errorf("credentials of process %d: %w", processID, err)
 	}
 	names := map[string]bool{}
-	for _, n := range b.declared[p.Name] {
+	for _, n := range b.declared(p.Name) {
 		names[n] = true
 	}
 	rows, err := b.client.CredentialBinding.Query().Where(credentialbinding.ProcessID(processID)).All(ctx)
@@ -87,7 +97,7 @@ func (b *Bindings) Processes(ctx context.Context, c *ent.Customer, name string) 
 		return nil, fmt.Errorf("processes of %q: %w", c.Name, err)
 	}
 	for _, p := range owned {
-		for _, n := range b.declared[p.Name] {
+		for _, n := range b.declared(p.Name) {
 			if n == name {
 				set[p.Name] = true
 			}
@@ -159,7 +169,7 @@ func (b *Bindings) Unbind(ctx context.Context, c *ent.Customer, name, processNam
 	if err != nil {
 		return fmt.Errorf("unbind %q: %w", name, err)
 	}
-	for _, n := range b.declared[p.Name] {
+	for _, n := range b.declared(p.Name) {
 		if n == name {
 			return fmt.Errorf("%w: process %q declares %q in its HCL block; remove it there", secret.ErrBadInput, processName, name)
 		}

@@ -85,8 +85,8 @@ func (s *Service) bookingVisible(ctx context.Context, p viewer.Principal, proc *
 // daemon's whole view, for clash checks; people get VisibleBookings.
 func (s *Service) Bookings(ctx context.Context, poolName string) ([]schedule.Booking, error) {
 	var out []schedule.Booking
-	if s.Config != nil {
-		for _, p := range s.Config.Processes {
+	if s.config() != nil {
+		for _, p := range s.config().Processes {
 			for _, sc := range p.Schedules {
 				if poolName != "" && p.Pool != poolName {
 					continue

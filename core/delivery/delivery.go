@@ -41,10 +41,20 @@ var (
 	ErrConflict = errors.New("changed concurrently")
 )
 
+// config is the configuration now, nil when there is none.
+func (s *Service) config() *config.Config {
+	if s.Config == nil {
+		return nil
+	}
+	return s.Config.Current()
+}
+
 // Service is the delivery side of the platform for one daemon.
 type Service struct {
 	Client *ent.Client
-	Config *config.Config
+	// Config is read at each use, so a reload reaches the service; nil:
+	// no configuration (tests of the database side only).
+	Config config.Live
 	// PublicURL is the daemon's URL, for download links.
 	PublicURL string
 	Printer   documents.Printer
@@ -63,8 +73,8 @@ func (s *Service) now() time.Time {
 func sys(ctx context.Context) context.Context { return privacy.DecisionContext(ctx, privacy.Allow) }
 
 func (s *Service) cfgProcess(name string) (config.Process, bool) {
-	if s.Config != nil {
-		for _, p := range s.Config.Processes {
+	if s.config() != nil {
+		for _, p := range s.config().Processes {
 			if p.Name == name {
 				return p, true
 			}
@@ -74,8 +84,8 @@ func (s *Service) cfgProcess(name string) (config.Process, bool) {
 }
 
 func (s *Service) cfgPool(name string) (config.Pool, bool) {
-	if s.Config != nil {
-		for _, p := range s.Config.Pools {
+	if s.config() != nil {
+		for _, p := range s.config().Pools {
 			if p.Name == name {
 				return p, true
 			}
@@ -85,8 +95,8 @@ func (s *Service) cfgPool(name string) (config.Pool, bool) {
 }
 
 func (s *Service) cfgNetwork(name string) (config.Network, bool) {
-	if s.Config != nil {
-		for _, n := range s.Config.Networks {
+	if s.config() != nil {
+		for _, n := range s.config().Networks {
 			if n.Name == name {
 				return n, true
 			}
@@ -513,8 +523,8 @@ func (s *Service) processData(ctx context.Context, proc *ent.Process) (documents
 		MaxDuration: time.Duration(proc.MaxDurationSeconds) * time.Second, Retries: proc.Retries}
 	if cp, ok := s.cfgProcess(proc.Name); ok {
 		dp.Credentials = cp.Credentials
-		if cp.Kind == "vendor" && s.Config != nil {
-			for _, v := range s.Config.Vendors {
+		if cp.Kind == "vendor" && s.config() != nil {
+			for _, v := range s.config().Vendors {
 				if v.Name == cp.Runner {
 					dp.Vendor = v.Type
 				}

@@ -16,8 +16,8 @@ import (
 // time zone: the run schedule's window.
 func (s *Service) Week(t time.Time) (time.Time, time.Time) {
 	loc := time.UTC
-	if s.Config != nil && s.Config.Documents.Timezone != "" {
-		if l, err := time.LoadLocation(s.Config.Documents.Timezone); err == nil {
+	if s.config() != nil && s.config().Documents.Timezone != "" {
+		if l, err := time.LoadLocation(s.config().Documents.Timezone); err == nil {
 			loc = l
 		}
 	}
@@ -47,10 +47,10 @@ func (s *Service) Data(ctx context.Context, p viewer.Principal, name string, fro
 	d.Generated = s.now()
 	d.ServerURL = s.PublicURL
 	d.Organisation = "rpacloud"
-	if s.Config != nil {
-		d.Organisation = s.Config.Documents.Organisation
-		d.Support = s.Config.Documents.Support
-		d.Timezone = s.Config.Documents.Timezone
+	if s.config() != nil {
+		d.Organisation = s.config().Documents.Organisation
+		d.Support = s.config().Documents.Support
+		d.Timezone = s.config().Documents.Timezone
 	}
 	d.Stage, d.History, d.Access, d.Require = st.Stage, st.History, st.Access, st.Require
 	if d.Process, d.Pool, err = s.processData(ctx, proc); err != nil {
@@ -194,7 +194,7 @@ func (s *Service) Render(ctx context.Context, p viewer.Principal, name string, k
 
 // Language is the configured documents language.
 func (s *Service) Language() documents.Language {
-	if s.Config != nil && s.Config.Documents.Language == "zh" {
+	if s.config() != nil && s.config().Documents.Language == "zh" {
 		return documents.Chinese
 	}
 	return documents.English

@@ -47,6 +47,11 @@ const (
 	VendorJobFaulted   Type = "vendorjob.faulted"
 	VendorJobStopped   Type = "vendorjob.stopped"
 	VendorJobSucceeded Type = "vendorjob.succeeded"
+
+	// ConfigApplied: a new configuration was applied to a running daemon
+	// (SIGHUP or applyConfig); the message has the plan's summary and who
+	// applied it.
+	ConfigApplied Type = "config.applied"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.
@@ -61,6 +66,7 @@ const (
 	FamilyCredential  = "credential."
 	FamilyVendorJob   = "vendorjob."
 	FamilyVendorRobot = "vendorrobot."
+	FamilyConfig      = "config."
 )
 
 // PoolAction is the type of a scaler decision's event: "pool." and the

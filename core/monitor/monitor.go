@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
@@ -31,8 +32,10 @@ type Options struct {
 	Bus    *events.Bus
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Config supplies schedules, vendors and the monitor block.
-	Config *config.Config
+	// Config supplies schedules and vendors, read at each evaluation so
+	// that a reload reaches the rules; a reload changes the thresholds and
+	// intervals below with Tune.
+	Config config.Live
 	// Thresholds tune the rules.
 	Thresholds rules.Thresholds
 	// Interval between two rule evaluations; default 2s.
@@ -53,7 +56,37 @@ type Monitor struct {
 
 	mu        sync.Mutex
 	lastPrune time.Time
+
+	tuning atomic.Pointer[Tuning] // Tune; read at each use
 }
+
+// Tuning is what a reload may change in a running monitor: the rules'
+// thresholds and the two intervals. Zero values take defaults.
+type Tuning struct {
+	Thresholds     rules.Thresholds
+	Interval       time.Duration
+	SampleInterval time.Duration
+}
+
+func (t Tuning) withDefaults() Tuning {
+	if t.Interval <= 0 {
+		t.Interval = 2 * time.Second
+	}
+	if t.SampleInterval <= 0 {
+		t.SampleInterval = 10 * time.Second
+	}
+	t.Thresholds = t.Thresholds.WithDefaults()
+	return t
+}
+
+// Tune replaces the thresholds and intervals (a reload of the monitor
+// block); the running loops take them at their next round.
+func (m *Monitor) Tune(t Tuning) { t = t.withDefaults(); m.tuning.Store(&t) }
+
+func (m *Monitor) tune() *Tuning { return m.tuning.Load() }
+
+// Tuning returns the thresholds and intervals in use.
+func (m *Monitor) Tuning() Tuning { return *m.tune() }
 
 // New returns a monitor on client.
 func New(client *ent.Client, o Options) *Monitor {
@@ -63,20 +96,15 @@ func New(client *ent.Client, o Options) *Monitor {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Interval <= 0 {
-		o.Interval = 2 * time.Second
-	}
-	if o.SampleInterval <= 0 {
-		o.SampleInterval = 10 * time.Second
-	}
 	if o.Retention <= 0 {
 		o.Retention = 8 * 24 * time.Hour
 	}
 	if o.Config == nil {
 		o.Config = &config.Config{}
 	}
-	o.Thresholds = o.Thresholds.WithDefaults()
-	return &Monitor{client: client, o: o, log: o.Logger}
+	m := &Monitor{client: client, o: o, log: o.Logger}
+	m.Tune(Tuning{Thresholds: o.Thresholds, Interval: o.Interval, SampleInterval: o.SampleInterval})
+	return m
 }
 
 // Bus is the event bus the monitor publishes on.
@@ -101,13 +129,13 @@ func (m *Monitor) Run(ctx context.Context) {
 			if err := m.Sample(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: sample pools", "err", err)
 			}
-			if !retry.Sleep(ctx, m.o.SampleInterval) {
+			if !retry.Sleep(ctx, m.tune().SampleInterval) {
 				return
 			}
 		}
 	})
 	wg.Go(func() {
-		for retry.Sleep(ctx, m.o.Interval) {
+		for retry.Sleep(ctx, m.tune().Interval) {
 			if err := m.Detect(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("monitor: detect anomalies", "err", err)
 			}
@@ -170,7 +198,7 @@ func (m *Monitor) Detect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	findings := rules.Evaluate(st, m.o.Thresholds)
+	findings := rules.Evaluate(st, m.tune().Thresholds)
 	openRows, err := m.client.Anomaly.Query().Where(anomaly.StatusNEQ(anomaly.StatusResolved)).
 		Select(anomaly.FieldID, anomaly.FieldKey).All(ctx)
 	if err != nil {

@@ -64,7 +64,7 @@ func (m *Monitor) names(ctx context.Context) (*names, error) {
 	for _, c := range custs {
 		n.customers[c.ID] = c.Name
 	}
-	for _, v := range m.o.Config.Vendors {
+	for _, v := range m.o.Config.Current().Vendors {
 		n.vendors[v.Name] = v.Type
 	}
 	return n, nil
@@ -206,7 +206,7 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 	for _, w := range by {
 		if w.Pending > 0 {
 			last, err := m.client.Event.Query().
-				Where(event.PoolID(w.PoolID), event.AtGT(now.Add(-m.o.Thresholds.StuckAfter)), event.TypeIn(activityTypes...), event.RobotIDNotNil()).
+				Where(event.PoolID(w.PoolID), event.AtGT(now.Add(-m.tune().Thresholds.StuckAfter)), event.TypeIn(activityTypes...), event.RobotIDNotNil()).
 				Order(ent.Desc(event.FieldAt)).First(ctx)
 			switch {
 			case ent.IsNotFound(err):
@@ -445,7 +445,7 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 		byName[p.Name] = p
 	}
 	var out []rules.ScheduledRun
-	for _, cp := range m.o.Config.Processes {
+	for _, cp := range m.o.Config.Current().Processes {
 		p := byName[cp.Name]
 		if p == nil || !p.Active {
 			continue
@@ -457,7 +457,7 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 			}
 			sr := rules.ScheduledRun{ProcessID: p.ID, PoolID: p.PoolID, CustomerID: p.OwnerID, Process: p.Name,
 				Schedule: s.Name, Vendor: n.vendor(p.ID), Due: due}
-			b, err := m.client.Batch.Query().Where(batch.ProcessID(p.ID), batch.CreatedAtGTE(due.Add(-m.o.Thresholds.ScheduleGrace))).
+			b, err := m.client.Batch.Query().Where(batch.ProcessID(p.ID), batch.CreatedAtGTE(due.Add(-m.tune().Thresholds.ScheduleGrace))).
 				Order(ent.Asc(batch.FieldCreatedAt)).First(ctx)
 			switch {
 			case ent.IsNotFound(err):
@@ -559,8 +559,8 @@ func (m *Monitor) processStats(ctx context.Context, n *names, now time.Time) ([]
 }
 
 func (m *Monitor) poolSeries(ctx context.Context, n *names, now time.Time) ([]rules.PoolSeries, error) {
-	k := m.o.Thresholds.QueueSamples
-	since := now.Add(-time.Duration(2*k+2) * m.o.SampleInterval)
+	k := m.tune().Thresholds.QueueSamples
+	since := now.Add(-time.Duration(2*k+2) * m.tune().SampleInterval)
 	samples, err := m.client.PoolSample.Query().Where(poolsample.AtGT(since)).Order(ent.Asc(poolsample.FieldAt)).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: pool samples: %w", err)

@@ -54,6 +54,27 @@ func (h *Host) Vendor(ctx context.Context, name, pluginName string, cfg map[stri
 	return &VendorClient{k}, nil
 }
 
+// StopVendor stops the plugin of vendor block name, if it runs, and
+// forgets it: its block changed or left the configuration on a reload, and
+// the next Vendor call starts the plugin afresh with the new block. The
+// caller has stopped using the old client.
+func (h *Host) StopVendor(name string) {
+	key := sdk.KindVendor + "/" + name
+	h.mu.Lock()
+	k := h.kinds[key]
+	delete(h.kinds, key)
+	h.mu.Unlock()
+	if k == nil {
+		return
+	}
+	k.launchMu.Lock() // a start in flight finishes first, then is stopped
+	inst := k.takeDown()
+	k.launchMu.Unlock()
+	if inst != nil {
+		h.stop(inst, h.opts.StopTimeout)
+	}
+}
+
 func (h *Host) kind(ctx context.Context, kind, name, pluginName string, cfg map[string]string) (*KindClient, error) {
 	key := kind + "/" + name
 	h.mu.Lock()

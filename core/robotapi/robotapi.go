@@ -30,8 +30,12 @@ type Service struct {
 	// naming them.
 	Bindings *credentials.Bindings
 	Vault    *credentials.Service
-	// Config is where process specs are built from; nil: none is served.
-	Config *config.Config
+	// Config is where process specs are built from, read at each request
+	// so that a reload reaches the robots; nil: none is served.
+	Config config.Live
+	// Retired serves the specs of processes a reload removed, so that the
+	// tasks their draining pool had accepted still run; nil: none.
+	Retired func(name string) (spec *robotwire.ProcessSpec, pool string, found bool)
 }
 
 // ErrRevoked ends the open claim of a robot whose identity was revoked
@@ -187,10 +191,17 @@ var ErrNoSpec = errors.New("no crawler or vendor process of that name runs in th
 // ProcessSpec returns what the robot needs to run a crawler or vendor
 // process of its own pool; ErrNoSpec for any other.
 func (s *Service) ProcessSpec(ctx context.Context, robotID int, name string) (*robotwire.ProcessSpec, error) {
-	if s.Config == nil {
-		return nil, ErrNoSpec
+	var (
+		spec  *robotwire.ProcessSpec
+		pool  string
+		found bool
+	)
+	if s.Config != nil && s.Config.Current() != nil {
+		spec, pool, found = BuildSpec(s.Config.Current(), name)
 	}
-	spec, pool, found := BuildSpec(s.Config, name)
+	if !found && s.Retired != nil {
+		spec, pool, found = s.Retired(name)
+	}
 	if !found {
 		return nil, ErrNoSpec
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -62,6 +63,38 @@ func NewProviders(h *pluginhost.Host, cfg *config.Config, o ProvidersOptions) *P
 		s.blocks[p.Name] = p
 	}
 	return s
+}
+
+// Update serves the provider blocks of a reloaded configuration: a new
+// block starts on first use. A block that left the configuration stays
+// served until the daemon restarts, so that the fleet can still release
+// the robots of the pools that drain; a changed block needs a restart
+// (config.Diff says so), so the running plugin is never reconfigured here.
+func (s *Providers) Update(cfg *config.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range cfg.Providers {
+		if _, ok := s.blocks[p.Name]; !ok {
+			s.blocks[p.Name] = p
+		}
+	}
+}
+
+// Stale names the provider blocks of cfg that this Providers serves with
+// another plugin or other attributes: a block removed by an earlier reload
+// (its plugin still runs for the draining pools) and now declared again
+// differently. Update would keep the old one, so such a change waits for a
+// restart.
+func (s *Providers) Stale(cfg *config.Config) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, p := range cfg.Providers {
+		if old, ok := s.blocks[p.Name]; ok && (old.Plugin != p.Plugin || !maps.Equal(old.Config, p.Config)) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 // pluginConfig fills in the defaults the daemon knows better than the

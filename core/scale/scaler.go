@@ -220,10 +220,20 @@ func (s *Scaler) read(ctx context.Context, p *ent.Pool, cfg poolconf.Pool) (deci
 // state, so no new task reaches it; ok is false when it took work in the
 // meantime (it is then left alone).
 func (s *Scaler) release(ctx context.Context, p *ent.Pool, prov Provider, robotID int) (bool, error) {
+	return s.releaseRobot(ctx, p, prov, robotID, false, "chosen for release: idle and rented")
+}
+
+// releaseRobot is release; permanent robots too when permanentToo (a
+// draining pool keeps none).
+func (s *Scaler) releaseRobot(ctx context.Context, p *ent.Pool, prov Provider, robotID int, permanentToo bool, why string) (bool, error) {
 	f := s.Fleet
-	n, err := f.Client.Robot.Update().
-		Where(robot.ID(robotID), robot.StateEQ(robot.StateIdle), robot.Permanent(false), robot.Enrolled(false)).
-		SetState(robot.StateDraining).Save(ctx)
+	// Enrolled robots belong to the enterprise's machines: never released,
+	// not even by a draining pool.
+	upd := f.Client.Robot.Update().Where(robot.ID(robotID), robot.StateEQ(robot.StateIdle), robot.Enrolled(false))
+	if !permanentToo {
+		upd = upd.Where(robot.Permanent(false))
+	}
+	n, err := upd.SetState(robot.StateDraining).Save(ctx)
 	if err != nil {
 		return false, fmt.Errorf("pool %s: drain robot %d: %w", p.Name, robotID, err)
 	}
@@ -238,8 +248,53 @@ func (s *Scaler) release(ctx context.Context, p *ent.Pool, prov Provider, robotI
 		// A claim that read the robot as idle before the drain won.
 		return false, nil
 	}
-	f.event(ctx, p, &rb.ID, events.RobotDraining, "chosen for release: idle and rented")
+	f.event(ctx, p, &rb.ID, events.RobotDraining, why)
 	return true, s.destroy(ctx, p, prov, rb)
+}
+
+// Drain releases the robots of a pool that left the configuration (it is
+// inactive: no process of it takes submissions). The work it had accepted
+// still runs: while a task of the pool is pending or running nothing is
+// released, so pending tasks are claimed by its robots as before; then
+// every idle robot, permanent ones included, is released. left is the
+// number of robots still live.
+func (s *Scaler) Drain(ctx context.Context, p *ent.Pool) (left int, err error) {
+	ctx = system(ctx)
+	f := s.Fleet
+	prov, ok := f.Providers(p.Provider)
+	if !ok || !prov.Healthy() {
+		return 0, fmt.Errorf("pool %s: provider %q: %w", p.Name, p.Provider, ErrProviderDown)
+	}
+	if err := s.retryReleases(ctx, p, prov); err != nil {
+		return 0, err
+	}
+	// Enrolled robots are never released (releaseRobot refuses them too).
+	robots, err := f.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.Enrolled(false), robot.StateIn(liveRobot...)).All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: list robots: %w", p.Name, err)
+	}
+	work, err := f.Client.Task.Query().Where(task.PoolID(p.ID), task.StateIn(task.StatePending, task.StateRunning)).Exist(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: count tasks: %w", p.Name, err)
+	}
+	if work {
+		return len(robots), nil
+	}
+	left = len(robots)
+	var errs []error
+	for _, rb := range robots {
+		if rb.State != robot.StateIdle {
+			continue
+		}
+		ok, err := s.releaseRobot(ctx, p, prov, rb.ID, true, "released: its pool left the configuration and has no work left")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			left--
+		}
+	}
+	return left, errors.Join(errs...)
 }
 
 // destroy asks the provider to destroy a draining robot's VM. Destroy is

@@ -59,6 +59,60 @@ type ChecklistItem struct {
 	Item   string          `json:"item"`
 }
 
+// One attribute's old and new value; empty means absent.
+type ConfigAttributeChange struct {
+	Name string `json:"name"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// One block added, changed or removed.
+type ConfigChange struct {
+	// The HCL block type: server, vault, monitor, documents, customer, provider, network, pool, vendor, flow, process.
+	Kind string `json:"kind"`
+	// The block's label; empty for unlabelled blocks.
+	Name string `json:"name"`
+	// add, change or remove.
+	Action     string                   `json:"action"`
+	Attributes []*ConfigAttributeChange `json:"attributes"`
+	// Why this change needs a restart; null when it applies live.
+	Restart *string `json:"restart,omitempty"`
+	// What the daemon adds, e.g. the tasks a removed pool still drains.
+	Note *string `json:"note,omitempty"`
+}
+
+// One diagnostic of the loader.
+type ConfigDiagnostic struct {
+	// error or warning.
+	Severity string `json:"severity"`
+	Summary  string `json:"summary"`
+	Detail   string `json:"detail"`
+	// Where, as file:line:col; empty when the problem has no place.
+	Location string `json:"location"`
+}
+
+// One HCL file of a configuration: its name (ending in .hcl, no directory) and content.
+type ConfigFileInput struct {
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// What applying a configuration changed, or would change (dryRun).
+type ConfigPlan struct {
+	// True when the configuration was applied; false for a dry run, no changes, or a refusal.
+	Applied bool `json:"applied"`
+	// Why nothing was applied: invalid, needs a restart, a reload in progress; null otherwise.
+	Error *string `json:"error,omitempty"`
+	// Counts, e.g. 1 to add, 1 to change, 0 to remove.
+	Summary string `json:"summary"`
+	// The plan as text, like terraform plan.
+	Text    string          `json:"text"`
+	Changes []*ConfigChange `json:"changes"`
+	// The loader's errors and warnings, each located file:line:col (without
+	// source snippets, so that no line of a file is echoed back).
+	Diagnostics []*ConfigDiagnostic `json:"diagnostics"`
+}
+
 type CountBy struct {
 	Key   string `json:"key"`
 	Count int    `json:"count"`

@@ -12,7 +12,7 @@ import (
 // which browsers follow without an Authorization header: the ticket in
 // the path is the credential.
 func (d *Daemon) delivery(mux *http.ServeMux, res *graph.Resolver) {
-	svc := &delivery.Service{Client: d.db.Client, Config: d.opts.Config, PublicURL: d.publicURL}
+	svc := &delivery.Service{Client: d.db.Client, Config: d.live(), PublicURL: d.publicURL}
 	res.Delivery = svc
 	mux.Handle("GET "+delivery.DownloadPath+"{ticket}", svc.DownloadHandler(d.log))
 }

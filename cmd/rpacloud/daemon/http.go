@@ -27,10 +27,11 @@ import (
 func (d *Daemon) routes() http.Handler {
 	res := &graph.Resolver{Client: d.db.Client, Queue: d.queue, Bus: d.bus, Providers: d.providers}
 	d.vaultResolver(res) // vault.go
+	res.Config = d       // reload.go: applyConfig
 	// The robot protocol, process specs included, is served by robotapi
 	// over GraphQL.
 	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
-		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.opts.Config}
+		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.live(), Retired: d.retiredSpec}
 	res.Enrol = &enrol.Service{Client: d.db.Client, Bus: d.bus, Log: d.log}
 	mux := http.NewServeMux()
 	// Machines enrol with a join token in the body, before they have a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
@@ -25,14 +26,10 @@ type monitoring struct {
 // published, so that subscribers on other daemons miss nothing.
 func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error {
 	c := d.opts.Config.Monitor
+	t := monitorTuning(c)
 	o := monitor.Options{
-		Bus: d.bus, Logger: d.log, Config: d.opts.Config,
-		Interval: c.Interval, SampleInterval: c.SampleInterval,
-		Thresholds: rules.Thresholds{
-			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
-			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
-			StuckAfter: c.StuckAfter,
-		},
+		Bus: d.bus, Logger: d.log, Config: d.live(),
+		Interval: t.Interval, SampleInterval: t.SampleInterval, Thresholds: t.Thresholds,
 	}
 	if c.Webhook != nil {
 		o.Webhook = monitor.NewWebhook(c.Webhook.URL, c.Webhook.MinSeverity)
@@ -46,6 +43,19 @@ func (d *Daemon) startMonitoring(ctx context.Context, driver, dsn string) error 
 		d.mon.relay = r
 	}
 	return nil
+}
+
+// monitorTuning is the monitor block's part that a reload changes live
+// (monitor.Tune); the webhook needs a restart (config.Diff says so).
+func monitorTuning(c config.Monitor) monitor.Tuning {
+	return monitor.Tuning{
+		Interval: c.Interval, SampleInterval: c.SampleInterval,
+		Thresholds: rules.Thresholds{
+			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
+			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
+			StuckAfter: c.StuckAfter,
+		},
+	}
 }
 
 // runMonitorRules samples the pools and evaluates the anomaly rules; it

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/delivery"
@@ -19,20 +20,36 @@ type scaling struct {
 	d      *Daemon
 	scaler *scale.Scaler
 	term   int64
+
+	mu    sync.Mutex
+	cfg   *config.Config // the configuration pools were read from
+	pools map[string]poolconf.Pool
+}
+
+// settings returns the pools' settings of the configuration now, read
+// again after a reload.
+func (s *scaling) settings() map[string]poolconf.Pool {
+	cfg := s.d.live().Current()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cfg != s.cfg {
+		pools, err := poolconf.All(cfg)
+		if err != nil {
+			// The loader already checked every schedule; keep scaling
+			// with the seed's defaults rather than stop the daemon.
+			s.d.log.Error("scaler: pool settings", "err", err)
+		}
+		s.cfg, s.pools = cfg, pools
+	}
+	return s.pools
 }
 
 func (d *Daemon) newScaling(term int64) *scaling {
-	pools, err := poolconf.All(d.opts.Config)
-	if err != nil {
-		// The loader already checked every schedule; keep scaling with
-		// the seed's defaults rather than stop the daemon.
-		d.log.Error("scaler: pool settings", "err", err)
-	}
 	if d.fleet.Network == nil {
-		d.fleet.Network = networkProfiles(d.opts.Config)
+		d.fleet.Network = func(name string) *sdk.NetworkProfile { return networkProfiles(d.live().Current())(name) }
 	}
 	if d.fleet.Setup == nil {
-		d.fleet.Setup = poolSetups(d.opts.Config)
+		d.fleet.Setup = func(name string) *sdk.VMSetup { return poolSetups(d.live().Current())(name) }
 	}
 	if d.fleet.RecordEndpoint == nil {
 		d.fleet.RecordEndpoint = func(ctx context.Context, vmID int, ra sdk.RemoteAccess) error {
@@ -40,7 +57,9 @@ func (d *Daemon) newScaling(term int64) *scaling {
 				Protocol: ra.Protocol, Host: ra.Host, Port: ra.Port, Username: ra.Username})
 		}
 	}
-	return &scaling{d: d, term: term, scaler: &scale.Scaler{Fleet: d.fleet, Pools: func() map[string]poolconf.Pool { return pools }}}
+	s := &scaling{d: d, term: term}
+	s.scaler = &scale.Scaler{Fleet: d.fleet, Pools: s.settings}
+	return s
 }
 
 // step scales one pool when its period is due.

@@ -1,7 +1,8 @@
 // Package daemon is the composition root of the rpacloud daemon: it opens
 // storage, syncs the configuration into it, starts Vault, plugins, the
 // queue, the leader's loops and the HTTP endpoints (GraphQL, health,
-// metrics, dashboard), and stops them in order. It holds no rules of its
+// metrics, dashboard), and stops them in order; Reload (reload.go) applies
+// a new configuration to it live (SIGHUP, applyConfig). It holds no rules of its
 // own; every decision lives in a core room. It sits above the API (it
 // imports graph and core) and only cmd/rpacloud imports it.
 package daemon
@@ -49,6 +50,16 @@ type Options struct {
 	FleetInterval time.Duration
 	// SweepInterval is how often expired attempts are swept; default 5s.
 	SweepInterval time.Duration
+	// Loaded is the configuration as read from its files, before the
+	// command's overrides (dev's server block and Vault, the DSN from the
+	// environment): reload plans compare with it, so an override is not a
+	// change. nil: Config.
+	Loaded *config.Config
+	// Paths are the configuration files or directories a reload without
+	// files (SIGHUP) re-reads; empty: the built-in configuration.
+	Paths []string
+	// Reload: each signal re-reads Paths and applies them (SIGHUP).
+	Reload <-chan os.Signal
 	// Listener, when set, is the bound socket to serve on instead of
 	// listening on the server block's address: `rpacloud dev` binds its
 	// address before it starts a Vault dev server, so that Vault's free
@@ -70,6 +81,8 @@ type Daemon struct {
 	started   time.Time
 	mon       *monitoring // monitoring.go
 	vault     *vaultState // vault.go
+	cfg       *config.Holder
+	rl        *reloads // reload.go
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down
@@ -91,6 +104,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("data directory %s: %w", srv.DataDir, err)
 	}
 	d := &Daemon{opts: o, log: o.Logger, bus: events.New(), started: time.Now()}
+	d.initReloads() // reload.go
 
 	driver, dsn := srv.Database.Driver, srv.Database.DSN
 	switch driver {
@@ -191,6 +205,8 @@ func Run(ctx context.Context, o Options) error {
 	wg.Go(func() { d.runVault(loops) })      // vault.go
 	wg.Go(func() { d.runMonitoring(loops) }) // monitoring.go: this daemon's part
 	wg.Go(func() { leader.Run(loops) })
+	wg.Go(func() { d.followReloads(loops) }) // reload.go: SIGHUP
+	wg.Go(func() { d.followOthers(loops) })  // reload.go: the other daemons' applies
 
 	var runErr error
 	select {
@@ -213,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 func (d *Daemon) adminTokenPath() string {
-	return filepath.Join(d.opts.Config.Server.DataDir, "admin.token")
+	return filepath.Join(d.live().Current().Server.DataDir, "admin.token")
 }
 
 // adminToken makes sure an admin can get in. In dev mode a fresh admin token
@@ -305,6 +321,7 @@ func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("fleet: list pools", "err", err)
 		}
+		d.drainLoop(ctx, sc, warned) // reload.go: pools that left the configuration
 		for _, p := range pools {
 			err := d.fleet.Reconcile(ctx, p)
 			switch {

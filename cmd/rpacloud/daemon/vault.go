@@ -19,7 +19,7 @@ type vaultState struct {
 // daemon whose Vault is sealed or down still starts and serves; /healthz
 // says so, and attempts that need credentials fail naming them.
 func (d *Daemon) openVault() error {
-	d.vault = &vaultState{bindings: credentials.NewBindings(d.db.Client, d.opts.Config)}
+	d.vault = &vaultState{bindings: credentials.NewBindings(d.db.Client, d.bindingsConfig())} // reload.go: retired processes too
 	if d.opts.Config.Vault == nil {
 		d.log.Warn("no vault block: credential features are off; processes that bind credentials will fail their attempts")
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
@@ -16,13 +15,64 @@ import (
 // runVendorPollers pulls every vendor block's job and robot state into the
 // monitoring model, so that runs a vendor started on its own schedules
 // appear beside rpacloud's. It runs among the leader services, so that
-// each vendor change is recorded once.
+// each vendor change is recorded once. After a reload, the pollers of
+// vendor blocks that changed or left are stopped with their plugins and
+// those of new or changed blocks started; unchanged ones keep running.
 func (d *Daemon) runVendorPollers(ctx context.Context, _ int64) {
-	var wg sync.WaitGroup
-	for _, v := range d.opts.Config.Vendors {
-		wg.Go(func() { d.pollVendor(ctx, v) })
+	type poller struct {
+		v      config.Vendor
+		cancel context.CancelFunc
+		done   chan struct{}
 	}
-	wg.Wait()
+	running := map[string]*poller{}
+	// The plugin of a block that changed or left is stopped too; when
+	// leadership ends, plugins stay for the next term, as before reloads.
+	stop := func(name string, plugin bool) {
+		p := running[name]
+		p.cancel()
+		<-p.done
+		if plugin {
+			d.host.StopVendor(name)
+		}
+		delete(running, name)
+	}
+	defer func() {
+		for name := range running {
+			stop(name, false)
+		}
+	}()
+	var changed <-chan struct{}
+	if d.rl != nil {
+		changed = d.rl.vendorsChanged
+	}
+	for {
+		want := map[string]config.Vendor{}
+		for _, v := range d.live().Current().Vendors {
+			want[v.Name] = v
+		}
+		for _, name := range vendorNames(running) {
+			if v, ok := want[name]; !ok || !sameVendor(v, running[name].v) {
+				stop(name, true)
+			}
+		}
+		for _, name := range vendorNames(want) {
+			if _, ok := running[name]; ok {
+				continue
+			}
+			pctx, cancel := context.WithCancel(ctx)
+			p := &poller{v: want[name], cancel: cancel, done: make(chan struct{})}
+			running[name] = p
+			go func() {
+				defer close(p.done)
+				d.pollVendor(pctx, p.v)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 // pollVendor starts the vendor's plugin (retrying with back-off while its

@@ -1,0 +1,435 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
+	"github.com/rpacloud/rpacloud/core/robotapi"
+	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/scale"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+// Errors of a reload; the running configuration stays in every case.
+var (
+	// ErrInvalidConfig: the new configuration has errors (in the result's
+	// diagnostics).
+	ErrInvalidConfig = errors.New("the configuration is invalid; nothing was applied")
+	// ErrNeedsRestart: the plan changes something a running daemon cannot.
+	ErrNeedsRestart = errors.New("the configuration changes what needs a restart; nothing was applied")
+	// ErrReloadInProgress: another reload is being applied.
+	ErrReloadInProgress = errors.New("a reload is in progress")
+	// ErrNoFiles: the daemon runs the built-in configuration and has no
+	// files to re-read.
+	ErrNoFiles = errors.New("the daemon was started from the built-in configuration and has no files to re-read; apply files with `rpacloud config apply --config DIR`")
+)
+
+// Reload limits of configurations sent through the API: the request body
+// limit (server.limits) bounds the whole, these bound its parts.
+const (
+	MaxReloadFiles = 64
+)
+
+// reloads is the daemon's live configuration: the effective configuration
+// the services read, the same as read from its files (which plans compare
+// with, so that dev's overridden server block is not a change), and the
+// one-reload-at-a-time guard.
+type reloads struct {
+	mu      sync.Mutex // held while a reload applies
+	sinceMu sync.Mutex
+	since   time.Time // when the reload in progress began
+	loaded  *config.Holder
+	// vendorsChanged wakes the vendor pollers after a reload.
+	vendorsChanged chan struct{}
+	// own holds the ids of the config.applied events this daemon
+	// recorded, so that it follows only the other daemons' (followOthers);
+	// held while recording, as the bus hands the event on before Record
+	// returns.
+	ownMu sync.Mutex
+	own   map[int]bool
+	// retired are the specs of crawler and vendor processes that reloads
+	// removed, served to the robots of their draining pools until a
+	// restart (or until the process is declared again).
+	retiredMu sync.Mutex
+	retired   map[string]retiredSpec
+	// withRetired is the running configuration plus the retired
+	// processes, which the credential bindings read, so that those tasks
+	// still get the credentials their HCL declared.
+	withRetired *config.Holder
+}
+
+type retiredSpec struct {
+	spec *robotwire.ProcessSpec
+	pool string
+	proc config.Process
+}
+
+// bindingsConfig is where the credential bindings read the processes'
+// declared credentials: the running ones and the retired ones.
+func (d *Daemon) bindingsConfig() config.Live {
+	if d.rl != nil {
+		return d.rl.withRetired
+	}
+	return d.live()
+}
+
+// retiredSpec is robotapi.Service.Retired.
+func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool) {
+	if d.rl == nil {
+		return nil, "", false
+	}
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	r, ok := d.rl.retired[name]
+	return r.spec, r.pool, ok && r.spec != nil
+}
+
+// retire keeps the specs of the processes of old that next removes, and
+// the declared credentials of every removed process.
+func (d *Daemon) retire(old, next *config.Config) {
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	defer func() {
+		merged := *next
+		merged.Processes = append([]config.Process(nil), next.Processes...)
+		for _, r := range d.rl.retired {
+			merged.Processes = append(merged.Processes, r.proc)
+		}
+		d.rl.withRetired.Store(&merged)
+	}()
+	keep := map[string]bool{}
+	for _, p := range next.Processes {
+		keep[p.Name] = true
+		delete(d.rl.retired, p.Name)
+	}
+	for _, p := range old.Processes {
+		if keep[p.Name] {
+			continue
+		}
+		spec, pool, _ := robotapi.BuildSpec(old, p.Name)
+		d.rl.retired[p.Name] = retiredSpec{spec: spec, pool: pool, proc: p}
+	}
+}
+
+// live returns where the services read the configuration.
+// pluginSchemas checks the plugins a reloaded configuration names as the
+// start did, through the daemon's own plugin host and its schema cache, so
+// a misspelt attribute or a missing plugin refuses the reload whole. dev
+// runs in a data directory of its own, which its files do not name.
+func (d *Daemon) pluginSchemas() *builtin.Schemas {
+	s := &builtin.Schemas{SelfExe: d.opts.SelfExe, Host: d.host, Logger: d.log}
+	if d.opts.Dev {
+		s.DataDir = d.opts.Config.Server.DataDir
+	}
+	return s
+}
+
+func (d *Daemon) live() config.Live {
+	if d.cfg != nil {
+		return d.cfg
+	}
+	return d.opts.Config
+}
+
+func (d *Daemon) initReloads() {
+	d.cfg = config.NewHolder(d.opts.Config)
+	loaded := d.opts.Loaded
+	if loaded == nil {
+		loaded = d.opts.Config
+	}
+	d.rl = &reloads{loaded: config.NewHolder(loaded), vendorsChanged: make(chan struct{}, 1), own: map[int]bool{}, retired: map[string]retiredSpec{},
+		withRetired: config.NewHolder(d.opts.Config)}
+}
+
+// Reload applies a new configuration without a restart: srcs are the HCL
+// files by name (the API), or nil to re-read the files the daemon started
+// from (SIGHUP). The configuration is loaded and validated whole, planned
+// against the running one (config.Diff), and refused whole when it is
+// invalid or changes what needs a restart. Otherwise its customers, pools
+// and processes are synced into the database in one transaction, the
+// services switch to it, and a config.applied event records who applied
+// what. With dryRun nothing is applied. One reload applies at a time; a
+// second one meanwhile is refused with ErrReloadInProgress.
+func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool) (*config.Outcome, error) {
+	if !dryRun {
+		if !d.rl.mu.TryLock() {
+			d.rl.sinceMu.Lock()
+			since := d.rl.since
+			d.rl.sinceMu.Unlock()
+			return nil, fmt.Errorf("%w since %s", ErrReloadInProgress, since.UTC().Format(time.RFC3339))
+		}
+		defer d.rl.mu.Unlock()
+		d.rl.sinceMu.Lock()
+		d.rl.since = time.Now()
+		d.rl.sinceMu.Unlock()
+	}
+	var (
+		next  *config.Config
+		diags hcl.Diagnostics
+		files map[string]*hcl.File
+	)
+	schemas := d.pluginSchemas()
+	defer schemas.Close() // hosts it started for another plugin directory; the daemon's stays
+	switch {
+	case srcs != nil:
+		if len(srcs) > MaxReloadFiles {
+			return nil, fmt.Errorf("%d configuration files, over the limit of %d", len(srcs), MaxReloadFiles)
+		}
+		for name, b := range srcs {
+			if len(b) > config.MaxFileBytes {
+				return nil, fmt.Errorf("configuration file %s: %d bytes, over the limit of %d", name, len(b), config.MaxFileBytes)
+			}
+			if !strings.HasSuffix(name, ".hcl") || strings.ContainsAny(name, "/\\") {
+				return nil, fmt.Errorf("configuration file %q: a name ending in .hcl, without a directory, is required", name)
+			}
+		}
+		if len(srcs) == 0 {
+			return nil, errors.New("no configuration files given")
+		}
+		next, diags, files = config.LoadSourcesWith(ctx, schemas, srcs)
+	case len(d.opts.Paths) > 0:
+		next, diags, files = config.LoadWith(ctx, schemas, d.opts.Paths...)
+	default:
+		return nil, ErrNoFiles
+	}
+	res := &config.Outcome{Diagnostics: diags, Files: files}
+	if diags.HasErrors() {
+		return res, ErrInvalidConfig
+	}
+	res.Plan = config.Diff(d.rl.loaded.Current(), next)
+	d.annotate(ctx, &res.Plan)
+	for _, name := range d.providers.Stale(next) {
+		for i, c := range res.Plan.Changes {
+			if c.Kind == "provider" && c.Name == name && c.Restart == "" {
+				res.Plan.Changes[i].Restart = "a provider of this name was removed by an earlier reload and its plugin still runs with the old block until a restart"
+			}
+		}
+	}
+	if r := res.Plan.NeedsRestart(); len(r) > 0 {
+		var why []string
+		for _, c := range r {
+			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.Restart)
+		}
+		return res, fmt.Errorf("%w: %s", ErrNeedsRestart, strings.Join(why, "; "))
+	}
+	if dryRun || res.Plan.Empty() {
+		return res, nil
+	}
+
+	// What the daemon runs: the new blocks with the server and Vault it
+	// started with (dev mode overrides them; a change of either was
+	// refused above).
+	running := d.cfg.Current()
+	eff := *next
+	eff.Server = running.Server
+	if eff.Vault == nil {
+		eff.Vault = running.Vault
+	}
+	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
+		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
+	}
+	d.retire(running, &eff)
+	d.cfg.Store(&eff)
+	d.rl.loaded.Store(next)
+	d.providers.Update(&eff)
+	if d.mon != nil && d.mon.mon != nil {
+		d.mon.mon.Tune(monitorTuning(eff.Monitor))
+	}
+	select {
+	case d.rl.vendorsChanged <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	res.Applied = true
+	msg := fmt.Sprintf("configuration applied by %s: %s", by, res.Plan.Summary())
+	d.rl.ownMu.Lock()
+	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
+		events.Create(d.db.Event, events.ConfigApplied, time.Now()).SetMessage(msg), d.bus)
+	if err == nil && d.db.Driver == store.Postgres { // only there does followOthers see it, and forget it
+		d.rl.own[ev.ID] = true
+	}
+	d.rl.ownMu.Unlock()
+	if err != nil {
+		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
+	}
+	d.log.Info("configuration applied", "by", by, "plan", res.Plan.Summary())
+	return res, nil
+}
+
+func quoteName(n string) string {
+	if n == "" {
+		return ""
+	}
+	return fmt.Sprintf("%q", n)
+}
+
+// annotate notes on each removed pool the work it still has to drain.
+func (d *Daemon) annotate(ctx context.Context, p *config.Plan) {
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	for i, c := range p.Changes {
+		if c.Kind != "pool" || c.Action != config.Remove {
+			continue
+		}
+		pl, err := d.db.Pool.Query().Where(pool.Name(c.Name)).Only(sys)
+		var n int
+		if err == nil {
+			n, err = d.db.Task.Query().Where(task.PoolID(pl.ID), task.StateIn(task.StatePending, task.StateRunning)).Count(sys)
+		}
+		if err != nil {
+			d.log.Warn("plan: count a removed pool's tasks", "pool", c.Name, "err", err)
+			continue
+		}
+		p.Changes[i].Note = fmt.Sprintf("drains: %d pending or running tasks finish on its robots, which are then released", n)
+	}
+}
+
+// sameVendor reports whether a vendor block is unchanged (its source
+// position aside), so its poller and plugin keep running.
+func sameVendor(a, b config.Vendor) bool {
+	a.DeclRange, b.DeclRange = hcl.Range{}, hcl.Range{}
+	return reflect.DeepEqual(a, b)
+}
+
+// vendorNames lists the names of a set of vendor pollers, sorted (logs).
+func vendorNames[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// followReloads applies the files the daemon started from at each signal
+// on Options.Reload (SIGHUP), until ctx ends. A refused reload is logged
+// with its reasons and diagnostics; the running configuration stays.
+func (d *Daemon) followReloads(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.opts.Reload:
+		}
+		res, err := d.Reload(ctx, "SIGHUP", nil, false)
+		if err != nil {
+			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			continue
+		}
+		if !res.Applied {
+			d.log.Info("reload: no changes")
+		}
+	}
+}
+
+// drainLoop is the fleet's part for pools that left the configuration
+// and still have robots: their VMs are followed as before (with no
+// minimum to keep) and their robots released once their work is done
+// (scale.Scaler.Drain).
+func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]bool) {
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	// Enrolled robots are the enterprise's machines, never released: a
+	// removed pool of only those has nothing to drain (they stay, idle,
+	// until revoked or the pool comes back).
+	pools, err := d.db.Pool.Query().Where(pool.Active(false), pool.ProviderNEQ(""),
+		pool.HasRobotsWith(robot.Enrolled(false),
+			robot.StateIn(robot.StateProvisioning, robot.StateIdle, robot.StateBusy, robot.StateDraining, robot.StateSuspect))).All(sys)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("fleet: list draining pools", "err", err)
+		}
+		return
+	}
+	for _, p := range pools {
+		q := *p
+		q.Min = 0 // a pool that left the configuration keeps no robots
+		err := d.fleet.Reconcile(ctx, &q)
+		if err == nil {
+			var left int
+			left, err = sc.scaler.Drain(ctx, &q)
+			if err == nil && left == 0 {
+				d.log.Debug("pool drained", "pool", p.Name)
+			}
+		}
+		switch {
+		case err == nil:
+			delete(warned, p.Name)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, scale.ErrProviderDown):
+			if !warned[p.Name] {
+				d.log.Warn("fleet: draining pool frozen while its provider is down", "pool", p.Name, "err", err)
+				warned[p.Name] = true
+			}
+		default:
+			d.log.Error("fleet: drain", "pool", p.Name, "err", err)
+		}
+	}
+}
+
+// followOthers makes the daemons of one PostgreSQL follow each other: when
+// another daemon applies a configuration (its config.applied event comes
+// through the relay), this one re-reads its own --config files, as on
+// SIGHUP. Daemons deployed with the same configuration commit thus all
+// apply it when one is told to; files sent to one daemon through the API
+// reach the others only if their own files say the same (else their plan
+// is empty, or theirs is applied). On SQLite there is one daemon.
+func (d *Daemon) followOthers(ctx context.Context) {
+	if d.db.Driver != store.Postgres {
+		return
+	}
+	for e := range d.bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{events.ConfigApplied: true}}) {
+		d.rl.ownMu.Lock()
+		own := d.rl.own[e.ID]
+		delete(d.rl.own, e.ID)
+		d.rl.ownMu.Unlock()
+		if own {
+			continue
+		}
+		if len(d.opts.Paths) == 0 {
+			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", e.Message)
+			continue
+		}
+		d.log.Info("another daemon applied a configuration; re-reading this one's files", "event", e.Message)
+		for {
+			res, err := d.Reload(ctx, "following another daemon", nil, false)
+			if errors.Is(err, ErrReloadInProgress) {
+				if !retry.Sleep(ctx, time.Second) {
+					return
+				}
+				continue
+			}
+			if err != nil {
+				d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			}
+			break
+		}
+	}
+}
+
+// errorDiags are a refused reload's errors, located, for the log.
+func errorDiags(res *config.Outcome) []string {
+	var out []string
+	if res != nil {
+		for _, dg := range res.Diagnostics {
+			if dg.Severity == hcl.DiagError {
+				out = append(out, dg.Error())
+			}
+		}
+	}
+	return out
+}

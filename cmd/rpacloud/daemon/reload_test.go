@@ -1,0 +1,316 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/monitor"
+	"github.com/rpacloud/rpacloud/core/scale"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	"github.com/rpacloud/rpacloud/ent/process"
+)
+
+const reloadBase = `
+server {
+  listen   = "127.0.0.1:8080"
+  data_dir = "/var/lib/rpacloud"
+}
+provider "local" {
+  plugin = "local"
+}
+pool "a" {
+  provider = "local"
+  max      = 2
+}
+pool "c" {
+  provider = "local"
+  max      = 1
+}
+process "x" {
+  pool         = "a"
+  builtin      = "echo"
+  max_duration = "10m"
+}
+process "y" {
+  pool    = "c"
+  builtin = "noop"
+}
+`
+
+// reloadNext adds pool b (and its process), changes process x and removes
+// pool c (and its process).
+var reloadNext = strings.NewReplacer(`max_duration = "10m"`, `max_duration = "20m"
+  retries      = 5`, `pool "c" {
+  provider = "local"
+  max      = 1
+}`, `pool "b" {
+  provider = "local"
+  max      = 1
+}`, `process "y" {
+  pool    = "c"`, `process "w" {
+  pool    = "b"`).Replace(reloadBase)
+
+func load(t *testing.T, src string) *config.Config {
+	t.Helper()
+	cfg, diags, _ := config.LoadSources(map[string][]byte{"main.hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatalf("load: %s", diags.Error())
+	}
+	return cfg
+}
+
+// reloadDaemon is the part of a daemon a reload touches, on SQLite.
+func reloadDaemon(t *testing.T, running, loaded *config.Config) *Daemon {
+	t.Helper()
+	db := storetest.SQLite(t)
+	if err := store.SyncConfig(context.Background(), db.Client, running); err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{opts: Options{Config: running, Loaded: loaded}, log: slog.New(slog.DiscardHandler), db: db, bus: events.New(),
+		started: time.Now(), providers: scale.NewProviders(nil, running, scale.ProvidersOptions{})}
+	d.initReloads()
+	return d
+}
+
+func files(src string) map[string][]byte { return map[string][]byte{"main.hcl": []byte(src)} }
+
+// TestReloadApplies: a pool added, a process changed and a pool removed
+// reach the database in one go, the services read the new configuration,
+// and a config.applied event says who applied what.
+func TestReloadApplies(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	before := d.live().Current()
+
+	dry, err := d.Reload(ctx, "test", files(reloadNext), true)
+	if err != nil || dry.Applied || d.live().Current() != before {
+		t.Fatalf("dry run: %+v %v", dry, err)
+	}
+	out, err := d.Reload(ctx, "token admin", files(reloadNext), false)
+	if err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	want := "+ pool \"b\"\n- pool \"c\" (drains: 0 pending or running tasks finish on its robots, which are then released)\n" +
+		"+ process \"w\"\n~ process \"x\"\n    max_duration: 10m0s → 20m0s\n    retries: 3 → 5\n- process \"y\"\nPlan: 2 to add, 1 to change, 2 to remove.\n"
+	if got := out.Plan.String(); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	for name, active := range map[string]bool{"a": true, "b": true, "c": false} {
+		p, err := d.db.Pool.Query().Where(pool.Name(name)).Only(sys)
+		if err != nil || p.Active != active {
+			t.Errorf("pool %s: %+v %v, want active %v", name, p, err, active)
+		}
+	}
+	x, err := d.db.Process.Query().Where(process.Name("x")).Only(sys)
+	if err != nil || x.MaxDurationSeconds != 1200 || x.Retries != 5 {
+		t.Errorf("process x: %+v %v", x, err)
+	}
+	if y, err := d.db.Process.Query().Where(process.Name("y")).Only(sys); err != nil || y.Active {
+		t.Errorf("process y: %+v %v, want inactive", y, err)
+	}
+	cur := d.live().Current()
+	if len(cur.Pools) != 2 || cur.Processes[0].MaxDuration != 20*time.Minute || cur.Server != before.Server {
+		t.Errorf("running configuration: %+v", cur)
+	}
+	ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigApplied))).Only(sys)
+	if err != nil || ev.Message != "configuration applied by token admin: 2 to add, 1 to change, 2 to remove" {
+		t.Errorf("event: %+v %v", ev, err)
+	}
+	// The same files again change nothing.
+	again, err := d.Reload(ctx, "test", files(reloadNext), false)
+	if err != nil || again.Applied || !again.Plan.Empty() {
+		t.Errorf("second reload: %+v %v", again, err)
+	}
+}
+
+// TestReloadRefusals: an invalid configuration and one that needs a
+// restart are refused whole, with the diagnostics or the reason, and
+// nothing changes: not the running configuration, not the database.
+func TestReloadRefusals(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	before := d.live().Current()
+	invalid := strings.Replace(reloadNext, `max      = 2`, `max      = "two"`, 1)
+	out, err := d.Reload(ctx, "test", files(invalid), false)
+	if !errors.Is(err, ErrInvalidConfig) || out == nil || !out.Diagnostics.HasErrors() {
+		t.Fatalf("invalid: %+v %v", out, err)
+	}
+	if s := out.Diagnostics.Error(); !strings.Contains(s, "main.hcl:") {
+		t.Errorf("diagnostics not located: %s", s)
+	}
+	restart := strings.Replace(reloadNext, `127.0.0.1:8080`, `0.0.0.0:8080`, 1)
+	out, err = d.Reload(ctx, "test", files(restart), false)
+	if !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), "server: the daemon's listener") {
+		t.Fatalf("restart: %+v %v", out, err)
+	}
+	if out.Plan.Empty() || out.Applied {
+		t.Errorf("restart plan: %+v", out)
+	}
+	for _, bad := range []map[string][]byte{
+		{"../etc/x.hcl": []byte(reloadBase)},
+		{"main.txt": []byte(reloadBase)},
+		{"main.hcl": make([]byte, config.MaxFileBytes+1)},
+		{},
+	} {
+		if _, err := d.Reload(ctx, "test", bad, false); err == nil {
+			t.Errorf("files %v accepted", len(bad))
+		}
+	}
+	if d.live().Current() != before {
+		t.Error("the running configuration changed")
+	}
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	if n, _ := d.db.Pool.Query().Where(pool.Name("b")).Count(sys); n != 0 {
+		t.Error("a refused configuration reached the database")
+	}
+	if n, _ := d.db.Event.Query().Where(event.Type(string(events.ConfigApplied))).Count(sys); n != 0 {
+		t.Error("a refused reload recorded config.applied")
+	}
+}
+
+// TestReloadOneAtATime: a reload while another applies is refused, saying
+// since when; a dry run still plans.
+func TestReloadOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.rl.mu.Lock() // a reload in progress
+	d.rl.since = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	_, err := d.Reload(ctx, "test", files(reloadNext), false)
+	if !errors.Is(err, ErrReloadInProgress) || !strings.Contains(err.Error(), "since 2026-12-06T12:00:00Z") {
+		t.Fatalf("reload during a reload: %v", err)
+	}
+	if out, err := d.Reload(ctx, "test", files(reloadNext), true); err != nil || out.Plan.Empty() {
+		t.Fatalf("dry run during a reload: %+v %v", out, err)
+	}
+	d.rl.mu.Unlock()
+	if out, err := d.Reload(ctx, "test", files(reloadNext), false); err != nil || !out.Applied {
+		t.Fatalf("after: %+v %v", out, err)
+	}
+}
+
+// TestReloadDevOverrides: dev mode runs with an overridden server block
+// (and a dev Vault); plans compare with the files as loaded, so the
+// override is no change, and the applied configuration keeps running
+// with the overridden server and Vault.
+func TestReloadDevOverrides(t *testing.T) {
+	ctx := context.Background()
+	loaded := load(t, reloadBase)
+	running := *loaded
+	running.Server.Listen, running.Server.DataDir = "127.0.0.1:39999", t.TempDir()
+	running.Vault = &config.Vault{Address: "http://127.0.0.1:8200"}
+	d := reloadDaemon(t, &running, loaded)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(reloadNext), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Reload(ctx, "SIGHUP", nil, false); !errors.Is(err, ErrNoFiles) {
+		t.Fatalf("no paths: %v", err)
+	}
+	d.opts.Paths = []string{dir}
+	out, err := d.Reload(ctx, "SIGHUP", nil, false)
+	if err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	for _, c := range out.Plan.Changes {
+		if c.Kind == "server" || c.Kind == "vault" {
+			t.Errorf("the override shows as a change: %+v", c)
+		}
+	}
+	cur := d.live().Current()
+	if cur.Server != running.Server || cur.Vault != running.Vault {
+		t.Errorf("server %+v vault %+v, want the overridden ones", cur.Server, cur.Vault)
+	}
+}
+
+// TestReloadProviderBackDifferent: a provider removed by a reload keeps
+// serving its draining pools until a restart, so declaring it again with
+// other attributes needs a restart; declared again as it was, it is live.
+func TestReloadProviderBackDifferent(t *testing.T) {
+	ctx := context.Background()
+	withS3 := strings.Replace(reloadBase, "process \"x\"", `provider "spare" {
+  plugin = "local"
+}
+pool "s" {
+  provider = "spare"
+  max      = 1
+}
+process "z" {
+  pool    = "s"
+  builtin = "noop"
+}
+process "x"`, 1)
+	d := reloadDaemon(t, load(t, withS3), nil)
+	if out, err := d.Reload(ctx, "test", files(reloadBase), false); err != nil || !out.Applied {
+		t.Fatalf("remove: %+v %v", out, err)
+	}
+	changed := strings.Replace(withS3, `provider "spare" {
+  plugin = "local"`, `provider "spare" {
+  plugin    = "local"
+  state_dir = "/tmp/elsewhere"`, 1)
+	if _, err := d.Reload(ctx, "test", files(changed), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), `provider "spare": a provider of this name was removed`) {
+		t.Fatalf("back with other attributes: %v", err)
+	}
+	if out, err := d.Reload(ctx, "test", files(withS3), false); err != nil || !out.Applied {
+		t.Fatalf("back as it was: %+v %v", out, err)
+	}
+}
+
+// TestReloadRetiredSpecs: a crawler process removed with its pool keeps
+// its spec for the robots of that pool, so that the tasks it had accepted
+// still run while the pool drains; declared again, the new block serves.
+func TestReloadRetiredSpecs(t *testing.T) {
+	ctx := context.Background()
+	crawl := func(src string) string {
+		return strings.Replace(src, `builtin = "noop"`, `crawler = "http"
+  package = "status.yaml"`, 1)
+	}
+	d := reloadDaemon(t, load(t, crawl(reloadBase)), nil)
+	if _, _, ok := d.retiredSpec("y"); ok {
+		t.Fatal("a running process is retired")
+	}
+	if out, err := d.Reload(ctx, "test", files(reloadNext), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	spec, pool, ok := d.retiredSpec("y")
+	if !ok || pool != "c" || spec.Kind != "crawler" || spec.Package != "status.yaml" {
+		t.Fatalf("retired spec of y: %+v %q %v", spec, pool, ok)
+	}
+	if out, err := d.Reload(ctx, "test", files(crawl(reloadBase)), false); err != nil || !out.Applied {
+		t.Fatalf("reload back: %+v %v", out, err)
+	}
+	if _, _, ok := d.retiredSpec("y"); ok {
+		t.Error("a process declared again is still served from the retired specs")
+	}
+}
+
+// TestReloadTunesMonitor: the monitor's thresholds change live; its
+// webhook needs a restart.
+func TestReloadTunesMonitor(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.mon = &monitoring{mon: monitor.New(d.db.Client, monitor.Options{})}
+	out, err := d.Reload(ctx, "test", files(reloadBase+"monitor {\n  stuck_after = \"45m\"\n}\n"), false)
+	if err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if got := d.mon.mon.Tuning().Thresholds.StuckAfter; got != 45*time.Minute {
+		t.Fatalf("stuck_after in use: %v, want 45m", got)
+	}
+	hook := reloadBase + "monitor {\n  stuck_after = \"45m\"\n  webhook {\n    url = \"https://hooks.example/x\"\n  }\n}\n"
+	if _, err := d.Reload(ctx, "test", files(hook), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), "webhook") {
+		t.Fatalf("webhook: %v", err)
+	}
+}
