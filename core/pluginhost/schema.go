@@ -74,10 +74,13 @@ type schemaKey struct {
 // it was looked for.
 func (h *Host) Schema(ctx context.Context, kind, name string) ([]sdk.ConfigAttribute, error) {
 	path, args, err := h.find(kind, name)
-	if err != nil {
+	builtin := h.opts.Builtin != nil && h.opts.Builtin(kind, name)
+	if err != nil && !(builtin && h.opts.BuiltinInfo != nil && errors.Is(err, ErrPluginNotFound)) {
 		return nil, err
 	}
-	if len(args) > 0 && h.opts.BuiltinInfo != nil {
+	// A built-in's schema is in the table: no executable is needed to
+	// read it, even where the daemon's own one is unknown.
+	if (err != nil || len(args) > 0) && h.opts.BuiltinInfo != nil {
 		info, err := h.opts.BuiltinInfo(ctx, kind, name)
 		if err != nil {
 			return nil, fmt.Errorf("built-in %s plugin %q: info: %w", kind, name, err)

@@ -38,8 +38,11 @@ type Schemas struct {
 	// dev` runs in a data directory of its own).
 	DataDir string
 	Logger  *slog.Logger
-	// Host, when set, answers for the plugin directory it serves (a
-	// running daemon's host, whose schema cache then serves a reload);
+	// Host, when set, answers every look-up, whatever plugin directory
+	// the configuration names: it is a running daemon's host, whose
+	// directory a reload cannot move (plugin_dir needs a restart), so
+	// files sent to the daemon can never make it start executables from
+	// a directory of their choosing. Its schema cache serves the reload;
 	// Close leaves it running.
 	Host *pluginhost.Host
 
@@ -79,7 +82,7 @@ func (s *Schemas) host(dir string) *pluginhost.Host {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	if s.Host != nil && s.Host.Dir() == dir {
+	if s.Host != nil {
 		return s.Host
 	}
 	s.mu.Lock()

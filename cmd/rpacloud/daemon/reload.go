@@ -127,19 +127,17 @@ func (d *Daemon) retire(old, next *config.Config) {
 	}
 }
 
-// live returns where the services read the configuration.
 // pluginSchemas checks the plugins a reloaded configuration names as the
 // start did, through the daemon's own plugin host and its schema cache, so
-// a misspelt attribute or a missing plugin refuses the reload whole. dev
-// runs in a data directory of its own, which its files do not name.
+// a misspelt attribute or a missing plugin refuses the reload whole. The
+// host is pinned to the daemon's plugin directory: the files a reload is
+// sent may name another plugin_dir, and must not make the daemon start
+// what lies there (a changed server block is refused anyway).
 func (d *Daemon) pluginSchemas() *builtin.Schemas {
-	s := &builtin.Schemas{SelfExe: d.opts.SelfExe, Host: d.host, Logger: d.log}
-	if d.opts.Dev {
-		s.DataDir = d.opts.Config.Server.DataDir
-	}
-	return s
+	return &builtin.Schemas{SelfExe: d.opts.SelfExe, Host: d.host, Logger: d.log}
 }
 
+// live returns where the services read the configuration.
 func (d *Daemon) live() config.Live {
 	if d.cfg != nil {
 		return d.cfg
@@ -184,8 +182,7 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 		diags hcl.Diagnostics
 		files map[string]*hcl.File
 	)
-	schemas := d.pluginSchemas()
-	defer schemas.Close() // hosts it started for another plugin directory; the daemon's stays
+	schemas := d.pluginSchemas() // Close would leave the daemon's host running: nothing to close
 	switch {
 	case srcs != nil:
 		if len(srcs) > MaxReloadFiles {
