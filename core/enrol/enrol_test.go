@@ -382,7 +382,7 @@ func TestRevokeRentedRobotDrains(t *testing.T) {
 	v := f.db.VM.Create().SetPoolID(p.ID).SetProvider("local").SetIdempotencyKey("rpacloud-x").SetState(vm.StateRunning).SaveX(sys())
 	rb := f.db.Robot.Create().SetName("x").SetPoolID(p.ID).SetVMID(v.ID).SetState(robot.StateIdle).SaveX(sys())
 	id := rb.ID
-	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: enrol.TokenName("x"), Role: viewer.Robot, RobotID: &id})
+	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: auth.RobotTokenName("x"), Role: viewer.Robot, RobotID: &id})
 	if err != nil {
 		t.Fatal(err)
 	}
