@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/daemon"
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/quickstart"
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 )
@@ -189,6 +191,7 @@ func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, 
 type robotOptions struct {
 	serverURL, token, name, logLevel  string
 	joinToken, stateDir, remoteAccess string
+	pluginDir                         string
 }
 
 func newRobotCmd() *cobra.Command {
@@ -210,7 +213,14 @@ start with an identity file others may read.
 A robot rpacloud rented gets its token from RPACLOUD_ROBOT_TOKEN by
 preference (or --token) and keeps no state. A command line is visible to
 every user of the machine: prefer the environment for secrets. The server
-comes from --server or RPACLOUD_SERVER, or from the stored identity.`,
+comes from --server or RPACLOUD_SERVER, or from the stored identity.
+
+If the daemon refuses the robot's identity (revoked, or unknown to it) and
+a join token is at hand, the agent enrols again and replaces the stored
+identity (under the same name: a revoked robot's name may be enrolled
+again). Without a join token it exits 3, which the systemd unit does not
+restart. Third-party crawler and vendor plugins are looked up in
+--plugin-dir (default $RPACLOUD_PLUGIN_DIR).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runRobot(cmd.Context(), o, cmd.ErrOrStderr()))
@@ -223,6 +233,7 @@ comes from --server or RPACLOUD_SERVER, or from the stored identity.`,
 	f.StringVar(&o.name, "name", "", "robot name to enrol under (default: the hostname); a rented robot is known by its token, and the name only labels its process")
 	f.StringVar(&o.stateDir, "state-dir", "", "where an enrolled robot keeps its identity (default "+robotagent.DefaultStateDir()+")")
 	f.StringVar(&o.remoteAccess, "remote-access", "", "how people reach this machine, reported at enrolment: PROTOCOL://[USER@]HOST[:PORT] (rdp, ssh or vnc)")
+	f.StringVar(&o.pluginDir, "plugin-dir", os.Getenv("RPACLOUD_PLUGIN_DIR"), "directory of third-party crawler and vendor plugin executables (default $RPACLOUD_PLUGIN_DIR)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.AddCommand(newRobotRevokeCmd()) // cmd_enrol.go
 	return cmd
@@ -238,79 +249,120 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 	_ = os.Unsetenv("RPACLOUD_JOIN_TOKEN")
 	server := firstNonEmpty(o.serverURL, os.Getenv("RPACLOUD_SERVER"))
 	log := newLogger(stderr, o.logLevel, "text")
-	if secret == "" {
-		var code int
-		server, secret, code = robotIdentity(ctx, o, server, join, log)
-		if code != exitOK {
-			return code
-		}
-	}
-	if server == "" || secret == "" {
-		fmt.Fprintln(stderr, "rpacloud robot: --server (or RPACLOUD_SERVER) and a robot token (RPACLOUD_ROBOT_TOKEN) or a join token (RPACLOUD_JOIN_TOKEN) are required")
-		return exitUsage
-	}
-	o.serverURL = server
+	rented := secret != ""
 	robotagent.Version = buildVersion().Version
-	plugins, host := robotPlugins(o.serverURL, secret, log) // cmd_plugins.go
-	defer host.Close()
-	a := &robotagent.Agent{Client: newClient(o.serverURL, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
-	if err := a.Run(ctx); err != nil {
-		log.Error("robot stopped", "err", err)
-		return exitFailure
+	name, renew := "", false
+	refused := func() int {
+		fmt.Fprintf(stderr, "rpacloud robot: robot %s: its identity was revoked or is unknown to the server; enrol the machine again: put a new join token in RPACLOUD_JOIN_TOKEN (rpacloud pool join-token create) and start the agent again\n", name)
+		return exitRefused
 	}
-	return exitOK
+	for {
+		if !rented {
+			var code int
+			var got string
+			server, secret, got, code = robotIdentity(ctx, o, server, join, renew, log)
+			if code == exitRefused {
+				return refused()
+			}
+			if code != exitOK {
+				return code
+			}
+			name = got
+		}
+		if server == "" || secret == "" {
+			fmt.Fprintln(stderr, "rpacloud robot: --server (or RPACLOUD_SERVER) and a robot token (RPACLOUD_ROBOT_TOKEN) or a join token (RPACLOUD_JOIN_TOKEN) are required")
+			return exitUsage
+		}
+		err := runAgent(ctx, o.pluginDir, server, secret, log)
+		if err == nil {
+			return exitOK
+		}
+		if !errors.Is(err, gqlclient.ErrUnauthorized) {
+			log.Error("robot stopped", "err", err)
+			return exitFailure
+		}
+		// The token was refused: say so in one line, without the
+		// daemon's raw answer, and restart only by enrolling again.
+		switch {
+		case rented:
+			fmt.Fprintln(stderr, "rpacloud robot: the daemon refused this robot's token (revoked or unknown); a rented robot is started again by its pool")
+			return exitRefused
+		case join == "" || renew:
+			return refused()
+		}
+		log.Warn("the daemon refused the robot's identity (revoked or unknown); enrolling again with the join token", "robot", name)
+		renew = true
+	}
+}
+
+// runAgent runs one robot agent with a robot token until ctx ends or the
+// agent stops.
+func runAgent(ctx context.Context, pluginDir, server, secret string, log *slog.Logger) error {
+	plugins, host := robotPlugins(server, secret, pluginDir, log) // cmd_plugins.go
+	defer host.Close()
+	a := &robotagent.Agent{Client: newClient(server, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
+	return a.Run(ctx)
 }
 
 // robotIdentity finds the robot's identity for an agent without a robot
 // token: the one stored in the state directory, or a new one from the
-// join token, which is then stored. Neither token is ever logged.
-func robotIdentity(ctx context.Context, o robotOptions, server, join string, log *slog.Logger) (string, string, int) {
+// join token, which is then stored. renew enrols again even if an
+// identity is stored (the daemon refused it), under the stored name unless
+// --name says otherwise, and replaces it. It returns the server, the robot
+// token, the robot's name and an exit code. Neither token is ever logged.
+func robotIdentity(ctx context.Context, o robotOptions, server, join string, renew bool, log *slog.Logger) (string, string, string, int) {
 	dir := firstNonEmpty(o.stateDir, robotagent.DefaultStateDir())
 	id, found, err := robotagent.LoadIdentity(dir)
 	if err != nil {
 		log.Error("rpacloud robot: cannot start", "err", err)
-		return "", "", exitFailure
+		return "", "", "", exitFailure
 	}
-	if found {
+	if found && !renew {
 		if join != "" {
 			log.Info("robot identity found; the join token is not needed and was ignored", "robot", id.Robot, "state_dir", dir)
 		}
-		return firstNonEmpty(server, id.Server), id.Token, exitOK
+		return firstNonEmpty(server, id.Server), id.Token, id.Robot, exitOK
 	}
 	if join == "" {
-		return server, "", exitOK // runRobot names what is missing
+		return server, "", "", exitOK // runRobot names what is missing
 	}
+	server = firstNonEmpty(server, id.Server)
 	if server == "" {
 		log.Error("rpacloud robot: --server (or RPACLOUD_SERVER) is required to enrol")
-		return "", "", exitUsage
+		return "", "", "", exitUsage
 	}
 	host, _ := os.Hostname()
-	req := robotwire.EnrolRequest{JoinToken: join, Name: firstNonEmpty(o.name, host), Hostname: host,
+	req := robotwire.EnrolRequest{JoinToken: join, Name: firstNonEmpty(o.name, id.Robot, host), Hostname: host,
 		OS: runtime.GOOS + "/" + runtime.GOARCH, Addresses: robotagent.Addresses()}
 	if o.remoteAccess != "" {
 		if req.RemoteAccess, err = robotagent.ParseRemoteAccess(o.remoteAccess); err != nil {
 			log.Error("rpacloud robot: " + err.Error())
-			return "", "", exitUsage
+			return "", "", "", exitUsage
 		}
 	}
 	// Fail before spending a use of the join token if the identity
 	// could not be kept.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		log.Error("rpacloud robot: robot state directory", "err", err)
-		return "", "", exitFailure
+		return "", "", "", exitFailure
 	}
 	log.Info("enrolling", "server", server, "robot", req.Name, "state_dir", dir)
 	id, err = robotagent.Enrol(ctx, nil, server, req, log.Warn)
 	if err != nil {
 		log.Error("rpacloud robot: cannot enrol", "err", err)
-		return "", "", exitFailure
+		if renew && errors.Is(err, robotagent.ErrEnrolRefused) {
+			// The join token at hand will not do (used up, expired,
+			// revoked): restarting cannot help either.
+			return "", "", "", exitRefused
+		}
+		return "", "", "", exitFailure
 	}
 	if err := robotagent.SaveIdentity(dir, id); err != nil {
 		// The token is spent on the daemon's side; without the file the
 		// machine must enrol again, which an administrator must allow.
 		log.Error("rpacloud robot: enrolled, but the identity could not be stored; revoke the robot and enrol again", "robot", id.Robot, "err", err)
-		return "", "", exitFailure
+		return "", "", "", exitFailure
 	}
 	log.Info("enrolled", "robot", id.Robot, "pool", id.Pool, "identity", filepath.Join(dir, robotagent.IdentityFile))
-	return server, id.Token, exitOK
+	return server, id.Token, id.Robot, exitOK
 }

@@ -29,9 +29,9 @@ func runBuiltinPlugin(args []string) bool {
 // robotPlugins is what a robot runs crawler and vendor processes with:
 // plugin processes started from this binary (or a plugin directory), the
 // process specs from the daemon, artefacts under the robot's directory.
-func robotPlugins(server, token string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
+func robotPlugins(server, token, pluginDir string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
 	host := pluginhost.New(pluginhost.Options{
-		Dir: os.Getenv("RPACLOUD_PLUGIN_DIR"), SelfExe: selfExe(), Builtin: builtin.Has, BuiltinInfo: builtin.Info, Logger: log,
+		Dir: pluginDir, SelfExe: selfExe(), Builtin: builtin.Has, BuiltinInfo: builtin.Info, Logger: log,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second, CallTimeout: time.Hour,
 	})
 	browserCfg := map[string]string{}

@@ -290,12 +290,22 @@ func TestEnrolEndToEnd(t *testing.T) {
 		t.Fatalf("join token by an operator: %v %s", err, stderr)
 	}
 
-	// Revoke r1: its agent is refused and stops; r2 keeps working.
+	// Revoke r1: its agent is refused, tries to enrol again with the join
+	// token at hand (used up) and stops with exit 3, which the systemd
+	// unit does not restart; r2 keeps working.
 	if _, stderr, err := cli(nil, "robot", "revoke", "r1"); err != nil {
 		t.Fatalf("robot revoke: %v %s", err, stderr)
 	}
-	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 1 || !strings.Contains(r1.output(), "token refused") {
+	revokedMsg := "robot r1: its identity was revoked or is unknown to the server; enrol the machine again"
+	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 3 || !strings.Contains(r1.output(), revokedMsg) ||
+		!strings.Contains(r1.output(), "used up") || strings.Contains(r1.output(), `"errors"`) {
 		t.Fatalf("revoked robot: exit %v, log:\n%s", err, r1.output())
+	}
+	// Without a join token it says so at once.
+	noJoin := startProc(t, d.bin, filepath.Join(dir, "r1-nojoin.log"), []string{"RPACLOUD_JOIN_TOKEN="},
+		"robot", "--server", base, "--state-dir", filepath.Join(dir, "state-r1"))
+	if err := noJoin.wait(t, 60*time.Second); exitCodeOf(err) != 3 || !strings.Contains(noJoin.output(), revokedMsg) || strings.Contains(noJoin.output(), "enrolling") {
+		t.Fatalf("revoked robot without a join token: exit %v, log:\n%s", err, noJoin.output())
 	}
 	claim := `mutation{claimTask(wait:0){taskID}}`
 	if err := gqlclient.New(base, ids["r1"].Token).Do(ctx, claim, nil, nil); !errors.Is(err, gqlclient.ErrUnauthorized) {
@@ -309,7 +319,7 @@ func TestEnrolEndToEnd(t *testing.T) {
 	d.p.stop()
 	admin = d.start(t)
 	r1, r2 = robot("r1"), robot(second)
-	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 1 || !strings.Contains(r1.output(), "token refused") {
+	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 3 || !strings.Contains(r1.output(), revokedMsg) {
 		t.Fatalf("revoked robot after the restart: exit %v, log:\n%s", err, r1.output())
 	}
 	sdktest.Eventually(t, 60*time.Second, "the second robot to be ready again", func() bool { return strings.Contains(r2.output(), "robot ready") })
@@ -323,6 +333,24 @@ func TestEnrolEndToEnd(t *testing.T) {
 	if err := admin.Do(ctx, joinTokensQ, nil, &list); err != nil || len(list.JoinTokens) != 2 || list.JoinTokens[1].Uses != 2 {
 		t.Fatalf("join tokens: %+v %v", list, err)
 	}
+
+	// Take r1's machine back: a new join token in its environment, and the
+	// agent, refused with its stored identity, enrols again under the
+	// same name and replaces the identity.
+	stdout, _, err = cli(nil, "pool", "join-token", "create", "--pool", "onprem", "-o", "json")
+	var again joinTokenJSON
+	if err != nil || json.Unmarshal([]byte(stdout), &again) != nil {
+		t.Fatalf("third join token: %v %s", err, stdout)
+	}
+	r1 = startProc(t, d.bin, filepath.Join(dir, "r1-again.log"), []string{"RPACLOUD_JOIN_TOKEN=" + again.Secret},
+		"robot", "--server", base, "--state-dir", filepath.Join(dir, "state-r1"))
+	sdktest.Eventually(t, 60*time.Second, "r1 to enrol again", func() bool { return strings.Contains(r1.output(), "robot ready") })
+	waitIdle(2)
+	newR1, found, err := robotagent.LoadIdentity(filepath.Join(dir, "state-r1"))
+	if err != nil || !found || newR1.Robot != "r1" || newR1.Token == ids["r1"].Token {
+		t.Fatalf("identity of r1 after enrolling again: %+v %v %v\nlog:\n%s", newR1, found, err, r1.output())
+	}
+	r1.stop()
 
 	// No secret in clear in any log or in the database.
 	r2.stop()
@@ -338,7 +366,8 @@ func TestEnrolEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for what, s := range map[string]string{"the join token": join, "the second join token": revokedJT.Secret,
-			"r1's token": ids["r1"].Token, "the second robot's token": ids[second].Token} {
+			"r1's token": ids["r1"].Token, "the second robot's token": ids[second].Token,
+			"the third join token": again.Secret, "r1's new token": newR1.Token} {
 			if bytes.Contains(b, []byte(s)) {
 				t.Errorf("%s holds %s in clear", filepath.Base(path), what)
 			}

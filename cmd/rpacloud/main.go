@@ -27,6 +27,7 @@ const (
 	exitOK          = 0   // success
 	exitFailure     = 1   // the command ran and failed (or found problems: validate, fmt --check, failed tasks)
 	exitUsage       = 2   // bad command line: unknown command or flag, missing or bad argument
+	exitRefused     = 3   // robot: the daemon refused the robot's identity (revoked or unknown); restarting will not help
 	exitInterrupted = 130 // interrupted (Ctrl-C) while waiting, as shells report SIGINT
 )
 
@@ -45,6 +46,8 @@ Exit codes:
   1    failure: the command ran and failed, or found problems (validate
        errors, fmt --check differences, failed tasks of task submit --wait)
   2    usage: unknown command or flag, missing or bad argument
+  3    robot: the daemon refused the robot's identity (revoked or unknown);
+       restarting will not help (the systemd unit does not restart on 3)
   130  interrupted while waiting (task submit --wait)`
 
 func main() {

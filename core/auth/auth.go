@@ -91,6 +91,10 @@ func Issue(ctx context.Context, client *ent.Client, req IssueRequest) (string, e
 	return secret, nil
 }
 
+// RobotTokenName is the name of a robot's token, rented or enrolled: one
+// place, so the scaler and enrolment issue and revoke the same name.
+func RobotTokenName(robotName string) string { return "robot/" + robotName }
+
 // Revoke ends a token by name.
 func Revoke(ctx context.Context, client *ent.Client, name string) error {
 	ctx = privacy.DecisionContext(ctx, privacy.Allow)

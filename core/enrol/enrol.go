@@ -19,6 +19,8 @@ import (
 	"net/netip"
 	"regexp"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
@@ -196,12 +198,8 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 	if !p.Active {
 		return resp, fmt.Errorf("%w: pool %q of the join token is no longer in the configuration", ErrRefused, p.Name)
 	}
-	taken, err := tx.Robot.Query().Where(robot.Name(req.Name)).Exist(ctx)
-	if err != nil {
-		return resp, fmt.Errorf("enrol: robot name: %w", err)
-	}
-	if taken {
-		return resp, fmt.Errorf("%w: robot name %q is already taken; choose another with --name", ErrConflict, req.Name)
+	if err := freeName(ctx, tx, req.Name); err != nil {
+		return resp, err
 	}
 	// max is every robot of the pool, enrolled and rented.
 	n, err := tx.Robot.Query().Where(robot.PoolID(p.ID), robot.StateNEQ(robot.StateReleased)).Count(ctx)
@@ -242,7 +240,7 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 		}
 	}
 	rid := rb.ID
-	secret, err := auth.Issue(ctx, tx.Client(), auth.IssueRequest{Name: TokenName(req.Name), Role: viewer.Robot, RobotID: &rid})
+	secret, err := auth.Issue(ctx, tx.Client(), auth.IssueRequest{Name: auth.RobotTokenName(req.Name), Role: viewer.Robot, RobotID: &rid})
 	if err != nil {
 		return resp, fmt.Errorf("enrol: robot token: %w", err)
 	}
@@ -281,6 +279,12 @@ func check(req robotwire.EnrolRequest) ([]string, *delivery.Endpoint, error) {
 		return nil, nil, fmt.Errorf("%w: robot name %q: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
 			ErrBadInput, textlimit.Cut(req.Name, 80))
 	}
+	if err := checkText("hostname", req.Hostname); err != nil {
+		return nil, nil, err
+	}
+	if err := checkText("os", req.OS); err != nil {
+		return nil, nil, err
+	}
 	if len(req.Addresses) > maxAddresses {
 		return nil, nil, fmt.Errorf("%w: %d addresses: at most %d", ErrBadInput, len(req.Addresses), maxAddresses)
 	}
@@ -296,22 +300,90 @@ func check(req robotwire.EnrolRequest) ([]string, *delivery.Endpoint, error) {
 		return addrs, nil, nil
 	}
 	ra := req.RemoteAccess
+	if err := checkText("remote-access host", ra.Host); err != nil {
+		return nil, nil, err
+	}
+	if err := checkText("remote-access username", ra.Username); err != nil {
+		return nil, nil, err
+	}
 	ep := &delivery.Endpoint{Protocol: ra.Protocol, Host: textlimit.Cut(ra.Host, 255), Port: ra.Port, Username: textlimit.Cut(ra.Username, 128)}
 	if err := ep.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+		// delivery's message already starts with "bad input": wrap
+		// without a second prefix, still matching this package's
+		// ErrBadInput.
+		return nil, nil, badInput{err}
 	}
 	return addrs, ep, nil
 }
 
-// TokenName is the name of a robot's token, rented or enrolled.
-func TokenName(robotName string) string { return "robot/" + robotName }
+// checkText refuses what a database column cannot hold or a terminal
+// should not print: invalid UTF-8 and control characters (a NUL makes
+// PostgreSQL fail the whole insert). The field is named, the value not
+// echoed.
+func checkText(field, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrBadInput, field)
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s has a control character (U+%04X) at byte %d", ErrBadInput, field, r, i)
+		}
+	}
+	return nil
+}
+
+// badInput is an error of another package's "bad input" that also
+// matches ErrBadInput, with the message said once.
+type badInput struct{ err error }
+
+func (b badInput) Error() string   { return b.err.Error() }
+func (b badInput) Unwrap() []error { return []error{ErrBadInput, b.err} }
+
+// freeName makes req.Name available in tx or says why not. The name of a
+// revoked enrolled robot may be used again — so a machine re-enrols under
+// its hostname after a revoke — by renaming the old rows to
+// NAME~revoked-ID (the history stays, under that name); any other holder
+// of the name is a conflict.
+func freeName(ctx context.Context, tx *ent.Tx, name string) error {
+	old, err := tx.Robot.Query().Where(robot.Name(name)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enrol: robot name: %w", err)
+	}
+	if !old.Enrolled || old.State != robot.StateReleased {
+		return fmt.Errorf("%w: robot name %q is already taken; choose another with --name", ErrConflict, name)
+	}
+	live, err := tx.Token.Query().Where(token.RobotID(old.ID), token.RevokedAtIsNil()).Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("enrol: robot name: token of %q: %w", name, err)
+	}
+	if live {
+		return fmt.Errorf("%w: robot name %q is already taken; choose another with --name", ErrConflict, name)
+	}
+	retired := fmt.Sprintf("%s~revoked-%d", name, old.ID)
+	if err := tx.Robot.UpdateOneID(old.ID).SetName(retired).Exec(ctx); err != nil {
+		return fmt.Errorf("enrol: rename revoked robot %q: %w", name, err)
+	}
+	if _, err := tx.VM.Update().Where(vm.IdempotencyKey("enrolled-" + name)).
+		SetIdempotencyKey("enrolled-" + retired).Save(ctx); err != nil {
+		return fmt.Errorf("enrol: rename machine of revoked robot %q: %w", name, err)
+	}
+	return nil
+}
 
 // RevokeRobot ends a robot identity: its token is revoked (its next
 // request is refused 401), the robot takes no more work — an enrolled
 // robot is released (it leaves the pool's counts, its machine row is
 // marked deleted), a rented one drains so its VM is destroyed — and
-// robot.revoked is published, which ends its open long poll at once. A task it was running is not cut short here: its attempt
-// expires at its deadline and is retried per the process's policy.
+// robot.revoked is published, which ends its open long poll at once.
+//
+// A task it was running is not cut short here: its attempt expires at its
+// deadline and is retried per the process's policy. Whether there is
+// anything to revoke is decided by the robot's token, not its state: a
+// rented robot that is already draining (scale-in, a removed pool) still
+// holds a working token until it is revoked.
 func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	ctx = sys(ctx)
 	now := s.now()
@@ -327,22 +399,26 @@ func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("revoke robot %q: %w", name, err)
 	}
-	if rb.State == robot.StateReleased || rb.State == robot.StateDraining && !rb.Enrolled {
+	revoked, err := tx.Token.Update().Where(token.RobotID(rb.ID), token.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke robot %q: token: %w", name, err)
+	}
+	stopped := rb.State == robot.StateReleased || rb.State == robot.StateDraining && !rb.Enrolled
+	if revoked == 0 && stopped {
 		return fmt.Errorf("%w: robot %q is already revoked or released", ErrBadInput, name)
 	}
 	// A rented robot's VM is the provider's: it is left draining, so the
 	// scaler destroys the VM (and the fleet, following the provider,
 	// releases the robot and rents a replacement for a permanent one)
 	// instead of a released robot's VM running on unpaid-for and unseen.
-	st := robot.StateReleased
-	if !rb.Enrolled && rb.VMID != nil {
-		st = robot.StateDraining
-	}
-	if err := tx.Robot.UpdateOneID(rb.ID).SetState(st).Exec(ctx); err != nil {
-		return fmt.Errorf("revoke robot %q: release: %w", name, err)
-	}
-	if _, err := tx.Token.Update().Where(token.Name(TokenName(name)), token.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
-		return fmt.Errorf("revoke robot %q: token: %w", name, err)
+	if !stopped {
+		st := robot.StateReleased
+		if !rb.Enrolled && rb.VMID != nil {
+			st = robot.StateDraining
+		}
+		if err := tx.Robot.UpdateOneID(rb.ID).SetState(st).Exec(ctx); err != nil {
+			return fmt.Errorf("revoke robot %q: release: %w", name, err)
+		}
 	}
 	if rb.Enrolled && rb.VMID != nil {
 		if err := tx.VM.UpdateOneID(*rb.VMID).SetState(vm.StateDeleted).SetError("robot identity revoked").Exec(ctx); err != nil {

@@ -382,7 +382,7 @@ func TestRevokeRentedRobotDrains(t *testing.T) {
 	v := f.db.VM.Create().SetPoolID(p.ID).SetProvider("local").SetIdempotencyKey("rpacloud-x").SetState(vm.StateRunning).SaveX(sys())
 	rb := f.db.Robot.Create().SetName("x").SetPoolID(p.ID).SetVMID(v.ID).SetState(robot.StateIdle).SaveX(sys())
 	id := rb.ID
-	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: enrol.TokenName("x"), Role: viewer.Robot, RobotID: &id})
+	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: auth.RobotTokenName("x"), Role: viewer.Robot, RobotID: &id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,4 +436,153 @@ func TestHandler(t *testing.T) {
 	if code != 403 || !strings.Contains(body, "used up") || strings.Contains(body, join) {
 		t.Fatalf("used-up token: %d %s", code, body)
 	}
+}
+
+// A flood from one address is turned away 429 without using up the
+// allowance of agents at other addresses.
+func TestHandlerLimitsPerAddress(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	h := f.svc.Handler()
+	post := func(addr string) int {
+		r := httptest.NewRequest(http.MethodPost, robotwire.EnrolPath, strings.NewReader(`{"joinToken":"rpj_x","name":"n"}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	limited := false
+	for range 50 {
+		if post("192.0.2.1:40000") == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("50 enrolments at once from one address were never limited")
+	}
+	for i := range 5 {
+		if code := post(fmt.Sprintf("192.0.2.%d:40000", 10+i)); code == http.StatusTooManyRequests {
+			t.Fatalf("agent at another address refused 429 during one address's flood")
+		}
+	}
+}
+
+// Control characters in what the machine reports (a NUL breaks
+// PostgreSQL's insert) are refused 400 naming the field. (Invalid UTF-8
+// cannot arrive through JSON: the decoder replaces it.)
+func TestHandlerRefusesControlCharacters(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		_, join := f.token(t, "onprem", time.Hour, 5)
+		for _, c := range []struct {
+			field string
+			edit  func(*robotwire.EnrolRequest)
+		}{
+			{"hostname", func(r *robotwire.EnrolRequest) { r.Hostname = "h\x00st" }},
+			{"os", func(r *robotwire.EnrolRequest) { r.OS = "linux\x1b[2J" }},
+			{"remote-access host", func(r *robotwire.EnrolRequest) {
+				r.RemoteAccess = &robotwire.RemoteAccess{Protocol: "ssh", Host: "h\x00", Port: 22}
+			}},
+			{"remote-access username", func(r *robotwire.EnrolRequest) {
+				r.RemoteAccess = &robotwire.RemoteAccess{Protocol: "ssh", Host: "h", Port: 22, Username: "u\x00"}
+			}},
+		} {
+			in := req(join, "c1")
+			c.edit(&in)
+			srv := httptest.NewServer(f.svc.Handler())
+			b, _ := json.Marshal(in)
+			resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			srv.Close()
+			if resp.StatusCode != 400 || !strings.Contains(string(body), c.field) || strings.Contains(string(body), join) {
+				t.Errorf("%s: %d %s, want 400 naming it", c.field, resp.StatusCode, body)
+			}
+		}
+		if n := f.db.Robot.Query().CountX(sys()); n != 0 {
+			t.Fatalf("%d robots written by refused enrolments", n)
+		}
+	})
+}
+
+// A bad remote-access endpoint says "bad input" once.
+func TestBadEndpointMessageOnce(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	_, join := f.token(t, "onprem", time.Hour, 1)
+	in := req(join, "e1")
+	in.RemoteAccess = &robotwire.RemoteAccess{Protocol: "ssh", Host: "a b", Port: 22}
+	_, err := f.svc.Enrol(context.Background(), in)
+	if !errors.Is(err, enrol.ErrBadInput) || strings.Count(err.Error(), "bad input") != 1 || !strings.Contains(err.Error(), "remote-access host") {
+		t.Fatalf("%v, want one bad input naming the remote-access host", err)
+	}
+}
+
+// A rented robot already draining (scale-in) still holds a working token:
+// revoking it ends the token, and only then is it "already revoked".
+func TestRevokeDrainingRentedRobot(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	p := f.db.Pool.Query().FirstX(sys())
+	v := f.db.VM.Create().SetPoolID(p.ID).SetProvider("local").SetIdempotencyKey("rpacloud-d").SetState(vm.StateRunning).SaveX(sys())
+	rb := f.db.Robot.Create().SetName("d").SetPoolID(p.ID).SetVMID(v.ID).SetState(robot.StateDraining).SaveX(sys())
+	id := rb.ID
+	secret, err := auth.Issue(sys(), f.db.Client, auth.IssueRequest{Name: auth.RobotTokenName("d"), Role: viewer.Robot, RobotID: &id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "d"); err != nil {
+		t.Fatalf("revoking a draining robot with a live token: %v", err)
+	}
+	if _, err := auth.Authenticate(context.Background(), f.db.Client, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("token of the revoked draining robot: %v", err)
+	}
+	if st := f.db.Robot.GetX(sys(), id).State; st != robot.StateDraining {
+		t.Fatalf("revoked draining robot %s, want still draining", st)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "d"); !errors.Is(err, enrol.ErrBadInput) {
+		t.Fatalf("second revocation: %v", err)
+	}
+}
+
+// After a revoke the machine can enrol again under the same name with a
+// new join token; the old identity stays in the history under a retired
+// name, and its token stays dead.
+func TestReEnrolAfterRevokeReusesTheName(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		_, join := f.token(t, "onprem", time.Hour, 5)
+		first, err := f.svc.Enrol(ctx, req(join, "w1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Enrol(ctx, req(join, "w1")); !errors.Is(err, enrol.ErrConflict) {
+			t.Fatalf("second enrolment of a live name: %v", err)
+		}
+		if err := f.svc.RevokeRobot(ctx, "w1"); err != nil {
+			t.Fatal(err)
+		}
+		second, err := f.svc.Enrol(ctx, req(join, "w1"))
+		if err != nil {
+			t.Fatalf("re-enrolment after revoke: %v", err)
+		}
+		if _, err := auth.Authenticate(ctx, f.db.Client, first.Token); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("old token after re-enrolment: %v", err)
+		}
+		pr, err := auth.Authenticate(ctx, f.db.Client, second.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := f.db.Robot.Query().Where(robot.Name("w1")).OnlyX(sys())
+		if *pr.RobotID != now.ID || now.State == robot.StateReleased {
+			t.Fatalf("new identity %+v for robot %+v", pr, now)
+		}
+		old := f.db.Robot.Query().Where(robot.NameHasPrefix("w1~revoked-")).OnlyX(sys())
+		if old.State != robot.StateReleased {
+			t.Fatalf("retired robot %+v", old)
+		}
+	})
 }

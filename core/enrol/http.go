@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	"github.com/rpacloud/rpacloud/core/robotwire"
@@ -16,17 +18,50 @@ import (
 // maxEnrolBody bounds an enrolment request: a few short strings.
 const maxEnrolBody = 16 << 10
 
+const (
+	// Per remote address: a burst of 10, then 2 a second.
+	perPeerRate, perPeerBurst = 2, 10
+	// For the whole daemon: a burst of 20, then 5 a second.
+	globalRate, globalBurst = 5, 20
+	// peers bounds the per-address limiters kept: the least recently
+	// seen address is forgotten (and starts with a full burst again).
+	peers = 4096
+)
+
 // Handler serves robotwire.EnrolPath. It is the one route without a
 // bearer token — the join token in the body is the credential — so it is
 // a plain JSON POST, not GraphQL: the GraphQL endpoint stays
 // authenticated as a whole, with no anonymous path through its executor.
-// Enrolments are rate limited for the whole daemon (a burst of 20, then 5
-// a second) so a flood cannot occupy the database; a join token's 150
-// random bits make guessing pointless at any rate.
+// Enrolments are rate limited per remote address first and then for the
+// whole daemon, so a flood cannot occupy the database, and a flood from one
+// address uses up only its own allowance, not the real agents'. (Behind a
+// reverse proxy every agent shares the proxy's address and so one
+// allowance.) A join token's 150 random bits make guessing pointless at
+// any rate.
 func (s *Service) Handler() http.Handler {
-	lim := rate.NewLimiter(5, 20)
+	global := rate.NewLimiter(globalRate, globalBurst)
+	perPeer, err := lru.New[string, *rate.Limiter](peers)
+	if err != nil {
+		panic(err) // only for a size < 1
+	}
+	allow := func(r *http.Request) bool {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		lim, ok := perPeer.Get(host)
+		if !ok {
+			lim = rate.NewLimiter(perPeerRate, perPeerBurst)
+			// Two first requests of one address may race: both use
+			// the limiter that got in first.
+			if prev, found, _ := perPeer.PeekOrAdd(host, lim); found {
+				lim = prev
+			}
+		}
+		return lim.Allow() && global.Allow()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !lim.Allow() {
+		if !allow(r) {
 			w.Header().Set("Retry-After", "1")
 			writeErr(w, http.StatusTooManyRequests, "too many enrolments at once; try again in a second")
 			return

@@ -53,15 +53,24 @@ func DefaultStateDir() string {
 
 // LoadIdentity reads the identity in dir; found is false when there is
 // none. Like ssh with a private key, it refuses a file that others than
-// its owner may read or write: the robot token in it is the robot.
+// its owner may read or write, a symbolic link (which could point the agent
+// at another file), and a directory that group or others may write (they
+// could swap the file): the robot token in it is the robot.
 func LoadIdentity(dir string) (id Identity, found bool, err error) {
 	path := filepath.Join(dir, IdentityFile)
-	fi, err := os.Stat(path)
+	if di, err := os.Stat(dir); err == nil && runtime.GOOS != "windows" && di.Mode().Perm()&0o022 != 0 {
+		return id, false, fmt.Errorf("robot state directory %s may be written by others (mode %04o): they could replace the robot's identity; run chmod 700 %s",
+			dir, di.Mode().Perm(), dir)
+	}
+	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return id, false, nil
 	}
 	if err != nil {
 		return id, false, fmt.Errorf("robot identity: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return id, false, fmt.Errorf("robot identity %s is not a regular file (a symbolic link?): keep the identity itself in the state directory", path)
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return id, false, fmt.Errorf("robot identity %s is accessible by others (mode %04o): it holds the robot's token; run chmod 600 %s (or enrol again with a new join token if it may have leaked)",

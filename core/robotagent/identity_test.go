@@ -56,6 +56,45 @@ func TestIdentityFile(t *testing.T) {
 	}
 }
 
+// A symbolic link in place of the identity, and a state directory that
+// group or others may write, are refused like ssh refuses them.
+func TestIdentitySymlinkAndDirectoryRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("POSIX modes and symbolic links")
+	}
+	base := t.TempDir()
+	elsewhere := filepath.Join(base, "elsewhere")
+	want := Identity{Server: "http://d:8080", Robot: "r1", Pool: "onprem", Token: "rpc_secret"}
+	if err := SaveIdentity(elsewhere, want); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, IdentityFile), filepath.Join(dir, IdentityFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := LoadIdentity(dir); err == nil || found || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("symlinked identity: %v %v", found, err)
+	}
+	for _, mode := range []os.FileMode{0o770, 0o707, 0o777} {
+		if err := os.Chmod(elsewhere, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, found, err := LoadIdentity(elsewhere)
+		if err == nil || found || !strings.Contains(err.Error(), "chmod 700") || strings.Contains(err.Error(), want.Token) {
+			t.Fatalf("state directory mode %04o: %v %v", mode, found, err)
+		}
+	}
+	if err := os.Chmod(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := LoadIdentity(elsewhere); err != nil || !found {
+		t.Fatalf("state directory 0755 (others may read, not write): %v %v", found, err)
+	}
+}
+
 func TestParseRemoteAccess(t *testing.T) {
 	ra, err := ParseRemoteAccess("rdp://robot@10.0.0.5")
 	if err != nil || ra.Protocol != "rdp" || ra.Host != "10.0.0.5" || ra.Port != 3389 || ra.Username != "robot" {

@@ -106,3 +106,21 @@ func TestMixedPoolEnrolledRobotsArePermanentCapacity(t *testing.T) {
 	}
 	waitFor(t, func() bool { return r.running() == 1 }, "the released robots' processes to stop")
 }
+
+// Enrolled robots count toward min only while they are up: an enrolled
+// machine that is offline, suspect or never seen serves nothing and cannot
+// be restarted from here, so min rents robots in its place.
+func TestMixedPoolOfflineEnrolledRobotsDoNotCountTowardMin(t *testing.T) {
+	db := storetest.SQLite(t)
+	cd := 0
+	r := newRig(t, db, decide.Settings{Min: 2, Max: 6, TasksPerRobot: 1, Cooldown: &cd})
+	enrolRobot(t, db, r.pool, "down-1", robot.StateOffline)
+	enrolRobot(t, db, r.pool, "down-2", robot.StateSuspect)
+	enrolRobot(t, db, r.pool, "never-seen", robot.StateProvisioning)
+	enrolRobot(t, db, r.pool, "up", robot.StateIdle)
+
+	r.step()
+	if n := r.running(); n != 1 {
+		t.Fatalf("%d robots rented for min 2 with 1 enrolled robot up (3 down), want 1", n)
+	}
+}

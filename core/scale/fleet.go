@@ -132,7 +132,11 @@ func (f *Fleet) Reconcile(ctx context.Context, p *ent.Pool) error {
 	if err != nil {
 		return fmt.Errorf("pool %s: list VMs: %w", p.Name, err)
 	}
-	permanent, err := f.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.Enrolled(true), robot.StateIn(liveRobot...)).Count(ctx)
+	// Only enrolled robots that are up count toward min: an enrolled
+	// machine that is switched off, unreachable or never came up serves
+	// no work, and nothing here can restart it, so rented robots fill in.
+	permanent, err := f.Client.Robot.Query().Where(robot.PoolID(p.ID), robot.Enrolled(true),
+		robot.StateIn(robot.StateIdle, robot.StateBusy)).Count(ctx)
 	if err != nil {
 		return fmt.Errorf("pool %s: count enrolled robots: %w", p.Name, err)
 	}
@@ -250,15 +254,13 @@ func (f *Fleet) releaseRobotOf(ctx context.Context, p *ent.Pool, v *ent.VM, evTy
 	if err := f.Client.Robot.UpdateOneID(r.ID).SetState(robot.StateReleased).Exec(ctx); err != nil {
 		return fmt.Errorf("pool %s: release robot %s: %w", p.Name, r.Name, err)
 	}
-	if err := auth.Revoke(ctx, f.Client, tokenName(r.Name)); err != nil {
+	if err := auth.Revoke(ctx, f.Client, auth.RobotTokenName(r.Name)); err != nil {
 		f.Log.Debug("revoke robot token", "robot", r.Name, "err", err)
 	}
 	f.event(ctx, p, &r.ID, evType, fmt.Sprintf("VM %s of robot %s: %s", v.InstanceID, r.Name, v.Error))
 	f.Log.Info("robot released", "pool", p.Name, "robot", r.Name, "reason", evType)
 	return nil
 }
-
-func tokenName(robotName string) string { return "robot/" + robotName }
 
 // rent creates a robot, its VM row and token, then asks the provider. The
 // rows are written before the call, so a crash between the two leaves a
@@ -283,7 +285,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 		return fmt.Errorf("pool %s: record robot: %w", p.Name, err)
 	}
 	rid := r.ID
-	secret, err := auth.Issue(ctx, f.Client, auth.IssueRequest{Name: tokenName(name), Role: viewer.Robot, RobotID: &rid})
+	secret, err := auth.Issue(ctx, f.Client, auth.IssueRequest{Name: auth.RobotTokenName(name), Role: viewer.Robot, RobotID: &rid})
 	if err != nil {
 		return fmt.Errorf("pool %s: robot token: %w", p.Name, err)
 	}

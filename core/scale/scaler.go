@@ -373,7 +373,7 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 			errs = append(errs, err)
 			continue
 		}
-		_ = auth.Revoke(ctx, f.Client, tokenName(rb.Name))
+		_ = auth.Revoke(ctx, f.Client, auth.RobotTokenName(rb.Name))
 		f.event(ctx, p, &rb.ID, events.VMBootTimeout, fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
 		n++
 	}
