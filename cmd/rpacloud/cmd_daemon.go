@@ -218,7 +218,7 @@ comes from --server or RPACLOUD_SERVER, or from the stored identity.
 If the daemon refuses the robot's identity (revoked, or unknown to it) and
 a join token is at hand, the agent enrols again and replaces the stored
 identity (under the same name: a revoked robot's name may be enrolled
-again). Without a join token it exits 3, which the systemd unit does not
+again, with a join token created after the revoke). Without a join token it exits 3, which the systemd unit does not
 restart. Third-party crawler and vendor plugins are looked up in
 --plugin-dir (default $RPACLOUD_PLUGIN_DIR).`,
 		Args: cobra.NoArgs,

@@ -218,8 +218,9 @@ enrolled robot is released (it leaves the pool's counts, its machine's row
 is marked deleted); a rented one drains, so the scaler destroys its VM (and
 rents a replacement for a permanent one). A task it was running is retried
 per its process when its attempt's deadline passes.
-To bring the machine back, give its agent a new join token: refused with
-its old identity, it enrols again under the same name (the revoked
+To bring the machine back, give its agent a join token created after the
+revoke (the one it enrolled with is refused for the revoked name): refused
+with its old identity, it enrols again under the same name (the revoked
 robot's history stays, renamed NAME~revoked-ID).`,
 		Args: cobra.ExactArgs(1),
 	}

@@ -198,7 +198,7 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 	if !p.Active {
 		return resp, fmt.Errorf("%w: pool %q of the join token is no longer in the configuration", ErrRefused, p.Name)
 	}
-	if err := freeName(ctx, tx, req.Name); err != nil {
+	if err := freeName(ctx, tx, req.Name, jt); err != nil {
 		return resp, err
 	}
 	// max is every robot of the pool, enrolled and rented.
@@ -343,8 +343,11 @@ func (b badInput) Unwrap() []error { return []error{ErrBadInput, b.err} }
 // revoked enrolled robot may be used again — so a machine re-enrols under
 // its hostname after a revoke — by renaming the old rows to
 // NAME~revoked-ID (the history stays, under that name); any other holder
-// of the name is a conflict.
-func freeName(ctx context.Context, tx *ent.Tx, name string) error {
+// of the name is a conflict. Only a join token made after the revocation
+// may do it: a revoke is an administrator's decision, and the join token
+// the machine enrolled with (still in its robot.env, maybe with uses left)
+// must not undo it by itself.
+func freeName(ctx context.Context, tx *ent.Tx, name string, jt *ent.JoinToken) error {
 	old, err := tx.Robot.Query().Where(robot.Name(name)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil
@@ -361,6 +364,16 @@ func freeName(ctx context.Context, tx *ent.Tx, name string) error {
 	}
 	if live {
 		return fmt.Errorf("%w: robot name %q is already taken; choose another with --name", ErrConflict, name)
+	}
+	last, err := tx.Token.Query().Where(token.RobotID(old.ID), token.RevokedAtNotNil()).
+		Order(ent.Desc(token.FieldRevokedAt)).First(ctx)
+	switch {
+	case ent.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("enrol: robot name: token of %q: %w", name, err)
+	case !jt.CreatedAt.After(*last.RevokedAt):
+		return fmt.Errorf("%w: robot %q was revoked at %s; only a join token created after that may enrol the name again",
+			ErrRefused, name, last.RevokedAt.UTC().Format(time.RFC3339))
 	}
 	retired := fmt.Sprintf("%s~revoked-%d", name, old.ID)
 	if err := tx.Robot.UpdateOneID(old.ID).SetName(retired).Exec(ctx); err != nil {

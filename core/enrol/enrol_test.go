@@ -548,7 +548,8 @@ func TestRevokeDrainingRentedRobot(t *testing.T) {
 }
 
 // After a revoke the machine can enrol again under the same name with a
-// new join token; the old identity stays in the history under a retired
+// join token made after the revoke (not with the one it enrolled with);
+// the old identity stays in the history under a retired
 // name, and its token stays dead.
 func TestReEnrolAfterRevokeReusesTheName(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -565,7 +566,14 @@ func TestReEnrolAfterRevokeReusesTheName(t *testing.T) {
 		if err := f.svc.RevokeRobot(ctx, "w1"); err != nil {
 			t.Fatal(err)
 		}
-		second, err := f.svc.Enrol(ctx, req(join, "w1"))
+		// The join token it enrolled with does not undo the revoke...
+		if _, err := f.svc.Enrol(ctx, req(join, "w1")); !errors.Is(err, enrol.ErrRefused) || !strings.Contains(err.Error(), "created after") {
+			t.Fatalf("re-enrolment with the join token made before the revoke: %v", err)
+		}
+		// ...one an administrator made after it does.
+		f.now = f.now.Add(time.Minute)
+		_, rejoin := f.token(t, "onprem", time.Hour, 1)
+		second, err := f.svc.Enrol(ctx, req(rejoin, "w1"))
 		if err != nil {
 			t.Fatalf("re-enrolment after revoke: %v", err)
 		}
