@@ -33,6 +33,9 @@ var (
 	ErrInvalidConfig = errors.New("the configuration is invalid; nothing was applied")
 	// ErrNeedsRestart: the plan changes something a running daemon cannot.
 	ErrNeedsRestart = errors.New("the configuration changes what needs a restart; nothing was applied")
+	// ErrHostFiles: files sent through the API add or change what only
+	// the daemon's own files may (config.BlockChange.HostFiles).
+	ErrHostFiles = errors.New("the configuration changes what only the daemon's own files may; nothing was applied")
 	// ErrReloadInProgress: another reload is being applied.
 	ErrReloadInProgress = errors.New("a reload is in progress")
 	// ErrNoFiles: the daemon runs the built-in configuration and has no
@@ -89,7 +92,9 @@ func (d *Daemon) bindingsConfig() config.Live {
 	return d.live()
 }
 
-// retiredSpec is robotapi.Service.Retired.
+// retiredSpec is robotapi.Service.Retired: a removed process's spec is
+// served only while its pool is out of the running configuration (it
+// drains); robotapi then checks the robot is of that pool.
 func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool) {
 	if d.rl == nil {
 		return nil, "", false
@@ -97,33 +102,75 @@ func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool)
 	d.rl.retiredMu.Lock()
 	defer d.rl.retiredMu.Unlock()
 	r, ok := d.rl.retired[name]
-	return r.spec, r.pool, ok && r.spec != nil
+	if !ok || r.spec == nil || poolDeclared(d.cfg.Current(), r.pool) {
+		return nil, "", false
+	}
+	return r.spec, r.pool, true
 }
 
-// retire keeps the specs of the processes of old that next removes, and
-// the declared credentials of every removed process.
+func poolDeclared(c *config.Config, name string) bool {
+	for _, p := range c.Pools {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// retire keeps the specs and declared credentials of the processes of old
+// that next removes while their pool drains (it left the configuration
+// too), and forgets those of processes declared again and of pools that
+// came back: their robots are the running configuration's again.
 func (d *Daemon) retire(old, next *config.Config) {
 	d.rl.retiredMu.Lock()
 	defer d.rl.retiredMu.Unlock()
-	defer func() {
-		merged := *next
-		merged.Processes = append([]config.Process(nil), next.Processes...)
-		for _, r := range d.rl.retired {
-			merged.Processes = append(merged.Processes, r.proc)
-		}
-		d.rl.withRetired.Store(&merged)
-	}()
+	defer d.storeWithRetired(next)
 	keep := map[string]bool{}
 	for _, p := range next.Processes {
 		keep[p.Name] = true
 		delete(d.rl.retired, p.Name)
 	}
+	for name, r := range d.rl.retired {
+		if poolDeclared(next, r.pool) {
+			delete(d.rl.retired, name)
+		}
+	}
 	for _, p := range old.Processes {
-		if keep[p.Name] {
+		if keep[p.Name] || poolDeclared(next, p.Pool) {
 			continue
 		}
 		spec, pool, _ := robotapi.BuildSpec(old, p.Name)
 		d.rl.retired[p.Name] = retiredSpec{spec: spec, pool: pool, proc: p}
+	}
+}
+
+// storeWithRetired publishes cfg plus the retired processes to the
+// credential bindings; retiredMu is held.
+func (d *Daemon) storeWithRetired(cfg *config.Config) {
+	merged := *cfg
+	merged.Processes = append([]config.Process(nil), cfg.Processes...)
+	for _, r := range d.rl.retired {
+		merged.Processes = append(merged.Processes, r.proc)
+	}
+	d.rl.withRetired.Store(&merged)
+}
+
+// drained forgets the retired processes of a pool whose robots are all
+// released: no robot of it is left to ask for their specs.
+func (d *Daemon) drained(pool string) {
+	if d.rl == nil {
+		return
+	}
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	n := len(d.rl.retired)
+	for name, r := range d.rl.retired {
+		if r.pool == pool {
+			delete(d.rl.retired, name)
+		}
+	}
+	if len(d.rl.retired) != n {
+		d.storeWithRetired(d.cfg.Current())
 	}
 }
 
@@ -218,6 +265,16 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 			}
 		}
 	}
+	// Blocks that start executables on the daemon's host are the host's
+	// trust, not an API token's: files sent over the API may not add or
+	// change them (SIGHUP re-reads the daemon's own files, which may).
+	if h := res.Plan.NeedsHostFiles(); srcs != nil && len(h) > 0 {
+		var why []string
+		for _, c := range h {
+			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.HostFiles)
+		}
+		return res, fmt.Errorf("%w: %s", ErrHostFiles, strings.Join(why, "; "))
+	}
 	if r := res.Plan.NeedsRestart(); len(r) > 0 {
 		var why []string
 		for _, c := range r {
@@ -238,13 +295,20 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if eff.Vault == nil {
 		eff.Vault = running.Vault
 	}
+	// The providers of new pools are known before the pools are: the fleet
+	// reads both on its next tick. Update only records blocks (a plugin
+	// starts on first use), so a failed sync forgets them again.
+	added := d.providers.Update(&eff)
 	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
+		d.providers.Forget(added)
 		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 	}
+	// Committed: the rest (switch, audit event, followers) happens even if
+	// the client that asked has gone.
+	ctx = context.WithoutCancel(ctx)
 	d.retire(running, &eff)
 	d.cfg.Store(&eff)
 	d.rl.loaded.Store(next)
-	d.providers.Update(&eff)
 	if d.mon != nil && d.mon.mon != nil {
 		d.mon.mon.Tune(monitorTuning(eff.Monitor))
 	}
@@ -322,7 +386,21 @@ func (d *Daemon) followReloads(ctx context.Context) {
 			return
 		case <-d.opts.Reload:
 		}
-		res, err := d.Reload(ctx, "SIGHUP", nil, false)
+		var (
+			res *config.Outcome
+			err error
+		)
+		for {
+			// A signal during an API reload waits for it, as a
+			// follower does: the operator's files are never dropped.
+			res, err = d.Reload(ctx, "SIGHUP", nil, false)
+			if !errors.Is(err, ErrReloadInProgress) || !retry.Sleep(ctx, time.Second) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
 			continue
@@ -360,6 +438,7 @@ func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]b
 			left, err = sc.scaler.Drain(ctx, &q)
 			if err == nil && left == 0 {
 				d.log.Debug("pool drained", "pool", p.Name)
+				d.drained(p.Name)
 			}
 		}
 		switch {
