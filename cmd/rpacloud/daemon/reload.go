@@ -403,6 +403,7 @@ func (d *Daemon) followReloads(ctx context.Context) {
 		}
 		if err != nil {
 			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			d.refused(ctx, "SIGHUP", err)
 			continue
 		}
 		if !res.Applied {
@@ -491,9 +492,22 @@ func (d *Daemon) followOthers(ctx context.Context) {
 			}
 			if err != nil {
 				d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+				d.refused(ctx, "following another daemon", err)
 			}
 			break
 		}
+	}
+}
+
+// refused records a config.refused event for a reload nobody waits on
+// the answer of (SIGHUP reports success to systemctl either way). The
+// reason names blocks and files, never a value: the loader refuses
+// literal secrets and the error carries no diagnostics' source.
+func (d *Daemon) refused(ctx context.Context, by string, err error) {
+	msg := fmt.Sprintf("reload by %s refused; the running configuration stays: %v", by, err)
+	if _, rerr := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
+		events.Create(d.db.Event, events.ConfigRefused, time.Now()).SetMessage(msg), d.bus); rerr != nil && ctx.Err() == nil {
+		d.log.Warn("record event", "type", events.ConfigRefused, "err", rerr)
 	}
 }
 

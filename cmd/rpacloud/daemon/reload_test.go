@@ -460,3 +460,27 @@ func TestReloadTunesMonitor(t *testing.T) {
 		t.Fatalf("webhook: %v", err)
 	}
 }
+
+// TestReloadSighupRefusedEvent: systemctl reload reports success even when
+// the daemon refuses the files; the refusal is logged and recorded as a
+// config.refused event with the reason.
+func TestReloadSighupRefusedEvent(t *testing.T) {
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.opts.Paths = []string{t.TempDir()}
+	bad := strings.Replace(reloadBase, `max      = 2`, `max      = "two"`, 1)
+	if err := os.WriteFile(filepath.Join(d.opts.Paths[0], "main.hcl"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sig := make(chan os.Signal, 1)
+	d.opts.Reload = sig
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.followReloads(ctx) }()
+	defer func() { cancel(); <-done }()
+	sig <- os.Interrupt
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	sdktest.Eventually(t, 10*time.Second, "a config.refused event", func() bool {
+		ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigRefused))).Only(sys)
+		return err == nil && strings.Contains(ev.Message, "reload by SIGHUP refused") && strings.Contains(ev.Message, "invalid")
+	})
+}
