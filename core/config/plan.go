@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,6 +128,24 @@ func (p Plan) NeedsHostFiles() []BlockChange {
 		}
 	}
 	return out
+}
+
+// Hash identifies what the plan changes, so that an apply can insist on
+// the plan its operator was shown (config apply sends it back): the hex
+// sha256 of the changes as JSON, notes left out (a draining pool's task
+// count moves on between plan and apply without changing what applies).
+func (p Plan) Hash() string {
+	cs := make([]BlockChange, len(p.Changes))
+	for i, c := range p.Changes {
+		c.Note = ""
+		cs[i] = c
+	}
+	b, err := json.Marshal(cs)
+	if err != nil { // plain strings and slices of them: cannot fail
+		panic(fmt.Sprintf("config: plan hash: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Summary is one line: "2 to add, 1 to change, 1 to remove".

@@ -36,6 +36,8 @@ var (
 	// ErrHostFiles: files sent through the API add or change what only
 	// the daemon's own files may (config.BlockChange.HostFiles).
 	ErrHostFiles = errors.New("the configuration changes what only the daemon's own files may; nothing was applied")
+	// ErrPlanChanged: the plan differs from the one the caller was shown.
+	ErrPlanChanged = errors.New("the running configuration changed since the plan; nothing was applied; plan again")
 	// ErrReloadInProgress: another reload is being applied.
 	ErrReloadInProgress = errors.New("a reload is in progress")
 	// ErrNoFiles: the daemon runs the built-in configuration and has no
@@ -212,6 +214,14 @@ func (d *Daemon) initReloads() {
 // what. With dryRun nothing is applied. One reload applies at a time; a
 // second one meanwhile is refused with ErrReloadInProgress.
 func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool) (*config.Outcome, error) {
+	return d.ReloadPlanned(ctx, by, srcs, dryRun, "")
+}
+
+// ReloadPlanned is Reload that, given planHash (config.Plan.Hash of the
+// plan its caller showed), refuses with ErrPlanChanged when the plan now
+// differs: the running configuration changed in between (another apply, a
+// SIGHUP), and what would apply is not what the operator agreed to.
+func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][]byte, dryRun bool, planHash string) (*config.Outcome, error) {
 	if !dryRun {
 		if !d.rl.mu.TryLock() {
 			d.rl.sinceMu.Lock()
@@ -281,6 +291,9 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.Restart)
 		}
 		return res, fmt.Errorf("%w: %s", ErrNeedsRestart, strings.Join(why, "; "))
+	}
+	if planHash != "" && planHash != res.Plan.Hash() {
+		return res, ErrPlanChanged
 	}
 	if dryRun || res.Plan.Empty() {
 		return res, nil

@@ -484,3 +484,31 @@ func TestReloadSighupRefusedEvent(t *testing.T) {
 		return err == nil && strings.Contains(ev.Message, "reload by SIGHUP refused") && strings.Contains(ev.Message, "invalid")
 	})
 }
+
+// TestReloadPlanChanged: an apply given the hash of the plan its operator
+// saw is refused when the plan now differs (another reload came between);
+// with the current plan's hash it applies.
+func TestReloadPlanChanged(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	shown, err := d.Reload(ctx, "test", files(reloadNext), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile someone else applies part of it.
+	between := strings.Replace(reloadBase, `max_duration = "10m"`, `max_duration = "20m"`, 1)
+	if out, err := d.Reload(ctx, "other", files(between), false); err != nil || !out.Applied {
+		t.Fatalf("between: %+v %v", out, err)
+	}
+	before := d.live().Current()
+	if _, err := d.ReloadPlanned(ctx, "test", files(reloadNext), false, shown.Plan.Hash()); !errors.Is(err, ErrPlanChanged) {
+		t.Fatalf("apply of a stale plan: %v", err)
+	}
+	if d.live().Current() != before {
+		t.Fatal("a stale plan was applied")
+	}
+	now, _ := d.Reload(ctx, "test", files(reloadNext), true)
+	if out, err := d.ReloadPlanned(ctx, "test", files(reloadNext), false, now.Plan.Hash()); err != nil || !out.Applied {
+		t.Fatalf("apply of the current plan: %+v %v", out, err)
+	}
+}
