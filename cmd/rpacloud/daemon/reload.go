@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
@@ -217,11 +219,26 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	return d.ReloadPlanned(ctx, by, srcs, dryRun, "")
 }
 
+// reloadHow says where a reload's files come from.
+type reloadHow struct {
+	// trusted: the files are the daemon's own (SIGHUP) or a revision one
+	// of the daemons applied from its own files or checked as API files:
+	// they may change what only the host's files may (providers).
+	trusted bool
+	// follow is the revision a follower applies: no new revision is
+	// recorded, the event names this one.
+	follow *ent.ConfigRevision
+}
+
 // ReloadPlanned is Reload that, given planHash (config.Plan.Hash of the
 // plan its caller showed), refuses with ErrPlanChanged when the plan now
 // differs: the running configuration changed in between (another apply, a
 // SIGHUP), and what would apply is not what the operator agreed to.
 func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][]byte, dryRun bool, planHash string) (*config.Outcome, error) {
+	return d.reload(ctx, by, srcs, dryRun, planHash, reloadHow{trusted: srcs == nil})
+}
+
+func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool, planHash string, how reloadHow) (*config.Outcome, error) {
 	if !dryRun {
 		if !d.rl.mu.TryLock() {
 			d.rl.sinceMu.Lock()
@@ -278,7 +295,7 @@ func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][
 	// Blocks that start executables on the daemon's host are the host's
 	// trust, not an API token's: files sent over the API may not add or
 	// change them (SIGHUP re-reads the daemon's own files, which may).
-	if h := res.Plan.NeedsHostFiles(); srcs != nil && len(h) > 0 {
+	if h := res.Plan.NeedsHostFiles(); !how.trusted && len(h) > 0 {
 		var why []string
 		for _, c := range h {
 			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.HostFiles)
@@ -311,9 +328,26 @@ func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][
 	// The providers of new pools are known before the pools are: the fleet
 	// reads both on its next tick. Update only records blocks (a plugin
 	// starts on first use), so a failed sync forgets them again.
+	// The files become a revision every daemon on the database follows
+	// (followOthers); a follower records none of its own.
+	rev := how.follow
+	if rev == nil {
+		srcFiles, err := revisionFiles(files)
+		if err != nil {
+			return res, err
+		}
+		if rev, err = store.SaveRevision(ctx, d.db.Client, srcFiles, by); err != nil {
+			return res, fmt.Errorf("apply: %w; the running configuration stays", err)
+		}
+	}
 	added := d.providers.Update(&eff)
 	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
 		d.providers.Forget(added)
+		if how.follow == nil {
+			if derr := store.DeleteRevision(context.WithoutCancel(ctx), d.db.Client, rev.ID); derr != nil {
+				d.log.Error("apply failed and its revision stays recorded", "revision", rev.ID, "err", derr)
+			}
+		}
 		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 	}
 	// Committed: the rest (switch, audit event, followers) happens even if
@@ -330,7 +364,7 @@ func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][
 	default: // a wake-up is already pending
 	}
 	res.Applied = true
-	msg := fmt.Sprintf("configuration applied by %s: %s", by, res.Plan.Summary())
+	msg := fmt.Sprintf("configuration applied by %s (revision %d): %s", by, rev.ID, res.Plan.Summary())
 	d.rl.ownMu.Lock()
 	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
 		events.Create(d.db.Event, events.ConfigApplied, time.Now()).SetMessage(msg), d.bus)
@@ -341,8 +375,30 @@ func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][
 	if err != nil {
 		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
 	}
-	d.log.Info("configuration applied", "by", by, "plan", res.Plan.Summary())
+	d.log.Info("configuration applied", "by", by, "revision", rev.ID, "plan", res.Plan.Summary())
 	return res, nil
+}
+
+// revisionFiles are a loaded configuration's files by base name, as a
+// revision stores them, within the limits of files sent to applyConfig.
+func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
+	if len(files) > MaxReloadFiles {
+		return nil, fmt.Errorf("%d configuration files, over the limit of %d", len(files), MaxReloadFiles)
+	}
+	out := make(map[string]string, len(files))
+	from := map[string]string{}
+	for path, f := range files {
+		base := filepath.Base(path)
+		if other, dup := from[base]; dup {
+			return nil, fmt.Errorf("configuration files %s and %s have the same name; the daemons share files by name: rename one", other, path)
+		}
+		from[base] = path
+		if len(f.Bytes) > config.MaxFileBytes {
+			return nil, fmt.Errorf("configuration file %s: %d bytes, over the limit of %d", path, len(f.Bytes), config.MaxFileBytes)
+		}
+		out[base] = string(f.Bytes)
+	}
+	return out, nil
 }
 
 func quoteName(n string) string {
@@ -473,11 +529,12 @@ func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]b
 
 // followOthers makes the daemons of one PostgreSQL follow each other: when
 // another daemon applies a configuration (its config.applied event comes
-// through the relay), this one re-reads its own --config files, as on
-// SIGHUP. Daemons deployed with the same configuration commit thus all
-// apply it when one is told to; files sent to one daemon through the API
-// reach the others only if their own files say the same (else their plan
-// is empty, or theirs is applied). On SQLite there is one daemon.
+// through the relay), this one applies the latest configuration revision
+// (the files that daemon applied, from its own files or through the API),
+// not its own --config files. The event names the revision; the latest
+// is taken, so that a follower that missed one still ends on the last.
+// With no revision recorded (a database of an older version), it re-reads
+// its own files as before. On SQLite there is one daemon.
 func (d *Daemon) followOthers(ctx context.Context) {
 	if d.db.Driver != store.Postgres {
 		return
@@ -490,13 +547,27 @@ func (d *Daemon) followOthers(ctx context.Context) {
 		if own {
 			continue
 		}
-		if len(d.opts.Paths) == 0 {
+		rev, err := store.LatestRevision(ctx, d.db.Client)
+		if err != nil {
+			d.log.Error("another daemon applied a configuration; this one cannot read it and keeps its own", "event", e.Message, "err", err)
+			continue
+		}
+		if rev == nil && len(d.opts.Paths) == 0 {
 			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", e.Message)
 			continue
 		}
-		d.log.Info("another daemon applied a configuration; re-reading this one's files", "event", e.Message)
+		by, srcs, how := "following another daemon", map[string][]byte(nil), reloadHow{trusted: true}
+		if rev != nil {
+			by = fmt.Sprintf("follow revision %d (%s)", rev.ID, rev.AppliedBy)
+			srcs = make(map[string][]byte, len(rev.Files))
+			for n, c := range rev.Files {
+				srcs[n] = []byte(c)
+			}
+			how.follow = rev
+		}
+		d.log.Info("another daemon applied a configuration; applying it here", "event", e.Message, "by", by)
 		for {
-			res, err := d.Reload(ctx, "following another daemon", nil, false)
+			res, err := d.reload(ctx, by, srcs, false, "", how)
 			if errors.Is(err, ErrReloadInProgress) {
 				if !retry.Sleep(ctx, time.Second) {
 					return
@@ -509,6 +580,50 @@ func (d *Daemon) followOthers(ctx context.Context) {
 			}
 			break
 		}
+	}
+}
+
+// startRevision makes the files the daemon started from the latest
+// revision, as an apply of them would: at start the daemon's own files
+// win (they were synced into the database). Others follow at once. A
+// newer revision applied through the API is thereby reverted: said loudly.
+func (d *Daemon) startRevision(ctx context.Context) {
+	if len(d.opts.Paths) == 0 {
+		return // built-in configuration: no files to share
+	}
+	_, _, files := config.Load(d.opts.Paths...) // checked whole at start already; only the bytes
+	srcFiles, err := revisionFiles(files)
+	if err != nil {
+		d.log.Error("the configuration files cannot be shared with the other daemons", "err", err)
+		return
+	}
+	latest, err := store.LatestRevision(ctx, d.db.Client)
+	if err != nil {
+		d.log.Error("read the latest configuration revision", "err", err)
+		return
+	}
+	if latest != nil && latest.Hash == store.RevisionHash(srcFiles) {
+		return
+	}
+	if latest != nil && strings.HasPrefix(latest.AppliedBy, "token ") {
+		d.log.Warn("THE DAEMON'S --config FILES REVERT A CONFIGURATION APPLIED THROUGH THE API: commit what you apply to every daemon's files",
+			"reverted_revision", latest.ID, "applied_by", latest.AppliedBy, "applied_at", latest.CreatedAt)
+	}
+	rev, err := store.SaveRevision(ctx, d.db.Client, srcFiles, "start")
+	if err != nil {
+		d.log.Error("record the configuration revision", "err", err)
+		return
+	}
+	d.rl.ownMu.Lock()
+	defer d.rl.ownMu.Unlock()
+	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow), events.Create(d.db.Event, events.ConfigApplied, time.Now()).
+		SetMessage(fmt.Sprintf("configuration applied by start (revision %d): the daemon's --config files", rev.ID)), d.bus)
+	if err != nil {
+		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
+		return
+	}
+	if d.db.Driver == store.Postgres {
+		d.rl.own[ev.ID] = true
 	}
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,9 +127,14 @@ func TestReloadApplies(t *testing.T) {
 	if len(cur.Pools) != 2 || cur.Processes[0].MaxDuration != 20*time.Minute || cur.Server != before.Server {
 		t.Errorf("running configuration: %+v", cur)
 	}
+	rev, err := store.LatestRevision(ctx, d.db.Client)
+	if err != nil || rev == nil || rev.AppliedBy != "token admin" || rev.Files["main.hcl"] != reloadNext ||
+		rev.Hash != store.RevisionHash(map[string]string{"main.hcl": reloadNext}) {
+		t.Fatalf("revision: %+v %v", rev, err)
+	}
 	ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigApplied))).Only(sys)
-	if err != nil || ev.Message != "configuration applied by token admin: 2 to add, 1 to change, 2 to remove" {
-		t.Errorf("event: %+v %v", ev, err)
+	if want := fmt.Sprintf("configuration applied by token admin (revision %d): 2 to add, 1 to change, 2 to remove", rev.ID); err != nil || ev.Message != want {
+		t.Errorf("event: %+v %v, want %q", ev, err, want)
 	}
 	// The same files again change nothing.
 	again, err := d.Reload(ctx, "test", files(reloadNext), false)
