@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
@@ -283,6 +284,12 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if diags.HasErrors() {
 		return res, ErrInvalidConfig
 	}
+	if how.follow != nil {
+		// A revision carries no server block, and the vault block may
+		// name this host's token file: each daemon keeps its own.
+		cur := d.rl.loaded.Current()
+		next.Server, next.Vault = cur.Server, cur.Vault
+	}
 	res.Plan = config.Diff(d.rl.loaded.Current(), next)
 	d.annotate(ctx, &res.Plan)
 	for _, name := range d.providers.Stale(next) {
@@ -381,6 +388,11 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 
 // revisionFiles are a loaded configuration's files by base name, as a
 // revision stores them, within the limits of files sent to applyConfig.
+// The server block is left out: it is each daemon's own (listener, data
+// directory, database, which a follower keeps), and its dsn is the one
+// place a password may still be written (a warning only), which must not
+// reach the database. What remains holds no secret: the loader refuses
+// literal secrets everywhere else.
 func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
 	if len(files) > MaxReloadFiles {
 		return nil, fmt.Errorf("%d configuration files, over the limit of %d", len(files), MaxReloadFiles)
@@ -396,7 +408,16 @@ func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
 		if len(f.Bytes) > config.MaxFileBytes {
 			return nil, fmt.Errorf("configuration file %s: %d bytes, over the limit of %d", path, len(f.Bytes), config.MaxFileBytes)
 		}
-		out[base] = string(f.Bytes)
+		wf, diags := hclwrite.ParseConfig(f.Bytes, path, hcl.InitialPos)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("configuration file %s: %s", path, diags.Error())
+		}
+		for _, b := range wf.Body().Blocks() {
+			if b.Type() == "server" {
+				wf.Body().RemoveBlock(b)
+			}
+		}
+		out[base] = string(wf.Bytes())
 	}
 	return out, nil
 }

@@ -128,8 +128,10 @@ func TestReloadApplies(t *testing.T) {
 		t.Errorf("running configuration: %+v", cur)
 	}
 	rev, err := store.LatestRevision(ctx, d.db.Client)
-	if err != nil || rev == nil || rev.AppliedBy != "token admin" || rev.Files["main.hcl"] != reloadNext ||
-		rev.Hash != store.RevisionHash(map[string]string{"main.hcl": reloadNext}) {
+	// The revision has the files without the server block (each daemon's
+	// own; its dsn may carry a password).
+	if err != nil || rev == nil || rev.AppliedBy != "token admin" || strings.Contains(rev.Files["main.hcl"], "server") ||
+		!strings.Contains(rev.Files["main.hcl"], `pool "b" {`) || rev.Hash != store.RevisionHash(rev.Files) {
 		t.Fatalf("revision: %+v %v", rev, err)
 	}
 	ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigApplied))).Only(sys)
