@@ -42,6 +42,8 @@ refused whole with the reason, and the running configuration stays.
 
 The daemon's own --config files win at its next start: commit the files you
 apply there. SIGHUP to ` + "`rpacloud server`" + ` re-reads its --config the same way.
+On PostgreSQL every daemon applies what one applied (a configuration
+revision in the database), each keeping its own server block.
 
 apply after the prompt applies only the plan shown: if the running
 configuration changed meanwhile (another apply, a SIGHUP), the daemon refuses
