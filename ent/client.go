@@ -20,6 +20,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/configrevision"
 	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
@@ -55,6 +56,8 @@ type Client struct {
 	Batch *BatchClient
 	// Booking is the client for interacting with the Booking builders.
 	Booking *BookingClient
+	// ConfigRevision is the client for interacting with the ConfigRevision builders.
+	ConfigRevision *ConfigRevisionClient
 	// CredentialBinding is the client for interacting with the CredentialBinding builders.
 	CredentialBinding *CredentialBindingClient
 	// Customer is the client for interacting with the Customer builders.
@@ -103,6 +106,7 @@ func (c *Client) init() {
 	c.Attempt = NewAttemptClient(c.config)
 	c.Batch = NewBatchClient(c.config)
 	c.Booking = NewBookingClient(c.config)
+	c.ConfigRevision = NewConfigRevisionClient(c.config)
 	c.CredentialBinding = NewCredentialBindingClient(c.config)
 	c.Customer = NewCustomerClient(c.config)
 	c.DownloadTicket = NewDownloadTicketClient(c.config)
@@ -216,6 +220,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Attempt:             NewAttemptClient(cfg),
 		Batch:               NewBatchClient(cfg),
 		Booking:             NewBookingClient(cfg),
+		ConfigRevision:      NewConfigRevisionClient(cfg),
 		CredentialBinding:   NewCredentialBindingClient(cfg),
 		Customer:            NewCustomerClient(cfg),
 		DownloadTicket:      NewDownloadTicketClient(cfg),
@@ -256,6 +261,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Attempt:             NewAttemptClient(cfg),
 		Batch:               NewBatchClient(cfg),
 		Booking:             NewBookingClient(cfg),
+		ConfigRevision:      NewConfigRevisionClient(cfg),
 		CredentialBinding:   NewCredentialBindingClient(cfg),
 		Customer:            NewCustomerClient(cfg),
 		DownloadTicket:      NewDownloadTicketClient(cfg),
@@ -301,10 +307,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
-		c.Customer, c.DownloadTicket, c.Event, c.JoinToken, c.Lease,
-		c.LifecycleTransition, c.Pool, c.PoolSample, c.Process, c.RemoteEndpoint,
-		c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
+		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.ConfigRevision,
+		c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event, c.JoinToken,
+		c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
+		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Use(hooks...)
 	}
@@ -314,10 +320,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.CredentialBinding,
-		c.Customer, c.DownloadTicket, c.Event, c.JoinToken, c.Lease,
-		c.LifecycleTransition, c.Pool, c.PoolSample, c.Process, c.RemoteEndpoint,
-		c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
+		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.ConfigRevision,
+		c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event, c.JoinToken,
+		c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
+		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -336,6 +342,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Batch.mutate(ctx, m)
 	case *BookingMutation:
 		return c.Booking.mutate(ctx, m)
+	case *ConfigRevisionMutation:
+		return c.ConfigRevision.mutate(ctx, m)
 	case *CredentialBindingMutation:
 		return c.CredentialBinding.mutate(ctx, m)
 	case *CustomerMutation:
@@ -1120,6 +1128,140 @@ func (c *BookingClient) mutate(ctx context.Context, m *BookingMutation) (Value, 
 		return (&BookingDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Booking mutation op: %q", m.Op())
+	}
+}
+
+// ConfigRevisionClient is a client for the ConfigRevision schema.
+type ConfigRevisionClient struct {
+	config
+}
+
+// NewConfigRevisionClient returns a client for the ConfigRevision from the given config.
+func NewConfigRevisionClient(c config) *ConfigRevisionClient {
+	return &ConfigRevisionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `configrevision.Hooks(f(g(h())))`.
+func (c *ConfigRevisionClient) Use(hooks ...Hook) {
+	c.hooks.ConfigRevision = append(c.hooks.ConfigRevision, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `configrevision.Intercept(f(g(h())))`.
+func (c *ConfigRevisionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ConfigRevision = append(c.inters.ConfigRevision, interceptors...)
+}
+
+// Create returns a builder for creating a ConfigRevision entity.
+func (c *ConfigRevisionClient) Create() *ConfigRevisionCreate {
+	mutation := newConfigRevisionMutation(c.config, OpCreate)
+	return &ConfigRevisionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ConfigRevision entities.
+func (c *ConfigRevisionClient) CreateBulk(builders ...*ConfigRevisionCreate) *ConfigRevisionCreateBulk {
+	return &ConfigRevisionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ConfigRevisionClient) MapCreateBulk(slice any, setFunc func(*ConfigRevisionCreate, int)) *ConfigRevisionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ConfigRevisionCreateBulk{err: fmt.Errorf("calling to ConfigRevisionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ConfigRevisionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ConfigRevisionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ConfigRevision.
+func (c *ConfigRevisionClient) Update() *ConfigRevisionUpdate {
+	mutation := newConfigRevisionMutation(c.config, OpUpdate)
+	return &ConfigRevisionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ConfigRevisionClient) UpdateOne(_m *ConfigRevision) *ConfigRevisionUpdateOne {
+	mutation := newConfigRevisionMutation(c.config, OpUpdateOne, withConfigRevision(_m))
+	return &ConfigRevisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ConfigRevisionClient) UpdateOneID(id int) *ConfigRevisionUpdateOne {
+	mutation := newConfigRevisionMutation(c.config, OpUpdateOne, withConfigRevisionID(id))
+	return &ConfigRevisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ConfigRevision.
+func (c *ConfigRevisionClient) Delete() *ConfigRevisionDelete {
+	mutation := newConfigRevisionMutation(c.config, OpDelete)
+	return &ConfigRevisionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ConfigRevisionClient) DeleteOne(_m *ConfigRevision) *ConfigRevisionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ConfigRevisionClient) DeleteOneID(id int) *ConfigRevisionDeleteOne {
+	builder := c.Delete().Where(configrevision.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ConfigRevisionDeleteOne{builder}
+}
+
+// Query returns a query builder for ConfigRevision.
+func (c *ConfigRevisionClient) Query() *ConfigRevisionQuery {
+	return &ConfigRevisionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeConfigRevision},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ConfigRevision entity by its id.
+func (c *ConfigRevisionClient) Get(ctx context.Context, id int) (*ConfigRevision, error) {
+	return c.Query().Where(configrevision.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ConfigRevisionClient) GetX(ctx context.Context, id int) *ConfigRevision {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ConfigRevisionClient) Hooks() []Hook {
+	hooks := c.hooks.ConfigRevision
+	return append(hooks[:len(hooks):len(hooks)], configrevision.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *ConfigRevisionClient) Interceptors() []Interceptor {
+	return c.inters.ConfigRevision
+}
+
+func (c *ConfigRevisionClient) mutate(ctx context.Context, m *ConfigRevisionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ConfigRevisionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ConfigRevisionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ConfigRevisionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ConfigRevisionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ConfigRevision mutation op: %q", m.Op())
 	}
 }
 
@@ -3542,15 +3684,16 @@ func (c *VMClient) mutate(ctx context.Context, m *VMMutation) (Value, error) {
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
-		DownloadTicket, Event, JoinToken, Lease, LifecycleTransition, Pool, PoolSample,
-		Process, RemoteEndpoint, Robot, ScaleDecision, Task, Token, VM []ent.Hook
+		AccessSession, Anomaly, Attempt, Batch, Booking, ConfigRevision,
+		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
+		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
+		ScaleDecision, Task, Token, VM []ent.Hook
 	}
 	inters struct {
-		AccessSession, Anomaly, Attempt, Batch, Booking, CredentialBinding, Customer,
-		DownloadTicket, Event, JoinToken, Lease, LifecycleTransition, Pool, PoolSample,
-		Process, RemoteEndpoint, Robot, ScaleDecision, Task, Token,
-		VM []ent.Interceptor
+		AccessSession, Anomaly, Attempt, Batch, Booking, ConfigRevision,
+		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
+		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
+		ScaleDecision, Task, Token, VM []ent.Interceptor
 	}
 )
 

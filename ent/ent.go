@@ -17,6 +17,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/configrevision"
 	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
@@ -98,6 +99,7 @@ func checkColumn(t, c string) error {
 			attempt.Table:             attempt.ValidColumn,
 			batch.Table:               batch.ValidColumn,
 			booking.Table:             booking.ValidColumn,
+			configrevision.Table:      configrevision.ValidColumn,
 			credentialbinding.Table:   credentialbinding.ValidColumn,
 			customer.Table:            customer.ValidColumn,
 			downloadticket.Table:      downloadticket.ValidColumn,

@@ -8,6 +8,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/configrevision"
 	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
@@ -34,7 +35,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 21)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 22)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   accesssession.Table,
@@ -176,6 +177,23 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   configrevision.Table,
+			Columns: configrevision.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: configrevision.FieldID,
+			},
+		},
+		Type: "ConfigRevision",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			configrevision.FieldHash:      {Type: field.TypeString, Column: configrevision.FieldHash},
+			configrevision.FieldFiles:     {Type: field.TypeJSON, Column: configrevision.FieldFiles},
+			configrevision.FieldAppliedBy: {Type: field.TypeString, Column: configrevision.FieldAppliedBy},
+			configrevision.FieldCreatedAt: {Type: field.TypeTime, Column: configrevision.FieldCreatedAt},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   credentialbinding.Table,
 			Columns: credentialbinding.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -192,7 +210,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			credentialbinding.FieldCreatedAt:  {Type: field.TypeTime, Column: credentialbinding.FieldCreatedAt},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   customer.Table,
 			Columns: customer.Columns,
@@ -211,7 +229,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			customer.FieldParentID:    {Type: field.TypeInt, Column: customer.FieldParentID},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   downloadticket.Table,
 			Columns: downloadticket.Columns,
@@ -230,7 +248,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			downloadticket.FieldCreatedAt: {Type: field.TypeTime, Column: downloadticket.FieldCreatedAt},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   event.Table,
 			Columns: event.Columns,
@@ -258,7 +276,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			event.FieldAnomalyID:  {Type: field.TypeInt, Column: event.FieldAnomalyID},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   jointoken.Table,
 			Columns: jointoken.Columns,
@@ -281,7 +299,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			jointoken.FieldCreatedBy: {Type: field.TypeString, Column: jointoken.FieldCreatedBy},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lease.Table,
 			Columns: lease.Columns,
@@ -298,7 +316,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lease.FieldExpiresAt: {Type: field.TypeTime, Column: lease.FieldExpiresAt},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lifecycletransition.Table,
 			Columns: lifecycletransition.Columns,
@@ -320,7 +338,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lifecycletransition.FieldEvidence:  {Type: field.TypeString, Column: lifecycletransition.FieldEvidence},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   pool.Table,
 			Columns: pool.Columns,
@@ -344,7 +362,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			pool.FieldActive:        {Type: field.TypeBool, Column: pool.FieldActive},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   poolsample.Table,
 			Columns: poolsample.Columns,
@@ -365,7 +383,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			poolsample.FieldMax:     {Type: field.TypeInt, Column: poolsample.FieldMax},
 		},
 	}
-	graph.Nodes[14] = &sqlgraph.Node{
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   process.Table,
 			Columns: process.Columns,
@@ -391,7 +409,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			process.FieldActive:             {Type: field.TypeBool, Column: process.FieldActive},
 		},
 	}
-	graph.Nodes[15] = &sqlgraph.Node{
+	graph.Nodes[16] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   remoteendpoint.Table,
 			Columns: remoteendpoint.Columns,
@@ -411,7 +429,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remoteendpoint.FieldUsername:  {Type: field.TypeString, Column: remoteendpoint.FieldUsername},
 		},
 	}
-	graph.Nodes[16] = &sqlgraph.Node{
+	graph.Nodes[17] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   robot.Table,
 			Columns: robot.Columns,
@@ -435,7 +453,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			robot.FieldAgentVersion: {Type: field.TypeString, Column: robot.FieldAgentVersion},
 		},
 	}
-	graph.Nodes[17] = &sqlgraph.Node{
+	graph.Nodes[18] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   scaledecision.Table,
 			Columns: scaledecision.Columns,
@@ -472,7 +490,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			scaledecision.FieldTerm:         {Type: field.TypeInt64, Column: scaledecision.FieldTerm},
 		},
 	}
-	graph.Nodes[18] = &sqlgraph.Node{
+	graph.Nodes[19] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   task.Table,
 			Columns: task.Columns,
@@ -502,7 +520,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			task.FieldRandKey:          {Type: field.TypeInt64, Column: task.FieldRandKey},
 		},
 	}
-	graph.Nodes[19] = &sqlgraph.Node{
+	graph.Nodes[20] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   token.Table,
 			Columns: token.Columns,
@@ -524,7 +542,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			token.FieldRevokedAt:  {Type: field.TypeTime, Column: token.FieldRevokedAt},
 		},
 	}
-	graph.Nodes[20] = &sqlgraph.Node{
+	graph.Nodes[21] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   vm.Table,
 			Columns: vm.Columns,
@@ -1465,6 +1483,66 @@ func (f *BookingFilter) WhereClashAccepted(p entql.BoolP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *ConfigRevisionQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the ConfigRevisionQuery builder.
+func (_q *ConfigRevisionQuery) Filter() *ConfigRevisionFilter {
+	return &ConfigRevisionFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *ConfigRevisionMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the ConfigRevisionMutation builder.
+func (m *ConfigRevisionMutation) Filter() *ConfigRevisionFilter {
+	return &ConfigRevisionFilter{config: m.config, predicateAdder: m}
+}
+
+// ConfigRevisionFilter provides a generic filtering capability at runtime for ConfigRevisionQuery.
+type ConfigRevisionFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *ConfigRevisionFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *ConfigRevisionFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(configrevision.FieldID))
+}
+
+// WhereHash applies the entql string predicate on the hash field.
+func (f *ConfigRevisionFilter) WhereHash(p entql.StringP) {
+	f.Where(p.Field(configrevision.FieldHash))
+}
+
+// WhereFiles applies the entql json.RawMessage predicate on the files field.
+func (f *ConfigRevisionFilter) WhereFiles(p entql.BytesP) {
+	f.Where(p.Field(configrevision.FieldFiles))
+}
+
+// WhereAppliedBy applies the entql string predicate on the applied_by field.
+func (f *ConfigRevisionFilter) WhereAppliedBy(p entql.StringP) {
+	f.Where(p.Field(configrevision.FieldAppliedBy))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *ConfigRevisionFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(configrevision.FieldCreatedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *CredentialBindingQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1493,7 +1571,7 @@ type CredentialBindingFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *CredentialBindingFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1558,7 +1636,7 @@ type CustomerFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *CustomerFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1684,7 +1762,7 @@ type DownloadTicketFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *DownloadTicketFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1754,7 +1832,7 @@ type EventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *EventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1869,7 +1947,7 @@ type JoinTokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JoinTokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1959,7 +2037,7 @@ type LeaseFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LeaseFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2019,7 +2097,7 @@ type LifecycleTransitionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LifecycleTransitionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2104,7 +2182,7 @@ type PoolFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2241,7 +2319,7 @@ type PoolSampleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolSampleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2321,7 +2399,7 @@ type ProcessFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ProcessFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2468,7 +2546,7 @@ type RemoteEndpointFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RemoteEndpointFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2543,7 +2621,7 @@ type RobotFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RobotFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2680,7 +2758,7 @@ type ScaleDecisionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ScaleDecisionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2840,7 +2918,7 @@ type TaskFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TaskFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2993,7 +3071,7 @@ type TokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[20].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -3078,7 +3156,7 @@ type VMFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *VMFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[20].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[21].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

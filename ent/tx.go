@@ -24,6 +24,8 @@ type Tx struct {
 	Batch *BatchClient
 	// Booking is the client for interacting with the Booking builders.
 	Booking *BookingClient
+	// ConfigRevision is the client for interacting with the ConfigRevision builders.
+	ConfigRevision *ConfigRevisionClient
 	// CredentialBinding is the client for interacting with the CredentialBinding builders.
 	CredentialBinding *CredentialBindingClient
 	// Customer is the client for interacting with the Customer builders.
@@ -192,6 +194,7 @@ func (tx *Tx) init() {
 	tx.Attempt = NewAttemptClient(tx.config)
 	tx.Batch = NewBatchClient(tx.config)
 	tx.Booking = NewBookingClient(tx.config)
+	tx.ConfigRevision = NewConfigRevisionClient(tx.config)
 	tx.CredentialBinding = NewCredentialBindingClient(tx.config)
 	tx.Customer = NewCustomerClient(tx.config)
 	tx.DownloadTicket = NewDownloadTicketClient(tx.config)

@@ -13,8 +13,11 @@ import (
 // ConfigApplier applies configuration files to the running daemon
 // (cmd/rpacloud/daemon's Reload): load and validate whole, plan, refuse
 // what needs a restart, apply. by names who applied it, for the event.
+//
+// planHash, when not "", is the config.Plan.Hash of the plan the caller
+// showed: the applier refuses when the plan now differs.
 type ConfigApplier interface {
-	Reload(ctx context.Context, by string, files map[string][]byte, dryRun bool) (*config.Outcome, error)
+	ReloadPlanned(ctx context.Context, by string, files map[string][]byte, dryRun bool, planHash string) (*config.Outcome, error)
 }
 
 // configPlan is the API's form of a reload's outcome; a refusal is part
@@ -31,7 +34,7 @@ func configPlan(out *config.Outcome, err error) *model.ConfigPlan {
 		return res
 	}
 	res.Applied = out.Applied
-	res.Summary, res.Text = out.Plan.Summary(), out.Plan.String()
+	res.Summary, res.Text, res.PlanHash = out.Plan.Summary(), out.Plan.String(), out.Plan.Hash()
 	if out.Diagnostics.HasErrors() {
 		res.Summary, res.Text = "nothing planned: the configuration is invalid", ""
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // ApplyConfig is the resolver for the applyConfig field.
-func (r *mutationResolver) ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool) (*model.ConfigPlan, error) {
+func (r *mutationResolver) ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool, planHash *string) (*model.ConfigPlan, error) {
 	p, err := requireRole(ctx, viewer.Admin)
 	if err != nil {
 		return nil, err
@@ -28,6 +28,10 @@ func (r *mutationResolver) ApplyConfig(ctx context.Context, files []*model.Confi
 		}
 		srcs[f.Name] = []byte(f.Content)
 	}
-	out, err := r.Config.Reload(ctx, "token "+p.Name, srcs, dryRun != nil && *dryRun)
+	want := ""
+	if planHash != nil {
+		want = *planHash
+	}
+	out, err := r.Config.ReloadPlanned(ctx, "token "+p.Name, srcs, dryRun != nil && *dryRun, want)
 	return configPlan(out, err), nil
 }

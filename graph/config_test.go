@@ -24,7 +24,7 @@ type fakeApplier struct {
 	calls []string
 }
 
-func (f *fakeApplier) Reload(_ context.Context, by string, files map[string][]byte, dryRun bool) (*config.Outcome, error) {
+func (f *fakeApplier) ReloadPlanned(_ context.Context, by string, files map[string][]byte, dryRun bool, _ string) (*config.Outcome, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, by)
 	f.mu.Unlock()

@@ -201,6 +201,7 @@ type ComplexityRoot struct {
 		Changes     func(childComplexity int) int
 		Diagnostics func(childComplexity int) int
 		Error       func(childComplexity int) int
+		PlanHash    func(childComplexity int) int
 		Summary     func(childComplexity int) int
 		Text        func(childComplexity int) int
 	}
@@ -338,7 +339,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AcknowledgeAnomaly func(childComplexity int, id int, note *string) int
-		ApplyConfig        func(childComplexity int, files []*model.ConfigFileInput, dryRun *bool) int
+		ApplyConfig        func(childComplexity int, files []*model.ConfigFileInput, dryRun *bool, planHash *string) int
 		BindCredential     func(childComplexity int, customer *string, name string, process string) int
 		BookSlot           func(childComplexity int, input model.BookSlotInput) int
 		CancelBooking      func(childComplexity int, id string) int
@@ -801,7 +802,7 @@ type MutationResolver interface {
 	ClaimTask(ctx context.Context, wait *int) (*robotwire.Claim, error)
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
-	ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool) (*model.ConfigPlan, error)
+	ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool, planHash *string) (*model.ConfigPlan, error)
 	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	RotateCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	DeleteCredential(ctx context.Context, customer *string, name string) (bool, error)
@@ -1489,6 +1490,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConfigPlan.Error(childComplexity), true
+	case "ConfigPlan.planHash":
+		if e.ComplexityRoot.ConfigPlan.PlanHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPlan.PlanHash(childComplexity), true
 	case "ConfigPlan.summary":
 		if e.ComplexityRoot.ConfigPlan.Summary == nil {
 			break
@@ -2042,7 +2049,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ApplyConfig(childComplexity, args["files"].([]*model.ConfigFileInput), args["dryRun"].(*bool)), true
+		return e.ComplexityRoot.Mutation.ApplyConfig(childComplexity, args["files"].([]*model.ConfigFileInput), args["dryRun"].(*bool), args["planHash"].(*string)), true
 	case "Mutation.bindCredential":
 		if e.ComplexityRoot.Mutation.BindCredential == nil {
 			break
@@ -4398,6 +4405,12 @@ type ConfigPlan {
   text: String!
   changes: [ConfigChange!]!
   """
+  Identifies what the plan changes (notes aside): give it to a later
+  applyConfig as planHash to apply only this plan. Empty when nothing was
+  planned.
+  """
+  planHash: String!
+  """
   The loader's errors and warnings, each located file:line:col (without
   source snippets, so that no line of a file is echoed back).
   """
@@ -4443,8 +4456,10 @@ extend type Mutation {
   configuration, or one that changes what needs a restart, is refused
   whole: the running configuration stays. What the daemon's own --config
   files say still wins at its next start; commit the files you apply.
+  With planHash (the planHash of a plan shown earlier), a plan that now
+  differs is refused ("the running configuration changed since the plan").
   """
-  applyConfig(files: [ConfigFileInput!]!, dryRun: Boolean = false): ConfigPlan!
+  applyConfig(files: [ConfigFileInput!]!, dryRun: Boolean = false, planHash: String): ConfigPlan!
 }
 `, BuiltIn: false},
 	{Name: "../schema/credentials.graphqls", Input: `# Credentials: system accounts robots log in with, kept in HashiCorp Vault.
@@ -9224,6 +9239,11 @@ func (ec *executionContext) field_Mutation_applyConfig_args(ctx context.Context,
 		return nil, err
 	}
 	args["dryRun"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "planHash", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["planHash"] = arg2
 	return args, nil
 }
 
@@ -13687,6 +13707,35 @@ func (ec *executionContext) fieldContext_ConfigPlan_changes(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _ConfigPlan_planHash(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ConfigPlan_planHash,
+		func(ctx context.Context) (any, error) {
+			return obj.PlanHash, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ConfigPlan_planHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfigPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ConfigPlan_diagnostics(ctx context.Context, field graphql.CollectedField, obj *model.ConfigPlan) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16868,7 +16917,7 @@ func (ec *executionContext) _Mutation_applyConfig(ctx context.Context, field gra
 		ec.fieldContext_Mutation_applyConfig,
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ApplyConfig(ctx, fc.Args["files"].([]*model.ConfigFileInput), fc.Args["dryRun"].(*bool))
+			return ec.Resolvers.Mutation().ApplyConfig(ctx, fc.Args["files"].([]*model.ConfigFileInput), fc.Args["dryRun"].(*bool), fc.Args["planHash"].(*string))
 		},
 		nil,
 		ec.marshalNConfigPlan2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐConfigPlan,
@@ -16895,6 +16944,8 @@ func (ec *executionContext) fieldContext_Mutation_applyConfig(ctx context.Contex
 				return ec.fieldContext_ConfigPlan_text(ctx, field)
 			case "changes":
 				return ec.fieldContext_ConfigPlan_changes(ctx, field)
+			case "planHash":
+				return ec.fieldContext_ConfigPlan_planHash(ctx, field)
 			case "diagnostics":
 				return ec.fieldContext_ConfigPlan_diagnostics(ctx, field)
 			}
@@ -43508,6 +43559,11 @@ func (ec *executionContext) _ConfigPlan(ctx context.Context, sel ast.SelectionSe
 			}
 		case "changes":
 			out.Values[i] = ec._ConfigPlan_changes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "planHash":
+			out.Values[i] = ec._ConfigPlan_planHash(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/core/config"
@@ -38,8 +42,18 @@ refused whole with the reason, and the running configuration stays.
 
 The daemon's own --config files win at its next start: commit the files you
 apply there. SIGHUP to ` + "`rpacloud server`" + ` re-reads its --config the same way.
+On PostgreSQL every daemon applies what one applied (a configuration
+revision in the database), each keeping its own server block.
 
--o json prints {"applied", "error", "summary", "text", "changes": [{"kind",
+apply after the prompt applies only the plan shown: if the running
+configuration changed meanwhile (another apply, a SIGHUP), the daemon refuses
+("the running configuration changed since the plan; plan again").
+
+A provider block may not be added or changed this way (its plugin runs
+executables on the daemon host): the plan marks it "needs the daemon's own
+files"; change the daemon's --config files and reload with SIGHUP.
+
+-o json prints {"applied", "error", "summary", "text", "planHash", "changes": [{"kind",
 "name", "action", "attributes": [{"name", "old", "new"}], "restart",
 "note"}], "diagnostics": [{"severity", "summary", "detail", "location"}]}.
 Exit 1 when the configuration is invalid or refused.`
@@ -79,9 +93,9 @@ func newConfigApplyCmd() *cobra.Command {
 	return cmd
 }
 
-const applyConfigMutation = `mutation ApplyConfig($files: [ConfigFileInput!]!, $dryRun: Boolean) {
-  applyConfig(files: $files, dryRun: $dryRun) {
-    applied error summary text
+const applyConfigMutation = `mutation ApplyConfig($files: [ConfigFileInput!]!, $dryRun: Boolean, $planHash: String) {
+  applyConfig(files: $files, dryRun: $dryRun, planHash: $planHash) {
+    applied error summary text planHash
     changes { kind name action attributes { name old new } restart note }
     diagnostics { severity summary detail location }
   }
@@ -89,11 +103,12 @@ const applyConfigMutation = `mutation ApplyConfig($files: [ConfigFileInput!]!, $
 
 // configPlan is the answer of applyConfig; its JSON is -o json's.
 type configPlan struct {
-	Applied bool    `json:"applied"`
-	Error   *string `json:"error"`
-	Summary string  `json:"summary"`
-	Text    string  `json:"text"`
-	Changes []struct {
+	Applied  bool    `json:"applied"`
+	Error    *string `json:"error"`
+	Summary  string  `json:"summary"`
+	Text     string  `json:"text"`
+	PlanHash string  `json:"planHash"`
+	Changes  []struct {
 		Kind       string `json:"kind"`
 		Name       string `json:"name"`
 		Action     string `json:"action"`
@@ -153,16 +168,22 @@ func runConfig(ctx context.Context, cf clientFlags, path string, planOnly, yes b
 	if err != nil {
 		return fail("%v", err)
 	}
-	send := func(dryRun bool) (*configPlan, error) {
+	// planHash, after the prompt, is the plan shown: the daemon applies
+	// only that one, not what another apply or a SIGHUP made of it since.
+	send := func(dryRun bool, planHash string) (*configPlan, error) {
 		var res struct {
 			ApplyConfig configPlan `json:"applyConfig"`
 		}
-		if err := c.Do(ctx, applyConfigMutation, map[string]any{"files": srcs, "dryRun": dryRun}, &res); err != nil {
+		vars := map[string]any{"files": srcs, "dryRun": dryRun}
+		if planHash != "" {
+			vars["planHash"] = planHash
+		}
+		if err := c.Do(ctx, applyConfigMutation, vars, &res); err != nil {
 			return nil, err
 		}
 		return &res.ApplyConfig, nil
 	}
-	p, err := send(planOnly || !yes)
+	p, err := send(planOnly || !yes, "")
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -177,7 +198,7 @@ func runConfig(ctx context.Context, cf clientFlags, path string, planOnly, yes b
 			fmt.Fprintln(stdout, "Nothing applied.")
 			return exitOK
 		}
-		if p, err = send(false); err != nil {
+		if p, err = send(false, p.PlanHash); err != nil {
 			return fail("%v", err)
 		}
 	} else if !planOnly && !yes && p.Error == nil && len(p.Changes) > 0 {
@@ -195,14 +216,65 @@ func runConfig(ctx context.Context, cf clientFlags, path string, planOnly, yes b
 		}
 	}
 	if p.Error != nil {
-		for _, d := range p.Diagnostics {
-			if d.Location != "" {
-				fmt.Fprintf(stderr, "%s: %s: %s; %s\n", d.Location, d.Severity, d.Summary, d.Detail)
-			} else {
-				fmt.Fprintf(stderr, "%s: %s; %s\n", d.Severity, d.Summary, d.Detail)
-			}
-		}
+		// The daemon checks what this side cannot (its plugins' schemas)
+		// and answers without source lines; these are the same files, so
+		// the lines are shown from here.
+		_ = config.WriteDiagnostics(stderr, files, located(p, files, seen))
 		return fail("%s", *p.Error)
 	}
 	return exitOK
+}
+
+// located turns the daemon's diagnostics (file:line:col, the file by its
+// base name) into ones on the local files, for config.WriteDiagnostics.
+func located(p *configPlan, files map[string]*hcl.File, byBase map[string]string) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range p.Diagnostics {
+		dg := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: d.Summary, Detail: d.Detail}
+		if d.Severity == "warning" {
+			dg.Severity = hcl.DiagWarning
+		}
+		if rng, ok := localRange(d.Location, files, byBase); ok {
+			dg.Subject = &rng
+		} else if d.Location != "" {
+			dg.Summary = d.Location + ": " + d.Summary
+		}
+		out = append(out, dg)
+	}
+	return out
+}
+
+// localRange is the range of a "name:line:col" location in the local file
+// of that base name, one character wide.
+func localRange(loc string, files map[string]*hcl.File, byBase map[string]string) (hcl.Range, bool) {
+	parts := strings.Split(loc, ":")
+	if len(parts) < 3 {
+		return hcl.Range{}, false
+	}
+	line, err1 := strconv.Atoi(parts[len(parts)-2])
+	col, err2 := strconv.Atoi(parts[len(parts)-1])
+	path, ok := byBase[strings.Join(parts[:len(parts)-2], ":")]
+	if err1 != nil || err2 != nil || !ok || files[path] == nil || line < 1 || col < 1 {
+		return hcl.Range{}, false
+	}
+	src := files[path].Bytes
+	off := 0
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return hcl.Range{}, false
+		}
+		off += i + 1
+	}
+	for c := 1; c < col && off < len(src) && src[off] != '\n'; c++ {
+		_, n := utf8.DecodeRune(src[off:])
+		off += n
+	}
+	pos := hcl.Pos{Line: line, Column: col, Byte: off}
+	end := pos
+	if off < len(src) && src[off] != '\n' {
+		_, n := utf8.DecodeRune(src[off:])
+		end = hcl.Pos{Line: line, Column: col + 1, Byte: off + n}
+	}
+	return hcl.Range{Filename: path, Start: pos, End: end}, true
 }

@@ -17,10 +17,10 @@ import (
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
-// TestReloadFollowsOnPostgres: two `rpacloud server` on one PostgreSQL,
-// deployed with the same configuration commit. Applied on A, the new
-// configuration reaches B too: B re-reads its own files when A's
-// config.applied event arrives, so a plan against B shows no change left.
+// TestReloadFollowsOnPostgres: two `rpacloud server` on one PostgreSQL.
+// Applied on A, the new configuration reaches B: B applies the revision A
+// recorded when A's config.applied event arrives, so a plan against B
+// shows no change left, even for files that only A was sent.
 func TestReloadFollowsOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -90,7 +90,46 @@ process "echo" {
 	}
 	// A follows B's follow-up (an empty plan for A, so it ends there), but
 	// never its own apply.
-	if strings.Contains(a.Log(), `re-reading this one's files" event="configuration applied by token admin`) {
+	if strings.Contains(a.Log(), `applying it here" event="configuration applied by token admin`) {
 		t.Errorf("A followed its own apply:\n%s", a.Log())
+	}
+
+	// Files sent to A only (B's own files stay as they are) reach B's
+	// running configuration too: B applies the revision A recorded, not
+	// its own files.
+	onlyA := filepath.Join(t.TempDir(), "rpacloud.hcl")
+	raw, err := os.ReadFile(filepath.Join(a.Dir, "rpacloud.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(onlyA, []byte(strings.Replace(string(raw), `retries = 5`, `retries = 7`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	with := func(d *dashtest.Daemon, path string, args ...string) (string, error) {
+		args = append(args, "--config", path, "--server", d.Base, "--token", a.Token)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := with(a, onlyA, "config", "apply", "--yes"); err != nil || !strings.Contains(out, "retries: 5 → 7") {
+		t.Fatalf("apply on A of files B does not have: %v\n%s", err, out)
+	}
+	// The same change with B's server block (each daemon keeps its own).
+	checkB := filepath.Join(t.TempDir(), "rpacloud.hcl")
+	rawB, err := os.ReadFile(filepath.Join(b.Dir, "rpacloud.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(checkB, []byte(strings.Replace(string(rawB), `retries = 5`, `retries = 7`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "B to run A's files", func() (bool, string) {
+		out, err := with(b, checkB, "config", "plan")
+		return err == nil && strings.Contains(out, "No changes"), out
+	})
+	if out, err := cli(b, "config", "plan"); err != nil || !strings.Contains(out, "retries: 7 → 5") {
+		t.Errorf("B's own files against its running configuration: %v\n%s", err, out)
+	}
+	if !strings.Contains(b.Log(), "follow revision") {
+		t.Errorf("B's log does not name the revision it followed:\n%s", b.Log())
 	}
 }

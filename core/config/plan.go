@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -86,6 +88,11 @@ type BlockChange struct {
 	// Note is what the daemon adds from its state, e.g. how many tasks a
 	// removed pool still has to drain.
 	Note string `json:"note,omitempty"`
+	// HostFiles says why this change may come only from the daemon's own
+	// --config files (at start or on SIGHUP), never from files sent over
+	// the API; "" when any admin may apply it. Such blocks make the daemon
+	// start executables on its host: an API token must not reach them.
+	HostFiles string `json:"host_files,omitempty"`
 }
 
 // AttributeChange is one attribute's old and new value as rendered text;
@@ -109,6 +116,36 @@ func (p Plan) NeedsRestart() []BlockChange {
 		}
 	}
 	return out
+}
+
+// NeedsHostFiles returns the changes that only the daemon's own files may
+// make (BlockChange.HostFiles).
+func (p Plan) NeedsHostFiles() []BlockChange {
+	var out []BlockChange
+	for _, c := range p.Changes {
+		if c.HostFiles != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Hash identifies what the plan changes, so that an apply can insist on
+// the plan its operator was shown (config apply sends it back): the hex
+// sha256 of the changes as JSON, notes left out (a draining pool's task
+// count moves on between plan and apply without changing what applies).
+func (p Plan) Hash() string {
+	cs := make([]BlockChange, len(p.Changes))
+	for i, c := range p.Changes {
+		c.Note = ""
+		cs[i] = c
+	}
+	b, err := json.Marshal(cs)
+	if err != nil { // plain strings and slices of them: cannot fail
+		panic(fmt.Sprintf("config: plan hash: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Summary is one line: "2 to add, 1 to change, 1 to remove".
@@ -151,6 +188,9 @@ func (p Plan) WriteText(w io.Writer) error {
 		if c.Restart != "" {
 			b.WriteString(" (needs a restart: " + c.Restart + ")")
 		}
+		if c.HostFiles != "" {
+			b.WriteString(" (needs the daemon's own files: " + c.HostFiles + ")")
+		}
 		b.WriteString("\n")
 		for _, a := range c.Attributes {
 			fmt.Fprintf(&b, "    %s: %s → %s\n", a.Name, shown(a.Old), shown(a.New))
@@ -160,6 +200,9 @@ func (p Plan) WriteText(w io.Writer) error {
 		b.WriteString("Plan: " + p.Summary() + ".\n")
 		if r := p.NeedsRestart(); len(r) > 0 {
 			fmt.Fprintf(&b, "%d change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n", len(r))
+		}
+		if h := p.NeedsHostFiles(); len(h) > 0 {
+			fmt.Fprintf(&b, "%d change(s) need the daemon's own files: apply through the API refuses this plan; change the daemon's --config files and reload with SIGHUP.\n", len(h))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -191,7 +234,11 @@ type planKind struct {
 	// attrRestart: a block whose attributes under one of these prefixes
 	// differ (added and removed blocks included) needs a restart, why.
 	attrRestart map[string]string
-	blocks      func(*Config) []block
+	// hostFiles, when set, is why adding or changing a block of this
+	// kind may come only from the daemon's own files (BlockChange.HostFiles);
+	// removing one starts nothing, so anyone who may apply may remove it.
+	hostFiles string
+	blocks    func(*Config) []block
 }
 
 func named[T any](xs []T, name func(T) string) []block {
@@ -208,6 +255,11 @@ func single(v any, present bool) []block {
 	}
 	return []block{{"", v}}
 }
+
+// HostFilesProviders is why provider blocks come only from the daemon's
+// own files: the local provider's robot_command, plugin_dir and state_dir
+// name what the daemon runs and writes on its host.
+const HostFilesProviders = "providers start executables on the daemon host: change them in the daemon's --config files and reload with SIGHUP"
 
 // kinds lists every part of a configuration. The reasons say what a
 // running daemon has built from the block once, at start.
@@ -226,7 +278,8 @@ var planKinds = []planKind{
 	{name: "documents", blocks: func(c *Config) []block { return single(c.Documents, true) }},
 	{name: "customer", blocks: func(c *Config) []block { return named(c.Customers, func(x Customer) string { return x.Name }) }},
 	{name: "provider", changeRestart: "a provider's plugin keeps the robots it rented; a changed provider block takes effect at the next restart",
-		blocks: func(c *Config) []block { return named(c.Providers, func(x Provider) string { return x.Name }) }},
+		hostFiles: HostFilesProviders,
+		blocks:    func(c *Config) []block { return named(c.Providers, func(x Provider) string { return x.Name }) }},
 	{name: "network", blocks: func(c *Config) []block { return named(c.Networks, func(x Network) string { return x.Name }) }},
 	{name: "pool", blocks: func(c *Config) []block { return named(c.Pools, func(x Pool) string { return x.Name }) }},
 	{name: "vendor", blocks: func(c *Config) []block { return named(c.Vendors, func(x Vendor) string { return x.Name }) }},
@@ -265,10 +318,10 @@ func Diff(old, new *Config) Plan {
 			oa, ok := om[name]
 			switch {
 			case !ok:
-				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Add, Restart: k.restartOf(Add, diffAttrs(nil, na))})
+				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Add, Restart: k.restartOf(Add, diffAttrs(nil, na)), HostFiles: k.hostFiles})
 			default:
 				if attrs := diffAttrs(oa, na); len(attrs) > 0 {
-					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: k.restartOf(Change, attrs)})
+					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: k.restartOf(Change, attrs), HostFiles: k.hostFiles})
 				}
 			}
 		}

@@ -52,6 +52,12 @@ const (
 	// (SIGHUP or applyConfig); the message has the plan's summary and who
 	// applied it.
 	ConfigApplied Type = "config.applied"
+	// ConfigRefused: a reload the daemon started itself (SIGHUP, or
+	// following another daemon) was refused; the message has the reason.
+	// A refused applyConfig answers its caller instead: no event. Who sent
+	// SIGHUP (systemctl reload) sees success either way, so the refusal is
+	// recorded where the dashboard shows it.
+	ConfigRefused Type = "config.refused"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.

@@ -70,12 +70,30 @@ func NewProviders(h *pluginhost.Host, cfg *config.Config, o ProvidersOptions) *P
 // served until the daemon restarts, so that the fleet can still release
 // the robots of the pools that drain; a changed block needs a restart
 // (config.Diff says so), so the running plugin is never reconfigured here.
-func (s *Providers) Update(cfg *config.Config) {
+// It returns the names of the blocks it added, for Forget.
+func (s *Providers) Update(cfg *config.Config) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var added []string
 	for _, p := range cfg.Providers {
 		if _, ok := s.blocks[p.Name]; !ok {
 			s.blocks[p.Name] = p
+			added = append(added, p.Name)
+		}
+	}
+	return added
+}
+
+// Forget undoes Update for the named blocks whose plugin has not started,
+// when the reload that added them failed: nothing refers to them.
+func (s *Providers) Forget(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		if _, started := s.clients[n]; !started {
+			delete(s.blocks, n)
+			delete(s.nextTry, n)
+			delete(s.failures, n)
 		}
 	}
 }

@@ -34,3 +34,27 @@ func TestProviderSecretsResolved(t *testing.T) {
 		t.Fatalf("missing secret: %v", err)
 	}
 }
+
+// TestProvidersForget: a reload records its new provider blocks before its
+// pools are synced, and forgets them when the sync fails; blocks it did
+// not add stay.
+func TestProvidersForget(t *testing.T) {
+	old := &config.Config{Providers: []config.Provider{{Name: "a", Plugin: "local"}}}
+	s := NewProviders(nil, old, ProvidersOptions{})
+	next := &config.Config{Providers: []config.Provider{{Name: "a", Plugin: "local"}, {Name: "b", Plugin: "local"}}}
+	added := s.Update(next)
+	if len(added) != 1 || added[0] != "b" {
+		t.Fatalf("added %v, want [b]", added)
+	}
+	if _, ok := s.Statuses()["b"]; !ok {
+		t.Fatal("b not served after Update")
+	}
+	s.Forget(added)
+	st := s.Statuses()
+	if _, ok := st["b"]; ok {
+		t.Error("b still served after Forget")
+	}
+	if _, ok := st["a"]; !ok {
+		t.Error("Forget dropped a block it was not given")
+	}
+}

@@ -69,6 +69,18 @@ func (f BookingFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.BookingMutation", m)
 }
 
+// The ConfigRevisionFunc type is an adapter to allow the use of ordinary
+// function as ConfigRevision mutator.
+type ConfigRevisionFunc func(context.Context, *ent.ConfigRevisionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ConfigRevisionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ConfigRevisionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ConfigRevisionMutation", m)
+}
+
 // The CredentialBindingFunc type is an adapter to allow the use of ordinary
 // function as CredentialBinding mutator.
 type CredentialBindingFunc func(context.Context, *ent.CredentialBindingMutation) (ent.Value, error)

@@ -13,6 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/configrevision"
 	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
@@ -221,6 +222,33 @@ func (f TraverseBooking) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.BookingQuery", q)
+}
+
+// The ConfigRevisionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type ConfigRevisionFunc func(context.Context, *ent.ConfigRevisionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f ConfigRevisionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.ConfigRevisionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.ConfigRevisionQuery", q)
+}
+
+// The TraverseConfigRevision type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseConfigRevision func(context.Context, *ent.ConfigRevisionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseConfigRevision) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseConfigRevision) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ConfigRevisionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.ConfigRevisionQuery", q)
 }
 
 // The CredentialBindingFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -668,6 +696,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.BatchQuery, predicate.Batch, batch.OrderOption]{typ: ent.TypeBatch, tq: q}, nil
 	case *ent.BookingQuery:
 		return &query[*ent.BookingQuery, predicate.Booking, booking.OrderOption]{typ: ent.TypeBooking, tq: q}, nil
+	case *ent.ConfigRevisionQuery:
+		return &query[*ent.ConfigRevisionQuery, predicate.ConfigRevision, configrevision.OrderOption]{typ: ent.TypeConfigRevision, tq: q}, nil
 	case *ent.CredentialBindingQuery:
 		return &query[*ent.CredentialBindingQuery, predicate.CredentialBinding, credentialbinding.OrderOption]{typ: ent.TypeCredentialBinding, tq: q}, nil
 	case *ent.CustomerQuery:

@@ -221,6 +221,27 @@ var (
 			},
 		},
 	}
+	// ConfigRevisionsColumns holds the columns for the "config_revisions" table.
+	ConfigRevisionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "hash", Type: field.TypeString},
+		{Name: "files", Type: field.TypeJSON},
+		{Name: "applied_by", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// ConfigRevisionsTable holds the schema information for the "config_revisions" table.
+	ConfigRevisionsTable = &schema.Table{
+		Name:       "config_revisions",
+		Columns:    ConfigRevisionsColumns,
+		PrimaryKey: []*schema.Column{ConfigRevisionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "configrevision_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConfigRevisionsColumns[4]},
+			},
+		},
+	}
 	// CredentialBindingsColumns holds the columns for the "credential_bindings" table.
 	CredentialBindingsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -700,6 +721,7 @@ var (
 		AttemptsTable,
 		BatchesTable,
 		BookingsTable,
+		ConfigRevisionsTable,
 		CredentialBindingsTable,
 		CustomersTable,
 		DownloadTicketsTable,
@@ -738,6 +760,9 @@ func init() {
 	}
 	BookingsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(64424509440),
+	}
+	ConfigRevisionsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(94489280512),
 	}
 	CredentialBindingsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(55834574848),

@@ -21,6 +21,9 @@ type Batch func(*sql.Selector)
 // Booking is the predicate function for booking builders.
 type Booking func(*sql.Selector)
 
+// ConfigRevision is the predicate function for configrevision builders.
+type ConfigRevision func(*sql.Selector)
+
 // CredentialBinding is the predicate function for credentialbinding builders.
 type CredentialBinding func(*sql.Selector)
 

@@ -231,6 +231,30 @@ func (f BookingMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutatio
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.BookingMutation", m)
 }
 
+// The ConfigRevisionQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type ConfigRevisionQueryRuleFunc func(context.Context, *ent.ConfigRevisionQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f ConfigRevisionQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ConfigRevisionQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.ConfigRevisionQuery", q)
+}
+
+// The ConfigRevisionMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type ConfigRevisionMutationRuleFunc func(context.Context, *ent.ConfigRevisionMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f ConfigRevisionMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.ConfigRevisionMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.ConfigRevisionMutation", m)
+}
+
 // The CredentialBindingQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type CredentialBindingQueryRuleFunc func(context.Context, *ent.CredentialBindingQuery) error
@@ -660,6 +684,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.BookingQuery:
 		return q.Filter(), nil
+	case *ent.ConfigRevisionQuery:
+		return q.Filter(), nil
 	case *ent.CredentialBindingQuery:
 		return q.Filter(), nil
 	case *ent.CustomerQuery:
@@ -708,6 +734,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.BatchMutation:
 		return m.Filter(), nil
 	case *ent.BookingMutation:
+		return m.Filter(), nil
+	case *ent.ConfigRevisionMutation:
 		return m.Filter(), nil
 	case *ent.CredentialBindingMutation:
 		return m.Filter(), nil

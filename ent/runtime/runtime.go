@@ -11,6 +11,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
+	"github.com/rpacloud/rpacloud/ent/configrevision"
 	"github.com/rpacloud/rpacloud/ent/credentialbinding"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/downloadticket"
@@ -286,6 +287,29 @@ func init() {
 	bookingDescClashAccepted := bookingFields[12].Descriptor()
 	// booking.DefaultClashAccepted holds the default value on creation for the clash_accepted field.
 	booking.DefaultClashAccepted = bookingDescClashAccepted.Default.(bool)
+	configrevision.Policy = privacy.NewPolicies(schema.ConfigRevision{})
+	configrevision.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := configrevision.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	configrevisionFields := schema.ConfigRevision{}.Fields()
+	_ = configrevisionFields
+	// configrevisionDescHash is the schema descriptor for hash field.
+	configrevisionDescHash := configrevisionFields[0].Descriptor()
+	// configrevision.HashValidator is a validator for the "hash" field. It is called by the builders before save.
+	configrevision.HashValidator = configrevisionDescHash.Validators[0].(func(string) error)
+	// configrevisionDescAppliedBy is the schema descriptor for applied_by field.
+	configrevisionDescAppliedBy := configrevisionFields[2].Descriptor()
+	// configrevision.DefaultAppliedBy holds the default value on creation for the applied_by field.
+	configrevision.DefaultAppliedBy = configrevisionDescAppliedBy.Default.(string)
+	// configrevisionDescCreatedAt is the schema descriptor for created_at field.
+	configrevisionDescCreatedAt := configrevisionFields[3].Descriptor()
+	// configrevision.DefaultCreatedAt holds the default value on creation for the created_at field.
+	configrevision.DefaultCreatedAt = configrevisionDescCreatedAt.Default.(func() time.Time)
 	credentialbinding.Policy = privacy.NewPolicies(schema.CredentialBinding{})
 	credentialbinding.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {

@@ -108,6 +108,10 @@ type ConfigPlan struct {
 	// The plan as text, like terraform plan.
 	Text    string          `json:"text"`
 	Changes []*ConfigChange `json:"changes"`
+	// Identifies what the plan changes (notes aside): give it to a later
+	// applyConfig as planHash to apply only this plan. Empty when nothing was
+	// planned.
+	PlanHash string `json:"planHash"`
 	// The loader's errors and warnings, each located file:line:col (without
 	// source snippets, so that no line of a file is echoed back).
 	Diagnostics []*ConfigDiagnostic `json:"diagnostics"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
 	"github.com/rpacloud/rpacloud/core/config"
@@ -20,6 +22,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/robot"
@@ -33,6 +36,11 @@ var (
 	ErrInvalidConfig = errors.New("the configuration is invalid; nothing was applied")
 	// ErrNeedsRestart: the plan changes something a running daemon cannot.
 	ErrNeedsRestart = errors.New("the configuration changes what needs a restart; nothing was applied")
+	// ErrHostFiles: files sent through the API add or change what only
+	// the daemon's own files may (config.BlockChange.HostFiles).
+	ErrHostFiles = errors.New("the configuration changes what only the daemon's own files may; nothing was applied")
+	// ErrPlanChanged: the plan differs from the one the caller was shown.
+	ErrPlanChanged = errors.New("the running configuration changed since the plan; nothing was applied; plan again")
 	// ErrReloadInProgress: another reload is being applied.
 	ErrReloadInProgress = errors.New("a reload is in progress")
 	// ErrNoFiles: the daemon runs the built-in configuration and has no
@@ -89,7 +97,9 @@ func (d *Daemon) bindingsConfig() config.Live {
 	return d.live()
 }
 
-// retiredSpec is robotapi.Service.Retired.
+// retiredSpec is robotapi.Service.Retired: a removed process's spec is
+// served only while its pool is out of the running configuration (it
+// drains); robotapi then checks the robot is of that pool.
 func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool) {
 	if d.rl == nil {
 		return nil, "", false
@@ -97,33 +107,75 @@ func (d *Daemon) retiredSpec(name string) (*robotwire.ProcessSpec, string, bool)
 	d.rl.retiredMu.Lock()
 	defer d.rl.retiredMu.Unlock()
 	r, ok := d.rl.retired[name]
-	return r.spec, r.pool, ok && r.spec != nil
+	if !ok || r.spec == nil || poolDeclared(d.cfg.Current(), r.pool) {
+		return nil, "", false
+	}
+	return r.spec, r.pool, true
 }
 
-// retire keeps the specs of the processes of old that next removes, and
-// the declared credentials of every removed process.
+func poolDeclared(c *config.Config, name string) bool {
+	for _, p := range c.Pools {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// retire keeps the specs and declared credentials of the processes of old
+// that next removes while their pool drains (it left the configuration
+// too), and forgets those of processes declared again and of pools that
+// came back: their robots are the running configuration's again.
 func (d *Daemon) retire(old, next *config.Config) {
 	d.rl.retiredMu.Lock()
 	defer d.rl.retiredMu.Unlock()
-	defer func() {
-		merged := *next
-		merged.Processes = append([]config.Process(nil), next.Processes...)
-		for _, r := range d.rl.retired {
-			merged.Processes = append(merged.Processes, r.proc)
-		}
-		d.rl.withRetired.Store(&merged)
-	}()
+	defer d.storeWithRetired(next)
 	keep := map[string]bool{}
 	for _, p := range next.Processes {
 		keep[p.Name] = true
 		delete(d.rl.retired, p.Name)
 	}
+	for name, r := range d.rl.retired {
+		if poolDeclared(next, r.pool) {
+			delete(d.rl.retired, name)
+		}
+	}
 	for _, p := range old.Processes {
-		if keep[p.Name] {
+		if keep[p.Name] || poolDeclared(next, p.Pool) {
 			continue
 		}
 		spec, pool, _ := robotapi.BuildSpec(old, p.Name)
 		d.rl.retired[p.Name] = retiredSpec{spec: spec, pool: pool, proc: p}
+	}
+}
+
+// storeWithRetired publishes cfg plus the retired processes to the
+// credential bindings; retiredMu is held.
+func (d *Daemon) storeWithRetired(cfg *config.Config) {
+	merged := *cfg
+	merged.Processes = append([]config.Process(nil), cfg.Processes...)
+	for _, r := range d.rl.retired {
+		merged.Processes = append(merged.Processes, r.proc)
+	}
+	d.rl.withRetired.Store(&merged)
+}
+
+// drained forgets the retired processes of a pool whose robots are all
+// released: no robot of it is left to ask for their specs.
+func (d *Daemon) drained(pool string) {
+	if d.rl == nil {
+		return
+	}
+	d.rl.retiredMu.Lock()
+	defer d.rl.retiredMu.Unlock()
+	n := len(d.rl.retired)
+	for name, r := range d.rl.retired {
+		if r.pool == pool {
+			delete(d.rl.retired, name)
+		}
+	}
+	if len(d.rl.retired) != n {
+		d.storeWithRetired(d.cfg.Current())
 	}
 }
 
@@ -165,6 +217,29 @@ func (d *Daemon) initReloads() {
 // what. With dryRun nothing is applied. One reload applies at a time; a
 // second one meanwhile is refused with ErrReloadInProgress.
 func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool) (*config.Outcome, error) {
+	return d.ReloadPlanned(ctx, by, srcs, dryRun, "")
+}
+
+// reloadHow says where a reload's files come from.
+type reloadHow struct {
+	// trusted: the files are the daemon's own (SIGHUP) or a revision one
+	// of the daemons applied from its own files or checked as API files:
+	// they may change what only the host's files may (providers).
+	trusted bool
+	// follow is the revision a follower applies: no new revision is
+	// recorded, the event names this one.
+	follow *ent.ConfigRevision
+}
+
+// ReloadPlanned is Reload that, given planHash (config.Plan.Hash of the
+// plan its caller showed), refuses with ErrPlanChanged when the plan now
+// differs: the running configuration changed in between (another apply, a
+// SIGHUP), and what would apply is not what the operator agreed to.
+func (d *Daemon) ReloadPlanned(ctx context.Context, by string, srcs map[string][]byte, dryRun bool, planHash string) (*config.Outcome, error) {
+	return d.reload(ctx, by, srcs, dryRun, planHash, reloadHow{trusted: srcs == nil})
+}
+
+func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, dryRun bool, planHash string, how reloadHow) (*config.Outcome, error) {
 	if !dryRun {
 		if !d.rl.mu.TryLock() {
 			d.rl.sinceMu.Lock()
@@ -209,6 +284,12 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if diags.HasErrors() {
 		return res, ErrInvalidConfig
 	}
+	if how.follow != nil {
+		// A revision carries no server block, and the vault block may
+		// name this host's token file: each daemon keeps its own.
+		cur := d.rl.loaded.Current()
+		next.Server, next.Vault = cur.Server, cur.Vault
+	}
 	res.Plan = config.Diff(d.rl.loaded.Current(), next)
 	d.annotate(ctx, &res.Plan)
 	for _, name := range d.providers.Stale(next) {
@@ -218,12 +299,25 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 			}
 		}
 	}
+	// Blocks that start executables on the daemon's host are the host's
+	// trust, not an API token's: files sent over the API may not add or
+	// change them (SIGHUP re-reads the daemon's own files, which may).
+	if h := res.Plan.NeedsHostFiles(); !how.trusted && len(h) > 0 {
+		var why []string
+		for _, c := range h {
+			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.HostFiles)
+		}
+		return res, fmt.Errorf("%w: %s", ErrHostFiles, strings.Join(why, "; "))
+	}
 	if r := res.Plan.NeedsRestart(); len(r) > 0 {
 		var why []string
 		for _, c := range r {
 			why = append(why, strings.TrimSpace(c.Kind+" "+quoteName(c.Name))+": "+c.Restart)
 		}
 		return res, fmt.Errorf("%w: %s", ErrNeedsRestart, strings.Join(why, "; "))
+	}
+	if planHash != "" && planHash != res.Plan.Hash() {
+		return res, ErrPlanChanged
 	}
 	if dryRun || res.Plan.Empty() {
 		return res, nil
@@ -238,13 +332,37 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if eff.Vault == nil {
 		eff.Vault = running.Vault
 	}
+	// The providers of new pools are known before the pools are: the fleet
+	// reads both on its next tick. Update only records blocks (a plugin
+	// starts on first use), so a failed sync forgets them again.
+	// The files become a revision every daemon on the database follows
+	// (followOthers); a follower records none of its own.
+	rev := how.follow
+	if rev == nil {
+		srcFiles, err := revisionFiles(files)
+		if err != nil {
+			return res, err
+		}
+		if rev, err = store.SaveRevision(ctx, d.db.Client, srcFiles, by); err != nil {
+			return res, fmt.Errorf("apply: %w; the running configuration stays", err)
+		}
+	}
+	added := d.providers.Update(&eff)
 	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
+		d.providers.Forget(added)
+		if how.follow == nil {
+			if derr := store.DeleteRevision(context.WithoutCancel(ctx), d.db.Client, rev.ID); derr != nil {
+				d.log.Error("apply failed and its revision stays recorded", "revision", rev.ID, "err", derr)
+			}
+		}
 		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 	}
+	// Committed: the rest (switch, audit event, followers) happens even if
+	// the client that asked has gone.
+	ctx = context.WithoutCancel(ctx)
 	d.retire(running, &eff)
 	d.cfg.Store(&eff)
 	d.rl.loaded.Store(next)
-	d.providers.Update(&eff)
 	if d.mon != nil && d.mon.mon != nil {
 		d.mon.mon.Tune(monitorTuning(eff.Monitor))
 	}
@@ -253,7 +371,7 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	default: // a wake-up is already pending
 	}
 	res.Applied = true
-	msg := fmt.Sprintf("configuration applied by %s: %s", by, res.Plan.Summary())
+	msg := fmt.Sprintf("configuration applied by %s (revision %d): %s", by, rev.ID, res.Plan.Summary())
 	d.rl.ownMu.Lock()
 	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
 		events.Create(d.db.Event, events.ConfigApplied, time.Now()).SetMessage(msg), d.bus)
@@ -264,8 +382,44 @@ func (d *Daemon) Reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if err != nil {
 		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
 	}
-	d.log.Info("configuration applied", "by", by, "plan", res.Plan.Summary())
+	d.log.Info("configuration applied", "by", by, "revision", rev.ID, "plan", res.Plan.Summary())
 	return res, nil
+}
+
+// revisionFiles are a loaded configuration's files by base name, as a
+// revision stores them, within the limits of files sent to applyConfig.
+// The server block is left out: it is each daemon's own (listener, data
+// directory, database, which a follower keeps), and its dsn is the one
+// place a password may still be written (a warning only), which must not
+// reach the database. What remains holds no secret: the loader refuses
+// literal secrets everywhere else.
+func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
+	if len(files) > MaxReloadFiles {
+		return nil, fmt.Errorf("%d configuration files, over the limit of %d", len(files), MaxReloadFiles)
+	}
+	out := make(map[string]string, len(files))
+	from := map[string]string{}
+	for path, f := range files {
+		base := filepath.Base(path)
+		if other, dup := from[base]; dup {
+			return nil, fmt.Errorf("configuration files %s and %s have the same name; the daemons share files by name: rename one", other, path)
+		}
+		from[base] = path
+		if len(f.Bytes) > config.MaxFileBytes {
+			return nil, fmt.Errorf("configuration file %s: %d bytes, over the limit of %d", path, len(f.Bytes), config.MaxFileBytes)
+		}
+		wf, diags := hclwrite.ParseConfig(f.Bytes, path, hcl.InitialPos)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("configuration file %s: %s", path, diags.Error())
+		}
+		for _, b := range wf.Body().Blocks() {
+			if b.Type() == "server" {
+				wf.Body().RemoveBlock(b)
+			}
+		}
+		out[base] = string(wf.Bytes())
+	}
+	return out, nil
 }
 
 func quoteName(n string) string {
@@ -322,9 +476,24 @@ func (d *Daemon) followReloads(ctx context.Context) {
 			return
 		case <-d.opts.Reload:
 		}
-		res, err := d.Reload(ctx, "SIGHUP", nil, false)
+		var (
+			res *config.Outcome
+			err error
+		)
+		for {
+			// A signal during an API reload waits for it, as a
+			// follower does: the operator's files are never dropped.
+			res, err = d.Reload(ctx, "SIGHUP", nil, false)
+			if !errors.Is(err, ErrReloadInProgress) || !retry.Sleep(ctx, time.Second) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			d.refused(ctx, "SIGHUP", err)
 			continue
 		}
 		if !res.Applied {
@@ -360,6 +529,7 @@ func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]b
 			left, err = sc.scaler.Drain(ctx, &q)
 			if err == nil && left == 0 {
 				d.log.Debug("pool drained", "pool", p.Name)
+				d.drained(p.Name)
 			}
 		}
 		switch {
@@ -380,11 +550,12 @@ func (d *Daemon) drainLoop(ctx context.Context, sc *scaling, warned map[string]b
 
 // followOthers makes the daemons of one PostgreSQL follow each other: when
 // another daemon applies a configuration (its config.applied event comes
-// through the relay), this one re-reads its own --config files, as on
-// SIGHUP. Daemons deployed with the same configuration commit thus all
-// apply it when one is told to; files sent to one daemon through the API
-// reach the others only if their own files say the same (else their plan
-// is empty, or theirs is applied). On SQLite there is one daemon.
+// through the relay), this one applies the latest configuration revision
+// (the files that daemon applied, from its own files or through the API),
+// not its own --config files. The event names the revision; the latest
+// is taken, so that a follower that missed one still ends on the last.
+// With no revision recorded (a database of an older version), it re-reads
+// its own files as before. On SQLite there is one daemon.
 func (d *Daemon) followOthers(ctx context.Context) {
 	if d.db.Driver != store.Postgres {
 		return
@@ -397,13 +568,27 @@ func (d *Daemon) followOthers(ctx context.Context) {
 		if own {
 			continue
 		}
-		if len(d.opts.Paths) == 0 {
+		rev, err := store.LatestRevision(ctx, d.db.Client)
+		if err != nil {
+			d.log.Error("another daemon applied a configuration; this one cannot read it and keeps its own", "event", e.Message, "err", err)
+			continue
+		}
+		if rev == nil && len(d.opts.Paths) == 0 {
 			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", e.Message)
 			continue
 		}
-		d.log.Info("another daemon applied a configuration; re-reading this one's files", "event", e.Message)
+		by, srcs, how := "following another daemon", map[string][]byte(nil), reloadHow{trusted: true}
+		if rev != nil {
+			by = fmt.Sprintf("follow revision %d (%s)", rev.ID, rev.AppliedBy)
+			srcs = make(map[string][]byte, len(rev.Files))
+			for n, c := range rev.Files {
+				srcs[n] = []byte(c)
+			}
+			how.follow = rev
+		}
+		d.log.Info("another daemon applied a configuration; applying it here", "event", e.Message, "by", by)
 		for {
-			res, err := d.Reload(ctx, "following another daemon", nil, false)
+			res, err := d.reload(ctx, by, srcs, false, "", how)
 			if errors.Is(err, ErrReloadInProgress) {
 				if !retry.Sleep(ctx, time.Second) {
 					return
@@ -412,9 +597,66 @@ func (d *Daemon) followOthers(ctx context.Context) {
 			}
 			if err != nil {
 				d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+				d.refused(ctx, "following another daemon", err)
 			}
 			break
 		}
+	}
+}
+
+// startRevision makes the files the daemon started from the latest
+// revision, as an apply of them would: at start the daemon's own files
+// win (they were synced into the database). Others follow at once. A
+// newer revision applied through the API is thereby reverted: said loudly.
+func (d *Daemon) startRevision(ctx context.Context) {
+	if len(d.opts.Paths) == 0 {
+		return // built-in configuration: no files to share
+	}
+	_, _, files := config.Load(d.opts.Paths...) // checked whole at start already; only the bytes
+	srcFiles, err := revisionFiles(files)
+	if err != nil {
+		d.log.Error("the configuration files cannot be shared with the other daemons", "err", err)
+		return
+	}
+	latest, err := store.LatestRevision(ctx, d.db.Client)
+	if err != nil {
+		d.log.Error("read the latest configuration revision", "err", err)
+		return
+	}
+	if latest != nil && latest.Hash == store.RevisionHash(srcFiles) {
+		return
+	}
+	if latest != nil && strings.HasPrefix(latest.AppliedBy, "token ") {
+		d.log.Warn("THE DAEMON'S --config FILES REVERT A CONFIGURATION APPLIED THROUGH THE API: commit what you apply to every daemon's files",
+			"reverted_revision", latest.ID, "applied_by", latest.AppliedBy, "applied_at", latest.CreatedAt)
+	}
+	rev, err := store.SaveRevision(ctx, d.db.Client, srcFiles, "start")
+	if err != nil {
+		d.log.Error("record the configuration revision", "err", err)
+		return
+	}
+	d.rl.ownMu.Lock()
+	defer d.rl.ownMu.Unlock()
+	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow), events.Create(d.db.Event, events.ConfigApplied, time.Now()).
+		SetMessage(fmt.Sprintf("configuration applied by start (revision %d): the daemon's --config files", rev.ID)), d.bus)
+	if err != nil {
+		d.log.Warn("record event", "type", events.ConfigApplied, "err", err)
+		return
+	}
+	if d.db.Driver == store.Postgres {
+		d.rl.own[ev.ID] = true
+	}
+}
+
+// refused records a config.refused event for a reload nobody waits on
+// the answer of (SIGHUP reports success to systemctl either way). The
+// reason names blocks and files, never a value: the loader refuses
+// literal secrets and the error carries no diagnostics' source.
+func (d *Daemon) refused(ctx context.Context, by string, err error) {
+	msg := fmt.Sprintf("reload by %s refused; the running configuration stays: %v", by, err)
+	if _, rerr := events.Record(privacy.DecisionContext(ctx, privacy.Allow),
+		events.Create(d.db.Event, events.ConfigRefused, time.Now()).SetMessage(msg), d.bus); rerr != nil && ctx.Err() == nil {
+		d.log.Warn("record event", "type", events.ConfigRefused, "err", rerr)
 	}
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 const reloadBase = `
@@ -125,9 +127,16 @@ func TestReloadApplies(t *testing.T) {
 	if len(cur.Pools) != 2 || cur.Processes[0].MaxDuration != 20*time.Minute || cur.Server != before.Server {
 		t.Errorf("running configuration: %+v", cur)
 	}
+	rev, err := store.LatestRevision(ctx, d.db.Client)
+	// The revision has the files without the server block (each daemon's
+	// own; its dsn may carry a password).
+	if err != nil || rev == nil || rev.AppliedBy != "token admin" || strings.Contains(rev.Files["main.hcl"], "server") ||
+		!strings.Contains(rev.Files["main.hcl"], `pool "b" {`) || rev.Hash != store.RevisionHash(rev.Files) {
+		t.Fatalf("revision: %+v %v", rev, err)
+	}
 	ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigApplied))).Only(sys)
-	if err != nil || ev.Message != "configuration applied by token admin: 2 to add, 1 to change, 2 to remove" {
-		t.Errorf("event: %+v %v", ev, err)
+	if want := fmt.Sprintf("configuration applied by token admin (revision %d): 2 to add, 1 to change, 2 to remove", rev.ID); err != nil || ev.Message != want {
+		t.Errorf("event: %+v %v, want %q", ev, err, want)
 	}
 	// The same files again change nothing.
 	again, err := d.Reload(ctx, "test", files(reloadNext), false)
@@ -235,9 +244,23 @@ func TestReloadDevOverrides(t *testing.T) {
 	}
 }
 
+// sighup writes src as the daemon's own file and reloads it, as SIGHUP
+// does.
+func sighup(t *testing.T, d *Daemon, src string) (*config.Outcome, error) {
+	t.Helper()
+	if len(d.opts.Paths) == 0 {
+		d.opts.Paths = []string{t.TempDir()}
+	}
+	if err := os.WriteFile(filepath.Join(d.opts.Paths[0], "main.hcl"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d.Reload(context.Background(), "SIGHUP", nil, false)
+}
+
 // TestReloadProviderBackDifferent: a provider removed by a reload keeps
 // serving its draining pools until a restart, so declaring it again with
 // other attributes needs a restart; declared again as it was, it is live.
+// Providers come back through the daemon's own files (TestReloadHostFiles).
 func TestReloadProviderBackDifferent(t *testing.T) {
 	ctx := context.Background()
 	withS3 := strings.Replace(reloadBase, "process \"x\"", `provider "spare" {
@@ -260,12 +283,91 @@ process "x"`, 1)
   plugin = "local"`, `provider "spare" {
   plugin    = "local"
   state_dir = "/tmp/elsewhere"`, 1)
-	if _, err := d.Reload(ctx, "test", files(changed), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), `provider "spare": a provider of this name was removed`) {
+	if _, err := sighup(t, d, changed); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), `provider "spare": a provider of this name was removed`) {
 		t.Fatalf("back with other attributes: %v", err)
 	}
-	if out, err := d.Reload(ctx, "test", files(withS3), false); err != nil || !out.Applied {
+	if out, err := sighup(t, d, withS3); err != nil || !out.Applied {
 		t.Fatalf("back as it was: %+v %v", out, err)
 	}
+}
+
+// TestReloadHostFiles: files sent over the API may not add or change a
+// provider (its plugin runs executables on the daemon host, e.g. the local
+// provider's robot_command): refused whole, even as a dry run, with the
+// plan saying so; removing one is fine; the daemon's own files (SIGHUP)
+// may add one.
+func TestReloadHostFiles(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	before := d.live().Current()
+	evil := reloadBase + `provider "evil" {
+  plugin        = "local"
+  robot_command = "/bin/sh"
+}
+pool "e" {
+  provider = "evil"
+  max      = 1
+}
+`
+	for _, dry := range []bool{true, false} {
+		out, err := d.Reload(ctx, "token admin", files(evil), dry)
+		if !errors.Is(err, ErrHostFiles) || !strings.Contains(err.Error(), `provider "evil": `+config.HostFilesProviders) {
+			t.Fatalf("dry %v: add a provider through the API: %v", dry, err)
+		}
+		if txt := out.Plan.String(); !strings.Contains(txt, `+ provider "evil" (needs the daemon's own files: providers start executables`) ||
+			!strings.Contains(txt, "1 change(s) need the daemon's own files") {
+			t.Errorf("plan does not say so:\n%s", txt)
+		}
+	}
+	changed := strings.Replace(reloadBase, `plugin = "local"`, `plugin        = "local"
+  robot_command = "/bin/sh"`, 1)
+	if _, err := d.Reload(ctx, "token admin", files(changed), false); !errors.Is(err, ErrHostFiles) {
+		t.Fatalf("change a provider through the API: %v", err)
+	}
+	if d.live().Current() != before {
+		t.Fatal("a refused configuration runs")
+	}
+	if _, ok := d.providers.Statuses()["evil"]; ok {
+		t.Error("a refused provider is served")
+	}
+	// The daemon's own files add it.
+	if out, err := sighup(t, d, evil); err != nil || !out.Applied {
+		t.Fatalf("SIGHUP: %+v %v", out, err)
+	}
+	if _, ok := d.providers.Statuses()["evil"]; !ok {
+		t.Error("a provider added by SIGHUP is not served")
+	}
+	// Removing it through the API starts nothing: allowed.
+	if out, err := d.Reload(ctx, "token admin", files(reloadBase), false); err != nil || !out.Applied {
+		t.Fatalf("remove through the API: %+v %v", out, err)
+	}
+}
+
+// TestReloadSighupWaits: a SIGHUP while another reload applies is applied
+// after it, not dropped.
+func TestReloadSighupWaits(t *testing.T) {
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.opts.Paths = []string{t.TempDir()}
+	if err := os.WriteFile(filepath.Join(d.opts.Paths[0], "main.hcl"), []byte(reloadNext), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sig := make(chan os.Signal, 1)
+	d.opts.Reload = sig
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.followReloads(ctx) }()
+	defer func() { cancel(); <-done }()
+	d.rl.mu.Lock() // an API reload in progress
+	sig <- os.Interrupt
+	time.Sleep(1500 * time.Millisecond) // the signal meets the reload in progress at least once
+	if len(d.live().Current().Pools) != 2 || d.live().Current().Pools[1].Name != "c" {
+		t.Fatal("applied during another reload")
+	}
+	d.rl.mu.Unlock()
+	sdktest.Eventually(t, 10*time.Second, "the SIGHUP applied after the reload in progress", func() bool {
+		ps := d.live().Current().Pools
+		return len(ps) == 2 && ps[1].Name == "b"
+	})
 }
 
 // TestReloadRetiredSpecs: a crawler process removed with its pool keeps
@@ -294,6 +396,58 @@ func TestReloadRetiredSpecs(t *testing.T) {
 	if _, _, ok := d.retiredSpec("y"); ok {
 		t.Error("a process declared again is still served from the retired specs")
 	}
+	// Removed again; once its pool drained, it is forgotten.
+	if out, err := d.Reload(ctx, "test", files(reloadNext), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	d.drained("c")
+	if _, _, ok := d.retiredSpec("y"); ok || len(d.rl.retired) != 0 {
+		t.Error("a drained pool's process is still served")
+	}
+}
+
+// TestReloadRetiredOnlyDraining: a process removed while its pool stays
+// is not served to that pool's robots (they run the running
+// configuration), nor kept; a pool that comes back drops its retired
+// processes.
+func TestReloadRetiredOnlyDraining(t *testing.T) {
+	ctx := context.Background()
+	crawl := func(src string) string {
+		return strings.Replace(src, `builtin = "noop"`, `crawler = "http"
+  package = "status.yaml"`, 1)
+	}
+	d := reloadDaemon(t, load(t, crawl(reloadBase)), nil)
+	noY := strings.Replace(reloadBase, `process "y" {
+  pool    = "c"
+  builtin = "noop"
+}`, "", 1)
+	if out, err := d.Reload(ctx, "test", files(noY), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if _, _, ok := d.retiredSpec("y"); ok || len(d.rl.retired) != 0 {
+		t.Fatal("a process removed from an active pool is served or kept")
+	}
+	// Pool c leaves with y, then comes back without it.
+	if out, err := d.Reload(ctx, "test", files(crawl(reloadBase)), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if out, err := d.Reload(ctx, "test", files(reloadNext), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if _, _, ok := d.retiredSpec("y"); !ok {
+		t.Fatal("a draining pool's process is not served")
+	}
+	back := strings.Replace(reloadNext, `pool "b" {`, `pool "c" {
+  provider = "local"
+  max      = 1
+}
+pool "b" {`, 1)
+	if out, err := d.Reload(ctx, "test", files(back), false); err != nil || !out.Applied {
+		t.Fatalf("reload: %+v %v", out, err)
+	}
+	if _, _, ok := d.retiredSpec("y"); ok || len(d.rl.retired) != 0 {
+		t.Error("a pool that came back still gets a removed process's spec")
+	}
 }
 
 // TestReloadTunesMonitor: the monitor's thresholds change live; its
@@ -312,5 +466,57 @@ func TestReloadTunesMonitor(t *testing.T) {
 	hook := reloadBase + "monitor {\n  stuck_after = \"45m\"\n  webhook {\n    url = \"https://hooks.example/x\"\n  }\n}\n"
 	if _, err := d.Reload(ctx, "test", files(hook), false); !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), "webhook") {
 		t.Fatalf("webhook: %v", err)
+	}
+}
+
+// TestReloadSighupRefusedEvent: systemctl reload reports success even when
+// the daemon refuses the files; the refusal is logged and recorded as a
+// config.refused event with the reason.
+func TestReloadSighupRefusedEvent(t *testing.T) {
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.opts.Paths = []string{t.TempDir()}
+	bad := strings.Replace(reloadBase, `max      = 2`, `max      = "two"`, 1)
+	if err := os.WriteFile(filepath.Join(d.opts.Paths[0], "main.hcl"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sig := make(chan os.Signal, 1)
+	d.opts.Reload = sig
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.followReloads(ctx) }()
+	defer func() { cancel(); <-done }()
+	sig <- os.Interrupt
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	sdktest.Eventually(t, 10*time.Second, "a config.refused event", func() bool {
+		ev, err := d.db.Event.Query().Where(event.Type(string(events.ConfigRefused))).Only(sys)
+		return err == nil && strings.Contains(ev.Message, "reload by SIGHUP refused") && strings.Contains(ev.Message, "invalid")
+	})
+}
+
+// TestReloadPlanChanged: an apply given the hash of the plan its operator
+// saw is refused when the plan now differs (another reload came between);
+// with the current plan's hash it applies.
+func TestReloadPlanChanged(t *testing.T) {
+	ctx := context.Background()
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	shown, err := d.Reload(ctx, "test", files(reloadNext), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile someone else applies part of it.
+	between := strings.Replace(reloadBase, `max_duration = "10m"`, `max_duration = "20m"`, 1)
+	if out, err := d.Reload(ctx, "other", files(between), false); err != nil || !out.Applied {
+		t.Fatalf("between: %+v %v", out, err)
+	}
+	before := d.live().Current()
+	if _, err := d.ReloadPlanned(ctx, "test", files(reloadNext), false, shown.Plan.Hash()); !errors.Is(err, ErrPlanChanged) {
+		t.Fatalf("apply of a stale plan: %v", err)
+	}
+	if d.live().Current() != before {
+		t.Fatal("a stale plan was applied")
+	}
+	now, _ := d.Reload(ctx, "test", files(reloadNext), true)
+	if out, err := d.ReloadPlanned(ctx, "test", files(reloadNext), false, now.Plan.Hash()); err != nil || !out.Applied {
+		t.Fatalf("apply of the current plan: %+v %v", out, err)
 	}
 }

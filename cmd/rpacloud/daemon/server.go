@@ -127,6 +127,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
 		return err
 	}
+	d.startRevision(ctx) // reload.go: the files just synced are what every daemon runs
 	adminToken, err := d.adminToken(ctx)
 	if err != nil {
 		return err
