@@ -20,7 +20,7 @@ var every = map[string]ent.Interface{
 	"Lease": schema.Lease{}, "LifecycleTransition": schema.LifecycleTransition{}, "Pool": schema.Pool{},
 	"PoolSample": schema.PoolSample{}, "Process": schema.Process{}, "RemoteEndpoint": schema.RemoteEndpoint{},
 	"Robot": schema.Robot{}, "ScaleDecision": schema.ScaleDecision{}, "Task": schema.Task{},
-	"Token": schema.Token{}, "VM": schema.VM{}, "JoinToken": schema.JoinToken{},
+	"Token": schema.Token{}, "VM": schema.VM{}, "JoinToken": schema.JoinToken{}, "ConfigRevision": schema.ConfigRevision{},
 }
 
 // notOwned are types with a column naming a customer that are nevertheless
