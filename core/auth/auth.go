@@ -184,12 +184,27 @@ func Middleware(client *ent.Client, next http.Handler) http.Handler {
 			return
 		}
 		p, err := Authenticate(r.Context(), client, secret)
-		if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
 			unauthorized(w)
+			return
+		}
+		if err != nil {
+			// The token could not be checked (the database did not
+			// answer): not a refusal. A 401 here would tell robots their
+			// identity is gone, and they stop for good; 503 makes every
+			// client retry.
+			unavailable(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(viewer.NewContext(r.Context(), p)))
 	})
+}
+
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"errors":[{"message":"the token could not be checked now; try again","extensions":{"code":"UNAVAILABLE"}}]}` + "\n"))
 }
 
 func unauthorized(w http.ResponseWriter) {
