@@ -321,7 +321,13 @@ func Diff(old, new *Config) Plan {
 				cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Add, Restart: k.restartOf(Add, diffAttrs(nil, na)), HostFiles: k.hostFiles})
 			default:
 				if attrs := diffAttrs(oa, na); len(attrs) > 0 {
-					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: k.restartOf(Change, attrs), HostFiles: k.hostFiles})
+					// A change that needs a restart says so alone: "reload
+					// from the daemon's files" would be refused as well.
+					restart, host := k.restartOf(Change, attrs), k.hostFiles
+					if restart != "" {
+						host = ""
+					}
+					cs = append(cs, BlockChange{Kind: k.name, Name: name, Action: Change, Attributes: attrs, Restart: restart, HostFiles: host})
 				}
 			}
 		}

@@ -110,12 +110,10 @@ process "w" {
 				"1 change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n"},
 		{"changed provider needs a restart", edit(t, `plugin = "local"`, `plugin = "local"
   state_dir = "/tmp/x"`),
-			"~ provider \"local\" (needs a restart: a provider's plugin keeps the robots it rented; a changed provider block takes effect at the next restart)" +
-				" (needs the daemon's own files: " + config.HostFilesProviders + ")\n" +
+			"~ provider \"local\" (needs a restart: a provider's plugin keeps the robots it rented; a changed provider block takes effect at the next restart)\n" +
 				"    config.state_dir: (none) → /tmp/x\n" +
 				"Plan: 0 to add, 1 to change, 0 to remove.\n" +
-				"1 change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n" +
-				"1 change(s) need the daemon's own files: apply through the API refuses this plan; change the daemon's --config files and reload with SIGHUP.\n"},
+				"1 change(s) need a restart: apply refuses this plan; restart the daemon with these files instead.\n"},
 		{"vault added needs a restart", planBase + `vault {
   address    = "http://127.0.0.1:8200"
   token_file = "/etc/rpacloud/vault.token"

@@ -291,8 +291,8 @@ process "x"`, 1)
 	}
 }
 
-// TestReloadHostFiles: files sent over the API may not add or change a
-// provider (its plugin runs executables on the daemon host, e.g. the local
+// TestReloadHostFiles: files sent over the API may not add a provider (a
+// change needs a restart anyway) (its plugin runs executables on the daemon host, e.g. the local
 // provider's robot_command): refused whole, even as a dry run, with the
 // plan saying so; removing one is fine; the daemon's own files (SIGHUP)
 // may add one.
@@ -321,7 +321,9 @@ pool "e" {
 	}
 	changed := strings.Replace(reloadBase, `plugin = "local"`, `plugin        = "local"
   robot_command = "/bin/sh"`, 1)
-	if _, err := d.Reload(ctx, "token admin", files(changed), false); !errors.Is(err, ErrHostFiles) {
+	// A changed provider needs a restart whoever sends it, and is refused
+	// with that reason alone.
+	if _, err := d.Reload(ctx, "token admin", files(changed), false); !errors.Is(err, ErrNeedsRestart) || errors.Is(err, ErrHostFiles) {
 		t.Fatalf("change a provider through the API: %v", err)
 	}
 	if d.live().Current() != before {
