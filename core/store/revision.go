@@ -34,27 +34,6 @@ func RevisionHash(files map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// SaveRevision records an applied configuration's files (base name →
-// content; the caller bounds them). The files hold no secret: the loader
-// refuses literal secrets, so only vault: references are stored.
-func SaveRevision(ctx context.Context, c *ent.Client, files map[string]string, by string) (*ent.ConfigRevision, error) {
-	sys := privacy.DecisionContext(ctx, privacy.Allow)
-	r, err := c.ConfigRevision.Create().SetHash(RevisionHash(files)).SetFiles(files).SetAppliedBy(by).Save(sys)
-	if err != nil {
-		return nil, fmt.Errorf("save configuration revision: %w", err)
-	}
-	return r, nil
-}
-
-// DeleteRevision removes a revision whose apply failed after it was saved.
-func DeleteRevision(ctx context.Context, c *ent.Client, id int) error {
-	sys := privacy.DecisionContext(ctx, privacy.Allow)
-	if err := c.ConfigRevision.DeleteOneID(id).Exec(sys); err != nil {
-		return fmt.Errorf("delete configuration revision %d: %w", id, err)
-	}
-	return nil
-}
-
 // LatestRevision is the configuration applied last; nil when none was.
 func LatestRevision(ctx context.Context, c *ent.Client) (*ent.ConfigRevision, error) {
 	sys := privacy.DecisionContext(ctx, privacy.Allow)

@@ -17,19 +17,36 @@ import (
 // configuration are deactivated, not deleted: their history stays
 // queryable and their queued tasks are not lost.
 func SyncConfig(ctx context.Context, client *ent.Client, cfg *config.Config) error {
+	_, err := ApplyConfig(ctx, client, cfg, nil, "")
+	return err
+}
+
+// ApplyConfig is SyncConfig that also records files (base name → content;
+// nil: none) as the latest configuration revision, applied by by, in the
+// same transaction: a revision exists exactly when its configuration was
+// synced, so a daemon that follows the latest revision never applies one
+// whose sync failed.
+func ApplyConfig(ctx context.Context, client *ent.Client, cfg *config.Config, files map[string]string, by string) (*ent.ConfigRevision, error) {
 	ctx = privacy.DecisionContext(ctx, privacy.Allow)
 	tx, err := client.Tx(ctx)
 	if err != nil {
-		return fmt.Errorf("sync config: %w", err)
+		return nil, fmt.Errorf("sync config: %w", err)
 	}
 	if err := syncTx(ctx, tx, cfg); err != nil {
 		_ = tx.Rollback()
-		return fmt.Errorf("sync config: %w", err)
+		return nil, fmt.Errorf("sync config: %w", err)
+	}
+	var rev *ent.ConfigRevision
+	if files != nil {
+		if rev, err = tx.ConfigRevision.Create().SetHash(RevisionHash(files)).SetFiles(files).SetAppliedBy(by).Save(ctx); err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("sync config: record the revision: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sync config: commit: %w", err)
+		return nil, fmt.Errorf("sync config: commit: %w", err)
 	}
-	return nil
+	return rev, nil
 }
 
 func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {

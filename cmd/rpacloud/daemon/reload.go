@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +10,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
@@ -71,6 +74,9 @@ type reloads struct {
 	// returns.
 	ownMu sync.Mutex
 	own   map[int]bool
+	// lastRev is the configuration revision this daemon last recorded or
+	// followed: a follower applies the latest only when it is another.
+	lastRev atomic.Int64
 	// retired are the specs of crawler and vendor processes that reloads
 	// removed, served to the robots of their draining pools until a
 	// restart (or until the process is declared again).
@@ -285,10 +291,12 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 		return res, ErrInvalidConfig
 	}
 	if how.follow != nil {
-		// A revision carries no server block, and the vault block may
-		// name this host's token file: each daemon keeps its own.
+		// A revision carries no server block nor the monitor's webhook
+		// (its URL may carry a token), and the vault block may name this
+		// host's token file: each daemon keeps its own.
 		cur := d.rl.loaded.Current()
 		next.Server, next.Vault = cur.Server, cur.Vault
+		next.Monitor.Webhook = cur.Monitor.Webhook
 	}
 	res.Plan = config.Diff(d.rl.loaded.Current(), next)
 	d.annotate(ctx, &res.Plan)
@@ -319,7 +327,13 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 	if planHash != "" && planHash != res.Plan.Hash() {
 		return res, ErrPlanChanged
 	}
-	if dryRun || res.Plan.Empty() {
+	if dryRun {
+		return res, nil
+	}
+	if res.Plan.Empty() {
+		if how.follow != nil {
+			d.rl.lastRev.Store(int64(how.follow.ID)) // followed: it runs already
+		}
 		return res, nil
 	}
 
@@ -338,25 +352,23 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 	// The files become a revision every daemon on the database follows
 	// (followOthers); a follower records none of its own.
 	rev := how.follow
+	var srcFiles map[string]string
 	if rev == nil {
-		srcFiles, err := revisionFiles(files)
-		if err != nil {
+		var err error
+		if srcFiles, err = revisionFiles(files); err != nil {
 			return res, err
-		}
-		if rev, err = store.SaveRevision(ctx, d.db.Client, srcFiles, by); err != nil {
-			return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 		}
 	}
 	added := d.providers.Update(&eff)
-	if err := store.SyncConfig(ctx, d.db.Client, &eff); err != nil {
+	saved, err := store.ApplyConfig(ctx, d.db.Client, &eff, srcFiles, by)
+	if err != nil {
 		d.providers.Forget(added)
-		if how.follow == nil {
-			if derr := store.DeleteRevision(context.WithoutCancel(ctx), d.db.Client, rev.ID); derr != nil {
-				d.log.Error("apply failed and its revision stays recorded", "revision", rev.ID, "err", derr)
-			}
-		}
 		return res, fmt.Errorf("apply: %w; the running configuration stays", err)
 	}
+	if rev == nil {
+		rev = saved
+	}
+	d.rl.lastRev.Store(int64(rev.ID))
 	// Committed: the rest (switch, audit event, followers) happens even if
 	// the client that asked has gone.
 	ctx = context.WithoutCancel(ctx)
@@ -388,11 +400,14 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 
 // revisionFiles are a loaded configuration's files by base name, as a
 // revision stores them, within the limits of files sent to applyConfig.
-// The server block is left out: it is each daemon's own (listener, data
-// directory, database, which a follower keeps), and its dsn is the one
-// place a password may still be written (a warning only), which must not
-// reach the database. What remains holds no secret: the loader refuses
-// literal secrets everywhere else.
+// Left out, because they may hold a secret that must not reach the
+// database: the server block (each daemon's own — listener, data
+// directory, database — which a follower keeps; its dsn is the one place
+// a password may still be written, a warning only), the monitor's
+// webhook (its URL may carry a token; a follower keeps its own), and every
+// comment (a commented-out block is text the loader never checked). What
+// remains holds no secret: the loader refuses literal secrets everywhere
+// else.
 func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
 	if len(files) > MaxReloadFiles {
 		return nil, fmt.Errorf("%d configuration files, over the limit of %d", len(files), MaxReloadFiles)
@@ -413,13 +428,39 @@ func revisionFiles(files map[string]*hcl.File) (map[string]string, error) {
 			return nil, fmt.Errorf("configuration file %s: %s", path, diags.Error())
 		}
 		for _, b := range wf.Body().Blocks() {
-			if b.Type() == "server" {
+			switch b.Type() {
+			case "server":
 				wf.Body().RemoveBlock(b)
+			case "monitor":
+				for _, w := range b.Body().Blocks() {
+					if w.Type() == "webhook" {
+						b.Body().RemoveBlock(w)
+					}
+				}
 			}
 		}
-		out[base] = string(wf.Bytes())
+		out[base] = string(withoutComments(wf.BuildTokens(nil)))
 	}
 	return out, nil
+}
+
+// withoutComments is the text of toks with every comment left out; a line
+// comment's token carries its line's end, which stays.
+func withoutComments(toks hclwrite.Tokens) []byte {
+	var b bytes.Buffer
+	for _, t := range toks {
+		if t.Type == hclsyntax.TokenComment {
+			if bytes.HasSuffix(t.Bytes, []byte("\n")) {
+				b.WriteByte('\n')
+			}
+			continue
+		}
+		for range t.SpacesBefore {
+			b.WriteByte(' ')
+		}
+		b.Write(t.Bytes)
+	}
+	return hclwrite.Format(b.Bytes())
 }
 
 func quoteName(n string) string {
@@ -560,7 +601,11 @@ func (d *Daemon) followOthers(ctx context.Context) {
 	if d.db.Driver != store.Postgres {
 		return
 	}
-	for e := range d.bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{events.ConfigApplied: true}}) {
+	applied := d.bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{events.ConfigApplied: true}})
+	// An apply by another daemon between this one's start and its
+	// subscription has no event left to see: catch up once.
+	d.followLatest(ctx, "")
+	for e := range applied {
 		d.rl.ownMu.Lock()
 		own := d.rl.own[e.ID]
 		delete(d.rl.own, e.ID)
@@ -568,14 +613,36 @@ func (d *Daemon) followOthers(ctx context.Context) {
 		if own {
 			continue
 		}
+		if !d.followLatest(ctx, e.Message) {
+			return
+		}
+	}
+}
+
+// followLatest applies the latest revision if it is not the one this
+// daemon last recorded or followed (event: what another daemon said, ""
+// when catching up). The revision is read again at each try, so a reload
+// of this daemon's own that held the lock meanwhile is not undone by an
+// older one. False when ctx ended.
+func (d *Daemon) followLatest(ctx context.Context, event string) bool {
+	for {
 		rev, err := store.LatestRevision(ctx, d.db.Client)
 		if err != nil {
-			d.log.Error("another daemon applied a configuration; this one cannot read it and keeps its own", "event", e.Message, "err", err)
-			continue
+			if ctx.Err() != nil {
+				return false
+			}
+			d.log.Error("another daemon applied a configuration; this one cannot read it and keeps its own", "event", event, "err", err)
+			return true
+		}
+		if rev == nil && event == "" {
+			return true // nothing recorded yet: nothing to catch up with
+		}
+		if rev != nil && int64(rev.ID) == d.rl.lastRev.Load() {
+			return true
 		}
 		if rev == nil && len(d.opts.Paths) == 0 {
-			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", e.Message)
-			continue
+			d.log.Warn("another daemon applied a configuration; this one runs the built-in configuration and keeps it", "event", event)
+			return true
 		}
 		by, srcs, how := "following another daemon", map[string][]byte(nil), reloadHow{trusted: true}
 		if rev != nil {
@@ -586,21 +653,22 @@ func (d *Daemon) followOthers(ctx context.Context) {
 			}
 			how.follow = rev
 		}
-		d.log.Info("another daemon applied a configuration; applying it here", "event", e.Message, "by", by)
-		for {
-			res, err := d.reload(ctx, by, srcs, false, "", how)
-			if errors.Is(err, ErrReloadInProgress) {
-				if !retry.Sleep(ctx, time.Second) {
-					return
-				}
-				continue
+		d.log.Info("another daemon applied a configuration; applying it here", "event", event, "by", by)
+		res, err := d.reload(ctx, by, srcs, false, "", how)
+		if errors.Is(err, ErrReloadInProgress) {
+			if !retry.Sleep(ctx, time.Second) {
+				return false
 			}
-			if err != nil {
-				d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
-				d.refused(ctx, "following another daemon", err)
-			}
-			break
+			continue
 		}
+		if err != nil {
+			d.log.Error("following another daemon: reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
+			d.refused(ctx, "following another daemon", err)
+			if rev != nil {
+				d.rl.lastRev.Store(int64(rev.ID)) // refused once is refused: not again at every event
+			}
+		}
+		return true
 	}
 }
 
@@ -624,17 +692,21 @@ func (d *Daemon) startRevision(ctx context.Context) {
 		return
 	}
 	if latest != nil && latest.Hash == store.RevisionHash(srcFiles) {
+		d.rl.lastRev.Store(int64(latest.ID))
 		return
 	}
 	if latest != nil && strings.HasPrefix(latest.AppliedBy, "token ") {
 		d.log.Warn("THE DAEMON'S --config FILES REVERT A CONFIGURATION APPLIED THROUGH THE API: commit what you apply to every daemon's files",
 			"reverted_revision", latest.ID, "applied_by", latest.AppliedBy, "applied_at", latest.CreatedAt)
 	}
-	rev, err := store.SaveRevision(ctx, d.db.Client, srcFiles, "start")
+	// The start synced these files already; syncing them again with the
+	// revision keeps "a revision exists only with its sync" true.
+	rev, err := store.ApplyConfig(ctx, d.db.Client, d.opts.Config, srcFiles, "start")
 	if err != nil {
 		d.log.Error("record the configuration revision", "err", err)
 		return
 	}
+	d.rl.lastRev.Store(int64(rev.ID))
 	d.rl.ownMu.Lock()
 	defer d.rl.ownMu.Unlock()
 	ev, err := events.Record(privacy.DecisionContext(ctx, privacy.Allow), events.Create(d.db.Event, events.ConfigApplied, time.Now()).

@@ -522,3 +522,49 @@ func TestReloadPlanChanged(t *testing.T) {
 		t.Fatalf("apply of the current plan: %+v %v", out, err)
 	}
 }
+
+// A revision is stored in the database, so it leaves out everything that
+// may hold a secret the loader lets through: the server block (a dsn's
+// password is only a warning), the monitor's webhook (a URL with a token)
+// and comments (a commented-out block is never checked); what remains
+// loads as the same configuration otherwise.
+func TestRevisionFilesHoldNoSecret(t *testing.T) {
+	src := `# old: server { database { dsn = "postgres://u:hunter2@db/x" } }
+server {
+  listen = "127.0.0.1:8080" // the dsn below carries a password
+  database {
+    driver = "postgres"
+    dsn    = "postgres://rpacloud:hunter2@db/rpacloud"
+  }
+}
+/* token: hunter2 */
+monitor {
+  heartbeat_timeout = "3m"
+  webhook {
+    url = "https://hooks.example/services/hunter2"
+  }
+}
+` + strings.TrimPrefix(reloadBase, "\nserver {\n  listen   = \"127.0.0.1:8080\"\n  data_dir = \"/var/lib/rpacloud\"\n}\n")
+	cfg, diags, files := config.LoadSources(map[string][]byte{"main.hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	out, err := revisionFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out["main.hcl"]
+	for _, bad := range []string{"hunter2", "server", "webhook", "#", "//", "/*"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("revision holds %q:\n%s", bad, got)
+		}
+	}
+	again, diags, _ := config.LoadSources(map[string][]byte{"main.hcl": []byte(got)})
+	if diags.HasErrors() {
+		t.Fatalf("the revision does not load: %v\n%s", diags, got)
+	}
+	again.Server, again.Monitor.Webhook = cfg.Server, cfg.Monitor.Webhook
+	if p := config.Diff(cfg, again); len(p.Changes) != 0 {
+		t.Errorf("the revision is another configuration:\n%s", p)
+	}
+}
