@@ -1,4 +1,4 @@
-package auth_test
+package store_test
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
 
-// A token that cannot be checked (the database is gone) is not a refused
-// one: robots stop for good on a 401, so the middleware answers 503, and
-// 401 only for a token that is really unknown, revoked or expired.
+// auth.Middleware over a database that stopped answering: a token that
+// cannot be checked is not a refused one (robots stop for good on a 401),
+// so the middleware answers 503, and 401 only for a token that is really
+// unknown, revoked or expired. (Here, not in core/auth: store's tests may
+// import auth; auth's may not import store.)
 func TestMiddlewareTellsRefusalFromOutage(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, store.SQLite, filepath.Join(t.TempDir(), "a.db"))
