@@ -373,7 +373,11 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 			errs = append(errs, err)
 			continue
 		}
-		_ = auth.Revoke(ctx, f.Client, auth.RobotTokenName(rb.Name))
+		// Already revoked (e.g. by an administrator) is fine; anything
+		// else is worth a line, as in the fleet's release.
+		if err := auth.Revoke(ctx, f.Client, auth.RobotTokenName(rb.Name)); err != nil && f.Log != nil {
+			f.Log.Debug("revoke robot token", "robot", rb.Name, "err", err)
+		}
 		f.event(ctx, p, &rb.ID, events.VMBootTimeout, fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))
 		n++
 	}
