@@ -35,6 +35,8 @@ type Attempt struct {
 	Deadline time.Time `json:"deadline,omitempty"`
 	// HeartbeatAt holds the value of the "heartbeat_at" field.
 	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
+	// When a person asked the robot to stop it (task stop, batch cancel); the deadline is then the stop's grace.
+	StopRequestedAt *time.Time `json:"stop_requested_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// ErrorClass holds the value of the "error_class" field.
@@ -93,7 +95,7 @@ func (*Attempt) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case attempt.FieldState, attempt.FieldErrorClass, attempt.FieldErrorMessage, attempt.FieldOutput:
 			values[i] = new(sql.NullString)
-		case attempt.FieldStartedAt, attempt.FieldDeadline, attempt.FieldHeartbeatAt, attempt.FieldFinishedAt:
+		case attempt.FieldStartedAt, attempt.FieldDeadline, attempt.FieldHeartbeatAt, attempt.FieldStopRequestedAt, attempt.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -164,6 +166,13 @@ func (_m *Attempt) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.HeartbeatAt = new(time.Time)
 				*_m.HeartbeatAt = value.Time
+			}
+		case attempt.FieldStopRequestedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field stop_requested_at", values[i])
+			} else if value.Valid {
+				_m.StopRequestedAt = new(time.Time)
+				*_m.StopRequestedAt = value.Time
 			}
 		case attempt.FieldFinishedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -260,6 +269,11 @@ func (_m *Attempt) String() string {
 	builder.WriteString(", ")
 	if v := _m.HeartbeatAt; v != nil {
 		builder.WriteString("heartbeat_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.StopRequestedAt; v != nil {
+		builder.WriteString("stop_requested_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")

@@ -88,6 +88,20 @@ func (_c *AttemptCreate) SetNillableHeartbeatAt(v *time.Time) *AttemptCreate {
 	return _c
 }
 
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (_c *AttemptCreate) SetStopRequestedAt(v time.Time) *AttemptCreate {
+	_c.mutation.SetStopRequestedAt(v)
+	return _c
+}
+
+// SetNillableStopRequestedAt sets the "stop_requested_at" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableStopRequestedAt(v *time.Time) *AttemptCreate {
+	if v != nil {
+		_c.SetStopRequestedAt(*v)
+	}
+	return _c
+}
+
 // SetFinishedAt sets the "finished_at" field.
 func (_c *AttemptCreate) SetFinishedAt(v time.Time) *AttemptCreate {
 	_c.mutation.SetFinishedAt(v)
@@ -307,6 +321,10 @@ func (_c *AttemptCreate) createSpec() (*Attempt, *sqlgraph.CreateSpec) {
 		_spec.SetField(attempt.FieldHeartbeatAt, field.TypeTime, value)
 		_node.HeartbeatAt = &value
 	}
+	if value, ok := _c.mutation.StopRequestedAt(); ok {
+		_spec.SetField(attempt.FieldStopRequestedAt, field.TypeTime, value)
+		_node.StopRequestedAt = &value
+	}
 	if value, ok := _c.mutation.FinishedAt(); ok {
 		_spec.SetField(attempt.FieldFinishedAt, field.TypeTime, value)
 		_node.FinishedAt = &value
@@ -520,6 +538,24 @@ func (u *AttemptUpsert) UpdateHeartbeatAt() *AttemptUpsert {
 // ClearHeartbeatAt clears the value of the "heartbeat_at" field.
 func (u *AttemptUpsert) ClearHeartbeatAt() *AttemptUpsert {
 	u.SetNull(attempt.FieldHeartbeatAt)
+	return u
+}
+
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (u *AttemptUpsert) SetStopRequestedAt(v time.Time) *AttemptUpsert {
+	u.Set(attempt.FieldStopRequestedAt, v)
+	return u
+}
+
+// UpdateStopRequestedAt sets the "stop_requested_at" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateStopRequestedAt() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldStopRequestedAt)
+	return u
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (u *AttemptUpsert) ClearStopRequestedAt() *AttemptUpsert {
+	u.SetNull(attempt.FieldStopRequestedAt)
 	return u
 }
 
@@ -753,6 +789,27 @@ func (u *AttemptUpsertOne) UpdateHeartbeatAt() *AttemptUpsertOne {
 func (u *AttemptUpsertOne) ClearHeartbeatAt() *AttemptUpsertOne {
 	return u.Update(func(s *AttemptUpsert) {
 		s.ClearHeartbeatAt()
+	})
+}
+
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (u *AttemptUpsertOne) SetStopRequestedAt(v time.Time) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetStopRequestedAt(v)
+	})
+}
+
+// UpdateStopRequestedAt sets the "stop_requested_at" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateStopRequestedAt() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateStopRequestedAt()
+	})
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (u *AttemptUpsertOne) ClearStopRequestedAt() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearStopRequestedAt()
 	})
 }
 
@@ -1160,6 +1217,27 @@ func (u *AttemptUpsertBulk) UpdateHeartbeatAt() *AttemptUpsertBulk {
 func (u *AttemptUpsertBulk) ClearHeartbeatAt() *AttemptUpsertBulk {
 	return u.Update(func(s *AttemptUpsert) {
 		s.ClearHeartbeatAt()
+	})
+}
+
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (u *AttemptUpsertBulk) SetStopRequestedAt(v time.Time) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetStopRequestedAt(v)
+	})
+}
+
+// UpdateStopRequestedAt sets the "stop_requested_at" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateStopRequestedAt() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateStopRequestedAt()
+	})
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (u *AttemptUpsertBulk) ClearStopRequestedAt() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearStopRequestedAt()
 	})
 }
 

@@ -163,6 +163,26 @@ func (_u *AttemptUpdate) ClearHeartbeatAt() *AttemptUpdate {
 	return _u
 }
 
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (_u *AttemptUpdate) SetStopRequestedAt(v time.Time) *AttemptUpdate {
+	_u.mutation.SetStopRequestedAt(v)
+	return _u
+}
+
+// SetNillableStopRequestedAt sets the "stop_requested_at" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableStopRequestedAt(v *time.Time) *AttemptUpdate {
+	if v != nil {
+		_u.SetStopRequestedAt(*v)
+	}
+	return _u
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (_u *AttemptUpdate) ClearStopRequestedAt() *AttemptUpdate {
+	_u.mutation.ClearStopRequestedAt()
+	return _u
+}
+
 // SetFinishedAt sets the "finished_at" field.
 func (_u *AttemptUpdate) SetFinishedAt(v time.Time) *AttemptUpdate {
 	_u.mutation.SetFinishedAt(v)
@@ -355,6 +375,12 @@ func (_u *AttemptUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.HeartbeatAtCleared() {
 		_spec.ClearField(attempt.FieldHeartbeatAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.StopRequestedAt(); ok {
+		_spec.SetField(attempt.FieldStopRequestedAt, field.TypeTime, value)
+	}
+	if _u.mutation.StopRequestedAtCleared() {
+		_spec.ClearField(attempt.FieldStopRequestedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.FinishedAt(); ok {
 		_spec.SetField(attempt.FieldFinishedAt, field.TypeTime, value)
@@ -586,6 +612,26 @@ func (_u *AttemptUpdateOne) ClearHeartbeatAt() *AttemptUpdateOne {
 	return _u
 }
 
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (_u *AttemptUpdateOne) SetStopRequestedAt(v time.Time) *AttemptUpdateOne {
+	_u.mutation.SetStopRequestedAt(v)
+	return _u
+}
+
+// SetNillableStopRequestedAt sets the "stop_requested_at" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableStopRequestedAt(v *time.Time) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetStopRequestedAt(*v)
+	}
+	return _u
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (_u *AttemptUpdateOne) ClearStopRequestedAt() *AttemptUpdateOne {
+	_u.mutation.ClearStopRequestedAt()
+	return _u
+}
+
 // SetFinishedAt sets the "finished_at" field.
 func (_u *AttemptUpdateOne) SetFinishedAt(v time.Time) *AttemptUpdateOne {
 	_u.mutation.SetFinishedAt(v)
@@ -808,6 +854,12 @@ func (_u *AttemptUpdateOne) sqlSave(ctx context.Context) (_node *Attempt, err er
 	}
 	if _u.mutation.HeartbeatAtCleared() {
 		_spec.ClearField(attempt.FieldHeartbeatAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.StopRequestedAt(); ok {
+		_spec.SetField(attempt.FieldStopRequestedAt, field.TypeTime, value)
+	}
+	if _u.mutation.StopRequestedAtCleared() {
+		_spec.ClearField(attempt.FieldStopRequestedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.FinishedAt(); ok {
 		_spec.SetField(attempt.FieldFinishedAt, field.TypeTime, value)

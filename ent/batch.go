@@ -43,6 +43,8 @@ type Batch struct {
 	Succeeded int `json:"succeeded,omitempty"`
 	// Failed holds the value of the "failed" field.
 	Failed int `json:"failed,omitempty"`
+	// Cancelled holds the value of the "cancelled" field.
+	Cancelled int `json:"cancelled,omitempty"`
 	// LastServedAt holds the value of the "last_served_at" field.
 	LastServedAt *time.Time `json:"last_served_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
@@ -108,7 +110,7 @@ func (*Batch) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case batch.FieldID, batch.FieldCustomerID, batch.FieldProcessID, batch.FieldPoolID, batch.FieldTotal, batch.FieldPending, batch.FieldRunning, batch.FieldSucceeded, batch.FieldFailed:
+		case batch.FieldID, batch.FieldCustomerID, batch.FieldProcessID, batch.FieldPoolID, batch.FieldTotal, batch.FieldPending, batch.FieldRunning, batch.FieldSucceeded, batch.FieldFailed, batch.FieldCancelled:
 			values[i] = new(sql.NullInt64)
 		case batch.FieldLabel, batch.FieldStack, batch.FieldSubmittedBy:
 			values[i] = new(sql.NullString)
@@ -206,6 +208,12 @@ func (_m *Batch) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field failed", values[i])
 			} else if value.Valid {
 				_m.Failed = int(value.Int64)
+			}
+		case batch.FieldCancelled:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field cancelled", values[i])
+			} else if value.Valid {
+				_m.Cancelled = int(value.Int64)
 			}
 		case batch.FieldLastServedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -313,6 +321,9 @@ func (_m *Batch) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("failed=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Failed))
+	builder.WriteString(", ")
+	builder.WriteString("cancelled=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Cancelled))
 	builder.WriteString(", ")
 	if v := _m.LastServedAt; v != nil {
 		builder.WriteString("last_served_at=")

@@ -153,6 +153,20 @@ func (_c *BatchCreate) SetNillableFailed(v *int) *BatchCreate {
 	return _c
 }
 
+// SetCancelled sets the "cancelled" field.
+func (_c *BatchCreate) SetCancelled(v int) *BatchCreate {
+	_c.mutation.SetCancelled(v)
+	return _c
+}
+
+// SetNillableCancelled sets the "cancelled" field if the given value is not nil.
+func (_c *BatchCreate) SetNillableCancelled(v *int) *BatchCreate {
+	if v != nil {
+		_c.SetCancelled(*v)
+	}
+	return _c
+}
+
 // SetLastServedAt sets the "last_served_at" field.
 func (_c *BatchCreate) SetLastServedAt(v time.Time) *BatchCreate {
 	_c.mutation.SetLastServedAt(v)
@@ -291,6 +305,10 @@ func (_c *BatchCreate) defaults() error {
 		v := batch.DefaultFailed
 		_c.mutation.SetFailed(v)
 	}
+	if _, ok := _c.mutation.Cancelled(); !ok {
+		v := batch.DefaultCancelled
+		_c.mutation.SetCancelled(v)
+	}
 	if _, ok := _c.mutation.SubmittedBy(); !ok {
 		v := batch.DefaultSubmittedBy
 		_c.mutation.SetSubmittedBy(v)
@@ -371,6 +389,14 @@ func (_c *BatchCreate) check() error {
 			return &ValidationError{Name: "failed", err: fmt.Errorf(`ent: validator failed for field "Batch.failed": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.Cancelled(); !ok {
+		return &ValidationError{Name: "cancelled", err: errors.New(`ent: missing required field "Batch.cancelled"`)}
+	}
+	if v, ok := _c.mutation.Cancelled(); ok {
+		if err := batch.CancelledValidator(v); err != nil {
+			return &ValidationError{Name: "cancelled", err: fmt.Errorf(`ent: validator failed for field "Batch.cancelled": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.SubmittedBy(); !ok {
 		return &ValidationError{Name: "submitted_by", err: errors.New(`ent: missing required field "Batch.submitted_by"`)}
 	}
@@ -446,6 +472,10 @@ func (_c *BatchCreate) createSpec() (*Batch, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Failed(); ok {
 		_spec.SetField(batch.FieldFailed, field.TypeInt, value)
 		_node.Failed = value
+	}
+	if value, ok := _c.mutation.Cancelled(); ok {
+		_spec.SetField(batch.FieldCancelled, field.TypeInt, value)
+		_node.Cancelled = value
 	}
 	if value, ok := _c.mutation.LastServedAt(); ok {
 		_spec.SetField(batch.FieldLastServedAt, field.TypeTime, value)
@@ -726,6 +756,24 @@ func (u *BatchUpsert) UpdateFailed() *BatchUpsert {
 // AddFailed adds v to the "failed" field.
 func (u *BatchUpsert) AddFailed(v int) *BatchUpsert {
 	u.Add(batch.FieldFailed, v)
+	return u
+}
+
+// SetCancelled sets the "cancelled" field.
+func (u *BatchUpsert) SetCancelled(v int) *BatchUpsert {
+	u.Set(batch.FieldCancelled, v)
+	return u
+}
+
+// UpdateCancelled sets the "cancelled" field to the value that was provided on create.
+func (u *BatchUpsert) UpdateCancelled() *BatchUpsert {
+	u.SetExcluded(batch.FieldCancelled)
+	return u
+}
+
+// AddCancelled adds v to the "cancelled" field.
+func (u *BatchUpsert) AddCancelled(v int) *BatchUpsert {
+	u.Add(batch.FieldCancelled, v)
 	return u
 }
 
@@ -1015,6 +1063,27 @@ func (u *BatchUpsertOne) AddFailed(v int) *BatchUpsertOne {
 func (u *BatchUpsertOne) UpdateFailed() *BatchUpsertOne {
 	return u.Update(func(s *BatchUpsert) {
 		s.UpdateFailed()
+	})
+}
+
+// SetCancelled sets the "cancelled" field.
+func (u *BatchUpsertOne) SetCancelled(v int) *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetCancelled(v)
+	})
+}
+
+// AddCancelled adds v to the "cancelled" field.
+func (u *BatchUpsertOne) AddCancelled(v int) *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.AddCancelled(v)
+	})
+}
+
+// UpdateCancelled sets the "cancelled" field to the value that was provided on create.
+func (u *BatchUpsertOne) UpdateCancelled() *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateCancelled()
 	})
 }
 
@@ -1478,6 +1547,27 @@ func (u *BatchUpsertBulk) AddFailed(v int) *BatchUpsertBulk {
 func (u *BatchUpsertBulk) UpdateFailed() *BatchUpsertBulk {
 	return u.Update(func(s *BatchUpsert) {
 		s.UpdateFailed()
+	})
+}
+
+// SetCancelled sets the "cancelled" field.
+func (u *BatchUpsertBulk) SetCancelled(v int) *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetCancelled(v)
+	})
+}
+
+// AddCancelled adds v to the "cancelled" field.
+func (u *BatchUpsertBulk) AddCancelled(v int) *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.AddCancelled(v)
+	})
+}
+
+// UpdateCancelled sets the "cancelled" field to the value that was provided on create.
+func (u *BatchUpsertBulk) UpdateCancelled() *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateCancelled()
 	})
 }
 

@@ -220,6 +220,27 @@ func (_u *BatchUpdate) AddFailed(v int) *BatchUpdate {
 	return _u
 }
 
+// SetCancelled sets the "cancelled" field.
+func (_u *BatchUpdate) SetCancelled(v int) *BatchUpdate {
+	_u.mutation.ResetCancelled()
+	_u.mutation.SetCancelled(v)
+	return _u
+}
+
+// SetNillableCancelled sets the "cancelled" field if the given value is not nil.
+func (_u *BatchUpdate) SetNillableCancelled(v *int) *BatchUpdate {
+	if v != nil {
+		_u.SetCancelled(*v)
+	}
+	return _u
+}
+
+// AddCancelled adds value to the "cancelled" field.
+func (_u *BatchUpdate) AddCancelled(v int) *BatchUpdate {
+	_u.mutation.AddCancelled(v)
+	return _u
+}
+
 // SetLastServedAt sets the "last_served_at" field.
 func (_u *BatchUpdate) SetLastServedAt(v time.Time) *BatchUpdate {
 	_u.mutation.SetLastServedAt(v)
@@ -416,6 +437,11 @@ func (_u *BatchUpdate) check() error {
 			return &ValidationError{Name: "failed", err: fmt.Errorf(`ent: validator failed for field "Batch.failed": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Cancelled(); ok {
+		if err := batch.CancelledValidator(v); err != nil {
+			return &ValidationError{Name: "cancelled", err: fmt.Errorf(`ent: validator failed for field "Batch.cancelled": %w`, err)}
+		}
+	}
 	if _u.mutation.CustomerCleared() && len(_u.mutation.CustomerIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Batch.customer"`)
 	}
@@ -487,6 +513,12 @@ func (_u *BatchUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedFailed(); ok {
 		_spec.AddField(batch.FieldFailed, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cancelled(); ok {
+		_spec.SetField(batch.FieldCancelled, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedCancelled(); ok {
+		_spec.AddField(batch.FieldCancelled, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.LastServedAt(); ok {
 		_spec.SetField(batch.FieldLastServedAt, field.TypeTime, value)
@@ -816,6 +848,27 @@ func (_u *BatchUpdateOne) AddFailed(v int) *BatchUpdateOne {
 	return _u
 }
 
+// SetCancelled sets the "cancelled" field.
+func (_u *BatchUpdateOne) SetCancelled(v int) *BatchUpdateOne {
+	_u.mutation.ResetCancelled()
+	_u.mutation.SetCancelled(v)
+	return _u
+}
+
+// SetNillableCancelled sets the "cancelled" field if the given value is not nil.
+func (_u *BatchUpdateOne) SetNillableCancelled(v *int) *BatchUpdateOne {
+	if v != nil {
+		_u.SetCancelled(*v)
+	}
+	return _u
+}
+
+// AddCancelled adds value to the "cancelled" field.
+func (_u *BatchUpdateOne) AddCancelled(v int) *BatchUpdateOne {
+	_u.mutation.AddCancelled(v)
+	return _u
+}
+
 // SetLastServedAt sets the "last_served_at" field.
 func (_u *BatchUpdateOne) SetLastServedAt(v time.Time) *BatchUpdateOne {
 	_u.mutation.SetLastServedAt(v)
@@ -1025,6 +1078,11 @@ func (_u *BatchUpdateOne) check() error {
 			return &ValidationError{Name: "failed", err: fmt.Errorf(`ent: validator failed for field "Batch.failed": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Cancelled(); ok {
+		if err := batch.CancelledValidator(v); err != nil {
+			return &ValidationError{Name: "cancelled", err: fmt.Errorf(`ent: validator failed for field "Batch.cancelled": %w`, err)}
+		}
+	}
 	if _u.mutation.CustomerCleared() && len(_u.mutation.CustomerIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Batch.customer"`)
 	}
@@ -1113,6 +1171,12 @@ func (_u *BatchUpdateOne) sqlSave(ctx context.Context) (_node *Batch, err error)
 	}
 	if value, ok := _u.mutation.AddedFailed(); ok {
 		_spec.AddField(batch.FieldFailed, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cancelled(); ok {
+		_spec.SetField(batch.FieldCancelled, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedCancelled(); ok {
+		_spec.AddField(batch.FieldCancelled, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.LastServedAt(); ok {
 		_spec.SetField(batch.FieldLastServedAt, field.TypeTime, value)

@@ -105,18 +105,19 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Attempt",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			attempt.FieldTaskID:       {Type: field.TypeInt, Column: attempt.FieldTaskID},
-			attempt.FieldRobotID:      {Type: field.TypeInt, Column: attempt.FieldRobotID},
-			attempt.FieldCustomerID:   {Type: field.TypeInt, Column: attempt.FieldCustomerID},
-			attempt.FieldNumber:       {Type: field.TypeInt, Column: attempt.FieldNumber},
-			attempt.FieldState:        {Type: field.TypeEnum, Column: attempt.FieldState},
-			attempt.FieldStartedAt:    {Type: field.TypeTime, Column: attempt.FieldStartedAt},
-			attempt.FieldDeadline:     {Type: field.TypeTime, Column: attempt.FieldDeadline},
-			attempt.FieldHeartbeatAt:  {Type: field.TypeTime, Column: attempt.FieldHeartbeatAt},
-			attempt.FieldFinishedAt:   {Type: field.TypeTime, Column: attempt.FieldFinishedAt},
-			attempt.FieldErrorClass:   {Type: field.TypeEnum, Column: attempt.FieldErrorClass},
-			attempt.FieldErrorMessage: {Type: field.TypeString, Column: attempt.FieldErrorMessage},
-			attempt.FieldOutput:       {Type: field.TypeString, Column: attempt.FieldOutput},
+			attempt.FieldTaskID:          {Type: field.TypeInt, Column: attempt.FieldTaskID},
+			attempt.FieldRobotID:         {Type: field.TypeInt, Column: attempt.FieldRobotID},
+			attempt.FieldCustomerID:      {Type: field.TypeInt, Column: attempt.FieldCustomerID},
+			attempt.FieldNumber:          {Type: field.TypeInt, Column: attempt.FieldNumber},
+			attempt.FieldState:           {Type: field.TypeEnum, Column: attempt.FieldState},
+			attempt.FieldStartedAt:       {Type: field.TypeTime, Column: attempt.FieldStartedAt},
+			attempt.FieldDeadline:        {Type: field.TypeTime, Column: attempt.FieldDeadline},
+			attempt.FieldHeartbeatAt:     {Type: field.TypeTime, Column: attempt.FieldHeartbeatAt},
+			attempt.FieldStopRequestedAt: {Type: field.TypeTime, Column: attempt.FieldStopRequestedAt},
+			attempt.FieldFinishedAt:      {Type: field.TypeTime, Column: attempt.FieldFinishedAt},
+			attempt.FieldErrorClass:      {Type: field.TypeEnum, Column: attempt.FieldErrorClass},
+			attempt.FieldErrorMessage:    {Type: field.TypeString, Column: attempt.FieldErrorMessage},
+			attempt.FieldOutput:          {Type: field.TypeString, Column: attempt.FieldOutput},
 		},
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
@@ -142,6 +143,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			batch.FieldRunning:      {Type: field.TypeInt, Column: batch.FieldRunning},
 			batch.FieldSucceeded:    {Type: field.TypeInt, Column: batch.FieldSucceeded},
 			batch.FieldFailed:       {Type: field.TypeInt, Column: batch.FieldFailed},
+			batch.FieldCancelled:    {Type: field.TypeInt, Column: batch.FieldCancelled},
 			batch.FieldLastServedAt: {Type: field.TypeTime, Column: batch.FieldLastServedAt},
 			batch.FieldFinishedAt:   {Type: field.TypeTime, Column: batch.FieldFinishedAt},
 			batch.FieldSubmittedBy:  {Type: field.TypeString, Column: batch.FieldSubmittedBy},
@@ -351,6 +353,9 @@ var schemaGraph = func() *sqlgraph.Schema {
 		Fields: map[string]*sqlgraph.FieldSpec{
 			pool.FieldCreatedAt:     {Type: field.TypeTime, Column: pool.FieldCreatedAt},
 			pool.FieldUpdatedAt:     {Type: field.TypeTime, Column: pool.FieldUpdatedAt},
+			pool.FieldPausedAt:      {Type: field.TypeTime, Column: pool.FieldPausedAt},
+			pool.FieldPausedBy:      {Type: field.TypeString, Column: pool.FieldPausedBy},
+			pool.FieldPauseReason:   {Type: field.TypeString, Column: pool.FieldPauseReason},
 			pool.FieldName:          {Type: field.TypeString, Column: pool.FieldName},
 			pool.FieldProvider:      {Type: field.TypeString, Column: pool.FieldProvider},
 			pool.FieldMin:           {Type: field.TypeInt, Column: pool.FieldMin},
@@ -396,6 +401,9 @@ var schemaGraph = func() *sqlgraph.Schema {
 		Fields: map[string]*sqlgraph.FieldSpec{
 			process.FieldCreatedAt:          {Type: field.TypeTime, Column: process.FieldCreatedAt},
 			process.FieldUpdatedAt:          {Type: field.TypeTime, Column: process.FieldUpdatedAt},
+			process.FieldPausedAt:           {Type: field.TypeTime, Column: process.FieldPausedAt},
+			process.FieldPausedBy:           {Type: field.TypeString, Column: process.FieldPausedBy},
+			process.FieldPauseReason:        {Type: field.TypeString, Column: process.FieldPauseReason},
 			process.FieldName:               {Type: field.TypeString, Column: process.FieldName},
 			process.FieldPoolID:             {Type: field.TypeInt, Column: process.FieldPoolID},
 			process.FieldOwnerID:            {Type: field.TypeInt, Column: process.FieldOwnerID},
@@ -514,6 +522,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			task.FieldAttemptNo:        {Type: field.TypeInt, Column: task.FieldAttemptNo},
 			task.FieldExecutionsFailed: {Type: field.TypeInt, Column: task.FieldExecutionsFailed},
 			task.FieldTimeouts:         {Type: field.TypeInt, Column: task.FieldTimeouts},
+			task.FieldManualRetries:    {Type: field.TypeInt, Column: task.FieldManualRetries},
+			task.FieldRequeuedAt:       {Type: field.TypeTime, Column: task.FieldRequeuedAt},
 			task.FieldFailureReason:    {Type: field.TypeEnum, Column: task.FieldFailureReason},
 			task.FieldErrorMessage:     {Type: field.TypeString, Column: task.FieldErrorMessage},
 			task.FieldFinishedAt:       {Type: field.TypeTime, Column: task.FieldFinishedAt},
@@ -1162,6 +1172,11 @@ func (f *AttemptFilter) WhereHeartbeatAt(p entql.TimeP) {
 	f.Where(p.Field(attempt.FieldHeartbeatAt))
 }
 
+// WhereStopRequestedAt applies the entql time.Time predicate on the stop_requested_at field.
+func (f *AttemptFilter) WhereStopRequestedAt(p entql.TimeP) {
+	f.Where(p.Field(attempt.FieldStopRequestedAt))
+}
+
 // WhereFinishedAt applies the entql time.Time predicate on the finished_at field.
 func (f *AttemptFilter) WhereFinishedAt(p entql.TimeP) {
 	f.Where(p.Field(attempt.FieldFinishedAt))
@@ -1308,6 +1323,11 @@ func (f *BatchFilter) WhereSucceeded(p entql.IntP) {
 // WhereFailed applies the entql int predicate on the failed field.
 func (f *BatchFilter) WhereFailed(p entql.IntP) {
 	f.Where(p.Field(batch.FieldFailed))
+}
+
+// WhereCancelled applies the entql int predicate on the cancelled field.
+func (f *BatchFilter) WhereCancelled(p entql.IntP) {
+	f.Where(p.Field(batch.FieldCancelled))
 }
 
 // WhereLastServedAt applies the entql time.Time predicate on the last_served_at field.
@@ -2203,6 +2223,21 @@ func (f *PoolFilter) WhereUpdatedAt(p entql.TimeP) {
 	f.Where(p.Field(pool.FieldUpdatedAt))
 }
 
+// WherePausedAt applies the entql time.Time predicate on the paused_at field.
+func (f *PoolFilter) WherePausedAt(p entql.TimeP) {
+	f.Where(p.Field(pool.FieldPausedAt))
+}
+
+// WherePausedBy applies the entql string predicate on the paused_by field.
+func (f *PoolFilter) WherePausedBy(p entql.StringP) {
+	f.Where(p.Field(pool.FieldPausedBy))
+}
+
+// WherePauseReason applies the entql string predicate on the pause_reason field.
+func (f *PoolFilter) WherePauseReason(p entql.StringP) {
+	f.Where(p.Field(pool.FieldPauseReason))
+}
+
 // WhereName applies the entql string predicate on the name field.
 func (f *PoolFilter) WhereName(p entql.StringP) {
 	f.Where(p.Field(pool.FieldName))
@@ -2418,6 +2453,21 @@ func (f *ProcessFilter) WhereCreatedAt(p entql.TimeP) {
 // WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
 func (f *ProcessFilter) WhereUpdatedAt(p entql.TimeP) {
 	f.Where(p.Field(process.FieldUpdatedAt))
+}
+
+// WherePausedAt applies the entql time.Time predicate on the paused_at field.
+func (f *ProcessFilter) WherePausedAt(p entql.TimeP) {
+	f.Where(p.Field(process.FieldPausedAt))
+}
+
+// WherePausedBy applies the entql string predicate on the paused_by field.
+func (f *ProcessFilter) WherePausedBy(p entql.StringP) {
+	f.Where(p.Field(process.FieldPausedBy))
+}
+
+// WherePauseReason applies the entql string predicate on the pause_reason field.
+func (f *ProcessFilter) WherePauseReason(p entql.StringP) {
+	f.Where(p.Field(process.FieldPauseReason))
 }
 
 // WhereName applies the entql string predicate on the name field.
@@ -2992,6 +3042,16 @@ func (f *TaskFilter) WhereExecutionsFailed(p entql.IntP) {
 // WhereTimeouts applies the entql int predicate on the timeouts field.
 func (f *TaskFilter) WhereTimeouts(p entql.IntP) {
 	f.Where(p.Field(task.FieldTimeouts))
+}
+
+// WhereManualRetries applies the entql int predicate on the manual_retries field.
+func (f *TaskFilter) WhereManualRetries(p entql.IntP) {
+	f.Where(p.Field(task.FieldManualRetries))
+}
+
+// WhereRequeuedAt applies the entql time.Time predicate on the requeued_at field.
+func (f *TaskFilter) WhereRequeuedAt(p entql.TimeP) {
+	f.Where(p.Field(task.FieldRequeuedAt))
 }
 
 // WhereFailureReason applies the entql string predicate on the failure_reason field.

@@ -299,6 +299,11 @@ func (_q *AttemptQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, attempt.FieldHeartbeatAt)
 				fieldSeen[attempt.FieldHeartbeatAt] = struct{}{}
 			}
+		case "stopRequestedAt":
+			if _, ok := fieldSeen[attempt.FieldStopRequestedAt]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldStopRequestedAt)
+				fieldSeen[attempt.FieldStopRequestedAt] = struct{}{}
+			}
 		case "finishedAt":
 			if _, ok := fieldSeen[attempt.FieldFinishedAt]; !ok {
 				selectedFields = append(selectedFields, attempt.FieldFinishedAt)
@@ -559,6 +564,11 @@ func (_q *BatchQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 			if _, ok := fieldSeen[batch.FieldFailed]; !ok {
 				selectedFields = append(selectedFields, batch.FieldFailed)
 				fieldSeen[batch.FieldFailed] = struct{}{}
+			}
+		case "cancelled":
+			if _, ok := fieldSeen[batch.FieldCancelled]; !ok {
+				selectedFields = append(selectedFields, batch.FieldCancelled)
+				fieldSeen[batch.FieldCancelled] = struct{}{}
 			}
 		case "lastServedAt":
 			if _, ok := fieldSeen[batch.FieldLastServedAt]; !ok {
@@ -1187,6 +1197,21 @@ func (_q *PoolQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				selectedFields = append(selectedFields, pool.FieldUpdatedAt)
 				fieldSeen[pool.FieldUpdatedAt] = struct{}{}
 			}
+		case "pausedAt":
+			if _, ok := fieldSeen[pool.FieldPausedAt]; !ok {
+				selectedFields = append(selectedFields, pool.FieldPausedAt)
+				fieldSeen[pool.FieldPausedAt] = struct{}{}
+			}
+		case "pausedBy":
+			if _, ok := fieldSeen[pool.FieldPausedBy]; !ok {
+				selectedFields = append(selectedFields, pool.FieldPausedBy)
+				fieldSeen[pool.FieldPausedBy] = struct{}{}
+			}
+		case "pauseReason":
+			if _, ok := fieldSeen[pool.FieldPauseReason]; !ok {
+				selectedFields = append(selectedFields, pool.FieldPauseReason)
+				fieldSeen[pool.FieldPauseReason] = struct{}{}
+			}
 		case "name":
 			if _, ok := fieldSeen[pool.FieldName]; !ok {
 				selectedFields = append(selectedFields, pool.FieldName)
@@ -1568,6 +1593,21 @@ func (_q *ProcessQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 			if _, ok := fieldSeen[process.FieldUpdatedAt]; !ok {
 				selectedFields = append(selectedFields, process.FieldUpdatedAt)
 				fieldSeen[process.FieldUpdatedAt] = struct{}{}
+			}
+		case "pausedAt":
+			if _, ok := fieldSeen[process.FieldPausedAt]; !ok {
+				selectedFields = append(selectedFields, process.FieldPausedAt)
+				fieldSeen[process.FieldPausedAt] = struct{}{}
+			}
+		case "pausedBy":
+			if _, ok := fieldSeen[process.FieldPausedBy]; !ok {
+				selectedFields = append(selectedFields, process.FieldPausedBy)
+				fieldSeen[process.FieldPausedBy] = struct{}{}
+			}
+		case "pauseReason":
+			if _, ok := fieldSeen[process.FieldPauseReason]; !ok {
+				selectedFields = append(selectedFields, process.FieldPauseReason)
+				fieldSeen[process.FieldPauseReason] = struct{}{}
 			}
 		case "name":
 			if _, ok := fieldSeen[process.FieldName]; !ok {
@@ -2338,6 +2378,16 @@ func (_q *TaskQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[task.FieldTimeouts]; !ok {
 				selectedFields = append(selectedFields, task.FieldTimeouts)
 				fieldSeen[task.FieldTimeouts] = struct{}{}
+			}
+		case "manualRetries":
+			if _, ok := fieldSeen[task.FieldManualRetries]; !ok {
+				selectedFields = append(selectedFields, task.FieldManualRetries)
+				fieldSeen[task.FieldManualRetries] = struct{}{}
+			}
+		case "requeuedAt":
+			if _, ok := fieldSeen[task.FieldRequeuedAt]; !ok {
+				selectedFields = append(selectedFields, task.FieldRequeuedAt)
+				fieldSeen[task.FieldRequeuedAt] = struct{}{}
 			}
 		case "failureReason":
 			if _, ok := fieldSeen[task.FieldFailureReason]; !ok {

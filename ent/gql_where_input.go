@@ -1069,6 +1069,18 @@ type AttemptWhereInput struct {
 	HeartbeatAtIsNil  bool        `json:"heartbeatAtIsNil,omitempty"`
 	HeartbeatAtNotNil bool        `json:"heartbeatAtNotNil,omitempty"`
 
+	// "stop_requested_at" field predicates.
+	StopRequestedAt       *time.Time  `json:"stopRequestedAt,omitempty"`
+	StopRequestedAtNEQ    *time.Time  `json:"stopRequestedAtNEQ,omitempty"`
+	StopRequestedAtIn     []time.Time `json:"stopRequestedAtIn,omitempty"`
+	StopRequestedAtNotIn  []time.Time `json:"stopRequestedAtNotIn,omitempty"`
+	StopRequestedAtGT     *time.Time  `json:"stopRequestedAtGT,omitempty"`
+	StopRequestedAtGTE    *time.Time  `json:"stopRequestedAtGTE,omitempty"`
+	StopRequestedAtLT     *time.Time  `json:"stopRequestedAtLT,omitempty"`
+	StopRequestedAtLTE    *time.Time  `json:"stopRequestedAtLTE,omitempty"`
+	StopRequestedAtIsNil  bool        `json:"stopRequestedAtIsNil,omitempty"`
+	StopRequestedAtNotNil bool        `json:"stopRequestedAtNotNil,omitempty"`
+
 	// "finished_at" field predicates.
 	FinishedAt       *time.Time  `json:"finishedAt,omitempty"`
 	FinishedAtNEQ    *time.Time  `json:"finishedAtNEQ,omitempty"`
@@ -1385,6 +1397,36 @@ func (i *AttemptWhereInput) P() (predicate.Attempt, error) {
 	if i.HeartbeatAtNotNil {
 		predicates = append(predicates, attempt.HeartbeatAtNotNil())
 	}
+	if i.StopRequestedAt != nil {
+		predicates = append(predicates, attempt.StopRequestedAtEQ(*i.StopRequestedAt))
+	}
+	if i.StopRequestedAtNEQ != nil {
+		predicates = append(predicates, attempt.StopRequestedAtNEQ(*i.StopRequestedAtNEQ))
+	}
+	if len(i.StopRequestedAtIn) > 0 {
+		predicates = append(predicates, attempt.StopRequestedAtIn(i.StopRequestedAtIn...))
+	}
+	if len(i.StopRequestedAtNotIn) > 0 {
+		predicates = append(predicates, attempt.StopRequestedAtNotIn(i.StopRequestedAtNotIn...))
+	}
+	if i.StopRequestedAtGT != nil {
+		predicates = append(predicates, attempt.StopRequestedAtGT(*i.StopRequestedAtGT))
+	}
+	if i.StopRequestedAtGTE != nil {
+		predicates = append(predicates, attempt.StopRequestedAtGTE(*i.StopRequestedAtGTE))
+	}
+	if i.StopRequestedAtLT != nil {
+		predicates = append(predicates, attempt.StopRequestedAtLT(*i.StopRequestedAtLT))
+	}
+	if i.StopRequestedAtLTE != nil {
+		predicates = append(predicates, attempt.StopRequestedAtLTE(*i.StopRequestedAtLTE))
+	}
+	if i.StopRequestedAtIsNil {
+		predicates = append(predicates, attempt.StopRequestedAtIsNil())
+	}
+	if i.StopRequestedAtNotNil {
+		predicates = append(predicates, attempt.StopRequestedAtNotNil())
+	}
 	if i.FinishedAt != nil {
 		predicates = append(predicates, attempt.FinishedAtEQ(*i.FinishedAt))
 	}
@@ -1687,6 +1729,16 @@ type BatchWhereInput struct {
 	FailedGTE   *int  `json:"failedGTE,omitempty"`
 	FailedLT    *int  `json:"failedLT,omitempty"`
 	FailedLTE   *int  `json:"failedLTE,omitempty"`
+
+	// "cancelled" field predicates.
+	Cancelled      *int  `json:"cancelled,omitempty"`
+	CancelledNEQ   *int  `json:"cancelledNEQ,omitempty"`
+	CancelledIn    []int `json:"cancelledIn,omitempty"`
+	CancelledNotIn []int `json:"cancelledNotIn,omitempty"`
+	CancelledGT    *int  `json:"cancelledGT,omitempty"`
+	CancelledGTE   *int  `json:"cancelledGTE,omitempty"`
+	CancelledLT    *int  `json:"cancelledLT,omitempty"`
+	CancelledLTE   *int  `json:"cancelledLTE,omitempty"`
 
 	// "last_served_at" field predicates.
 	LastServedAt       *time.Time  `json:"lastServedAt,omitempty"`
@@ -2101,6 +2153,30 @@ func (i *BatchWhereInput) P() (predicate.Batch, error) {
 	}
 	if i.FailedLTE != nil {
 		predicates = append(predicates, batch.FailedLTE(*i.FailedLTE))
+	}
+	if i.Cancelled != nil {
+		predicates = append(predicates, batch.CancelledEQ(*i.Cancelled))
+	}
+	if i.CancelledNEQ != nil {
+		predicates = append(predicates, batch.CancelledNEQ(*i.CancelledNEQ))
+	}
+	if len(i.CancelledIn) > 0 {
+		predicates = append(predicates, batch.CancelledIn(i.CancelledIn...))
+	}
+	if len(i.CancelledNotIn) > 0 {
+		predicates = append(predicates, batch.CancelledNotIn(i.CancelledNotIn...))
+	}
+	if i.CancelledGT != nil {
+		predicates = append(predicates, batch.CancelledGT(*i.CancelledGT))
+	}
+	if i.CancelledGTE != nil {
+		predicates = append(predicates, batch.CancelledGTE(*i.CancelledGTE))
+	}
+	if i.CancelledLT != nil {
+		predicates = append(predicates, batch.CancelledLT(*i.CancelledLT))
+	}
+	if i.CancelledLTE != nil {
+		predicates = append(predicates, batch.CancelledLTE(*i.CancelledLTE))
 	}
 	if i.LastServedAt != nil {
 		predicates = append(predicates, batch.LastServedAtEQ(*i.LastServedAt))
@@ -3541,6 +3617,52 @@ type PoolWhereInput struct {
 	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
 	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
 
+	// "paused_at" field predicates.
+	PausedAt       *time.Time  `json:"pausedAt,omitempty"`
+	PausedAtNEQ    *time.Time  `json:"pausedAtNEQ,omitempty"`
+	PausedAtIn     []time.Time `json:"pausedAtIn,omitempty"`
+	PausedAtNotIn  []time.Time `json:"pausedAtNotIn,omitempty"`
+	PausedAtGT     *time.Time  `json:"pausedAtGT,omitempty"`
+	PausedAtGTE    *time.Time  `json:"pausedAtGTE,omitempty"`
+	PausedAtLT     *time.Time  `json:"pausedAtLT,omitempty"`
+	PausedAtLTE    *time.Time  `json:"pausedAtLTE,omitempty"`
+	PausedAtIsNil  bool        `json:"pausedAtIsNil,omitempty"`
+	PausedAtNotNil bool        `json:"pausedAtNotNil,omitempty"`
+
+	// "paused_by" field predicates.
+	PausedBy             *string  `json:"pausedBy,omitempty"`
+	PausedByNEQ          *string  `json:"pausedByNEQ,omitempty"`
+	PausedByIn           []string `json:"pausedByIn,omitempty"`
+	PausedByNotIn        []string `json:"pausedByNotIn,omitempty"`
+	PausedByGT           *string  `json:"pausedByGT,omitempty"`
+	PausedByGTE          *string  `json:"pausedByGTE,omitempty"`
+	PausedByLT           *string  `json:"pausedByLT,omitempty"`
+	PausedByLTE          *string  `json:"pausedByLTE,omitempty"`
+	PausedByContains     *string  `json:"pausedByContains,omitempty"`
+	PausedByHasPrefix    *string  `json:"pausedByHasPrefix,omitempty"`
+	PausedByHasSuffix    *string  `json:"pausedByHasSuffix,omitempty"`
+	PausedByIsNil        bool     `json:"pausedByIsNil,omitempty"`
+	PausedByNotNil       bool     `json:"pausedByNotNil,omitempty"`
+	PausedByEqualFold    *string  `json:"pausedByEqualFold,omitempty"`
+	PausedByContainsFold *string  `json:"pausedByContainsFold,omitempty"`
+
+	// "pause_reason" field predicates.
+	PauseReason             *string  `json:"pauseReason,omitempty"`
+	PauseReasonNEQ          *string  `json:"pauseReasonNEQ,omitempty"`
+	PauseReasonIn           []string `json:"pauseReasonIn,omitempty"`
+	PauseReasonNotIn        []string `json:"pauseReasonNotIn,omitempty"`
+	PauseReasonGT           *string  `json:"pauseReasonGT,omitempty"`
+	PauseReasonGTE          *string  `json:"pauseReasonGTE,omitempty"`
+	PauseReasonLT           *string  `json:"pauseReasonLT,omitempty"`
+	PauseReasonLTE          *string  `json:"pauseReasonLTE,omitempty"`
+	PauseReasonContains     *string  `json:"pauseReasonContains,omitempty"`
+	PauseReasonHasPrefix    *string  `json:"pauseReasonHasPrefix,omitempty"`
+	PauseReasonHasSuffix    *string  `json:"pauseReasonHasSuffix,omitempty"`
+	PauseReasonIsNil        bool     `json:"pauseReasonIsNil,omitempty"`
+	PauseReasonNotNil       bool     `json:"pauseReasonNotNil,omitempty"`
+	PauseReasonEqualFold    *string  `json:"pauseReasonEqualFold,omitempty"`
+	PauseReasonContainsFold *string  `json:"pauseReasonContainsFold,omitempty"`
+
 	// "name" field predicates.
 	Name             *string  `json:"name,omitempty"`
 	NameNEQ          *string  `json:"nameNEQ,omitempty"`
@@ -3791,6 +3913,126 @@ func (i *PoolWhereInput) P() (predicate.Pool, error) {
 	}
 	if i.UpdatedAtLTE != nil {
 		predicates = append(predicates, pool.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.PausedAt != nil {
+		predicates = append(predicates, pool.PausedAtEQ(*i.PausedAt))
+	}
+	if i.PausedAtNEQ != nil {
+		predicates = append(predicates, pool.PausedAtNEQ(*i.PausedAtNEQ))
+	}
+	if len(i.PausedAtIn) > 0 {
+		predicates = append(predicates, pool.PausedAtIn(i.PausedAtIn...))
+	}
+	if len(i.PausedAtNotIn) > 0 {
+		predicates = append(predicates, pool.PausedAtNotIn(i.PausedAtNotIn...))
+	}
+	if i.PausedAtGT != nil {
+		predicates = append(predicates, pool.PausedAtGT(*i.PausedAtGT))
+	}
+	if i.PausedAtGTE != nil {
+		predicates = append(predicates, pool.PausedAtGTE(*i.PausedAtGTE))
+	}
+	if i.PausedAtLT != nil {
+		predicates = append(predicates, pool.PausedAtLT(*i.PausedAtLT))
+	}
+	if i.PausedAtLTE != nil {
+		predicates = append(predicates, pool.PausedAtLTE(*i.PausedAtLTE))
+	}
+	if i.PausedAtIsNil {
+		predicates = append(predicates, pool.PausedAtIsNil())
+	}
+	if i.PausedAtNotNil {
+		predicates = append(predicates, pool.PausedAtNotNil())
+	}
+	if i.PausedBy != nil {
+		predicates = append(predicates, pool.PausedByEQ(*i.PausedBy))
+	}
+	if i.PausedByNEQ != nil {
+		predicates = append(predicates, pool.PausedByNEQ(*i.PausedByNEQ))
+	}
+	if len(i.PausedByIn) > 0 {
+		predicates = append(predicates, pool.PausedByIn(i.PausedByIn...))
+	}
+	if len(i.PausedByNotIn) > 0 {
+		predicates = append(predicates, pool.PausedByNotIn(i.PausedByNotIn...))
+	}
+	if i.PausedByGT != nil {
+		predicates = append(predicates, pool.PausedByGT(*i.PausedByGT))
+	}
+	if i.PausedByGTE != nil {
+		predicates = append(predicates, pool.PausedByGTE(*i.PausedByGTE))
+	}
+	if i.PausedByLT != nil {
+		predicates = append(predicates, pool.PausedByLT(*i.PausedByLT))
+	}
+	if i.PausedByLTE != nil {
+		predicates = append(predicates, pool.PausedByLTE(*i.PausedByLTE))
+	}
+	if i.PausedByContains != nil {
+		predicates = append(predicates, pool.PausedByContains(*i.PausedByContains))
+	}
+	if i.PausedByHasPrefix != nil {
+		predicates = append(predicates, pool.PausedByHasPrefix(*i.PausedByHasPrefix))
+	}
+	if i.PausedByHasSuffix != nil {
+		predicates = append(predicates, pool.PausedByHasSuffix(*i.PausedByHasSuffix))
+	}
+	if i.PausedByIsNil {
+		predicates = append(predicates, pool.PausedByIsNil())
+	}
+	if i.PausedByNotNil {
+		predicates = append(predicates, pool.PausedByNotNil())
+	}
+	if i.PausedByEqualFold != nil {
+		predicates = append(predicates, pool.PausedByEqualFold(*i.PausedByEqualFold))
+	}
+	if i.PausedByContainsFold != nil {
+		predicates = append(predicates, pool.PausedByContainsFold(*i.PausedByContainsFold))
+	}
+	if i.PauseReason != nil {
+		predicates = append(predicates, pool.PauseReasonEQ(*i.PauseReason))
+	}
+	if i.PauseReasonNEQ != nil {
+		predicates = append(predicates, pool.PauseReasonNEQ(*i.PauseReasonNEQ))
+	}
+	if len(i.PauseReasonIn) > 0 {
+		predicates = append(predicates, pool.PauseReasonIn(i.PauseReasonIn...))
+	}
+	if len(i.PauseReasonNotIn) > 0 {
+		predicates = append(predicates, pool.PauseReasonNotIn(i.PauseReasonNotIn...))
+	}
+	if i.PauseReasonGT != nil {
+		predicates = append(predicates, pool.PauseReasonGT(*i.PauseReasonGT))
+	}
+	if i.PauseReasonGTE != nil {
+		predicates = append(predicates, pool.PauseReasonGTE(*i.PauseReasonGTE))
+	}
+	if i.PauseReasonLT != nil {
+		predicates = append(predicates, pool.PauseReasonLT(*i.PauseReasonLT))
+	}
+	if i.PauseReasonLTE != nil {
+		predicates = append(predicates, pool.PauseReasonLTE(*i.PauseReasonLTE))
+	}
+	if i.PauseReasonContains != nil {
+		predicates = append(predicates, pool.PauseReasonContains(*i.PauseReasonContains))
+	}
+	if i.PauseReasonHasPrefix != nil {
+		predicates = append(predicates, pool.PauseReasonHasPrefix(*i.PauseReasonHasPrefix))
+	}
+	if i.PauseReasonHasSuffix != nil {
+		predicates = append(predicates, pool.PauseReasonHasSuffix(*i.PauseReasonHasSuffix))
+	}
+	if i.PauseReasonIsNil {
+		predicates = append(predicates, pool.PauseReasonIsNil())
+	}
+	if i.PauseReasonNotNil {
+		predicates = append(predicates, pool.PauseReasonNotNil())
+	}
+	if i.PauseReasonEqualFold != nil {
+		predicates = append(predicates, pool.PauseReasonEqualFold(*i.PauseReasonEqualFold))
+	}
+	if i.PauseReasonContainsFold != nil {
+		predicates = append(predicates, pool.PauseReasonContainsFold(*i.PauseReasonContainsFold))
 	}
 	if i.Name != nil {
 		predicates = append(predicates, pool.NameEQ(*i.Name))
@@ -4521,6 +4763,52 @@ type ProcessWhereInput struct {
 	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
 	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
 
+	// "paused_at" field predicates.
+	PausedAt       *time.Time  `json:"pausedAt,omitempty"`
+	PausedAtNEQ    *time.Time  `json:"pausedAtNEQ,omitempty"`
+	PausedAtIn     []time.Time `json:"pausedAtIn,omitempty"`
+	PausedAtNotIn  []time.Time `json:"pausedAtNotIn,omitempty"`
+	PausedAtGT     *time.Time  `json:"pausedAtGT,omitempty"`
+	PausedAtGTE    *time.Time  `json:"pausedAtGTE,omitempty"`
+	PausedAtLT     *time.Time  `json:"pausedAtLT,omitempty"`
+	PausedAtLTE    *time.Time  `json:"pausedAtLTE,omitempty"`
+	PausedAtIsNil  bool        `json:"pausedAtIsNil,omitempty"`
+	PausedAtNotNil bool        `json:"pausedAtNotNil,omitempty"`
+
+	// "paused_by" field predicates.
+	PausedBy             *string  `json:"pausedBy,omitempty"`
+	PausedByNEQ          *string  `json:"pausedByNEQ,omitempty"`
+	PausedByIn           []string `json:"pausedByIn,omitempty"`
+	PausedByNotIn        []string `json:"pausedByNotIn,omitempty"`
+	PausedByGT           *string  `json:"pausedByGT,omitempty"`
+	PausedByGTE          *string  `json:"pausedByGTE,omitempty"`
+	PausedByLT           *string  `json:"pausedByLT,omitempty"`
+	PausedByLTE          *string  `json:"pausedByLTE,omitempty"`
+	PausedByContains     *string  `json:"pausedByContains,omitempty"`
+	PausedByHasPrefix    *string  `json:"pausedByHasPrefix,omitempty"`
+	PausedByHasSuffix    *string  `json:"pausedByHasSuffix,omitempty"`
+	PausedByIsNil        bool     `json:"pausedByIsNil,omitempty"`
+	PausedByNotNil       bool     `json:"pausedByNotNil,omitempty"`
+	PausedByEqualFold    *string  `json:"pausedByEqualFold,omitempty"`
+	PausedByContainsFold *string  `json:"pausedByContainsFold,omitempty"`
+
+	// "pause_reason" field predicates.
+	PauseReason             *string  `json:"pauseReason,omitempty"`
+	PauseReasonNEQ          *string  `json:"pauseReasonNEQ,omitempty"`
+	PauseReasonIn           []string `json:"pauseReasonIn,omitempty"`
+	PauseReasonNotIn        []string `json:"pauseReasonNotIn,omitempty"`
+	PauseReasonGT           *string  `json:"pauseReasonGT,omitempty"`
+	PauseReasonGTE          *string  `json:"pauseReasonGTE,omitempty"`
+	PauseReasonLT           *string  `json:"pauseReasonLT,omitempty"`
+	PauseReasonLTE          *string  `json:"pauseReasonLTE,omitempty"`
+	PauseReasonContains     *string  `json:"pauseReasonContains,omitempty"`
+	PauseReasonHasPrefix    *string  `json:"pauseReasonHasPrefix,omitempty"`
+	PauseReasonHasSuffix    *string  `json:"pauseReasonHasSuffix,omitempty"`
+	PauseReasonIsNil        bool     `json:"pauseReasonIsNil,omitempty"`
+	PauseReasonNotNil       bool     `json:"pauseReasonNotNil,omitempty"`
+	PauseReasonEqualFold    *string  `json:"pauseReasonEqualFold,omitempty"`
+	PauseReasonContainsFold *string  `json:"pauseReasonContainsFold,omitempty"`
+
 	// "name" field predicates.
 	Name             *string  `json:"name,omitempty"`
 	NameNEQ          *string  `json:"nameNEQ,omitempty"`
@@ -4790,6 +5078,126 @@ func (i *ProcessWhereInput) P() (predicate.Process, error) {
 	}
 	if i.UpdatedAtLTE != nil {
 		predicates = append(predicates, process.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.PausedAt != nil {
+		predicates = append(predicates, process.PausedAtEQ(*i.PausedAt))
+	}
+	if i.PausedAtNEQ != nil {
+		predicates = append(predicates, process.PausedAtNEQ(*i.PausedAtNEQ))
+	}
+	if len(i.PausedAtIn) > 0 {
+		predicates = append(predicates, process.PausedAtIn(i.PausedAtIn...))
+	}
+	if len(i.PausedAtNotIn) > 0 {
+		predicates = append(predicates, process.PausedAtNotIn(i.PausedAtNotIn...))
+	}
+	if i.PausedAtGT != nil {
+		predicates = append(predicates, process.PausedAtGT(*i.PausedAtGT))
+	}
+	if i.PausedAtGTE != nil {
+		predicates = append(predicates, process.PausedAtGTE(*i.PausedAtGTE))
+	}
+	if i.PausedAtLT != nil {
+		predicates = append(predicates, process.PausedAtLT(*i.PausedAtLT))
+	}
+	if i.PausedAtLTE != nil {
+		predicates = append(predicates, process.PausedAtLTE(*i.PausedAtLTE))
+	}
+	if i.PausedAtIsNil {
+		predicates = append(predicates, process.PausedAtIsNil())
+	}
+	if i.PausedAtNotNil {
+		predicates = append(predicates, process.PausedAtNotNil())
+	}
+	if i.PausedBy != nil {
+		predicates = append(predicates, process.PausedByEQ(*i.PausedBy))
+	}
+	if i.PausedByNEQ != nil {
+		predicates = append(predicates, process.PausedByNEQ(*i.PausedByNEQ))
+	}
+	if len(i.PausedByIn) > 0 {
+		predicates = append(predicates, process.PausedByIn(i.PausedByIn...))
+	}
+	if len(i.PausedByNotIn) > 0 {
+		predicates = append(predicates, process.PausedByNotIn(i.PausedByNotIn...))
+	}
+	if i.PausedByGT != nil {
+		predicates = append(predicates, process.PausedByGT(*i.PausedByGT))
+	}
+	if i.PausedByGTE != nil {
+		predicates = append(predicates, process.PausedByGTE(*i.PausedByGTE))
+	}
+	if i.PausedByLT != nil {
+		predicates = append(predicates, process.PausedByLT(*i.PausedByLT))
+	}
+	if i.PausedByLTE != nil {
+		predicates = append(predicates, process.PausedByLTE(*i.PausedByLTE))
+	}
+	if i.PausedByContains != nil {
+		predicates = append(predicates, process.PausedByContains(*i.PausedByContains))
+	}
+	if i.PausedByHasPrefix != nil {
+		predicates = append(predicates, process.PausedByHasPrefix(*i.PausedByHasPrefix))
+	}
+	if i.PausedByHasSuffix != nil {
+		predicates = append(predicates, process.PausedByHasSuffix(*i.PausedByHasSuffix))
+	}
+	if i.PausedByIsNil {
+		predicates = append(predicates, process.PausedByIsNil())
+	}
+	if i.PausedByNotNil {
+		predicates = append(predicates, process.PausedByNotNil())
+	}
+	if i.PausedByEqualFold != nil {
+		predicates = append(predicates, process.PausedByEqualFold(*i.PausedByEqualFold))
+	}
+	if i.PausedByContainsFold != nil {
+		predicates = append(predicates, process.PausedByContainsFold(*i.PausedByContainsFold))
+	}
+	if i.PauseReason != nil {
+		predicates = append(predicates, process.PauseReasonEQ(*i.PauseReason))
+	}
+	if i.PauseReasonNEQ != nil {
+		predicates = append(predicates, process.PauseReasonNEQ(*i.PauseReasonNEQ))
+	}
+	if len(i.PauseReasonIn) > 0 {
+		predicates = append(predicates, process.PauseReasonIn(i.PauseReasonIn...))
+	}
+	if len(i.PauseReasonNotIn) > 0 {
+		predicates = append(predicates, process.PauseReasonNotIn(i.PauseReasonNotIn...))
+	}
+	if i.PauseReasonGT != nil {
+		predicates = append(predicates, process.PauseReasonGT(*i.PauseReasonGT))
+	}
+	if i.PauseReasonGTE != nil {
+		predicates = append(predicates, process.PauseReasonGTE(*i.PauseReasonGTE))
+	}
+	if i.PauseReasonLT != nil {
+		predicates = append(predicates, process.PauseReasonLT(*i.PauseReasonLT))
+	}
+	if i.PauseReasonLTE != nil {
+		predicates = append(predicates, process.PauseReasonLTE(*i.PauseReasonLTE))
+	}
+	if i.PauseReasonContains != nil {
+		predicates = append(predicates, process.PauseReasonContains(*i.PauseReasonContains))
+	}
+	if i.PauseReasonHasPrefix != nil {
+		predicates = append(predicates, process.PauseReasonHasPrefix(*i.PauseReasonHasPrefix))
+	}
+	if i.PauseReasonHasSuffix != nil {
+		predicates = append(predicates, process.PauseReasonHasSuffix(*i.PauseReasonHasSuffix))
+	}
+	if i.PauseReasonIsNil {
+		predicates = append(predicates, process.PauseReasonIsNil())
+	}
+	if i.PauseReasonNotNil {
+		predicates = append(predicates, process.PauseReasonNotNil())
+	}
+	if i.PauseReasonEqualFold != nil {
+		predicates = append(predicates, process.PauseReasonEqualFold(*i.PauseReasonEqualFold))
+	}
+	if i.PauseReasonContainsFold != nil {
+		predicates = append(predicates, process.PauseReasonContainsFold(*i.PauseReasonContainsFold))
 	}
 	if i.Name != nil {
 		predicates = append(predicates, process.NameEQ(*i.Name))
@@ -6829,6 +7237,28 @@ type TaskWhereInput struct {
 	TimeoutsLT    *int  `json:"timeoutsLT,omitempty"`
 	TimeoutsLTE   *int  `json:"timeoutsLTE,omitempty"`
 
+	// "manual_retries" field predicates.
+	ManualRetries      *int  `json:"manualRetries,omitempty"`
+	ManualRetriesNEQ   *int  `json:"manualRetriesNEQ,omitempty"`
+	ManualRetriesIn    []int `json:"manualRetriesIn,omitempty"`
+	ManualRetriesNotIn []int `json:"manualRetriesNotIn,omitempty"`
+	ManualRetriesGT    *int  `json:"manualRetriesGT,omitempty"`
+	ManualRetriesGTE   *int  `json:"manualRetriesGTE,omitempty"`
+	ManualRetriesLT    *int  `json:"manualRetriesLT,omitempty"`
+	ManualRetriesLTE   *int  `json:"manualRetriesLTE,omitempty"`
+
+	// "requeued_at" field predicates.
+	RequeuedAt       *time.Time  `json:"requeuedAt,omitempty"`
+	RequeuedAtNEQ    *time.Time  `json:"requeuedAtNEQ,omitempty"`
+	RequeuedAtIn     []time.Time `json:"requeuedAtIn,omitempty"`
+	RequeuedAtNotIn  []time.Time `json:"requeuedAtNotIn,omitempty"`
+	RequeuedAtGT     *time.Time  `json:"requeuedAtGT,omitempty"`
+	RequeuedAtGTE    *time.Time  `json:"requeuedAtGTE,omitempty"`
+	RequeuedAtLT     *time.Time  `json:"requeuedAtLT,omitempty"`
+	RequeuedAtLTE    *time.Time  `json:"requeuedAtLTE,omitempty"`
+	RequeuedAtIsNil  bool        `json:"requeuedAtIsNil,omitempty"`
+	RequeuedAtNotNil bool        `json:"requeuedAtNotNil,omitempty"`
+
 	// "failure_reason" field predicates.
 	FailureReason       *task.FailureReason  `json:"failureReason,omitempty"`
 	FailureReasonNEQ    *task.FailureReason  `json:"failureReasonNEQ,omitempty"`
@@ -7285,6 +7715,60 @@ func (i *TaskWhereInput) P() (predicate.Task, error) {
 	}
 	if i.TimeoutsLTE != nil {
 		predicates = append(predicates, task.TimeoutsLTE(*i.TimeoutsLTE))
+	}
+	if i.ManualRetries != nil {
+		predicates = append(predicates, task.ManualRetriesEQ(*i.ManualRetries))
+	}
+	if i.ManualRetriesNEQ != nil {
+		predicates = append(predicates, task.ManualRetriesNEQ(*i.ManualRetriesNEQ))
+	}
+	if len(i.ManualRetriesIn) > 0 {
+		predicates = append(predicates, task.ManualRetriesIn(i.ManualRetriesIn...))
+	}
+	if len(i.ManualRetriesNotIn) > 0 {
+		predicates = append(predicates, task.ManualRetriesNotIn(i.ManualRetriesNotIn...))
+	}
+	if i.ManualRetriesGT != nil {
+		predicates = append(predicates, task.ManualRetriesGT(*i.ManualRetriesGT))
+	}
+	if i.ManualRetriesGTE != nil {
+		predicates = append(predicates, task.ManualRetriesGTE(*i.ManualRetriesGTE))
+	}
+	if i.ManualRetriesLT != nil {
+		predicates = append(predicates, task.ManualRetriesLT(*i.ManualRetriesLT))
+	}
+	if i.ManualRetriesLTE != nil {
+		predicates = append(predicates, task.ManualRetriesLTE(*i.ManualRetriesLTE))
+	}
+	if i.RequeuedAt != nil {
+		predicates = append(predicates, task.RequeuedAtEQ(*i.RequeuedAt))
+	}
+	if i.RequeuedAtNEQ != nil {
+		predicates = append(predicates, task.RequeuedAtNEQ(*i.RequeuedAtNEQ))
+	}
+	if len(i.RequeuedAtIn) > 0 {
+		predicates = append(predicates, task.RequeuedAtIn(i.RequeuedAtIn...))
+	}
+	if len(i.RequeuedAtNotIn) > 0 {
+		predicates = append(predicates, task.RequeuedAtNotIn(i.RequeuedAtNotIn...))
+	}
+	if i.RequeuedAtGT != nil {
+		predicates = append(predicates, task.RequeuedAtGT(*i.RequeuedAtGT))
+	}
+	if i.RequeuedAtGTE != nil {
+		predicates = append(predicates, task.RequeuedAtGTE(*i.RequeuedAtGTE))
+	}
+	if i.RequeuedAtLT != nil {
+		predicates = append(predicates, task.RequeuedAtLT(*i.RequeuedAtLT))
+	}
+	if i.RequeuedAtLTE != nil {
+		predicates = append(predicates, task.RequeuedAtLTE(*i.RequeuedAtLTE))
+	}
+	if i.RequeuedAtIsNil {
+		predicates = append(predicates, task.RequeuedAtIsNil())
+	}
+	if i.RequeuedAtNotNil {
+		predicates = append(predicates, task.RequeuedAtNotNil())
 	}
 	if i.FailureReason != nil {
 		predicates = append(predicates, task.FailureReasonEQ(*i.FailureReason))

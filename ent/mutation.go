@@ -2869,29 +2869,30 @@ func (m *AnomalyMutation) ResetEdge(name string) error {
 // AttemptMutation represents an operation that mutates the Attempt nodes in the graph.
 type AttemptMutation struct {
 	config
-	op             Op
-	typ            string
-	id             *int
-	customer_id    *int
-	addcustomer_id *int
-	number         *int
-	addnumber      *int
-	state          *attempt.State
-	started_at     *time.Time
-	deadline       *time.Time
-	heartbeat_at   *time.Time
-	finished_at    *time.Time
-	error_class    *attempt.ErrorClass
-	error_message  *string
-	output         *string
-	clearedFields  map[string]struct{}
-	task           *int
-	clearedtask    bool
-	robot          *int
-	clearedrobot   bool
-	done           bool
-	oldValue       func(context.Context) (*Attempt, error)
-	predicates     []predicate.Attempt
+	op                Op
+	typ               string
+	id                *int
+	customer_id       *int
+	addcustomer_id    *int
+	number            *int
+	addnumber         *int
+	state             *attempt.State
+	started_at        *time.Time
+	deadline          *time.Time
+	heartbeat_at      *time.Time
+	stop_requested_at *time.Time
+	finished_at       *time.Time
+	error_class       *attempt.ErrorClass
+	error_message     *string
+	output            *string
+	clearedFields     map[string]struct{}
+	task              *int
+	clearedtask       bool
+	robot             *int
+	clearedrobot      bool
+	done              bool
+	oldValue          func(context.Context) (*Attempt, error)
+	predicates        []predicate.Attempt
 }
 
 var _ ent.Mutation = (*AttemptMutation)(nil)
@@ -3333,6 +3334,55 @@ func (m *AttemptMutation) ResetHeartbeatAt() {
 	delete(m.clearedFields, attempt.FieldHeartbeatAt)
 }
 
+// SetStopRequestedAt sets the "stop_requested_at" field.
+func (m *AttemptMutation) SetStopRequestedAt(t time.Time) {
+	m.stop_requested_at = &t
+}
+
+// StopRequestedAt returns the value of the "stop_requested_at" field in the mutation.
+func (m *AttemptMutation) StopRequestedAt() (r time.Time, exists bool) {
+	v := m.stop_requested_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStopRequestedAt returns the old "stop_requested_at" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldStopRequestedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStopRequestedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStopRequestedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStopRequestedAt: %w", err)
+	}
+	return oldValue.StopRequestedAt, nil
+}
+
+// ClearStopRequestedAt clears the value of the "stop_requested_at" field.
+func (m *AttemptMutation) ClearStopRequestedAt() {
+	m.stop_requested_at = nil
+	m.clearedFields[attempt.FieldStopRequestedAt] = struct{}{}
+}
+
+// StopRequestedAtCleared returns if the "stop_requested_at" field was cleared in this mutation.
+func (m *AttemptMutation) StopRequestedAtCleared() bool {
+	_, ok := m.clearedFields[attempt.FieldStopRequestedAt]
+	return ok
+}
+
+// ResetStopRequestedAt resets all changes to the "stop_requested_at" field.
+func (m *AttemptMutation) ResetStopRequestedAt() {
+	m.stop_requested_at = nil
+	delete(m.clearedFields, attempt.FieldStopRequestedAt)
+}
+
 // SetFinishedAt sets the "finished_at" field.
 func (m *AttemptMutation) SetFinishedAt(t time.Time) {
 	m.finished_at = &t
@@ -3591,7 +3641,7 @@ func (m *AttemptMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AttemptMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.task != nil {
 		fields = append(fields, attempt.FieldTaskID)
 	}
@@ -3615,6 +3665,9 @@ func (m *AttemptMutation) Fields() []string {
 	}
 	if m.heartbeat_at != nil {
 		fields = append(fields, attempt.FieldHeartbeatAt)
+	}
+	if m.stop_requested_at != nil {
+		fields = append(fields, attempt.FieldStopRequestedAt)
 	}
 	if m.finished_at != nil {
 		fields = append(fields, attempt.FieldFinishedAt)
@@ -3652,6 +3705,8 @@ func (m *AttemptMutation) Field(name string) (ent.Value, bool) {
 		return m.Deadline()
 	case attempt.FieldHeartbeatAt:
 		return m.HeartbeatAt()
+	case attempt.FieldStopRequestedAt:
+		return m.StopRequestedAt()
 	case attempt.FieldFinishedAt:
 		return m.FinishedAt()
 	case attempt.FieldErrorClass:
@@ -3685,6 +3740,8 @@ func (m *AttemptMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldDeadline(ctx)
 	case attempt.FieldHeartbeatAt:
 		return m.OldHeartbeatAt(ctx)
+	case attempt.FieldStopRequestedAt:
+		return m.OldStopRequestedAt(ctx)
 	case attempt.FieldFinishedAt:
 		return m.OldFinishedAt(ctx)
 	case attempt.FieldErrorClass:
@@ -3757,6 +3814,13 @@ func (m *AttemptMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetHeartbeatAt(v)
+		return nil
+	case attempt.FieldStopRequestedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStopRequestedAt(v)
 		return nil
 	case attempt.FieldFinishedAt:
 		v, ok := value.(time.Time)
@@ -3846,6 +3910,9 @@ func (m *AttemptMutation) ClearedFields() []string {
 	if m.FieldCleared(attempt.FieldHeartbeatAt) {
 		fields = append(fields, attempt.FieldHeartbeatAt)
 	}
+	if m.FieldCleared(attempt.FieldStopRequestedAt) {
+		fields = append(fields, attempt.FieldStopRequestedAt)
+	}
 	if m.FieldCleared(attempt.FieldFinishedAt) {
 		fields = append(fields, attempt.FieldFinishedAt)
 	}
@@ -3868,6 +3935,9 @@ func (m *AttemptMutation) ClearField(name string) error {
 	switch name {
 	case attempt.FieldHeartbeatAt:
 		m.ClearHeartbeatAt()
+		return nil
+	case attempt.FieldStopRequestedAt:
+		m.ClearStopRequestedAt()
 		return nil
 	case attempt.FieldFinishedAt:
 		m.ClearFinishedAt()
@@ -3906,6 +3976,9 @@ func (m *AttemptMutation) ResetField(name string) error {
 		return nil
 	case attempt.FieldHeartbeatAt:
 		m.ResetHeartbeatAt()
+		return nil
+	case attempt.FieldStopRequestedAt:
+		m.ResetStopRequestedAt()
 		return nil
 	case attempt.FieldFinishedAt:
 		m.ResetFinishedAt()
@@ -4037,6 +4110,8 @@ type BatchMutation struct {
 	addsucceeded    *int
 	failed          *int
 	addfailed       *int
+	cancelled       *int
+	addcancelled    *int
 	last_served_at  *time.Time
 	finished_at     *time.Time
 	submitted_by    *string
@@ -4703,6 +4778,62 @@ func (m *BatchMutation) ResetFailed() {
 	m.addfailed = nil
 }
 
+// SetCancelled sets the "cancelled" field.
+func (m *BatchMutation) SetCancelled(i int) {
+	m.cancelled = &i
+	m.addcancelled = nil
+}
+
+// Cancelled returns the value of the "cancelled" field in the mutation.
+func (m *BatchMutation) Cancelled() (r int, exists bool) {
+	v := m.cancelled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCancelled returns the old "cancelled" field's value of the Batch entity.
+// If the Batch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BatchMutation) OldCancelled(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCancelled is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCancelled requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCancelled: %w", err)
+	}
+	return oldValue.Cancelled, nil
+}
+
+// AddCancelled adds i to the "cancelled" field.
+func (m *BatchMutation) AddCancelled(i int) {
+	if m.addcancelled != nil {
+		*m.addcancelled += i
+	} else {
+		m.addcancelled = &i
+	}
+}
+
+// AddedCancelled returns the value that was added to the "cancelled" field in this mutation.
+func (m *BatchMutation) AddedCancelled() (r int, exists bool) {
+	v := m.addcancelled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCancelled resets all changes to the "cancelled" field.
+func (m *BatchMutation) ResetCancelled() {
+	m.cancelled = nil
+	m.addcancelled = nil
+}
+
 // SetLastServedAt sets the "last_served_at" field.
 func (m *BatchMutation) SetLastServedAt(t time.Time) {
 	m.last_served_at = &t
@@ -4979,7 +5110,7 @@ func (m *BatchMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *BatchMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, batch.FieldCreatedAt)
 	}
@@ -5015,6 +5146,9 @@ func (m *BatchMutation) Fields() []string {
 	}
 	if m.failed != nil {
 		fields = append(fields, batch.FieldFailed)
+	}
+	if m.cancelled != nil {
+		fields = append(fields, batch.FieldCancelled)
 	}
 	if m.last_served_at != nil {
 		fields = append(fields, batch.FieldLastServedAt)
@@ -5057,6 +5191,8 @@ func (m *BatchMutation) Field(name string) (ent.Value, bool) {
 		return m.Succeeded()
 	case batch.FieldFailed:
 		return m.Failed()
+	case batch.FieldCancelled:
+		return m.Cancelled()
 	case batch.FieldLastServedAt:
 		return m.LastServedAt()
 	case batch.FieldFinishedAt:
@@ -5096,6 +5232,8 @@ func (m *BatchMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldSucceeded(ctx)
 	case batch.FieldFailed:
 		return m.OldFailed(ctx)
+	case batch.FieldCancelled:
+		return m.OldCancelled(ctx)
 	case batch.FieldLastServedAt:
 		return m.OldLastServedAt(ctx)
 	case batch.FieldFinishedAt:
@@ -5195,6 +5333,13 @@ func (m *BatchMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFailed(v)
 		return nil
+	case batch.FieldCancelled:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCancelled(v)
+		return nil
 	case batch.FieldLastServedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -5242,6 +5387,9 @@ func (m *BatchMutation) AddedFields() []string {
 	if m.addfailed != nil {
 		fields = append(fields, batch.FieldFailed)
 	}
+	if m.addcancelled != nil {
+		fields = append(fields, batch.FieldCancelled)
+	}
 	return fields
 }
 
@@ -5262,6 +5410,8 @@ func (m *BatchMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedSucceeded()
 	case batch.FieldFailed:
 		return m.AddedFailed()
+	case batch.FieldCancelled:
+		return m.AddedCancelled()
 	}
 	return nil, false
 }
@@ -5312,6 +5462,13 @@ func (m *BatchMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddFailed(v)
+		return nil
+	case batch.FieldCancelled:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCancelled(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Batch numeric field %s", name)
@@ -5390,6 +5547,9 @@ func (m *BatchMutation) ResetField(name string) error {
 		return nil
 	case batch.FieldFailed:
 		m.ResetFailed()
+		return nil
+	case batch.FieldCancelled:
+		m.ResetCancelled()
 		return nil
 	case batch.FieldLastServedAt:
 		m.ResetLastServedAt()
@@ -13266,6 +13426,9 @@ type PoolMutation struct {
 	id                 *int
 	created_at         *time.Time
 	updated_at         *time.Time
+	paused_at          *time.Time
+	paused_by          *string
+	pause_reason       *string
 	name               *string
 	provider           *string
 	min                *int
@@ -13462,6 +13625,153 @@ func (m *PoolMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *PoolMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (m *PoolMutation) SetPausedAt(t time.Time) {
+	m.paused_at = &t
+}
+
+// PausedAt returns the value of the "paused_at" field in the mutation.
+func (m *PoolMutation) PausedAt() (r time.Time, exists bool) {
+	v := m.paused_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedAt returns the old "paused_at" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldPausedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedAt: %w", err)
+	}
+	return oldValue.PausedAt, nil
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (m *PoolMutation) ClearPausedAt() {
+	m.paused_at = nil
+	m.clearedFields[pool.FieldPausedAt] = struct{}{}
+}
+
+// PausedAtCleared returns if the "paused_at" field was cleared in this mutation.
+func (m *PoolMutation) PausedAtCleared() bool {
+	_, ok := m.clearedFields[pool.FieldPausedAt]
+	return ok
+}
+
+// ResetPausedAt resets all changes to the "paused_at" field.
+func (m *PoolMutation) ResetPausedAt() {
+	m.paused_at = nil
+	delete(m.clearedFields, pool.FieldPausedAt)
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (m *PoolMutation) SetPausedBy(s string) {
+	m.paused_by = &s
+}
+
+// PausedBy returns the value of the "paused_by" field in the mutation.
+func (m *PoolMutation) PausedBy() (r string, exists bool) {
+	v := m.paused_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedBy returns the old "paused_by" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldPausedBy(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedBy: %w", err)
+	}
+	return oldValue.PausedBy, nil
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (m *PoolMutation) ClearPausedBy() {
+	m.paused_by = nil
+	m.clearedFields[pool.FieldPausedBy] = struct{}{}
+}
+
+// PausedByCleared returns if the "paused_by" field was cleared in this mutation.
+func (m *PoolMutation) PausedByCleared() bool {
+	_, ok := m.clearedFields[pool.FieldPausedBy]
+	return ok
+}
+
+// ResetPausedBy resets all changes to the "paused_by" field.
+func (m *PoolMutation) ResetPausedBy() {
+	m.paused_by = nil
+	delete(m.clearedFields, pool.FieldPausedBy)
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (m *PoolMutation) SetPauseReason(s string) {
+	m.pause_reason = &s
+}
+
+// PauseReason returns the value of the "pause_reason" field in the mutation.
+func (m *PoolMutation) PauseReason() (r string, exists bool) {
+	v := m.pause_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPauseReason returns the old "pause_reason" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldPauseReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPauseReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPauseReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPauseReason: %w", err)
+	}
+	return oldValue.PauseReason, nil
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (m *PoolMutation) ClearPauseReason() {
+	m.pause_reason = nil
+	m.clearedFields[pool.FieldPauseReason] = struct{}{}
+}
+
+// PauseReasonCleared returns if the "pause_reason" field was cleared in this mutation.
+func (m *PoolMutation) PauseReasonCleared() bool {
+	_, ok := m.clearedFields[pool.FieldPauseReason]
+	return ok
+}
+
+// ResetPauseReason resets all changes to the "pause_reason" field.
+func (m *PoolMutation) ResetPauseReason() {
+	m.pause_reason = nil
+	delete(m.clearedFields, pool.FieldPauseReason)
 }
 
 // SetName sets the "name" field.
@@ -14064,12 +14374,21 @@ func (m *PoolMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PoolMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, pool.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, pool.FieldUpdatedAt)
+	}
+	if m.paused_at != nil {
+		fields = append(fields, pool.FieldPausedAt)
+	}
+	if m.paused_by != nil {
+		fields = append(fields, pool.FieldPausedBy)
+	}
+	if m.pause_reason != nil {
+		fields = append(fields, pool.FieldPauseReason)
 	}
 	if m.name != nil {
 		fields = append(fields, pool.FieldName)
@@ -14110,6 +14429,12 @@ func (m *PoolMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case pool.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case pool.FieldPausedAt:
+		return m.PausedAt()
+	case pool.FieldPausedBy:
+		return m.PausedBy()
+	case pool.FieldPauseReason:
+		return m.PauseReason()
 	case pool.FieldName:
 		return m.Name()
 	case pool.FieldProvider:
@@ -14141,6 +14466,12 @@ func (m *PoolMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case pool.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case pool.FieldPausedAt:
+		return m.OldPausedAt(ctx)
+	case pool.FieldPausedBy:
+		return m.OldPausedBy(ctx)
+	case pool.FieldPauseReason:
+		return m.OldPauseReason(ctx)
 	case pool.FieldName:
 		return m.OldName(ctx)
 	case pool.FieldProvider:
@@ -14181,6 +14512,27 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case pool.FieldPausedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedAt(v)
+		return nil
+	case pool.FieldPausedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedBy(v)
+		return nil
+	case pool.FieldPauseReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPauseReason(v)
 		return nil
 	case pool.FieldName:
 		v, ok := value.(string)
@@ -14325,7 +14677,17 @@ func (m *PoolMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *PoolMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(pool.FieldPausedAt) {
+		fields = append(fields, pool.FieldPausedAt)
+	}
+	if m.FieldCleared(pool.FieldPausedBy) {
+		fields = append(fields, pool.FieldPausedBy)
+	}
+	if m.FieldCleared(pool.FieldPauseReason) {
+		fields = append(fields, pool.FieldPauseReason)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -14338,6 +14700,17 @@ func (m *PoolMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *PoolMutation) ClearField(name string) error {
+	switch name {
+	case pool.FieldPausedAt:
+		m.ClearPausedAt()
+		return nil
+	case pool.FieldPausedBy:
+		m.ClearPausedBy()
+		return nil
+	case pool.FieldPauseReason:
+		m.ClearPauseReason()
+		return nil
+	}
 	return fmt.Errorf("unknown Pool nullable field %s", name)
 }
 
@@ -14350,6 +14723,15 @@ func (m *PoolMutation) ResetField(name string) error {
 		return nil
 	case pool.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case pool.FieldPausedAt:
+		m.ResetPausedAt()
+		return nil
+	case pool.FieldPausedBy:
+		m.ResetPausedBy()
+		return nil
+	case pool.FieldPauseReason:
+		m.ResetPauseReason()
 		return nil
 	case pool.FieldName:
 		m.ResetName()
@@ -15464,6 +15846,9 @@ type ProcessMutation struct {
 	id                      *int
 	created_at              *time.Time
 	updated_at              *time.Time
+	paused_at               *time.Time
+	paused_by               *string
+	pause_reason            *string
 	name                    *string
 	kind                    *process.Kind
 	runner                  *string
@@ -15657,6 +16042,153 @@ func (m *ProcessMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err er
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *ProcessMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (m *ProcessMutation) SetPausedAt(t time.Time) {
+	m.paused_at = &t
+}
+
+// PausedAt returns the value of the "paused_at" field in the mutation.
+func (m *ProcessMutation) PausedAt() (r time.Time, exists bool) {
+	v := m.paused_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedAt returns the old "paused_at" field's value of the Process entity.
+// If the Process object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ProcessMutation) OldPausedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedAt: %w", err)
+	}
+	return oldValue.PausedAt, nil
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (m *ProcessMutation) ClearPausedAt() {
+	m.paused_at = nil
+	m.clearedFields[process.FieldPausedAt] = struct{}{}
+}
+
+// PausedAtCleared returns if the "paused_at" field was cleared in this mutation.
+func (m *ProcessMutation) PausedAtCleared() bool {
+	_, ok := m.clearedFields[process.FieldPausedAt]
+	return ok
+}
+
+// ResetPausedAt resets all changes to the "paused_at" field.
+func (m *ProcessMutation) ResetPausedAt() {
+	m.paused_at = nil
+	delete(m.clearedFields, process.FieldPausedAt)
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (m *ProcessMutation) SetPausedBy(s string) {
+	m.paused_by = &s
+}
+
+// PausedBy returns the value of the "paused_by" field in the mutation.
+func (m *ProcessMutation) PausedBy() (r string, exists bool) {
+	v := m.paused_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedBy returns the old "paused_by" field's value of the Process entity.
+// If the Process object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ProcessMutation) OldPausedBy(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedBy: %w", err)
+	}
+	return oldValue.PausedBy, nil
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (m *ProcessMutation) ClearPausedBy() {
+	m.paused_by = nil
+	m.clearedFields[process.FieldPausedBy] = struct{}{}
+}
+
+// PausedByCleared returns if the "paused_by" field was cleared in this mutation.
+func (m *ProcessMutation) PausedByCleared() bool {
+	_, ok := m.clearedFields[process.FieldPausedBy]
+	return ok
+}
+
+// ResetPausedBy resets all changes to the "paused_by" field.
+func (m *ProcessMutation) ResetPausedBy() {
+	m.paused_by = nil
+	delete(m.clearedFields, process.FieldPausedBy)
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (m *ProcessMutation) SetPauseReason(s string) {
+	m.pause_reason = &s
+}
+
+// PauseReason returns the value of the "pause_reason" field in the mutation.
+func (m *ProcessMutation) PauseReason() (r string, exists bool) {
+	v := m.pause_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPauseReason returns the old "pause_reason" field's value of the Process entity.
+// If the Process object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ProcessMutation) OldPauseReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPauseReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPauseReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPauseReason: %w", err)
+	}
+	return oldValue.PauseReason, nil
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (m *ProcessMutation) ClearPauseReason() {
+	m.pause_reason = nil
+	m.clearedFields[process.FieldPauseReason] = struct{}{}
+}
+
+// PauseReasonCleared returns if the "pause_reason" field was cleared in this mutation.
+func (m *ProcessMutation) PauseReasonCleared() bool {
+	_, ok := m.clearedFields[process.FieldPauseReason]
+	return ok
+}
+
+// ResetPauseReason resets all changes to the "pause_reason" field.
+func (m *ProcessMutation) ResetPauseReason() {
+	m.pause_reason = nil
+	delete(m.clearedFields, process.FieldPauseReason)
 }
 
 // SetName sets the "name" field.
@@ -16270,12 +16802,21 @@ func (m *ProcessMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ProcessMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, process.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, process.FieldUpdatedAt)
+	}
+	if m.paused_at != nil {
+		fields = append(fields, process.FieldPausedAt)
+	}
+	if m.paused_by != nil {
+		fields = append(fields, process.FieldPausedBy)
+	}
+	if m.pause_reason != nil {
+		fields = append(fields, process.FieldPauseReason)
 	}
 	if m.name != nil {
 		fields = append(fields, process.FieldName)
@@ -16322,6 +16863,12 @@ func (m *ProcessMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case process.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case process.FieldPausedAt:
+		return m.PausedAt()
+	case process.FieldPausedBy:
+		return m.PausedBy()
+	case process.FieldPauseReason:
+		return m.PauseReason()
 	case process.FieldName:
 		return m.Name()
 	case process.FieldPoolID:
@@ -16357,6 +16904,12 @@ func (m *ProcessMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldCreatedAt(ctx)
 	case process.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case process.FieldPausedAt:
+		return m.OldPausedAt(ctx)
+	case process.FieldPausedBy:
+		return m.OldPausedBy(ctx)
+	case process.FieldPauseReason:
+		return m.OldPauseReason(ctx)
 	case process.FieldName:
 		return m.OldName(ctx)
 	case process.FieldPoolID:
@@ -16401,6 +16954,27 @@ func (m *ProcessMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case process.FieldPausedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedAt(v)
+		return nil
+	case process.FieldPausedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedBy(v)
+		return nil
+	case process.FieldPauseReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPauseReason(v)
 		return nil
 	case process.FieldName:
 		v, ok := value.(string)
@@ -16548,6 +17122,15 @@ func (m *ProcessMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *ProcessMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(process.FieldPausedAt) {
+		fields = append(fields, process.FieldPausedAt)
+	}
+	if m.FieldCleared(process.FieldPausedBy) {
+		fields = append(fields, process.FieldPausedBy)
+	}
+	if m.FieldCleared(process.FieldPauseReason) {
+		fields = append(fields, process.FieldPauseReason)
+	}
 	if m.FieldCleared(process.FieldOwnerID) {
 		fields = append(fields, process.FieldOwnerID)
 	}
@@ -16565,6 +17148,15 @@ func (m *ProcessMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *ProcessMutation) ClearField(name string) error {
 	switch name {
+	case process.FieldPausedAt:
+		m.ClearPausedAt()
+		return nil
+	case process.FieldPausedBy:
+		m.ClearPausedBy()
+		return nil
+	case process.FieldPauseReason:
+		m.ClearPauseReason()
+		return nil
 	case process.FieldOwnerID:
 		m.ClearOwnerID()
 		return nil
@@ -16581,6 +17173,15 @@ func (m *ProcessMutation) ResetField(name string) error {
 		return nil
 	case process.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case process.FieldPausedAt:
+		m.ResetPausedAt()
+		return nil
+	case process.FieldPausedBy:
+		m.ResetPausedBy()
+		return nil
+	case process.FieldPauseReason:
+		m.ResetPauseReason()
 		return nil
 	case process.FieldName:
 		m.ResetName()
@@ -20743,6 +21344,9 @@ type TaskMutation struct {
 	addexecutions_failed *int
 	timeouts             *int
 	addtimeouts          *int
+	manual_retries       *int
+	addmanual_retries    *int
+	requeued_at          *time.Time
 	failure_reason       *task.FailureReason
 	error_message        *string
 	finished_at          *time.Time
@@ -21465,6 +22069,111 @@ func (m *TaskMutation) ResetTimeouts() {
 	m.addtimeouts = nil
 }
 
+// SetManualRetries sets the "manual_retries" field.
+func (m *TaskMutation) SetManualRetries(i int) {
+	m.manual_retries = &i
+	m.addmanual_retries = nil
+}
+
+// ManualRetries returns the value of the "manual_retries" field in the mutation.
+func (m *TaskMutation) ManualRetries() (r int, exists bool) {
+	v := m.manual_retries
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldManualRetries returns the old "manual_retries" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldManualRetries(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldManualRetries is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldManualRetries requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldManualRetries: %w", err)
+	}
+	return oldValue.ManualRetries, nil
+}
+
+// AddManualRetries adds i to the "manual_retries" field.
+func (m *TaskMutation) AddManualRetries(i int) {
+	if m.addmanual_retries != nil {
+		*m.addmanual_retries += i
+	} else {
+		m.addmanual_retries = &i
+	}
+}
+
+// AddedManualRetries returns the value that was added to the "manual_retries" field in this mutation.
+func (m *TaskMutation) AddedManualRetries() (r int, exists bool) {
+	v := m.addmanual_retries
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetManualRetries resets all changes to the "manual_retries" field.
+func (m *TaskMutation) ResetManualRetries() {
+	m.manual_retries = nil
+	m.addmanual_retries = nil
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (m *TaskMutation) SetRequeuedAt(t time.Time) {
+	m.requeued_at = &t
+}
+
+// RequeuedAt returns the value of the "requeued_at" field in the mutation.
+func (m *TaskMutation) RequeuedAt() (r time.Time, exists bool) {
+	v := m.requeued_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequeuedAt returns the old "requeued_at" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldRequeuedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequeuedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequeuedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequeuedAt: %w", err)
+	}
+	return oldValue.RequeuedAt, nil
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (m *TaskMutation) ClearRequeuedAt() {
+	m.requeued_at = nil
+	m.clearedFields[task.FieldRequeuedAt] = struct{}{}
+}
+
+// RequeuedAtCleared returns if the "requeued_at" field was cleared in this mutation.
+func (m *TaskMutation) RequeuedAtCleared() bool {
+	_, ok := m.clearedFields[task.FieldRequeuedAt]
+	return ok
+}
+
+// ResetRequeuedAt resets all changes to the "requeued_at" field.
+func (m *TaskMutation) ResetRequeuedAt() {
+	m.requeued_at = nil
+	delete(m.clearedFields, task.FieldRequeuedAt)
+}
+
 // SetFailureReason sets the "failure_reason" field.
 func (m *TaskMutation) SetFailureReason(tr task.FailureReason) {
 	m.failure_reason = &tr
@@ -21770,7 +22479,7 @@ func (m *TaskMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TaskMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 19)
 	if m.created_at != nil {
 		fields = append(fields, task.FieldCreatedAt)
 	}
@@ -21809,6 +22518,12 @@ func (m *TaskMutation) Fields() []string {
 	}
 	if m.timeouts != nil {
 		fields = append(fields, task.FieldTimeouts)
+	}
+	if m.manual_retries != nil {
+		fields = append(fields, task.FieldManualRetries)
+	}
+	if m.requeued_at != nil {
+		fields = append(fields, task.FieldRequeuedAt)
 	}
 	if m.failure_reason != nil {
 		fields = append(fields, task.FieldFailureReason)
@@ -21856,6 +22571,10 @@ func (m *TaskMutation) Field(name string) (ent.Value, bool) {
 		return m.ExecutionsFailed()
 	case task.FieldTimeouts:
 		return m.Timeouts()
+	case task.FieldManualRetries:
+		return m.ManualRetries()
+	case task.FieldRequeuedAt:
+		return m.RequeuedAt()
 	case task.FieldFailureReason:
 		return m.FailureReason()
 	case task.FieldErrorMessage:
@@ -21899,6 +22618,10 @@ func (m *TaskMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldExecutionsFailed(ctx)
 	case task.FieldTimeouts:
 		return m.OldTimeouts(ctx)
+	case task.FieldManualRetries:
+		return m.OldManualRetries(ctx)
+	case task.FieldRequeuedAt:
+		return m.OldRequeuedAt(ctx)
 	case task.FieldFailureReason:
 		return m.OldFailureReason(ctx)
 	case task.FieldErrorMessage:
@@ -22007,6 +22730,20 @@ func (m *TaskMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetTimeouts(v)
 		return nil
+	case task.FieldManualRetries:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetManualRetries(v)
+		return nil
+	case task.FieldRequeuedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequeuedAt(v)
+		return nil
 	case task.FieldFailureReason:
 		v, ok := value.(task.FailureReason)
 		if !ok {
@@ -22064,6 +22801,9 @@ func (m *TaskMutation) AddedFields() []string {
 	if m.addtimeouts != nil {
 		fields = append(fields, task.FieldTimeouts)
 	}
+	if m.addmanual_retries != nil {
+		fields = append(fields, task.FieldManualRetries)
+	}
 	if m.addrand_key != nil {
 		fields = append(fields, task.FieldRandKey)
 	}
@@ -22089,6 +22829,8 @@ func (m *TaskMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedExecutionsFailed()
 	case task.FieldTimeouts:
 		return m.AddedTimeouts()
+	case task.FieldManualRetries:
+		return m.AddedManualRetries()
 	case task.FieldRandKey:
 		return m.AddedRandKey()
 	}
@@ -22149,6 +22891,13 @@ func (m *TaskMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddTimeouts(v)
 		return nil
+	case task.FieldManualRetries:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddManualRetries(v)
+		return nil
 	case task.FieldRandKey:
 		v, ok := value.(int64)
 		if !ok {
@@ -22164,6 +22913,9 @@ func (m *TaskMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *TaskMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(task.FieldRequeuedAt) {
+		fields = append(fields, task.FieldRequeuedAt)
+	}
 	if m.FieldCleared(task.FieldFailureReason) {
 		fields = append(fields, task.FieldFailureReason)
 	}
@@ -22184,6 +22936,9 @@ func (m *TaskMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *TaskMutation) ClearField(name string) error {
 	switch name {
+	case task.FieldRequeuedAt:
+		m.ClearRequeuedAt()
+		return nil
 	case task.FieldFailureReason:
 		m.ClearFailureReason()
 		return nil
@@ -22236,6 +22991,12 @@ func (m *TaskMutation) ResetField(name string) error {
 		return nil
 	case task.FieldTimeouts:
 		m.ResetTimeouts()
+		return nil
+	case task.FieldManualRetries:
+		m.ResetManualRetries()
+		return nil
+	case task.FieldRequeuedAt:
+		m.ResetRequeuedAt()
 		return nil
 	case task.FieldFailureReason:
 		m.ResetFailureReason()

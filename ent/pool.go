@@ -21,6 +21,12 @@ type Pool struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
+	// When an operator paused it; null while it runs.
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+	// Name of the token that paused it.
+	PausedBy *string `json:"paused_by,omitempty"`
+	// Why, as the operator wrote it; shown on the dashboard.
+	PauseReason *string `json:"pause_reason,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Name of the provider block that rents this pool's VMs; empty: the pool has only enrolled robots.
@@ -100,9 +106,9 @@ func (*Pool) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case pool.FieldID, pool.FieldMin, pool.FieldMax, pool.FieldPeriodSeconds, pool.FieldTasksPerRobot:
 			values[i] = new(sql.NullInt64)
-		case pool.FieldName, pool.FieldProvider, pool.FieldFairness, pool.FieldNetwork:
+		case pool.FieldPausedBy, pool.FieldPauseReason, pool.FieldName, pool.FieldProvider, pool.FieldFairness, pool.FieldNetwork:
 			values[i] = new(sql.NullString)
-		case pool.FieldCreatedAt, pool.FieldUpdatedAt:
+		case pool.FieldCreatedAt, pool.FieldUpdatedAt, pool.FieldPausedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -136,6 +142,27 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field updated_at", values[i])
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
+			}
+		case pool.FieldPausedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field paused_at", values[i])
+			} else if value.Valid {
+				_m.PausedAt = new(time.Time)
+				*_m.PausedAt = value.Time
+			}
+		case pool.FieldPausedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field paused_by", values[i])
+			} else if value.Valid {
+				_m.PausedBy = new(string)
+				*_m.PausedBy = value.String
+			}
+		case pool.FieldPauseReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field pause_reason", values[i])
+			} else if value.Valid {
+				_m.PauseReason = new(string)
+				*_m.PauseReason = value.String
 			}
 		case pool.FieldName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -247,6 +274,21 @@ func (_m *Pool) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.PausedAt; v != nil {
+		builder.WriteString("paused_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.PausedBy; v != nil {
+		builder.WriteString("paused_by=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.PauseReason; v != nil {
+		builder.WriteString("pause_reason=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("name=")
 	builder.WriteString(_m.Name)

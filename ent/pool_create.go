@@ -53,6 +53,48 @@ func (_c *PoolCreate) SetNillableUpdatedAt(v *time.Time) *PoolCreate {
 	return _c
 }
 
+// SetPausedAt sets the "paused_at" field.
+func (_c *PoolCreate) SetPausedAt(v time.Time) *PoolCreate {
+	_c.mutation.SetPausedAt(v)
+	return _c
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_c *PoolCreate) SetNillablePausedAt(v *time.Time) *PoolCreate {
+	if v != nil {
+		_c.SetPausedAt(*v)
+	}
+	return _c
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_c *PoolCreate) SetPausedBy(v string) *PoolCreate {
+	_c.mutation.SetPausedBy(v)
+	return _c
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_c *PoolCreate) SetNillablePausedBy(v *string) *PoolCreate {
+	if v != nil {
+		_c.SetPausedBy(*v)
+	}
+	return _c
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_c *PoolCreate) SetPauseReason(v string) *PoolCreate {
+	_c.mutation.SetPauseReason(v)
+	return _c
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_c *PoolCreate) SetNillablePauseReason(v *string) *PoolCreate {
+	if v != nil {
+		_c.SetPauseReason(*v)
+	}
+	return _c
+}
+
 // SetName sets the "name" field.
 func (_c *PoolCreate) SetName(v string) *PoolCreate {
 	_c.mutation.SetName(v)
@@ -310,6 +352,16 @@ func (_c *PoolCreate) check() error {
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Pool.updated_at"`)}
 	}
+	if v, ok := _c.mutation.PausedBy(); ok {
+		if err := pool.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Pool.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.PauseReason(); ok {
+		if err := pool.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Pool.pause_reason": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Name(); !ok {
 		return &ValidationError{Name: "name", err: errors.New(`ent: missing required field "Pool.name"`)}
 	}
@@ -401,6 +453,18 @@ func (_c *PoolCreate) createSpec() (*Pool, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.PausedAt(); ok {
+		_spec.SetField(pool.FieldPausedAt, field.TypeTime, value)
+		_node.PausedAt = &value
+	}
+	if value, ok := _c.mutation.PausedBy(); ok {
+		_spec.SetField(pool.FieldPausedBy, field.TypeString, value)
+		_node.PausedBy = &value
+	}
+	if value, ok := _c.mutation.PauseReason(); ok {
+		_spec.SetField(pool.FieldPauseReason, field.TypeString, value)
+		_node.PauseReason = &value
 	}
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
@@ -547,6 +611,60 @@ func (u *PoolUpsert) SetUpdatedAt(v time.Time) *PoolUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *PoolUpsert) UpdateUpdatedAt() *PoolUpsert {
 	u.SetExcluded(pool.FieldUpdatedAt)
+	return u
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *PoolUpsert) SetPausedAt(v time.Time) *PoolUpsert {
+	u.Set(pool.FieldPausedAt, v)
+	return u
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *PoolUpsert) UpdatePausedAt() *PoolUpsert {
+	u.SetExcluded(pool.FieldPausedAt)
+	return u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *PoolUpsert) ClearPausedAt() *PoolUpsert {
+	u.SetNull(pool.FieldPausedAt)
+	return u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *PoolUpsert) SetPausedBy(v string) *PoolUpsert {
+	u.Set(pool.FieldPausedBy, v)
+	return u
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *PoolUpsert) UpdatePausedBy() *PoolUpsert {
+	u.SetExcluded(pool.FieldPausedBy)
+	return u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *PoolUpsert) ClearPausedBy() *PoolUpsert {
+	u.SetNull(pool.FieldPausedBy)
+	return u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *PoolUpsert) SetPauseReason(v string) *PoolUpsert {
+	u.Set(pool.FieldPauseReason, v)
+	return u
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *PoolUpsert) UpdatePauseReason() *PoolUpsert {
+	u.SetExcluded(pool.FieldPauseReason)
+	return u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *PoolUpsert) ClearPauseReason() *PoolUpsert {
+	u.SetNull(pool.FieldPauseReason)
 	return u
 }
 
@@ -738,6 +856,69 @@ func (u *PoolUpsertOne) SetUpdatedAt(v time.Time) *PoolUpsertOne {
 func (u *PoolUpsertOne) UpdateUpdatedAt() *PoolUpsertOne {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *PoolUpsertOne) SetPausedAt(v time.Time) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPausedAt(v)
+	})
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdatePausedAt() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePausedAt()
+	})
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *PoolUpsertOne) ClearPausedAt() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPausedAt()
+	})
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *PoolUpsertOne) SetPausedBy(v string) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPausedBy(v)
+	})
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdatePausedBy() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePausedBy()
+	})
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *PoolUpsertOne) ClearPausedBy() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPausedBy()
+	})
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *PoolUpsertOne) SetPauseReason(v string) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPauseReason(v)
+	})
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdatePauseReason() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePauseReason()
+	})
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *PoolUpsertOne) ClearPauseReason() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPauseReason()
 	})
 }
 
@@ -1117,6 +1298,69 @@ func (u *PoolUpsertBulk) SetUpdatedAt(v time.Time) *PoolUpsertBulk {
 func (u *PoolUpsertBulk) UpdateUpdatedAt() *PoolUpsertBulk {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *PoolUpsertBulk) SetPausedAt(v time.Time) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPausedAt(v)
+	})
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdatePausedAt() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePausedAt()
+	})
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *PoolUpsertBulk) ClearPausedAt() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPausedAt()
+	})
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *PoolUpsertBulk) SetPausedBy(v string) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPausedBy(v)
+	})
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdatePausedBy() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePausedBy()
+	})
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *PoolUpsertBulk) ClearPausedBy() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPausedBy()
+	})
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *PoolUpsertBulk) SetPauseReason(v string) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetPauseReason(v)
+	})
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdatePauseReason() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdatePauseReason()
+	})
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *PoolUpsertBulk) ClearPauseReason() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.ClearPauseReason()
 	})
 }
 

@@ -38,6 +38,66 @@ func (_u *PoolUpdate) SetUpdatedAt(v time.Time) *PoolUpdate {
 	return _u
 }
 
+// SetPausedAt sets the "paused_at" field.
+func (_u *PoolUpdate) SetPausedAt(v time.Time) *PoolUpdate {
+	_u.mutation.SetPausedAt(v)
+	return _u
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillablePausedAt(v *time.Time) *PoolUpdate {
+	if v != nil {
+		_u.SetPausedAt(*v)
+	}
+	return _u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (_u *PoolUpdate) ClearPausedAt() *PoolUpdate {
+	_u.mutation.ClearPausedAt()
+	return _u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_u *PoolUpdate) SetPausedBy(v string) *PoolUpdate {
+	_u.mutation.SetPausedBy(v)
+	return _u
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillablePausedBy(v *string) *PoolUpdate {
+	if v != nil {
+		_u.SetPausedBy(*v)
+	}
+	return _u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (_u *PoolUpdate) ClearPausedBy() *PoolUpdate {
+	_u.mutation.ClearPausedBy()
+	return _u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_u *PoolUpdate) SetPauseReason(v string) *PoolUpdate {
+	_u.mutation.SetPauseReason(v)
+	return _u
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillablePauseReason(v *string) *PoolUpdate {
+	if v != nil {
+		_u.SetPauseReason(*v)
+	}
+	return _u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (_u *PoolUpdate) ClearPauseReason() *PoolUpdate {
+	_u.mutation.ClearPauseReason()
+	return _u
+}
+
 // SetName sets the "name" field.
 func (_u *PoolUpdate) SetName(v string) *PoolUpdate {
 	_u.mutation.SetName(v)
@@ -349,6 +409,16 @@ func (_u *PoolUpdate) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *PoolUpdate) check() error {
+	if v, ok := _u.mutation.PausedBy(); ok {
+		if err := pool.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Pool.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PauseReason(); ok {
+		if err := pool.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Pool.pause_reason": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := pool.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
@@ -402,6 +472,24 @@ func (_u *PoolUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.PausedAt(); ok {
+		_spec.SetField(pool.FieldPausedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PausedAtCleared() {
+		_spec.ClearField(pool.FieldPausedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PausedBy(); ok {
+		_spec.SetField(pool.FieldPausedBy, field.TypeString, value)
+	}
+	if _u.mutation.PausedByCleared() {
+		_spec.ClearField(pool.FieldPausedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.PauseReason(); ok {
+		_spec.SetField(pool.FieldPauseReason, field.TypeString, value)
+	}
+	if _u.mutation.PauseReasonCleared() {
+		_spec.ClearField(pool.FieldPauseReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
@@ -602,6 +690,66 @@ type PoolUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *PoolUpdateOne) SetUpdatedAt(v time.Time) *PoolUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (_u *PoolUpdateOne) SetPausedAt(v time.Time) *PoolUpdateOne {
+	_u.mutation.SetPausedAt(v)
+	return _u
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillablePausedAt(v *time.Time) *PoolUpdateOne {
+	if v != nil {
+		_u.SetPausedAt(*v)
+	}
+	return _u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (_u *PoolUpdateOne) ClearPausedAt() *PoolUpdateOne {
+	_u.mutation.ClearPausedAt()
+	return _u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_u *PoolUpdateOne) SetPausedBy(v string) *PoolUpdateOne {
+	_u.mutation.SetPausedBy(v)
+	return _u
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillablePausedBy(v *string) *PoolUpdateOne {
+	if v != nil {
+		_u.SetPausedBy(*v)
+	}
+	return _u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (_u *PoolUpdateOne) ClearPausedBy() *PoolUpdateOne {
+	_u.mutation.ClearPausedBy()
+	return _u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_u *PoolUpdateOne) SetPauseReason(v string) *PoolUpdateOne {
+	_u.mutation.SetPauseReason(v)
+	return _u
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillablePauseReason(v *string) *PoolUpdateOne {
+	if v != nil {
+		_u.SetPauseReason(*v)
+	}
+	return _u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (_u *PoolUpdateOne) ClearPauseReason() *PoolUpdateOne {
+	_u.mutation.ClearPauseReason()
 	return _u
 }
 
@@ -929,6 +1077,16 @@ func (_u *PoolUpdateOne) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *PoolUpdateOne) check() error {
+	if v, ok := _u.mutation.PausedBy(); ok {
+		if err := pool.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Pool.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PauseReason(); ok {
+		if err := pool.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Pool.pause_reason": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := pool.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Pool.name": %w`, err)}
@@ -999,6 +1157,24 @@ func (_u *PoolUpdateOne) sqlSave(ctx context.Context) (_node *Pool, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.PausedAt(); ok {
+		_spec.SetField(pool.FieldPausedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PausedAtCleared() {
+		_spec.ClearField(pool.FieldPausedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PausedBy(); ok {
+		_spec.SetField(pool.FieldPausedBy, field.TypeString, value)
+	}
+	if _u.mutation.PausedByCleared() {
+		_spec.ClearField(pool.FieldPausedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.PauseReason(); ok {
+		_spec.SetField(pool.FieldPauseReason, field.TypeString, value)
+	}
+	if _u.mutation.PauseReasonCleared() {
+		_spec.ClearField(pool.FieldPauseReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)

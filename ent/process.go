@@ -23,6 +23,12 @@ type Process struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
+	// When an operator paused it; null while it runs.
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+	// Name of the token that paused it.
+	PausedBy *string `json:"paused_by,omitempty"`
+	// Why, as the operator wrote it; shown on the dashboard.
+	PauseReason *string `json:"pause_reason,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// PoolID holds the value of the "pool_id" field.
@@ -108,9 +114,9 @@ func (*Process) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case process.FieldID, process.FieldPoolID, process.FieldOwnerID, process.FieldMaxDurationSeconds, process.FieldRetries, process.FieldMaxWaitSeconds:
 			values[i] = new(sql.NullInt64)
-		case process.FieldName, process.FieldKind, process.FieldRunner, process.FieldPackage, process.FieldSchedule:
+		case process.FieldPausedBy, process.FieldPauseReason, process.FieldName, process.FieldKind, process.FieldRunner, process.FieldPackage, process.FieldSchedule:
 			values[i] = new(sql.NullString)
-		case process.FieldCreatedAt, process.FieldUpdatedAt:
+		case process.FieldCreatedAt, process.FieldUpdatedAt, process.FieldPausedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -144,6 +150,27 @@ func (_m *Process) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field updated_at", values[i])
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
+			}
+		case process.FieldPausedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field paused_at", values[i])
+			} else if value.Valid {
+				_m.PausedAt = new(time.Time)
+				*_m.PausedAt = value.Time
+			}
+		case process.FieldPausedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field paused_by", values[i])
+			} else if value.Valid {
+				_m.PausedBy = new(string)
+				*_m.PausedBy = value.String
+			}
+		case process.FieldPauseReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field pause_reason", values[i])
+			} else if value.Valid {
+				_m.PauseReason = new(string)
+				*_m.PauseReason = value.String
 			}
 		case process.FieldName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -268,6 +295,21 @@ func (_m *Process) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.PausedAt; v != nil {
+		builder.WriteString("paused_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.PausedBy; v != nil {
+		builder.WriteString("paused_by=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.PauseReason; v != nil {
+		builder.WriteString("pause_reason=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("name=")
 	builder.WriteString(_m.Name)

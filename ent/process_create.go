@@ -53,6 +53,48 @@ func (_c *ProcessCreate) SetNillableUpdatedAt(v *time.Time) *ProcessCreate {
 	return _c
 }
 
+// SetPausedAt sets the "paused_at" field.
+func (_c *ProcessCreate) SetPausedAt(v time.Time) *ProcessCreate {
+	_c.mutation.SetPausedAt(v)
+	return _c
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_c *ProcessCreate) SetNillablePausedAt(v *time.Time) *ProcessCreate {
+	if v != nil {
+		_c.SetPausedAt(*v)
+	}
+	return _c
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_c *ProcessCreate) SetPausedBy(v string) *ProcessCreate {
+	_c.mutation.SetPausedBy(v)
+	return _c
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_c *ProcessCreate) SetNillablePausedBy(v *string) *ProcessCreate {
+	if v != nil {
+		_c.SetPausedBy(*v)
+	}
+	return _c
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_c *ProcessCreate) SetPauseReason(v string) *ProcessCreate {
+	_c.mutation.SetPauseReason(v)
+	return _c
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_c *ProcessCreate) SetNillablePauseReason(v *string) *ProcessCreate {
+	if v != nil {
+		_c.SetPauseReason(*v)
+	}
+	return _c
+}
+
 // SetName sets the "name" field.
 func (_c *ProcessCreate) SetName(v string) *ProcessCreate {
 	_c.mutation.SetName(v)
@@ -310,6 +352,16 @@ func (_c *ProcessCreate) check() error {
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Process.updated_at"`)}
 	}
+	if v, ok := _c.mutation.PausedBy(); ok {
+		if err := process.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Process.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.PauseReason(); ok {
+		if err := process.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Process.pause_reason": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Name(); !ok {
 		return &ValidationError{Name: "name", err: errors.New(`ent: missing required field "Process.name"`)}
 	}
@@ -402,6 +454,18 @@ func (_c *ProcessCreate) createSpec() (*Process, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(process.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.PausedAt(); ok {
+		_spec.SetField(process.FieldPausedAt, field.TypeTime, value)
+		_node.PausedAt = &value
+	}
+	if value, ok := _c.mutation.PausedBy(); ok {
+		_spec.SetField(process.FieldPausedBy, field.TypeString, value)
+		_node.PausedBy = &value
+	}
+	if value, ok := _c.mutation.PauseReason(); ok {
+		_spec.SetField(process.FieldPauseReason, field.TypeString, value)
+		_node.PauseReason = &value
 	}
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(process.FieldName, field.TypeString, value)
@@ -550,6 +614,60 @@ func (u *ProcessUpsert) SetUpdatedAt(v time.Time) *ProcessUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *ProcessUpsert) UpdateUpdatedAt() *ProcessUpsert {
 	u.SetExcluded(process.FieldUpdatedAt)
+	return u
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *ProcessUpsert) SetPausedAt(v time.Time) *ProcessUpsert {
+	u.Set(process.FieldPausedAt, v)
+	return u
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *ProcessUpsert) UpdatePausedAt() *ProcessUpsert {
+	u.SetExcluded(process.FieldPausedAt)
+	return u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *ProcessUpsert) ClearPausedAt() *ProcessUpsert {
+	u.SetNull(process.FieldPausedAt)
+	return u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *ProcessUpsert) SetPausedBy(v string) *ProcessUpsert {
+	u.Set(process.FieldPausedBy, v)
+	return u
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *ProcessUpsert) UpdatePausedBy() *ProcessUpsert {
+	u.SetExcluded(process.FieldPausedBy)
+	return u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *ProcessUpsert) ClearPausedBy() *ProcessUpsert {
+	u.SetNull(process.FieldPausedBy)
+	return u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *ProcessUpsert) SetPauseReason(v string) *ProcessUpsert {
+	u.Set(process.FieldPauseReason, v)
+	return u
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *ProcessUpsert) UpdatePauseReason() *ProcessUpsert {
+	u.SetExcluded(process.FieldPauseReason)
+	return u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *ProcessUpsert) ClearPauseReason() *ProcessUpsert {
+	u.SetNull(process.FieldPauseReason)
 	return u
 }
 
@@ -765,6 +883,69 @@ func (u *ProcessUpsertOne) SetUpdatedAt(v time.Time) *ProcessUpsertOne {
 func (u *ProcessUpsertOne) UpdateUpdatedAt() *ProcessUpsertOne {
 	return u.Update(func(s *ProcessUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *ProcessUpsertOne) SetPausedAt(v time.Time) *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPausedAt(v)
+	})
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *ProcessUpsertOne) UpdatePausedAt() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePausedAt()
+	})
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *ProcessUpsertOne) ClearPausedAt() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPausedAt()
+	})
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *ProcessUpsertOne) SetPausedBy(v string) *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPausedBy(v)
+	})
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *ProcessUpsertOne) UpdatePausedBy() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePausedBy()
+	})
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *ProcessUpsertOne) ClearPausedBy() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPausedBy()
+	})
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *ProcessUpsertOne) SetPauseReason(v string) *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPauseReason(v)
+	})
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *ProcessUpsertOne) UpdatePauseReason() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePauseReason()
+	})
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *ProcessUpsertOne) ClearPauseReason() *ProcessUpsertOne {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPauseReason()
 	})
 }
 
@@ -1172,6 +1353,69 @@ func (u *ProcessUpsertBulk) SetUpdatedAt(v time.Time) *ProcessUpsertBulk {
 func (u *ProcessUpsertBulk) UpdateUpdatedAt() *ProcessUpsertBulk {
 	return u.Update(func(s *ProcessUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (u *ProcessUpsertBulk) SetPausedAt(v time.Time) *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPausedAt(v)
+	})
+}
+
+// UpdatePausedAt sets the "paused_at" field to the value that was provided on create.
+func (u *ProcessUpsertBulk) UpdatePausedAt() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePausedAt()
+	})
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (u *ProcessUpsertBulk) ClearPausedAt() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPausedAt()
+	})
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (u *ProcessUpsertBulk) SetPausedBy(v string) *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPausedBy(v)
+	})
+}
+
+// UpdatePausedBy sets the "paused_by" field to the value that was provided on create.
+func (u *ProcessUpsertBulk) UpdatePausedBy() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePausedBy()
+	})
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (u *ProcessUpsertBulk) ClearPausedBy() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPausedBy()
+	})
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (u *ProcessUpsertBulk) SetPauseReason(v string) *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.SetPauseReason(v)
+	})
+}
+
+// UpdatePauseReason sets the "pause_reason" field to the value that was provided on create.
+func (u *ProcessUpsertBulk) UpdatePauseReason() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.UpdatePauseReason()
+	})
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (u *ProcessUpsertBulk) ClearPauseReason() *ProcessUpsertBulk {
+	return u.Update(func(s *ProcessUpsert) {
+		s.ClearPauseReason()
 	})
 }
 

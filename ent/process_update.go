@@ -38,6 +38,66 @@ func (_u *ProcessUpdate) SetUpdatedAt(v time.Time) *ProcessUpdate {
 	return _u
 }
 
+// SetPausedAt sets the "paused_at" field.
+func (_u *ProcessUpdate) SetPausedAt(v time.Time) *ProcessUpdate {
+	_u.mutation.SetPausedAt(v)
+	return _u
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_u *ProcessUpdate) SetNillablePausedAt(v *time.Time) *ProcessUpdate {
+	if v != nil {
+		_u.SetPausedAt(*v)
+	}
+	return _u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (_u *ProcessUpdate) ClearPausedAt() *ProcessUpdate {
+	_u.mutation.ClearPausedAt()
+	return _u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_u *ProcessUpdate) SetPausedBy(v string) *ProcessUpdate {
+	_u.mutation.SetPausedBy(v)
+	return _u
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_u *ProcessUpdate) SetNillablePausedBy(v *string) *ProcessUpdate {
+	if v != nil {
+		_u.SetPausedBy(*v)
+	}
+	return _u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (_u *ProcessUpdate) ClearPausedBy() *ProcessUpdate {
+	_u.mutation.ClearPausedBy()
+	return _u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_u *ProcessUpdate) SetPauseReason(v string) *ProcessUpdate {
+	_u.mutation.SetPauseReason(v)
+	return _u
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_u *ProcessUpdate) SetNillablePauseReason(v *string) *ProcessUpdate {
+	if v != nil {
+		_u.SetPauseReason(*v)
+	}
+	return _u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (_u *ProcessUpdate) ClearPauseReason() *ProcessUpdate {
+	_u.mutation.ClearPauseReason()
+	return _u
+}
+
 // SetName sets the "name" field.
 func (_u *ProcessUpdate) SetName(v string) *ProcessUpdate {
 	_u.mutation.SetName(v)
@@ -326,6 +386,16 @@ func (_u *ProcessUpdate) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ProcessUpdate) check() error {
+	if v, ok := _u.mutation.PausedBy(); ok {
+		if err := process.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Process.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PauseReason(); ok {
+		if err := process.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Process.pause_reason": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := process.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Process.name": %w`, err)}
@@ -377,6 +447,24 @@ func (_u *ProcessUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(process.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.PausedAt(); ok {
+		_spec.SetField(process.FieldPausedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PausedAtCleared() {
+		_spec.ClearField(process.FieldPausedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PausedBy(); ok {
+		_spec.SetField(process.FieldPausedBy, field.TypeString, value)
+	}
+	if _u.mutation.PausedByCleared() {
+		_spec.ClearField(process.FieldPausedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.PauseReason(); ok {
+		_spec.SetField(process.FieldPauseReason, field.TypeString, value)
+	}
+	if _u.mutation.PauseReasonCleared() {
+		_spec.ClearField(process.FieldPauseReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(process.FieldName, field.TypeString, value)
@@ -542,6 +630,66 @@ type ProcessUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *ProcessUpdateOne) SetUpdatedAt(v time.Time) *ProcessUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (_u *ProcessUpdateOne) SetPausedAt(v time.Time) *ProcessUpdateOne {
+	_u.mutation.SetPausedAt(v)
+	return _u
+}
+
+// SetNillablePausedAt sets the "paused_at" field if the given value is not nil.
+func (_u *ProcessUpdateOne) SetNillablePausedAt(v *time.Time) *ProcessUpdateOne {
+	if v != nil {
+		_u.SetPausedAt(*v)
+	}
+	return _u
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (_u *ProcessUpdateOne) ClearPausedAt() *ProcessUpdateOne {
+	_u.mutation.ClearPausedAt()
+	return _u
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (_u *ProcessUpdateOne) SetPausedBy(v string) *ProcessUpdateOne {
+	_u.mutation.SetPausedBy(v)
+	return _u
+}
+
+// SetNillablePausedBy sets the "paused_by" field if the given value is not nil.
+func (_u *ProcessUpdateOne) SetNillablePausedBy(v *string) *ProcessUpdateOne {
+	if v != nil {
+		_u.SetPausedBy(*v)
+	}
+	return _u
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (_u *ProcessUpdateOne) ClearPausedBy() *ProcessUpdateOne {
+	_u.mutation.ClearPausedBy()
+	return _u
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (_u *ProcessUpdateOne) SetPauseReason(v string) *ProcessUpdateOne {
+	_u.mutation.SetPauseReason(v)
+	return _u
+}
+
+// SetNillablePauseReason sets the "pause_reason" field if the given value is not nil.
+func (_u *ProcessUpdateOne) SetNillablePauseReason(v *string) *ProcessUpdateOne {
+	if v != nil {
+		_u.SetPauseReason(*v)
+	}
+	return _u
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (_u *ProcessUpdateOne) ClearPauseReason() *ProcessUpdateOne {
+	_u.mutation.ClearPauseReason()
 	return _u
 }
 
@@ -846,6 +994,16 @@ func (_u *ProcessUpdateOne) defaults() error {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ProcessUpdateOne) check() error {
+	if v, ok := _u.mutation.PausedBy(); ok {
+		if err := process.PausedByValidator(v); err != nil {
+			return &ValidationError{Name: "paused_by", err: fmt.Errorf(`ent: validator failed for field "Process.paused_by": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PauseReason(); ok {
+		if err := process.PauseReasonValidator(v); err != nil {
+			return &ValidationError{Name: "pause_reason", err: fmt.Errorf(`ent: validator failed for field "Process.pause_reason": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := process.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "Process.name": %w`, err)}
@@ -914,6 +1072,24 @@ func (_u *ProcessUpdateOne) sqlSave(ctx context.Context) (_node *Process, err er
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(process.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.PausedAt(); ok {
+		_spec.SetField(process.FieldPausedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PausedAtCleared() {
+		_spec.ClearField(process.FieldPausedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PausedBy(); ok {
+		_spec.SetField(process.FieldPausedBy, field.TypeString, value)
+	}
+	if _u.mutation.PausedByCleared() {
+		_spec.ClearField(process.FieldPausedBy, field.TypeString)
+	}
+	if value, ok := _u.mutation.PauseReason(); ok {
+		_spec.SetField(process.FieldPauseReason, field.TypeString, value)
+	}
+	if _u.mutation.PauseReasonCleared() {
+		_spec.ClearField(process.FieldPauseReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(process.FieldName, field.TypeString, value)

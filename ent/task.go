@@ -44,6 +44,10 @@ type Task struct {
 	ExecutionsFailed int `json:"executions_failed,omitempty"`
 	// Timeouts holds the value of the "timeouts" field.
 	Timeouts int `json:"timeouts,omitempty"`
+	// Retries a person asked for (task retry, batch retry), counted apart from the automatic ones.
+	ManualRetries int `json:"manual_retries,omitempty"`
+	// When a person last made the finished task pending again; its max_wait counts from here.
+	RequeuedAt *time.Time `json:"requeued_at,omitempty"`
 	// FailureReason holds the value of the "failure_reason" field.
 	FailureReason *task.FailureReason `json:"failure_reason,omitempty"`
 	// ErrorMessage holds the value of the "error_message" field.
@@ -98,11 +102,11 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case task.FieldID, task.FieldBatchID, task.FieldProcessID, task.FieldPoolID, task.FieldCustomerID, task.FieldSeq, task.FieldAttemptNo, task.FieldExecutionsFailed, task.FieldTimeouts, task.FieldRandKey:
+		case task.FieldID, task.FieldBatchID, task.FieldProcessID, task.FieldPoolID, task.FieldCustomerID, task.FieldSeq, task.FieldAttemptNo, task.FieldExecutionsFailed, task.FieldTimeouts, task.FieldManualRetries, task.FieldRandKey:
 			values[i] = new(sql.NullInt64)
 		case task.FieldState, task.FieldInput, task.FieldOutput, task.FieldFailureReason, task.FieldErrorMessage:
 			values[i] = new(sql.NullString)
-		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldFinishedAt:
+		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldRequeuedAt, task.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -202,6 +206,19 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field timeouts", values[i])
 			} else if value.Valid {
 				_m.Timeouts = int(value.Int64)
+			}
+		case task.FieldManualRetries:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field manual_retries", values[i])
+			} else if value.Valid {
+				_m.ManualRetries = int(value.Int64)
+			}
+		case task.FieldRequeuedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field requeued_at", values[i])
+			} else if value.Valid {
+				_m.RequeuedAt = new(time.Time)
+				*_m.RequeuedAt = value.Time
 			}
 		case task.FieldFailureReason:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -313,6 +330,14 @@ func (_m *Task) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("timeouts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Timeouts))
+	builder.WriteString(", ")
+	builder.WriteString("manual_retries=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ManualRetries))
+	builder.WriteString(", ")
+	if v := _m.RequeuedAt; v != nil {
+		builder.WriteString("requeued_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	if v := _m.FailureReason; v != nil {
 		builder.WriteString("failure_reason=")

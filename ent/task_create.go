@@ -166,6 +166,34 @@ func (_c *TaskCreate) SetNillableTimeouts(v *int) *TaskCreate {
 	return _c
 }
 
+// SetManualRetries sets the "manual_retries" field.
+func (_c *TaskCreate) SetManualRetries(v int) *TaskCreate {
+	_c.mutation.SetManualRetries(v)
+	return _c
+}
+
+// SetNillableManualRetries sets the "manual_retries" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableManualRetries(v *int) *TaskCreate {
+	if v != nil {
+		_c.SetManualRetries(*v)
+	}
+	return _c
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (_c *TaskCreate) SetRequeuedAt(v time.Time) *TaskCreate {
+	_c.mutation.SetRequeuedAt(v)
+	return _c
+}
+
+// SetNillableRequeuedAt sets the "requeued_at" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableRequeuedAt(v *time.Time) *TaskCreate {
+	if v != nil {
+		_c.SetRequeuedAt(*v)
+	}
+	return _c
+}
+
 // SetFailureReason sets the "failure_reason" field.
 func (_c *TaskCreate) SetFailureReason(v task.FailureReason) *TaskCreate {
 	_c.mutation.SetFailureReason(v)
@@ -317,6 +345,10 @@ func (_c *TaskCreate) defaults() error {
 		v := task.DefaultTimeouts
 		_c.mutation.SetTimeouts(v)
 	}
+	if _, ok := _c.mutation.ManualRetries(); !ok {
+		v := task.DefaultManualRetries
+		_c.mutation.SetManualRetries(v)
+	}
 	if _, ok := _c.mutation.ErrorMessage(); !ok {
 		v := task.DefaultErrorMessage
 		_c.mutation.SetErrorMessage(v)
@@ -392,6 +424,14 @@ func (_c *TaskCreate) check() error {
 	if v, ok := _c.mutation.Timeouts(); ok {
 		if err := task.TimeoutsValidator(v); err != nil {
 			return &ValidationError{Name: "timeouts", err: fmt.Errorf(`ent: validator failed for field "Task.timeouts": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ManualRetries(); !ok {
+		return &ValidationError{Name: "manual_retries", err: errors.New(`ent: missing required field "Task.manual_retries"`)}
+	}
+	if v, ok := _c.mutation.ManualRetries(); ok {
+		if err := task.ManualRetriesValidator(v); err != nil {
+			return &ValidationError{Name: "manual_retries", err: fmt.Errorf(`ent: validator failed for field "Task.manual_retries": %w`, err)}
 		}
 	}
 	if v, ok := _c.mutation.FailureReason(); ok {
@@ -487,6 +527,14 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Timeouts(); ok {
 		_spec.SetField(task.FieldTimeouts, field.TypeInt, value)
 		_node.Timeouts = value
+	}
+	if value, ok := _c.mutation.ManualRetries(); ok {
+		_spec.SetField(task.FieldManualRetries, field.TypeInt, value)
+		_node.ManualRetries = value
+	}
+	if value, ok := _c.mutation.RequeuedAt(); ok {
+		_spec.SetField(task.FieldRequeuedAt, field.TypeTime, value)
+		_node.RequeuedAt = &value
 	}
 	if value, ok := _c.mutation.FailureReason(); ok {
 		_spec.SetField(task.FieldFailureReason, field.TypeEnum, value)
@@ -772,6 +820,42 @@ func (u *TaskUpsert) UpdateTimeouts() *TaskUpsert {
 // AddTimeouts adds v to the "timeouts" field.
 func (u *TaskUpsert) AddTimeouts(v int) *TaskUpsert {
 	u.Add(task.FieldTimeouts, v)
+	return u
+}
+
+// SetManualRetries sets the "manual_retries" field.
+func (u *TaskUpsert) SetManualRetries(v int) *TaskUpsert {
+	u.Set(task.FieldManualRetries, v)
+	return u
+}
+
+// UpdateManualRetries sets the "manual_retries" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateManualRetries() *TaskUpsert {
+	u.SetExcluded(task.FieldManualRetries)
+	return u
+}
+
+// AddManualRetries adds v to the "manual_retries" field.
+func (u *TaskUpsert) AddManualRetries(v int) *TaskUpsert {
+	u.Add(task.FieldManualRetries, v)
+	return u
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (u *TaskUpsert) SetRequeuedAt(v time.Time) *TaskUpsert {
+	u.Set(task.FieldRequeuedAt, v)
+	return u
+}
+
+// UpdateRequeuedAt sets the "requeued_at" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateRequeuedAt() *TaskUpsert {
+	u.SetExcluded(task.FieldRequeuedAt)
+	return u
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (u *TaskUpsert) ClearRequeuedAt() *TaskUpsert {
+	u.SetNull(task.FieldRequeuedAt)
 	return u
 }
 
@@ -1100,6 +1184,48 @@ func (u *TaskUpsertOne) AddTimeouts(v int) *TaskUpsertOne {
 func (u *TaskUpsertOne) UpdateTimeouts() *TaskUpsertOne {
 	return u.Update(func(s *TaskUpsert) {
 		s.UpdateTimeouts()
+	})
+}
+
+// SetManualRetries sets the "manual_retries" field.
+func (u *TaskUpsertOne) SetManualRetries(v int) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetManualRetries(v)
+	})
+}
+
+// AddManualRetries adds v to the "manual_retries" field.
+func (u *TaskUpsertOne) AddManualRetries(v int) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddManualRetries(v)
+	})
+}
+
+// UpdateManualRetries sets the "manual_retries" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateManualRetries() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateManualRetries()
+	})
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (u *TaskUpsertOne) SetRequeuedAt(v time.Time) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRequeuedAt(v)
+	})
+}
+
+// UpdateRequeuedAt sets the "requeued_at" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateRequeuedAt() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRequeuedAt()
+	})
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (u *TaskUpsertOne) ClearRequeuedAt() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearRequeuedAt()
 	})
 }
 
@@ -1605,6 +1731,48 @@ func (u *TaskUpsertBulk) AddTimeouts(v int) *TaskUpsertBulk {
 func (u *TaskUpsertBulk) UpdateTimeouts() *TaskUpsertBulk {
 	return u.Update(func(s *TaskUpsert) {
 		s.UpdateTimeouts()
+	})
+}
+
+// SetManualRetries sets the "manual_retries" field.
+func (u *TaskUpsertBulk) SetManualRetries(v int) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetManualRetries(v)
+	})
+}
+
+// AddManualRetries adds v to the "manual_retries" field.
+func (u *TaskUpsertBulk) AddManualRetries(v int) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddManualRetries(v)
+	})
+}
+
+// UpdateManualRetries sets the "manual_retries" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateManualRetries() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateManualRetries()
+	})
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (u *TaskUpsertBulk) SetRequeuedAt(v time.Time) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRequeuedAt(v)
+	})
+}
+
+// UpdateRequeuedAt sets the "requeued_at" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateRequeuedAt() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRequeuedAt()
+	})
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (u *TaskUpsertBulk) ClearRequeuedAt() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearRequeuedAt()
 	})
 }
 

@@ -240,6 +240,47 @@ func (_u *TaskUpdate) AddTimeouts(v int) *TaskUpdate {
 	return _u
 }
 
+// SetManualRetries sets the "manual_retries" field.
+func (_u *TaskUpdate) SetManualRetries(v int) *TaskUpdate {
+	_u.mutation.ResetManualRetries()
+	_u.mutation.SetManualRetries(v)
+	return _u
+}
+
+// SetNillableManualRetries sets the "manual_retries" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableManualRetries(v *int) *TaskUpdate {
+	if v != nil {
+		_u.SetManualRetries(*v)
+	}
+	return _u
+}
+
+// AddManualRetries adds value to the "manual_retries" field.
+func (_u *TaskUpdate) AddManualRetries(v int) *TaskUpdate {
+	_u.mutation.AddManualRetries(v)
+	return _u
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (_u *TaskUpdate) SetRequeuedAt(v time.Time) *TaskUpdate {
+	_u.mutation.SetRequeuedAt(v)
+	return _u
+}
+
+// SetNillableRequeuedAt sets the "requeued_at" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableRequeuedAt(v *time.Time) *TaskUpdate {
+	if v != nil {
+		_u.SetRequeuedAt(*v)
+	}
+	return _u
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (_u *TaskUpdate) ClearRequeuedAt() *TaskUpdate {
+	_u.mutation.ClearRequeuedAt()
+	return _u
+}
+
 // SetFailureReason sets the "failure_reason" field.
 func (_u *TaskUpdate) SetFailureReason(v task.FailureReason) *TaskUpdate {
 	_u.mutation.SetFailureReason(v)
@@ -436,6 +477,11 @@ func (_u *TaskUpdate) check() error {
 			return &ValidationError{Name: "timeouts", err: fmt.Errorf(`ent: validator failed for field "Task.timeouts": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ManualRetries(); ok {
+		if err := task.ManualRetriesValidator(v); err != nil {
+			return &ValidationError{Name: "manual_retries", err: fmt.Errorf(`ent: validator failed for field "Task.manual_retries": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.FailureReason(); ok {
 		if err := task.FailureReasonValidator(v); err != nil {
 			return &ValidationError{Name: "failure_reason", err: fmt.Errorf(`ent: validator failed for field "Task.failure_reason": %w`, err)}
@@ -523,6 +569,18 @@ func (_u *TaskUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedTimeouts(); ok {
 		_spec.AddField(task.FieldTimeouts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.ManualRetries(); ok {
+		_spec.SetField(task.FieldManualRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedManualRetries(); ok {
+		_spec.AddField(task.FieldManualRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.RequeuedAt(); ok {
+		_spec.SetField(task.FieldRequeuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RequeuedAtCleared() {
+		_spec.ClearField(task.FieldRequeuedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.FailureReason(); ok {
 		_spec.SetField(task.FieldFailureReason, field.TypeEnum, value)
@@ -850,6 +908,47 @@ func (_u *TaskUpdateOne) AddTimeouts(v int) *TaskUpdateOne {
 	return _u
 }
 
+// SetManualRetries sets the "manual_retries" field.
+func (_u *TaskUpdateOne) SetManualRetries(v int) *TaskUpdateOne {
+	_u.mutation.ResetManualRetries()
+	_u.mutation.SetManualRetries(v)
+	return _u
+}
+
+// SetNillableManualRetries sets the "manual_retries" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableManualRetries(v *int) *TaskUpdateOne {
+	if v != nil {
+		_u.SetManualRetries(*v)
+	}
+	return _u
+}
+
+// AddManualRetries adds value to the "manual_retries" field.
+func (_u *TaskUpdateOne) AddManualRetries(v int) *TaskUpdateOne {
+	_u.mutation.AddManualRetries(v)
+	return _u
+}
+
+// SetRequeuedAt sets the "requeued_at" field.
+func (_u *TaskUpdateOne) SetRequeuedAt(v time.Time) *TaskUpdateOne {
+	_u.mutation.SetRequeuedAt(v)
+	return _u
+}
+
+// SetNillableRequeuedAt sets the "requeued_at" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableRequeuedAt(v *time.Time) *TaskUpdateOne {
+	if v != nil {
+		_u.SetRequeuedAt(*v)
+	}
+	return _u
+}
+
+// ClearRequeuedAt clears the value of the "requeued_at" field.
+func (_u *TaskUpdateOne) ClearRequeuedAt() *TaskUpdateOne {
+	_u.mutation.ClearRequeuedAt()
+	return _u
+}
+
 // SetFailureReason sets the "failure_reason" field.
 func (_u *TaskUpdateOne) SetFailureReason(v task.FailureReason) *TaskUpdateOne {
 	_u.mutation.SetFailureReason(v)
@@ -1059,6 +1158,11 @@ func (_u *TaskUpdateOne) check() error {
 			return &ValidationError{Name: "timeouts", err: fmt.Errorf(`ent: validator failed for field "Task.timeouts": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ManualRetries(); ok {
+		if err := task.ManualRetriesValidator(v); err != nil {
+			return &ValidationError{Name: "manual_retries", err: fmt.Errorf(`ent: validator failed for field "Task.manual_retries": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.FailureReason(); ok {
 		if err := task.FailureReasonValidator(v); err != nil {
 			return &ValidationError{Name: "failure_reason", err: fmt.Errorf(`ent: validator failed for field "Task.failure_reason": %w`, err)}
@@ -1163,6 +1267,18 @@ func (_u *TaskUpdateOne) sqlSave(ctx context.Context) (_node *Task, err error) {
 	}
 	if value, ok := _u.mutation.AddedTimeouts(); ok {
 		_spec.AddField(task.FieldTimeouts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.ManualRetries(); ok {
+		_spec.SetField(task.FieldManualRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedManualRetries(); ok {
+		_spec.AddField(task.FieldManualRetries, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.RequeuedAt(); ok {
+		_spec.SetField(task.FieldRequeuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RequeuedAtCleared() {
+		_spec.ClearField(task.FieldRequeuedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.FailureReason(); ok {
 		_spec.SetField(task.FieldFailureReason, field.TypeEnum, value)

@@ -103,21 +103,22 @@ type ComplexityRoot struct {
 	}
 
 	Attempt struct {
-		CustomerID   func(childComplexity int) int
-		Deadline     func(childComplexity int) int
-		ErrorClass   func(childComplexity int) int
-		ErrorMessage func(childComplexity int) int
-		FinishedAt   func(childComplexity int) int
-		HeartbeatAt  func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Number       func(childComplexity int) int
-		Output       func(childComplexity int) int
-		Robot        func(childComplexity int) int
-		RobotID      func(childComplexity int) int
-		StartedAt    func(childComplexity int) int
-		State        func(childComplexity int) int
-		Task         func(childComplexity int) int
-		TaskID       func(childComplexity int) int
+		CustomerID      func(childComplexity int) int
+		Deadline        func(childComplexity int) int
+		ErrorClass      func(childComplexity int) int
+		ErrorMessage    func(childComplexity int) int
+		FinishedAt      func(childComplexity int) int
+		HeartbeatAt     func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Number          func(childComplexity int) int
+		Output          func(childComplexity int) int
+		Robot           func(childComplexity int) int
+		RobotID         func(childComplexity int) int
+		StartedAt       func(childComplexity int) int
+		State           func(childComplexity int) int
+		StopRequestedAt func(childComplexity int) int
+		Task            func(childComplexity int) int
+		TaskID          func(childComplexity int) int
 	}
 
 	AttemptConnection struct {
@@ -132,6 +133,7 @@ type ComplexityRoot struct {
 	}
 
 	Batch struct {
+		Cancelled    func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
 		Customer     func(childComplexity int) int
 		CustomerID   func(childComplexity int) int
@@ -378,6 +380,9 @@ type ComplexityRoot struct {
 		Min           func(childComplexity int) int
 		Name          func(childComplexity int) int
 		Network       func(childComplexity int) int
+		PauseReason   func(childComplexity int) int
+		PausedAt      func(childComplexity int) int
+		PausedBy      func(childComplexity int) int
 		PeriodSeconds func(childComplexity int) int
 		Processes     func(childComplexity int) int
 		Provider      func(childComplexity int) int
@@ -474,6 +479,9 @@ type ComplexityRoot struct {
 		Owner              func(childComplexity int) int
 		OwnerID            func(childComplexity int) int
 		Package            func(childComplexity int) int
+		PauseReason        func(childComplexity int) int
+		PausedAt           func(childComplexity int) int
+		PausedBy           func(childComplexity int) int
 		Pool               func(childComplexity int) int
 		PoolID             func(childComplexity int) int
 		Retries            func(childComplexity int) int
@@ -686,9 +694,11 @@ type ComplexityRoot struct {
 		FinishedAt       func(childComplexity int) int
 		ID               func(childComplexity int) int
 		Input            func(childComplexity int) int
+		ManualRetries    func(childComplexity int) int
 		Output           func(childComplexity int) int
 		PoolID           func(childComplexity int) int
 		ProcessID        func(childComplexity int) int
+		RequeuedAt       func(childComplexity int) int
 		Seq              func(childComplexity int) int
 		State            func(childComplexity int) int
 		Timeouts         func(childComplexity int) int
@@ -1162,6 +1172,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Attempt.State(childComplexity), true
+	case "Attempt.stopRequestedAt":
+		if e.ComplexityRoot.Attempt.StopRequestedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.StopRequestedAt(childComplexity), true
 	case "Attempt.task":
 		if e.ComplexityRoot.Attempt.Task == nil {
 			break
@@ -1207,6 +1223,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AttemptEdge.Node(childComplexity), true
 
+	case "Batch.cancelled":
+		if e.ComplexityRoot.Batch.Cancelled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Batch.Cancelled(childComplexity), true
 	case "Batch.createdAt":
 		if e.ComplexityRoot.Batch.CreatedAt == nil {
 			break
@@ -2344,6 +2366,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Pool.Network(childComplexity), true
+	case "Pool.pauseReason":
+		if e.ComplexityRoot.Pool.PauseReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pool.PauseReason(childComplexity), true
+	case "Pool.pausedAt":
+		if e.ComplexityRoot.Pool.PausedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pool.PausedAt(childComplexity), true
+	case "Pool.pausedBy":
+		if e.ComplexityRoot.Pool.PausedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Pool.PausedBy(childComplexity), true
 	case "Pool.periodSeconds":
 		if e.ComplexityRoot.Pool.PeriodSeconds == nil {
 			break
@@ -2743,6 +2783,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Process.Package(childComplexity), true
+	case "Process.pauseReason":
+		if e.ComplexityRoot.Process.PauseReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Process.PauseReason(childComplexity), true
+	case "Process.pausedAt":
+		if e.ComplexityRoot.Process.PausedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Process.PausedAt(childComplexity), true
+	case "Process.pausedBy":
+		if e.ComplexityRoot.Process.PausedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Process.PausedBy(childComplexity), true
 	case "Process.pool":
 		if e.ComplexityRoot.Process.Pool == nil {
 			break
@@ -3843,6 +3901,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Task.Input(childComplexity), true
+	case "Task.manualRetries":
+		if e.ComplexityRoot.Task.ManualRetries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.ManualRetries(childComplexity), true
 	case "Task.output":
 		if e.ComplexityRoot.Task.Output == nil {
 			break
@@ -3861,6 +3925,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Task.ProcessID(childComplexity), true
+	case "Task.requeuedAt":
+		if e.ComplexityRoot.Task.RequeuedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.RequeuedAt(childComplexity), true
 	case "Task.seq":
 		if e.ComplexityRoot.Task.Seq == nil {
 			break
@@ -5033,6 +5103,10 @@ type Attempt implements Node {
   """
   deadline: Time!
   heartbeatAt: Time
+  """
+  When a person asked the robot to stop it (task stop, batch cancel); the deadline is then the stop's grace.
+  """
+  stopRequestedAt: Time
   finishedAt: Time
   errorClass: AttemptErrorClass
   errorMessage: String!
@@ -5086,6 +5160,7 @@ enum AttemptState @goModel(model: "github.com/rpacloud/rpacloud/ent/attempt.Stat
   succeeded
   failed
   abandoned
+  stopped
 }
 """
 AttemptWhereInput is used for filtering Attempt objects.
@@ -5185,6 +5260,19 @@ input AttemptWhereInput {
   heartbeatAtIsNil: Boolean
   heartbeatAtNotNil: Boolean
   """
+  stop_requested_at field predicates
+  """
+  stopRequestedAt: Time
+  stopRequestedAtNEQ: Time
+  stopRequestedAtIn: [Time!]
+  stopRequestedAtNotIn: [Time!]
+  stopRequestedAtGT: Time
+  stopRequestedAtGTE: Time
+  stopRequestedAtLT: Time
+  stopRequestedAtLTE: Time
+  stopRequestedAtIsNil: Boolean
+  stopRequestedAtNotNil: Boolean
+  """
   finished_at field predicates
   """
   finishedAt: Time
@@ -5269,6 +5357,7 @@ type Batch implements Node {
   running: Int!
   succeeded: Int!
   failed: Int!
+  cancelled: Int!
   lastServedAt: Time
   finishedAt: Time
   """
@@ -5513,6 +5602,17 @@ input BatchWhereInput {
   failedGTE: Int
   failedLT: Int
   failedLTE: Int
+  """
+  cancelled field predicates
+  """
+  cancelled: Int
+  cancelledNEQ: Int
+  cancelledIn: [Int!]
+  cancelledNotIn: [Int!]
+  cancelledGT: Int
+  cancelledGTE: Int
+  cancelledLT: Int
+  cancelledLTE: Int
   """
   last_served_at field predicates
   """
@@ -6149,6 +6249,18 @@ type Pool implements Node {
   id: ID!
   createdAt: Time!
   updatedAt: Time!
+  """
+  When an operator paused it; null while it runs.
+  """
+  pausedAt: Time
+  """
+  Name of the token that paused it.
+  """
+  pausedBy: String
+  """
+  Why, as the operator wrote it; shown on the dashboard.
+  """
+  pauseReason: String
   name: String!
   """
   Name of the provider block that rents this pool's VMs; empty: the pool has only enrolled robots.
@@ -6490,6 +6602,55 @@ input PoolWhereInput {
   updatedAtLT: Time
   updatedAtLTE: Time
   """
+  paused_at field predicates
+  """
+  pausedAt: Time
+  pausedAtNEQ: Time
+  pausedAtIn: [Time!]
+  pausedAtNotIn: [Time!]
+  pausedAtGT: Time
+  pausedAtGTE: Time
+  pausedAtLT: Time
+  pausedAtLTE: Time
+  pausedAtIsNil: Boolean
+  pausedAtNotNil: Boolean
+  """
+  paused_by field predicates
+  """
+  pausedBy: String
+  pausedByNEQ: String
+  pausedByIn: [String!]
+  pausedByNotIn: [String!]
+  pausedByGT: String
+  pausedByGTE: String
+  pausedByLT: String
+  pausedByLTE: String
+  pausedByContains: String
+  pausedByHasPrefix: String
+  pausedByHasSuffix: String
+  pausedByIsNil: Boolean
+  pausedByNotNil: Boolean
+  pausedByEqualFold: String
+  pausedByContainsFold: String
+  """
+  pause_reason field predicates
+  """
+  pauseReason: String
+  pauseReasonNEQ: String
+  pauseReasonIn: [String!]
+  pauseReasonNotIn: [String!]
+  pauseReasonGT: String
+  pauseReasonGTE: String
+  pauseReasonLT: String
+  pauseReasonLTE: String
+  pauseReasonContains: String
+  pauseReasonHasPrefix: String
+  pauseReasonHasSuffix: String
+  pauseReasonIsNil: Boolean
+  pauseReasonNotNil: Boolean
+  pauseReasonEqualFold: String
+  pauseReasonContainsFold: String
+  """
   name field predicates
   """
   name: String
@@ -6613,6 +6774,18 @@ type Process implements Node {
   id: ID!
   createdAt: Time!
   updatedAt: Time!
+  """
+  When an operator paused it; null while it runs.
+  """
+  pausedAt: Time
+  """
+  Name of the token that paused it.
+  """
+  pausedBy: String
+  """
+  Why, as the operator wrote it; shown on the dashboard.
+  """
+  pauseReason: String
   name: String!
   poolID: ID!
   """
@@ -6770,6 +6943,55 @@ input ProcessWhereInput {
   updatedAtGTE: Time
   updatedAtLT: Time
   updatedAtLTE: Time
+  """
+  paused_at field predicates
+  """
+  pausedAt: Time
+  pausedAtNEQ: Time
+  pausedAtIn: [Time!]
+  pausedAtNotIn: [Time!]
+  pausedAtGT: Time
+  pausedAtGTE: Time
+  pausedAtLT: Time
+  pausedAtLTE: Time
+  pausedAtIsNil: Boolean
+  pausedAtNotNil: Boolean
+  """
+  paused_by field predicates
+  """
+  pausedBy: String
+  pausedByNEQ: String
+  pausedByIn: [String!]
+  pausedByNotIn: [String!]
+  pausedByGT: String
+  pausedByGTE: String
+  pausedByLT: String
+  pausedByLTE: String
+  pausedByContains: String
+  pausedByHasPrefix: String
+  pausedByHasSuffix: String
+  pausedByIsNil: Boolean
+  pausedByNotNil: Boolean
+  pausedByEqualFold: String
+  pausedByContainsFold: String
+  """
+  pause_reason field predicates
+  """
+  pauseReason: String
+  pauseReasonNEQ: String
+  pauseReasonIn: [String!]
+  pauseReasonNotIn: [String!]
+  pauseReasonGT: String
+  pauseReasonGTE: String
+  pauseReasonLT: String
+  pauseReasonLTE: String
+  pauseReasonContains: String
+  pauseReasonHasPrefix: String
+  pauseReasonHasSuffix: String
+  pauseReasonIsNil: Boolean
+  pauseReasonNotNil: Boolean
+  pauseReasonEqualFold: String
+  pauseReasonContainsFold: String
   """
   name field predicates
   """
@@ -7913,6 +8135,14 @@ type Task implements Node {
   attemptNo: Int!
   executionsFailed: Int!
   timeouts: Int!
+  """
+  Retries a person asked for (task retry, batch retry), counted apart from the automatic ones.
+  """
+  manualRetries: Int!
+  """
+  When a person last made the finished task pending again; its max_wait counts from here.
+  """
+  requeuedAt: Time
   failureReason: TaskFailureReason
   errorMessage: String!
   finishedAt: Time
@@ -8013,6 +8243,7 @@ enum TaskState @goModel(model: "github.com/rpacloud/rpacloud/ent/task.State") {
   running
   succeeded
   failed
+  cancelled
 }
 """
 TaskWhereInput is used for filtering Task objects.
@@ -8178,6 +8409,30 @@ input TaskWhereInput {
   timeoutsGTE: Int
   timeoutsLT: Int
   timeoutsLTE: Int
+  """
+  manual_retries field predicates
+  """
+  manualRetries: Int
+  manualRetriesNEQ: Int
+  manualRetriesIn: [Int!]
+  manualRetriesNotIn: [Int!]
+  manualRetriesGT: Int
+  manualRetriesGTE: Int
+  manualRetriesLT: Int
+  manualRetriesLTE: Int
+  """
+  requeued_at field predicates
+  """
+  requeuedAt: Time
+  requeuedAtNEQ: Time
+  requeuedAtIn: [Time!]
+  requeuedAtNotIn: [Time!]
+  requeuedAtGT: Time
+  requeuedAtGTE: Time
+  requeuedAtLT: Time
+  requeuedAtLTE: Time
+  requeuedAtIsNil: Boolean
+  requeuedAtNotNil: Boolean
   """
   failure_reason field predicates
   """
@@ -11738,6 +11993,35 @@ func (ec *executionContext) fieldContext_Attempt_heartbeatAt(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Attempt_stopRequestedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Attempt_stopRequestedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.StopRequestedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Attempt_stopRequestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Attempt",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Attempt_finishedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11906,6 +12190,10 @@ func (ec *executionContext) fieldContext_Attempt_task(_ context.Context, field g
 				return ec.fieldContext_Task_executionsFailed(ctx, field)
 			case "timeouts":
 				return ec.fieldContext_Task_timeouts(ctx, field)
+			case "manualRetries":
+				return ec.fieldContext_Task_manualRetries(ctx, field)
+			case "requeuedAt":
+				return ec.fieldContext_Task_requeuedAt(ctx, field)
 			case "failureReason":
 				return ec.fieldContext_Task_failureReason(ctx, field)
 			case "errorMessage":
@@ -12129,6 +12417,8 @@ func (ec *executionContext) fieldContext_AttemptEdge_node(_ context.Context, fie
 				return ec.fieldContext_Attempt_deadline(ctx, field)
 			case "heartbeatAt":
 				return ec.fieldContext_Attempt_heartbeatAt(ctx, field)
+			case "stopRequestedAt":
+				return ec.fieldContext_Attempt_stopRequestedAt(ctx, field)
 			case "finishedAt":
 				return ec.fieldContext_Attempt_finishedAt(ctx, field)
 			case "errorClass":
@@ -12554,6 +12844,35 @@ func (ec *executionContext) fieldContext_Batch_failed(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Batch_cancelled(ctx context.Context, field graphql.CollectedField, obj *ent.Batch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Batch_cancelled,
+		func(ctx context.Context) (any, error) {
+			return obj.Cancelled, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Batch_cancelled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Batch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Batch_lastServedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Batch) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12724,6 +13043,12 @@ func (ec *executionContext) fieldContext_Batch_process(_ context.Context, field 
 				return ec.fieldContext_Process_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Process_name(ctx, field)
 			case "poolID":
@@ -12961,6 +13286,8 @@ func (ec *executionContext) fieldContext_BatchEdge_node(_ context.Context, field
 				return ec.fieldContext_Batch_succeeded(ctx, field)
 			case "failed":
 				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
 			case "lastServedAt":
 				return ec.fieldContext_Batch_lastServedAt(ctx, field)
 			case "finishedAt":
@@ -14798,6 +15125,12 @@ func (ec *executionContext) fieldContext_Customer_processes(_ context.Context, f
 				return ec.fieldContext_Process_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Process_name(ctx, field)
 			case "poolID":
@@ -16599,6 +16932,8 @@ func (ec *executionContext) fieldContext_Mutation_submitBatch(ctx context.Contex
 				return ec.fieldContext_Batch_succeeded(ctx, field)
 			case "failed":
 				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
 			case "lastServedAt":
 				return ec.fieldContext_Batch_lastServedAt(ctx, field)
 			case "finishedAt":
@@ -17941,6 +18276,93 @@ func (ec *executionContext) fieldContext_Pool_updatedAt(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Pool_pausedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Pool) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Pool_pausedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Pool_pausedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Pool",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Pool_pausedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Pool) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Pool_pausedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedBy, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Pool_pausedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Pool",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Pool_pauseReason(ctx context.Context, field graphql.CollectedField, obj *ent.Pool) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Pool_pauseReason,
+		func(ctx context.Context) (any, error) {
+			return obj.PauseReason, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Pool_pauseReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Pool",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Pool_name(ctx context.Context, field graphql.CollectedField, obj *ent.Pool) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18346,6 +18768,12 @@ func (ec *executionContext) fieldContext_Pool_processes(_ context.Context, field
 				return ec.fieldContext_Process_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Process_name(ctx, field)
 			case "poolID":
@@ -18659,6 +19087,12 @@ func (ec *executionContext) fieldContext_PoolEdge_node(_ context.Context, field 
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -19394,6 +19828,12 @@ func (ec *executionContext) fieldContext_PoolSeries_pool(_ context.Context, fiel
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -19500,6 +19940,12 @@ func (ec *executionContext) fieldContext_PoolStatus_pool(_ context.Context, fiel
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -19961,6 +20407,93 @@ func (ec *executionContext) fieldContext_Process_updatedAt(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Process_pausedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Process_pausedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Process_pausedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Process",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Process_pausedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Process_pausedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedBy, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Process_pausedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Process",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Process_pauseReason(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Process_pauseReason,
+		func(ctx context.Context) (any, error) {
+			return obj.PauseReason, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Process_pauseReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Process",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Process_name(ctx context.Context, field graphql.CollectedField, obj *ent.Process) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20310,6 +20843,12 @@ func (ec *executionContext) fieldContext_Process_pool(_ context.Context, field g
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -20576,6 +21115,12 @@ func (ec *executionContext) fieldContext_ProcessEdge_node(_ context.Context, fie
 				return ec.fieldContext_Process_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Process_name(ctx, field)
 			case "poolID":
@@ -22860,6 +23405,12 @@ func (ec *executionContext) fieldContext_Robot_pool(_ context.Context, field gra
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -26106,6 +26657,64 @@ func (ec *executionContext) fieldContext_Task_timeouts(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Task_manualRetries(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Task_manualRetries,
+		func(ctx context.Context) (any, error) {
+			return obj.ManualRetries, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Task_manualRetries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Task",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Task_requeuedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Task_requeuedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.RequeuedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Task_requeuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Task",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Task_failureReason(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -26243,6 +26852,8 @@ func (ec *executionContext) fieldContext_Task_batch(_ context.Context, field gra
 				return ec.fieldContext_Batch_succeeded(ctx, field)
 			case "failed":
 				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
 			case "lastServedAt":
 				return ec.fieldContext_Batch_lastServedAt(ctx, field)
 			case "finishedAt":
@@ -26735,6 +27346,10 @@ func (ec *executionContext) fieldContext_TaskEdge_node(_ context.Context, field 
 				return ec.fieldContext_Task_executionsFailed(ctx, field)
 			case "timeouts":
 				return ec.fieldContext_Task_timeouts(ctx, field)
+			case "manualRetries":
+				return ec.fieldContext_Task_manualRetries(ctx, field)
+			case "requeuedAt":
+				return ec.fieldContext_Task_requeuedAt(ctx, field)
 			case "failureReason":
 				return ec.fieldContext_Task_failureReason(ctx, field)
 			case "errorMessage":
@@ -27571,6 +28186,12 @@ func (ec *executionContext) fieldContext_VM_pool(_ context.Context, field graphq
 				return ec.fieldContext_Pool_createdAt(ctx, field)
 			case "updatedAt":
 				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
 			case "name":
 				return ec.fieldContext_Pool_name(ctx, field)
 			case "provider":
@@ -31199,7 +31820,7 @@ func (ec *executionContext) unmarshalInputAttemptWhereInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "taskID", "taskIDNEQ", "taskIDIn", "taskIDNotIn", "robotID", "robotIDNEQ", "robotIDIn", "robotIDNotIn", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "number", "numberNEQ", "numberIn", "numberNotIn", "numberGT", "numberGTE", "numberLT", "numberLTE", "state", "stateNEQ", "stateIn", "stateNotIn", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "deadline", "deadlineNEQ", "deadlineIn", "deadlineNotIn", "deadlineGT", "deadlineGTE", "deadlineLT", "deadlineLTE", "heartbeatAt", "heartbeatAtNEQ", "heartbeatAtIn", "heartbeatAtNotIn", "heartbeatAtGT", "heartbeatAtGTE", "heartbeatAtLT", "heartbeatAtLTE", "heartbeatAtIsNil", "heartbeatAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "errorClass", "errorClassNEQ", "errorClassIn", "errorClassNotIn", "errorClassIsNil", "errorClassNotNil", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageEqualFold", "errorMessageContainsFold", "output", "outputNEQ", "outputIn", "outputNotIn", "outputGT", "outputGTE", "outputLT", "outputLTE", "outputContains", "outputHasPrefix", "outputHasSuffix", "outputEqualFold", "outputContainsFold", "hasTask", "hasTaskWith", "hasRobot", "hasRobotWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "taskID", "taskIDNEQ", "taskIDIn", "taskIDNotIn", "robotID", "robotIDNEQ", "robotIDIn", "robotIDNotIn", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "number", "numberNEQ", "numberIn", "numberNotIn", "numberGT", "numberGTE", "numberLT", "numberLTE", "state", "stateNEQ", "stateIn", "stateNotIn", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "deadline", "deadlineNEQ", "deadlineIn", "deadlineNotIn", "deadlineGT", "deadlineGTE", "deadlineLT", "deadlineLTE", "heartbeatAt", "heartbeatAtNEQ", "heartbeatAtIn", "heartbeatAtNotIn", "heartbeatAtGT", "heartbeatAtGTE", "heartbeatAtLT", "heartbeatAtLTE", "heartbeatAtIsNil", "heartbeatAtNotNil", "stopRequestedAt", "stopRequestedAtNEQ", "stopRequestedAtIn", "stopRequestedAtNotIn", "stopRequestedAtGT", "stopRequestedAtGTE", "stopRequestedAtLT", "stopRequestedAtLTE", "stopRequestedAtIsNil", "stopRequestedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "errorClass", "errorClassNEQ", "errorClassIn", "errorClassNotIn", "errorClassIsNil", "errorClassNotNil", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageEqualFold", "errorMessageContainsFold", "output", "outputNEQ", "outputIn", "outputNotIn", "outputGT", "outputGTE", "outputLT", "outputLTE", "outputContains", "outputHasPrefix", "outputHasSuffix", "outputEqualFold", "outputContainsFold", "hasTask", "hasTaskWith", "hasRobot", "hasRobotWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -31661,6 +32282,76 @@ func (ec *executionContext) unmarshalInputAttemptWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.HeartbeatAtNotNil = data
+		case "stopRequestedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAt = data
+		case "stopRequestedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtNEQ = data
+		case "stopRequestedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtIn = data
+		case "stopRequestedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtNotIn = data
+		case "stopRequestedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtGT = data
+		case "stopRequestedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtGTE = data
+		case "stopRequestedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtLT = data
+		case "stopRequestedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtLTE = data
+		case "stopRequestedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtIsNil = data
+		case "stopRequestedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stopRequestedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StopRequestedAtNotNil = data
 		case "finishedAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("finishedAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -32040,7 +32731,7 @@ func (ec *executionContext) unmarshalInputBatchWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "label", "labelNEQ", "labelIn", "labelNotIn", "labelGT", "labelGTE", "labelLT", "labelLTE", "labelContains", "labelHasPrefix", "labelHasSuffix", "labelEqualFold", "labelContainsFold", "stack", "stackNEQ", "stackIn", "stackNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "pending", "pendingNEQ", "pendingIn", "pendingNotIn", "pendingGT", "pendingGTE", "pendingLT", "pendingLTE", "running", "runningNEQ", "runningIn", "runningNotIn", "runningGT", "runningGTE", "runningLT", "runningLTE", "succeeded", "succeededNEQ", "succeededIn", "succeededNotIn", "succeededGT", "succeededGTE", "succeededLT", "succeededLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "lastServedAt", "lastServedAtNEQ", "lastServedAtIn", "lastServedAtNotIn", "lastServedAtGT", "lastServedAtGTE", "lastServedAtLT", "lastServedAtLTE", "lastServedAtIsNil", "lastServedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "submittedBy", "submittedByNEQ", "submittedByIn", "submittedByNotIn", "submittedByGT", "submittedByGTE", "submittedByLT", "submittedByLTE", "submittedByContains", "submittedByHasPrefix", "submittedByHasSuffix", "submittedByEqualFold", "submittedByContainsFold", "hasCustomer", "hasCustomerWith", "hasProcess", "hasProcessWith", "hasTasks", "hasTasksWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "label", "labelNEQ", "labelIn", "labelNotIn", "labelGT", "labelGTE", "labelLT", "labelLTE", "labelContains", "labelHasPrefix", "labelHasSuffix", "labelEqualFold", "labelContainsFold", "stack", "stackNEQ", "stackIn", "stackNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "pending", "pendingNEQ", "pendingIn", "pendingNotIn", "pendingGT", "pendingGTE", "pendingLT", "pendingLTE", "running", "runningNEQ", "runningIn", "runningNotIn", "runningGT", "runningGTE", "runningLT", "runningLTE", "succeeded", "succeededNEQ", "succeededIn", "succeededNotIn", "succeededGT", "succeededGTE", "succeededLT", "succeededLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "cancelled", "cancelledNEQ", "cancelledIn", "cancelledNotIn", "cancelledGT", "cancelledGTE", "cancelledLT", "cancelledLTE", "lastServedAt", "lastServedAtNEQ", "lastServedAtIn", "lastServedAtNotIn", "lastServedAtGT", "lastServedAtGTE", "lastServedAtLT", "lastServedAtLTE", "lastServedAtIsNil", "lastServedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "submittedBy", "submittedByNEQ", "submittedByIn", "submittedByNotIn", "submittedByGT", "submittedByGTE", "submittedByLT", "submittedByLTE", "submittedByContains", "submittedByHasPrefix", "submittedByHasSuffix", "submittedByEqualFold", "submittedByContainsFold", "hasCustomer", "hasCustomerWith", "hasProcess", "hasProcessWith", "hasTasks", "hasTasksWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -32747,6 +33438,62 @@ func (ec *executionContext) unmarshalInputBatchWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.FailedLTE = data
+		case "cancelled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelled"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cancelled = data
+		case "cancelledNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledNEQ = data
+		case "cancelledIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledIn = data
+		case "cancelledNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledNotIn = data
+		case "cancelledGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledGT = data
+		case "cancelledGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledGTE = data
+		case "cancelledLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledLT = data
+		case "cancelledLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelledLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelledLTE = data
 		case "lastServedAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastServedAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -35992,7 +36739,7 @@ func (ec *executionContext) unmarshalInputPoolWhereInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "min", "minNEQ", "minIn", "minNotIn", "minGT", "minGTE", "minLT", "minLTE", "max", "maxNEQ", "maxIn", "maxNotIn", "maxGT", "maxGTE", "maxLT", "maxLTE", "periodSeconds", "periodSecondsNEQ", "periodSecondsIn", "periodSecondsNotIn", "periodSecondsGT", "periodSecondsGTE", "periodSecondsLT", "periodSecondsLTE", "tasksPerRobot", "tasksPerRobotNEQ", "tasksPerRobotIn", "tasksPerRobotNotIn", "tasksPerRobotGT", "tasksPerRobotGTE", "tasksPerRobotLT", "tasksPerRobotLTE", "fairness", "fairnessNEQ", "fairnessIn", "fairnessNotIn", "network", "networkNEQ", "networkIn", "networkNotIn", "networkGT", "networkGTE", "networkLT", "networkLTE", "networkContains", "networkHasPrefix", "networkHasSuffix", "networkEqualFold", "networkContainsFold", "active", "activeNEQ", "hasRobots", "hasRobotsWith", "hasVms", "hasVmsWith", "hasProcesses", "hasProcessesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "pausedAt", "pausedAtNEQ", "pausedAtIn", "pausedAtNotIn", "pausedAtGT", "pausedAtGTE", "pausedAtLT", "pausedAtLTE", "pausedAtIsNil", "pausedAtNotNil", "pausedBy", "pausedByNEQ", "pausedByIn", "pausedByNotIn", "pausedByGT", "pausedByGTE", "pausedByLT", "pausedByLTE", "pausedByContains", "pausedByHasPrefix", "pausedByHasSuffix", "pausedByIsNil", "pausedByNotNil", "pausedByEqualFold", "pausedByContainsFold", "pauseReason", "pauseReasonNEQ", "pauseReasonIn", "pauseReasonNotIn", "pauseReasonGT", "pauseReasonGTE", "pauseReasonLT", "pauseReasonLTE", "pauseReasonContains", "pauseReasonHasPrefix", "pauseReasonHasSuffix", "pauseReasonIsNil", "pauseReasonNotNil", "pauseReasonEqualFold", "pauseReasonContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "min", "minNEQ", "minIn", "minNotIn", "minGT", "minGTE", "minLT", "minLTE", "max", "maxNEQ", "maxIn", "maxNotIn", "maxGT", "maxGTE", "maxLT", "maxLTE", "periodSeconds", "periodSecondsNEQ", "periodSecondsIn", "periodSecondsNotIn", "periodSecondsGT", "periodSecondsGTE", "periodSecondsLT", "periodSecondsLTE", "tasksPerRobot", "tasksPerRobotNEQ", "tasksPerRobotIn", "tasksPerRobotNotIn", "tasksPerRobotGT", "tasksPerRobotGTE", "tasksPerRobotLT", "tasksPerRobotLTE", "fairness", "fairnessNEQ", "fairnessIn", "fairnessNotIn", "network", "networkNEQ", "networkIn", "networkNotIn", "networkGT", "networkGTE", "networkLT", "networkLTE", "networkContains", "networkHasPrefix", "networkHasSuffix", "networkEqualFold", "networkContainsFold", "active", "activeNEQ", "hasRobots", "hasRobotsWith", "hasVms", "hasVmsWith", "hasProcesses", "hasProcessesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -36188,6 +36935,286 @@ func (ec *executionContext) unmarshalInputPoolWhereInput(ctx context.Context, ob
 				return it, err
 			}
 			it.UpdatedAtLTE = data
+		case "pausedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAt = data
+		case "pausedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNEQ = data
+		case "pausedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIn = data
+		case "pausedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotIn = data
+		case "pausedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGT = data
+		case "pausedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGTE = data
+		case "pausedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLT = data
+		case "pausedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLTE = data
+		case "pausedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIsNil = data
+		case "pausedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotNil = data
+		case "pausedBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedBy = data
+		case "pausedByNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNEQ = data
+		case "pausedByIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIn = data
+		case "pausedByNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotIn = data
+		case "pausedByGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGT = data
+		case "pausedByGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGTE = data
+		case "pausedByLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLT = data
+		case "pausedByLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLTE = data
+		case "pausedByContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContains = data
+		case "pausedByHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasPrefix = data
+		case "pausedByHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasSuffix = data
+		case "pausedByIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIsNil = data
+		case "pausedByNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotNil = data
+		case "pausedByEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByEqualFold = data
+		case "pausedByContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContainsFold = data
+		case "pauseReason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReason = data
+		case "pauseReasonNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNEQ = data
+		case "pauseReasonIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIn = data
+		case "pauseReasonNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotIn = data
+		case "pauseReasonGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGT = data
+		case "pauseReasonGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGTE = data
+		case "pauseReasonLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLT = data
+		case "pauseReasonLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLTE = data
+		case "pauseReasonContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContains = data
+		case "pauseReasonHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasPrefix = data
+		case "pauseReasonHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasSuffix = data
+		case "pauseReasonIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIsNil = data
+		case "pauseReasonNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotNil = data
+		case "pauseReasonEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonEqualFold = data
+		case "pauseReasonContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContainsFold = data
 		case "name":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -36826,7 +37853,7 @@ func (ec *executionContext) unmarshalInputProcessWhereInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "ownerID", "ownerIDNEQ", "ownerIDIn", "ownerIDNotIn", "ownerIDIsNil", "ownerIDNotNil", "kind", "kindNEQ", "kindIn", "kindNotIn", "runner", "runnerNEQ", "runnerIn", "runnerNotIn", "runnerGT", "runnerGTE", "runnerLT", "runnerLTE", "runnerContains", "runnerHasPrefix", "runnerHasSuffix", "runnerEqualFold", "runnerContainsFold", "package", "packageNEQ", "packageIn", "packageNotIn", "packageGT", "packageGTE", "packageLT", "packageLTE", "packageContains", "packageHasPrefix", "packageHasSuffix", "packageEqualFold", "packageContainsFold", "maxDurationSeconds", "maxDurationSecondsNEQ", "maxDurationSecondsIn", "maxDurationSecondsNotIn", "maxDurationSecondsGT", "maxDurationSecondsGTE", "maxDurationSecondsLT", "maxDurationSecondsLTE", "retries", "retriesNEQ", "retriesIn", "retriesNotIn", "retriesGT", "retriesGTE", "retriesLT", "retriesLTE", "maxWaitSeconds", "maxWaitSecondsNEQ", "maxWaitSecondsIn", "maxWaitSecondsNotIn", "maxWaitSecondsGT", "maxWaitSecondsGTE", "maxWaitSecondsLT", "maxWaitSecondsLTE", "schedule", "scheduleNEQ", "scheduleIn", "scheduleNotIn", "scheduleGT", "scheduleGTE", "scheduleLT", "scheduleLTE", "scheduleContains", "scheduleHasPrefix", "scheduleHasSuffix", "scheduleEqualFold", "scheduleContainsFold", "active", "activeNEQ", "hasPool", "hasPoolWith", "hasOwner", "hasOwnerWith", "hasBatches", "hasBatchesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "pausedAt", "pausedAtNEQ", "pausedAtIn", "pausedAtNotIn", "pausedAtGT", "pausedAtGTE", "pausedAtLT", "pausedAtLTE", "pausedAtIsNil", "pausedAtNotNil", "pausedBy", "pausedByNEQ", "pausedByIn", "pausedByNotIn", "pausedByGT", "pausedByGTE", "pausedByLT", "pausedByLTE", "pausedByContains", "pausedByHasPrefix", "pausedByHasSuffix", "pausedByIsNil", "pausedByNotNil", "pausedByEqualFold", "pausedByContainsFold", "pauseReason", "pauseReasonNEQ", "pauseReasonIn", "pauseReasonNotIn", "pauseReasonGT", "pauseReasonGTE", "pauseReasonLT", "pauseReasonLTE", "pauseReasonContains", "pauseReasonHasPrefix", "pauseReasonHasSuffix", "pauseReasonIsNil", "pauseReasonNotNil", "pauseReasonEqualFold", "pauseReasonContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "ownerID", "ownerIDNEQ", "ownerIDIn", "ownerIDNotIn", "ownerIDIsNil", "ownerIDNotNil", "kind", "kindNEQ", "kindIn", "kindNotIn", "runner", "runnerNEQ", "runnerIn", "runnerNotIn", "runnerGT", "runnerGTE", "runnerLT", "runnerLTE", "runnerContains", "runnerHasPrefix", "runnerHasSuffix", "runnerEqualFold", "runnerContainsFold", "package", "packageNEQ", "packageIn", "packageNotIn", "packageGT", "packageGTE", "packageLT", "packageLTE", "packageContains", "packageHasPrefix", "packageHasSuffix", "packageEqualFold", "packageContainsFold", "maxDurationSeconds", "maxDurationSecondsNEQ", "maxDurationSecondsIn", "maxDurationSecondsNotIn", "maxDurationSecondsGT", "maxDurationSecondsGTE", "maxDurationSecondsLT", "maxDurationSecondsLTE", "retries", "retriesNEQ", "retriesIn", "retriesNotIn", "retriesGT", "retriesGTE", "retriesLT", "retriesLTE", "maxWaitSeconds", "maxWaitSecondsNEQ", "maxWaitSecondsIn", "maxWaitSecondsNotIn", "maxWaitSecondsGT", "maxWaitSecondsGTE", "maxWaitSecondsLT", "maxWaitSecondsLTE", "schedule", "scheduleNEQ", "scheduleIn", "scheduleNotIn", "scheduleGT", "scheduleGTE", "scheduleLT", "scheduleLTE", "scheduleContains", "scheduleHasPrefix", "scheduleHasSuffix", "scheduleEqualFold", "scheduleContainsFold", "active", "activeNEQ", "hasPool", "hasPoolWith", "hasOwner", "hasOwnerWith", "hasBatches", "hasBatchesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -37022,6 +38049,286 @@ func (ec *executionContext) unmarshalInputProcessWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.UpdatedAtLTE = data
+		case "pausedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAt = data
+		case "pausedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNEQ = data
+		case "pausedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIn = data
+		case "pausedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotIn = data
+		case "pausedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGT = data
+		case "pausedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGTE = data
+		case "pausedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLT = data
+		case "pausedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLTE = data
+		case "pausedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIsNil = data
+		case "pausedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotNil = data
+		case "pausedBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedBy = data
+		case "pausedByNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNEQ = data
+		case "pausedByIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIn = data
+		case "pausedByNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotIn = data
+		case "pausedByGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGT = data
+		case "pausedByGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGTE = data
+		case "pausedByLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLT = data
+		case "pausedByLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLTE = data
+		case "pausedByContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContains = data
+		case "pausedByHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasPrefix = data
+		case "pausedByHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasSuffix = data
+		case "pausedByIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIsNil = data
+		case "pausedByNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotNil = data
+		case "pausedByEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByEqualFold = data
+		case "pausedByContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContainsFold = data
+		case "pauseReason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReason = data
+		case "pauseReasonNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNEQ = data
+		case "pauseReasonIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIn = data
+		case "pauseReasonNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotIn = data
+		case "pauseReasonGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGT = data
+		case "pauseReasonGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGTE = data
+		case "pauseReasonLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLT = data
+		case "pauseReasonLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLTE = data
+		case "pauseReasonContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContains = data
+		case "pauseReasonHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasPrefix = data
+		case "pauseReasonHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasSuffix = data
+		case "pauseReasonIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIsNil = data
+		case "pauseReasonNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotNil = data
+		case "pauseReasonEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonEqualFold = data
+		case "pauseReasonContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContainsFold = data
 		case "name":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -40242,7 +41549,7 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "batchID", "batchIDNEQ", "batchIDIn", "batchIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "seq", "seqNEQ", "seqIn", "seqNotIn", "seqGT", "seqGTE", "seqLT", "seqLTE", "state", "stateNEQ", "stateIn", "stateNotIn", "input", "inputNEQ", "inputIn", "inputNotIn", "inputGT", "inputGTE", "inputLT", "inputLTE", "inputContains", "inputHasPrefix", "inputHasSuffix", "inputEqualFold", "inputContainsFold", "output", "outputNEQ", "outputIn", "outputNotIn", "outputGT", "outputGTE", "outputLT", "outputLTE", "outputContains", "outputHasPrefix", "outputHasSuffix", "outputEqualFold", "outputContainsFold", "attemptNo", "attemptNoNEQ", "attemptNoIn", "attemptNoNotIn", "attemptNoGT", "attemptNoGTE", "attemptNoLT", "attemptNoLTE", "executionsFailed", "executionsFailedNEQ", "executionsFailedIn", "executionsFailedNotIn", "executionsFailedGT", "executionsFailedGTE", "executionsFailedLT", "executionsFailedLTE", "timeouts", "timeoutsNEQ", "timeoutsIn", "timeoutsNotIn", "timeoutsGT", "timeoutsGTE", "timeoutsLT", "timeoutsLTE", "failureReason", "failureReasonNEQ", "failureReasonIn", "failureReasonNotIn", "failureReasonIsNil", "failureReasonNotNil", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageEqualFold", "errorMessageContainsFold", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "hasBatch", "hasBatchWith", "hasAttempts", "hasAttemptsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "batchID", "batchIDNEQ", "batchIDIn", "batchIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "seq", "seqNEQ", "seqIn", "seqNotIn", "seqGT", "seqGTE", "seqLT", "seqLTE", "state", "stateNEQ", "stateIn", "stateNotIn", "input", "inputNEQ", "inputIn", "inputNotIn", "inputGT", "inputGTE", "inputLT", "inputLTE", "inputContains", "inputHasPrefix", "inputHasSuffix", "inputEqualFold", "inputContainsFold", "output", "outputNEQ", "outputIn", "outputNotIn", "outputGT", "outputGTE", "outputLT", "outputLTE", "outputContains", "outputHasPrefix", "outputHasSuffix", "outputEqualFold", "outputContainsFold", "attemptNo", "attemptNoNEQ", "attemptNoIn", "attemptNoNotIn", "attemptNoGT", "attemptNoGTE", "attemptNoLT", "attemptNoLTE", "executionsFailed", "executionsFailedNEQ", "executionsFailedIn", "executionsFailedNotIn", "executionsFailedGT", "executionsFailedGTE", "executionsFailedLT", "executionsFailedLTE", "timeouts", "timeoutsNEQ", "timeoutsIn", "timeoutsNotIn", "timeoutsGT", "timeoutsGTE", "timeoutsLT", "timeoutsLTE", "manualRetries", "manualRetriesNEQ", "manualRetriesIn", "manualRetriesNotIn", "manualRetriesGT", "manualRetriesGTE", "manualRetriesLT", "manualRetriesLTE", "requeuedAt", "requeuedAtNEQ", "requeuedAtIn", "requeuedAtNotIn", "requeuedAtGT", "requeuedAtGTE", "requeuedAtLT", "requeuedAtLTE", "requeuedAtIsNil", "requeuedAtNotNil", "failureReason", "failureReasonNEQ", "failureReasonIn", "failureReasonNotIn", "failureReasonIsNil", "failureReasonNotNil", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageEqualFold", "errorMessageContainsFold", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "hasBatch", "hasBatchWith", "hasAttempts", "hasAttemptsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -41068,6 +42375,132 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 				return it, err
 			}
 			it.TimeoutsLTE = data
+		case "manualRetries":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetries"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetries = data
+		case "manualRetriesNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesNEQ = data
+		case "manualRetriesIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesIn = data
+		case "manualRetriesNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesNotIn = data
+		case "manualRetriesGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesGT = data
+		case "manualRetriesGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesGTE = data
+		case "manualRetriesLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesLT = data
+		case "manualRetriesLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("manualRetriesLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManualRetriesLTE = data
+		case "requeuedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAt = data
+		case "requeuedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtNEQ = data
+		case "requeuedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtIn = data
+		case "requeuedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtNotIn = data
+		case "requeuedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtGT = data
+		case "requeuedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtGTE = data
+		case "requeuedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtLT = data
+		case "requeuedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtLTE = data
+		case "requeuedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtIsNil = data
+		case "requeuedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requeuedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequeuedAtNotNil = data
 		case "failureReason":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("failureReason"))
 			data, err := ec.unmarshalOTaskFailureReason2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚋtaskᚐFailureReason(ctx, v)
@@ -42781,6 +44214,8 @@ func (ec *executionContext) _Attempt(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "heartbeatAt":
 			out.Values[i] = ec._Attempt_heartbeatAt(ctx, field, obj)
+		case "stopRequestedAt":
+			out.Values[i] = ec._Attempt_stopRequestedAt(ctx, field, obj)
 		case "finishedAt":
 			out.Values[i] = ec._Attempt_finishedAt(ctx, field, obj)
 		case "errorClass":
@@ -43050,6 +44485,11 @@ func (ec *executionContext) _Batch(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "failed":
 			out.Values[i] = ec._Batch_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cancelled":
+			out.Values[i] = ec._Batch_cancelled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -44922,6 +46362,12 @@ func (ec *executionContext) _Pool(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "pausedAt":
+			out.Values[i] = ec._Pool_pausedAt(ctx, field, obj)
+		case "pausedBy":
+			out.Values[i] = ec._Pool_pausedBy(ctx, field, obj)
+		case "pauseReason":
+			out.Values[i] = ec._Pool_pauseReason(ctx, field, obj)
 		case "name":
 			out.Values[i] = ec._Pool_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -45668,6 +47114,12 @@ func (ec *executionContext) _Process(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "pausedAt":
+			out.Values[i] = ec._Process_pausedAt(ctx, field, obj)
+		case "pausedBy":
+			out.Values[i] = ec._Process_pausedBy(ctx, field, obj)
+		case "pauseReason":
+			out.Values[i] = ec._Process_pauseReason(ctx, field, obj)
 		case "name":
 			out.Values[i] = ec._Process_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -47746,6 +49198,13 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "manualRetries":
+			out.Values[i] = ec._Task_manualRetries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "requeuedAt":
+			out.Values[i] = ec._Task_requeuedAt(ctx, field, obj)
 		case "failureReason":
 			out.Values[i] = ec._Task_failureReason(ctx, field, obj)
 		case "errorMessage":

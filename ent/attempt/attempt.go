@@ -33,6 +33,8 @@ const (
 	FieldDeadline = "deadline"
 	// FieldHeartbeatAt holds the string denoting the heartbeat_at field in the database.
 	FieldHeartbeatAt = "heartbeat_at"
+	// FieldStopRequestedAt holds the string denoting the stop_requested_at field in the database.
+	FieldStopRequestedAt = "stop_requested_at"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
 	FieldFinishedAt = "finished_at"
 	// FieldErrorClass holds the string denoting the error_class field in the database.
@@ -74,6 +76,7 @@ var Columns = []string{
 	FieldStartedAt,
 	FieldDeadline,
 	FieldHeartbeatAt,
+	FieldStopRequestedAt,
 	FieldFinishedAt,
 	FieldErrorClass,
 	FieldErrorMessage,
@@ -118,6 +121,7 @@ const (
 	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
 	StateAbandoned State = "abandoned"
+	StateStopped   State = "stopped"
 )
 
 func (s State) String() string {
@@ -127,7 +131,7 @@ func (s State) String() string {
 // StateValidator is a validator for the "state" field enum values. It is called by the builders before save.
 func StateValidator(s State) error {
 	switch s {
-	case StateRunning, StateSucceeded, StateFailed, StateAbandoned:
+	case StateRunning, StateSucceeded, StateFailed, StateAbandoned, StateStopped:
 		return nil
 	default:
 		return fmt.Errorf("attempt: invalid enum value for state field: %q", s)
@@ -204,6 +208,11 @@ func ByDeadline(opts ...sql.OrderTermOption) OrderOption {
 // ByHeartbeatAt orders the results by the heartbeat_at field.
 func ByHeartbeatAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldHeartbeatAt, opts...).ToFunc()
+}
+
+// ByStopRequestedAt orders the results by the stop_requested_at field.
+func ByStopRequestedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldStopRequestedAt, opts...).ToFunc()
 }
 
 // ByFinishedAt orders the results by the finished_at field.

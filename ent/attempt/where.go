@@ -90,6 +90,11 @@ func HeartbeatAt(v time.Time) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldHeartbeatAt, v))
 }
 
+// StopRequestedAt applies equality check predicate on the "stop_requested_at" field. It's identical to StopRequestedAtEQ.
+func StopRequestedAt(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldStopRequestedAt, v))
+}
+
 // FinishedAt applies equality check predicate on the "finished_at" field. It's identical to FinishedAtEQ.
 func FinishedAt(v time.Time) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldFinishedAt, v))
@@ -373,6 +378,56 @@ func HeartbeatAtIsNil() predicate.Attempt {
 // HeartbeatAtNotNil applies the NotNil predicate on the "heartbeat_at" field.
 func HeartbeatAtNotNil() predicate.Attempt {
 	return predicate.Attempt(sql.FieldNotNull(FieldHeartbeatAt))
+}
+
+// StopRequestedAtEQ applies the EQ predicate on the "stop_requested_at" field.
+func StopRequestedAtEQ(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtNEQ applies the NEQ predicate on the "stop_requested_at" field.
+func StopRequestedAtNEQ(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtIn applies the In predicate on the "stop_requested_at" field.
+func StopRequestedAtIn(vs ...time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldStopRequestedAt, vs...))
+}
+
+// StopRequestedAtNotIn applies the NotIn predicate on the "stop_requested_at" field.
+func StopRequestedAtNotIn(vs ...time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldStopRequestedAt, vs...))
+}
+
+// StopRequestedAtGT applies the GT predicate on the "stop_requested_at" field.
+func StopRequestedAtGT(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtGTE applies the GTE predicate on the "stop_requested_at" field.
+func StopRequestedAtGTE(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtLT applies the LT predicate on the "stop_requested_at" field.
+func StopRequestedAtLT(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtLTE applies the LTE predicate on the "stop_requested_at" field.
+func StopRequestedAtLTE(v time.Time) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldStopRequestedAt, v))
+}
+
+// StopRequestedAtIsNil applies the IsNil predicate on the "stop_requested_at" field.
+func StopRequestedAtIsNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldIsNull(FieldStopRequestedAt))
+}
+
+// StopRequestedAtNotNil applies the NotNil predicate on the "stop_requested_at" field.
+func StopRequestedAtNotNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotNull(FieldStopRequestedAt))
 }
 
 // FinishedAtEQ applies the EQ predicate on the "finished_at" field.

@@ -42,6 +42,8 @@ const (
 	FieldSucceeded = "succeeded"
 	// FieldFailed holds the string denoting the failed field in the database.
 	FieldFailed = "failed"
+	// FieldCancelled holds the string denoting the cancelled field in the database.
+	FieldCancelled = "cancelled"
 	// FieldLastServedAt holds the string denoting the last_served_at field in the database.
 	FieldLastServedAt = "last_served_at"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
@@ -94,6 +96,7 @@ var Columns = []string{
 	FieldRunning,
 	FieldSucceeded,
 	FieldFailed,
+	FieldCancelled,
 	FieldLastServedAt,
 	FieldFinishedAt,
 	FieldSubmittedBy,
@@ -143,6 +146,10 @@ var (
 	DefaultFailed int
 	// FailedValidator is a validator for the "failed" field. It is called by the builders before save.
 	FailedValidator func(int) error
+	// DefaultCancelled holds the default value on creation for the "cancelled" field.
+	DefaultCancelled int
+	// CancelledValidator is a validator for the "cancelled" field. It is called by the builders before save.
+	CancelledValidator func(int) error
 	// DefaultSubmittedBy holds the default value on creation for the "submitted_by" field.
 	DefaultSubmittedBy string
 )
@@ -240,6 +247,11 @@ func BySucceeded(opts ...sql.OrderTermOption) OrderOption {
 // ByFailed orders the results by the failed field.
 func ByFailed(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFailed, opts...).ToFunc()
+}
+
+// ByCancelled orders the results by the cancelled field.
+func ByCancelled(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCancelled, opts...).ToFunc()
 }
 
 // ByLastServedAt orders the results by the last_served_at field.

@@ -105,6 +105,11 @@ func Failed(v int) predicate.Batch {
 	return predicate.Batch(sql.FieldEQ(FieldFailed, v))
 }
 
+// Cancelled applies equality check predicate on the "cancelled" field. It's identical to CancelledEQ.
+func Cancelled(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldCancelled, v))
+}
+
 // LastServedAt applies equality check predicate on the "last_served_at" field. It's identical to LastServedAtEQ.
 func LastServedAt(v time.Time) predicate.Batch {
 	return predicate.Batch(sql.FieldEQ(FieldLastServedAt, v))
@@ -563,6 +568,46 @@ func FailedLT(v int) predicate.Batch {
 // FailedLTE applies the LTE predicate on the "failed" field.
 func FailedLTE(v int) predicate.Batch {
 	return predicate.Batch(sql.FieldLTE(FieldFailed, v))
+}
+
+// CancelledEQ applies the EQ predicate on the "cancelled" field.
+func CancelledEQ(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldCancelled, v))
+}
+
+// CancelledNEQ applies the NEQ predicate on the "cancelled" field.
+func CancelledNEQ(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldNEQ(FieldCancelled, v))
+}
+
+// CancelledIn applies the In predicate on the "cancelled" field.
+func CancelledIn(vs ...int) predicate.Batch {
+	return predicate.Batch(sql.FieldIn(FieldCancelled, vs...))
+}
+
+// CancelledNotIn applies the NotIn predicate on the "cancelled" field.
+func CancelledNotIn(vs ...int) predicate.Batch {
+	return predicate.Batch(sql.FieldNotIn(FieldCancelled, vs...))
+}
+
+// CancelledGT applies the GT predicate on the "cancelled" field.
+func CancelledGT(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldGT(FieldCancelled, v))
+}
+
+// CancelledGTE applies the GTE predicate on the "cancelled" field.
+func CancelledGTE(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldGTE(FieldCancelled, v))
+}
+
+// CancelledLT applies the LT predicate on the "cancelled" field.
+func CancelledLT(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldLT(FieldCancelled, v))
+}
+
+// CancelledLTE applies the LTE predicate on the "cancelled" field.
+func CancelledLTE(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldLTE(FieldCancelled, v))
 }
 
 // LastServedAtEQ applies the EQ predicate on the "last_served_at" field.

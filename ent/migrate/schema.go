@@ -85,10 +85,11 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "customer_id", Type: field.TypeInt},
 		{Name: "number", Type: field.TypeInt},
-		{Name: "state", Type: field.TypeEnum, Enums: []string{"running", "succeeded", "failed", "abandoned"}, Default: "running"},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"running", "succeeded", "failed", "abandoned", "stopped"}, Default: "running"},
 		{Name: "started_at", Type: field.TypeTime},
 		{Name: "deadline", Type: field.TypeTime},
 		{Name: "heartbeat_at", Type: field.TypeTime, Nullable: true},
+		{Name: "stop_requested_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "error_class", Type: field.TypeEnum, Nullable: true, Enums: []string{"execution", "data", "timeout"}},
 		{Name: "error_message", Type: field.TypeString, Size: 2147483647, Default: ""},
@@ -104,13 +105,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "attempts_robots_attempts",
-				Columns:    []*schema.Column{AttemptsColumns[11]},
+				Columns:    []*schema.Column{AttemptsColumns[12]},
 				RefColumns: []*schema.Column{RobotsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "attempts_tasks_attempts",
-				Columns:    []*schema.Column{AttemptsColumns[12]},
+				Columns:    []*schema.Column{AttemptsColumns[13]},
 				RefColumns: []*schema.Column{TasksColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -119,7 +120,7 @@ var (
 			{
 				Name:    "attempt_task_id_number",
 				Unique:  true,
-				Columns: []*schema.Column{AttemptsColumns[12], AttemptsColumns[2]},
+				Columns: []*schema.Column{AttemptsColumns[13], AttemptsColumns[2]},
 			},
 			{
 				Name:    "attempt_state_deadline",
@@ -129,7 +130,7 @@ var (
 			{
 				Name:    "attempt_robot_id_state",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[11], AttemptsColumns[3]},
+				Columns: []*schema.Column{AttemptsColumns[12], AttemptsColumns[3]},
 			},
 		},
 	}
@@ -146,6 +147,7 @@ var (
 		{Name: "running", Type: field.TypeInt, Default: 0},
 		{Name: "succeeded", Type: field.TypeInt, Default: 0},
 		{Name: "failed", Type: field.TypeInt, Default: 0},
+		{Name: "cancelled", Type: field.TypeInt, Default: 0},
 		{Name: "last_served_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "submitted_by", Type: field.TypeString, Default: ""},
@@ -160,13 +162,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "batches_customers_batches",
-				Columns:    []*schema.Column{BatchesColumns[14]},
+				Columns:    []*schema.Column{BatchesColumns[15]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "batches_processes_batches",
-				Columns:    []*schema.Column{BatchesColumns[15]},
+				Columns:    []*schema.Column{BatchesColumns[16]},
 				RefColumns: []*schema.Column{ProcessesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -175,12 +177,12 @@ var (
 			{
 				Name:    "batch_pool_id_stack_last_served_at",
 				Unique:  false,
-				Columns: []*schema.Column{BatchesColumns[3], BatchesColumns[5], BatchesColumns[11]},
+				Columns: []*schema.Column{BatchesColumns[3], BatchesColumns[5], BatchesColumns[12]},
 			},
 			{
 				Name:    "batch_customer_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{BatchesColumns[14], BatchesColumns[1]},
+				Columns: []*schema.Column{BatchesColumns[15], BatchesColumns[1]},
 			},
 		},
 	}
@@ -421,6 +423,9 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "paused_at", Type: field.TypeTime, Nullable: true},
+		{Name: "paused_by", Type: field.TypeString, Nullable: true, Size: 128},
+		{Name: "pause_reason", Type: field.TypeString, Nullable: true, Size: 512},
 		{Name: "name", Type: field.TypeString, Unique: true, Size: 128},
 		{Name: "provider", Type: field.TypeString, Default: ""},
 		{Name: "min", Type: field.TypeInt, Default: 0},
@@ -472,6 +477,9 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "paused_at", Type: field.TypeTime, Nullable: true},
+		{Name: "paused_by", Type: field.TypeString, Nullable: true, Size: 128},
+		{Name: "pause_reason", Type: field.TypeString, Nullable: true, Size: 512},
 		{Name: "name", Type: field.TypeString, Unique: true, Size: 128},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"builtin", "vendor", "crawler"}, Default: "builtin"},
 		{Name: "runner", Type: field.TypeString, Default: ""},
@@ -492,13 +500,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "processes_customers_processes",
-				Columns:    []*schema.Column{ProcessesColumns[12]},
+				Columns:    []*schema.Column{ProcessesColumns[15]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "processes_pools_processes",
-				Columns:    []*schema.Column{ProcessesColumns[13]},
+				Columns:    []*schema.Column{ProcessesColumns[16]},
 				RefColumns: []*schema.Column{PoolsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -613,12 +621,14 @@ var (
 		{Name: "pool_id", Type: field.TypeInt},
 		{Name: "customer_id", Type: field.TypeInt},
 		{Name: "seq", Type: field.TypeInt},
-		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "running", "succeeded", "failed"}, Default: "pending"},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "running", "succeeded", "failed", "cancelled"}, Default: "pending"},
 		{Name: "input", Type: field.TypeString, Size: 2147483647, Default: "{}"},
 		{Name: "output", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "attempt_no", Type: field.TypeInt, Default: 0},
 		{Name: "executions_failed", Type: field.TypeInt, Default: 0},
 		{Name: "timeouts", Type: field.TypeInt, Default: 0},
+		{Name: "manual_retries", Type: field.TypeInt, Default: 0},
+		{Name: "requeued_at", Type: field.TypeTime, Nullable: true},
 		{Name: "failure_reason", Type: field.TypeEnum, Nullable: true, Enums: []string{"data_error", "retries_exhausted", "timeout_exhausted", "cancelled", "expired"}},
 		{Name: "error_message", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
@@ -633,7 +643,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_batches_tasks",
-				Columns:    []*schema.Column{TasksColumns[17]},
+				Columns:    []*schema.Column{TasksColumns[19]},
 				RefColumns: []*schema.Column{BatchesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -642,7 +652,7 @@ var (
 			{
 				Name:    "task_batch_id_state_rand_key",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[17], TasksColumns[7], TasksColumns[16]},
+				Columns: []*schema.Column{TasksColumns[19], TasksColumns[7], TasksColumns[18]},
 			},
 			{
 				Name:    "task_pool_id_state",

@@ -22,6 +22,12 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
 	FieldUpdatedAt = "updated_at"
+	// FieldPausedAt holds the string denoting the paused_at field in the database.
+	FieldPausedAt = "paused_at"
+	// FieldPausedBy holds the string denoting the paused_by field in the database.
+	FieldPausedBy = "paused_by"
+	// FieldPauseReason holds the string denoting the pause_reason field in the database.
+	FieldPauseReason = "pause_reason"
 	// FieldName holds the string denoting the name field in the database.
 	FieldName = "name"
 	// FieldProvider holds the string denoting the provider field in the database.
@@ -76,6 +82,9 @@ var Columns = []string{
 	FieldID,
 	FieldCreatedAt,
 	FieldUpdatedAt,
+	FieldPausedAt,
+	FieldPausedBy,
+	FieldPauseReason,
 	FieldName,
 	FieldProvider,
 	FieldMin,
@@ -111,6 +120,10 @@ var (
 	DefaultUpdatedAt func() time.Time
 	// UpdateDefaultUpdatedAt holds the default value on update for the "updated_at" field.
 	UpdateDefaultUpdatedAt func() time.Time
+	// PausedByValidator is a validator for the "paused_by" field. It is called by the builders before save.
+	PausedByValidator func(string) error
+	// PauseReasonValidator is a validator for the "pause_reason" field. It is called by the builders before save.
+	PauseReasonValidator func(string) error
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
 	// DefaultProvider holds the default value on creation for the "provider" field.
@@ -179,6 +192,21 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByUpdatedAt orders the results by the updated_at field.
 func ByUpdatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUpdatedAt, opts...).ToFunc()
+}
+
+// ByPausedAt orders the results by the paused_at field.
+func ByPausedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPausedAt, opts...).ToFunc()
+}
+
+// ByPausedBy orders the results by the paused_by field.
+func ByPausedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPausedBy, opts...).ToFunc()
+}
+
+// ByPauseReason orders the results by the pause_reason field.
+func ByPauseReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPauseReason, opts...).ToFunc()
 }
 
 // ByName orders the results by the name field.

@@ -65,6 +65,21 @@ func UpdatedAt(v time.Time) predicate.Pool {
 	return predicate.Pool(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
+// PausedAt applies equality check predicate on the "paused_at" field. It's identical to PausedAtEQ.
+func PausedAt(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPausedAt, v))
+}
+
+// PausedBy applies equality check predicate on the "paused_by" field. It's identical to PausedByEQ.
+func PausedBy(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPausedBy, v))
+}
+
+// PauseReason applies equality check predicate on the "pause_reason" field. It's identical to PauseReasonEQ.
+func PauseReason(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPauseReason, v))
+}
+
 // Name applies equality check predicate on the "name" field. It's identical to NameEQ.
 func Name(v string) predicate.Pool {
 	return predicate.Pool(sql.FieldEQ(FieldName, v))
@@ -183,6 +198,206 @@ func UpdatedAtLT(v time.Time) predicate.Pool {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.Pool {
 	return predicate.Pool(sql.FieldLTE(FieldUpdatedAt, v))
+}
+
+// PausedAtEQ applies the EQ predicate on the "paused_at" field.
+func PausedAtEQ(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPausedAt, v))
+}
+
+// PausedAtNEQ applies the NEQ predicate on the "paused_at" field.
+func PausedAtNEQ(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldPausedAt, v))
+}
+
+// PausedAtIn applies the In predicate on the "paused_at" field.
+func PausedAtIn(vs ...time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldIn(FieldPausedAt, vs...))
+}
+
+// PausedAtNotIn applies the NotIn predicate on the "paused_at" field.
+func PausedAtNotIn(vs ...time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldNotIn(FieldPausedAt, vs...))
+}
+
+// PausedAtGT applies the GT predicate on the "paused_at" field.
+func PausedAtGT(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldGT(FieldPausedAt, v))
+}
+
+// PausedAtGTE applies the GTE predicate on the "paused_at" field.
+func PausedAtGTE(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldGTE(FieldPausedAt, v))
+}
+
+// PausedAtLT applies the LT predicate on the "paused_at" field.
+func PausedAtLT(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldLT(FieldPausedAt, v))
+}
+
+// PausedAtLTE applies the LTE predicate on the "paused_at" field.
+func PausedAtLTE(v time.Time) predicate.Pool {
+	return predicate.Pool(sql.FieldLTE(FieldPausedAt, v))
+}
+
+// PausedAtIsNil applies the IsNil predicate on the "paused_at" field.
+func PausedAtIsNil() predicate.Pool {
+	return predicate.Pool(sql.FieldIsNull(FieldPausedAt))
+}
+
+// PausedAtNotNil applies the NotNil predicate on the "paused_at" field.
+func PausedAtNotNil() predicate.Pool {
+	return predicate.Pool(sql.FieldNotNull(FieldPausedAt))
+}
+
+// PausedByEQ applies the EQ predicate on the "paused_by" field.
+func PausedByEQ(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPausedBy, v))
+}
+
+// PausedByNEQ applies the NEQ predicate on the "paused_by" field.
+func PausedByNEQ(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldPausedBy, v))
+}
+
+// PausedByIn applies the In predicate on the "paused_by" field.
+func PausedByIn(vs ...string) predicate.Pool {
+	return predicate.Pool(sql.FieldIn(FieldPausedBy, vs...))
+}
+
+// PausedByNotIn applies the NotIn predicate on the "paused_by" field.
+func PausedByNotIn(vs ...string) predicate.Pool {
+	return predicate.Pool(sql.FieldNotIn(FieldPausedBy, vs...))
+}
+
+// PausedByGT applies the GT predicate on the "paused_by" field.
+func PausedByGT(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldGT(FieldPausedBy, v))
+}
+
+// PausedByGTE applies the GTE predicate on the "paused_by" field.
+func PausedByGTE(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldGTE(FieldPausedBy, v))
+}
+
+// PausedByLT applies the LT predicate on the "paused_by" field.
+func PausedByLT(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldLT(FieldPausedBy, v))
+}
+
+// PausedByLTE applies the LTE predicate on the "paused_by" field.
+func PausedByLTE(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldLTE(FieldPausedBy, v))
+}
+
+// PausedByContains applies the Contains predicate on the "paused_by" field.
+func PausedByContains(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldContains(FieldPausedBy, v))
+}
+
+// PausedByHasPrefix applies the HasPrefix predicate on the "paused_by" field.
+func PausedByHasPrefix(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldHasPrefix(FieldPausedBy, v))
+}
+
+// PausedByHasSuffix applies the HasSuffix predicate on the "paused_by" field.
+func PausedByHasSuffix(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldHasSuffix(FieldPausedBy, v))
+}
+
+// PausedByIsNil applies the IsNil predicate on the "paused_by" field.
+func PausedByIsNil() predicate.Pool {
+	return predicate.Pool(sql.FieldIsNull(FieldPausedBy))
+}
+
+// PausedByNotNil applies the NotNil predicate on the "paused_by" field.
+func PausedByNotNil() predicate.Pool {
+	return predicate.Pool(sql.FieldNotNull(FieldPausedBy))
+}
+
+// PausedByEqualFold applies the EqualFold predicate on the "paused_by" field.
+func PausedByEqualFold(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEqualFold(FieldPausedBy, v))
+}
+
+// PausedByContainsFold applies the ContainsFold predicate on the "paused_by" field.
+func PausedByContainsFold(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldContainsFold(FieldPausedBy, v))
+}
+
+// PauseReasonEQ applies the EQ predicate on the "pause_reason" field.
+func PauseReasonEQ(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEQ(FieldPauseReason, v))
+}
+
+// PauseReasonNEQ applies the NEQ predicate on the "pause_reason" field.
+func PauseReasonNEQ(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldNEQ(FieldPauseReason, v))
+}
+
+// PauseReasonIn applies the In predicate on the "pause_reason" field.
+func PauseReasonIn(vs ...string) predicate.Pool {
+	return predicate.Pool(sql.FieldIn(FieldPauseReason, vs...))
+}
+
+// PauseReasonNotIn applies the NotIn predicate on the "pause_reason" field.
+func PauseReasonNotIn(vs ...string) predicate.Pool {
+	return predicate.Pool(sql.FieldNotIn(FieldPauseReason, vs...))
+}
+
+// PauseReasonGT applies the GT predicate on the "pause_reason" field.
+func PauseReasonGT(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldGT(FieldPauseReason, v))
+}
+
+// PauseReasonGTE applies the GTE predicate on the "pause_reason" field.
+func PauseReasonGTE(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldGTE(FieldPauseReason, v))
+}
+
+// PauseReasonLT applies the LT predicate on the "pause_reason" field.
+func PauseReasonLT(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldLT(FieldPauseReason, v))
+}
+
+// PauseReasonLTE applies the LTE predicate on the "pause_reason" field.
+func PauseReasonLTE(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldLTE(FieldPauseReason, v))
+}
+
+// PauseReasonContains applies the Contains predicate on the "pause_reason" field.
+func PauseReasonContains(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldContains(FieldPauseReason, v))
+}
+
+// PauseReasonHasPrefix applies the HasPrefix predicate on the "pause_reason" field.
+func PauseReasonHasPrefix(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldHasPrefix(FieldPauseReason, v))
+}
+
+// PauseReasonHasSuffix applies the HasSuffix predicate on the "pause_reason" field.
+func PauseReasonHasSuffix(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldHasSuffix(FieldPauseReason, v))
+}
+
+// PauseReasonIsNil applies the IsNil predicate on the "pause_reason" field.
+func PauseReasonIsNil() predicate.Pool {
+	return predicate.Pool(sql.FieldIsNull(FieldPauseReason))
+}
+
+// PauseReasonNotNil applies the NotNil predicate on the "pause_reason" field.
+func PauseReasonNotNil() predicate.Pool {
+	return predicate.Pool(sql.FieldNotNull(FieldPauseReason))
+}
+
+// PauseReasonEqualFold applies the EqualFold predicate on the "pause_reason" field.
+func PauseReasonEqualFold(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldEqualFold(FieldPauseReason, v))
+}
+
+// PauseReasonContainsFold applies the ContainsFold predicate on the "pause_reason" field.
+func PauseReasonContainsFold(v string) predicate.Pool {
+	return predicate.Pool(sql.FieldContainsFold(FieldPauseReason, v))
 }
 
 // NameEQ applies the EQ predicate on the "name" field.

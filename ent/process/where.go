@@ -65,6 +65,21 @@ func UpdatedAt(v time.Time) predicate.Process {
 	return predicate.Process(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
+// PausedAt applies equality check predicate on the "paused_at" field. It's identical to PausedAtEQ.
+func PausedAt(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPausedAt, v))
+}
+
+// PausedBy applies equality check predicate on the "paused_by" field. It's identical to PausedByEQ.
+func PausedBy(v string) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPausedBy, v))
+}
+
+// PauseReason applies equality check predicate on the "pause_reason" field. It's identical to PauseReasonEQ.
+func PauseReason(v string) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPauseReason, v))
+}
+
 // Name applies equality check predicate on the "name" field. It's identical to NameEQ.
 func Name(v string) predicate.Process {
 	return predicate.Process(sql.FieldEQ(FieldName, v))
@@ -193,6 +208,206 @@ func UpdatedAtLT(v time.Time) predicate.Process {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.Process {
 	return predicate.Process(sql.FieldLTE(FieldUpdatedAt, v))
+}
+
+// PausedAtEQ applies the EQ predicate on the "paused_at" field.
+func PausedAtEQ(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPausedAt, v))
+}
+
+// PausedAtNEQ applies the NEQ predicate on the "paused_at" field.
+func PausedAtNEQ(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldNEQ(FieldPausedAt, v))
+}
+
+// PausedAtIn applies the In predicate on the "paused_at" field.
+func PausedAtIn(vs ...time.Time) predicate.Process {
+	return predicate.Process(sql.FieldIn(FieldPausedAt, vs...))
+}
+
+// PausedAtNotIn applies the NotIn predicate on the "paused_at" field.
+func PausedAtNotIn(vs ...time.Time) predicate.Process {
+	return predicate.Process(sql.FieldNotIn(FieldPausedAt, vs...))
+}
+
+// PausedAtGT applies the GT predicate on the "paused_at" field.
+func PausedAtGT(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldGT(FieldPausedAt, v))
+}
+
+// PausedAtGTE applies the GTE predicate on the "paused_at" field.
+func PausedAtGTE(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldGTE(FieldPausedAt, v))
+}
+
+// PausedAtLT applies the LT predicate on the "paused_at" field.
+func PausedAtLT(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldLT(FieldPausedAt, v))
+}
+
+// PausedAtLTE applies the LTE predicate on the "paused_at" field.
+func PausedAtLTE(v time.Time) predicate.Process {
+	return predicate.Process(sql.FieldLTE(FieldPausedAt, v))
+}
+
+// PausedAtIsNil applies the IsNil predicate on the "paused_at" field.
+func PausedAtIsNil() predicate.Process {
+	return predicate.Process(sql.FieldIsNull(FieldPausedAt))
+}
+
+// PausedAtNotNil applies the NotNil predicate on the "paused_at" field.
+func PausedAtNotNil() predicate.Process {
+	return predicate.Process(sql.FieldNotNull(FieldPausedAt))
+}
+
+// PausedByEQ applies the EQ predicate on the "paused_by" field.
+func PausedByEQ(v string) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPausedBy, v))
+}
+
+// PausedByNEQ applies the NEQ predicate on the "paused_by" field.
+func PausedByNEQ(v string) predicate.Process {
+	return predicate.Process(sql.FieldNEQ(FieldPausedBy, v))
+}
+
+// PausedByIn applies the In predicate on the "paused_by" field.
+func PausedByIn(vs ...string) predicate.Process {
+	return predicate.Process(sql.FieldIn(FieldPausedBy, vs...))
+}
+
+// PausedByNotIn applies the NotIn predicate on the "paused_by" field.
+func PausedByNotIn(vs ...string) predicate.Process {
+	return predicate.Process(sql.FieldNotIn(FieldPausedBy, vs...))
+}
+
+// PausedByGT applies the GT predicate on the "paused_by" field.
+func PausedByGT(v string) predicate.Process {
+	return predicate.Process(sql.FieldGT(FieldPausedBy, v))
+}
+
+// PausedByGTE applies the GTE predicate on the "paused_by" field.
+func PausedByGTE(v string) predicate.Process {
+	return predicate.Process(sql.FieldGTE(FieldPausedBy, v))
+}
+
+// PausedByLT applies the LT predicate on the "paused_by" field.
+func PausedByLT(v string) predicate.Process {
+	return predicate.Process(sql.FieldLT(FieldPausedBy, v))
+}
+
+// PausedByLTE applies the LTE predicate on the "paused_by" field.
+func PausedByLTE(v string) predicate.Process {
+	return predicate.Process(sql.FieldLTE(FieldPausedBy, v))
+}
+
+// PausedByContains applies the Contains predicate on the "paused_by" field.
+func PausedByContains(v string) predicate.Process {
+	return predicate.Process(sql.FieldContains(FieldPausedBy, v))
+}
+
+// PausedByHasPrefix applies the HasPrefix predicate on the "paused_by" field.
+func PausedByHasPrefix(v string) predicate.Process {
+	return predicate.Process(sql.FieldHasPrefix(FieldPausedBy, v))
+}
+
+// PausedByHasSuffix applies the HasSuffix predicate on the "paused_by" field.
+func PausedByHasSuffix(v string) predicate.Process {
+	return predicate.Process(sql.FieldHasSuffix(FieldPausedBy, v))
+}
+
+// PausedByIsNil applies the IsNil predicate on the "paused_by" field.
+func PausedByIsNil() predicate.Process {
+	return predicate.Process(sql.FieldIsNull(FieldPausedBy))
+}
+
+// PausedByNotNil applies the NotNil predicate on the "paused_by" field.
+func PausedByNotNil() predicate.Process {
+	return predicate.Process(sql.FieldNotNull(FieldPausedBy))
+}
+
+// PausedByEqualFold applies the EqualFold predicate on the "paused_by" field.
+func PausedByEqualFold(v string) predicate.Process {
+	return predicate.Process(sql.FieldEqualFold(FieldPausedBy, v))
+}
+
+// PausedByContainsFold applies the ContainsFold predicate on the "paused_by" field.
+func PausedByContainsFold(v string) predicate.Process {
+	return predicate.Process(sql.FieldContainsFold(FieldPausedBy, v))
+}
+
+// PauseReasonEQ applies the EQ predicate on the "pause_reason" field.
+func PauseReasonEQ(v string) predicate.Process {
+	return predicate.Process(sql.FieldEQ(FieldPauseReason, v))
+}
+
+// PauseReasonNEQ applies the NEQ predicate on the "pause_reason" field.
+func PauseReasonNEQ(v string) predicate.Process {
+	return predicate.Process(sql.FieldNEQ(FieldPauseReason, v))
+}
+
+// PauseReasonIn applies the In predicate on the "pause_reason" field.
+func PauseReasonIn(vs ...string) predicate.Process {
+	return predicate.Process(sql.FieldIn(FieldPauseReason, vs...))
+}
+
+// PauseReasonNotIn applies the NotIn predicate on the "pause_reason" field.
+func PauseReasonNotIn(vs ...string) predicate.Process {
+	return predicate.Process(sql.FieldNotIn(FieldPauseReason, vs...))
+}
+
+// PauseReasonGT applies the GT predicate on the "pause_reason" field.
+func PauseReasonGT(v string) predicate.Process {
+	return predicate.Process(sql.FieldGT(FieldPauseReason, v))
+}
+
+// PauseReasonGTE applies the GTE predicate on the "pause_reason" field.
+func PauseReasonGTE(v string) predicate.Process {
+	return predicate.Process(sql.FieldGTE(FieldPauseReason, v))
+}
+
+// PauseReasonLT applies the LT predicate on the "pause_reason" field.
+func PauseReasonLT(v string) predicate.Process {
+	return predicate.Process(sql.FieldLT(FieldPauseReason, v))
+}
+
+// PauseReasonLTE applies the LTE predicate on the "pause_reason" field.
+func PauseReasonLTE(v string) predicate.Process {
+	return predicate.Process(sql.FieldLTE(FieldPauseReason, v))
+}
+
+// PauseReasonContains applies the Contains predicate on the "pause_reason" field.
+func PauseReasonContains(v string) predicate.Process {
+	return predicate.Process(sql.FieldContains(FieldPauseReason, v))
+}
+
+// PauseReasonHasPrefix applies the HasPrefix predicate on the "pause_reason" field.
+func PauseReasonHasPrefix(v string) predicate.Process {
+	return predicate.Process(sql.FieldHasPrefix(FieldPauseReason, v))
+}
+
+// PauseReasonHasSuffix applies the HasSuffix predicate on the "pause_reason" field.
+func PauseReasonHasSuffix(v string) predicate.Process {
+	return predicate.Process(sql.FieldHasSuffix(FieldPauseReason, v))
+}
+
+// PauseReasonIsNil applies the IsNil predicate on the "pause_reason" field.
+func PauseReasonIsNil() predicate.Process {
+	return predicate.Process(sql.FieldIsNull(FieldPauseReason))
+}
+
+// PauseReasonNotNil applies the NotNil predicate on the "pause_reason" field.
+func PauseReasonNotNil() predicate.Process {
+	return predicate.Process(sql.FieldNotNull(FieldPauseReason))
+}
+
+// PauseReasonEqualFold applies the EqualFold predicate on the "pause_reason" field.
+func PauseReasonEqualFold(v string) predicate.Process {
+	return predicate.Process(sql.FieldEqualFold(FieldPauseReason, v))
+}
+
+// PauseReasonContainsFold applies the ContainsFold predicate on the "pause_reason" field.
+func PauseReasonContainsFold(v string) predicate.Process {
+	return predicate.Process(sql.FieldContainsFold(FieldPauseReason, v))
 }
 
 // NameEQ applies the EQ predicate on the "name" field.

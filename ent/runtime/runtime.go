@@ -140,11 +140,11 @@ func init() {
 	// attempt.NumberValidator is a validator for the "number" field. It is called by the builders before save.
 	attempt.NumberValidator = attemptDescNumber.Validators[0].(func(int) error)
 	// attemptDescErrorMessage is the schema descriptor for error_message field.
-	attemptDescErrorMessage := attemptFields[10].Descriptor()
+	attemptDescErrorMessage := attemptFields[11].Descriptor()
 	// attempt.DefaultErrorMessage holds the default value on creation for the error_message field.
 	attempt.DefaultErrorMessage = attemptDescErrorMessage.Default.(string)
 	// attemptDescOutput is the schema descriptor for output field.
-	attemptDescOutput := attemptFields[11].Descriptor()
+	attemptDescOutput := attemptFields[12].Descriptor()
 	// attempt.DefaultOutput holds the default value on creation for the output field.
 	attempt.DefaultOutput = attemptDescOutput.Default.(string)
 	batchMixin := schema.Batch{}.Mixin()
@@ -203,8 +203,14 @@ func init() {
 	batch.DefaultFailed = batchDescFailed.Default.(int)
 	// batch.FailedValidator is a validator for the "failed" field. It is called by the builders before save.
 	batch.FailedValidator = batchDescFailed.Validators[0].(func(int) error)
+	// batchDescCancelled is the schema descriptor for cancelled field.
+	batchDescCancelled := batchFields[10].Descriptor()
+	// batch.DefaultCancelled holds the default value on creation for the cancelled field.
+	batch.DefaultCancelled = batchDescCancelled.Default.(int)
+	// batch.CancelledValidator is a validator for the "cancelled" field. It is called by the builders before save.
+	batch.CancelledValidator = batchDescCancelled.Validators[0].(func(int) error)
 	// batchDescSubmittedBy is the schema descriptor for submitted_by field.
-	batchDescSubmittedBy := batchFields[12].Descriptor()
+	batchDescSubmittedBy := batchFields[13].Descriptor()
 	// batch.DefaultSubmittedBy holds the default value on creation for the submitted_by field.
 	batch.DefaultSubmittedBy = batchDescSubmittedBy.Default.(string)
 	bookingMixin := schema.Booking{}.Mixin()
@@ -578,6 +584,8 @@ func init() {
 	}
 	poolMixinFields0 := poolMixin[0].Fields()
 	_ = poolMixinFields0
+	poolMixinFields1 := poolMixin[1].Fields()
+	_ = poolMixinFields1
 	poolFields := schema.Pool{}.Fields()
 	_ = poolFields
 	// poolDescCreatedAt is the schema descriptor for created_at field.
@@ -590,6 +598,14 @@ func init() {
 	pool.DefaultUpdatedAt = poolDescUpdatedAt.Default.(func() time.Time)
 	// pool.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	pool.UpdateDefaultUpdatedAt = poolDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// poolDescPausedBy is the schema descriptor for paused_by field.
+	poolDescPausedBy := poolMixinFields1[1].Descriptor()
+	// pool.PausedByValidator is a validator for the "paused_by" field. It is called by the builders before save.
+	pool.PausedByValidator = poolDescPausedBy.Validators[0].(func(string) error)
+	// poolDescPauseReason is the schema descriptor for pause_reason field.
+	poolDescPauseReason := poolMixinFields1[2].Descriptor()
+	// pool.PauseReasonValidator is a validator for the "pause_reason" field. It is called by the builders before save.
+	pool.PauseReasonValidator = poolDescPauseReason.Validators[0].(func(string) error)
 	// poolDescName is the schema descriptor for name field.
 	poolDescName := poolFields[0].Descriptor()
 	// pool.NameValidator is a validator for the "name" field. It is called by the builders before save.
@@ -695,6 +711,8 @@ func init() {
 	}
 	processMixinFields0 := processMixin[0].Fields()
 	_ = processMixinFields0
+	processMixinFields1 := processMixin[1].Fields()
+	_ = processMixinFields1
 	processFields := schema.Process{}.Fields()
 	_ = processFields
 	// processDescCreatedAt is the schema descriptor for created_at field.
@@ -707,6 +725,14 @@ func init() {
 	process.DefaultUpdatedAt = processDescUpdatedAt.Default.(func() time.Time)
 	// process.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	process.UpdateDefaultUpdatedAt = processDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// processDescPausedBy is the schema descriptor for paused_by field.
+	processDescPausedBy := processMixinFields1[1].Descriptor()
+	// process.PausedByValidator is a validator for the "paused_by" field. It is called by the builders before save.
+	process.PausedByValidator = processDescPausedBy.Validators[0].(func(string) error)
+	// processDescPauseReason is the schema descriptor for pause_reason field.
+	processDescPauseReason := processMixinFields1[2].Descriptor()
+	// process.PauseReasonValidator is a validator for the "pause_reason" field. It is called by the builders before save.
+	process.PauseReasonValidator = processDescPauseReason.Validators[0].(func(string) error)
 	// processDescName is the schema descriptor for name field.
 	processDescName := processFields[0].Descriptor()
 	// process.NameValidator is a validator for the "name" field. It is called by the builders before save.
@@ -972,12 +998,18 @@ func init() {
 	task.DefaultTimeouts = taskDescTimeouts.Default.(int)
 	// task.TimeoutsValidator is a validator for the "timeouts" field. It is called by the builders before save.
 	task.TimeoutsValidator = taskDescTimeouts.Validators[0].(func(int) error)
+	// taskDescManualRetries is the schema descriptor for manual_retries field.
+	taskDescManualRetries := taskFields[11].Descriptor()
+	// task.DefaultManualRetries holds the default value on creation for the manual_retries field.
+	task.DefaultManualRetries = taskDescManualRetries.Default.(int)
+	// task.ManualRetriesValidator is a validator for the "manual_retries" field. It is called by the builders before save.
+	task.ManualRetriesValidator = taskDescManualRetries.Validators[0].(func(int) error)
 	// taskDescErrorMessage is the schema descriptor for error_message field.
-	taskDescErrorMessage := taskFields[12].Descriptor()
+	taskDescErrorMessage := taskFields[14].Descriptor()
 	// task.DefaultErrorMessage holds the default value on creation for the error_message field.
 	task.DefaultErrorMessage = taskDescErrorMessage.Default.(string)
 	// taskDescRandKey is the schema descriptor for rand_key field.
-	taskDescRandKey := taskFields[14].Descriptor()
+	taskDescRandKey := taskFields[16].Descriptor()
 	// task.DefaultRandKey holds the default value on creation for the rand_key field.
 	task.DefaultRandKey = taskDescRandKey.Default.(int64)
 	// task.RandKeyValidator is a validator for the "rand_key" field. It is called by the builders before save.

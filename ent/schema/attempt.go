@@ -18,10 +18,12 @@ func (Attempt) Fields() []ent.Field {
 		field.Int("robot_id"),
 		field.Int("customer_id").Comment("Copied from the task so reads filter without a join."),
 		field.Int("number").Positive().Comment("Equals the task's attempt_no when it was created."),
-		field.Enum("state").Values("running", "succeeded", "failed", "abandoned").Default("running"),
+		field.Enum("state").Values("running", "succeeded", "failed", "abandoned", "stopped").Default("running"),
 		field.Time("started_at"),
 		field.Time("deadline").Comment("Extended by heartbeats; the sweeper abandons the attempt past it."),
 		field.Time("heartbeat_at").Optional().Nillable(),
+		field.Time("stop_requested_at").Optional().Nillable().
+			Comment("When a person asked the robot to stop it (task stop, batch cancel); the deadline is then the stop's grace."),
 		field.Time("finished_at").Optional().Nillable(),
 		field.Enum("error_class").Values("execution", "data", "timeout").Optional().Nillable(),
 		field.Text("error_message").Default(""),

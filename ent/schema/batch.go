@@ -30,6 +30,7 @@ func (Batch) Fields() []ent.Field {
 		field.Int("running").NonNegative().Default(0),
 		field.Int("succeeded").NonNegative().Default(0),
 		field.Int("failed").NonNegative().Default(0),
+		field.Int("cancelled").NonNegative().Default(0),
 		field.Time("last_served_at").Optional().Nillable().
 			Annotations(entgql.OrderField("LAST_SERVED_AT")),
 		field.Time("finished_at").Optional().Nillable(),

@@ -13,7 +13,7 @@ import (
 // database at start-up so that queries and the scaler read one source.
 type Pool struct{ ent.Schema }
 
-func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}, PauseMixin{}} }
 
 func (Pool) Fields() []ent.Field {
 	return []ent.Field{

@@ -12,7 +12,7 @@ import (
 // what the queue and the API need.
 type Process struct{ ent.Schema }
 
-func (Process) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+func (Process) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}, PauseMixin{}} }
 
 func (Process) Fields() []ent.Field {
 	return []ent.Field{

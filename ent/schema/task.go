@@ -23,7 +23,7 @@ func (Task) Fields() []ent.Field {
 		field.Int("pool_id"),
 		field.Int("customer_id"),
 		field.Int("seq").NonNegative().Comment("Position in its batch, from 0."),
-		field.Enum("state").Values("pending", "running", "succeeded", "failed").Default("pending").
+		field.Enum("state").Values("pending", "running", "succeeded", "failed", "cancelled").Default("pending").
 			Annotations(entgql.OrderField("STATE")),
 		field.Text("input").Default("{}").Comment("JSON object given by the submitter."),
 		field.Text("output").Default("").Comment("JSON returned by the last successful attempt."),
@@ -31,6 +31,10 @@ func (Task) Fields() []ent.Field {
 			Comment("Number of the latest attempt; the fencing token."),
 		field.Int("executions_failed").NonNegative().Default(0),
 		field.Int("timeouts").NonNegative().Default(0),
+		field.Int("manual_retries").NonNegative().Default(0).
+			Comment("Retries a person asked for (task retry, batch retry), counted apart from the automatic ones."),
+		field.Time("requeued_at").Optional().Nillable().
+			Comment("When a person last made the finished task pending again; its max_wait counts from here."),
 		field.Enum("failure_reason").
 			Values("data_error", "retries_exhausted", "timeout_exhausted", "cancelled", "expired").
 			Optional().Nillable(),

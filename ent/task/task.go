@@ -44,6 +44,10 @@ const (
 	FieldExecutionsFailed = "executions_failed"
 	// FieldTimeouts holds the string denoting the timeouts field in the database.
 	FieldTimeouts = "timeouts"
+	// FieldManualRetries holds the string denoting the manual_retries field in the database.
+	FieldManualRetries = "manual_retries"
+	// FieldRequeuedAt holds the string denoting the requeued_at field in the database.
+	FieldRequeuedAt = "requeued_at"
 	// FieldFailureReason holds the string denoting the failure_reason field in the database.
 	FieldFailureReason = "failure_reason"
 	// FieldErrorMessage holds the string denoting the error_message field in the database.
@@ -90,6 +94,8 @@ var Columns = []string{
 	FieldAttemptNo,
 	FieldExecutionsFailed,
 	FieldTimeouts,
+	FieldManualRetries,
+	FieldRequeuedAt,
 	FieldFailureReason,
 	FieldErrorMessage,
 	FieldFinishedAt,
@@ -138,6 +144,10 @@ var (
 	DefaultTimeouts int
 	// TimeoutsValidator is a validator for the "timeouts" field. It is called by the builders before save.
 	TimeoutsValidator func(int) error
+	// DefaultManualRetries holds the default value on creation for the "manual_retries" field.
+	DefaultManualRetries int
+	// ManualRetriesValidator is a validator for the "manual_retries" field. It is called by the builders before save.
+	ManualRetriesValidator func(int) error
 	// DefaultErrorMessage holds the default value on creation for the "error_message" field.
 	DefaultErrorMessage string
 	// DefaultRandKey holds the default value on creation for the "rand_key" field.
@@ -158,6 +168,7 @@ const (
 	StateRunning   State = "running"
 	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
 )
 
 func (s State) String() string {
@@ -167,7 +178,7 @@ func (s State) String() string {
 // StateValidator is a validator for the "state" field enum values. It is called by the builders before save.
 func StateValidator(s State) error {
 	switch s {
-	case StatePending, StateRunning, StateSucceeded, StateFailed:
+	case StatePending, StateRunning, StateSucceeded, StateFailed, StateCancelled:
 		return nil
 	default:
 		return fmt.Errorf("task: invalid enum value for state field: %q", s)
@@ -271,6 +282,16 @@ func ByExecutionsFailed(opts ...sql.OrderTermOption) OrderOption {
 // ByTimeouts orders the results by the timeouts field.
 func ByTimeouts(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTimeouts, opts...).ToFunc()
+}
+
+// ByManualRetries orders the results by the manual_retries field.
+func ByManualRetries(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldManualRetries, opts...).ToFunc()
+}
+
+// ByRequeuedAt orders the results by the requeued_at field.
+func ByRequeuedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRequeuedAt, opts...).ToFunc()
 }
 
 // ByFailureReason orders the results by the failure_reason field.

@@ -115,6 +115,16 @@ func Timeouts(v int) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldTimeouts, v))
 }
 
+// ManualRetries applies equality check predicate on the "manual_retries" field. It's identical to ManualRetriesEQ.
+func ManualRetries(v int) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldManualRetries, v))
+}
+
+// RequeuedAt applies equality check predicate on the "requeued_at" field. It's identical to RequeuedAtEQ.
+func RequeuedAt(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRequeuedAt, v))
+}
+
 // ErrorMessage applies equality check predicate on the "error_message" field. It's identical to ErrorMessageEQ.
 func ErrorMessage(v string) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldErrorMessage, v))
@@ -658,6 +668,96 @@ func TimeoutsLT(v int) predicate.Task {
 // TimeoutsLTE applies the LTE predicate on the "timeouts" field.
 func TimeoutsLTE(v int) predicate.Task {
 	return predicate.Task(sql.FieldLTE(FieldTimeouts, v))
+}
+
+// ManualRetriesEQ applies the EQ predicate on the "manual_retries" field.
+func ManualRetriesEQ(v int) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldManualRetries, v))
+}
+
+// ManualRetriesNEQ applies the NEQ predicate on the "manual_retries" field.
+func ManualRetriesNEQ(v int) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldManualRetries, v))
+}
+
+// ManualRetriesIn applies the In predicate on the "manual_retries" field.
+func ManualRetriesIn(vs ...int) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldManualRetries, vs...))
+}
+
+// ManualRetriesNotIn applies the NotIn predicate on the "manual_retries" field.
+func ManualRetriesNotIn(vs ...int) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldManualRetries, vs...))
+}
+
+// ManualRetriesGT applies the GT predicate on the "manual_retries" field.
+func ManualRetriesGT(v int) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldManualRetries, v))
+}
+
+// ManualRetriesGTE applies the GTE predicate on the "manual_retries" field.
+func ManualRetriesGTE(v int) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldManualRetries, v))
+}
+
+// ManualRetriesLT applies the LT predicate on the "manual_retries" field.
+func ManualRetriesLT(v int) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldManualRetries, v))
+}
+
+// ManualRetriesLTE applies the LTE predicate on the "manual_retries" field.
+func ManualRetriesLTE(v int) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldManualRetries, v))
+}
+
+// RequeuedAtEQ applies the EQ predicate on the "requeued_at" field.
+func RequeuedAtEQ(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRequeuedAt, v))
+}
+
+// RequeuedAtNEQ applies the NEQ predicate on the "requeued_at" field.
+func RequeuedAtNEQ(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldRequeuedAt, v))
+}
+
+// RequeuedAtIn applies the In predicate on the "requeued_at" field.
+func RequeuedAtIn(vs ...time.Time) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldRequeuedAt, vs...))
+}
+
+// RequeuedAtNotIn applies the NotIn predicate on the "requeued_at" field.
+func RequeuedAtNotIn(vs ...time.Time) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldRequeuedAt, vs...))
+}
+
+// RequeuedAtGT applies the GT predicate on the "requeued_at" field.
+func RequeuedAtGT(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldRequeuedAt, v))
+}
+
+// RequeuedAtGTE applies the GTE predicate on the "requeued_at" field.
+func RequeuedAtGTE(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldRequeuedAt, v))
+}
+
+// RequeuedAtLT applies the LT predicate on the "requeued_at" field.
+func RequeuedAtLT(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldRequeuedAt, v))
+}
+
+// RequeuedAtLTE applies the LTE predicate on the "requeued_at" field.
+func RequeuedAtLTE(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldRequeuedAt, v))
+}
+
+// RequeuedAtIsNil applies the IsNil predicate on the "requeued_at" field.
+func RequeuedAtIsNil() predicate.Task {
+	return predicate.Task(sql.FieldIsNull(FieldRequeuedAt))
+}
+
+// RequeuedAtNotNil applies the NotNil predicate on the "requeued_at" field.
+func RequeuedAtNotNil() predicate.Task {
+	return predicate.Task(sql.FieldNotNull(FieldRequeuedAt))
 }
 
 // FailureReasonEQ applies the EQ predicate on the "failure_reason" field.
