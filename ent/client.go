@@ -18,6 +18,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
 	"github.com/rpacloud/rpacloud/ent/configrevision"
@@ -52,6 +53,8 @@ type Client struct {
 	Anomaly *AnomalyClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
+	// AuditEntry is the client for interacting with the AuditEntry builders.
+	AuditEntry *AuditEntryClient
 	// Batch is the client for interacting with the Batch builders.
 	Batch *BatchClient
 	// Booking is the client for interacting with the Booking builders.
@@ -104,6 +107,7 @@ func (c *Client) init() {
 	c.AccessSession = NewAccessSessionClient(c.config)
 	c.Anomaly = NewAnomalyClient(c.config)
 	c.Attempt = NewAttemptClient(c.config)
+	c.AuditEntry = NewAuditEntryClient(c.config)
 	c.Batch = NewBatchClient(c.config)
 	c.Booking = NewBookingClient(c.config)
 	c.ConfigRevision = NewConfigRevisionClient(c.config)
@@ -218,6 +222,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		AccessSession:       NewAccessSessionClient(cfg),
 		Anomaly:             NewAnomalyClient(cfg),
 		Attempt:             NewAttemptClient(cfg),
+		AuditEntry:          NewAuditEntryClient(cfg),
 		Batch:               NewBatchClient(cfg),
 		Booking:             NewBookingClient(cfg),
 		ConfigRevision:      NewConfigRevisionClient(cfg),
@@ -259,6 +264,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		AccessSession:       NewAccessSessionClient(cfg),
 		Anomaly:             NewAnomalyClient(cfg),
 		Attempt:             NewAttemptClient(cfg),
+		AuditEntry:          NewAuditEntryClient(cfg),
 		Batch:               NewBatchClient(cfg),
 		Booking:             NewBookingClient(cfg),
 		ConfigRevision:      NewConfigRevisionClient(cfg),
@@ -307,9 +313,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.ConfigRevision,
-		c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event, c.JoinToken,
-		c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
+		c.AccessSession, c.Anomaly, c.Attempt, c.AuditEntry, c.Batch, c.Booking,
+		c.ConfigRevision, c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event,
+		c.JoinToken, c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
 		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Use(hooks...)
@@ -320,9 +326,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AccessSession, c.Anomaly, c.Attempt, c.Batch, c.Booking, c.ConfigRevision,
-		c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event, c.JoinToken,
-		c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
+		c.AccessSession, c.Anomaly, c.Attempt, c.AuditEntry, c.Batch, c.Booking,
+		c.ConfigRevision, c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event,
+		c.JoinToken, c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
 		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
 	} {
 		n.Intercept(interceptors...)
@@ -338,6 +344,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Anomaly.mutate(ctx, m)
 	case *AttemptMutation:
 		return c.Attempt.mutate(ctx, m)
+	case *AuditEntryMutation:
+		return c.AuditEntry.mutate(ctx, m)
 	case *BatchMutation:
 		return c.Batch.mutate(ctx, m)
 	case *BookingMutation:
@@ -812,6 +820,140 @@ func (c *AttemptClient) mutate(ctx context.Context, m *AttemptMutation) (Value, 
 		return (&AttemptDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Attempt mutation op: %q", m.Op())
+	}
+}
+
+// AuditEntryClient is a client for the AuditEntry schema.
+type AuditEntryClient struct {
+	config
+}
+
+// NewAuditEntryClient returns a client for the AuditEntry from the given config.
+func NewAuditEntryClient(c config) *AuditEntryClient {
+	return &AuditEntryClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditentry.Hooks(f(g(h())))`.
+func (c *AuditEntryClient) Use(hooks ...Hook) {
+	c.hooks.AuditEntry = append(c.hooks.AuditEntry, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditentry.Intercept(f(g(h())))`.
+func (c *AuditEntryClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditEntry = append(c.inters.AuditEntry, interceptors...)
+}
+
+// Create returns a builder for creating a AuditEntry entity.
+func (c *AuditEntryClient) Create() *AuditEntryCreate {
+	mutation := newAuditEntryMutation(c.config, OpCreate)
+	return &AuditEntryCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditEntry entities.
+func (c *AuditEntryClient) CreateBulk(builders ...*AuditEntryCreate) *AuditEntryCreateBulk {
+	return &AuditEntryCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditEntryClient) MapCreateBulk(slice any, setFunc func(*AuditEntryCreate, int)) *AuditEntryCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditEntryCreateBulk{err: fmt.Errorf("calling to AuditEntryClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditEntryCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditEntryCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditEntry.
+func (c *AuditEntryClient) Update() *AuditEntryUpdate {
+	mutation := newAuditEntryMutation(c.config, OpUpdate)
+	return &AuditEntryUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditEntryClient) UpdateOne(_m *AuditEntry) *AuditEntryUpdateOne {
+	mutation := newAuditEntryMutation(c.config, OpUpdateOne, withAuditEntry(_m))
+	return &AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditEntryClient) UpdateOneID(id int) *AuditEntryUpdateOne {
+	mutation := newAuditEntryMutation(c.config, OpUpdateOne, withAuditEntryID(id))
+	return &AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditEntry.
+func (c *AuditEntryClient) Delete() *AuditEntryDelete {
+	mutation := newAuditEntryMutation(c.config, OpDelete)
+	return &AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditEntryClient) DeleteOne(_m *AuditEntry) *AuditEntryDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditEntryClient) DeleteOneID(id int) *AuditEntryDeleteOne {
+	builder := c.Delete().Where(auditentry.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditEntryDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditEntry.
+func (c *AuditEntryClient) Query() *AuditEntryQuery {
+	return &AuditEntryQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditEntry},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditEntry entity by its id.
+func (c *AuditEntryClient) Get(ctx context.Context, id int) (*AuditEntry, error) {
+	return c.Query().Where(auditentry.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditEntryClient) GetX(ctx context.Context, id int) *AuditEntry {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditEntryClient) Hooks() []Hook {
+	hooks := c.hooks.AuditEntry
+	return append(hooks[:len(hooks):len(hooks)], auditentry.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditEntryClient) Interceptors() []Interceptor {
+	return c.inters.AuditEntry
+}
+
+func (c *AuditEntryClient) mutate(ctx context.Context, m *AuditEntryMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditEntryCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditEntryUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditEntry mutation op: %q", m.Op())
 	}
 }
 
@@ -3684,13 +3826,13 @@ func (c *VMClient) mutate(ctx context.Context, m *VMMutation) (Value, error) {
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessSession, Anomaly, Attempt, Batch, Booking, ConfigRevision,
+		AccessSession, Anomaly, Attempt, AuditEntry, Batch, Booking, ConfigRevision,
 		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
 		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
 		ScaleDecision, Task, Token, VM []ent.Hook
 	}
 	inters struct {
-		AccessSession, Anomaly, Attempt, Batch, Booking, ConfigRevision,
+		AccessSession, Anomaly, Attempt, AuditEntry, Batch, Booking, ConfigRevision,
 		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
 		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
 		ScaleDecision, Task, Token, VM []ent.Interceptor

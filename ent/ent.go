@@ -15,6 +15,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
 	"github.com/rpacloud/rpacloud/ent/configrevision"
@@ -97,6 +98,7 @@ func checkColumn(t, c string) error {
 			accesssession.Table:       accesssession.ValidColumn,
 			anomaly.Table:             anomaly.ValidColumn,
 			attempt.Table:             attempt.ValidColumn,
+			auditentry.Table:          auditentry.ValidColumn,
 			batch.Table:               batch.ValidColumn,
 			booking.Table:             booking.ValidColumn,
 			configrevision.Table:      configrevision.ValidColumn,

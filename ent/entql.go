@@ -6,6 +6,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
 	"github.com/rpacloud/rpacloud/ent/configrevision"
@@ -35,7 +36,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 22)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 23)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   accesssession.Table,
@@ -122,6 +123,31 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   auditentry.Table,
+			Columns: auditentry.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: auditentry.FieldID,
+			},
+		},
+		Type: "AuditEntry",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			auditentry.FieldAt:              {Type: field.TypeTime, Column: auditentry.FieldAt},
+			auditentry.FieldActor:           {Type: field.TypeString, Column: auditentry.FieldActor},
+			auditentry.FieldActorRole:       {Type: field.TypeString, Column: auditentry.FieldActorRole},
+			auditentry.FieldActorCustomerID: {Type: field.TypeInt, Column: auditentry.FieldActorCustomerID},
+			auditentry.FieldScopeCustomerID: {Type: field.TypeInt, Column: auditentry.FieldScopeCustomerID},
+			auditentry.FieldAction:          {Type: field.TypeString, Column: auditentry.FieldAction},
+			auditentry.FieldTarget:          {Type: field.TypeString, Column: auditentry.FieldTarget},
+			auditentry.FieldArguments:       {Type: field.TypeString, Column: auditentry.FieldArguments},
+			auditentry.FieldOutcome:         {Type: field.TypeEnum, Column: auditentry.FieldOutcome},
+			auditentry.FieldErrorCode:       {Type: field.TypeString, Column: auditentry.FieldErrorCode},
+			auditentry.FieldRemoteAddr:      {Type: field.TypeString, Column: auditentry.FieldRemoteAddr},
+			auditentry.FieldRequestID:       {Type: field.TypeString, Column: auditentry.FieldRequestID},
+		},
+	}
+	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   batch.Table,
 			Columns: batch.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -149,7 +175,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			batch.FieldSubmittedBy:  {Type: field.TypeString, Column: batch.FieldSubmittedBy},
 		},
 	}
-	graph.Nodes[4] = &sqlgraph.Node{
+	graph.Nodes[5] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   booking.Table,
 			Columns: booking.Columns,
@@ -177,7 +203,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			booking.FieldClashAccepted:   {Type: field.TypeBool, Column: booking.FieldClashAccepted},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   configrevision.Table,
 			Columns: configrevision.Columns,
@@ -194,7 +220,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			configrevision.FieldCreatedAt: {Type: field.TypeTime, Column: configrevision.FieldCreatedAt},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   credentialbinding.Table,
 			Columns: credentialbinding.Columns,
@@ -212,7 +238,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			credentialbinding.FieldCreatedAt:  {Type: field.TypeTime, Column: credentialbinding.FieldCreatedAt},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   customer.Table,
 			Columns: customer.Columns,
@@ -231,7 +257,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			customer.FieldParentID:    {Type: field.TypeInt, Column: customer.FieldParentID},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   downloadticket.Table,
 			Columns: downloadticket.Columns,
@@ -250,7 +276,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			downloadticket.FieldCreatedAt: {Type: field.TypeTime, Column: downloadticket.FieldCreatedAt},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   event.Table,
 			Columns: event.Columns,
@@ -278,7 +304,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			event.FieldAnomalyID:  {Type: field.TypeInt, Column: event.FieldAnomalyID},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   jointoken.Table,
 			Columns: jointoken.Columns,
@@ -301,7 +327,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			jointoken.FieldCreatedBy: {Type: field.TypeString, Column: jointoken.FieldCreatedBy},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lease.Table,
 			Columns: lease.Columns,
@@ -318,7 +344,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lease.FieldExpiresAt: {Type: field.TypeTime, Column: lease.FieldExpiresAt},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   lifecycletransition.Table,
 			Columns: lifecycletransition.Columns,
@@ -340,7 +366,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			lifecycletransition.FieldEvidence:  {Type: field.TypeString, Column: lifecycletransition.FieldEvidence},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   pool.Table,
 			Columns: pool.Columns,
@@ -367,7 +393,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			pool.FieldActive:        {Type: field.TypeBool, Column: pool.FieldActive},
 		},
 	}
-	graph.Nodes[14] = &sqlgraph.Node{
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   poolsample.Table,
 			Columns: poolsample.Columns,
@@ -388,7 +414,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			poolsample.FieldMax:     {Type: field.TypeInt, Column: poolsample.FieldMax},
 		},
 	}
-	graph.Nodes[15] = &sqlgraph.Node{
+	graph.Nodes[16] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   process.Table,
 			Columns: process.Columns,
@@ -417,7 +443,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			process.FieldActive:             {Type: field.TypeBool, Column: process.FieldActive},
 		},
 	}
-	graph.Nodes[16] = &sqlgraph.Node{
+	graph.Nodes[17] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   remoteendpoint.Table,
 			Columns: remoteendpoint.Columns,
@@ -437,7 +463,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remoteendpoint.FieldUsername:  {Type: field.TypeString, Column: remoteendpoint.FieldUsername},
 		},
 	}
-	graph.Nodes[17] = &sqlgraph.Node{
+	graph.Nodes[18] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   robot.Table,
 			Columns: robot.Columns,
@@ -461,7 +487,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			robot.FieldAgentVersion: {Type: field.TypeString, Column: robot.FieldAgentVersion},
 		},
 	}
-	graph.Nodes[18] = &sqlgraph.Node{
+	graph.Nodes[19] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   scaledecision.Table,
 			Columns: scaledecision.Columns,
@@ -498,7 +524,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			scaledecision.FieldTerm:         {Type: field.TypeInt64, Column: scaledecision.FieldTerm},
 		},
 	}
-	graph.Nodes[19] = &sqlgraph.Node{
+	graph.Nodes[20] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   task.Table,
 			Columns: task.Columns,
@@ -530,7 +556,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			task.FieldRandKey:          {Type: field.TypeInt64, Column: task.FieldRandKey},
 		},
 	}
-	graph.Nodes[20] = &sqlgraph.Node{
+	graph.Nodes[21] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   token.Table,
 			Columns: token.Columns,
@@ -552,7 +578,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			token.FieldRevokedAt:  {Type: field.TypeTime, Column: token.FieldRevokedAt},
 		},
 	}
-	graph.Nodes[21] = &sqlgraph.Node{
+	graph.Nodes[22] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   vm.Table,
 			Columns: vm.Columns,
@@ -1226,6 +1252,106 @@ func (f *AttemptFilter) WhereHasRobotWith(preds ...predicate.Robot) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *AuditEntryQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the AuditEntryQuery builder.
+func (_q *AuditEntryQuery) Filter() *AuditEntryFilter {
+	return &AuditEntryFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *AuditEntryMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the AuditEntryMutation builder.
+func (m *AuditEntryMutation) Filter() *AuditEntryFilter {
+	return &AuditEntryFilter{config: m.config, predicateAdder: m}
+}
+
+// AuditEntryFilter provides a generic filtering capability at runtime for AuditEntryQuery.
+type AuditEntryFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *AuditEntryFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *AuditEntryFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(auditentry.FieldID))
+}
+
+// WhereAt applies the entql time.Time predicate on the at field.
+func (f *AuditEntryFilter) WhereAt(p entql.TimeP) {
+	f.Where(p.Field(auditentry.FieldAt))
+}
+
+// WhereActor applies the entql string predicate on the actor field.
+func (f *AuditEntryFilter) WhereActor(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldActor))
+}
+
+// WhereActorRole applies the entql string predicate on the actor_role field.
+func (f *AuditEntryFilter) WhereActorRole(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldActorRole))
+}
+
+// WhereActorCustomerID applies the entql int predicate on the actor_customer_id field.
+func (f *AuditEntryFilter) WhereActorCustomerID(p entql.IntP) {
+	f.Where(p.Field(auditentry.FieldActorCustomerID))
+}
+
+// WhereScopeCustomerID applies the entql int predicate on the scope_customer_id field.
+func (f *AuditEntryFilter) WhereScopeCustomerID(p entql.IntP) {
+	f.Where(p.Field(auditentry.FieldScopeCustomerID))
+}
+
+// WhereAction applies the entql string predicate on the action field.
+func (f *AuditEntryFilter) WhereAction(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldAction))
+}
+
+// WhereTarget applies the entql string predicate on the target field.
+func (f *AuditEntryFilter) WhereTarget(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldTarget))
+}
+
+// WhereArguments applies the entql string predicate on the arguments field.
+func (f *AuditEntryFilter) WhereArguments(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldArguments))
+}
+
+// WhereOutcome applies the entql string predicate on the outcome field.
+func (f *AuditEntryFilter) WhereOutcome(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldOutcome))
+}
+
+// WhereErrorCode applies the entql string predicate on the error_code field.
+func (f *AuditEntryFilter) WhereErrorCode(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldErrorCode))
+}
+
+// WhereRemoteAddr applies the entql string predicate on the remote_addr field.
+func (f *AuditEntryFilter) WhereRemoteAddr(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldRemoteAddr))
+}
+
+// WhereRequestID applies the entql string predicate on the request_id field.
+func (f *AuditEntryFilter) WhereRequestID(p entql.StringP) {
+	f.Where(p.Field(auditentry.FieldRequestID))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *BatchQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1254,7 +1380,7 @@ type BatchFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *BatchFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1416,7 +1542,7 @@ type BookingFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *BookingFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1531,7 +1657,7 @@ type ConfigRevisionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ConfigRevisionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1591,7 +1717,7 @@ type CredentialBindingFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *CredentialBindingFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1656,7 +1782,7 @@ type CustomerFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *CustomerFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1782,7 +1908,7 @@ type DownloadTicketFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *DownloadTicketFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1852,7 +1978,7 @@ type EventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *EventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1967,7 +2093,7 @@ type JoinTokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JoinTokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2057,7 +2183,7 @@ type LeaseFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LeaseFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2117,7 +2243,7 @@ type LifecycleTransitionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *LifecycleTransitionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2202,7 +2328,7 @@ type PoolFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2354,7 +2480,7 @@ type PoolSampleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *PoolSampleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2434,7 +2560,7 @@ type ProcessFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ProcessFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2596,7 +2722,7 @@ type RemoteEndpointFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RemoteEndpointFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2671,7 +2797,7 @@ type RobotFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RobotFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2808,7 +2934,7 @@ type ScaleDecisionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ScaleDecisionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[18].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2968,7 +3094,7 @@ type TaskFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TaskFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[19].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[20].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -3131,7 +3257,7 @@ type TokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *TokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[20].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[21].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -3216,7 +3342,7 @@ type VMFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *VMFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[21].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[22].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

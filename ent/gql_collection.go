@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
@@ -361,6 +362,150 @@ func newAttemptPaginateArgs(rv map[string]any) *attemptPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*AttemptWhereInput); ok {
 		args.opts = append(args.opts, WithAttemptFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *AuditEntryQuery) CollectFields(ctx context.Context, satisfies ...string) (*AuditEntryQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *AuditEntryQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(auditentry.Columns))
+		selectedFields = []string{auditentry.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "at":
+			if _, ok := fieldSeen[auditentry.FieldAt]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldAt)
+				fieldSeen[auditentry.FieldAt] = struct{}{}
+			}
+		case "actor":
+			if _, ok := fieldSeen[auditentry.FieldActor]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldActor)
+				fieldSeen[auditentry.FieldActor] = struct{}{}
+			}
+		case "actorRole":
+			if _, ok := fieldSeen[auditentry.FieldActorRole]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldActorRole)
+				fieldSeen[auditentry.FieldActorRole] = struct{}{}
+			}
+		case "actorCustomerID":
+			if _, ok := fieldSeen[auditentry.FieldActorCustomerID]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldActorCustomerID)
+				fieldSeen[auditentry.FieldActorCustomerID] = struct{}{}
+			}
+		case "scopeCustomerID":
+			if _, ok := fieldSeen[auditentry.FieldScopeCustomerID]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldScopeCustomerID)
+				fieldSeen[auditentry.FieldScopeCustomerID] = struct{}{}
+			}
+		case "action":
+			if _, ok := fieldSeen[auditentry.FieldAction]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldAction)
+				fieldSeen[auditentry.FieldAction] = struct{}{}
+			}
+		case "target":
+			if _, ok := fieldSeen[auditentry.FieldTarget]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldTarget)
+				fieldSeen[auditentry.FieldTarget] = struct{}{}
+			}
+		case "arguments":
+			if _, ok := fieldSeen[auditentry.FieldArguments]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldArguments)
+				fieldSeen[auditentry.FieldArguments] = struct{}{}
+			}
+		case "outcome":
+			if _, ok := fieldSeen[auditentry.FieldOutcome]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldOutcome)
+				fieldSeen[auditentry.FieldOutcome] = struct{}{}
+			}
+		case "errorCode":
+			if _, ok := fieldSeen[auditentry.FieldErrorCode]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldErrorCode)
+				fieldSeen[auditentry.FieldErrorCode] = struct{}{}
+			}
+		case "remoteAddr":
+			if _, ok := fieldSeen[auditentry.FieldRemoteAddr]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldRemoteAddr)
+				fieldSeen[auditentry.FieldRemoteAddr] = struct{}{}
+			}
+		case "requestID":
+			if _, ok := fieldSeen[auditentry.FieldRequestID]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldRequestID)
+				fieldSeen[auditentry.FieldRequestID] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type auditentryPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []AuditEntryPaginateOption
+}
+
+func newAuditEntryPaginateArgs(rv map[string]any) *auditentryPaginateArgs {
+	args := &auditentryPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &AuditEntryOrder{Field: &AuditEntryOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithAuditEntryOrder(order))
+			}
+		case *AuditEntryOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithAuditEntryOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*AuditEntryWhereInput); ok {
+		args.opts = append(args.opts, WithAuditEntryFilter(v.Filter))
 	}
 	return args
 }

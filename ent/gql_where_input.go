@@ -9,6 +9,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/event"
@@ -1597,6 +1598,698 @@ func (i *AttemptWhereInput) P() (predicate.Attempt, error) {
 		return predicates[0], nil
 	default:
 		return attempt.And(predicates...), nil
+	}
+}
+
+// AuditEntryWhereInput represents a where input for filtering AuditEntry queries.
+type AuditEntryWhereInput struct {
+	Predicates []predicate.AuditEntry  `json:"-"`
+	Not        *AuditEntryWhereInput   `json:"not,omitempty"`
+	Or         []*AuditEntryWhereInput `json:"or,omitempty"`
+	And        []*AuditEntryWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "at" field predicates.
+	At      *time.Time  `json:"at,omitempty"`
+	AtNEQ   *time.Time  `json:"atNEQ,omitempty"`
+	AtIn    []time.Time `json:"atIn,omitempty"`
+	AtNotIn []time.Time `json:"atNotIn,omitempty"`
+	AtGT    *time.Time  `json:"atGT,omitempty"`
+	AtGTE   *time.Time  `json:"atGTE,omitempty"`
+	AtLT    *time.Time  `json:"atLT,omitempty"`
+	AtLTE   *time.Time  `json:"atLTE,omitempty"`
+
+	// "actor" field predicates.
+	Actor             *string  `json:"actor,omitempty"`
+	ActorNEQ          *string  `json:"actorNEQ,omitempty"`
+	ActorIn           []string `json:"actorIn,omitempty"`
+	ActorNotIn        []string `json:"actorNotIn,omitempty"`
+	ActorGT           *string  `json:"actorGT,omitempty"`
+	ActorGTE          *string  `json:"actorGTE,omitempty"`
+	ActorLT           *string  `json:"actorLT,omitempty"`
+	ActorLTE          *string  `json:"actorLTE,omitempty"`
+	ActorContains     *string  `json:"actorContains,omitempty"`
+	ActorHasPrefix    *string  `json:"actorHasPrefix,omitempty"`
+	ActorHasSuffix    *string  `json:"actorHasSuffix,omitempty"`
+	ActorEqualFold    *string  `json:"actorEqualFold,omitempty"`
+	ActorContainsFold *string  `json:"actorContainsFold,omitempty"`
+
+	// "actor_role" field predicates.
+	ActorRole             *string  `json:"actorRole,omitempty"`
+	ActorRoleNEQ          *string  `json:"actorRoleNEQ,omitempty"`
+	ActorRoleIn           []string `json:"actorRoleIn,omitempty"`
+	ActorRoleNotIn        []string `json:"actorRoleNotIn,omitempty"`
+	ActorRoleGT           *string  `json:"actorRoleGT,omitempty"`
+	ActorRoleGTE          *string  `json:"actorRoleGTE,omitempty"`
+	ActorRoleLT           *string  `json:"actorRoleLT,omitempty"`
+	ActorRoleLTE          *string  `json:"actorRoleLTE,omitempty"`
+	ActorRoleContains     *string  `json:"actorRoleContains,omitempty"`
+	ActorRoleHasPrefix    *string  `json:"actorRoleHasPrefix,omitempty"`
+	ActorRoleHasSuffix    *string  `json:"actorRoleHasSuffix,omitempty"`
+	ActorRoleEqualFold    *string  `json:"actorRoleEqualFold,omitempty"`
+	ActorRoleContainsFold *string  `json:"actorRoleContainsFold,omitempty"`
+
+	// "actor_customer_id" field predicates.
+	ActorCustomerID       *int  `json:"actorCustomerID,omitempty"`
+	ActorCustomerIDNEQ    *int  `json:"actorCustomerIDNEQ,omitempty"`
+	ActorCustomerIDIn     []int `json:"actorCustomerIDIn,omitempty"`
+	ActorCustomerIDNotIn  []int `json:"actorCustomerIDNotIn,omitempty"`
+	ActorCustomerIDGT     *int  `json:"actorCustomerIDGT,omitempty"`
+	ActorCustomerIDGTE    *int  `json:"actorCustomerIDGTE,omitempty"`
+	ActorCustomerIDLT     *int  `json:"actorCustomerIDLT,omitempty"`
+	ActorCustomerIDLTE    *int  `json:"actorCustomerIDLTE,omitempty"`
+	ActorCustomerIDIsNil  bool  `json:"actorCustomerIDIsNil,omitempty"`
+	ActorCustomerIDNotNil bool  `json:"actorCustomerIDNotNil,omitempty"`
+
+	// "scope_customer_id" field predicates.
+	ScopeCustomerID       *int  `json:"scopeCustomerID,omitempty"`
+	ScopeCustomerIDNEQ    *int  `json:"scopeCustomerIDNEQ,omitempty"`
+	ScopeCustomerIDIn     []int `json:"scopeCustomerIDIn,omitempty"`
+	ScopeCustomerIDNotIn  []int `json:"scopeCustomerIDNotIn,omitempty"`
+	ScopeCustomerIDGT     *int  `json:"scopeCustomerIDGT,omitempty"`
+	ScopeCustomerIDGTE    *int  `json:"scopeCustomerIDGTE,omitempty"`
+	ScopeCustomerIDLT     *int  `json:"scopeCustomerIDLT,omitempty"`
+	ScopeCustomerIDLTE    *int  `json:"scopeCustomerIDLTE,omitempty"`
+	ScopeCustomerIDIsNil  bool  `json:"scopeCustomerIDIsNil,omitempty"`
+	ScopeCustomerIDNotNil bool  `json:"scopeCustomerIDNotNil,omitempty"`
+
+	// "action" field predicates.
+	Action             *string  `json:"action,omitempty"`
+	ActionNEQ          *string  `json:"actionNEQ,omitempty"`
+	ActionIn           []string `json:"actionIn,omitempty"`
+	ActionNotIn        []string `json:"actionNotIn,omitempty"`
+	ActionGT           *string  `json:"actionGT,omitempty"`
+	ActionGTE          *string  `json:"actionGTE,omitempty"`
+	ActionLT           *string  `json:"actionLT,omitempty"`
+	ActionLTE          *string  `json:"actionLTE,omitempty"`
+	ActionContains     *string  `json:"actionContains,omitempty"`
+	ActionHasPrefix    *string  `json:"actionHasPrefix,omitempty"`
+	ActionHasSuffix    *string  `json:"actionHasSuffix,omitempty"`
+	ActionEqualFold    *string  `json:"actionEqualFold,omitempty"`
+	ActionContainsFold *string  `json:"actionContainsFold,omitempty"`
+
+	// "target" field predicates.
+	Target             *string  `json:"target,omitempty"`
+	TargetNEQ          *string  `json:"targetNEQ,omitempty"`
+	TargetIn           []string `json:"targetIn,omitempty"`
+	TargetNotIn        []string `json:"targetNotIn,omitempty"`
+	TargetGT           *string  `json:"targetGT,omitempty"`
+	TargetGTE          *string  `json:"targetGTE,omitempty"`
+	TargetLT           *string  `json:"targetLT,omitempty"`
+	TargetLTE          *string  `json:"targetLTE,omitempty"`
+	TargetContains     *string  `json:"targetContains,omitempty"`
+	TargetHasPrefix    *string  `json:"targetHasPrefix,omitempty"`
+	TargetHasSuffix    *string  `json:"targetHasSuffix,omitempty"`
+	TargetEqualFold    *string  `json:"targetEqualFold,omitempty"`
+	TargetContainsFold *string  `json:"targetContainsFold,omitempty"`
+
+	// "arguments" field predicates.
+	Arguments             *string  `json:"arguments,omitempty"`
+	ArgumentsNEQ          *string  `json:"argumentsNEQ,omitempty"`
+	ArgumentsIn           []string `json:"argumentsIn,omitempty"`
+	ArgumentsNotIn        []string `json:"argumentsNotIn,omitempty"`
+	ArgumentsGT           *string  `json:"argumentsGT,omitempty"`
+	ArgumentsGTE          *string  `json:"argumentsGTE,omitempty"`
+	ArgumentsLT           *string  `json:"argumentsLT,omitempty"`
+	ArgumentsLTE          *string  `json:"argumentsLTE,omitempty"`
+	ArgumentsContains     *string  `json:"argumentsContains,omitempty"`
+	ArgumentsHasPrefix    *string  `json:"argumentsHasPrefix,omitempty"`
+	ArgumentsHasSuffix    *string  `json:"argumentsHasSuffix,omitempty"`
+	ArgumentsEqualFold    *string  `json:"argumentsEqualFold,omitempty"`
+	ArgumentsContainsFold *string  `json:"argumentsContainsFold,omitempty"`
+
+	// "outcome" field predicates.
+	Outcome      *auditentry.Outcome  `json:"outcome,omitempty"`
+	OutcomeNEQ   *auditentry.Outcome  `json:"outcomeNEQ,omitempty"`
+	OutcomeIn    []auditentry.Outcome `json:"outcomeIn,omitempty"`
+	OutcomeNotIn []auditentry.Outcome `json:"outcomeNotIn,omitempty"`
+
+	// "error_code" field predicates.
+	ErrorCode             *string  `json:"errorCode,omitempty"`
+	ErrorCodeNEQ          *string  `json:"errorCodeNEQ,omitempty"`
+	ErrorCodeIn           []string `json:"errorCodeIn,omitempty"`
+	ErrorCodeNotIn        []string `json:"errorCodeNotIn,omitempty"`
+	ErrorCodeGT           *string  `json:"errorCodeGT,omitempty"`
+	ErrorCodeGTE          *string  `json:"errorCodeGTE,omitempty"`
+	ErrorCodeLT           *string  `json:"errorCodeLT,omitempty"`
+	ErrorCodeLTE          *string  `json:"errorCodeLTE,omitempty"`
+	ErrorCodeContains     *string  `json:"errorCodeContains,omitempty"`
+	ErrorCodeHasPrefix    *string  `json:"errorCodeHasPrefix,omitempty"`
+	ErrorCodeHasSuffix    *string  `json:"errorCodeHasSuffix,omitempty"`
+	ErrorCodeEqualFold    *string  `json:"errorCodeEqualFold,omitempty"`
+	ErrorCodeContainsFold *string  `json:"errorCodeContainsFold,omitempty"`
+
+	// "remote_addr" field predicates.
+	RemoteAddr             *string  `json:"remoteAddr,omitempty"`
+	RemoteAddrNEQ          *string  `json:"remoteAddrNEQ,omitempty"`
+	RemoteAddrIn           []string `json:"remoteAddrIn,omitempty"`
+	RemoteAddrNotIn        []string `json:"remoteAddrNotIn,omitempty"`
+	RemoteAddrGT           *string  `json:"remoteAddrGT,omitempty"`
+	RemoteAddrGTE          *string  `json:"remoteAddrGTE,omitempty"`
+	RemoteAddrLT           *string  `json:"remoteAddrLT,omitempty"`
+	RemoteAddrLTE          *string  `json:"remoteAddrLTE,omitempty"`
+	RemoteAddrContains     *string  `json:"remoteAddrContains,omitempty"`
+	RemoteAddrHasPrefix    *string  `json:"remoteAddrHasPrefix,omitempty"`
+	RemoteAddrHasSuffix    *string  `json:"remoteAddrHasSuffix,omitempty"`
+	RemoteAddrEqualFold    *string  `json:"remoteAddrEqualFold,omitempty"`
+	RemoteAddrContainsFold *string  `json:"remoteAddrContainsFold,omitempty"`
+
+	// "request_id" field predicates.
+	RequestID             *string  `json:"requestID,omitempty"`
+	RequestIDNEQ          *string  `json:"requestIDNEQ,omitempty"`
+	RequestIDIn           []string `json:"requestIDIn,omitempty"`
+	RequestIDNotIn        []string `json:"requestIDNotIn,omitempty"`
+	RequestIDGT           *string  `json:"requestIDGT,omitempty"`
+	RequestIDGTE          *string  `json:"requestIDGTE,omitempty"`
+	RequestIDLT           *string  `json:"requestIDLT,omitempty"`
+	RequestIDLTE          *string  `json:"requestIDLTE,omitempty"`
+	RequestIDContains     *string  `json:"requestIDContains,omitempty"`
+	RequestIDHasPrefix    *string  `json:"requestIDHasPrefix,omitempty"`
+	RequestIDHasSuffix    *string  `json:"requestIDHasSuffix,omitempty"`
+	RequestIDEqualFold    *string  `json:"requestIDEqualFold,omitempty"`
+	RequestIDContainsFold *string  `json:"requestIDContainsFold,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *AuditEntryWhereInput) AddPredicates(predicates ...predicate.AuditEntry) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the AuditEntryWhereInput filter on the AuditEntryQuery builder.
+func (i *AuditEntryWhereInput) Filter(q *AuditEntryQuery) (*AuditEntryQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyAuditEntryWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyAuditEntryWhereInput is returned in case the AuditEntryWhereInput is empty.
+var ErrEmptyAuditEntryWhereInput = errors.New("ent: empty predicate AuditEntryWhereInput")
+
+// P returns a predicate for filtering auditentries.
+// An error is returned if the input is empty or invalid.
+func (i *AuditEntryWhereInput) P() (predicate.AuditEntry, error) {
+	var predicates []predicate.AuditEntry
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, auditentry.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.AuditEntry, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, auditentry.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.AuditEntry, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, auditentry.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, auditentry.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, auditentry.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, auditentry.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, auditentry.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, auditentry.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, auditentry.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, auditentry.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, auditentry.IDLTE(*i.IDLTE))
+	}
+	if i.At != nil {
+		predicates = append(predicates, auditentry.AtEQ(*i.At))
+	}
+	if i.AtNEQ != nil {
+		predicates = append(predicates, auditentry.AtNEQ(*i.AtNEQ))
+	}
+	if len(i.AtIn) > 0 {
+		predicates = append(predicates, auditentry.AtIn(i.AtIn...))
+	}
+	if len(i.AtNotIn) > 0 {
+		predicates = append(predicates, auditentry.AtNotIn(i.AtNotIn...))
+	}
+	if i.AtGT != nil {
+		predicates = append(predicates, auditentry.AtGT(*i.AtGT))
+	}
+	if i.AtGTE != nil {
+		predicates = append(predicates, auditentry.AtGTE(*i.AtGTE))
+	}
+	if i.AtLT != nil {
+		predicates = append(predicates, auditentry.AtLT(*i.AtLT))
+	}
+	if i.AtLTE != nil {
+		predicates = append(predicates, auditentry.AtLTE(*i.AtLTE))
+	}
+	if i.Actor != nil {
+		predicates = append(predicates, auditentry.ActorEQ(*i.Actor))
+	}
+	if i.ActorNEQ != nil {
+		predicates = append(predicates, auditentry.ActorNEQ(*i.ActorNEQ))
+	}
+	if len(i.ActorIn) > 0 {
+		predicates = append(predicates, auditentry.ActorIn(i.ActorIn...))
+	}
+	if len(i.ActorNotIn) > 0 {
+		predicates = append(predicates, auditentry.ActorNotIn(i.ActorNotIn...))
+	}
+	if i.ActorGT != nil {
+		predicates = append(predicates, auditentry.ActorGT(*i.ActorGT))
+	}
+	if i.ActorGTE != nil {
+		predicates = append(predicates, auditentry.ActorGTE(*i.ActorGTE))
+	}
+	if i.ActorLT != nil {
+		predicates = append(predicates, auditentry.ActorLT(*i.ActorLT))
+	}
+	if i.ActorLTE != nil {
+		predicates = append(predicates, auditentry.ActorLTE(*i.ActorLTE))
+	}
+	if i.ActorContains != nil {
+		predicates = append(predicates, auditentry.ActorContains(*i.ActorContains))
+	}
+	if i.ActorHasPrefix != nil {
+		predicates = append(predicates, auditentry.ActorHasPrefix(*i.ActorHasPrefix))
+	}
+	if i.ActorHasSuffix != nil {
+		predicates = append(predicates, auditentry.ActorHasSuffix(*i.ActorHasSuffix))
+	}
+	if i.ActorEqualFold != nil {
+		predicates = append(predicates, auditentry.ActorEqualFold(*i.ActorEqualFold))
+	}
+	if i.ActorContainsFold != nil {
+		predicates = append(predicates, auditentry.ActorContainsFold(*i.ActorContainsFold))
+	}
+	if i.ActorRole != nil {
+		predicates = append(predicates, auditentry.ActorRoleEQ(*i.ActorRole))
+	}
+	if i.ActorRoleNEQ != nil {
+		predicates = append(predicates, auditentry.ActorRoleNEQ(*i.ActorRoleNEQ))
+	}
+	if len(i.ActorRoleIn) > 0 {
+		predicates = append(predicates, auditentry.ActorRoleIn(i.ActorRoleIn...))
+	}
+	if len(i.ActorRoleNotIn) > 0 {
+		predicates = append(predicates, auditentry.ActorRoleNotIn(i.ActorRoleNotIn...))
+	}
+	if i.ActorRoleGT != nil {
+		predicates = append(predicates, auditentry.ActorRoleGT(*i.ActorRoleGT))
+	}
+	if i.ActorRoleGTE != nil {
+		predicates = append(predicates, auditentry.ActorRoleGTE(*i.ActorRoleGTE))
+	}
+	if i.ActorRoleLT != nil {
+		predicates = append(predicates, auditentry.ActorRoleLT(*i.ActorRoleLT))
+	}
+	if i.ActorRoleLTE != nil {
+		predicates = append(predicates, auditentry.ActorRoleLTE(*i.ActorRoleLTE))
+	}
+	if i.ActorRoleContains != nil {
+		predicates = append(predicates, auditentry.ActorRoleContains(*i.ActorRoleContains))
+	}
+	if i.ActorRoleHasPrefix != nil {
+		predicates = append(predicates, auditentry.ActorRoleHasPrefix(*i.ActorRoleHasPrefix))
+	}
+	if i.ActorRoleHasSuffix != nil {
+		predicates = append(predicates, auditentry.ActorRoleHasSuffix(*i.ActorRoleHasSuffix))
+	}
+	if i.ActorRoleEqualFold != nil {
+		predicates = append(predicates, auditentry.ActorRoleEqualFold(*i.ActorRoleEqualFold))
+	}
+	if i.ActorRoleContainsFold != nil {
+		predicates = append(predicates, auditentry.ActorRoleContainsFold(*i.ActorRoleContainsFold))
+	}
+	if i.ActorCustomerID != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDEQ(*i.ActorCustomerID))
+	}
+	if i.ActorCustomerIDNEQ != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDNEQ(*i.ActorCustomerIDNEQ))
+	}
+	if len(i.ActorCustomerIDIn) > 0 {
+		predicates = append(predicates, auditentry.ActorCustomerIDIn(i.ActorCustomerIDIn...))
+	}
+	if len(i.ActorCustomerIDNotIn) > 0 {
+		predicates = append(predicates, auditentry.ActorCustomerIDNotIn(i.ActorCustomerIDNotIn...))
+	}
+	if i.ActorCustomerIDGT != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDGT(*i.ActorCustomerIDGT))
+	}
+	if i.ActorCustomerIDGTE != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDGTE(*i.ActorCustomerIDGTE))
+	}
+	if i.ActorCustomerIDLT != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDLT(*i.ActorCustomerIDLT))
+	}
+	if i.ActorCustomerIDLTE != nil {
+		predicates = append(predicates, auditentry.ActorCustomerIDLTE(*i.ActorCustomerIDLTE))
+	}
+	if i.ActorCustomerIDIsNil {
+		predicates = append(predicates, auditentry.ActorCustomerIDIsNil())
+	}
+	if i.ActorCustomerIDNotNil {
+		predicates = append(predicates, auditentry.ActorCustomerIDNotNil())
+	}
+	if i.ScopeCustomerID != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDEQ(*i.ScopeCustomerID))
+	}
+	if i.ScopeCustomerIDNEQ != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDNEQ(*i.ScopeCustomerIDNEQ))
+	}
+	if len(i.ScopeCustomerIDIn) > 0 {
+		predicates = append(predicates, auditentry.ScopeCustomerIDIn(i.ScopeCustomerIDIn...))
+	}
+	if len(i.ScopeCustomerIDNotIn) > 0 {
+		predicates = append(predicates, auditentry.ScopeCustomerIDNotIn(i.ScopeCustomerIDNotIn...))
+	}
+	if i.ScopeCustomerIDGT != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDGT(*i.ScopeCustomerIDGT))
+	}
+	if i.ScopeCustomerIDGTE != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDGTE(*i.ScopeCustomerIDGTE))
+	}
+	if i.ScopeCustomerIDLT != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDLT(*i.ScopeCustomerIDLT))
+	}
+	if i.ScopeCustomerIDLTE != nil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDLTE(*i.ScopeCustomerIDLTE))
+	}
+	if i.ScopeCustomerIDIsNil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDIsNil())
+	}
+	if i.ScopeCustomerIDNotNil {
+		predicates = append(predicates, auditentry.ScopeCustomerIDNotNil())
+	}
+	if i.Action != nil {
+		predicates = append(predicates, auditentry.ActionEQ(*i.Action))
+	}
+	if i.ActionNEQ != nil {
+		predicates = append(predicates, auditentry.ActionNEQ(*i.ActionNEQ))
+	}
+	if len(i.ActionIn) > 0 {
+		predicates = append(predicates, auditentry.ActionIn(i.ActionIn...))
+	}
+	if len(i.ActionNotIn) > 0 {
+		predicates = append(predicates, auditentry.ActionNotIn(i.ActionNotIn...))
+	}
+	if i.ActionGT != nil {
+		predicates = append(predicates, auditentry.ActionGT(*i.ActionGT))
+	}
+	if i.ActionGTE != nil {
+		predicates = append(predicates, auditentry.ActionGTE(*i.ActionGTE))
+	}
+	if i.ActionLT != nil {
+		predicates = append(predicates, auditentry.ActionLT(*i.ActionLT))
+	}
+	if i.ActionLTE != nil {
+		predicates = append(predicates, auditentry.ActionLTE(*i.ActionLTE))
+	}
+	if i.ActionContains != nil {
+		predicates = append(predicates, auditentry.ActionContains(*i.ActionContains))
+	}
+	if i.ActionHasPrefix != nil {
+		predicates = append(predicates, auditentry.ActionHasPrefix(*i.ActionHasPrefix))
+	}
+	if i.ActionHasSuffix != nil {
+		predicates = append(predicates, auditentry.ActionHasSuffix(*i.ActionHasSuffix))
+	}
+	if i.ActionEqualFold != nil {
+		predicates = append(predicates, auditentry.ActionEqualFold(*i.ActionEqualFold))
+	}
+	if i.ActionContainsFold != nil {
+		predicates = append(predicates, auditentry.ActionContainsFold(*i.ActionContainsFold))
+	}
+	if i.Target != nil {
+		predicates = append(predicates, auditentry.TargetEQ(*i.Target))
+	}
+	if i.TargetNEQ != nil {
+		predicates = append(predicates, auditentry.TargetNEQ(*i.TargetNEQ))
+	}
+	if len(i.TargetIn) > 0 {
+		predicates = append(predicates, auditentry.TargetIn(i.TargetIn...))
+	}
+	if len(i.TargetNotIn) > 0 {
+		predicates = append(predicates, auditentry.TargetNotIn(i.TargetNotIn...))
+	}
+	if i.TargetGT != nil {
+		predicates = append(predicates, auditentry.TargetGT(*i.TargetGT))
+	}
+	if i.TargetGTE != nil {
+		predicates = append(predicates, auditentry.TargetGTE(*i.TargetGTE))
+	}
+	if i.TargetLT != nil {
+		predicates = append(predicates, auditentry.TargetLT(*i.TargetLT))
+	}
+	if i.TargetLTE != nil {
+		predicates = append(predicates, auditentry.TargetLTE(*i.TargetLTE))
+	}
+	if i.TargetContains != nil {
+		predicates = append(predicates, auditentry.TargetContains(*i.TargetContains))
+	}
+	if i.TargetHasPrefix != nil {
+		predicates = append(predicates, auditentry.TargetHasPrefix(*i.TargetHasPrefix))
+	}
+	if i.TargetHasSuffix != nil {
+		predicates = append(predicates, auditentry.TargetHasSuffix(*i.TargetHasSuffix))
+	}
+	if i.TargetEqualFold != nil {
+		predicates = append(predicates, auditentry.TargetEqualFold(*i.TargetEqualFold))
+	}
+	if i.TargetContainsFold != nil {
+		predicates = append(predicates, auditentry.TargetContainsFold(*i.TargetContainsFold))
+	}
+	if i.Arguments != nil {
+		predicates = append(predicates, auditentry.ArgumentsEQ(*i.Arguments))
+	}
+	if i.ArgumentsNEQ != nil {
+		predicates = append(predicates, auditentry.ArgumentsNEQ(*i.ArgumentsNEQ))
+	}
+	if len(i.ArgumentsIn) > 0 {
+		predicates = append(predicates, auditentry.ArgumentsIn(i.ArgumentsIn...))
+	}
+	if len(i.ArgumentsNotIn) > 0 {
+		predicates = append(predicates, auditentry.ArgumentsNotIn(i.ArgumentsNotIn...))
+	}
+	if i.ArgumentsGT != nil {
+		predicates = append(predicates, auditentry.ArgumentsGT(*i.ArgumentsGT))
+	}
+	if i.ArgumentsGTE != nil {
+		predicates = append(predicates, auditentry.ArgumentsGTE(*i.ArgumentsGTE))
+	}
+	if i.ArgumentsLT != nil {
+		predicates = append(predicates, auditentry.ArgumentsLT(*i.ArgumentsLT))
+	}
+	if i.ArgumentsLTE != nil {
+		predicates = append(predicates, auditentry.ArgumentsLTE(*i.ArgumentsLTE))
+	}
+	if i.ArgumentsContains != nil {
+		predicates = append(predicates, auditentry.ArgumentsContains(*i.ArgumentsContains))
+	}
+	if i.ArgumentsHasPrefix != nil {
+		predicates = append(predicates, auditentry.ArgumentsHasPrefix(*i.ArgumentsHasPrefix))
+	}
+	if i.ArgumentsHasSuffix != nil {
+		predicates = append(predicates, auditentry.ArgumentsHasSuffix(*i.ArgumentsHasSuffix))
+	}
+	if i.ArgumentsEqualFold != nil {
+		predicates = append(predicates, auditentry.ArgumentsEqualFold(*i.ArgumentsEqualFold))
+	}
+	if i.ArgumentsContainsFold != nil {
+		predicates = append(predicates, auditentry.ArgumentsContainsFold(*i.ArgumentsContainsFold))
+	}
+	if i.Outcome != nil {
+		predicates = append(predicates, auditentry.OutcomeEQ(*i.Outcome))
+	}
+	if i.OutcomeNEQ != nil {
+		predicates = append(predicates, auditentry.OutcomeNEQ(*i.OutcomeNEQ))
+	}
+	if len(i.OutcomeIn) > 0 {
+		predicates = append(predicates, auditentry.OutcomeIn(i.OutcomeIn...))
+	}
+	if len(i.OutcomeNotIn) > 0 {
+		predicates = append(predicates, auditentry.OutcomeNotIn(i.OutcomeNotIn...))
+	}
+	if i.ErrorCode != nil {
+		predicates = append(predicates, auditentry.ErrorCodeEQ(*i.ErrorCode))
+	}
+	if i.ErrorCodeNEQ != nil {
+		predicates = append(predicates, auditentry.ErrorCodeNEQ(*i.ErrorCodeNEQ))
+	}
+	if len(i.ErrorCodeIn) > 0 {
+		predicates = append(predicates, auditentry.ErrorCodeIn(i.ErrorCodeIn...))
+	}
+	if len(i.ErrorCodeNotIn) > 0 {
+		predicates = append(predicates, auditentry.ErrorCodeNotIn(i.ErrorCodeNotIn...))
+	}
+	if i.ErrorCodeGT != nil {
+		predicates = append(predicates, auditentry.ErrorCodeGT(*i.ErrorCodeGT))
+	}
+	if i.ErrorCodeGTE != nil {
+		predicates = append(predicates, auditentry.ErrorCodeGTE(*i.ErrorCodeGTE))
+	}
+	if i.ErrorCodeLT != nil {
+		predicates = append(predicates, auditentry.ErrorCodeLT(*i.ErrorCodeLT))
+	}
+	if i.ErrorCodeLTE != nil {
+		predicates = append(predicates, auditentry.ErrorCodeLTE(*i.ErrorCodeLTE))
+	}
+	if i.ErrorCodeContains != nil {
+		predicates = append(predicates, auditentry.ErrorCodeContains(*i.ErrorCodeContains))
+	}
+	if i.ErrorCodeHasPrefix != nil {
+		predicates = append(predicates, auditentry.ErrorCodeHasPrefix(*i.ErrorCodeHasPrefix))
+	}
+	if i.ErrorCodeHasSuffix != nil {
+		predicates = append(predicates, auditentry.ErrorCodeHasSuffix(*i.ErrorCodeHasSuffix))
+	}
+	if i.ErrorCodeEqualFold != nil {
+		predicates = append(predicates, auditentry.ErrorCodeEqualFold(*i.ErrorCodeEqualFold))
+	}
+	if i.ErrorCodeContainsFold != nil {
+		predicates = append(predicates, auditentry.ErrorCodeContainsFold(*i.ErrorCodeContainsFold))
+	}
+	if i.RemoteAddr != nil {
+		predicates = append(predicates, auditentry.RemoteAddrEQ(*i.RemoteAddr))
+	}
+	if i.RemoteAddrNEQ != nil {
+		predicates = append(predicates, auditentry.RemoteAddrNEQ(*i.RemoteAddrNEQ))
+	}
+	if len(i.RemoteAddrIn) > 0 {
+		predicates = append(predicates, auditentry.RemoteAddrIn(i.RemoteAddrIn...))
+	}
+	if len(i.RemoteAddrNotIn) > 0 {
+		predicates = append(predicates, auditentry.RemoteAddrNotIn(i.RemoteAddrNotIn...))
+	}
+	if i.RemoteAddrGT != nil {
+		predicates = append(predicates, auditentry.RemoteAddrGT(*i.RemoteAddrGT))
+	}
+	if i.RemoteAddrGTE != nil {
+		predicates = append(predicates, auditentry.RemoteAddrGTE(*i.RemoteAddrGTE))
+	}
+	if i.RemoteAddrLT != nil {
+		predicates = append(predicates, auditentry.RemoteAddrLT(*i.RemoteAddrLT))
+	}
+	if i.RemoteAddrLTE != nil {
+		predicates = append(predicates, auditentry.RemoteAddrLTE(*i.RemoteAddrLTE))
+	}
+	if i.RemoteAddrContains != nil {
+		predicates = append(predicates, auditentry.RemoteAddrContains(*i.RemoteAddrContains))
+	}
+	if i.RemoteAddrHasPrefix != nil {
+		predicates = append(predicates, auditentry.RemoteAddrHasPrefix(*i.RemoteAddrHasPrefix))
+	}
+	if i.RemoteAddrHasSuffix != nil {
+		predicates = append(predicates, auditentry.RemoteAddrHasSuffix(*i.RemoteAddrHasSuffix))
+	}
+	if i.RemoteAddrEqualFold != nil {
+		predicates = append(predicates, auditentry.RemoteAddrEqualFold(*i.RemoteAddrEqualFold))
+	}
+	if i.RemoteAddrContainsFold != nil {
+		predicates = append(predicates, auditentry.RemoteAddrContainsFold(*i.RemoteAddrContainsFold))
+	}
+	if i.RequestID != nil {
+		predicates = append(predicates, auditentry.RequestIDEQ(*i.RequestID))
+	}
+	if i.RequestIDNEQ != nil {
+		predicates = append(predicates, auditentry.RequestIDNEQ(*i.RequestIDNEQ))
+	}
+	if len(i.RequestIDIn) > 0 {
+		predicates = append(predicates, auditentry.RequestIDIn(i.RequestIDIn...))
+	}
+	if len(i.RequestIDNotIn) > 0 {
+		predicates = append(predicates, auditentry.RequestIDNotIn(i.RequestIDNotIn...))
+	}
+	if i.RequestIDGT != nil {
+		predicates = append(predicates, auditentry.RequestIDGT(*i.RequestIDGT))
+	}
+	if i.RequestIDGTE != nil {
+		predicates = append(predicates, auditentry.RequestIDGTE(*i.RequestIDGTE))
+	}
+	if i.RequestIDLT != nil {
+		predicates = append(predicates, auditentry.RequestIDLT(*i.RequestIDLT))
+	}
+	if i.RequestIDLTE != nil {
+		predicates = append(predicates, auditentry.RequestIDLTE(*i.RequestIDLTE))
+	}
+	if i.RequestIDContains != nil {
+		predicates = append(predicates, auditentry.RequestIDContains(*i.RequestIDContains))
+	}
+	if i.RequestIDHasPrefix != nil {
+		predicates = append(predicates, auditentry.RequestIDHasPrefix(*i.RequestIDHasPrefix))
+	}
+	if i.RequestIDHasSuffix != nil {
+		predicates = append(predicates, auditentry.RequestIDHasSuffix(*i.RequestIDHasSuffix))
+	}
+	if i.RequestIDEqualFold != nil {
+		predicates = append(predicates, auditentry.RequestIDEqualFold(*i.RequestIDEqualFold))
+	}
+	if i.RequestIDContainsFold != nil {
+		predicates = append(predicates, auditentry.RequestIDContainsFold(*i.RequestIDContainsFold))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyAuditEntryWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return auditentry.And(predicates...), nil
 	}
 }
 

@@ -20,6 +20,8 @@ type Tx struct {
 	Anomaly *AnomalyClient
 	// Attempt is the client for interacting with the Attempt builders.
 	Attempt *AttemptClient
+	// AuditEntry is the client for interacting with the AuditEntry builders.
+	AuditEntry *AuditEntryClient
 	// Batch is the client for interacting with the Batch builders.
 	Batch *BatchClient
 	// Booking is the client for interacting with the Booking builders.
@@ -192,6 +194,7 @@ func (tx *Tx) init() {
 	tx.AccessSession = NewAccessSessionClient(tx.config)
 	tx.Anomaly = NewAnomalyClient(tx.config)
 	tx.Attempt = NewAttemptClient(tx.config)
+	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.Batch = NewBatchClient(tx.config)
 	tx.Booking = NewBookingClient(tx.config)
 	tx.ConfigRevision = NewConfigRevisionClient(tx.config)

@@ -32,6 +32,21 @@ func (r *queryResolver) Anomalies(ctx context.Context, after *entgql.Cursor[int]
 		ent.WithAnomalyOrder(orderBy), ent.WithAnomalyFilter(where.Filter))
 }
 
+// AuditEntries is the resolver for the auditEntries field.
+func (r *queryResolver) AuditEntries(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEntryOrder, where *ent.AuditEntryWhereInput) (*ent.AuditEntryConnection, error) {
+	first, last, err := pageArgs(first, last)
+	if err != nil {
+		return nil, err
+	}
+	if orderBy == nil {
+		// Newest first unless the caller asks otherwise: an audit trail is
+		// read from its end.
+		orderBy = &ent.AuditEntryOrder{Direction: entgql.OrderDirectionDesc, Field: ent.AuditEntryOrderFieldAt}
+	}
+	return r.Client.AuditEntry.Query().Paginate(ctx, after, first, before, last,
+		ent.WithAuditEntryOrder(orderBy), ent.WithAuditEntryFilter(where.Filter))
+}
+
 // Batches is the resolver for the batches field.
 func (r *queryResolver) Batches(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.BatchOrder, where *ent.BatchWhereInput) (*ent.BatchConnection, error) {
 	first, last, err := pageArgs(first, last)

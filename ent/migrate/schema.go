@@ -134,6 +134,45 @@ var (
 			},
 		},
 	}
+	// AuditEntriesColumns holds the columns for the "audit_entries" table.
+	AuditEntriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "actor", Type: field.TypeString, Size: 200},
+		{Name: "actor_role", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "actor_customer_id", Type: field.TypeInt, Nullable: true},
+		{Name: "scope_customer_id", Type: field.TypeInt, Nullable: true},
+		{Name: "action", Type: field.TypeString, Size: 100},
+		{Name: "target", Type: field.TypeString, Size: 300, Default: ""},
+		{Name: "arguments", Type: field.TypeString, Size: 4096, Default: ""},
+		{Name: "outcome", Type: field.TypeEnum, Enums: []string{"ok", "refused", "error"}},
+		{Name: "error_code", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "remote_addr", Type: field.TypeString, Size: 100, Default: ""},
+		{Name: "request_id", Type: field.TypeString, Size: 128, Default: ""},
+	}
+	// AuditEntriesTable holds the schema information for the "audit_entries" table.
+	AuditEntriesTable = &schema.Table{
+		Name:       "audit_entries",
+		Columns:    AuditEntriesColumns,
+		PrimaryKey: []*schema.Column{AuditEntriesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditentry_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[1]},
+			},
+			{
+				Name:    "auditentry_scope_customer_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[5], AuditEntriesColumns[1]},
+			},
+			{
+				Name:    "auditentry_actor_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[2], AuditEntriesColumns[1]},
+			},
+		},
+	}
 	// BatchesColumns holds the columns for the "batches" table.
 	BatchesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -729,6 +768,7 @@ var (
 		AccessSessionsTable,
 		AnomaliesTable,
 		AttemptsTable,
+		AuditEntriesTable,
 		BatchesTable,
 		BookingsTable,
 		ConfigRevisionsTable,
@@ -762,6 +802,9 @@ func init() {
 	AttemptsTable.ForeignKeys[1].RefTable = TasksTable
 	AttemptsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(0),
+	}
+	AuditEntriesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(98784247808),
 	}
 	BatchesTable.ForeignKeys[0].RefTable = CustomersTable
 	BatchesTable.ForeignKeys[1].RefTable = ProcessesTable

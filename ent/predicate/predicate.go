@@ -15,6 +15,9 @@ type Anomaly func(*sql.Selector)
 // Attempt is the predicate function for attempt builders.
 type Attempt func(*sql.Selector)
 
+// AuditEntry is the predicate function for auditentry builders.
+type AuditEntry func(*sql.Selector)
+
 // Batch is the predicate function for batch builders.
 type Batch func(*sql.Selector)
 

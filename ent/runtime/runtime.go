@@ -9,6 +9,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/accesssession"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/booking"
 	"github.com/rpacloud/rpacloud/ent/configrevision"
@@ -147,6 +148,96 @@ func init() {
 	attemptDescOutput := attemptFields[12].Descriptor()
 	// attempt.DefaultOutput holds the default value on creation for the output field.
 	attempt.DefaultOutput = attemptDescOutput.Default.(string)
+	auditentry.Policy = privacy.NewPolicies(schema.AuditEntry{})
+	auditentry.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := auditentry.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	auditentryHooks := schema.AuditEntry{}.Hooks()
+
+	auditentry.Hooks[1] = auditentryHooks[0]
+	auditentryFields := schema.AuditEntry{}.Fields()
+	_ = auditentryFields
+	// auditentryDescAt is the schema descriptor for at field.
+	auditentryDescAt := auditentryFields[0].Descriptor()
+	// auditentry.DefaultAt holds the default value on creation for the at field.
+	auditentry.DefaultAt = auditentryDescAt.Default.(func() time.Time)
+	// auditentryDescActor is the schema descriptor for actor field.
+	auditentryDescActor := auditentryFields[1].Descriptor()
+	// auditentry.ActorValidator is a validator for the "actor" field. It is called by the builders before save.
+	auditentry.ActorValidator = func() func(string) error {
+		validators := auditentryDescActor.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(actor string) error {
+			for _, fn := range fns {
+				if err := fn(actor); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// auditentryDescActorRole is the schema descriptor for actor_role field.
+	auditentryDescActorRole := auditentryFields[2].Descriptor()
+	// auditentry.DefaultActorRole holds the default value on creation for the actor_role field.
+	auditentry.DefaultActorRole = auditentryDescActorRole.Default.(string)
+	// auditentry.ActorRoleValidator is a validator for the "actor_role" field. It is called by the builders before save.
+	auditentry.ActorRoleValidator = auditentryDescActorRole.Validators[0].(func(string) error)
+	// auditentryDescAction is the schema descriptor for action field.
+	auditentryDescAction := auditentryFields[5].Descriptor()
+	// auditentry.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	auditentry.ActionValidator = func() func(string) error {
+		validators := auditentryDescAction.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(action string) error {
+			for _, fn := range fns {
+				if err := fn(action); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// auditentryDescTarget is the schema descriptor for target field.
+	auditentryDescTarget := auditentryFields[6].Descriptor()
+	// auditentry.DefaultTarget holds the default value on creation for the target field.
+	auditentry.DefaultTarget = auditentryDescTarget.Default.(string)
+	// auditentry.TargetValidator is a validator for the "target" field. It is called by the builders before save.
+	auditentry.TargetValidator = auditentryDescTarget.Validators[0].(func(string) error)
+	// auditentryDescArguments is the schema descriptor for arguments field.
+	auditentryDescArguments := auditentryFields[7].Descriptor()
+	// auditentry.DefaultArguments holds the default value on creation for the arguments field.
+	auditentry.DefaultArguments = auditentryDescArguments.Default.(string)
+	// auditentry.ArgumentsValidator is a validator for the "arguments" field. It is called by the builders before save.
+	auditentry.ArgumentsValidator = auditentryDescArguments.Validators[0].(func(string) error)
+	// auditentryDescErrorCode is the schema descriptor for error_code field.
+	auditentryDescErrorCode := auditentryFields[9].Descriptor()
+	// auditentry.DefaultErrorCode holds the default value on creation for the error_code field.
+	auditentry.DefaultErrorCode = auditentryDescErrorCode.Default.(string)
+	// auditentry.ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
+	auditentry.ErrorCodeValidator = auditentryDescErrorCode.Validators[0].(func(string) error)
+	// auditentryDescRemoteAddr is the schema descriptor for remote_addr field.
+	auditentryDescRemoteAddr := auditentryFields[10].Descriptor()
+	// auditentry.DefaultRemoteAddr holds the default value on creation for the remote_addr field.
+	auditentry.DefaultRemoteAddr = auditentryDescRemoteAddr.Default.(string)
+	// auditentry.RemoteAddrValidator is a validator for the "remote_addr" field. It is called by the builders before save.
+	auditentry.RemoteAddrValidator = auditentryDescRemoteAddr.Validators[0].(func(string) error)
+	// auditentryDescRequestID is the schema descriptor for request_id field.
+	auditentryDescRequestID := auditentryFields[11].Descriptor()
+	// auditentry.DefaultRequestID holds the default value on creation for the request_id field.
+	auditentry.DefaultRequestID = auditentryDescRequestID.Default.(string)
+	// auditentry.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	auditentry.RequestIDValidator = auditentryDescRequestID.Validators[0].(func(string) error)
 	batchMixin := schema.Batch{}.Mixin()
 	batch.Policy = privacy.NewPolicies(schema.Batch{})
 	batch.Hooks[0] = func(next ent.Mutator) ent.Mutator {
