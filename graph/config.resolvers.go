@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/graph/model"
 )
@@ -33,5 +34,10 @@ func (r *mutationResolver) ApplyConfig(ctx context.Context, files []*model.Confi
 		want = *planHash
 	}
 	out, err := r.Config.ReloadPlanned(ctx, "token "+p.Name, srcs, dryRun != nil && *dryRun, want)
+	if err != nil {
+		// The refusal is the answer's data, not a GraphQL error: the
+		// audit entry still records that nothing was applied.
+		audit.Failed(ctx, "CONFIG_NOT_APPLIED")
+	}
 	return configPlan(out, err), nil
 }

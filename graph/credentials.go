@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/events"
@@ -66,6 +67,7 @@ func (r *Resolver) writeCredential(ctx context.Context, op string, in model.Cred
 	if err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, &c.ID, "credential "+in.Name)
 	sec := secret.Secret{Username: deref(in.Username), Password: deref(in.Password), TOTPSeed: deref(in.TotpSeed)}
 	for _, f := range in.Fields {
 		if sec.Extra == nil {

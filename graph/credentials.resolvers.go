@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/events"
@@ -32,6 +33,7 @@ func (r *mutationResolver) DeleteCredential(ctx context.Context, customer *strin
 	if err != nil {
 		return false, err
 	}
+	audit.Scope(ctx, &c.ID, "credential "+name)
 	ref := layout.Ref{Customer: c.Name, Name: name}
 	if err := r.Vault.Delete(ctx, ref); err != nil {
 		return false, credentialError("deleteCredential", err)
@@ -49,6 +51,7 @@ func (r *mutationResolver) BindCredential(ctx context.Context, customer *string,
 	if err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, &c.ID, "credential "+name+" to process "+process)
 	ref := layout.Ref{Customer: c.Name, Name: name}
 	if _, err := r.Vault.Meta(ctx, ref); err != nil {
 		return nil, credentialError("bindCredential", err)
@@ -65,6 +68,7 @@ func (r *mutationResolver) UnbindCredential(ctx context.Context, customer *strin
 	if err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, &c.ID, "credential "+name+" from process "+process)
 	if err := r.CredentialBindings.Unbind(ctx, c, name, process); err != nil {
 		return nil, credentialError("unbindCredential", err)
 	}

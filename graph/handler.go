@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/wslimit"
@@ -71,7 +72,8 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.TokenRecheck <= 0 {
 		o.TokenRecheck = DefaultTokenRecheck
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	es := NewExecutableSchema(Config{Resolvers: r})
+	srv := handler.New(es)
 	// The websocket transport must come first: it claims upgrade requests.
 	srv.AddTransport(transport.Websocket{
 		// A zero Upgrader keeps gorilla's same-origin check, so a foreign
@@ -92,6 +94,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(queryLimit{})
 	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
 	srv.AroundFields(guardEdgePredicates)
+	if r.Client != nil {
+		srv.AroundRootFields(auditMutations(es.Schema(), r.Client, o.Logger)) // audit.go
+	}
 	srv.SetRecoverFunc(func(ctx context.Context, err any) error {
 		o.Logger.Error("graphql panic", "err", err)
 		return gqlerror.Errorf("internal server error")
@@ -110,7 +115,8 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		}
 		return e
 	})
-	return wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv))
+	// The audit trail records where each request came from.
+	return audit.Middleware(wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv)))
 }
 
 // wsInit authenticates a websocket in connection_init (or takes the

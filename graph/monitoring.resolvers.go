@@ -7,10 +7,12 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
 	"github.com/rpacloud/rpacloud/core/monitor/saturation"
@@ -48,9 +50,11 @@ func (r *mutationResolver) AcknowledgeAnomaly(ctx context.Context, id int, note 
 	}
 	// Reading it first with the caller's rights makes another department's
 	// anomaly not found rather than acknowledgeable.
-	if _, err := r.Client.Anomaly.Get(ctx, id); err != nil {
+	a, err := r.Client.Anomaly.Get(ctx, id)
+	if err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, a.CustomerID, fmt.Sprintf("anomaly %d", id))
 	n := ""
 	if note != nil {
 		n = textlimit.Cut(*note, 2000)
@@ -70,9 +74,11 @@ func (r *mutationResolver) ResolveAnomaly(ctx context.Context, id int, resolutio
 	if strings.TrimSpace(resolution) == "" {
 		return nil, coded(CodeBadInput, "resolveAnomaly: resolution must say what was done")
 	}
-	if _, err := r.Client.Anomaly.Get(ctx, id); err != nil {
+	a, err := r.Client.Anomaly.Get(ctx, id)
+	if err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, a.CustomerID, fmt.Sprintf("anomaly %d", id))
 	return r.Monitor.Resolve(ctx, id, p.Name, textlimit.Cut(resolution, 2000))
 }
 

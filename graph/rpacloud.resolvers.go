@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
@@ -72,6 +73,7 @@ func (r *mutationResolver) SubmitBatch(ctx context.Context, input model.SubmitBa
 	if err != nil {
 		return nil, queueError(err)
 	}
+	audit.Scope(ctx, &custID, fmt.Sprintf("batch %d", b.ID))
 	return b, nil
 }
 
@@ -105,6 +107,7 @@ func (r *mutationResolver) CreateToken(ctx context.Context, input model.CreateTo
 	if err != nil {
 		return nil, fmt.Errorf("createToken: %w", err)
 	}
+	audit.Scope(ctx, req.CustomerID, "token "+name)
 	return &model.CreatedToken{Name: name, Role: string(req.Role), Secret: secret}, nil
 }
 

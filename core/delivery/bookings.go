@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/schedule"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/booking"
@@ -191,6 +192,7 @@ func (s *Service) Book(ctx context.Context, p viewer.Principal, req BookRequest)
 	if err := s.mayChange(ctx, p, proc); err != nil {
 		return schedule.Booking{}, nil, err
 	}
+	audit.Scope(ctx, proc.OwnerID, "booking "+req.Process+"/"+req.Slot)
 	if req.Department == "" && proc.OwnerID != nil {
 		if c, err := s.Client.Customer.Get(sys(ctx), *proc.OwnerID); err == nil {
 			req.Department = c.Name
@@ -261,6 +263,7 @@ func (s *Service) Cancel(ctx context.Context, p viewer.Principal, key string) er
 	if err := s.mayChange(ctx, p, proc); err != nil {
 		return err
 	}
+	audit.Scope(ctx, proc.OwnerID, "booking "+key)
 	return s.Client.Booking.DeleteOneID(row.ID).Exec(sys(ctx))
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/lifecycle"
@@ -276,6 +277,7 @@ func (s *Service) Transition(ctx context.Context, p viewer.Principal, req Reques
 	if err := s.mayChange(ctx, p, proc); err != nil {
 		return nil, err
 	}
+	audit.Scope(ctx, proc.OwnerID, "process "+proc.Name)
 	st, err := s.state(ctx, proc)
 	if err != nil {
 		return nil, err
@@ -495,6 +497,7 @@ func (s *Service) Connect(ctx context.Context, p viewer.Principal, name, vmName,
 	if target.Protocol == "" {
 		return documents.VM{}, "", fmt.Errorf("%w: VM %q has no remote-access endpoint; its provider reported none", ErrNotFound, vmName)
 	}
+	audit.Scope(ctx, proc.OwnerID, "process "+proc.Name+" on VM "+vmName)
 	st, err := s.state(ctx, proc)
 	if err != nil {
 		return documents.VM{}, "", err
