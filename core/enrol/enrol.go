@@ -25,6 +25,7 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/delivery"
 	"github.com/rpacloud/rpacloud/core/events"
@@ -157,7 +158,51 @@ func (s *Service) RevokeJoinToken(ctx context.Context, id int) error {
 // (permanent and enrolled), issues the robot token robot/<name> bound to
 // it, and records the robot.enrolled event. Refusals name what is wrong
 // but never echo the token.
+//
+// Every enrolment that reached this far is in the audit trail, actor the
+// join token's id (join-token:unknown for a token that is not known), from
+// the request's address (audit.RequestFrom), the token itself never.
 func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotwire.EnrolResponse, error) {
+	var jtID int
+	resp, err := s.enrol(ctx, req, &jtID)
+	s.audit(ctx, req, jtID, resp, err)
+	return resp, err
+}
+
+// audit records an enrolment: the machine's names are kept, its
+// addresses and remote-access endpoint are not (they are in the VM's row
+// for whoever may read it), the join token never.
+func (s *Service) audit(ctx context.Context, req robotwire.EnrolRequest, jtID int, resp robotwire.EnrolResponse, err error) {
+	from := audit.RequestFrom(ctx)
+	e := audit.Entry{Actor: audit.JoinTokenActor(jtID), Action: "enrolRobot", Outcome: audit.OK,
+		Target: "robot " + req.Name, RemoteAddr: from.RemoteAddr, RequestID: from.RequestID}
+	if resp.Pool != "" {
+		e.Target += " in pool " + resp.Pool
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrRefused):
+		e.Outcome, e.Code = audit.Refused, "REFUSED"
+	case errors.Is(err, ErrBadInput):
+		e.Outcome, e.Code = audit.Error, "BAD_INPUT"
+	case errors.Is(err, ErrConflict):
+		e.Outcome, e.Code = audit.Error, "CONFLICT"
+	default:
+		e.Outcome, e.Code = audit.Error, "INTERNAL"
+	}
+	e.Arguments = audit.Redact(map[string]any{"name": req.Name, "hostname": req.Hostname, "os": req.OS, "joinToken": req.JoinToken},
+		func(path string) audit.Class {
+			if path == "name" || path == "hostname" || path == "os" {
+				return audit.Keep
+			}
+			return audit.Hide
+		})
+	if rerr := audit.Record(ctx, s.Client, e); rerr != nil {
+		s.log().Error("audit entry not recorded", "action", e.Action, "actor", e.Actor, "err", rerr)
+	}
+}
+
+func (s *Service) enrol(ctx context.Context, req robotwire.EnrolRequest, jtID *int) (robotwire.EnrolResponse, error) {
 	addrs, ep, err := check(req)
 	if err != nil {
 		return robotwire.EnrolResponse{}, err
@@ -173,6 +218,9 @@ func (s *Service) Enrol(ctx context.Context, req robotwire.EnrolRequest) (robotw
 	defer func() { _ = tx.Rollback() }()
 
 	jt, err := tx.JoinToken.Query().Where(jointoken.Hash(auth.Hash(req.JoinToken))).Only(ctx)
+	if jt != nil {
+		*jtID = jt.ID
+	}
 	switch {
 	case ent.IsNotFound(err):
 		return resp, fmt.Errorf("%w: the join token is not known; ask an administrator for one (rpacloud pool join-token create)", ErrRefused)

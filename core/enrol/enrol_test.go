@@ -29,6 +29,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/remoteendpoint"
 	"github.com/rpacloud/rpacloud/ent/robot"
@@ -435,6 +436,28 @@ func TestHandler(t *testing.T) {
 	code, body = post(string(b))
 	if code != 403 || !strings.Contains(body, "used up") || strings.Contains(body, join) {
 		t.Fatalf("used-up token: %d %s", code, body)
+	}
+	b, _ = json.Marshal(req("rpj_not-a-token", "h3"))
+	if code, body = post(string(b)); code != 403 {
+		t.Fatalf("unknown token: %d %s", code, body)
+	}
+	// The audit trail: one entry per enrolment tried (requests that were
+	// not enrolments at all, like the broken JSON, are not), actor the
+	// join token's id, from the caller's address, the token nowhere.
+	jt := f.db.JoinToken.Query().OnlyX(sys())
+	rows := f.db.AuditEntry.Query().Order(ent.Asc(auditentry.FieldID)).AllX(sys())
+	if len(rows) != 3 {
+		t.Fatalf("%d audit entries, want 3: %v", len(rows), rows)
+	}
+	actor := fmt.Sprintf("join-token:%d", jt.ID)
+	for i, want := range []struct{ actor, outcome, target string }{
+		{actor, "ok", "robot h1 in pool onprem"}, {actor, "refused", "robot h2"}, {"join-token:unknown", "refused", "robot h3"},
+	} {
+		r := rows[i]
+		if r.Actor != want.actor || string(r.Outcome) != want.outcome || r.Target != want.target || r.Action != "enrolRobot" ||
+			!strings.HasPrefix(r.RemoteAddr, "127.0.0.1:") || strings.Contains(r.Arguments, join) || !strings.Contains(r.Arguments, `"joinToken":"[redacted]"`) {
+			t.Errorf("entry %d: %v", i, r)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 )
 
@@ -79,7 +80,7 @@ func (s *Service) Handler() http.Handler {
 			writeErr(w, http.StatusBadRequest, "the enrolment is not a JSON object of joinToken, name, hostname, os, addresses and remoteAccess"+jsonWhere(err))
 			return
 		}
-		resp, err := s.Enrol(r.Context(), req)
+		resp, err := s.Enrol(audit.WithRequest(r.Context(), audit.FromHTTP(r)), req)
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")

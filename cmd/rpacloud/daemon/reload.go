@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/retry"
@@ -532,6 +533,7 @@ func (d *Daemon) followReloads(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		d.auditSIGHUP(ctx, res, err)
 		if err != nil {
 			d.log.Error("reload refused; the running configuration stays", "err", err, "diagnostics", errorDiags(res))
 			d.refused(ctx, "SIGHUP", err)
@@ -717,6 +719,39 @@ func (d *Daemon) startRevision(ctx context.Context) {
 	}
 	if d.db.Driver == store.Postgres {
 		d.rl.own[ev.ID] = true
+	}
+}
+
+// auditSIGHUP records a reload by signal in the audit trail: an
+// operator on the host changed the running configuration (or tried to).
+// The target is the revision the daemon runs after it; the arguments the
+// files' names and sizes, never their content.
+func (d *Daemon) auditSIGHUP(ctx context.Context, res *config.Outcome, err error) {
+	e := audit.Entry{Actor: audit.ActorSIGHUP, Action: "reloadConfig", Outcome: audit.OK,
+		Target: fmt.Sprintf("revision %d", d.rl.lastRev.Load())}
+	switch {
+	case err != nil:
+		e.Outcome, e.Code = audit.Error, "CONFIG_NOT_APPLIED"
+	case res != nil && !res.Applied:
+		e.Target += " (no changes)"
+	}
+	if res != nil {
+		var files []any
+		for path, f := range res.Files {
+			files = append(files, map[string]any{"name": filepath.Base(path), "content": string(f.Bytes)})
+		}
+		sort.Slice(files, func(i, j int) bool {
+			return files[i].(map[string]any)["name"].(string) < files[j].(map[string]any)["name"].(string)
+		})
+		e.Arguments = audit.Redact(map[string]any{"files": files}, func(path string) audit.Class {
+			if path == "files[]" || path == "files[].name" {
+				return audit.Keep
+			}
+			return audit.Measure
+		})
+	}
+	if rerr := audit.Record(ctx, d.db.Client, e); rerr != nil {
+		d.log.Error("audit entry not recorded", "action", e.Action, "actor", e.Actor, "err", rerr)
 	}
 }
 

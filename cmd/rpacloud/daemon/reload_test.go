@@ -17,6 +17,8 @@ import (
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/event"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -566,5 +568,55 @@ monitor {
 	again.Server, again.Monitor.Webhook = cfg.Server, cfg.Monitor.Webhook
 	if p := config.Diff(cfg, again); len(p.Changes) != 0 {
 		t.Errorf("the revision is another configuration:\n%s", p)
+	}
+}
+
+// TestReloadSighupAudited: a SIGHUP that applies and one that is refused
+// are both in the audit trail, actor signal:SIGHUP, target the revision,
+// the files by name and size, their content (here a sentinel in a
+// comment) nowhere.
+func TestReloadSighupAudited(t *testing.T) {
+	d := reloadDaemon(t, load(t, reloadBase), nil)
+	d.opts.Paths = []string{t.TempDir()}
+	const sentinel = "SENTINEL-sighup-4d1c"
+	write := func(src string) {
+		if err := os.WriteFile(filepath.Join(d.opts.Paths[0], "main.hcl"), []byte(src+"# "+sentinel+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	d.opts.Reload = sig
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.followReloads(ctx) }()
+	defer func() { cancel(); <-done }()
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	entries := func(n int) []*ent.AuditEntry {
+		var rows []*ent.AuditEntry
+		sdktest.Eventually(t, 10*time.Second, fmt.Sprintf("%d audit entries", n), func() bool {
+			rows = d.db.AuditEntry.Query().Order(ent.Asc(auditentry.FieldID)).AllX(sys)
+			return len(rows) >= n
+		})
+		return rows
+	}
+	write(reloadNext)
+	sig <- os.Interrupt
+	ok := entries(1)[0]
+	rev := d.rl.lastRev.Load()
+	if ok.Actor != "signal:SIGHUP" || ok.Action != "reloadConfig" || ok.Outcome != auditentry.OutcomeOk ||
+		ok.Target != fmt.Sprintf("revision %d", rev) || !strings.Contains(ok.Arguments, `"name":"main.hcl"`) ||
+		!strings.Contains(ok.Arguments, "bytes]") {
+		t.Errorf("applied: %v", ok)
+	}
+	write(strings.Replace(reloadNext, `max      = 2`, `max      = "two"`, 1))
+	sig <- os.Interrupt
+	bad := entries(2)[1]
+	if bad.Actor != "signal:SIGHUP" || bad.Outcome != auditentry.OutcomeError || bad.ErrorCode != "CONFIG_NOT_APPLIED" {
+		t.Errorf("refused: %v", bad)
+	}
+	for _, r := range []*ent.AuditEntry{ok, bad} {
+		if strings.Contains(r.String(), sentinel) {
+			t.Errorf("the file's content is in the audit trail: %v", r)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/dispatch"
@@ -250,6 +251,11 @@ func (d *Daemon) adminToken(ctx context.Context) (string, error) {
 	secret, err := auth.Issue(ctx, d.db.Client, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
 	if err != nil {
 		return "", err
+	}
+	// A token made without the API: the trail says the daemon made it.
+	if err := audit.Record(ctx, d.db.Client, audit.Entry{Actor: audit.ActorBootstrap, Action: "createToken",
+		Target: "token admin", Arguments: `{"input":{"name":"admin","role":"ADMIN"}}`, Outcome: audit.OK}); err != nil {
+		d.log.Error("audit entry not recorded", "action", "createToken", "actor", audit.ActorBootstrap, "err", err)
 	}
 	if err := writeSecretFile(d.adminTokenPath(), secret); err != nil {
 		return "", err
