@@ -54,6 +54,7 @@ import (
 	gent "github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	entschema "github.com/rpacloud/rpacloud/ent/schema"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
@@ -99,6 +100,7 @@ var schemaTypes = map[string]ent.Interface{
 	"Anomaly": entschema.Anomaly{}, "CredentialBinding": entschema.CredentialBinding{},
 	"Booking": entschema.Booking{}, "LifecycleTransition": entschema.LifecycleTransition{},
 	"AccessSession": entschema.AccessSession{},
+	"AuditEntry":    entschema.AuditEntry{},
 }
 
 func schemaFields(typ string) []*field.Descriptor {
@@ -183,6 +185,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		SetCron("0 9 * * *").SetDurationSeconds(3600).SetCreatedAt(fixed).SetUpdatedAt(fixed).SaveX(ctx)
 	db.LifecycleTransition.Create().SetProcessID(aProc.ID).SetSeq(1).SetFromStage("S1").SetToStage("S2").SetAction("advance").
 		SetActor("a-op").SetAt(fixed).SetNote("a note").SaveX(ctx)
+	db.AuditEntry.Create().SetAt(fixed).SetActor("a-op").SetActorRole("operator").SetActorCustomerID(acme.ID).
+		SetScopeCustomerID(acme.ID).SetAction("submitBatch").SetTarget("batch 1").SetOutcome(auditentry.OutcomeOk).SaveX(ctx)
 
 	// Customer B: planted in both worlds, deleted again in the absent one
 	// so that every id sequence stands at the same place.
@@ -245,6 +249,12 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 	save("LifecycleTransition", ltc.Mutation(), func() (int, error) { c, err := ltc.Save(ctx); return id(c, err) })
 	asc := db.AccessSession.Create().SetProcessID(bp).SetVMID(v1.ID).SetProtocol("rdp").SetHost("127.0.0.1").SetPort(3389).SetVM("r1")
 	save("AccessSession", asc.Mutation(), func() (int, error) { c, err := asc.Save(ctx); return id(c, err) })
+	// The audit trail: an administrator's action on B's things, and one of
+	// B's own tokens' actions on nothing of a customer.
+	aec := db.AuditEntry.Create().SetScopeCustomerID(bc).SetOutcome(auditentry.OutcomeOk)
+	save("AuditEntry", aec.Mutation(), func() (int, error) { c, err := aec.Save(ctx); return id(c, err) })
+	abc := db.AuditEntry.Create().SetActorCustomerID(bc).SetOutcome(auditentry.OutcomeRefused)
+	save("AuditEntry", abc.Mutation(), func() (int, error) { c, err := abc.Save(ctx); return id(c, err) })
 	w.bNames = []string{"LEAKB-co", "LEAKB-flow", "LEAKB-cred", "LEAKB-flow/night", "shared-echo/LEAKB"}
 
 	if !planted {
@@ -325,6 +335,10 @@ func deleteRow(t *testing.T, ctx context.Context, db *store.DB, typ string, id i
 		err = db.LifecycleTransition.DeleteOneID(id).Exec(ctx)
 	case "AccessSession":
 		err = db.AccessSession.DeleteOneID(id).Exec(ctx)
+	case "AuditEntry":
+		// The trail refuses deletes below the API (its hook): the absent
+		// world removes B's entries beside ent.
+		_, err = db.SQL().ExecContext(ctx, fmt.Sprintf("DELETE FROM audit_entries WHERE id = %d", id))
 	default:
 		t.Fatalf("deleteRow: no case for %s", typ)
 	}

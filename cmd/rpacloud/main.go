@@ -117,7 +117,7 @@ func newRootCmd() *cobra.Command {
 		newDevCmd(), newServerCmd(), newRobotCmd(),
 		newValidateCmd(), newFmtCmd(),
 		newTaskCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
-		newProcessCmd(), newConfigCmd(), newDocsCmd(),
+		newProcessCmd(), newConfigCmd(), newDocsCmd(), newAuditCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
 	)
