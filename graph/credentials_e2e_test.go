@@ -34,6 +34,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/auditentry"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/ent/task"
@@ -510,6 +511,11 @@ func TestCanaryEndToEnd(t *testing.T) {
 		t.Errorf("task after failed deliveries: %s %v", tk.State, tk.FailureReason)
 	}
 
+	// The audit trail holds the onboarding and the rotations (the scan
+	// below reads it with the rest of the database file).
+	if n := e.db.AuditEntry.Query().Where(auditentry.ActionIn("putCredential", "rotateCredential")).CountX(sys); n < 3 {
+		t.Fatalf("%d audit entries of credential writes, want at least 3", n)
+	}
 	// The canary scan.
 	e.db.Close()
 	var where []string

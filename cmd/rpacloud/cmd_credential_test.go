@@ -162,4 +162,14 @@ func TestCredentialCommands(t *testing.T) {
 	if strings.Contains(out, pw) {
 		t.Fatal("a command printed the password")
 	}
+	// Every write is in the audit trail, the password in none of it.
+	rows := db.AuditEntry.Query().AllX(sys)
+	if len(rows) != 3 {
+		t.Fatalf("%d audit entries, want put, rotate and delete (the put without a password never reached the API)", len(rows))
+	}
+	for _, r := range rows {
+		if strings.Contains(r.String(), pw) {
+			t.Fatalf("the password is in the audit trail: %v", r)
+		}
+	}
 }
