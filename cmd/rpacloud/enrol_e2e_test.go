@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,6 +296,39 @@ func TestEnrolEndToEnd(t *testing.T) {
 	// unit does not restart; r2 keeps working.
 	if _, stderr, err := cli(nil, "robot", "revoke", "r1"); err != nil {
 		t.Fatalf("robot revoke: %v %s", err, stderr)
+	}
+	// The audit trail so far, exported as CSV by the CLI: the bootstrap
+	// admin token, enrolments by join token from the agents' address
+	// (refused ones too), an operator's refused join token, the admin's
+	// revocations; no join token, API token or robot token in it.
+	stdout, stderr, err = cli(nil, "audit", "export", "--since", "1h")
+	if err != nil {
+		t.Fatalf("audit export: %v %s", err, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("audit export is not CSV: %v\n%s", err, stdout)
+	}
+	for _, want := range [][3]string{
+		{"daemon:bootstrap", "createToken", "ok"}, {"admin", "createJoinToken", "ok"},
+		{"join-token:" + jt.ID, "enrolRobot", "ok"}, {"join-token:" + jt.ID, "enrolRobot", "refused"},
+		{"join-token:" + revokedJT.ID, "enrolRobot", "refused"}, {"admin", "revokeJoinToken", "ok"},
+		{"ops", "createJoinToken", "refused"}, {"admin", "revokeRobot", "ok"},
+	} {
+		found := false
+		for _, r := range recs[1:] {
+			if r[2] == want[0] && r[6] == want[1] && r[8] == want[2] && strings.HasPrefix(r[10], "127.0.0.1:") == (want[0] != "daemon:bootstrap") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no audit entry %v in\n%s", want, stdout)
+		}
+	}
+	for _, secret := range []string{join, revokedJT.Secret, strings.TrimSpace(op), d.token, ids["r1"].Token} {
+		if strings.Contains(stdout, secret) {
+			t.Errorf("a secret is in the audit trail:\n%s", stdout)
+		}
 	}
 	revokedMsg := "robot r1: its identity was revoked or is unknown to the server; enrol the machine again"
 	if err := r1.wait(t, 60*time.Second); exitCodeOf(err) != 3 || !strings.Contains(r1.output(), revokedMsg) ||
