@@ -298,6 +298,9 @@ func TestAuditRedaction(t *testing.T) {
 		"createToken":   `{"input":{"name":"ci","role":"VIEWER"}}`,
 		"applyConfig":   fmt.Sprintf(`{"dryRun":false,"files":[{"content":"[redacted: %d bytes]","name":"main.hcl"}]}`, len(file)),
 	}
+	if rows[2].Target != "configuration main.hcl" {
+		t.Errorf("applyConfig target %q", rows[2].Target)
+	}
 	for _, r := range rows {
 		if r.Arguments != want[r.Action] {
 			t.Errorf("%s arguments\n got %s\nwant %s", r.Action, r.Arguments, want[r.Action])

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"strings"
 
 	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
@@ -29,6 +30,15 @@ func (r *mutationResolver) ApplyConfig(ctx context.Context, files []*model.Confi
 		}
 		srcs[f.Name] = []byte(f.Content)
 	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	target := "configuration " + strings.Join(names, ", ")
+	if dryRun != nil && *dryRun {
+		target += " (dry run)"
+	}
+	audit.Target(ctx, target)
 	want := ""
 	if planHash != nil {
 		want = *planHash
