@@ -166,8 +166,10 @@ func auditMutations(s *ast.Schema, client *ent.Client, log *slog.Logger) graphql
 			}
 		}
 		if e.Outcome == audit.OK {
-			// A refused action stays scoped to its caller: the scope a
-			// resolver named is only kept for what it let through.
+			// An action that did not succeed stays scoped to its caller:
+			// the scope a resolver named is kept only for what it did,
+			// so that a Scope called too early cannot tell a caller of
+			// another customer's thing.
 			note.Apply(&e)
 		}
 		if err := audit.Record(ctx, client, e); err != nil {

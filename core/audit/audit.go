@@ -188,8 +188,10 @@ func WithNote(ctx context.Context) (context.Context, *Note) {
 // Scope says that the action of ctx concerned customer (nil: no customer,
 // platform-wide) and what it acted on (e.g. "batch 42"; empty keeps the
 // target as it is). Call it once the caller is known to be allowed to act
-// on the thing, never before: a refused action's entry is scoped to the
-// caller, so that it cannot tell whether another customer's thing exists.
+// on the thing, never before. The API keeps what Scope said only for an
+// action that succeeded (graph): one refused or failed is scoped to the
+// caller, so that its entry cannot tell whether another customer's thing
+// exists.
 // Outside an audited action it does nothing.
 func Scope(ctx context.Context, customer *int, target string) {
 	n, ok := ctx.Value(noteKey{}).(*Note)
