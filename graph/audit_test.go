@@ -371,3 +371,26 @@ func TestArgumentsClassified(t *testing.T) {
 	}
 	t.Logf("%d argument paths: %d recorded, %d redacted", len(seen), kept, hidden)
 }
+
+// TestRobotProtocolListIsComplete: the mutations that refuse an
+// administrator for its role are exactly the robot protocol's, so a
+// robot-only mutation added later (and forgotten in graph.RobotProtocol)
+// fails here instead of writing an audit entry at every robot's call.
+func TestRobotProtocolListIsComplete(t *testing.T) {
+	e := newEnv(t)
+	s := gqlSchema()
+	for _, f := range s.Mutation.Fields {
+		if strings.HasPrefix(f.Name, "__") {
+			continue
+		}
+		op := fmt.Sprintf("mutation { %s%s %s }", f.Name, minimalArgs(s, f.Arguments), selection(s, f.Type))
+		err := e.admin.Do(context.Background(), op, nil, nil)
+		robotOnly := code(err) == graph.CodeForbidden
+		switch {
+		case robotOnly && !graph.RobotProtocol[f.Name]:
+			t.Errorf("%s refuses administrators (%v): a robot-only mutation belongs in graph.RobotProtocol", f.Name, err)
+		case !robotOnly && graph.RobotProtocol[f.Name]:
+			t.Errorf("%s is in graph.RobotProtocol but an administrator may call it (%v): it would escape the audit trail", f.Name, err)
+		}
+	}
+}
