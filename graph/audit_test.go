@@ -229,7 +229,17 @@ func TestAuditOutcomesAndScope(t *testing.T) {
 		t.Errorf("filtered by outcome: %+v (%v)", f, err)
 	}
 	if n := len(auditRows(t, e.db.Client)); n != 3 {
-		t.Errorf("reads wrote entries: %d", n)
+		t.Fatalf("reads wrote entries: %d", n)
+	}
+	// Two root fields of one operation are two entries, each with its
+	// own outcome.
+	if err := e.admin.Do(ctx, `mutation{a:createToken(input:{name:"t1",role:VIEWER}){name} b:revokeToken(name:"none")}`, nil, nil); err == nil {
+		t.Fatal("revoking an unknown token succeeded")
+	}
+	rows = auditRows(t, e.db.Client)
+	if len(rows) != 5 || rows[3].Action != "createToken" || rows[3].Outcome != auditentry.OutcomeOk || rows[3].Target != "token t1" ||
+		rows[4].Action != "revokeToken" || rows[4].Outcome != auditentry.OutcomeError || rows[4].ErrorCode != "BAD_USER_INPUT" || rows[4].Target != "name=none" {
+		t.Errorf("two fields: %v", rows[3:])
 	}
 	// Append-only below the API too.
 	if err := e.db.AuditEntry.UpdateOneID(ok.ID).Exec(sys); err == nil {
@@ -392,5 +402,34 @@ func TestRobotProtocolListIsComplete(t *testing.T) {
 		case !robotOnly && graph.RobotProtocol[f.Name]:
 			t.Errorf("%s is in graph.RobotProtocol but an administrator may call it (%v): it would escape the audit trail", f.Name, err)
 		}
+	}
+}
+
+// A mutation sent over the websocket is recorded like one over POST, with
+// the connection's address and the token that authenticated it.
+func TestAuditWebsocketMutation(t *testing.T) {
+	e := newEnv(t)
+	conn := dialInit(t, e, e.acmeOp.Token)
+	_ = conn.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": submit}})
+	for {
+		var msg map[string]any
+		if err := conn.ReadJSON(&msg); err != nil {
+			t.Fatal(err)
+		}
+		if msg["type"] == "ping" {
+			_ = conn.WriteJSON(map[string]string{"type": "pong"})
+			continue
+		}
+		if msg["type"] == "complete" {
+			break
+		}
+		if msg["type"] != "next" {
+			t.Fatalf("websocket: %v", msg)
+		}
+	}
+	rows := auditRows(t, e.db.Client)
+	if len(rows) != 1 || rows[0].Action != "submitBatch" || rows[0].Actor != "acme-op" || rows[0].Outcome != auditentry.OutcomeOk ||
+		!strings.HasPrefix(rows[0].RemoteAddr, "127.0.0.1:") {
+		t.Fatalf("websocket mutation: %v", rows)
 	}
 }
