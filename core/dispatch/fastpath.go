@@ -38,13 +38,15 @@ import (
 var errSlowPath = errors.New("dispatch: take the general path")
 
 // candidatesSQL reads the active batches (stacks A and B with pending
-// tasks) of robot $1's pool, and the robot's name and pool, when the robot
-// may take work.
+// tasks, pool and process not paused: notPaused) of robot $1's pool, and
+// the robot's name and pool, when the robot may take work.
 const candidatesSQL = `SELECT b.id, b.stack, b.created_at, b.last_served_at, b.pending, b.process_id,
 	r.name AS robot_name, r.pool_id AS robot_pool
 FROM robots r JOIN batches b ON b.pool_id = r.pool_id
 WHERE r.id = $1 AND r.state NOT IN ('draining', 'released')
-  AND b.stack IN ('new', 'serving') AND b.pending > 0`
+  AND b.stack IN ('new', 'serving') AND b.pending > 0
+  AND NOT EXISTS (SELECT 1 FROM pools pp WHERE pp.id = b.pool_id AND pp.paused_at IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM processes pr WHERE pr.id = b.process_id AND pr.paused_at IS NOT NULL)`
 
 // candidateRow is flat: ScanSlice skips embedded structs of unexported types.
 type candidateRow struct {
