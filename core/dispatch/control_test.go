@@ -66,7 +66,7 @@ func TestCancelBatch(t *testing.T) {
 			t.Fatalf("report after stop: %+v %v", out, err)
 		}
 		a := db.Attempt.Query().Where(attempt.TaskID(c0.Task.ID), attempt.Number(c0.Attempt.Number)).OnlyX(sys())
-		if a.State != attempt.StateStopped || a.ErrorMessage != "stopped at the operator's request: context canceled" {
+		if a.State != attempt.StateStopped || a.ErrorMessage != "stopped at the operator's request; the robot reported: context canceled" {
 			t.Fatalf("attempt: %s %q", a.State, a.ErrorMessage)
 		}
 		// Fencing: the stopped attempt's report again is stale.

@@ -204,7 +204,7 @@ func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res 
 			// is kept as a success (the case below): the work was done.
 			msg := "stopped at the operator's request"
 			if res.Message != "" {
-				msg += ": " + res.Message
+				msg += "; the robot reported: " + res.Message
 			}
 			msg = truncateMessage(msg, q.maxResult)
 			au.SetState(attempt.StateStopped).SetErrorMessage(msg)
