@@ -116,7 +116,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newDevCmd(), newServerCmd(), newRobotCmd(),
 		newValidateCmd(), newFmtCmd(),
-		newTaskCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
+		newTaskCmd(), newBatchCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
 		newProcessCmd(), newConfigCmd(), newDocsCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
