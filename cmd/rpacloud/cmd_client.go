@@ -102,7 +102,7 @@ func readJSONL(path string, stdin io.Reader) ([]json.RawMessage, error) {
 }
 
 const submitQ = `mutation($in:SubmitBatchInput!){submitBatch(input:$in){id total}}`
-const batchQ = `query($id:ID!){node(id:$id){... on Batch{id total pending running succeeded failed stack}}}`
+const batchQ = `query($id:ID!){node(id:$id){... on Batch{id total pending running succeeded failed cancelled stack}}}`
 
 // batchView is a batch's progress; also what `task submit -o json` prints.
 type batchView struct {
@@ -112,6 +112,7 @@ type batchView struct {
 	Running   int    `json:"running"`
 	Succeeded int    `json:"succeeded"`
 	Failed    int    `json:"failed"`
+	Cancelled int    `json:"cancelled"`
 	Stack     string `json:"stack"`
 }
 
@@ -132,7 +133,7 @@ follow the batch until every task finished (a progress bar on a terminal,
 the final tally otherwise) and exit 1 if any task failed.
 
 -o json prints the batch (after --wait, its final state):
-  {"id", "total", "pending", "running", "succeeded", "failed", "stack"}`,
+  {"id", "total", "pending", "running", "succeeded", "failed", "cancelled", "stack"}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(taskSubmit(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -217,7 +218,7 @@ func taskSubmit(ctx context.Context, o taskSubmitOptions, stdin io.Reader, stdou
 			default:
 				fmt.Fprintln(stdout, strings.TrimSpace(progressBar(*st.Node, 30)))
 			}
-			if st.Node.Failed > 0 {
+			if st.Node.Failed > 0 || st.Node.Cancelled > 0 {
 				return 1
 			}
 			return 0
@@ -234,14 +235,18 @@ func taskSubmit(ctx context.Context, o taskSubmitOptions, stdin io.Reader, stdou
 }
 
 func progressBar(b batchView, width int) string {
-	done := b.Succeeded + b.Failed
+	done := b.Succeeded + b.Failed + b.Cancelled
 	filled := 0
 	if b.Total > 0 {
 		filled = done * width / b.Total
 	}
-	return fmt.Sprintf("[%s%s] %d/%d  ok %d  failed %d  running %d  pending %d ",
+	cancelled := ""
+	if b.Cancelled > 0 {
+		cancelled = fmt.Sprintf("  cancelled %d", b.Cancelled)
+	}
+	return fmt.Sprintf("[%s%s] %d/%d  ok %d  failed %d%s  running %d  pending %d ",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, b.Total,
-		b.Succeeded, b.Failed, b.Running, b.Pending)
+		b.Succeeded, b.Failed, cancelled, b.Running, b.Pending)
 }
 
 const tasksQ = `query($first:Int,$where:TaskWhereInput){tasks(first:$first,where:$where,orderBy:{field:CREATED_AT,direction:DESC}){totalCount edges{node{id state attemptNo failureReason errorMessage batchID createdAt}}}}`

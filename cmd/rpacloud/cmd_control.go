@@ -73,8 +73,8 @@ func (b batchControl) line(what string) string {
 		b.ID, what, b.Pending, b.Running, b.Succeeded, b.Failed, b.Cancelled, b.Total)
 }
 
-// taskControl is a task as job-control commands print it.
-type taskControl struct {
+// taskGQL is a task as the job-control mutations answer it.
+type taskGQL struct {
 	ID            string  `json:"id"`
 	State         string  `json:"state"`
 	AttemptNo     int     `json:"attemptNo"`
@@ -83,12 +83,35 @@ type taskControl struct {
 	ErrorMessage  string  `json:"errorMessage"`
 }
 
-// pausable is a pool or process as pause and resume print it.
-type pausable struct {
+// taskControl is a task as job-control commands print it (-o json).
+type taskControl struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	Attempts      int    `json:"attempts"`
+	ManualRetries int    `json:"manual_retries"`
+	FailureReason string `json:"failure_reason"`
+	ErrorMessage  string `json:"error_message"`
+}
+
+func (t taskGQL) view() taskControl {
+	return taskControl{ID: t.ID, State: strings.ToLower(t.State), Attempts: t.AttemptNo, ManualRetries: t.ManualRetries,
+		FailureReason: strings.ToLower(deref(t.FailureReason)), ErrorMessage: t.ErrorMessage}
+}
+
+// pausableGQL is a pool or process as pause and resume answer it.
+type pausableGQL struct {
 	Name        string  `json:"name"`
 	PausedAt    *string `json:"pausedAt"`
 	PausedBy    *string `json:"pausedBy"`
 	PauseReason *string `json:"pauseReason"`
+}
+
+// pausable is a pool or process as pause and resume print it (-o json).
+type pausable struct {
+	Name        string  `json:"name"`
+	PausedAt    *string `json:"paused_at"`
+	PausedBy    *string `json:"paused_by"`
+	PauseReason *string `json:"pause_reason"`
 }
 
 func (p pausable) line(kind string) string {
@@ -155,17 +178,19 @@ stopped through the vendor's own stop call) and reports; the attempt ends
 stopped and the task cancelled. A robot that does not report within the
 grace (60 s) is treated like a time-out. A success reported before the
 robot learned of the stop is kept. -o json prints {"id", "state",
-"attemptNo", "manualRetries", "failureReason", "errorMessage"}.`, "task",
+"attempts", "manual_retries", "failure_reason", "error_message"}
+(state and failure_reason lower case).`, "task",
 		func(ctx context.Context, c *gqlclient.Client, id string) (any, string, error) {
 			var out struct {
-				T taskControl `json:"stopTask"`
+				T taskGQL `json:"stopTask"`
 			}
 			err := c.Do(ctx, stopTaskQ, map[string]any{"id": id, "r": nilIfEmpty(reason)}, &out)
-			line := fmt.Sprintf("task %s cancelled", out.T.ID)
-			if strings.EqualFold(out.T.State, "running") {
-				line = fmt.Sprintf("task %s: its robot was asked to stop attempt %d", out.T.ID, out.T.AttemptNo)
+			t := out.T.view()
+			line := fmt.Sprintf("task %s cancelled", t.ID)
+			if t.State == "running" {
+				line = fmt.Sprintf("task %s: its robot was asked to stop attempt %d", t.ID, t.Attempts)
 			}
-			return out.T, line, err
+			return t, line, err
 		})
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded with the events)")
 	return cmd
@@ -179,10 +204,11 @@ counts one more, and its max_wait counts from now. -o json prints the task
 as task stop does.`, "task",
 		func(ctx context.Context, c *gqlclient.Client, id string) (any, string, error) {
 			var out struct {
-				T taskControl `json:"retryTask"`
+				T taskGQL `json:"retryTask"`
 			}
 			err := c.Do(ctx, retryTaskQ, map[string]any{"id": id}, &out)
-			return out.T, fmt.Sprintf("task %s pending again (manual retry %d)", out.T.ID, out.T.ManualRetries), err
+			t := out.T.view()
+			return t, fmt.Sprintf("task %s pending again (manual retry %d)", t.ID, t.ManualRetries), err
 		})
 }
 
@@ -193,12 +219,12 @@ func pauseCmds(kind, pauseQ, resumeQ, pauseField, resumeField string) []*cobra.C
 		fmt.Sprintf(`Pause a %s: none of its tasks is dispatched (running ones go on), its
 pending tasks do not expire while it is paused, the scaler rents no VM for
 them and its triggers do not fire. The dashboard and pool status show who
-paused it and why. -o json prints {"name", "pausedAt", "pausedBy",
-"pauseReason"}.`, kind), kind,
+paused it and why. -o json prints {"name", "paused_at", "paused_by",
+"pause_reason"} (null once resumed).`, kind), kind,
 		func(ctx context.Context, c *gqlclient.Client, name string) (any, string, error) {
-			var out map[string]pausable
+			var out map[string]pausableGQL
 			err := c.Do(ctx, pauseQ, map[string]any{"n": name, "r": nilIfEmpty(reason)}, &out)
-			p := out[pauseField]
+			p := pausable(out[pauseField])
 			return p, p.line(kind), err
 		})
 	pause.Flags().StringVar(&reason, "reason", "", "why (shown on the dashboard)")
@@ -206,9 +232,9 @@ paused it and why. -o json prints {"name", "pausedAt", "pausedBy",
 		fmt.Sprintf(`Resume a paused %s: its robots are woken and its waiting tasks' max_wait
 starts again from now. -o json prints it as pause does.`, kind), kind,
 		func(ctx context.Context, c *gqlclient.Client, name string) (any, string, error) {
-			var out map[string]pausable
+			var out map[string]pausableGQL
 			err := c.Do(ctx, resumeQ, map[string]any{"n": name}, &out)
-			p := out[resumeField]
+			p := pausable(out[resumeField])
 			return p, p.line(kind), err
 		})
 	return []*cobra.Command{pause, resume}
