@@ -167,7 +167,10 @@ const (
 // attempt is never cut short; its task expires only once it is pending
 // again. So every task ends in bounded time whatever its pool: at most
 // max_wait after submission plus its last attempt (and the sweep
-// interval). It returns how many tasks it failed.
+// interval). Two exceptions, both an operator's doing: a task retried by
+// hand (or waiting in a resumed pool or process) waits max_wait from its
+// requeued_at, and the tasks of a paused pool or process do not expire
+// while it is paused. It returns how many tasks it failed.
 func (q *Queue) Expire(ctx context.Context) (int, error) {
 	sctx := system(ctx)
 	now := q.clock()
