@@ -41,7 +41,6 @@
 //     Expire periodically; the daemon runs it among its leader services
 //     (core/lease.Group), so several daemons sharing a PostgreSQL sweep
 //     once.
-//
 //   - Job control (control.go): CancelBatch, StopTask, RetryTask,
 //     RetryBatch, PausePool/ResumePool, PauseProcess/ResumeProcess. A
 //     stop marks the running attempt stop_requested and cuts its deadline
