@@ -1,7 +1,10 @@
 // Package robotagent is the agent that runs on a robot's VM (`rpacloud
 // robot`): it polls the daemon for work of its pool, runs each task — a
 // builtin runner, or a crawler or vendor plugin — keeps the attempt alive
-// with heartbeats, and reports the result. The daemon never pushes work; a
+// with heartbeats, and reports the result. While a task runs it holds the
+// awaitStop long poll open: an operator's stop (or a heartbeat answering
+// STOP_REQUESTED) cancels the run's context with ErrStopRequested, which
+// runners and plugins obey (a vendor job gets the vendor's stop call). The daemon never pushes work; a
 // robot that stops polling simply stops getting tasks.
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
