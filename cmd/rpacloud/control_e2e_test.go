@@ -55,7 +55,9 @@ type e2eTask struct {
 // heartbeats come only every 100 s), its attempt stopped and the task
 // cancelled; a cancelled batch's pending tasks end cancelled at once and
 // its running one is stopped, so the batch finishes; a failed task retried
-// by hand runs a second attempt counted apart; the events are recorded.
+// by hand runs a second attempt counted apart; a paused pool's work waits
+// (and pool status says who paused it and why) until the resume; the
+// events are recorded.
 func TestJobControlEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -203,8 +205,32 @@ func TestJobControlEndToEnd(t *testing.T) {
 		return len(ts) == 1 && ts[0].State == "failed" && ts[0].AttemptNo == 2 && ts[0].ManualRetries == 1, fmt.Sprint(ts)
 	})
 
+	// Pause the pool: pool status says so, new work waits; a resume lets
+	// it run.
+	out = cli("pool", "pause", "p", "--reason", "patching the VMs")
+	if !strings.Contains(out, "pool p paused since") || !strings.Contains(out, "patching the VMs") {
+		t.Fatalf("pool pause: %s", out)
+	}
+	out = cli("pool", "status")
+	if !strings.Contains(out, "pool p paused since") || !strings.Contains(out, "by admin: patching the VMs (nothing is dispatched)") {
+		t.Fatalf("pool status of a paused pool:\n%s", out)
+	}
+	b3 := submit(1, `{"n":1}`)
+	time.Sleep(3 * time.Second) // two idle robots poll meanwhile
+	if ts := tasks(b3); len(ts) != 1 || ts[0].State != "pending" {
+		t.Fatalf("task of a paused pool: %+v", ts)
+	}
+	cli("pool", "resume", "p")
+	eventually(t, 30*time.Second, "the task run after the resume", func() (bool, string) {
+		ts := tasks(b3)
+		return len(ts) == 1 && ts[0].State == "succeeded", fmt.Sprint(ts)
+	})
+	if out := cli("pool", "status", "-o", "json"); !strings.Contains(out, `"paused_at": null`) {
+		t.Fatalf("pool status after the resume: %s", out)
+	}
+
 	// The events are there.
-	for typ, want := range map[string]int{"task.stop_requested": 2, "task.cancelled": 4, "task.requeued": 1} {
+	for typ, want := range map[string]int{"task.stop_requested": 2, "task.cancelled": 4, "task.requeued": 1, "pool.paused": 1, "pool.resumed": 1} {
 		var ev struct {
 			Events struct{ TotalCount int } `json:"events"`
 		}
