@@ -124,7 +124,9 @@
     $("tasks").innerHTML = `
       <div class="tile"><b class="warn">${t.pending || 0}</b><span>queued</span></div>
       <div class="tile"><b class="ok">${t.succeeded || 0}</b><span>done / h</span></div>
-      <div class="tile"><b class="${(t.failed || 0) > 0 ? "bad" : ""}">${t.failed || 0}</b><span>failed / h</span></div>`;
+      <div class="tile"><b class="${(t.failed || 0) > 0 ? "bad" : ""}">${t.failed || 0}</b><span>failed / h</span></div>` +
+      // Cancelled by an operator (batch cancel, task stop): shown only when there are some.
+      ((t.cancelled || 0) > 0 ? `<div class="tile"><b>${t.cancelled}</b><span>cancelled / h</span></div>` : "");
     $("running-count").textContent = d.running.length ? `(${d.running.length})` : "";
     $("running").tBodies[0].innerHTML = d.running.slice(0, 12).map((r) => `<tr>
       <td>${esc(r.process)}</td><td>${esc(r.vendor)}</td><td>${esc(r.robot)}</td><td>${esc(r.customer)}</td>
