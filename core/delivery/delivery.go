@@ -550,6 +550,7 @@ func (s *Service) processData(ctx context.Context, proc *ent.Process) (documents
 		dp.Tasks += b.Total
 		dp.Succeeded += b.Succeeded
 		dp.Failed += b.Failed
+		dp.Cancelled += b.Cancelled
 		if b.CreatedAt.After(dp.LastRun) {
 			dp.LastRun = b.CreatedAt
 		}
