@@ -241,3 +241,28 @@ func TestAwaitStopAndPause(t *testing.T) {
 		t.Fatalf("claim after the resume: %+v %v", c, err)
 	}
 }
+
+// A stop requested through another daemon (its own event bus: the event
+// does not reach this one here) is still noticed by AwaitStop, from the
+// database, within about a second.
+func TestAwaitStopSeesAnotherDaemonsStop(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.submit(t, "echo")
+	c, err := f.svc.Claim(ctx, f.robot, 0)
+	if err != nil || c == nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	other := dispatch.New(f.db, dispatch.Options{Bus: events.New()})
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := other.StopTask(context.Background(), c.TaskID, "ops", ""); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 10*time.Second)
+	if !stop || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("await with another daemon's stop: %v %v after %s", stop, err, time.Since(start))
+	}
+}
