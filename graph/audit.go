@@ -30,6 +30,7 @@ import (
 // here; every other mutation is audited.
 var RobotProtocol = map[string]bool{
 	"registerRobot": true, "claimTask": true, "heartbeat": true, "reportResult": true,
+	"awaitStop": true,
 }
 
 // safeText are the text arguments and input fields recorded in clear, by
@@ -88,6 +89,15 @@ var safeText = map[string]audit.Class{
 	"bookSlot.input.cron":                       audit.Keep,
 	"bookSlot.input.timezone":                   audit.Keep,
 	"cancelBooking.id":                          audit.Keep,
+
+	"cancelBatch.reason":  audit.Keep,
+	"stopTask.reason":     audit.Keep,
+	"pausePool.name":      audit.Keep,
+	"pausePool.reason":    audit.Keep,
+	"resumePool.name":     audit.Keep,
+	"pauseProcess.name":   audit.Keep,
+	"pauseProcess.reason": audit.Keep,
+	"resumeProcess.name":  audit.Keep,
 
 	"acknowledgeAnomaly.note":   audit.Keep,
 	"resolveAnomaly.resolution": audit.Keep,

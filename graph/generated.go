@@ -370,8 +370,10 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AcknowledgeAnomaly func(childComplexity int, id int, note *string) int
 		ApplyConfig        func(childComplexity int, files []*model.ConfigFileInput, dryRun *bool, planHash *string) int
+		AwaitStop          func(childComplexity int, taskID int, attempt int, wait *int) int
 		BindCredential     func(childComplexity int, customer *string, name string, process string) int
 		BookSlot           func(childComplexity int, input model.BookSlotInput) int
+		CancelBatch        func(childComplexity int, id int, reason *string) int
 		CancelBooking      func(childComplexity int, id string) int
 		ClaimTask          func(childComplexity int, wait *int) int
 		ConnectRemote      func(childComplexity int, process string, vm string, purpose *string) int
@@ -379,14 +381,21 @@ type ComplexityRoot struct {
 		CreateToken        func(childComplexity int, input model.CreateTokenInput) int
 		DeleteCredential   func(childComplexity int, customer *string, name string) int
 		Heartbeat          func(childComplexity int, taskID int, attempt int) int
+		PausePool          func(childComplexity int, name string, reason *string) int
+		PauseProcess       func(childComplexity int, name string, reason *string) int
 		PutCredential      func(childComplexity int, input model.CredentialInput) int
 		RegisterRobot      func(childComplexity int, hostname string, agentVersion string) int
 		ReportResult       func(childComplexity int, input model.ReportResultInput) int
 		ResolveAnomaly     func(childComplexity int, id int, resolution string) int
+		ResumePool         func(childComplexity int, name string) int
+		ResumeProcess      func(childComplexity int, name string) int
+		RetryBatch         func(childComplexity int, id int, failed *bool, cancelled *bool) int
+		RetryTask          func(childComplexity int, id int) int
 		RevokeJoinToken    func(childComplexity int, id int) int
 		RevokeRobot        func(childComplexity int, name string) int
 		RevokeToken        func(childComplexity int, name string) int
 		RotateCredential   func(childComplexity int, input model.CredentialInput) int
+		StopTask           func(childComplexity int, id int, reason *string) int
 		SubmitBatch        func(childComplexity int, input model.SubmitBatchInput) int
 		TransitionProcess  func(childComplexity int, input model.LifecycleTransitionInput) int
 		UnbindCredential   func(childComplexity int, customer *string, name string, process string) int
@@ -842,6 +851,15 @@ type MutationResolver interface {
 	Heartbeat(ctx context.Context, taskID int, attempt int) (*time.Time, error)
 	ReportResult(ctx context.Context, input model.ReportResultInput) (bool, error)
 	ApplyConfig(ctx context.Context, files []*model.ConfigFileInput, dryRun *bool, planHash *string) (*model.ConfigPlan, error)
+	CancelBatch(ctx context.Context, id int, reason *string) (*ent.Batch, error)
+	StopTask(ctx context.Context, id int, reason *string) (*ent.Task, error)
+	RetryTask(ctx context.Context, id int) (*ent.Task, error)
+	RetryBatch(ctx context.Context, id int, failed *bool, cancelled *bool) (*ent.Batch, error)
+	PausePool(ctx context.Context, name string, reason *string) (*ent.Pool, error)
+	ResumePool(ctx context.Context, name string) (*ent.Pool, error)
+	PauseProcess(ctx context.Context, name string, reason *string) (*ent.Process, error)
+	ResumeProcess(ctx context.Context, name string) (*ent.Process, error)
+	AwaitStop(ctx context.Context, taskID int, attempt int, wait *int) (bool, error)
 	PutCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	RotateCredential(ctx context.Context, input model.CredentialInput) (*model.Credential, error)
 	DeleteCredential(ctx context.Context, customer *string, name string) (bool, error)
@@ -2213,6 +2231,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ApplyConfig(childComplexity, args["files"].([]*model.ConfigFileInput), args["dryRun"].(*bool), args["planHash"].(*string)), true
+	case "Mutation.awaitStop":
+		if e.ComplexityRoot.Mutation.AwaitStop == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_awaitStop_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AwaitStop(childComplexity, args["taskID"].(int), args["attempt"].(int), args["wait"].(*int)), true
 	case "Mutation.bindCredential":
 		if e.ComplexityRoot.Mutation.BindCredential == nil {
 			break
@@ -2235,6 +2264,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BookSlot(childComplexity, args["input"].(model.BookSlotInput)), true
+	case "Mutation.cancelBatch":
+		if e.ComplexityRoot.Mutation.CancelBatch == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelBatch_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelBatch(childComplexity, args["id"].(int), args["reason"].(*string)), true
 	case "Mutation.cancelBooking":
 		if e.ComplexityRoot.Mutation.CancelBooking == nil {
 			break
@@ -2312,6 +2352,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Heartbeat(childComplexity, args["taskID"].(int), args["attempt"].(int)), true
+	case "Mutation.pausePool":
+		if e.ComplexityRoot.Mutation.PausePool == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pausePool_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PausePool(childComplexity, args["name"].(string), args["reason"].(*string)), true
+	case "Mutation.pauseProcess":
+		if e.ComplexityRoot.Mutation.PauseProcess == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseProcess_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseProcess(childComplexity, args["name"].(string), args["reason"].(*string)), true
 	case "Mutation.putCredential":
 		if e.ComplexityRoot.Mutation.PutCredential == nil {
 			break
@@ -2356,6 +2418,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveAnomaly(childComplexity, args["id"].(int), args["resolution"].(string)), true
+	case "Mutation.resumePool":
+		if e.ComplexityRoot.Mutation.ResumePool == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumePool_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumePool(childComplexity, args["name"].(string)), true
+	case "Mutation.resumeProcess":
+		if e.ComplexityRoot.Mutation.ResumeProcess == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeProcess_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeProcess(childComplexity, args["name"].(string)), true
+	case "Mutation.retryBatch":
+		if e.ComplexityRoot.Mutation.RetryBatch == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryBatch_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryBatch(childComplexity, args["id"].(int), args["failed"].(*bool), args["cancelled"].(*bool)), true
+	case "Mutation.retryTask":
+		if e.ComplexityRoot.Mutation.RetryTask == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryTask_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryTask(childComplexity, args["id"].(int)), true
 	case "Mutation.revokeJoinToken":
 		if e.ComplexityRoot.Mutation.RevokeJoinToken == nil {
 			break
@@ -2400,6 +2506,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RotateCredential(childComplexity, args["input"].(model.CredentialInput)), true
+	case "Mutation.stopTask":
+		if e.ComplexityRoot.Mutation.StopTask == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_stopTask_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StopTask(childComplexity, args["id"].(int), args["reason"].(*string)), true
 	case "Mutation.submitBatch":
 		if e.ComplexityRoot.Mutation.SubmitBatch == nil {
 			break
@@ -4684,6 +4801,64 @@ extend type Mutation {
   differs is refused ("the running configuration changed since the plan").
   """
   applyConfig(files: [ConfigFileInput!]!, dryRun: Boolean = false, planHash: String): ConfigPlan!
+}
+`, BuiltIn: false},
+	{Name: "../schema/control.graphqls", Input: `# Job control (README "Job control"): cancel a batch, stop or retry a task,
+# retry a batch, pause and resume pools and processes. Every change is
+# recorded as events. A department's operator acts on its own batches,
+# tasks and processes only (another department's answer NOT_FOUND, like
+# ids that do not exist); pools are the platform's (admin, or an operator
+# bound to no customer); viewers and robots may not.
+
+extend type Mutation {
+  """
+  Cancel a batch: its pending tasks end CANCELLED at once, its running
+  tasks' robots are asked to stop (as stopTask). The batch finishes once
+  nothing runs. A finished batch is REFUSED.
+  """
+  cancelBatch(id: ID!, reason: String): Batch!
+  """
+  Stop a task: a pending task ends CANCELLED at once; a running one's robot
+  is asked to stop (it learns at its next heartbeat or at once through
+  awaitStop) and has the stop grace (60 s) to report before the attempt is
+  treated like a time-out. The attempt then ends STOPPED and the task
+  CANCELLED, except that a success reported before the robot learned of the
+  stop is kept. A finished task is REFUSED.
+  """
+  stopTask(id: ID!, reason: String): Task!
+  """
+  Retry a FAILED or CANCELLED task: it is pending again for a new attempt,
+  its automatic retries and time-outs start again from zero, manualRetries
+  counts one more, and its max_wait counts from now. Other states are
+  REFUSED.
+  """
+  retryTask(id: ID!): Task!
+  """
+  Retry the finished tasks of a batch: the failed ones (failed, default
+  true) and/or the cancelled ones (cancelled, default false), as retryTask.
+  """
+  retryBatch(id: ID!, failed: Boolean = true, cancelled: Boolean = false): Batch!
+  """
+  Pause a pool (admin, or an operator bound to no customer): none of its
+  tasks is dispatched (running ones go on), its tasks do not expire while
+  paused, the scaler rents no VM for them, its triggers do not fire.
+  Pausing a paused pool changes nothing.
+  """
+  pausePool(name: String!, reason: String): Pool!
+  "Resume a paused pool: its robots are woken and its waiting tasks' max_wait starts again."
+  resumePool(name: String!): Pool!
+  "Pause a process as pausePool pauses a pool (a department's operator: its own processes only)."
+  pauseProcess(name: String!, reason: String): Process!
+  "Resume a paused process."
+  resumeProcess(name: String!): Process!
+
+  """
+  Robot protocol: wait up to wait seconds (at most 60) for an operator to
+  stop the robot's running attempt; true as soon as one did (then stop the
+  run and report), false when the wait ran out. An attempt that is no
+  longer running answers STALE_ATTEMPT.
+  """
+  awaitStop(taskID: ID!, attempt: Int!, wait: Int = 30): Boolean!
 }
 `, BuiltIn: false},
 	{Name: "../schema/credentials.graphqls", Input: `# Credentials: system accounts robots log in with, kept in HashiCorp Vault.
@@ -9981,6 +10156,27 @@ func (ec *executionContext) field_Mutation_applyConfig_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_awaitStop_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "taskID", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["taskID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "attempt", ec.unmarshalNInt2int)
+	if err != nil {
+		return nil, err
+	}
+	args["attempt"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "wait", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["wait"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_bindCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10010,6 +10206,22 @@ func (ec *executionContext) field_Mutation_bookSlot_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelBatch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
 	return args, nil
 }
 
@@ -10120,6 +10332,38 @@ func (ec *executionContext) field_Mutation_heartbeat_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_pausePool_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_pauseProcess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_putCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10174,6 +10418,60 @@ func (ec *executionContext) field_Mutation_resolveAnomaly_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_resumePool_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeProcess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryBatch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "failed", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["failed"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "cancelled", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["cancelled"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryTask_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeJoinToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10215,6 +10513,22 @@ func (ec *executionContext) field_Mutation_rotateCredential_args(ctx context.Con
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_stopTask_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2int)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
 	return args, nil
 }
 
@@ -18376,6 +18690,707 @@ func (ec *executionContext) fieldContext_Mutation_applyConfig(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_applyConfig_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelBatch(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_cancelBatch,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelBatch(ctx, fc.Args["id"].(int), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNBatch2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐBatch,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_cancelBatch(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Batch_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Batch_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Batch_updatedAt(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Batch_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Batch_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Batch_poolID(ctx, field)
+			case "label":
+				return ec.fieldContext_Batch_label(ctx, field)
+			case "stack":
+				return ec.fieldContext_Batch_stack(ctx, field)
+			case "total":
+				return ec.fieldContext_Batch_total(ctx, field)
+			case "pending":
+				return ec.fieldContext_Batch_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_Batch_running(ctx, field)
+			case "succeeded":
+				return ec.fieldContext_Batch_succeeded(ctx, field)
+			case "failed":
+				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
+			case "lastServedAt":
+				return ec.fieldContext_Batch_lastServedAt(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Batch_finishedAt(ctx, field)
+			case "submittedBy":
+				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "customer":
+				return ec.fieldContext_Batch_customer(ctx, field)
+			case "process":
+				return ec.fieldContext_Batch_process(ctx, field)
+			case "tasks":
+				return ec.fieldContext_Batch_tasks(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Batch", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelBatch_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_stopTask(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_stopTask,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StopTask(ctx, fc.Args["id"].(int), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNTask2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTask,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_stopTask(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Task_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Task_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Task_updatedAt(ctx, field)
+			case "batchID":
+				return ec.fieldContext_Task_batchID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Task_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Task_poolID(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Task_customerID(ctx, field)
+			case "seq":
+				return ec.fieldContext_Task_seq(ctx, field)
+			case "state":
+				return ec.fieldContext_Task_state(ctx, field)
+			case "input":
+				return ec.fieldContext_Task_input(ctx, field)
+			case "output":
+				return ec.fieldContext_Task_output(ctx, field)
+			case "attemptNo":
+				return ec.fieldContext_Task_attemptNo(ctx, field)
+			case "executionsFailed":
+				return ec.fieldContext_Task_executionsFailed(ctx, field)
+			case "timeouts":
+				return ec.fieldContext_Task_timeouts(ctx, field)
+			case "manualRetries":
+				return ec.fieldContext_Task_manualRetries(ctx, field)
+			case "requeuedAt":
+				return ec.fieldContext_Task_requeuedAt(ctx, field)
+			case "failureReason":
+				return ec.fieldContext_Task_failureReason(ctx, field)
+			case "errorMessage":
+				return ec.fieldContext_Task_errorMessage(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Task_finishedAt(ctx, field)
+			case "batch":
+				return ec.fieldContext_Task_batch(ctx, field)
+			case "attempts":
+				return ec.fieldContext_Task_attempts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Task", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_stopTask_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryTask(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_retryTask,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryTask(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		ec.marshalNTask2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTask,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_retryTask(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Task_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Task_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Task_updatedAt(ctx, field)
+			case "batchID":
+				return ec.fieldContext_Task_batchID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Task_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Task_poolID(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Task_customerID(ctx, field)
+			case "seq":
+				return ec.fieldContext_Task_seq(ctx, field)
+			case "state":
+				return ec.fieldContext_Task_state(ctx, field)
+			case "input":
+				return ec.fieldContext_Task_input(ctx, field)
+			case "output":
+				return ec.fieldContext_Task_output(ctx, field)
+			case "attemptNo":
+				return ec.fieldContext_Task_attemptNo(ctx, field)
+			case "executionsFailed":
+				return ec.fieldContext_Task_executionsFailed(ctx, field)
+			case "timeouts":
+				return ec.fieldContext_Task_timeouts(ctx, field)
+			case "manualRetries":
+				return ec.fieldContext_Task_manualRetries(ctx, field)
+			case "requeuedAt":
+				return ec.fieldContext_Task_requeuedAt(ctx, field)
+			case "failureReason":
+				return ec.fieldContext_Task_failureReason(ctx, field)
+			case "errorMessage":
+				return ec.fieldContext_Task_errorMessage(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Task_finishedAt(ctx, field)
+			case "batch":
+				return ec.fieldContext_Task_batch(ctx, field)
+			case "attempts":
+				return ec.fieldContext_Task_attempts(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Task", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryTask_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryBatch(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_retryBatch,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryBatch(ctx, fc.Args["id"].(int), fc.Args["failed"].(*bool), fc.Args["cancelled"].(*bool))
+		},
+		nil,
+		ec.marshalNBatch2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐBatch,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_retryBatch(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Batch_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Batch_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Batch_updatedAt(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Batch_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Batch_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Batch_poolID(ctx, field)
+			case "label":
+				return ec.fieldContext_Batch_label(ctx, field)
+			case "stack":
+				return ec.fieldContext_Batch_stack(ctx, field)
+			case "total":
+				return ec.fieldContext_Batch_total(ctx, field)
+			case "pending":
+				return ec.fieldContext_Batch_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_Batch_running(ctx, field)
+			case "succeeded":
+				return ec.fieldContext_Batch_succeeded(ctx, field)
+			case "failed":
+				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
+			case "lastServedAt":
+				return ec.fieldContext_Batch_lastServedAt(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Batch_finishedAt(ctx, field)
+			case "submittedBy":
+				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "customer":
+				return ec.fieldContext_Batch_customer(ctx, field)
+			case "process":
+				return ec.fieldContext_Batch_process(ctx, field)
+			case "tasks":
+				return ec.fieldContext_Batch_tasks(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Batch", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryBatch_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pausePool(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_pausePool,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PausePool(ctx, fc.Args["name"].(string), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNPool2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_pausePool(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Pool_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Pool_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Pool_name(ctx, field)
+			case "provider":
+				return ec.fieldContext_Pool_provider(ctx, field)
+			case "min":
+				return ec.fieldContext_Pool_min(ctx, field)
+			case "max":
+				return ec.fieldContext_Pool_max(ctx, field)
+			case "periodSeconds":
+				return ec.fieldContext_Pool_periodSeconds(ctx, field)
+			case "tasksPerRobot":
+				return ec.fieldContext_Pool_tasksPerRobot(ctx, field)
+			case "fairness":
+				return ec.fieldContext_Pool_fairness(ctx, field)
+			case "network":
+				return ec.fieldContext_Pool_network(ctx, field)
+			case "active":
+				return ec.fieldContext_Pool_active(ctx, field)
+			case "robots":
+				return ec.fieldContext_Pool_robots(ctx, field)
+			case "vms":
+				return ec.fieldContext_Pool_vms(ctx, field)
+			case "processes":
+				return ec.fieldContext_Pool_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Pool", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pausePool_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumePool(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_resumePool,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumePool(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNPool2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_resumePool(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Pool_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Pool_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Pool_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Pool_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Pool_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Pool_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Pool_name(ctx, field)
+			case "provider":
+				return ec.fieldContext_Pool_provider(ctx, field)
+			case "min":
+				return ec.fieldContext_Pool_min(ctx, field)
+			case "max":
+				return ec.fieldContext_Pool_max(ctx, field)
+			case "periodSeconds":
+				return ec.fieldContext_Pool_periodSeconds(ctx, field)
+			case "tasksPerRobot":
+				return ec.fieldContext_Pool_tasksPerRobot(ctx, field)
+			case "fairness":
+				return ec.fieldContext_Pool_fairness(ctx, field)
+			case "network":
+				return ec.fieldContext_Pool_network(ctx, field)
+			case "active":
+				return ec.fieldContext_Pool_active(ctx, field)
+			case "robots":
+				return ec.fieldContext_Pool_robots(ctx, field)
+			case "vms":
+				return ec.fieldContext_Pool_vms(ctx, field)
+			case "processes":
+				return ec.fieldContext_Pool_processes(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Pool", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumePool_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseProcess(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_pauseProcess,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseProcess(ctx, fc.Args["name"].(string), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNProcess2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐProcess,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_pauseProcess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Process_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Process_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Process_name(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Process_poolID(ctx, field)
+			case "ownerID":
+				return ec.fieldContext_Process_ownerID(ctx, field)
+			case "kind":
+				return ec.fieldContext_Process_kind(ctx, field)
+			case "runner":
+				return ec.fieldContext_Process_runner(ctx, field)
+			case "package":
+				return ec.fieldContext_Process_package(ctx, field)
+			case "maxDurationSeconds":
+				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
+			case "retries":
+				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
+			case "schedule":
+				return ec.fieldContext_Process_schedule(ctx, field)
+			case "active":
+				return ec.fieldContext_Process_active(ctx, field)
+			case "pool":
+				return ec.fieldContext_Process_pool(ctx, field)
+			case "owner":
+				return ec.fieldContext_Process_owner(ctx, field)
+			case "batches":
+				return ec.fieldContext_Process_batches(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Process", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseProcess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeProcess(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_resumeProcess,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeProcess(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNProcess2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐProcess,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_resumeProcess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Process_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Process_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Process_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Process_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Process_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Process_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Process_name(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Process_poolID(ctx, field)
+			case "ownerID":
+				return ec.fieldContext_Process_ownerID(ctx, field)
+			case "kind":
+				return ec.fieldContext_Process_kind(ctx, field)
+			case "runner":
+				return ec.fieldContext_Process_runner(ctx, field)
+			case "package":
+				return ec.fieldContext_Process_package(ctx, field)
+			case "maxDurationSeconds":
+				return ec.fieldContext_Process_maxDurationSeconds(ctx, field)
+			case "retries":
+				return ec.fieldContext_Process_retries(ctx, field)
+			case "maxWaitSeconds":
+				return ec.fieldContext_Process_maxWaitSeconds(ctx, field)
+			case "schedule":
+				return ec.fieldContext_Process_schedule(ctx, field)
+			case "active":
+				return ec.fieldContext_Process_active(ctx, field)
+			case "pool":
+				return ec.fieldContext_Process_pool(ctx, field)
+			case "owner":
+				return ec.fieldContext_Process_owner(ctx, field)
+			case "batches":
+				return ec.fieldContext_Process_batches(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Process", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeProcess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_awaitStop(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_awaitStop,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AwaitStop(ctx, fc.Args["taskID"].(int), fc.Args["attempt"].(int), fc.Args["wait"].(*int))
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_awaitStop(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_awaitStop_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -48575,6 +49590,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "cancelBatch":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelBatch(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stopTask":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_stopTask(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryTask":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryTask(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryBatch":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryBatch(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pausePool":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pausePool(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumePool":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumePool(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pauseProcess":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseProcess(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeProcess":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeProcess(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "awaitStop":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_awaitStop(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "putCredential":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_putCredential(ctx, field)
@@ -53816,6 +54894,10 @@ func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPag
 	return ec._PageInfo(ctx, sel, &v)
 }
 
+func (ec *executionContext) marshalNPool2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPool(ctx context.Context, sel ast.SelectionSet, v ent.Pool) graphql.Marshaler {
+	return ec._Pool(ctx, sel, &v)
+}
+
 func (ec *executionContext) marshalNPool2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐPool(ctx context.Context, sel ast.SelectionSet, v *ent.Pool) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -54022,6 +55104,10 @@ func (ec *executionContext) marshalNPrincipal2ᚖgithubᚗcomᚋrpacloudᚋrpacl
 		return graphql.Null
 	}
 	return ec._Principal(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProcess2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐProcess(ctx context.Context, sel ast.SelectionSet, v ent.Process) graphql.Marshaler {
+	return ec._Process(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNProcess2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐProcess(ctx context.Context, sel ast.SelectionSet, v *ent.Process) graphql.Marshaler {
@@ -54429,6 +55515,10 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 func (ec *executionContext) unmarshalNSubmitBatchInput2githubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐSubmitBatchInput(ctx context.Context, v any) (model.SubmitBatchInput, error) {
 	res, err := ec.unmarshalInputSubmitBatchInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTask2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTask(ctx context.Context, sel ast.SelectionSet, v ent.Task) graphql.Marshaler {
+	return ec._Task(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNTask2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTask(ctx context.Context, sel ast.SelectionSet, v *ent.Task) graphql.Marshaler {

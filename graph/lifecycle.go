@@ -15,7 +15,9 @@ import (
 	"github.com/rpacloud/rpacloud/graph/model"
 )
 
-// Error code of a refused lifecycle transition or a clashing booking.
+// Error code of a refused lifecycle transition or a clashing booking, and of
+// a job-control request on a task or batch in the wrong state (stop a
+// finished task, retry a running one).
 const CodeRefused = "REFUSED"
 
 func (r *Resolver) delivery(ctx context.Context) (*delivery.Service, viewer.Principal, error) {

@@ -106,6 +106,9 @@ const (
 	// robot must not send it again.
 	CodeResultRefused = "RESULT_REFUSED"
 	CodeNotFound      = "NOT_FOUND"
+	// CodeStopRequested answers a heartbeat of an attempt an operator asked
+	// to stop: stop the run and report; the deadline was not extended.
+	CodeStopRequested = "STOP_REQUESTED"
 )
 
 func coded(code, format string, args ...any) *gqlerror.Error {
@@ -158,6 +161,10 @@ func queueError(err error) error {
 		return coded(CodeBadInput, "%v", err)
 	case errors.Is(err, dispatch.ErrRobotUnavailable):
 		return coded(CodeForbidden, "%v", err)
+	case errors.Is(err, dispatch.ErrStopRequested):
+		return coded(CodeStopRequested, "%v", err)
+	case errors.Is(err, dispatch.ErrWrongState):
+		return coded(CodeRefused, "%v", err)
 	}
 	return fmt.Errorf("%w", err)
 }

@@ -650,8 +650,10 @@ func (g *opGen) predicates(input string, depth int) []string {
 
 // robotProtocol are the mutations a robot uses to take and report work:
 // a robot serves every customer of its pool, so B's task reaching it is
-// the design, not a leak.
-var robotProtocol = map[string]bool{"registerRobot": true, "claimTask": true, "heartbeat": true, "reportResult": true}
+// the design, not a leak. awaitStop answers only about the robot's own
+// running attempt, like heartbeat.
+var robotProtocol = map[string]bool{"registerRobot": true, "claimTask": true, "heartbeat": true, "reportResult": true,
+	"awaitStop": true}
 
 // mutations derives every mutation with every choice of B's names and ids.
 func (g *opGen) mutations() []string {

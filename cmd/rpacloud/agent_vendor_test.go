@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -71,5 +72,58 @@ func TestRobotRunsUiPathProcess(t *testing.T) {
 	_, err = p.Run(ctx, claim)
 	if err == nil || errors.Is(err, robotagent.ErrData) || !strings.Contains(err.Error(), "ended Faulted: System.Exception: the portal timed out") {
 		t.Fatalf("faulted job: %v", err)
+	}
+}
+
+// An operator's stop reaches a vendor job: the agent cancels the run's
+// context with robotagent.ErrStopRequested, the uipath plugin (a process of
+// the rpacloud binary) gets the vendor's own stop call (StopJobs, recorded
+// by the fake Orchestrator with the job's id), and the error says the job
+// was stopped at the operator's request.
+func TestRobotStopsUiPathJobOnRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds rpacloud")
+	}
+	f := fakeorch.New("rpacloud-app", "app-s3cret", 42)
+	t.Cleanup(f.Close)
+	f.AddRelease(fakeorch.Release{Key: "7d0c5e4a-2f3b-4d7c-9e8a-3c4d5e6f7081", Name: "Slow.Filing", ProcessKey: "Slow.Filing",
+		Script: []string{"Pending", "Running"}}) // runs until stopped
+	h := pluginhost.New(pluginhost.Options{SelfExe: sdktest.RpacloudBinary(t), Builtin: builtin.Has, BuiltinInfo: builtin.Info,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	defer h.Close()
+	spec := &robotwire.ProcessSpec{Name: "slow", Kind: "vendor", Runner: "uipath-prod", Package: "Slow.Filing", VendorType: "uipath",
+		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
+	p := &robotagent.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond,
+		Schema: func(ctx context.Context, kind, name string) []sdk.ConfigAttribute {
+			a, _ := h.Schema(ctx, kind, name)
+			return a
+		}}
+	base := secret.WithSecrets(context.Background(), secret.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})
+	ctx, stop := context.WithCancelCause(base)
+	defer stop(nil)
+	claim := &robotwire.Claim{TaskID: 7, Attempt: 1, Process: "slow", Kind: "vendor", Input: json.RawMessage(`{}`),
+		Deadline: time.Now().Add(time.Minute)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Run(ctx, claim)
+		done <- err
+	}()
+	sdktest.Eventually(t, 30*time.Second, "the job started", func() bool { return len(f.Jobs()) == 1 })
+	stop(robotagent.ErrStopRequested)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end after the stop")
+	}
+	if !errors.Is(err, robotagent.ErrStopRequested) || !strings.Contains(err.Error(), "stopped at the operator's request") {
+		t.Fatalf("run after the stop: %v", err)
+	}
+	j := f.Jobs()
+	if len(j) != 1 || j[0].Stopped == "" {
+		t.Fatalf("jobs %+v: want the one job stopped through StopJobs", j)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(j[0].ID)) && !strings.Contains(err.Error(), j[0].Key) {
+		t.Fatalf("the error %q does not name job %d", err, j[0].ID)
 	}
 }

@@ -53,8 +53,8 @@ func firstNonEmpty(vs ...string) string {
 }
 
 func newTaskCmd() *cobra.Command {
-	return group(&cobra.Command{Use: "task", Short: "submit task batches and list tasks"},
-		newTaskSubmitCmd(), newTaskListCmd())
+	return group(&cobra.Command{Use: "task", Short: "submit task batches, list, stop and retry tasks"},
+		newTaskSubmitCmd(), newTaskListCmd(), newTaskStopCmd(), newTaskRetryCmd())
 }
 
 // readJSONL reads one JSON object per line; blank lines are skipped. Every
@@ -102,7 +102,7 @@ func readJSONL(path string, stdin io.Reader) ([]json.RawMessage, error) {
 }
 
 const submitQ = `mutation($in:SubmitBatchInput!){submitBatch(input:$in){id total}}`
-const batchQ = `query($id:ID!){node(id:$id){... on Batch{id total pending running succeeded failed stack}}}`
+const batchQ = `query($id:ID!){node(id:$id){... on Batch{id total pending running succeeded failed cancelled stack}}}`
 
 // batchView is a batch's progress; also what `task submit -o json` prints.
 type batchView struct {
@@ -112,6 +112,7 @@ type batchView struct {
 	Running   int    `json:"running"`
 	Succeeded int    `json:"succeeded"`
 	Failed    int    `json:"failed"`
+	Cancelled int    `json:"cancelled"`
 	Stack     string `json:"stack"`
 }
 
@@ -132,7 +133,7 @@ follow the batch until every task finished (a progress bar on a terminal,
 the final tally otherwise) and exit 1 if any task failed.
 
 -o json prints the batch (after --wait, its final state):
-  {"id", "total", "pending", "running", "succeeded", "failed", "stack"}`,
+  {"id", "total", "pending", "running", "succeeded", "failed", "cancelled", "stack"}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(taskSubmit(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -217,7 +218,7 @@ func taskSubmit(ctx context.Context, o taskSubmitOptions, stdin io.Reader, stdou
 			default:
 				fmt.Fprintln(stdout, strings.TrimSpace(progressBar(*st.Node, 30)))
 			}
-			if st.Node.Failed > 0 {
+			if st.Node.Failed > 0 || st.Node.Cancelled > 0 {
 				return 1
 			}
 			return 0
@@ -234,14 +235,18 @@ func taskSubmit(ctx context.Context, o taskSubmitOptions, stdin io.Reader, stdou
 }
 
 func progressBar(b batchView, width int) string {
-	done := b.Succeeded + b.Failed
+	done := b.Succeeded + b.Failed + b.Cancelled
 	filled := 0
 	if b.Total > 0 {
 		filled = done * width / b.Total
 	}
-	return fmt.Sprintf("[%s%s] %d/%d  ok %d  failed %d  running %d  pending %d ",
+	cancelled := ""
+	if b.Cancelled > 0 {
+		cancelled = fmt.Sprintf("  cancelled %d", b.Cancelled)
+	}
+	return fmt.Sprintf("[%s%s] %d/%d  ok %d  failed %d%s  running %d  pending %d ",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, b.Total,
-		b.Succeeded, b.Failed, b.Running, b.Pending)
+		b.Succeeded, b.Failed, cancelled, b.Running, b.Pending)
 }
 
 const tasksQ = `query($first:Int,$where:TaskWhereInput){tasks(first:$first,where:$where,orderBy:{field:CREATED_AT,direction:DESC}){totalCount edges{node{id state attemptNo failureReason errorMessage batchID createdAt}}}}`
@@ -271,7 +276,7 @@ failure_reason are lower case, as in the table.`,
 	f := cmd.Flags()
 	o.cf.register(f)
 	f.StringVar(&o.batch, "batch", "", "only tasks of this batch id")
-	f.StringVar(&o.state, "state", "", "only tasks in this state (pending, running, succeeded, failed)")
+	f.StringVar(&o.state, "state", "", "only tasks in this state (pending, running, succeeded, failed, cancelled)")
 	f.IntVar(&o.limit, "limit", 50, "at most this many tasks, newest first")
 	o.out = addOutputFlag(cmd)
 	return cmd
@@ -347,7 +352,7 @@ func taskList(ctx context.Context, o taskListOptions, stdout, stderr io.Writer) 
 	return 0
 }
 
-const poolStatusQ = `{poolStatus{pool{name min max fairness} robots idle busy suspect pending running provider providerHealthy}}`
+const poolStatusQ = `{poolStatus{pool{name min max fairness pausedAt pausedBy pauseReason} robots idle busy suspect pending running provider providerHealthy}}`
 
 func newPoolCmd() *cobra.Command {
 	var cf clientFlags
@@ -359,7 +364,10 @@ per pool.
 
 -o json prints {"pools": [{"name", "min", "max", "fairness", "robots",
 "idle", "busy", "suspect", "pending", "running", "provider",
-"provider_healthy"}]}; fairness is lower case, as in the table.`,
+"provider_healthy", "paused_at", "paused_by", "pause_reason"}]}; fairness
+is lower case, as in the table; paused_at is null for a pool that runs. A
+paused pool (rpacloud pool pause) is listed under the table with who paused
+it and why.`,
 		Args: cobra.NoArgs,
 	}
 	cf.register(status.Flags())
@@ -367,23 +375,27 @@ per pool.
 	status.RunE = func(cmd *cobra.Command, _ []string) error {
 		return exit(poolStatus(cmd.Context(), cf, out, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
-	return group(&cobra.Command{Use: "pool", Short: "pool status and join tokens"}, status, newJoinTokenCmd())
+	return group(&cobra.Command{Use: "pool", Short: "pool status, pause and resume, join tokens"},
+		append([]*cobra.Command{status, newJoinTokenCmd()}, pauseCmds("pool", pausePoolQ, resumePoolQ, "pausePool", "resumePool")...)...)
 }
 
 // poolJSON is one pool of `pool status -o json`.
 type poolJSON struct {
-	Name            string `json:"name"`
-	Min             int    `json:"min"`
-	Max             int    `json:"max"`
-	Fairness        string `json:"fairness"`
-	Robots          int    `json:"robots"`
-	Idle            int    `json:"idle"`
-	Busy            int    `json:"busy"`
-	Suspect         int    `json:"suspect"`
-	Pending         int    `json:"pending"`
-	Running         int    `json:"running"`
-	Provider        string `json:"provider"`
-	ProviderHealthy bool   `json:"provider_healthy"`
+	Name            string  `json:"name"`
+	Min             int     `json:"min"`
+	Max             int     `json:"max"`
+	Fairness        string  `json:"fairness"`
+	Robots          int     `json:"robots"`
+	Idle            int     `json:"idle"`
+	Busy            int     `json:"busy"`
+	Suspect         int     `json:"suspect"`
+	Pending         int     `json:"pending"`
+	Running         int     `json:"running"`
+	Provider        string  `json:"provider"`
+	ProviderHealthy bool    `json:"provider_healthy"`
+	PausedAt        *string `json:"paused_at"`
+	PausedBy        string  `json:"paused_by,omitempty"`
+	PauseReason     string  `json:"pause_reason,omitempty"`
 }
 
 func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr io.Writer) int {
@@ -395,10 +407,13 @@ func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr i
 	var out struct {
 		PoolStatus []struct {
 			Pool struct {
-				Name     string `json:"name"`
-				Min      int    `json:"min"`
-				Max      int    `json:"max"`
-				Fairness string `json:"fairness"`
+				Name        string  `json:"name"`
+				Min         int     `json:"min"`
+				Max         int     `json:"max"`
+				Fairness    string  `json:"fairness"`
+				PausedAt    *string `json:"pausedAt"`
+				PausedBy    *string `json:"pausedBy"`
+				PauseReason *string `json:"pauseReason"`
 			} `json:"pool"`
 			Robots, Idle, Busy, Suspect, Pending, Running int
 			Provider                                      string `json:"provider"`
@@ -413,7 +428,8 @@ func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr i
 	for _, p := range out.PoolStatus {
 		pools = append(pools, poolJSON{Name: p.Pool.Name, Min: p.Pool.Min, Max: p.Pool.Max, Fairness: strings.ToLower(p.Pool.Fairness),
 			Robots: p.Robots, Idle: p.Idle, Busy: p.Busy, Suspect: p.Suspect, Pending: p.Pending, Running: p.Running,
-			Provider: p.Provider, ProviderHealthy: p.ProviderHealthy})
+			Provider: p.Provider, ProviderHealthy: p.ProviderHealthy,
+			PausedAt: p.Pool.PausedAt, PausedBy: deref(p.Pool.PausedBy), PauseReason: deref(p.Pool.PauseReason)})
 	}
 	if o.JSON() {
 		return printJSON(stdout, stderr, struct {
@@ -441,6 +457,12 @@ func poolStatus(ctx context.Context, cf clientFlags, o *output, stdout, stderr i
 			p.Idle, p.Busy, p.Suspect, p.Pending, p.Running, prov, p.Fairness)
 	}
 	_ = tw.Flush()
+	for _, p := range pools {
+		if p.PausedAt != nil {
+			fmt.Fprintln(stdout, pausable{Name: p.Name, PausedAt: p.PausedAt, PausedBy: &p.PausedBy, PauseReason: &p.PauseReason}.line("pool")+
+				" (nothing is dispatched)")
+		}
+	}
 	return 0
 }
 

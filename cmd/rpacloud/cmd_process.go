@@ -28,7 +28,9 @@ access with .rdp download, and the run schedule with its clashes.
   rpacloud process book P --slot S --cron "0 9 * * 1-5" --duration 90m [--timezone Z]
         [--robot R] [--robots N] [--department D] [--accept-clash]
   rpacloud process cancel-booking PROCESS/SLOT
-  rpacloud process schedule [--pool P] [--days N]`
+  rpacloud process schedule [--pool P] [--days N]
+  rpacloud process pause P [--reason T]
+  rpacloud process resume P`
 
 // processUsage is printed after a wrong number of arguments, as before
 // cobra.
@@ -42,12 +44,15 @@ const processUsage = "usage:\n" + `  rpacloud process status P
         [--robot R] [--robots N] [--department D] [--accept-clash]
   rpacloud process cancel-booking PROCESS/SLOT
   rpacloud process schedule [--pool P] [--days N]
+  rpacloud process pause P [--reason T]
+  rpacloud process resume P
 `
 
 func newProcessCmd() *cobra.Command {
-	return group(&cobra.Command{Use: "process", Short: "lifecycle S1–S5, remote access, run schedule", Long: processLong},
-		newProcessStatusCmd(), newProcessAdvanceCmd(), newProcessConnectCmd(),
-		newProcessBookCmd(), newProcessCancelBookingCmd(), newProcessScheduleCmd())
+	return group(&cobra.Command{Use: "process", Short: "lifecycle S1–S5, remote access, run schedule, pause", Long: processLong},
+		append([]*cobra.Command{newProcessStatusCmd(), newProcessAdvanceCmd(), newProcessConnectCmd(),
+			newProcessBookCmd(), newProcessCancelBookingCmd(), newProcessScheduleCmd()},
+			pauseCmds("process", pauseProcessQ, resumeProcessQ, "pauseProcess", "resumeProcess")...)...)
 }
 
 // processCmd builds a process subcommand: the connection flags, n

@@ -44,7 +44,7 @@ on stdout; text is the default. Progress bars are drawn only on a terminal.
 Exit codes:
   0    success
   1    failure: the command ran and failed, or found problems (validate
-       errors, fmt --check differences, failed tasks of task submit --wait)
+       errors, fmt --check differences, failed or cancelled tasks of task submit --wait)
   2    usage: unknown command or flag, missing or bad argument
   3    robot: the daemon refused the robot's identity (revoked or unknown);
        restarting will not help (the systemd unit does not restart on 3)
@@ -116,7 +116,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newDevCmd(), newServerCmd(), newRobotCmd(),
 		newValidateCmd(), newFmtCmd(),
-		newTaskCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
+		newTaskCmd(), newBatchCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
 		newProcessCmd(), newConfigCmd(), newDocsCmd(), newAuditCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),

@@ -354,7 +354,7 @@ func (s *Service) evidence(ctx context.Context, proc *ent.Process, st *State, p 
 			return ev, fmt.Errorf("batch %d: %w", id, err)
 		}
 		run := lifecycle.Run{
-			BatchID: b.ID, Purpose: purpose, Total: b.Total, Succeeded: b.Succeeded, Failed: b.Failed,
+			BatchID: b.ID, Purpose: purpose, Total: b.Total, Succeeded: b.Succeeded, Failed: b.Failed, Cancelled: b.Cancelled,
 			Finished: b.Stack == batch.StackFinished, StartedAt: b.CreatedAt,
 		}
 		if b.Edges.Process != nil {
@@ -553,6 +553,7 @@ func (s *Service) processData(ctx context.Context, proc *ent.Process) (documents
 		dp.Tasks += b.Total
 		dp.Succeeded += b.Succeeded
 		dp.Failed += b.Failed
+		dp.Cancelled += b.Cancelled
 		if b.CreatedAt.After(dp.LastRun) {
 			dp.LastRun = b.CreatedAt
 		}

@@ -128,7 +128,7 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, 
 	// columns the policy reads.
 	var rows []batchRow
 	err = tx.Batch.Query().
-		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0), notPaused()).
 		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
 		Modify(func(s *sql.Selector) { q.postgres.Store(s.Dialect() == dialect.Postgres) }).
 		Scan(ctx, &rows)

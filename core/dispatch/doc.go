@@ -36,10 +36,31 @@
 //     time-out.
 //   - Queue.Expire fails the tasks still pending their process's max_wait
 //     after submission (failure_reason expired), so a task ends in bounded
-//     time even in a pool no robot can serve. RunSweeper runs Sweep and
+//     time even in a pool no robot can serve (except while it is paused,
+//     below). RunSweeper runs Sweep and
 //     Expire periodically; the daemon runs it among its leader services
 //     (core/lease.Group), so several daemons sharing a PostgreSQL sweep
 //     once.
+//   - Job control (control.go): CancelBatch, StopTask, RetryTask,
+//     RetryBatch, PausePool/ResumePool, PauseProcess/ResumeProcess. A
+//     stop marks the running attempt stop_requested and cuts its deadline
+//     to now plus the stop grace (Options.StopGrace, DefaultStopGrace);
+//     Heartbeat then answers ErrStopRequested and extends nothing;
+//     StopRequested is the robot's check (awaitStop). A failure report
+//     for a stop-requested attempt ends it stopped and the task cancelled;
+//     a success that raced the stop is kept as a success. Sweep treats a
+//     stop-requested attempt past the grace like a time-out (abandoned,
+//     robot suspect) but the task ends cancelled, not retried. A retry
+//     makes a failed or cancelled task pending (manual_retries + 1,
+//     automatic counts reset, requeued_at now) and its finished batch
+//     returns to stack B. Batch-wide requests run in chunks of 200 tasks,
+//     one transaction each.
+//   - Paused pools and processes: no claim (ent path and fast path)
+//     hands out their work, read from the database at each claim (not the
+//     settings cache), so a pause applies at the next claim on every
+//     daemon; Expire leaves their tasks alone, the exception to its
+//     bounded-time guarantee, and a resume restarts their max_wait. A task
+//     retried by hand waits max_wait from requeued_at, not its submission.
 //
 // # Guarantees
 //

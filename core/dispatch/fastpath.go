@@ -38,13 +38,15 @@ import (
 var errSlowPath = errors.New("dispatch: take the general path")
 
 // candidatesSQL reads the active batches (stacks A and B with pending
-// tasks) of robot $1's pool, and the robot's name and pool, when the robot
-// may take work.
+// tasks, pool and process not paused: notPaused) of robot $1's pool, and
+// the robot's name and pool, when the robot may take work.
 const candidatesSQL = `SELECT b.id, b.stack, b.created_at, b.last_served_at, b.pending, b.process_id,
 	r.name AS robot_name, r.pool_id AS robot_pool
 FROM robots r JOIN batches b ON b.pool_id = r.pool_id
 WHERE r.id = $1 AND r.state NOT IN ('draining', 'released')
-  AND b.stack IN ('new', 'serving') AND b.pending > 0`
+  AND b.stack IN ('new', 'serving') AND b.pending > 0
+  AND NOT EXISTS (SELECT 1 FROM pools pp WHERE pp.id = b.pool_id AND pp.paused_at IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM processes pr WHERE pr.id = b.process_id AND pr.paused_at IS NOT NULL)`
 
 // candidateRow is flat: ScanSlice skips embedded structs of unexported types.
 type candidateRow struct {
@@ -214,7 +216,7 @@ const reportSuccessSQL = `WITH a AS (
 		stack = CASE WHEN batches.pending = 0 AND batches.running = 1 THEN 'finished' ELSE batches.stack END,
 		finished_at = CASE WHEN batches.pending = 0 AND batches.running = 1 THEN $4 ELSE batches.finished_at END
 	FROM t WHERE batches.id = t.batch_id
-	RETURNING batches.id, batches.customer_id, batches.pool_id, batches.process_id, batches.succeeded, batches.failed,
+	RETURNING batches.id, batches.customer_id, batches.pool_id, batches.process_id, batches.succeeded, batches.failed, batches.cancelled,
 		batches.stack = 'finished' AND batches.pending = 0 AND batches.running = 0 AS done
 ), r AS (
 	UPDATE robots SET state = 'idle', last_seen_at = $4, updated_at = $6
@@ -228,11 +230,11 @@ const reportSuccessSQL = `WITH a AS (
 ), bev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, message, vendor, external_id)
 	SELECT $4, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
-		b.succeeded || ' succeeded, ' || b.failed || ' failed', '', ''
+		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '', ''
 	FROM b, tev WHERE b.done
 	RETURNING id
 )
-SELECT t.*, b.done, b.succeeded AS batch_succeeded, b.failed AS batch_failed,
+SELECT t.*, b.done, b.succeeded AS batch_succeeded, b.failed AS batch_failed, b.cancelled AS batch_cancelled,
 	tev.id AS event_id, (SELECT id FROM bev) AS batch_event_id
 FROM t, b, tev`
 
@@ -241,6 +243,7 @@ type reportedRow struct {
 	Done           bool `json:"done"`
 	BatchSucceeded int  `json:"batch_succeeded"`
 	BatchFailed    int  `json:"batch_failed"`
+	BatchCancelled int  `json:"batch_cancelled"`
 	EventID        int  `json:"event_id"`
 	BatchEventID   *int `json:"batch_event_id"`
 }
@@ -272,7 +275,7 @@ func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptN
 		evs = append(evs, &ent.Event{
 			ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished",
 			CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
-			Message: fmt.Sprintf("%d succeeded, %d failed", row.BatchSucceeded, row.BatchFailed),
+			Message: batchSummary(&ent.Batch{Succeeded: row.BatchSucceeded, Failed: row.BatchFailed, Cancelled: row.BatchCancelled}),
 		})
 	}
 	q.bus.Publish(evs...)

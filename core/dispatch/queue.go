@@ -59,6 +59,9 @@ type Queue struct {
 	// maxResult bounds a task's stored output and error message.
 	maxResult int
 
+	// stopGrace is how long a robot has to stop after a stop request.
+	stopGrace time.Duration
+
 	// postgres is set once a claim has seen the database's dialect; claims
 	// and reports take the PostgreSQL fast path only then (fastpath.go).
 	postgres atomic.Bool
@@ -78,6 +81,10 @@ type Options struct {
 	// message; default MaxOutputBytes. A larger output is refused (the
 	// attempt fails), a larger message shortened.
 	MaxResultBytes int
+	// StopGrace is how long a robot has, after an operator asked it to
+	// stop a task, before its attempt is treated like a time-out; default
+	// DefaultStopGrace.
+	StopGrace time.Duration
 }
 
 // New returns a queue on client.
@@ -95,7 +102,10 @@ func New(client *ent.Client, o Options) *Queue {
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = MaxOutputBytes
 	}
-	return &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes,
+	if o.StopGrace <= 0 {
+		o.StopGrace = DefaultStopGrace
+	}
+	return &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes, stopGrace: o.StopGrace,
 		rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 

@@ -49,13 +49,22 @@ func running(ctx context.Context, tx *ent.Tx, robotID, taskID, attemptNo int) (*
 }
 
 // Heartbeat extends the deadline of a running attempt by its process's
-// max_duration from now, and returns the new deadline.
+// max_duration from now, and returns the new deadline. For an attempt an
+// operator asked to stop it extends nothing and answers ErrStopRequested
+// (with the stop's deadline).
 func (q *Queue) Heartbeat(ctx context.Context, robotID, taskID, attemptNo int) (time.Time, error) {
 	var deadline time.Time
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		t, a, err := running(ctx, tx, robotID, taskID, attemptNo)
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
+		}
+		if a.StopRequestedAt != nil {
+			// The deadline stays the stop's grace: a robot that keeps
+			// beating without stopping is timed out at its end.
+			deadline = a.Deadline
+			return fmt.Errorf("heartbeat: task %d attempt %d: %w at %s: stop the run and report",
+				taskID, attemptNo, ErrStopRequested, a.StopRequestedAt.Format(time.RFC3339))
 		}
 		p, err := q.process(ctx, tx, t.ProcessID)
 		if err != nil {
@@ -188,6 +197,27 @@ func (q *Queue) report(ctx context.Context, robotID, taskID, attemptNo int, res 
 		var evType events.Type
 		var evMsg string
 		switch {
+		case !res.Success && a.StopRequestedAt != nil:
+			// The robot stopped at the operator's request (or failed
+			// while stopping): the attempt ends stopped and the task
+			// cancelled, never retried. A success that raced the stop
+			// is kept as a success (the case below): the work was done.
+			msg := "stopped at the operator's request"
+			if res.Message != "" {
+				msg += "; the robot reported: " + res.Message
+			}
+			msg = truncateMessage(msg, q.maxResult)
+			au.SetState(attempt.StateStopped).SetErrorMessage(msg)
+			if res.Class == robotwire.ErrorData {
+				au.SetErrorClass(attempt.ErrorClassData)
+			} else {
+				au.SetErrorClass(attempt.ErrorClassExecution)
+			}
+			reason := task.FailureReasonCancelled
+			tu.SetState(task.StateCancelled).SetFailureReason(reason).SetErrorMessage(msg).SetFinishedAt(rec.now)
+			bu.AddCancelled(1)
+			t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateCancelled, &reason, msg, &rec.now
+			evType, evMsg = events.TaskCancelled, fmt.Sprintf("attempt %d %s", attemptNo, msg)
 		case res.Success:
 			au.SetState(attempt.StateSucceeded).SetOutput(string(res.Output))
 			tu.SetState(task.StateSucceeded).SetOutput(string(res.Output)).SetFinishedAt(rec.now).SetErrorMessage("")
@@ -271,8 +301,16 @@ func finishBatchIfDone(ctx context.Context, tx *ent.Tx, rec *recorder, batchID i
 		}
 		c := events.Create(tx.Event, events.BatchFinished, rec.now).
 			SetBatchID(b.ID).SetCustomerID(b.CustomerID).SetPoolID(b.PoolID).SetProcessID(b.ProcessID).
-			SetMessage(fmt.Sprintf("%d succeeded, %d failed", b.Succeeded, b.Failed))
+			SetMessage(batchSummary(b))
 		rec.evs = append(rec.evs, c)
 	}
 	return nil
+}
+
+// batchSummary is a finished batch's event message.
+func batchSummary(b *ent.Batch) string {
+	if b.Cancelled > 0 {
+		return fmt.Sprintf("%d succeeded, %d failed, %d cancelled", b.Succeeded, b.Failed, b.Cancelled)
+	}
+	return fmt.Sprintf("%d succeeded, %d failed", b.Succeeded, b.Failed)
 }

@@ -48,6 +48,9 @@ func (q *Queue) Sweep(ctx context.Context) (int, error) {
 
 func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt) error {
 	sctx := system(ctx)
+	if a.StopRequestedAt != nil {
+		return q.abandonStopped(sctx, tx, rec, a)
+	}
 	n, err := tx.Attempt.Update().
 		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), attempt.DeadlineLT(rec.now)).
 		SetState(attempt.StateAbandoned).SetErrorClass(attempt.ErrorClassTimeout).
@@ -107,6 +110,48 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	return nil
 }
 
+// abandonStopped ends an attempt an operator asked to stop whose robot did
+// not report within the grace: like a time-out (attempt abandoned, robot
+// suspect, the time-out counted), but the task ends cancelled, as the
+// operator asked, and is not retried.
+func (q *Queue) abandonStopped(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt) error {
+	msg := fmt.Sprintf("did not stop within the grace after the stop requested at %s", a.StopRequestedAt.Format(time.RFC3339))
+	n, err := tx.Attempt.Update().
+		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), attempt.DeadlineLT(rec.now)).
+		SetState(attempt.StateAbandoned).SetErrorClass(attempt.ErrorClassTimeout).
+		SetErrorMessage(msg).SetFinishedAt(rec.now).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("abandon attempt %d: %w", a.ID, err)
+	}
+	if n != 1 {
+		return ErrStaleAttempt
+	}
+	t, err := tx.Task.Get(ctx, a.TaskID)
+	if err != nil {
+		return fmt.Errorf("abandon attempt %d: task: %w", a.ID, err)
+	}
+	reason := task.FailureReasonCancelled
+	tmsg := "cancelled: the robot " + msg
+	k, err := tx.Task.Update().Where(task.ID(t.ID), task.StateEQ(task.StateRunning), task.AttemptNo(a.Number)).
+		AddTimeouts(1).SetState(task.StateCancelled).SetFailureReason(reason).SetErrorMessage(tmsg).
+		SetFinishedAt(rec.now).SetUpdatedAt(rec.now).Save(ctx)
+	if err != nil || k != 1 {
+		return fmt.Errorf("abandon attempt %d: update task: %w", a.ID, errOr(err, ErrStaleAttempt))
+	}
+	if err := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).AddCancelled(1).SetUpdatedAt(rec.now).Exec(ctx); err != nil {
+		return fmt.Errorf("abandon attempt %d: update batch: %w", a.ID, err)
+	}
+	if err := tx.Robot.Update().Where(robot.ID(a.RobotID), robot.StateIn(robot.StateBusy, robot.StateIdle)).
+		SetState(robot.StateSuspect).Exec(ctx); err != nil {
+		return fmt.Errorf("abandon attempt %d: mark robot suspect: %w", a.ID, err)
+	}
+	rid := a.RobotID
+	t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateCancelled, &reason, tmsg, &rec.now
+	rec.add(tx, events.TaskDelayed, fmt.Sprintf("attempt %d on robot %d %s", a.Number, a.RobotID, msg), t, &rid)
+	rec.add(tx, events.TaskCancelled, tmsg, t, &rid)
+	return finishBatchIfDone(ctx, tx, rec, t.BatchID)
+}
+
 // expireLimit bounds the tasks one Expire call fails, and expireChunk the
 // tasks one of its transactions fails, so that a huge expired order
 // neither holds the writer for long nor delays the deadline sweep.
@@ -122,20 +167,24 @@ const (
 // attempt is never cut short; its task expires only once it is pending
 // again. So every task ends in bounded time whatever its pool: at most
 // max_wait after submission plus its last attempt (and the sweep
-// interval). It returns how many tasks it failed.
+// interval). Two exceptions, both an operator's doing: a task retried by
+// hand (or waiting in a resumed pool or process) waits max_wait from its
+// requeued_at, and the tasks of a paused pool or process do not expire
+// while it is paused. It returns how many tasks it failed.
 func (q *Queue) Expire(ctx context.Context) (int, error) {
 	sctx := system(ctx)
 	now := q.clock()
 	// Active orders only (stacks A and B with pending tasks): few rows.
 	// Tasks carry their batch's creation time, so the batch's says when
 	// they were submitted.
+	// Paused work does not expire (notPaused): its robots may not take it.
 	var rows []struct {
 		ID        int       `json:"id"`
 		ProcessID int       `json:"process_id"`
 		CreatedAt time.Time `json:"created_at"`
 	}
 	err := q.client.Batch.Query().
-		Where(batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		Where(batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0), notPaused()).
 		Order(ent.Asc(batch.FieldCreatedAt), ent.Asc(batch.FieldID)).
 		Select(batch.FieldID, batch.FieldProcessID, batch.FieldCreatedAt).Scan(sctx, &rows)
 	if err != nil {
@@ -153,8 +202,10 @@ func (q *Queue) Expire(ctx context.Context) (int, error) {
 		}
 		msg := fmt.Sprintf("expired: still waiting for a robot %s after its submission (max_wait of %s is %s)",
 			now.Sub(b.CreatedAt).Round(time.Second), p.Name, maxWait)
+		requeuedMsg := fmt.Sprintf("expired: still waiting for a robot more than %s after it was last made pending again by a retry or resume (max_wait of %s)",
+			maxWait, p.Name)
 		for done < expireLimit {
-			n, err := q.expireBatch(ctx, b.ID, min(expireChunk, expireLimit-done), msg)
+			n, err := q.expireBatch(ctx, b.ID, min(expireChunk, expireLimit-done), now.Add(-maxWait), msg, requeuedMsg)
 			if err != nil {
 				return done, err
 			}
@@ -171,17 +222,25 @@ func (q *Queue) Expire(ctx context.Context) (int, error) {
 // reason expired, each behind the fence (task, pending, attempt number),
 // so a task a robot claimed meanwhile is left alone. It returns how many
 // it failed.
-func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, msg string) (int, error) {
+func (q *Queue) expireBatch(ctx context.Context, batchID, limit int, cutoff time.Time, submittedMsg, requeuedMsg string) (int, error) {
 	n := 0
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		n = 0
-		ts, err := tx.Task.Query().Where(task.BatchID(batchID), task.StateEQ(task.StatePending)).
+		// A task an operator made pending again (retry, resume) waits
+		// max_wait from then (requeued_at), the others from the batch's
+		// submission, which the caller checked is before cutoff.
+		ts, err := tx.Task.Query().Where(task.BatchID(batchID), task.StateEQ(task.StatePending),
+			task.Or(task.RequeuedAtIsNil(), task.RequeuedAtLT(cutoff))).
 			Order(task.ByID()).Limit(limit).All(ctx)
 		if err != nil {
 			return fmt.Errorf("expire batch %d: list pending tasks: %w", batchID, err)
 		}
 		reason := task.FailureReasonExpired
 		for _, t := range ts {
+			msg := submittedMsg
+			if t.RequeuedAt != nil {
+				msg = requeuedMsg
+			}
 			k, err := tx.Task.Update().
 				Where(task.ID(t.ID), task.StateEQ(task.StatePending), task.AttemptNo(t.AttemptNo)).
 				SetState(task.StateFailed).SetFailureReason(reason).SetErrorMessage(msg).

@@ -195,6 +195,7 @@ func (b builder) record() *Doc {
 			{b.t("Tasks", "任务数"), fmt.Sprint(p.Tasks)},
 			{b.t("Succeeded", "成功"), fmt.Sprint(p.Succeeded)},
 			{b.t("Failed", "失败"), fmt.Sprint(p.Failed)},
+			{b.t("Cancelled", "已取消"), fmt.Sprint(p.Cancelled)},
 			{b.t("Last run", "最近运行"), b.when(p.LastRun)},
 		},
 	})

@@ -127,6 +127,7 @@ type Process struct {
 	Credentials []string
 	// Recent outcomes, for the record sheet.
 	Batches, Tasks, Succeeded, Failed int
+	Cancelled                         int // by an operator (batch cancel, task stop)
 	LastRun                           time.Time
 }
 

@@ -25,6 +25,13 @@ const (
 	TaskRetrying   Type = "task.retrying"
 	TaskDelayed    Type = "task.delayed"
 	TaskCancelled  Type = "task.cancelled"
+	// TaskStopRequested: an operator asked the robot running the task to
+	// stop (task stop, batch cancel); it carries the robot and the pool so
+	// the robot's long poll (awaitStop) wakes on any daemon.
+	TaskStopRequested Type = "task.stop_requested"
+	// TaskRequeued: an operator retried a finished task (task retry,
+	// batch retry); it is pending again.
+	TaskRequeued Type = "task.requeued"
 
 	RobotDraining Type = "robot.draining"
 	RobotEnrolled Type = "robot.enrolled"
@@ -58,6 +65,14 @@ const (
 	// SIGHUP (systemctl reload) sees success either way, so the refusal is
 	// recorded where the dashboard shows it.
 	ConfigRefused Type = "config.refused"
+
+	// Pauses by an operator (pool pause/resume, process pause/resume):
+	// paused work is not dispatched. They carry the pool (and the process
+	// and its owner), so a resume wakes the pool's waiting robots.
+	PoolPaused     Type = "pool.paused"
+	PoolResumed    Type = "pool.resumed"
+	ProcessPaused  Type = "process.paused"
+	ProcessResumed Type = "process.resumed"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.
@@ -73,6 +88,7 @@ const (
 	FamilyVendorJob   = "vendorjob."
 	FamilyVendorRobot = "vendorrobot."
 	FamilyConfig      = "config."
+	FamilyProcess     = "process."
 )
 
 // PoolAction is the type of a scaler decision's event: "pool." and the

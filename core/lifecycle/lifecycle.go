@@ -152,6 +152,7 @@ type Run struct {
 	Total     int
 	Succeeded int
 	Failed    int
+	Cancelled int // tasks an operator cancelled (batch cancel, task stop)
 	Finished  bool
 	StartedAt time.Time
 	EndedAt   time.Time
@@ -159,7 +160,7 @@ type Run struct {
 
 // Clean reports a finished run in which every task succeeded.
 func (r Run) Clean() bool {
-	return r.Finished && r.Total > 0 && r.Succeeded == r.Total && r.Failed == 0
+	return r.Finished && r.Total > 0 && r.Succeeded == r.Total && r.Failed == 0 && r.Cancelled == 0
 }
 
 // Access is a remote-access session recorded for a step: who connected to
@@ -409,10 +410,14 @@ func runGate(runs []Run, p RunPurpose, req Requirements, tolerateFailed bool) []
 		case run.Pool != req.Pool:
 			r = append(r, fmt.Sprintf("batch %d ran in pool %q, not the process's pool %q", run.BatchID, run.Pool, req.Pool))
 		case !run.Finished:
-			r = append(r, fmt.Sprintf("%s batch %d has not finished (%d of %d tasks done)", p, run.BatchID, run.Succeeded+run.Failed, run.Total))
+			r = append(r, fmt.Sprintf("%s batch %d has not finished (%d of %d tasks done)", p, run.BatchID, run.Succeeded+run.Failed+run.Cancelled, run.Total))
 		case !run.Clean():
 			if !tolerateFailed {
-				r = append(r, fmt.Sprintf("%s batch %d had %d failed of %d tasks", p, run.BatchID, run.Failed, run.Total))
+				msg := fmt.Sprintf("%s batch %d had %d failed of %d tasks", p, run.BatchID, run.Failed, run.Total)
+				if run.Cancelled > 0 {
+					msg += fmt.Sprintf(" and %d cancelled", run.Cancelled)
+				}
+				r = append(r, msg)
 			}
 		default:
 			clean++

@@ -366,5 +366,18 @@ func TestTaskStuck(t *testing.T) {
 		if len(as) != 1 || as[0].Status != anomaly.StatusResolved || as[0].Resolution == "" {
 			t.Fatalf("after a robot took the work: %+v", as)
 		}
+		// Work of a paused pool waits on purpose: not stuck.
+		paused := db.Pool.Create().SetName("paused").SetProvider("local").SetMax(1).SaveX(ctx)
+		db.Process.Create().SetName("held").SetPoolID(paused.ID).SetRunner("echo").SaveX(ctx)
+		submit("held", 1)
+		if _, err := f.q.PausePool(ctx, "paused", "ops", "maintenance"); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(time.Hour)
+		for _, a := range stuck() {
+			if *a.PoolID == paused.ID {
+				t.Fatalf("task_stuck for a paused pool: %+v", a)
+			}
+		}
 	})
 }

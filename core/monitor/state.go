@@ -179,11 +179,19 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 	}
 	by := map[int]*rules.PoolWork{}
 	for _, p := range n.pools {
-		if p.Active {
+		if p.Active && p.PausedAt == nil {
 			by[p.ID] = &rules.PoolWork{PoolID: p.ID, Pool: p.Name}
 		}
 	}
 	for _, r := range rows {
+		// Paused work (rpacloud pool|process pause) waits on purpose: it
+		// is not stuck, and it does not expire while paused.
+		if p := n.pools[r.PoolID]; p != nil && p.PausedAt != nil {
+			continue
+		}
+		if p := n.processes[r.ProcessID]; p != nil && p.PausedAt != nil {
+			continue
+		}
 		w := by[r.PoolID]
 		if w == nil {
 			w = &rules.PoolWork{PoolID: r.PoolID, Pool: fmt.Sprintf("pool %d", r.PoolID)}

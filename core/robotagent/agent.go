@@ -1,7 +1,10 @@
 // Package robotagent is the agent that runs on a robot's VM (`rpacloud
 // robot`): it polls the daemon for work of its pool, runs each task — a
 // builtin runner, or a crawler or vendor plugin — keeps the attempt alive
-// with heartbeats, and reports the result. The daemon never pushes work; a
+// with heartbeats, and reports the result. While a task runs it holds the
+// awaitStop long poll open: an operator's stop (or a heartbeat answering
+// STOP_REQUESTED) cancels the run's context with ErrStopRequested, which
+// runners and plugins obey (a vendor job gets the vendor's stop call). The daemon never pushes work; a
 // robot that stops polling simply stops getting tasks.
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
@@ -42,6 +45,15 @@ type Runner interface {
 // ErrData marks a failure caused by the task's input.
 var ErrData = errors.New("data error")
 
+// ErrStopRequested is the cause (context.Cause) of a run's context when an
+// operator stopped the task (task stop, batch cancel): runners and plugins
+// see their context cancelled with it.
+var ErrStopRequested = errors.New("stopped at the operator's request")
+
+// errTakenBack is the cause of a run's context when the daemon no longer
+// counts the attempt as running (it timed out, or was reported).
+var errTakenBack = errors.New("the attempt was taken back by the daemon")
+
 // Agent is one robot.
 type Agent struct {
 	Client  *gqlclient.Client
@@ -64,7 +76,11 @@ const (
 	claimQ    = `mutation($w:Int){claimTask(wait:$w){taskID attempt deadline process kind runner maxDurationSeconds input credentials{vaultAddress expiresAt items{name path wrappingToken}}}}`
 	beatQ     = `mutation($t:ID!,$a:Int!){heartbeat(taskID:$t,attempt:$a)}`
 	reportQ   = `mutation($in:ReportResultInput!){reportResult(input:$in)}`
+	awaitQ    = `mutation($t:ID!,$a:Int!,$w:Int){awaitStop(taskID:$t,attempt:$a,wait:$w)}`
 )
+
+// stopWait is how long one awaitStop long poll is held open.
+const stopWait = 30 * time.Second
 
 // Run polls and works until ctx is cancelled.
 func (a *Agent) Run(ctx context.Context) error {
@@ -142,13 +158,25 @@ func (a *Agent) register(ctx context.Context) error {
 // ShutdownGrace after ctx is cancelled, and its result is still reported.
 func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 	log := a.Log.With("task", c.TaskID, "attempt", c.Attempt, "process", c.Process)
-	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, cancelRunCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancelRun := func() { cancelRunCause(nil) }
 	defer cancelRun()
 	stopGrace := context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(a.ShutdownGrace, cancelRun)
 		context.AfterFunc(runCtx, func() { t.Stop() })
 	})
 	defer stopGrace()
+
+	// An operator's stop arrives through the awaitStop long poll (at once)
+	// or as the heartbeat's STOP_REQUESTED answer (the fallback, e.g. when
+	// the long poll cannot be held): either cancels the run with
+	// ErrStopRequested, so builtin runners and crawler plugins see their
+	// context end and vendor jobs get the vendor's stop call.
+	stopDone := make(chan struct{})
+	go func() {
+		defer close(stopDone)
+		a.awaitStop(runCtx, log, c, cancelRunCause)
+	}()
 
 	// Heartbeats at a third of the allowed duration keep the attempt alive
 	// through two lost beats.
@@ -167,7 +195,12 @@ func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 				var gerr gqlclient.Errors
 				if errors.As(err, &gerr) && gerr.HasCode("STALE_ATTEMPT") {
 					log.Warn("attempt was taken back by the daemon; stopping it", "err", err)
-					cancelRun()
+					cancelRunCause(errTakenBack)
+					return
+				}
+				if errors.As(err, &gerr) && gerr.HasCode("STOP_REQUESTED") {
+					log.Info("an operator stopped the task; stopping the run")
+					cancelRunCause(ErrStopRequested)
 					return
 				}
 				if err != nil && runCtx.Err() == nil {
@@ -178,10 +211,17 @@ func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 	}()
 
 	out, err := a.run(runCtx, c)
+	stopped := errors.Is(context.Cause(runCtx), ErrStopRequested)
 	cancelRun()
 	<-beatDone
+	<-stopDone
 	in := robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, Success: err == nil}
 	switch {
+	case err != nil && stopped:
+		// The daemon knows the attempt was asked to stop and ends it
+		// stopped whatever the class; the message says how the run ended.
+		in.ErrorClass, in.Message = robotwire.ErrorExecution, err.Error()
+		log.Info("task stopped at the operator's request", "err", err)
 	case err == nil:
 		in.Output = out
 		log.Info("task succeeded")
@@ -193,6 +233,40 @@ func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 		log.Info("task failed: execution error", "err", err)
 	}
 	a.report(ctx, log, c, in)
+}
+
+// awaitStop holds the awaitStop long poll open while the run goes on and
+// cancels the run with ErrStopRequested once the daemon answers true. A
+// daemon that does not know awaitStop (an older version) answers with a
+// GraphQL error: the agent then relies on heartbeats alone.
+func (a *Agent) awaitStop(ctx context.Context, log *slog.Logger, c *robotwire.Claim, cancel context.CancelCauseFunc) {
+	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
+	for ctx.Err() == nil {
+		var out struct {
+			AwaitStop bool `json:"awaitStop"`
+		}
+		err := a.Client.Do(ctx, awaitQ, map[string]any{"t": c.TaskID, "a": c.Attempt, "w": int(stopWait / time.Second)}, &out)
+		var gerr gqlclient.Errors
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && out.AwaitStop:
+			log.Info("an operator stopped the task; stopping the run")
+			cancel(ErrStopRequested)
+			return
+		case err == nil:
+			backoff.Reset()
+		case errors.As(err, &gerr) && gerr.HasCode("STALE_ATTEMPT"):
+			log.Warn("attempt was taken back by the daemon; stopping it", "err", err)
+			cancel(errTakenBack)
+			return
+		case errors.As(err, &gerr):
+			log.Warn("the daemon does not hold stop requests open; stops arrive with heartbeats", "err", err)
+			return
+		default:
+			retry.Sleep(ctx, backoff.NextBackOff())
+		}
+	}
 }
 
 // report delivers a result, retrying transport failures until the

@@ -210,19 +210,16 @@ func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robot
 	for !job.State.Terminal() {
 		select {
 		case <-ctx.Done():
-			// The attempt is over for us: ask the vendor to stop the job
-			// so it does not run twice when the task is retried.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			if err := v.StopJob(sctx, job.ID, false); err != nil {
-				p.log().Warn("could not stop the vendor job", "job", job.ID, "err", err)
-			}
-			cancel()
-			return nil, fmt.Errorf("process %q: %s job %s still %s when the attempt ended: %w", c.Process, spec.VendorType, job.ID, job.VendorState, ctx.Err())
+			return nil, p.stopJob(ctx, c, spec, v, job)
 		case <-t.C:
 		}
 		next, err := v.GetJob(ctx, job.ID)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, pluginhost.ErrPluginUnavailable) {
+			if ctx.Err() != nil {
+				// Ended while reading the job: stop it all the same.
+				return nil, p.stopJob(ctx, c, spec, v, job)
+			}
+			if !errors.Is(err, pluginhost.ErrPluginUnavailable) {
 				p.log().Warn("reading the vendor job failed; trying again", "job", job.ID, "err", err)
 				continue
 			}
@@ -238,4 +235,23 @@ func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robot
 		out["output"] = job.Output
 	}
 	return json.Marshal(out)
+}
+
+// stopJob asks the vendor to stop a job whose attempt is over for us
+// (ctx ended): an operator stopped the task (the cause is then
+// ErrStopRequested), the deadline passed, or the robot is shutting down;
+// so that the job does not run on, or twice when the task is retried. The
+// error names the job and why it was stopped.
+func (p *Plugins) stopJob(ctx context.Context, c *robotwire.Claim, spec *robotwire.ProcessSpec, v *pluginhost.VendorClient, job sdk.Job) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	why := context.Cause(ctx)
+	if err := v.StopJob(sctx, job.ID, false); err != nil {
+		p.log().Warn("could not stop the vendor job", "job", job.ID, "err", err)
+		return fmt.Errorf("process %q: %s job %s still %s when the attempt ended (%w); the vendor's stop call failed: %v", c.Process, spec.VendorType, job.ID, job.VendorState, why, err)
+	}
+	if errors.Is(why, ErrStopRequested) {
+		return fmt.Errorf("process %q: %s job %s %w: the vendor was asked to stop it", c.Process, spec.VendorType, job.ID, why)
+	}
+	return fmt.Errorf("process %q: %s job %s still %s when the attempt ended: %w; the vendor was asked to stop it", c.Process, spec.VendorType, job.ID, job.VendorState, why)
 }

@@ -19,5 +19,11 @@
 //  3. ProcessSpec: a crawler or vendor process's flow, network profile and
 //     vendor settings, built from the configuration, only for robots of
 //     the process's pool; never a secret.
-//  4. Heartbeat while the task runs; Report with its outcome.
+//  4. Heartbeat while the task runs, and hold AwaitStop open meanwhile:
+//     it answers true as soon as an operator stops the task (task stop,
+//     batch cancel; woken by the task.stop_requested event on any daemon,
+//     and checked in the database every second); a heartbeat then answers
+//     dispatch.ErrStopRequested and extends nothing. Report with its
+//     outcome (the attempt of a stopped run ends stopped, its task
+//     cancelled).
 package robotapi

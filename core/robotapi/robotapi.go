@@ -49,7 +49,7 @@ const MaxPollWait = 30 * time.Second
 // A revoked robot is woken too: its next claim finds it released and is
 // refused, so a revocation ends its long poll at once.
 var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true,
-	events.RobotRevoked: true}
+	events.RobotRevoked: true, events.TaskRequeued: true, events.PoolResumed: true, events.ProcessResumed: true}
 
 // Register records a robot's hostname and agent version at start-up and
 // returns the robot and the name of its pool.
@@ -164,6 +164,49 @@ func (s *Service) grant(ctx context.Context, robotID int, c *dispatch.Claim, cla
 // Heartbeat keeps a running attempt alive and returns its new deadline.
 func (s *Service) Heartbeat(ctx context.Context, robotID, taskID, attempt int) (time.Time, error) {
 	return s.Queue.Heartbeat(ctx, robotID, taskID, attempt)
+}
+
+// MaxStopWait bounds how long one awaitStop waits.
+const MaxStopWait = 60 * time.Second
+
+// AwaitStop answers true as soon as an operator asks robot robotID to stop
+// its running attempt (task stop, batch cancel), or false after wait
+// (bounded by MaxStopWait). The agent holds it open while it runs a task,
+// so it learns of a stop within moments rather than at its next heartbeat.
+// It wakes on the task.stop_requested event (relayed between daemons on
+// PostgreSQL) and checks the database every second as well, in case the
+// event was missed. An attempt that is no longer running answers
+// dispatch.ErrStaleAttempt.
+func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, wait time.Duration) (bool, error) {
+	wait = min(max(wait, 0), MaxStopWait)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribed before the first check, so a stop requested in between
+	// is not missed.
+	var wake <-chan *ent.Event
+	if s.Bus != nil {
+		wake = s.Bus.Subscribe(sctx, events.Filter{TaskID: &taskID, Types: map[events.Type]bool{events.TaskStopRequested: true}})
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		stop, err := s.Queue.StopRequested(ctx, robotID, taskID, attempt)
+		if err != nil || stop {
+			return stop, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		t := time.NewTimer(min(left, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Report records an attempt's outcome as the robot sent it. A failure

@@ -184,3 +184,85 @@ func TestClaimFailsFastWithoutCredentials(t *testing.T) {
 		t.Fatalf("attempt %s %v %q", a.State, a.ErrorClass, a.ErrorMessage)
 	}
 }
+
+// AwaitStop answers false after its wait, true as soon as an operator stops
+// the task, and STALE_ATTEMPT for another robot's or
+// a finished attempt. A paused pool gives its robots nothing; its resume
+// wakes a waiting claim.
+func TestAwaitStopAndPause(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.submit(t, "echo")
+	c, err := f.svc.Claim(ctx, f.robot, 0)
+	if err != nil || c == nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 300*time.Millisecond); stop || err != nil {
+		t.Fatalf("await without a stop: %v %v", stop, err)
+	}
+	if _, err := f.svc.AwaitStop(ctx, f.other, c.TaskID, c.Attempt, 0); !errors.Is(err, dispatch.ErrStaleAttempt) {
+		t.Fatalf("another robot's attempt: %v", err)
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := f.svc.Queue.StopTask(context.Background(), c.TaskID, "ops", "test"); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 10*time.Second)
+	if !stop || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("await with a stop: %v %v after %s", stop, err, time.Since(start))
+	}
+	if _, err := f.svc.Heartbeat(ctx, f.robot, c.TaskID, c.Attempt); !errors.Is(err, dispatch.ErrStopRequested) {
+		t.Fatalf("heartbeat after the stop: %v", err)
+	}
+	if err := f.svc.Report(ctx, f.robot, robotwire.Report{TaskID: c.TaskID, Attempt: c.Attempt, ErrorClass: robotwire.ErrorExecution, Message: "context canceled"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 0); !errors.Is(err, dispatch.ErrStaleAttempt) {
+		t.Fatalf("await on a stopped attempt: %v", err)
+	}
+
+	if _, err := f.svc.Queue.PausePool(ctx, "p", "ops", "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	f.submit(t, "echo")
+	if c, err := f.svc.Claim(ctx, f.robot, 0); err != nil || c != nil {
+		t.Fatalf("claim in a paused pool: %+v %v", c, err)
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := f.svc.Queue.ResumePool(context.Background(), "p", "ops"); err != nil {
+			t.Error(err)
+		}
+	}()
+	if c, err := f.svc.Claim(ctx, f.robot, 10*time.Second); err != nil || c == nil {
+		t.Fatalf("claim after the resume: %+v %v", c, err)
+	}
+}
+
+// A stop requested through another daemon (its own event bus: the event
+// does not reach this one here) is still noticed by AwaitStop, from the
+// database, within about a second.
+func TestAwaitStopSeesAnotherDaemonsStop(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.submit(t, "echo")
+	c, err := f.svc.Claim(ctx, f.robot, 0)
+	if err != nil || c == nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	other := dispatch.New(f.db, dispatch.Options{Bus: events.New()})
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := other.StopTask(context.Background(), c.TaskID, "ops", ""); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 10*time.Second)
+	if !stop || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("await with another daemon's stop: %v %v after %s", stop, err, time.Since(start))
+	}
+}

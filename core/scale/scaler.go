@@ -13,6 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
+	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
@@ -162,6 +163,36 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 	return row, nil
 }
 
+// demand is the pool's D: its running tasks and the pending tasks a robot
+// may take. Pending tasks of a paused pool or process (rpacloud pool|process
+// pause) are not dispatched, so they rent no VM; the pool's min still
+// holds. The pause is read from the database (not the pool row the caller
+// holds), so it counts from the next round.
+func (s *Scaler) demand(ctx context.Context, p *ent.Pool) (int, error) {
+	c := s.Fleet.Client
+	pl, err := c.Pool.Get(ctx, p.ID)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: read pause: %w", p.Name, err)
+	}
+	if pl.PausedAt != nil {
+		n, err := c.Task.Query().Where(task.PoolID(p.ID), task.StateEQ(task.StateRunning)).Count(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("pool %s: count tasks: %w", p.Name, err)
+		}
+		return n, nil
+	}
+	paused, err := c.Process.Query().Where(process.PoolID(p.ID), process.PausedAtNotNil()).IDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: paused processes: %w", p.Name, err)
+	}
+	n, err := c.Task.Query().Where(task.PoolID(p.ID), task.Or(task.StateEQ(task.StateRunning),
+		task.And(task.StateEQ(task.StatePending), task.ProcessIDNotIn(paused...)))).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: count tasks: %w", p.Name, err)
+	}
+	return n, nil
+}
+
 // read takes the reading and the release candidates.
 func (s *Scaler) read(ctx context.Context, p *ent.Pool, cfg poolconf.Pool) (decide.Reading, []decide.Robot, error) {
 	f := s.Fleet
@@ -188,9 +219,9 @@ func (s *Scaler) read(ctx context.Context, p *ent.Pool, cfg poolconf.Pool) (deci
 				IdleFor: int64(now.Sub(rb.UpdatedAt) / time.Second)})
 		}
 	}
-	d, err := f.Client.Task.Query().Where(task.PoolID(p.ID), task.StateIn(task.StatePending, task.StateRunning)).Count(ctx)
+	d, err := s.demand(ctx, p)
 	if err != nil {
-		return r, nil, fmt.Errorf("pool %s: count tasks: %w", p.Name, err)
+		return r, nil, err
 	}
 	r.D = d
 	if cfg.Settings.LicenceCap > 0 && cfg.Vendor != "" {

@@ -21,7 +21,7 @@
     at
     robotsByVendorStatus { vendor status count }
     tasksByState { key count }
-    pools { pool { name min max } robots idle busy suspect pending running provider providerHealthy }
+    pools { pool { name min max pausedAt pausedBy pauseReason } robots idle busy suspect pending running provider providerHealthy }
     running { taskID attempt process vendor robot customer pool startedAt deadline }
     openAnomalies { ${ANOMALY} }
     recentlyResolved { ${ANOMALY} }
@@ -124,7 +124,9 @@
     $("tasks").innerHTML = `
       <div class="tile"><b class="warn">${t.pending || 0}</b><span>queued</span></div>
       <div class="tile"><b class="ok">${t.succeeded || 0}</b><span>done / h</span></div>
-      <div class="tile"><b class="${(t.failed || 0) > 0 ? "bad" : ""}">${t.failed || 0}</b><span>failed / h</span></div>`;
+      <div class="tile"><b class="${(t.failed || 0) > 0 ? "bad" : ""}">${t.failed || 0}</b><span>failed / h</span></div>` +
+      // Cancelled by an operator (batch cancel, task stop): shown only when there are some.
+      ((t.cancelled || 0) > 0 ? `<div class="tile"><b>${t.cancelled}</b><span>cancelled / h</span></div>` : "");
     $("running-count").textContent = d.running.length ? `(${d.running.length})` : "";
     $("running").tBodies[0].innerHTML = d.running.slice(0, 12).map((r) => `<tr>
       <td>${esc(r.process)}</td><td>${esc(r.vendor)}</td><td>${esc(r.robot)}</td><td>${esc(r.customer)}</td>
@@ -158,6 +160,22 @@
       const el = poolDiv(p.pool.name);
       el.querySelector(".name").innerHTML = `${esc(p.pool.name)} <span class="${p.providerHealthy ? "ok" : "bad"}">●</span>`;
       el.querySelector(".now").innerHTML = `<span>${p.robots}/${p.pool.max} robots</span> · <span class="warn">${p.pending} queued</span> · <span>${p.running} running</span>`;
+      // A paused pool (rpacloud pool pause) dispatches nothing: say so,
+      // with who paused it, when and why, so a full queue is not mistaken
+      // for a fault.
+      el.classList.toggle("paused", !!p.pool.pausedAt);
+      let why = el.querySelector(".pause");
+      if (p.pool.pausedAt) {
+        if (!why) {
+          why = document.createElement("div");
+          why.className = "pause";
+          el.insertBefore(why, el.querySelector(".chart"));
+        }
+        why.innerHTML = `⏸ paused by ${esc(p.pool.pausedBy || "an operator")} <span data-since="${esc(p.pool.pausedAt)}">${dur(Date.now() - Date.parse(p.pool.pausedAt))}</span> ago` +
+          (p.pool.pauseReason ? `: ${esc(p.pool.pauseReason)}` : "") + ` — nothing is dispatched`;
+      } else if (why) {
+        why.remove();
+      }
     }
   }
 

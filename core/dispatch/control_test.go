@@ -1,0 +1,292 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/robot"
+	"github.com/rpacloud/rpacloud/ent/task"
+)
+
+func (f *fixture) countEvents(t *testing.T, typ events.Type) int {
+	t.Helper()
+	return f.db.Event.Query().Where(event.Type(string(typ))).CountX(sys())
+}
+
+// Cancelling a batch cancels its pending tasks at once and asks the robots
+// of its running ones to stop: a heartbeat answers ErrStopRequested without
+// extending the deadline, a failure report ends the attempt stopped and
+// the task cancelled, a success that raced the stop is kept, and a report
+// from the stopped attempt afterwards is stale. The counters stay exact
+// and the batch finishes once nothing runs.
+func TestCancelBatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 2, 3)
+		ctx := context.Background()
+		b := f.submit(t, 5)
+		c0, c1 := f.claim(t, 0), f.claim(t, 1)
+		st, err := f.q.CancelBatch(ctx, b.ID, "ops", "wrong input file")
+		if err != nil || st.Cancelled != 3 || st.StopsRequested != 2 {
+			t.Fatalf("cancel: %+v %v", st, err)
+		}
+		got := db.Batch.GetX(sys(), b.ID)
+		if got.Pending != 0 || got.Running != 2 || got.Cancelled != 3 || got.Stack == batch.StackFinished {
+			t.Fatalf("batch after cancel: %+v", got)
+		}
+		if f.claim(t, 0) != nil {
+			t.Fatal("a task of a cancelled batch was dispatched")
+		}
+		// Cancelling again changes nothing.
+		if st, err := f.q.CancelBatch(ctx, b.ID, "ops", ""); err != nil || st != (dispatch.CancelStats{}) {
+			t.Fatalf("second cancel: %+v %v", st, err)
+		}
+		grace := f.clock.Now().Add(dispatch.DefaultStopGrace)
+		f.clock.Add(10 * time.Second)
+		d, err := f.q.Heartbeat(ctx, f.robots[0].ID, c0.Task.ID, c0.Attempt.Number)
+		if !errors.Is(err, dispatch.ErrStopRequested) || d.After(grace) {
+			t.Fatalf("heartbeat after a stop: %v %v, want ErrStopRequested and the grace %v", d, err, grace)
+		}
+		if stop, err := f.q.StopRequested(ctx, f.robots[0].ID, c0.Task.ID, c0.Attempt.Number); !stop || err != nil {
+			t.Fatalf("StopRequested: %v %v", stop, err)
+		}
+		out, err := f.q.Report(ctx, f.robots[0].ID, c0.Task.ID, c0.Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: "context canceled"})
+		if err != nil || out.State != task.StateCancelled || *out.FailureReason != task.FailureReasonCancelled {
+			t.Fatalf("report after stop: %+v %v", out, err)
+		}
+		a := db.Attempt.Query().Where(attempt.TaskID(c0.Task.ID), attempt.Number(c0.Attempt.Number)).OnlyX(sys())
+		if a.State != attempt.StateStopped || a.ErrorMessage != "stopped at the operator's request; the robot reported: context canceled" {
+			t.Fatalf("attempt: %s %q", a.State, a.ErrorMessage)
+		}
+		// Fencing: the stopped attempt's report again is stale.
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c0.Task.ID, c0.Attempt.Number, dispatch.Result{Success: true}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("report from a stopped attempt: %v, want ErrStaleAttempt", err)
+		}
+		// The success that raced the stop wins.
+		out, err = f.q.Report(ctx, f.robots[1].ID, c1.Task.ID, c1.Attempt.Number, dispatch.Result{Success: true})
+		if err != nil || out.State != task.StateSucceeded {
+			t.Fatalf("success after stop: %+v %v", out, err)
+		}
+		got = db.Batch.GetX(sys(), b.ID)
+		if got.Stack != batch.StackFinished || got.Succeeded != 1 || got.Cancelled != 4 || got.Failed != 0 || got.Running != 0 || got.Pending != 0 {
+			t.Fatalf("batch at the end: %+v", got)
+		}
+		// On PostgreSQL the last success took the fast path: its
+		// batch.finished counts the cancelled tasks too.
+		if e := db.Event.Query().Where(event.Type(string(events.BatchFinished))).OnlyX(sys()); e.Message != "1 succeeded, 0 failed, 4 cancelled" {
+			t.Fatalf("batch.finished: %q", e.Message)
+		}
+		if n := f.countEvents(t, events.TaskStopRequested); n != 2 {
+			t.Fatalf("%d task.stop_requested events, want 2", n)
+		}
+		if n := f.countEvents(t, events.TaskCancelled); n != 4 {
+			t.Fatalf("%d task.cancelled events, want 4", n)
+		}
+		if _, err := f.q.CancelBatch(ctx, b.ID, "ops", ""); !errors.Is(err, dispatch.ErrWrongState) {
+			t.Fatalf("cancel of a finished batch: %v", err)
+		}
+	})
+}
+
+// A robot that ignores a stop is treated like one that timed out once the
+// grace has passed (attempt abandoned, robot suspect), but its task ends
+// cancelled, not retried; its late report is refused.
+func TestStopIgnoredIsTimedOut(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 2, 3)
+		db.Process.Update().Where(process.Name("echo")).SetMaxDurationSeconds(3600).ExecX(sys())
+		ctx := context.Background()
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		if _, err := f.q.StopTask(ctx, c.Task.ID, "ops", "stuck on a captcha"); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(dispatch.DefaultStopGrace - time.Second)
+		if n, err := f.q.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("sweep inside the grace: %d %v", n, err)
+		}
+		f.clock.Add(2 * time.Second)
+		if n, err := f.q.Sweep(ctx); err != nil || n != 1 {
+			t.Fatalf("sweep after the grace: %d %v", n, err)
+		}
+		tk := db.Task.GetX(sys(), c.Task.ID)
+		if tk.State != task.StateCancelled || *tk.FailureReason != task.FailureReasonCancelled || tk.Timeouts != 1 {
+			t.Fatalf("task: %s %v %d", tk.State, tk.FailureReason, tk.Timeouts)
+		}
+		if a := db.Attempt.GetX(sys(), c.Attempt.ID); a.State != attempt.StateAbandoned {
+			t.Fatalf("attempt %s, want abandoned", a.State)
+		}
+		if st := db.Robot.GetX(sys(), f.robots[0].ID).State; st != robot.StateSuspect {
+			t.Fatalf("robot %s, want suspect", st)
+		}
+		if b := db.Batch.Query().OnlyX(sys()); b.Stack != batch.StackFinished || b.Cancelled != 1 || b.Running != 0 {
+			t.Fatalf("batch: %+v", b)
+		}
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, c.Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: "late"}); !errors.Is(err, dispatch.ErrStaleAttempt) {
+			t.Fatalf("late report: %v", err)
+		}
+		if _, err := f.q.StopTask(ctx, c.Task.ID, "ops", ""); !errors.Is(err, dispatch.ErrWrongState) {
+			t.Fatalf("stop of a cancelled task: %v", err)
+		}
+	})
+}
+
+// A failed task retried by hand is pending again with its automatic counts
+// reset and the retry counted apart; its finished batch returns to
+// service; a retried batch takes back its cancelled tasks.
+func TestRetryTaskAndBatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 0)
+		ctx := context.Background()
+		b := f.submit(t, 1)
+		c := f.claim(t, 0)
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); err != nil {
+			t.Fatal(err)
+		}
+		tk := db.Task.GetX(sys(), c.Task.ID)
+		if tk.State != task.StatePending || tk.ManualRetries != 1 || tk.ExecutionsFailed != 0 || tk.FailureReason != nil || tk.RequeuedAt == nil || tk.FinishedAt != nil {
+			t.Fatalf("task after retry: %+v", tk)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Stack != batch.StackServing || got.Pending != 1 || got.Failed != 0 || got.FinishedAt != nil {
+			t.Fatalf("batch after retry: %+v", got)
+		}
+		c = f.claim(t, 0)
+		if c == nil || c.Attempt.Number != 2 {
+			t.Fatalf("claim after retry: %+v", c)
+		}
+		if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); !errors.Is(err, dispatch.ErrWrongState) {
+			t.Fatalf("retry of a running task: %v", err)
+		}
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 2, dispatch.Result{Success: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Stack != batch.StackFinished || got.Succeeded != 1 {
+			t.Fatalf("batch at the end: %+v", got)
+		}
+
+		b2 := f.submit(t, 3)
+		if _, err := f.q.CancelBatch(ctx, b2.ID, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.q.RetryBatch(ctx, b2.ID, false, false, "ops"); !errors.Is(err, dispatch.ErrBadInput) {
+			t.Fatalf("retry of nothing: %v", err)
+		}
+		if n, err := f.q.RetryBatch(ctx, b2.ID, true, false, "ops"); err != nil || n != 0 {
+			t.Fatalf("retry failed of a cancelled batch: %d %v", n, err)
+		}
+		if n, err := f.q.RetryBatch(ctx, b2.ID, true, true, "ops"); err != nil || n != 3 {
+			t.Fatalf("retry cancelled: %d %v", n, err)
+		}
+		if got := db.Batch.GetX(sys(), b2.ID); got.Stack != batch.StackServing || got.Pending != 3 || got.Cancelled != 0 {
+			t.Fatalf("batch after retry: %+v", got)
+		}
+		if n := f.countEvents(t, events.TaskRequeued); n != 4 {
+			t.Fatalf("%d task.requeued events, want 4", n)
+		}
+		// A retried task waits max_wait from its retry, not from its
+		// batch's submission.
+		db.Process.Update().Where(process.Name("echo")).SetMaxWaitSeconds(3600).ExecX(sys())
+		f.q.ForgetSettings()
+		f.clock.Add(2 * time.Hour)
+		if _, err := f.q.RetryTask(ctx, db.Task.Query().Where(task.BatchID(b2.ID)).FirstIDX(sys()), "ops"); !errors.Is(err, dispatch.ErrWrongState) {
+			t.Fatalf("retry of a pending task: %v", err)
+		}
+		if n, err := f.q.Expire(ctx); err != nil || n != 3 {
+			t.Fatalf("expire two hours after the retries: %d %v", n, err)
+		}
+		n, err := f.q.RetryBatch(ctx, b2.ID, true, false, "ops")
+		if err != nil || n != 3 {
+			t.Fatalf("retry expired: %d %v", n, err)
+		}
+		f.clock.Add(30 * time.Minute)
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire within max_wait of the retry: %d %v", n, err)
+		}
+	})
+}
+
+// Paused pools and processes get no work, on the ent path and on the
+// PostgreSQL fast path, and their tasks do not expire while paused; a
+// resume lets work out again and gives the waiting tasks a fresh max_wait.
+func TestPause(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 3)
+		db.Process.Update().Where(process.Name("echo")).SetMaxWaitSeconds(600).ExecX(sys())
+		ctx := context.Background()
+		// A first claim lets the queue see the dialect (fast path on
+		// PostgreSQL).
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true}); err != nil {
+			t.Fatal(err)
+		}
+		b := f.submit(t, 2)
+		type pauser struct {
+			name          string
+			pause, resume func() error
+		}
+		for _, p := range []pauser{
+			{"pool", func() error { _, err := f.q.PausePool(ctx, "p", "ops", "patching the VMs"); return err },
+				func() error { _, err := f.q.ResumePool(ctx, "p", "ops"); return err }},
+			{"process", func() error {
+				_, err := f.q.PauseProcess(ctx, "echo", nil, "ops", "portal maintenance")
+				return err
+			}, func() error { _, err := f.q.ResumeProcess(ctx, "echo", nil, "ops"); return err }},
+		} {
+			if err := p.pause(); err != nil {
+				t.Fatalf("pause %s: %v", p.name, err)
+			}
+			if c := f.claim(t, 0); c != nil {
+				t.Fatalf("paused %s: task %d dispatched", p.name, c.Task.ID)
+			}
+			if c, err := f.q.ClaimFastOnly(ctx, f.robots[0].ID); err != nil || c != nil {
+				t.Fatalf("paused %s: the fast path dispatched %+v (%v)", p.name, c, err)
+			}
+			f.clock.Add(time.Hour)
+			if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+				t.Fatalf("paused %s: expire failed %d tasks (%v)", p.name, n, err)
+			}
+			if err := p.resume(); err != nil {
+				t.Fatalf("resume %s: %v", p.name, err)
+			}
+			if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+				t.Fatalf("resumed %s: expire failed %d tasks at once (%v)", p.name, n, err)
+			}
+		}
+		if db.Pool.Query().OnlyX(sys()).PausedAt != nil || db.Process.Query().OnlyX(sys()).PausedAt != nil {
+			t.Fatal("still paused after resume")
+		}
+		var c2 *dispatch.Claim
+		var err error
+		if db.Driver == store.Postgres {
+			c2, err = f.q.ClaimFastOnly(ctx, f.robots[0].ID)
+		} else {
+			c2, err = f.q.ClaimTask(ctx, f.robots[0].ID)
+		}
+		if err != nil || c2 == nil || c2.Task.BatchID != b.ID {
+			t.Fatalf("claim after resume: %+v %v", c2, err)
+		}
+		for _, typ := range []events.Type{events.PoolPaused, events.PoolResumed, events.ProcessPaused, events.ProcessResumed} {
+			if n := f.countEvents(t, typ); n != 1 {
+				t.Fatalf("%d %s events, want 1", n, typ)
+			}
+		}
+		if _, err := f.q.PausePool(ctx, "nope", "ops", ""); !ent.IsNotFound(errors.Unwrap(err)) {
+			t.Fatalf("pause of an unknown pool: %v", err)
+		}
+	})
+}
