@@ -67,9 +67,11 @@ type Config struct {
 	Processes []Process
 	Vendors   []Vendor
 	Customers []Customer
-	Flows     []Flow    // flow.go
-	Documents Documents // delivery.go
-	Monitor   Monitor   // monitor.go
+	Flows     []Flow     // flow.go
+	Documents Documents  // delivery.go
+	Monitor   Monitor    // monitor.go
+	Calendars []Calendar // trigger.go
+	Triggers  []Trigger  // trigger.go
 }
 
 // Server configures the daemon itself.
@@ -80,6 +82,7 @@ type Server struct {
 	PluginDir string // default "" = DataDir/plugins
 	Database  Database
 	LogLevel  string // debug|info|warn|error, default info
+	Timezone  string // IANA name: the default zone of triggers; "" = UTC
 	Limits    Limits
 }
 

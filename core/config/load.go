@@ -84,7 +84,7 @@ func LoadWith(ctx context.Context, plugins PluginSchemas, paths ...string) (*Con
 			add(n)
 		}
 	}
-	cfg, more, files := load(ctx, plugins, srcs)
+	cfg, more, files := load(ctx, plugins, srcs, true)
 	diags = append(diags, more...)
 	sortDiagnostics(diags, srcs)
 	return cfg, diags, files
@@ -107,7 +107,7 @@ func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string
 	for _, n := range names {
 		list = append(list, source{name: n, src: srcs[n]})
 	}
-	cfg, diags, files := load(ctx, plugins, list)
+	cfg, diags, files := load(ctx, plugins, list, false)
 	sortDiagnostics(diags, list)
 	return cfg, diags, files
 }
@@ -196,9 +196,10 @@ func pathDiag(path, summary string, err error) *hcl.Diagnostic {
 	}
 }
 
-func load(ctx context.Context, plugins PluginSchemas, srcs []source) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+func load(ctx context.Context, plugins PluginSchemas, srcs []source, fromDisk bool) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 	parser := hclparse.NewParser()
 	l := newLoader(ctx, plugins)
+	l.fromDisk = fromDisk
 	syntaxErrors := false
 	for _, s := range srcs {
 		f, diags := parser.ParseHCL(s.src, s.name)
