@@ -112,6 +112,16 @@ func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], fi
 		ent.WithTaskOrder(orderBy), ent.WithTaskFilter(where.Filter))
 }
 
+// Triggers is the resolver for the triggers field.
+func (r *queryResolver) Triggers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TriggerOrder, where *ent.TriggerWhereInput) (*ent.TriggerConnection, error) {
+	first, last, err := pageArgs(first, last)
+	if err != nil {
+		return nil, err
+	}
+	return r.Client.Trigger.Query().Paginate(ctx, after, first, before, last,
+		ent.WithTriggerOrder(orderBy), ent.WithTriggerFilter(where.Filter))
+}
+
 // Anomaly returns AnomalyResolver implementation.
 func (r *Resolver) Anomaly() AnomalyResolver { return &anomalyResolver{r} }
 

@@ -58,6 +58,14 @@ const (
 	// SIGHUP (systemctl reload) sees success either way, so the refusal is
 	// recorded where the dashboard shows it.
 	ConfigRefused Type = "config.refused"
+
+	// Triggers (core/trigger). Each names the trigger's customer, process
+	// and pool, so the customer rule applies; the message names the
+	// trigger and the scheduled run.
+	TriggerFired   Type = "trigger.fired"   // a batch started for a scheduled run, or fired now
+	TriggerSkipped Type = "trigger.skipped" // a scheduled run not started, with the reason (paused, catch-up)
+	TriggerPaused  Type = "trigger.paused"
+	TriggerResumed Type = "trigger.resumed"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.
@@ -73,6 +81,7 @@ const (
 	FamilyVendorJob   = "vendorjob."
 	FamilyVendorRobot = "vendorrobot."
 	FamilyConfig      = "config."
+	FamilyTrigger     = "trigger."
 )
 
 // PoolAction is the type of a scaler decision's event: "pool." and the

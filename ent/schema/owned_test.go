@@ -21,6 +21,7 @@ var every = map[string]ent.Interface{
 	"PoolSample": schema.PoolSample{}, "Process": schema.Process{}, "RemoteEndpoint": schema.RemoteEndpoint{},
 	"Robot": schema.Robot{}, "ScaleDecision": schema.ScaleDecision{}, "Task": schema.Task{},
 	"Token": schema.Token{}, "VM": schema.VM{}, "JoinToken": schema.JoinToken{}, "ConfigRevision": schema.ConfigRevision{},
+	"Trigger": schema.Trigger{},
 }
 
 // notOwned are types with a column naming a customer that are nevertheless
