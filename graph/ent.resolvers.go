@@ -128,5 +128,9 @@ func (r *Resolver) Anomaly() AnomalyResolver { return &anomalyResolver{r} }
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Trigger returns TriggerResolver implementation.
+func (r *Resolver) Trigger() TriggerResolver { return &triggerResolver{r} }
+
 type anomalyResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
+type triggerResolver struct{ *Resolver }

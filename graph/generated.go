@@ -47,6 +47,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 	TaskClaim() TaskClaimResolver
+	Trigger() TriggerResolver
 }
 
 type DirectiveRoot struct {
@@ -352,11 +353,14 @@ type ComplexityRoot struct {
 		CreateJoinToken    func(childComplexity int, pool string, ttlSeconds *int, uses *int) int
 		CreateToken        func(childComplexity int, input model.CreateTokenInput) int
 		DeleteCredential   func(childComplexity int, customer *string, name string) int
+		FireTrigger        func(childComplexity int, name string) int
 		Heartbeat          func(childComplexity int, taskID int, attempt int) int
+		PauseTrigger       func(childComplexity int, name string, reason *string) int
 		PutCredential      func(childComplexity int, input model.CredentialInput) int
 		RegisterRobot      func(childComplexity int, hostname string, agentVersion string) int
 		ReportResult       func(childComplexity int, input model.ReportResultInput) int
 		ResolveAnomaly     func(childComplexity int, id int, resolution string) int
+		ResumeTrigger      func(childComplexity int, name string) int
 		RevokeJoinToken    func(childComplexity int, id int) int
 		RevokeRobot        func(childComplexity int, name string) int
 		RevokeToken        func(childComplexity int, name string) int
@@ -742,6 +746,7 @@ type ComplexityRoot struct {
 		ID               func(childComplexity int) int
 		LastScheduledFor func(childComplexity int) int
 		Name             func(childComplexity int) int
+		NextRuns         func(childComplexity int, count *int) int
 		PauseReason      func(childComplexity int) int
 		PausedAt         func(childComplexity int) int
 		PausedBy         func(childComplexity int) int
@@ -860,6 +865,9 @@ type MutationResolver interface {
 	CancelBooking(ctx context.Context, id string) (bool, error)
 	AcknowledgeAnomaly(ctx context.Context, id int, note *string) (*ent.Anomaly, error)
 	ResolveAnomaly(ctx context.Context, id int, resolution string) (*ent.Anomaly, error)
+	PauseTrigger(ctx context.Context, name string, reason *string) (*ent.Trigger, error)
+	ResumeTrigger(ctx context.Context, name string) (*ent.Trigger, error)
+	FireTrigger(ctx context.Context, name string) (*ent.Batch, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -903,6 +911,9 @@ type SubscriptionResolver interface {
 }
 type TaskClaimResolver interface {
 	Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error)
+}
+type TriggerResolver interface {
+	NextRuns(ctx context.Context, obj *ent.Trigger, count *int) ([]*time.Time, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -2206,6 +2217,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteCredential(childComplexity, args["customer"].(*string), args["name"].(string)), true
+	case "Mutation.fireTrigger":
+		if e.ComplexityRoot.Mutation.FireTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_fireTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.FireTrigger(childComplexity, args["name"].(string)), true
 	case "Mutation.heartbeat":
 		if e.ComplexityRoot.Mutation.Heartbeat == nil {
 			break
@@ -2217,6 +2239,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Heartbeat(childComplexity, args["taskID"].(int), args["attempt"].(int)), true
+	case "Mutation.pauseTrigger":
+		if e.ComplexityRoot.Mutation.PauseTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseTrigger(childComplexity, args["name"].(string), args["reason"].(*string)), true
 	case "Mutation.putCredential":
 		if e.ComplexityRoot.Mutation.PutCredential == nil {
 			break
@@ -2261,6 +2294,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveAnomaly(childComplexity, args["id"].(int), args["resolution"].(string)), true
+	case "Mutation.resumeTrigger":
+		if e.ComplexityRoot.Mutation.ResumeTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeTrigger(childComplexity, args["name"].(string)), true
 	case "Mutation.revokeJoinToken":
 		if e.ComplexityRoot.Mutation.RevokeJoinToken == nil {
 			break
@@ -4160,6 +4204,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Trigger.Name(childComplexity), true
+	case "Trigger.nextRuns":
+		if e.ComplexityRoot.Trigger.NextRuns == nil {
+			break
+		}
+
+		args, err := ec.field_Trigger_nextRuns_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Trigger.NextRuns(childComplexity, args["count"].(*int)), true
 	case "Trigger.pauseReason":
 		if e.ComplexityRoot.Trigger.PauseReason == nil {
 			break
@@ -9959,6 +10014,31 @@ extend type Query {
   ): ScaleDecisionConnection!
 }
 `, BuiltIn: false},
+	{Name: "../schema/trigger.graphqls", Input: `# Triggers: HCL ` + "`" + `trigger` + "`" + ` blocks that start batches on a schedule (see
+# core/config/README.md#trigger). The Trigger type and the ` + "`" + `triggers` + "`" + `
+# query come from ent/schema; a customer's tokens see only its own
+# triggers. Pause, resume and fire now are for admins and operators (a
+# department's operator: its own triggers); an unknown name answers like
+# one the token may not change.
+
+extend type Trigger {
+  """
+  The next scheduled runs after now (count from 1 to 100, default 5), per
+  the running configuration, calendar applied; empty for a trigger that
+  left the configuration.
+  """
+  nextRuns(count: Int = 5): [Time!]!
+}
+
+extend type Mutation {
+  "Pause a trigger: its due runs are skipped (recorded as trigger.skipped events) until it is resumed."
+  pauseTrigger(name: String!, reason: String): Trigger!
+  "Resume a paused trigger; the runs skipped while it was paused are not made up."
+  resumeTrigger(name: String!): Trigger!
+  "Fire a trigger now: one batch with the trigger's inputs, outside its schedule and its catch-up rule."
+  fireTrigger(name: String!): Batch!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -10198,6 +10278,17 @@ func (ec *executionContext) field_Mutation_deleteCredential_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_fireTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_heartbeat_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10211,6 +10302,22 @@ func (ec *executionContext) field_Mutation_heartbeat_args(ctx context.Context, r
 		return nil, err
 	}
 	args["attempt"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_pauseTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
 	return args, nil
 }
 
@@ -10265,6 +10372,17 @@ func (ec *executionContext) field_Mutation_resolveAnomaly_args(ctx context.Conte
 		return nil, err
 	}
 	args["resolution"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
 	return args, nil
 }
 
@@ -11186,6 +11304,17 @@ func (ec *executionContext) field_Task_attempts_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["where"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Trigger_nextRuns_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "count", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["count"] = arg0
 	return args, nil
 }
 
@@ -18742,6 +18871,247 @@ func (ec *executionContext) fieldContext_Mutation_resolveAnomaly(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_resolveAnomaly_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_pauseTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseTrigger(ctx, fc.Args["name"].(string), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_pauseTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Trigger_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Trigger_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Trigger_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Trigger_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Trigger_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Trigger_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Trigger_name(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Trigger_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Trigger_processID(ctx, field)
+			case "cron":
+				return ec.fieldContext_Trigger_cron(ctx, field)
+			case "timezone":
+				return ec.fieldContext_Trigger_timezone(ctx, field)
+			case "calendar":
+				return ec.fieldContext_Trigger_calendar(ctx, field)
+			case "days":
+				return ec.fieldContext_Trigger_days(ctx, field)
+			case "catchUp":
+				return ec.fieldContext_Trigger_catchUp(ctx, field)
+			case "active":
+				return ec.fieldContext_Trigger_active(ctx, field)
+			case "lastScheduledFor":
+				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_resumeTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeTrigger(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_resumeTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Trigger_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Trigger_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Trigger_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Trigger_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Trigger_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Trigger_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Trigger_name(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Trigger_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Trigger_processID(ctx, field)
+			case "cron":
+				return ec.fieldContext_Trigger_cron(ctx, field)
+			case "timezone":
+				return ec.fieldContext_Trigger_timezone(ctx, field)
+			case "calendar":
+				return ec.fieldContext_Trigger_calendar(ctx, field)
+			case "days":
+				return ec.fieldContext_Trigger_days(ctx, field)
+			case "catchUp":
+				return ec.fieldContext_Trigger_catchUp(ctx, field)
+			case "active":
+				return ec.fieldContext_Trigger_active(ctx, field)
+			case "lastScheduledFor":
+				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_fireTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_fireTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().FireTrigger(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNBatch2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐBatch,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_fireTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Batch_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Batch_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Batch_updatedAt(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Batch_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Batch_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Batch_poolID(ctx, field)
+			case "label":
+				return ec.fieldContext_Batch_label(ctx, field)
+			case "stack":
+				return ec.fieldContext_Batch_stack(ctx, field)
+			case "total":
+				return ec.fieldContext_Batch_total(ctx, field)
+			case "pending":
+				return ec.fieldContext_Batch_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_Batch_running(ctx, field)
+			case "succeeded":
+				return ec.fieldContext_Batch_succeeded(ctx, field)
+			case "failed":
+				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
+			case "lastServedAt":
+				return ec.fieldContext_Batch_lastServedAt(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Batch_finishedAt(ctx, field)
+			case "submittedBy":
+				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
+			case "customer":
+				return ec.fieldContext_Batch_customer(ctx, field)
+			case "process":
+				return ec.fieldContext_Batch_process(ctx, field)
+			case "tasks":
+				return ec.fieldContext_Batch_tasks(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Batch", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_fireTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -28588,6 +28958,47 @@ func (ec *executionContext) fieldContext_Trigger_lastScheduledFor(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Trigger_nextRuns(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_nextRuns,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Trigger().NextRuns(ctx, obj, fc.Args["count"].(*int))
+		},
+		nil,
+		ec.marshalNTime2ᚕᚖtimeᚐTimeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_nextRuns(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Trigger_nextRuns_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TriggerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -28747,6 +29158,8 @@ func (ec *executionContext) fieldContext_TriggerEdge_node(_ context.Context, fie
 				return ec.fieldContext_Trigger_active(ctx, field)
 			case "lastScheduledFor":
 				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
 		},
@@ -49076,6 +49489,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "pauseTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fireTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_fireTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -52350,17 +52784,17 @@ func (ec *executionContext) _Trigger(ctx context.Context, sel ast.SelectionSet, 
 		case "id":
 			out.Values[i] = ec._Trigger_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Trigger_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Trigger_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pausedAt":
 			out.Values[i] = ec._Trigger_pausedAt(ctx, field, obj)
@@ -52371,50 +52805,86 @@ func (ec *executionContext) _Trigger(ctx context.Context, sel ast.SelectionSet, 
 		case "name":
 			out.Values[i] = ec._Trigger_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "customerID":
 			out.Values[i] = ec._Trigger_customerID(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "processID":
 			out.Values[i] = ec._Trigger_processID(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "cron":
 			out.Values[i] = ec._Trigger_cron(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "timezone":
 			out.Values[i] = ec._Trigger_timezone(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "calendar":
 			out.Values[i] = ec._Trigger_calendar(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "days":
 			out.Values[i] = ec._Trigger_days(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "catchUp":
 			out.Values[i] = ec._Trigger_catchUp(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "active":
 			out.Values[i] = ec._Trigger_active(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastScheduledFor":
 			out.Values[i] = ec._Trigger_lastScheduledFor(ctx, field, obj)
+		case "nextRuns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_nextRuns(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -55059,6 +55529,36 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, v any) ([]*time.Time, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*time.Time, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTime2ᚖtimeᚐTime(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, sel ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNTime2ᚖtimeᚐTime(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
@@ -55079,6 +55579,20 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTrigger2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger(ctx context.Context, sel ast.SelectionSet, v ent.Trigger) graphql.Marshaler {
+	return ec._Trigger(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger(ctx context.Context, sel ast.SelectionSet, v *ent.Trigger) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Trigger(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNTriggerConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerConnection(ctx context.Context, sel ast.SelectionSet, v ent.TriggerConnection) graphql.Marshaler {

@@ -51,6 +51,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/core/trigger"
 	gent "github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -90,6 +91,14 @@ process "LEAKB-flow" {
   builtin = "echo"
   owner = "LEAKB-co"
 }
+trigger "a-trig" {
+  process = "a-flow"
+  cron = "0 9 * * *"
+}
+trigger "LEAKB-trig" {
+  process = "LEAKB-flow"
+  cron = "0 3 * * *"
+}
 `
 
 // schemaFields returns the ent schema's fields of type typ, mixins included.
@@ -98,7 +107,7 @@ var schemaTypes = map[string]ent.Interface{
 	"Task": entschema.Task{}, "Attempt": entschema.Attempt{}, "Event": entschema.Event{},
 	"Anomaly": entschema.Anomaly{}, "CredentialBinding": entschema.CredentialBinding{},
 	"Booking": entschema.Booking{}, "LifecycleTransition": entschema.LifecycleTransition{},
-	"AccessSession": entschema.AccessSession{},
+	"AccessSession": entschema.AccessSession{}, "Trigger": entschema.Trigger{},
 }
 
 func schemaFields(typ string) []*field.Descriptor {
@@ -183,6 +192,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		SetCron("0 9 * * *").SetDurationSeconds(3600).SetCreatedAt(fixed).SetUpdatedAt(fixed).SaveX(ctx)
 	db.LifecycleTransition.Create().SetProcessID(aProc.ID).SetSeq(1).SetFromStage("S1").SetToStage("S2").SetAction("advance").
 		SetActor("a-op").SetAt(fixed).SetNote("a note").SaveX(ctx)
+	db.Trigger.Create().SetName("a-trig").SetCustomerID(acme.ID).SetProcessID(aProc.ID).SetCron("0 9 * * *").
+		SetCreatedAt(fixed).SetUpdatedAt(fixed).SaveX(ctx)
 
 	// Customer B: planted in both worlds, deleted again in the absent one
 	// so that every id sequence stands at the same place.
@@ -245,7 +256,10 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 	save("LifecycleTransition", ltc.Mutation(), func() (int, error) { c, err := ltc.Save(ctx); return id(c, err) })
 	asc := db.AccessSession.Create().SetProcessID(bp).SetVMID(v1.ID).SetProtocol("rdp").SetHost("127.0.0.1").SetPort(3389).SetVM("r1")
 	save("AccessSession", asc.Mutation(), func() (int, error) { c, err := asc.Save(ctx); return id(c, err) })
-	w.bNames = []string{"LEAKB-co", "LEAKB-flow", "LEAKB-cred", "LEAKB-flow/night", "shared-echo/LEAKB"}
+	trc := db.Trigger.Create().SetName("LEAKB-trig").SetCustomerID(bc).SetProcessID(bp).SetCron("0 3 * * *").
+		SetPausedAt(fixed).SetLastScheduledFor(fixed)
+	save("Trigger", trc.Mutation(), func() (int, error) { c, err := trc.Save(ctx); return id(c, err) })
+	w.bNames = []string{"LEAKB-co", "LEAKB-flow", "LEAKB-cred", "LEAKB-flow/night", "shared-echo/LEAKB", "LEAKB-trig"}
 
 	if !planted {
 		for i := len(rows) - 1; i >= 0; i-- {
@@ -266,6 +280,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		Monitor:            monitor.New(db.Client, monitor.Options{Bus: bus, Config: cfg, Logger: slog.New(slog.DiscardHandler)}),
 		CredentialBindings: credentials.NewBindings(db.Client, cfg),
 	}
+	res.Triggers = trigger.New(trigger.Options{Client: db.Client, Queue: res.Queue, Bus: bus, Config: cfg,
+		Now: func() time.Time { return fixed }})
 	mux := http.NewServeMux()
 	srv := httptest.NewUnstartedServer(mux)
 	base, cancel := context.WithCancel(context.Background())
@@ -325,6 +341,8 @@ func deleteRow(t *testing.T, ctx context.Context, db *store.DB, typ string, id i
 		err = db.LifecycleTransition.DeleteOneID(id).Exec(ctx)
 	case "AccessSession":
 		err = db.AccessSession.DeleteOneID(id).Exec(ctx)
+	case "Trigger":
+		err = db.Trigger.DeleteOneID(id).Exec(ctx)
 	default:
 		t.Fatalf("deleteRow: no case for %s", typ)
 	}

@@ -380,10 +380,20 @@ func (s *Service) SetPaused(ctx context.Context, name string, pause bool, by, re
 	return out, err
 }
 
-// NextRuns are the next n runs of the named trigger after from, per the
-// configuration (n at most 100).
+// MaxNextRuns bounds NextRuns.
+const MaxNextRuns = 100
+
+// NextRuns are the next n (at most MaxNextRuns) runs of the named trigger
+// after now, per the running configuration; none for a trigger it has
+// not.
+func (s *Service) NextRuns(name string, n int) []time.Time {
+	return NextRuns(s.o.Config.Current(), name, s.o.Now(), n)
+}
+
+// NextRuns are the next n (at most MaxNextRuns) runs of the named trigger
+// after from, per cfg.
 func NextRuns(cfg *config.Config, name string, from time.Time, n int) []time.Time {
-	n = max(0, min(n, 100))
+	n = max(0, min(n, MaxNextRuns))
 	for _, t := range cfg.Triggers {
 		if t.Name != name {
 			continue
