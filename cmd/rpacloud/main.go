@@ -118,6 +118,7 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(), newFmtCmd(),
 		newTaskCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
 		newProcessCmd(), newConfigCmd(), newDocsCmd(),
+		newTriggerCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
 	)
