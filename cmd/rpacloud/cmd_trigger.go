@@ -79,6 +79,28 @@ type triggerJSON struct {
 
 const triggerFields = `name cron timezone calendar days catchUp pausedAt pausedBy pauseReason lastScheduledFor`
 
+// triggerGQL is a trigger as the API spells it.
+type triggerGQL struct {
+	Name             string      `json:"name"`
+	Cron             string      `json:"cron"`
+	Timezone         string      `json:"timezone"`
+	Calendar         string      `json:"calendar"`
+	Days             string      `json:"days"`
+	CatchUp          string      `json:"catchUp"`
+	PausedAt         *time.Time  `json:"pausedAt"`
+	PausedBy         *string     `json:"pausedBy"`
+	PauseReason      *string     `json:"pauseReason"`
+	LastScheduledFor *time.Time  `json:"lastScheduledFor"`
+	NextRuns         []time.Time `json:"nextRuns"`
+}
+
+func (g triggerGQL) out() triggerJSON {
+	if g.NextRuns == nil {
+		g.NextRuns = []time.Time{}
+	}
+	return triggerJSON(g)
+}
+
 func newTriggerListCmd() *cobra.Command {
 	var runs int
 	cmd := &cobra.Command{Use: "list", Short: "the triggers with their next runs",
@@ -93,20 +115,17 @@ func newTriggerListCmd() *cobra.Command {
 		var res struct {
 			Triggers struct {
 				Edges []struct {
-					Node triggerJSON `json:"node"`
+					Node triggerGQL `json:"node"`
 				} `json:"edges"`
 			} `json:"triggers"`
 		}
-		q := `query($runs: Int) { triggers(first: 1000, orderBy: {field: NAME}, where: {active: true}) { edges { node { ` + triggerFields + ` nextRuns(count: $runs) } } } }`
+		q := `query($runs: Int) { triggers(first: 500, orderBy: {field: NAME}, where: {active: true}) { edges { node { ` + triggerFields + ` nextRuns(count: $runs) } } } }`
 		if err := c.Do(ctx, q, map[string]any{"runs": runs}, &res); err != nil {
 			return fail(err)
 		}
 		list := make([]triggerJSON, 0, len(res.Triggers.Edges))
 		for _, e := range res.Triggers.Edges {
-			if e.Node.NextRuns == nil {
-				e.Node.NextRuns = []time.Time{}
-			}
-			list = append(list, e.Node)
+			list = append(list, e.Node.out())
 		}
 		if out.JSON() {
 			return jsonResult(stdout, map[string]any{"triggers": list}, fail)
@@ -156,12 +175,12 @@ func newTriggerPauseCmd() *cobra.Command {
 trigger.skipped event with the reason, until it is resumed. The pause
 outlives reloads and restarts.
 
--o json prints the trigger as trigger list does (without next_runs).`}
+-o json prints the trigger as trigger list does (next_runs empty).`}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown with the trigger (at most 512 bytes)")
 	out := addOutputFlag(cmd)
 	return triggerCmd(cmd, 1, "the trigger name", func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int {
 		var res struct {
-			PauseTrigger triggerJSON `json:"pauseTrigger"`
+			PauseTrigger triggerGQL `json:"pauseTrigger"`
 		}
 		vars := map[string]any{"name": pos[0]}
 		if reason != "" {
@@ -171,7 +190,7 @@ outlives reloads and restarts.
 			return fail(err)
 		}
 		if out.JSON() {
-			return jsonResult(stdout, res.PauseTrigger, fail)
+			return jsonResult(stdout, res.PauseTrigger.out(), fail)
 		}
 		fmt.Fprintf(stdout, "trigger %s paused\n", pos[0])
 		return 0
@@ -182,17 +201,17 @@ func newTriggerResumeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "resume NAME", Short: "let a paused trigger fire again",
 		Long: `Resume a paused trigger; runs skipped while it was paused are not made up.
 
--o json prints the trigger as trigger list does (without next_runs).`}
+-o json prints the trigger as trigger list does (next_runs empty).`}
 	out := addOutputFlag(cmd)
 	return triggerCmd(cmd, 1, "the trigger name", func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int {
 		var res struct {
-			ResumeTrigger triggerJSON `json:"resumeTrigger"`
+			ResumeTrigger triggerGQL `json:"resumeTrigger"`
 		}
 		if err := c.Do(ctx, `mutation($name: String!) { resumeTrigger(name: $name) { `+triggerFields+` } }`, map[string]any{"name": pos[0]}, &res); err != nil {
 			return fail(err)
 		}
 		if out.JSON() {
-			return jsonResult(stdout, res.ResumeTrigger, fail)
+			return jsonResult(stdout, res.ResumeTrigger.out(), fail)
 		}
 		fmt.Fprintf(stdout, "trigger %s resumed\n", pos[0])
 		return 0
