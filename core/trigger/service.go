@@ -160,9 +160,19 @@ func by(who, why *string) string {
 	return out
 }
 
-// SkipReasonPaused starts the message of a run skipped because an
+// SkipReasonPaused starts the reason of a run skipped because an
 // operator paused it: such a run is no anomaly (core/monitor).
 const SkipReasonPaused = "paused"
+
+// PausedSkip is how the trigger.skipped event of t's run at at begins when
+// an operator's pause skipped it; core/monitor looks for it.
+func PausedSkip(t config.Trigger, at time.Time) string {
+	return skipMessage(t, at, SkipReasonPaused)
+}
+
+func skipMessage(t config.Trigger, at time.Time, reason string) string {
+	return fmt.Sprintf("trigger %q: run of %s skipped: %s", t.Name, runName(t, at), reason)
+}
 
 func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) error {
 	row, err := s.o.Client.Trigger.Query().Where(enttrigger.Name(t.Name), enttrigger.Active(true)).Only(ctx)
@@ -271,7 +281,7 @@ func (s *Service) recordSkips(ctx context.Context, t config.Trigger, sub subject
 	when := s.o.Now().UTC()
 	var evs []*ent.EventCreate
 	for i, at := range skip {
-		msg := fmt.Sprintf("trigger %q: run of %s skipped: %s", t.Name, runName(t, at), reason)
+		msg := skipMessage(t, at, reason)
 		if i == maxSkipEvents {
 			msg = fmt.Sprintf("trigger %q: %d more runs from %s to %s skipped: %s", t.Name, len(skip)-i, runName(t, at), runName(t, skip[len(skip)-1]), reason)
 		}
