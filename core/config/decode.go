@@ -117,6 +117,7 @@ type loader struct {
 	// block may name files next to them (trigger.go); false for sources
 	// sent through the API (LoadSources).
 	fromDisk     bool
+	sideDir      string               // set: such files are read from here, not next to the source (LoadSourcesAt)
 	triggerSlots map[string]hcl.Range // trigger name -> range of its slot attribute
 }
 

@@ -132,7 +132,11 @@ func (l *loader) readSide(at *hcl.Attribute, path, what string, limit int64) ([]
 		return nil, "", false
 	}
 	full := path
-	if !filepath.IsAbs(full) {
+	switch {
+	case filepath.IsAbs(full):
+	case l.sideDir != "":
+		full = filepath.Join(l.sideDir, path)
+	default:
 		full = filepath.Join(filepath.Dir(rng.Filename), path)
 	}
 	st, err := os.Stat(full)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -365,5 +366,21 @@ trigger "t" {
 	}
 	if strings.Join(got, ",") != "calendar.file_sha256,trigger.cron" {
 		t.Errorf("plan %v", got)
+	}
+}
+
+// A revision another daemon applied from its own files names the same
+// side files; a follower reads them from its own configuration directory.
+func TestTriggerFilesFollowedFromOwnDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cn.txt"), []byte("2026-10-01\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srcs := map[string][]byte{"main.hcl": []byte(triggerBase + `
+calendar "cn" { file = "cn.txt" }
+`)}
+	cfg, diags, _ := LoadSourcesAt(context.Background(), nil, srcs, dir)
+	if diags.HasErrors() || len(cfg.Calendars) != 1 || cfg.Calendars[0].Rules().Working(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("%v %+v", diags, cfg.Calendars)
 	}
 }
