@@ -24,7 +24,8 @@ const (
 	// leader change of a few seconds fires the run, not the catch-up rule.
 	DefaultOnTime = 2 * time.Minute
 	// maxListed bounds the runs one pass lists for one trigger; the rest
-	// are handled by the next passes.
+	// are handled by the next passes. Above when.MaxCatchUp, so a full
+	// list always has runs to skip.
 	maxListed = 1000
 	// maxSkipEvents bounds the skipped-run events of one pass and trigger;
 	// more are summed up in one more event.
@@ -205,9 +206,12 @@ func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) e
 	case sub.inactive:
 		d.Skip, reason = due, "its process or pool left the configuration"
 	case more:
-		// Runs beyond the list are later still: every listed one was
-		// missed and none is the latest, whatever the rule.
-		d.Skip, reason = due, "missed while no daemon led (catch_up = "+string(t.Rule())+", not the latest)"
+		// Runs beyond the list are later still: the listed ones were
+		// missed and none is the latest. All but the last MaxCatchUp are
+		// skipped whatever the rule; the next pass lists the rest, the
+		// latest runs among them, and the rule decides on those.
+		d.Skip, reason = due[:len(due)-when.MaxCatchUp], "missed while no daemon led (catch_up = "+string(t.Rule())+", older than the latest runs)"
+		due = d.Skip
 	default:
 		d = when.Decide(t.Rule(), due, now, s.o.OnTime)
 		reason = "missed while no daemon led (catch_up = " + string(t.Rule()) + ")"

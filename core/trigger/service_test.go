@@ -355,3 +355,40 @@ func TestPauseResumeFireNow(t *testing.T) {
 		}
 	})
 }
+
+// A long outage of a minutely trigger: catch_up = "all" fires the latest
+// MaxCatchUp missed runs once each, over several passes, and the skipped ones
+// are summed up in a bounded number of events.
+func TestLongOutageBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, strings.Replace(pauseConfig, `cron    = "0 * * * *"
+  inputs  = [{ n = 1 }, { n = 2 }]`, `cron     = "* * * * *"
+  catch_up = "all"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		clk.Set(start.Add(2500 * time.Minute)) // down for 2500 runs
+		for range 4 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bs := db.Client.Batch.Query().Order(ent.Asc(batch.FieldScheduledFor)).AllX(ctx)
+		// The latest 100 missed runs, and the 2 of the last 2 minutes,
+		// which are on time whatever the rule.
+		if len(bs) != 102 || !bs[101].ScheduledFor.Equal(time.Date(2026, 1, 6, 17, 40, 0, 0, time.UTC)) {
+			t.Fatalf("%d batches, the last for %v", len(bs), bs[len(bs)-1].ScheduledFor)
+		}
+		n := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).CountX(ctx)
+		if n == 0 || n > 3*11 {
+			t.Errorf("%d skipped events", n)
+		}
+	})
+}
