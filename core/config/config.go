@@ -1,6 +1,7 @@
 // Package config loads the operator's HCL configuration: the daemon
 // (server), Vault, provider plugins, network profiles, pools, processes,
-// RPA vendor connections and customers.
+// RPA vendor connections, customers, and the triggers that start runs with
+// their calendars (trigger.go).
 //
 // Loading never stops at the first problem. Every syntax, schema and
 // semantic error is returned as an hcl.Diagnostic whose Subject points at

@@ -17,4 +17,11 @@
 // happens at least once because a batch is submitted before the row
 // advances past it: a leader that dies in between leaves the run to its
 // successor, whose insert of a run already fired fails harmlessly.
+//
+// The API's pause, resume and fire-now (Service.SetPaused, FireNow) look
+// the trigger up with the caller's context, so the storage's customer
+// rule decides what a token may reach (ErrUnknown otherwise), and record
+// trigger.paused, trigger.resumed and trigger.fired events; skipped runs
+// are trigger.skipped events, and core/monitor's missed-run anomaly reads
+// the triggers' batches and those events.
 package trigger
