@@ -742,6 +742,7 @@ type ComplexityRoot struct {
 		CreatedAt        func(childComplexity int) int
 		Cron             func(childComplexity int) int
 		CustomerID       func(childComplexity int) int
+		CustomerName     func(childComplexity int) int
 		Days             func(childComplexity int) int
 		ID               func(childComplexity int) int
 		LastScheduledFor func(childComplexity int) int
@@ -751,6 +752,7 @@ type ComplexityRoot struct {
 		PausedAt         func(childComplexity int) int
 		PausedBy         func(childComplexity int) int
 		ProcessID        func(childComplexity int) int
+		ProcessName      func(childComplexity int) int
 		Timezone         func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
 	}
@@ -914,6 +916,8 @@ type TaskClaimResolver interface {
 }
 type TriggerResolver interface {
 	NextRuns(ctx context.Context, obj *ent.Trigger, count *int) ([]*time.Time, error)
+	ProcessName(ctx context.Context, obj *ent.Trigger) (string, error)
+	CustomerName(ctx context.Context, obj *ent.Trigger) (string, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -4180,6 +4184,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Trigger.CustomerID(childComplexity), true
+	case "Trigger.customerName":
+		if e.ComplexityRoot.Trigger.CustomerName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.CustomerName(childComplexity), true
 	case "Trigger.days":
 		if e.ComplexityRoot.Trigger.Days == nil {
 			break
@@ -4239,6 +4249,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Trigger.ProcessID(childComplexity), true
+	case "Trigger.processName":
+		if e.ComplexityRoot.Trigger.ProcessName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.ProcessName(childComplexity), true
 	case "Trigger.timezone":
 		if e.ComplexityRoot.Trigger.Timezone == nil {
 			break
@@ -10028,6 +10044,10 @@ extend type Trigger {
   left the configuration.
   """
   nextRuns(count: Int = 5): [Time!]!
+  "The process it runs, per the running configuration; empty for a trigger that left it."
+  processName: String!
+  "The customer its batches are for, per the running configuration; empty for a trigger that left it."
+  customerName: String!
 }
 
 extend type Mutation {
@@ -18936,6 +18956,10 @@ func (ec *executionContext) fieldContext_Mutation_pauseTrigger(ctx context.Conte
 				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
 			case "nextRuns":
 				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
 		},
@@ -19013,6 +19037,10 @@ func (ec *executionContext) fieldContext_Mutation_resumeTrigger(ctx context.Cont
 				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
 			case "nextRuns":
 				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
 		},
@@ -28999,6 +29027,64 @@ func (ec *executionContext) fieldContext_Trigger_nextRuns(ctx context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Trigger_processName(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_processName,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Trigger().ProcessName(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_processName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_customerName(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_customerName,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Trigger().CustomerName(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_customerName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TriggerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -29160,6 +29246,10 @@ func (ec *executionContext) fieldContext_TriggerEdge_node(_ context.Context, fie
 				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
 			case "nextRuns":
 				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
 		},
@@ -52859,6 +52949,78 @@ func (ec *executionContext) _Trigger(ctx context.Context, sel ast.SelectionSet, 
 					}
 				}()
 				res = ec._Trigger_nextRuns(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "processName":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_processName(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "customerName":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_customerName(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

@@ -64,3 +64,15 @@ func (r *triggerResolver) NextRuns(ctx context.Context, obj *ent.Trigger, count 
 	}
 	return out, nil
 }
+
+// ProcessName is the resolver for the processName field.
+func (r *triggerResolver) ProcessName(ctx context.Context, obj *ent.Trigger) (string, error) {
+	t, _ := r.triggers().Definition(obj.Name)
+	return t.Process, nil
+}
+
+// CustomerName is the resolver for the customerName field.
+func (r *triggerResolver) CustomerName(ctx context.Context, obj *ent.Trigger) (string, error) {
+	t, _ := r.triggers().Definition(obj.Name)
+	return t.Customer, nil
+}

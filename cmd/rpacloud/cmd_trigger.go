@@ -65,6 +65,8 @@ func triggerCmd(cmd *cobra.Command, n int, what string, body func(ctx context.Co
 // resume.
 type triggerJSON struct {
 	Name             string      `json:"name"`
+	Process          string      `json:"process"`
+	Customer         string      `json:"customer"`
 	Cron             string      `json:"cron"`
 	Timezone         string      `json:"timezone"`
 	Calendar         string      `json:"calendar,omitempty"`
@@ -77,11 +79,13 @@ type triggerJSON struct {
 	NextRuns         []time.Time `json:"next_runs"`
 }
 
-const triggerFields = `name cron timezone calendar days catchUp pausedAt pausedBy pauseReason lastScheduledFor`
+const triggerFields = `name processName customerName cron timezone calendar days catchUp pausedAt pausedBy pauseReason lastScheduledFor`
 
 // triggerGQL is a trigger as the API spells it.
 type triggerGQL struct {
 	Name             string      `json:"name"`
+	Process          string      `json:"processName"`
+	Customer         string      `json:"customerName"`
 	Cron             string      `json:"cron"`
 	Timezone         string      `json:"timezone"`
 	Calendar         string      `json:"calendar"`
@@ -106,7 +110,7 @@ func newTriggerListCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "the triggers with their next runs",
 		Long: `The configured triggers the token may see, with their next runs.
 
--o json prints {"triggers": [{"name", "cron", "timezone", "calendar", "days",
+-o json prints {"triggers": [{"name", "process", "customer", "cron", "timezone", "calendar", "days",
 "catch_up", "paused_at", "paused_by", "pause_reason", "last_scheduled_for",
 "next_runs": [...]}]}.`}
 	cmd.Flags().IntVar(&runs, "runs", 3, "next runs to show (1-100)")
@@ -135,7 +139,7 @@ func newTriggerListCmd() *cobra.Command {
 			return 0
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCRON\tZONE\tCALENDAR\tCATCH-UP\tSTATE\tNEXT RUNS")
+		fmt.Fprintln(tw, "NAME\tPROCESS\tCUSTOMER\tCRON\tZONE\tCALENDAR\tCATCH-UP\tSTATE\tNEXT RUNS")
 		for _, t := range list {
 			loc, err := time.LoadLocation(t.Timezone)
 			if err != nil {
@@ -159,7 +163,7 @@ func newTriggerListCmd() *cobra.Command {
 					state += " by " + *t.PausedBy
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Cron, t.Timezone, cal, t.CatchUp, state, strings.Join(next, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Process, t.Customer, t.Cron, t.Timezone, cal, t.CatchUp, state, strings.Join(next, ", "))
 		}
 		if err := tw.Flush(); err != nil {
 			return fail(err)

@@ -53,12 +53,15 @@ func TestTriggerCLI(t *testing.T) {
 	var list struct {
 		Triggers []struct {
 			Name     string      `json:"name"`
+			Process  string      `json:"process"`
+			Customer string      `json:"customer"`
 			PausedAt *time.Time  `json:"paused_at"`
 			PausedBy string      `json:"paused_by"`
 			NextRuns []time.Time `json:"next_runs"`
 		} `json:"triggers"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Triggers) != 1 || len(list.Triggers[0].NextRuns) != 2 {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Triggers) != 1 || len(list.Triggers[0].NextRuns) != 2 ||
+		list.Triggers[0].Process != "e" || list.Triggers[0].Customer != "acme" {
 		t.Fatalf("list: %d %s %s", code, out, errs)
 	}
 	if r := list.Triggers[0].NextRuns[0]; r.UTC().Hour() != 19 || r.Minute() != 0 { // 03:00 in Shanghai

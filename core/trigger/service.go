@@ -394,6 +394,17 @@ func (s *Service) SetPaused(ctx context.Context, name string, pause bool, by, re
 	return out, err
 }
 
+// Definition is the named trigger in the running configuration; false
+// when it has none of that name.
+func (s *Service) Definition(name string) (config.Trigger, bool) {
+	for _, t := range s.o.Config.Current().Triggers {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return config.Trigger{}, false
+}
+
 // MaxNextRuns bounds NextRuns.
 const MaxNextRuns = 100
 
