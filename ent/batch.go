@@ -51,6 +51,10 @@ type Batch struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// Name of the token that submitted the batch.
 	SubmittedBy string `json:"submitted_by,omitempty"`
+	// The trigger that fired the batch; null for a submission.
+	TriggerID *int `json:"trigger_id,omitempty"`
+	// The scheduled run the trigger fired the batch for (the current time for a fire-now).
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the BatchQuery when eager-loading is set.
 	Edges        BatchEdges `json:"edges"`
@@ -110,11 +114,11 @@ func (*Batch) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case batch.FieldID, batch.FieldCustomerID, batch.FieldProcessID, batch.FieldPoolID, batch.FieldTotal, batch.FieldPending, batch.FieldRunning, batch.FieldSucceeded, batch.FieldFailed, batch.FieldCancelled:
+		case batch.FieldID, batch.FieldCustomerID, batch.FieldProcessID, batch.FieldPoolID, batch.FieldTotal, batch.FieldPending, batch.FieldRunning, batch.FieldSucceeded, batch.FieldFailed, batch.FieldCancelled, batch.FieldTriggerID:
 			values[i] = new(sql.NullInt64)
 		case batch.FieldLabel, batch.FieldStack, batch.FieldSubmittedBy:
 			values[i] = new(sql.NullString)
-		case batch.FieldCreatedAt, batch.FieldUpdatedAt, batch.FieldLastServedAt, batch.FieldFinishedAt:
+		case batch.FieldCreatedAt, batch.FieldUpdatedAt, batch.FieldLastServedAt, batch.FieldFinishedAt, batch.FieldScheduledFor:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -235,6 +239,20 @@ func (_m *Batch) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.SubmittedBy = value.String
 			}
+		case batch.FieldTriggerID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field trigger_id", values[i])
+			} else if value.Valid {
+				_m.TriggerID = new(int)
+				*_m.TriggerID = int(value.Int64)
+			}
+		case batch.FieldScheduledFor:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field scheduled_for", values[i])
+			} else if value.Valid {
+				_m.ScheduledFor = new(time.Time)
+				*_m.ScheduledFor = value.Time
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -337,6 +355,16 @@ func (_m *Batch) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("submitted_by=")
 	builder.WriteString(_m.SubmittedBy)
+	builder.WriteString(", ")
+	if v := _m.TriggerID; v != nil {
+		builder.WriteString("trigger_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.ScheduledFor; v != nil {
+		builder.WriteString("scheduled_for=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -209,6 +209,34 @@ func (_c *BatchCreate) SetNillableSubmittedBy(v *string) *BatchCreate {
 	return _c
 }
 
+// SetTriggerID sets the "trigger_id" field.
+func (_c *BatchCreate) SetTriggerID(v int) *BatchCreate {
+	_c.mutation.SetTriggerID(v)
+	return _c
+}
+
+// SetNillableTriggerID sets the "trigger_id" field if the given value is not nil.
+func (_c *BatchCreate) SetNillableTriggerID(v *int) *BatchCreate {
+	if v != nil {
+		_c.SetTriggerID(*v)
+	}
+	return _c
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (_c *BatchCreate) SetScheduledFor(v time.Time) *BatchCreate {
+	_c.mutation.SetScheduledFor(v)
+	return _c
+}
+
+// SetNillableScheduledFor sets the "scheduled_for" field if the given value is not nil.
+func (_c *BatchCreate) SetNillableScheduledFor(v *time.Time) *BatchCreate {
+	if v != nil {
+		_c.SetScheduledFor(*v)
+	}
+	return _c
+}
+
 // SetCustomer sets the "customer" edge to the Customer entity.
 func (_c *BatchCreate) SetCustomer(v *Customer) *BatchCreate {
 	return _c.SetCustomerID(v.ID)
@@ -488,6 +516,14 @@ func (_c *BatchCreate) createSpec() (*Batch, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.SubmittedBy(); ok {
 		_spec.SetField(batch.FieldSubmittedBy, field.TypeString, value)
 		_node.SubmittedBy = value
+	}
+	if value, ok := _c.mutation.TriggerID(); ok {
+		_spec.SetField(batch.FieldTriggerID, field.TypeInt, value)
+		_node.TriggerID = &value
+	}
+	if value, ok := _c.mutation.ScheduledFor(); ok {
+		_spec.SetField(batch.FieldScheduledFor, field.TypeTime, value)
+		_node.ScheduledFor = &value
 	}
 	if nodes := _c.mutation.CustomerIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -825,6 +861,48 @@ func (u *BatchUpsert) UpdateSubmittedBy() *BatchUpsert {
 	return u
 }
 
+// SetTriggerID sets the "trigger_id" field.
+func (u *BatchUpsert) SetTriggerID(v int) *BatchUpsert {
+	u.Set(batch.FieldTriggerID, v)
+	return u
+}
+
+// UpdateTriggerID sets the "trigger_id" field to the value that was provided on create.
+func (u *BatchUpsert) UpdateTriggerID() *BatchUpsert {
+	u.SetExcluded(batch.FieldTriggerID)
+	return u
+}
+
+// AddTriggerID adds v to the "trigger_id" field.
+func (u *BatchUpsert) AddTriggerID(v int) *BatchUpsert {
+	u.Add(batch.FieldTriggerID, v)
+	return u
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (u *BatchUpsert) ClearTriggerID() *BatchUpsert {
+	u.SetNull(batch.FieldTriggerID)
+	return u
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (u *BatchUpsert) SetScheduledFor(v time.Time) *BatchUpsert {
+	u.Set(batch.FieldScheduledFor, v)
+	return u
+}
+
+// UpdateScheduledFor sets the "scheduled_for" field to the value that was provided on create.
+func (u *BatchUpsert) UpdateScheduledFor() *BatchUpsert {
+	u.SetExcluded(batch.FieldScheduledFor)
+	return u
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (u *BatchUpsert) ClearScheduledFor() *BatchUpsert {
+	u.SetNull(batch.FieldScheduledFor)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1140,6 +1218,55 @@ func (u *BatchUpsertOne) SetSubmittedBy(v string) *BatchUpsertOne {
 func (u *BatchUpsertOne) UpdateSubmittedBy() *BatchUpsertOne {
 	return u.Update(func(s *BatchUpsert) {
 		s.UpdateSubmittedBy()
+	})
+}
+
+// SetTriggerID sets the "trigger_id" field.
+func (u *BatchUpsertOne) SetTriggerID(v int) *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetTriggerID(v)
+	})
+}
+
+// AddTriggerID adds v to the "trigger_id" field.
+func (u *BatchUpsertOne) AddTriggerID(v int) *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.AddTriggerID(v)
+	})
+}
+
+// UpdateTriggerID sets the "trigger_id" field to the value that was provided on create.
+func (u *BatchUpsertOne) UpdateTriggerID() *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateTriggerID()
+	})
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (u *BatchUpsertOne) ClearTriggerID() *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.ClearTriggerID()
+	})
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (u *BatchUpsertOne) SetScheduledFor(v time.Time) *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetScheduledFor(v)
+	})
+}
+
+// UpdateScheduledFor sets the "scheduled_for" field to the value that was provided on create.
+func (u *BatchUpsertOne) UpdateScheduledFor() *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateScheduledFor()
+	})
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (u *BatchUpsertOne) ClearScheduledFor() *BatchUpsertOne {
+	return u.Update(func(s *BatchUpsert) {
+		s.ClearScheduledFor()
 	})
 }
 
@@ -1624,6 +1751,55 @@ func (u *BatchUpsertBulk) SetSubmittedBy(v string) *BatchUpsertBulk {
 func (u *BatchUpsertBulk) UpdateSubmittedBy() *BatchUpsertBulk {
 	return u.Update(func(s *BatchUpsert) {
 		s.UpdateSubmittedBy()
+	})
+}
+
+// SetTriggerID sets the "trigger_id" field.
+func (u *BatchUpsertBulk) SetTriggerID(v int) *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetTriggerID(v)
+	})
+}
+
+// AddTriggerID adds v to the "trigger_id" field.
+func (u *BatchUpsertBulk) AddTriggerID(v int) *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.AddTriggerID(v)
+	})
+}
+
+// UpdateTriggerID sets the "trigger_id" field to the value that was provided on create.
+func (u *BatchUpsertBulk) UpdateTriggerID() *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateTriggerID()
+	})
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (u *BatchUpsertBulk) ClearTriggerID() *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.ClearTriggerID()
+	})
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (u *BatchUpsertBulk) SetScheduledFor(v time.Time) *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.SetScheduledFor(v)
+	})
+}
+
+// UpdateScheduledFor sets the "scheduled_for" field to the value that was provided on create.
+func (u *BatchUpsertBulk) UpdateScheduledFor() *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.UpdateScheduledFor()
+	})
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (u *BatchUpsertBulk) ClearScheduledFor() *BatchUpsertBulk {
+	return u.Update(func(s *BatchUpsert) {
+		s.ClearScheduledFor()
 	})
 }
 

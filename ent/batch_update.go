@@ -295,6 +295,53 @@ func (_u *BatchUpdate) SetNillableSubmittedBy(v *string) *BatchUpdate {
 	return _u
 }
 
+// SetTriggerID sets the "trigger_id" field.
+func (_u *BatchUpdate) SetTriggerID(v int) *BatchUpdate {
+	_u.mutation.ResetTriggerID()
+	_u.mutation.SetTriggerID(v)
+	return _u
+}
+
+// SetNillableTriggerID sets the "trigger_id" field if the given value is not nil.
+func (_u *BatchUpdate) SetNillableTriggerID(v *int) *BatchUpdate {
+	if v != nil {
+		_u.SetTriggerID(*v)
+	}
+	return _u
+}
+
+// AddTriggerID adds value to the "trigger_id" field.
+func (_u *BatchUpdate) AddTriggerID(v int) *BatchUpdate {
+	_u.mutation.AddTriggerID(v)
+	return _u
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (_u *BatchUpdate) ClearTriggerID() *BatchUpdate {
+	_u.mutation.ClearTriggerID()
+	return _u
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (_u *BatchUpdate) SetScheduledFor(v time.Time) *BatchUpdate {
+	_u.mutation.SetScheduledFor(v)
+	return _u
+}
+
+// SetNillableScheduledFor sets the "scheduled_for" field if the given value is not nil.
+func (_u *BatchUpdate) SetNillableScheduledFor(v *time.Time) *BatchUpdate {
+	if v != nil {
+		_u.SetScheduledFor(*v)
+	}
+	return _u
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (_u *BatchUpdate) ClearScheduledFor() *BatchUpdate {
+	_u.mutation.ClearScheduledFor()
+	return _u
+}
+
 // SetCustomer sets the "customer" edge to the Customer entity.
 func (_u *BatchUpdate) SetCustomer(v *Customer) *BatchUpdate {
 	return _u.SetCustomerID(v.ID)
@@ -534,6 +581,21 @@ func (_u *BatchUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.SubmittedBy(); ok {
 		_spec.SetField(batch.FieldSubmittedBy, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.TriggerID(); ok {
+		_spec.SetField(batch.FieldTriggerID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTriggerID(); ok {
+		_spec.AddField(batch.FieldTriggerID, field.TypeInt, value)
+	}
+	if _u.mutation.TriggerIDCleared() {
+		_spec.ClearField(batch.FieldTriggerID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ScheduledFor(); ok {
+		_spec.SetField(batch.FieldScheduledFor, field.TypeTime, value)
+	}
+	if _u.mutation.ScheduledForCleared() {
+		_spec.ClearField(batch.FieldScheduledFor, field.TypeTime)
 	}
 	if _u.mutation.CustomerCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -923,6 +985,53 @@ func (_u *BatchUpdateOne) SetNillableSubmittedBy(v *string) *BatchUpdateOne {
 	return _u
 }
 
+// SetTriggerID sets the "trigger_id" field.
+func (_u *BatchUpdateOne) SetTriggerID(v int) *BatchUpdateOne {
+	_u.mutation.ResetTriggerID()
+	_u.mutation.SetTriggerID(v)
+	return _u
+}
+
+// SetNillableTriggerID sets the "trigger_id" field if the given value is not nil.
+func (_u *BatchUpdateOne) SetNillableTriggerID(v *int) *BatchUpdateOne {
+	if v != nil {
+		_u.SetTriggerID(*v)
+	}
+	return _u
+}
+
+// AddTriggerID adds value to the "trigger_id" field.
+func (_u *BatchUpdateOne) AddTriggerID(v int) *BatchUpdateOne {
+	_u.mutation.AddTriggerID(v)
+	return _u
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (_u *BatchUpdateOne) ClearTriggerID() *BatchUpdateOne {
+	_u.mutation.ClearTriggerID()
+	return _u
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (_u *BatchUpdateOne) SetScheduledFor(v time.Time) *BatchUpdateOne {
+	_u.mutation.SetScheduledFor(v)
+	return _u
+}
+
+// SetNillableScheduledFor sets the "scheduled_for" field if the given value is not nil.
+func (_u *BatchUpdateOne) SetNillableScheduledFor(v *time.Time) *BatchUpdateOne {
+	if v != nil {
+		_u.SetScheduledFor(*v)
+	}
+	return _u
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (_u *BatchUpdateOne) ClearScheduledFor() *BatchUpdateOne {
+	_u.mutation.ClearScheduledFor()
+	return _u
+}
+
 // SetCustomer sets the "customer" edge to the Customer entity.
 func (_u *BatchUpdateOne) SetCustomer(v *Customer) *BatchUpdateOne {
 	return _u.SetCustomerID(v.ID)
@@ -1192,6 +1301,21 @@ func (_u *BatchUpdateOne) sqlSave(ctx context.Context) (_node *Batch, err error)
 	}
 	if value, ok := _u.mutation.SubmittedBy(); ok {
 		_spec.SetField(batch.FieldSubmittedBy, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.TriggerID(); ok {
+		_spec.SetField(batch.FieldTriggerID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTriggerID(); ok {
+		_spec.AddField(batch.FieldTriggerID, field.TypeInt, value)
+	}
+	if _u.mutation.TriggerIDCleared() {
+		_spec.ClearField(batch.FieldTriggerID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ScheduledFor(); ok {
+		_spec.SetField(batch.FieldScheduledFor, field.TypeTime, value)
+	}
+	if _u.mutation.ScheduledForCleared() {
+		_spec.ClearField(batch.FieldScheduledFor, field.TypeTime)
 	}
 	if _u.mutation.CustomerCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -37,6 +37,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 
 	stdsql "database/sql"
@@ -91,6 +92,8 @@ type Client struct {
 	Task *TaskClient
 	// Token is the client for interacting with the Token builders.
 	Token *TokenClient
+	// Trigger is the client for interacting with the Trigger builders.
+	Trigger *TriggerClient
 	// VM is the client for interacting with the VM builders.
 	VM *VMClient
 }
@@ -126,6 +129,7 @@ func (c *Client) init() {
 	c.ScaleDecision = NewScaleDecisionClient(c.config)
 	c.Task = NewTaskClient(c.config)
 	c.Token = NewTokenClient(c.config)
+	c.Trigger = NewTriggerClient(c.config)
 	c.VM = NewVMClient(c.config)
 }
 
@@ -241,6 +245,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ScaleDecision:       NewScaleDecisionClient(cfg),
 		Task:                NewTaskClient(cfg),
 		Token:               NewTokenClient(cfg),
+		Trigger:             NewTriggerClient(cfg),
 		VM:                  NewVMClient(cfg),
 	}, nil
 }
@@ -283,6 +288,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ScaleDecision:       NewScaleDecisionClient(cfg),
 		Task:                NewTaskClient(cfg),
 		Token:               NewTokenClient(cfg),
+		Trigger:             NewTriggerClient(cfg),
 		VM:                  NewVMClient(cfg),
 	}, nil
 }
@@ -316,7 +322,7 @@ func (c *Client) Use(hooks ...Hook) {
 		c.AccessSession, c.Anomaly, c.Attempt, c.AuditEntry, c.Batch, c.Booking,
 		c.ConfigRevision, c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event,
 		c.JoinToken, c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
-		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
+		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.Trigger, c.VM,
 	} {
 		n.Use(hooks...)
 	}
@@ -329,7 +335,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.AccessSession, c.Anomaly, c.Attempt, c.AuditEntry, c.Batch, c.Booking,
 		c.ConfigRevision, c.CredentialBinding, c.Customer, c.DownloadTicket, c.Event,
 		c.JoinToken, c.Lease, c.LifecycleTransition, c.Pool, c.PoolSample, c.Process,
-		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.VM,
+		c.RemoteEndpoint, c.Robot, c.ScaleDecision, c.Task, c.Token, c.Trigger, c.VM,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -382,6 +388,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Task.mutate(ctx, m)
 	case *TokenMutation:
 		return c.Token.mutate(ctx, m)
+	case *TriggerMutation:
+		return c.Trigger.mutate(ctx, m)
 	case *VMMutation:
 		return c.VM.mutate(ctx, m)
 	default:
@@ -3657,6 +3665,140 @@ func (c *TokenClient) mutate(ctx context.Context, m *TokenMutation) (Value, erro
 	}
 }
 
+// TriggerClient is a client for the Trigger schema.
+type TriggerClient struct {
+	config
+}
+
+// NewTriggerClient returns a client for the Trigger from the given config.
+func NewTriggerClient(c config) *TriggerClient {
+	return &TriggerClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `trigger.Hooks(f(g(h())))`.
+func (c *TriggerClient) Use(hooks ...Hook) {
+	c.hooks.Trigger = append(c.hooks.Trigger, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `trigger.Intercept(f(g(h())))`.
+func (c *TriggerClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Trigger = append(c.inters.Trigger, interceptors...)
+}
+
+// Create returns a builder for creating a Trigger entity.
+func (c *TriggerClient) Create() *TriggerCreate {
+	mutation := newTriggerMutation(c.config, OpCreate)
+	return &TriggerCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Trigger entities.
+func (c *TriggerClient) CreateBulk(builders ...*TriggerCreate) *TriggerCreateBulk {
+	return &TriggerCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *TriggerClient) MapCreateBulk(slice any, setFunc func(*TriggerCreate, int)) *TriggerCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &TriggerCreateBulk{err: fmt.Errorf("calling to TriggerClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*TriggerCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &TriggerCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Trigger.
+func (c *TriggerClient) Update() *TriggerUpdate {
+	mutation := newTriggerMutation(c.config, OpUpdate)
+	return &TriggerUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *TriggerClient) UpdateOne(_m *Trigger) *TriggerUpdateOne {
+	mutation := newTriggerMutation(c.config, OpUpdateOne, withTrigger(_m))
+	return &TriggerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *TriggerClient) UpdateOneID(id int) *TriggerUpdateOne {
+	mutation := newTriggerMutation(c.config, OpUpdateOne, withTriggerID(id))
+	return &TriggerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Trigger.
+func (c *TriggerClient) Delete() *TriggerDelete {
+	mutation := newTriggerMutation(c.config, OpDelete)
+	return &TriggerDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *TriggerClient) DeleteOne(_m *Trigger) *TriggerDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *TriggerClient) DeleteOneID(id int) *TriggerDeleteOne {
+	builder := c.Delete().Where(trigger.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &TriggerDeleteOne{builder}
+}
+
+// Query returns a query builder for Trigger.
+func (c *TriggerClient) Query() *TriggerQuery {
+	return &TriggerQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeTrigger},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Trigger entity by its id.
+func (c *TriggerClient) Get(ctx context.Context, id int) (*Trigger, error) {
+	return c.Query().Where(trigger.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *TriggerClient) GetX(ctx context.Context, id int) *Trigger {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *TriggerClient) Hooks() []Hook {
+	hooks := c.hooks.Trigger
+	return append(hooks[:len(hooks):len(hooks)], trigger.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *TriggerClient) Interceptors() []Interceptor {
+	return c.inters.Trigger
+}
+
+func (c *TriggerClient) mutate(ctx context.Context, m *TriggerMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&TriggerCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&TriggerUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&TriggerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&TriggerDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Trigger mutation op: %q", m.Op())
+	}
+}
+
 // VMClient is a client for the VM schema.
 type VMClient struct {
 	config
@@ -3829,13 +3971,13 @@ type (
 		AccessSession, Anomaly, Attempt, AuditEntry, Batch, Booking, ConfigRevision,
 		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
 		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
-		ScaleDecision, Task, Token, VM []ent.Hook
+		ScaleDecision, Task, Token, Trigger, VM []ent.Hook
 	}
 	inters struct {
 		AccessSession, Anomaly, Attempt, AuditEntry, Batch, Booking, ConfigRevision,
 		CredentialBinding, Customer, DownloadTicket, Event, JoinToken, Lease,
 		LifecycleTransition, Pool, PoolSample, Process, RemoteEndpoint, Robot,
-		ScaleDecision, Task, Token, VM []ent.Interceptor
+		ScaleDecision, Task, Token, Trigger, VM []ent.Interceptor
 	}
 )
 

@@ -34,6 +34,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -117,6 +118,7 @@ func checkColumn(t, c string) error {
 			scaledecision.Table:       scaledecision.ValidColumn,
 			task.Table:                task.ValidColumn,
 			token.Table:               token.ValidColumn,
+			trigger.Table:             trigger.ValidColumn,
 			vm.Table:                  vm.ValidColumn,
 		})
 	})

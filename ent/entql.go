@@ -26,6 +26,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 
 	"entgo.io/ent/dialect/sql"
@@ -36,7 +37,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 23)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 24)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   accesssession.Table,
@@ -173,6 +174,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			batch.FieldLastServedAt: {Type: field.TypeTime, Column: batch.FieldLastServedAt},
 			batch.FieldFinishedAt:   {Type: field.TypeTime, Column: batch.FieldFinishedAt},
 			batch.FieldSubmittedBy:  {Type: field.TypeString, Column: batch.FieldSubmittedBy},
+			batch.FieldTriggerID:    {Type: field.TypeInt, Column: batch.FieldTriggerID},
+			batch.FieldScheduledFor: {Type: field.TypeTime, Column: batch.FieldScheduledFor},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -579,6 +582,34 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 	}
 	graph.Nodes[22] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   trigger.Table,
+			Columns: trigger.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: trigger.FieldID,
+			},
+		},
+		Type: "Trigger",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			trigger.FieldCreatedAt:        {Type: field.TypeTime, Column: trigger.FieldCreatedAt},
+			trigger.FieldUpdatedAt:        {Type: field.TypeTime, Column: trigger.FieldUpdatedAt},
+			trigger.FieldPausedAt:         {Type: field.TypeTime, Column: trigger.FieldPausedAt},
+			trigger.FieldPausedBy:         {Type: field.TypeString, Column: trigger.FieldPausedBy},
+			trigger.FieldPauseReason:      {Type: field.TypeString, Column: trigger.FieldPauseReason},
+			trigger.FieldName:             {Type: field.TypeString, Column: trigger.FieldName},
+			trigger.FieldCustomerID:       {Type: field.TypeInt, Column: trigger.FieldCustomerID},
+			trigger.FieldProcessID:        {Type: field.TypeInt, Column: trigger.FieldProcessID},
+			trigger.FieldCron:             {Type: field.TypeString, Column: trigger.FieldCron},
+			trigger.FieldTimezone:         {Type: field.TypeString, Column: trigger.FieldTimezone},
+			trigger.FieldCalendar:         {Type: field.TypeString, Column: trigger.FieldCalendar},
+			trigger.FieldDays:             {Type: field.TypeString, Column: trigger.FieldDays},
+			trigger.FieldCatchUp:          {Type: field.TypeString, Column: trigger.FieldCatchUp},
+			trigger.FieldActive:           {Type: field.TypeBool, Column: trigger.FieldActive},
+			trigger.FieldLastScheduledFor: {Type: field.TypeTime, Column: trigger.FieldLastScheduledFor},
+		},
+	}
+	graph.Nodes[23] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   vm.Table,
 			Columns: vm.Columns,
@@ -1469,6 +1500,16 @@ func (f *BatchFilter) WhereFinishedAt(p entql.TimeP) {
 // WhereSubmittedBy applies the entql string predicate on the submitted_by field.
 func (f *BatchFilter) WhereSubmittedBy(p entql.StringP) {
 	f.Where(p.Field(batch.FieldSubmittedBy))
+}
+
+// WhereTriggerID applies the entql int predicate on the trigger_id field.
+func (f *BatchFilter) WhereTriggerID(p entql.IntP) {
+	f.Where(p.Field(batch.FieldTriggerID))
+}
+
+// WhereScheduledFor applies the entql time.Time predicate on the scheduled_for field.
+func (f *BatchFilter) WhereScheduledFor(p entql.TimeP) {
+	f.Where(p.Field(batch.FieldScheduledFor))
 }
 
 // WhereHasCustomer applies a predicate to check if query has an edge customer.
@@ -3314,6 +3355,121 @@ func (f *TokenFilter) WhereRevokedAt(p entql.TimeP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *TriggerQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the TriggerQuery builder.
+func (_q *TriggerQuery) Filter() *TriggerFilter {
+	return &TriggerFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *TriggerMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the TriggerMutation builder.
+func (m *TriggerMutation) Filter() *TriggerFilter {
+	return &TriggerFilter{config: m.config, predicateAdder: m}
+}
+
+// TriggerFilter provides a generic filtering capability at runtime for TriggerQuery.
+type TriggerFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *TriggerFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[22].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *TriggerFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(trigger.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *TriggerFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(trigger.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *TriggerFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(trigger.FieldUpdatedAt))
+}
+
+// WherePausedAt applies the entql time.Time predicate on the paused_at field.
+func (f *TriggerFilter) WherePausedAt(p entql.TimeP) {
+	f.Where(p.Field(trigger.FieldPausedAt))
+}
+
+// WherePausedBy applies the entql string predicate on the paused_by field.
+func (f *TriggerFilter) WherePausedBy(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldPausedBy))
+}
+
+// WherePauseReason applies the entql string predicate on the pause_reason field.
+func (f *TriggerFilter) WherePauseReason(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldPauseReason))
+}
+
+// WhereName applies the entql string predicate on the name field.
+func (f *TriggerFilter) WhereName(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldName))
+}
+
+// WhereCustomerID applies the entql int predicate on the customer_id field.
+func (f *TriggerFilter) WhereCustomerID(p entql.IntP) {
+	f.Where(p.Field(trigger.FieldCustomerID))
+}
+
+// WhereProcessID applies the entql int predicate on the process_id field.
+func (f *TriggerFilter) WhereProcessID(p entql.IntP) {
+	f.Where(p.Field(trigger.FieldProcessID))
+}
+
+// WhereCron applies the entql string predicate on the cron field.
+func (f *TriggerFilter) WhereCron(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldCron))
+}
+
+// WhereTimezone applies the entql string predicate on the timezone field.
+func (f *TriggerFilter) WhereTimezone(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldTimezone))
+}
+
+// WhereCalendar applies the entql string predicate on the calendar field.
+func (f *TriggerFilter) WhereCalendar(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldCalendar))
+}
+
+// WhereDays applies the entql string predicate on the days field.
+func (f *TriggerFilter) WhereDays(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldDays))
+}
+
+// WhereCatchUp applies the entql string predicate on the catch_up field.
+func (f *TriggerFilter) WhereCatchUp(p entql.StringP) {
+	f.Where(p.Field(trigger.FieldCatchUp))
+}
+
+// WhereActive applies the entql bool predicate on the active field.
+func (f *TriggerFilter) WhereActive(p entql.BoolP) {
+	f.Where(p.Field(trigger.FieldActive))
+}
+
+// WhereLastScheduledFor applies the entql time.Time predicate on the last_scheduled_for field.
+func (f *TriggerFilter) WhereLastScheduledFor(p entql.TimeP) {
+	f.Where(p.Field(trigger.FieldLastScheduledFor))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *VMQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -3342,7 +3498,7 @@ type VMFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *VMFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[22].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[23].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -729,6 +730,16 @@ func (_q *BatchQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 			if _, ok := fieldSeen[batch.FieldSubmittedBy]; !ok {
 				selectedFields = append(selectedFields, batch.FieldSubmittedBy)
 				fieldSeen[batch.FieldSubmittedBy] = struct{}{}
+			}
+		case "triggerID":
+			if _, ok := fieldSeen[batch.FieldTriggerID]; !ok {
+				selectedFields = append(selectedFields, batch.FieldTriggerID)
+				fieldSeen[batch.FieldTriggerID] = struct{}{}
+			}
+		case "scheduledFor":
+			if _, ok := fieldSeen[batch.FieldScheduledFor]; !ok {
+				selectedFields = append(selectedFields, batch.FieldScheduledFor)
+				fieldSeen[batch.FieldScheduledFor] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -2608,6 +2619,165 @@ func newTaskPaginateArgs(rv map[string]any) *taskPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*TaskWhereInput); ok {
 		args.opts = append(args.opts, WithTaskFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *TriggerQuery) CollectFields(ctx context.Context, satisfies ...string) (*TriggerQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *TriggerQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(trigger.Columns))
+		selectedFields = []string{trigger.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "createdAt":
+			if _, ok := fieldSeen[trigger.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldCreatedAt)
+				fieldSeen[trigger.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[trigger.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldUpdatedAt)
+				fieldSeen[trigger.FieldUpdatedAt] = struct{}{}
+			}
+		case "pausedAt":
+			if _, ok := fieldSeen[trigger.FieldPausedAt]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldPausedAt)
+				fieldSeen[trigger.FieldPausedAt] = struct{}{}
+			}
+		case "pausedBy":
+			if _, ok := fieldSeen[trigger.FieldPausedBy]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldPausedBy)
+				fieldSeen[trigger.FieldPausedBy] = struct{}{}
+			}
+		case "pauseReason":
+			if _, ok := fieldSeen[trigger.FieldPauseReason]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldPauseReason)
+				fieldSeen[trigger.FieldPauseReason] = struct{}{}
+			}
+		case "name":
+			if _, ok := fieldSeen[trigger.FieldName]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldName)
+				fieldSeen[trigger.FieldName] = struct{}{}
+			}
+		case "customerID":
+			if _, ok := fieldSeen[trigger.FieldCustomerID]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldCustomerID)
+				fieldSeen[trigger.FieldCustomerID] = struct{}{}
+			}
+		case "processID":
+			if _, ok := fieldSeen[trigger.FieldProcessID]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldProcessID)
+				fieldSeen[trigger.FieldProcessID] = struct{}{}
+			}
+		case "cron":
+			if _, ok := fieldSeen[trigger.FieldCron]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldCron)
+				fieldSeen[trigger.FieldCron] = struct{}{}
+			}
+		case "timezone":
+			if _, ok := fieldSeen[trigger.FieldTimezone]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldTimezone)
+				fieldSeen[trigger.FieldTimezone] = struct{}{}
+			}
+		case "calendar":
+			if _, ok := fieldSeen[trigger.FieldCalendar]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldCalendar)
+				fieldSeen[trigger.FieldCalendar] = struct{}{}
+			}
+		case "days":
+			if _, ok := fieldSeen[trigger.FieldDays]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldDays)
+				fieldSeen[trigger.FieldDays] = struct{}{}
+			}
+		case "catchUp":
+			if _, ok := fieldSeen[trigger.FieldCatchUp]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldCatchUp)
+				fieldSeen[trigger.FieldCatchUp] = struct{}{}
+			}
+		case "active":
+			if _, ok := fieldSeen[trigger.FieldActive]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldActive)
+				fieldSeen[trigger.FieldActive] = struct{}{}
+			}
+		case "lastScheduledFor":
+			if _, ok := fieldSeen[trigger.FieldLastScheduledFor]; !ok {
+				selectedFields = append(selectedFields, trigger.FieldLastScheduledFor)
+				fieldSeen[trigger.FieldLastScheduledFor] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type triggerPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []TriggerPaginateOption
+}
+
+func newTriggerPaginateArgs(rv map[string]any) *triggerPaginateArgs {
+	args := &triggerPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &TriggerOrder{Field: &TriggerOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithTriggerOrder(order))
+			}
+		case *TriggerOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithTriggerOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*TriggerWhereInput); ok {
+		args.opts = append(args.opts, WithTriggerFilter(v.Filter))
 	}
 	return args
 }

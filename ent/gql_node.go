@@ -23,6 +23,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -90,6 +91,11 @@ var taskImplementors = []string{"Task", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Task) IsNode() {}
+
+var triggerImplementors = []string{"Trigger", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*Trigger) IsNode() {}
 
 var vmImplementors = []string{"VM", "Node"}
 
@@ -277,6 +283,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(task.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, taskImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case trigger.Table:
+		query := c.Trigger.Query().
+			Where(trigger.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, triggerImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -543,6 +558,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Task.Query().
 			Where(task.IDIn(ids...))
 		query, err := query.CollectFields(ctx, taskImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case trigger.Table:
+		query := c.Trigger.Query().
+			Where(trigger.IDIn(ids...))
+		query, err := query.CollectFields(ctx, triggerImplementors...)
 		if err != nil {
 			return nil, err
 		}

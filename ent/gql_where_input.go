@@ -20,6 +20,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -2472,6 +2473,30 @@ type BatchWhereInput struct {
 	SubmittedByEqualFold    *string  `json:"submittedByEqualFold,omitempty"`
 	SubmittedByContainsFold *string  `json:"submittedByContainsFold,omitempty"`
 
+	// "trigger_id" field predicates.
+	TriggerID       *int  `json:"triggerID,omitempty"`
+	TriggerIDNEQ    *int  `json:"triggerIDNEQ,omitempty"`
+	TriggerIDIn     []int `json:"triggerIDIn,omitempty"`
+	TriggerIDNotIn  []int `json:"triggerIDNotIn,omitempty"`
+	TriggerIDGT     *int  `json:"triggerIDGT,omitempty"`
+	TriggerIDGTE    *int  `json:"triggerIDGTE,omitempty"`
+	TriggerIDLT     *int  `json:"triggerIDLT,omitempty"`
+	TriggerIDLTE    *int  `json:"triggerIDLTE,omitempty"`
+	TriggerIDIsNil  bool  `json:"triggerIDIsNil,omitempty"`
+	TriggerIDNotNil bool  `json:"triggerIDNotNil,omitempty"`
+
+	// "scheduled_for" field predicates.
+	ScheduledFor       *time.Time  `json:"scheduledFor,omitempty"`
+	ScheduledForNEQ    *time.Time  `json:"scheduledForNEQ,omitempty"`
+	ScheduledForIn     []time.Time `json:"scheduledForIn,omitempty"`
+	ScheduledForNotIn  []time.Time `json:"scheduledForNotIn,omitempty"`
+	ScheduledForGT     *time.Time  `json:"scheduledForGT,omitempty"`
+	ScheduledForGTE    *time.Time  `json:"scheduledForGTE,omitempty"`
+	ScheduledForLT     *time.Time  `json:"scheduledForLT,omitempty"`
+	ScheduledForLTE    *time.Time  `json:"scheduledForLTE,omitempty"`
+	ScheduledForIsNil  bool        `json:"scheduledForIsNil,omitempty"`
+	ScheduledForNotNil bool        `json:"scheduledForNotNil,omitempty"`
+
 	// "customer" edge predicates.
 	HasCustomer     *bool                 `json:"hasCustomer,omitempty"`
 	HasCustomerWith []*CustomerWhereInput `json:"hasCustomerWith,omitempty"`
@@ -2969,6 +2994,66 @@ func (i *BatchWhereInput) P() (predicate.Batch, error) {
 	}
 	if i.SubmittedByContainsFold != nil {
 		predicates = append(predicates, batch.SubmittedByContainsFold(*i.SubmittedByContainsFold))
+	}
+	if i.TriggerID != nil {
+		predicates = append(predicates, batch.TriggerIDEQ(*i.TriggerID))
+	}
+	if i.TriggerIDNEQ != nil {
+		predicates = append(predicates, batch.TriggerIDNEQ(*i.TriggerIDNEQ))
+	}
+	if len(i.TriggerIDIn) > 0 {
+		predicates = append(predicates, batch.TriggerIDIn(i.TriggerIDIn...))
+	}
+	if len(i.TriggerIDNotIn) > 0 {
+		predicates = append(predicates, batch.TriggerIDNotIn(i.TriggerIDNotIn...))
+	}
+	if i.TriggerIDGT != nil {
+		predicates = append(predicates, batch.TriggerIDGT(*i.TriggerIDGT))
+	}
+	if i.TriggerIDGTE != nil {
+		predicates = append(predicates, batch.TriggerIDGTE(*i.TriggerIDGTE))
+	}
+	if i.TriggerIDLT != nil {
+		predicates = append(predicates, batch.TriggerIDLT(*i.TriggerIDLT))
+	}
+	if i.TriggerIDLTE != nil {
+		predicates = append(predicates, batch.TriggerIDLTE(*i.TriggerIDLTE))
+	}
+	if i.TriggerIDIsNil {
+		predicates = append(predicates, batch.TriggerIDIsNil())
+	}
+	if i.TriggerIDNotNil {
+		predicates = append(predicates, batch.TriggerIDNotNil())
+	}
+	if i.ScheduledFor != nil {
+		predicates = append(predicates, batch.ScheduledForEQ(*i.ScheduledFor))
+	}
+	if i.ScheduledForNEQ != nil {
+		predicates = append(predicates, batch.ScheduledForNEQ(*i.ScheduledForNEQ))
+	}
+	if len(i.ScheduledForIn) > 0 {
+		predicates = append(predicates, batch.ScheduledForIn(i.ScheduledForIn...))
+	}
+	if len(i.ScheduledForNotIn) > 0 {
+		predicates = append(predicates, batch.ScheduledForNotIn(i.ScheduledForNotIn...))
+	}
+	if i.ScheduledForGT != nil {
+		predicates = append(predicates, batch.ScheduledForGT(*i.ScheduledForGT))
+	}
+	if i.ScheduledForGTE != nil {
+		predicates = append(predicates, batch.ScheduledForGTE(*i.ScheduledForGTE))
+	}
+	if i.ScheduledForLT != nil {
+		predicates = append(predicates, batch.ScheduledForLT(*i.ScheduledForLT))
+	}
+	if i.ScheduledForLTE != nil {
+		predicates = append(predicates, batch.ScheduledForLTE(*i.ScheduledForLTE))
+	}
+	if i.ScheduledForIsNil {
+		predicates = append(predicates, batch.ScheduledForIsNil())
+	}
+	if i.ScheduledForNotNil {
+		predicates = append(predicates, batch.ScheduledForNotNil())
 	}
 
 	if i.HasCustomer != nil {
@@ -8594,6 +8679,808 @@ func (i *TaskWhereInput) P() (predicate.Task, error) {
 		return predicates[0], nil
 	default:
 		return task.And(predicates...), nil
+	}
+}
+
+// TriggerWhereInput represents a where input for filtering Trigger queries.
+type TriggerWhereInput struct {
+	Predicates []predicate.Trigger  `json:"-"`
+	Not        *TriggerWhereInput   `json:"not,omitempty"`
+	Or         []*TriggerWhereInput `json:"or,omitempty"`
+	And        []*TriggerWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *int  `json:"id,omitempty"`
+	IDNEQ   *int  `json:"idNEQ,omitempty"`
+	IDIn    []int `json:"idIn,omitempty"`
+	IDNotIn []int `json:"idNotIn,omitempty"`
+	IDGT    *int  `json:"idGT,omitempty"`
+	IDGTE   *int  `json:"idGTE,omitempty"`
+	IDLT    *int  `json:"idLT,omitempty"`
+	IDLTE   *int  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "paused_at" field predicates.
+	PausedAt       *time.Time  `json:"pausedAt,omitempty"`
+	PausedAtNEQ    *time.Time  `json:"pausedAtNEQ,omitempty"`
+	PausedAtIn     []time.Time `json:"pausedAtIn,omitempty"`
+	PausedAtNotIn  []time.Time `json:"pausedAtNotIn,omitempty"`
+	PausedAtGT     *time.Time  `json:"pausedAtGT,omitempty"`
+	PausedAtGTE    *time.Time  `json:"pausedAtGTE,omitempty"`
+	PausedAtLT     *time.Time  `json:"pausedAtLT,omitempty"`
+	PausedAtLTE    *time.Time  `json:"pausedAtLTE,omitempty"`
+	PausedAtIsNil  bool        `json:"pausedAtIsNil,omitempty"`
+	PausedAtNotNil bool        `json:"pausedAtNotNil,omitempty"`
+
+	// "paused_by" field predicates.
+	PausedBy             *string  `json:"pausedBy,omitempty"`
+	PausedByNEQ          *string  `json:"pausedByNEQ,omitempty"`
+	PausedByIn           []string `json:"pausedByIn,omitempty"`
+	PausedByNotIn        []string `json:"pausedByNotIn,omitempty"`
+	PausedByGT           *string  `json:"pausedByGT,omitempty"`
+	PausedByGTE          *string  `json:"pausedByGTE,omitempty"`
+	PausedByLT           *string  `json:"pausedByLT,omitempty"`
+	PausedByLTE          *string  `json:"pausedByLTE,omitempty"`
+	PausedByContains     *string  `json:"pausedByContains,omitempty"`
+	PausedByHasPrefix    *string  `json:"pausedByHasPrefix,omitempty"`
+	PausedByHasSuffix    *string  `json:"pausedByHasSuffix,omitempty"`
+	PausedByIsNil        bool     `json:"pausedByIsNil,omitempty"`
+	PausedByNotNil       bool     `json:"pausedByNotNil,omitempty"`
+	PausedByEqualFold    *string  `json:"pausedByEqualFold,omitempty"`
+	PausedByContainsFold *string  `json:"pausedByContainsFold,omitempty"`
+
+	// "pause_reason" field predicates.
+	PauseReason             *string  `json:"pauseReason,omitempty"`
+	PauseReasonNEQ          *string  `json:"pauseReasonNEQ,omitempty"`
+	PauseReasonIn           []string `json:"pauseReasonIn,omitempty"`
+	PauseReasonNotIn        []string `json:"pauseReasonNotIn,omitempty"`
+	PauseReasonGT           *string  `json:"pauseReasonGT,omitempty"`
+	PauseReasonGTE          *string  `json:"pauseReasonGTE,omitempty"`
+	PauseReasonLT           *string  `json:"pauseReasonLT,omitempty"`
+	PauseReasonLTE          *string  `json:"pauseReasonLTE,omitempty"`
+	PauseReasonContains     *string  `json:"pauseReasonContains,omitempty"`
+	PauseReasonHasPrefix    *string  `json:"pauseReasonHasPrefix,omitempty"`
+	PauseReasonHasSuffix    *string  `json:"pauseReasonHasSuffix,omitempty"`
+	PauseReasonIsNil        bool     `json:"pauseReasonIsNil,omitempty"`
+	PauseReasonNotNil       bool     `json:"pauseReasonNotNil,omitempty"`
+	PauseReasonEqualFold    *string  `json:"pauseReasonEqualFold,omitempty"`
+	PauseReasonContainsFold *string  `json:"pauseReasonContainsFold,omitempty"`
+
+	// "name" field predicates.
+	Name             *string  `json:"name,omitempty"`
+	NameNEQ          *string  `json:"nameNEQ,omitempty"`
+	NameIn           []string `json:"nameIn,omitempty"`
+	NameNotIn        []string `json:"nameNotIn,omitempty"`
+	NameGT           *string  `json:"nameGT,omitempty"`
+	NameGTE          *string  `json:"nameGTE,omitempty"`
+	NameLT           *string  `json:"nameLT,omitempty"`
+	NameLTE          *string  `json:"nameLTE,omitempty"`
+	NameContains     *string  `json:"nameContains,omitempty"`
+	NameHasPrefix    *string  `json:"nameHasPrefix,omitempty"`
+	NameHasSuffix    *string  `json:"nameHasSuffix,omitempty"`
+	NameEqualFold    *string  `json:"nameEqualFold,omitempty"`
+	NameContainsFold *string  `json:"nameContainsFold,omitempty"`
+
+	// "customer_id" field predicates.
+	CustomerID      *int  `json:"customerID,omitempty"`
+	CustomerIDNEQ   *int  `json:"customerIDNEQ,omitempty"`
+	CustomerIDIn    []int `json:"customerIDIn,omitempty"`
+	CustomerIDNotIn []int `json:"customerIDNotIn,omitempty"`
+	CustomerIDGT    *int  `json:"customerIDGT,omitempty"`
+	CustomerIDGTE   *int  `json:"customerIDGTE,omitempty"`
+	CustomerIDLT    *int  `json:"customerIDLT,omitempty"`
+	CustomerIDLTE   *int  `json:"customerIDLTE,omitempty"`
+
+	// "process_id" field predicates.
+	ProcessID      *int  `json:"processID,omitempty"`
+	ProcessIDNEQ   *int  `json:"processIDNEQ,omitempty"`
+	ProcessIDIn    []int `json:"processIDIn,omitempty"`
+	ProcessIDNotIn []int `json:"processIDNotIn,omitempty"`
+	ProcessIDGT    *int  `json:"processIDGT,omitempty"`
+	ProcessIDGTE   *int  `json:"processIDGTE,omitempty"`
+	ProcessIDLT    *int  `json:"processIDLT,omitempty"`
+	ProcessIDLTE   *int  `json:"processIDLTE,omitempty"`
+
+	// "cron" field predicates.
+	Cron             *string  `json:"cron,omitempty"`
+	CronNEQ          *string  `json:"cronNEQ,omitempty"`
+	CronIn           []string `json:"cronIn,omitempty"`
+	CronNotIn        []string `json:"cronNotIn,omitempty"`
+	CronGT           *string  `json:"cronGT,omitempty"`
+	CronGTE          *string  `json:"cronGTE,omitempty"`
+	CronLT           *string  `json:"cronLT,omitempty"`
+	CronLTE          *string  `json:"cronLTE,omitempty"`
+	CronContains     *string  `json:"cronContains,omitempty"`
+	CronHasPrefix    *string  `json:"cronHasPrefix,omitempty"`
+	CronHasSuffix    *string  `json:"cronHasSuffix,omitempty"`
+	CronEqualFold    *string  `json:"cronEqualFold,omitempty"`
+	CronContainsFold *string  `json:"cronContainsFold,omitempty"`
+
+	// "timezone" field predicates.
+	Timezone             *string  `json:"timezone,omitempty"`
+	TimezoneNEQ          *string  `json:"timezoneNEQ,omitempty"`
+	TimezoneIn           []string `json:"timezoneIn,omitempty"`
+	TimezoneNotIn        []string `json:"timezoneNotIn,omitempty"`
+	TimezoneGT           *string  `json:"timezoneGT,omitempty"`
+	TimezoneGTE          *string  `json:"timezoneGTE,omitempty"`
+	TimezoneLT           *string  `json:"timezoneLT,omitempty"`
+	TimezoneLTE          *string  `json:"timezoneLTE,omitempty"`
+	TimezoneContains     *string  `json:"timezoneContains,omitempty"`
+	TimezoneHasPrefix    *string  `json:"timezoneHasPrefix,omitempty"`
+	TimezoneHasSuffix    *string  `json:"timezoneHasSuffix,omitempty"`
+	TimezoneEqualFold    *string  `json:"timezoneEqualFold,omitempty"`
+	TimezoneContainsFold *string  `json:"timezoneContainsFold,omitempty"`
+
+	// "calendar" field predicates.
+	Calendar             *string  `json:"calendar,omitempty"`
+	CalendarNEQ          *string  `json:"calendarNEQ,omitempty"`
+	CalendarIn           []string `json:"calendarIn,omitempty"`
+	CalendarNotIn        []string `json:"calendarNotIn,omitempty"`
+	CalendarGT           *string  `json:"calendarGT,omitempty"`
+	CalendarGTE          *string  `json:"calendarGTE,omitempty"`
+	CalendarLT           *string  `json:"calendarLT,omitempty"`
+	CalendarLTE          *string  `json:"calendarLTE,omitempty"`
+	CalendarContains     *string  `json:"calendarContains,omitempty"`
+	CalendarHasPrefix    *string  `json:"calendarHasPrefix,omitempty"`
+	CalendarHasSuffix    *string  `json:"calendarHasSuffix,omitempty"`
+	CalendarEqualFold    *string  `json:"calendarEqualFold,omitempty"`
+	CalendarContainsFold *string  `json:"calendarContainsFold,omitempty"`
+
+	// "days" field predicates.
+	Days             *string  `json:"days,omitempty"`
+	DaysNEQ          *string  `json:"daysNEQ,omitempty"`
+	DaysIn           []string `json:"daysIn,omitempty"`
+	DaysNotIn        []string `json:"daysNotIn,omitempty"`
+	DaysGT           *string  `json:"daysGT,omitempty"`
+	DaysGTE          *string  `json:"daysGTE,omitempty"`
+	DaysLT           *string  `json:"daysLT,omitempty"`
+	DaysLTE          *string  `json:"daysLTE,omitempty"`
+	DaysContains     *string  `json:"daysContains,omitempty"`
+	DaysHasPrefix    *string  `json:"daysHasPrefix,omitempty"`
+	DaysHasSuffix    *string  `json:"daysHasSuffix,omitempty"`
+	DaysEqualFold    *string  `json:"daysEqualFold,omitempty"`
+	DaysContainsFold *string  `json:"daysContainsFold,omitempty"`
+
+	// "catch_up" field predicates.
+	CatchUp             *string  `json:"catchUp,omitempty"`
+	CatchUpNEQ          *string  `json:"catchUpNEQ,omitempty"`
+	CatchUpIn           []string `json:"catchUpIn,omitempty"`
+	CatchUpNotIn        []string `json:"catchUpNotIn,omitempty"`
+	CatchUpGT           *string  `json:"catchUpGT,omitempty"`
+	CatchUpGTE          *string  `json:"catchUpGTE,omitempty"`
+	CatchUpLT           *string  `json:"catchUpLT,omitempty"`
+	CatchUpLTE          *string  `json:"catchUpLTE,omitempty"`
+	CatchUpContains     *string  `json:"catchUpContains,omitempty"`
+	CatchUpHasPrefix    *string  `json:"catchUpHasPrefix,omitempty"`
+	CatchUpHasSuffix    *string  `json:"catchUpHasSuffix,omitempty"`
+	CatchUpEqualFold    *string  `json:"catchUpEqualFold,omitempty"`
+	CatchUpContainsFold *string  `json:"catchUpContainsFold,omitempty"`
+
+	// "active" field predicates.
+	Active    *bool `json:"active,omitempty"`
+	ActiveNEQ *bool `json:"activeNEQ,omitempty"`
+
+	// "last_scheduled_for" field predicates.
+	LastScheduledFor       *time.Time  `json:"lastScheduledFor,omitempty"`
+	LastScheduledForNEQ    *time.Time  `json:"lastScheduledForNEQ,omitempty"`
+	LastScheduledForIn     []time.Time `json:"lastScheduledForIn,omitempty"`
+	LastScheduledForNotIn  []time.Time `json:"lastScheduledForNotIn,omitempty"`
+	LastScheduledForGT     *time.Time  `json:"lastScheduledForGT,omitempty"`
+	LastScheduledForGTE    *time.Time  `json:"lastScheduledForGTE,omitempty"`
+	LastScheduledForLT     *time.Time  `json:"lastScheduledForLT,omitempty"`
+	LastScheduledForLTE    *time.Time  `json:"lastScheduledForLTE,omitempty"`
+	LastScheduledForIsNil  bool        `json:"lastScheduledForIsNil,omitempty"`
+	LastScheduledForNotNil bool        `json:"lastScheduledForNotNil,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *TriggerWhereInput) AddPredicates(predicates ...predicate.Trigger) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the TriggerWhereInput filter on the TriggerQuery builder.
+func (i *TriggerWhereInput) Filter(q *TriggerQuery) (*TriggerQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyTriggerWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyTriggerWhereInput is returned in case the TriggerWhereInput is empty.
+var ErrEmptyTriggerWhereInput = errors.New("ent: empty predicate TriggerWhereInput")
+
+// P returns a predicate for filtering triggers.
+// An error is returned if the input is empty or invalid.
+func (i *TriggerWhereInput) P() (predicate.Trigger, error) {
+	var predicates []predicate.Trigger
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, trigger.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Trigger, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, trigger.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Trigger, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, trigger.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, trigger.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, trigger.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, trigger.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, trigger.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, trigger.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, trigger.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, trigger.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, trigger.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, trigger.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, trigger.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, trigger.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, trigger.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, trigger.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, trigger.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, trigger.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, trigger.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, trigger.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, trigger.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, trigger.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, trigger.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, trigger.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, trigger.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, trigger.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, trigger.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.PausedAt != nil {
+		predicates = append(predicates, trigger.PausedAtEQ(*i.PausedAt))
+	}
+	if i.PausedAtNEQ != nil {
+		predicates = append(predicates, trigger.PausedAtNEQ(*i.PausedAtNEQ))
+	}
+	if len(i.PausedAtIn) > 0 {
+		predicates = append(predicates, trigger.PausedAtIn(i.PausedAtIn...))
+	}
+	if len(i.PausedAtNotIn) > 0 {
+		predicates = append(predicates, trigger.PausedAtNotIn(i.PausedAtNotIn...))
+	}
+	if i.PausedAtGT != nil {
+		predicates = append(predicates, trigger.PausedAtGT(*i.PausedAtGT))
+	}
+	if i.PausedAtGTE != nil {
+		predicates = append(predicates, trigger.PausedAtGTE(*i.PausedAtGTE))
+	}
+	if i.PausedAtLT != nil {
+		predicates = append(predicates, trigger.PausedAtLT(*i.PausedAtLT))
+	}
+	if i.PausedAtLTE != nil {
+		predicates = append(predicates, trigger.PausedAtLTE(*i.PausedAtLTE))
+	}
+	if i.PausedAtIsNil {
+		predicates = append(predicates, trigger.PausedAtIsNil())
+	}
+	if i.PausedAtNotNil {
+		predicates = append(predicates, trigger.PausedAtNotNil())
+	}
+	if i.PausedBy != nil {
+		predicates = append(predicates, trigger.PausedByEQ(*i.PausedBy))
+	}
+	if i.PausedByNEQ != nil {
+		predicates = append(predicates, trigger.PausedByNEQ(*i.PausedByNEQ))
+	}
+	if len(i.PausedByIn) > 0 {
+		predicates = append(predicates, trigger.PausedByIn(i.PausedByIn...))
+	}
+	if len(i.PausedByNotIn) > 0 {
+		predicates = append(predicates, trigger.PausedByNotIn(i.PausedByNotIn...))
+	}
+	if i.PausedByGT != nil {
+		predicates = append(predicates, trigger.PausedByGT(*i.PausedByGT))
+	}
+	if i.PausedByGTE != nil {
+		predicates = append(predicates, trigger.PausedByGTE(*i.PausedByGTE))
+	}
+	if i.PausedByLT != nil {
+		predicates = append(predicates, trigger.PausedByLT(*i.PausedByLT))
+	}
+	if i.PausedByLTE != nil {
+		predicates = append(predicates, trigger.PausedByLTE(*i.PausedByLTE))
+	}
+	if i.PausedByContains != nil {
+		predicates = append(predicates, trigger.PausedByContains(*i.PausedByContains))
+	}
+	if i.PausedByHasPrefix != nil {
+		predicates = append(predicates, trigger.PausedByHasPrefix(*i.PausedByHasPrefix))
+	}
+	if i.PausedByHasSuffix != nil {
+		predicates = append(predicates, trigger.PausedByHasSuffix(*i.PausedByHasSuffix))
+	}
+	if i.PausedByIsNil {
+		predicates = append(predicates, trigger.PausedByIsNil())
+	}
+	if i.PausedByNotNil {
+		predicates = append(predicates, trigger.PausedByNotNil())
+	}
+	if i.PausedByEqualFold != nil {
+		predicates = append(predicates, trigger.PausedByEqualFold(*i.PausedByEqualFold))
+	}
+	if i.PausedByContainsFold != nil {
+		predicates = append(predicates, trigger.PausedByContainsFold(*i.PausedByContainsFold))
+	}
+	if i.PauseReason != nil {
+		predicates = append(predicates, trigger.PauseReasonEQ(*i.PauseReason))
+	}
+	if i.PauseReasonNEQ != nil {
+		predicates = append(predicates, trigger.PauseReasonNEQ(*i.PauseReasonNEQ))
+	}
+	if len(i.PauseReasonIn) > 0 {
+		predicates = append(predicates, trigger.PauseReasonIn(i.PauseReasonIn...))
+	}
+	if len(i.PauseReasonNotIn) > 0 {
+		predicates = append(predicates, trigger.PauseReasonNotIn(i.PauseReasonNotIn...))
+	}
+	if i.PauseReasonGT != nil {
+		predicates = append(predicates, trigger.PauseReasonGT(*i.PauseReasonGT))
+	}
+	if i.PauseReasonGTE != nil {
+		predicates = append(predicates, trigger.PauseReasonGTE(*i.PauseReasonGTE))
+	}
+	if i.PauseReasonLT != nil {
+		predicates = append(predicates, trigger.PauseReasonLT(*i.PauseReasonLT))
+	}
+	if i.PauseReasonLTE != nil {
+		predicates = append(predicates, trigger.PauseReasonLTE(*i.PauseReasonLTE))
+	}
+	if i.PauseReasonContains != nil {
+		predicates = append(predicates, trigger.PauseReasonContains(*i.PauseReasonContains))
+	}
+	if i.PauseReasonHasPrefix != nil {
+		predicates = append(predicates, trigger.PauseReasonHasPrefix(*i.PauseReasonHasPrefix))
+	}
+	if i.PauseReasonHasSuffix != nil {
+		predicates = append(predicates, trigger.PauseReasonHasSuffix(*i.PauseReasonHasSuffix))
+	}
+	if i.PauseReasonIsNil {
+		predicates = append(predicates, trigger.PauseReasonIsNil())
+	}
+	if i.PauseReasonNotNil {
+		predicates = append(predicates, trigger.PauseReasonNotNil())
+	}
+	if i.PauseReasonEqualFold != nil {
+		predicates = append(predicates, trigger.PauseReasonEqualFold(*i.PauseReasonEqualFold))
+	}
+	if i.PauseReasonContainsFold != nil {
+		predicates = append(predicates, trigger.PauseReasonContainsFold(*i.PauseReasonContainsFold))
+	}
+	if i.Name != nil {
+		predicates = append(predicates, trigger.NameEQ(*i.Name))
+	}
+	if i.NameNEQ != nil {
+		predicates = append(predicates, trigger.NameNEQ(*i.NameNEQ))
+	}
+	if len(i.NameIn) > 0 {
+		predicates = append(predicates, trigger.NameIn(i.NameIn...))
+	}
+	if len(i.NameNotIn) > 0 {
+		predicates = append(predicates, trigger.NameNotIn(i.NameNotIn...))
+	}
+	if i.NameGT != nil {
+		predicates = append(predicates, trigger.NameGT(*i.NameGT))
+	}
+	if i.NameGTE != nil {
+		predicates = append(predicates, trigger.NameGTE(*i.NameGTE))
+	}
+	if i.NameLT != nil {
+		predicates = append(predicates, trigger.NameLT(*i.NameLT))
+	}
+	if i.NameLTE != nil {
+		predicates = append(predicates, trigger.NameLTE(*i.NameLTE))
+	}
+	if i.NameContains != nil {
+		predicates = append(predicates, trigger.NameContains(*i.NameContains))
+	}
+	if i.NameHasPrefix != nil {
+		predicates = append(predicates, trigger.NameHasPrefix(*i.NameHasPrefix))
+	}
+	if i.NameHasSuffix != nil {
+		predicates = append(predicates, trigger.NameHasSuffix(*i.NameHasSuffix))
+	}
+	if i.NameEqualFold != nil {
+		predicates = append(predicates, trigger.NameEqualFold(*i.NameEqualFold))
+	}
+	if i.NameContainsFold != nil {
+		predicates = append(predicates, trigger.NameContainsFold(*i.NameContainsFold))
+	}
+	if i.CustomerID != nil {
+		predicates = append(predicates, trigger.CustomerIDEQ(*i.CustomerID))
+	}
+	if i.CustomerIDNEQ != nil {
+		predicates = append(predicates, trigger.CustomerIDNEQ(*i.CustomerIDNEQ))
+	}
+	if len(i.CustomerIDIn) > 0 {
+		predicates = append(predicates, trigger.CustomerIDIn(i.CustomerIDIn...))
+	}
+	if len(i.CustomerIDNotIn) > 0 {
+		predicates = append(predicates, trigger.CustomerIDNotIn(i.CustomerIDNotIn...))
+	}
+	if i.CustomerIDGT != nil {
+		predicates = append(predicates, trigger.CustomerIDGT(*i.CustomerIDGT))
+	}
+	if i.CustomerIDGTE != nil {
+		predicates = append(predicates, trigger.CustomerIDGTE(*i.CustomerIDGTE))
+	}
+	if i.CustomerIDLT != nil {
+		predicates = append(predicates, trigger.CustomerIDLT(*i.CustomerIDLT))
+	}
+	if i.CustomerIDLTE != nil {
+		predicates = append(predicates, trigger.CustomerIDLTE(*i.CustomerIDLTE))
+	}
+	if i.ProcessID != nil {
+		predicates = append(predicates, trigger.ProcessIDEQ(*i.ProcessID))
+	}
+	if i.ProcessIDNEQ != nil {
+		predicates = append(predicates, trigger.ProcessIDNEQ(*i.ProcessIDNEQ))
+	}
+	if len(i.ProcessIDIn) > 0 {
+		predicates = append(predicates, trigger.ProcessIDIn(i.ProcessIDIn...))
+	}
+	if len(i.ProcessIDNotIn) > 0 {
+		predicates = append(predicates, trigger.ProcessIDNotIn(i.ProcessIDNotIn...))
+	}
+	if i.ProcessIDGT != nil {
+		predicates = append(predicates, trigger.ProcessIDGT(*i.ProcessIDGT))
+	}
+	if i.ProcessIDGTE != nil {
+		predicates = append(predicates, trigger.ProcessIDGTE(*i.ProcessIDGTE))
+	}
+	if i.ProcessIDLT != nil {
+		predicates = append(predicates, trigger.ProcessIDLT(*i.ProcessIDLT))
+	}
+	if i.ProcessIDLTE != nil {
+		predicates = append(predicates, trigger.ProcessIDLTE(*i.ProcessIDLTE))
+	}
+	if i.Cron != nil {
+		predicates = append(predicates, trigger.CronEQ(*i.Cron))
+	}
+	if i.CronNEQ != nil {
+		predicates = append(predicates, trigger.CronNEQ(*i.CronNEQ))
+	}
+	if len(i.CronIn) > 0 {
+		predicates = append(predicates, trigger.CronIn(i.CronIn...))
+	}
+	if len(i.CronNotIn) > 0 {
+		predicates = append(predicates, trigger.CronNotIn(i.CronNotIn...))
+	}
+	if i.CronGT != nil {
+		predicates = append(predicates, trigger.CronGT(*i.CronGT))
+	}
+	if i.CronGTE != nil {
+		predicates = append(predicates, trigger.CronGTE(*i.CronGTE))
+	}
+	if i.CronLT != nil {
+		predicates = append(predicates, trigger.CronLT(*i.CronLT))
+	}
+	if i.CronLTE != nil {
+		predicates = append(predicates, trigger.CronLTE(*i.CronLTE))
+	}
+	if i.CronContains != nil {
+		predicates = append(predicates, trigger.CronContains(*i.CronContains))
+	}
+	if i.CronHasPrefix != nil {
+		predicates = append(predicates, trigger.CronHasPrefix(*i.CronHasPrefix))
+	}
+	if i.CronHasSuffix != nil {
+		predicates = append(predicates, trigger.CronHasSuffix(*i.CronHasSuffix))
+	}
+	if i.CronEqualFold != nil {
+		predicates = append(predicates, trigger.CronEqualFold(*i.CronEqualFold))
+	}
+	if i.CronContainsFold != nil {
+		predicates = append(predicates, trigger.CronContainsFold(*i.CronContainsFold))
+	}
+	if i.Timezone != nil {
+		predicates = append(predicates, trigger.TimezoneEQ(*i.Timezone))
+	}
+	if i.TimezoneNEQ != nil {
+		predicates = append(predicates, trigger.TimezoneNEQ(*i.TimezoneNEQ))
+	}
+	if len(i.TimezoneIn) > 0 {
+		predicates = append(predicates, trigger.TimezoneIn(i.TimezoneIn...))
+	}
+	if len(i.TimezoneNotIn) > 0 {
+		predicates = append(predicates, trigger.TimezoneNotIn(i.TimezoneNotIn...))
+	}
+	if i.TimezoneGT != nil {
+		predicates = append(predicates, trigger.TimezoneGT(*i.TimezoneGT))
+	}
+	if i.TimezoneGTE != nil {
+		predicates = append(predicates, trigger.TimezoneGTE(*i.TimezoneGTE))
+	}
+	if i.TimezoneLT != nil {
+		predicates = append(predicates, trigger.TimezoneLT(*i.TimezoneLT))
+	}
+	if i.TimezoneLTE != nil {
+		predicates = append(predicates, trigger.TimezoneLTE(*i.TimezoneLTE))
+	}
+	if i.TimezoneContains != nil {
+		predicates = append(predicates, trigger.TimezoneContains(*i.TimezoneContains))
+	}
+	if i.TimezoneHasPrefix != nil {
+		predicates = append(predicates, trigger.TimezoneHasPrefix(*i.TimezoneHasPrefix))
+	}
+	if i.TimezoneHasSuffix != nil {
+		predicates = append(predicates, trigger.TimezoneHasSuffix(*i.TimezoneHasSuffix))
+	}
+	if i.TimezoneEqualFold != nil {
+		predicates = append(predicates, trigger.TimezoneEqualFold(*i.TimezoneEqualFold))
+	}
+	if i.TimezoneContainsFold != nil {
+		predicates = append(predicates, trigger.TimezoneContainsFold(*i.TimezoneContainsFold))
+	}
+	if i.Calendar != nil {
+		predicates = append(predicates, trigger.CalendarEQ(*i.Calendar))
+	}
+	if i.CalendarNEQ != nil {
+		predicates = append(predicates, trigger.CalendarNEQ(*i.CalendarNEQ))
+	}
+	if len(i.CalendarIn) > 0 {
+		predicates = append(predicates, trigger.CalendarIn(i.CalendarIn...))
+	}
+	if len(i.CalendarNotIn) > 0 {
+		predicates = append(predicates, trigger.CalendarNotIn(i.CalendarNotIn...))
+	}
+	if i.CalendarGT != nil {
+		predicates = append(predicates, trigger.CalendarGT(*i.CalendarGT))
+	}
+	if i.CalendarGTE != nil {
+		predicates = append(predicates, trigger.CalendarGTE(*i.CalendarGTE))
+	}
+	if i.CalendarLT != nil {
+		predicates = append(predicates, trigger.CalendarLT(*i.CalendarLT))
+	}
+	if i.CalendarLTE != nil {
+		predicates = append(predicates, trigger.CalendarLTE(*i.CalendarLTE))
+	}
+	if i.CalendarContains != nil {
+		predicates = append(predicates, trigger.CalendarContains(*i.CalendarContains))
+	}
+	if i.CalendarHasPrefix != nil {
+		predicates = append(predicates, trigger.CalendarHasPrefix(*i.CalendarHasPrefix))
+	}
+	if i.CalendarHasSuffix != nil {
+		predicates = append(predicates, trigger.CalendarHasSuffix(*i.CalendarHasSuffix))
+	}
+	if i.CalendarEqualFold != nil {
+		predicates = append(predicates, trigger.CalendarEqualFold(*i.CalendarEqualFold))
+	}
+	if i.CalendarContainsFold != nil {
+		predicates = append(predicates, trigger.CalendarContainsFold(*i.CalendarContainsFold))
+	}
+	if i.Days != nil {
+		predicates = append(predicates, trigger.DaysEQ(*i.Days))
+	}
+	if i.DaysNEQ != nil {
+		predicates = append(predicates, trigger.DaysNEQ(*i.DaysNEQ))
+	}
+	if len(i.DaysIn) > 0 {
+		predicates = append(predicates, trigger.DaysIn(i.DaysIn...))
+	}
+	if len(i.DaysNotIn) > 0 {
+		predicates = append(predicates, trigger.DaysNotIn(i.DaysNotIn...))
+	}
+	if i.DaysGT != nil {
+		predicates = append(predicates, trigger.DaysGT(*i.DaysGT))
+	}
+	if i.DaysGTE != nil {
+		predicates = append(predicates, trigger.DaysGTE(*i.DaysGTE))
+	}
+	if i.DaysLT != nil {
+		predicates = append(predicates, trigger.DaysLT(*i.DaysLT))
+	}
+	if i.DaysLTE != nil {
+		predicates = append(predicates, trigger.DaysLTE(*i.DaysLTE))
+	}
+	if i.DaysContains != nil {
+		predicates = append(predicates, trigger.DaysContains(*i.DaysContains))
+	}
+	if i.DaysHasPrefix != nil {
+		predicates = append(predicates, trigger.DaysHasPrefix(*i.DaysHasPrefix))
+	}
+	if i.DaysHasSuffix != nil {
+		predicates = append(predicates, trigger.DaysHasSuffix(*i.DaysHasSuffix))
+	}
+	if i.DaysEqualFold != nil {
+		predicates = append(predicates, trigger.DaysEqualFold(*i.DaysEqualFold))
+	}
+	if i.DaysContainsFold != nil {
+		predicates = append(predicates, trigger.DaysContainsFold(*i.DaysContainsFold))
+	}
+	if i.CatchUp != nil {
+		predicates = append(predicates, trigger.CatchUpEQ(*i.CatchUp))
+	}
+	if i.CatchUpNEQ != nil {
+		predicates = append(predicates, trigger.CatchUpNEQ(*i.CatchUpNEQ))
+	}
+	if len(i.CatchUpIn) > 0 {
+		predicates = append(predicates, trigger.CatchUpIn(i.CatchUpIn...))
+	}
+	if len(i.CatchUpNotIn) > 0 {
+		predicates = append(predicates, trigger.CatchUpNotIn(i.CatchUpNotIn...))
+	}
+	if i.CatchUpGT != nil {
+		predicates = append(predicates, trigger.CatchUpGT(*i.CatchUpGT))
+	}
+	if i.CatchUpGTE != nil {
+		predicates = append(predicates, trigger.CatchUpGTE(*i.CatchUpGTE))
+	}
+	if i.CatchUpLT != nil {
+		predicates = append(predicates, trigger.CatchUpLT(*i.CatchUpLT))
+	}
+	if i.CatchUpLTE != nil {
+		predicates = append(predicates, trigger.CatchUpLTE(*i.CatchUpLTE))
+	}
+	if i.CatchUpContains != nil {
+		predicates = append(predicates, trigger.CatchUpContains(*i.CatchUpContains))
+	}
+	if i.CatchUpHasPrefix != nil {
+		predicates = append(predicates, trigger.CatchUpHasPrefix(*i.CatchUpHasPrefix))
+	}
+	if i.CatchUpHasSuffix != nil {
+		predicates = append(predicates, trigger.CatchUpHasSuffix(*i.CatchUpHasSuffix))
+	}
+	if i.CatchUpEqualFold != nil {
+		predicates = append(predicates, trigger.CatchUpEqualFold(*i.CatchUpEqualFold))
+	}
+	if i.CatchUpContainsFold != nil {
+		predicates = append(predicates, trigger.CatchUpContainsFold(*i.CatchUpContainsFold))
+	}
+	if i.Active != nil {
+		predicates = append(predicates, trigger.ActiveEQ(*i.Active))
+	}
+	if i.ActiveNEQ != nil {
+		predicates = append(predicates, trigger.ActiveNEQ(*i.ActiveNEQ))
+	}
+	if i.LastScheduledFor != nil {
+		predicates = append(predicates, trigger.LastScheduledForEQ(*i.LastScheduledFor))
+	}
+	if i.LastScheduledForNEQ != nil {
+		predicates = append(predicates, trigger.LastScheduledForNEQ(*i.LastScheduledForNEQ))
+	}
+	if len(i.LastScheduledForIn) > 0 {
+		predicates = append(predicates, trigger.LastScheduledForIn(i.LastScheduledForIn...))
+	}
+	if len(i.LastScheduledForNotIn) > 0 {
+		predicates = append(predicates, trigger.LastScheduledForNotIn(i.LastScheduledForNotIn...))
+	}
+	if i.LastScheduledForGT != nil {
+		predicates = append(predicates, trigger.LastScheduledForGT(*i.LastScheduledForGT))
+	}
+	if i.LastScheduledForGTE != nil {
+		predicates = append(predicates, trigger.LastScheduledForGTE(*i.LastScheduledForGTE))
+	}
+	if i.LastScheduledForLT != nil {
+		predicates = append(predicates, trigger.LastScheduledForLT(*i.LastScheduledForLT))
+	}
+	if i.LastScheduledForLTE != nil {
+		predicates = append(predicates, trigger.LastScheduledForLTE(*i.LastScheduledForLTE))
+	}
+	if i.LastScheduledForIsNil {
+		predicates = append(predicates, trigger.LastScheduledForIsNil())
+	}
+	if i.LastScheduledForNotNil {
+		predicates = append(predicates, trigger.LastScheduledForNotNil())
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyTriggerWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return trigger.And(predicates...), nil
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -68,6 +69,7 @@ const (
 	TypeScaleDecision       = "ScaleDecision"
 	TypeTask                = "Task"
 	TypeToken               = "Token"
+	TypeTrigger             = "Trigger"
 	TypeVM                  = "VM"
 )
 
@@ -5149,6 +5151,9 @@ type BatchMutation struct {
 	last_served_at  *time.Time
 	finished_at     *time.Time
 	submitted_by    *string
+	trigger_id      *int
+	addtrigger_id   *int
+	scheduled_for   *time.Time
 	clearedFields   map[string]struct{}
 	customer        *int
 	clearedcustomer bool
@@ -6002,6 +6007,125 @@ func (m *BatchMutation) ResetSubmittedBy() {
 	m.submitted_by = nil
 }
 
+// SetTriggerID sets the "trigger_id" field.
+func (m *BatchMutation) SetTriggerID(i int) {
+	m.trigger_id = &i
+	m.addtrigger_id = nil
+}
+
+// TriggerID returns the value of the "trigger_id" field in the mutation.
+func (m *BatchMutation) TriggerID() (r int, exists bool) {
+	v := m.trigger_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTriggerID returns the old "trigger_id" field's value of the Batch entity.
+// If the Batch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BatchMutation) OldTriggerID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTriggerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTriggerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTriggerID: %w", err)
+	}
+	return oldValue.TriggerID, nil
+}
+
+// AddTriggerID adds i to the "trigger_id" field.
+func (m *BatchMutation) AddTriggerID(i int) {
+	if m.addtrigger_id != nil {
+		*m.addtrigger_id += i
+	} else {
+		m.addtrigger_id = &i
+	}
+}
+
+// AddedTriggerID returns the value that was added to the "trigger_id" field in this mutation.
+func (m *BatchMutation) AddedTriggerID() (r int, exists bool) {
+	v := m.addtrigger_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTriggerID clears the value of the "trigger_id" field.
+func (m *BatchMutation) ClearTriggerID() {
+	m.trigger_id = nil
+	m.addtrigger_id = nil
+	m.clearedFields[batch.FieldTriggerID] = struct{}{}
+}
+
+// TriggerIDCleared returns if the "trigger_id" field was cleared in this mutation.
+func (m *BatchMutation) TriggerIDCleared() bool {
+	_, ok := m.clearedFields[batch.FieldTriggerID]
+	return ok
+}
+
+// ResetTriggerID resets all changes to the "trigger_id" field.
+func (m *BatchMutation) ResetTriggerID() {
+	m.trigger_id = nil
+	m.addtrigger_id = nil
+	delete(m.clearedFields, batch.FieldTriggerID)
+}
+
+// SetScheduledFor sets the "scheduled_for" field.
+func (m *BatchMutation) SetScheduledFor(t time.Time) {
+	m.scheduled_for = &t
+}
+
+// ScheduledFor returns the value of the "scheduled_for" field in the mutation.
+func (m *BatchMutation) ScheduledFor() (r time.Time, exists bool) {
+	v := m.scheduled_for
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScheduledFor returns the old "scheduled_for" field's value of the Batch entity.
+// If the Batch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BatchMutation) OldScheduledFor(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScheduledFor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScheduledFor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScheduledFor: %w", err)
+	}
+	return oldValue.ScheduledFor, nil
+}
+
+// ClearScheduledFor clears the value of the "scheduled_for" field.
+func (m *BatchMutation) ClearScheduledFor() {
+	m.scheduled_for = nil
+	m.clearedFields[batch.FieldScheduledFor] = struct{}{}
+}
+
+// ScheduledForCleared returns if the "scheduled_for" field was cleared in this mutation.
+func (m *BatchMutation) ScheduledForCleared() bool {
+	_, ok := m.clearedFields[batch.FieldScheduledFor]
+	return ok
+}
+
+// ResetScheduledFor resets all changes to the "scheduled_for" field.
+func (m *BatchMutation) ResetScheduledFor() {
+	m.scheduled_for = nil
+	delete(m.clearedFields, batch.FieldScheduledFor)
+}
+
 // ClearCustomer clears the "customer" edge to the Customer entity.
 func (m *BatchMutation) ClearCustomer() {
 	m.clearedcustomer = true
@@ -6144,7 +6268,7 @@ func (m *BatchMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *BatchMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, batch.FieldCreatedAt)
 	}
@@ -6193,6 +6317,12 @@ func (m *BatchMutation) Fields() []string {
 	if m.submitted_by != nil {
 		fields = append(fields, batch.FieldSubmittedBy)
 	}
+	if m.trigger_id != nil {
+		fields = append(fields, batch.FieldTriggerID)
+	}
+	if m.scheduled_for != nil {
+		fields = append(fields, batch.FieldScheduledFor)
+	}
 	return fields
 }
 
@@ -6233,6 +6363,10 @@ func (m *BatchMutation) Field(name string) (ent.Value, bool) {
 		return m.FinishedAt()
 	case batch.FieldSubmittedBy:
 		return m.SubmittedBy()
+	case batch.FieldTriggerID:
+		return m.TriggerID()
+	case batch.FieldScheduledFor:
+		return m.ScheduledFor()
 	}
 	return nil, false
 }
@@ -6274,6 +6408,10 @@ func (m *BatchMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldFinishedAt(ctx)
 	case batch.FieldSubmittedBy:
 		return m.OldSubmittedBy(ctx)
+	case batch.FieldTriggerID:
+		return m.OldTriggerID(ctx)
+	case batch.FieldScheduledFor:
+		return m.OldScheduledFor(ctx)
 	}
 	return nil, fmt.Errorf("unknown Batch field %s", name)
 }
@@ -6395,6 +6533,20 @@ func (m *BatchMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSubmittedBy(v)
 		return nil
+	case batch.FieldTriggerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTriggerID(v)
+		return nil
+	case batch.FieldScheduledFor:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScheduledFor(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Batch field %s", name)
 }
@@ -6424,6 +6576,9 @@ func (m *BatchMutation) AddedFields() []string {
 	if m.addcancelled != nil {
 		fields = append(fields, batch.FieldCancelled)
 	}
+	if m.addtrigger_id != nil {
+		fields = append(fields, batch.FieldTriggerID)
+	}
 	return fields
 }
 
@@ -6446,6 +6601,8 @@ func (m *BatchMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedFailed()
 	case batch.FieldCancelled:
 		return m.AddedCancelled()
+	case batch.FieldTriggerID:
+		return m.AddedTriggerID()
 	}
 	return nil, false
 }
@@ -6504,6 +6661,13 @@ func (m *BatchMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddCancelled(v)
 		return nil
+	case batch.FieldTriggerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTriggerID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Batch numeric field %s", name)
 }
@@ -6517,6 +6681,12 @@ func (m *BatchMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(batch.FieldFinishedAt) {
 		fields = append(fields, batch.FieldFinishedAt)
+	}
+	if m.FieldCleared(batch.FieldTriggerID) {
+		fields = append(fields, batch.FieldTriggerID)
+	}
+	if m.FieldCleared(batch.FieldScheduledFor) {
+		fields = append(fields, batch.FieldScheduledFor)
 	}
 	return fields
 }
@@ -6537,6 +6707,12 @@ func (m *BatchMutation) ClearField(name string) error {
 		return nil
 	case batch.FieldFinishedAt:
 		m.ClearFinishedAt()
+		return nil
+	case batch.FieldTriggerID:
+		m.ClearTriggerID()
+		return nil
+	case batch.FieldScheduledFor:
+		m.ClearScheduledFor()
 		return nil
 	}
 	return fmt.Errorf("unknown Batch nullable field %s", name)
@@ -6593,6 +6769,12 @@ func (m *BatchMutation) ResetField(name string) error {
 		return nil
 	case batch.FieldSubmittedBy:
 		m.ResetSubmittedBy()
+		return nil
+	case batch.FieldTriggerID:
+		m.ResetTriggerID()
+		return nil
+	case batch.FieldScheduledFor:
+		m.ResetScheduledFor()
 		return nil
 	}
 	return fmt.Errorf("unknown Batch field %s", name)
@@ -25056,6 +25238,1236 @@ func (m *TokenMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *TokenMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Token edge %s", name)
+}
+
+// TriggerMutation represents an operation that mutates the Trigger nodes in the graph.
+type TriggerMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	created_at         *time.Time
+	updated_at         *time.Time
+	paused_at          *time.Time
+	paused_by          *string
+	pause_reason       *string
+	name               *string
+	customer_id        *int
+	addcustomer_id     *int
+	process_id         *int
+	addprocess_id      *int
+	cron               *string
+	timezone           *string
+	calendar           *string
+	days               *string
+	catch_up           *string
+	active             *bool
+	last_scheduled_for *time.Time
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*Trigger, error)
+	predicates         []predicate.Trigger
+}
+
+var _ ent.Mutation = (*TriggerMutation)(nil)
+
+// triggerOption allows management of the mutation configuration using functional options.
+type triggerOption func(*TriggerMutation)
+
+// newTriggerMutation creates new mutation for the Trigger entity.
+func newTriggerMutation(c config, op Op, opts ...triggerOption) *TriggerMutation {
+	m := &TriggerMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeTrigger,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withTriggerID sets the ID field of the mutation.
+func withTriggerID(id int) triggerOption {
+	return func(m *TriggerMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Trigger
+		)
+		m.oldValue = func(ctx context.Context) (*Trigger, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Trigger.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withTrigger sets the old Trigger of the mutation.
+func withTrigger(node *Trigger) triggerOption {
+	return func(m *TriggerMutation) {
+		m.oldValue = func(context.Context) (*Trigger, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m TriggerMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m TriggerMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *TriggerMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *TriggerMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Trigger.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *TriggerMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *TriggerMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *TriggerMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *TriggerMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *TriggerMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *TriggerMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetPausedAt sets the "paused_at" field.
+func (m *TriggerMutation) SetPausedAt(t time.Time) {
+	m.paused_at = &t
+}
+
+// PausedAt returns the value of the "paused_at" field in the mutation.
+func (m *TriggerMutation) PausedAt() (r time.Time, exists bool) {
+	v := m.paused_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedAt returns the old "paused_at" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldPausedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedAt: %w", err)
+	}
+	return oldValue.PausedAt, nil
+}
+
+// ClearPausedAt clears the value of the "paused_at" field.
+func (m *TriggerMutation) ClearPausedAt() {
+	m.paused_at = nil
+	m.clearedFields[trigger.FieldPausedAt] = struct{}{}
+}
+
+// PausedAtCleared returns if the "paused_at" field was cleared in this mutation.
+func (m *TriggerMutation) PausedAtCleared() bool {
+	_, ok := m.clearedFields[trigger.FieldPausedAt]
+	return ok
+}
+
+// ResetPausedAt resets all changes to the "paused_at" field.
+func (m *TriggerMutation) ResetPausedAt() {
+	m.paused_at = nil
+	delete(m.clearedFields, trigger.FieldPausedAt)
+}
+
+// SetPausedBy sets the "paused_by" field.
+func (m *TriggerMutation) SetPausedBy(s string) {
+	m.paused_by = &s
+}
+
+// PausedBy returns the value of the "paused_by" field in the mutation.
+func (m *TriggerMutation) PausedBy() (r string, exists bool) {
+	v := m.paused_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPausedBy returns the old "paused_by" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldPausedBy(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPausedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPausedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPausedBy: %w", err)
+	}
+	return oldValue.PausedBy, nil
+}
+
+// ClearPausedBy clears the value of the "paused_by" field.
+func (m *TriggerMutation) ClearPausedBy() {
+	m.paused_by = nil
+	m.clearedFields[trigger.FieldPausedBy] = struct{}{}
+}
+
+// PausedByCleared returns if the "paused_by" field was cleared in this mutation.
+func (m *TriggerMutation) PausedByCleared() bool {
+	_, ok := m.clearedFields[trigger.FieldPausedBy]
+	return ok
+}
+
+// ResetPausedBy resets all changes to the "paused_by" field.
+func (m *TriggerMutation) ResetPausedBy() {
+	m.paused_by = nil
+	delete(m.clearedFields, trigger.FieldPausedBy)
+}
+
+// SetPauseReason sets the "pause_reason" field.
+func (m *TriggerMutation) SetPauseReason(s string) {
+	m.pause_reason = &s
+}
+
+// PauseReason returns the value of the "pause_reason" field in the mutation.
+func (m *TriggerMutation) PauseReason() (r string, exists bool) {
+	v := m.pause_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPauseReason returns the old "pause_reason" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldPauseReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPauseReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPauseReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPauseReason: %w", err)
+	}
+	return oldValue.PauseReason, nil
+}
+
+// ClearPauseReason clears the value of the "pause_reason" field.
+func (m *TriggerMutation) ClearPauseReason() {
+	m.pause_reason = nil
+	m.clearedFields[trigger.FieldPauseReason] = struct{}{}
+}
+
+// PauseReasonCleared returns if the "pause_reason" field was cleared in this mutation.
+func (m *TriggerMutation) PauseReasonCleared() bool {
+	_, ok := m.clearedFields[trigger.FieldPauseReason]
+	return ok
+}
+
+// ResetPauseReason resets all changes to the "pause_reason" field.
+func (m *TriggerMutation) ResetPauseReason() {
+	m.pause_reason = nil
+	delete(m.clearedFields, trigger.FieldPauseReason)
+}
+
+// SetName sets the "name" field.
+func (m *TriggerMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *TriggerMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *TriggerMutation) ResetName() {
+	m.name = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *TriggerMutation) SetCustomerID(i int) {
+	m.customer_id = &i
+	m.addcustomer_id = nil
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *TriggerMutation) CustomerID() (r int, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldCustomerID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// AddCustomerID adds i to the "customer_id" field.
+func (m *TriggerMutation) AddCustomerID(i int) {
+	if m.addcustomer_id != nil {
+		*m.addcustomer_id += i
+	} else {
+		m.addcustomer_id = &i
+	}
+}
+
+// AddedCustomerID returns the value that was added to the "customer_id" field in this mutation.
+func (m *TriggerMutation) AddedCustomerID() (r int, exists bool) {
+	v := m.addcustomer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *TriggerMutation) ResetCustomerID() {
+	m.customer_id = nil
+	m.addcustomer_id = nil
+}
+
+// SetProcessID sets the "process_id" field.
+func (m *TriggerMutation) SetProcessID(i int) {
+	m.process_id = &i
+	m.addprocess_id = nil
+}
+
+// ProcessID returns the value of the "process_id" field in the mutation.
+func (m *TriggerMutation) ProcessID() (r int, exists bool) {
+	v := m.process_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessID returns the old "process_id" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldProcessID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessID: %w", err)
+	}
+	return oldValue.ProcessID, nil
+}
+
+// AddProcessID adds i to the "process_id" field.
+func (m *TriggerMutation) AddProcessID(i int) {
+	if m.addprocess_id != nil {
+		*m.addprocess_id += i
+	} else {
+		m.addprocess_id = &i
+	}
+}
+
+// AddedProcessID returns the value that was added to the "process_id" field in this mutation.
+func (m *TriggerMutation) AddedProcessID() (r int, exists bool) {
+	v := m.addprocess_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessID resets all changes to the "process_id" field.
+func (m *TriggerMutation) ResetProcessID() {
+	m.process_id = nil
+	m.addprocess_id = nil
+}
+
+// SetCron sets the "cron" field.
+func (m *TriggerMutation) SetCron(s string) {
+	m.cron = &s
+}
+
+// Cron returns the value of the "cron" field in the mutation.
+func (m *TriggerMutation) Cron() (r string, exists bool) {
+	v := m.cron
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCron returns the old "cron" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldCron(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCron is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCron requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCron: %w", err)
+	}
+	return oldValue.Cron, nil
+}
+
+// ResetCron resets all changes to the "cron" field.
+func (m *TriggerMutation) ResetCron() {
+	m.cron = nil
+}
+
+// SetTimezone sets the "timezone" field.
+func (m *TriggerMutation) SetTimezone(s string) {
+	m.timezone = &s
+}
+
+// Timezone returns the value of the "timezone" field in the mutation.
+func (m *TriggerMutation) Timezone() (r string, exists bool) {
+	v := m.timezone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTimezone returns the old "timezone" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldTimezone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTimezone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTimezone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTimezone: %w", err)
+	}
+	return oldValue.Timezone, nil
+}
+
+// ResetTimezone resets all changes to the "timezone" field.
+func (m *TriggerMutation) ResetTimezone() {
+	m.timezone = nil
+}
+
+// SetCalendar sets the "calendar" field.
+func (m *TriggerMutation) SetCalendar(s string) {
+	m.calendar = &s
+}
+
+// Calendar returns the value of the "calendar" field in the mutation.
+func (m *TriggerMutation) Calendar() (r string, exists bool) {
+	v := m.calendar
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCalendar returns the old "calendar" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldCalendar(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCalendar is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCalendar requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCalendar: %w", err)
+	}
+	return oldValue.Calendar, nil
+}
+
+// ResetCalendar resets all changes to the "calendar" field.
+func (m *TriggerMutation) ResetCalendar() {
+	m.calendar = nil
+}
+
+// SetDays sets the "days" field.
+func (m *TriggerMutation) SetDays(s string) {
+	m.days = &s
+}
+
+// Days returns the value of the "days" field in the mutation.
+func (m *TriggerMutation) Days() (r string, exists bool) {
+	v := m.days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDays returns the old "days" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldDays(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDays: %w", err)
+	}
+	return oldValue.Days, nil
+}
+
+// ResetDays resets all changes to the "days" field.
+func (m *TriggerMutation) ResetDays() {
+	m.days = nil
+}
+
+// SetCatchUp sets the "catch_up" field.
+func (m *TriggerMutation) SetCatchUp(s string) {
+	m.catch_up = &s
+}
+
+// CatchUp returns the value of the "catch_up" field in the mutation.
+func (m *TriggerMutation) CatchUp() (r string, exists bool) {
+	v := m.catch_up
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCatchUp returns the old "catch_up" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldCatchUp(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCatchUp is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCatchUp requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCatchUp: %w", err)
+	}
+	return oldValue.CatchUp, nil
+}
+
+// ResetCatchUp resets all changes to the "catch_up" field.
+func (m *TriggerMutation) ResetCatchUp() {
+	m.catch_up = nil
+}
+
+// SetActive sets the "active" field.
+func (m *TriggerMutation) SetActive(b bool) {
+	m.active = &b
+}
+
+// Active returns the value of the "active" field in the mutation.
+func (m *TriggerMutation) Active() (r bool, exists bool) {
+	v := m.active
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActive returns the old "active" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldActive(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActive is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActive requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActive: %w", err)
+	}
+	return oldValue.Active, nil
+}
+
+// ResetActive resets all changes to the "active" field.
+func (m *TriggerMutation) ResetActive() {
+	m.active = nil
+}
+
+// SetLastScheduledFor sets the "last_scheduled_for" field.
+func (m *TriggerMutation) SetLastScheduledFor(t time.Time) {
+	m.last_scheduled_for = &t
+}
+
+// LastScheduledFor returns the value of the "last_scheduled_for" field in the mutation.
+func (m *TriggerMutation) LastScheduledFor() (r time.Time, exists bool) {
+	v := m.last_scheduled_for
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastScheduledFor returns the old "last_scheduled_for" field's value of the Trigger entity.
+// If the Trigger object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TriggerMutation) OldLastScheduledFor(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastScheduledFor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastScheduledFor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastScheduledFor: %w", err)
+	}
+	return oldValue.LastScheduledFor, nil
+}
+
+// ClearLastScheduledFor clears the value of the "last_scheduled_for" field.
+func (m *TriggerMutation) ClearLastScheduledFor() {
+	m.last_scheduled_for = nil
+	m.clearedFields[trigger.FieldLastScheduledFor] = struct{}{}
+}
+
+// LastScheduledForCleared returns if the "last_scheduled_for" field was cleared in this mutation.
+func (m *TriggerMutation) LastScheduledForCleared() bool {
+	_, ok := m.clearedFields[trigger.FieldLastScheduledFor]
+	return ok
+}
+
+// ResetLastScheduledFor resets all changes to the "last_scheduled_for" field.
+func (m *TriggerMutation) ResetLastScheduledFor() {
+	m.last_scheduled_for = nil
+	delete(m.clearedFields, trigger.FieldLastScheduledFor)
+}
+
+// Where appends a list predicates to the TriggerMutation builder.
+func (m *TriggerMutation) Where(ps ...predicate.Trigger) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the TriggerMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *TriggerMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Trigger, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *TriggerMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *TriggerMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Trigger).
+func (m *TriggerMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *TriggerMutation) Fields() []string {
+	fields := make([]string, 0, 15)
+	if m.created_at != nil {
+		fields = append(fields, trigger.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, trigger.FieldUpdatedAt)
+	}
+	if m.paused_at != nil {
+		fields = append(fields, trigger.FieldPausedAt)
+	}
+	if m.paused_by != nil {
+		fields = append(fields, trigger.FieldPausedBy)
+	}
+	if m.pause_reason != nil {
+		fields = append(fields, trigger.FieldPauseReason)
+	}
+	if m.name != nil {
+		fields = append(fields, trigger.FieldName)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, trigger.FieldCustomerID)
+	}
+	if m.process_id != nil {
+		fields = append(fields, trigger.FieldProcessID)
+	}
+	if m.cron != nil {
+		fields = append(fields, trigger.FieldCron)
+	}
+	if m.timezone != nil {
+		fields = append(fields, trigger.FieldTimezone)
+	}
+	if m.calendar != nil {
+		fields = append(fields, trigger.FieldCalendar)
+	}
+	if m.days != nil {
+		fields = append(fields, trigger.FieldDays)
+	}
+	if m.catch_up != nil {
+		fields = append(fields, trigger.FieldCatchUp)
+	}
+	if m.active != nil {
+		fields = append(fields, trigger.FieldActive)
+	}
+	if m.last_scheduled_for != nil {
+		fields = append(fields, trigger.FieldLastScheduledFor)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *TriggerMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case trigger.FieldCreatedAt:
+		return m.CreatedAt()
+	case trigger.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case trigger.FieldPausedAt:
+		return m.PausedAt()
+	case trigger.FieldPausedBy:
+		return m.PausedBy()
+	case trigger.FieldPauseReason:
+		return m.PauseReason()
+	case trigger.FieldName:
+		return m.Name()
+	case trigger.FieldCustomerID:
+		return m.CustomerID()
+	case trigger.FieldProcessID:
+		return m.ProcessID()
+	case trigger.FieldCron:
+		return m.Cron()
+	case trigger.FieldTimezone:
+		return m.Timezone()
+	case trigger.FieldCalendar:
+		return m.Calendar()
+	case trigger.FieldDays:
+		return m.Days()
+	case trigger.FieldCatchUp:
+		return m.CatchUp()
+	case trigger.FieldActive:
+		return m.Active()
+	case trigger.FieldLastScheduledFor:
+		return m.LastScheduledFor()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *TriggerMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case trigger.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case trigger.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case trigger.FieldPausedAt:
+		return m.OldPausedAt(ctx)
+	case trigger.FieldPausedBy:
+		return m.OldPausedBy(ctx)
+	case trigger.FieldPauseReason:
+		return m.OldPauseReason(ctx)
+	case trigger.FieldName:
+		return m.OldName(ctx)
+	case trigger.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case trigger.FieldProcessID:
+		return m.OldProcessID(ctx)
+	case trigger.FieldCron:
+		return m.OldCron(ctx)
+	case trigger.FieldTimezone:
+		return m.OldTimezone(ctx)
+	case trigger.FieldCalendar:
+		return m.OldCalendar(ctx)
+	case trigger.FieldDays:
+		return m.OldDays(ctx)
+	case trigger.FieldCatchUp:
+		return m.OldCatchUp(ctx)
+	case trigger.FieldActive:
+		return m.OldActive(ctx)
+	case trigger.FieldLastScheduledFor:
+		return m.OldLastScheduledFor(ctx)
+	}
+	return nil, fmt.Errorf("unknown Trigger field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *TriggerMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case trigger.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case trigger.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case trigger.FieldPausedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedAt(v)
+		return nil
+	case trigger.FieldPausedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPausedBy(v)
+		return nil
+	case trigger.FieldPauseReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPauseReason(v)
+		return nil
+	case trigger.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case trigger.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case trigger.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessID(v)
+		return nil
+	case trigger.FieldCron:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCron(v)
+		return nil
+	case trigger.FieldTimezone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTimezone(v)
+		return nil
+	case trigger.FieldCalendar:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCalendar(v)
+		return nil
+	case trigger.FieldDays:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDays(v)
+		return nil
+	case trigger.FieldCatchUp:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCatchUp(v)
+		return nil
+	case trigger.FieldActive:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActive(v)
+		return nil
+	case trigger.FieldLastScheduledFor:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastScheduledFor(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Trigger field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *TriggerMutation) AddedFields() []string {
+	var fields []string
+	if m.addcustomer_id != nil {
+		fields = append(fields, trigger.FieldCustomerID)
+	}
+	if m.addprocess_id != nil {
+		fields = append(fields, trigger.FieldProcessID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *TriggerMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case trigger.FieldCustomerID:
+		return m.AddedCustomerID()
+	case trigger.FieldProcessID:
+		return m.AddedProcessID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *TriggerMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case trigger.FieldCustomerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCustomerID(v)
+		return nil
+	case trigger.FieldProcessID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Trigger numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *TriggerMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(trigger.FieldPausedAt) {
+		fields = append(fields, trigger.FieldPausedAt)
+	}
+	if m.FieldCleared(trigger.FieldPausedBy) {
+		fields = append(fields, trigger.FieldPausedBy)
+	}
+	if m.FieldCleared(trigger.FieldPauseReason) {
+		fields = append(fields, trigger.FieldPauseReason)
+	}
+	if m.FieldCleared(trigger.FieldLastScheduledFor) {
+		fields = append(fields, trigger.FieldLastScheduledFor)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *TriggerMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *TriggerMutation) ClearField(name string) error {
+	switch name {
+	case trigger.FieldPausedAt:
+		m.ClearPausedAt()
+		return nil
+	case trigger.FieldPausedBy:
+		m.ClearPausedBy()
+		return nil
+	case trigger.FieldPauseReason:
+		m.ClearPauseReason()
+		return nil
+	case trigger.FieldLastScheduledFor:
+		m.ClearLastScheduledFor()
+		return nil
+	}
+	return fmt.Errorf("unknown Trigger nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *TriggerMutation) ResetField(name string) error {
+	switch name {
+	case trigger.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case trigger.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case trigger.FieldPausedAt:
+		m.ResetPausedAt()
+		return nil
+	case trigger.FieldPausedBy:
+		m.ResetPausedBy()
+		return nil
+	case trigger.FieldPauseReason:
+		m.ResetPauseReason()
+		return nil
+	case trigger.FieldName:
+		m.ResetName()
+		return nil
+	case trigger.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case trigger.FieldProcessID:
+		m.ResetProcessID()
+		return nil
+	case trigger.FieldCron:
+		m.ResetCron()
+		return nil
+	case trigger.FieldTimezone:
+		m.ResetTimezone()
+		return nil
+	case trigger.FieldCalendar:
+		m.ResetCalendar()
+		return nil
+	case trigger.FieldDays:
+		m.ResetDays()
+		return nil
+	case trigger.FieldCatchUp:
+		m.ResetCatchUp()
+		return nil
+	case trigger.FieldActive:
+		m.ResetActive()
+		return nil
+	case trigger.FieldLastScheduledFor:
+		m.ResetLastScheduledFor()
+		return nil
+	}
+	return fmt.Errorf("unknown Trigger field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *TriggerMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *TriggerMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *TriggerMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *TriggerMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *TriggerMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *TriggerMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *TriggerMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Trigger unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *TriggerMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Trigger edge %s", name)
 }
 
 // VMMutation represents an operation that mutates the VM nodes in the graph.

@@ -58,6 +58,8 @@ type Tx struct {
 	Task *TaskClient
 	// Token is the client for interacting with the Token builders.
 	Token *TokenClient
+	// Trigger is the client for interacting with the Trigger builders.
+	Trigger *TriggerClient
 	// VM is the client for interacting with the VM builders.
 	VM *VMClient
 
@@ -213,6 +215,7 @@ func (tx *Tx) init() {
 	tx.ScaleDecision = NewScaleDecisionClient(tx.config)
 	tx.Task = NewTaskClient(tx.config)
 	tx.Token = NewTokenClient(tx.config)
+	tx.Trigger = NewTriggerClient(tx.config)
 	tx.VM = NewVMClient(tx.config)
 }
 

@@ -127,11 +127,25 @@ func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], fi
 		ent.WithTaskOrder(orderBy), ent.WithTaskFilter(where.Filter))
 }
 
+// Triggers is the resolver for the triggers field.
+func (r *queryResolver) Triggers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TriggerOrder, where *ent.TriggerWhereInput) (*ent.TriggerConnection, error) {
+	first, last, err := pageArgs(first, last)
+	if err != nil {
+		return nil, err
+	}
+	return r.Client.Trigger.Query().Paginate(ctx, after, first, before, last,
+		ent.WithTriggerOrder(orderBy), ent.WithTriggerFilter(where.Filter))
+}
+
 // Anomaly returns AnomalyResolver implementation.
 func (r *Resolver) Anomaly() AnomalyResolver { return &anomalyResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Trigger returns TriggerResolver implementation.
+func (r *Resolver) Trigger() TriggerResolver { return &triggerResolver{r} }
+
 type anomalyResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
+type triggerResolver struct{ *Resolver }

@@ -48,6 +48,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 	TaskClaim() TaskClaimResolver
+	Trigger() TriggerResolver
 }
 
 type DirectiveRoot struct {
@@ -175,11 +176,13 @@ type ComplexityRoot struct {
 		Process      func(childComplexity int) int
 		ProcessID    func(childComplexity int) int
 		Running      func(childComplexity int) int
+		ScheduledFor func(childComplexity int) int
 		Stack        func(childComplexity int) int
 		SubmittedBy  func(childComplexity int) int
 		Succeeded    func(childComplexity int) int
 		Tasks        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) int
 		Total        func(childComplexity int) int
+		TriggerID    func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
 	}
 
@@ -380,15 +383,18 @@ type ComplexityRoot struct {
 		CreateJoinToken    func(childComplexity int, pool string, ttlSeconds *int, uses *int) int
 		CreateToken        func(childComplexity int, input model.CreateTokenInput) int
 		DeleteCredential   func(childComplexity int, customer *string, name string) int
+		FireTrigger        func(childComplexity int, name string) int
 		Heartbeat          func(childComplexity int, taskID int, attempt int) int
 		PausePool          func(childComplexity int, name string, reason *string) int
 		PauseProcess       func(childComplexity int, name string, reason *string) int
+		PauseTrigger       func(childComplexity int, name string, reason *string) int
 		PutCredential      func(childComplexity int, input model.CredentialInput) int
 		RegisterRobot      func(childComplexity int, hostname string, agentVersion string) int
 		ReportResult       func(childComplexity int, input model.ReportResultInput) int
 		ResolveAnomaly     func(childComplexity int, id int, resolution string) int
 		ResumePool         func(childComplexity int, name string) int
 		ResumeProcess      func(childComplexity int, name string) int
+		ResumeTrigger      func(childComplexity int, name string) int
 		RetryBatch         func(childComplexity int, id int, failed *bool, cancelled *bool) int
 		RetryTask          func(childComplexity int, id int) int
 		RevokeJoinToken    func(childComplexity int, id int) int
@@ -577,6 +583,7 @@ type ComplexityRoot struct {
 		ScheduleBookings func(childComplexity int, pool *string) int
 		ScheduleClashes  func(childComplexity int, pool *string, from *time.Time, to *time.Time) int
 		Tasks            func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) int
+		Triggers         func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TriggerOrder, where *ent.TriggerWhereInput) int
 		VaultStatus      func(childComplexity int) int
 	}
 
@@ -766,6 +773,39 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Trigger struct {
+		Active           func(childComplexity int) int
+		Calendar         func(childComplexity int) int
+		CatchUp          func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		Cron             func(childComplexity int) int
+		CustomerID       func(childComplexity int) int
+		CustomerName     func(childComplexity int) int
+		Days             func(childComplexity int) int
+		ID               func(childComplexity int) int
+		LastScheduledFor func(childComplexity int) int
+		Name             func(childComplexity int) int
+		NextRuns         func(childComplexity int, count *int) int
+		PauseReason      func(childComplexity int) int
+		PausedAt         func(childComplexity int) int
+		PausedBy         func(childComplexity int) int
+		ProcessID        func(childComplexity int) int
+		ProcessName      func(childComplexity int) int
+		Timezone         func(childComplexity int) int
+		UpdatedAt        func(childComplexity int) int
+	}
+
+	TriggerConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	TriggerEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Utilisation struct {
 		AvailableSeconds func(childComplexity int) int
 		BusySeconds      func(childComplexity int) int
@@ -874,6 +914,9 @@ type MutationResolver interface {
 	CancelBooking(ctx context.Context, id string) (bool, error)
 	AcknowledgeAnomaly(ctx context.Context, id int, note *string) (*ent.Anomaly, error)
 	ResolveAnomaly(ctx context.Context, id int, resolution string) (*ent.Anomaly, error)
+	PauseTrigger(ctx context.Context, name string, reason *string) (*ent.Trigger, error)
+	ResumeTrigger(ctx context.Context, name string) (*ent.Trigger, error)
+	FireTrigger(ctx context.Context, name string) (*ent.Batch, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -888,6 +931,7 @@ type QueryResolver interface {
 	Processes(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ProcessOrder, where *ent.ProcessWhereInput) (*ent.ProcessConnection, error)
 	Robots(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RobotOrder, where *ent.RobotWhereInput) (*ent.RobotConnection, error)
 	Tasks(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TaskOrder, where *ent.TaskWhereInput) (*ent.TaskConnection, error)
+	Triggers(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.TriggerOrder, where *ent.TriggerWhereInput) (*ent.TriggerConnection, error)
 	Credentials(ctx context.Context, customer *string) ([]*model.Credential, error)
 	Credential(ctx context.Context, customer *string, name string) (*model.Credential, error)
 	VaultStatus(ctx context.Context) (*model.VaultStatus, error)
@@ -917,6 +961,11 @@ type SubscriptionResolver interface {
 }
 type TaskClaimResolver interface {
 	Input(ctx context.Context, obj *robotwire.Claim) (model.JSON, error)
+}
+type TriggerResolver interface {
+	NextRuns(ctx context.Context, obj *ent.Trigger, count *int) ([]*time.Time, error)
+	ProcessName(ctx context.Context, obj *ent.Trigger) (string, error)
+	CustomerName(ctx context.Context, obj *ent.Trigger) (string, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -1466,6 +1515,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Batch.Running(childComplexity), true
+	case "Batch.scheduledFor":
+		if e.ComplexityRoot.Batch.ScheduledFor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Batch.ScheduledFor(childComplexity), true
 	case "Batch.stack":
 		if e.ComplexityRoot.Batch.Stack == nil {
 			break
@@ -1501,6 +1556,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Batch.Total(childComplexity), true
+	case "Batch.triggerID":
+		if e.ComplexityRoot.Batch.TriggerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Batch.TriggerID(childComplexity), true
 	case "Batch.updatedAt":
 		if e.ComplexityRoot.Batch.UpdatedAt == nil {
 			break
@@ -2341,6 +2402,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteCredential(childComplexity, args["customer"].(*string), args["name"].(string)), true
+	case "Mutation.fireTrigger":
+		if e.ComplexityRoot.Mutation.FireTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_fireTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.FireTrigger(childComplexity, args["name"].(string)), true
 	case "Mutation.heartbeat":
 		if e.ComplexityRoot.Mutation.Heartbeat == nil {
 			break
@@ -2374,6 +2446,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PauseProcess(childComplexity, args["name"].(string), args["reason"].(*string)), true
+	case "Mutation.pauseTrigger":
+		if e.ComplexityRoot.Mutation.PauseTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseTrigger(childComplexity, args["name"].(string), args["reason"].(*string)), true
 	case "Mutation.putCredential":
 		if e.ComplexityRoot.Mutation.PutCredential == nil {
 			break
@@ -2440,6 +2523,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResumeProcess(childComplexity, args["name"].(string)), true
+	case "Mutation.resumeTrigger":
+		if e.ComplexityRoot.Mutation.ResumeTrigger == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeTrigger_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeTrigger(childComplexity, args["name"].(string)), true
 	case "Mutation.retryBatch":
 		if e.ComplexityRoot.Mutation.RetryBatch == nil {
 			break
@@ -3465,6 +3559,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Tasks(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.TaskOrder), args["where"].(*ent.TaskWhereInput)), true
+	case "Query.triggers":
+		if e.ComplexityRoot.Query.Triggers == nil {
+			break
+		}
+
+		args, err := ec.field_Query_triggers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Triggers(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.TriggerOrder), args["where"].(*ent.TriggerWhereInput)), true
 	case "Query.vaultStatus":
 		if e.ComplexityRoot.Query.VaultStatus == nil {
 			break
@@ -4312,6 +4417,158 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TaskEdge.Node(childComplexity), true
 
+	case "Trigger.active":
+		if e.ComplexityRoot.Trigger.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Active(childComplexity), true
+	case "Trigger.calendar":
+		if e.ComplexityRoot.Trigger.Calendar == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Calendar(childComplexity), true
+	case "Trigger.catchUp":
+		if e.ComplexityRoot.Trigger.CatchUp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.CatchUp(childComplexity), true
+	case "Trigger.createdAt":
+		if e.ComplexityRoot.Trigger.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.CreatedAt(childComplexity), true
+	case "Trigger.cron":
+		if e.ComplexityRoot.Trigger.Cron == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Cron(childComplexity), true
+	case "Trigger.customerID":
+		if e.ComplexityRoot.Trigger.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.CustomerID(childComplexity), true
+	case "Trigger.customerName":
+		if e.ComplexityRoot.Trigger.CustomerName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.CustomerName(childComplexity), true
+	case "Trigger.days":
+		if e.ComplexityRoot.Trigger.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Days(childComplexity), true
+	case "Trigger.id":
+		if e.ComplexityRoot.Trigger.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.ID(childComplexity), true
+	case "Trigger.lastScheduledFor":
+		if e.ComplexityRoot.Trigger.LastScheduledFor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.LastScheduledFor(childComplexity), true
+	case "Trigger.name":
+		if e.ComplexityRoot.Trigger.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Name(childComplexity), true
+	case "Trigger.nextRuns":
+		if e.ComplexityRoot.Trigger.NextRuns == nil {
+			break
+		}
+
+		args, err := ec.field_Trigger_nextRuns_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Trigger.NextRuns(childComplexity, args["count"].(*int)), true
+	case "Trigger.pauseReason":
+		if e.ComplexityRoot.Trigger.PauseReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.PauseReason(childComplexity), true
+	case "Trigger.pausedAt":
+		if e.ComplexityRoot.Trigger.PausedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.PausedAt(childComplexity), true
+	case "Trigger.pausedBy":
+		if e.ComplexityRoot.Trigger.PausedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.PausedBy(childComplexity), true
+	case "Trigger.processID":
+		if e.ComplexityRoot.Trigger.ProcessID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.ProcessID(childComplexity), true
+	case "Trigger.processName":
+		if e.ComplexityRoot.Trigger.ProcessName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.ProcessName(childComplexity), true
+	case "Trigger.timezone":
+		if e.ComplexityRoot.Trigger.Timezone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.Timezone(childComplexity), true
+	case "Trigger.updatedAt":
+		if e.ComplexityRoot.Trigger.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trigger.UpdatedAt(childComplexity), true
+
+	case "TriggerConnection.edges":
+		if e.ComplexityRoot.TriggerConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerConnection.Edges(childComplexity), true
+	case "TriggerConnection.pageInfo":
+		if e.ComplexityRoot.TriggerConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerConnection.PageInfo(childComplexity), true
+	case "TriggerConnection.totalCount":
+		if e.ComplexityRoot.TriggerConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerConnection.TotalCount(childComplexity), true
+
+	case "TriggerEdge.cursor":
+		if e.ComplexityRoot.TriggerEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerEdge.Cursor(childComplexity), true
+	case "TriggerEdge.node":
+		if e.ComplexityRoot.TriggerEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerEdge.Node(childComplexity), true
+
 	case "Utilisation.availableSeconds":
 		if e.ComplexityRoot.Utilisation.AvailableSeconds == nil {
 			break
@@ -4630,6 +4887,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputSubmitBatchInput,
 		ec.unmarshalInputTaskOrder,
 		ec.unmarshalInputTaskWhereInput,
+		ec.unmarshalInputTriggerOrder,
+		ec.unmarshalInputTriggerWhereInput,
 		ec.unmarshalInputVMOrder,
 		ec.unmarshalInputVMWhereInput,
 	)
@@ -5987,6 +6246,14 @@ type Batch implements Node {
   Name of the token that submitted the batch.
   """
   submittedBy: String!
+  """
+  The trigger that fired the batch; null for a submission.
+  """
+  triggerID: Int
+  """
+  The scheduled run the trigger fired the batch for (the current time for a fire-now).
+  """
+  scheduledFor: Time
   customer: Customer!
   process: Process!
   tasks(
@@ -6278,6 +6545,32 @@ input BatchWhereInput {
   submittedByHasSuffix: String
   submittedByEqualFold: String
   submittedByContainsFold: String
+  """
+  trigger_id field predicates
+  """
+  triggerID: Int
+  triggerIDNEQ: Int
+  triggerIDIn: [Int!]
+  triggerIDNotIn: [Int!]
+  triggerIDGT: Int
+  triggerIDGTE: Int
+  triggerIDLT: Int
+  triggerIDLTE: Int
+  triggerIDIsNil: Boolean
+  triggerIDNotNil: Boolean
+  """
+  scheduled_for field predicates
+  """
+  scheduledFor: Time
+  scheduledForNEQ: Time
+  scheduledForIn: [Time!]
+  scheduledForNotIn: [Time!]
+  scheduledForGT: Time
+  scheduledForGTE: Time
+  scheduledForLT: Time
+  scheduledForLTE: Time
+  scheduledForIsNil: Boolean
+  scheduledForNotNil: Boolean
   """
   customer edge predicates
   """
@@ -8085,6 +8378,37 @@ type Query {
     """
     where: TaskWhereInput
   ): TaskConnection!
+  triggers(
+    """
+    Returns the elements in the list that come after the specified cursor.
+    """
+    after: Cursor
+
+    """
+    Returns the first _n_ elements from the list.
+    """
+    first: Int
+
+    """
+    Returns the elements in the list that come before the specified cursor.
+    """
+    before: Cursor
+
+    """
+    Returns the last _n_ elements from the list.
+    """
+    last: Int
+
+    """
+    Ordering options for Triggers returned from the connection.
+    """
+    orderBy: TriggerOrder
+
+    """
+    Filtering options for Triggers returned from the connection.
+    """
+    where: TriggerWhereInput
+  ): TriggerConnection!
 }
 type Robot implements Node {
   id: ID!
@@ -9136,6 +9460,326 @@ input TaskWhereInput {
   hasAttempts: Boolean
   hasAttemptsWith: [AttemptWhereInput!]
 }
+type Trigger implements Node {
+  id: ID!
+  createdAt: Time!
+  updatedAt: Time!
+  """
+  When an operator paused it; null while it runs.
+  """
+  pausedAt: Time
+  """
+  Name of the token that paused it.
+  """
+  pausedBy: String
+  """
+  Why, as the operator wrote it; shown on the dashboard.
+  """
+  pauseReason: String
+  name: String!
+  """
+  The customer the batches are submitted for.
+  """
+  customerID: Int!
+  processID: Int!
+  cron: String!
+  timezone: String!
+  """
+  Name of the calendar block; empty: none.
+  """
+  calendar: String!
+  """
+  working, non_working or empty (every day).
+  """
+  days: String!
+  catchUp: String!
+  """
+  False once the trigger left the configuration.
+  """
+  active: Boolean!
+  """
+  The latest scheduled run the trigger service handled (fired or skipped); no default, so the sync never resets it.
+  """
+  lastScheduledFor: Time
+}
+"""
+A connection to a list of items.
+"""
+type TriggerConnection {
+  """
+  A list of edges.
+  """
+  edges: [TriggerEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type TriggerEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: Trigger
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for Trigger connections
+"""
+input TriggerOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order Triggers.
+  """
+  field: TriggerOrderField!
+}
+"""
+Properties by which Trigger connections can be ordered.
+"""
+enum TriggerOrderField {
+  CREATED_AT
+  UPDATED_AT
+  NAME
+}
+"""
+TriggerWhereInput is used for filtering Trigger objects.
+Input was generated by ent.
+"""
+input TriggerWhereInput {
+  not: TriggerWhereInput
+  and: [TriggerWhereInput!]
+  or: [TriggerWhereInput!]
+  """
+  id field predicates
+  """
+  id: ID
+  idNEQ: ID
+  idIn: [ID!]
+  idNotIn: [ID!]
+  idGT: ID
+  idGTE: ID
+  idLT: ID
+  idLTE: ID
+  """
+  created_at field predicates
+  """
+  createdAt: Time
+  createdAtNEQ: Time
+  createdAtIn: [Time!]
+  createdAtNotIn: [Time!]
+  createdAtGT: Time
+  createdAtGTE: Time
+  createdAtLT: Time
+  createdAtLTE: Time
+  """
+  updated_at field predicates
+  """
+  updatedAt: Time
+  updatedAtNEQ: Time
+  updatedAtIn: [Time!]
+  updatedAtNotIn: [Time!]
+  updatedAtGT: Time
+  updatedAtGTE: Time
+  updatedAtLT: Time
+  updatedAtLTE: Time
+  """
+  paused_at field predicates
+  """
+  pausedAt: Time
+  pausedAtNEQ: Time
+  pausedAtIn: [Time!]
+  pausedAtNotIn: [Time!]
+  pausedAtGT: Time
+  pausedAtGTE: Time
+  pausedAtLT: Time
+  pausedAtLTE: Time
+  pausedAtIsNil: Boolean
+  pausedAtNotNil: Boolean
+  """
+  paused_by field predicates
+  """
+  pausedBy: String
+  pausedByNEQ: String
+  pausedByIn: [String!]
+  pausedByNotIn: [String!]
+  pausedByGT: String
+  pausedByGTE: String
+  pausedByLT: String
+  pausedByLTE: String
+  pausedByContains: String
+  pausedByHasPrefix: String
+  pausedByHasSuffix: String
+  pausedByIsNil: Boolean
+  pausedByNotNil: Boolean
+  pausedByEqualFold: String
+  pausedByContainsFold: String
+  """
+  pause_reason field predicates
+  """
+  pauseReason: String
+  pauseReasonNEQ: String
+  pauseReasonIn: [String!]
+  pauseReasonNotIn: [String!]
+  pauseReasonGT: String
+  pauseReasonGTE: String
+  pauseReasonLT: String
+  pauseReasonLTE: String
+  pauseReasonContains: String
+  pauseReasonHasPrefix: String
+  pauseReasonHasSuffix: String
+  pauseReasonIsNil: Boolean
+  pauseReasonNotNil: Boolean
+  pauseReasonEqualFold: String
+  pauseReasonContainsFold: String
+  """
+  name field predicates
+  """
+  name: String
+  nameNEQ: String
+  nameIn: [String!]
+  nameNotIn: [String!]
+  nameGT: String
+  nameGTE: String
+  nameLT: String
+  nameLTE: String
+  nameContains: String
+  nameHasPrefix: String
+  nameHasSuffix: String
+  nameEqualFold: String
+  nameContainsFold: String
+  """
+  customer_id field predicates
+  """
+  customerID: Int
+  customerIDNEQ: Int
+  customerIDIn: [Int!]
+  customerIDNotIn: [Int!]
+  customerIDGT: Int
+  customerIDGTE: Int
+  customerIDLT: Int
+  customerIDLTE: Int
+  """
+  process_id field predicates
+  """
+  processID: Int
+  processIDNEQ: Int
+  processIDIn: [Int!]
+  processIDNotIn: [Int!]
+  processIDGT: Int
+  processIDGTE: Int
+  processIDLT: Int
+  processIDLTE: Int
+  """
+  cron field predicates
+  """
+  cron: String
+  cronNEQ: String
+  cronIn: [String!]
+  cronNotIn: [String!]
+  cronGT: String
+  cronGTE: String
+  cronLT: String
+  cronLTE: String
+  cronContains: String
+  cronHasPrefix: String
+  cronHasSuffix: String
+  cronEqualFold: String
+  cronContainsFold: String
+  """
+  timezone field predicates
+  """
+  timezone: String
+  timezoneNEQ: String
+  timezoneIn: [String!]
+  timezoneNotIn: [String!]
+  timezoneGT: String
+  timezoneGTE: String
+  timezoneLT: String
+  timezoneLTE: String
+  timezoneContains: String
+  timezoneHasPrefix: String
+  timezoneHasSuffix: String
+  timezoneEqualFold: String
+  timezoneContainsFold: String
+  """
+  calendar field predicates
+  """
+  calendar: String
+  calendarNEQ: String
+  calendarIn: [String!]
+  calendarNotIn: [String!]
+  calendarGT: String
+  calendarGTE: String
+  calendarLT: String
+  calendarLTE: String
+  calendarContains: String
+  calendarHasPrefix: String
+  calendarHasSuffix: String
+  calendarEqualFold: String
+  calendarContainsFold: String
+  """
+  days field predicates
+  """
+  days: String
+  daysNEQ: String
+  daysIn: [String!]
+  daysNotIn: [String!]
+  daysGT: String
+  daysGTE: String
+  daysLT: String
+  daysLTE: String
+  daysContains: String
+  daysHasPrefix: String
+  daysHasSuffix: String
+  daysEqualFold: String
+  daysContainsFold: String
+  """
+  catch_up field predicates
+  """
+  catchUp: String
+  catchUpNEQ: String
+  catchUpIn: [String!]
+  catchUpNotIn: [String!]
+  catchUpGT: String
+  catchUpGTE: String
+  catchUpLT: String
+  catchUpLTE: String
+  catchUpContains: String
+  catchUpHasPrefix: String
+  catchUpHasSuffix: String
+  catchUpEqualFold: String
+  catchUpContainsFold: String
+  """
+  active field predicates
+  """
+  active: Boolean
+  activeNEQ: Boolean
+  """
+  last_scheduled_for field predicates
+  """
+  lastScheduledFor: Time
+  lastScheduledForNEQ: Time
+  lastScheduledForIn: [Time!]
+  lastScheduledForNotIn: [Time!]
+  lastScheduledForGT: Time
+  lastScheduledForGTE: Time
+  lastScheduledForLT: Time
+  lastScheduledForLTE: Time
+  lastScheduledForIsNil: Boolean
+  lastScheduledForNotNil: Boolean
+}
 type VM implements Node {
   id: ID!
   createdAt: Time!
@@ -10040,6 +10684,35 @@ extend type Query {
   ): ScaleDecisionConnection!
 }
 `, BuiltIn: false},
+	{Name: "../schema/trigger.graphqls", Input: `# Triggers: HCL ` + "`" + `trigger` + "`" + ` blocks that start batches on a schedule (see
+# core/config/README.md#trigger). The Trigger type and the ` + "`" + `triggers` + "`" + `
+# query come from ent/schema; a customer's tokens see only its own
+# triggers. Pause, resume and fire now are for admins and operators (a
+# department's operator: its own triggers); an unknown name answers like
+# one the token may not change.
+
+extend type Trigger {
+  """
+  The next scheduled runs after now (count from 1 to 100, default 5), per
+  the running configuration, calendar applied; empty for a trigger that
+  left the configuration.
+  """
+  nextRuns(count: Int = 5): [Time!]!
+  "The process it runs, per the running configuration; empty for a trigger that left it."
+  processName: String!
+  "The customer its batches are for, per the running configuration; empty for a trigger that left it."
+  customerName: String!
+}
+
+extend type Mutation {
+  "Pause a trigger: its due runs are skipped (recorded as trigger.skipped events) until it is resumed."
+  pauseTrigger(name: String!, reason: String): Trigger!
+  "Resume a paused trigger; the runs skipped while it was paused are not made up."
+  resumeTrigger(name: String!): Trigger!
+  "Fire a trigger now: one batch with the trigger's inputs, outside its schedule and its catch-up rule."
+  fireTrigger(name: String!): Batch!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -10316,6 +10989,17 @@ func (ec *executionContext) field_Mutation_deleteCredential_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_fireTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_heartbeat_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10349,6 +11033,22 @@ func (ec *executionContext) field_Mutation_pausePool_args(ctx context.Context, r
 }
 
 func (ec *executionContext) field_Mutation_pauseProcess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_pauseTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
@@ -10430,6 +11130,17 @@ func (ec *executionContext) field_Mutation_resumePool_args(ctx context.Context, 
 }
 
 func (ec *executionContext) field_Mutation_resumeProcess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeTrigger_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name", ec.unmarshalNString2string)
@@ -11298,6 +12009,42 @@ func (ec *executionContext) field_Query_tasks_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_triggers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before", ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor)
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy", ec.unmarshalOTriggerOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerOrder)
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where", ec.unmarshalOTriggerWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInput)
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Robot_attempts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -11406,6 +12153,17 @@ func (ec *executionContext) field_Task_attempts_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["where"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Trigger_nextRuns_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "count", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["count"] = arg0
 	return args, nil
 }
 
@@ -14355,6 +15113,64 @@ func (ec *executionContext) fieldContext_Batch_submittedBy(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Batch_triggerID(ctx context.Context, field graphql.CollectedField, obj *ent.Batch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Batch_triggerID,
+		func(ctx context.Context) (any, error) {
+			return obj.TriggerID, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Batch_triggerID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Batch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Batch_scheduledFor(ctx context.Context, field graphql.CollectedField, obj *ent.Batch) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Batch_scheduledFor,
+		func(ctx context.Context) (any, error) {
+			return obj.ScheduledFor, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Batch_scheduledFor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Batch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Batch_customer(ctx context.Context, field graphql.CollectedField, obj *ent.Batch) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14689,6 +15505,10 @@ func (ec *executionContext) fieldContext_BatchEdge_node(_ context.Context, field
 				return ec.fieldContext_Batch_finishedAt(ctx, field)
 			case "submittedBy":
 				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
 			case "customer":
 				return ec.fieldContext_Batch_customer(ctx, field)
 			case "process":
@@ -18335,6 +19155,10 @@ func (ec *executionContext) fieldContext_Mutation_submitBatch(ctx context.Contex
 				return ec.fieldContext_Batch_finishedAt(ctx, field)
 			case "submittedBy":
 				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
 			case "customer":
 				return ec.fieldContext_Batch_customer(ctx, field)
 			case "process":
@@ -18755,6 +19579,10 @@ func (ec *executionContext) fieldContext_Mutation_cancelBatch(ctx context.Contex
 				return ec.fieldContext_Batch_finishedAt(ctx, field)
 			case "submittedBy":
 				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
 			case "customer":
 				return ec.fieldContext_Batch_customer(ctx, field)
 			case "process":
@@ -19008,6 +19836,10 @@ func (ec *executionContext) fieldContext_Mutation_retryBatch(ctx context.Context
 				return ec.fieldContext_Batch_finishedAt(ctx, field)
 			case "submittedBy":
 				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
 			case "customer":
 				return ec.fieldContext_Batch_customer(ctx, field)
 			case "process":
@@ -20163,6 +20995,255 @@ func (ec *executionContext) fieldContext_Mutation_resolveAnomaly(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_resolveAnomaly_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_pauseTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseTrigger(ctx, fc.Args["name"].(string), fc.Args["reason"].(*string))
+		},
+		nil,
+		ec.marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_pauseTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Trigger_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Trigger_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Trigger_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Trigger_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Trigger_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Trigger_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Trigger_name(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Trigger_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Trigger_processID(ctx, field)
+			case "cron":
+				return ec.fieldContext_Trigger_cron(ctx, field)
+			case "timezone":
+				return ec.fieldContext_Trigger_timezone(ctx, field)
+			case "calendar":
+				return ec.fieldContext_Trigger_calendar(ctx, field)
+			case "days":
+				return ec.fieldContext_Trigger_days(ctx, field)
+			case "catchUp":
+				return ec.fieldContext_Trigger_catchUp(ctx, field)
+			case "active":
+				return ec.fieldContext_Trigger_active(ctx, field)
+			case "lastScheduledFor":
+				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_resumeTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeTrigger(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_resumeTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Trigger_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Trigger_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Trigger_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Trigger_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Trigger_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Trigger_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Trigger_name(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Trigger_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Trigger_processID(ctx, field)
+			case "cron":
+				return ec.fieldContext_Trigger_cron(ctx, field)
+			case "timezone":
+				return ec.fieldContext_Trigger_timezone(ctx, field)
+			case "calendar":
+				return ec.fieldContext_Trigger_calendar(ctx, field)
+			case "days":
+				return ec.fieldContext_Trigger_days(ctx, field)
+			case "catchUp":
+				return ec.fieldContext_Trigger_catchUp(ctx, field)
+			case "active":
+				return ec.fieldContext_Trigger_active(ctx, field)
+			case "lastScheduledFor":
+				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_fireTrigger(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_fireTrigger,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().FireTrigger(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		ec.marshalNBatch2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐBatch,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_fireTrigger(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Batch_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Batch_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Batch_updatedAt(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Batch_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Batch_processID(ctx, field)
+			case "poolID":
+				return ec.fieldContext_Batch_poolID(ctx, field)
+			case "label":
+				return ec.fieldContext_Batch_label(ctx, field)
+			case "stack":
+				return ec.fieldContext_Batch_stack(ctx, field)
+			case "total":
+				return ec.fieldContext_Batch_total(ctx, field)
+			case "pending":
+				return ec.fieldContext_Batch_pending(ctx, field)
+			case "running":
+				return ec.fieldContext_Batch_running(ctx, field)
+			case "succeeded":
+				return ec.fieldContext_Batch_succeeded(ctx, field)
+			case "failed":
+				return ec.fieldContext_Batch_failed(ctx, field)
+			case "cancelled":
+				return ec.fieldContext_Batch_cancelled(ctx, field)
+			case "lastServedAt":
+				return ec.fieldContext_Batch_lastServedAt(ctx, field)
+			case "finishedAt":
+				return ec.fieldContext_Batch_finishedAt(ctx, field)
+			case "submittedBy":
+				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
+			case "customer":
+				return ec.fieldContext_Batch_customer(ctx, field)
+			case "process":
+				return ec.fieldContext_Batch_process(ctx, field)
+			case "tasks":
+				return ec.fieldContext_Batch_tasks(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Batch", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_fireTrigger_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -24057,6 +25138,55 @@ func (ec *executionContext) fieldContext_Query_tasks(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_tasks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_triggers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_triggers,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Triggers(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.TriggerOrder), fc.Args["where"].(*ent.TriggerWhereInput))
+		},
+		nil,
+		ec.marshalNTriggerConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_triggers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_TriggerConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_TriggerConnection_pageInfo(ctx, field)
+			case "totalCount":
+				return ec.fieldContext_TriggerConnection_totalCount(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type TriggerConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_triggers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -29005,6 +30135,10 @@ func (ec *executionContext) fieldContext_Task_batch(_ context.Context, field gra
 				return ec.fieldContext_Batch_finishedAt(ctx, field)
 			case "submittedBy":
 				return ec.fieldContext_Batch_submittedBy(ctx, field)
+			case "triggerID":
+				return ec.fieldContext_Batch_triggerID(ctx, field)
+			case "scheduledFor":
+				return ec.fieldContext_Batch_scheduledFor(ctx, field)
 			case "customer":
 				return ec.fieldContext_Batch_customer(ctx, field)
 			case "process":
@@ -29531,6 +30665,770 @@ func (ec *executionContext) _TaskEdge_cursor(ctx context.Context, field graphql.
 func (ec *executionContext) fieldContext_TaskEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "TaskEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Cursor does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_id(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_createdAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_updatedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_pausedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_pausedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_pausedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_pausedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_pausedBy,
+		func(ctx context.Context) (any, error) {
+			return obj.PausedBy, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_pausedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_pauseReason(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_pauseReason,
+		func(ctx context.Context) (any, error) {
+			return obj.PauseReason, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_pauseReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_name(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_customerID(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_customerID,
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerID, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_customerID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_processID(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_processID,
+		func(ctx context.Context) (any, error) {
+			return obj.ProcessID, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_processID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_cron(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_cron,
+		func(ctx context.Context) (any, error) {
+			return obj.Cron, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_cron(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_timezone(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_timezone,
+		func(ctx context.Context) (any, error) {
+			return obj.Timezone, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_timezone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_calendar(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_calendar,
+		func(ctx context.Context) (any, error) {
+			return obj.Calendar, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_calendar(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_days(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_days,
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_catchUp(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_catchUp,
+		func(ctx context.Context) (any, error) {
+			return obj.CatchUp, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_catchUp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_active(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_active,
+		func(ctx context.Context) (any, error) {
+			return obj.Active, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_lastScheduledFor(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_lastScheduledFor,
+		func(ctx context.Context) (any, error) {
+			return obj.LastScheduledFor, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_lastScheduledFor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_nextRuns(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_nextRuns,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Trigger().NextRuns(ctx, obj, fc.Args["count"].(*int))
+		},
+		nil,
+		ec.marshalNTime2ᚕᚖtimeᚐTimeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_nextRuns(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Trigger_nextRuns_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_processName(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_processName,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Trigger().ProcessName(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_processName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Trigger_customerName(ctx context.Context, field graphql.CollectedField, obj *ent.Trigger) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Trigger_customerName,
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Trigger().CustomerName(ctx, obj)
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Trigger_customerName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Trigger",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TriggerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TriggerConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalOTriggerEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerEdge,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_TriggerConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TriggerConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "node":
+				return ec.fieldContext_TriggerEdge_node(ctx, field)
+			case "cursor":
+				return ec.fieldContext_TriggerEdge_cursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type TriggerEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TriggerConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TriggerConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_TriggerConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TriggerConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "hasPreviousPage":
+				return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+			case "startCursor":
+				return ec.fieldContext_PageInfo_startCursor(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TriggerConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TriggerConnection_totalCount,
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_TriggerConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TriggerConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TriggerEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TriggerEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalOTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_TriggerEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TriggerEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Trigger_id(ctx, field)
+			case "createdAt":
+				return ec.fieldContext_Trigger_createdAt(ctx, field)
+			case "updatedAt":
+				return ec.fieldContext_Trigger_updatedAt(ctx, field)
+			case "pausedAt":
+				return ec.fieldContext_Trigger_pausedAt(ctx, field)
+			case "pausedBy":
+				return ec.fieldContext_Trigger_pausedBy(ctx, field)
+			case "pauseReason":
+				return ec.fieldContext_Trigger_pauseReason(ctx, field)
+			case "name":
+				return ec.fieldContext_Trigger_name(ctx, field)
+			case "customerID":
+				return ec.fieldContext_Trigger_customerID(ctx, field)
+			case "processID":
+				return ec.fieldContext_Trigger_processID(ctx, field)
+			case "cron":
+				return ec.fieldContext_Trigger_cron(ctx, field)
+			case "timezone":
+				return ec.fieldContext_Trigger_timezone(ctx, field)
+			case "calendar":
+				return ec.fieldContext_Trigger_calendar(ctx, field)
+			case "days":
+				return ec.fieldContext_Trigger_days(ctx, field)
+			case "catchUp":
+				return ec.fieldContext_Trigger_catchUp(ctx, field)
+			case "active":
+				return ec.fieldContext_Trigger_active(ctx, field)
+			case "lastScheduledFor":
+				return ec.fieldContext_Trigger_lastScheduledFor(ctx, field)
+			case "nextRuns":
+				return ec.fieldContext_Trigger_nextRuns(ctx, field)
+			case "processName":
+				return ec.fieldContext_Trigger_processName(ctx, field)
+			case "customerName":
+				return ec.fieldContext_Trigger_customerName(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Trigger", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TriggerEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.TriggerEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_TriggerEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_TriggerEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TriggerEdge",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -35969,7 +37867,7 @@ func (ec *executionContext) unmarshalInputBatchWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "label", "labelNEQ", "labelIn", "labelNotIn", "labelGT", "labelGTE", "labelLT", "labelLTE", "labelContains", "labelHasPrefix", "labelHasSuffix", "labelEqualFold", "labelContainsFold", "stack", "stackNEQ", "stackIn", "stackNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "pending", "pendingNEQ", "pendingIn", "pendingNotIn", "pendingGT", "pendingGTE", "pendingLT", "pendingLTE", "running", "runningNEQ", "runningIn", "runningNotIn", "runningGT", "runningGTE", "runningLT", "runningLTE", "succeeded", "succeededNEQ", "succeededIn", "succeededNotIn", "succeededGT", "succeededGTE", "succeededLT", "succeededLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "cancelled", "cancelledNEQ", "cancelledIn", "cancelledNotIn", "cancelledGT", "cancelledGTE", "cancelledLT", "cancelledLTE", "lastServedAt", "lastServedAtNEQ", "lastServedAtIn", "lastServedAtNotIn", "lastServedAtGT", "lastServedAtGTE", "lastServedAtLT", "lastServedAtLTE", "lastServedAtIsNil", "lastServedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "submittedBy", "submittedByNEQ", "submittedByIn", "submittedByNotIn", "submittedByGT", "submittedByGTE", "submittedByLT", "submittedByLTE", "submittedByContains", "submittedByHasPrefix", "submittedByHasSuffix", "submittedByEqualFold", "submittedByContainsFold", "hasCustomer", "hasCustomerWith", "hasProcess", "hasProcessWith", "hasTasks", "hasTasksWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "poolID", "poolIDNEQ", "poolIDIn", "poolIDNotIn", "poolIDGT", "poolIDGTE", "poolIDLT", "poolIDLTE", "label", "labelNEQ", "labelIn", "labelNotIn", "labelGT", "labelGTE", "labelLT", "labelLTE", "labelContains", "labelHasPrefix", "labelHasSuffix", "labelEqualFold", "labelContainsFold", "stack", "stackNEQ", "stackIn", "stackNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "pending", "pendingNEQ", "pendingIn", "pendingNotIn", "pendingGT", "pendingGTE", "pendingLT", "pendingLTE", "running", "runningNEQ", "runningIn", "runningNotIn", "runningGT", "runningGTE", "runningLT", "runningLTE", "succeeded", "succeededNEQ", "succeededIn", "succeededNotIn", "succeededGT", "succeededGTE", "succeededLT", "succeededLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "cancelled", "cancelledNEQ", "cancelledIn", "cancelledNotIn", "cancelledGT", "cancelledGTE", "cancelledLT", "cancelledLTE", "lastServedAt", "lastServedAtNEQ", "lastServedAtIn", "lastServedAtNotIn", "lastServedAtGT", "lastServedAtGTE", "lastServedAtLT", "lastServedAtLTE", "lastServedAtIsNil", "lastServedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "submittedBy", "submittedByNEQ", "submittedByIn", "submittedByNotIn", "submittedByGT", "submittedByGTE", "submittedByLT", "submittedByLTE", "submittedByContains", "submittedByHasPrefix", "submittedByHasSuffix", "submittedByEqualFold", "submittedByContainsFold", "triggerID", "triggerIDNEQ", "triggerIDIn", "triggerIDNotIn", "triggerIDGT", "triggerIDGTE", "triggerIDLT", "triggerIDLTE", "triggerIDIsNil", "triggerIDNotNil", "scheduledFor", "scheduledForNEQ", "scheduledForIn", "scheduledForNotIn", "scheduledForGT", "scheduledForGTE", "scheduledForLT", "scheduledForLTE", "scheduledForIsNil", "scheduledForNotNil", "hasCustomer", "hasCustomerWith", "hasProcess", "hasProcessWith", "hasTasks", "hasTasksWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -36963,6 +38861,146 @@ func (ec *executionContext) unmarshalInputBatchWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.SubmittedByContainsFold = data
+		case "triggerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerID"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerID = data
+		case "triggerIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDNEQ = data
+		case "triggerIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDIn = data
+		case "triggerIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDNotIn = data
+		case "triggerIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDGT = data
+		case "triggerIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDGTE = data
+		case "triggerIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDLT = data
+		case "triggerIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDLTE = data
+		case "triggerIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDIsNil = data
+		case "triggerIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("triggerIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TriggerIDNotNil = data
+		case "scheduledFor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledFor"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledFor = data
+		case "scheduledForNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForNEQ = data
+		case "scheduledForIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForIn = data
+		case "scheduledForNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForNotIn = data
+		case "scheduledForGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForGT = data
+		case "scheduledForGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForGTE = data
+		case "scheduledForLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForLT = data
+		case "scheduledForLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForLTE = data
+		case "scheduledForIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForIsNil = data
+		case "scheduledForNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scheduledForNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScheduledForNotNil = data
 		case "hasCustomer":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasCustomer"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -45975,6 +48013,1281 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputTriggerOrder(ctx context.Context, obj any) (ent.TriggerOrder, error) {
+	var it ent.TriggerOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNTriggerOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputTriggerWhereInput(ctx context.Context, obj any) (ent.TriggerWhereInput, error) {
+	var it ent.TriggerWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "pausedAt", "pausedAtNEQ", "pausedAtIn", "pausedAtNotIn", "pausedAtGT", "pausedAtGTE", "pausedAtLT", "pausedAtLTE", "pausedAtIsNil", "pausedAtNotNil", "pausedBy", "pausedByNEQ", "pausedByIn", "pausedByNotIn", "pausedByGT", "pausedByGTE", "pausedByLT", "pausedByLTE", "pausedByContains", "pausedByHasPrefix", "pausedByHasSuffix", "pausedByIsNil", "pausedByNotNil", "pausedByEqualFold", "pausedByContainsFold", "pauseReason", "pauseReasonNEQ", "pauseReasonIn", "pauseReasonNotIn", "pauseReasonGT", "pauseReasonGTE", "pauseReasonLT", "pauseReasonLTE", "pauseReasonContains", "pauseReasonHasPrefix", "pauseReasonHasSuffix", "pauseReasonIsNil", "pauseReasonNotNil", "pauseReasonEqualFold", "pauseReasonContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "customerID", "customerIDNEQ", "customerIDIn", "customerIDNotIn", "customerIDGT", "customerIDGTE", "customerIDLT", "customerIDLTE", "processID", "processIDNEQ", "processIDIn", "processIDNotIn", "processIDGT", "processIDGTE", "processIDLT", "processIDLTE", "cron", "cronNEQ", "cronIn", "cronNotIn", "cronGT", "cronGTE", "cronLT", "cronLTE", "cronContains", "cronHasPrefix", "cronHasSuffix", "cronEqualFold", "cronContainsFold", "timezone", "timezoneNEQ", "timezoneIn", "timezoneNotIn", "timezoneGT", "timezoneGTE", "timezoneLT", "timezoneLTE", "timezoneContains", "timezoneHasPrefix", "timezoneHasSuffix", "timezoneEqualFold", "timezoneContainsFold", "calendar", "calendarNEQ", "calendarIn", "calendarNotIn", "calendarGT", "calendarGTE", "calendarLT", "calendarLTE", "calendarContains", "calendarHasPrefix", "calendarHasSuffix", "calendarEqualFold", "calendarContainsFold", "days", "daysNEQ", "daysIn", "daysNotIn", "daysGT", "daysGTE", "daysLT", "daysLTE", "daysContains", "daysHasPrefix", "daysHasSuffix", "daysEqualFold", "daysContainsFold", "catchUp", "catchUpNEQ", "catchUpIn", "catchUpNotIn", "catchUpGT", "catchUpGTE", "catchUpLT", "catchUpLTE", "catchUpContains", "catchUpHasPrefix", "catchUpHasSuffix", "catchUpEqualFold", "catchUpContainsFold", "active", "activeNEQ", "lastScheduledFor", "lastScheduledForNEQ", "lastScheduledForIn", "lastScheduledForNotIn", "lastScheduledForGT", "lastScheduledForGTE", "lastScheduledForLT", "lastScheduledForLTE", "lastScheduledForIsNil", "lastScheduledForNotNil"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOTriggerWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOTriggerWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOTriggerWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "idNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNEQ"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNEQ = data
+		case "idIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDIn = data
+		case "idNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idNotIn"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDNotIn = data
+		case "idGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGT = data
+		case "idGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idGTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDGTE = data
+		case "idLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLT"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLT = data
+		case "idLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idLTE"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDLTE = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAt = data
+		case "createdAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNEQ = data
+		case "createdAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtIn = data
+		case "createdAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtNotIn = data
+		case "createdAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGT = data
+		case "createdAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtGTE = data
+		case "createdAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLT = data
+		case "createdAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAtLTE = data
+		case "updatedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAt = data
+		case "updatedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtNEQ = data
+		case "updatedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtIn = data
+		case "updatedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtNotIn = data
+		case "updatedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtGT = data
+		case "updatedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtGTE = data
+		case "updatedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtLT = data
+		case "updatedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAtLTE = data
+		case "pausedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAt = data
+		case "pausedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNEQ = data
+		case "pausedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIn = data
+		case "pausedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotIn = data
+		case "pausedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGT = data
+		case "pausedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtGTE = data
+		case "pausedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLT = data
+		case "pausedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtLTE = data
+		case "pausedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtIsNil = data
+		case "pausedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedAtNotNil = data
+		case "pausedBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedBy = data
+		case "pausedByNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNEQ = data
+		case "pausedByIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIn = data
+		case "pausedByNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotIn = data
+		case "pausedByGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGT = data
+		case "pausedByGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByGTE = data
+		case "pausedByLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLT = data
+		case "pausedByLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByLTE = data
+		case "pausedByContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContains = data
+		case "pausedByHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasPrefix = data
+		case "pausedByHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByHasSuffix = data
+		case "pausedByIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByIsNil = data
+		case "pausedByNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByNotNil = data
+		case "pausedByEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByEqualFold = data
+		case "pausedByContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pausedByContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PausedByContainsFold = data
+		case "pauseReason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReason = data
+		case "pauseReasonNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNEQ = data
+		case "pauseReasonIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIn = data
+		case "pauseReasonNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotIn = data
+		case "pauseReasonGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGT = data
+		case "pauseReasonGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonGTE = data
+		case "pauseReasonLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLT = data
+		case "pauseReasonLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonLTE = data
+		case "pauseReasonContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContains = data
+		case "pauseReasonHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasPrefix = data
+		case "pauseReasonHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonHasSuffix = data
+		case "pauseReasonIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonIsNil = data
+		case "pauseReasonNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonNotNil = data
+		case "pauseReasonEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonEqualFold = data
+		case "pauseReasonContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pauseReasonContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PauseReasonContainsFold = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "nameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameNEQ = data
+		case "nameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameIn = data
+		case "nameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameNotIn = data
+		case "nameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameGT = data
+		case "nameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameGTE = data
+		case "nameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameLT = data
+		case "nameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameLTE = data
+		case "nameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContains = data
+		case "nameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameHasPrefix = data
+		case "nameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameHasSuffix = data
+		case "nameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameEqualFold = data
+		case "nameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContainsFold = data
+		case "customerID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerID"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "customerIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDNEQ = data
+		case "customerIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDIn = data
+		case "customerIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDNotIn = data
+		case "customerIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDGT = data
+		case "customerIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDGTE = data
+		case "customerIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDLT = data
+		case "customerIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerIDLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerIDLTE = data
+		case "processID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processID"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessID = data
+		case "processIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDNEQ = data
+		case "processIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDIn = data
+		case "processIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDNotIn = data
+		case "processIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDGT = data
+		case "processIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDGTE = data
+		case "processIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDLT = data
+		case "processIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("processIDLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProcessIDLTE = data
+		case "cron":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cron"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cron = data
+		case "cronNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronNEQ = data
+		case "cronIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronIn = data
+		case "cronNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronNotIn = data
+		case "cronGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronGT = data
+		case "cronGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronGTE = data
+		case "cronLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronLT = data
+		case "cronLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronLTE = data
+		case "cronContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronContains = data
+		case "cronHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronHasPrefix = data
+		case "cronHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronHasSuffix = data
+		case "cronEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronEqualFold = data
+		case "cronContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cronContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CronContainsFold = data
+		case "timezone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Timezone = data
+		case "timezoneNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneNEQ = data
+		case "timezoneIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneIn = data
+		case "timezoneNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneNotIn = data
+		case "timezoneGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneGT = data
+		case "timezoneGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneGTE = data
+		case "timezoneLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneLT = data
+		case "timezoneLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneLTE = data
+		case "timezoneContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneContains = data
+		case "timezoneHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneHasPrefix = data
+		case "timezoneHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneHasSuffix = data
+		case "timezoneEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneEqualFold = data
+		case "timezoneContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timezoneContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimezoneContainsFold = data
+		case "calendar":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendar"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Calendar = data
+		case "calendarNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarNEQ = data
+		case "calendarIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarIn = data
+		case "calendarNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarNotIn = data
+		case "calendarGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarGT = data
+		case "calendarGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarGTE = data
+		case "calendarLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarLT = data
+		case "calendarLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarLTE = data
+		case "calendarContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarContains = data
+		case "calendarHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarHasPrefix = data
+		case "calendarHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarHasSuffix = data
+		case "calendarEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarEqualFold = data
+		case "calendarContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calendarContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CalendarContainsFold = data
+		case "days":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("days"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Days = data
+		case "daysNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysNEQ = data
+		case "daysIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysIn = data
+		case "daysNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysNotIn = data
+		case "daysGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysGT = data
+		case "daysGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysGTE = data
+		case "daysLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysLT = data
+		case "daysLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysLTE = data
+		case "daysContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysContains = data
+		case "daysHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysHasPrefix = data
+		case "daysHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysHasSuffix = data
+		case "daysEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysEqualFold = data
+		case "daysContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("daysContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DaysContainsFold = data
+		case "catchUp":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUp"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUp = data
+		case "catchUpNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpNEQ = data
+		case "catchUpIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpIn = data
+		case "catchUpNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpNotIn = data
+		case "catchUpGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpGT = data
+		case "catchUpGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpGTE = data
+		case "catchUpLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpLT = data
+		case "catchUpLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpLTE = data
+		case "catchUpContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpContains = data
+		case "catchUpHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpHasPrefix = data
+		case "catchUpHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpHasSuffix = data
+		case "catchUpEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpEqualFold = data
+		case "catchUpContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("catchUpContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CatchUpContainsFold = data
+		case "active":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("active"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Active = data
+		case "activeNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("activeNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ActiveNEQ = data
+		case "lastScheduledFor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledFor"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledFor = data
+		case "lastScheduledForNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForNEQ = data
+		case "lastScheduledForIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForIn = data
+		case "lastScheduledForNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForNotIn = data
+		case "lastScheduledForGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForGT = data
+		case "lastScheduledForGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForGTE = data
+		case "lastScheduledForLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForLT = data
+		case "lastScheduledForLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForLTE = data
+		case "lastScheduledForIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForIsNil = data
+		case "lastScheduledForNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastScheduledForNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastScheduledForNotNil = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputVMOrder(ctx context.Context, obj any) (ent.VMOrder, error) {
 	var it ent.VMOrder
 	if obj == nil {
@@ -46990,6 +50303,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._VM(ctx, sel, obj)
+	case *ent.Trigger:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Trigger(ctx, sel, obj)
 	case *ent.Task:
 		if obj == nil {
 			return graphql.Null
@@ -47925,6 +51243,10 @@ func (ec *executionContext) _Batch(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "triggerID":
+			out.Values[i] = ec._Batch_triggerID(ctx, field, obj)
+		case "scheduledFor":
+			out.Values[i] = ec._Batch_scheduledFor(ctx, field, obj)
 		case "customer":
 			field := field
 
@@ -49751,6 +53073,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "pauseTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fireTrigger":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_fireTrigger(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -51205,6 +54548,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_tasks(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "triggers":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_triggers(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -52985,6 +56350,303 @@ func (ec *executionContext) _TaskEdge(ctx context.Context, sel ast.SelectionSet,
 			out.Values[i] = ec._TaskEdge_node(ctx, field, obj)
 		case "cursor":
 			out.Values[i] = ec._TaskEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var triggerImplementors = []string{"Trigger", "Node"}
+
+func (ec *executionContext) _Trigger(ctx context.Context, sel ast.SelectionSet, obj *ent.Trigger) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, triggerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Trigger")
+		case "id":
+			out.Values[i] = ec._Trigger_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Trigger_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Trigger_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pausedAt":
+			out.Values[i] = ec._Trigger_pausedAt(ctx, field, obj)
+		case "pausedBy":
+			out.Values[i] = ec._Trigger_pausedBy(ctx, field, obj)
+		case "pauseReason":
+			out.Values[i] = ec._Trigger_pauseReason(ctx, field, obj)
+		case "name":
+			out.Values[i] = ec._Trigger_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customerID":
+			out.Values[i] = ec._Trigger_customerID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "processID":
+			out.Values[i] = ec._Trigger_processID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cron":
+			out.Values[i] = ec._Trigger_cron(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "timezone":
+			out.Values[i] = ec._Trigger_timezone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "calendar":
+			out.Values[i] = ec._Trigger_calendar(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "days":
+			out.Values[i] = ec._Trigger_days(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "catchUp":
+			out.Values[i] = ec._Trigger_catchUp(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "active":
+			out.Values[i] = ec._Trigger_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastScheduledFor":
+			out.Values[i] = ec._Trigger_lastScheduledFor(ctx, field, obj)
+		case "nextRuns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_nextRuns(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "processName":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_processName(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "customerName":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Trigger_customerName(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var triggerConnectionImplementors = []string{"TriggerConnection"}
+
+func (ec *executionContext) _TriggerConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.TriggerConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, triggerConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TriggerConnection")
+		case "edges":
+			out.Values[i] = ec._TriggerConnection_edges(ctx, field, obj)
+		case "pageInfo":
+			out.Values[i] = ec._TriggerConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._TriggerConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var triggerEdgeImplementors = []string{"TriggerEdge"}
+
+func (ec *executionContext) _TriggerEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.TriggerEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, triggerEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TriggerEdge")
+		case "node":
+			out.Values[i] = ec._TriggerEdge_node(ctx, field, obj)
+		case "cursor":
+			out.Values[i] = ec._TriggerEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -55602,6 +59264,36 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, v any) ([]*time.Time, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*time.Time, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTime2ᚖtimeᚐTime(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNTime2ᚕᚖtimeᚐTimeᚄ(ctx context.Context, sel ast.SelectionSet, v []*time.Time) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNTime2ᚖtimeᚐTime(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
@@ -55622,6 +59314,55 @@ func (ec *executionContext) marshalNTime2ᚖtimeᚐTime(ctx context.Context, sel
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTrigger2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger(ctx context.Context, sel ast.SelectionSet, v ent.Trigger) graphql.Marshaler {
+	return ec._Trigger(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger(ctx context.Context, sel ast.SelectionSet, v *ent.Trigger) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Trigger(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTriggerConnection2githubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerConnection(ctx context.Context, sel ast.SelectionSet, v ent.TriggerConnection) graphql.Marshaler {
+	return ec._TriggerConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNTriggerConnection2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerConnection(ctx context.Context, sel ast.SelectionSet, v *ent.TriggerConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TriggerConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTriggerOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerOrderField(ctx context.Context, v any) (*ent.TriggerOrderField, error) {
+	var res = new(ent.TriggerOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTriggerOrderField2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.TriggerOrderField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNTriggerWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInput(ctx context.Context, v any) (*ent.TriggerWhereInput, error) {
+	res, err := ec.unmarshalInputTriggerWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNUtilisation2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐUtilisationᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Utilisation) graphql.Marshaler {
@@ -57844,6 +61585,67 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := graphql.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOTrigger2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTrigger(ctx context.Context, sel ast.SelectionSet, v *ent.Trigger) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Trigger(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOTriggerEdge2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.TriggerEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOTriggerEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOTriggerEdge2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerEdge(ctx context.Context, sel ast.SelectionSet, v *ent.TriggerEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._TriggerEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOTriggerOrder2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerOrder(ctx context.Context, v any) (*ent.TriggerOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTriggerOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOTriggerWhereInput2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInputᚄ(ctx context.Context, v any) ([]*ent.TriggerWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*ent.TriggerWhereInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTriggerWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOTriggerWhereInput2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐTriggerWhereInput(ctx context.Context, v any) (*ent.TriggerWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTriggerWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOVM2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋentᚐVMᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.VM) graphql.Marshaler {

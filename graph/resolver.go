@@ -17,6 +17,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/robotapi"
 	"github.com/rpacloud/rpacloud/core/scale"
+	"github.com/rpacloud/rpacloud/core/trigger"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
@@ -49,6 +50,9 @@ type Resolver struct {
 	// Enrol makes join tokens and revokes robots (schema/enrol.graphqls).
 	// nil: one is made from the fields above.
 	Enrol *enrol.Service
+	// Triggers pauses, resumes and fires triggers and lists their next
+	// runs (schema/trigger.graphqls); nil: no trigger is known.
+	Triggers *trigger.Service
 }
 
 func (r *Resolver) enrol() *enrol.Service {

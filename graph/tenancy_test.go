@@ -51,6 +51,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/monitor"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/core/trigger"
 	gent "github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/anomaly"
 	"github.com/rpacloud/rpacloud/ent/attempt"
@@ -91,6 +92,14 @@ process "LEAKB-flow" {
   builtin = "echo"
   owner = "LEAKB-co"
 }
+trigger "a-trig" {
+  process = "a-flow"
+  cron = "0 9 * * *"
+}
+trigger "LEAKB-trig" {
+  process = "LEAKB-flow"
+  cron = "0 3 * * *"
+}
 `
 
 // schemaFields returns the ent schema's fields of type typ, mixins included.
@@ -101,6 +110,7 @@ var schemaTypes = map[string]ent.Interface{
 	"Booking": entschema.Booking{}, "LifecycleTransition": entschema.LifecycleTransition{},
 	"AccessSession": entschema.AccessSession{},
 	"AuditEntry":    entschema.AuditEntry{},
+	"Trigger":       entschema.Trigger{},
 }
 
 func schemaFields(typ string) []*field.Descriptor {
@@ -187,6 +197,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		SetActor("a-op").SetAt(fixed).SetNote("a note").SaveX(ctx)
 	db.AuditEntry.Create().SetAt(fixed).SetActor("a-op").SetActorRole("operator").SetActorCustomerID(acme.ID).
 		SetScopeCustomerID(acme.ID).SetAction("submitBatch").SetTarget("batch 1").SetOutcome(auditentry.OutcomeOk).SaveX(ctx)
+	db.Trigger.Create().SetName("a-trig").SetCustomerID(acme.ID).SetProcessID(aProc.ID).SetCron("0 9 * * *").
+		SetCreatedAt(fixed).SetUpdatedAt(fixed).SaveX(ctx)
 
 	// Customer B: planted in both worlds, deleted again in the absent one
 	// so that every id sequence stands at the same place.
@@ -255,7 +267,10 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 	save("AuditEntry", aec.Mutation(), func() (int, error) { c, err := aec.Save(ctx); return id(c, err) })
 	abc := db.AuditEntry.Create().SetActorCustomerID(bc).SetOutcome(auditentry.OutcomeRefused)
 	save("AuditEntry", abc.Mutation(), func() (int, error) { c, err := abc.Save(ctx); return id(c, err) })
-	w.bNames = []string{"LEAKB-co", "LEAKB-flow", "LEAKB-cred", "LEAKB-flow/night", "shared-echo/LEAKB"}
+	trc := db.Trigger.Create().SetName("LEAKB-trig").SetCustomerID(bc).SetProcessID(bp).SetCron("0 3 * * *").
+		SetPausedAt(fixed).SetLastScheduledFor(fixed)
+	save("Trigger", trc.Mutation(), func() (int, error) { c, err := trc.Save(ctx); return id(c, err) })
+	w.bNames = []string{"LEAKB-co", "LEAKB-flow", "LEAKB-cred", "LEAKB-flow/night", "shared-echo/LEAKB", "LEAKB-trig"}
 
 	if !planted {
 		for i := len(rows) - 1; i >= 0; i-- {
@@ -276,6 +291,8 @@ func newWorld(t *testing.T, db *store.DB, planted bool) *world {
 		Monitor:            monitor.New(db.Client, monitor.Options{Bus: bus, Config: cfg, Logger: slog.New(slog.DiscardHandler)}),
 		CredentialBindings: credentials.NewBindings(db.Client, cfg),
 	}
+	res.Triggers = trigger.New(trigger.Options{Client: db.Client, Queue: res.Queue, Bus: bus, Config: cfg,
+		Now: func() time.Time { return fixed }})
 	mux := http.NewServeMux()
 	srv := httptest.NewUnstartedServer(mux)
 	base, cancel := context.WithCancel(context.Background())
@@ -339,6 +356,8 @@ func deleteRow(t *testing.T, ctx context.Context, db *store.DB, typ string, id i
 		// The trail refuses deletes below the API (its hook): the absent
 		// world removes B's entries beside ent.
 		_, err = db.SQL().ExecContext(ctx, fmt.Sprintf("DELETE FROM audit_entries WHERE id = %d", id))
+	case "Trigger":
+		err = db.Trigger.DeleteOneID(id).Exec(ctx)
 	default:
 		t.Fatalf("deleteRow: no case for %s", typ)
 	}

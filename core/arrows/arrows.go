@@ -59,6 +59,7 @@ var Pure = []string{
 	"core/monitor/rules",
 	"core/monitor/saturation",
 	"core/lifecycle",
+	"core/trigger/when",
 	"ent/schema/viewer",
 }
 

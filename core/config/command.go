@@ -96,6 +96,8 @@ func inventory(c *Config) string {
 	add(len(c.Processes), "process")
 	add(len(c.Vendors), "vendor")
 	add(len(c.Customers), "customer")
+	add(len(c.Calendars), "calendar")
+	add(len(c.Triggers), "trigger")
 	if c.Vault != nil {
 		parts = append(parts, "vault")
 	}

@@ -28,7 +28,7 @@ func TestValidateCommandOK(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	want := "6 files OK (1 provider, 1 network, 2 pools, 4 processes, 1 vendor, 3 customers, vault)\n"
+	want := "7 files OK (1 provider, 1 network, 2 pools, 4 processes, 1 vendor, 3 customers, 1 calendar, 1 trigger, vault)\n"
 	if out != want {
 		t.Errorf("stdout: got %q, want %q", out, want)
 	}

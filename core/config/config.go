@@ -1,6 +1,7 @@
 // Package config loads the operator's HCL configuration: the daemon
 // (server), Vault, provider plugins, network profiles, pools, processes,
-// RPA vendor connections and customers.
+// RPA vendor connections, customers, and the triggers that start runs with
+// their calendars (trigger.go).
 //
 // Loading never stops at the first problem. Every syntax, schema and
 // semantic error is returned as an hcl.Diagnostic whose Subject points at
@@ -67,9 +68,11 @@ type Config struct {
 	Processes []Process
 	Vendors   []Vendor
 	Customers []Customer
-	Flows     []Flow    // flow.go
-	Documents Documents // delivery.go
-	Monitor   Monitor   // monitor.go
+	Flows     []Flow     // flow.go
+	Documents Documents  // delivery.go
+	Monitor   Monitor    // monitor.go
+	Calendars []Calendar // trigger.go
+	Triggers  []Trigger  // trigger.go
 }
 
 // Server configures the daemon itself.
@@ -80,6 +83,7 @@ type Server struct {
 	PluginDir string // default "" = DataDir/plugins
 	Database  Database
 	LogLevel  string // debug|info|warn|error, default info
+	Timezone  string // IANA name: the default zone of triggers; "" = UTC
 	Limits    Limits
 }
 

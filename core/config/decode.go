@@ -24,15 +24,18 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "process", LabelNames: []string{"name"}},
 	{Type: "vendor", LabelNames: []string{"name"}},
 	{Type: "customer", LabelNames: []string{"name"}},
-	{Type: "flow", LabelNames: []string{"name"}}, // flow.go
-	{Type: "documents"},                          // delivery.go
-	{Type: "monitor"},                            // monitor.go
+	{Type: "flow", LabelNames: []string{"name"}},     // flow.go
+	{Type: "documents"},                              // delivery.go
+	{Type: "monitor"},                                // monitor.go
+	{Type: "calendar", LabelNames: []string{"name"}}, // trigger.go
+	{Type: "trigger", LabelNames: []string{"name"}},  // trigger.go
 }}
 
 var (
 	serverSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "listen"}, {Name: "public_url"}, {Name: "data_dir"}, {Name: "plugin_dir"}, {Name: "log_level"},
+			{Name: "timezone"}, // trigger.go: the triggers' default zone
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
@@ -109,10 +112,17 @@ type loader struct {
 	documents     *hcl.Range           // delivery.go
 	monitor       *hcl.Range           // monitor.go
 	parents       map[string]hcl.Range // customer name -> range of its parent attribute
+
+	// fromDisk: the sources are files of the daemon's host (Load), so a
+	// block may name files next to them (trigger.go); false for sources
+	// sent through the API (LoadSources).
+	fromDisk     bool
+	sideDir      string               // set: such files are read from here, not next to the source (LoadSourcesAt)
+	triggerSlots map[string]hcl.Range // trigger name -> range of its slot attribute
 }
 
 func newLoader(ctx context.Context, plugins PluginSchemas) *loader {
-	return &loader{ctx: ctx, plugins: plugins, cfg: defaultConfig(), decls: map[string]map[string]hcl.Range{}, parents: map[string]hcl.Range{}}
+	return &loader{ctx: ctx, plugins: plugins, cfg: defaultConfig(), decls: map[string]map[string]hcl.Range{}, parents: map[string]hcl.Range{}, triggerSlots: map[string]hcl.Range{}}
 }
 
 func (l *loader) attrs(m hcl.Attributes) attrs { return attrs{m: m, diags: &l.diags} }
@@ -163,6 +173,10 @@ func (l *loader) decodeFile(f *hcl.File, cut int) {
 			l.decodeMonitor(b)
 		case "documents":
 			l.decodeDocuments(b)
+		case "calendar":
+			l.decodeCalendar(b)
+		case "trigger":
+			l.decodeTrigger(b)
 		}
 	}
 }
@@ -224,6 +238,12 @@ func (l *loader) decodeServer(b *hcl.Block) {
 	a.str("plugin_dir", &s.PluginDir)
 	if at := a.str("log_level", &s.LogLevel); at != nil {
 		a.oneOf(at, "log_level", s.LogLevel, "debug", "info", "warn", "error")
+	}
+	if at := a.str("timezone", &s.Timezone); at != nil {
+		if err := checkTimezone(s.Timezone); err != nil {
+			a.errorf(at.Expr.Range(), "Invalid timezone", "timezone = %q: %s; use an IANA name such as \"Asia/Shanghai\" or \"UTC\".", s.Timezone, err)
+			s.Timezone = ""
+		}
 	}
 	var dbSeen, limitsSeen *hcl.Range
 	for _, db := range c.Blocks {
@@ -768,6 +788,7 @@ func (l *loader) finish(complete bool) {
 	}
 	l.checkParentCycles()
 	l.checkFlows()
+	l.finishTriggers()
 	used := map[string]bool{}
 	for _, p := range l.cfg.Processes {
 		used[p.Pool] = true

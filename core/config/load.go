@@ -84,7 +84,7 @@ func LoadWith(ctx context.Context, plugins PluginSchemas, paths ...string) (*Con
 			add(n)
 		}
 	}
-	cfg, more, files := load(ctx, plugins, srcs)
+	cfg, more, files := load(ctx, plugins, srcs, true, "")
 	diags = append(diags, more...)
 	sortDiagnostics(diags, srcs)
 	return cfg, diags, files
@@ -107,7 +107,27 @@ func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string
 	for _, n := range names {
 		list = append(list, source{name: n, src: srcs[n]})
 	}
-	cfg, diags, files := load(ctx, plugins, list)
+	cfg, diags, files := load(ctx, plugins, list, false, "")
+	sortDiagnostics(diags, list)
+	return cfg, diags, files
+}
+
+// LoadSourcesAt is LoadSourcesWith for files that came from a daemon's own
+// configuration (a revision another daemon applied from its --config
+// files): the files its blocks name (calendar files, inputs_file) are read
+// from dir on this host, as if the sources were there. Never for sources
+// sent through the API, which may not read the daemon's files.
+func LoadSourcesAt(ctx context.Context, plugins PluginSchemas, srcs map[string][]byte, dir string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	names := make([]string, 0, len(srcs))
+	for n := range srcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	list := make([]source, 0, len(names))
+	for _, n := range names {
+		list = append(list, source{name: n, src: srcs[n]})
+	}
+	cfg, diags, files := load(ctx, plugins, list, true, dir)
 	sortDiagnostics(diags, list)
 	return cfg, diags, files
 }
@@ -196,9 +216,10 @@ func pathDiag(path, summary string, err error) *hcl.Diagnostic {
 	}
 }
 
-func load(ctx context.Context, plugins PluginSchemas, srcs []source) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+func load(ctx context.Context, plugins PluginSchemas, srcs []source, fromDisk bool, sideDir string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
 	parser := hclparse.NewParser()
 	l := newLoader(ctx, plugins)
+	l.fromDisk, l.sideDir = fromDisk, sideDir
 	syntaxErrors := false
 	for _, s := range srcs {
 		f, diags := parser.ParseHCL(s.src, s.name)

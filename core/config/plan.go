@@ -285,6 +285,11 @@ var planKinds = []planKind{
 	{name: "vendor", blocks: func(c *Config) []block { return named(c.Vendors, func(x Vendor) string { return x.Name }) }},
 	{name: "flow", blocks: func(c *Config) []block { return named(c.Flows, func(x Flow) string { return x.Name }) }},
 	{name: "process", blocks: func(c *Config) []block { return named(c.Processes, func(x Process) string { return x.Name }) }},
+	// The trigger service reads calendars and triggers from Live at each
+	// tick: both change live. A changed calendar file or inputs_file shows
+	// as a change of its digest.
+	{name: "calendar", blocks: func(c *Config) []block { return named(c.Calendars, func(x Calendar) string { return x.Name }) }},
+	{name: "trigger", blocks: func(c *Config) []block { return named(c.Triggers, func(x Trigger) string { return x.Name }) }},
 }
 
 // monitorEmpty reports a monitor block that sets nothing (no block).

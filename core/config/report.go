@@ -53,7 +53,8 @@ func Validate(ctx context.Context, plugins PluginSchemas, paths ...string) Repor
 	}
 	if cfg != nil && r.OK {
 		for kind, n := range map[string]int{"provider": len(cfg.Providers), "network": len(cfg.Networks), "pool": len(cfg.Pools),
-			"process": len(cfg.Processes), "vendor": len(cfg.Vendors), "customer": len(cfg.Customers)} {
+			"process": len(cfg.Processes), "vendor": len(cfg.Vendors), "customer": len(cfg.Customers),
+			"calendar": len(cfg.Calendars), "trigger": len(cfg.Triggers)} {
 			if n > 0 {
 				r.Inventory[kind] = n
 			}

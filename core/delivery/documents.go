@@ -124,7 +124,36 @@ func (s *Service) scheduleData(ctx context.Context, poolName string, licensed bo
 	if sd.Departments, err = s.departments(ctx); err != nil {
 		return sd, err
 	}
+	sd.Triggers = s.triggerRuns(poolName, from, to)
 	return sd, nil
+}
+
+// maxTriggerRuns bounds the runs listed per trigger in one window.
+const maxTriggerRuns = 200
+
+// triggerRuns are the triggers of the pool's processes, from the running
+// configuration (the pool is shared, as its bookings are), with their runs
+// in [from, to).
+func (s *Service) triggerRuns(poolName string, from, to time.Time) []documents.TriggerRuns {
+	cfg := s.config()
+	if cfg == nil {
+		return nil
+	}
+	inPool := map[string]bool{}
+	for _, p := range cfg.Processes {
+		inPool[p.Name] = p.Pool == poolName
+	}
+	var out []documents.TriggerRuns
+	for _, t := range cfg.Triggers {
+		if !inPool[t.Process] {
+			continue
+		}
+		// Runs strictly after from-1ns: a run exactly at from is in the window.
+		runs, more := t.Schedule().Runs(from.Add(-time.Nanosecond), to.Add(-time.Nanosecond), maxTriggerRuns)
+		out = append(out, documents.TriggerRuns{Name: t.Name, Process: t.Process, Department: t.Customer,
+			Cron: t.Cron, Timezone: t.Timezone, Calendar: t.Calendar, Days: t.Days, Slot: t.Slot, Runs: runs, More: more})
+	}
+	return out
 }
 
 // measured returns each robot's busy share of the elapsed part of [from,

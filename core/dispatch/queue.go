@@ -192,6 +192,26 @@ type SubmitRequest struct {
 	Label       string
 	Inputs      []json.RawMessage // one JSON object per task
 	SubmittedBy string
+	// TriggerID and ScheduledFor, set together, say which scheduled run
+	// of a trigger the batch is; a second batch for the same run is
+	// refused with ErrAlreadySubmitted.
+	TriggerID    *int
+	ScheduledFor *time.Time
+	// FiredBy, for a trigger's batch, is the message of the trigger.fired
+	// event recorded in the same transaction (which trigger, which run).
+	FiredBy string
+}
+
+// ErrAlreadySubmitted: a batch for this trigger's scheduled run exists
+// (another leader fired it first); nothing was written.
+var ErrAlreadySubmitted = errors.New("this scheduled run already has its batch")
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // MaxBatchSize bounds one submission so that one request cannot hold the
@@ -246,8 +266,12 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 		b, err := tx.Batch.Create().
 			SetCustomerID(req.CustomerID).SetProcessID(p.ID).SetPoolID(p.PoolID).
 			SetLabel(req.Label).SetTotal(n).SetPending(n).SetSubmittedBy(req.SubmittedBy).
+			SetNillableTriggerID(req.TriggerID).SetNillableScheduledFor(utcPtr(req.ScheduledFor)).
 			SetCreatedAt(rec.now).SetUpdatedAt(rec.now).
 			Save(system(ctx))
+		if req.TriggerID != nil && ent.IsConstraintError(err) {
+			return fmt.Errorf("submit: trigger %d at %s: %w", *req.TriggerID, req.ScheduledFor.UTC().Format(time.RFC3339), ErrAlreadySubmitted)
+		}
 		if err != nil {
 			return fmt.Errorf("submit: create batch: %w", err)
 		}
@@ -271,6 +295,11 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 			SetBatchID(b.ID).SetCustomerID(req.CustomerID).SetPoolID(p.PoolID).SetProcessID(p.ID).
 			SetMessage(fmt.Sprintf("%d tasks for %s", n, p.Name))
 		rec.evs = append(rec.evs, c)
+		if req.TriggerID != nil {
+			rec.evs = append(rec.evs, events.Create(tx.Event, events.TriggerFired, rec.now).
+				SetBatchID(b.ID).SetCustomerID(req.CustomerID).SetPoolID(p.PoolID).SetProcessID(p.ID).
+				SetMessage(req.FiredBy))
+		}
 		out = b
 		return nil
 	})

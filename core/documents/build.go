@@ -531,6 +531,16 @@ func (b builder) schedule() *Doc {
 			"各部门填写流程运行时段，平台检查冲突；红色行与其他排期冲突，请调整。")},
 		Table: b.bookingTable(bs, true),
 	})
+	if len(s.Triggers) > 0 {
+		doc.Sections = append(doc.Sections, Section{
+			Sheet:   b.t("Triggers", "自动触发"),
+			Heading: b.t("Triggers: runs the platform starts itself", "自动触发：平台按计划自动启动的运行"),
+			Text: []string{b.t(
+				"Each trigger starts a batch at the times shown; a trigger outside its department's booked slot is flagged when the configuration is validated.",
+				"每个触发器在下列时间自动启动一批任务；不在本部门预约时段内的触发器在配置校验时给出警告。")},
+			Table: b.triggerTable(s.Triggers),
+		})
+	}
 	for _, p := range s.Pools {
 		doc.Sections = append(doc.Sections, Section{
 			Sheet:   fmt.Sprintf(b.t("Pool %s", "池 %s"), p.Name),
@@ -600,6 +610,43 @@ func (b builder) schedule() *Doc {
 		Table: ut,
 	})
 	return doc
+}
+
+// maxTriggerRunsShown bounds the runs one row lists; the count says how
+// many the window holds.
+const maxTriggerRunsShown = 5
+
+func (b builder) triggerTable(ts []TriggerRuns) *Table {
+	t := &Table{
+		Head: []string{b.t("Trigger", "触发器"), b.t("Department", "部门"), b.t("Process", "流程"), b.t("When", "运行时间"),
+			b.t("Calendar", "日历"), b.t("Slot", "时段名称"), b.t("Runs", "次数"), b.t("Next runs", "运行时刻")},
+		Widths: []float64{16, 16, 16, 26, 16, 14, 8, 44},
+	}
+	for _, tr := range ts {
+		cal := orDash(tr.Calendar)
+		if tr.Calendar != "" && tr.Days != "" {
+			cal += " (" + map[string]string{"working": b.t("working days", "工作日"), "non_working": b.t("days off", "非工作日")}[tr.Days] + ")"
+		}
+		var next []string
+		for i, r := range tr.Runs {
+			if i == maxTriggerRunsShown {
+				next = append(next, "…")
+				break
+			}
+			next = append(next, b.when(r))
+		}
+		count := fmt.Sprint(len(tr.Runs))
+		if tr.More {
+			count += "+"
+		}
+		t.Rows = append(t.Rows, []string{tr.Name, b.dept(tr.Department), tr.Process, tr.Cron + " " + tr.Timezone, cal, orDash(tr.Slot), count, orDash(strings.Join(next, ", "))})
+		mark := ""
+		if tr.Slot == "" {
+			mark = "warn"
+		}
+		t.Marks = append(t.Marks, mark)
+	}
+	return t
 }
 
 // weekStart is the Monday of the schedule window's first week, in the

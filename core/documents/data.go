@@ -174,6 +174,19 @@ type ScheduleData struct {
 	Utilisation []RobotUse
 	// Departments maps customer names to display names.
 	Departments map[string]string
+	// Triggers are the pool's triggers (HCL trigger blocks) with their
+	// runs in [From, To).
+	Triggers []TriggerRuns
+}
+
+// TriggerRuns is one trigger of the run schedule and when it fires.
+type TriggerRuns struct {
+	Name, Process, Department string
+	Cron, Timezone            string
+	Calendar, Days            string // "" when none
+	Slot                      string // the booked slot it fires in; "" when none
+	Runs                      []time.Time
+	More                      bool // runs beyond Runs in the window were left out
 }
 
 // RobotUse is how busy one robot (or a pool as a whole, Robot "") is.

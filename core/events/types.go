@@ -73,6 +73,13 @@ const (
 	PoolResumed    Type = "pool.resumed"
 	ProcessPaused  Type = "process.paused"
 	ProcessResumed Type = "process.resumed"
+	// Triggers (core/trigger). Each names the trigger's customer, process
+	// and pool, so the customer rule applies; the message names the
+	// trigger and the scheduled run.
+	TriggerFired   Type = "trigger.fired"   // a batch started for a scheduled run, or fired now
+	TriggerSkipped Type = "trigger.skipped" // a scheduled run not started, with the reason (paused, catch-up)
+	TriggerPaused  Type = "trigger.paused"
+	TriggerResumed Type = "trigger.resumed"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.
@@ -89,6 +96,7 @@ const (
 	FamilyVendorRobot = "vendorrobot."
 	FamilyConfig      = "config."
 	FamilyProcess     = "process."
+	FamilyTrigger     = "trigger."
 )
 
 // PoolAction is the type of a scaler decision's event: "pool." and the

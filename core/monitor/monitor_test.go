@@ -381,3 +381,77 @@ func TestTaskStuck(t *testing.T) {
 		}
 	})
 }
+
+const triggersHCL = `
+provider "local" { plugin = "local" }
+pool "night" {
+  provider = "local"
+  max      = 2
+}
+customer "tax" { kind = "department" }
+process "vat" {
+  pool    = "night"
+  builtin = "echo"
+  owner   = "tax"
+  schedule "night" {
+    cron     = "0 3 * * *"
+    duration = "1h"
+  }
+}
+trigger "fired" {
+  process = "vat"
+  cron    = "0 3 * * *"
+  slot    = "night"
+}
+trigger "missed" {
+  process = "vat"
+  cron    = "0 3 * * *"
+  slot    = "night"
+}
+trigger "paused" {
+  process = "vat"
+  cron    = "0 3 * * *"
+  slot    = "night"
+}
+`
+
+// Missed runs come from the triggers: a trigger's run without its batch
+// past the grace is the anomaly, one fired on time or skipped because an
+// operator paused it is not, and the slot the triggers fire into is not
+// watched on its own.
+func TestScheduleMissedFromTriggers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		cfg, diags, _ := config.LoadSources(map[string][]byte{"t.hcl": []byte(triggersHCL)})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		f := newFixture(t, db, monitor.Options{Config: cfg})
+		proc := db.Process.Query().OnlyX(ctx)
+		rows := map[string]int{}
+		for _, name := range []string{"fired", "missed", "paused"} {
+			c := db.Trigger.Create().SetName(name).SetCustomerID(f.cust.ID).SetProcessID(proc.ID).SetCron("0 3 * * *").SetCreatedAt(f.clock.Now())
+			if name == "paused" {
+				c.SetPausedAt(f.clock.Now()).SetPausedBy("alice")
+			}
+			rows[name] = c.SaveX(ctx).ID
+		}
+		f.clock.Add(61 * time.Minute) // 03:01
+		due := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+		id := rows["fired"]
+		if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: []json.RawMessage{json.RawMessage(`{}`)},
+			TriggerID: &id, ScheduledFor: &due}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(9 * time.Minute) // 03:10, past the grace
+		db.Robot.Update().SetLastSeenAt(f.clock.Now()).ExecX(ctx)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		as := db.Anomaly.Query().AllX(ctx)
+		if len(as) != 1 || as[0].Rule != anomaly.RuleScheduleMissed || as[0].Facts["trigger"] != "missed" || as[0].Facts["due"] != "2026-11-22T03:00:00Z" ||
+			as[0].CustomerID == nil || *as[0].CustomerID != f.cust.ID {
+			t.Fatalf("anomalies: %+v", as)
+		}
+	})
+}

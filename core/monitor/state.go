@@ -9,6 +9,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/monitor/rules"
+	"github.com/rpacloud/rpacloud/core/trigger"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -17,6 +18,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+	enttrigger "github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -453,12 +455,23 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 		byName[p.Name] = p
 	}
 	var out []rules.ScheduledRun
-	for _, cp := range m.o.Config.Current().Processes {
+	cfg := m.o.Config.Current()
+	// A slot a trigger fires into is watched through the trigger's runs.
+	triggered := map[string]bool{}
+	for _, t := range cfg.Triggers {
+		if t.Slot != "" {
+			triggered[t.Process+"/"+t.Slot] = true
+		}
+	}
+	for _, cp := range cfg.Processes {
 		p := byName[cp.Name]
 		if p == nil || !p.Active {
 			continue
 		}
 		for _, s := range cp.Schedules {
+			if triggered[cp.Name+"/"+s.Name] {
+				continue
+			}
 			due, ok := lastDue(s, now, p.CreatedAt)
 			if !ok {
 				continue
@@ -478,7 +491,91 @@ func (m *Monitor) schedules(ctx context.Context, n *names, now time.Time) ([]rul
 			out = append(out, sr)
 		}
 	}
+	runs, err := m.triggerRuns(ctx, cfg, n, byName, now)
+	return append(out, runs...), err
+}
+
+// triggerRuns are the triggers' latest scheduled runs in the window, each
+// with the start of its batch (the one fired for that run). A run an
+// operator paused (the trigger, its process or its pool paused when it
+// was due, or recorded as skipped because of it) is no anomaly; a run
+// never fired because no daemon led and the catch-up rule skipped it is.
+func (m *Monitor) triggerRuns(ctx context.Context, cfg *config.Config, n *names, procs map[string]*ent.Process, now time.Time) ([]rules.ScheduledRun, error) {
+	if len(cfg.Triggers) == 0 {
+		return nil, nil
+	}
+	rows, err := m.client.Trigger.Query().Where(enttrigger.Active(true)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: triggers: %w", err)
+	}
+	byName := map[string]*ent.Trigger{}
+	for _, r := range rows {
+		byName[r.Name] = r
+	}
+	grace := m.tune().Thresholds.ScheduleGrace
+	var out []rules.ScheduledRun
+	for _, t := range cfg.Triggers {
+		row, p := byName[t.Name], procs[t.Process]
+		if row == nil || p == nil || !p.Active {
+			continue
+		}
+		from := now.Add(-scheduleWindow)
+		if row.CreatedAt.After(from) {
+			from = row.CreatedAt
+		}
+		var due time.Time
+		sch := t.Schedule()
+		for r, i := sch.Next(from), 0; !r.IsZero() && !r.After(now) && i < maxTriggerRunsScanned; r, i = sch.Next(r), i+1 {
+			due = r
+		}
+		if due.IsZero() {
+			continue
+		}
+		excused, err := m.pausedRun(ctx, t, row, p, due, grace)
+		if err != nil {
+			return nil, err
+		}
+		if excused {
+			continue
+		}
+		cust := row.CustomerID
+		sr := rules.ScheduledRun{ProcessID: p.ID, PoolID: p.PoolID, CustomerID: &cust, Process: p.Name,
+			Schedule: t.Slot, Trigger: t.Name, Vendor: n.vendor(p.ID), Due: due}
+		b, err := m.client.Batch.Query().Where(batch.TriggerID(row.ID), batch.ScheduledFor(due)).Only(ctx)
+		switch {
+		case ent.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("snapshot: run of trigger %s: %w", t.Name, err)
+		default:
+			at := b.CreatedAt
+			sr.StartedAt = &at
+		}
+		out = append(out, sr)
+	}
 	return out, nil
+}
+
+// maxTriggerRunsScanned bounds the runs of one trigger looked at in the
+// window (a minutely trigger has 1440 a day).
+const maxTriggerRunsScanned = 10000
+
+// pausedRun reports whether the run of t due at due was not fired
+// because an operator paused it.
+func (m *Monitor) pausedRun(ctx context.Context, t config.Trigger, row *ent.Trigger, p *ent.Process, due time.Time, grace time.Duration) (bool, error) {
+	pausedBy := func(at *time.Time) bool { return at != nil && !at.After(due.Add(grace)) }
+	if pausedBy(row.PausedAt) || pausedBy(p.PausedAt) {
+		return true, nil
+	}
+	pl, err := m.client.Pool.Get(ctx, p.PoolID)
+	if err != nil {
+		return false, fmt.Errorf("snapshot: pool of %s: %w", p.Name, err)
+	}
+	if pausedBy(pl.PausedAt) {
+		return true, nil
+	}
+	// Resumed since: the skip the trigger service recorded says why.
+	return m.client.Event.Query().Where(event.Type(string(events.TriggerSkipped)), event.ProcessID(p.ID),
+		event.AtGTE(due), event.MessageHasPrefix(trigger.PausedSkip(t, due))).Exist(ctx)
 }
 
 // lastDue is the latest start of schedule s at or before now, within the

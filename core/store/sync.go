@@ -10,9 +10,10 @@ import (
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 )
 
-// SyncConfig makes the database's customers, pools and processes match the
+// SyncConfig makes the database's customers, pools, processes and triggers match the
 // configuration, in one transaction. Pools and processes that left the
 // configuration are deactivated, not deleted: their history stays
 // queryable and their queued tasks are not lost.
@@ -109,6 +110,7 @@ func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
 	}
 
 	names = names[:0]
+	procIDs := map[string]int{}
 	for _, p := range cfg.Processes {
 		poolID, ok := poolIDs[p.Pool]
 		if !ok {
@@ -131,11 +133,41 @@ func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
 		if err != nil {
 			return fmt.Errorf("process %q: %w", p.Name, err)
 		}
-		_ = id
+		procIDs[p.Name] = id
 		names = append(names, p.Name)
 	}
 	if err := tx.Process.Update().Where(process.NameNotIn(names...)).SetActive(false).Exec(ctx); err != nil {
 		return fmt.Errorf("deactivate processes: %w", err)
+	}
+	return syncTriggers(ctx, tx, cfg, custIDs, procIDs)
+}
+
+// syncTriggers upserts the configuration's triggers. The columns it sets
+// are the definition; the last scheduled run handled and an operator's
+// pause are never set here, so they survive reloads and restarts, and a
+// trigger removed and added back resumes where it stopped.
+func syncTriggers(ctx context.Context, tx *ent.Tx, cfg *config.Config, custIDs, procIDs map[string]int) error {
+	names := make([]string, 0, len(cfg.Triggers))
+	for _, t := range cfg.Triggers {
+		custID, ok := custIDs[t.Customer]
+		if !ok {
+			return fmt.Errorf("trigger %q: customer %q is not declared", t.Name, t.Customer)
+		}
+		procID, ok := procIDs[t.Process]
+		if !ok {
+			return fmt.Errorf("trigger %q: process %q is not declared", t.Name, t.Process)
+		}
+		err := tx.Trigger.Create().SetName(t.Name).SetCustomerID(custID).SetProcessID(procID).
+			SetCron(t.Cron).SetTimezone(t.Location().String()).SetCalendar(t.Calendar).SetDays(t.Days).
+			SetCatchUp(string(t.Rule())).SetActive(true).
+			OnConflictColumns(trigger.FieldName).UpdateNewValues().Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("trigger %q: %w", t.Name, err)
+		}
+		names = append(names, t.Name)
+	}
+	if err := tx.Trigger.Update().Where(trigger.NameNotIn(names...), trigger.Active(true)).SetActive(false).Exec(ctx); err != nil {
+		return fmt.Errorf("deactivate triggers: %w", err)
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ const (
 	FieldFinishedAt = "finished_at"
 	// FieldSubmittedBy holds the string denoting the submitted_by field in the database.
 	FieldSubmittedBy = "submitted_by"
+	// FieldTriggerID holds the string denoting the trigger_id field in the database.
+	FieldTriggerID = "trigger_id"
+	// FieldScheduledFor holds the string denoting the scheduled_for field in the database.
+	FieldScheduledFor = "scheduled_for"
 	// EdgeCustomer holds the string denoting the customer edge name in mutations.
 	EdgeCustomer = "customer"
 	// EdgeProcess holds the string denoting the process edge name in mutations.
@@ -100,6 +104,8 @@ var Columns = []string{
 	FieldLastServedAt,
 	FieldFinishedAt,
 	FieldSubmittedBy,
+	FieldTriggerID,
+	FieldScheduledFor,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -267,6 +273,16 @@ func ByFinishedAt(opts ...sql.OrderTermOption) OrderOption {
 // BySubmittedBy orders the results by the submitted_by field.
 func BySubmittedBy(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSubmittedBy, opts...).ToFunc()
+}
+
+// ByTriggerID orders the results by the trigger_id field.
+func ByTriggerID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTriggerID, opts...).ToFunc()
+}
+
+// ByScheduledFor orders the results by the scheduled_for field.
+func ByScheduledFor(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldScheduledFor, opts...).ToFunc()
 }
 
 // ByCustomerField orders the results by customer field.

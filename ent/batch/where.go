@@ -125,6 +125,16 @@ func SubmittedBy(v string) predicate.Batch {
 	return predicate.Batch(sql.FieldEQ(FieldSubmittedBy, v))
 }
 
+// TriggerID applies equality check predicate on the "trigger_id" field. It's identical to TriggerIDEQ.
+func TriggerID(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldTriggerID, v))
+}
+
+// ScheduledFor applies equality check predicate on the "scheduled_for" field. It's identical to ScheduledForEQ.
+func ScheduledFor(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldScheduledFor, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Batch {
 	return predicate.Batch(sql.FieldEQ(FieldCreatedAt, v))
@@ -773,6 +783,106 @@ func SubmittedByEqualFold(v string) predicate.Batch {
 // SubmittedByContainsFold applies the ContainsFold predicate on the "submitted_by" field.
 func SubmittedByContainsFold(v string) predicate.Batch {
 	return predicate.Batch(sql.FieldContainsFold(FieldSubmittedBy, v))
+}
+
+// TriggerIDEQ applies the EQ predicate on the "trigger_id" field.
+func TriggerIDEQ(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldTriggerID, v))
+}
+
+// TriggerIDNEQ applies the NEQ predicate on the "trigger_id" field.
+func TriggerIDNEQ(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldNEQ(FieldTriggerID, v))
+}
+
+// TriggerIDIn applies the In predicate on the "trigger_id" field.
+func TriggerIDIn(vs ...int) predicate.Batch {
+	return predicate.Batch(sql.FieldIn(FieldTriggerID, vs...))
+}
+
+// TriggerIDNotIn applies the NotIn predicate on the "trigger_id" field.
+func TriggerIDNotIn(vs ...int) predicate.Batch {
+	return predicate.Batch(sql.FieldNotIn(FieldTriggerID, vs...))
+}
+
+// TriggerIDGT applies the GT predicate on the "trigger_id" field.
+func TriggerIDGT(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldGT(FieldTriggerID, v))
+}
+
+// TriggerIDGTE applies the GTE predicate on the "trigger_id" field.
+func TriggerIDGTE(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldGTE(FieldTriggerID, v))
+}
+
+// TriggerIDLT applies the LT predicate on the "trigger_id" field.
+func TriggerIDLT(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldLT(FieldTriggerID, v))
+}
+
+// TriggerIDLTE applies the LTE predicate on the "trigger_id" field.
+func TriggerIDLTE(v int) predicate.Batch {
+	return predicate.Batch(sql.FieldLTE(FieldTriggerID, v))
+}
+
+// TriggerIDIsNil applies the IsNil predicate on the "trigger_id" field.
+func TriggerIDIsNil() predicate.Batch {
+	return predicate.Batch(sql.FieldIsNull(FieldTriggerID))
+}
+
+// TriggerIDNotNil applies the NotNil predicate on the "trigger_id" field.
+func TriggerIDNotNil() predicate.Batch {
+	return predicate.Batch(sql.FieldNotNull(FieldTriggerID))
+}
+
+// ScheduledForEQ applies the EQ predicate on the "scheduled_for" field.
+func ScheduledForEQ(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldEQ(FieldScheduledFor, v))
+}
+
+// ScheduledForNEQ applies the NEQ predicate on the "scheduled_for" field.
+func ScheduledForNEQ(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldNEQ(FieldScheduledFor, v))
+}
+
+// ScheduledForIn applies the In predicate on the "scheduled_for" field.
+func ScheduledForIn(vs ...time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldIn(FieldScheduledFor, vs...))
+}
+
+// ScheduledForNotIn applies the NotIn predicate on the "scheduled_for" field.
+func ScheduledForNotIn(vs ...time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldNotIn(FieldScheduledFor, vs...))
+}
+
+// ScheduledForGT applies the GT predicate on the "scheduled_for" field.
+func ScheduledForGT(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldGT(FieldScheduledFor, v))
+}
+
+// ScheduledForGTE applies the GTE predicate on the "scheduled_for" field.
+func ScheduledForGTE(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldGTE(FieldScheduledFor, v))
+}
+
+// ScheduledForLT applies the LT predicate on the "scheduled_for" field.
+func ScheduledForLT(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldLT(FieldScheduledFor, v))
+}
+
+// ScheduledForLTE applies the LTE predicate on the "scheduled_for" field.
+func ScheduledForLTE(v time.Time) predicate.Batch {
+	return predicate.Batch(sql.FieldLTE(FieldScheduledFor, v))
+}
+
+// ScheduledForIsNil applies the IsNil predicate on the "scheduled_for" field.
+func ScheduledForIsNil() predicate.Batch {
+	return predicate.Batch(sql.FieldIsNull(FieldScheduledFor))
+}
+
+// ScheduledForNotNil applies the NotNil predicate on the "scheduled_for" field.
+func ScheduledForNotNil() predicate.Batch {
+	return predicate.Batch(sql.FieldNotNull(FieldScheduledFor))
 }
 
 // HasCustomer applies the HasEdge predicate on the "customer" edge.

@@ -273,6 +273,18 @@ func (f TokenFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TokenMutation", m)
 }
 
+// The TriggerFunc type is an adapter to allow the use of ordinary
+// function as Trigger mutator.
+type TriggerFunc func(context.Context, *ent.TriggerMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f TriggerFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.TriggerMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TriggerMutation", m)
+}
+
 // The VMFunc type is an adapter to allow the use of ordinary
 // function as VM mutator.
 type VMFunc func(context.Context, *ent.VMMutation) (ent.Value, error)

@@ -31,6 +31,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/scaledecision"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 )
 
@@ -684,6 +685,33 @@ func (f TraverseToken) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.TokenQuery", q)
 }
 
+// The TriggerFunc type is an adapter to allow the use of ordinary function as a Querier.
+type TriggerFunc func(context.Context, *ent.TriggerQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f TriggerFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.TriggerQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.TriggerQuery", q)
+}
+
+// The TraverseTrigger type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseTrigger func(context.Context, *ent.TriggerQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseTrigger) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseTrigger) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.TriggerQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.TriggerQuery", q)
+}
+
 // The VMFunc type is an adapter to allow the use of ordinary function as a Querier.
 type VMFunc func(context.Context, *ent.VMQuery) (ent.Value, error)
 
@@ -758,6 +786,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.TaskQuery, predicate.Task, task.OrderOption]{typ: ent.TypeTask, tq: q}, nil
 	case *ent.TokenQuery:
 		return &query[*ent.TokenQuery, predicate.Token, token.OrderOption]{typ: ent.TypeToken, tq: q}, nil
+	case *ent.TriggerQuery:
+		return &query[*ent.TriggerQuery, predicate.Trigger, trigger.OrderOption]{typ: ent.TypeTrigger, tq: q}, nil
 	case *ent.VMQuery:
 		return &query[*ent.VMQuery, predicate.VM, vm.OrderOption]{typ: ent.TypeVM, tq: q}, nil
 	default:

@@ -190,6 +190,8 @@ var (
 		{Name: "last_served_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "submitted_by", Type: field.TypeString, Default: ""},
+		{Name: "trigger_id", Type: field.TypeInt, Nullable: true},
+		{Name: "scheduled_for", Type: field.TypeTime, Nullable: true},
 		{Name: "customer_id", Type: field.TypeInt},
 		{Name: "process_id", Type: field.TypeInt},
 	}
@@ -201,13 +203,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "batches_customers_batches",
-				Columns:    []*schema.Column{BatchesColumns[15]},
+				Columns:    []*schema.Column{BatchesColumns[17]},
 				RefColumns: []*schema.Column{CustomersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "batches_processes_batches",
-				Columns:    []*schema.Column{BatchesColumns[16]},
+				Columns:    []*schema.Column{BatchesColumns[18]},
 				RefColumns: []*schema.Column{ProcessesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -221,7 +223,12 @@ var (
 			{
 				Name:    "batch_customer_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{BatchesColumns[15], BatchesColumns[1]},
+				Columns: []*schema.Column{BatchesColumns[17], BatchesColumns[1]},
+			},
+			{
+				Name:    "batch_trigger_id_scheduled_for",
+				Unique:  true,
+				Columns: []*schema.Column{BatchesColumns[15], BatchesColumns[16]},
 			},
 		},
 	}
@@ -724,6 +731,38 @@ var (
 		Columns:    TokensColumns,
 		PrimaryKey: []*schema.Column{TokensColumns[0]},
 	}
+	// TriggersColumns holds the columns for the "triggers" table.
+	TriggersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "paused_at", Type: field.TypeTime, Nullable: true},
+		{Name: "paused_by", Type: field.TypeString, Nullable: true, Size: 128},
+		{Name: "pause_reason", Type: field.TypeString, Nullable: true, Size: 512},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 128},
+		{Name: "customer_id", Type: field.TypeInt},
+		{Name: "process_id", Type: field.TypeInt},
+		{Name: "cron", Type: field.TypeString, Default: ""},
+		{Name: "timezone", Type: field.TypeString, Default: "UTC"},
+		{Name: "calendar", Type: field.TypeString, Default: ""},
+		{Name: "days", Type: field.TypeString, Default: ""},
+		{Name: "catch_up", Type: field.TypeString, Default: "skip"},
+		{Name: "active", Type: field.TypeBool, Default: true},
+		{Name: "last_scheduled_for", Type: field.TypeTime, Nullable: true},
+	}
+	// TriggersTable holds the schema information for the "triggers" table.
+	TriggersTable = &schema.Table{
+		Name:       "triggers",
+		Columns:    TriggersColumns,
+		PrimaryKey: []*schema.Column{TriggersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "trigger_customer_id",
+				Unique:  false,
+				Columns: []*schema.Column{TriggersColumns[7]},
+			},
+		},
+	}
 	// VmsColumns holds the columns for the "vms" table.
 	VmsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -787,6 +826,7 @@ var (
 		ScaleDecisionsTable,
 		TasksTable,
 		TokensTable,
+		TriggersTable,
 		VmsTable,
 	}
 )
@@ -804,7 +844,7 @@ func init() {
 		IncrementStart: func(i int) *int { return &i }(0),
 	}
 	AuditEntriesTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(98784247808),
+		IncrementStart: func(i int) *int { return &i }(103079215104),
 	}
 	BatchesTable.ForeignKeys[0].RefTable = CustomersTable
 	BatchesTable.ForeignKeys[1].RefTable = ProcessesTable
@@ -867,6 +907,9 @@ func init() {
 	}
 	TokensTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(38654705664),
+	}
+	TriggersTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(98784247808),
 	}
 	VmsTable.ForeignKeys[0].RefTable = PoolsTable
 	VmsTable.Annotation = &entsql.Annotation{

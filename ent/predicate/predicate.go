@@ -72,5 +72,8 @@ type Task func(*sql.Selector)
 // Token is the predicate function for token builders.
 type Token func(*sql.Selector)
 
+// Trigger is the predicate function for trigger builders.
+type Trigger func(*sql.Selector)
+
 // VM is the predicate function for vm builders.
 type VM func(*sql.Selector)

@@ -639,6 +639,30 @@ func (f TokenMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation)
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.TokenMutation", m)
 }
 
+// The TriggerQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type TriggerQueryRuleFunc func(context.Context, *ent.TriggerQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f TriggerQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.TriggerQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.TriggerQuery", q)
+}
+
+// The TriggerMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type TriggerMutationRuleFunc func(context.Context, *ent.TriggerMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f TriggerMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.TriggerMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.TriggerMutation", m)
+}
+
 // The VMQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type VMQueryRuleFunc func(context.Context, *ent.VMQuery) error
@@ -742,6 +766,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.TokenQuery:
 		return q.Filter(), nil
+	case *ent.TriggerQuery:
+		return q.Filter(), nil
 	case *ent.VMQuery:
 		return q.Filter(), nil
 	default:
@@ -794,6 +820,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.TaskMutation:
 		return m.Filter(), nil
 	case *ent.TokenMutation:
+		return m.Filter(), nil
+	case *ent.TriggerMutation:
 		return m.Filter(), nil
 	case *ent.VMMutation:
 		return m.Filter(), nil

@@ -29,6 +29,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/schema"
 	"github.com/rpacloud/rpacloud/ent/task"
 	"github.com/rpacloud/rpacloud/ent/token"
+	"github.com/rpacloud/rpacloud/ent/trigger"
 	"github.com/rpacloud/rpacloud/ent/vm"
 
 	"entgo.io/ent"
@@ -1137,6 +1138,82 @@ func init() {
 	tokenDescHash := tokenFields[1].Descriptor()
 	// token.HashValidator is a validator for the "hash" field. It is called by the builders before save.
 	token.HashValidator = tokenDescHash.Validators[0].(func(string) error)
+	triggerMixin := schema.Trigger{}.Mixin()
+	trigger.Policy = privacy.NewPolicies(schema.Trigger{})
+	trigger.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := trigger.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	triggerMixinFields0 := triggerMixin[0].Fields()
+	_ = triggerMixinFields0
+	triggerMixinFields1 := triggerMixin[1].Fields()
+	_ = triggerMixinFields1
+	triggerFields := schema.Trigger{}.Fields()
+	_ = triggerFields
+	// triggerDescCreatedAt is the schema descriptor for created_at field.
+	triggerDescCreatedAt := triggerMixinFields0[0].Descriptor()
+	// trigger.DefaultCreatedAt holds the default value on creation for the created_at field.
+	trigger.DefaultCreatedAt = triggerDescCreatedAt.Default.(func() time.Time)
+	// triggerDescUpdatedAt is the schema descriptor for updated_at field.
+	triggerDescUpdatedAt := triggerMixinFields0[1].Descriptor()
+	// trigger.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	trigger.DefaultUpdatedAt = triggerDescUpdatedAt.Default.(func() time.Time)
+	// trigger.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	trigger.UpdateDefaultUpdatedAt = triggerDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// triggerDescPausedBy is the schema descriptor for paused_by field.
+	triggerDescPausedBy := triggerMixinFields1[1].Descriptor()
+	// trigger.PausedByValidator is a validator for the "paused_by" field. It is called by the builders before save.
+	trigger.PausedByValidator = triggerDescPausedBy.Validators[0].(func(string) error)
+	// triggerDescPauseReason is the schema descriptor for pause_reason field.
+	triggerDescPauseReason := triggerMixinFields1[2].Descriptor()
+	// trigger.PauseReasonValidator is a validator for the "pause_reason" field. It is called by the builders before save.
+	trigger.PauseReasonValidator = triggerDescPauseReason.Validators[0].(func(string) error)
+	// triggerDescName is the schema descriptor for name field.
+	triggerDescName := triggerFields[0].Descriptor()
+	// trigger.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	trigger.NameValidator = func() func(string) error {
+		validators := triggerDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// triggerDescCron is the schema descriptor for cron field.
+	triggerDescCron := triggerFields[3].Descriptor()
+	// trigger.DefaultCron holds the default value on creation for the cron field.
+	trigger.DefaultCron = triggerDescCron.Default.(string)
+	// triggerDescTimezone is the schema descriptor for timezone field.
+	triggerDescTimezone := triggerFields[4].Descriptor()
+	// trigger.DefaultTimezone holds the default value on creation for the timezone field.
+	trigger.DefaultTimezone = triggerDescTimezone.Default.(string)
+	// triggerDescCalendar is the schema descriptor for calendar field.
+	triggerDescCalendar := triggerFields[5].Descriptor()
+	// trigger.DefaultCalendar holds the default value on creation for the calendar field.
+	trigger.DefaultCalendar = triggerDescCalendar.Default.(string)
+	// triggerDescDays is the schema descriptor for days field.
+	triggerDescDays := triggerFields[6].Descriptor()
+	// trigger.DefaultDays holds the default value on creation for the days field.
+	trigger.DefaultDays = triggerDescDays.Default.(string)
+	// triggerDescCatchUp is the schema descriptor for catch_up field.
+	triggerDescCatchUp := triggerFields[7].Descriptor()
+	// trigger.DefaultCatchUp holds the default value on creation for the catch_up field.
+	trigger.DefaultCatchUp = triggerDescCatchUp.Default.(string)
+	// triggerDescActive is the schema descriptor for active field.
+	triggerDescActive := triggerFields[8].Descriptor()
+	// trigger.DefaultActive holds the default value on creation for the active field.
+	trigger.DefaultActive = triggerDescActive.Default.(bool)
 	vmMixin := schema.VM{}.Mixin()
 	vm.Policy = privacy.NewPolicies(schema.VM{})
 	vm.Hooks[0] = func(next ent.Mutator) ent.Mutator {

@@ -36,6 +36,10 @@ func (Batch) Fields() []ent.Field {
 		field.Time("finished_at").Optional().Nillable(),
 		field.String("submitted_by").Default("").
 			Comment("Name of the token that submitted the batch."),
+		field.Int("trigger_id").Optional().Nillable().
+			Comment("The trigger that fired the batch; null for a submission."),
+		field.Time("scheduled_for").Optional().Nillable().
+			Comment("The scheduled run the trigger fired the batch for (the current time for a fire-now)."),
 	}
 }
 
@@ -51,6 +55,9 @@ func (Batch) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("pool_id", "stack", "last_served_at"),
 		index.Fields("customer_id", "created_at"),
+		// One batch per scheduled run of a trigger, whatever two leaders
+		// overlapping in a failover do: the second insert fails.
+		index.Fields("trigger_id", "scheduled_for").Unique(),
 	}
 }
 

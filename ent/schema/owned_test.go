@@ -22,6 +22,7 @@ var every = map[string]ent.Interface{
 	"Robot": schema.Robot{}, "ScaleDecision": schema.ScaleDecision{}, "Task": schema.Task{},
 	"Token": schema.Token{}, "VM": schema.VM{}, "JoinToken": schema.JoinToken{}, "ConfigRevision": schema.ConfigRevision{},
 	"AuditEntry": schema.AuditEntry{},
+	"Trigger":    schema.Trigger{},
 }
 
 // notOwned are types with a column naming a customer that are nevertheless

@@ -26,8 +26,9 @@ import (
 
 func (d *Daemon) routes() http.Handler {
 	res := &graph.Resolver{Client: d.db.Client, Queue: d.queue, Bus: d.bus, Providers: d.providers}
-	d.vaultResolver(res) // vault.go
-	res.Config = d       // reload.go: applyConfig
+	res.Triggers = d.triggers // core/trigger: pause, resume, fire now
+	d.vaultResolver(res)      // vault.go
+	res.Config = d            // reload.go: applyConfig
 	// The robot protocol, process specs included, is served by robotapi
 	// over GraphQL.
 	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -281,7 +282,14 @@ func (d *Daemon) reload(ctx context.Context, by string, srcs map[string][]byte, 
 		if len(srcs) == 0 {
 			return nil, errors.New("no configuration files given")
 		}
-		next, diags, files = config.LoadSourcesWith(ctx, schemas, srcs)
+		if how.follow != nil && len(d.opts.Paths) > 0 {
+			// Another daemon's own files: the files their blocks name
+			// (calendars, trigger inputs) are read from this daemon's
+			// configuration directory, which holds the same files.
+			next, diags, files = config.LoadSourcesAt(ctx, schemas, srcs, configDir(d.opts.Paths[0]))
+		} else {
+			next, diags, files = config.LoadSourcesWith(ctx, schemas, srcs)
+		}
 	case len(d.opts.Paths) > 0:
 		next, diags, files = config.LoadWith(ctx, schemas, d.opts.Paths...)
 	default:
@@ -619,6 +627,15 @@ func (d *Daemon) followOthers(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// configDir is the directory of a --config path: itself for a directory,
+// its parent for a file.
+func configDir(path string) string {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return path
+	}
+	return filepath.Dir(path)
 }
 
 // followLatest applies the latest revision if it is not the one this

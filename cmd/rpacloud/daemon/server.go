@@ -32,6 +32,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/trigger"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/pool"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -75,6 +76,7 @@ type Daemon struct {
 	db        *store.DB
 	bus       *events.Bus
 	queue     *dispatch.Queue
+	triggers  *trigger.Service // leader-only loop, and the API's pause/resume/fire
 	host      *pluginhost.Host
 	fleet     *scale.Fleet
 	providers *scale.Providers
@@ -135,6 +137,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger, MaxResultBytes: int(o.Config.Server.Limits.ResultBytes)})
+	d.triggers = trigger.New(trigger.Options{Client: db.Client, Queue: d.queue, Config: d.live(), Bus: d.bus, Logger: o.Logger})
 	if err := d.openVault(); err != nil { // vault.go
 		return err
 	}
@@ -280,7 +283,8 @@ func writeSecretFile(path, secret string) error {
 
 // leaderServices are the loops that must run on one daemon of a
 // deployment, under one election: the time-out sweeper, the fleet and
-// scaler loop, the monitor's rule evaluation and the vendor pollers.
+// scaler loop, the monitor's rule evaluation, the vendor pollers and the
+// triggers.
 // Daemons sharing a PostgreSQL campaign for one lease; an SQLite file has
 // one daemon, which always leads.
 func (d *Daemon) leaderServices() (*lease.Group, error) {
@@ -297,6 +301,7 @@ func (d *Daemon) leaderServices() (*lease.Group, error) {
 		lease.Service{Name: "fleet", Run: d.fleetLoop},
 		lease.Service{Name: "monitor", Run: d.runMonitorRules},         // monitoring.go
 		lease.Service{Name: "vendor pollers", Run: d.runVendorPollers}, // vendors.go
+		lease.Service{Name: "triggers", Run: d.triggers.Run},           // core/trigger
 	), nil
 }
 

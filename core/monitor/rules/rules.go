@@ -246,11 +246,14 @@ type VMLoss struct {
 	ReplacedBy string
 }
 
-// ScheduledRun is one slot of a process's schedule that is due.
+// ScheduledRun is one due run: a trigger's scheduled run (Trigger set),
+// or a slot of a process's schedule that no trigger fires into (a run
+// started from elsewhere is expected in it).
 type ScheduledRun struct {
 	ProcessID, PoolID int
 	CustomerID        *int
 	Process, Schedule string
+	Trigger           string // "" for a slot
 	Vendor            string
 	Due               time.Time
 	// StartedAt is the first run of the process at or after Due (less the
@@ -481,6 +484,11 @@ func schedules(s State, th Thresholds) []Finding {
 	var out []Finding
 	for _, r := range s.Schedules {
 		key := fmt.Sprintf("%s/process/%d/%s/%d", ScheduleMissed, r.ProcessID, r.Schedule, r.Due.Unix())
+		what := fmt.Sprintf("schedule %s of %s", r.Schedule, r.Process)
+		if r.Trigger != "" {
+			key = fmt.Sprintf("%s/trigger/%s/%d", ScheduleMissed, r.Trigger, r.Due.Unix())
+			what = fmt.Sprintf("trigger %s of %s", r.Trigger, r.Process)
+		}
 		late := r.Due.Add(th.ScheduleGrace)
 		if r.StartedAt != nil && !r.StartedAt.After(late) {
 			continue // started on time: nothing to say
@@ -491,10 +499,10 @@ func schedules(s State, th Thresholds) []Finding {
 		f := Finding{
 			Rule: ScheduleMissed, Key: key, Active: r.StartedAt == nil, Severity: Critical,
 			Title:   fmt.Sprintf("Scheduled run of %s never started", r.Process),
-			Message: fmt.Sprintf("schedule %s of %s was due at %s and no run has started", r.Schedule, r.Process, ts(r.Due)),
+			Message: fmt.Sprintf("%s was due at %s and no run has started", what, ts(r.Due)),
 			Since:   r.Due,
 			Subject: Subject{CustomerID: r.CustomerID, PoolID: ip(r.PoolID), ProcessID: ip(r.ProcessID), Vendor: vendorOf(r.Vendor)},
-			Facts:   facts("process", r.Process, "schedule", r.Schedule, "vendor", vendorOf(r.Vendor), "due", ts(r.Due)),
+			Facts:   facts("process", r.Process, "schedule", r.Schedule, "trigger", r.Trigger, "vendor", vendorOf(r.Vendor), "due", ts(r.Due)),
 		}
 		if r.StartedAt != nil {
 			f.Resolution = fmt.Sprintf("started late at %s", ts(*r.StartedAt))

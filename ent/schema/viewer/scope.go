@@ -29,6 +29,7 @@ var owned = map[string]Owner{
 	"Event":             {Column: "customer_id"},
 	"Process":           {Column: "owner_id", Shared: true},
 	"Task":              {Column: "customer_id"},
+	"Trigger":           {Column: "customer_id"},
 }
 
 // Owned reports how rows of the ent type typ belong to customers; ok is

@@ -1,0 +1,394 @@
+package trigger_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/store"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/core/trigger"
+	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/privacy"
+	enttrigger "github.com/rpacloud/rpacloud/ent/trigger"
+)
+
+// clock is the virtual clock every part of a "daemon" reads.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// The week's calendar: Monday 5 October 2026 is a holiday, Saturday 10
+// October a working day (调休). Working days of the week at 02:00:
+// Tuesday 6 to Saturday 10.
+const weekCalendar = `# test calendar
+2026-10-05 off
+2026-10-10 work # 调休
+`
+
+const weekConfig = `
+server { timezone = "Asia/Shanghai" }
+provider "local" { plugin = "local" }
+pool "p" {
+  provider = "local"
+  max      = 1
+}
+customer "tax" { kind = "department" }
+process "vat" {
+  pool    = "p"
+  builtin = "echo"
+  owner   = "tax"
+}
+calendar "cn" { file = "cn.txt" }
+trigger "skip" {
+  process  = "vat"
+  cron     = "0 2 * * *"
+  calendar = "cn"
+  days     = "working"
+  catch_up = "skip"
+  input_template = "{\"day\":\"{{.Date}}\"}"
+}
+trigger "once" {
+  process  = "vat"
+  cron     = "0 2 * * *"
+  calendar = "cn"
+  days     = "working"
+  catch_up = "once"
+}
+trigger "all" {
+  process  = "vat"
+  cron     = "0 2 * * *"
+  calendar = "cn"
+  days     = "working"
+  catch_up = "all"
+}
+`
+
+func loadConfig(t *testing.T, hcl string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cn.txt"), []byte(weekCalendar), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags, _ := config.Load(filepath.Join(dir, "main.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
+// daemon is what a daemon runs of the triggers: its own queue, elector
+// and trigger service on the shared database.
+type daemon struct {
+	name    string
+	elector *lease.Elector
+	svc     *trigger.Service
+}
+
+func newDaemon(t *testing.T, client *ent.Client, cfg *config.Config, clk *clock, name string) *daemon {
+	t.Helper()
+	q := dispatch.New(client, dispatch.Options{Now: clk.Now, Seed: 1})
+	el, err := lease.New(client, "rpacloud.leader", name, lease.Options{TTL: 30 * time.Second, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &daemon{name: name, elector: el,
+		svc: trigger.New(trigger.Options{Client: client, Queue: q, Config: cfg, Now: clk.Now})}
+}
+
+// leads campaigns and reports whether d leads now.
+func (d *daemon) leads(t *testing.T, ctx context.Context) bool {
+	_, leader, err := d.elector.Campaign(ctx)
+	if err != nil {
+		t.Fatalf("%s campaign: %v", d.name, err)
+	}
+	return leader
+}
+
+// The issue's "Done when": a week on a virtual clock with a holiday
+// calendar, two daemons, a time when both act at once (a failover's
+// overlap), an outage with a restart in the middle; each expected run
+// starts once and the catch-up rules hold.
+func TestWeekTwoDaemons(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		sh, _ := time.LoadLocation("Asia/Shanghai")
+		cfg := loadConfig(t, weekConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 10, 4, 12, 0, 0, 0, sh)}
+		a := newDaemon(t, db.Client, cfg, clk, "a")
+		b := newDaemon(t, db.Client, cfg, clk, "b")
+
+		outageFrom := time.Date(2026, 10, 7, 1, 0, 0, 0, sh)
+		outageTo := time.Date(2026, 10, 8, 9, 0, 0, 0, sh)
+		overlapFrom := time.Date(2026, 10, 9, 0, 0, 0, 0, sh)
+		overlapTo := time.Date(2026, 10, 10, 12, 0, 0, 0, sh)
+		end := time.Date(2026, 10, 12, 0, 0, 0, 0, sh)
+		restarted := false
+		for now := clk.Now(); now.Before(end); now = now.Add(10 * time.Minute) {
+			clk.Set(now)
+			switch {
+			case !now.Before(outageFrom) && now.Before(outageTo):
+				continue // no daemon runs
+			case !now.Before(outageTo) && !restarted:
+				// Daemon a restarts: a new process, a new lease holder.
+				a, restarted = newDaemon(t, db.Client, cfg, clk, "a2"), true
+			}
+			if !now.Before(overlapFrom) && now.Before(overlapTo) {
+				// Both act as leaders at once: only the database's fences
+				// (unique batch per run, compare-and-set) keep runs single.
+				var wg sync.WaitGroup
+				for _, d := range []*daemon{a, b} {
+					wg.Go(func() {
+						if err := d.svc.Tick(ctx); err != nil {
+							t.Errorf("%s tick at %s: %v", d.name, now, err)
+						}
+					})
+				}
+				wg.Wait()
+				continue
+			}
+			for _, d := range []*daemon{a, b} {
+				if d.leads(t, ctx) {
+					if err := d.svc.Tick(ctx); err != nil {
+						t.Fatalf("%s tick at %s: %v", d.name, now, err)
+					}
+				}
+			}
+		}
+
+		fired := map[string][]string{}
+		bs, err := db.Client.Batch.Query().Where(batch.TriggerIDNotNil()).Order(ent.Asc(batch.FieldScheduledFor)).All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[int]string{}
+		for _, tr := range db.Client.Trigger.Query().AllX(ctx) {
+			names[tr.ID] = tr.Name
+		}
+		for _, bt := range bs {
+			fired[names[*bt.TriggerID]] = append(fired[names[*bt.TriggerID]], bt.ScheduledFor.In(sh).Format("01-02 15:04"))
+		}
+		want := map[string]string{
+			"skip": "10-06 02:00,10-09 02:00,10-10 02:00",
+			"once": "10-06 02:00,10-08 02:00,10-09 02:00,10-10 02:00",
+			"all":  "10-06 02:00,10-07 02:00,10-08 02:00,10-09 02:00,10-10 02:00",
+		}
+		for name, w := range want {
+			if got := strings.Join(fired[name], ","); got != w {
+				t.Errorf("trigger %s fired %s, want %s", name, got, w)
+			}
+		}
+		// The template rendered the scheduled day in the trigger's zone.
+		tasks, err := db.Client.Task.Query().Where().All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inputs []string
+		for _, tk := range tasks {
+			if strings.Contains(tk.Input, "day") {
+				inputs = append(inputs, tk.Input)
+			}
+		}
+		sort.Strings(inputs)
+		if got := strings.Join(inputs, ","); got != `{"day":"2026-10-06"},{"day":"2026-10-09"},{"day":"2026-10-10"}` {
+			t.Errorf("skip's inputs %s", got)
+		}
+		// Skipped runs are events, once each.
+		skipped, err := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []string
+		for _, e := range skipped {
+			msgs = append(msgs, e.Message)
+			if e.CustomerID == nil || e.ProcessID == nil || e.PoolID == nil {
+				t.Errorf("skipped event without its subjects: %+v", e)
+			}
+		}
+		sort.Strings(msgs)
+		wantMsgs := []string{
+			`trigger "once": run of 2026-10-07 02:00 CST skipped: missed while no daemon led (catch_up = once)`,
+			`trigger "skip": run of 2026-10-07 02:00 CST skipped: missed while no daemon led (catch_up = skip)`,
+			`trigger "skip": run of 2026-10-08 02:00 CST skipped: missed while no daemon led (catch_up = skip)`,
+		}
+		if strings.Join(msgs, "\n") != strings.Join(wantMsgs, "\n") {
+			t.Errorf("skipped events:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(wantMsgs, "\n"))
+		}
+		firedEvents, err := db.Client.Event.Query().Where(event.Type(string(events.TriggerFired))).Count(ctx)
+		if err != nil || firedEvents != len(bs) {
+			t.Errorf("%d fired events for %d batches (%v)", firedEvents, len(bs), err)
+		}
+	})
+}
+
+const pauseConfig = `
+provider "local" { plugin = "local" }
+pool "p" {
+  provider = "local"
+  max      = 1
+}
+customer "tax" {}
+process "vat" {
+  pool    = "p"
+  builtin = "echo"
+  owner   = "tax"
+}
+trigger "hourly" {
+  process = "vat"
+  cron    = "0 * * * *"
+  inputs  = [{ n = 1 }, { n = 2 }]
+}
+`
+
+// A paused trigger, process or pool fires nothing: its due runs are
+// skipped with the reason; a pause survives a configuration sync; fire
+// now starts one run at the current time.
+func TestPauseResumeFireNow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC)}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		step := func(to string) {
+			t.Helper()
+			at, _ := time.Parse("15:04", to)
+			clk.Set(time.Date(2026, 1, 5, at.Hour(), at.Minute(), 0, 0, time.UTC))
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step("09:30") // first seen: starts now
+		step("10:00") // fires 10:00
+		if _, err := d.svc.SetPaused(ctx, "hourly", true, "alice", "month-end freeze"); err != nil {
+			t.Fatal(err)
+		}
+		// A sync (a reload) keeps the pause.
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		step("11:00") // skipped: paused
+		if _, err := d.svc.SetPaused(ctx, "hourly", false, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+		step("12:00") // fires
+		// A paused process stops its triggers too.
+		db.Client.Process.Update().SetPausedAt(clk.Now()).SetPausedBy("bob").ExecX(ctx)
+		step("13:00")
+		db.Client.Process.Update().ClearPausedAt().ClearPausedBy().ExecX(ctx)
+
+		clk.Set(time.Date(2026, 1, 5, 13, 20, 0, 0, time.UTC))
+		b, err := d.svc.FireNow(ctx, "hourly", "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Total != 2 || b.SubmittedBy != "carol" || !b.ScheduledFor.Equal(clk.Now()) {
+			t.Errorf("fire now: %+v", b)
+		}
+		step("14:00")
+
+		var got []string
+		for _, bt := range db.Client.Batch.Query().Order(ent.Asc(batch.FieldScheduledFor)).AllX(ctx) {
+			got = append(got, bt.ScheduledFor.Format("15:04"))
+		}
+		if want := "10:00,12:00,13:20,14:00"; strings.Join(got, ",") != want {
+			t.Errorf("batches for %s, want %s", strings.Join(got, ","), want)
+		}
+		var msgs []string
+		for _, e := range db.Client.Event.Query().Where(event.TypeHasPrefix(events.FamilyTrigger)).Order(ent.Asc(event.FieldID)).AllX(ctx) {
+			msgs = append(msgs, e.Type+" "+e.Message)
+		}
+		for _, w := range []string{
+			`trigger.paused trigger "hourly" paused by alice: month-end freeze`,
+			`trigger.skipped trigger "hourly": run of 2026-01-05 11:00 UTC skipped: paused: the trigger is paused by alice: month-end freeze`,
+			`trigger.resumed trigger "hourly" resumed by alice`,
+			`trigger.skipped trigger "hourly": run of 2026-01-05 13:00 UTC skipped: paused: process "vat" is paused by bob`,
+			`trigger.fired trigger "hourly": fired now by carol`,
+		} {
+			found := false
+			for _, m := range msgs {
+				found = found || m == w
+			}
+			if !found {
+				t.Errorf("no event %q in\n%s", w, strings.Join(msgs, "\n"))
+			}
+		}
+		// Unknown names answer ErrUnknown.
+		if _, err := d.svc.FireNow(ctx, "nope", "carol"); err == nil || !strings.Contains(err.Error(), trigger.ErrUnknown.Error()) {
+			t.Errorf("fire unknown: %v", err)
+		}
+		row := db.Client.Trigger.Query().Where(enttrigger.Name("hourly")).OnlyX(ctx)
+		if row.PausedAt != nil || row.LastScheduledFor == nil || !row.LastScheduledFor.Equal(time.Date(2026, 1, 5, 14, 0, 0, 0, time.UTC)) {
+			t.Errorf("row %+v", row)
+		}
+	})
+}
+
+// A long outage of a minutely trigger: catch_up = "all" fires the latest
+// MaxCatchUp missed runs once each, over several passes, and the skipped ones
+// are summed up in a bounded number of events.
+func TestLongOutageBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, strings.Replace(pauseConfig, `cron    = "0 * * * *"
+  inputs  = [{ n = 1 }, { n = 2 }]`, `cron     = "* * * * *"
+  catch_up = "all"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		clk.Set(start.Add(2500 * time.Minute)) // down for 2500 runs
+		for range 4 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bs := db.Client.Batch.Query().Order(ent.Asc(batch.FieldScheduledFor)).AllX(ctx)
+		// The latest 100 missed runs, and the 2 of the last 2 minutes,
+		// which are on time whatever the rule.
+		if len(bs) != 102 || !bs[101].ScheduledFor.Equal(time.Date(2026, 1, 6, 17, 40, 0, 0, time.UTC)) {
+			t.Fatalf("%d batches, the last for %v", len(bs), bs[len(bs)-1].ScheduledFor)
+		}
+		n := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).CountX(ctx)
+		if n == 0 || n > 3*11 {
+			t.Errorf("%d skipped events", n)
+		}
+	})
+}
