@@ -99,6 +99,11 @@ var safeText = map[string]audit.Class{
 	"pauseProcess.reason": audit.Keep,
 	"resumeProcess.name":  audit.Keep,
 
+	"pauseTrigger.name":   audit.Keep,
+	"pauseTrigger.reason": audit.Keep,
+	"resumeTrigger.name":  audit.Keep,
+	"fireTrigger.name":    audit.Keep,
+
 	"acknowledgeAnomaly.note":   audit.Keep,
 	"resolveAnomaly.resolution": audit.Keep,
 }

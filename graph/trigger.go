@@ -21,7 +21,7 @@ func (r *Resolver) triggers() *trigger.Service {
 // that does not exist: the answer names no other customer's trigger.
 func triggerError(name string, err error) error {
 	if errors.Is(err, trigger.ErrUnknown) {
-		return coded(CodeForbidden, "forbidden: no trigger %q that this token may change", name)
+		return coded(CodeNotFound, "no trigger %q that this token may change", name)
 	}
 	if err != nil {
 		return queueError(err)

@@ -7,8 +7,10 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/trigger"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
@@ -25,6 +27,9 @@ func (r *mutationResolver) PauseTrigger(ctx context.Context, name string, reason
 		why = *reason
 	}
 	t, err := r.triggers().SetPaused(ctx, name, true, p.Name, why)
+	if err == nil {
+		audit.Scope(ctx, &t.CustomerID, "trigger "+name)
+	}
 	return t, triggerError(name, err)
 }
 
@@ -35,6 +40,9 @@ func (r *mutationResolver) ResumeTrigger(ctx context.Context, name string) (*ent
 		return nil, err
 	}
 	t, err := r.triggers().SetPaused(ctx, name, false, p.Name, "")
+	if err == nil {
+		audit.Scope(ctx, &t.CustomerID, "trigger "+name)
+	}
 	return t, triggerError(name, err)
 }
 
@@ -45,6 +53,9 @@ func (r *mutationResolver) FireTrigger(ctx context.Context, name string) (*ent.B
 		return nil, err
 	}
 	b, err := r.triggers().FireNow(ctx, name, p.Name)
+	if err == nil {
+		audit.Scope(ctx, &b.CustomerID, fmt.Sprintf("trigger %s: batch %d", name, b.ID))
+	}
 	return b, triggerError(name, err)
 }
 
