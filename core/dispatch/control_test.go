@@ -18,6 +18,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func (f *fixture) countEvents(t *testing.T, typ events.Type) int {
@@ -289,4 +290,97 @@ func TestPause(t *testing.T) {
 			t.Fatalf("pause of an unknown pool: %v", err)
 		}
 	})
+}
+
+// An operator's stop that commits while a heartbeat, a report or the
+// sweeper is deciding about the same attempt is never lost (PostgreSQL,
+// read committed). Each case holds a transaction that marks the attempt
+// stopped as StopTask does, starts the robot's call (or the sweep), waits
+// until that call is blocked on the stop's row lock, and only then commits
+// the stop: the call must see it. Without the attempt row locked before
+// it is read, the heartbeat set the deadline back to max_duration, the
+// failure was retried instead of cancelled and the sweeper retried the
+// timed-out attempt.
+func TestStopCommittedMidCall(t *testing.T) {
+	db := storetest.Postgres(t)
+	f := newFixture(t, db, 3, 3)
+	db.Process.Update().Where(process.Name("echo")).SetMaxDurationSeconds(8 * 3600).ExecX(sys())
+	f.q.ForgetSettings()
+	ctx := context.Background()
+	f.submit(t, 3)
+	var cs []*dispatch.Claim
+	for r := range 3 {
+		c := f.claim(t, r)
+		if c == nil {
+			t.Fatalf("robot %d got no task", r)
+		}
+		cs = append(cs, c)
+	}
+	waiting := func() int {
+		rows, err := db.QueryContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	// race runs call while a stop of c's attempt (deadline: min of its
+	// own and the grace) is held uncommitted, then commits the stop.
+	race := func(c *dispatch.Claim, call func()) time.Time {
+		t.Helper()
+		a := db.Attempt.GetX(sys(), c.Attempt.ID)
+		grace := f.clock.Now().Add(dispatch.DefaultStopGrace)
+		if a.Deadline.Before(grace) {
+			grace = a.Deadline
+		}
+		tx, err := db.Tx(sys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Attempt.UpdateOneID(a.ID).SetStopRequestedAt(f.clock.Now()).SetDeadline(grace).ExecX(sys())
+		done := make(chan struct{})
+		go func() { defer close(done); call() }()
+		sdktest.Eventually(t, 10*time.Second, "the call waits for the stop's row lock", func() bool { return waiting() > 0 })
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		return grace
+	}
+
+	var d time.Time
+	var err error
+	grace := race(cs[0], func() { d, err = f.q.Heartbeat(ctx, f.robots[0].ID, cs[0].Task.ID, cs[0].Attempt.Number) })
+	if !errors.Is(err, dispatch.ErrStopRequested) || !d.Equal(grace) {
+		t.Errorf("heartbeat during a stop: deadline %v, %v; want the grace %v and ErrStopRequested", d, err, grace)
+	}
+	if got := db.Attempt.GetX(sys(), cs[0].Attempt.ID).Deadline; !got.Equal(grace) {
+		t.Errorf("heartbeat during a stop moved the deadline to %v, want the grace %v", got, grace)
+	}
+
+	var out *ent.Task
+	race(cs[1], func() {
+		out, err = f.q.Report(ctx, f.robots[1].ID, cs[1].Task.ID, cs[1].Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"})
+	})
+	if err != nil || out.State != task.StateCancelled {
+		t.Errorf("failure reported during a stop: %+v %v; want the task cancelled", out, err)
+	}
+	if got := db.Task.GetX(sys(), cs[1].Task.ID).State; got != task.StateCancelled {
+		t.Errorf("failure reported during a stop: task %s, want cancelled", got)
+	}
+
+	f.clock.Add(9 * time.Hour)
+	race(cs[2], func() { _, err = f.q.Sweep(ctx) })
+	if err != nil {
+		t.Errorf("sweep during a stop: %v", err)
+	}
+	if got := db.Task.GetX(sys(), cs[2].Task.ID).State; got != task.StateCancelled {
+		t.Errorf("time-out swept during a stop: task %s, want cancelled", got)
+	}
 }
