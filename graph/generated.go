@@ -5089,7 +5089,10 @@ extend type Mutation {
   Retry a FAILED or CANCELLED task: it is pending again for a new attempt,
   its automatic retries and time-outs start again from zero, manualRetries
   counts one more, and its max_wait counts from now. Other states are
-  REFUSED.
+  REFUSED. The task's process must still take its customer's work as
+  submitBatch requires (active, shared or owned by that customer): if the
+  configuration removed it or gave it to another department, the retry
+  answers BAD_INPUT like a submission to an unknown process.
   """
   retryTask(id: ID!): Task!
   """

@@ -274,6 +274,9 @@ func (q *Queue) stopRunning(ctx context.Context, batchID int, by, reason string)
 // counts reset, manual_retries one more, requeued_at now (its max_wait
 // counts from there), the failure cleared. Its batch returns to service
 // (stack B) when it had finished. Other states answer ErrWrongState.
+// The task's process must still take its customer's work as Submit
+// requires (active, shared or owned by that customer), or the retry
+// answers ErrBadInput like a submit to an unknown process.
 func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task, error) {
 	var out *ent.Task
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
@@ -283,6 +286,9 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		}
 		if t.State != task.StateFailed && t.State != task.StateCancelled {
 			return fmt.Errorf("retry task %d: %w: it is %s; only a failed or cancelled task can be retried", taskID, ErrWrongState, t.State)
+		}
+		if err := mayRun(ctx, tx, t.ProcessID, t.CustomerID); err != nil {
+			return fmt.Errorf("retry task %d: %w", taskID, err)
 		}
 		ok, err := q.requeue(ctx, tx, rec, t, by)
 		if err != nil {
@@ -298,6 +304,28 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		return nil, err
 	}
 	return out.Unwrap(), nil
+}
+
+// mayRun applies submit's rule to a retry of customerID's work on process
+// processID: the process must still be active and either shared or owned
+// by that customer. The configuration may have removed the process or
+// given it to another department since the work was submitted; a retry
+// would then run the old inputs with the new owner's credentials, or on a
+// removed process. The refusal reads like submit's to an unknown process.
+func mayRun(ctx context.Context, tx *ent.Tx, processID, customerID int) error {
+	ok, err := tx.Process.Query().Where(process.ID(processID), process.Active(true),
+		process.Or(process.OwnerIDIsNil(), process.OwnerID(customerID))).Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("find process: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	name := fmt.Sprintf("#%d", processID)
+	if p, err := tx.Process.Get(ctx, processID); err == nil {
+		name = p.Name
+	}
+	return fmt.Errorf("%w: no active process %q for this customer", ErrBadInput, name)
 }
 
 // requeue makes finished task t pending again, fenced on its state and
@@ -350,7 +378,9 @@ func orOperator(by string) string {
 
 // RetryBatch retries (RetryTask) the finished tasks of batch batchID that
 // failed (failed) and/or were cancelled (cancelled), in chunks of
-// controlChunk tasks. It returns how many it made pending.
+// controlChunk tasks. It returns how many it made pending. Like RetryTask
+// it answers ErrBadInput when the batch's process no longer takes the
+// batch's customer's work.
 func (q *Queue) RetryBatch(ctx context.Context, batchID int, failed, cancelled bool, by string) (int, error) {
 	var states []task.State
 	if failed {
@@ -389,6 +419,15 @@ func (q *Queue) retryChunk(ctx context.Context, batchID int, states []task.State
 			Order(task.ByID()).Limit(controlChunk).All(ctx)
 		if err != nil {
 			return fmt.Errorf("retry batch %d: list tasks: %w", batchID, err)
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		// Every task of a batch has its batch's process and customer;
+		// checked in each chunk's transaction, so a configuration change
+		// while the chunks run stops the rest.
+		if err := mayRun(ctx, tx, ts[0].ProcessID, ts[0].CustomerID); err != nil {
+			return fmt.Errorf("retry batch %d: %w", batchID, err)
 		}
 		for _, t := range ts {
 			ok, err := q.requeue(ctx, tx, rec, t, by)

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -383,4 +384,55 @@ func TestStopCommittedMidCall(t *testing.T) {
 	if got := db.Task.GetX(sys(), cs[2].Task.ID).State; got != task.StateCancelled {
 		t.Errorf("time-out swept during a stop: task %s, want cancelled", got)
 	}
+}
+
+// A retry applies submit's rule: once the configuration gave the process
+// to another department, or removed it, the failed work of the first
+// department is not run again (it would run with the new owner's
+// credentials, or on a removed process), and the refusal reads like a
+// submit to an unknown process. Given back, it can be retried.
+func TestRetryChecksTheProcess(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 0)
+		ctx := context.Background()
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"}); err != nil {
+			t.Fatal(err)
+		}
+		b2 := f.submit(t, 2)
+		if _, err := f.q.CancelBatch(ctx, b2.ID, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		other := db.Customer.Create().SetName("tax").SaveX(sys())
+		for _, change := range []struct {
+			what string
+			set  func(*ent.ProcessUpdate) *ent.ProcessUpdate
+		}{
+			{"given to another department", func(u *ent.ProcessUpdate) *ent.ProcessUpdate { return u.SetOwnerID(other.ID) }},
+			{"removed", func(u *ent.ProcessUpdate) *ent.ProcessUpdate { return u.ClearOwnerID().SetActive(false) }},
+		} {
+			change.set(db.Process.Update().Where(process.Name("echo"))).ExecX(sys())
+			want := `no active process "echo" for this customer`
+			if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); !errors.Is(err, dispatch.ErrBadInput) || !strings.Contains(err.Error(), want) {
+				t.Errorf("retry of a task whose process was %s: %v, want ErrBadInput %q", change.what, err, want)
+			}
+			if n, err := f.q.RetryBatch(ctx, b2.ID, true, true, "ops"); !errors.Is(err, dispatch.ErrBadInput) || n != 0 {
+				t.Errorf("retry of a batch whose process was %s: %d %v, want ErrBadInput", change.what, n, err)
+			}
+			if got := db.Task.GetX(sys(), c.Task.ID).State; got != task.StateFailed {
+				t.Errorf("process %s: task %s after a refused retry", change.what, got)
+			}
+			if got := db.Batch.GetX(sys(), b2.ID); got.Cancelled != 2 || got.Pending != 0 {
+				t.Errorf("process %s: batch after a refused retry: %+v", change.what, got)
+			}
+		}
+		db.Process.Update().Where(process.Name("echo")).SetActive(true).SetOwnerID(f.cust.ID).ExecX(sys())
+		if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); err != nil {
+			t.Errorf("retry on the customer's own process: %v", err)
+		}
+		if n, err := f.q.RetryBatch(ctx, b2.ID, false, true, "ops"); err != nil || n != 2 {
+			t.Errorf("batch retry on the customer's own process: %d %v", n, err)
+		}
+	})
 }
