@@ -491,6 +491,12 @@ func (q *Queue) PausePool(ctx context.Context, name, by, reason string) (*ent.Po
 // (event pool.resumed) and its pending tasks' max_wait counts again from
 // now.
 func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, error) {
+	start := q.clock()
+	if p, err := q.client.Pool.Query().Where(pool.Name(name)).Only(system(ctx)); err == nil && p.PausedAt != nil {
+		if err := q.restartWaitChunks(ctx, task.PoolID(p.ID), start); err != nil {
+			return nil, fmt.Errorf("resume pool %q: %w", name, err)
+		}
+	}
 	var out *ent.Pool
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		p, err := tx.Pool.Query().Where(pool.Name(name)).Only(ctx)
@@ -502,7 +508,7 @@ func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, err
 			if err != nil {
 				return fmt.Errorf("resume pool %q: %w", name, err)
 			}
-			if err := restartWait(ctx, tx, rec, task.PoolID(p.ID)); err != nil {
+			if err := restartWait(ctx, tx, rec, task.PoolID(p.ID), start); err != nil {
 				return fmt.Errorf("resume pool %q: %w", name, err)
 			}
 			rec.evs = append(rec.evs, events.Create(tx.Event, events.PoolResumed, rec.now).
@@ -524,7 +530,7 @@ func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, err
 func (q *Queue) PauseProcess(ctx context.Context, name string, scope predicate.Process, by, reason string) (*ent.Process, error) {
 	var out *ent.Process
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-		p, err := findProcess(ctx, tx, name, scope)
+		p, err := findProcess(ctx, tx.Process.Query(), name, scope)
 		if err != nil {
 			return fmt.Errorf("pause process %q: %w", name, err)
 		}
@@ -548,9 +554,15 @@ func (q *Queue) PauseProcess(ctx context.Context, name string, scope predicate.P
 
 // ResumeProcess ends the pause of process name (see ResumePool).
 func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.Process, by string) (*ent.Process, error) {
+	start := q.clock()
+	if p, err := findProcess(system(ctx), q.client.Process.Query(), name, scope); err == nil && p.PausedAt != nil {
+		if err := q.restartWaitChunks(ctx, task.ProcessID(p.ID), start); err != nil {
+			return nil, fmt.Errorf("resume process %q: %w", name, err)
+		}
+	}
 	var out *ent.Process
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-		p, err := findProcess(ctx, tx, name, scope)
+		p, err := findProcess(ctx, tx.Process.Query(), name, scope)
 		if err != nil {
 			return fmt.Errorf("resume process %q: %w", name, err)
 		}
@@ -559,7 +571,7 @@ func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.
 			if err != nil {
 				return fmt.Errorf("resume process %q: %w", name, err)
 			}
-			if err := restartWait(ctx, tx, rec, task.ProcessID(p.ID)); err != nil {
+			if err := restartWait(ctx, tx, rec, task.ProcessID(p.ID), start); err != nil {
 				return fmt.Errorf("resume process %q: %w", name, err)
 			}
 			rec.evs = append(rec.evs, processEvent(tx, rec, events.ProcessResumed, p, fmt.Sprintf("process %s resumed %s", name, byWhom(by, ""))))
@@ -574,8 +586,8 @@ func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.
 	return out.Unwrap(), nil
 }
 
-func findProcess(ctx context.Context, tx *ent.Tx, name string, scope predicate.Process) (*ent.Process, error) {
-	qr := tx.Process.Query().Where(process.Name(name))
+func findProcess(ctx context.Context, qr *ent.ProcessQuery, name string, scope predicate.Process) (*ent.Process, error) {
+	qr = qr.Where(process.Name(name))
 	if scope != nil {
 		qr.Where(scope)
 	}
@@ -592,13 +604,47 @@ func processEvent(tx *ent.Tx, rec *recorder, typ events.Type, p *ent.Process, ms
 
 // restartWait gives the pending tasks matched by where a fresh max_wait
 // from now (requeued_at), so that a pause longer than max_wait does not
-// expire them all at the first sweep after the resume. One statement: no
-// rows are read into memory.
-func restartWait(ctx context.Context, tx *ent.Tx, rec *recorder, where predicate.Task) error {
-	if err := tx.Task.Update().Where(where, task.StateEQ(task.StatePending)).SetRequeuedAt(rec.now).Exec(ctx); err != nil {
+// expire them all at the first sweep after the resume. It runs in the
+// resume's transaction and only changes the tasks restartWaitChunks did
+// not (their requeued_at is before start): the few that became pending
+// while the chunks ran.
+func restartWait(ctx context.Context, tx *ent.Tx, rec *recorder, where predicate.Task, start time.Time) error {
+	if err := tx.Task.Update().Where(where, task.StateEQ(task.StatePending),
+		task.Or(task.RequeuedAtIsNil(), task.RequeuedAtLT(start))).SetRequeuedAt(rec.now).Exec(ctx); err != nil {
 		return fmt.Errorf("restart the wait of pending tasks: %w", err)
 	}
 	return nil
+}
+
+// restartWaitChunks does restartWait's work before the resume, while the
+// pool or process is still paused (so none of its tasks can expire
+// meanwhile), in chunks of controlChunk tasks, each its own transaction:
+// a pool with 200 000 waiting tasks never holds the writer long. Tasks
+// whose requeued_at is start or later are done.
+func (q *Queue) restartWaitChunks(ctx context.Context, where predicate.Task, start time.Time) error {
+	after := 0
+	for {
+		var ids []int
+		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+			var err error
+			ids, err = tx.Task.Query().Where(where, task.StateEQ(task.StatePending), task.IDGT(after),
+				task.Or(task.RequeuedAtIsNil(), task.RequeuedAtLT(start))).
+				Order(task.ByID()).Limit(controlChunk).IDs(ctx)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			// Still pending: a task claimed meanwhile keeps its requeued_at.
+			return tx.Task.Update().Where(task.IDIn(ids...), task.StateEQ(task.StatePending)).
+				SetRequeuedAt(rec.now).Exec(ctx)
+		})
+		if err != nil {
+			return fmt.Errorf("restart the wait of pending tasks: %w", err)
+		}
+		if len(ids) < controlChunk {
+			return nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // StopRequested reports whether an operator asked robot robotID to stop
