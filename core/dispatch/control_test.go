@@ -223,7 +223,9 @@ func TestRetryTaskAndBatch(t *testing.T) {
 
 // Paused pools and processes get no work, on the ent path and on the
 // PostgreSQL fast path, and their tasks do not expire while paused; a
-// resume lets work out again and gives the waiting tasks a fresh max_wait.
+// resume lets work out again and gives the waiting tasks a fresh max_wait
+// (more tasks than one chunk of the resume): they expire max_wait after
+// the resume, not before.
 func TestPause(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db, 1, 3)
@@ -236,7 +238,7 @@ func TestPause(t *testing.T) {
 		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true}); err != nil {
 			t.Fatal(err)
 		}
-		b := f.submit(t, 2)
+		b := f.submit(t, 250)
 		type pauser struct {
 			name          string
 			pause, resume func() error
@@ -281,6 +283,16 @@ func TestPause(t *testing.T) {
 		}
 		if err != nil || c2 == nil || c2.Task.BatchID != b.ID {
 			t.Fatalf("claim after resume: %+v %v", c2, err)
+		}
+		// The last resume was just now: the 249 waiting tasks expire
+		// max_wait (600 s) from it.
+		f.clock.Add(599 * time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire within max_wait of the resume: %d %v", n, err)
+		}
+		f.clock.Add(2 * time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 249 {
+			t.Fatalf("expire after max_wait of the resume: %d %v, want 249", n, err)
 		}
 		for _, typ := range []events.Type{events.PoolPaused, events.PoolResumed, events.ProcessPaused, events.ProcessResumed} {
 			if n := f.countEvents(t, typ); n != 1 {
