@@ -5081,8 +5081,9 @@ extend type Mutation {
   is asked to stop (it learns at its next heartbeat or at once through
   awaitStop) and has the stop grace (60 s) to report before the attempt is
   treated like a time-out. The attempt then ends STOPPED and the task
-  CANCELLED, except that a success reported before the robot learned of the
-  stop is kept. A finished task is REFUSED.
+  CANCELLED, except that a success reported within the grace (even after
+  the robot learned of the stop) is kept: the work was done. A finished
+  task is REFUSED.
   """
   stopTask(id: ID!, reason: String): Task!
   """
