@@ -5093,7 +5093,7 @@ extend type Mutation {
   REFUSED. The task's process must still take its customer's work as
   submitBatch requires (active, shared or owned by that customer): if the
   configuration removed it or gave it to another department, the retry
-  answers BAD_INPUT like a submission to an unknown process.
+  answers BAD_USER_INPUT like a submission to an unknown process.
   """
   retryTask(id: ID!): Task!
   """
