@@ -5073,7 +5073,10 @@ extend type Mutation {
   """
   Cancel a batch: its pending tasks end CANCELLED at once, its running
   tasks' robots are asked to stop (as stopTask). The batch finishes once
-  nothing runs. A finished batch is REFUSED.
+  nothing runs. A finished batch is REFUSED. It works in chunks of 200
+  tasks, each committed: stopped part-way (the caller went away, the
+  database failed) it answers UNFINISHED with what it did; the same request
+  again finishes it.
   """
   cancelBatch(id: ID!, reason: String): Batch!
   """
@@ -5098,7 +5101,9 @@ extend type Mutation {
   retryTask(id: ID!): Task!
   """
   Retry the finished tasks of a batch: the failed ones (failed, default
-  true) and/or the cancelled ones (cancelled, default false), as retryTask.
+  true) and/or the cancelled ones (cancelled, default false), as retryTask,
+  in chunks of 200 tasks, each committed: stopped part-way it answers
+  UNFINISHED with what it did; the same request again finishes it.
   """
   retryBatch(id: ID!, failed: Boolean = true, cancelled: Boolean = false): Batch!
   """

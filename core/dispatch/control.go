@@ -29,6 +29,13 @@ import (
 // to (stop a finished task, retry a pending one).
 var ErrWrongState = errors.New("not in a state for this")
 
+// ErrUnfinished: a batch-wide request (CancelBatch, RetryBatch) stopped
+// part-way (the caller went away, the database failed) or, for a cancel,
+// robots kept taking or returning the batch's tasks through all its
+// passes. What its committed chunks did stays done; the same request
+// again finishes the job.
+var ErrUnfinished = errors.New("not finished: what was done stays done; run the same request again to finish it")
+
 // ErrStopRequested answers the heartbeat of an attempt an operator asked to
 // stop: the robot must stop the run and report; the deadline is not
 // extended (it is the stop's grace).
@@ -180,12 +187,18 @@ func (q *Queue) CancelBatch(ctx context.Context, batchID int, by, reason string)
 		return st, fmt.Errorf("cancel batch %d: %w: it has finished", batchID, ErrWrongState)
 	}
 	msg := "cancelled with its batch " + byWhom(by, reason)
+	// unfinished says what the committed chunks did, so that a caller
+	// who sees the error knows that running the cancel again finishes it.
+	unfinished := func(err error) error {
+		return fmt.Errorf("cancel batch %d: %w (%d tasks cancelled and %d stops requested so far): %w",
+			batchID, ErrUnfinished, st.Cancelled, st.StopsRequested, err)
+	}
 	for range cancelPasses {
 		changed := 0
 		for {
 			n, err := q.cancelChunk(ctx, batchID, msg)
 			if err != nil {
-				return st, err
+				return st, unfinished(err)
 			}
 			st.Cancelled += n
 			changed += n
@@ -195,13 +208,25 @@ func (q *Queue) CancelBatch(ctx context.Context, batchID int, by, reason string)
 		}
 		n, err := q.stopRunning(ctx, batchID, by, reason)
 		if err != nil {
-			return st, err
+			return st, unfinished(err)
 		}
 		st.StopsRequested += n
 		changed += n
 		if changed == 0 {
-			break
+			return st, nil
 		}
+	}
+	// Every pass changed something: robots kept claiming tasks between a
+	// pass's two steps or failed attempts kept coming back pending. Say
+	// so rather than answer as if the batch were cancelled.
+	left, err := q.client.Task.Query().Where(task.BatchID(batchID), task.Or(task.StateEQ(task.StatePending),
+		task.And(task.StateEQ(task.StateRunning), task.HasAttemptsWith(attempt.StateEQ(attempt.StateRunning), attempt.StopRequestedAtIsNil())))).
+		Count(system(ctx))
+	if err != nil {
+		return st, unfinished(err)
+	}
+	if left > 0 {
+		return st, unfinished(fmt.Errorf("%d tasks are still pending or running without a stop request after %d passes", left, cancelPasses))
 	}
 	return st, nil
 }
@@ -402,7 +427,10 @@ func (q *Queue) RetryBatch(ctx context.Context, batchID int, failed, cancelled b
 	for {
 		n, last, err := q.retryChunk(ctx, batchID, states, after, by)
 		if err != nil {
-			return done, err
+			if done == 0 {
+				return done, err
+			}
+			return done, fmt.Errorf("retry batch %d: %w (%d tasks pending again so far): %w", batchID, ErrUnfinished, done, err)
 		}
 		done += n
 		if last == 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/hook"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
@@ -445,6 +446,60 @@ func TestRetryChecksTheProcess(t *testing.T) {
 		}
 		if n, err := f.q.RetryBatch(ctx, b2.ID, false, true, "ops"); err != nil || n != 2 {
 			t.Errorf("batch retry on the customer's own process: %d %v", n, err)
+		}
+	})
+}
+
+// A batch-wide request that stops part-way (here the database fails in
+// its second chunk) answers ErrUnfinished, saying what it did, and keeps
+// what its committed chunks did; the same request again finishes it.
+func TestBatchRequestStoppedPartWay(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 0)
+		ctx := context.Background()
+		// Once failAfter task updates to state fails were made, the next
+		// ones fail (failAfter 0: none fails).
+		var fails task.State
+		failAfter, seen := 0, 0
+		db.Task.Use(func(next ent.Mutator) ent.Mutator {
+			return hook.TaskFunc(func(ctx context.Context, m *ent.TaskMutation) (ent.Value, error) {
+				if st, ok := m.State(); ok && st == fails && m.Op().Is(ent.OpUpdate) && failAfter > 0 {
+					if seen++; seen > failAfter {
+						return nil, errors.New("database went away")
+					}
+				}
+				return next.Mutate(ctx, m)
+			})
+		})
+		b := f.submit(t, 250)
+		fails, failAfter = task.StateCancelled, 200
+		st, err := f.q.CancelBatch(ctx, b.ID, "ops", "")
+		if !errors.Is(err, dispatch.ErrUnfinished) || st.Cancelled != 200 ||
+			!strings.Contains(err.Error(), "200 tasks cancelled") || !strings.Contains(err.Error(), "run the same request again") {
+			t.Fatalf("cancel failing in its second chunk: %+v %v", st, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Cancelled != 200 || got.Pending != 50 {
+			t.Fatalf("batch after a cancel stopped part-way: %+v", got)
+		}
+		failAfter = 0
+		if st, err := f.q.CancelBatch(ctx, b.ID, "ops", ""); err != nil || st.Cancelled != 50 {
+			t.Fatalf("cancel again: %+v %v", st, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Cancelled != 250 || got.Stack != batch.StackFinished {
+			t.Fatalf("batch after the second cancel: %+v", got)
+		}
+
+		fails, failAfter, seen = task.StatePending, 200, 0
+		n, err := f.q.RetryBatch(ctx, b.ID, false, true, "ops")
+		if !errors.Is(err, dispatch.ErrUnfinished) || n != 200 || !strings.Contains(err.Error(), "200 tasks pending again") {
+			t.Fatalf("retry failing in its second chunk: %d %v", n, err)
+		}
+		failAfter = 0
+		if n, err := f.q.RetryBatch(ctx, b.ID, false, true, "ops"); err != nil || n != 50 {
+			t.Fatalf("retry again: %d %v", n, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Pending != 250 || got.Cancelled != 0 {
+			t.Fatalf("batch after the second retry: %+v", got)
 		}
 	})
 }
