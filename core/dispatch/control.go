@@ -322,6 +322,7 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		if !ok {
 			return fmt.Errorf("retry task %d: %w: it changed meanwhile", taskID, ErrWrongState)
 		}
+		requeued(tx, rec, t, 1, by)
 		out = t
 		return nil
 	})
@@ -392,6 +393,19 @@ func (q *Queue) requeue(ctx context.Context, tx *ent.Tx, rec *recorder, t *ent.T
 	msg := fmt.Sprintf("retry %d requested by %s (was %s)", t.ManualRetries, orOperator(by), was)
 	rec.add(tx, events.TaskRequeued, msg, t, nil)
 	return true, nil
+}
+
+// requeued records the batch.requeued event of a transaction that made n
+// tasks of t's batch pending again: one wake for the pool's robots per
+// transaction, not one per task.
+func requeued(tx *ent.Tx, rec *recorder, t *ent.Task, n int, by string) {
+	what := fmt.Sprintf("%d tasks", n)
+	if n == 1 {
+		what = "1 task"
+	}
+	rec.evs = append(rec.evs, events.Create(tx.Event, events.BatchRequeued, rec.now).
+		SetBatchID(t.BatchID).SetCustomerID(t.CustomerID).SetPoolID(t.PoolID).SetProcessID(t.ProcessID).
+		SetMessage(fmt.Sprintf("%s pending again after a retry by %s", what, orOperator(by))))
 }
 
 func orOperator(by string) string {
@@ -466,6 +480,9 @@ func (q *Queue) retryChunk(ctx context.Context, batchID int, states []task.State
 				n++
 			}
 			last = t.ID
+		}
+		if n > 0 {
+			requeued(tx, rec, ts[0], n, by)
 		}
 		return nil
 	})

@@ -501,5 +501,12 @@ func TestBatchRequestStoppedPartWay(t *testing.T) {
 		if got := db.Batch.GetX(sys(), b.ID); got.Pending != 250 || got.Cancelled != 0 {
 			t.Fatalf("batch after the second retry: %+v", got)
 		}
+		// One wake per chunk (200 + 50 tasks), not one per task.
+		if n := f.countEvents(t, events.BatchRequeued); n != 2 {
+			t.Fatalf("%d batch.requeued events for 250 tasks retried in two chunks, want 2", n)
+		}
+		if n := f.countEvents(t, events.TaskRequeued); n != 250 {
+			t.Fatalf("%d task.requeued events, want one per task", n)
+		}
 	})
 }
