@@ -5073,7 +5073,10 @@ extend type Mutation {
   """
   Cancel a batch: its pending tasks end CANCELLED at once, its running
   tasks' robots are asked to stop (as stopTask). The batch finishes once
-  nothing runs. A finished batch is REFUSED.
+  nothing runs. A finished batch is REFUSED. It works in chunks of 200
+  tasks, each committed: stopped part-way (the caller went away, the
+  database failed) it answers UNFINISHED with what it did; the same request
+  again finishes it.
   """
   cancelBatch(id: ID!, reason: String): Batch!
   """
@@ -5081,20 +5084,26 @@ extend type Mutation {
   is asked to stop (it learns at its next heartbeat or at once through
   awaitStop) and has the stop grace (60 s) to report before the attempt is
   treated like a time-out. The attempt then ends STOPPED and the task
-  CANCELLED, except that a success reported before the robot learned of the
-  stop is kept. A finished task is REFUSED.
+  CANCELLED, except that a success reported within the grace (even after
+  the robot learned of the stop) is kept: the work was done. A finished
+  task is REFUSED.
   """
   stopTask(id: ID!, reason: String): Task!
   """
   Retry a FAILED or CANCELLED task: it is pending again for a new attempt,
   its automatic retries and time-outs start again from zero, manualRetries
   counts one more, and its max_wait counts from now. Other states are
-  REFUSED.
+  REFUSED. The task's process must still take its customer's work as
+  submitBatch requires (active, shared or owned by that customer): if the
+  configuration removed it or gave it to another department, the retry
+  answers BAD_USER_INPUT like a submission to an unknown process.
   """
   retryTask(id: ID!): Task!
   """
   Retry the finished tasks of a batch: the failed ones (failed, default
-  true) and/or the cancelled ones (cancelled, default false), as retryTask.
+  true) and/or the cancelled ones (cancelled, default false), as retryTask,
+  in chunks of 200 tasks, each committed: stopped part-way it answers
+  UNFINISHED with what it did; the same request again finishes it.
   """
   retryBatch(id: ID!, failed: Boolean = true, cancelled: Boolean = false): Batch!
   """

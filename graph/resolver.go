@@ -113,6 +113,10 @@ const (
 	// CodeStopRequested answers a heartbeat of an attempt an operator asked
 	// to stop: stop the run and report; the deadline was not extended.
 	CodeStopRequested = "STOP_REQUESTED"
+	// CodeUnfinished: a batch-wide request (cancelBatch, retryBatch)
+	// stopped part-way; what it did stays done, the same request again
+	// finishes it.
+	CodeUnfinished = "UNFINISHED"
 )
 
 func coded(code, format string, args ...any) *gqlerror.Error {
@@ -169,6 +173,8 @@ func queueError(err error) error {
 		return coded(CodeStopRequested, "%v", err)
 	case errors.Is(err, dispatch.ErrWrongState):
 		return coded(CodeRefused, "%v", err)
+	case errors.Is(err, dispatch.ErrUnfinished):
+		return coded(CodeUnfinished, "%v", err)
 	}
 	return fmt.Errorf("%w", err)
 }

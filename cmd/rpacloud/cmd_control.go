@@ -176,8 +176,9 @@ is asked to stop: it learns of it within moments (or at its next
 heartbeat), cancels the run (a crawler's browser run ends, a vendor job is
 stopped through the vendor's own stop call) and reports; the attempt ends
 stopped and the task cancelled. A robot that does not report within the
-grace (60 s) is treated like a time-out. A success reported before the
-robot learned of the stop is kept. -o json prints {"id", "state",
+grace (60 s) is treated like a time-out. A success reported within the
+grace is kept, even after the robot learned of the stop (the work was
+done). -o json prints {"id", "state",
 "attempts", "manual_retries", "failure_reason", "error_message"}
 (state and failure_reason lower case).`, "task",
 		func(ctx context.Context, c *gqlclient.Client, id string) (any, string, error) {

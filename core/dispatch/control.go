@@ -29,6 +29,13 @@ import (
 // to (stop a finished task, retry a pending one).
 var ErrWrongState = errors.New("not in a state for this")
 
+// ErrUnfinished: a batch-wide request (CancelBatch, RetryBatch) stopped
+// part-way (the caller went away, the database failed) or, for a cancel,
+// robots kept taking or returning the batch's tasks through all its
+// passes. What its committed chunks did stays done; the same request
+// again finishes the job.
+var ErrUnfinished = errors.New("not finished: what was done stays done; run the same request again to finish it")
+
 // ErrStopRequested answers the heartbeat of an attempt an operator asked to
 // stop: the robot must stop the run and report; the deadline is not
 // extended (it is the stop's grace).
@@ -180,12 +187,18 @@ func (q *Queue) CancelBatch(ctx context.Context, batchID int, by, reason string)
 		return st, fmt.Errorf("cancel batch %d: %w: it has finished", batchID, ErrWrongState)
 	}
 	msg := "cancelled with its batch " + byWhom(by, reason)
+	// unfinished says what the committed chunks did, so that a caller
+	// who sees the error knows that running the cancel again finishes it.
+	unfinished := func(err error) error {
+		return fmt.Errorf("cancel batch %d: %w (%d tasks cancelled and %d stops requested so far): %w",
+			batchID, ErrUnfinished, st.Cancelled, st.StopsRequested, err)
+	}
 	for range cancelPasses {
 		changed := 0
 		for {
 			n, err := q.cancelChunk(ctx, batchID, msg)
 			if err != nil {
-				return st, err
+				return st, unfinished(err)
 			}
 			st.Cancelled += n
 			changed += n
@@ -195,13 +208,25 @@ func (q *Queue) CancelBatch(ctx context.Context, batchID int, by, reason string)
 		}
 		n, err := q.stopRunning(ctx, batchID, by, reason)
 		if err != nil {
-			return st, err
+			return st, unfinished(err)
 		}
 		st.StopsRequested += n
 		changed += n
 		if changed == 0 {
-			break
+			return st, nil
 		}
+	}
+	// Every pass changed something: robots kept claiming tasks between a
+	// pass's two steps or failed attempts kept coming back pending. Say
+	// so rather than answer as if the batch were cancelled.
+	left, err := q.client.Task.Query().Where(task.BatchID(batchID), task.Or(task.StateEQ(task.StatePending),
+		task.And(task.StateEQ(task.StateRunning), task.HasAttemptsWith(attempt.StateEQ(attempt.StateRunning), attempt.StopRequestedAtIsNil())))).
+		Count(system(ctx))
+	if err != nil {
+		return st, unfinished(err)
+	}
+	if left > 0 {
+		return st, unfinished(fmt.Errorf("%d tasks are still pending or running without a stop request after %d passes", left, cancelPasses))
 	}
 	return st, nil
 }
@@ -274,6 +299,9 @@ func (q *Queue) stopRunning(ctx context.Context, batchID int, by, reason string)
 // counts reset, manual_retries one more, requeued_at now (its max_wait
 // counts from there), the failure cleared. Its batch returns to service
 // (stack B) when it had finished. Other states answer ErrWrongState.
+// The task's process must still take its customer's work as Submit
+// requires (active, shared or owned by that customer), or the retry
+// answers ErrBadInput like a submit to an unknown process.
 func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task, error) {
 	var out *ent.Task
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
@@ -284,6 +312,9 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		if t.State != task.StateFailed && t.State != task.StateCancelled {
 			return fmt.Errorf("retry task %d: %w: it is %s; only a failed or cancelled task can be retried", taskID, ErrWrongState, t.State)
 		}
+		if err := mayRun(ctx, tx, t.ProcessID, t.CustomerID); err != nil {
+			return fmt.Errorf("retry task %d: %w", taskID, err)
+		}
 		ok, err := q.requeue(ctx, tx, rec, t, by)
 		if err != nil {
 			return err
@@ -291,6 +322,7 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		if !ok {
 			return fmt.Errorf("retry task %d: %w: it changed meanwhile", taskID, ErrWrongState)
 		}
+		requeued(tx, rec, t, 1, by)
 		out = t
 		return nil
 	})
@@ -298,6 +330,28 @@ func (q *Queue) RetryTask(ctx context.Context, taskID int, by string) (*ent.Task
 		return nil, err
 	}
 	return out.Unwrap(), nil
+}
+
+// mayRun applies submit's rule to a retry of customerID's work on process
+// processID: the process must still be active and either shared or owned
+// by that customer. The configuration may have removed the process or
+// given it to another department since the work was submitted; a retry
+// would then run the old inputs with the new owner's credentials, or on a
+// removed process. The refusal reads like submit's to an unknown process.
+func mayRun(ctx context.Context, tx *ent.Tx, processID, customerID int) error {
+	ok, err := tx.Process.Query().Where(process.ID(processID), process.Active(true),
+		process.Or(process.OwnerIDIsNil(), process.OwnerID(customerID))).Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("find process: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	name := fmt.Sprintf("#%d", processID)
+	if p, err := tx.Process.Get(ctx, processID); err == nil {
+		name = p.Name
+	}
+	return fmt.Errorf("%w: no active process %q for this customer", ErrBadInput, name)
 }
 
 // requeue makes finished task t pending again, fenced on its state and
@@ -341,6 +395,19 @@ func (q *Queue) requeue(ctx context.Context, tx *ent.Tx, rec *recorder, t *ent.T
 	return true, nil
 }
 
+// requeued records the batch.requeued event of a transaction that made n
+// tasks of t's batch pending again: one wake for the pool's robots per
+// transaction, not one per task.
+func requeued(tx *ent.Tx, rec *recorder, t *ent.Task, n int, by string) {
+	what := fmt.Sprintf("%d tasks", n)
+	if n == 1 {
+		what = "1 task"
+	}
+	rec.evs = append(rec.evs, events.Create(tx.Event, events.BatchRequeued, rec.now).
+		SetBatchID(t.BatchID).SetCustomerID(t.CustomerID).SetPoolID(t.PoolID).SetProcessID(t.ProcessID).
+		SetMessage(fmt.Sprintf("%s pending again after a retry by %s", what, orOperator(by))))
+}
+
 func orOperator(by string) string {
 	if by == "" {
 		return "an operator"
@@ -350,7 +417,9 @@ func orOperator(by string) string {
 
 // RetryBatch retries (RetryTask) the finished tasks of batch batchID that
 // failed (failed) and/or were cancelled (cancelled), in chunks of
-// controlChunk tasks. It returns how many it made pending.
+// controlChunk tasks. It returns how many it made pending. Like RetryTask
+// it answers ErrBadInput when the batch's process no longer takes the
+// batch's customer's work.
 func (q *Queue) RetryBatch(ctx context.Context, batchID int, failed, cancelled bool, by string) (int, error) {
 	var states []task.State
 	if failed {
@@ -372,7 +441,10 @@ func (q *Queue) RetryBatch(ctx context.Context, batchID int, failed, cancelled b
 	for {
 		n, last, err := q.retryChunk(ctx, batchID, states, after, by)
 		if err != nil {
-			return done, err
+			if done == 0 {
+				return done, err
+			}
+			return done, fmt.Errorf("retry batch %d: %w (%d tasks pending again so far): %w", batchID, ErrUnfinished, done, err)
 		}
 		done += n
 		if last == 0 {
@@ -390,6 +462,15 @@ func (q *Queue) retryChunk(ctx context.Context, batchID int, states []task.State
 		if err != nil {
 			return fmt.Errorf("retry batch %d: list tasks: %w", batchID, err)
 		}
+		if len(ts) == 0 {
+			return nil
+		}
+		// Every task of a batch has its batch's process and customer;
+		// checked in each chunk's transaction, so a configuration change
+		// while the chunks run stops the rest.
+		if err := mayRun(ctx, tx, ts[0].ProcessID, ts[0].CustomerID); err != nil {
+			return fmt.Errorf("retry batch %d: %w", batchID, err)
+		}
 		for _, t := range ts {
 			ok, err := q.requeue(ctx, tx, rec, t, by)
 			if err != nil {
@@ -399,6 +480,9 @@ func (q *Queue) retryChunk(ctx context.Context, batchID int, states []task.State
 				n++
 			}
 			last = t.ID
+		}
+		if n > 0 {
+			requeued(tx, rec, ts[0], n, by)
 		}
 		return nil
 	})
@@ -452,6 +536,12 @@ func (q *Queue) PausePool(ctx context.Context, name, by, reason string) (*ent.Po
 // (event pool.resumed) and its pending tasks' max_wait counts again from
 // now.
 func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, error) {
+	start := q.clock()
+	if p, err := q.client.Pool.Query().Where(pool.Name(name)).Only(system(ctx)); err == nil && p.PausedAt != nil {
+		if err := q.restartWaitChunks(ctx, task.PoolID(p.ID), start); err != nil {
+			return nil, fmt.Errorf("resume pool %q: %w", name, err)
+		}
+	}
 	var out *ent.Pool
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		p, err := tx.Pool.Query().Where(pool.Name(name)).Only(ctx)
@@ -463,7 +553,7 @@ func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, err
 			if err != nil {
 				return fmt.Errorf("resume pool %q: %w", name, err)
 			}
-			if err := restartWait(ctx, tx, rec, task.PoolID(p.ID)); err != nil {
+			if err := restartWait(ctx, tx, rec, task.PoolID(p.ID), start); err != nil {
 				return fmt.Errorf("resume pool %q: %w", name, err)
 			}
 			rec.evs = append(rec.evs, events.Create(tx.Event, events.PoolResumed, rec.now).
@@ -485,7 +575,7 @@ func (q *Queue) ResumePool(ctx context.Context, name, by string) (*ent.Pool, err
 func (q *Queue) PauseProcess(ctx context.Context, name string, scope predicate.Process, by, reason string) (*ent.Process, error) {
 	var out *ent.Process
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-		p, err := findProcess(ctx, tx, name, scope)
+		p, err := findProcess(ctx, tx.Process.Query(), name, scope)
 		if err != nil {
 			return fmt.Errorf("pause process %q: %w", name, err)
 		}
@@ -509,9 +599,15 @@ func (q *Queue) PauseProcess(ctx context.Context, name string, scope predicate.P
 
 // ResumeProcess ends the pause of process name (see ResumePool).
 func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.Process, by string) (*ent.Process, error) {
+	start := q.clock()
+	if p, err := findProcess(system(ctx), q.client.Process.Query(), name, scope); err == nil && p.PausedAt != nil {
+		if err := q.restartWaitChunks(ctx, task.ProcessID(p.ID), start); err != nil {
+			return nil, fmt.Errorf("resume process %q: %w", name, err)
+		}
+	}
 	var out *ent.Process
 	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-		p, err := findProcess(ctx, tx, name, scope)
+		p, err := findProcess(ctx, tx.Process.Query(), name, scope)
 		if err != nil {
 			return fmt.Errorf("resume process %q: %w", name, err)
 		}
@@ -520,7 +616,7 @@ func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.
 			if err != nil {
 				return fmt.Errorf("resume process %q: %w", name, err)
 			}
-			if err := restartWait(ctx, tx, rec, task.ProcessID(p.ID)); err != nil {
+			if err := restartWait(ctx, tx, rec, task.ProcessID(p.ID), start); err != nil {
 				return fmt.Errorf("resume process %q: %w", name, err)
 			}
 			rec.evs = append(rec.evs, processEvent(tx, rec, events.ProcessResumed, p, fmt.Sprintf("process %s resumed %s", name, byWhom(by, ""))))
@@ -535,8 +631,8 @@ func (q *Queue) ResumeProcess(ctx context.Context, name string, scope predicate.
 	return out.Unwrap(), nil
 }
 
-func findProcess(ctx context.Context, tx *ent.Tx, name string, scope predicate.Process) (*ent.Process, error) {
-	qr := tx.Process.Query().Where(process.Name(name))
+func findProcess(ctx context.Context, qr *ent.ProcessQuery, name string, scope predicate.Process) (*ent.Process, error) {
+	qr = qr.Where(process.Name(name))
 	if scope != nil {
 		qr.Where(scope)
 	}
@@ -553,13 +649,47 @@ func processEvent(tx *ent.Tx, rec *recorder, typ events.Type, p *ent.Process, ms
 
 // restartWait gives the pending tasks matched by where a fresh max_wait
 // from now (requeued_at), so that a pause longer than max_wait does not
-// expire them all at the first sweep after the resume. One statement: no
-// rows are read into memory.
-func restartWait(ctx context.Context, tx *ent.Tx, rec *recorder, where predicate.Task) error {
-	if err := tx.Task.Update().Where(where, task.StateEQ(task.StatePending)).SetRequeuedAt(rec.now).Exec(ctx); err != nil {
+// expire them all at the first sweep after the resume. It runs in the
+// resume's transaction and only changes the tasks restartWaitChunks did
+// not (their requeued_at is before start): the few that became pending
+// while the chunks ran.
+func restartWait(ctx context.Context, tx *ent.Tx, rec *recorder, where predicate.Task, start time.Time) error {
+	if err := tx.Task.Update().Where(where, task.StateEQ(task.StatePending),
+		task.Or(task.RequeuedAtIsNil(), task.RequeuedAtLT(start))).SetRequeuedAt(rec.now).Exec(ctx); err != nil {
 		return fmt.Errorf("restart the wait of pending tasks: %w", err)
 	}
 	return nil
+}
+
+// restartWaitChunks does restartWait's work before the resume, while the
+// pool or process is still paused (so none of its tasks can expire
+// meanwhile), in chunks of controlChunk tasks, each its own transaction:
+// a pool with 200 000 waiting tasks never holds the writer long. Tasks
+// whose requeued_at is start or later are done.
+func (q *Queue) restartWaitChunks(ctx context.Context, where predicate.Task, start time.Time) error {
+	after := 0
+	for {
+		var ids []int
+		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+			var err error
+			ids, err = tx.Task.Query().Where(where, task.StateEQ(task.StatePending), task.IDGT(after),
+				task.Or(task.RequeuedAtIsNil(), task.RequeuedAtLT(start))).
+				Order(task.ByID()).Limit(controlChunk).IDs(ctx)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			// Still pending: a task claimed meanwhile keeps its requeued_at.
+			return tx.Task.Update().Where(task.IDIn(ids...), task.StateEQ(task.StatePending)).
+				SetRequeuedAt(rec.now).Exec(ctx)
+		})
+		if err != nil {
+			return fmt.Errorf("restart the wait of pending tasks: %w", err)
+		}
+		if len(ids) < controlChunk {
+			return nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // StopRequested reports whether an operator asked robot robotID to stop

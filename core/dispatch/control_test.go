@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/event"
+	"github.com/rpacloud/rpacloud/ent/hook"
 	"github.com/rpacloud/rpacloud/ent/process"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
+	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
 
 func (f *fixture) countEvents(t *testing.T, typ events.Type) int {
@@ -221,7 +224,9 @@ func TestRetryTaskAndBatch(t *testing.T) {
 
 // Paused pools and processes get no work, on the ent path and on the
 // PostgreSQL fast path, and their tasks do not expire while paused; a
-// resume lets work out again and gives the waiting tasks a fresh max_wait.
+// resume lets work out again and gives the waiting tasks a fresh max_wait
+// (more tasks than one chunk of the resume): they expire max_wait after
+// the resume, not before.
 func TestPause(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db, 1, 3)
@@ -234,7 +239,7 @@ func TestPause(t *testing.T) {
 		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Success: true}); err != nil {
 			t.Fatal(err)
 		}
-		b := f.submit(t, 2)
+		b := f.submit(t, 250)
 		type pauser struct {
 			name          string
 			pause, resume func() error
@@ -280,6 +285,16 @@ func TestPause(t *testing.T) {
 		if err != nil || c2 == nil || c2.Task.BatchID != b.ID {
 			t.Fatalf("claim after resume: %+v %v", c2, err)
 		}
+		// The last resume was just now: the 249 waiting tasks expire
+		// max_wait (600 s) from it.
+		f.clock.Add(599 * time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 0 {
+			t.Fatalf("expire within max_wait of the resume: %d %v", n, err)
+		}
+		f.clock.Add(2 * time.Second)
+		if n, err := f.q.Expire(ctx); err != nil || n != 249 {
+			t.Fatalf("expire after max_wait of the resume: %d %v, want 249", n, err)
+		}
 		for _, typ := range []events.Type{events.PoolPaused, events.PoolResumed, events.ProcessPaused, events.ProcessResumed} {
 			if n := f.countEvents(t, typ); n != 1 {
 				t.Fatalf("%d %s events, want 1", n, typ)
@@ -287,6 +302,211 @@ func TestPause(t *testing.T) {
 		}
 		if _, err := f.q.PausePool(ctx, "nope", "ops", ""); !ent.IsNotFound(errors.Unwrap(err)) {
 			t.Fatalf("pause of an unknown pool: %v", err)
+		}
+	})
+}
+
+// An operator's stop that commits while a heartbeat, a report or the
+// sweeper is deciding about the same attempt is never lost (PostgreSQL,
+// read committed). Each case holds a transaction that marks the attempt
+// stopped as StopTask does, starts the robot's call (or the sweep), waits
+// until that call is blocked on the stop's row lock, and only then commits
+// the stop: the call must see it. Without the attempt row locked before
+// it is read, the heartbeat set the deadline back to max_duration, the
+// failure was retried instead of cancelled and the sweeper retried the
+// timed-out attempt.
+func TestStopCommittedMidCall(t *testing.T) {
+	db := storetest.Postgres(t)
+	f := newFixture(t, db, 3, 3)
+	db.Process.Update().Where(process.Name("echo")).SetMaxDurationSeconds(8 * 3600).ExecX(sys())
+	f.q.ForgetSettings()
+	ctx := context.Background()
+	f.submit(t, 3)
+	var cs []*dispatch.Claim
+	for r := range 3 {
+		c := f.claim(t, r)
+		if c == nil {
+			t.Fatalf("robot %d got no task", r)
+		}
+		cs = append(cs, c)
+	}
+	waiting := func() int {
+		rows, err := db.QueryContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	// race runs call while a stop of c's attempt (deadline: min of its
+	// own and the grace) is held uncommitted, then commits the stop.
+	race := func(c *dispatch.Claim, call func()) time.Time {
+		t.Helper()
+		a := db.Attempt.GetX(sys(), c.Attempt.ID)
+		grace := f.clock.Now().Add(dispatch.DefaultStopGrace)
+		if a.Deadline.Before(grace) {
+			grace = a.Deadline
+		}
+		tx, err := db.Tx(sys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Attempt.UpdateOneID(a.ID).SetStopRequestedAt(f.clock.Now()).SetDeadline(grace).ExecX(sys())
+		done := make(chan struct{})
+		go func() { defer close(done); call() }()
+		sdktest.Eventually(t, 10*time.Second, "the call waits for the stop's row lock", func() bool { return waiting() > 0 })
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		return grace
+	}
+
+	var d time.Time
+	var err error
+	grace := race(cs[0], func() { d, err = f.q.Heartbeat(ctx, f.robots[0].ID, cs[0].Task.ID, cs[0].Attempt.Number) })
+	if !errors.Is(err, dispatch.ErrStopRequested) || !d.Equal(grace) {
+		t.Errorf("heartbeat during a stop: deadline %v, %v; want the grace %v and ErrStopRequested", d, err, grace)
+	}
+	if got := db.Attempt.GetX(sys(), cs[0].Attempt.ID).Deadline; !got.Equal(grace) {
+		t.Errorf("heartbeat during a stop moved the deadline to %v, want the grace %v", got, grace)
+	}
+
+	var out *ent.Task
+	race(cs[1], func() {
+		out, err = f.q.Report(ctx, f.robots[1].ID, cs[1].Task.ID, cs[1].Attempt.Number, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"})
+	})
+	if err != nil || out.State != task.StateCancelled {
+		t.Errorf("failure reported during a stop: %+v %v; want the task cancelled", out, err)
+	}
+	if got := db.Task.GetX(sys(), cs[1].Task.ID).State; got != task.StateCancelled {
+		t.Errorf("failure reported during a stop: task %s, want cancelled", got)
+	}
+
+	f.clock.Add(9 * time.Hour)
+	race(cs[2], func() { _, err = f.q.Sweep(ctx) })
+	if err != nil {
+		t.Errorf("sweep during a stop: %v", err)
+	}
+	if got := db.Task.GetX(sys(), cs[2].Task.ID).State; got != task.StateCancelled {
+		t.Errorf("time-out swept during a stop: task %s, want cancelled", got)
+	}
+}
+
+// A retry applies submit's rule: once the configuration gave the process
+// to another department, or removed it, the failed work of the first
+// department is not run again (it would run with the new owner's
+// credentials, or on a removed process), and the refusal reads like a
+// submit to an unknown process. Given back, it can be retried.
+func TestRetryChecksTheProcess(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 0)
+		ctx := context.Background()
+		f.submit(t, 1)
+		c := f.claim(t, 0)
+		if _, err := f.q.Report(ctx, f.robots[0].ID, c.Task.ID, 1, dispatch.Result{Class: robotwire.ErrorExecution, Message: "portal down"}); err != nil {
+			t.Fatal(err)
+		}
+		b2 := f.submit(t, 2)
+		if _, err := f.q.CancelBatch(ctx, b2.ID, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		other := db.Customer.Create().SetName("tax").SaveX(sys())
+		for _, change := range []struct {
+			what string
+			set  func(*ent.ProcessUpdate) *ent.ProcessUpdate
+		}{
+			{"given to another department", func(u *ent.ProcessUpdate) *ent.ProcessUpdate { return u.SetOwnerID(other.ID) }},
+			{"removed", func(u *ent.ProcessUpdate) *ent.ProcessUpdate { return u.ClearOwnerID().SetActive(false) }},
+		} {
+			change.set(db.Process.Update().Where(process.Name("echo"))).ExecX(sys())
+			want := `no active process "echo" for this customer`
+			if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); !errors.Is(err, dispatch.ErrBadInput) || !strings.Contains(err.Error(), want) {
+				t.Errorf("retry of a task whose process was %s: %v, want ErrBadInput %q", change.what, err, want)
+			}
+			if n, err := f.q.RetryBatch(ctx, b2.ID, true, true, "ops"); !errors.Is(err, dispatch.ErrBadInput) || n != 0 {
+				t.Errorf("retry of a batch whose process was %s: %d %v, want ErrBadInput", change.what, n, err)
+			}
+			if got := db.Task.GetX(sys(), c.Task.ID).State; got != task.StateFailed {
+				t.Errorf("process %s: task %s after a refused retry", change.what, got)
+			}
+			if got := db.Batch.GetX(sys(), b2.ID); got.Cancelled != 2 || got.Pending != 0 {
+				t.Errorf("process %s: batch after a refused retry: %+v", change.what, got)
+			}
+		}
+		db.Process.Update().Where(process.Name("echo")).SetActive(true).SetOwnerID(f.cust.ID).ExecX(sys())
+		if _, err := f.q.RetryTask(ctx, c.Task.ID, "ops"); err != nil {
+			t.Errorf("retry on the customer's own process: %v", err)
+		}
+		if n, err := f.q.RetryBatch(ctx, b2.ID, false, true, "ops"); err != nil || n != 2 {
+			t.Errorf("batch retry on the customer's own process: %d %v", n, err)
+		}
+	})
+}
+
+// A batch-wide request that stops part-way (here the database fails in
+// its second chunk) answers ErrUnfinished, saying what it did, and keeps
+// what its committed chunks did; the same request again finishes it.
+func TestBatchRequestStoppedPartWay(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1, 0)
+		ctx := context.Background()
+		// Once failAfter task updates to state fails were made, the next
+		// ones fail (failAfter 0: none fails).
+		var fails task.State
+		failAfter, seen := 0, 0
+		db.Task.Use(func(next ent.Mutator) ent.Mutator {
+			return hook.TaskFunc(func(ctx context.Context, m *ent.TaskMutation) (ent.Value, error) {
+				if st, ok := m.State(); ok && st == fails && m.Op().Is(ent.OpUpdate) && failAfter > 0 {
+					if seen++; seen > failAfter {
+						return nil, errors.New("database went away")
+					}
+				}
+				return next.Mutate(ctx, m)
+			})
+		})
+		b := f.submit(t, 250)
+		fails, failAfter = task.StateCancelled, 200
+		st, err := f.q.CancelBatch(ctx, b.ID, "ops", "")
+		if !errors.Is(err, dispatch.ErrUnfinished) || st.Cancelled != 200 ||
+			!strings.Contains(err.Error(), "200 tasks cancelled") || !strings.Contains(err.Error(), "run the same request again") {
+			t.Fatalf("cancel failing in its second chunk: %+v %v", st, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Cancelled != 200 || got.Pending != 50 {
+			t.Fatalf("batch after a cancel stopped part-way: %+v", got)
+		}
+		failAfter = 0
+		if st, err := f.q.CancelBatch(ctx, b.ID, "ops", ""); err != nil || st.Cancelled != 50 {
+			t.Fatalf("cancel again: %+v %v", st, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Cancelled != 250 || got.Stack != batch.StackFinished {
+			t.Fatalf("batch after the second cancel: %+v", got)
+		}
+
+		fails, failAfter, seen = task.StatePending, 200, 0
+		n, err := f.q.RetryBatch(ctx, b.ID, false, true, "ops")
+		if !errors.Is(err, dispatch.ErrUnfinished) || n != 200 || !strings.Contains(err.Error(), "200 tasks pending again") {
+			t.Fatalf("retry failing in its second chunk: %d %v", n, err)
+		}
+		failAfter = 0
+		if n, err := f.q.RetryBatch(ctx, b.ID, false, true, "ops"); err != nil || n != 50 {
+			t.Fatalf("retry again: %d %v", n, err)
+		}
+		if got := db.Batch.GetX(sys(), b.ID); got.Pending != 250 || got.Cancelled != 0 {
+			t.Fatalf("batch after the second retry: %+v", got)
+		}
+		// One wake per chunk (200 + 50 tasks), not one per task.
+		if n := f.countEvents(t, events.BatchRequeued); n != 2 {
+			t.Fatalf("%d batch.requeued events for 250 tasks retried in two chunks, want 2", n)
+		}
+		if n := f.countEvents(t, events.TaskRequeued); n != 250 {
+			t.Fatalf("%d task.requeued events, want one per task", n)
 		}
 	})
 }

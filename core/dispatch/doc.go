@@ -53,8 +53,15 @@
 //     robot suspect) but the task ends cancelled, not retried. A retry
 //     makes a failed or cancelled task pending (manual_retries + 1,
 //     automatic counts reset, requeued_at now) and its finished batch
-//     returns to stack B. Batch-wide requests run in chunks of 200 tasks,
-//     one transaction each.
+//     returns to stack B, provided its process still takes its customer's
+//     work as Submit requires (else ErrBadInput). Batch-wide requests and
+//     a resume's restart of max_wait run in chunks of 200 tasks, one
+//     transaction each; a batch-wide request stopped part-way answers
+//     ErrUnfinished. A retry's transaction adds one batch.requeued event
+//     (the robots' wake) besides each task's task.requeued.
+//   - Heartbeat, Report and Sweep lock the attempt's row (FOR UPDATE, on
+//     PostgreSQL) before they read it, so a stop committed meanwhile is
+//     seen, never overwritten.
 //   - Paused pools and processes: no claim (ent path and fast path)
 //     hands out their work, read from the database at each claim (not the
 //     settings cache), so a pause applies at the next claim on every

@@ -9,6 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/textlimit"
 	"github.com/rpacloud/rpacloud/ent"
@@ -21,21 +24,30 @@ import (
 )
 
 // running loads the running attempt named by a robot, refusing a stale one.
+//
+// On PostgreSQL the attempt's row is locked (FOR UPDATE) before anything
+// is read, and the task is read after it: an operator's stop (requestStop)
+// writes the same row, so under read committed a stop that commits while
+// a heartbeat, a report or the sweeper is deciding would otherwise be
+// missed (a failure retried instead of cancelled, the stop's grace
+// overwritten by a heartbeat's max_duration). With the lock, either the
+// stop waits for this transaction and then finds the attempt as it left
+// it, or this transaction waits for the stop and sees it.
 func running(ctx context.Context, tx *ent.Tx, robotID, taskID, attemptNo int) (*ent.Task, *ent.Attempt, error) {
 	ctx = system(ctx)
+	a, err := tx.Attempt.Query().Where(attempt.TaskID(taskID), attempt.Number(attemptNo)).Modify(lockOnPostgres).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w: no such attempt", taskID, attemptNo, ErrStaleAttempt)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %d attempt %d: %w", taskID, attemptNo, err)
+	}
 	t, err := tx.Task.Get(ctx, taskID)
 	if ent.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("task %d: %w: no such task", taskID, ErrStaleAttempt)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("task %d: %w", taskID, err)
-	}
-	a, err := tx.Attempt.Query().Where(attempt.TaskID(taskID), attempt.Number(attemptNo)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("task %d attempt %d: %w: no such attempt", taskID, attemptNo, ErrStaleAttempt)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("task %d attempt %d: %w", taskID, attemptNo, err)
 	}
 	switch {
 	case a.RobotID != robotID:
@@ -46,6 +58,15 @@ func running(ctx context.Context, tx *ent.Tx, robotID, taskID, attemptNo int) (*
 		return nil, nil, fmt.Errorf("task %d attempt %d: %w: task is %s at attempt %d", taskID, attemptNo, ErrStaleAttempt, t.State, t.AttemptNo)
 	}
 	return t, a, nil
+}
+
+// lockOnPostgres makes a query lock the rows it reads until the end of the
+// transaction, on PostgreSQL (SQLite has one writer at a time anyway, and
+// no FOR UPDATE).
+func lockOnPostgres(s *sql.Selector) {
+	if s.Dialect() == dialect.Postgres {
+		s.ForUpdate()
+	}
 }
 
 // Heartbeat extends the deadline of a running attempt by its process's

@@ -48,6 +48,19 @@ func (q *Queue) Sweep(ctx context.Context) (int, error) {
 
 func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt) error {
 	sctx := system(ctx)
+	// a was listed outside this transaction: read it again, locked (see
+	// running), so that a stop or a heartbeat committed since is seen.
+	id := a.ID
+	a, err := tx.Attempt.Query().Where(attempt.ID(id)).Modify(lockOnPostgres).Only(sctx)
+	if ent.IsNotFound(err) {
+		return ErrStaleAttempt
+	}
+	if err != nil {
+		return fmt.Errorf("abandon attempt %d: %w", id, err)
+	}
+	if a.State != attempt.StateRunning || !a.Deadline.Before(rec.now) {
+		return ErrStaleAttempt
+	}
 	if a.StopRequestedAt != nil {
 		return q.abandonStopped(sctx, tx, rec, a)
 	}

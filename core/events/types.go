@@ -32,6 +32,12 @@ const (
 	// TaskRequeued: an operator retried a finished task (task retry,
 	// batch retry); it is pending again.
 	TaskRequeued Type = "task.requeued"
+	// BatchRequeued: one per transaction of a retry (task retry, and each
+	// chunk of up to 200 tasks of a batch retry), with the batch's pool and
+	// how many tasks it made pending. It, not task.requeued, wakes the
+	// pool's waiting robots: a 10 000-task retry wakes them 50 times, not
+	// 10 000.
+	BatchRequeued Type = "batch.requeued"
 
 	RobotDraining Type = "robot.draining"
 	RobotEnrolled Type = "robot.enrolled"

@@ -49,7 +49,7 @@ const MaxPollWait = 30 * time.Second
 // A revoked robot is woken too: its next claim finds it released and is
 // refused, so a revocation ends its long poll at once.
 var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true,
-	events.RobotRevoked: true, events.TaskRequeued: true, events.PoolResumed: true, events.ProcessResumed: true}
+	events.RobotRevoked: true, events.BatchRequeued: true, events.PoolResumed: true, events.ProcessResumed: true}
 
 // Register records a robot's hostname and agent version at start-up and
 // returns the robot and the name of its pool.
