@@ -418,6 +418,7 @@ func (l *loader) finishTriggers() {
 		}
 		t.Timezone = t.loc.String()
 		t.cal = cals[t.Calendar]
+		l.checkFires(t)
 		p, known := procs[t.Process]
 		if !known {
 			continue // reported as an undefined process
@@ -433,6 +434,26 @@ func (l *loader) finishTriggers() {
 			t.Customer = p.Owner
 		}
 		l.checkSlot(t, p)
+	}
+}
+
+// checkFires refuses a trigger whose calendar filter keeps none of its
+// cron's runs for a year (days = "working" with a calendar of only
+// holidays): it would never fire, and nothing would say so. A cron that
+// is rare by itself ("0 0 29 2 *") is the cron's business, not this.
+func (l *loader) checkFires(t *Trigger) {
+	if t.Start.IsZero() || t.cal == nil || t.Days == "" {
+		return
+	}
+	from := time.Now() // like the slot check: the year ahead, whenever validate runs
+	year := from.AddDate(1, 0, 0)
+	if c := t.Start.Next(from.In(t.Location())); c.IsZero() || c.After(year) {
+		return
+	}
+	if n := t.Schedule().Next(from); n.IsZero() || n.After(year) {
+		l.diags = append(l.diags, errAt(t.DeclRange, "Trigger that never fires",
+			fmt.Sprintf("trigger %q (cron %q, days = %q of calendar %q) has no run within a year from %s: the calendar drops every day the cron fires on.",
+				t.Name, t.Cron, t.Days, t.Calendar, from.In(t.Location()).Format(time.DateOnly))))
 	}
 }
 

@@ -258,6 +258,16 @@ func TestTriggerRefusals(t *testing.T) {
 		{name: "calendar file too big", hcl: `calendar "cn" {
   file = "cn.txt"
 }`, files: map[string]string{"cn.txt": strings.Repeat("#\n", 200<<10)}, want: "over the limit", line: 2},
+		{name: "never fires", hcl: `calendar "none" {
+  file    = "none.txt"
+  weekend = []
+}
+trigger "t" {
+  process  = "vat"
+  cron     = "0 1 * * *"
+  calendar = "none"
+  days     = "non_working"
+}`, files: map[string]string{"none.txt": "# no holidays\n"}, want: "no run within a year", line: 5},
 		{name: "server zone", hcl: `server { timezone = "Local" }`, want: "Invalid timezone", line: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
