@@ -392,3 +392,64 @@ func TestLongOutageBounded(t *testing.T) {
 		}
 	})
 }
+
+// A changed schedule, and a trigger added back after a removal, start
+// afresh: the runs between were never due under the configuration, so
+// none fires as "missed while no daemon led" and none is recorded as
+// skipped.
+func TestScheduleChangeStartsAfresh(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		at3 := strings.Replace(pauseConfig, `cron    = "0 * * * *"`, `cron     = "0 3 * * *"
+  catch_up = "all"`, 1)
+		cfg := loadConfig(t, at3)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		if err := newDaemon(t, db.Client, cfg, clk, "a").svc.Tick(ctx); err != nil { // first seen at 01:00
+			t.Fatal(err)
+		}
+		// At 02:30 the run moves to 02:00: today's 02:00 was never due.
+		clk.Set(start.Add(90 * time.Minute))
+		at2 := loadConfig(t, strings.Replace(at3, `"0 3 * * *"`, `"0 2 * * *"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, at2); err != nil {
+			t.Fatal(err)
+		}
+		d := newDaemon(t, db.Client, at2, clk, "a")
+		for range 2 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Removed, then added back a month later: the month was never due.
+		none := loadConfig(t, at3[:strings.Index(at3, `trigger "hourly"`)])
+		if err := store.SyncConfig(ctx, db.Client, none); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(start.AddDate(0, 1, 0))
+		if err := store.SyncConfig(ctx, db.Client, at2); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := db.Client.Batch.Query().CountX(ctx); n != 0 {
+			t.Errorf("%d batches of runs never due", n)
+		}
+		if evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx); len(evs) != 0 {
+			t.Errorf("%d skipped events of runs never due, the first: %s", len(evs), evs[0].Message)
+		}
+		// The new schedule fires on time.
+		clk.Set(time.Date(2026, 2, 5, 2, 0, 30, 0, time.UTC))
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Client.Batch.Query().CountX(ctx); n != 1 {
+			t.Errorf("%d batches after the new schedule's run, want 1", n)
+		}
+	})
+}
