@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/trigger/when"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	enttrigger "github.com/rpacloud/rpacloud/ent/trigger"
 )
@@ -234,7 +235,51 @@ func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) e
 	if err != nil || !won {
 		return err // another leader handled these runs
 	}
-	return errors.Join(s.recordSkips(ctx, t, sub, d.Skip, reason), s.recordSkips(ctx, t, sub, refused, refusal))
+	skip, err := s.unfired(ctx, row, d.Skip)
+	if err != nil {
+		return err
+	}
+	return errors.Join(s.recordSkips(ctx, t, sub, skip, reason), s.recordSkips(ctx, t, sub, refused, refusal))
+}
+
+// unfired drops from runs those that have their batch: a leader that
+// fired them and stopped before it advanced the row (a crash, or two
+// leaders during a failover) left them due, and they were not skipped.
+func (s *Service) unfired(ctx context.Context, row *ent.Trigger, runs []time.Time) ([]time.Time, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	fired := map[time.Time]bool{}
+	// In chunks: a list holds up to maxListed runs, more than some
+	// databases bind in one statement.
+	const chunk = 500
+	for start := 0; start < len(runs); start += chunk {
+		part := runs[start:min(start+chunk, len(runs))]
+		utc := make([]time.Time, len(part))
+		for i, r := range part {
+			utc[i] = r.UTC()
+		}
+		bs, err := s.o.Client.Batch.Query().Where(batch.TriggerID(row.ID), batch.ScheduledForIn(utc...)).
+			Select(batch.FieldScheduledFor).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fired runs: %w", err)
+		}
+		for _, b := range bs {
+			if b.ScheduledFor != nil {
+				fired[b.ScheduledFor.UTC()] = true
+			}
+		}
+	}
+	if len(fired) == 0 {
+		return runs, nil
+	}
+	out := make([]time.Time, 0, len(runs))
+	for _, r := range runs {
+		if !fired[r.UTC()] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // advance moves the row's last scheduled run from what it read to to,

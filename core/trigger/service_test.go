@@ -2,6 +2,7 @@ package trigger_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -450,6 +451,49 @@ func TestScheduleChangeStartsAfresh(t *testing.T) {
 		}
 		if n := db.Client.Batch.Query().CountX(ctx); n != 1 {
 			t.Errorf("%d batches after the new schedule's run, want 1", n)
+		}
+	})
+}
+
+// A leader that fired a run and stopped before it advanced the trigger
+// (a crash, or two leaders in a failover) left the run due; the next
+// leader does not record it as skipped: it has its batch.
+func TestFiredRunNotRecordedSkipped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig) // hourly, catch_up = skip
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 30, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		// The crashed leader fired 01:00 on time and never advanced.
+		row := db.Client.Trigger.Query().Where(enttrigger.Name("hourly")).OnlyX(ctx)
+		fired := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)
+		q := dispatch.New(db.Client, dispatch.Options{Now: clk.Now, Seed: 1})
+		if _, err := q.Submit(ctx, dispatch.SubmitRequest{CustomerID: row.CustomerID, Process: "vat", Label: "x",
+			Inputs: []json.RawMessage{json.RawMessage(`{}`)}, SubmittedBy: "trigger/hourly", TriggerID: &row.ID, ScheduledFor: &fired,
+			FiredBy: "trigger \"hourly\": scheduled run"}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(time.Date(2026, 1, 5, 4, 30, 0, 0, time.UTC)) // 01:00 to 04:00 due, all missed
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx)
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Message)
+			if strings.Contains(e.Message, "01:00") {
+				t.Errorf("the fired run is recorded as skipped: %s", e.Message)
+			}
+		}
+		if len(evs) != 3 {
+			t.Errorf("skipped events %q, want 02:00, 03:00, 04:00", got)
 		}
 	})
 }
