@@ -497,3 +497,39 @@ func TestFiredRunNotRecordedSkipped(t *testing.T) {
 		}
 	})
 }
+
+// After an outage longer than one list of runs, one pass reaches the runs
+// due now while they are on time: it lists again until the list is whole
+// (a minutely trigger down 30 days needed 44 passes, and the runs due
+// meanwhile fell out of the on-time window and were skipped).
+func TestLongOutageCaughtUpInOnePass(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, strings.Replace(pauseConfig, `cron    = "0 * * * *"`, `cron    = "* * * * *"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		now := start.AddDate(0, 0, 30)
+		clk.Set(now)
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		row := db.Client.Trigger.Query().Where(enttrigger.Name("hourly")).OnlyX(ctx)
+		if last := now.Truncate(time.Minute); row.LastScheduledFor == nil || !row.LastScheduledFor.Equal(last) {
+			t.Fatalf("after one pass the trigger handled runs up to %v, want %v", row.LastScheduledFor, last)
+		}
+		// catch_up = skip: the runs of the last 2 minutes are on time.
+		if n := db.Client.Batch.Query().CountX(ctx); n != 2 {
+			t.Errorf("%d batches, want the 2 on-time runs", n)
+		}
+		if n := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).CountX(ctx); n > 48+11 {
+			t.Errorf("%d skipped events", n)
+		}
+	})
+}
