@@ -155,10 +155,15 @@ func (s *Service) subject(ctx context.Context, row *ent.Trigger) (subject, error
 	switch {
 	case row.PausedAt != nil:
 		sub.paused = "the trigger is paused" + by(row.PausedBy, row.PauseReason)
-	case p.PausedAt != nil:
+	case p.PausedAt != nil && p.OwnerID != nil:
 		sub.paused = fmt.Sprintf("process %q is paused", p.Name) + by(p.PausedBy, p.PauseReason)
+	case p.PausedAt != nil:
+		// A shared process, like a pool, serves several departments: who
+		// paused it and why is not every department's to read (the
+		// reason is free text); the event goes to the trigger's.
+		sub.paused = fmt.Sprintf("process %q is paused", p.Name)
 	case pl.PausedAt != nil:
-		sub.paused = fmt.Sprintf("pool %q is paused", pl.Name) + by(pl.PausedBy, pl.PauseReason)
+		sub.paused = fmt.Sprintf("pool %q is paused", pl.Name)
 	}
 	return sub, nil
 }

@@ -533,3 +533,35 @@ func TestLongOutageCaughtUpInOnePass(t *testing.T) {
 		}
 	})
 }
+
+// A pool serves several departments: a run skipped because the pool is
+// paused says so, not who paused it or why (free text, perhaps about
+// another department).
+func TestPoolPauseReasonNotInSkips(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC)}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		db.Client.Pool.Update().SetPausedAt(clk.Now()).SetPausedBy("root").SetPauseReason("LEAKR other dept audit").ExecX(ctx)
+		clk.Set(time.Date(2026, 1, 5, 10, 0, 30, 0, time.UTC))
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx)
+		want := `trigger "hourly": run of 2026-01-05 10:00 UTC skipped: paused: pool "p" is paused`
+		if len(evs) != 1 || evs[0].Message != want {
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.Message)
+			}
+			t.Errorf("skipped events %q, want [%q]", got, want)
+		}
+	})
+}
