@@ -447,20 +447,29 @@ func (s *Service) SetPaused(ctx context.Context, name string, pause bool, by, re
 	}
 	sys := system(ctx)
 	now := s.o.Now().UTC()
-	upd := s.o.Client.Trigger.UpdateOne(row)
+	// Compare-and-set on the pause: of two requests at once, one changes
+	// the row and records the event; the other finds it done.
+	upd := s.o.Client.Trigger.Update().Where(enttrigger.ID(row.ID))
 	typ, msg := events.TriggerResumed, fmt.Sprintf("trigger %q resumed by %s", name, by)
 	if pause {
-		upd.SetPausedAt(now).SetPausedBy(by).SetPauseReason(reason)
+		upd.Where(enttrigger.PausedAtIsNil()).SetPausedAt(now).SetPausedBy(by).SetPauseReason(reason)
 		typ, msg = events.TriggerPaused, fmt.Sprintf("trigger %q paused by %s", name, by)
 		if reason != "" {
 			msg += ": " + reason
 		}
 	} else {
-		upd.ClearPausedAt().ClearPausedBy().ClearPauseReason()
+		upd.Where(enttrigger.PausedAtNotNil()).ClearPausedAt().ClearPausedBy().ClearPauseReason()
 	}
-	out, err := upd.Save(sys)
+	n, err := upd.Save(sys)
 	if err != nil {
 		return nil, fmt.Errorf("trigger %q: %w", name, err)
+	}
+	out, err := s.o.Client.Trigger.Get(sys, row.ID)
+	if err != nil {
+		return nil, fmt.Errorf("trigger %q: %w", name, err)
+	}
+	if n == 0 {
+		return out, nil // another request changed it first
 	}
 	p, err := s.o.Client.Process.Get(sys, row.ProcessID)
 	if err != nil {

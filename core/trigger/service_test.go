@@ -3,6 +3,7 @@ package trigger_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -562,6 +563,31 @@ func TestPoolPauseReasonNotInSkips(t *testing.T) {
 				got = append(got, e.Message)
 			}
 			t.Errorf("skipped events %q, want [%q]", got, want)
+		}
+	})
+}
+
+// Pauses at once: one changes the trigger and records the event.
+func TestConcurrentPausesRecordOne(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC)}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				if _, err := d.svc.SetPaused(ctx, "hourly", true, fmt.Sprint("op", i), ""); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := db.Client.Event.Query().Where(event.Type(string(events.TriggerPaused))).CountX(ctx); n != 1 {
+			t.Errorf("%d paused events of one pause, want 1", n)
 		}
 	})
 }
