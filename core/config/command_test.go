@@ -25,11 +25,13 @@ func fmtCmd(t *testing.T, args ...string) (int, string, string) {
 
 func TestValidateCommandOK(t *testing.T) {
 	code, out, errOut := validate(t, "../../examples/tax-filing")
-	if code != 0 || errOut != "" {
+	// The example's calendar holds one year of official holidays; the
+	// warning that it runs out depends on the day the test runs.
+	if code != 0 || errOut != "" && !strings.Contains(errOut, "warning: "+CalendarRunningOut) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
 	want := "7 files OK (1 provider, 1 network, 2 pools, 4 processes, 1 vendor, 3 customers, 1 calendar, 1 trigger, vault)\n"
-	if out != want {
+	if out != want && out != strings.TrimSuffix(want, "\n")+", 1 warning\n" {
 		t.Errorf("stdout: got %q, want %q", out, want)
 	}
 	// Several paths form one configuration.

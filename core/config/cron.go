@@ -150,7 +150,11 @@ func (c Cron) dayMatches(t time.Time) bool {
 
 // Next returns the first minute strictly after t, in t's location, at
 // which the expression fires, or the zero time if there is none within
-// eight years (a leap day is the rarest match there is).
+// eight years (a leap day is the rarest match there is). When the clocks
+// go back, a wall-clock time that comes twice fires once, at its first
+// coming, if the expression names hours ("30 1 * * *"); an expression for
+// every hour fires in both ("*/15 * * * *" is every quarter of an hour of
+// elapsed time).
 func (c Cron) Next(t time.Time) time.Time {
 	loc := t.Location()
 	t = t.Truncate(time.Minute).Add(time.Minute)
@@ -165,20 +169,44 @@ func (c Cron) Next(t time.Time) time.Time {
 			continue
 		}
 		if c.hour&(1<<uint(t.Hour())) == 0 {
-			next := time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, loc)
-			// Around a daylight-saving change the wall clock can repeat;
-			// never step backwards.
-			if !next.After(t) {
-				next = t.Add(time.Hour).Truncate(time.Minute)
-			}
-			t = next
+			// To the next hour of the wall clock by elapsed time, not by
+			// time.Date: when the clocks go back, time.Date may name the
+			// second of a repeated hour and step over the first.
+			t = t.Add(time.Duration(60-t.Minute()) * time.Minute)
 			continue
 		}
 		if c.minute&(1<<uint(t.Minute())) == 0 {
 			t = t.Add(time.Minute)
 			continue
 		}
+		if c.hour != allHours && repeatedWallClock(t) {
+			// The clocks went back and this wall-clock time already came
+			// once: "0 1 * * *" fires at the first 01:00, not at both.
+			t = t.Add(time.Minute)
+			continue
+		}
 		return t
 	}
 	return time.Time{}
+}
+
+// allHours is the hour field of "*": every hour, where a repeated hour
+// is more time and fires again ("*/5 * * * *" every five minutes of it).
+const allHours = 1<<24 - 1
+
+// repeatedWallClock reports whether the wall-clock minute of t (date,
+// hour, minute in t's location) already came at an earlier instant: the
+// hour repeated when daylight-saving time ends. The clocks go back by 30
+// minutes (Lord Howe), an hour (most zones) or at most two.
+func repeatedWallClock(t time.Time) bool {
+	y, mo, d := t.Date()
+	h, mi := t.Hour(), t.Minute()
+	for _, back := range []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour} {
+		e := t.Add(-back)
+		ey, emo, ed := e.Date()
+		if ey == y && emo == mo && ed == d && e.Hour() == h && e.Minute() == mi {
+			return true
+		}
+	}
+	return false
 }

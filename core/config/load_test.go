@@ -17,6 +17,19 @@ import (
 
 // problems renders diagnostics as "file:line:col: severity: summary" so a
 // table can pin both the message and its exact position.
+// dated drops the warning that a calendar file's dates end soon: the
+// examples ship one year of official holidays, and whether that year is
+// running out depends on the day the test runs, not on the example.
+func dated(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity != hcl.DiagWarning || d.Summary != config.CalendarRunningOut {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 func problems(diags hcl.Diagnostics) []string {
 	out := make([]string, 0, len(diags))
 	for _, d := range diags {
@@ -292,7 +305,7 @@ func TestExamplesValidate(t *testing.T) {
 	for _, dir := range exampleDirs(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			cfg, diags, _ := config.Load(dir)
-			if len(diags) > 0 {
+			if diags = dated(diags); len(diags) > 0 {
 				t.Fatalf("%s:\n%s", dir, strings.Join(problems(diags), "\n"))
 			}
 			if len(cfg.Pools) == 0 || len(cfg.Processes) == 0 {
@@ -356,7 +369,7 @@ func TestQuickstart(t *testing.T) {
 
 func TestTaxFiling(t *testing.T) {
 	cfg, diags, files := config.Load("../../examples/tax-filing")
-	if len(diags) > 0 {
+	if diags = dated(diags); len(diags) > 0 {
 		t.Fatal(strings.Join(problems(diags), "\n"))
 	}
 	if len(files) < 5 {

@@ -196,12 +196,40 @@ func (l *loader) decodeCalendar(b *hcl.Block) {
 				}
 			}
 			rules.Days = days
+			l.checkCalendarEnds(at, name, full, days)
 		}
 	}
 	cal.cal = rules
 	if ok {
 		l.cfg.Calendars = append(l.cfg.Calendars, cal)
 	}
+}
+
+// CalendarRunningOut is the summary of the warning about a calendar file
+// whose dates end soon.
+const CalendarRunningOut = "Calendar running out"
+
+// CalendarEndsWarning is how soon before a calendar file's last listed
+// date the loader warns that it runs out.
+const CalendarEndsWarning = 8 * 7 * 24 * time.Hour
+
+// checkCalendarEnds warns about a calendar file whose dates end within
+// CalendarEndsWarning: past its last date only the weekend counts, and a
+// trigger on working days fires on the next year's holidays.
+func (l *loader) checkCalendarEnds(at *hcl.Attribute, name, file string, days map[string]bool) {
+	if len(days) == 0 {
+		return // a calendar of weekend days only
+	}
+	last := ""
+	for d := range days {
+		last = max(last, d) // YYYY-MM-DD sorts as text
+	}
+	now := time.Now() // like the slot check: whenever validate runs
+	if last >= now.Add(CalendarEndsWarning).Format(time.DateOnly) {
+		return
+	}
+	l.diags = append(l.diags, warnAt(at.Expr.Range(), CalendarRunningOut,
+		fmt.Sprintf("calendar %q: %s lists no date after %s; after it only the weekend counts, so holidays and shifted working days are not known. Add the next year's dates.", name, file, last)))
 }
 
 func (l *loader) decodeTrigger(b *hcl.Block) {
@@ -237,6 +265,10 @@ func (l *loader) decodeTrigger(b *hcl.Block) {
 		if a.oneOf(at, "days", t.Days, string(when.Working), string(when.NonWorking)) && calAt == nil {
 			a.errorf(at.Expr.Range(), "days without calendar", "days = %q says which days of a calendar the trigger fires on; name the calendar too (calendar = \"...\").", t.Days)
 		}
+	}
+	if calAt != nil && t.Calendar != "" && t.Days == "" {
+		l.diags = append(l.diags, warnAt(calAt.Expr.Range(), "calendar without days",
+			fmt.Sprintf("trigger %q names calendar %q but no days: it fires on every day its cron names, holidays included; add days = \"working\" or \"non_working\".", name, t.Calendar)))
 	}
 	if at := a.str("catch_up", &t.CatchUp); at != nil {
 		rules := make([]string, len(when.CatchUps))
@@ -418,6 +450,7 @@ func (l *loader) finishTriggers() {
 		}
 		t.Timezone = t.loc.String()
 		t.cal = cals[t.Calendar]
+		l.checkFires(t)
 		p, known := procs[t.Process]
 		if !known {
 			continue // reported as an undefined process
@@ -433,6 +466,26 @@ func (l *loader) finishTriggers() {
 			t.Customer = p.Owner
 		}
 		l.checkSlot(t, p)
+	}
+}
+
+// checkFires refuses a trigger whose calendar filter keeps none of its
+// cron's runs for a year (days = "working" with a calendar of only
+// holidays): it would never fire, and nothing would say so. A cron that
+// is rare by itself ("0 0 29 2 *") is the cron's business, not this.
+func (l *loader) checkFires(t *Trigger) {
+	if t.Start.IsZero() || t.cal == nil || t.Days == "" {
+		return
+	}
+	from := time.Now() // like the slot check: the year ahead, whenever validate runs
+	year := from.AddDate(1, 0, 0)
+	if c := t.Start.Next(from.In(t.Location())); c.IsZero() || c.After(year) {
+		return
+	}
+	if n := t.Schedule().Next(from); n.IsZero() || n.After(year) {
+		l.diags = append(l.diags, errAt(t.DeclRange, "Trigger that never fires",
+			fmt.Sprintf("trigger %q (cron %q, days = %q of calendar %q) has no run within a year from %s: the calendar drops every day the cron fires on.",
+				t.Name, t.Cron, t.Days, t.Calendar, from.In(t.Location()).Format(time.DateOnly))))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/documents"
 	"github.com/rpacloud/rpacloud/core/schedule"
 	"github.com/rpacloud/rpacloud/ent/attempt"
+	"github.com/rpacloud/rpacloud/ent/customer"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
@@ -59,7 +60,7 @@ func (s *Service) Data(ctx context.Context, p viewer.Principal, name string, fro
 	if d.VMs, err = s.vms(ctx, proc.PoolID); err != nil {
 		return d, err
 	}
-	sd, err := s.scheduleData(ctx, proc.Edges.Pool.Name, d.Process.Kind == "vendor", from, to)
+	sd, err := s.scheduleData(ctx, p, proc.Edges.Pool.Name, d.Process.Kind == "vendor", from, to)
 	if err != nil {
 		return d, err
 	}
@@ -67,7 +68,7 @@ func (s *Service) Data(ctx context.Context, p viewer.Principal, name string, fro
 	return d, nil
 }
 
-func (s *Service) scheduleData(ctx context.Context, poolName string, licensed bool, from, to time.Time) (documents.ScheduleData, error) {
+func (s *Service) scheduleData(ctx context.Context, p viewer.Principal, poolName string, licensed bool, from, to time.Time) (documents.ScheduleData, error) {
 	sd := documents.ScheduleData{From: from, To: to}
 	all, err := s.Bookings(ctx, "")
 	if err != nil {
@@ -124,7 +125,9 @@ func (s *Service) scheduleData(ctx context.Context, poolName string, licensed bo
 	if sd.Departments, err = s.departments(ctx); err != nil {
 		return sd, err
 	}
-	sd.Triggers = s.triggerRuns(poolName, from, to)
+	if sd.Triggers, err = s.triggerRuns(ctx, p, poolName, from, to); err != nil {
+		return sd, err
+	}
 	return sd, nil
 }
 
@@ -133,15 +136,33 @@ const maxTriggerRuns = 200
 
 // triggerRuns are the triggers of the pool's processes, from the running
 // configuration (the pool is shared, as its bookings are), with their runs
-// in [from, to).
-func (s *Service) triggerRuns(poolName string, from, to time.Time) []documents.TriggerRuns {
+// in [from, to). A principal bound to a customer sees the triggers of
+// that customer and its departments in full; another department's trigger
+// is a row of run times only (Other), so the pool's load shows without
+// naming what another department runs (the triggers query answers such a
+// name NOT_FOUND).
+func (s *Service) triggerRuns(ctx context.Context, p viewer.Principal, poolName string, from, to time.Time) ([]documents.TriggerRuns, error) {
 	cfg := s.config()
 	if cfg == nil {
-		return nil
+		return nil, nil
+	}
+	var own map[string]bool // nil: every trigger is the caller's to see
+	if vis, cid := p.Visibility(); vis != viewer.SeesAll {
+		own = map[string]bool{}
+		if vis == viewer.SeesOne {
+			names, err := s.Client.Customer.Query().Where(customer.Or(customer.ID(cid), customer.ParentID(cid))).
+				Select(customer.FieldName).Strings(sys(ctx))
+			if err != nil {
+				return nil, fmt.Errorf("customers of the caller: %w", err)
+			}
+			for _, n := range names {
+				own[n] = true
+			}
+		}
 	}
 	inPool := map[string]bool{}
-	for _, p := range cfg.Processes {
-		inPool[p.Name] = p.Pool == poolName
+	for _, proc := range cfg.Processes {
+		inPool[proc.Name] = proc.Pool == poolName
 	}
 	var out []documents.TriggerRuns
 	for _, t := range cfg.Triggers {
@@ -150,10 +171,14 @@ func (s *Service) triggerRuns(poolName string, from, to time.Time) []documents.T
 		}
 		// Runs strictly after from-1ns: a run exactly at from is in the window.
 		runs, more := t.Schedule().Runs(from.Add(-time.Nanosecond), to.Add(-time.Nanosecond), maxTriggerRuns)
+		if own != nil && !own[t.Customer] {
+			out = append(out, documents.TriggerRuns{Other: true, Runs: runs, More: more})
+			continue
+		}
 		out = append(out, documents.TriggerRuns{Name: t.Name, Process: t.Process, Department: t.Customer,
 			Cron: t.Cron, Timezone: t.Timezone, Calendar: t.Calendar, Days: t.Days, Slot: t.Slot, Runs: runs, More: more})
 	}
-	return out
+	return out, nil
 }
 
 // measured returns each robot's busy share of the elapsed part of [from,

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"entgo.io/ent/dialect/sql/sqlgraph"
+
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -269,7 +271,10 @@ func (q *Queue) Submit(ctx context.Context, req SubmitRequest) (*ent.Batch, erro
 			SetNillableTriggerID(req.TriggerID).SetNillableScheduledFor(utcPtr(req.ScheduledFor)).
 			SetCreatedAt(rec.now).SetUpdatedAt(rec.now).
 			Save(system(ctx))
-		if req.TriggerID != nil && ent.IsConstraintError(err) {
+		// Only the unique index on (trigger, scheduled run) means another
+		// leader fired it: a foreign key failure (a trigger row gone) is
+		// an error, not a run that counts as fired.
+		if req.TriggerID != nil && sqlgraph.IsUniqueConstraintError(err) {
 			return fmt.Errorf("submit: trigger %d at %s: %w", *req.TriggerID, req.ScheduledFor.UTC().Format(time.RFC3339), ErrAlreadySubmitted)
 		}
 		if err != nil {

@@ -639,6 +639,13 @@ func (b builder) triggerTable(ts []TriggerRuns) *Table {
 		if tr.More {
 			count += "+"
 		}
+		if tr.Other {
+			// Another department's trigger: when the pool is busy, not
+			// what runs or for whom.
+			t.Rows = append(t.Rows, []string{b.t("(another department's run)", "（其他部门的运行）"), "—", "—", "—", "—", "—", count, orDash(strings.Join(next, ", "))})
+			t.Marks = append(t.Marks, "")
+			continue
+		}
 		t.Rows = append(t.Rows, []string{tr.Name, b.dept(tr.Department), tr.Process, tr.Cron + " " + tr.Timezone, cal, orDash(tr.Slot), count, orDash(strings.Join(next, ", "))})
 		mark := ""
 		if tr.Slot == "" {

@@ -187,6 +187,9 @@ type TriggerRuns struct {
 	Slot                      string // the booked slot it fires in; "" when none
 	Runs                      []time.Time
 	More                      bool // runs beyond Runs in the window were left out
+	// Other: another department's trigger, shown to a department's
+	// reader by its run times only; every name above is "".
+	Other bool
 }
 
 // RobotUse is how busy one robot (or a pool as a whole, Robot "") is.

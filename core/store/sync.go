@@ -143,11 +143,29 @@ func syncTx(ctx context.Context, tx *ent.Tx, cfg *config.Config) error {
 }
 
 // syncTriggers upserts the configuration's triggers. The columns it sets
-// are the definition; the last scheduled run handled and an operator's
-// pause are never set here, so they survive reloads and restarts, and a
-// trigger removed and added back resumes where it stopped.
+// are the definition; an operator's pause is never set here, so it
+// survives reloads, restarts and a removal. The last scheduled run handled
+// survives them too, unless the schedule changed (cron, zone, calendar or
+// days) or the trigger comes back after a removal: then it is cleared, and
+// the leader starts the trigger afresh at its next pass, as a new one. The
+// runs between the old schedule and the new one were never due under
+// either: calling them missed while no daemon led would fire surprise
+// runs under once and all, record false skips and raise false anomalies.
 func syncTriggers(ctx context.Context, tx *ent.Tx, cfg *config.Config, custIDs, procIDs map[string]int) error {
 	names := make([]string, 0, len(cfg.Triggers))
+	for _, t := range cfg.Triggers {
+		names = append(names, t.Name)
+	}
+	// The configuration bounds the triggers, so one read holds them.
+	old, err := tx.Trigger.Query().Where(trigger.NameIn(names...)).All(ctx)
+	if err != nil {
+		return fmt.Errorf("read triggers: %w", err)
+	}
+	before := make(map[string]*ent.Trigger, len(old))
+	for _, r := range old {
+		before[r.Name] = r
+	}
+	var restart []int
 	for _, t := range cfg.Triggers {
 		custID, ok := custIDs[t.Customer]
 		if !ok {
@@ -157,14 +175,23 @@ func syncTriggers(ctx context.Context, tx *ent.Tx, cfg *config.Config, custIDs, 
 		if !ok {
 			return fmt.Errorf("trigger %q: process %q is not declared", t.Name, t.Process)
 		}
+		zone := t.Location().String()
+		if r := before[t.Name]; r != nil && r.LastScheduledFor != nil &&
+			(!r.Active || r.Cron != t.Cron || r.Timezone != zone || r.Calendar != t.Calendar || r.Days != t.Days) {
+			restart = append(restart, r.ID)
+		}
 		err := tx.Trigger.Create().SetName(t.Name).SetCustomerID(custID).SetProcessID(procID).
-			SetCron(t.Cron).SetTimezone(t.Location().String()).SetCalendar(t.Calendar).SetDays(t.Days).
+			SetCron(t.Cron).SetTimezone(zone).SetCalendar(t.Calendar).SetDays(t.Days).
 			SetCatchUp(string(t.Rule())).SetActive(true).
 			OnConflictColumns(trigger.FieldName).UpdateNewValues().Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("trigger %q: %w", t.Name, err)
 		}
-		names = append(names, t.Name)
+	}
+	if len(restart) > 0 {
+		if err := tx.Trigger.Update().Where(trigger.IDIn(restart...)).ClearLastScheduledFor().Exec(ctx); err != nil {
+			return fmt.Errorf("restart changed triggers: %w", err)
+		}
 	}
 	if err := tx.Trigger.Update().Where(trigger.NameNotIn(names...), trigger.Active(true)).SetActive(false).Exec(ctx); err != nil {
 		return fmt.Errorf("deactivate triggers: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/trigger/when"
 	"github.com/rpacloud/rpacloud/ent"
+	"github.com/rpacloud/rpacloud/ent/batch"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	enttrigger "github.com/rpacloud/rpacloud/ent/trigger"
 )
@@ -27,6 +28,9 @@ const (
 	// are handled by the next passes. Above when.MaxCatchUp, so a full
 	// list always has runs to skip.
 	maxListed = 1000
+	// maxListings bounds the lists of one trigger in one pass: 100 lists
+	// of maxListed runs are 69 days of a minutely trigger.
+	maxListings = 100
 	// maxSkipEvents bounds the skipped-run events of one pass and trigger;
 	// more are summed up in one more event.
 	maxSkipEvents = 10
@@ -112,8 +116,17 @@ func (s *Service) Tick(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := s.handle(ctx, t, now); err != nil {
-			errs = append(errs, fmt.Errorf("trigger %q: %w", t.Name, err))
+		// A list cut at maxListed runs (a long outage) is handled list
+		// after list in this pass, so that the runs due now are reached
+		// while they are on time, not passes later.
+		for range maxListings {
+			more, err := s.handle(ctx, t, now)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("trigger %q: %w", t.Name, err))
+			}
+			if err != nil || !more || ctx.Err() != nil {
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -142,10 +155,15 @@ func (s *Service) subject(ctx context.Context, row *ent.Trigger) (subject, error
 	switch {
 	case row.PausedAt != nil:
 		sub.paused = "the trigger is paused" + by(row.PausedBy, row.PauseReason)
-	case p.PausedAt != nil:
+	case p.PausedAt != nil && p.OwnerID != nil:
 		sub.paused = fmt.Sprintf("process %q is paused", p.Name) + by(p.PausedBy, p.PauseReason)
+	case p.PausedAt != nil:
+		// A shared process, like a pool, serves several departments: who
+		// paused it and why is not every department's to read (the
+		// reason is free text); the event goes to the trigger's.
+		sub.paused = fmt.Sprintf("process %q is paused", p.Name)
 	case pl.PausedAt != nil:
-		sub.paused = fmt.Sprintf("pool %q is paused", pl.Name) + by(pl.PausedBy, pl.PauseReason)
+		sub.paused = fmt.Sprintf("pool %q is paused", pl.Name)
 	}
 	return sub, nil
 }
@@ -175,28 +193,30 @@ func skipMessage(t config.Trigger, at time.Time, reason string) string {
 	return fmt.Sprintf("trigger %q: run of %s skipped: %s", t.Name, runName(t, at), reason)
 }
 
-func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) error {
+// handle handles the due runs of t listed at now, at most maxListed; more
+// says the list was cut and this pass should list again.
+func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) (more bool, err error) {
 	row, err := s.o.Client.Trigger.Query().Where(enttrigger.Name(t.Name), enttrigger.Active(true)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil // not synced yet
+		return false, nil // not synced yet
 	}
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return false, fmt.Errorf("read: %w", err)
 	}
 	if row.LastScheduledFor == nil {
 		// First seen by a leader: its schedule starts now. Nothing before
 		// it was ever due.
 		_, err := s.advance(ctx, row, now)
-		return err
+		return false, err
 	}
 	last := *row.LastScheduledFor
 	due, more := t.Schedule().Runs(last, now, maxListed)
 	if len(due) == 0 {
-		return nil
+		return false, nil
 	}
 	sub, err := s.subject(ctx, row)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var d when.Decision
 	reason := ""
@@ -208,7 +228,8 @@ func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) e
 	case more:
 		// Runs beyond the list are later still: the listed ones were
 		// missed and none is the latest. All but the last MaxCatchUp are
-		// skipped whatever the rule; the next pass lists the rest, the
+		// skipped whatever the rule; the next listing (Tick lists again in
+		// the same pass) holds the rest, the
 		// latest runs among them, and the rule decides on those.
 		d.Skip, reason = due[:len(due)-when.MaxCatchUp], "missed while no daemon led (catch_up = "+string(t.Rule())+", older than the latest runs)"
 		due = d.Skip
@@ -227,14 +248,64 @@ func (s *Service) handle(ctx context.Context, t config.Trigger, now time.Time) e
 				refused, refusal = append(refused, at), "refused: "+err.Error()
 				continue
 			}
-			return err
+			return false, err
 		}
 	}
 	won, err := s.advance(ctx, row, due[len(due)-1])
 	if err != nil || !won {
-		return err // another leader handled these runs
+		return false, err // another leader handled these runs
 	}
-	return errors.Join(s.recordSkips(ctx, t, sub, d.Skip, reason), s.recordSkips(ctx, t, sub, refused, refusal))
+	skip, err := s.unfired(ctx, row, d.Skip)
+	if err != nil {
+		return false, err
+	}
+	// A cut list's runs are old: one event sums them up, so a pass that
+	// lists many times records a bounded number of events.
+	each := maxSkipEvents
+	if more {
+		each = 0
+	}
+	return more, errors.Join(s.recordSkips(ctx, t, sub, skip, reason, each), s.recordSkips(ctx, t, sub, refused, refusal, maxSkipEvents))
+}
+
+// unfired drops from runs those that have their batch: a leader that
+// fired them and stopped before it advanced the row (a crash, or two
+// leaders during a failover) left them due, and they were not skipped.
+func (s *Service) unfired(ctx context.Context, row *ent.Trigger, runs []time.Time) ([]time.Time, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	fired := map[time.Time]bool{}
+	// In chunks: a list holds up to maxListed runs, more than some
+	// databases bind in one statement.
+	const chunk = 500
+	for start := 0; start < len(runs); start += chunk {
+		part := runs[start:min(start+chunk, len(runs))]
+		utc := make([]time.Time, len(part))
+		for i, r := range part {
+			utc[i] = r.UTC()
+		}
+		bs, err := s.o.Client.Batch.Query().Where(batch.TriggerID(row.ID), batch.ScheduledForIn(utc...)).
+			Select(batch.FieldScheduledFor).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fired runs: %w", err)
+		}
+		for _, b := range bs {
+			if b.ScheduledFor != nil {
+				fired[b.ScheduledFor.UTC()] = true
+			}
+		}
+	}
+	if len(fired) == 0 {
+		return runs, nil
+	}
+	out := make([]time.Time, 0, len(runs))
+	for _, r := range runs {
+		if !fired[r.UTC()] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // advance moves the row's last scheduled run from what it read to to,
@@ -278,7 +349,9 @@ func (s *Service) fire(ctx context.Context, t config.Trigger, row *ent.Trigger, 
 	return err
 }
 
-func (s *Service) recordSkips(ctx context.Context, t config.Trigger, sub subject, skip []time.Time, reason string) error {
+// recordSkips records the first each skipped runs one event apiece and
+// the rest in one more event.
+func (s *Service) recordSkips(ctx context.Context, t config.Trigger, sub subject, skip []time.Time, reason string, each int) error {
 	if len(skip) == 0 {
 		return nil
 	}
@@ -286,12 +359,16 @@ func (s *Service) recordSkips(ctx context.Context, t config.Trigger, sub subject
 	var evs []*ent.EventCreate
 	for i, at := range skip {
 		msg := skipMessage(t, at, reason)
-		if i == maxSkipEvents {
-			msg = fmt.Sprintf("trigger %q: %d more runs from %s to %s skipped: %s", t.Name, len(skip)-i, runName(t, at), runName(t, skip[len(skip)-1]), reason)
+		if i == each {
+			more := "more "
+			if i == 0 {
+				more = ""
+			}
+			msg = fmt.Sprintf("trigger %q: %d %sruns from %s to %s skipped: %s", t.Name, len(skip)-i, more, runName(t, at), runName(t, skip[len(skip)-1]), reason)
 		}
 		evs = append(evs, events.Create(s.o.Client.Event, events.TriggerSkipped, when).
 			SetCustomerID(sub.row.CustomerID).SetProcessID(sub.row.ProcessID).SetPoolID(sub.poolID).SetMessage(msg))
-		if i == maxSkipEvents {
+		if i == each {
 			break
 		}
 	}
@@ -370,20 +447,29 @@ func (s *Service) SetPaused(ctx context.Context, name string, pause bool, by, re
 	}
 	sys := system(ctx)
 	now := s.o.Now().UTC()
-	upd := s.o.Client.Trigger.UpdateOne(row)
+	// Compare-and-set on the pause: of two requests at once, one changes
+	// the row and records the event; the other finds it done.
+	upd := s.o.Client.Trigger.Update().Where(enttrigger.ID(row.ID))
 	typ, msg := events.TriggerResumed, fmt.Sprintf("trigger %q resumed by %s", name, by)
 	if pause {
-		upd.SetPausedAt(now).SetPausedBy(by).SetPauseReason(reason)
+		upd.Where(enttrigger.PausedAtIsNil()).SetPausedAt(now).SetPausedBy(by).SetPauseReason(reason)
 		typ, msg = events.TriggerPaused, fmt.Sprintf("trigger %q paused by %s", name, by)
 		if reason != "" {
 			msg += ": " + reason
 		}
 	} else {
-		upd.ClearPausedAt().ClearPausedBy().ClearPauseReason()
+		upd.Where(enttrigger.PausedAtNotNil()).ClearPausedAt().ClearPausedBy().ClearPauseReason()
 	}
-	out, err := upd.Save(sys)
+	n, err := upd.Save(sys)
 	if err != nil {
 		return nil, fmt.Errorf("trigger %q: %w", name, err)
+	}
+	out, err := s.o.Client.Trigger.Get(sys, row.ID)
+	if err != nil {
+		return nil, fmt.Errorf("trigger %q: %w", name, err)
+	}
+	if n == 0 {
+		return out, nil // another request changed it first
 	}
 	p, err := s.o.Client.Process.Get(sys, row.ProcessID)
 	if err != nil {

@@ -2,6 +2,8 @@ package trigger_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -389,6 +391,203 @@ func TestLongOutageBounded(t *testing.T) {
 		n := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).CountX(ctx)
 		if n == 0 || n > 3*11 {
 			t.Errorf("%d skipped events", n)
+		}
+	})
+}
+
+// A changed schedule, and a trigger added back after a removal, start
+// afresh: the runs between were never due under the configuration, so
+// none fires as "missed while no daemon led" and none is recorded as
+// skipped.
+func TestScheduleChangeStartsAfresh(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		at3 := strings.Replace(pauseConfig, `cron    = "0 * * * *"`, `cron     = "0 3 * * *"
+  catch_up = "all"`, 1)
+		cfg := loadConfig(t, at3)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		if err := newDaemon(t, db.Client, cfg, clk, "a").svc.Tick(ctx); err != nil { // first seen at 01:00
+			t.Fatal(err)
+		}
+		// At 02:30 the run moves to 02:00: today's 02:00 was never due.
+		clk.Set(start.Add(90 * time.Minute))
+		at2 := loadConfig(t, strings.Replace(at3, `"0 3 * * *"`, `"0 2 * * *"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, at2); err != nil {
+			t.Fatal(err)
+		}
+		d := newDaemon(t, db.Client, at2, clk, "a")
+		for range 2 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Removed, then added back a month later: the month was never due.
+		none := loadConfig(t, at3[:strings.Index(at3, `trigger "hourly"`)])
+		if err := store.SyncConfig(ctx, db.Client, none); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(start.AddDate(0, 1, 0))
+		if err := store.SyncConfig(ctx, db.Client, at2); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := d.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := db.Client.Batch.Query().CountX(ctx); n != 0 {
+			t.Errorf("%d batches of runs never due", n)
+		}
+		if evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx); len(evs) != 0 {
+			t.Errorf("%d skipped events of runs never due, the first: %s", len(evs), evs[0].Message)
+		}
+		// The new schedule fires on time.
+		clk.Set(time.Date(2026, 2, 5, 2, 0, 30, 0, time.UTC))
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Client.Batch.Query().CountX(ctx); n != 1 {
+			t.Errorf("%d batches after the new schedule's run, want 1", n)
+		}
+	})
+}
+
+// A leader that fired a run and stopped before it advanced the trigger
+// (a crash, or two leaders in a failover) left the run due; the next
+// leader does not record it as skipped: it has its batch.
+func TestFiredRunNotRecordedSkipped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig) // hourly, catch_up = skip
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 30, 0, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		// The crashed leader fired 01:00 on time and never advanced.
+		row := db.Client.Trigger.Query().Where(enttrigger.Name("hourly")).OnlyX(ctx)
+		fired := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)
+		q := dispatch.New(db.Client, dispatch.Options{Now: clk.Now, Seed: 1})
+		if _, err := q.Submit(ctx, dispatch.SubmitRequest{CustomerID: row.CustomerID, Process: "vat", Label: "x",
+			Inputs: []json.RawMessage{json.RawMessage(`{}`)}, SubmittedBy: "trigger/hourly", TriggerID: &row.ID, ScheduledFor: &fired,
+			FiredBy: "trigger \"hourly\": scheduled run"}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(time.Date(2026, 1, 5, 4, 30, 0, 0, time.UTC)) // 01:00 to 04:00 due, all missed
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx)
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Message)
+			if strings.Contains(e.Message, "01:00") {
+				t.Errorf("the fired run is recorded as skipped: %s", e.Message)
+			}
+		}
+		if len(evs) != 3 {
+			t.Errorf("skipped events %q, want 02:00, 03:00, 04:00", got)
+		}
+	})
+}
+
+// After an outage longer than one list of runs, one pass reaches the runs
+// due now while they are on time: it lists again until the list is whole
+// (a minutely trigger down 30 days needed 44 passes, and the runs due
+// meanwhile fell out of the on-time window and were skipped).
+func TestLongOutageCaughtUpInOnePass(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, strings.Replace(pauseConfig, `cron    = "0 * * * *"`, `cron    = "* * * * *"`, 1))
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
+		clk := &clock{t: start}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		now := start.AddDate(0, 0, 30)
+		clk.Set(now)
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		row := db.Client.Trigger.Query().Where(enttrigger.Name("hourly")).OnlyX(ctx)
+		if last := now.Truncate(time.Minute); row.LastScheduledFor == nil || !row.LastScheduledFor.Equal(last) {
+			t.Fatalf("after one pass the trigger handled runs up to %v, want %v", row.LastScheduledFor, last)
+		}
+		// catch_up = skip: the runs of the last 2 minutes are on time.
+		if n := db.Client.Batch.Query().CountX(ctx); n != 2 {
+			t.Errorf("%d batches, want the 2 on-time runs", n)
+		}
+		if n := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).CountX(ctx); n > 48+11 {
+			t.Errorf("%d skipped events", n)
+		}
+	})
+}
+
+// A pool serves several departments: a run skipped because the pool is
+// paused says so, not who paused it or why (free text, perhaps about
+// another department).
+func TestPoolPauseReasonNotInSkips(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC)}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		if err := d.svc.Tick(ctx); err != nil { // first seen
+			t.Fatal(err)
+		}
+		db.Client.Pool.Update().SetPausedAt(clk.Now()).SetPausedBy("root").SetPauseReason("LEAKR other dept audit").ExecX(ctx)
+		clk.Set(time.Date(2026, 1, 5, 10, 0, 30, 0, time.UTC))
+		if err := d.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		evs := db.Client.Event.Query().Where(event.Type(string(events.TriggerSkipped))).AllX(ctx)
+		want := `trigger "hourly": run of 2026-01-05 10:00 UTC skipped: paused: pool "p" is paused`
+		if len(evs) != 1 || evs[0].Message != want {
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.Message)
+			}
+			t.Errorf("skipped events %q, want [%q]", got, want)
+		}
+	})
+}
+
+// Pauses at once: one changes the trigger and records the event.
+func TestConcurrentPausesRecordOne(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := privacy.DecisionContext(context.Background(), privacy.Allow)
+		cfg := loadConfig(t, pauseConfig)
+		if err := store.SyncConfig(ctx, db.Client, cfg); err != nil {
+			t.Fatal(err)
+		}
+		clk := &clock{t: time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC)}
+		d := newDaemon(t, db.Client, cfg, clk, "a")
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				if _, err := d.svc.SetPaused(ctx, "hourly", true, fmt.Sprint("op", i), ""); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := db.Client.Event.Query().Where(event.Type(string(events.TriggerPaused))).CountX(ctx); n != 1 {
+			t.Errorf("%d paused events of one pause, want 1", n)
 		}
 	})
 }

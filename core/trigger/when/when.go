@@ -142,28 +142,44 @@ type Schedule struct {
 	Days Days
 }
 
-// maxSkips bounds the cron times Next looks at for one run: a filter that
-// keeps nothing (a calendar of only holidays with days = "working") must
-// end, not loop for years.
-const maxSkips = 4000
+// MaxSearchDays bounds how far Next looks for a run the calendar keeps: a
+// filter that keeps nothing (a calendar of only holidays with days =
+// "working") must end, not loop for ever. Eight years cover the rarest
+// cron match (a leap day). The bound is in days, not in cron times: a
+// minutely cron has 1440 times a day, and a bound in times would give up
+// inside a long holiday (a week of Spring Festival) and stop the trigger
+// for good.
+const MaxSearchDays = 8 * 366
 
 // Next returns the first run strictly after t, in UTC, or the zero time if
-// there is none within the cron's horizon and maxSkips times.
+// there is none within the cron's horizon and MaxSearchDays.
+//
+// A day the calendar drops is dropped whole: the search jumps to the next
+// local day instead of walking that day's cron times one by one.
 func (s Schedule) Next(t time.Time) time.Time {
 	loc := s.Loc
 	if loc == nil {
 		loc = time.UTC
 	}
 	cur := t.In(loc)
-	for range maxSkips {
+	end := cur.AddDate(0, 0, MaxSearchDays)
+	for cur.Before(end) {
 		n := s.Cron.Next(cur)
-		if n.IsZero() {
+		if n.IsZero() || !n.Before(end) {
 			return time.Time{}
 		}
 		if s.keeps(n) {
 			return n.UTC()
 		}
-		cur = n
+		// The cron's Next is strictly after its argument and minute
+		// based: a second before the next local midnight makes it start
+		// at that midnight (or the first minute after it, when the
+		// clocks skip midnight).
+		next := time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, loc).Add(-time.Second)
+		if !next.After(n) {
+			next = n
+		}
+		cur = next
 	}
 	return time.Time{}
 }
