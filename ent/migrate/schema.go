@@ -167,6 +167,11 @@ var (
 				Columns: []*schema.Column{AuditEntriesColumns[5], AuditEntriesColumns[1]},
 			},
 			{
+				Name:    "auditentry_actor_customer_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[4], AuditEntriesColumns[1]},
+			},
+			{
 				Name:    "auditentry_actor_at",
 				Unique:  false,
 				Columns: []*schema.Column{AuditEntriesColumns[2], AuditEntriesColumns[1]},
