@@ -1,7 +1,9 @@
 // Package audit keeps the audit trail: one entry for every change made by
 // a person or a token (every GraphQL mutation but the robot protocol's, a
 // configuration applied by SIGHUP, a machine's enrolment, the bootstrap
-// admin token), with who, when, what, from where and how it ended.
+// admin token), with who, when, what, from where and how it ended. A
+// request the authentication middleware refuses (no, unknown or revoked
+// token: HTTP 401) never reaches GraphQL and is not recorded.
 //
 // The API records its mutations through one middleware (graph), not per
 // resolver; a resolver only says, with Scope, which customer's things an
