@@ -252,3 +252,10 @@ func (n *Note) Apply(e *Entry) {
 		e.Target = n.target
 	}
 }
+
+// BootstrapToken is the entry for the admin token a daemon makes at its
+// first start, with the arguments createToken would have recorded.
+func BootstrapToken(name string) Entry {
+	args := Redact(map[string]any{"input": map[string]any{"name": name, "role": "ADMIN"}}, func(string) Class { return Keep })
+	return Entry{Actor: ActorBootstrap, Action: "createToken", Target: "token " + name, Arguments: args, Outcome: OK}
+}

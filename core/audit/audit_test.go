@@ -159,3 +159,16 @@ func TestDepartmentAuditFilterUsesIndexes(t *testing.T) {
 		t.Fatalf("the department filter is not served by indexes:\n%s", all)
 	}
 }
+
+// The daemon's own entries are built here, by the package's rules, not by
+// hand in the daemon: the bootstrap token as createToken records one, a
+// configuration's files by name and size (any path, base name kept).
+func TestDaemonEntries(t *testing.T) {
+	if e := audit.BootstrapToken("admin"); e.Arguments != `{"input":{"name":"admin","role":"ADMIN"}}` || e.Actor != audit.ActorBootstrap || e.Target != "token admin" {
+		t.Errorf("bootstrap entry %+v", e)
+	}
+	got := audit.ConfigFiles(map[string][]byte{"/etc/rpacloud/b.hcl": []byte("pool \"p\" {}"), "a.hcl": []byte("password = \"x\"")})
+	if want := `{"files":[{"content":"[redacted: 14 bytes]","name":"a.hcl"},{"content":"[redacted: 11 bytes]","name":"b.hcl"}]}`; got != want {
+		t.Errorf("config files\n got %s\nwant %s", got, want)
+	}
+}
