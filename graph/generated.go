@@ -5376,6 +5376,7 @@ enum AnomalyRule @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Rule"
   failure_rate
   queue_growing
   task_stuck
+  work_paused
 }
 """
 AnomalySeverity is enum for the field severity

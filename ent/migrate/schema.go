@@ -39,7 +39,7 @@ var (
 	// AnomaliesColumns holds the columns for the "anomalies" table.
 	AnomaliesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
-		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing", "task_stuck"}},
+		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing", "task_stuck", "work_paused"}},
 		{Name: "key", Type: field.TypeString},
 		{Name: "open_key", Type: field.TypeString, Unique: true, Nullable: true},
 		{Name: "severity", Type: field.TypeEnum, Enums: []string{"critical", "warning", "info"}},
