@@ -65,9 +65,9 @@ var safeText = map[string]audit.Class{
 	"unbindCredential.name":                audit.Keep,
 	"unbindCredential.process":             audit.Keep,
 
-	"applyConfig.files[].name":    audit.Keep,
-	"applyConfig.files[].content": audit.Measure,
-	"applyConfig.planHash":        audit.Keep,
+	// applyConfig's files: audit.ConfigFilesClass, the rule a reload by
+	// SIGHUP follows too.
+	"applyConfig.planHash": audit.Keep,
 
 	"createJoinToken.pool": audit.Keep,
 	"revokeRobot.name":     audit.Keep,
@@ -142,6 +142,8 @@ func argClass(s *ast.Schema, f *ast.FieldDefinition, path string) audit.Class {
 		return audit.Keep // an input object is walked field by field
 	case def.Kind == ast.Scalar && scalarsKept[def.Name]:
 		return audit.Keep
+	case def.Kind == ast.Scalar && def.Name == "String" && f.Name == "applyConfig" && strings.HasPrefix(path, "files"):
+		return audit.ConfigFilesClass(path)
 	case def.Kind == ast.Scalar && def.Name == "String":
 		return safeText[f.Name+"."+path]
 	}

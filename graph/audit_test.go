@@ -308,6 +308,10 @@ func TestAuditRedaction(t *testing.T) {
 		"createToken":   `{"input":{"name":"ci","role":"VIEWER"}}`,
 		"applyConfig":   fmt.Sprintf(`{"dryRun":false,"files":[{"content":"[redacted: %d bytes]","name":"main.hcl"}]}`, len(file)),
 	}
+	// A reload by SIGHUP records its files by the same rule (audit.ConfigFiles).
+	if got := `{"dryRun":false,` + strings.TrimPrefix(audit.ConfigFiles(map[string][]byte{"/etc/rpacloud/main.hcl": []byte(file)}), "{"); got != want["applyConfig"] {
+		t.Errorf("audit.ConfigFiles\n got %s\nwant %s", got, want["applyConfig"])
+	}
 	if rows[2].Target != "configuration main.hcl" {
 		t.Errorf("applyConfig target %q", rows[2].Target)
 	}

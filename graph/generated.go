@@ -5385,6 +5385,7 @@ enum AnomalyRule @goModel(model: "github.com/rpacloud/rpacloud/ent/anomaly.Rule"
   failure_rate
   queue_growing
   task_stuck
+  work_paused
 }
 """
 AnomalySeverity is enum for the field severity

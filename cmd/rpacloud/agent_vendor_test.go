@@ -127,3 +127,52 @@ func TestRobotStopsUiPathJobOnRequest(t *testing.T) {
 		t.Fatalf("the error %q does not name job %d", err, j[0].ID)
 	}
 }
+
+// A vendor job that ignores the soft stop (a UiPath workflow that never
+// checks ShouldStop stays Stopping and runs on) is killed once
+// VendorStopWait has passed, and the error says so: a soft stop alone left
+// it running while its task was cancelled, and a retry ran it twice.
+func TestRobotKillsUiPathJobIgnoringSoftStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds rpacloud")
+	}
+	f := fakeorch.New("rpacloud-app", "app-s3cret", 42)
+	t.Cleanup(f.Close)
+	f.AddRelease(fakeorch.Release{Key: "8e1d6f5b-3a4c-4e8d-a09b-4d5e6f708192", Name: "Deaf.Filing", ProcessKey: "Deaf.Filing",
+		Script: []string{"Pending", "Running"}, IgnoresSoftStop: true})
+	h := pluginhost.New(pluginhost.Options{SelfExe: sdktest.RpacloudBinary(t), Builtin: builtin.Has, BuiltinInfo: builtin.Info,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopTimeout: 5 * time.Second})
+	defer h.Close()
+	spec := &robotwire.ProcessSpec{Name: "deaf", Kind: "vendor", Runner: "uipath-prod", Package: "Deaf.Filing", VendorType: "uipath",
+		Vendor: map[string]string{"url": f.URL, "token_url": f.URL + "/identity_/connect/token", "client_id": "rpacloud-app", "folder_id": "42"}}
+	p := &robotagent.Plugins{Host: h, Specs: oneSpec{spec}, VendorPoll: 20 * time.Millisecond, VendorStopWait: 300 * time.Millisecond,
+		Schema: func(ctx context.Context, kind, name string) []sdk.ConfigAttribute {
+			a, _ := h.Schema(ctx, kind, name)
+			return a
+		}}
+	base := secret.WithSecrets(context.Background(), secret.Secrets{"uipath/prod": {Extra: map[string]string{"client_secret": "app-s3cret"}}})
+	ctx, stop := context.WithCancelCause(base)
+	defer stop(nil)
+	claim := &robotwire.Claim{TaskID: 8, Attempt: 1, Process: "deaf", Kind: "vendor", Input: json.RawMessage(`{}`),
+		Deadline: time.Now().Add(time.Minute)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Run(ctx, claim)
+		done <- err
+	}()
+	sdktest.Eventually(t, 30*time.Second, "the job started", func() bool { return len(f.Jobs()) == 1 })
+	stop(robotagent.ErrStopRequested)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end after the stop")
+	}
+	j := f.Jobs()
+	if len(j) != 1 || !j[0].SoftStopped || j[0].Stopped != "Kill" {
+		t.Fatalf("jobs %+v: want the job soft-stopped, then killed", j)
+	}
+	if !errors.Is(err, robotagent.ErrStopRequested) || !strings.Contains(err.Error(), "was killed (Stopped)") {
+		t.Fatalf("run after the stop: %v", err)
+	}
+}

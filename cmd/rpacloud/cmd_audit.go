@@ -112,10 +112,21 @@ func (f *auditFilter) where(ctx context.Context, c *gqlclient.Client, now time.T
 	return w, nil
 }
 
+const auditEdges = `edges{node{id at actor actorRole actorCustomerID scopeCustomerID action target arguments outcome errorCode remoteAddr requestID}}`
+
+// auditEntriesQ is audit list's one page, with the total it reports.
 const auditEntriesQ = `query($first:Int,$after:Cursor,$where:AuditEntryWhereInput){
   auditEntries(first:$first,after:$after,where:$where){
     totalCount pageInfo{hasNextPage endCursor}
-    edges{node{id at actor actorRole actorCustomerID scopeCustomerID action target arguments outcome errorCode remoteAddr requestID}}}}`
+    ` + auditEdges + `}}`
+
+// auditExportQ pages audit export without totalCount: the count is a
+// scan of every matching entry of a never-pruned table, and the export
+// would ask it again on every page.
+const auditExportQ = `query($first:Int,$after:Cursor,$where:AuditEntryWhereInput){
+  auditEntries(first:$first,after:$after,where:$where){
+    pageInfo{hasNextPage endCursor}
+    ` + auditEdges + `}}`
 
 type auditNode struct {
 	ID              string  `json:"id"`
@@ -316,7 +327,7 @@ func auditExport(ctx context.Context, f auditFilter, stdout, stderr io.Writer, n
 		if after != nil {
 			vars["after"] = *after
 		}
-		if err := c.Do(ctx, auditEntriesQ, vars, &page); err != nil {
+		if err := c.Do(ctx, auditExportQ, vars, &page); err != nil {
 			return fail(fmt.Errorf("after %d entries: %w", n, err))
 		}
 		for _, ed := range page.AuditEntries.Edges {

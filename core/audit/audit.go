@@ -1,7 +1,9 @@
 // Package audit keeps the audit trail: one entry for every change made by
 // a person or a token (every GraphQL mutation but the robot protocol's, a
 // configuration applied by SIGHUP, a machine's enrolment, the bootstrap
-// admin token), with who, when, what, from where and how it ended.
+// admin token), with who, when, what, from where and how it ended. A
+// request the authentication middleware refuses (no, unknown or revoked
+// token: HTTP 401) never reaches GraphQL and is not recorded.
 //
 // The API records its mutations through one middleware (graph), not per
 // resolver; a resolver only says, with Scope, which customer's things an
@@ -249,4 +251,11 @@ func (n *Note) Apply(e *Entry) {
 	if n.target != "" {
 		e.Target = n.target
 	}
+}
+
+// BootstrapToken is the entry for the admin token a daemon makes at its
+// first start, with the arguments createToken would have recorded.
+func BootstrapToken(name string) Entry {
+	args := Redact(map[string]any{"input": map[string]any{"name": name, "role": "ADMIN"}}, func(string) Class { return Keep })
+	return Entry{Actor: ActorBootstrap, Action: "createToken", Target: "token " + name, Arguments: args, Outcome: OK}
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	"github.com/rpacloud/rpacloud/core/textlimit"
@@ -104,4 +105,38 @@ func redact(path string, v any, classify func(string) Class) any {
 		}
 	}
 	return Redacted
+}
+
+// ConfigFilesClass classifies the arguments of a configuration given as
+// files ("files[].name", "files[].content"), one rule for every way one is
+// applied (applyConfig, a reload by SIGHUP): a file is recorded by its
+// name and size, never its content, which may hold what a department
+// keeps to itself. Any other path is Hide.
+func ConfigFilesClass(path string) Class {
+	switch path {
+	case "files", "files[]", "files[].name":
+		return Keep
+	case "files[].content":
+		return Measure
+	}
+	return Hide
+}
+
+// ConfigFiles is the arguments of an entry for a configuration applied
+// from files (path → content), as applyConfig records its own: the files
+// by base name, in name order, each with its size (ConfigFilesClass).
+func ConfigFiles(files map[string][]byte) string {
+	names := make([]string, 0, len(files))
+	byName := make(map[string]string, len(files))
+	for path, b := range files {
+		n := filepath.Base(path)
+		names = append(names, n)
+		byName[n] = string(b)
+	}
+	sort.Strings(names)
+	list := make([]any, 0, len(names))
+	for _, n := range names {
+		list = append(list, map[string]any{"name": n, "content": byName[n]})
+	}
+	return Redact(map[string]any{"files": list}, ConfigFilesClass)
 }

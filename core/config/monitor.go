@@ -19,6 +19,7 @@ type Monitor struct {
 	FailureJump      int           // rise of the failure rate over its baseline, in percentage points; default 25
 	QueueSamples     int           // consecutive samples of a growing queue at max; default 4
 	StuckAfter       time.Duration // work waiting in a pool where nothing happens for longer is stuck; default 15m
+	PausedAfter      time.Duration // a pool or process paused for longer with work waiting is reported; default 4h
 	Interval         time.Duration // between two evaluations of the rules; default 2s
 	SampleInterval   time.Duration // between two pool samples; default 10s
 	Webhook          *MonitorWebhook
@@ -36,7 +37,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "heartbeat_timeout"}, {Name: "hung_grace"}, {Name: "schedule_grace"}, {Name: "failure_min_runs"},
 			{Name: "failure_jump_percent"}, {Name: "queue_samples"}, {Name: "interval"}, {Name: "sample_interval"},
-			{Name: "stuck_after"},
+			{Name: "stuck_after"}, {Name: "paused_after"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "webhook"}},
 	}
@@ -54,6 +55,7 @@ func (l *loader) decodeMonitor(b *hcl.Block) {
 	a.dur("interval", &m.Interval)
 	a.dur("sample_interval", &m.SampleInterval)
 	a.dur("stuck_after", &m.StuckAfter)
+	a.dur("paused_after", &m.PausedAfter)
 	for name, dst := range map[string]*int{"failure_min_runs": &m.FailureMinRuns, "failure_jump_percent": &m.FailureJump, "queue_samples": &m.QueueSamples} {
 		if at := a.int(name, dst); at != nil && *dst < 0 {
 			a.errorf(at.Expr.Range(), "Invalid "+name, "%s = %d; it must not be negative.", name, *dst)

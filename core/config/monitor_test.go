@@ -14,6 +14,7 @@ monitor {
   failure_jump_percent = 40
   queue_samples        = 6
   stuck_after          = "40m"
+  paused_after         = "2h"
   webhook {
     url          = "https://hooks.example.com/abc"
     min_severity = "critical"
@@ -24,7 +25,7 @@ monitor {
 		t.Fatal(diags)
 	}
 	m := cfg.Monitor
-	if m.HeartbeatTimeout != 25*time.Second || m.FailureJump != 40 || m.QueueSamples != 6 || m.StuckAfter != 40*time.Minute || m.Webhook == nil || m.Webhook.MinSeverity != "critical" {
+	if m.HeartbeatTimeout != 25*time.Second || m.FailureJump != 40 || m.QueueSamples != 6 || m.StuckAfter != 40*time.Minute || m.PausedAfter != 2*time.Hour || m.Webhook == nil || m.Webhook.MinSeverity != "critical" {
 		t.Fatalf("monitor: %+v %+v", m, m.Webhook)
 	}
 	if cfg, _, _ := LoadSources(map[string][]byte{"e.hcl": []byte("")}); cfg.Monitor.Webhook != nil || cfg.Monitor.HeartbeatTimeout != 0 {

@@ -305,7 +305,8 @@ func ExampleWebhookPayload() {
 // TestTaskStuck: work in a pool with no robot opens task_stuck once it has
 // waited StuckAfter, with the facts of the wait; a pool whose robot is busy
 // on a long run stays quiet however long its queue; the anomaly resolves
-// once a robot takes the work.
+// once a robot takes the work. Work held back by a pause is not stuck, but
+// a pause longer than PausedAfter with work behind it is work_paused.
 func TestTaskStuck(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := sys()
@@ -378,6 +379,30 @@ func TestTaskStuck(t *testing.T) {
 			if *a.PoolID == paused.ID {
 				t.Fatalf("task_stuck for a paused pool: %+v", a)
 			}
+		}
+		// But a pause forgotten with work behind it is reported once it
+		// lasts PausedAfter (4 h), and resolved by the resume.
+		pausedWork := func() []*ent.Anomaly {
+			t.Helper()
+			if err := f.mon.Detect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return db.Anomaly.Query().Where(anomaly.RuleEQ(anomaly.RuleWorkPaused)).AllX(ctx)
+		}
+		if as := pausedWork(); len(as) != 0 {
+			t.Fatalf("work_paused after an hour: %+v", as)
+		}
+		f.clock.Add(3*time.Hour + time.Minute)
+		as = pausedWork()
+		if len(as) != 1 || *as[0].PoolID != paused.ID || as[0].Status != anomaly.StatusOpen || as[0].Severity != anomaly.SeverityWarning ||
+			as[0].Facts["waiting"] != "1" || as[0].Facts["paused by"] != "ops" || as[0].Facts["reason"] != "maintenance" {
+			t.Fatalf("work_paused anomalies: %+v", as)
+		}
+		if _, err := f.q.ResumePool(ctx, "paused", "ops"); err != nil {
+			t.Fatal(err)
+		}
+		if as := pausedWork(); len(as) != 1 || as[0].Status != anomaly.StatusResolved {
+			t.Fatalf("work_paused after the resume: %+v", as)
 		}
 	})
 }

@@ -151,7 +151,7 @@ func (m *Monitor) Snapshot(ctx context.Context) (rules.State, error) {
 	if st.Pools, err = m.poolSeries(ctx, n, now); err != nil {
 		return st, err
 	}
-	if st.Waiting, err = m.waiting(ctx, n, now); err != nil {
+	if st.Waiting, st.Paused, err = m.waiting(ctx, n, now); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -166,7 +166,7 @@ var activityTypes = events.Strings(events.TaskDispatched, events.TaskSucceeded, 
 // active orders with pending tasks (few rows), and each such pool's last
 // dispatch or report within the stuck threshold (an index range on
 // events(pool_id, at)).
-func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules.PoolWork, error) {
+func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules.PoolWork, []rules.PausedWork, error) {
 	var rows []struct {
 		PoolID    int       `json:"pool_id"`
 		ProcessID int       `json:"process_id"`
@@ -177,8 +177,10 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 		Where(batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
 		Select(batch.FieldPoolID, batch.FieldProcessID, batch.FieldCreatedAt, batch.FieldPending).Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: waiting work: %w", err)
+		return nil, nil, fmt.Errorf("snapshot: waiting work: %w", err)
 	}
+	// Every paused pool and process, with the work held back behind it.
+	heldPool, heldProc := map[int]int{}, map[int]int{}
 	by := map[int]*rules.PoolWork{}
 	for _, p := range n.pools {
 		if p.Active && p.PausedAt == nil {
@@ -189,9 +191,11 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 		// Paused work (rpacloud pool|process pause) waits on purpose: it
 		// is not stuck, and it does not expire while paused.
 		if p := n.pools[r.PoolID]; p != nil && p.PausedAt != nil {
+			heldPool[r.PoolID] += r.Pending
 			continue
 		}
 		if p := n.processes[r.ProcessID]; p != nil && p.PausedAt != nil {
+			heldProc[r.ProcessID] += r.Pending
 			continue
 		}
 		w := by[r.PoolID]
@@ -221,7 +225,7 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 			switch {
 			case ent.IsNotFound(err):
 			case err != nil:
-				return nil, fmt.Errorf("snapshot: last activity of pool %s: %w", w.Pool, err)
+				return nil, nil, fmt.Errorf("snapshot: last activity of pool %s: %w", w.Pool, err)
 			default:
 				at := last.At
 				w.LastActivity = &at
@@ -230,7 +234,33 @@ func (m *Monitor) waiting(ctx context.Context, n *names, now time.Time) ([]rules
 		out = append(out, *w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PoolID < out[j].PoolID })
-	return out, nil
+	var paused []rules.PausedWork
+	for _, p := range n.pools {
+		if p.PausedAt != nil {
+			paused = append(paused, rules.PausedWork{Kind: "pool", ID: p.ID, Name: p.Name, PausedAt: *p.PausedAt,
+				PausedBy: deref(p.PausedBy), Reason: deref(p.PauseReason), Pending: heldPool[p.ID]})
+		}
+	}
+	for _, p := range n.processes {
+		if p.PausedAt != nil {
+			paused = append(paused, rules.PausedWork{Kind: "process", ID: p.ID, Name: p.Name, PausedAt: *p.PausedAt,
+				PausedBy: deref(p.PausedBy), Reason: deref(p.PauseReason), Pending: heldProc[p.ID]})
+		}
+	}
+	sort.Slice(paused, func(i, j int) bool {
+		if paused[i].Kind != paused[j].Kind {
+			return paused[i].Kind < paused[j].Kind
+		}
+		return paused[i].ID < paused[j].ID
+	})
+	return out, paused, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // runs returns the attempts in progress, and the same runs by robot.

@@ -238,13 +238,17 @@ func (a *Agent) work(ctx context.Context, c *robotwire.Claim) {
 // awaitStop holds the awaitStop long poll open while the run goes on and
 // cancels the run with ErrStopRequested once the daemon answers true. A
 // daemon that does not know awaitStop (an older version) answers with a
-// GraphQL error: the agent then relies on heartbeats alone.
+// validation error: the agent then relies on heartbeats alone. Any other
+// failure (a transport error, a daemon's INTERNAL error) is retried with
+// a backoff, and a daemon answering false at once is asked again no more
+// often than every minStopPoll, never in a tight loop.
 func (a *Agent) awaitStop(ctx context.Context, log *slog.Logger, c *robotwire.Claim, cancel context.CancelCauseFunc) {
 	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
 			AwaitStop bool `json:"awaitStop"`
 		}
+		start := time.Now()
 		err := a.Client.Do(ctx, awaitQ, map[string]any{"t": c.TaskID, "a": c.Attempt, "w": int(stopWait / time.Second)}, &out)
 		var gerr gqlclient.Errors
 		switch {
@@ -256,18 +260,28 @@ func (a *Agent) awaitStop(ctx context.Context, log *slog.Logger, c *robotwire.Cl
 			return
 		case err == nil:
 			backoff.Reset()
+			if d := minStopPoll - time.Since(start); d > 0 {
+				retry.Sleep(ctx, d)
+			}
 		case errors.As(err, &gerr) && gerr.HasCode("STALE_ATTEMPT"):
 			log.Warn("attempt was taken back by the daemon; stopping it", "err", err)
 			cancel(errTakenBack)
 			return
-		case errors.As(err, &gerr):
+		case errors.As(err, &gerr) && (gerr.HasCode("GRAPHQL_VALIDATION_FAILED") || gerr.HasCode("GRAPHQL_PARSE_FAILED")):
 			log.Warn("the daemon does not hold stop requests open; stops arrive with heartbeats", "err", err)
 			return
 		default:
-			retry.Sleep(ctx, backoff.NextBackOff())
+			d := backoff.NextBackOff()
+			log.Warn("waiting for a stop request failed; trying again", "err", err, "in", d)
+			retry.Sleep(ctx, d)
 		}
 	}
 }
+
+// minStopPoll is the least time between two awaitStop calls that
+// answered, so a daemon that answers false without waiting is not asked
+// in a tight loop.
+const minStopPoll = 2 * time.Second
 
 // report delivers a result, retrying transport failures until the
 // attempt's deadline; the daemon refuses duplicates, so retrying is safe.

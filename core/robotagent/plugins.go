@@ -15,6 +15,7 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
 )
@@ -41,6 +42,10 @@ type Plugins struct {
 	// VendorPoll is how often a vendor job is read while it runs.
 	// Default 5s.
 	VendorPoll time.Duration
+	// VendorStopWait is how long a vendor job may take to end after the
+	// vendor's (soft) stop before the agent kills it. Default 20s, so
+	// that the kill and the report fit in the daemon's 60 s stop grace.
+	VendorStopWait time.Duration
 	// Schema is what a plugin declares about its configuration (the
 	// wiring passes the plugin host's Schema, so a third-party plugin's
 	// own declaration counts): the vendor's credential is
@@ -240,18 +245,62 @@ func (p *Plugins) vendorJob(ctx context.Context, c *robotwire.Claim, spec *robot
 // stopJob asks the vendor to stop a job whose attempt is over for us
 // (ctx ended): an operator stopped the task (the cause is then
 // ErrStopRequested), the deadline passed, or the robot is shutting down;
-// so that the job does not run on, or twice when the task is retried. The
-// error names the job and why it was stopped.
+// so that the job does not run on, or twice when the task is retried.
+//
+// The first call is the vendor's soft stop (UiPath's SoftStop only raises
+// a flag the workflow may never check): the job is then read until it
+// ends, for up to VendorStopWait, and killed if it has not. The error
+// names the job, why it was stopped and whether it actually ended.
 func (p *Plugins) stopJob(ctx context.Context, c *robotwire.Claim, spec *robotwire.ProcessSpec, v *pluginhost.VendorClient, job sdk.Job) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wait := p.VendorStopWait
+	if wait <= 0 {
+		wait = 20 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+30*time.Second)
 	defer cancel()
 	why := context.Cause(ctx)
 	if err := v.StopJob(sctx, job.ID, false); err != nil {
 		p.log().Warn("could not stop the vendor job", "job", job.ID, "err", err)
 		return fmt.Errorf("process %q: %s job %s still %s when the attempt ended (%w); the vendor's stop call failed: %v", c.Process, spec.VendorType, job.ID, job.VendorState, why, err)
 	}
-	if errors.Is(why, ErrStopRequested) {
-		return fmt.Errorf("process %q: %s job %s %w: the vendor was asked to stop it", c.Process, spec.VendorType, job.ID, why)
+	how := "the vendor was asked to stop it"
+	if last, ended := p.awaitJobEnd(sctx, v, job, wait); ended {
+		how += " and it ended " + last.VendorState
+	} else {
+		p.log().Warn("the vendor job did not end after the stop; killing it", "job", job.ID, "state", last.VendorState, "waited", wait)
+		if err := v.StopJob(sctx, job.ID, true); err != nil {
+			how = fmt.Sprintf("%s, it was still %s after %s and the vendor's kill call failed (%v): it may still be running", how, last.VendorState, wait, err)
+		} else if last, ended := p.awaitJobEnd(sctx, v, last, 10*time.Second); ended {
+			how = fmt.Sprintf("%s, it was still running after %s and was killed (%s)", how, wait, last.VendorState)
+		} else {
+			how = fmt.Sprintf("%s, then killed after %s, and was still %s: it may still be running", how, wait, last.VendorState)
+		}
 	}
-	return fmt.Errorf("process %q: %s job %s still %s when the attempt ended: %w; the vendor was asked to stop it", c.Process, spec.VendorType, job.ID, job.VendorState, why)
+	if errors.Is(why, ErrStopRequested) {
+		return fmt.Errorf("process %q: %s job %s %w: %s", c.Process, spec.VendorType, job.ID, why, how)
+	}
+	return fmt.Errorf("process %q: %s job %s still %s when the attempt ended: %w; %s", c.Process, spec.VendorType, job.ID, job.VendorState, why, how)
+}
+
+// awaitJobEnd reads job until it is in a terminal state, for up to wait;
+// it returns the last state read and whether the job ended. A failed read
+// counts as not ended.
+func (p *Plugins) awaitJobEnd(ctx context.Context, v *pluginhost.VendorClient, job sdk.Job, wait time.Duration) (sdk.Job, bool) {
+	poll := min(p.VendorPoll, time.Second)
+	if poll <= 0 {
+		poll = time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		next, err := v.GetJob(ctx, job.ID)
+		if err == nil {
+			job = next
+			if job.State.Terminal() {
+				return job, true
+			}
+		}
+		if time.Until(deadline) <= 0 || !retry.Sleep(ctx, min(poll, time.Until(deadline))) {
+			return job, false
+		}
+	}
 }

@@ -121,3 +121,53 @@ func TestStopThroughHeartbeat(t *testing.T) {
 		t.Fatalf("report %v", rep)
 	}
 }
+
+// A transient failure of awaitStop (the daemon's INTERNAL error) does not
+// end the long poll for the rest of the run: the agent tries again and the
+// stop arrives through it, long before the first heartbeat (100 s away).
+func TestStopAfterTransientLongPollError(t *testing.T) {
+	calls := 0
+	d := &stopDaemon{
+		awaitStop: func() string {
+			calls++
+			if calls == 1 {
+				return `{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}],"data":null}`
+			}
+			return `{"data":{"awaitStop":true}}`
+		},
+		heartbeat: func() string { return `{"data":{"heartbeat":"2030-01-01T00:00:00Z"}}` },
+	}
+	_, cause := runStopped(t, d, 300)
+	if !errors.Is(cause, ErrStopRequested) {
+		t.Fatalf("run ended by %v, want ErrStopRequested", cause)
+	}
+}
+
+// A daemon that answers awaitStop with false at once (it does not hold the
+// wait) is not polled in a tight loop: at most one call per minStopPoll
+// until the heartbeat (every second here) brings the stop.
+func TestAwaitStopAnsweredAtOnceIsNotATightLoop(t *testing.T) {
+	calls := 0
+	beats := 0
+	d := &stopDaemon{
+		awaitStop: func() string {
+			calls++
+			return `{"data":{"awaitStop":false}}`
+		},
+		heartbeat: func() string {
+			beats++
+			if beats < 2 {
+				return `{"data":{"heartbeat":"2030-01-01T00:00:00Z"}}`
+			}
+			return `{"errors":[{"message":"heartbeat: stop requested","extensions":{"code":"STOP_REQUESTED"}}],"data":null}`
+		},
+	}
+	if _, cause := runStopped(t, d, 3); !errors.Is(cause, ErrStopRequested) {
+		t.Fatalf("run ended by %v, want ErrStopRequested", cause)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if calls > 3 {
+		t.Fatalf("awaitStop called %d times in about 2 s, want at most one per %s", calls, minStopPoll)
+	}
+}

@@ -22,7 +22,8 @@
 //  4. Heartbeat while the task runs, and hold AwaitStop open meanwhile:
 //     it answers true as soon as an operator stops the task (task stop,
 //     batch cancel; woken by the task.stop_requested event on any daemon,
-//     and checked in the database every second); a heartbeat then answers
+//     and checked in the database every 5 s in case the event was
+//     missed, DefaultStopBackstop); a heartbeat then answers
 //     dispatch.ErrStopRequested and extends nothing. Report with its
 //     outcome (the attempt of a stopped run ends stopped, its task
 //     cancelled).

@@ -36,7 +36,17 @@ type Service struct {
 	// Retired serves the specs of processes a reload removed, so that the
 	// tasks their draining pool had accepted still run; nil: none.
 	Retired func(name string) (spec *robotwire.ProcessSpec, pool string, found bool)
+	// StopBackstop is how often AwaitStop reads the database in case the
+	// task.stop_requested event was missed; <= 0: DefaultStopBackstop.
+	StopBackstop time.Duration
 }
+
+// DefaultStopBackstop is AwaitStop's database check interval. Every busy
+// robot holds an AwaitStop open, so this is a read per robot per
+// interval (500 robots: 100 reads/s at 5 s, not 500 at 1 s); the event
+// wakes it at once in the ordinary case, so the interval only bounds how
+// late a stop whose event was lost is noticed.
+const DefaultStopBackstop = 5 * time.Second
 
 // ErrRevoked ends the open claim of a robot whose identity was revoked
 // while it waited; its next request is refused by authentication.
@@ -174,8 +184,8 @@ const MaxStopWait = 60 * time.Second
 // (bounded by MaxStopWait). The agent holds it open while it runs a task,
 // so it learns of a stop within moments rather than at its next heartbeat.
 // It wakes on the task.stop_requested event (relayed between daemons on
-// PostgreSQL) and checks the database every second as well, in case the
-// event was missed. An attempt that is no longer running answers
+// PostgreSQL) and checks the database every StopBackstop (5 s) as well,
+// in case the event was missed. An attempt that is no longer running answers
 // dispatch.ErrStaleAttempt.
 func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, wait time.Duration) (bool, error) {
 	wait = min(max(wait, 0), MaxStopWait)
@@ -187,6 +197,10 @@ func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, w
 	if s.Bus != nil {
 		wake = s.Bus.Subscribe(sctx, events.Filter{TaskID: &taskID, Types: map[events.Type]bool{events.TaskStopRequested: true}})
 	}
+	every := s.StopBackstop
+	if every <= 0 {
+		every = DefaultStopBackstop
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		stop, err := s.Queue.StopRequested(ctx, robotID, taskID, attempt)
@@ -197,7 +211,7 @@ func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, w
 		if left <= 0 {
 			return false, nil
 		}
-		t := time.NewTimer(min(left, time.Second))
+		t := time.NewTimer(min(left, every))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,9 +245,10 @@ func TestAwaitStopAndPause(t *testing.T) {
 
 // A stop requested through another daemon (its own event bus: the event
 // does not reach this one here) is still noticed by AwaitStop, from the
-// database, within about a second.
+// database, at its next check (StopBackstop, shortened here).
 func TestAwaitStopSeesAnotherDaemonsStop(t *testing.T) {
 	f := newFixture(t)
+	f.svc.StopBackstop = 200 * time.Millisecond
 	ctx := context.Background()
 	f.submit(t, "echo")
 	c, err := f.svc.Claim(ctx, f.robot, 0)
@@ -264,5 +266,33 @@ func TestAwaitStopSeesAnotherDaemonsStop(t *testing.T) {
 	stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 10*time.Second)
 	if !stop || err != nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("await with another daemon's stop: %v %v after %s", stop, err, time.Since(start))
+	}
+}
+
+// AwaitStop reads the database once at the start and then every
+// DefaultStopBackstop (5 s), not every second: every busy robot holds one
+// open, so 500 robots made 500 reads a second. Within a 2.5 s wait it
+// reads the attempt at the start and at the end of the wait only (it
+// read it 4 times with a check every second).
+func TestAwaitStopReadsDatabaseSeldom(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.submit(t, "echo")
+	c, err := f.svc.Claim(ctx, f.robot, 0)
+	if err != nil || c == nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	var reads atomic.Int32
+	f.db.Attempt.Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
+		return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
+			reads.Add(1)
+			return next.Query(ctx, q)
+		})
+	}))
+	if stop, err := f.svc.AwaitStop(ctx, f.robot, c.TaskID, c.Attempt, 2500*time.Millisecond); stop || err != nil {
+		t.Fatalf("await without a stop: %v %v", stop, err)
+	}
+	if n := reads.Load(); n > 2 {
+		t.Fatalf("AwaitStop read the attempt %d times in 2.5 s, want 2 (a check every %s)", n, robotapi.DefaultStopBackstop)
 	}
 }

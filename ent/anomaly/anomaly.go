@@ -141,6 +141,7 @@ const (
 	RuleFailureRate    Rule = "failure_rate"
 	RuleQueueGrowing   Rule = "queue_growing"
 	RuleTaskStuck      Rule = "task_stuck"
+	RuleWorkPaused     Rule = "work_paused"
 )
 
 func (r Rule) String() string {
@@ -150,7 +151,7 @@ func (r Rule) String() string {
 // RuleValidator is a validator for the "rule" field enum values. It is called by the builders before save.
 func RuleValidator(r Rule) error {
 	switch r {
-	case RuleRunFaulted, RuleRunHung, RuleHeartbeatLost, RuleVMGone, RuleScheduleMissed, RuleFailureRate, RuleQueueGrowing, RuleTaskStuck:
+	case RuleRunFaulted, RuleRunHung, RuleHeartbeatLost, RuleVMGone, RuleScheduleMissed, RuleFailureRate, RuleQueueGrowing, RuleTaskStuck, RuleWorkPaused:
 		return nil
 	default:
 		return fmt.Errorf("anomaly: invalid enum value for rule field: %q", r)

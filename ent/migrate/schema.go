@@ -39,7 +39,7 @@ var (
 	// AnomaliesColumns holds the columns for the "anomalies" table.
 	AnomaliesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
-		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing", "task_stuck"}},
+		{Name: "rule", Type: field.TypeEnum, Enums: []string{"run_faulted", "run_hung", "heartbeat_lost", "vm_gone", "schedule_missed", "failure_rate", "queue_growing", "task_stuck", "work_paused"}},
 		{Name: "key", Type: field.TypeString},
 		{Name: "open_key", Type: field.TypeString, Unique: true, Nullable: true},
 		{Name: "severity", Type: field.TypeEnum, Enums: []string{"critical", "warning", "info"}},
@@ -165,6 +165,11 @@ var (
 				Name:    "auditentry_scope_customer_id_at",
 				Unique:  false,
 				Columns: []*schema.Column{AuditEntriesColumns[5], AuditEntriesColumns[1]},
+			},
+			{
+				Name:    "auditentry_actor_customer_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[4], AuditEntriesColumns[1]},
 			},
 			{
 				Name:    "auditentry_actor_at",

@@ -19,7 +19,7 @@ func (Anomaly) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("rule").
 			Values("run_faulted", "run_hung", "heartbeat_lost", "vm_gone",
-				"schedule_missed", "failure_rate", "queue_growing", "task_stuck").
+				"schedule_missed", "failure_rate", "queue_growing", "task_stuck", "work_paused").
 			Immutable(),
 		field.String("key").NotEmpty().Immutable().
 			Comment("Identifies the condition's subject, e.g. heartbeat_lost/robot/7."),

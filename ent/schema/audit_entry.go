@@ -62,10 +62,15 @@ func (AuditEntry) Fields() []ent.Field {
 	}
 }
 
+// Indexes serve the newest-first listing by each filter; a department
+// principal's privacy rule is scope_customer_id = c OR actor_customer_id
+// = c, so both columns need an index led by them (without the second, the
+// OR is a scan of the whole, never-pruned table).
 func (AuditEntry) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("at"),
 		index.Fields("scope_customer_id", "at"),
+		index.Fields("actor_customer_id", "at"),
 		index.Fields("actor", "at"),
 	}
 }

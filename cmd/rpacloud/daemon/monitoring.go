@@ -53,7 +53,7 @@ func monitorTuning(c config.Monitor) monitor.Tuning {
 		Thresholds: rules.Thresholds{
 			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
 			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
-			StuckAfter: c.StuckAfter,
+			StuckAfter: c.StuckAfter, PausedAfter: c.PausedAfter,
 		},
 	}
 }

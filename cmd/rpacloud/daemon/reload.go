@@ -753,19 +753,11 @@ func (d *Daemon) auditSIGHUP(ctx context.Context, res *config.Outcome, err error
 		e.Target += " (no changes)"
 	}
 	if res != nil {
-		var files []any
+		files := make(map[string][]byte, len(res.Files))
 		for path, f := range res.Files {
-			files = append(files, map[string]any{"name": filepath.Base(path), "content": string(f.Bytes)})
+			files[path] = f.Bytes
 		}
-		sort.Slice(files, func(i, j int) bool {
-			return files[i].(map[string]any)["name"].(string) < files[j].(map[string]any)["name"].(string)
-		})
-		e.Arguments = audit.Redact(map[string]any{"files": files}, func(path string) audit.Class {
-			if path == "files[]" || path == "files[].name" {
-				return audit.Keep
-			}
-			return audit.Measure
-		})
+		e.Arguments = audit.ConfigFiles(files)
 	}
 	if rerr := audit.Record(ctx, d.db.Client, e); rerr != nil {
 		d.log.Error("audit entry not recorded", "action", e.Action, "actor", e.Actor, "err", rerr)

@@ -256,8 +256,7 @@ func (d *Daemon) adminToken(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// A token made without the API: the trail says the daemon made it.
-	if err := audit.Record(ctx, d.db.Client, audit.Entry{Actor: audit.ActorBootstrap, Action: "createToken",
-		Target: "token admin", Arguments: `{"input":{"name":"admin","role":"ADMIN"}}`, Outcome: audit.OK}); err != nil {
+	if err := audit.Record(ctx, d.db.Client, audit.BootstrapToken("admin")); err != nil {
 		d.log.Error("audit entry not recorded", "action", "createToken", "actor", audit.ActorBootstrap, "err", err)
 	}
 	if err := writeSecretFile(d.adminTokenPath(), secret); err != nil {

@@ -25,11 +25,12 @@ const (
 	FailureRate    Rule = "failure_rate"
 	QueueGrowing   Rule = "queue_growing"
 	TaskStuck      Rule = "task_stuck"
+	WorkPaused     Rule = "work_paused"
 )
 
 // Rules lists every rule; the storage enum (ent/schema Anomaly.rule) is
 // checked against it by a test, so a rule added here and not there fails.
-var Rules = []Rule{RunFaulted, RunHung, HeartbeatLost, VMGone, ScheduleMissed, FailureRate, QueueGrowing, TaskStuck}
+var Rules = []Rule{RunFaulted, RunHung, HeartbeatLost, VMGone, ScheduleMissed, FailureRate, QueueGrowing, TaskStuck, WorkPaused}
 
 // Sticky rules describe something that happened (a run faulted, a slot was
 // missed): they stay open until cleared explicitly or by a person, even when
@@ -118,6 +119,10 @@ type Thresholds struct {
 	// above a robot's boot time and claim wait, so a pool that scales up
 	// from zero or is between two polls stays quiet.
 	StuckAfter time.Duration
+	// PausedAfter is how long a pool or process may stay paused with work
+	// waiting before it is reported: paused work never expires and is
+	// never stuck (task_stuck), so a forgotten pause is otherwise silent.
+	PausedAfter time.Duration
 }
 
 // Defaults for Thresholds.
@@ -129,6 +134,7 @@ const (
 	DefaultFailureJump      = 0.25
 	DefaultQueueSamples     = 4
 	DefaultStuckAfter       = 15 * time.Minute
+	DefaultPausedAfter      = 4 * time.Hour
 )
 
 // WithDefaults fills zero fields.
@@ -154,6 +160,9 @@ func (t Thresholds) WithDefaults() Thresholds {
 	if t.StuckAfter <= 0 {
 		t.StuckAfter = DefaultStuckAfter
 	}
+	if t.PausedAfter <= 0 {
+		t.PausedAfter = DefaultPausedAfter
+	}
 	return t
 }
 
@@ -170,6 +179,21 @@ type State struct {
 	// Waiting is the work waiting for a robot, per active pool (pools
 	// with none included, so a cleared condition says why).
 	Waiting []PoolWork
+	// Paused is every paused pool and process (with no work waiting
+	// included, so a cleared condition says why).
+	Paused []PausedWork
+}
+
+// PausedWork is one paused pool or process and the work it holds back.
+type PausedWork struct {
+	Kind     string // "pool" or "process"
+	ID       int
+	Name     string
+	PausedAt time.Time
+	PausedBy string
+	Reason   string
+	// Pending counts the tasks waiting that the pause holds back.
+	Pending int
 }
 
 // PoolWork is the work waiting for a robot in one pool.
@@ -300,6 +324,7 @@ func Evaluate(s State, th Thresholds) []Finding {
 	out = append(out, failureRates(s, th)...)
 	out = append(out, queues(s, th)...)
 	out = append(out, stuck(s, th)...)
+	out = append(out, paused(s, th)...)
 	return out
 }
 
@@ -662,6 +687,40 @@ func stuck(s State, th Thresholds) []Finding {
 			Message: msg, Since: since,
 			Subject: Subject{PoolID: ip(w.PoolID), Vendor: "rpacloud"},
 			Facts:   facts(fs...),
+		})
+	}
+	return out
+}
+
+// paused reports a pool or process paused for longer than PausedAfter
+// while work waits behind it: a pause is deliberate, but one forgotten
+// holds the work back for good (it never expires while paused).
+func paused(s State, th Thresholds) []Finding {
+	var out []Finding
+	for _, p := range s.Paused {
+		key := fmt.Sprintf("%s/%s/%d", WorkPaused, p.Kind, p.ID)
+		switch {
+		case p.Pending == 0:
+			out = append(out, Finding{Rule: WorkPaused, Key: key, Resolution: fmt.Sprintf("no work waits behind %s %s", p.Kind, p.Name)})
+			continue
+		case s.Now.Sub(p.PausedAt) < th.PausedAfter:
+			out = append(out, Finding{Rule: WorkPaused, Key: key, Resolution: fmt.Sprintf("%s %s has been paused for less than %s", p.Kind, p.Name, th.PausedAfter)})
+			continue
+		}
+		sub := Subject{Vendor: "rpacloud"}
+		if p.Kind == "pool" {
+			sub.PoolID = ip(p.ID)
+		} else {
+			sub.ProcessID = ip(p.ID)
+		}
+		out = append(out, Finding{
+			Rule: WorkPaused, Key: key, Active: true, Severity: Warning,
+			Title: fmt.Sprintf("%s %s has been paused for %s with %d tasks waiting", p.Kind, p.Name, s.Now.Sub(p.PausedAt).Round(time.Minute), p.Pending),
+			Message: fmt.Sprintf("%s %s was paused by %s at %s (%q) and %d tasks wait behind it; paused work does not expire: resume it or cancel the work",
+				p.Kind, p.Name, p.PausedBy, ts(p.PausedAt), p.Reason, p.Pending),
+			Since:   p.PausedAt,
+			Subject: sub,
+			Facts:   facts(p.Kind, p.Name, "paused by", p.PausedBy, "paused at", ts(p.PausedAt), "reason", p.Reason, "waiting", strconv.Itoa(p.Pending)),
 		})
 	}
 	return out

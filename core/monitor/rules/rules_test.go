@@ -334,3 +334,52 @@ func TestTaskStuck(t *testing.T) {
 		t.Fatal("task_stuck is a condition of the present, not sticky")
 	}
 }
+
+// A pool or process paused for longer than PausedAfter with work waiting
+// behind it is reported (warning): paused work never expires and is never
+// stuck, so a forgotten pause was silent. A pause with nothing waiting, or
+// a recent one, is not; a resume (the pause gone from the snapshot)
+// resolves it.
+func TestWorkPaused(t *testing.T) {
+	cases := []struct {
+		name string
+		p    PausedWork
+		want string
+	}{
+		{"pool paused 5h with work", PausedWork{Kind: "pool", ID: 1, Name: "p", PausedAt: at(-5 * time.Hour), PausedBy: "ops", Reason: "maintenance", Pending: 12}, "active:warning"},
+		{"process paused 5h with work", PausedWork{Kind: "process", ID: 3, Name: "vat", PausedAt: at(-5 * time.Hour), Pending: 1}, "active:warning"},
+		{"paused 3h with work", PausedWork{Kind: "pool", ID: 1, Name: "p", PausedAt: at(-3 * time.Hour), Pending: 12}, "clear"},
+		{"paused 5h, nothing waits", PausedWork{Kind: "pool", ID: 1, Name: "p", PausedAt: at(-5 * time.Hour)}, "clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := Evaluate(State{Now: t0, Paused: []PausedWork{c.p}}, Thresholds{})
+			key := "work_paused/" + c.p.Kind + "/" + strconv.Itoa(c.p.ID)
+			if got := verdict(fs, WorkPaused)[key]; got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+	p := PausedWork{Kind: "pool", ID: 1, Name: "p", PausedAt: at(-5 * time.Hour), PausedBy: "ops", Reason: "maintenance", Pending: 12}
+	var f Finding
+	for _, x := range Evaluate(State{Now: t0, Paused: []PausedWork{p}}, Thresholds{PausedAfter: time.Hour}) {
+		if x.Rule == WorkPaused {
+			f = x
+		}
+	}
+	if !f.Active || f.Facts["waiting"] != "12" || f.Facts["paused by"] != "ops" || f.Subject.PoolID == nil || *f.Subject.PoolID != 1 ||
+		!f.Since.Equal(at(-5*time.Hour)) || !strings.Contains(f.Message, "12 tasks wait behind it") {
+		t.Fatalf("finding: %+v", f)
+	}
+	plan := Reconcile(nil, []Finding{f})
+	if len(plan.Create) != 1 || plan.Create[0].Key != "work_paused/pool/1" {
+		t.Fatalf("plan: %+v", plan)
+	}
+	plan = Reconcile([]Open{{ID: 7, Key: "work_paused/pool/1"}}, Evaluate(State{Now: t0}, Thresholds{}))
+	if len(plan.Resolve) != 1 {
+		t.Fatalf("plan after the resume: %+v", plan)
+	}
+	if WorkPaused.Sticky() {
+		t.Fatal("work_paused is a condition of the present, not sticky")
+	}
+}

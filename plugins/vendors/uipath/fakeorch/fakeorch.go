@@ -31,6 +31,10 @@ type Release struct {
 	Script []string
 	Info   string // the job's Info when it ends (e.g. a fault message)
 	Output string // OutputArguments of a successful job
+	// IgnoresSoftStop is a workflow that never checks UiPath's stop flag
+	// (ShouldStop): a SoftStop leaves its job Stopping and running; only
+	// a Kill ends it.
+	IgnoresSoftStop bool
 }
 
 // Session is an unattended robot session.
@@ -53,6 +57,7 @@ type Job struct {
 	Strategy     string
 	RobotIDs     []int64
 	Stopped      string // the StopJobs strategy, if stopped
+	SoftStopped  bool   // a SoftStop its release ignores was asked for
 	CreationTime time.Time
 	StartTime    time.Time
 	EndTime      time.Time
@@ -310,7 +315,11 @@ func (j *Job) state() string {
 	if j.Stopped != "" {
 		return "Stopped"
 	}
-	return j.Release.Script[j.step]
+	st := j.Release.Script[j.step]
+	if j.SoftStopped && (st == "Pending" || st == "Running") {
+		return "Stopping"
+	}
+	return st
 }
 
 func ts(t time.Time) any {
@@ -545,6 +554,10 @@ func (s *Server) stopJobs(w http.ResponseWriter, r *http.Request) {
 				switch j.state() {
 				case "Successful", "Faulted", "Stopped":
 				default:
+					if strategy == "SoftStop" && j.Release.IgnoresSoftStop {
+						j.SoftStopped = true
+						continue
+					}
 					j.Stopped, j.EndTime = strategy, s.now()
 				}
 			}
