@@ -55,10 +55,19 @@ func newProcessCmd() *cobra.Command {
 			pauseCmds("process", pauseProcessQ, resumeProcessQ, "pauseProcess", "resumeProcess")...)...)
 }
 
-// processCmd builds a process subcommand: the connection flags, n
-// positional arguments (checked in the body so the message stays the one
-// scripts know) and the body run with a client.
-func processCmd(cmd *cobra.Command, n int, what string, body func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int) *cobra.Command {
+// processCmd builds a process subcommand (see groupCmd).
+func processCmd(cmd *cobra.Command, n int, what string, body clientBody) *cobra.Command {
+	return groupCmd("process", processUsage, cmd, n, what, body)
+}
+
+// clientBody is the work of a subcommand that talks to the daemon.
+type clientBody func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int
+
+// groupCmd builds a subcommand of group (process, trigger, …): the
+// connection flags, n positional arguments (checked in the body so the
+// message stays the one scripts know, followed by the group's usage) and
+// the body run with a client.
+func groupCmd(group, usage string, cmd *cobra.Command, n int, what string, body clientBody) *cobra.Command {
 	var cf clientFlags
 	cf.register(cmd.Flags())
 	cmd.Args = cobra.ArbitraryArgs
@@ -66,11 +75,11 @@ func processCmd(cmd *cobra.Command, n int, what string, body func(ctx context.Co
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		if len(pos) != n {
-			fmt.Fprintf(stderr, "rpacloud process %s: expected %s\n\n%s", sub, what, processUsage)
+			fmt.Fprintf(stderr, "rpacloud %s %s: expected %s\n\n%s", group, sub, what, usage)
 			return exitCode(exitUsage)
 		}
 		fail := func(err error) int {
-			fmt.Fprintf(stderr, "rpacloud process %s: %v\n", sub, err)
+			fmt.Fprintf(stderr, "rpacloud %s %s: %v\n", group, sub, err)
 			return exitFailure
 		}
 		c, err := cf.client()

@@ -35,30 +35,9 @@ func newTriggerCmd() *cobra.Command {
 		newTriggerListCmd(), newTriggerPauseCmd(), newTriggerResumeCmd(), newTriggerFireCmd())
 }
 
-// triggerCmd builds a trigger subcommand as processCmd does: connection
-// flags, n positional arguments, the body run with a client.
-func triggerCmd(cmd *cobra.Command, n int, what string, body func(ctx context.Context, c *gqlclient.Client, pos []string, stdout io.Writer, fail func(error) int) int) *cobra.Command {
-	var cf clientFlags
-	cf.register(cmd.Flags())
-	cmd.Args = cobra.ArbitraryArgs
-	sub := cmd.Name()
-	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
-		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-		if len(pos) != n {
-			fmt.Fprintf(stderr, "rpacloud trigger %s: expected %s\n\n%s", sub, what, triggerUsage)
-			return exitCode(exitUsage)
-		}
-		fail := func(err error) int {
-			fmt.Fprintf(stderr, "rpacloud trigger %s: %v\n", sub, err)
-			return exitFailure
-		}
-		c, err := cf.client()
-		if err != nil {
-			return exit(fail(err))
-		}
-		return exit(body(cmd.Context(), c, pos, stdout, fail))
-	}
-	return cmd
+// triggerCmd builds a trigger subcommand (see groupCmd).
+func triggerCmd(cmd *cobra.Command, n int, what string, body clientBody) *cobra.Command {
+	return groupCmd("trigger", triggerUsage, cmd, n, what, body)
 }
 
 // triggerJSON is one trigger of `trigger list -o json` and of pause and

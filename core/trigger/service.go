@@ -10,6 +10,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/trigger/when"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/batch"
@@ -73,16 +74,7 @@ func New(o Options) *Service {
 		o.OnTime = DefaultOnTime
 	}
 	if o.Wait == nil {
-		o.Wait = func(ctx context.Context, d time.Duration) bool {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return false
-			case <-t.C:
-				return true
-			}
-		}
+		o.Wait = retry.Sleep
 	}
 	return &Service{o: o}
 }
