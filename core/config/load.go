@@ -98,6 +98,15 @@ func LoadSources(srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*
 
 // LoadSourcesWith is LoadSources checking plugins as LoadWith does.
 func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string][]byte) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
+	list := sortedSources(srcs)
+	cfg, diags, files := load(ctx, plugins, list, false, "")
+	sortDiagnostics(diags, list)
+	return cfg, diags, files
+}
+
+// sortedSources lists sources by name, so that loading (and its
+// diagnostics) does not depend on the map's order.
+func sortedSources(srcs map[string][]byte) []source {
 	names := make([]string, 0, len(srcs))
 	for n := range srcs {
 		names = append(names, n)
@@ -107,9 +116,7 @@ func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string
 	for _, n := range names {
 		list = append(list, source{name: n, src: srcs[n]})
 	}
-	cfg, diags, files := load(ctx, plugins, list, false, "")
-	sortDiagnostics(diags, list)
-	return cfg, diags, files
+	return list
 }
 
 // LoadSourcesAt is LoadSourcesWith for files that came from a daemon's own
@@ -118,15 +125,7 @@ func LoadSourcesWith(ctx context.Context, plugins PluginSchemas, srcs map[string
 // from dir on this host, as if the sources were there. Never for sources
 // sent through the API, which may not read the daemon's files.
 func LoadSourcesAt(ctx context.Context, plugins PluginSchemas, srcs map[string][]byte, dir string) (*Config, hcl.Diagnostics, map[string]*hcl.File) {
-	names := make([]string, 0, len(srcs))
-	for n := range srcs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	list := make([]source, 0, len(names))
-	for _, n := range names {
-		list = append(list, source{name: n, src: srcs[n]})
-	}
+	list := sortedSources(srcs)
 	cfg, diags, files := load(ctx, plugins, list, true, dir)
 	sortDiagnostics(diags, list)
 	return cfg, diags, files
