@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/audit"
@@ -18,73 +17,35 @@ import (
 
 // CancelBatch is the resolver for the cancelBatch field.
 func (r *mutationResolver) CancelBatch(ctx context.Context, id int, reason *string) (*ent.Batch, error) {
-	p, err := requireRole(ctx, viewer.Admin, viewer.Operator)
-	if err != nil {
-		return nil, err
-	}
-	// Read with the caller's rights first: another department's batch is
-	// not found, like one that does not exist.
-	b, err := r.Client.Batch.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	audit.Scope(ctx, &b.CustomerID, fmt.Sprintf("batch %d", id))
-	if _, err := r.Queue.CancelBatch(ctx, id, p.Name, deref(reason)); err != nil {
-		return nil, queueError(err)
-	}
-	return r.Client.Batch.Get(ctx, id)
+	return r.controlBatch(ctx, id, func(by string) error {
+		_, err := r.Queue.CancelBatch(ctx, id, by, deref(reason))
+		return err
+	})
 }
 
 // StopTask is the resolver for the stopTask field.
 func (r *mutationResolver) StopTask(ctx context.Context, id int, reason *string) (*ent.Task, error) {
-	p, err := requireRole(ctx, viewer.Admin, viewer.Operator)
-	if err != nil {
-		return nil, err
-	}
-	t, err := r.Client.Task.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	audit.Scope(ctx, &t.CustomerID, fmt.Sprintf("task %d", id))
-	if _, err := r.Queue.StopTask(ctx, id, p.Name, deref(reason)); err != nil {
-		return nil, queueError(err)
-	}
-	return r.Client.Task.Get(ctx, id)
+	return r.controlTask(ctx, id, func(by string) error {
+		_, err := r.Queue.StopTask(ctx, id, by, deref(reason))
+		return err
+	})
 }
 
 // RetryTask is the resolver for the retryTask field.
 func (r *mutationResolver) RetryTask(ctx context.Context, id int) (*ent.Task, error) {
-	p, err := requireRole(ctx, viewer.Admin, viewer.Operator)
-	if err != nil {
-		return nil, err
-	}
-	t, err := r.Client.Task.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	audit.Scope(ctx, &t.CustomerID, fmt.Sprintf("task %d", id))
-	if _, err := r.Queue.RetryTask(ctx, id, p.Name); err != nil {
-		return nil, queueError(err)
-	}
-	return r.Client.Task.Get(ctx, id)
+	return r.controlTask(ctx, id, func(by string) error {
+		_, err := r.Queue.RetryTask(ctx, id, by)
+		return err
+	})
 }
 
 // RetryBatch is the resolver for the retryBatch field.
 func (r *mutationResolver) RetryBatch(ctx context.Context, id int, failed *bool, cancelled *bool) (*ent.Batch, error) {
-	p, err := requireRole(ctx, viewer.Admin, viewer.Operator)
-	if err != nil {
-		return nil, err
-	}
-	b, err := r.Client.Batch.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	audit.Scope(ctx, &b.CustomerID, fmt.Sprintf("batch %d", id))
 	f, c := failed == nil || *failed, cancelled != nil && *cancelled
-	if _, err := r.Queue.RetryBatch(ctx, id, f, c, p.Name); err != nil {
-		return nil, queueError(err)
-	}
-	return r.Client.Batch.Get(ctx, id)
+	return r.controlBatch(ctx, id, func(by string) error {
+		_, err := r.Queue.RetryBatch(ctx, id, f, c, by)
+		return err
+	})
 }
 
 // PausePool is the resolver for the pausePool field.
