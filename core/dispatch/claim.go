@@ -85,9 +85,9 @@ func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
 			}
 			switch r.State {
 			case robot.StateDraining, robot.StateReleased:
-				if err := tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).Exec(ctx); err != nil {
-					return fmt.Errorf("claim: check in: %w", err)
-				}
+				// The check-in is only a moment: kept in memory and
+				// written with the next liveness flush (liveness.go).
+				q.Seen(robotID, rec.now)
 				return nil
 			}
 			t, err := q.pick(ctx, tx, r)
@@ -95,6 +95,13 @@ func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
 				return err
 			}
 			if t == nil {
+				if r.State == robot.StateIdle {
+					// Nothing changes but the moment: no write.
+					q.Seen(robotID, rec.now)
+					return nil
+				}
+				// A suspect (or otherwise not idle) robot polling is
+				// trusted again: a state change, written at once.
 				return tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).SetState(robot.StateIdle).Exec(ctx)
 			}
 			c, ok, err := q.start(ctx, tx, rec, r, t)

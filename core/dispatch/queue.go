@@ -67,6 +67,12 @@ type Queue struct {
 	// postgres is set once a claim has seen the database's dialect; claims
 	// and reports take the PostgreSQL fast path only then (fastpath.go).
 	postgres atomic.Bool
+	// dialectKnown: the dialect was asked for (isPostgres).
+	dialectKnown atomic.Bool
+
+	// live holds the robots' last-seen moments until they are written
+	// (liveness.go).
+	live liveness
 }
 
 // Options configure a Queue.

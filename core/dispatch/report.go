@@ -100,7 +100,9 @@ func (q *Queue) Heartbeat(ctx context.Context, robotID, taskID, attemptNo int) (
 		if n != 1 {
 			return fmt.Errorf("heartbeat: task %d attempt %d: %w", taskID, attemptNo, ErrStaleAttempt)
 		}
-		return tx.Robot.Update().Where(robot.ID(robotID)).SetLastSeenAt(rec.now).Exec(system(ctx))
+		// The robot's moment goes with the next liveness flush.
+		q.Seen(robotID, rec.now)
+		return nil
 	})
 	return deadline, err
 }

@@ -212,6 +212,9 @@ func Run(ctx context.Context, o Options) error {
 	wg.Go(func() { leader.Run(loops) })
 	wg.Go(func() { d.followReloads(loops) }) // reload.go: SIGHUP
 	wg.Go(func() { d.followOthers(loops) })  // reload.go: the other daemons' applies
+	// Every daemon writes the robots' moments it saw (dispatch/liveness.go);
+	// it stops after the HTTP server, so its last flush has them all.
+	wg.Go(func() { d.queue.RunLivenessFlusher(loops, 0, d.log) })
 
 	var runErr error
 	select {
