@@ -17,6 +17,12 @@
 //     running under a new attempt with a deadline (the process's
 //     max_duration) and a fencing number, and returns it, or nil. The poll
 //     is also the robot's check-in: a suspect robot is trusted again.
+//   - Liveness (liveness.go): a check-in that changes nothing but the
+//     robot's last-seen moment (an idle robot's empty poll, a heartbeat, a
+//     draining robot's poll) writes nothing; Seen keeps the moment in
+//     memory and FlushLiveness writes the moments in batches
+//     (RunLivenessFlusher, every DefaultLivenessFlush on every daemon and
+//     at shutdown). State changes are written at once, with their moment.
 //   - Queue.Heartbeat extends a running attempt's deadline.
 //   - Pool fairness and process max_duration/retries are cached for a few
 //     seconds of the queue's clock; Queue.ForgetSettings drops the cache
