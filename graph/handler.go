@@ -11,8 +11,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/rpacloud/rpacloud/core/audit"
@@ -58,6 +60,9 @@ type HandlerOptions struct {
 	TokenRecheck time.Duration
 }
 
+// QueryCacheSize is how many parsed operations the GraphQL endpoint keeps.
+const QueryCacheSize = 256
+
 // NewHandler returns the GraphQL endpoint: POST and GET for queries and
 // mutations, websocket (graphql-transport-ws) for subscriptions. Requests
 // must already have passed auth.Middleware; websocket connections
@@ -89,6 +94,12 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetParserTokenLimit(MaxTokens)
+	// Robots send the same few operations thousands of times a second;
+	// parsing and validating each again was a large part of a request's
+	// CPU. Keyed by the query text; bounded (a document is at most
+	// MaxTokens tokens), and only documents that parsed and validated are
+	// kept.
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](QueryCacheSize))
 	srv.Use(extension.Introspection{})
 	// Before the complexity limit: its walk expands fragments unbounded.
 	srv.Use(queryLimit{})
