@@ -47,7 +47,7 @@ func selfExe() string {
 	return exe
 }
 
-type devOptions struct{ dataDir, listen, logLevel, cfgPath string }
+type devOptions struct{ dataDir, listen, logLevel, cfgPath, debugListen string }
 
 func newDevCmd() *cobra.Command {
 	var o devOptions
@@ -67,6 +67,7 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir); SIGHUP re-reads it")
+	f.StringVar(&o.debugListen, "debug-listen", "", debugListenUsage)
 	return cmd
 }
 
@@ -114,14 +115,16 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, o.logLevel, "text")
-	if err := runDaemon(ctx, cfg, &loaded, paths, true, log, stdout, ln); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, paths, true, log, stdout, ln, o.debugListen); err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-type serverOptions struct{ cfgPath, logFormat string }
+const debugListenUsage = "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default"
+
+type serverOptions struct{ cfgPath, logFormat, debugListen string }
 
 func newServerCmd() *cobra.Command {
 	var o serverOptions
@@ -144,6 +147,7 @@ logged, and the running configuration stays.`,
 	}
 	cmd.Flags().StringVar(&o.cfgPath, "config", "", "HCL configuration file or directory (required)")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "json or text")
+	cmd.Flags().StringVar(&o.debugListen, "debug-listen", "", debugListenUsage)
 	return cmd
 }
 
@@ -170,7 +174,7 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 		cfg.Server.Database.DSN = env
 	}
 	log := newLogger(stderr, cfg.Server.LogLevel, o.logFormat)
-	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, false, log, stdout, nil); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, false, log, stdout, nil, o.debugListen); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}
@@ -180,7 +184,14 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 // runDaemon is the one place the CLI starts the daemon's composition root
 // (cmd/rpacloud/daemon) for both dev and server. SIGHUP re-reads paths and
 // applies them without a restart (daemon.Reload).
-func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener) error {
+func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener, debugListen string) error {
+	if debugListen != "" {
+		stop, err := serveDebug(debugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
