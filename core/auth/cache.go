@@ -91,27 +91,22 @@ func NewCache(client *ent.Client, o Options) *Cache {
 		byHash: make(map[[sha256.Size]byte]*entry), byID: make(map[int][sha256.Size]byte)}
 }
 
-// Follow subscribes to token.revoked on bus (whose relay brings other
-// daemons' events) and drops each revoked token until ctx ends. The
-// subscription is in place when Follow returns; the returned channel is
-// closed once its goroutine has ended.
-func (c *Cache) Follow(ctx context.Context, bus *events.Bus) <-chan struct{} {
-	done := make(chan struct{})
-	ch := bus.Subscribe(ctx, events.Filter{Types: map[events.Type]bool{events.TokenRevoked: true}})
-	go func() {
-		defer close(done)
-		for e := range ch {
-			if id, ok := RevokedTokenID(e); ok {
-				c.Drop(id)
-			} else {
-				// A token.revoked we cannot read: forgetting everything
-				// costs one query per token, which is cheap next to
-				// letting a revoked token in.
-				c.DropAll()
-			}
+// Follow drops each token named by a token.revoked event on bus (whose
+// relay brings other daemons' events) until ctx ends. It taps the bus
+// (events.Bus.Tap): the drop happens inside Publish, so on this daemon a
+// revoked token's next request is refused, with no window; on the others
+// as soon as the relay delivers the event. It is in place when Follow
+// returns.
+func (c *Cache) Follow(ctx context.Context, bus *events.Bus) {
+	bus.Tap(ctx, events.Filter{Types: map[events.Type]bool{events.TokenRevoked: true}}, func(e *ent.Event) {
+		if id, ok := RevokedTokenID(e); ok {
+			c.Drop(id)
+			return
 		}
-	}()
-	return done
+		// A token.revoked we cannot read: forgetting everything costs one
+		// query per token, cheap next to letting a revoked token in.
+		c.DropAll()
+	})
 }
 
 // Drop forgets the token with this id.

@@ -182,8 +182,8 @@ func Run(ctx context.Context, o Options) error {
 	// token at once.
 	d.tokens = auth.NewCache(db.Client, auth.Options{})
 	tokensCtx, stopTokens := context.WithCancel(context.WithoutCancel(ctx))
-	tokensDone := d.tokens.Follow(tokensCtx, d.bus)
-	defer func() { stopTokens(); <-tokensDone }()
+	defer stopTokens()
+	d.tokens.Follow(tokensCtx, d.bus)
 
 	// Websocket connections are hijacked and do not see Shutdown; a base
 	// context cancelled before Shutdown ends their subscriptions.
