@@ -58,6 +58,9 @@ type HandlerOptions struct {
 	// is still valid; a revoked or expired token ends the connection.
 	// Default DefaultTokenRecheck.
 	TokenRecheck time.Duration
+	// Tokens answers websocket connection_init from the daemon's token
+	// cache; nil: each is a database query.
+	Tokens *auth.Cache
 }
 
 // QueryCacheSize is how many parsed operations the GraphQL endpoint keeps.
@@ -85,7 +88,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		// web page cannot ride a user's session (clients without an Origin
 		// header, like the CLI and Node, are not browsers and pass).
 		Upgrader:              websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
-		InitFunc:              wsInit(r.Client, o.TokenRecheck, o.Logger),
+		InitFunc:              wsInit(r.Client, o.Tokens, o.TokenRecheck, o.Logger),
 		PingPongInterval:      15 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		InitTimeout:           10 * time.Second,
@@ -139,7 +142,13 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 // database rather than listening for local revocations is what makes a
 // revocation on one daemon end the streams held open by every other
 // daemon sharing the database.
-func wsInit(client *ent.Client, every time.Duration, log *slog.Logger) transport.WebsocketInitFunc {
+func wsInit(client *ent.Client, tokens *auth.Cache, every time.Duration, log *slog.Logger) transport.WebsocketInitFunc {
+	authenticate := func(ctx context.Context, secret string) (viewer.Principal, error) {
+		return auth.Authenticate(ctx, client, secret)
+	}
+	if tokens != nil {
+		authenticate = tokens.Authenticate
+	}
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		p, ok := viewer.FromContext(ctx)
 		if !ok {
@@ -152,7 +161,7 @@ func wsInit(client *ent.Client, every time.Duration, log *slog.Logger) transport
 				secret = h
 			}
 			var err error
-			if p, err = auth.Authenticate(ctx, client, secret); err != nil {
+			if p, err = authenticate(ctx, secret); err != nil {
 				return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
 			}
 		}

@@ -103,7 +103,7 @@ func (r *mutationResolver) CreateToken(ctx context.Context, input model.CreateTo
 		}
 		req.TTL = time.Duration(*input.TTLHours) * time.Hour
 	}
-	secret, err := auth.Issue(ctx, r.Client, req)
+	secret, err := auth.Tokens{Client: r.Client, Bus: r.Bus}.Issue(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("createToken: %w", err)
 	}
@@ -116,7 +116,7 @@ func (r *mutationResolver) RevokeToken(ctx context.Context, name string) (bool, 
 	if _, err := requireRole(ctx, viewer.Admin); err != nil {
 		return false, err
 	}
-	if err := auth.Revoke(ctx, r.Client, name); err != nil {
+	if err := (auth.Tokens{Client: r.Client, Bus: r.Bus}).Revoke(ctx, name); err != nil {
 		return false, coded(CodeBadInput, "%v", err)
 	}
 	return true, nil

@@ -288,7 +288,7 @@ func (s *Service) enrol(ctx context.Context, req robotwire.EnrolRequest, jtID *i
 		}
 	}
 	rid := rb.ID
-	secret, err := auth.Issue(ctx, tx.Client(), auth.IssueRequest{Name: auth.RobotTokenName(req.Name), Role: viewer.Robot, RobotID: &rid})
+	secret, replaced, err := auth.IssueTx(ctx, tx, auth.IssueRequest{Name: auth.RobotTokenName(req.Name), Role: viewer.Robot, RobotID: &rid})
 	if err != nil {
 		return resp, fmt.Errorf("enrol: robot token: %w", err)
 	}
@@ -300,7 +300,7 @@ func (s *Service) enrol(ctx context.Context, req robotwire.EnrolRequest, jtID *i
 	if err := tx.Commit(); err != nil {
 		return resp, fmt.Errorf("enrol: commit: %w", err)
 	}
-	s.Bus.Publish(ev)
+	s.Bus.Publish(append(replaced, ev)...)
 	s.log().Info("robot enrolled", "robot", rb.Name, "pool", p.Name, "hostname", v.Hostname, "join_token", jt.ID)
 	return robotwire.EnrolResponse{Robot: rb.Name, Pool: p.Name, Token: secret}, nil
 }
@@ -460,12 +460,12 @@ func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("revoke robot %q: %w", name, err)
 	}
-	revoked, err := tx.Token.Update().Where(token.RobotID(rb.ID), token.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx)
+	revoked, err := auth.RevokeRobotTx(ctx, tx, rb.ID, now)
 	if err != nil {
 		return fmt.Errorf("revoke robot %q: token: %w", name, err)
 	}
 	stopped := rb.State == robot.StateReleased || rb.State == robot.StateDraining && !rb.Enrolled
-	if revoked == 0 && stopped {
+	if len(revoked) == 0 && stopped {
 		return fmt.Errorf("%w: robot %q is already revoked or released", ErrBadInput, name)
 	}
 	// A rented robot's VM is the provider's: it is left draining, so the
@@ -494,7 +494,9 @@ func (s *Service) RevokeRobot(ctx context.Context, name string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("revoke robot %q: commit: %w", name, err)
 	}
-	s.Bus.Publish(ev)
+	// The tokens' events first: the robot's next request is refused by
+	// every daemon's cache by the time robot.revoked ends its long poll.
+	s.Bus.Publish(append(revoked, ev)...)
 	s.log().Info("robot revoked", "robot", name)
 	return nil
 }

@@ -617,3 +617,25 @@ func TestReEnrolAfterRevokeReusesTheName(t *testing.T) {
 		}
 	})
 }
+
+// Behind a token cache following the bus (TTL one hour), a revoked
+// robot's token is refused at its very next check.
+func TestRevokeEndsTheCachedToken(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	cache := auth.NewCache(f.db.Client, auth.Options{TTL: time.Hour})
+	cache.Follow(t.Context(), f.bus)
+	_, join := f.token(t, "onprem", time.Hour, 1)
+	resp, err := f.svc.Enrol(context.Background(), req(join, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Authenticate(context.Background(), resp.Token); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeRobot(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Authenticate(context.Background(), resp.Token); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked robot's token, next check: %v", err)
+	}
+}

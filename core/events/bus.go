@@ -101,6 +101,7 @@ func (b *Bus) SetRelay(r Relay) {
 
 type sub struct {
 	ch     chan *ent.Event
+	fn     func(*ent.Event) // a tap (Tap) instead of ch
 	filter Filter
 }
 
@@ -136,6 +137,10 @@ func (b *Bus) Deliver(evs ...*ent.Event) {
 			if !s.filter.Match(e) {
 				continue
 			}
+			if s.fn != nil {
+				s.fn(e)
+				continue
+			}
 			select {
 			case s.ch <- e:
 			default:
@@ -160,6 +165,26 @@ func (b *Bus) Subscribe(ctx context.Context, f Filter) <-chan *ent.Event {
 		b.mu.Unlock()
 	}()
 	return s.ch
+}
+
+// Tap calls fn with every matching event until ctx ends, synchronously
+// inside Publish (and the relay's Deliver): when Publish returns, fn has
+// run. It is for the few subscribers that must have acted before the
+// publisher goes on (the token cache drops a revoked token before the
+// revoking request answers, so the token's next request is refused). fn
+// must be quick, must not block and must not publish. The tap is in place
+// when Tap returns.
+func (b *Bus) Tap(ctx context.Context, f Filter, fn func(*ent.Event)) {
+	s := &sub{fn: fn, filter: f}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		delete(b.subs, s)
+		b.mu.Unlock()
+	}()
 }
 
 // Subscribers returns how many subscriptions are open.

@@ -86,6 +86,13 @@ const (
 	TriggerSkipped Type = "trigger.skipped" // a scheduled run not started, with the reason (paused, catch-up)
 	TriggerPaused  Type = "trigger.paused"
 	TriggerResumed Type = "trigger.resumed"
+
+	// TokenRevoked: a bearer token stopped being valid (revoked, or
+	// replaced by a re-issue of its name). Its message names the token's
+	// id ("token 42 revoked: robot/r1"), never the secret or its hash; it
+	// has no customer, so only platform operators see it. Every daemon's
+	// token cache (core/auth) drops the token when it arrives.
+	TokenRevoked Type = "token.revoked"
 )
 
 // Families: the prefixes of the types above, for Filter.Prefixes.
@@ -103,6 +110,7 @@ const (
 	FamilyConfig      = "config."
 	FamilyProcess     = "process."
 	FamilyTrigger     = "trigger."
+	FamilyToken       = "token."
 )
 
 // PoolAction is the type of a scaler decision's event: "pool." and the

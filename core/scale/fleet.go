@@ -67,6 +67,10 @@ type Fleet struct {
 	RecordEndpoint func(ctx context.Context, vmID int, ra sdk.RemoteAccess) error
 }
 
+// tokens issues and revokes robot tokens, announcing each end of a token on
+// the fleet's bus so every daemon's token cache drops it at once.
+func (f *Fleet) tokens() auth.Tokens { return auth.Tokens{Client: f.Client, Bus: f.Bus} }
+
 func (f *Fleet) setup(pool string) *sdk.VMSetup {
 	if f.Setup == nil {
 		return nil
@@ -254,7 +258,7 @@ func (f *Fleet) releaseRobotOf(ctx context.Context, p *ent.Pool, v *ent.VM, evTy
 	if err := f.Client.Robot.UpdateOneID(r.ID).SetState(robot.StateReleased).Exec(ctx); err != nil {
 		return fmt.Errorf("pool %s: release robot %s: %w", p.Name, r.Name, err)
 	}
-	if err := auth.Revoke(ctx, f.Client, auth.RobotTokenName(r.Name)); err != nil {
+	if err := f.tokens().Revoke(ctx, auth.RobotTokenName(r.Name)); err != nil {
 		f.Log.Debug("revoke robot token", "robot", r.Name, "err", err)
 	}
 	f.event(ctx, p, &r.ID, evType, fmt.Sprintf("VM %s of robot %s: %s", v.InstanceID, r.Name, v.Error))
@@ -285,7 +289,7 @@ func (f *Fleet) rent(ctx context.Context, p *ent.Pool, prov Provider, permanent 
 		return fmt.Errorf("pool %s: record robot: %w", p.Name, err)
 	}
 	rid := r.ID
-	secret, err := auth.Issue(ctx, f.Client, auth.IssueRequest{Name: auth.RobotTokenName(name), Role: viewer.Robot, RobotID: &rid})
+	secret, err := f.tokens().Issue(ctx, auth.IssueRequest{Name: auth.RobotTokenName(name), Role: viewer.Robot, RobotID: &rid})
 	if err != nil {
 		return fmt.Errorf("pool %s: robot token: %w", p.Name, err)
 	}

@@ -406,7 +406,7 @@ func (s *Scaler) reapBootTimeouts(ctx context.Context, p *ent.Pool, prov Provide
 		}
 		// Already revoked (e.g. by an administrator) is fine; anything
 		// else is worth a line, as in the fleet's release.
-		if err := auth.Revoke(ctx, f.Client, auth.RobotTokenName(rb.Name)); err != nil && f.Log != nil {
+		if err := f.tokens().Revoke(ctx, auth.RobotTokenName(rb.Name)); err != nil && f.Log != nil {
 			f.Log.Debug("revoke robot token", "robot", rb.Name, "err", err)
 		}
 		f.event(ctx, p, &rb.ID, events.VMBootTimeout, fmt.Sprintf("robot %s did not come up within %s; destroyed", rb.Name, timeout))

@@ -41,11 +41,12 @@ func (d *Daemon) routes() http.Handler {
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go
 	lim := d.opts.Config.Server.Limits
-	mux.Handle("/graphql", auth.Middleware(d.db.Client, graph.NewHandler(res, graph.HandlerOptions{
+	mux.Handle("/graphql", d.tokens.Middleware(graph.NewHandler(res, graph.HandlerOptions{
 		Logger:       d.log,
 		MaxBodyBytes: lim.RequestBodyBytes,
 		Websocket:    wslimit.Limits{Init: lim.WebsocketInitBytes, Message: lim.WebsocketMessageBytes},
 		TokenRecheck: lim.TokenRecheck,
+		Tokens:       d.tokens,
 	})))
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
@@ -137,7 +138,7 @@ func (d *Daemon) seesFleetHealth(ctx context.Context, r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	p, err := auth.Authenticate(ctx, d.db.Client, secret)
+	p, err := d.tokens.Authenticate(ctx, secret)
 	if err != nil {
 		return false
 	}

@@ -24,7 +24,7 @@ func TestRoutesLimitBodies(t *testing.T) {
 	cfg := &config.Config{Server: config.Server{Limits: config.Limits{RequestBodyBytes: 1 << 20}}}
 	db := storetest.SQLite(t)
 	d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: db, started: time.Now(),
-		providers: &scale.Providers{}, mon: &monitoring{}}
+		providers: &scale.Providers{}, mon: &monitoring{}, tokens: auth.NewCache(db.Client, auth.Options{})}
 	h := d.routes()
 	secret, err := auth.Issue(context.Background(), db.Client, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
 	if err != nil {

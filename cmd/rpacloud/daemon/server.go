@@ -86,6 +86,7 @@ type Daemon struct {
 	vault     *vaultState // vault.go
 	cfg       *config.Holder
 	rl        *reloads // reload.go
+	tokens    *auth.Cache
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down
@@ -176,6 +177,14 @@ func Run(ctx context.Context, o Options) error {
 		Providers: d.providers.Get,
 	}
 
+	// Token checks answer from memory; token.revoked events, this
+	// daemon's and (through the relay) every other's, drop a revoked
+	// token at once.
+	d.tokens = auth.NewCache(db.Client, auth.Options{})
+	tokensCtx, stopTokens := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTokens()
+	d.tokens.Follow(tokensCtx, d.bus)
+
 	// Websocket connections are hijacked and do not see Shutdown; a base
 	// context cancelled before Shutdown ends their subscriptions.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
@@ -254,7 +263,7 @@ func (d *Daemon) adminToken(ctx context.Context) (string, error) {
 			return "", nil
 		}
 	}
-	secret, err := auth.Issue(ctx, d.db.Client, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
+	secret, err := auth.Tokens{Client: d.db.Client, Bus: d.bus}.Issue(ctx, auth.IssueRequest{Name: "admin", Role: viewer.Admin})
 	if err != nil {
 		return "", err
 	}

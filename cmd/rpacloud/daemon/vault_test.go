@@ -34,8 +34,9 @@ func TestHealthzReportsVault(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := &config.Config{Vault: c.vault}
-			d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: storetest.SQLite(t), started: time.Now(),
-				providers: &scale.Providers{}}
+			db := storetest.SQLite(t)
+			d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: db, started: time.Now(),
+				providers: &scale.Providers{}, tokens: auth.NewCache(db.Client, auth.Options{})}
 			if err := d.openVault(); err != nil {
 				t.Fatal(err)
 			}
