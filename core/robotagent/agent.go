@@ -96,7 +96,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool)
+	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool, "server", a.Client.Server())
 	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
@@ -149,7 +149,7 @@ func (a *Agent) register(ctx context.Context) error {
 			return ctx.Err()
 		}
 		d := backoff.NextBackOff()
-		a.Log.Warn("cannot reach the daemon yet", "err", err, "retry_in", d)
+		a.Log.Warn("cannot reach the daemon yet", "next_server", a.Client.Server(), "err", err, "retry_in", d)
 		retry.Sleep(ctx, d)
 	}
 }
