@@ -8,7 +8,11 @@
 // robot that stops polling simply stops getting tasks.
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
-// core/robotapi, over GraphQL. An existing machine first exchanges a join
+// core/robotapi, over GraphQL. Given several daemons sharing one database
+// (gqlclient.NewFailover), it talks to one at a time and moves to the next
+// when that one cannot be reached; every loop below already retries with a
+// back-off, so a move costs a task in flight nothing: its heartbeats, stop
+// poll and report simply reach the next daemon. An existing machine first exchanges a join
 // token for its robot identity (identity.go: Enrol, then SaveIdentity and,
 // at every later start, LoadIdentity from its state directory). It links no storage (ent), no HCL and no
 // event bus: a robot carries the agent, not the server (core/arrows'
