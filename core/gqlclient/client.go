@@ -28,17 +28,22 @@ import (
 )
 
 // Client talks to an rpacloud daemon, or to one of several (NewFailover).
+// A copy shares the original's choice of daemon.
 type Client struct {
-	URL   string // the /graphql endpoint, when Endpoints is empty
+	URL   string // the /graphql endpoint (one daemon: New)
 	Token string
 	HTTP  *http.Client
-	// Endpoints are the /graphql endpoints of daemons sharing one
-	// database, in the order they are tried; when set, URL is not used.
-	Endpoints []string
 	// Log, when set, is told each move from one daemon to the next.
 	Log *slog.Logger
 
-	cur atomic.Int32 // index in Endpoints of the daemon in use
+	daemons *daemons // NewFailover's; nil: URL
+}
+
+// daemons are the /graphql endpoints of daemons sharing one database, in
+// the order they are tried, and the one in use.
+type daemons struct {
+	endpoints []string
+	cur       atomic.Int32
 }
 
 // New returns a client for the daemon at base (e.g. http://127.0.0.1:8080).
@@ -58,11 +63,13 @@ const MaxServers = 16
 // one in use fails (see the package comment), saying so in log.
 func NewFailover(bases []string, token string, log *slog.Logger) *Client {
 	c := &Client{Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}, Log: log}
-	for _, b := range bases {
-		c.Endpoints = append(c.Endpoints, endpoint(b))
+	if len(bases) == 1 {
+		c.URL = endpoint(bases[0])
+		return c
 	}
-	if len(c.Endpoints) == 1 {
-		c.URL, c.Endpoints = c.Endpoints[0], nil
+	c.daemons = &daemons{}
+	for _, b := range bases {
+		c.daemons.endpoints = append(c.daemons.endpoints, endpoint(b))
 	}
 	return c
 }
@@ -114,13 +121,14 @@ func (c *Client) Server() string {
 	return redact(strings.TrimSuffix(u, "/graphql"))
 }
 
-// current is the endpoint in use and its index in Endpoints (-1: URL).
+// current is the endpoint in use and its index among the daemons (-1:
+// URL).
 func (c *Client) current() (string, int32) {
-	if len(c.Endpoints) == 0 {
+	if c.daemons == nil || len(c.daemons.endpoints) == 0 {
 		return c.URL, -1
 	}
-	i := c.cur.Load()
-	return c.Endpoints[i], i
+	i := c.daemons.cur.Load()
+	return c.daemons.endpoints[i], i
 }
 
 // failover moves from the endpoint at index i to the next, unless another
@@ -130,11 +138,12 @@ func (c *Client) failover(i int32, err error) {
 	if i < 0 {
 		return
 	}
-	next := (i + 1) % int32(len(c.Endpoints))
-	if c.cur.CompareAndSwap(i, next) && c.Log != nil {
+	d := c.daemons
+	next := (i + 1) % int32(len(d.endpoints))
+	if d.cur.CompareAndSwap(i, next) && c.Log != nil {
 		c.Log.Warn("daemon unreachable; moving to the next one",
-			"from", redact(strings.TrimSuffix(c.Endpoints[i], "/graphql")),
-			"to", redact(strings.TrimSuffix(c.Endpoints[next], "/graphql")), "err", err)
+			"from", redact(strings.TrimSuffix(d.endpoints[i], "/graphql")),
+			"to", redact(strings.TrimSuffix(d.endpoints[next], "/graphql")), "err", err)
 	}
 }
 

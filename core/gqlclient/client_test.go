@@ -88,6 +88,9 @@ func TestFailoverOnClosedDaemon(t *testing.T) {
 	if c.Server() != b.URL {
 		t.Fatalf("Server() = %q, want %q", c.Server(), b.URL)
 	}
+	if cp := *c; cp.Server() != b.URL {
+		t.Fatalf("a copy of the client uses %q, want %q like the original", cp.Server(), b.URL)
+	}
 	for range 3 {
 		if got, err := who(t, c); err != nil || got != "b" {
 			t.Fatalf("after the failover: %q %v", got, err)
@@ -193,7 +196,7 @@ func TestConcurrentFailuresMoveOnce(t *testing.T) {
 // One URL is a plain client; the list is read from flags and variables with
 // clear errors, and a password in a URL never reaches a message.
 func TestParseServers(t *testing.T) {
-	if c := NewFailover([]string{"http://a:1"}, "", nil); c.URL != "http://a:1/graphql" || len(c.Endpoints) != 0 {
+	if c := NewFailover([]string{"http://a:1"}, "", nil); c.URL != "http://a:1/graphql" || c.daemons != nil {
 		t.Fatalf("one server: %+v", c)
 	}
 	got, err := ParseServers("--server", "http://a:8080/, http://b:8080", "http://a:8080", "https://c")
