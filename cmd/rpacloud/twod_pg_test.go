@@ -44,9 +44,12 @@ process "echo" {
 // the end of its 20 s long poll (the wake crosses daemons). A is
 // SIGKILLed while tasks run: A's robots move to B (their logs say so),
 // finish the tasks they were running there and take new work from B, and
-// every task ends succeeded with exactly one succeeded attempt. Attempts
-// cut off by the kill are retried, by B's sweeper once B holds the leader
-// lease (TTL 15 s, not configurable, which bounds the test's wait).
+// every task ends succeeded with exactly one succeeded attempt. A robot on
+// A's machine dies with it, in the middle of a task: that attempt is
+// abandoned at its deadline and the task retried, by B's sweeper once B
+// holds the leader lease if A held it (TTL 15 s, not configurable, which
+// bounds the test's wait); so would an attempt A handed out in the instant
+// it died, which the test cannot provoke at will.
 func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -81,7 +84,7 @@ func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 	var jt struct {
 		CreateJoinToken struct{ Secret string } `json:"createJoinToken"`
 	}
-	if err := onA.Do(ctx, `mutation{createJoinToken(pool:"onprem",uses:6,ttlSeconds:3600){secret}}`, nil, &jt); err != nil {
+	if err := onA.Do(ctx, `mutation{createJoinToken(pool:"onprem",uses:7,ttlSeconds:3600){secret}}`, nil, &jt); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -152,14 +155,15 @@ func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 		t.Logf("submitted on A, done by a robot waiting on B in %s", took)
 	}
 
-	// The fleet: three robots prefer B, three prefer A, each knows both.
+	// The fleet: three robots prefer B, three prefer A, each knows both;
+	// x1 will die with A.
 	robot("b2", b.Base, a.Base)
 	robot("b3", b.Base, a.Base)
-	for _, n := range []string{"a1", "a2", "a3"} {
+	for _, n := range []string{"a1", "a2", "a3", "x1"} {
 		robot(n, a.Base, b.Base)
 	}
-	idle(6)
-	for _, n := range []string{"a1", "a2", "a3"} {
+	idle(7)
+	for _, n := range []string{"a1", "a2", "a3", "x1"} {
 		if out := robots[n].output(); !strings.Contains(out, "server="+a.Base) {
 			t.Fatalf("robot %s does not work with A:\n%s", n, out)
 		}
@@ -171,11 +175,19 @@ func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 	eventually(t, 30*time.Second, "A's robots running tasks", func() (bool, string) {
 		n := count(`SELECT count(DISTINCT r.name) FROM attempts at JOIN robots r ON r.id = at.robot_id
 			WHERE at.state = 'running' AND r.name IN ('a1', 'a2', 'a3')`)
-		return n >= 2, fmt.Sprintf("%d of A's robots running", n)
+		x := count(`SELECT count(*) FROM attempts at JOIN robots r ON r.id = at.robot_id
+			WHERE at.state = 'running' AND r.name = 'x1'`)
+		return n >= 2 && x == 1, fmt.Sprintf("%d of A's robots running, x1 %d", n, x)
 	})
 
-	// SIGKILL of A (and of the provider plugin it started, which would
-	// otherwise outlive it).
+	// SIGKILL of x1 and of A (and of the provider plugin A started, which
+	// would otherwise outlive it).
+	_ = robots["x1"].cmd.Process.Kill()
+	_ = robots["x1"].wait(t, 10*time.Second)
+	var leader string
+	if err := db.QueryRowContext(ctx, `SELECT holder FROM leases WHERE name = 'rpacloud.leader'`).Scan(&leader); err != nil {
+		t.Fatal(err)
+	}
 	servers := procs("server", "--config", filepath.Join(a.Dir, "rpacloud.hcl"))
 	if len(servers) != 1 {
 		t.Fatalf("daemon A's processes: %v", servers)
@@ -189,6 +201,8 @@ func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	aLed := strings.Contains(leader, fmt.Sprintf(":%d:", pidA))
+	t.Logf("A led at the kill: %v (lease holder %s)", aLed, leader)
 	for pid, ppid := range children {
 		if ppid == pidA {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -197,8 +211,18 @@ func TestTwoDaemonsRobotsFailOver(t *testing.T) {
 	// More work, on the survivor.
 	submit(onB, 6, 500)
 	total += 6
-	allSucceeded(total, 45*time.Second)
+	allSucceeded(total, 50*time.Second)
 	t.Logf("all %d tasks succeeded %s after the kill", total, time.Since(killed).Round(time.Millisecond))
+	if n := count(`SELECT count(*) FROM attempts at JOIN robots r ON r.id = at.robot_id
+		WHERE r.name = 'x1' AND at.state = 'abandoned'`); n != 1 {
+		t.Fatalf("x1 died in a task: %d of its attempts abandoned, want 1", n)
+	}
+	if aLed {
+		var now string
+		if err := db.QueryRowContext(ctx, `SELECT holder FROM leases WHERE name = 'rpacloud.leader'`).Scan(&now); err != nil || now == leader {
+			t.Fatalf("the lease after the kill: %q %v; A held it", now, err)
+		}
+	}
 
 	// A's robots moved to B and work there: each takes one of these
 	// 2 s tasks, submitted while all six robots are idle.
