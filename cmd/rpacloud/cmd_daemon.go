@@ -370,7 +370,7 @@ func robotIdentity(ctx context.Context, o robotOptions, server []string, join st
 		return nil, "", "", exitFailure
 	}
 	log.Info("enrolling", "server", server[0], "robot", req.Name, "state_dir", dir)
-	id, err = robotagent.Enrol(ctx, nil, server, req, log.Warn)
+	id, err = robotagent.EnrolAny(ctx, nil, server, req, log.Warn)
 	if err != nil {
 		log.Error("rpacloud robot: cannot enrol", "err", err)
 		if renew && errors.Is(err, robotagent.ErrEnrolRefused) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,12 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/gqlclient"
+	"github.com/rpacloud/rpacloud/core/robotwire"
 )
+
+func robotwireEnrol() robotwire.EnrolRequest {
+	return robotwire.EnrolRequest{JoinToken: "rpj_secret", Name: "r1", Hostname: "h"}
+}
 
 // fleetDaemon is one of several fake daemons sharing a database: it hands
 // out at most one task (claim), and keeps the calls it got by operation.
@@ -164,3 +170,48 @@ func TestInFlightTaskSurvivesFailover(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Enrolment with several daemons: the first is down (a 503 from its
+// proxy), the second enrols the machine, and the identity keeps both, in
+// the order given; a refusal is final, the next daemon is not asked.
+func TestEnrolAnyMovesOnAndKeepsEveryServer(t *testing.T) {
+	var calls [2]int
+	var mu sync.Mutex
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[0]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	refuse := false
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[1]++
+		refusing := refuse
+		mu.Unlock()
+		if refusing {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"join token used up"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"robot":"r1","pool":"p","token":"rpr_x"}`)
+	}))
+	defer up.Close()
+	servers := []string{down.URL, up.URL}
+	id, err := EnrolAny(context.Background(), nil, servers, robotwireEnrol(), nil)
+	if err != nil || id.Robot != "r1" || id.Server != down.URL || strings.Join(id.Servers, " ") != down.URL+" "+up.URL {
+		t.Fatalf("EnrolAny: %+v %v", id, err)
+	}
+	mu.Lock()
+	refuse = true
+	mu.Unlock()
+	if _, err := EnrolAny(context.Background(), nil, []string{up.URL, down.URL}, robotwireEnrol(), nil); !errors.Is(err, ErrEnrolRefused) {
+		t.Fatalf("a refusal: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != [2]int{1, 2} {
+		t.Fatalf("calls per daemon %v, want [1 2]: the refusal must not move on", calls)
+	}
+}

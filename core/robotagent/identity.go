@@ -147,12 +147,17 @@ func SaveIdentity(dir string, id Identity) error {
 // name taken, pool full): trying again will not help.
 var ErrEnrolRefused = errors.New("enrolment refused")
 
-// Enrol exchanges a join token for a robot identity at the first of
-// servers (daemons sharing one database). It retries while the daemon
-// cannot be reached or answers 5xx or 429, each time at the next of
-// servers, and stops at the first refusal, whose message it returns (never
-// the token). The identity keeps all of servers, in their order.
-func Enrol(ctx context.Context, hc *http.Client, servers []string, req robotwire.EnrolRequest, log func(msg string, args ...any)) (Identity, error) {
+// Enrol exchanges a join token for a robot identity at server. It retries
+// while the daemon cannot be reached or answers 5xx or 429, and stops at
+// the first refusal, whose message it returns (never the token).
+func Enrol(ctx context.Context, hc *http.Client, server string, req robotwire.EnrolRequest, log func(msg string, args ...any)) (Identity, error) {
+	return EnrolAny(ctx, hc, []string{server}, req, log)
+}
+
+// EnrolAny is Enrol with several daemons sharing one database: it asks
+// the first of servers, and after each failure that is not a refusal the
+// next. The identity keeps all of servers, in their order.
+func EnrolAny(ctx context.Context, hc *http.Client, servers []string, req robotwire.EnrolRequest, log func(msg string, args ...any)) (Identity, error) {
 	if len(servers) == 0 {
 		return Identity{}, errors.New("enrol: no daemon URL")
 	}
