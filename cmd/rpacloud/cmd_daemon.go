@@ -200,7 +200,8 @@ func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, 
 }
 
 type robotOptions struct {
-	serverURL, token, name, logLevel  string
+	servers                           []string
+	token, name, logLevel             string
 	joinToken, stateDir, remoteAccess string
 	pluginDir                         string
 }
@@ -208,7 +209,7 @@ type robotOptions struct {
 func newRobotCmd() *cobra.Command {
 	var o robotOptions
 	cmd := &cobra.Command{
-		Use:   "robot --server URL [--join-token T] [--name N] [--state-dir DIR]",
+		Use:   "robot --server URL[,URL...] [--join-token T] [--name N] [--state-dir DIR]",
 		Short: "run a robot agent: enrol with a join token, or run with a robot token",
 		Long: `Run the robot agent against a daemon.
 
@@ -226,6 +227,14 @@ preference (or --token) and keeps no state. A command line is visible to
 every user of the machine: prefer the environment for secrets. The server
 comes from --server or RPACLOUD_SERVER, or from the stored identity.
 
+Several daemons sharing one PostgreSQL may be given (--server repeated, or
+a comma-separated list, in --server or RPACLOUD_SERVER); an enrolment keeps
+them all in the identity. The agent talks to one at a time, starting with
+the first, and moves to the next when the one in use cannot be reached,
+answers an HTTP 5xx or times out, saying so in its log; a task it is
+running carries on, its heartbeats and result going to the daemon that
+answers. A refusal (a revoked token) is not a reason to move.
+
 If the daemon refuses the robot's identity (revoked, or unknown to it) and
 a join token is at hand, the agent enrols again and replaces the stored
 identity (under the same name: a revoked robot's name may be enrolled
@@ -238,7 +247,7 @@ restart. Third-party crawler and vendor plugins are looked up in
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.serverURL, "server", "", "daemon URL, e.g. http://127.0.0.1:8080 (default $RPACLOUD_SERVER, or the stored identity's)")
+	f.StringArrayVar(&o.servers, "server", nil, "daemon URL, e.g. http://127.0.0.1:8080; repeat it or separate by commas for several daemons sharing one database (default $RPACLOUD_SERVER, or the stored identity's)")
 	f.StringVar(&o.token, "token", "", "robot token of a rented robot (prefer the RPACLOUD_ROBOT_TOKEN environment variable)")
 	f.StringVar(&o.joinToken, "join-token", "", "join token to enrol this machine with (prefer the RPACLOUD_JOIN_TOKEN environment variable)")
 	f.StringVar(&o.name, "name", "", "robot name to enrol under (default: the hostname); a rented robot is known by its token, and the name only labels its process")
@@ -258,8 +267,15 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 	join := firstNonEmpty(os.Getenv("RPACLOUD_JOIN_TOKEN"), o.joinToken)
 	_ = os.Unsetenv("RPACLOUD_ROBOT_TOKEN")
 	_ = os.Unsetenv("RPACLOUD_JOIN_TOKEN")
-	server := firstNonEmpty(o.serverURL, os.Getenv("RPACLOUD_SERVER"))
 	log := newLogger(stderr, o.logLevel, "text")
+	server, err := gqlclient.ParseServers("--server", o.servers...)
+	if err == nil && len(server) == 0 {
+		server, err = gqlclient.ParseServers("RPACLOUD_SERVER", os.Getenv("RPACLOUD_SERVER"))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rpacloud robot: "+err.Error())
+		return exitUsage
+	}
 	rented := secret != ""
 	robotagent.Version = buildVersion().Version
 	name, renew := "", false
@@ -280,7 +296,7 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 			}
 			name = got
 		}
-		if server == "" || secret == "" {
+		if len(server) == 0 || secret == "" {
 			fmt.Fprintln(stderr, "rpacloud robot: --server (or RPACLOUD_SERVER) and a robot token (RPACLOUD_ROBOT_TOKEN) or a join token (RPACLOUD_JOIN_TOKEN) are required")
 			return exitUsage
 		}
@@ -307,11 +323,13 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 }
 
 // runAgent runs one robot agent with a robot token until ctx ends or the
-// agent stops.
-func runAgent(ctx context.Context, pluginDir, server, secret string, log *slog.Logger) error {
-	plugins, host := robotPlugins(server, secret, pluginDir, log) // cmd_plugins.go
+// agent stops. One client, failing over between the daemons, serves the
+// agent and its plugins' spec requests alike.
+func runAgent(ctx context.Context, pluginDir string, servers []string, secret string, log *slog.Logger) error {
+	client := gqlclient.NewFailover(servers, secret, log)
+	plugins, host := robotPlugins(client, pluginDir, log) // cmd_plugins.go
 	defer host.Close()
-	a := &robotagent.Agent{Client: newClient(server, secret), Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
+	a := &robotagent.Agent{Client: client, Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
 	return a.Run(ctx)
 }
 
@@ -319,28 +337,33 @@ func runAgent(ctx context.Context, pluginDir, server, secret string, log *slog.L
 // token: the one stored in the state directory, or a new one from the
 // join token, which is then stored. renew enrols again even if an
 // identity is stored (the daemon refused it), under the stored name unless
-// --name says otherwise, and replaces it. It returns the server, the robot
+// --name says otherwise, and replaces it. It returns the servers, the robot
 // token, the robot's name and an exit code. Neither token is ever logged.
-func robotIdentity(ctx context.Context, o robotOptions, server, join string, renew bool, log *slog.Logger) (string, string, string, int) {
+func robotIdentity(ctx context.Context, o robotOptions, server []string, join string, renew bool, log *slog.Logger) ([]string, string, string, int) {
 	dir := firstNonEmpty(o.stateDir, robotagent.DefaultStateDir())
 	id, found, err := robotagent.LoadIdentity(dir)
 	if err != nil {
 		log.Error("rpacloud robot: cannot start", "err", err)
-		return "", "", "", exitFailure
+		return nil, "", "", exitFailure
 	}
 	if found && !renew {
 		if join != "" {
 			log.Info("robot identity found; the join token is not needed and was ignored", "robot", id.Robot, "state_dir", dir)
 		}
-		return firstNonEmpty(server, id.Server), id.Token, id.Robot, exitOK
+		if len(server) == 0 {
+			server = id.ServerList()
+		}
+		return server, id.Token, id.Robot, exitOK
 	}
 	if join == "" {
 		return server, "", "", exitOK // runRobot names what is missing
 	}
-	server = firstNonEmpty(server, id.Server)
-	if server == "" {
+	if len(server) == 0 {
+		server = id.ServerList()
+	}
+	if len(server) == 0 {
 		log.Error("rpacloud robot: --server (or RPACLOUD_SERVER) is required to enrol")
-		return "", "", "", exitUsage
+		return nil, "", "", exitUsage
 	}
 	host, _ := os.Hostname()
 	req := robotwire.EnrolRequest{JoinToken: join, Name: firstNonEmpty(o.name, id.Robot, host), Hostname: host,
@@ -348,31 +371,31 @@ func robotIdentity(ctx context.Context, o robotOptions, server, join string, ren
 	if o.remoteAccess != "" {
 		if req.RemoteAccess, err = robotagent.ParseRemoteAccess(o.remoteAccess); err != nil {
 			log.Error("rpacloud robot: " + err.Error())
-			return "", "", "", exitUsage
+			return nil, "", "", exitUsage
 		}
 	}
 	// Fail before spending a use of the join token if the identity
 	// could not be kept.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		log.Error("rpacloud robot: robot state directory", "err", err)
-		return "", "", "", exitFailure
+		return nil, "", "", exitFailure
 	}
-	log.Info("enrolling", "server", server, "robot", req.Name, "state_dir", dir)
-	id, err = robotagent.Enrol(ctx, nil, server, req, log.Warn)
+	log.Info("enrolling", "server", server[0], "robot", req.Name, "state_dir", dir)
+	id, err = robotagent.EnrolAny(ctx, nil, server, req, log.Warn)
 	if err != nil {
 		log.Error("rpacloud robot: cannot enrol", "err", err)
 		if renew && errors.Is(err, robotagent.ErrEnrolRefused) {
 			// The join token at hand will not do (used up, expired,
 			// revoked): restarting cannot help either.
-			return "", "", "", exitRefused
+			return nil, "", "", exitRefused
 		}
-		return "", "", "", exitFailure
+		return nil, "", "", exitFailure
 	}
 	if err := robotagent.SaveIdentity(dir, id); err != nil {
 		// The token is spent on the daemon's side; without the file the
 		// machine must enrol again, which an administrator must allow.
 		log.Error("rpacloud robot: enrolled, but the identity could not be stored; revoke the robot and enrol again", "robot", id.Robot, "err", err)
-		return "", "", "", exitFailure
+		return nil, "", "", exitFailure
 	}
 	log.Info("enrolled", "robot", id.Robot, "pool", id.Pool, "identity", filepath.Join(dir, robotagent.IdentityFile))
 	return server, id.Token, id.Robot, exitOK

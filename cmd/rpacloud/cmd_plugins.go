@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/cmd/rpacloud/builtin"
+	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/robotagent"
 	"github.com/rpacloud/rpacloud/plugins/sdk"
@@ -29,7 +30,7 @@ func runBuiltinPlugin(args []string) bool {
 // robotPlugins is what a robot runs crawler and vendor processes with:
 // plugin processes started from this binary (or a plugin directory), the
 // process specs from the daemon, artefacts under the robot's directory.
-func robotPlugins(server, token, pluginDir string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
+func robotPlugins(client *gqlclient.Client, pluginDir string, log *slog.Logger) (*robotagent.Plugins, *pluginhost.Host) {
 	host := pluginhost.New(pluginhost.Options{
 		Dir: pluginDir, SelfExe: selfExe(), Builtin: builtin.Has, BuiltinInfo: builtin.Info, Logger: log,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second, CallTimeout: time.Hour,
@@ -44,7 +45,7 @@ func robotPlugins(server, token, pluginDir string, log *slog.Logger) (*robotagen
 	}
 	return &robotagent.Plugins{
 		Host:          host,
-		Specs:         &robotagent.SpecClient{Client: newClient(server, token)},
+		Specs:         &robotagent.SpecClient{Client: client},
 		Log:           log,
 		CrawlerConfig: map[string]map[string]string{"browser": browserCfg},
 		ArtifactDir:   dir,

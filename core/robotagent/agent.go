@@ -8,7 +8,11 @@
 // robot that stops polling simply stops getting tasks.
 //
 // It speaks the robot protocol of core/robotwire to the daemon's side in
-// core/robotapi, over GraphQL. An existing machine first exchanges a join
+// core/robotapi, over GraphQL. Given several daemons sharing one database
+// (gqlclient.NewFailover), it talks to one at a time and moves to the next
+// when that one cannot be reached; every loop below already retries with a
+// back-off, so a move costs a task in flight nothing: its heartbeats, stop
+// poll and report simply reach the next daemon. An existing machine first exchanges a join
 // token for its robot identity (identity.go: Enrol, then SaveIdentity and,
 // at every later start, LoadIdentity from its state directory). It links no storage (ent), no HCL and no
 // event bus: a robot carries the agent, not the server (core/arrows'
@@ -96,7 +100,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool)
+	a.Log.Info("robot ready", "robot", a.name, "pool", a.pool, "server", a.Client.Server())
 	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
 	for ctx.Err() == nil {
 		var out struct {
@@ -149,7 +153,7 @@ func (a *Agent) register(ctx context.Context) error {
 			return ctx.Err()
 		}
 		d := backoff.NextBackOff()
-		a.Log.Warn("cannot reach the daemon yet", "err", err, "retry_in", d)
+		a.Log.Warn("cannot reach the daemon yet", "next_server", a.Client.Server(), "err", err, "retry_in", d)
 		retry.Sleep(ctx, d)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rpacloud/rpacloud/core/gqlclient"
 	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 )
@@ -30,9 +31,24 @@ const IdentityFile = "identity.json"
 // daemon is, who it is and its robot token.
 type Identity struct {
 	Server string `json:"server"`
-	Robot  string `json:"robot"`
-	Pool   string `json:"pool"`
-	Token  string `json:"token"`
+	// Servers are all the daemons (sharing one database) the robot was
+	// enrolled with, in order of preference; Server is the first of them,
+	// so that an agent of an older version still finds one.
+	Servers []string `json:"servers,omitempty"`
+	Robot   string   `json:"robot"`
+	Pool    string   `json:"pool"`
+	Token   string   `json:"token"`
+}
+
+// ServerList is the daemons to talk to: Servers, or Server alone.
+func (id Identity) ServerList() []string {
+	if len(id.Servers) > 0 {
+		return id.Servers
+	}
+	if id.Server == "" {
+		return nil
+	}
+	return []string{id.Server}
 }
 
 // DefaultStateDir is where an enrolled robot keeps its identity when no
@@ -83,6 +99,9 @@ func LoadIdentity(dir string) (id Identity, found bool, err error) {
 	if err := json.Unmarshal(b, &id); err != nil || id.Token == "" || id.Robot == "" || id.Server == "" {
 		return id, false, fmt.Errorf("robot identity %s is damaged (want JSON with server, robot and token); remove it and enrol again with a new join token", path)
 	}
+	if _, err := gqlclient.ParseServers("robot identity "+path+": servers", id.Servers...); err != nil {
+		return id, false, fmt.Errorf("%w; correct it, or remove the file and enrol again with a new join token", err)
+	}
 	return id, true, nil
 }
 
@@ -132,6 +151,16 @@ var ErrEnrolRefused = errors.New("enrolment refused")
 // while the daemon cannot be reached or answers 5xx or 429, and stops at
 // the first refusal, whose message it returns (never the token).
 func Enrol(ctx context.Context, hc *http.Client, server string, req robotwire.EnrolRequest, log func(msg string, args ...any)) (Identity, error) {
+	return EnrolAny(ctx, hc, []string{server}, req, log)
+}
+
+// EnrolAny is Enrol with several daemons sharing one database: it asks
+// the first of servers, and after each failure that is not a refusal the
+// next. The identity keeps all of servers, in their order.
+func EnrolAny(ctx context.Context, hc *http.Client, servers []string, req robotwire.EnrolRequest, log func(msg string, args ...any)) (Identity, error) {
+	if len(servers) == 0 {
+		return Identity{}, errors.New("enrol: no daemon URL")
+	}
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -139,19 +168,23 @@ func Enrol(ctx context.Context, hc *http.Client, server string, req robotwire.En
 	if err != nil {
 		return Identity{}, fmt.Errorf("enrol: %w", err)
 	}
-	u := strings.TrimRight(server, "/") + robotwire.EnrolPath
 	backoff := retry.Backoff(500*time.Millisecond, 15*time.Second)
-	for {
-		resp, err := enrolOnce(ctx, hc, u, body)
+	for i := 0; ; i++ {
+		server := servers[i%len(servers)]
+		resp, err := enrolOnce(ctx, hc, strings.TrimRight(server, "/")+robotwire.EnrolPath, body)
 		if err == nil {
-			return Identity{Server: server, Robot: resp.Robot, Pool: resp.Pool, Token: resp.Token}, nil
+			id := Identity{Server: servers[0], Robot: resp.Robot, Pool: resp.Pool, Token: resp.Token}
+			if len(servers) > 1 {
+				id.Servers = servers
+			}
+			return id, nil
 		}
 		if errors.Is(err, ErrEnrolRefused) || ctx.Err() != nil {
 			return Identity{}, err
 		}
 		d := backoff.NextBackOff()
 		if log != nil {
-			log("cannot enrol yet; retrying", "err", err, "in", d)
+			log("cannot enrol yet; retrying", "server", server, "err", err, "in", d)
 		}
 		if !retry.Sleep(ctx, d) {
 			return Identity{}, ctx.Err()

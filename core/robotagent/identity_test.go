@@ -3,6 +3,7 @@ package robotagent
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestIdentityFile(t *testing.T) {
 	if _, found, err := LoadIdentity(dir); found || err != nil {
 		t.Fatalf("empty state dir: %v %v", found, err)
 	}
-	want := Identity{Server: "http://d:8080", Robot: "r1", Pool: "onprem", Token: "rpc_secret"}
+	want := Identity{Server: "http://d:8080", Servers: []string{"http://d:8080", "http://e:8080"}, Robot: "r1", Pool: "onprem", Token: "rpc_secret"}
 	if err := SaveIdentity(dir, want); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestIdentityFile(t *testing.T) {
 		}
 	}
 	got, found, err := LoadIdentity(dir)
-	if err != nil || !found || got != want {
+	if err != nil || !found || !reflect.DeepEqual(got, want) {
 		t.Fatalf("read back %+v %v %v", got, found, err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -64,7 +65,7 @@ func TestIdentitySymlinkAndDirectoryRefused(t *testing.T) {
 	}
 	base := t.TempDir()
 	elsewhere := filepath.Join(base, "elsewhere")
-	want := Identity{Server: "http://d:8080", Robot: "r1", Pool: "onprem", Token: "rpc_secret"}
+	want := Identity{Server: "http://d:8080", Servers: []string{"http://d:8080", "http://e:8080"}, Robot: "r1", Pool: "onprem", Token: "rpc_secret"}
 	if err := SaveIdentity(elsewhere, want); err != nil {
 		t.Fatal(err)
 	}
