@@ -37,6 +37,7 @@ type DB struct {
 	*ent.Client
 	Driver string
 	sqlDB  *sql.DB
+	stmts  *Statements
 }
 
 // SQL returns the underlying database handle, for the few statements ent
@@ -115,12 +116,13 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
 	}
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dia, db)))
+	stmts := &Statements{}
+	client := ent.NewClient(ent.Driver(&countingDriver{Driver: entsql.OpenDB(dia, db), n: stmts}))
 	if err := client.Schema.Create(ctx); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("migrate %s schema: %w", driver, err)
 	}
-	return &DB{Client: client, Driver: driver, sqlDB: db}, nil
+	return &DB{Client: client, Driver: driver, sqlDB: db, stmts: stmts}, nil
 }
 
 // redactErr keeps a password that is part of the DSN out of error messages:
