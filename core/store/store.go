@@ -2,7 +2,9 @@
 // file by default, PostgreSQL in production. Both go through ent, and both
 // are migrated on open so that a fresh data directory is usable at once.
 // SyncConfig (sync.go) makes the stored customers, pools and processes
-// match the configuration at start-up, in one transaction.
+// match the configuration at start-up, in one transaction. Every statement
+// sent through the ent client is counted by kind (statements.go,
+// DB.Statements), for /metrics and `rpacloud bench fleet`.
 package store
 
 import (
