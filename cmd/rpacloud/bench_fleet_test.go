@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func TestBenchFleet(t *testing.T) {
 	if dsn := os.Getenv("RPACLOUD_TEST_POSTGRES_DSN"); dsn != "" {
 		dbs = append(dbs, dsn)
 	}
+	t.Run("url", func(t *testing.T) { benchFleetURL(t, bin) })
 	for _, db := range dbs {
 		name := "sqlite"
 		if db != "sqlite" {
@@ -71,5 +73,46 @@ func TestBenchFleet(t *testing.T) {
 				t.Errorf("PostgreSQL counters: %v", r.Postgres)
 			}
 		})
+	}
+}
+
+// Against a running daemon given by --url: robots enrol over HTTP within
+// the enrolment rate limit (5 robots: within its burst), and the run
+// says what it could not measure.
+func benchFleetURL(t *testing.T, bin string) {
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.Mkdir(cfg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hcl := `pool "fleet" {
+  max = 10
+}
+customer "bench" {}
+process "task" {
+  pool         = "fleet"
+  builtin      = "echo"
+  max_duration = "1m"
+}
+`
+	if err := os.WriteFile(filepath.Join(cfg, "rpacloud.hcl"), []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := sdktest.StartDaemonAt(t, bin, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "bench", "fleet", "--url", d.Base, "--robots", "5", "--rate", "5",
+		"--task-seconds", "0.5", "--duration", "2s", "--idle", "1s", "--json")
+	cmd.Env = append(os.Environ(), "RPACLOUD_TOKEN="+d.Token)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench fleet --url: %v\n%s", err, stderr.String())
+	}
+	var r fleetbench.Result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if r.DB != "url" || r.TasksSubmitted != 10 || r.TasksDone != 10 || len(r.Errors) != 0 || len(r.NotMeasured) == 0 || r.Loaded.RSSMB <= 0 {
+		t.Errorf("--url run: %+v\n%s", r, stderr.String())
 	}
 }
