@@ -17,7 +17,7 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	return group(&cobra.Command{Use: "bench", Short: "figures of the dispatcher through its real claim and report path"},
+	return group(&cobra.Command{Use: "bench", Short: "figures of the dispatcher through its real claim and report path, and of a robot fleet over HTTP"},
 		newBenchDispatchCmd(), newBenchFairnessCmd(), newBenchFleetCmd())
 }
 

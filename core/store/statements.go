@@ -79,21 +79,30 @@ func classify(q string) kind {
 	case strings.EqualFold(w, "INSERT"), strings.EqualFold(w, "UPDATE"), strings.EqualFold(w, "DELETE"), strings.EqualFold(w, "REPLACE"):
 		return kindWrite
 	case strings.EqualFold(w, "WITH"):
-		for _, verb := range []string{"INSERT", "UPDATE", "DELETE"} {
-			if containsFold(q, verb) {
-				return kindWrite
-			}
+		if changes(q) {
+			return kindWrite
 		}
 		return kindRead
 	}
 	return kindOther
 }
 
-// containsFold is strings.Contains ignoring ASCII case, without copying
-// the statement.
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+// changes: the statement names INSERT, UPDATE or DELETE anywhere (ASCII
+// case ignored), in one pass without copying it.
+func changes(q string) bool {
+	for i := 0; i+6 <= len(q); i++ {
+		var verb string
+		switch q[i] | 0x20 {
+		case 'i':
+			verb = "INSERT"
+		case 'u':
+			verb = "UPDATE"
+		case 'd':
+			verb = "DELETE"
+		default:
+			continue
+		}
+		if strings.EqualFold(q[i:i+6], verb) {
 			return true
 		}
 	}
