@@ -36,7 +36,7 @@ func TestBenchFleet(t *testing.T) {
 			defer cancel()
 			var stdout, stderr bytes.Buffer
 			cmd := exec.CommandContext(ctx, bin, "bench", "fleet", "--db", db, "--robots", "20", "--rate", "20",
-				"--task-seconds", "1", "--duration", "5s", "--idle", "2s", "-o", "json")
+				"--task-seconds", "1", "--heartbeat", "300ms", "--duration", "5s", "--idle", "2s", "-o", "json")
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("bench fleet: %v\n%s", err, stderr.String())
