@@ -62,7 +62,7 @@ func TestBenchFleet(t *testing.T) {
 				r.SubmitToClaimMs.P50 <= 0 || r.SubmitToClaimMs.P99 < r.SubmitToClaimMs.P50 || r.SubmitToClaimMs.Max < r.SubmitToClaimMs.P99 {
 				t.Errorf("latencies: submit→claim %+v claim %+v report %+v heartbeat %+v", r.SubmitToClaimMs, r.ClaimMs, r.ReportMs, r.HeartbeatMs)
 			}
-			if r.TasksPerS <= 0 || r.Idle.Seconds < 2 || r.Idle.RSSMB <= 0 || r.Loaded.CPUPct <= 0 || r.Loaded.RSSMB <= 0 {
+			if r.TasksPerS <= 0 || r.RateSubmitted <= 0 || r.LoadSeconds < 5 || r.Idle.Seconds < 2 || r.Idle.RSSMB <= 0 || r.Loaded.CPUPct <= 0 || r.Loaded.RSSMB <= 0 {
 				t.Errorf("usage: tasks/s %v idle %+v loaded %+v", r.TasksPerS, r.Idle, r.Loaded)
 			}
 			// Every task is at least a claim, an attempt and a report written.

@@ -180,7 +180,7 @@ server preloads it, pg_stat_statements.
 
 -o json (or --json) prints the result object of package core/fleetbench:
 db, robots, rate_offered, task_seconds, duration_s, tasks_submitted,
-tasks_done, tasks_per_s, submit_to_claim_ms/claim_ms/heartbeat_ms/report_ms
+tasks_done, tasks_per_s, load_seconds, rate_submitted, submit_to_claim_ms/claim_ms/heartbeat_ms/report_ms
 {n,p50,p99,max}, idle and loaded {cpu_pct, rss_mb, db_writes,
 db_statements}, db_statements_per_task, errors, machine, and the
 human-readable summary goes to stderr.`,

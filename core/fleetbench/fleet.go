@@ -83,7 +83,12 @@ type Result struct {
 	TasksClaimed   int64   `json:"tasks_claimed"`
 	TasksDone      int64   `json:"tasks_done"`
 	// TasksPerS: tasks done within the load phase ÷ its length.
-	TasksPerS       float64 `json:"tasks_per_s"`
+	TasksPerS float64 `json:"tasks_per_s"`
+	// LoadSeconds is the load phase as it was: longer than DurationS when
+	// submissions were slower than the rate (the last batches catch up),
+	// and RateSubmitted the rate actually submitted over it.
+	LoadSeconds     float64 `json:"load_seconds"`
+	RateSubmitted   float64 `json:"rate_submitted"`
 	SubmitToClaimMs Latency `json:"submit_to_claim_ms"`
 	// ClaimMs: request latency of the claims that returned a task, the
 	// long poll's wait for the task included.
@@ -298,6 +303,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	loadSeconds := time.Since(loadStart).Seconds()
 	res.Loaded = usage(m2, m3)
 	res.TasksPerS = round2(float64(doneInWindow) / loadSeconds)
+	res.LoadSeconds, res.RateSubmitted = round2(loadSeconds), round2(float64(b.submitted.Load())/loadSeconds)
 
 	logf("waiting up to %s for the %d submitted tasks to be done", o.Drain, b.submitted.Load())
 	drainEnd := time.Now().Add(o.Drain)
@@ -656,12 +662,12 @@ func (r *Result) Summary() string {
 			errs += fmt.Sprintf(" %s %d", k, r.Errors[k])
 		}
 	}
-	return fmt.Sprintf(`%s, %d robots, %.0f tasks/s offered, %.1f s tasks, %.0f s: %d submitted, %d done, %.1f tasks/s
+	return fmt.Sprintf(`%s, %d robots, %.0f tasks/s offered (%.1f submitted), %.1f s tasks, %.0f s: %d submitted, %d done, %.1f tasks/s
   submit→claim p50 %.1f ms p99 %.1f ms max %.1f ms; claim p50 %.1f p99 %.1f; heartbeat p50 %.1f p99 %.1f; report p50 %.1f p99 %.1f ms
   idle: daemon %.1f %% of a core, %.0f MB, %.0f writes and %.0f statements in %.0f s
   loaded: daemon %.1f %% of a core, %.0f MB; statements per task: read %.2f write %.2f commit %.2f
   %s`,
-		r.DB, r.Robots, r.RateOffered, r.TaskSeconds, r.DurationS, r.TasksSubmitted, r.TasksDone, r.TasksPerS,
+		r.DB, r.Robots, r.RateOffered, r.RateSubmitted, r.TaskSeconds, r.DurationS, r.TasksSubmitted, r.TasksDone, r.TasksPerS,
 		r.SubmitToClaimMs.P50, r.SubmitToClaimMs.P99, r.SubmitToClaimMs.Max, r.ClaimMs.P50, r.ClaimMs.P99,
 		r.HeartbeatMs.P50, r.HeartbeatMs.P99, r.ReportMs.P50, r.ReportMs.P99,
 		r.Idle.CPUPct, r.Idle.RSSMB, r.Idle.DBWrites, r.Idle.DBStatements, r.Idle.Seconds,
