@@ -4,18 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rpacloud/rpacloud/core/dispatch/dispatchbench"
 	"github.com/rpacloud/rpacloud/core/dispatch/policy"
+	"github.com/rpacloud/rpacloud/core/fleetbench"
 )
 
 func newBenchCmd() *cobra.Command {
-	return group(&cobra.Command{Use: "bench", Short: "figures of the dispatcher through its real claim and report path"},
-		newBenchDispatchCmd(), newBenchFairnessCmd())
+	return group(&cobra.Command{Use: "bench", Short: "figures of the dispatcher through its real claim and report path, and of a robot fleet over HTTP"},
+		newBenchDispatchCmd(), newBenchFairnessCmd(), newBenchFleetCmd())
 }
 
 type benchDispatchOptions struct {
@@ -147,5 +150,76 @@ func benchFairness(o dispatchbench.FairnessOptions, asJSON bool, stdout, stderr 
 	for _, p := range rep.Policies {
 		fmt.Fprintf(stdout, "%-14s %16d %16.1f %18.0f %18.0f %7.3f\n", p.Policy, p.FirstWaitMax, p.FirstWaitMean, p.DelayMean, p.IdealDelayMean, p.Jain)
 	}
+	return 0
+}
+
+func newBenchFleetCmd() *cobra.Command {
+	var o fleetbench.Options
+	var asJSON bool
+	var out *output
+	cmd := &cobra.Command{
+		Use:   "fleet [--robots N --rate R --task-seconds S --duration D --idle D] [--db sqlite|postgres://... | --url URL --token ADMIN_TOKEN]",
+		Short: "N virtual robots speaking the robot protocol over HTTP against a daemon, at an offered task rate",
+		Long: `Starts N virtual robots that speak the real robot protocol over HTTP
+(registerRobot, claimTask long polls, heartbeats and an awaitStop long poll
+while a task runs, reportResult) and offers R tasks a second through
+submitBatch, one batch every 100 ms.
+
+With --db (default sqlite) the bench starts this binary as a daemon
+(rpacloud server on a temporary directory and a loopback port; on a
+postgres:// URL in a fresh database that is dropped afterwards), enrols
+the robots with the product's enrolment function on its database (HTTP
+enrolment is rate limited) and stops it at the end. With --url and --token
+(an administrator's) it measures a running daemon, which needs a pool
+"fleet" (max >= N), a builtin process "task" in it and a customer
+"bench"; robots then enrol over HTTP, about 2 a second.
+
+The daemon's CPU, RSS and database statements come from its /metrics;
+on PostgreSQL started by the bench also pg_stat_database and, when the
+server preloads it, pg_stat_statements.
+
+-o json (or --json) prints the result object of package core/fleetbench:
+db, robots, rate_offered, task_seconds, duration_s, tasks_submitted,
+tasks_done, tasks_per_s, load_seconds, rate_submitted, submit_to_claim_ms/claim_ms/heartbeat_ms/report_ms
+{n,p50,p99,max}, idle and loaded {cpu_pct, rss_mb, db_writes,
+db_statements}, db_statements_per_task, errors, machine, and the
+human-readable summary goes to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Exe = selfExe()
+			o.Log = cmd.ErrOrStderr()
+			return exit(benchFleet(cmd.Context(), o, asJSON || out.JSON(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.Robots, "robots", 1000, "virtual robots")
+	fs.Float64Var(&o.Rate, "rate", 200, "tasks offered per second")
+	fs.Float64Var(&o.TaskSeconds, "task-seconds", 2, "how long each task runs on its robot")
+	fs.DurationVar(&o.Heartbeat, "heartbeat", time.Second, "a running robot's heartbeat interval")
+	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "load phase: how long tasks are offered")
+	fs.DurationVar(&o.Idle, "idle", 10*time.Second, "idle phase measured before the load, every robot waiting")
+	fs.DurationVar(&o.PollWait, "poll-wait", 20*time.Second, "how long one claim waits on the daemon (the agent's 20s)")
+	fs.StringVar(&o.DB, "db", "sqlite", "sqlite (a temporary file) or a postgres:// URL (a fresh database is created there and dropped) for the daemon the bench starts")
+	fs.StringVar(&o.URL, "url", "", "measure the running daemon at this URL instead of starting one")
+	fs.StringVar(&o.Token, "token", "", "administrator's token of the daemon at --url (default $RPACLOUD_TOKEN)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON (same as -o json)")
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+func benchFleet(ctx context.Context, o fleetbench.Options, asJSON bool, stdout, stderr io.Writer) int {
+	if o.URL != "" && o.Token == "" {
+		o.Token = os.Getenv("RPACLOUD_TOKEN")
+	}
+	r, err := fleetbench.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "rpacloud bench fleet:", err)
+		return 1
+	}
+	if asJSON {
+		fmt.Fprintln(stderr, r.Summary())
+		return printJSON(stdout, stderr, r)
+	}
+	fmt.Fprintln(stdout, r.Summary())
 	return 0
 }

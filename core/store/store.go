@@ -2,7 +2,9 @@
 // file by default, PostgreSQL in production. Both go through ent, and both
 // are migrated on open so that a fresh data directory is usable at once.
 // SyncConfig (sync.go) makes the stored customers, pools and processes
-// match the configuration at start-up, in one transaction.
+// match the configuration at start-up, in one transaction. Every statement
+// sent through the ent client is counted by kind (statements.go,
+// DB.Statements), for /metrics and `rpacloud bench fleet`.
 package store
 
 import (
@@ -37,6 +39,7 @@ type DB struct {
 	*ent.Client
 	Driver string
 	sqlDB  *sql.DB
+	stmts  *Statements
 }
 
 // SQL returns the underlying database handle, for the few statements ent
@@ -115,12 +118,13 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
 	}
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dia, db)))
+	stmts := &Statements{}
+	client := ent.NewClient(ent.Driver(&countingDriver{Driver: entsql.OpenDB(dia, db), n: stmts}))
 	if err := client.Schema.Create(ctx); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("migrate %s schema: %w", driver, err)
 	}
-	return &DB{Client: client, Driver: driver, sqlDB: db}, nil
+	return &DB{Client: client, Driver: driver, sqlDB: db, stmts: stmts}, nil
 }
 
 // redactErr keeps a password that is part of the DSN out of error messages:

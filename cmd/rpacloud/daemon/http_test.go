@@ -12,8 +12,10 @@ import (
 
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
+	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 	"github.com/rpacloud/rpacloud/plugins/sdk/sdktest"
 )
@@ -68,5 +70,24 @@ func TestRoutesLimitBodies(t *testing.T) {
 	})).ServeHTTP(httptest.NewRecorder(), req)
 	if readErr == nil || body.Taken() > 2<<20 {
 		t.Errorf("streamed body: err %v after %d bytes", readErr, body.Taken())
+	}
+}
+
+// /metrics counts this daemon's database statements by kind.
+func TestMetricsCountStatements(t *testing.T) {
+	cfg := &config.Config{}
+	db := storetest.SQLite(t)
+	d := &Daemon{opts: Options{Config: cfg}, log: slog.New(slog.DiscardHandler), db: db, started: time.Now(),
+		providers: &scale.Providers{}, mon: &monitoring{}, bus: events.New()}
+	db.Pool.Create().SetName("p").SetProvider("local").SaveX(privacy.DecisionContext(context.Background(), privacy.Allow))
+	rec := httptest.NewRecorder()
+	d.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, kind := range []string{"read", "write", "other", "commit", "rollback"} {
+		if !strings.Contains(rec.Body.String(), `rpacloud_db_statements_total{kind="`+kind+`"}`) {
+			t.Errorf("no statement counter of kind %s in /metrics", kind)
+		}
+	}
+	if strings.Contains(rec.Body.String(), `rpacloud_db_statements_total{kind="write"} 0`) {
+		t.Errorf("the pool's INSERT was not counted")
 	}
 }

@@ -24,10 +24,13 @@ var (
 	descDropped  = prometheus.NewDesc("rpacloud_events_dropped_total", "Events not delivered to a slow subscriber.", nil, nil)
 	descSubs     = prometheus.NewDesc("rpacloud_event_subscribers", "Open event subscriptions.", nil, nil)
 	descScrape   = prometheus.NewDesc("rpacloud_scrape_error", "1 when reading the database for metrics failed.", nil, nil)
+	// This daemon's own statements (not the database's total, which other
+	// daemons share): rpacloud bench fleet divides them by tasks done.
+	descStatements = prometheus.NewDesc("rpacloud_db_statements_total", "Statements this daemon sent to the database through ent, by kind (read, write, other; commit and rollback count transactions ended).", []string{"kind"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape} {
+	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape, descStatements} {
 		ch <- d
 	}
 }
@@ -51,6 +54,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.d.bus.Dropped()))
 	ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(c.d.bus.Subscribers()))
+	// Read after the scrape's own queries above, so a reader comparing two
+	// scrapes sees each scrape's statements once, in the later one.
+	st := c.d.db.Statements()
+	for kind, v := range map[string]int64{"read": st.Read, "write": st.Write, "other": st.Other, "commit": st.Commit, "rollback": st.Rollback} {
+		ch <- prometheus.MustNewConstMetric(descStatements, prometheus.CounterValue, float64(v), kind)
+	}
 }
 
 func (c *collector) collectDB(ctx context.Context, ch chan<- prometheus.Metric) error {

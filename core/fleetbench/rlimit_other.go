@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fleetbench
+
+func raiseFileLimit(func(string, ...any)) {}
