@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -74,5 +75,27 @@ func TestRelay(t *testing.T) {
 	}
 	cancel()
 	for range ch {
+	}
+}
+
+// A tap runs inside Publish and Deliver, for matching events only, and
+// stops when its context ends.
+func TestTapIsSynchronous(t *testing.T) {
+	b := events.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []string
+	b.Tap(ctx, events.Filter{Prefixes: []string{"token."}}, func(e *ent.Event) { got = append(got, e.Type) })
+	b.Publish(&ent.Event{Type: "token.revoked"}, &ent.Event{Type: "task.failed"})
+	b.Deliver(&ent.Event{Type: "token.revoked"})
+	if len(got) != 2 {
+		t.Fatalf("tap saw %v right after Publish and Deliver, want two token.revoked", got)
+	}
+	cancel()
+	for b.Subscribers() > 0 {
+		runtime.Gosched()
+	}
+	b.Publish(&ent.Event{Type: "token.revoked"})
+	if len(got) != 2 {
+		t.Fatalf("tap ran after its context ended: %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package auth_test
+package graph_test
 
 import (
 	"context"

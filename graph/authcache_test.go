@@ -1,4 +1,4 @@
-package auth_test
+package graph_test
 
 import (
 	"context"
@@ -21,6 +21,9 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/schema/viewer"
 )
+
+// The token cache's tests live here, not in core/auth, for the reason in
+// auth_test.go: they need the store, which auth's tests may not import.
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
