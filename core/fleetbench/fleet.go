@@ -119,6 +119,10 @@ type Usage struct {
 	DBWrites     float64 `json:"db_writes"`
 	DBStatements float64 `json:"db_statements"`
 	DBCommits    float64 `json:"db_commits"`
+	// BenchCPUPct is the bench's own process (the virtual robots and the
+	// submitter) over the same phase, % of one core: on one machine it
+	// competes with the daemon for the cores.
+	BenchCPUPct float64 `json:"bench_cpu_pct"`
 }
 
 // Machine is where the bench ran.
@@ -357,6 +361,7 @@ func usage(a, b metrics) Usage {
 	u := Usage{Seconds: round2(s), RSSMB: round2(b.rssBytes / (1 << 20))}
 	if s > 0 {
 		u.CPUPct = round2((b.cpuSeconds - a.cpuSeconds) / s * 100)
+		u.BenchCPUPct = round2((b.benchCPU - a.benchCPU) / s * 100)
 	}
 	u.DBWrites = b.statements["write"] - a.statements["write"]
 	u.DBCommits = b.statements["commit"] - a.statements["commit"]

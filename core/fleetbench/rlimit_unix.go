@@ -20,3 +20,14 @@ func raiseFileLimit(logf func(string, ...any)) {
 		}
 	}
 }
+
+// selfCPU is the CPU time this process (the bench and its virtual robots)
+// has used, user and system.
+func selfCPU() (float64, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), true
+}
