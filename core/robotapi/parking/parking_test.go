@@ -17,12 +17,12 @@ type sim struct {
 	t       *testing.T
 	lot     *Lot
 	pool    int
-	tasks   int            // pending
-	woken   []int          // in flight, in wake order
-	start   map[int]uint64 // epoch at which each robot in flight claims
-	order   []int          // every wake, in order
+	tasks   int             // pending
+	woken   []int           // in flight, in wake order
+	start   map[int]uint64  // epoch at which each robot in flight claims
+	order   []int           // every wake, in order
 	perEp   map[string]bool // robot@epoch woken, within the robot's current poll
-	refuse  map[int]bool // robots the time-out rule keeps from every task
+	refuse  map[int]bool    // robots the time-out rule keeps from every task
 	claims  int
 	gotTask []int
 }
