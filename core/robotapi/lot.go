@@ -99,6 +99,17 @@ func (s *Service) log() *slog.Logger {
 	return slog.Default()
 }
 
+// Run keeps the lot's subscription and backstops running until ctx ends,
+// even while no robot waits (the daemon calls it). Without it they run
+// while a claim or awaitStop is open, and what the lot knows of robots'
+// last claims is dropped whenever they stop (no event was watched
+// meanwhile), so those robots claim from the database again.
+func (s *Service) Run(ctx context.Context) {
+	s.hold()
+	defer s.release()
+	<-ctx.Done()
+}
+
 // hold keeps the lot's loop running for one open call; release ends the
 // hold. The subscription is made here, before the call's first database
 // read, so that no event after that read is missed.
@@ -252,7 +263,7 @@ func (s *Service) backstopClaims(ctx context.Context, gen uint64) {
 	}
 	s.locked(gen, func(l *lotState) {
 		for p := range has {
-			l.deliver(l.lot.Arrived(p))
+			l.deliver(l.lot.Backstop(p))
 		}
 	})
 }

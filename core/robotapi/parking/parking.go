@@ -165,6 +165,17 @@ func (l *Lot) Arrived(poolID int) (wake []int) {
 	return l.wake(p, 1)
 }
 
+// Backstop says that the backstop found work in pool poolID. With a robot
+// in flight it changes nothing: that robot's claim reports the backlog
+// (moving the epoch would only make the last claim back wake one robot in
+// vain). Otherwise it is an arrival.
+func (l *Lot) Backstop(poolID int) (wake []int) {
+	if l.pool(poolID).inflight > 0 {
+		return nil
+	}
+	return l.Arrived(poolID)
+}
+
 // Done records what a claim of robot robotID in pool poolID found: it
 // started at epoch start, saw backlog pending tasks left (after the one it
 // took) and got a task or not. A woken robot is no longer in flight; with
