@@ -232,19 +232,27 @@ func TestOneTaskWakesOneRobot(t *testing.T) {
 			winners = append(winners, r.robot)
 		}
 		slices.Sort(winners)
-		if !slices.Equal(winners, f.robots[1:11]) {
-			t.Fatalf("ten tasks went to %v, want the next ten free robots %v", winners, f.robots[1:11])
-		}
 		sdktest.Eventually(t, 10*time.Second, "the lot to settle", func() bool { return f.svc.Stats().InFlight == 0 })
 		end := f.svc.Stats()
-		t.Logf("ten tasks: %d wakes, %d claims", end.Wakes-after.Wakes, end.DBClaims-after.DBClaims)
-		if end.Parked != 39 || end.Wakes-after.Wakes < 10 {
+		wakes, claims := int(end.Wakes-after.Wakes), int(end.DBClaims-after.DBClaims)
+		t.Logf("ten tasks: %d wakes, %d claims, to %v", wakes, claims, winners)
+		if end.Parked != 39 || wakes != claims {
 			t.Fatalf("ten tasks: stats %+v after %+v", end, after)
 		}
-		if db.Driver == store.SQLite && (end.Wakes-after.Wakes != 10 || end.DBClaims-after.DBClaims != 10) {
+		if db.Driver == store.SQLite {
 			// SQLite serialises the claims, so each one's backlog is
-			// exact: nobody is woken in vain.
-			t.Fatalf("ten tasks on SQLite: %d wakes, %d claims; want 10 each", end.Wakes-after.Wakes, end.DBClaims-after.DBClaims)
+			// exact: the next ten free robots, nobody woken in vain.
+			if wakes != 10 || !slices.Equal(winners, f.robots[1:11]) {
+				t.Fatalf("ten tasks on SQLite: %d wakes, tasks to %v, want 10 to %v", wakes, winners, f.robots[1:11])
+			}
+		} else {
+			// On PostgreSQL concurrent claims skip each other's locked
+			// tasks: a claim may come back empty with a backlog, and its
+			// robot wakes the next. Still first free first: the tasks
+			// went to the first robots woken, none beyond.
+			if wakes < 10 || wakes > 20 || winners[9] > f.robots[wakes] {
+				t.Fatalf("ten tasks on PostgreSQL: %d wakes, tasks to %v", wakes, winners)
+			}
 		}
 		cancel()
 		for range 39 {
