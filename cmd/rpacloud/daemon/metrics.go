@@ -24,10 +24,13 @@ var (
 	descDropped  = prometheus.NewDesc("rpacloud_events_dropped_total", "Events not delivered to a slow subscriber.", nil, nil)
 	descSubs     = prometheus.NewDesc("rpacloud_event_subscribers", "Open event subscriptions.", nil, nil)
 	descScrape   = prometheus.NewDesc("rpacloud_scrape_error", "1 when reading the database for metrics failed.", nil, nil)
+	descParked   = prometheus.NewDesc("rpacloud_robots_parked", "Robots waiting for work in this daemon's memory (core/robotapi).", nil, nil)
+	descWakes    = prometheus.NewDesc("rpacloud_robot_wakes_total", "Parked robots woken to claim.", nil, nil)
+	descClaims   = prometheus.NewDesc("rpacloud_robot_claims_total", "Robot polls by how they were served: db (a claim read the database) or parked (parked without a statement).", []string{"path"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape} {
+	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape, descParked, descWakes, descClaims} {
 		ch <- d
 	}
 }
@@ -51,6 +54,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.d.bus.Dropped()))
 	ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(c.d.bus.Subscribers()))
+	if c.d.robots != nil {
+		st := c.d.robots.Stats()
+		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(st.Parked))
+		ch <- prometheus.MustNewConstMetric(descWakes, prometheus.CounterValue, float64(st.Wakes))
+		ch <- prometheus.MustNewConstMetric(descClaims, prometheus.CounterValue, float64(st.DBClaims), "db")
+		ch <- prometheus.MustNewConstMetric(descClaims, prometheus.CounterValue, float64(st.SkippedClaims), "parked")
+	}
 }
 
 func (c *collector) collectDB(ctx context.Context, ch chan<- prometheus.Metric) error {
