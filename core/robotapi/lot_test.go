@@ -392,3 +392,63 @@ func TestWokenAcrossDaemons(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitStopBackstopIsShared: twenty open awaitStop calls are checked by
+// one statement per backstop interval, not one read per call; a stop whose
+// event was missed (another daemon's) ends its call at the next check.
+func TestAwaitStopBackstopIsShared(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newLotFixture(t, db, 20, events.New())
+		f.svc.StopBackstop = 200 * time.Millisecond
+		ctx := context.Background()
+		f.submit(t, 20)
+		type held struct{ robot, task, attempt int }
+		var claims []held
+		for _, r := range f.robots {
+			c, err := f.svc.Claim(ctx, r, 0)
+			if err != nil || c == nil {
+				t.Fatalf("claim of robot %d: %+v %v", r, c, err)
+			}
+			claims = append(claims, held{r, c.TaskID, c.Attempt})
+		}
+		reads0 := f.counts.reads.Load()
+		var wg sync.WaitGroup
+		stopped := make(chan int, len(claims))
+		start := time.Now()
+		for _, c := range claims {
+			wg.Go(func() {
+				stop, err := f.svc.AwaitStop(ctx, c.robot, c.task, c.attempt, 1500*time.Millisecond)
+				if err != nil {
+					t.Errorf("await of task %d: %v", c.task, err)
+				}
+				if stop {
+					stopped <- c.task
+				}
+			})
+		}
+		// Another daemon stops one task: its event never reaches this bus.
+		other := dispatch.New(db.Client, dispatch.Options{Bus: events.New()})
+		time.Sleep(300 * time.Millisecond)
+		if _, err := other.StopTask(ctx, claims[3].task, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		close(stopped)
+		var got []int
+		for id := range stopped {
+			got = append(got, id)
+		}
+		if !slices.Equal(got, []int{claims[3].task}) {
+			t.Fatalf("stopped calls: %v, want task %d's", got, claims[3].task)
+		}
+		// 20 first checks, one statement per 200 ms tick, and the stopped
+		// call's own second check.
+		reads := f.counts.reads.Load() - reads0
+		limit := int64(20 + elapsed/(200*time.Millisecond) + 2)
+		t.Logf("%d reads for 20 calls over %v", reads, elapsed)
+		if reads > limit {
+			t.Fatalf("%d reads for 20 awaitStop calls over %v, want at most %d", reads, elapsed, limit)
+		}
+	})
+}
