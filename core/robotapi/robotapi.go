@@ -96,7 +96,7 @@ func (s *Service) Register(ctx context.Context, robotID int, hostname, agentVers
 // many as the claims' backlog says), or by the backstop. A robot whose
 // last claim found nothing at its pool's current epoch parks at once,
 // without a database statement (its check-in is kept in memory,
-// dispatch.Queue.Seen).
+// dispatch.Queue.Seen); a poll that does not wait always claims.
 func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*robotwire.Claim, error) {
 	wait = min(max(wait, 0), MaxPollWait)
 	deadline := time.Now().Add(wait)
@@ -120,7 +120,11 @@ func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*
 		return nil, fmt.Errorf("claimTask: robot: %w", err)
 	}
 	l.mu.Lock()
+	// Only a poll that waits parks without a claim: the lot learns of an
+	// event a moment after it is published, and a poll that parks then is
+	// woken by it, while one that does not wait would answer null.
 	_, skip := l.lot.Idle(robotID, s.Queue.Now(), MaxPollWait)
+	skip = skip && wait > 0
 	start := l.lot.Epoch(poolID)
 	l.mu.Unlock()
 	if skip {
