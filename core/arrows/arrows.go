@@ -55,6 +55,7 @@ func (v Violation) String() string {
 // standard library, so they are tested exhaustively without a database.
 var Pure = []string{
 	"core/dispatch/policy",
+	"core/robotapi/parking",
 	"core/scale/decide",
 	"core/monitor/rules",
 	"core/monitor/saturation",

@@ -65,35 +65,64 @@ func claimable(robotID int, liveSince time.Time) predicate.Task {
 	}
 }
 
-// ClaimTask gives robot robotID its next task, or nil when there is none.
-// The poll is also the robot's check-in: a suspect robot becomes idle.
-// Draining and released robots get nothing.
+// ClaimResult is what one claim saw and did.
+type ClaimResult struct {
+	// Claim is the task handed out, nil when none.
+	Claim *Claim
+	// Backlog is how many pending tasks the claimable batches (stacks A
+	// and B, pool and process not paused) of the robot's pool held as
+	// this claim read them, less the one it took; 0: nothing there. It
+	// costs nothing (the claim reads those counters to choose a batch)
+	// and tells robotapi how many more waiting robots to wake. A robot
+	// may get nothing although Backlog > 0 (the time-out rule keeps it
+	// from a task, or it is draining).
+	Backlog int
+	// PoolID is the robot's pool (0 when the robot was not read).
+	PoolID int
+}
+
+// ClaimTask gives robot robotID its next task, or nil when there is none:
+// Claim without what it saw.
 func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
+	res, err := q.Claim(ctx, robotID)
+	return res.Claim, err
+}
+
+// Claim gives robot robotID its next task, if any, with the pool's
+// backlog as the claim saw it (ClaimResult). The poll is also the robot's
+// check-in: a suspect robot becomes idle. Draining and released robots
+// get nothing.
+func (q *Queue) Claim(ctx context.Context, robotID int) (ClaimResult, error) {
 	if q.postgres.Load() {
-		c, err := q.claimFast(ctx, robotID)
+		res, err := q.claimFast(ctx, robotID)
 		if !errors.Is(err, errSlowPath) {
-			return c, err
+			return res, err
 		}
 	}
 	for range claimRetries {
-		var claim *Claim
+		var res ClaimResult
 		lost := false
 		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 			r, err := tx.Robot.Get(ctx, robotID)
 			if err != nil {
 				return fmt.Errorf("claim: robot %d: %w", robotID, err)
 			}
+			res.PoolID = r.PoolID
 			switch r.State {
 			case robot.StateDraining, robot.StateReleased:
 				// The check-in is only a moment: kept in memory and
 				// written with the next liveness flush (liveness.go).
 				q.Seen(robotID, rec.now)
-				return nil
+				// The pool's backlog still matters to the robots that
+				// may take it (robotapi wakes them by it).
+				res.Backlog, err = q.backlog(ctx, tx.Batch, r.PoolID)
+				return err
 			}
-			t, err := q.pick(ctx, tx, r)
+			t, backlog, err := q.pick(ctx, tx, r)
 			if err != nil {
 				return err
 			}
+			res.Backlog = backlog
 			if t == nil {
 				if r.State == robot.StateIdle {
 					// Nothing changes but the moment: no write.
@@ -112,56 +141,103 @@ func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
 				lost = true
 				return nil
 			}
-			claim = c
+			res.Claim = c
+			res.Backlog = max(backlog-1, 0)
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return ClaimResult{}, err
 		}
 		if !lost {
-			return claim, nil
+			return res, nil
 		}
 	}
-	return nil, nil
+	return ClaimResult{}, nil
 }
 
-// pick chooses the next task for robot r by its pool's fairness.
-func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (*ent.Task, error) {
+// claimableBatches are the batches of pool poolID a claim chooses from:
+// stacks A and B with pending work, pool and process not paused.
+func claimableBatches(poolID int) []predicate.Batch {
+	return []predicate.Batch{batch.PoolID(poolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0), notPaused()}
+}
+
+// backlog sums the pending tasks of pool poolID's claimable batches.
+func (q *Queue) backlog(ctx context.Context, bc *ent.BatchClient, poolID int) (int, error) {
+	var rows []struct {
+		Sum *int `json:"sum"`
+	}
+	err := bc.Query().Where(claimableBatches(poolID)...).Aggregate(ent.Sum(batch.FieldPending)).Scan(ctx, &rows)
+	if err != nil {
+		return 0, fmt.Errorf("claim: backlog of pool %d: %w", poolID, err)
+	}
+	if len(rows) == 0 || rows[0].Sum == nil {
+		return 0, nil
+	}
+	return *rows[0].Sum, nil
+}
+
+// PoolsWithWork returns which of pools have a claimable batch (stack A or
+// B with pending tasks, neither pool nor process paused), in one
+// read-only statement. robotapi's backstop asks it for the pools that have
+// waiting robots, in case an event that should have woken one was missed
+// (another daemon's, a time-out made pending elsewhere).
+func (q *Queue) PoolsWithWork(ctx context.Context, pools []int) (map[int]bool, error) {
+	out := make(map[int]bool)
+	if len(pools) == 0 {
+		return out, nil
+	}
+	// A pool per id at most: bounded by the ids asked.
+	ids, err := q.client.Batch.Query().
+		Where(batch.PoolIDIn(pools...), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0), notPaused()).
+		Unique(true).Select(batch.FieldPoolID).Ints(system(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("pools with work: %w", err)
+	}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// pick chooses the next task for robot r by its pool's fairness; backlog
+// is the pending tasks of the batches it chose from.
+func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (t *ent.Task, backlog int, err error) {
 	p, fair, err := q.poolFairness(ctx, tx.Pool, r.ID, r.PoolID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// Active orders only (stacks A and B with pending work), and only the
 	// columns the policy reads.
 	var rows []batchRow
 	err = tx.Batch.Query().
-		Where(batch.PoolID(r.PoolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0), notPaused()).
+		Where(claimableBatches(r.PoolID)...).
 		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
 		Modify(func(s *sql.Selector) { q.postgres.Store(s.Dialect() == dialect.Postgres) }).
 		Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("claim: list batches of pool %s: %w", p.Name, err)
+		return nil, 0, fmt.Errorf("claim: list batches of pool %s: %w", p.Name, err)
 	}
 	cands := make([]policy.Candidate, len(rows))
 	for i, b := range rows {
 		cands[i] = b.candidate()
+		backlog += b.Pending
 	}
 	liveSince := q.clock().Add(-IdleLiveness)
 	for range maxDraws {
 		i, ok := policy.Pick(fair, cands, q)
 		if !ok {
-			return nil, nil
+			return nil, backlog, nil
 		}
 		t, err := q.draw(ctx, tx, cands[i].ID, r.ID, liveSince)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if t != nil {
-			return t, nil
+			return t, backlog, nil
 		}
 		cands[i].Pending = 0 // nothing this robot can take now; choose again
 	}
-	return nil, nil
+	return nil, backlog, nil
 }
 
 // poolFairness reads (through the settings cache) the pool of robot

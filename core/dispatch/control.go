@@ -697,18 +697,47 @@ func (q *Queue) restartWaitChunks(ctx context.Context, where predicate.Task, sta
 // longer running (reported, timed out, another robot's) answers
 // ErrStaleAttempt: the robot's run counts for nothing any more either.
 func (q *Queue) StopRequested(ctx context.Context, robotID, taskID, attemptNo int) (bool, error) {
+	_, stop, err := q.StopCheck(ctx, robotID, taskID, attemptNo)
+	return stop, err
+}
+
+// StopCheck is StopRequested that also returns the attempt's id, which
+// StoppedAttempts takes.
+func (q *Queue) StopCheck(ctx context.Context, robotID, taskID, attemptNo int) (attemptID int, stop bool, err error) {
 	a, err := q.client.Attempt.Query().Where(attempt.TaskID(taskID), attempt.Number(attemptNo)).Only(system(ctx))
 	if ent.IsNotFound(err) {
-		return false, fmt.Errorf("task %d attempt %d: %w: no such attempt", taskID, attemptNo, ErrStaleAttempt)
+		return 0, false, fmt.Errorf("task %d attempt %d: %w: no such attempt", taskID, attemptNo, ErrStaleAttempt)
 	}
 	if err != nil {
-		return false, fmt.Errorf("task %d attempt %d: %w", taskID, attemptNo, err)
+		return 0, false, fmt.Errorf("task %d attempt %d: %w", taskID, attemptNo, err)
 	}
 	if a.RobotID != robotID {
-		return false, fmt.Errorf("task %d attempt %d: %w: it belongs to another robot", taskID, attemptNo, ErrStaleAttempt)
+		return 0, false, fmt.Errorf("task %d attempt %d: %w: it belongs to another robot", taskID, attemptNo, ErrStaleAttempt)
 	}
 	if a.State != attempt.StateRunning {
-		return false, fmt.Errorf("task %d attempt %d: %w: attempt is %s", taskID, attemptNo, ErrStaleAttempt, a.State)
+		return 0, false, fmt.Errorf("task %d attempt %d: %w: attempt is %s", taskID, attemptNo, ErrStaleAttempt, a.State)
 	}
-	return a.StopRequestedAt != nil, nil
+	return a.ID, a.StopRequestedAt != nil, nil
+}
+
+// stopChunk bounds the ids of one StoppedAttempts statement.
+const stopChunk = 500
+
+// StoppedAttempts returns which of the attempts ids were asked to stop or
+// are no longer running: one read-only statement per stopChunk ids, so
+// that the robots' open awaitStop calls are checked together, not one read
+// per robot (robotapi's backstop for a missed task.stop_requested event).
+func (q *Queue) StoppedAttempts(ctx context.Context, ids []int) ([]int, error) {
+	var out []int
+	for start := 0; start < len(ids); start += stopChunk {
+		chunk := ids[start:min(start+stopChunk, len(ids))]
+		got, err := q.client.Attempt.Query().
+			Where(attempt.IDIn(chunk...), attempt.Or(attempt.StopRequestedAtNotNil(), attempt.StateNEQ(attempt.StateRunning))).
+			IDs(system(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("stopped attempts: %w", err)
+		}
+		out = append(out, got...)
+	}
+	return out, nil
 }

@@ -17,6 +17,13 @@
 //     running under a new attempt with a deadline (the process's
 //     max_duration) and a fencing number, and returns it, or nil. The poll
 //     is also the robot's check-in: a suspect robot is trusted again.
+//     Queue.Claim is the same poll returning a ClaimResult: the claim, the
+//     robot's pool and the Backlog, the pending tasks of the pool's
+//     claimable batches as the claim read them (it reads them anyway to
+//     choose a batch) less the one it took. core/robotapi wakes that many
+//     parked robots. PoolsWithWork (which pools have a claimable batch)
+//     and StoppedAttempts (which awaited attempts were asked to stop or
+//     ended) are one read-only statement each, for robotapi's backstops.
 //   - Liveness (liveness.go): a check-in that changes nothing but the
 //     robot's last-seen moment (an idle robot's empty poll, a heartbeat, a
 //     draining robot's poll) writes nothing; Seen keeps the moment in

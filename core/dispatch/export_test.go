@@ -16,5 +16,5 @@ func (q *Queue) ClaimFastOnly(ctx context.Context, robotID int) (*Claim, error) 
 	if errors.Is(err, errSlowPath) {
 		return nil, nil
 	}
-	return c, err
+	return c.Claim, err
 }

@@ -127,26 +127,28 @@ type claimedRow struct {
 // has candidates. errSlowPath means it found nothing to start (no
 // candidates, robot not available, or every drawn batch empty for this
 // robot now): the ent path then checks the robot in and decides.
-func (q *Queue) claimFast(ctx context.Context, robotID int) (*Claim, error) {
+func (q *Queue) claimFast(ctx context.Context, robotID int) (ClaimResult, error) {
 	ctx = system(ctx)
 	rows, err := q.client.QueryContext(ctx, candidatesSQL, robotID)
 	if err != nil {
-		return nil, fmt.Errorf("claim: list batches for robot %d: %w", robotID, err)
+		return ClaimResult{}, fmt.Errorf("claim: list batches for robot %d: %w", robotID, err)
 	}
 	var bs []candidateRow
 	if err := scanAll(rows, &bs); err != nil {
-		return nil, fmt.Errorf("claim: list batches for robot %d: %w", robotID, err)
+		return ClaimResult{}, fmt.Errorf("claim: list batches for robot %d: %w", robotID, err)
 	}
 	if len(bs) == 0 {
-		return nil, errSlowPath
+		return ClaimResult{}, errSlowPath
 	}
 	_, fair, err := q.poolFairness(ctx, q.client.Pool, robotID, bs[0].RobotPool)
 	if err != nil {
-		return nil, err
+		return ClaimResult{}, err
 	}
+	backlog := 0
 	cands := make([]policy.Candidate, len(bs))
 	for i, b := range bs {
 		cands[i] = b.candidate()
+		backlog += b.Pending
 	}
 	for range maxDraws {
 		i, ok := policy.Pick(fair, cands, q)
@@ -155,15 +157,18 @@ func (q *Queue) claimFast(ctx context.Context, robotID int) (*Claim, error) {
 		}
 		proc, err := q.processFrom(ctx, q.client.Process, bs[i].ProcessID)
 		if err != nil {
-			return nil, fmt.Errorf("claim: process of batch %d: %w", bs[i].ID, err)
+			return ClaimResult{}, fmt.Errorf("claim: process of batch %d: %w", bs[i].ID, err)
 		}
 		c, err := q.startFast(ctx, robotID, bs[i].RobotName, bs[i].ID, proc)
-		if err != nil || c != nil {
-			return c, err
+		if err != nil {
+			return ClaimResult{}, err
+		}
+		if c != nil {
+			return ClaimResult{Claim: c, Backlog: max(backlog-1, 0), PoolID: bs[0].RobotPool}, nil
 		}
 		cands[i].Pending = 0 // nothing this robot can take now; choose again
 	}
-	return nil, errSlowPath
+	return ClaimResult{}, errSlowPath
 }
 
 // startFast runs claimSQL for one batch; nil when it started nothing.

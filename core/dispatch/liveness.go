@@ -188,3 +188,7 @@ func (q *Queue) RunLivenessFlusher(ctx context.Context, interval time.Duration, 
 		log.Warn("final liveness flush failed", "err", err)
 	}
 }
+
+// Now is the queue's clock: the moment Seen should be given by a caller
+// that checks a robot in without a claim (robotapi's parked polls).
+func (q *Queue) Now() time.Time { return q.clock() }

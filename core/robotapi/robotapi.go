@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/config"
@@ -36,16 +37,24 @@ type Service struct {
 	// Retired serves the specs of processes a reload removed, so that the
 	// tasks their draining pool had accepted still run; nil: none.
 	Retired func(name string) (spec *robotwire.ProcessSpec, pool string, found bool)
-	// StopBackstop is how often AwaitStop reads the database in case the
+	// StopBackstop is how often the open AwaitStop calls are checked in
+	// the database (one statement for all of them) in case the
 	// task.stop_requested event was missed; <= 0: DefaultStopBackstop.
 	StopBackstop time.Duration
+	// Backstop is how often the pools with parked robots are checked for
+	// work in case an event was missed; <= 0: DefaultBackstop.
+	Backstop time.Duration
+	// Log receives the backstops' failures; nil: slog.Default().
+	Log *slog.Logger
+
+	lot lotState
 }
 
 // DefaultStopBackstop is AwaitStop's database check interval. Every busy
-// robot holds an AwaitStop open, so this is a read per robot per
-// interval (500 robots: 100 reads/s at 5 s, not 500 at 1 s); the event
-// wakes it at once in the ordinary case, so the interval only bounds how
-// late a stop whose event was lost is noticed.
+// robot holds an AwaitStop open; all of a daemon's are checked together,
+// one statement per 500 attempts per interval. The event wakes a call at
+// once in the ordinary case, so the interval only bounds how late a stop
+// whose event was lost is noticed.
 const DefaultStopBackstop = 5 * time.Second
 
 // ErrRevoked ends the open claim of a robot whose identity was revoked
@@ -55,9 +64,9 @@ var ErrRevoked = fmt.Errorf("%w: the robot's identity was revoked", dispatch.Err
 // MaxPollWait bounds how long one claim waits for work.
 const MaxPollWait = 30 * time.Second
 
-// wakeTypes are the events after which a waiting robot should try again.
-// A revoked robot is woken too: its next claim finds it released and is
-// refused, so a revocation ends its long poll at once.
+// wakeTypes are the events after which a parked robot of the event's pool
+// should try again. A revoked robot's parked poll ends at once with
+// ErrRevoked.
 var wakeTypes = map[events.Type]bool{events.BatchSubmitted: true, events.TaskRetrying: true, events.TaskDelayed: true,
 	events.RobotRevoked: true, events.BatchRequeued: true, events.PoolResumed: true, events.ProcessResumed: true}
 
@@ -80,56 +89,119 @@ func (s *Service) Register(ctx context.Context, robotID int, hostname, agentVers
 // Claim takes the next task of the robot's pool, waiting up to wait
 // (bounded by MaxPollWait) for one; nil when none came. Errors of the
 // queue (dispatch.ErrRobotUnavailable, ...) are returned as they are.
+//
+// A robot that finds nothing parks in memory in its pool's FIFO
+// (core/robotapi/parking) and claims again only when woken: by an event
+// saying work may have arrived in its pool (one robot per event, then as
+// many as the claims' backlog says), or by the backstop. A robot whose
+// last claim found nothing at its pool's current epoch parks at once,
+// without a database statement (its check-in is kept in memory,
+// dispatch.Queue.Seen); a poll that does not wait always claims.
 func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*robotwire.Claim, error) {
 	wait = min(max(wait, 0), MaxPollWait)
-	var wake <-chan *ent.Event
 	deadline := time.Now().Add(wait)
-	for {
-		c, err := s.Queue.ClaimTask(ctx, robotID)
-		if err != nil {
-			return nil, err
+	s.hold()
+	defer s.release()
+	l := &s.lot
+	var w *waiter // this poll's place in the lot, while it has one
+	defer func() {
+		if w == nil {
+			return
 		}
-		if c != nil {
-			claim := &robotwire.Claim{
-				TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline,
-				Process: c.Process.Name, Kind: string(c.Process.Kind), Runner: c.Process.Runner,
-				MaxDurationSeconds: c.Process.MaxDurationSeconds, Input: json.RawMessage(c.Task.Input),
-			}
-			ok, err := s.grant(ctx, robotID, c, claim, deadline)
-			if !ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.waiters[robotID] == w {
+			delete(l.waiters, robotID)
+			l.deliver(l.lot.Leave(robotID))
+		}
+	}()
+	poolID, err := s.poolOf(ctx, robotID)
+	if err != nil {
+		return nil, fmt.Errorf("claimTask: robot: %w", err)
+	}
+	l.mu.Lock()
+	// Only a poll that waits parks without a claim: the lot learns of an
+	// event a moment after it is published, and a poll that parks then is
+	// woken by it, while one that does not wait would answer null.
+	_, skip := l.lot.Idle(robotID, s.Queue.Now(), MaxPollWait)
+	skip = skip && wait > 0
+	start := l.lot.Epoch(poolID)
+	l.mu.Unlock()
+	if skip {
+		s.Queue.Seen(robotID, s.Queue.Now())
+		l.skipped.Add(1)
+	}
+	for {
+		if !skip {
+			res, err := s.Queue.Claim(ctx, robotID)
+			l.dbClaims.Add(1)
+			if err != nil {
 				return nil, err
 			}
-			return claim, nil
+			got := res.Claim != nil
+			l.mu.Lock()
+			l.deliver(l.lot.Done(robotID, poolID, start, res.Backlog, got, s.Queue.Now()))
+			if got && w != nil {
+				if l.waiters[robotID] == w {
+					delete(l.waiters, robotID)
+				}
+				w = nil
+			}
+			l.mu.Unlock()
+			if got {
+				c := res.Claim
+				claim := &robotwire.Claim{
+					TaskID: c.Task.ID, Attempt: c.Attempt.Number, Deadline: c.Deadline,
+					Process: c.Process.Name, Kind: string(c.Process.Kind), Runner: c.Process.Runner,
+					MaxDurationSeconds: c.Process.MaxDurationSeconds, Input: json.RawMessage(c.Task.Input),
+				}
+				ok, err := s.grant(ctx, robotID, c, claim, deadline)
+				if !ok {
+					return nil, err
+				}
+				return claim, nil
+			}
 		}
+		skip = false
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, nil
 		}
-		if wake == nil {
-			// Long poll: wake up when work may have arrived in this
-			// robot's pool, and at least every second in case the
-			// event came from another daemon.
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			rb, err := s.Client.Robot.Get(privacy.DecisionContext(ctx, privacy.Allow), robotID)
-			if err != nil {
-				return nil, fmt.Errorf("claimTask: robot: %w", err)
+		if w == nil {
+			l.mu.Lock()
+			now, displaced := l.lot.Park(robotID, poolID, start)
+			if old := l.waiters[robotID]; displaced && old != nil {
+				old.end(errDisplaced)
 			}
-			wake = s.Bus.Subscribe(sctx, events.Filter{PoolID: &rb.PoolID, Types: wakeTypes})
+			w = &waiter{ch: make(chan error, 1)}
+			l.waiters[robotID] = w
+			start = l.lot.Epoch(poolID)
+			l.mu.Unlock()
+			if now {
+				continue
+			}
 		}
-		t := time.NewTimer(min(left, time.Second))
+		t := time.NewTimer(left)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
-		case ev := <-wake:
-			if ev != nil && events.Is(ev, events.RobotRevoked) && ev.RobotID != nil && *ev.RobotID == robotID {
-				t.Stop()
-				return nil, ErrRevoked
+		case err := <-w.ch:
+			t.Stop()
+			if err != nil {
+				// Revoked or displaced: the lot has let go of it.
+				w = nil
+				if errors.Is(err, errDisplaced) {
+					return nil, nil
+				}
+				return nil, err
 			}
+			l.mu.Lock()
+			start = l.lot.Epoch(poolID)
+			l.mu.Unlock()
 		case <-t.C:
+			return nil, nil
 		}
-		t.Stop()
 	}
 }
 
@@ -183,43 +255,58 @@ const MaxStopWait = 60 * time.Second
 // its running attempt (task stop, batch cancel), or false after wait
 // (bounded by MaxStopWait). The agent holds it open while it runs a task,
 // so it learns of a stop within moments rather than at its next heartbeat.
-// It wakes on the task.stop_requested event (relayed between daemons on
-// PostgreSQL) and checks the database every StopBackstop (5 s) as well,
-// in case the event was missed. An attempt that is no longer running answers
-// dispatch.ErrStaleAttempt.
+// It reads the attempt once when it starts; then it is woken by the
+// task.stop_requested event (relayed between daemons on PostgreSQL),
+// which the service receives through one subscription for all open calls,
+// and by the backstop: every StopBackstop (5 s) one statement per 500
+// attempts checks all the attempts awaited on this daemon, in case the
+// event was missed. A woken call reads its attempt again to answer. An
+// attempt that is no longer running answers dispatch.ErrStaleAttempt.
 func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, wait time.Duration) (bool, error) {
 	wait = min(max(wait, 0), MaxStopWait)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Subscribed before the first check, so a stop requested in between
-	// is not missed.
-	var wake <-chan *ent.Event
-	if s.Bus != nil {
-		wake = s.Bus.Subscribe(sctx, events.Filter{TaskID: &taskID, Types: map[events.Type]bool{events.TaskStopRequested: true}})
-	}
-	every := s.StopBackstop
-	if every <= 0 {
-		every = DefaultStopBackstop
-	}
 	deadline := time.Now().Add(wait)
+	s.hold()
+	defer s.release()
+	l := &s.lot
+	// Registered before the first check, so a stop requested in between
+	// is not missed.
+	sw := &stopWaiter{ch: make(chan struct{}, 1)}
+	l.mu.Lock()
+	if l.stops[taskID] == nil {
+		l.stops[taskID] = make(map[*stopWaiter]struct{})
+	}
+	l.stops[taskID][sw] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.stops[taskID], sw)
+		if len(l.stops[taskID]) == 0 {
+			delete(l.stops, taskID)
+		}
+	}()
 	for {
-		stop, err := s.Queue.StopRequested(ctx, robotID, taskID, attempt)
+		id, stop, err := s.Queue.StopCheck(ctx, robotID, taskID, attempt)
 		if err != nil || stop {
 			return stop, err
 		}
+		l.mu.Lock()
+		sw.attempt = id
+		l.mu.Unlock()
 		left := time.Until(deadline)
 		if left <= 0 {
 			return false, nil
 		}
-		t := time.NewTimer(min(left, every))
+		t := time.NewTimer(left)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false, ctx.Err()
-		case <-wake:
+		case <-sw.ch:
+			t.Stop()
 		case <-t.C:
+			return false, nil
 		}
-		t.Stop()
 	}
 }
 

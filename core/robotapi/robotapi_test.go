@@ -269,11 +269,11 @@ func TestAwaitStopSeesAnotherDaemonsStop(t *testing.T) {
 	}
 }
 
-// AwaitStop reads the database once at the start and then every
-// DefaultStopBackstop (5 s), not every second: every busy robot holds one
-// open, so 500 robots made 500 reads a second. Within a 2.5 s wait it
-// reads the attempt at the start and at the end of the wait only (it
-// read it 4 times with a check every second).
+// AwaitStop reads its attempt once at the start; after that the service's
+// backstop checks every open call together every DefaultStopBackstop (5
+// s): every busy robot holds one open, so 500 robots made 500 reads a
+// second with a check per call every second. Within a 2.5 s wait it reads
+// the attempt at most twice (it read it 4 times with a check every second).
 func TestAwaitStopReadsDatabaseSeldom(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -31,8 +31,9 @@ func (d *Daemon) routes() http.Handler {
 	res.Config = d            // reload.go: applyConfig
 	// The robot protocol, process specs included, is served by robotapi
 	// over GraphQL.
-	res.Robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
-		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.live(), Retired: d.retiredSpec}
+	d.robots = &robotapi.Service{Client: d.db.Client, Queue: d.queue, Bus: d.bus,
+		Bindings: res.CredentialBindings, Vault: res.Vault, Config: d.live(), Retired: d.retiredSpec, Log: d.log}
+	res.Robots = d.robots
 	res.Enrol = &enrol.Service{Client: d.db.Client, Bus: d.bus, Log: d.log}
 	mux := http.NewServeMux()
 	// Machines enrol with a join token in the body, before they have a

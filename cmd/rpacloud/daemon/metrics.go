@@ -27,10 +27,13 @@ var (
 	// This daemon's own statements (not the database's total, which other
 	// daemons share): rpacloud bench fleet divides them by tasks done.
 	descStatements = prometheus.NewDesc("rpacloud_db_statements_total", "Statements this daemon sent to the database through ent, by kind (read, write, other; commit and rollback count transactions ended).", []string{"kind"}, nil)
+	descParked     = prometheus.NewDesc("rpacloud_robots_parked", "Robots waiting for work in this daemon's memory (core/robotapi).", nil, nil)
+	descWakes      = prometheus.NewDesc("rpacloud_robot_wakes_total", "Parked robots woken to claim.", nil, nil)
+	descClaims     = prometheus.NewDesc("rpacloud_robot_claims_total", "Robot polls by how they were served: db (a claim read the database) or parked (parked without a statement).", []string{"path"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape, descStatements} {
+	for _, d := range []*prometheus.Desc{descTasks, descRobots, descPlugin, descRestarts, descDropped, descSubs, descScrape, descStatements, descParked, descWakes, descClaims} {
 		ch <- d
 	}
 }
@@ -54,6 +57,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.d.bus.Dropped()))
 	ch <- prometheus.MustNewConstMetric(descSubs, prometheus.GaugeValue, float64(c.d.bus.Subscribers()))
+	if c.d.robots != nil {
+		st := c.d.robots.Stats()
+		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(st.Parked))
+		ch <- prometheus.MustNewConstMetric(descWakes, prometheus.CounterValue, float64(st.Wakes))
+		ch <- prometheus.MustNewConstMetric(descClaims, prometheus.CounterValue, float64(st.DBClaims), "db")
+		ch <- prometheus.MustNewConstMetric(descClaims, prometheus.CounterValue, float64(st.SkippedClaims), "parked")
+	}
 	// Read after the scrape's own queries above, so a reader comparing two
 	// scrapes sees each scrape's statements once, in the later one.
 	st := c.d.db.Statements()

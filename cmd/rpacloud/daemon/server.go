@@ -30,6 +30,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/lease"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/retry"
+	"github.com/rpacloud/rpacloud/core/robotapi"
 	"github.com/rpacloud/rpacloud/core/scale"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/trigger"
@@ -76,7 +77,8 @@ type Daemon struct {
 	db        *store.DB
 	bus       *events.Bus
 	queue     *dispatch.Queue
-	triggers  *trigger.Service // leader-only loop, and the API's pause/resume/fire
+	robots    *robotapi.Service // set by routes (http.go)
+	triggers  *trigger.Service  // leader-only loop, and the API's pause/resume/fire
 	host      *pluginhost.Host
 	fleet     *scale.Fleet
 	providers *scale.Providers
@@ -224,6 +226,9 @@ func Run(ctx context.Context, o Options) error {
 	// Every daemon writes the robots' moments it saw (dispatch/liveness.go);
 	// it stops after the HTTP server, so its last flush has them all.
 	wg.Go(func() { d.queue.RunLivenessFlusher(loops, 0, d.log) })
+	// The robot protocol's lot of waiting robots watches events and runs
+	// its backstops for the daemon's lifetime (core/robotapi/lot.go).
+	wg.Go(func() { d.robots.Run(loops) })
 
 	var runErr error
 	select {
