@@ -68,6 +68,10 @@ type grouper[Req, Res any] struct {
 // the group did not settle it (the caller then takes the one-by-one path)
 // or when ctx ended before it was taken into a group (err is then ctx's).
 func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (res Res, err error, settled bool) {
+	if err := ctx.Err(); err != nil {
+		var zero Res
+		return zero, err, false
+	}
 	c := &groupCall[Req, Res]{ctx: ctx, req: req, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
