@@ -195,73 +195,51 @@ func (q *Queue) startFast(ctx context.Context, robotID int, robotName string, ba
 	return nil, nil
 }
 
-// reportSuccessSQL records a group of successes in one statement: for each
-// report i, running attempt $2[i] of task $1[i], held by robot $3[i], closes
-// as succeeded with output $4[i] at $5: the attempt and the task fenced on
-// (task, state, attempt number, robot) as the ent path checks them, each
-// batch's counters moved by its number of reports in the group and the
-// batch finished (stack C, its batch.finished event after its tasks'
-// events) when they were its last running tasks and none is pending, the
-// robots idle ($6: the wall clock of robots.updated_at), and the events.
-// Every part of a report hangs on its attempt's update, so a report whose
-// fence fails comes back with no row and changed nothing. Attempts and
-// then batches are locked in id order (l, lb), so two groups (on two
-// daemons) never wait on each other in a cycle, and in the order every
-// other writer takes (attempt, task, batch, robot).
-const reportSuccessSQL = `WITH x AS (
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x(task_id, number, robot_id, output)
-), l AS (
-	SELECT attempts.id, x.output FROM attempts JOIN x
-		ON attempts.task_id = x.task_id AND attempts.number = x.number AND attempts.robot_id = x.robot_id
-	WHERE attempts.state = 'running'
-	ORDER BY attempts.id
-	FOR UPDATE OF attempts
-), a AS (
-	UPDATE attempts SET state = 'succeeded', finished_at = $5, output = l.output
-	FROM l WHERE attempts.id = l.id AND attempts.state = 'running'
-	RETURNING attempts.task_id, attempts.number, attempts.robot_id, l.output
+// reportSuccessSQL closes running attempt $2 of task $1, held by robot $3,
+// as succeeded with output $5 at $4: the attempt and the task fenced on
+// (task, state, attempt number, robot) as the ent path checks them, the
+// batch's counters moved and the batch finished (stack C) when this was its
+// last task, the robot idle ($6: the wall clock of robots.updated_at), and
+// the events. Every part hangs on the attempt's update, so when a fence
+// fails no row comes back and nothing changed.
+const reportSuccessSQL = `WITH a AS (
+	UPDATE attempts SET state = 'succeeded', finished_at = $4, output = $5
+	WHERE task_id = $1 AND number = $2 AND robot_id = $3 AND state = 'running'
+	RETURNING id
 ), t AS (
-	UPDATE tasks SET state = 'succeeded', output = a.output, error_message = '', finished_at = $5, updated_at = $5
-	FROM a WHERE tasks.id = a.task_id AND tasks.state = 'running' AND tasks.attempt_no = a.number
-	RETURNING tasks.*, a.robot_id AS reporter
-), c AS (
-	SELECT batch_id, count(*) AS n FROM t GROUP BY batch_id
-), lb AS (
-	SELECT batches.id FROM batches JOIN c ON batches.id = c.batch_id
-	ORDER BY batches.id
-	FOR UPDATE OF batches
+	UPDATE tasks SET state = 'succeeded', output = $5, error_message = '', finished_at = $4, updated_at = $4
+	FROM a WHERE tasks.id = $1 AND tasks.state = 'running' AND tasks.attempt_no = $2
+	RETURNING tasks.*
 ), b AS (
-	UPDATE batches SET running = batches.running - c.n, succeeded = batches.succeeded + c.n,
-		last_served_at = $5, updated_at = $5,
-		stack = CASE WHEN batches.pending = 0 AND batches.running = c.n THEN 'finished' ELSE batches.stack END,
-		finished_at = CASE WHEN batches.pending = 0 AND batches.running = c.n THEN $5 ELSE batches.finished_at END
-	FROM c JOIN lb ON lb.id = c.batch_id WHERE batches.id = c.batch_id
+	UPDATE batches SET running = batches.running - 1, succeeded = batches.succeeded + 1,
+		last_served_at = $4, updated_at = $4,
+		stack = CASE WHEN batches.pending = 0 AND batches.running = 1 THEN 'finished' ELSE batches.stack END,
+		finished_at = CASE WHEN batches.pending = 0 AND batches.running = 1 THEN $4 ELSE batches.finished_at END
+	FROM t WHERE batches.id = t.batch_id
 	RETURNING batches.id, batches.customer_id, batches.pool_id, batches.process_id, batches.succeeded, batches.failed, batches.cancelled,
 		batches.stack = 'finished' AND batches.pending = 0 AND batches.running = 0 AS done
 ), r AS (
-	UPDATE robots SET state = 'idle', last_seen_at = $5, updated_at = $6
-	FROM t WHERE robots.id = t.reporter AND robots.state = 'busy'
+	UPDATE robots SET state = 'idle', last_seen_at = $4, updated_at = $6
+	WHERE id = $3 AND state = 'busy' AND EXISTS (SELECT 1 FROM t)
 ), tev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
-	SELECT $5, '` + string(events.TaskSucceeded) + `', 'succeeded', customer_id, pool_id, process_id, batch_id, id, reporter, attempt_no,
+	SELECT $4, '` + string(events.TaskSucceeded) + `', 'succeeded', customer_id, pool_id, process_id, batch_id, id, $3, attempt_no,
 		'attempt ' || attempt_no || ' succeeded', '', ''
-	FROM t ORDER BY id
-	RETURNING id, task_id
+	FROM t
+	RETURNING id
 ), bev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, message, vendor, external_id)
-	SELECT $5, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
+	SELECT $4, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
 		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '', ''
-	FROM b WHERE b.done AND (SELECT count(*) FROM tev) > 0
-	ORDER BY b.id
-	RETURNING id, batch_id
+	FROM b, tev WHERE b.done
+	RETURNING id
 )
 SELECT t.*, b.done, b.succeeded AS batch_succeeded, b.failed AS batch_failed, b.cancelled AS batch_cancelled,
-	tev.id AS event_id, bev.id AS batch_event_id
-FROM t JOIN b ON b.id = t.batch_id JOIN tev ON tev.task_id = t.id LEFT JOIN bev ON bev.batch_id = t.batch_id`
+	tev.id AS event_id, (SELECT id FROM bev) AS batch_event_id
+FROM t, b, tev`
 
 type reportedRow struct {
 	ent.Task
-	Reporter       int  `json:"reporter"`
 	Done           bool `json:"done"`
 	BatchSucceeded int  `json:"batch_succeeded"`
 	BatchFailed    int  `json:"batch_failed"`
@@ -270,63 +248,38 @@ type reportedRow struct {
 	BatchEventID   *int `json:"batch_event_id"`
 }
 
-// reportSuccessesFast records a group of successes on PostgreSQL in one
-// statement and answers the reports it recorded; the others (a fence
-// failed) changed nothing and stay unsettled, for the ent path to find out
-// which and say so. An error of the statement leaves them all unsettled.
-func (q *Queue) reportSuccessesFast(ctx context.Context, group []*groupCall[reportReq, *ent.Task]) {
+// reportSuccessFast is Report of a success on PostgreSQL. errSlowPath
+// means a fence failed and nothing changed: the ent path then finds out
+// which and says so.
+func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptNo int, output string) (*ent.Task, error) {
 	ctx = system(ctx)
 	now := q.clock()
-	tasks, numbers, robots := make([]int64, len(group)), make([]int64, len(group)), make([]int64, len(group))
-	outputs := make([]string, len(group))
-	for i, c := range group {
-		tasks[i], numbers[i], robots[i], outputs[i] = int64(c.req.task), int64(c.req.attempt), int64(c.req.robot), string(c.req.res.Output)
-	}
-	rows, err := q.client.QueryContext(ctx, reportSuccessSQL, tasks, numbers, robots, outputs, now, time.Now().UTC())
+	rows, err := q.client.QueryContext(ctx, reportSuccessSQL, taskID, attemptNo, robotID, now, output, time.Now().UTC())
 	if err != nil {
-		q.log.Warn("group of success reports failed; recording them one by one", "reports", len(group), "err", err)
-		return
+		return nil, fmt.Errorf("report: record success of task %d: %w", taskID, err)
 	}
 	var got []reportedRow
 	if err := scanAll(rows, &got); err != nil {
-		// The statement ran and may have committed: each report gets
-		// the error, as one written on its own would.
-		for _, c := range group {
-			c.err, c.settled = fmt.Errorf("report: read task %d: %w", c.req.task, err), true
-		}
-		return
+		return nil, fmt.Errorf("report: read task %d: %w", taskID, err)
 	}
-	byTask := make(map[int]*reportedRow, len(got))
-	for i := range got {
-		byTask[got[i].ID] = &got[i]
+	if len(got) != 1 {
+		return nil, errSlowPath
 	}
-	var evs, batchEvs []*ent.Event
-	for _, c := range group {
-		row := byTask[c.req.task]
-		if row == nil || row.AttemptNo != c.req.attempt || row.Reporter != c.req.robot || row.State != task.StateSucceeded {
-			continue
-		}
-		delete(byTask, c.req.task) // a duplicate request is answered by the ent path: stale
-		t := row.Task
-		c.res, c.settled = &t, true
-		evs = append(evs, taskEvent(row.EventID, now, events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", c.req.attempt), &t, c.req.robot))
-		if row.Done && row.BatchEventID != nil {
-			batchEvs = append(batchEvs, &ent.Event{
-				ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished",
-				CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
-				Message: batchSummary(&ent.Batch{Succeeded: row.BatchSucceeded, Failed: row.BatchFailed, Cancelled: row.BatchCancelled}),
-			})
-		}
+	row := got[0]
+	t := row.Task
+	if t.State != task.StateSucceeded {
+		return nil, fmt.Errorf("report: task %d is %s after recording its success", taskID, t.State)
 	}
-	// Each batch's event once, after its tasks' events.
-	seen := map[int]bool{}
-	for _, e := range batchEvs {
-		if !seen[e.ID] {
-			seen[e.ID] = true
-			evs = append(evs, e)
-		}
+	evs := []*ent.Event{taskEvent(row.EventID, now, events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", attemptNo), &t, robotID)}
+	if row.Done && row.BatchEventID != nil {
+		evs = append(evs, &ent.Event{
+			ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished",
+			CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
+			Message: batchSummary(&ent.Batch{Succeeded: row.BatchSucceeded, Failed: row.BatchFailed, Cancelled: row.BatchCancelled}),
+		})
 	}
 	q.bus.Publish(evs...)
+	return &t, nil
 }
 
 // taskEvent is the stored event row the fast path inserted, as the ent path

@@ -19,10 +19,15 @@ import (
 // commit. There is no artificial delay: a request that finds no group being
 // written is written at once, as a group of one.
 //
-// The caller that finds the grouper idle leads: it takes up to max queued
-// requests, writes them, answers them, and hands the lead to the first
-// request still queued, whose caller writes the next group. Nobody waits
-// for a group after its own, and no goroutine is started.
+// A caller that finds a writer's slot free leads: it takes up to max
+// queued requests, writes them, answers them, and hands its slot to the
+// first request still queued that no other writer was handed, whose caller
+// writes the next group. Nobody waits for a group after its own, and no
+// goroutine is started. On SQLite, whose one connection serialises every
+// transaction anyway, one group is written at a time. On PostgreSQL up to
+// pgGroupWriters groups are written at once: a group's statement waits for
+// the row locks of the claims it meets (batches), and a single writer would
+// make every report wait behind that; the commits are still shared.
 //
 // A group's write settles what it can. A request it does not settle (a
 // fence failed, a stop was requested, the group's transaction failed) is
@@ -33,6 +38,10 @@ import (
 
 // DefaultGroupMax bounds the requests written in one group (Options.GroupMax).
 const DefaultGroupMax = 256
+
+// pgGroupWriters is how many groups of one kind are written at once on
+// PostgreSQL (one on SQLite).
+const pgGroupWriters = 4
 
 // groupCall is one request in a grouper.
 type groupCall[Req, Res any] struct {
@@ -48,20 +57,22 @@ type groupCall[Req, Res any] struct {
 	lead chan struct{} // receives when this call's caller is to lead
 
 	// Guarded by grouper.mu.
-	taken bool // in a group being written: its answer will come
+	taken  bool // in a group being written: its answer will come
+	leader bool // handed a writer's slot (lead has or had its token)
 }
 
 // grouper coalesces requests of one kind. write is called with one group
-// at a time (never two at once, per grouper) and must set each call's res,
-// err and settled; ctx is the leader's context without its cancellation,
-// since the group carries other callers' requests.
+// per writer's slot at a time (writers() slots, at least 1) and must set
+// each call's res, err and settled; ctx is the leader's context without
+// its cancellation, since the group carries other callers' requests.
 type grouper[Req, Res any] struct {
-	max   int
-	write func(ctx context.Context, group []*groupCall[Req, Res])
+	max     int
+	writers func() int // nil: 1
+	write   func(ctx context.Context, group []*groupCall[Req, Res])
 
-	mu    sync.Mutex
-	queue []*groupCall[Req, Res]
-	busy  bool // a leader is writing or has been handed the lead
+	mu      sync.Mutex
+	queue   []*groupCall[Req, Res]
+	leaders int // slots in use: groups being written, plus calls handed a slot
 }
 
 // do writes req in a group and returns its answer; settled is false when
@@ -73,10 +84,15 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (res Res, err error
 		return zero, err, false
 	}
 	c := &groupCall[Req, Res]{ctx: ctx, req: req, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	slots := 1
+	if g.writers != nil {
+		slots = max(1, g.writers())
+	}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	if !g.busy {
-		g.busy = true
+	if g.leaders < slots {
+		g.leaders++
+		c.leader = true
 		c.lead <- struct{}{}
 	}
 	g.mu.Unlock()
@@ -85,7 +101,7 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (res Res, err error
 		case <-c.done:
 			return c.res, c.err, c.settled
 		case <-c.lead:
-			g.writeNext(ctx)
+			g.writeNext(ctx, c)
 		case <-ctx.Done():
 			g.mu.Lock()
 			if c.taken {
@@ -96,11 +112,10 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (res Res, err error
 				return c.res, c.err, c.settled
 			}
 			g.remove(c)
-			select {
-			case <-c.lead:
-				// It had been handed the lead: pass it on.
+			if c.leader {
+				// It had been handed a slot (its token may be pending or
+				// taken): pass the slot on.
 				g.handOffLocked()
-			default:
 			}
 			g.mu.Unlock()
 			var zero Res
@@ -109,39 +124,50 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (res Res, err error
 	}
 }
 
-// writeNext writes the next group (the caller holds the lead) and hands the
-// lead on.
-func (g *grouper[Req, Res]) writeNext(ctx context.Context) {
+// writeNext writes the next group, led by self (whose caller holds a
+// writer's slot), and hands the slot on.
+func (g *grouper[Req, Res]) writeNext(ctx context.Context, self *groupCall[Req, Res]) {
 	g.mu.Lock()
-	n := min(len(g.queue), g.max)
-	group := make([]*groupCall[Req, Res], n)
-	copy(group, g.queue[:n])
-	// Shift rather than reslice, so the queue's array does not grow
-	// without bound under steady load.
-	g.queue = g.queue[:copy(g.queue, g.queue[n:])]
-	for _, c := range group {
-		c.taken = true
-	}
-	g.mu.Unlock()
-	if n > 0 {
-		g.write(context.WithoutCancel(ctx), group)
-		for _, c := range group {
-			close(c.done)
+	// Take the queued calls no other writer was handed (those lead their
+	// own group), itself first.
+	group := make([]*groupCall[Req, Res], 1, min(len(g.queue), g.max))
+	group[0], self.taken = self, true
+	rest := g.queue[:0]
+	for _, c := range g.queue {
+		if c != self && !c.leader && len(group) < g.max {
+			group = append(group, c)
+			c.taken = true
+			continue
 		}
+		if c != self {
+			rest = append(rest, c)
+		}
+	}
+	// rest reuses the queue's array, so it does not grow without bound
+	// under steady load.
+	clear(g.queue[len(rest):])
+	g.queue = rest
+	g.mu.Unlock()
+	g.write(context.WithoutCancel(ctx), group)
+	for _, c := range group {
+		close(c.done)
 	}
 	g.mu.Lock()
 	g.handOffLocked()
 	g.mu.Unlock()
 }
 
-// handOffLocked gives the lead to the first queued call, or marks the
-// grouper idle.
+// handOffLocked gives a writer's slot to the first queued call that has
+// none, or frees it.
 func (g *grouper[Req, Res]) handOffLocked() {
-	if len(g.queue) == 0 {
-		g.busy = false
-		return
+	for _, c := range g.queue {
+		if !c.leader {
+			c.leader = true
+			c.lead <- struct{}{}
+			return
+		}
 	}
-	g.queue[0].lead <- struct{}{}
+	g.leaders--
 }
 
 func (g *grouper[Req, Res]) remove(c *groupCall[Req, Res]) {
@@ -164,8 +190,17 @@ type reportReq struct {
 
 // newGroupers sets up the queue's heartbeat and report groupers.
 func (q *Queue) newGroupers(max int) {
-	q.beats = &grouper[beat, time.Time]{max: max, write: q.writeBeats}
+	q.beats = &grouper[beat, time.Time]{max: max, writers: q.groupWriters, write: q.writeBeats}
 	q.reports = &grouper[reportReq, *ent.Task]{max: max, write: q.writeReports}
+}
+
+// groupWriters is how many groups of one kind may be written at once:
+// pgGroupWriters once the queue knows it is on PostgreSQL, else one.
+func (q *Queue) groupWriters() int {
+	if q.postgres.Load() {
+		return pgGroupWriters
+	}
+	return 1
 }
 
 // heartbeatSQL extends a group of running attempts in one statement: for
@@ -271,23 +306,15 @@ func (q *Queue) writeBeatsTx(ctx context.Context, group []*groupCall[beat, time.
 	}
 }
 
-// writeReports writes a group of reports: on PostgreSQL (successes only)
-// one statement, on SQLite one transaction.
+// writeReports writes a group of reports in one transaction (SQLite; on
+// PostgreSQL reports are not grouped, see Report).
 func (q *Queue) writeReports(ctx context.Context, group []*groupCall[reportReq, *ent.Task]) {
-	pg, err := q.isPostgres(ctx)
-	if err != nil {
-		return
-	}
-	if pg {
-		q.reportSuccessesFast(ctx, group)
-		return
-	}
 	type answer struct {
 		t   *ent.Task
 		err error
 	}
 	answers := make([]answer, len(group))
-	err = q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+	err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
 		for i, c := range group {
 			// running writes nothing: a stale report is answered and
 			// the group goes on.

@@ -86,8 +86,8 @@ func TestGrouperCancelWhileQueued(t *testing.T) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.busy || len(g.queue) != 0 {
-		t.Fatalf("grouper left busy=%v with %d queued", g.busy, len(g.queue))
+	if g.leaders != 0 || len(g.queue) != 0 {
+		t.Fatalf("grouper left %d leaders with %d queued", g.leaders, len(g.queue))
 	}
 }
 

@@ -200,13 +200,26 @@ func (q *Queue) Report(ctx context.Context, robotID, taskID, attemptNo int, res 
 	if err != nil {
 		return nil, fmt.Errorf("report task %d attempt %d: %w", taskID, attemptNo, err)
 	}
-	// On PostgreSQL a group is one statement, written for successes only
-	// (fastpath.go); on SQLite it is one transaction of any reports.
-	if res.Success || !pg {
-		t, err, settled := q.reports.do(ctx, reportReq{robot: robotID, task: taskID, attempt: attemptNo, res: res})
-		if settled || err != nil {
-			return t, err
+	if pg {
+		// Reports are not grouped on PostgreSQL: a group's statement would
+		// hold the row locks of every batch it touches until it ends, and
+		// each claim of those batches would wait for it. Measured with
+		// `rpacloud bench dispatch` (5 000 tasks, 16 and 64 robots,
+		// synchronous_commit off), one multi-row statement per group made
+		// the burn-down 2 to 4 times slower than one statement per report.
+		if res.Success {
+			t, err := q.reportSuccessFast(ctx, robotID, taskID, attemptNo, string(res.Output))
+			if !errors.Is(err, errSlowPath) {
+				return t, err
+			}
 		}
+		return q.report(ctx, robotID, taskID, attemptNo, res)
+	}
+	// On SQLite's one writer, reports arriving together share one
+	// transaction (group.go).
+	t, err, settled := q.reports.do(ctx, reportReq{robot: robotID, task: taskID, attempt: attemptNo, res: res})
+	if settled || err != nil {
+		return t, err
 	}
 	return q.report(ctx, robotID, taskID, attemptNo, res)
 }
