@@ -25,9 +25,10 @@ import (
 // writes the next group. Nobody waits for a group after its own, and no
 // goroutine is started. On SQLite, whose one connection serialises every
 // transaction anyway, one group is written at a time. On PostgreSQL up to
-// pgGroupWriters groups are written at once: a group's statement waits for
-// the row locks of the claims it meets (batches), and a single writer would
-// make every report wait behind that; the commits are still shared.
+// pgGroupWriters groups are written at once, so that one group waiting for
+// a row lock (an operator's stop, the sweeper) does not hold up every
+// heartbeat behind it; under load the commits are still shared. Reports
+// are grouped on SQLite only (see Queue.Report).
 //
 // A group's write settles what it can. A request it does not settle (a
 // fence failed, a stop was requested, the group's transaction failed) is
