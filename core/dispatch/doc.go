@@ -30,7 +30,9 @@
 //     memory and FlushLiveness writes the moments in batches
 //     (RunLivenessFlusher, every DefaultLivenessFlush on every daemon and
 //     at shutdown). State changes are written at once, with their moment.
-//   - Queue.Heartbeat extends a running attempt's deadline.
+//   - Queue.Heartbeat extends a running attempt's deadline. Heartbeats (and,
+//     on SQLite, reports) arriving together are written together (group
+//     commit, below).
 //   - Pool fairness and process max_duration/retries are cached for a few
 //     seconds of the queue's clock; Queue.ForgetSettings drops the cache
 //     after a change.
@@ -120,10 +122,47 @@
 //
 // # PostgreSQL fast path
 //
-// Once a claim has seen PostgreSQL, claims and successful reports run as
-// single data-modifying statements (fastpath.go): the same draw, fences
-// and counters as the ent path, rows locked in the same order as every
-// other writer (so no lock cycle), in two statements per claim and one per
-// report instead of about ten each. Everything else (SQLite, robots with nothing to do,
-// failures, stale reports) takes the ent path, which stays the reference.
+// On PostgreSQL, claims and successful reports run as single
+// data-modifying statements (fastpath.go): the same draw, fences and
+// counters as the ent path, rows locked in the same order as every other
+// writer (so no lock cycle), in two statements per claim and one per
+// report instead of about ten each. Everything else (SQLite,
+// robots with nothing to do, failures, stale reports) takes the ent path,
+// which stays the reference.
+//
+// # Group commit
+//
+// Heartbeats that arrive while the previous group is being written are
+// written together as the next group, and so are reports on SQLite
+// (group.go): a caller that finds a writer's slot free leads, takes up to
+// Options.GroupMax (DefaultGroupMax, 256) queued requests, writes them,
+// answers each caller, and hands its slot to the first request still
+// queued. Nothing waits for a timer: a lone request is a group of one.
+// SQLite has one writer slot (its one connection serialises everything);
+// PostgreSQL has pgGroupWriters.
+//
+//   - PostgreSQL heartbeats: one UPDATE … FROM unnest(…) per group, which
+//     extends every attempt that is running, held by the robot named and
+//     not stop-requested, to now plus its process's max_duration. The
+//     attempts are locked in id order first, so groups never deadlock each
+//     other.
+//   - SQLite heartbeats and reports: one transaction of the ent path's own
+//     steps, each with its fences; a request fenced out there
+//     (ErrStaleAttempt, ErrStopRequested) has written nothing and gets its
+//     answer while the others commit; any other error rolls the group back.
+//   - PostgreSQL reports are not grouped: a multi-row report statement
+//     holds every touched batch's row lock until it ends and the claims of
+//     those batches wait behind it; measured with `rpacloud bench
+//     dispatch`, it made the burn-down 2 to 4 times slower than the fast
+//     path's one statement per report, which stays.
+//
+// A request the group does not settle — a fence failed on PostgreSQL, a
+// stop was requested, the group's statement or transaction failed — has
+// changed nothing, and its caller takes the one-by-one ent path, which
+// gives the precise answer. Each caller thus gets exactly the answer and
+// the database the end state the one-by-one path gives (group_test.go). A
+// caller whose context ends while its request waits is skipped (its
+// request is never written); once taken into a group, the request is
+// written and the caller answered. Events are published once the group
+// has committed.
 package dispatch

@@ -73,6 +73,11 @@ type Queue struct {
 	// live holds the robots' last-seen moments until they are written
 	// (liveness.go).
 	live liveness
+
+	// beats and reports write heartbeats and reports that arrive together
+	// as one group (group.go).
+	beats   *grouper[beat, time.Time]
+	reports *grouper[reportReq, *ent.Task]
 }
 
 // Options configure a Queue.
@@ -93,6 +98,10 @@ type Options struct {
 	// stop a task, before its attempt is treated like a time-out; default
 	// DefaultStopGrace.
 	StopGrace time.Duration
+	// GroupMax bounds how many heartbeats, or reports, are written
+	// together in one statement or transaction (group commit, group.go);
+	// default DefaultGroupMax. 1 writes each on its own.
+	GroupMax int
 }
 
 // New returns a queue on client.
@@ -113,8 +122,13 @@ func New(client *ent.Client, o Options) *Queue {
 	if o.StopGrace <= 0 {
 		o.StopGrace = DefaultStopGrace
 	}
-	return &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes, stopGrace: o.StopGrace,
+	if o.GroupMax <= 0 {
+		o.GroupMax = DefaultGroupMax
+	}
+	q := &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes, stopGrace: o.StopGrace,
 		rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	q.newGroupers(o.GroupMax)
+	return q
 }
 
 // Uint64N is the queue's random source for policy.Pick.
