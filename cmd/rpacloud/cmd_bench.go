@@ -201,6 +201,7 @@ human-readable summary goes to stderr.`,
 	fs.DurationVar(&o.PollWait, "poll-wait", 20*time.Second, "how long one claim waits on the daemon (the agent's 20s)")
 	fs.StringVar(&o.DB, "db", "sqlite", "sqlite (a temporary file) or a postgres:// URL (a fresh database is created there and dropped) for the daemon the bench starts")
 	fs.StringVar(&o.URL, "url", "", "measure the running daemon at this URL instead of starting one")
+	fs.StringVar(&o.DebugListen, "daemon-debug-listen", "", "with --db: the daemon serves Go's profiler on this loopback address (e.g. 127.0.0.1:6060), to profile it under the load")
 	fs.StringVar(&o.Token, "token", "", "administrator's token of the daemon at --url (default $RPACLOUD_TOKEN)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON (same as -o json)")
 	out = addOutputFlag(cmd)

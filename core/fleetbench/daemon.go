@@ -64,7 +64,7 @@ process "task" {
 // startDaemon runs exe as `rpacloud server` with a generated configuration
 // on db (sqlite: a file in the temporary directory; a postgres:// URL: a
 // fresh database created there, dropped by stop).
-func startDaemon(ctx context.Context, exe, db string, robots int, taskSeconds float64, logf func(string, ...any)) (_ *daemon, err error) {
+func startDaemon(ctx context.Context, exe, db string, robots int, taskSeconds float64, debugListen string, logf func(string, ...any)) (_ *daemon, err error) {
 	dir, err := os.MkdirTemp("", "rpacloud-fleet-")
 	if err != nil {
 		return nil, fmt.Errorf("fleet: temporary directory: %w", err)
@@ -121,7 +121,11 @@ func startDaemon(ctx context.Context, exe, db string, robots int, taskSeconds fl
 	d.cleanup = append(d.cleanup, func() { logFile.Close() })
 	// Not CommandContext: the daemon is stopped by stop, with SIGINT and
 	// a grace, also when ctx ends first.
-	d.cmd = exec.Command(exe, "server", "--config", cfgDir, "--log-format", "text")
+	args := []string{"server", "--config", cfgDir, "--log-format", "text"}
+	if debugListen != "" {
+		args = append(args, "--debug-listen", debugListen)
+	}
+	d.cmd = exec.Command(exe, args...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	if err := d.cmd.Start(); err != nil {

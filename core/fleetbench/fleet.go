@@ -67,6 +67,10 @@ type Options struct {
 	// Token is an administrator's token of the daemon at URL.
 	Token string
 
+	// DebugListen, with DB: the daemon serves Go's profiler there
+	// (rpacloud server --debug-listen), to profile it under the load.
+	DebugListen string
+
 	// Log receives the progress lines (stderr); nil: none.
 	Log io.Writer
 }
@@ -207,7 +211,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var d *daemon
 	if o.URL == "" {
 		var err error
-		d, err = startDaemon(ctx, o.Exe, o.DB, o.Robots, o.TaskSeconds, logf)
+		d, err = startDaemon(ctx, o.Exe, o.DB, o.Robots, o.TaskSeconds, o.DebugListen, logf)
 		if err != nil {
 			return nil, err
 		}
