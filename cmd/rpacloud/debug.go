@@ -14,16 +14,19 @@ import (
 // serveDebug serves Go's profiler (net/http/pprof) on addr until the
 // returned stop is called: how an operator finds where a busy daemon spends
 // its CPU (`go tool pprof http://127.0.0.1:6060/debug/pprof/profile`).
-// Only loopback addresses are accepted: a heap profile holds whatever the
-// daemon has in memory, credentials included, so it is never served to
-// the network (reach it through ssh or kubectl port-forward).
+// Only loopback addresses are accepted, and nothing authenticates: the
+// profiler shows the daemon's code paths, goroutines and allocation sites
+// (not memory contents), and anyone who can reach it can make the daemon
+// spend CPU on a profile or a trace. It is never served to the network
+// (reach it through ssh or kubectl port-forward); on a host shared with
+// people who should not see even that, leave it off.
 func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--debug-listen %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--debug-listen %q: only a loopback address (127.0.0.1, ::1, localhost) may serve the profiler: its heap profiles hold secrets", addr)
+		return nil, fmt.Errorf("--debug-listen %q: only a loopback address (127.0.0.1, ::1, localhost) may serve the profiler, which has no authentication", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

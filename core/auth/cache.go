@@ -146,6 +146,7 @@ func (c *Cache) Authenticate(ctx context.Context, secret string) (viewer.Princip
 	now := c.now()
 	c.mu.RLock()
 	e, ok := c.byHash[key]
+	gen := c.gen
 	c.mu.RUnlock()
 	if ok {
 		if now.Before(e.until) {
@@ -155,8 +156,11 @@ func (c *Cache) Authenticate(ctx context.Context, secret string) (viewer.Princip
 	}
 	// One query for all the requests of a secret that miss together. The
 	// query outlives a caller who gives up: the others still wait on it.
-	v, err, _ := c.flight.Do(string(key[:]), func() (any, error) {
-		return c.load(context.WithoutCancel(ctx), key)
+	// The flight is per generation of drops: a request that arrives after
+	// a revocation never shares the answer of a query that started before
+	// it.
+	v, err, _ := c.flight.Do(fmt.Sprintf("%x/%d", key, gen), func() (any, error) {
+		return c.load(context.WithoutCancel(ctx), key, gen)
 	})
 	if err != nil {
 		return viewer.Principal{}, err
@@ -174,10 +178,9 @@ func (c *Cache) forget(key [sha256.Size]byte, e *entry) {
 	}
 }
 
-func (c *Cache) load(ctx context.Context, key [sha256.Size]byte) (viewer.Principal, error) {
-	c.mu.RLock()
-	gen := c.gen
-	c.mu.RUnlock()
+// load reads the token of key for requests that arrived at drop
+// generation gen.
+func (c *Cache) load(ctx context.Context, key [sha256.Size]byte, gen uint64) (viewer.Principal, error) {
 	now := c.now()
 	t, err := c.client.Token.Query().Where(token.Hash(hex.EncodeToString(key[:]))).
 		Only(privacy.DecisionContext(ctx, privacy.Allow))

@@ -99,6 +99,10 @@ func (q *Queue) Claim(ctx context.Context, robotID int) (ClaimResult, error) {
 			return res, err
 		}
 	}
+	// last is the latest attempt's view: a claim that lost every race
+	// still tells robotapi the pool's backlog and pool, so the other
+	// robots are woken for the work it could not take.
+	var last ClaimResult
 	for range claimRetries {
 		var res ClaimResult
 		lost := false
@@ -151,8 +155,9 @@ func (q *Queue) Claim(ctx context.Context, robotID int) (ClaimResult, error) {
 		if !lost {
 			return res, nil
 		}
+		last = res
 	}
-	return ClaimResult{}, nil
+	return last, nil
 }
 
 // claimableBatches are the batches of pool poolID a claim chooses from:

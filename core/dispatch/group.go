@@ -37,6 +37,10 @@ import (
 // ErrStopRequested...) with its own context. The group's write changed
 // nothing for such a request.
 
+// groupWriteTimeout bounds how long one group is written before it is
+// given up.
+const groupWriteTimeout = 15 * time.Second
+
 // DefaultGroupMax bounds the requests written in one group (Options.GroupMax).
 const DefaultGroupMax = 256
 
@@ -149,7 +153,13 @@ func (g *grouper[Req, Res]) writeNext(ctx context.Context, self *groupCall[Req, 
 	clear(g.queue[len(rest):])
 	g.queue = rest
 	g.mu.Unlock()
-	g.write(context.WithoutCancel(ctx), group)
+	// The group outlives its callers' contexts (each is answered), but
+	// not without bound: a group stuck on the database is given up after
+	// groupWriteTimeout, its requests unsettled (nothing written) and left
+	// to the one-by-one path under each caller's own context.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), groupWriteTimeout)
+	g.write(wctx, group)
+	cancel()
 	for _, c := range group {
 		close(c.done)
 	}
@@ -210,7 +220,12 @@ func (q *Queue) groupWriters() int {
 // Heartbeat), gets the deadline $4 plus its process's max_duration and the
 // heartbeat moment $4. The attempts are locked in id order first, so two
 // groups never wait on each other in a cycle, and a stop committed
-// meanwhile is seen (the lock re-reads the row and the fences). It returns
+// meanwhile is seen (the lock re-reads the row and the fences). An attempt
+// another transaction holds (a report, a stop, a batch cancel locking its
+// chunk in task order) is skipped, not waited for: its heartbeat comes
+// back unsettled and goes the one-by-one way under its caller's context,
+// so one held row never stalls the group's other heartbeats and no lock
+// cycle can form with a writer that locks in another order. It returns
 // the attempts it extended with their max_duration, from which the
 // answers' deadlines are computed exactly as the ent path computes them.
 const heartbeatSQL = `WITH x AS (
@@ -220,7 +235,7 @@ const heartbeatSQL = `WITH x AS (
 		ON attempts.task_id = x.task_id AND attempts.number = x.number AND attempts.robot_id = x.robot_id
 	WHERE attempts.state = 'running' AND attempts.stop_requested_at IS NULL
 	ORDER BY attempts.id
-	FOR UPDATE OF attempts
+	FOR UPDATE OF attempts SKIP LOCKED
 )
 UPDATE attempts SET deadline = $4::timestamptz + p.max_duration_seconds * interval '1 second', heartbeat_at = $4
 FROM l, tasks t, processes p

@@ -37,7 +37,8 @@ import (
 const DefaultLivenessFlush = 10 * time.Second
 
 // livenessChunk bounds one flush statement's robots (and its parameters:
-// two per robot, well under SQLite's and PostgreSQL's limits).
+// five per robot, 2 500 a statement, well under SQLite's 32 766 and
+// PostgreSQL's 65 535).
 const livenessChunk = 500
 
 type liveness struct {

@@ -2,11 +2,13 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
+	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/robot"
 )
 
@@ -54,7 +56,7 @@ func TestLivenessIsFlushedNotWrittenPerPoll(t *testing.T) {
 		if r := f.db.Robot.GetX(sys(), f.robots[1].ID); r.State != robot.StateIdle || r.LastSeenAt == nil || !r.LastSeenAt.Equal(f.clock.Now()) {
 			t.Fatalf("a suspect robot's poll left it %s seen %v", r.State, r.LastSeenAt)
 		}
-		// Many robots flush in chunks.
+		// Only the latest moment per robot is kept.
 		for i := range 1200 {
 			f.q.Seen(f.robots[i%2].ID, f.clock.Now().Add(time.Duration(i)*time.Millisecond))
 		}
@@ -63,6 +65,25 @@ func TestLivenessIsFlushedNotWrittenPerPoll(t *testing.T) {
 		}
 		if n, _ := f.q.FlushLiveness(ctx); n != 0 {
 			t.Fatalf("a second flush wrote %d robots; nothing was seen since", n)
+		}
+		// A fleet larger than one statement's chunk is written whole.
+		var bulk []*ent.RobotCreate
+		for i := range 1201 {
+			bulk = append(bulk, f.db.Robot.Create().SetName(fmt.Sprintf("fleet-%d", i)).SetPoolID(f.pool.ID).SetState(robot.StateIdle))
+		}
+		var fleet []*ent.Robot
+		for start := 0; start < len(bulk); start += 400 {
+			fleet = append(fleet, f.db.Robot.CreateBulk(bulk[start:min(start+400, len(bulk))]...).SaveX(sys())...)
+		}
+		at := f.clock.Now().Add(time.Hour)
+		for _, r := range fleet {
+			f.q.Seen(r.ID, at)
+		}
+		if n, err := f.q.FlushLiveness(ctx); err != nil || n != len(fleet) {
+			t.Fatalf("flush of %d robots: %d written, %v", len(fleet), n, err)
+		}
+		if got := f.db.Robot.Query().Where(robot.LastSeenAtEQ(at)).CountX(sys()); got != len(fleet) {
+			t.Fatalf("%d of %d robots carry the flushed moment", got, len(fleet))
 		}
 	})
 }

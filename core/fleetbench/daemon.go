@@ -232,13 +232,18 @@ type metrics struct {
 	at         time.Time
 	cpuSeconds float64
 	benchCPU   float64 // this process's CPU seconds at the scrape
-	rssBytes   float64
-	statements map[string]float64 // rpacloud_db_statements_total by kind
+	// postgresCPU: the local PostgreSQL processes' CPU seconds, when
+	// postgresLocal.
+	postgresCPU   float64
+	postgresLocal bool
+	rssBytes      float64
+	statements    map[string]float64 // rpacloud_db_statements_total by kind
 }
 
 func scrape(ctx context.Context, hc *http.Client, base string) (metrics, error) {
 	m := metrics{at: time.Now(), statements: map[string]float64{}}
 	m.benchCPU, _ = selfCPU()
+	m.postgresCPU, m.postgresLocal = postgresCPU()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return m, fmt.Errorf("fleet: metrics: %w", err)

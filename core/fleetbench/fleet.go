@@ -127,6 +127,10 @@ type Usage struct {
 	// submitter) over the same phase, % of one core: on one machine it
 	// competes with the daemon for the cores.
 	BenchCPUPct float64 `json:"bench_cpu_pct"`
+	// PostgresCPUPct is the local PostgreSQL server's processes over the
+	// phase, % of one core (absent without a local PostgreSQL): the daemon's
+	// CPU figure is its own process only.
+	PostgresCPUPct *float64 `json:"postgres_cpu_pct,omitempty"`
 }
 
 // Machine is where the bench ran.
@@ -357,6 +361,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.Errors = b.errorsSnapshot()
+	if res.DB != "postgres" {
+		// Other PostgreSQL servers on the machine are not this run's.
+		res.Idle.PostgresCPUPct, res.Loaded.PostgresCPUPct = nil, nil
+	}
 	return res, nil
 }
 
@@ -366,6 +374,10 @@ func usage(a, b metrics) Usage {
 	if s > 0 {
 		u.CPUPct = round2((b.cpuSeconds - a.cpuSeconds) / s * 100)
 		u.BenchCPUPct = round2((b.benchCPU - a.benchCPU) / s * 100)
+		if a.postgresLocal && b.postgresLocal {
+			v := round2((b.postgresCPU - a.postgresCPU) / s * 100)
+			u.PostgresCPUPct = &v
+		}
 	}
 	u.DBWrites = b.statements["write"] - a.statements["write"]
 	u.DBCommits = b.statements["commit"] - a.statements["commit"]

@@ -94,6 +94,12 @@ func ParseServers(what string, items ...string) ([]string, error) {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 				return nil, fmt.Errorf("%s: %q is not a daemon URL: want http(s)://HOST[:PORT], e.g. http://10.0.0.5:8080", what, redact(s))
 			}
+			if len(out) > 0 && !strings.HasPrefix(s, strings.SplitN(out[0], ":", 2)[0]+":") {
+				// A failover must not carry the robot's token from TLS to
+				// plain HTTP (or the other way without the operator
+				// meaning it): every daemon of a list speaks the same.
+				return nil, fmt.Errorf("%s: %q and %q mix http and https; give every daemon the same scheme", what, redact(out[0]), redact(s))
+			}
 			if seen[s] {
 				continue
 			}

@@ -199,9 +199,13 @@ func TestParseServers(t *testing.T) {
 	if c := NewFailover([]string{"http://a:1"}, "", nil); c.URL != "http://a:1/graphql" || c.daemons != nil {
 		t.Fatalf("one server: %+v", c)
 	}
-	got, err := ParseServers("--server", "http://a:8080/, http://b:8080", "http://a:8080", "https://c")
-	if err != nil || strings.Join(got, " ") != "http://a:8080 http://b:8080 https://c" {
+	got, err := ParseServers("--server", "http://a:8080/, http://b:8080", "http://a:8080", "http://c")
+	if err != nil || strings.Join(got, " ") != "http://a:8080 http://b:8080 http://c" {
 		t.Fatalf("ParseServers: %q %v", got, err)
+	}
+	// A failover never takes the token from TLS to plain HTTP.
+	if _, err := ParseServers("--server", "https://a:8443,http://b:8080"); err == nil || !strings.Contains(err.Error(), "mix http and https") {
+		t.Fatalf("mixed schemes accepted: %v", err)
 	}
 	if got, err := ParseServers("--server", "", " , "); err != nil || len(got) != 0 {
 		t.Fatalf("empty: %q %v", got, err)

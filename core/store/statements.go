@@ -18,7 +18,8 @@ import (
 // statement run through the client's ExecContext/QueryContext (the
 // PostgreSQL fast path of the queue), passes the counting driver; only
 // DB.SQL()'s direct users (the health check's ping) and the event relay's
-// own LISTEN connection are not counted. Atomics only: counting costs a
+// own connections (LISTEN, and the pg_notify of the events it sends) are
+// not counted. Atomics only: counting costs a
 // look at the statement's first word.
 type Statements struct {
 	read, write, other, commit, rollback atomic.Int64
@@ -87,8 +88,9 @@ func classify(q string) kind {
 	return kindOther
 }
 
-// changes: the statement names INSERT, UPDATE or DELETE anywhere (ASCII
-// case ignored), in one pass without copying it.
+// changes: the statement names INSERT, UPDATE or DELETE anywhere as a word
+// (ASCII case ignored; a lock, FOR UPDATE, counts as a change), in one
+// pass without copying it.
 func changes(q string) bool {
 	for i := 0; i+6 <= len(q); i++ {
 		var verb string
@@ -102,11 +104,21 @@ func changes(q string) bool {
 		default:
 			continue
 		}
-		if strings.EqualFold(q[i:i+6], verb) {
+		if strings.EqualFold(q[i:i+6], verb) && !wordByte(q, i-1) && !wordByte(q, i+6) {
 			return true
 		}
 	}
 	return false
+}
+
+// wordByte: q[i] exists and is part of a word, so a verb next to it is only
+// part of a name (updated_at, deleted).
+func wordByte(q string, i int) bool {
+	if i < 0 || i >= len(q) {
+		return false
+	}
+	c := q[i]
+	return c == '_' || c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z'
 }
 
 // countingDriver is ent's SQL driver with every statement counted. It

@@ -65,6 +65,7 @@ func TestClassify(t *testing.T) {
 		"DELETE FROM t":                        "write",
 		"WITH a AS (SELECT 1) SELECT * FROM a": "read",
 		"with a as (select 1), b as (update t set x = 1 returning x) select 1": "write",
+		"WITH t AS (SELECT updated_at, deleted FROM x) SELECT * FROM t":        "read",
 		"PRAGMA foreign_keys = on": "other",
 		"":                         "other",
 	} {
