@@ -101,8 +101,13 @@ func TestHeartbeatLost(t *testing.T) {
 			t.Fatalf("event: %+v", e)
 		}
 
-		// The robot comes back: a heartbeat checks it in.
+		// The robot comes back: a heartbeat checks it in, and its moment
+		// reaches the database with the queue's liveness flush (every
+		// daemon runs it every 10 s; dispatch/liveness.go).
 		if _, err := f.q.Heartbeat(ctx, f.robot.ID, claim.Task.ID, claim.Attempt.Number); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.q.FlushLiveness(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.mon.Detect(ctx); err != nil {

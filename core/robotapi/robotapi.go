@@ -265,6 +265,9 @@ const MaxStopWait = 60 * time.Second
 func (s *Service) AwaitStop(ctx context.Context, robotID, taskID, attempt int, wait time.Duration) (bool, error) {
 	wait = min(max(wait, 0), MaxStopWait)
 	deadline := time.Now().Add(wait)
+	// The call is a sign of life like a heartbeat: a long task whose
+	// heartbeats are minutes apart still checks in at every awaitStop.
+	s.Queue.Seen(robotID, s.Queue.Now())
 	s.hold()
 	defer s.release()
 	l := &s.lot
