@@ -22,8 +22,11 @@ import (
 // Defaults of Options.
 const (
 	// DefaultCacheTTL bounds how long a revocation whose event never
-	// arrived (a relay outage) still lets its token in.
-	DefaultCacheTTL = 30 * time.Second
+	// arrived (a relay outage longer than its catch-up) still lets its
+	// token in. It is also how often each token is read again: at 30 s a
+	// fleet of 10 000 robots cost 333 token queries a second
+	// (rpacloud bench fleet), at 2 min 83.
+	DefaultCacheTTL = 2 * time.Minute
 	// DefaultCacheEntries holds a 10 000-robot fleet and its people with
 	// room to spare, in about 6 MB.
 	DefaultCacheEntries = 1 << 15

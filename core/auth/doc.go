@@ -11,7 +11,7 @@
 // keeps valid tokens only, keyed by the secret's SHA-256 (never the
 // secret), so a token issued a moment ago works at once and a wrong secret
 // always goes to the database. An entry answers for at most Options.TTL
-// (default 30 s) and never past the token's expiry; concurrent misses for
+// (default 2 min) and never past the token's expiry; concurrent misses for
 // one secret share one query; the cache holds at most Options.MaxEntries
 // (default 32 768) and evicts a random entry when full (see Cache for why
 // not LRU).

@@ -119,6 +119,10 @@ func (s *Service) hold() {
 	defer l.mu.Unlock()
 	if l.lot == nil {
 		l.lot, l.waiters, l.pools, l.stops = parking.New(), make(map[int]*waiter), make(map[int]int), make(map[int]map[*stopWaiter]struct{})
+		l.lot.MaxInFlight = s.MaxWokenPerPool
+		if l.lot.MaxInFlight <= 0 {
+			l.lot.MaxInFlight = DefaultMaxWokenPerPool
+		}
 	}
 	l.users++
 	if l.users > 1 {

@@ -44,11 +44,20 @@ type Service struct {
 	// Backstop is how often the pools with parked robots are checked for
 	// work in case an event was missed; <= 0: DefaultBackstop.
 	Backstop time.Duration
+	// MaxWokenPerPool bounds the parked robots of one pool woken and
+	// claiming at once (parking.Lot.MaxInFlight); <= 0:
+	// DefaultMaxWokenPerPool.
+	MaxWokenPerPool int
 	// Log receives the backstops' failures; nil: slog.Default().
 	Log *slog.Logger
 
 	lot lotState
 }
+
+// DefaultMaxWokenPerPool is the PostgreSQL store's connection pool
+// (core/store: 32 open connections): more claims at once than the
+// database serves at once only wait for a connection.
+const DefaultMaxWokenPerPool = 32
 
 // DefaultStopBackstop is AwaitStop's database check interval. Every busy
 // robot holds an AwaitStop open; all of a daemon's are checked together,

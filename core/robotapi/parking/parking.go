@@ -24,6 +24,16 @@ import (
 // Lot is the parked robots of every pool. It is not safe for concurrent
 // use: the caller serialises its calls.
 type Lot struct {
+	// MaxInFlight bounds the robots of one pool woken and claiming at
+	// once (0: no bound). Claims beyond what the database serves at once
+	// only queue for its connections, and while they queue the backlog
+	// they were woken for grows and wakes more: with thousands of robots
+	// parked, an unbounded fan-out turned a burst into minutes of queued
+	// claims. Each claim that comes back wakes the next, so a burst is
+	// still served at the database's pace, in FIFO order, and no wake is
+	// lost.
+	MaxInFlight int
+
 	pools  map[int]*pool
 	robots map[int]*entry
 	idle   map[int]idleMark
@@ -209,10 +219,13 @@ func (l *Lot) Done(robotID, poolID int, start uint64, backlog int, got bool, now
 	return l.wake(p, n)
 }
 
-// wake takes up to n robots off p's FIFO, first free first, skipping those
-// that came back empty-handed at the current epoch, and puts them in
-// flight.
+// wake takes up to n robots off p's FIFO (and no more than MaxInFlight
+// allows), first free first, skipping those that came back empty-handed at
+// the current epoch, and puts them in flight.
 func (l *Lot) wake(p *pool, n int) []int {
+	if l.MaxInFlight > 0 {
+		n = min(n, l.MaxInFlight-p.inflight)
+	}
 	var out []int
 	for el := p.fifo.Front(); el != nil && len(out) < n; {
 		next := el.Next()

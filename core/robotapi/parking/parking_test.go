@@ -32,6 +32,9 @@ func newSim(t *testing.T) *sim {
 }
 
 func (s *sim) woke(robots []int) {
+	if c := s.lot.MaxInFlight; c > 0 && s.lot.Stats().InFlight > c {
+		s.t.Fatalf("%d robots in flight, above the bound of %d", s.lot.Stats().InFlight, c)
+	}
 	ep := s.lot.Epoch(s.pool)
 	for _, r := range robots {
 		k := fmt.Sprint(r, "@", ep)
@@ -100,42 +103,46 @@ func (s *sim) check() {
 
 // TestWakesExactlyAsManyAsTasks: N tasks arriving (in one batch or one by
 // one) with M robots parked wake exactly min(N, M) robots, in the order
-// they parked.
+// they parked, with or without a bound on the robots in flight (which the
+// bound never exceeds).
 func TestWakesExactlyAsManyAsTasks(t *testing.T) {
 	for _, m := range []int{0, 1, 2, 5, 50} {
 		for _, n := range []int{0, 1, 2, 3, 10, 49, 50, 51, 120} {
 			for _, oneByOne := range []bool{false, true} {
-				t.Run(fmt.Sprintf("M%d_N%d_single%v", m, n, oneByOne), func(t *testing.T) {
-					s := newSim(t)
-					for r := range m {
-						s.park(100 + r)
-					}
-					if n > 0 {
-						if oneByOne {
-							for range n {
-								s.tasks++
+				for _, bound := range []int{0, 1, 4} {
+					t.Run(fmt.Sprintf("M%d_N%d_single%v_bound%d", m, n, oneByOne, bound), func(t *testing.T) {
+						s := newSim(t)
+						s.lot.MaxInFlight = bound
+						for r := range m {
+							s.park(100 + r)
+						}
+						if n > 0 {
+							if oneByOne {
+								for range n {
+									s.tasks++
+									s.woke(s.lot.Arrived(s.pool))
+								}
+							} else {
+								s.tasks += n
 								s.woke(s.lot.Arrived(s.pool))
 							}
-						} else {
-							s.tasks += n
-							s.woke(s.lot.Arrived(s.pool))
 						}
-					}
-					s.settle()
-					s.check()
-					want := min(n, m)
-					if len(s.order) != want || s.claims != want || len(s.gotTask) != want {
-						t.Fatalf("woke %d robots, %d claims, %d tasks taken; want %d", len(s.order), s.claims, len(s.gotTask), want)
-					}
-					for i, r := range s.order {
-						if r != 100+i {
-							t.Fatalf("wake %d went to robot %d, want %d (FIFO): %v", i, r, 100+i, s.order)
+						s.settle()
+						s.check()
+						want := min(n, m)
+						if len(s.order) != want || s.claims != want || len(s.gotTask) != want {
+							t.Fatalf("woke %d robots, %d claims, %d tasks taken; want %d", len(s.order), s.claims, len(s.gotTask), want)
 						}
-					}
-					if st := s.lot.Stats(); st.Parked != m-want || st.Wakes != uint64(want) {
-						t.Fatalf("stats %+v", st)
-					}
-				})
+						for i, r := range s.order {
+							if r != 100+i {
+								t.Fatalf("wake %d went to robot %d, want %d (FIFO): %v", i, r, 100+i, s.order)
+							}
+						}
+						if st := s.lot.Stats(); st.Parked != m-want || st.Wakes != uint64(want) {
+							t.Fatalf("stats %+v", st)
+						}
+					})
+				}
 			}
 		}
 	}
