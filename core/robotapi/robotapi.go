@@ -103,9 +103,12 @@ func (s *Service) Register(ctx context.Context, robotID int, hostname, agentVers
 // (core/robotapi/parking) and claims again only when woken: by an event
 // saying work may have arrived in its pool (one robot per event, then as
 // many as the claims' backlog says), or by the backstop. A robot whose
-// last claim found nothing at its pool's current epoch parks at once,
-// without a database statement (its check-in is kept in memory,
-// dispatch.Queue.Seen); a poll that does not wait always claims.
+// last claim found nothing (within MaxPollWait) parks at once, without a
+// database statement (its check-in is kept in memory,
+// dispatch.Queue.Seen), as of the epoch that claim saw: if work arrived
+// since and no robot is claiming it, it is woken at once (parking.Lot.Park);
+// otherwise the claims in flight wake it when their backlog says so. A
+// poll that does not wait always claims.
 func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*robotwire.Claim, error) {
 	wait = min(max(wait, 0), MaxPollWait)
 	deadline := time.Now().Add(wait)
@@ -132,9 +135,14 @@ func (s *Service) Claim(ctx context.Context, robotID int, wait time.Duration) (*
 	// Only a poll that waits parks without a claim: the lot learns of an
 	// event a moment after it is published, and a poll that parks then is
 	// woken by it, while one that does not wait would answer null.
-	_, skip := l.lot.Idle(robotID, s.Queue.Now(), MaxPollWait)
-	skip = skip && wait > 0
 	start := l.lot.Epoch(poolID)
+	markPool, markEpoch, skip := l.lot.LastEmpty(robotID, s.Queue.Now(), MaxPollWait)
+	skip = skip && wait > 0 && markPool == poolID
+	if skip {
+		// Park as of the epoch its last claim saw: Park wakes it at once
+		// if work arrived since and nobody is claiming it.
+		start = markEpoch
+	}
 	l.mu.Unlock()
 	if skip {
 		s.Queue.Seen(robotID, s.Queue.Now())

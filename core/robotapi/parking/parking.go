@@ -95,6 +95,22 @@ func (l *Lot) Idle(robotID int, now time.Time, maxAge time.Duration) (poolID int
 	return m.pool, true
 }
 
+// LastEmpty reports the epoch of robot robotID's last claim that found
+// nothing, when that was at most maxAge before now, whether or not the
+// epoch has moved since. A poll of such a robot may park with that epoch
+// (Park) instead of claiming: when work arrived meanwhile and no robot is
+// in flight Park wakes it at once; when robots are in flight their claims'
+// backlogs wake as many parked robots as the work needs, in FIFO order.
+// Claiming instead would make every re-poll of a busy pool a database
+// statement (10 000 robots re-polling every 20 s: 500 claims a second).
+func (l *Lot) LastEmpty(robotID int, now time.Time, maxAge time.Duration) (poolID int, epoch uint64, ok bool) {
+	m, found := l.idle[robotID]
+	if !found || now.Sub(m.at) > maxAge || now.Before(m.at) {
+		return 0, 0, false
+	}
+	return m.pool, m.epoch, true
+}
+
 // Park puts robot robotID, whose claim started at epoch seen found
 // nothing, at the end of pool poolID's FIFO. When the epoch moved since
 // seen and no robot is in flight, work may have arrived unseen by that

@@ -343,3 +343,40 @@ func TestRandomNoLostWake(t *testing.T) {
 		}
 	}
 }
+
+// TestRepollParksAsOfItsLastEmptyClaim: a robot whose last claim found
+// nothing re-polls after work arrived. With a robot in flight it parks
+// (the claims in flight wake it by their backlog); with none it is woken
+// at once; a mark older than maxAge is no mark.
+func TestRepollParksAsOfItsLastEmptyClaim(t *testing.T) {
+	s := newSim(t)
+	s.park(1)
+	s.park(2)
+	ep := s.lot.Epoch(s.pool)
+	s.lot.Leave(2) // robot 2's poll ended; its mark stays
+	s.tasks = 5
+	s.woke(s.lot.Arrived(s.pool)) // robot 1 in flight
+	pool, e, ok := s.lot.LastEmpty(2, t0, time.Minute)
+	if !ok || pool != s.pool || e != ep {
+		t.Fatalf("LastEmpty = %d %d %v, want pool %d epoch %d", pool, e, ok, s.pool, ep)
+	}
+	if now, _ := s.lot.Park(2, s.pool, e); now {
+		t.Fatal("a re-poll claimed although a robot is in flight for the new work")
+	}
+	s.settle() // robot 1's backlog wakes robot 2
+	if len(s.gotTask) != 2 {
+		t.Fatalf("tasks went to %v, want robots 1 and 2", s.gotTask)
+	}
+	// Nobody in flight: a re-poll after an arrival claims at once.
+	s.park(3)
+	s.lot.Leave(3)
+	s.tasks++
+	s.lot.Arrived(s.pool) // nobody parked: no wake
+	_, e, _ = s.lot.LastEmpty(3, t0, time.Minute)
+	if now, _ := s.lot.Park(3, s.pool, e); !now {
+		t.Fatal("a re-poll after unseen work, with nobody claiming it, did not claim")
+	}
+	if _, _, ok := s.lot.LastEmpty(3, t0.Add(2*time.Minute), time.Minute); ok {
+		t.Fatal("a mark older than maxAge was used")
+	}
+}
