@@ -35,8 +35,10 @@
 // the Service holds one Lot under a lock, lot.go). While parked a robot
 // costs no database statement: its check-in is kept for the liveness
 // flush (dispatch.Queue.Seen), and a poll of a robot whose last claim found
-// nothing at its pool's current epoch (no work may have arrived since, and
-// at most MaxPollWait ago) parks at once without claiming.
+// nothing (at most MaxPollWait ago) parks at once without claiming, as of
+// the epoch that claim saw: if work arrived since and no robot of the pool
+// is claiming, it is woken at once; otherwise the claims in flight wake it
+// when their backlog says so.
 //
 //   - One bus subscription serves the whole lot (the events after which
 //     work may be pending in a pool, robot.revoked, task.stop_requested);
@@ -47,8 +49,9 @@
 //     parked robot is woken, unless one is already in flight. The woken
 //     robot claims from the database; its claim's backlog
 //     (dispatch.ClaimResult.Backlog) wakes as many more as the robots in
-//     flight will not take, in FIFO order: a burst fans out at once, one
-//     task wakes one robot, and the next free robot takes the next dish.
+//     flight will not take, in FIFO order, at most MaxWokenPerPool (32,
+//     the store's connection pool) claiming at once: a burst fans out at
+//     the database's pace, one task wakes one robot, and the next free robot takes the next dish.
 //     The choice of task is still the pool's fairness policy, made when
 //     the robot is served.
 //   - A woken robot that gets nothing although tasks are pending (the
