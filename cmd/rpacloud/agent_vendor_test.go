@@ -108,7 +108,13 @@ func TestRobotStopsUiPathJobOnRequest(t *testing.T) {
 		_, err := p.Run(ctx, claim)
 		done <- err
 	}()
-	sdktest.Eventually(t, 30*time.Second, "the job started", func() bool { return len(f.Jobs()) == 1 })
+	// Running means the agent has polled the job, so its start call has
+	// returned: a stop while that call is in flight cancels the call
+	// itself (the run then fails to start, which is another test's case).
+	sdktest.Eventually(t, 30*time.Second, "the job running", func() bool {
+		j := f.Jobs()
+		return len(j) == 1 && !j[0].StartTime.IsZero()
+	})
 	stop(robotagent.ErrStopRequested)
 	var err error
 	select {
@@ -160,7 +166,13 @@ func TestRobotKillsUiPathJobIgnoringSoftStop(t *testing.T) {
 		_, err := p.Run(ctx, claim)
 		done <- err
 	}()
-	sdktest.Eventually(t, 30*time.Second, "the job started", func() bool { return len(f.Jobs()) == 1 })
+	// Running means the agent has polled the job, so its start call has
+	// returned: a stop while that call is in flight cancels the call
+	// itself (the run then fails to start, which is another test's case).
+	sdktest.Eventually(t, 30*time.Second, "the job running", func() bool {
+		j := f.Jobs()
+		return len(j) == 1 && !j[0].StartTime.IsZero()
+	})
 	stop(robotagent.ErrStopRequested)
 	var err error
 	select {
