@@ -83,18 +83,6 @@ func (l *Lot) pool(id int) *pool {
 // work may have arrived since.
 func (l *Lot) Epoch(poolID int) uint64 { return l.pool(poolID).epoch }
 
-// Idle reports whether robot robotID's last claim found nothing at its
-// pool's current epoch and at most maxAge before now: nothing can have
-// changed for it since, so its poll may park without a claim. ok false:
-// claim from the database.
-func (l *Lot) Idle(robotID int, now time.Time, maxAge time.Duration) (poolID int, ok bool) {
-	m, found := l.idle[robotID]
-	if !found || now.Sub(m.at) > maxAge || now.Before(m.at) || l.pool(m.pool).epoch != m.epoch {
-		return 0, false
-	}
-	return m.pool, true
-}
-
 // LastEmpty reports the epoch of robot robotID's last claim that found
 // nothing, when that was at most maxAge before now, whether or not the
 // epoch has moved since. A poll of such a robot may park with that epoch

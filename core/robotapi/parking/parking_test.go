@@ -208,20 +208,21 @@ func TestEpochMovedDuringClaim(t *testing.T) {
 
 func TestIdleMarks(t *testing.T) {
 	l := New()
-	l.Done(1, 3, l.Epoch(3), 0, false, t0)
-	if p, ok := l.Idle(1, t0.Add(time.Second), time.Minute); !ok || p != 3 {
-		t.Fatal("robot that found nothing at the current epoch is not idle")
+	ep := l.Epoch(3)
+	l.Done(1, 3, ep, 0, false, t0)
+	if p, e, ok := l.LastEmpty(1, t0.Add(time.Second), time.Minute); !ok || p != 3 || e != ep {
+		t.Fatal("robot that found nothing has no mark of it")
 	}
-	if _, ok := l.Idle(1, t0.Add(2*time.Minute), time.Minute); ok {
+	if _, _, ok := l.LastEmpty(1, t0.Add(2*time.Minute), time.Minute); ok {
 		t.Fatal("idle mark older than maxAge still holds")
 	}
 	l.Arrived(3)
-	if _, ok := l.Idle(1, t0.Add(time.Second), time.Minute); ok {
-		t.Fatal("idle mark holds after the epoch moved")
+	if _, e, ok := l.LastEmpty(1, t0.Add(time.Second), time.Minute); !ok || e != ep || e == l.Epoch(3) {
+		t.Fatal("after the epoch moved the mark must keep the epoch its claim saw")
 	}
 	l.Done(2, 3, l.Epoch(3), 0, false, t0)
 	l.Done(2, 3, l.Epoch(3), 0, true, t0)
-	if _, ok := l.Idle(2, t0, time.Minute); ok {
+	if _, _, ok := l.LastEmpty(2, t0, time.Minute); ok {
 		t.Fatal("a robot that got a task is idle")
 	}
 	l.Done(4, 3, l.Epoch(3), 0, false, t0)
@@ -231,7 +232,7 @@ func TestIdleMarks(t *testing.T) {
 	}
 	l.Done(4, 3, l.Epoch(3), 0, false, t0)
 	l.ForgetIdle()
-	if _, ok := l.Idle(4, t0, time.Minute); ok {
+	if _, _, ok := l.LastEmpty(4, t0, time.Minute); ok {
 		t.Fatal("ForgetIdle kept a mark")
 	}
 }
