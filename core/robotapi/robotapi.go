@@ -13,6 +13,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/robotwire"
+	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/textlimit"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
@@ -54,10 +55,10 @@ type Service struct {
 	lot lotState
 }
 
-// DefaultMaxWokenPerPool is the PostgreSQL store's connection pool
-// (core/store: 32 open connections): more claims at once than the
-// database serves at once only wait for a connection.
-const DefaultMaxWokenPerPool = 32
+// DefaultMaxWokenPerPool is the PostgreSQL store's connection pool: more
+// claims at once than the database serves at once only wait for a
+// connection.
+const DefaultMaxWokenPerPool = store.PostgresMaxConns
 
 // DefaultStopBackstop is AwaitStop's database check interval. Every busy
 // robot holds an AwaitStop open; all of a daemon's are checked together,

@@ -74,6 +74,11 @@ func SQLiteDSN(path string) string {
 	return "file:" + path + "?" + v.Encode()
 }
 
+// PostgresMaxConns is how many connections the daemon opens to PostgreSQL:
+// how many of its statements run at once. core/robotapi wakes no more
+// robots of a pool to claim at once than this.
+const PostgresMaxConns = 32
+
 // Open connects to the database and migrates it to the current schema.
 func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	var (
@@ -108,7 +113,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		db.SetMaxOpenConns(32)
+		db.SetMaxOpenConns(PostgresMaxConns)
 		db.SetMaxIdleConns(8)
 		dia = dialect.Postgres
 	default:
