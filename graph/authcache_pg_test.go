@@ -2,10 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -20,32 +16,9 @@ import (
 // following its bus.
 func twoDaemons(t *testing.T) (dbA, dbB *store.DB, busA *events.Bus, cacheA, cacheB *auth.Cache) {
 	t.Helper()
-	base := storetest.PostgresDSN(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("rpt_token_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
-	open := func() *store.DB {
-		db, err := store.Open(ctx, store.Postgres, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
-	dbA, dbB = open(), open()
+	dsn, dbA, dbB := storetest.SharedPostgres(t)
 	busA, busB := events.New(), events.New()
 	ra, err := events.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)
 	if err != nil {
@@ -65,14 +38,6 @@ func twoDaemons(t *testing.T) (dbA, dbB *store.DB, busA *events.Bus, cacheA, cac
 		stop()
 		ra.Close()
 		rb.Close()
-		dbA.Close()
-		dbB.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if adm, err := sql.Open("pgx", base); err == nil {
-			_, _ = adm.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			adm.Close()
-		}
 	})
 	return dbA, dbB, busA, cacheA, cacheB
 }

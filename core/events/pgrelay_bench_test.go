@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/store/storetest"
 )
 
 // BenchmarkRelayLatency measures the PostgreSQL hop alone: an event
@@ -16,7 +17,7 @@ import (
 //
 //	bash .ci/services.sh go test -run '^$' -bench RelayLatency -benchtime=5000x ./core/monitor/
 func BenchmarkRelayLatency(b *testing.B) {
-	dsn, dbA, dbB := sharedPostgres(b)
+	dsn, dbA, dbB := storetest.SharedPostgres(b)
 	ctx := sys()
 	busA, busB := events.New(), events.New()
 	ra, err := events.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)

@@ -2,70 +2,22 @@ package events_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rpacloud/rpacloud/core/events"
-	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 )
 
 func sys() context.Context { return privacy.DecisionContext(context.Background(), privacy.Allow) }
 
-// sharedPostgres makes a fresh database and opens it twice, as two daemons
-// would, returning its DSN too.
-func sharedPostgres(t testing.TB) (string, *store.DB, *store.DB) {
-	t.Helper()
-	base := storetest.PostgresDSN(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("rpt_relay_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
-	a, err := store.Open(ctx, store.Postgres, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.Open(ctx, store.Postgres, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Close()
-		b.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		adm, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = adm.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			adm.Close()
-		}
-	})
-	return dsn, a, b
-}
-
 // TestRelayTwoDaemons: a subscriber on daemon B sees every event daemon A
 // publishes, in order per task, and nothing twice; and the other way round.
 func TestRelayTwoDaemons(t *testing.T) {
-	dsn, dbA, dbB := sharedPostgres(t)
+	dsn, dbA, dbB := storetest.SharedPostgres(t)
 	ctx := sys()
 	busA, busB := events.New(), events.New()
 	ra, err := events.StartPGRelay(ctx, dsn, busA, dbA.Client, nil)

@@ -351,7 +351,7 @@ func TestRevocationEndsParkedPoll(t *testing.T) {
 // submitted on daemon A (PostgreSQL, events relayed by LISTEN/NOTIFY), and
 // the task is handed out once.
 func TestWokenAcrossDaemons(t *testing.T) {
-	dsn, dbA, dbB := sharedPostgres(t)
+	dsn, dbA, dbB := storetest.SharedPostgres(t)
 	ctx, cancel := context.WithCancel(sys())
 	defer cancel()
 	busA, busB := events.New(), events.New()

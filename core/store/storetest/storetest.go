@@ -59,6 +59,23 @@ func PostgresDSN(t testing.TB) string {
 // the test ends, so tests never see each other's rows.
 func Postgres(t testing.TB) *store.DB {
 	t.Helper()
+	_, dbs := freshPostgres(t, 1)
+	return dbs[0]
+}
+
+// SharedPostgres creates a fresh database and opens it twice, as two
+// daemons sharing one PostgreSQL would, and returns its DSN too (for the
+// event relay). The database is dropped when the test ends, after both are
+// closed.
+func SharedPostgres(t testing.TB) (dsn string, a, b *store.DB) {
+	t.Helper()
+	dsn, dbs := freshPostgres(t, 2)
+	return dsn, dbs[0], dbs[1]
+}
+
+// freshPostgres creates a database and opens it n times.
+func freshPostgres(t testing.TB, n int) (string, []*store.DB) {
+	t.Helper()
 	dsn := PostgresDSN(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -71,12 +88,11 @@ func Postgres(t testing.TB) *store.DB {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	db, err := store.Open(ctx, store.Postgres, withDatabase(dsn, name))
-	if err != nil {
-		t.Fatalf("open postgres database %s: %v", name, err)
-	}
+	var dbs []*store.DB
 	t.Cleanup(func() {
-		db.Close()
+		for _, db := range dbs {
+			db.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		admin, err := sql.Open("pgx", dsn)
@@ -86,7 +102,14 @@ func Postgres(t testing.TB) *store.DB {
 		defer admin.Close()
 		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	return db
+	for range n {
+		db, err := store.Open(ctx, store.Postgres, withDatabase(dsn, name))
+		if err != nil {
+			t.Fatalf("open postgres database %s: %v", name, err)
+		}
+		dbs = append(dbs, db)
+	}
+	return withDatabase(dsn, name), dbs
 }
 
 // withDatabase swaps the database name of a postgres:// URL.
