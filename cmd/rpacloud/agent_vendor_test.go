@@ -108,13 +108,7 @@ func TestRobotStopsUiPathJobOnRequest(t *testing.T) {
 		_, err := p.Run(ctx, claim)
 		done <- err
 	}()
-	// Running means the agent has polled the job, so its start call has
-	// returned: a stop while that call is in flight cancels the call
-	// itself (the run then fails to start, which is another test's case).
-	sdktest.Eventually(t, 30*time.Second, "the job running", func() bool {
-		j := f.Jobs()
-		return len(j) == 1 && !j[0].StartTime.IsZero()
-	})
+	waitJobRunning(t, f)
 	stop(robotagent.ErrStopRequested)
 	var err error
 	select {
@@ -166,13 +160,7 @@ func TestRobotKillsUiPathJobIgnoringSoftStop(t *testing.T) {
 		_, err := p.Run(ctx, claim)
 		done <- err
 	}()
-	// Running means the agent has polled the job, so its start call has
-	// returned: a stop while that call is in flight cancels the call
-	// itself (the run then fails to start, which is another test's case).
-	sdktest.Eventually(t, 30*time.Second, "the job running", func() bool {
-		j := f.Jobs()
-		return len(j) == 1 && !j[0].StartTime.IsZero()
-	})
+	waitJobRunning(t, f)
 	stop(robotagent.ErrStopRequested)
 	var err error
 	select {
@@ -187,4 +175,16 @@ func TestRobotKillsUiPathJobIgnoringSoftStop(t *testing.T) {
 	if !errors.Is(err, robotagent.ErrStopRequested) || !strings.Contains(err.Error(), "was killed (Stopped)") {
 		t.Fatalf("run after the stop: %v", err)
 	}
+}
+
+// waitJobRunning waits until the fake Orchestrator's one job is running:
+// the agent has polled it, so its start call has returned. A stop while
+// that call is in flight cancels the call itself (the run then fails to
+// start), which is not what the stop tests are about.
+func waitJobRunning(t *testing.T, f *fakeorch.Server) {
+	t.Helper()
+	sdktest.Eventually(t, 30*time.Second, "the job running", func() bool {
+		j := f.Jobs()
+		return len(j) == 1 && !j[0].StartTime.IsZero()
+	})
 }
