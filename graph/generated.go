@@ -7285,6 +7285,7 @@ type PoolEdge {
 PoolFairness is enum for the field fairness
 """
 enum PoolFairness @goModel(model: "github.com/rpacloud/rpacloud/ent/pool.Fairness") {
+  fair_share
   weighted
   oldest_served
 }

@@ -122,5 +122,13 @@ func runSimulate(o simulateOptions, args []string, stdout, stderr io.Writer) int
 			r.PeakRobots, r.ScaleUps, r.ScaleDowns, r.DirectionChanges, r.CompletionP50, r.CompletionP95, r.CompletionMax, r.MaxWait, r.JainSlowdown)
 	}
 	_ = tw.Flush()
+	fmt.Fprintf(stdout, "\nthe pool's scaling rule under each dispatch policy (the pool's: %s)\n", pc.Fairness)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "fairness\trobot-h\tp50 s\tp95 s\tmax s\tlargest batch s\tmax wait s\tJain\t")
+	for _, r := range rep.Fairness {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.3f\t\n", r.Fairness, r.RobotHours,
+			r.CompletionP50, r.CompletionP95, r.CompletionMax, r.LargestBatch, r.MaxWait, r.JainSlowdown)
+	}
+	_ = tw.Flush()
 	return 0
 }

@@ -33,7 +33,7 @@ const (
 	DefaultDriver        = "sqlite"
 	DefaultPeriod        = 60 * time.Second
 	DefaultTasksPerRobot = 1
-	DefaultFairness      = string(policy.Weighted)
+	DefaultFairness      = string(policy.FairShare)
 	DefaultMaxDuration   = 10 * time.Minute
 	DefaultRetries       = 3
 	// DefaultMaxWait bounds how long a task waits for a robot: a day
@@ -136,7 +136,7 @@ type Pool struct {
 	Min, Max      int
 	Period        time.Duration // default 60s
 	TasksPerRobot int           // default 1
-	Fairness      string        // "weighted" (default) | "oldest_served"
+	Fairness      string        // "fair_share" (default) | "weighted" | "oldest_served"
 	Network       string        // "" = none
 	Scaling       Scaling       // settings beyond the seed's rule (scaling.go)
 	Setup         *PoolSetup    // VM preparation and remote access; nil = none declared (delivery.go)

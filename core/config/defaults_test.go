@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("server: %+v", cfg.Server)
 	}
 	p := cfg.Pools[0]
-	if p.Min != 0 || p.Period != 60*time.Second || p.TasksPerRobot != 1 || p.Fairness != "weighted" || p.Network != "" {
+	if p.Min != 0 || p.Period != 60*time.Second || p.TasksPerRobot != 1 || p.Fairness != "fair_share" || p.Network != "" {
 		t.Errorf("pool: %+v", p)
 	}
 	pr := cfg.Processes[0]

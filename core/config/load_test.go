@@ -346,7 +346,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	p := cfg.Pools[0]
 	p.DeclRange = hcl.Range{}
-	wantPool := config.Pool{Name: "default", Provider: "local", Min: 2, Max: 4, Period: 15 * time.Second, TasksPerRobot: 5, Fairness: "weighted"}
+	wantPool := config.Pool{Name: "default", Provider: "local", Min: 2, Max: 4, Period: 15 * time.Second, TasksPerRobot: 5, Fairness: "fair_share"}
 	if p != wantPool {
 		t.Errorf("pool: got %+v, want %+v", p, wantPool)
 	}

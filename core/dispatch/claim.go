@@ -216,7 +216,7 @@ func (q *Queue) pick(ctx context.Context, tx *ent.Tx, r *ent.Robot) (t *ent.Task
 	var rows []batchRow
 	err = tx.Batch.Query().
 		Where(claimableBatches(r.PoolID)...).
-		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending).
+		Select(batch.FieldID, batch.FieldStack, batch.FieldCreatedAt, batch.FieldLastServedAt, batch.FieldPending, batch.FieldRunning).
 		Modify(func(s *sql.Selector) { q.postgres.Store(s.Dialect() == dialect.Postgres) }).
 		Scan(ctx, &rows)
 	if err != nil {
@@ -266,10 +266,11 @@ type batchRow struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	LastServedAt *time.Time `json:"last_served_at"`
 	Pending      int        `json:"pending"`
+	Running      int        `json:"running"`
 }
 
 func (b batchRow) candidate() policy.Candidate {
-	c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending}
+	c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending, Running: b.Running}
 	if b.Stack == string(batch.StackNew) {
 		c.Stack = policy.StackA
 	}

@@ -40,7 +40,7 @@ var errSlowPath = errors.New("dispatch: take the general path")
 // candidatesSQL reads the active batches (stacks A and B with pending
 // tasks, pool and process not paused: notPaused) of robot $1's pool, and
 // the robot's name and pool, when the robot may take work.
-const candidatesSQL = `SELECT b.id, b.stack, b.created_at, b.last_served_at, b.pending, b.process_id,
+const candidatesSQL = `SELECT b.id, b.stack, b.created_at, b.last_served_at, b.pending, b.running, b.process_id,
 	r.name AS robot_name, r.pool_id AS robot_pool
 FROM robots r JOIN batches b ON b.pool_id = r.pool_id
 WHERE r.id = $1 AND r.state NOT IN ('draining', 'released')
@@ -55,13 +55,14 @@ type candidateRow struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	LastServedAt *time.Time `json:"last_served_at"`
 	Pending      int        `json:"pending"`
+	Running      int        `json:"running"`
 	ProcessID    int        `json:"process_id"`
 	RobotName    string     `json:"robot_name"`
 	RobotPool    int        `json:"robot_pool"`
 }
 
 func (c candidateRow) candidate() policy.Candidate {
-	return batchRow{ID: c.ID, Stack: c.Stack, CreatedAt: c.CreatedAt, LastServedAt: c.LastServedAt, Pending: c.Pending}.candidate()
+	return batchRow{ID: c.ID, Stack: c.Stack, CreatedAt: c.CreatedAt, LastServedAt: c.LastServedAt, Pending: c.Pending, Running: c.Running}.candidate()
 }
 
 // claimSQL draws one pending task of batch $1 that robot $2 may take (not

@@ -16,6 +16,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
+	"github.com/rpacloud/rpacloud/core/dispatch/policy"
 	"github.com/rpacloud/rpacloud/core/robotwire"
 	"github.com/rpacloud/rpacloud/core/store"
 	"github.com/rpacloud/rpacloud/core/store/storetest"
@@ -100,7 +101,7 @@ func newModel(t *rapid.T, db *store.DB, clk *sdktest.Clock) *model {
 	n := modelSeq.Add(1)
 	m := &model{
 		db: db, clk: clk, seed: uint64(n),
-		fair:       rapid.SampledFrom([]pool.Fairness{pool.FairnessWeighted, pool.FairnessOldestServed}).Draw(t, "fairness"),
+		fair:       rapid.SampledFrom([]pool.Fairness{pool.FairnessFairShare, pool.FairnessWeighted, pool.FairnessOldestServed}).Draw(t, "fairness"),
 		retries:    rapid.IntRange(0, 3).Draw(t, "retries"),
 		maxDur:     time.Minute,
 		maxWait:    10 * time.Minute,
@@ -177,6 +178,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		},
 		"poll": func(t *rapid.T) {
 			r := m.robotWhere(t, "poller", func(r *mRobot) bool { return !r.dead && r.task == 0 })
+			before := m.batchRows()
 			c, err := m.q.ClaimTask(ctx, r.id)
 			if err != nil {
 				t.Fatalf("claim by robot %d: %v", r.id, err)
@@ -189,6 +191,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 					eligible[tk.id] = true
 				}
 			}
+			want := m.fairShareChoice(before, eligible)
 			r.seen(m.clk.Now())
 			if c == nil {
 				if len(eligible) > 0 {
@@ -212,6 +215,9 @@ func (m *model) actions() map[string]func(*rapid.T) {
 					t.Fatalf("claim served batch %d while batch %d was the bottom of stack A", tk.batch, b)
 				}
 				break
+			}
+			if want != 0 && tk.batch != want {
+				t.Fatalf("fair_share: robot %d served batch %d, the policy chooses batch %d from %+v", r.id, tk.batch, want, before)
 			}
 			tk.attempt++
 			if c.Attempt.Number != tk.attempt || c.Task.AttemptNo != tk.attempt {
@@ -536,6 +542,47 @@ func equalSets(a, b map[int]bool) bool {
 		}
 	}
 	return true
+}
+
+// batchRows reads the pool's active batches as a claim sees them, for
+// fairShareChoice.
+func (m *model) batchRows() []*ent.Batch {
+	return m.db.Batch.Query().
+		Where(batch.PoolID(m.poolID), batch.StackIn(batch.StackNew, batch.StackServing), batch.PendingGT(0)).
+		AllX(sys())
+}
+
+// fairShareChoice is the batch a claim must serve under fair_share, given
+// the batches before it and the tasks the robot may take: the policy's
+// pick, again without each batch that holds none of them (the claim's
+// draw finds nothing there and chooses again). 0 when the pool's fairness
+// is another, whose choice the model does not predict beyond stack A.
+func (m *model) fairShareChoice(rows []*ent.Batch, eligible map[int]bool) int {
+	if m.fair != pool.FairnessFairShare {
+		return 0
+	}
+	cands := make([]policy.Candidate, len(rows))
+	for i, b := range rows {
+		cands[i] = policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending, Running: b.Running}
+		if b.Stack == batch.StackNew {
+			cands[i].Stack = policy.StackA
+		}
+		if b.LastServedAt != nil {
+			cands[i].LastServed = *b.LastServedAt
+		}
+	}
+	for {
+		i, ok := policy.Pick(policy.FairShare, cands, nil)
+		if !ok {
+			return 0
+		}
+		for _, tk := range m.tasks {
+			if tk.batch == cands[i].ID && eligible[tk.id] {
+				return cands[i].ID
+			}
+		}
+		cands[i].Pending = 0
+	}
 }
 
 func (m *model) hasPending(batchID int) bool {

@@ -483,7 +483,7 @@ var (
 		{Name: "max", Type: field.TypeInt, Default: 1},
 		{Name: "period_seconds", Type: field.TypeInt, Default: 60},
 		{Name: "tasks_per_robot", Type: field.TypeInt, Default: 1},
-		{Name: "fairness", Type: field.TypeEnum, Enums: []string{"weighted", "oldest_served"}, Default: "weighted"},
+		{Name: "fairness", Type: field.TypeEnum, Enums: []string{"fair_share", "weighted", "oldest_served"}, Default: "fair_share"},
 		{Name: "network", Type: field.TypeString, Default: ""},
 		{Name: "active", Type: field.TypeBool, Default: true},
 	}

@@ -153,11 +153,12 @@ var (
 // Fairness defines the type for the "fairness" enum field.
 type Fairness string
 
-// FairnessWeighted is the default value of the Fairness enum.
-const DefaultFairness = FairnessWeighted
+// FairnessFairShare is the default value of the Fairness enum.
+const DefaultFairness = FairnessFairShare
 
 // Fairness values.
 const (
+	FairnessFairShare    Fairness = "fair_share"
 	FairnessWeighted     Fairness = "weighted"
 	FairnessOldestServed Fairness = "oldest_served"
 )
@@ -169,7 +170,7 @@ func (f Fairness) String() string {
 // FairnessValidator is a validator for the "fairness" field enum values. It is called by the builders before save.
 func FairnessValidator(f Fairness) error {
 	switch f {
-	case FairnessWeighted, FairnessOldestServed:
+	case FairnessFairShare, FairnessWeighted, FairnessOldestServed:
 		return nil
 	default:
 		return fmt.Errorf("pool: invalid enum value for fairness field: %q", f)

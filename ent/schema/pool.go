@@ -29,7 +29,7 @@ func (Pool) Fields() []ent.Field {
 			Comment("Seconds between two readings of the scaler."),
 		field.Int("tasks_per_robot").Positive().Default(1).
 			Comment("R: the least work that makes renting a robot worth it."),
-		field.Enum("fairness").Values("weighted", "oldest_served").Default("weighted"),
+		field.Enum("fairness").Values("fair_share", "weighted", "oldest_served").Default("fair_share"),
 		field.String("network").Default("").
 			Comment("Name of the network profile its robots use; empty for none."),
 		field.Bool("active").Default(true).

@@ -7,7 +7,7 @@ pool "tax-rpa" {
   max             = 20
   period          = "30s"
   tasks_per_robot = 10
-  fairness        = "weighted" # big accounting firms do not starve small ones
+  fairness        = "fair_share" # firms hold more robots; small companies are not starved behind them
   network         = "tax-bureau"
 
   # What every VM of the pool is prepared with (lifecycle step S2) and how
@@ -23,7 +23,7 @@ pool "tax-crawler" {
   max             = 8
   period          = "1m"
   tasks_per_robot = 25
-  fairness        = "oldest_served"
+  fairness        = "fair_share"
   network         = "tax-bureau"
 
   software      = ["rpacloud robot", "Chromium 131"]

@@ -31,7 +31,7 @@ pool "default" {
   max             = 4 # robots in all, rented ones included
   period          = "15s"
   tasks_per_robot = 5 # the least work that makes starting one more robot worth it
-  fairness        = "weighted"
+  fairness        = "fair_share"
 }
 
 customer "demo" {

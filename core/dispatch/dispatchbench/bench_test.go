@@ -22,7 +22,7 @@ func TestFairnessReport(t *testing.T) {
 		t.Logf("%-13s first wait max %d mean %.1f, delay mean %.0f (ideal %.0f), Jain %.3f, whale done %d",
 			p.Policy, p.FirstWaitMax, p.FirstWaitMean, p.DelayMean, p.IdealDelayMean, p.Jain, p.WhaleDoneSlot)
 	}
-	for _, name := range []string{string(policy.Weighted), string(policy.OldestServed)} {
+	for _, name := range policy.Names() {
 		if by[name].FirstWaitMax != 1 {
 			t.Errorf("%s: a newcomer waited %d slots for its first dispatch, want 1", name, by[name].FirstWaitMax)
 		}
@@ -32,6 +32,19 @@ func TestFairnessReport(t *testing.T) {
 	}
 	if j := by[string(policy.OldestServed)].Jain; j < 0.95 {
 		t.Errorf("oldest_served: Jain %.3f, want ≥ 0.95", j)
+	}
+	// Issue 17's targets for fair_share: Jain ≥ 0.95 over the small
+	// customers, their mean completion within twice their fair share, the
+	// big order no more than 5 % later than under weighted.
+	fs, w := by[string(policy.FairShare)], by[string(policy.Weighted)]
+	if fs.Jain < 0.95 {
+		t.Errorf("fair_share: Jain %.3f, want ≥ 0.95", fs.Jain)
+	}
+	if fs.DelayMean > 2*fs.IdealDelayMean {
+		t.Errorf("fair_share: small customers done after %.0f slots on average, more than twice their fair share %.0f", fs.DelayMean, fs.IdealDelayMean)
+	}
+	if float64(fs.WhaleDoneSlot) > 1.05*float64(w.WhaleDoneSlot) {
+		t.Errorf("fair_share: the big order done at slot %d, more than 5 %% after weighted's %d", fs.WhaleDoneSlot, w.WhaleDoneSlot)
 	}
 	total := DefaultFairness.Whale
 	for _, m := range by["fifo"].Minnows {

@@ -1,6 +1,7 @@
 package dispatchbench
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -35,6 +36,10 @@ type PolicyFairness struct {
 	// Ideal is the same under round-robin among active customers.
 	DelayMean      float64 `json:"minnow_delay_mean_slots"`
 	IdealDelayMean float64 `json:"ideal_delay_mean_slots"`
+	// The minnows' delays' median, 95th percentile and maximum.
+	DelayP50 int `json:"minnow_delay_p50_slots"`
+	DelayP95 int `json:"minnow_delay_p95_slots"`
+	DelayMax int `json:"minnow_delay_max_slots"`
 	// Jain is Jain's index of ideal/actual delay over the minnows: 1 when
 	// every minnow finishes as early as its fair share allows.
 	Jain          float64  `json:"jain"`
@@ -51,7 +56,7 @@ type Minnow struct {
 	IdealDone int `json:"ideal_last_dispatch_slot"`
 }
 
-// FairnessReport compares the seed's two policies with plain FIFO.
+// FairnessReport compares the dispatch policies with plain FIFO.
 type FairnessReport struct {
 	Scenario FairnessOptions  `json:"scenario"`
 	Policies []PolicyFairness `json:"policies"`
@@ -164,7 +169,8 @@ func simulate(o FairnessOptions, s scheduler, arrivals []arrival) (first, last m
 	}
 }
 
-// Fairness runs the scenario under weighted, oldest_served and FIFO.
+// Fairness runs the scenario under every policy of policy.Fairnesses and
+// FIFO.
 func Fairness(o FairnessOptions) *FairnessReport {
 	rnd := rand.New(rand.NewPCG(o.Seed, 1))
 	arrivals := make([]arrival, o.Minnows)
@@ -178,7 +184,7 @@ func Fairness(o FairnessOptions) *FairnessReport {
 	slices.SortFunc(arrivals, func(a, b arrival) int { return a.slot - b.slot })
 	_, ideal := simulate(o, &roundRobin{}, arrivals)
 	rep := &FairnessReport{Scenario: o}
-	for _, name := range []string{string(policy.Weighted), string(policy.OldestServed), "fifo"} {
+	for _, name := range append(policy.Names(), "fifo") {
 		var s scheduler
 		switch name {
 		case "fifo":
@@ -189,6 +195,7 @@ func Fairness(o FairnessOptions) *FairnessReport {
 		first, last := simulate(o, s, arrivals)
 		pf := PolicyFairness{Policy: name, WhaleDoneSlot: last[0]}
 		var ratios []float64
+		var delays []int
 		sumWait, sumDelay, sumIdeal := 0, 0, 0
 		for _, a := range arrivals {
 			wait := first[a.id] - a.slot + 1
@@ -197,6 +204,7 @@ func Fairness(o FairnessOptions) *FairnessReport {
 			pf.FirstWaitMax = max(pf.FirstWaitMax, wait)
 			sumWait += wait
 			sumDelay += delay
+			delays = append(delays, delay)
 			sumIdeal += idealDelay
 			ratios = append(ratios, float64(idealDelay)/float64(delay))
 			pf.Minnows = append(pf.Minnows, Minnow{Tasks: a.n, Arrival: a.slot, First: first[a.id], Done: last[a.id], IdealDone: ideal[a.id]})
@@ -206,6 +214,9 @@ func Fairness(o FairnessOptions) *FairnessReport {
 		pf.DelayMean = float64(sumDelay) / n
 		pf.IdealDelayMean = float64(sumIdeal) / n
 		pf.Jain = policy.Jain(ratios)
+		slices.Sort(delays)
+		rank := func(q float64) int { return delays[max(int(math.Ceil(q*float64(len(delays))))-1, 0)] }
+		pf.DelayP50, pf.DelayP95, pf.DelayMax = rank(0.5), rank(0.95), delays[len(delays)-1]
 		rep.Policies = append(rep.Policies, pf)
 	}
 	return rep

@@ -9,12 +9,25 @@
 //   - C (finished): every task succeeded or finally failed.
 //
 // A poll takes the bottom of A (the oldest new batch) when A has one with a
-// pending task; otherwise it chooses from B by the pool's Fairness:
-// OldestServed takes the bottom of B (least recently served) that still has
-// a pending task; Weighted (the default, the seed's "black box") draws one
-// pending task uniformly among all pending tasks of B, so a batch is chosen
-// with probability pending/total. Dispatching a task and receiving a result
-// both move the batch to the top of B; its last result moves it to C.
+// pending task; otherwise it chooses from B by the pool's Fairness. The
+// seed's two rules, kept exact: OldestServed takes the bottom of B (least
+// recently served) that still has a pending task; Weighted (the seed's
+// "black box") draws one pending task uniformly among all pending tasks of
+// B, so a batch is chosen with probability pending/total. FairShare (the
+// default since issue 17; fairshare.go) gives the robot to the batch of B
+// holding the fewest robots for its weight, a weight that grows with the
+// logarithm of its pending tasks. Dispatching a task and receiving a
+// result both move the batch to the top of B; its last result moves it to
+// C.
+//
+// Why a third rule: weighted serves a company dinner in proportion to its
+// size, which starves every small order behind it once it has had its
+// first dish (rpacloud bench fairness: small customers finish 97 times
+// later than their fair share); oldest_served serves the dinner like one
+// diner. FairShare keeps newcomers first, gives the dinner more robots
+// than a diner (about five times for a thousand times the size), and
+// never lets a batch without a robot wait more than one dispatch per other
+// batch.
 //
 // Pick is what the database-backed queue (package dispatch) calls on every
 // claim with the candidate batches it read; Book is the same algorithm on
@@ -38,6 +51,12 @@ const (
 	Weighted Fairness = "weighted"
 	// OldestServed serves the batch whose last service is oldest.
 	OldestServed Fairness = "oldest_served"
+	// FairShare gives a free robot to the batch of B holding the fewest
+	// robots for its weight, a weight that grows with the logarithm of
+	// its pending tasks: bigger orders hold more robots, a batch with
+	// none is served within a bounded number of dispatches. The default;
+	// see fairshare.go for its guarantees.
+	FairShare Fairness = "fair_share"
 )
 
 // FairnessInfo describes one fairness policy for the people choosing it.
@@ -51,6 +70,7 @@ type FairnessInfo struct {
 // ent/schema) all read it. Adding a policy is a row here plus its case in
 // Pick and Book.
 var Fairnesses = []FairnessInfo{
+	{FairShare, "give a free robot to the in-service batch holding the fewest robots for its weight (1 + log2 of its pending tasks, at most 16): bigger batches hold more robots, none waits long"},
 	{Weighted, "draw a pending task at random across in-service batches, so bigger batches are served proportionally more"},
 	{OldestServed, "serve the batch served longest ago"},
 }
@@ -110,6 +130,9 @@ type Candidate struct {
 	LastServed time.Time
 	// Pending is the number of tasks this robot could be given now.
 	Pending int
+	// Running is the batch's tasks running now (FairShare reads it; the
+	// seed's two rules do not).
+	Running int
 }
 
 // Rand is the randomness Pick needs; *math/rand/v2.Rand satisfies it.
@@ -132,6 +155,9 @@ func Pick(f Fairness, cands []Candidate, rnd Rand) (i int, ok bool) {
 	}
 	if best >= 0 {
 		return best, true
+	}
+	if f == FairShare {
+		return pickFairShare(cands)
 	}
 	if f == OldestServed {
 		for j, c := range cands {
@@ -217,10 +243,10 @@ func (k *Book) Candidates() []Candidate {
 	base := time.Unix(0, 0)
 	out := make([]Candidate, 0, len(k.a)+len(k.b))
 	for i, id := range k.a {
-		out = append(out, Candidate{ID: id, Stack: StackA, Submitted: base.Add(time.Duration(i) * time.Second), Pending: k.entries[id].pending})
+		out = append(out, Candidate{ID: id, Stack: StackA, Submitted: base.Add(time.Duration(i) * time.Second), Pending: k.entries[id].pending, Running: k.entries[id].running})
 	}
 	for i, id := range k.b {
-		out = append(out, Candidate{ID: id, Stack: StackB, LastServed: base.Add(time.Duration(i) * time.Second), Pending: k.entries[id].pending})
+		out = append(out, Candidate{ID: id, Stack: StackB, LastServed: base.Add(time.Duration(i) * time.Second), Pending: k.entries[id].pending, Running: k.entries[id].running})
 	}
 	return out
 }

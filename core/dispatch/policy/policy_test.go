@@ -77,7 +77,7 @@ func TestPick(t *testing.T) {
 }
 
 func TestParseFairness(t *testing.T) {
-	for in, want := range map[string]Fairness{"": Weighted, "weighted": Weighted, "oldest_served": OldestServed} {
+	for in, want := range map[string]Fairness{"": FairShare, "fair_share": FairShare, "weighted": Weighted, "oldest_served": OldestServed} {
 		if got, err := ParseFairness(in); err != nil || got != want {
 			t.Errorf("ParseFairness(%q) = %q, %v", in, got, err)
 		}

@@ -65,6 +65,7 @@ const (
 // Result is the outcome of one strategy on a trace.
 type Result struct {
 	Strategy         Strategy           `json:"strategy"`
+	Fairness         policy.Fairness    `json:"fairness"`
 	Robots           int                `json:"robots,omitempty"` // static pool size
 	RobotHours       float64            `json:"robot_hours"`
 	Cost             float64            `json:"cost"`
@@ -79,11 +80,17 @@ type Result struct {
 	CompletionMax    float64            `json:"batch_completion_max_s"`
 	MaxWait          float64            `json:"max_wait_s"`
 	CustomerMaxWait  map[string]float64 `json:"customer_max_wait_s"`
-	JainSlowdown     float64            `json:"jain_index_slowdown"`
-	TasksSucceeded   int                `json:"tasks_succeeded"`
-	TasksFailed      int                `json:"tasks_failed"`
-	Timeouts         int                `json:"attempt_timeouts"`
-	EndS             float64            `json:"end_s"` // when the last task finished
+	// CustomerCompletion is, per customer, the mean completion of its
+	// batches (submission to last task finished), in seconds.
+	CustomerCompletion map[string]float64 `json:"customer_completion_mean_s"`
+	// LargestBatch is the completion of the batch with the most tasks
+	// (the earliest submitted among equals), in seconds.
+	LargestBatch   float64 `json:"largest_batch_completion_s"`
+	JainSlowdown   float64 `json:"jain_index_slowdown"`
+	TasksSucceeded int     `json:"tasks_succeeded"`
+	TasksFailed    int     `json:"tasks_failed"`
+	Timeouts       int     `json:"attempt_timeouts"`
+	EndS           float64 `json:"end_s"` // when the last task finished
 }
 
 // Report is what `rpacloud simulate --json` prints.
@@ -104,6 +111,10 @@ type Report struct {
 		Static         Result `json:"static"`
 		TargetTracking Result `json:"target_tracking"`
 	} `json:"baselines"`
+	// Fairness is the pool's scaling rule under each dispatch policy
+	// (policy.Fairnesses, in that order), the pool's own among them: the
+	// same trace, seed and robots, only the choice of batch differs.
+	Fairness []Result `json:"fairness"`
 }
 
 // Simulate runs the policy and both baselines on t.
@@ -125,6 +136,15 @@ func Simulate(t Trace, o Options) (*Report, error) {
 	rep.LowerBound = LowerBound(t.Work()/3600, horizon.Hours(), o.Pool.Settings.Min, o.BootDelay.Hours())
 
 	rep.Result = run(t, o, Policy, 0, horizon)
+	for _, f := range policy.Fairnesses {
+		if f.Name == o.Pool.Fairness {
+			rep.Fairness = append(rep.Fairness, rep.Result)
+			continue
+		}
+		of := o
+		of.Pool.Fairness = f.Name
+		rep.Fairness = append(rep.Fairness, run(t, of, Policy, 0, horizon))
+	}
 	// The static pool pays what the policy paid, spread evenly.
 	static := max(int(math.Round(rep.RobotHours/max(horizon.Hours(), rep.EndS/3600))), o.Pool.Settings.Min, 1)
 	rep.Baselines.Static = run(t, o, Static, static, horizon)
@@ -157,7 +177,7 @@ func (o *Options) check() error {
 		p.MaxDuration = 10 * time.Minute
 	}
 	if p.Fairness == "" {
-		p.Fairness = policy.Weighted
+		p.Fairness = policy.Fairnesses[0].Name
 	}
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
@@ -290,6 +310,8 @@ type simBatch struct {
 	left      int32   // tasks not finished
 	pending   []int32 // task slots waiting for a robot
 	firstWait int64   // longest wait of a task from submission to its first start
+	took      float64 // completion, s, once finished
+	running   int     // tasks running now (policy.FairShare reads it)
 }
 
 type simTask struct {
@@ -331,13 +353,14 @@ type engine struct {
 	state   decide.State
 	history []int // target tracking: recent desired sizes, one per period
 
-	res        Result
-	lastDir    int
-	robotMs    int64 // accrued robot-milliseconds of released robots
-	customers  []string
-	completion []float64
-	slowdown   []float64 // per customer: sum of batch slowdowns
-	batchesOf  []int
+	res          Result
+	lastDir      int
+	robotMs      int64 // accrued robot-milliseconds of released robots
+	customers    []string
+	completion   []float64
+	slowdown     []float64 // per customer: sum of batch slowdowns
+	completionOf []float64 // per customer: sum of batch completions, s
+	batchesOf    []int
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -345,7 +368,7 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 func run(t Trace, o Options, s Strategy, static int, horizon time.Duration) Result {
 	e := &engine{o: &o, strategy: s, trace: t,
 		rnd: rand.New(rand.NewPCG(o.Seed, o.Seed^0x5851f42d4c957f2d))}
-	e.res.Strategy = s
+	e.res.Strategy, e.res.Fairness = s, o.Pool.Fairness
 	custIdx := map[string]int32{}
 	e.batches = make([]simBatch, len(t))
 	e.posB = make([]int32, len(t))
@@ -362,6 +385,7 @@ func run(t Trace, o Options, s Strategy, static int, horizon time.Duration) Resu
 		e.push(event{at: e.batches[i].submitAt, kind: evSubmit, a: int32(i)})
 	}
 	e.slowdown = make([]float64, len(e.customers))
+	e.completionOf = make([]float64, len(e.customers))
 	e.batchesOf = make([]int, len(e.customers))
 	e.res.CustomerMaxWait = make(map[string]float64, len(e.customers))
 
@@ -423,6 +447,19 @@ func run(t Trace, o Options, s Strategy, static int, horizon time.Duration) Resu
 		}
 	}
 	e.res.JainSlowdown = round3(policy.Jain(sd))
+	e.res.CustomerCompletion = make(map[string]float64, len(e.customers))
+	for i, n := range e.batchesOf {
+		if n > 0 {
+			e.res.CustomerCompletion[e.customers[i]] = math.Round(e.completionOf[i]/float64(n)*10) / 10
+		}
+	}
+	largest := 0
+	for i := range t {
+		if t[i].Tasks > t[largest].Tasks || (t[i].Tasks == t[largest].Tasks && t[i].SubmitAt < t[largest].SubmitAt) {
+			largest = i
+		}
+	}
+	e.res.LargestBatch = math.Round(e.batches[largest].took*10) / 10
 	return e.res
 }
 
@@ -547,6 +584,7 @@ func (e *engine) served(bi int) {
 	case pos >= 0 && n > 0:
 		e.setPending(pos, n)
 		e.cands[pos].LastServed = e.clock()
+		e.cands[pos].Running = e.batches[bi].running
 	case pos >= 0:
 		last := int32(len(e.cands) - 1)
 		e.setPending(pos, 0)
@@ -561,7 +599,7 @@ func (e *engine) served(bi int) {
 	case n > 0 && !e.inA[bi]:
 		pos := int32(len(e.cands))
 		e.posB[bi] = pos
-		e.cands = append(e.cands, policy.Candidate{ID: bi, Stack: policy.StackB, LastServed: e.clock()})
+		e.cands = append(e.cands, policy.Candidate{ID: bi, Stack: policy.StackB, LastServed: e.clock(), Running: e.batches[bi].running})
 		e.setPending(pos, n)
 	}
 }
@@ -578,12 +616,13 @@ func (e *engine) dispatch() {
 		rid := e.idle[len(e.idle)-1]
 		e.idle = e.idle[:len(e.idle)-1]
 		b := &e.batches[bi]
-		k := e.rnd.IntN(len(b.pending))
+		k := len(b.pending) - 1
 		slot := b.pending[k]
 		b.pending[k] = b.pending[len(b.pending)-1]
 		b.pending = b.pending[:len(b.pending)-1]
 		e.pending--
 		e.running++
+		b.running++
 		e.served(bi)
 		tk := &e.tasks[slot]
 		if !tk.started {
@@ -593,7 +632,7 @@ func (e *engine) dispatch() {
 		e.robots[rid].busy = true
 		tb := &e.trace[bi]
 		out, dur := okTask, tb.TaskDuration
-		u := e.rnd.Float64()
+		u := e.outcome(slot, int(tk.failures)+int(tk.timeouts))
 		switch {
 		case u < tb.HangRate:
 			out, dur = hang, e.o.Pool.MaxDuration.Seconds()
@@ -604,6 +643,21 @@ func (e *engine) dispatch() {
 		}
 		e.push(event{at: e.now + max(int64(math.Round(dur*1000)), 1), kind: evDone, out: out, a: rid, b: slot})
 	}
+}
+
+// outcome is the uniform draw that decides how attempt n of task slot
+// ends. It depends on the seed, the task and the attempt only, not on the
+// order of dispatch: the dispatch policies compared on one trace meet the
+// same failures, data errors and hangs on the same tasks (common random
+// numbers), so their figures differ by the policy, not by luck.
+func (e *engine) outcome(slot int32, n int) float64 {
+	x := e.o.Seed ^ uint64(slot)<<20 ^ uint64(n)
+	// SplitMix64's finaliser.
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 // finishAttempt applies an attempt's end; it reports whether its batch
@@ -639,6 +693,7 @@ func (e *engine) finishAttempt(ev event) bool {
 		}
 	}
 	b := &e.batches[tk.batch]
+	b.running--
 	if !final {
 		b.pending = append(b.pending, ev.b)
 		e.pending++
@@ -654,6 +709,8 @@ func (e *engine) finishAttempt(ev event) bool {
 	tb := &e.trace[tk.batch]
 	took := float64(e.now-b.submitAt) / 1000
 	e.completion = append(e.completion, took)
+	b.took = took
+	e.completionOf[b.customer] += took
 	// Slowdown against the batch alone on a full pool: its tasks in
 	// waves of max robots.
 	ideal := math.Ceil(float64(tb.Tasks)/float64(e.o.Pool.Settings.Max)) * tb.TaskDuration

@@ -21,7 +21,7 @@ pool "etax-crawlers" {
   max             = 3
   period          = "10s"
   tasks_per_robot = 60
-  fairness        = "weighted"
+  fairness        = "fair_share"
   network         = "etax-demo"
 }
 

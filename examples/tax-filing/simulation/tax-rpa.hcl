@@ -13,7 +13,7 @@ pool "tax-rpa" {
   max             = 40
   period          = "30s"
   tasks_per_robot = 10
-  fairness        = "weighted"
+  fairness        = "fair_share"
 
   # Off by default (the seed's rule):
   # cooldown       = "5m"   # default: tasks_per_robot periods
