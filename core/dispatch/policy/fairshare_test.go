@@ -32,9 +32,9 @@ func TestPickFairShare(t *testing.T) {
 	}{
 		{"nothing pending", []Candidate{b(1, 1, 0, 3)}, 0},
 		{"A first, whatever B holds", []Candidate{b(1, 1, 10000, 0), {ID: 2, Stack: StackA, Submitted: at(50), Pending: 1}}, 2},
-		{"fewest robots for its weight", []Candidate{b(1, 10, 10000, 5), b(2, 20, 5, 2)}, 1}, // 5/14 < 2/3
-		{"a bigger weight earns more robots", []Candidate{b(1, 10, 10000, 4), b(2, 20, 1, 1)}, 1},   // 4/14 < 1/1
-		{"until its share is full", []Candidate{b(1, 30, 10000, 14), b(2, 20, 1, 1)}, 2},             // 14/14 = 1/1: served longer ago
+		{"fewest robots for its weight", []Candidate{b(1, 10, 10000, 5), b(2, 20, 5, 2)}, 1},      // 5/14 < 2/3
+		{"a bigger weight earns more robots", []Candidate{b(1, 10, 10000, 4), b(2, 20, 1, 1)}, 1}, // 4/14 < 1/1
+		{"until its share is full", []Candidate{b(1, 30, 10000, 14), b(2, 20, 1, 1)}, 2},          // 14/14 = 1/1: served longer ago
 		{"ties go to the batch served longest ago", []Candidate{b(1, 30, 4, 0), b(2, 10, 4, 0), b(3, 20, 4, 0)}, 2},
 		{"then the lower ID", []Candidate{b(5, 10, 1, 0), b(3, 10, 1, 0)}, 3},
 		{"no robot beats any robot", []Candidate{b(1, 10, 1<<20, 1), b(2, 99, 1, 0)}, 2},

@@ -149,7 +149,11 @@ func Simulate(t Trace, o Options) (*Report, error) {
 	static := max(int(math.Round(rep.RobotHours/max(horizon.Hours(), rep.EndS/3600))), o.Pool.Settings.Min, 1)
 	rep.Baselines.Static = run(t, o, Static, static, horizon)
 	rep.Baselines.TargetTracking = run(t, o, TargetTracking, 0, horizon)
-	for _, r := range []*Result{&rep.Result, &rep.Baselines.Static, &rep.Baselines.TargetTracking} {
+	results := []*Result{&rep.Result, &rep.Baselines.Static, &rep.Baselines.TargetTracking}
+	for i := range rep.Fairness {
+		results = append(results, &rep.Fairness[i])
+	}
+	for _, r := range results {
 		if rep.LowerBound > 0 {
 			r.RatioToBound = round3(r.RobotHours / rep.LowerBound)
 		}

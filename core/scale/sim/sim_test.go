@@ -196,3 +196,35 @@ func TestLongBacklog(t *testing.T) {
 		}
 	}
 }
+
+// The report runs the pool's scaling rule under every dispatch policy, in
+// policy.Fairnesses' order, the pool's own run being the report's result;
+// the same trace does the same work under each.
+func TestEveryFairnessSideBySide(t *testing.T) {
+	tr := burstTrace(11)
+	for _, f := range policy.Fairnesses {
+		o := Options{Pool: testPool(), BootDelay: 90 * time.Second, Seed: 5}
+		o.Pool.Fairness = f.Name
+		rep, err := Simulate(tr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Fairness) != len(policy.Fairnesses) {
+			t.Fatalf("%s: %d fairness runs, want %d", f.Name, len(rep.Fairness), len(policy.Fairnesses))
+		}
+		for i, r := range rep.Fairness {
+			if r.Fairness != policy.Fairnesses[i].Name || r.Strategy != Policy {
+				t.Fatalf("%s: run %d is %s/%s, want %s/policy", f.Name, i, r.Fairness, r.Strategy, policy.Fairnesses[i].Name)
+			}
+			if r.Fairness == f.Name && !reflect.DeepEqual(r, rep.Result) {
+				t.Fatalf("%s: the pool's own run differs from the report's result", f.Name)
+			}
+			if done := r.TasksSucceeded + r.TasksFailed; done != tr.Tasks() {
+				t.Fatalf("%s under %s: %d tasks finished of %d", f.Name, r.Fairness, done, tr.Tasks())
+			}
+			if r.LargestBatch <= 0 || len(r.CustomerCompletion) != rep.Customers {
+				t.Fatalf("%s under %s: largest batch %v s, %d customers' completions of %d", f.Name, r.Fairness, r.LargestBatch, len(r.CustomerCompletion), rep.Customers)
+			}
+		}
+	}
+}
