@@ -270,7 +270,7 @@ type batchRow struct {
 }
 
 func (b batchRow) candidate() policy.Candidate {
-	c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending, Running: b.Running}
+	c := policy.Candidate{ID: b.ID, Stack: policy.StackB, Submitted: b.CreatedAt, Pending: b.Pending, Running: max(b.Running, 0)}
 	if b.Stack == string(batch.StackNew) {
 		c.Stack = policy.StackA
 	}

@@ -9,34 +9,54 @@ import "math/bits"
 // (LastServed), then the lower ID. Stack A is served first, exactly as
 // under the seed's rules.
 //
-// Its guarantees (TestFairShareBounds and the other FairShare tests check
-// each of them):
+// What it guarantees, for Pick as one claim sees the pool (the tests named
+// check each; the limits on the database path follow):
 //
-//   - Newcomers first. A new batch gets its first task at the next free
-//     robot, unless older newcomers are ahead of it in A: at the (k+1)-th
-//     dispatch after its submission when k batches wait in A before it.
-//   - Bounded wait. A batch in B with pending tasks and none running is
-//     served within n − 1 dispatches to other batches of B (n: the batches
-//     of B with pending tasks), newcomers' first tasks aside. Its key is
-//     0, the least; another batch ahead of it holds no robot and was
-//     served earlier, and once served it is behind it: serving gives it a
-//     robot, and when that robot comes back its result makes it the most
-//     recently served. A batch with tasks running holds its share already
-//     and waits at most until they end (the process's max_duration) and
-//     then n − 1 dispatches.
-//   - Big orders get more robots. While every batch can use what it is
-//     given, batch i holds R·wᵢ/Σw of R robots, to within one robot per
-//     batch: a whale of 10 000 tasks (weight 14) alone with n batches of
-//     5 tasks (weight 3) holds 14/(14 + 3n) of the robots, where
-//     oldest_served gives it at most 1/(n + 1) and weighted 10 000/(10 000
-//     + 5n). What a batch cannot use (it has fewer pending tasks than its
-//     share) goes to the others.
+//   - Newcomers first. A new batch gets its first task at the next poll
+//     that finds no older new batch in A (TestPick, TestFairShareBounds).
+//   - Bounded wait. While a batch W of B has pending tasks and none
+//     running, every other batch of B is served before it at most once:
+//     W's key is 0, the least, so a batch ahead of it also holds no robot
+//     and was served before W; serving it stamps it served now, behind W,
+//     and gives it a robot. So W waits at most n − 1 dispatches to B, n the
+//     batches in stack B, pending or not (TestFairShareBounds). A batch
+//     with tasks running waits until it is the furthest below its share,
+//     at the latest until its running attempts end and then n − 1
+//     dispatches. New batches' first tasks come before all of this: under a
+//     steady stream of new batches a wait is bounded in dispatches to B,
+//     not in time, as under the seed's rules.
+//   - Big orders get more robots. A free robot never goes to a batch
+//     holding more than its share R·wᵢ/Σw while another batch with pending
+//     tasks holds less, with the weights of the moment (TestFairShareShares;
+//     R: the robots busy in the pool plus this one). A batch's weight falls
+//     as its pending tasks are served, so what a batch holds moves with it;
+//     while every batch has more pending tasks than its share, each holds
+//     its share on average, to within one robot. A whale of 10 000 tasks
+//     (weight 14) beside batches of 5 (weight 3, then 2, then 1 as they
+//     drain) holds about 14/(14 + 3n) of the robots while those are
+//     fresh and more as they drain; oldest_served gives it no more than any
+//     one of them, weighted 10 000/(10 000 + 5n).
 //   - Work-conserving. Pick returns a batch whenever any candidate has a
-//     pending task: no robot idles while a task it may take is pending.
+//     pending task.
+//
+// On the database path (package dispatch) Pick sees the rows one claim
+// read, and these hold with three limits, which the seed's rules share:
+// concurrent claims read the same rows, so c claims in flight may all
+// choose the same batch (each other batch may then come before W up to c
+// times, and a batch may pass its share by up to c − 1 robots until its
+// next results); a robot is not given a task that timed out on it while
+// another live robot could take it, so a batch whose only pending tasks
+// are such waits for another robot; and a claim tries at most 16 batches
+// before answering "nothing" (dispatch.maxDraws). A time-out returns a
+// task to pending without stamping its batch served (only dispatches and
+// results do, as in the seed), which is why n counts every batch of B.
 //
 // The rule reads only the batch's running and pending counts, which the
-// database keeps on the batch row; it keeps no state of its own, so two
-// daemons, a restart or a change of a pool's fairness need nothing more.
+// database keeps on the batch row; it keeps no state of its own, so a
+// restart or a change of a pool's fairness needs nothing more. Weight is
+// per batch: a customer who splits an order into many small batches gets
+// more than one who submits it whole (each batch also gets its first task
+// first); fairness between customers is not this rule's job.
 
 // MaxWeight bounds a batch's weight: a batch of 2^15 pending tasks or more
 // weighs as much as any bigger one.
@@ -60,23 +80,4 @@ func lessLoaded(a, b Candidate) (less, equal bool) {
 	l := a.Running * Weight(b.Pending)
 	r := b.Running * Weight(a.Pending)
 	return l < r, l == r
-}
-
-// pickFairShare is Pick's choice among B once stack A had no pending
-// work.
-func pickFairShare(cands []Candidate) (int, bool) {
-	best := -1
-	for j, c := range cands {
-		if c.Stack != StackB || c.Pending <= 0 {
-			continue
-		}
-		if best < 0 {
-			best = j
-			continue
-		}
-		if less, equal := lessLoaded(c, cands[best]); less || (equal && olderB(c, cands[best])) {
-			best = j
-		}
-	}
-	return best, best >= 0
 }

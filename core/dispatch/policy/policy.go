@@ -44,10 +44,11 @@ import (
 // Fairness chooses among batches in service (stack B).
 type Fairness string
 
-// The two fairness policies of the seed.
+// The fairness policies: the seed's two and FairShare.
 const (
 	// Weighted draws a pending task uniformly over all batches in B: big
-	// orders are served proportionally more often. The default.
+	// orders are served proportionally more often. The default until
+	// FairShare.
 	Weighted Fairness = "weighted"
 	// OldestServed serves the batch whose last service is oldest.
 	OldestServed Fairness = "oldest_served"
@@ -156,15 +157,12 @@ func Pick(f Fairness, cands []Candidate, rnd Rand) (i int, ok bool) {
 	if best >= 0 {
 		return best, true
 	}
-	if f == FairShare {
-		return pickFairShare(cands)
-	}
-	if f == OldestServed {
+	if Ordered(f) {
 		for j, c := range cands {
 			if c.Stack != StackB || c.Pending <= 0 {
 				continue
 			}
-			if best < 0 || olderB(c, cands[best]) {
+			if best < 0 || Less(f, c, cands[best]) {
 				best = j
 			}
 		}
@@ -191,6 +189,23 @@ func Pick(f Fairness, cands []Candidate, rnd Rand) (i int, ok bool) {
 		slip -= uint64(c.Pending)
 	}
 	panic("policy: weighted draw ran past the total") // unreachable
+}
+
+// Ordered reports whether f chooses among B by an order (Less): the
+// least candidate of B with a pending task is served. OldestServed and
+// FairShare are; Weighted draws.
+func Ordered(f Fairness) bool { return f == OldestServed || f == FairShare }
+
+// Less is the order of an Ordered fairness over candidates of B: Pick
+// serves the least. Simulators that keep B in a heap use it, so that they
+// choose exactly what Pick would.
+func Less(f Fairness, a, b Candidate) bool {
+	if f == FairShare {
+		if less, equal := lessLoaded(a, b); !equal {
+			return less
+		}
+	}
+	return olderB(a, b)
 }
 
 func olderA(a, b Candidate) bool {

@@ -50,6 +50,8 @@ type Options struct {
 	// Window is target tracking's scale-down stabilisation window; zero
 	// means 5 minutes (Kubernetes HPA's default).
 	Window time.Duration
+	// checkOrder: see engine.checkOrder (this package's tests only).
+	checkOrder bool
 }
 
 // Strategy is how a run sizes the pool.
@@ -337,6 +339,13 @@ type engine struct {
 	headA  int
 	cands  []policy.Candidate
 	posB   []int32 // batch → index in cands, -1 when absent
+	// ord keeps cands in policy.Less's order under an ordered fairness
+	// (nil under weighted, drawn from chunkSum instead).
+	ord *order
+	// checkOrder makes every poll also run policy.Pick over all of cands
+	// and panic when it disagrees with ord: set by this package's tests
+	// only.
+	checkOrder bool
 	// chunkSum[k] is the pending tasks of cands[k*chunk : (k+1)*chunk].
 	chunkSum []int64
 	inA      []bool
@@ -373,9 +382,13 @@ func run(t Trace, o Options, s Strategy, static int, horizon time.Duration) Resu
 	e := &engine{o: &o, strategy: s, trace: t,
 		rnd: rand.New(rand.NewPCG(o.Seed, o.Seed^0x5851f42d4c957f2d))}
 	e.res.Strategy, e.res.Fairness = s, o.Pool.Fairness
+	e.checkOrder = o.checkOrder
 	custIdx := map[string]int32{}
 	e.batches = make([]simBatch, len(t))
 	e.posB = make([]int32, len(t))
+	if policy.Ordered(o.Pool.Fairness) {
+		e.ord = newOrder(o.Pool.Fairness, &e.cands, e.posB, len(t))
+	}
 	e.inA = make([]bool, len(t))
 	e.tasks = make([]simTask, 0, t.Tasks())
 	for i, b := range t {
@@ -525,6 +538,16 @@ func (e *engine) poll() (int, bool) {
 		e.inA[bi] = false
 		return int(bi), true
 	}
+	if e.ord != nil {
+		bi, ok := e.ord.top()
+		if e.checkOrder {
+			i, pok := policy.Pick(e.o.Pool.Fairness, e.cands, e.rnd)
+			if pok != ok || (ok && e.cands[i].ID != bi) {
+				panic(fmt.Sprintf("sim: the heap serves batch %d (%v), policy.Pick batch %d (%v)", bi, ok, e.cands[max(i, 0)].ID, pok))
+			}
+		}
+		return bi, ok
+	}
 	if e.o.Pool.Fairness == policy.Weighted && len(e.cands) > 2*chunk {
 		return e.pickChunked()
 	}
@@ -606,6 +629,9 @@ func (e *engine) served(bi int) {
 		e.cands = append(e.cands, policy.Candidate{ID: bi, Stack: policy.StackB, LastServed: e.clock(), Running: e.batches[bi].running})
 		e.setPending(pos, n)
 	}
+	if e.ord != nil {
+		e.ord.fix(int32(bi))
+	}
 }
 
 // dispatch gives work to idle robots, as their long polls would get it:
@@ -620,6 +646,11 @@ func (e *engine) dispatch() {
 		rid := e.idle[len(e.idle)-1]
 		e.idle = e.idle[:len(e.idle)-1]
 		b := &e.batches[bi]
+		// The last pending task: a fixed order, not the queue's random
+		// draw, so that under every policy a batch's tasks start in the
+		// same order and meet the same drawn outcomes. A task back from
+		// a retry or a time-out is thus the batch's next, where the
+		// queue would give it a fresh random place among the pending.
 		k := len(b.pending) - 1
 		slot := b.pending[k]
 		b.pending[k] = b.pending[len(b.pending)-1]
@@ -654,14 +685,20 @@ func (e *engine) dispatch() {
 // order of dispatch: the dispatch policies compared on one trace meet the
 // same failures, data errors and hangs on the same tasks (common random
 // numbers), so their figures differ by the policy, not by luck.
+//
+// The seed is mixed on its own first, so that seeds do not alias one
+// another (seed 2's second attempt is not seed 3's first).
 func (e *engine) outcome(slot int32, n int) float64 {
-	x := e.o.Seed ^ uint64(slot)<<20 ^ uint64(n)
-	// SplitMix64's finaliser.
+	x := mix64(mix64(e.o.Seed) ^ uint64(uint32(slot))<<32 ^ uint64(uint32(n)))
+	return float64(x>>11) / (1 << 53)
+}
+
+// mix64 is SplitMix64's step and finaliser.
+func mix64(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
 	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
 	x = (x ^ x>>27) * 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11) / (1 << 53)
+	return x ^ x>>31
 }
 
 // finishAttempt applies an attempt's end; it reports whether its batch

@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,41 @@ func TestEveryFairnessSideBySide(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The heap the simulator keeps stack B in serves exactly the batch
+// policy.Pick chooses from all candidates, at every poll of whole
+// simulations (checkOrder panics at the first disagreement), under both
+// ordered fairnesses, with retries, hangs and a burst of open batches.
+func TestOrderAgreesWithPick(t *testing.T) {
+	for _, f := range []policy.Fairness{policy.FairShare, policy.OldestServed} {
+		for seed := range uint64(4) {
+			o := Options{Pool: testPool(), BootDelay: 90 * time.Second, Seed: seed, checkOrder: true}
+			o.Pool.Fairness = f
+			if _, err := Simulate(burstTrace(seed+20), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkSimulateOpenBatches: 30 000 batches of 5 tasks submitted within
+// ten minutes on a pool of at most 40 robots, so that stack B holds
+// thousands of open batches for hours: each poll must not scan them.
+func BenchmarkSimulateOpenBatches(b *testing.B) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	tr := make(Trace, 30000)
+	for i := range tr {
+		tr[i] = Batch{SubmitAt: float64(rnd.IntN(600)), Customer: fmt.Sprintf("c%d", i%500), Tasks: 5, TaskDuration: 60}
+	}
+	slices.SortStableFunc(tr, func(x, y Batch) int { return cmp.Compare(x.SubmitAt, y.SubmitAt) })
+	o := Options{Pool: testPool(), BootDelay: 90 * time.Second, Seed: 1}
+	o.Pool.Settings.Max = 40
+	o.Pool.Fairness = policy.FairShare
+	for b.Loop() {
+		if _, err := Simulate(tr, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(tr.Tasks()), "tasks")
 }
