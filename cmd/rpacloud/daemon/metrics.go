@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rpacloud/rpacloud/core/credentials"
 	"github.com/rpacloud/rpacloud/core/monitor"
@@ -16,6 +17,14 @@ import (
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
+
+// collectors are everything /metrics exports: Go and process metrics, what
+// is read at scrape time (collector) and the daemon's own counters and
+// histograms (core/metrics).
+func (d *Daemon) collectors() []prometheus.Collector {
+	return append([]prometheus.Collector{collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{d: d}}, d.metrics.Collectors()...)
+}
 
 // collector reads the queue's state from the database at scrape time, so
 // every daemon sharing a database reports the same numbers.
