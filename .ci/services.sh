@@ -125,6 +125,9 @@ export RPACLOUD_REQUIRE_NODE=1
 # as /usr/bin/promtool (its service is not started here).
 if ! command -v promtool >/dev/null 2>&1; then
   apt_install prometheus
+  # The package enables a Prometheus server where systemd runs; the
+  # tests want only its promtool.
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 export RPACLOUD_REQUIRE_PROMTOOL=1
 # ---- end metrics -----------------------------------------------------------
