@@ -9,7 +9,7 @@
 # Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1,
 # RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1,
 # RPACLOUD_TEST_VAULT_ADDR, RPACLOUD_TEST_VAULT_TOKEN, RPACLOUD_REQUIRE_VAULT=1,
-# RPACLOUD_VAULT_BIN (path)
+# RPACLOUD_VAULT_BIN (path), RPACLOUD_REQUIRE_PROMTOOL=1
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -118,6 +118,19 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 export RPACLOUD_REQUIRE_NODE=1
 # ---- end monitoring --------------------------------------------------------
+
+# ---- metrics (issue 18) --------------------------------------------------
+# promtool checks deploy/prometheus/alerts.yml and runs its unit tests
+# (cmd/rpacloud/daemon/deploy_test.go); Debian's prometheus package ships it
+# as /usr/bin/promtool (its service is not started here).
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus
+  # The package enables a Prometheus server where systemd runs; the
+  # tests want only its promtool.
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+export RPACLOUD_REQUIRE_PROMTOOL=1
+# ---- end metrics -----------------------------------------------------------
 
 if [ -n "$vault_build_pid" ]; then
   log "waiting for the Vault build"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -244,6 +245,21 @@ func TestEndToEnd(t *testing.T) {
 		n := sub.count("task.succeeded")
 		return n == 50, fmt.Sprint(n)
 	})
+	// The daemon counted the work it did, labelled by pool, process and
+	// outcome (the one daemon did it all): throughput for Grafana.
+	for series, want := range map[string]float64{
+		`rpacloud_tasks_finished_total{outcome="succeeded",pool="default",process="echo"}`:        50,
+		`rpacloud_attempts_finished_total{outcome="succeeded",pool="default",process="echo"}`:     50,
+		`rpacloud_task_queue_wait_seconds_count{pool="default",process="echo"}`:                   50,
+		`rpacloud_task_duration_seconds_count{outcome="succeeded",pool="default",process="echo"}`: 50,
+	} {
+		if got, ok := scrape(t, base, series); !ok || got != want {
+			t.Errorf("/metrics %s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if got, _ := scrape(t, base, `rpacloud_claim_duration_seconds_count{pool="default",result="task"}`); got < 50 {
+		t.Errorf("claims observed that handed out a task: %v, want at least 50", got)
+	}
 
 	// A viewer may read but not mutate.
 	var tok struct {
@@ -290,6 +306,9 @@ func TestEndToEnd(t *testing.T) {
 		p := h.Providers["local"]
 		return p.Healthy && p.Restarts >= 1, fmt.Sprintf("%+v", h)
 	})
+	if got, _ := scrape(t, base, `rpacloud_plugin_restarts_total{kind="provider",name="local",plugin="local"}`); got < 1 {
+		t.Errorf("/metrics counts %v restarts of the provider plugin, want at least 1", got)
+	}
 	if err := admin.Do(ctx, `{me{name}}`, nil, nil); err != nil {
 		t.Fatalf("daemon after plugin crash: %v", err)
 	}
@@ -402,4 +421,26 @@ func (s *subscription) close() {
 		_ = s.conn.Close()
 		<-s.done
 	})
+}
+
+// scrape reads one series' value from the daemon's /metrics (Prometheus
+// text format, labels sorted by name as client_golang writes them).
+func scrape(t *testing.T, base, series string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

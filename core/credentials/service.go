@@ -26,11 +26,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials/layout"
 	"github.com/rpacloud/rpacloud/core/credentials/secret"
+	"github.com/rpacloud/rpacloud/core/metrics"
 	"github.com/rpacloud/rpacloud/core/retry"
 )
 
@@ -43,6 +45,9 @@ type Options struct {
 	// RobotAddress is the Vault address handed to robots in grants;
 	// default Vault.Address.
 	RobotAddress string
+	// Metrics counts the requests sent to Vault and when Vault last
+	// answered; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // State is what the daemon knows about Vault.
@@ -115,6 +120,7 @@ func New(o Options) (*Service, error) {
 	vc.Address = cfg.Address
 	vc.Timeout = o.Timeout
 	vc.MaxRetries = 1
+	vc.CheckRetry = countingRetry(vc.CheckRetry, o.Metrics)
 	client, err := vault.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault: client for %s: %w", cfg.Address, err)
@@ -353,4 +359,20 @@ func (s *Service) read(ctx context.Context, path string, hdr http.Header) (*vaul
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return s.client.Logical().ReadWithRequest(ctx, vault.NewLogicalReadRequest(path, nil, hdr))
+}
+
+// countingRetry wraps the client's retry policy, which sees the outcome of
+// every request the client sends (retries included), to count them: the
+// one place all of the client's calls pass, whatever API they use.
+func countingRetry(next retryablehttp.CheckRetry, m *metrics.Metrics) retryablehttp.CheckRetry {
+	if next == nil {
+		next = vault.DefaultRetryPolicy
+	}
+	if m == nil {
+		return next
+	}
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		m.VaultCall(err == nil && resp != nil && resp.StatusCode < 500, time.Now())
+		return next(ctx, resp, err)
+	}
 }

@@ -92,7 +92,21 @@ func (q *Queue) ClaimTask(ctx context.Context, robotID int) (*Claim, error) {
 // backlog as the claim saw it (ClaimResult). The poll is also the robot's
 // check-in: a suspect robot becomes idle. Draining and released robots
 // get nothing.
-func (q *Queue) Claim(ctx context.Context, robotID int) (ClaimResult, error) {
+func (q *Queue) Claim(ctx context.Context, robotID int) (res ClaimResult, err error) {
+	if q.metrics != nil {
+		// The claim's own work, on the wall clock whatever the queue's
+		// clock: a latency, not a moment of the queue's model.
+		start := time.Now()
+		defer func() {
+			if err == nil {
+				q.metrics.Claimed(q.poolName(ctx, res.PoolID), time.Since(start), res.Claim != nil)
+			}
+		}()
+	}
+	return q.claim(ctx, robotID)
+}
+
+func (q *Queue) claim(ctx context.Context, robotID int) (ClaimResult, error) {
 	if q.postgres.Load() {
 		res, err := q.claimFast(ctx, robotID)
 		if !errors.Is(err, errSlowPath) {
@@ -355,5 +369,6 @@ func (q *Queue) start(ctx context.Context, tx *ent.Tx, rec *recorder, r *ent.Rob
 	t.State, t.AttemptNo = task.StateRunning, next
 	rid := r.ID
 	rec.add(tx, events.TaskDispatched, fmt.Sprintf("attempt %d on robot %s", next, r.Name), t, &rid)
+	rec.dispatched(t, next)
 	return &Claim{Task: t, Process: p, Attempt: a, Deadline: deadline}, true, nil
 }

@@ -165,4 +165,13 @@
 // request is never written); once taken into a group, the request is
 // written and the caller answered. Events are published once the group
 // has committed.
+//
+// # Metrics
+//
+// With Options.Metrics the queue counts finished tasks (by the event that
+// ends them: task.succeeded, task.failed, task.cancelled) and attempts,
+// and observes queue waits and claim durations (observe.go). Each fact is
+// noted inside its transaction and counted after the commit, ent path and
+// PostgreSQL fast path alike, so a rolled-back group or a lost race counts
+// nothing.
 package dispatch

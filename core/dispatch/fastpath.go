@@ -196,6 +196,9 @@ func (q *Queue) startFast(ctx context.Context, robotID int, robotName string, ba
 		}
 		q.bus.Publish(taskEvent(got[0].EventID, now, events.TaskDispatched,
 			fmt.Sprintf("attempt %d on robot %s", t.AttemptNo, robotName), &t, robotID))
+		rec := recorder{now: now}
+		rec.dispatched(&t, t.AttemptNo)
+		q.observe(ctx, rec.obs)
 		return &Claim{Task: &t, Process: p, Attempt: a, Deadline: deadline}, nil
 	}
 	return nil, nil
@@ -285,6 +288,10 @@ func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptN
 		})
 	}
 	q.bus.Publish(evs...)
+	rec := recorder{now: now}
+	rec.noteEvent(events.TaskSucceeded, &t)
+	rec.attemptEnded(&t, string(attempt.StateSucceeded))
+	q.observe(ctx, rec.obs)
 	return &t, nil
 }
 

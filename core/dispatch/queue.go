@@ -15,6 +15,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/metrics"
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/privacy"
 	"github.com/rpacloud/rpacloud/ent/process"
@@ -78,6 +79,9 @@ type Queue struct {
 	// as one group (group.go).
 	beats   *grouper[beat, time.Time]
 	reports *grouper[reportReq, *ent.Task]
+
+	// metrics counts what this queue finished and dispatched; nil: none.
+	metrics *metrics.Metrics
 }
 
 // Options configure a Queue.
@@ -102,6 +106,9 @@ type Options struct {
 	// together in one statement or transaction (group commit, group.go);
 	// default DefaultGroupMax. 1 writes each on its own.
 	GroupMax int
+	// Metrics receives finished tasks and attempts, claim durations and
+	// queue waits once their transaction committed; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // New returns a queue on client.
@@ -126,7 +133,8 @@ func New(client *ent.Client, o Options) *Queue {
 		o.GroupMax = DefaultGroupMax
 	}
 	q := &Queue{client: client, bus: o.Bus, log: o.Logger, now: o.Now, maxResult: o.MaxResultBytes, stopGrace: o.StopGrace,
-		rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+		metrics: o.Metrics,
+		rnd:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	q.newGroupers(o.GroupMax)
 	return q
 }
@@ -177,6 +185,7 @@ func (q *Queue) withTx(ctx context.Context, fn func(ctx context.Context, tx *ent
 		return fmt.Errorf("commit: %w", err)
 	}
 	q.bus.Publish(stored...)
+	q.observe(ctx, rec.obs)
 	return nil
 }
 
@@ -184,6 +193,7 @@ func (q *Queue) withTx(ctx context.Context, fn func(ctx context.Context, tx *ent
 type recorder struct {
 	now time.Time
 	evs []*ent.EventCreate
+	obs []observation // for the metrics, after commit (observe.go)
 }
 
 func (r *recorder) add(tx *ent.Tx, typ events.Type, msg string, t *ent.Task, robotID *int) {
@@ -194,6 +204,7 @@ func (r *recorder) add(tx *ent.Tx, typ events.Type, msg string, t *ent.Task, rob
 	}
 	c.SetNillableRobotID(robotID)
 	r.evs = append(r.evs, c)
+	r.noteEvent(typ, t)
 }
 
 func (r *recorder) flush(ctx context.Context, tx *ent.Tx) ([]*ent.Event, error) {

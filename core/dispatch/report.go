@@ -267,6 +267,7 @@ func (q *Queue) reportRunning(ctx context.Context, tx *ent.Tx, rec *recorder, t 
 	bu := tx.Batch.Update().Where(batch.ID(t.BatchID)).AddRunning(-1).SetLastServedAt(rec.now).SetUpdatedAt(rec.now)
 	var evType events.Type
 	var evMsg string
+	var attemptOutcome attempt.State
 	switch {
 	case !res.Success && a.StopRequestedAt != nil:
 		// The robot stopped at the operator's request (or failed
@@ -278,7 +279,8 @@ func (q *Queue) reportRunning(ctx context.Context, tx *ent.Tx, rec *recorder, t 
 			msg += "; the robot reported: " + res.Message
 		}
 		msg = truncateMessage(msg, q.maxResult)
-		au.SetState(attempt.StateStopped).SetErrorMessage(msg)
+		attemptOutcome = attempt.StateStopped
+		au.SetState(attemptOutcome).SetErrorMessage(msg)
 		if res.Class == robotwire.ErrorData {
 			au.SetErrorClass(attempt.ErrorClassData)
 		} else {
@@ -290,20 +292,23 @@ func (q *Queue) reportRunning(ctx context.Context, tx *ent.Tx, rec *recorder, t 
 		t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateCancelled, &reason, msg, &rec.now
 		evType, evMsg = events.TaskCancelled, fmt.Sprintf("attempt %d %s", attemptNo, msg)
 	case res.Success:
-		au.SetState(attempt.StateSucceeded).SetOutput(string(res.Output))
+		attemptOutcome = attempt.StateSucceeded
+		au.SetState(attemptOutcome).SetOutput(string(res.Output))
 		tu.SetState(task.StateSucceeded).SetOutput(string(res.Output)).SetFinishedAt(rec.now).SetErrorMessage("")
 		bu.AddSucceeded(1)
 		t.State, t.Output, t.ErrorMessage, t.FinishedAt = task.StateSucceeded, string(res.Output), "", &rec.now
 		evType, evMsg = events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", attemptNo)
 	case res.Class == robotwire.ErrorData:
-		au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassData).SetErrorMessage(res.Message)
+		attemptOutcome = attempt.StateFailed
+		au.SetState(attemptOutcome).SetErrorClass(attempt.ErrorClassData).SetErrorMessage(res.Message)
 		tu.SetState(task.StateFailed).SetFailureReason(task.FailureReasonDataError).SetErrorMessage(res.Message).SetFinishedAt(rec.now)
 		bu.AddFailed(1)
 		reason := task.FailureReasonDataError
 		t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateFailed, &reason, res.Message, &rec.now
 		evType, evMsg = events.TaskFailed, "data error: "+res.Message
 	default:
-		au.SetState(attempt.StateFailed).SetErrorClass(attempt.ErrorClassExecution).SetErrorMessage(res.Message)
+		attemptOutcome = attempt.StateFailed
+		au.SetState(attemptOutcome).SetErrorClass(attempt.ErrorClassExecution).SetErrorMessage(res.Message)
 		tu.AddExecutionsFailed(1).SetErrorMessage(res.Message)
 		t.ExecutionsFailed++
 		t.ErrorMessage = res.Message
@@ -340,6 +345,7 @@ func (q *Queue) reportRunning(ctx context.Context, tx *ent.Tx, rec *recorder, t 
 	}
 	rid := robotID
 	rec.add(tx, evType, evMsg, t, &rid)
+	rec.attemptEnded(t, string(attemptOutcome))
 	t.UpdatedAt = rec.now
 	return t, nil
 }

@@ -115,8 +115,10 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	}
 	rid := a.RobotID
 	rec.add(tx, events.TaskDelayed, fmt.Sprintf("attempt %d passed its deadline on robot %d", a.Number, a.RobotID), t, &rid)
+	rec.attemptEnded(t, string(attempt.StateAbandoned))
 	if exhausted {
-		t.State = task.StateFailed
+		reason := task.FailureReasonTimeoutExhausted
+		t.State, t.FailureReason = task.StateFailed, &reason
 		rec.add(tx, events.TaskFailed, "timeout_exhausted", t, &rid)
 		return finishBatchIfDone(sctx, tx, rec, t.BatchID)
 	}
@@ -161,6 +163,7 @@ func (q *Queue) abandonStopped(ctx context.Context, tx *ent.Tx, rec *recorder, a
 	rid := a.RobotID
 	t.State, t.FailureReason, t.ErrorMessage, t.FinishedAt = task.StateCancelled, &reason, tmsg, &rec.now
 	rec.add(tx, events.TaskDelayed, fmt.Sprintf("attempt %d on robot %d %s", a.Number, a.RobotID, msg), t, &rid)
+	rec.attemptEnded(t, string(attempt.StateAbandoned))
 	rec.add(tx, events.TaskCancelled, tmsg, t, &rid)
 	return finishBatchIfDone(ctx, tx, rec, t.BatchID)
 }

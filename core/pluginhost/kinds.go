@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,6 +109,28 @@ func (k *KindClient) Info() sdk.PluginInfo {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.info
+}
+
+// KindStatus is the health of one crawler or vendor plugin the host runs.
+type KindStatus struct {
+	Kind string // sdk.KindCrawler or sdk.KindVendor
+	Name string // the vendor block's name; the plugin's for crawlers
+	PluginStatus
+}
+
+// KindStatuses reports every crawler and vendor plugin the host has
+// started (and not stopped), for the daemon's metrics.
+func (h *Host) KindStatuses() []KindStatus {
+	h.mu.Lock()
+	ks := make(map[string]*KindClient, len(h.kinds))
+	maps.Copy(ks, h.kinds)
+	h.mu.Unlock()
+	out := make([]KindStatus, 0, len(ks))
+	for key, k := range ks {
+		kind, name, _ := strings.Cut(key, "/")
+		out = append(out, KindStatus{Kind: kind, Name: name, PluginStatus: k.Status()})
+	}
+	return out
 }
 
 // Status returns a snapshot of the plugin's health.

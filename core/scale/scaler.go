@@ -9,6 +9,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/metrics"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
 	"github.com/rpacloud/rpacloud/ent"
@@ -35,6 +36,8 @@ type Scaler struct {
 	// configuration declares) scales with the seed's defaults and its
 	// row's bounds.
 	Pools func() map[string]poolconf.Pool
+	// Metrics counts the decisions Step records; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // liveRobot are the robot states that make up X: everything provisioned
@@ -152,6 +155,7 @@ func (s *Scaler) Step(ctx context.Context, p *ent.Pool, term int64) (*ent.ScaleD
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: record scaling decision: %w", p.Name, err)
 	}
+	s.Metrics.ScaleDecision(p.Name, string(d.Action))
 	if d.Action == decide.ScaleUp || d.Action == decide.ScaleDown || msg != "" {
 		f.event(ctx, p, nil, events.PoolAction(string(d.Action)), d.Reason)
 		f.Log.Info("scaling decision", "pool", p.Name, "action", d.Action, "rent", d.Rent, "release", d.Release,

@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
+	"github.com/rpacloud/rpacloud/core/metrics"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/scale/decide"
 	"github.com/rpacloud/rpacloud/core/scale/poolconf"
@@ -154,7 +156,7 @@ func newRig(t *testing.T, db *store.DB, settings decide.Settings) *rig {
 			}
 			return &sdk.NetworkProfile{Proxy: "http://egress.internal:3128"}
 		}}
-	s := &Scaler{Fleet: f, Pools: func() map[string]poolconf.Pool {
+	s := &Scaler{Fleet: f, Metrics: metrics.New(), Pools: func() map[string]poolconf.Pool {
 		return map[string]poolconf.Pool{"tax": {Name: "tax", Settings: settings, BootTimeout: 10 * time.Minute}}
 	}}
 	return &rig{t: t, db: db, prov: prov, fleet: f, scaler: s, clock: clk, pool: p, cust: cust.ID,
@@ -280,6 +282,16 @@ func TestScalerRentsAndReleasesRealRobots(t *testing.T) {
 		rows := db.ScaleDecision.Query().CountX(sys())
 		if rows < 9 {
 			t.Fatalf("%d decisions recorded, want one per reading", rows)
+		}
+		// Each recorded decision is counted by action for Prometheus.
+		m := r.scaler.Metrics
+		for action, want := range map[scaledecision.Action]float64{
+			scaledecision.ActionScaleUp: 1, scaledecision.ActionScaleDown: 1, scaledecision.ActionCooldown: 2,
+			scaledecision.ActionNone: float64(rows - 4),
+		} {
+			if got := testutil.ToFloat64(m.ScaleDecisions.WithLabelValues(r.pool.Name, string(action))); got != want {
+				t.Errorf("rpacloud_scale_decisions_total{action=%q}: %v, want %v", action, got, want)
+			}
 		}
 	})
 }

@@ -58,7 +58,7 @@ func (d *Daemon) newScaling(term int64) *scaling {
 		}
 	}
 	s := &scaling{d: d, term: term}
-	s.scaler = &scale.Scaler{Fleet: d.fleet, Pools: s.settings}
+	s.scaler = &scale.Scaler{Fleet: d.fleet, Pools: s.settings, Metrics: d.metrics}
 	return s
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/rpacloud/rpacloud/core/dispatch"
 	"github.com/rpacloud/rpacloud/core/events"
 	"github.com/rpacloud/rpacloud/core/lease"
+	"github.com/rpacloud/rpacloud/core/metrics"
 	"github.com/rpacloud/rpacloud/core/pluginhost"
 	"github.com/rpacloud/rpacloud/core/retry"
 	"github.com/rpacloud/rpacloud/core/robotapi"
@@ -89,6 +90,7 @@ type Daemon struct {
 	cfg       *config.Holder
 	rl        *reloads // reload.go
 	tokens    *auth.Cache
+	metrics   *metrics.Metrics // this daemon's own counters and histograms (metrics.go)
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down
@@ -109,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(srv.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", srv.DataDir, err)
 	}
-	d := &Daemon{opts: o, log: o.Logger, bus: events.New(), started: time.Now()}
+	d := &Daemon{opts: o, log: o.Logger, bus: events.New(), started: time.Now(), metrics: metrics.New()}
 	d.initReloads() // reload.go
 
 	driver, dsn := srv.Database.Driver, srv.Database.DSN
@@ -139,7 +141,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger, MaxResultBytes: int(o.Config.Server.Limits.ResultBytes)})
+	d.queue = dispatch.New(db.Client, dispatch.Options{Bus: d.bus, Logger: o.Logger, MaxResultBytes: int(o.Config.Server.Limits.ResultBytes), Metrics: d.metrics})
 	d.triggers = trigger.New(trigger.Options{Client: db.Client, Queue: d.queue, Config: d.live(), Bus: d.bus, Logger: o.Logger})
 	if err := d.openVault(); err != nil { // vault.go
 		return err

@@ -24,7 +24,7 @@ func (d *Daemon) openVault() error {
 		d.log.Warn("no vault block: credential features are off; processes that bind credentials will fail their attempts")
 		return nil
 	}
-	svc, err := credentials.New(credentials.Options{Vault: d.opts.Config.Vault, Logger: d.log})
+	svc, err := credentials.New(credentials.Options{Vault: d.opts.Config.Vault, Logger: d.log, Metrics: d.metrics})
 	if err != nil {
 		return err
 	}
