@@ -2,6 +2,11 @@ module github.com/rpacloud/rpacloud/deploy/nomad/jobcheck
 
 go 1.26.8
 
+// Nomad 1.6.0 is the last release under the MPL. Its go.mod replaces
+// nomad/api with its own tree, which a dependency's replace cannot do here:
+// nomad/api below is a published pseudo-version new enough for 1.6.0's
+// jobspec2 (Vault.DisableFile), and hcl/v2 stays at Nomad's fork, which is
+// why this is a module of its own.
 require github.com/hashicorp/nomad v1.6.0
 
 require (
