@@ -485,3 +485,35 @@ func TestScheduleMissedFromTriggers(t *testing.T) {
 		}
 	})
 }
+
+// TestVMGoneOnlyUnasked: a VM that ended unasked (the fleet's vm.gone)
+// opens vm_gone; one the scaler released (vm.released, core/scale's
+// TestReleasedVMsAreNotGone) opens nothing.
+func TestVMGoneOnlyUnasked(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{Thresholds: rules.Thresholds{HeartbeatTimeout: time.Hour}})
+		end := func(name string, typ events.Type) {
+			v := db.VM.Create().SetPoolID(f.pool.ID).SetProvider("local").SetIdempotencyKey("k-" + name).
+				SetInstanceID("i-" + name).SetState("deleted").SetCreatedAt(f.clock.Now()).SaveX(ctx)
+			r := db.Robot.Create().SetName(name).SetPoolID(f.pool.ID).SetVMID(v.ID).SetState("released").
+				SetLastSeenAt(f.clock.Now()).SaveX(ctx)
+			events.Create(db.Event, typ, f.clock.Now()).SetPoolID(f.pool.ID).SetRobotID(r.ID).SetMessage(name).SaveX(ctx)
+		}
+		end("released", events.VMReleased)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 0 {
+			t.Fatalf("%d anomalies for a released VM", n)
+		}
+		end("killed", events.VMGone)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a := db.Anomaly.Query().OnlyX(ctx)
+		if a.Rule != anomaly.RuleVMGone || a.Facts["robot"] != "killed" {
+			t.Fatalf("anomaly: %+v", a)
+		}
+	})
+}
