@@ -111,6 +111,12 @@ type Thresholds struct {
 	// counts as a jump (0.25 = 25 percentage points); the recent rate must
 	// also be at least twice the baseline.
 	FailureJump float64
+	// DataErrorRate is the share of a process's finished runs in the
+	// recent window (at least FailureMinRuns of them) that ended with a
+	// data error at or above which one anomaly is raised for the process
+	// (0.2 = 20 %). A data error is the customer's input, expected now and
+	// then: below the rate it is no interruption and opens nothing.
+	DataErrorRate float64
 	// QueueSamples is how many consecutive pool samples must show the queue
 	// growing while the pool is at max.
 	QueueSamples int
@@ -132,6 +138,7 @@ const (
 	DefaultScheduleGrace    = 5 * time.Minute
 	DefaultFailureMinRuns   = 10
 	DefaultFailureJump      = 0.25
+	DefaultDataErrorRate    = 0.2
 	DefaultQueueSamples     = 4
 	DefaultStuckAfter       = 15 * time.Minute
 	DefaultPausedAfter      = 4 * time.Hour
@@ -153,6 +160,9 @@ func (t Thresholds) WithDefaults() Thresholds {
 	}
 	if t.FailureJump <= 0 {
 		t.FailureJump = DefaultFailureJump
+	}
+	if t.DataErrorRate <= 0 {
+		t.DataErrorRate = DefaultDataErrorRate
 	}
 	if t.QueueSamples < 2 {
 		t.QueueSamples = DefaultQueueSamples
@@ -296,6 +306,10 @@ type ProcessStats struct {
 	RecentWindow, BaselineWindow   time.Duration
 	RecentSince                    time.Time
 	LastError                      string
+	// RecentDataErrors and BaselineDataErrors are the failures of the
+	// windows that were data errors (the customer's input): they are
+	// judged by their own rate (DataErrorRate), not as a failure spike.
+	RecentDataErrors, BaselineDataErrors int
 }
 
 // PoolSeries is a pool with its recent samples, oldest first.
@@ -322,6 +336,7 @@ func Evaluate(s State, th Thresholds) []Finding {
 	out = append(out, vmsGone(s)...)
 	out = append(out, schedules(s, th)...)
 	out = append(out, failureRates(s, th)...)
+	out = append(out, dataErrors(s, th)...)
 	out = append(out, queues(s, th)...)
 	out = append(out, stuck(s, th)...)
 	out = append(out, paused(s, th)...)
@@ -370,13 +385,17 @@ func vendorOf(v string) string {
 func faulted(s State) []Finding {
 	var out []Finding
 	for _, f := range s.Faults {
-		sev := Critical
-		if f.Reason == "data_error" {
-			// The customer's input is wrong: someone must call them, but
-			// no robot or process is broken.
-			sev = Warning
-		}
 		key := fmt.Sprintf("%s/task/%d", RunFaulted, f.TaskID)
+		if f.Reason == "data_error" {
+			// The customer's input is wrong: no robot or process is
+			// broken, so one task is no interruption; dataErrors judges
+			// their rate per process. This clears a card opened per task
+			// by an earlier version.
+			out = append(out, Finding{Rule: RunFaulted, Key: key,
+				Resolution: "a data error is the customer's input; data errors are judged by their rate per process"})
+			continue
+		}
+		sev := Critical
 		task := strconv.Itoa(f.TaskID)
 		var taskID *int
 		if f.TaskID == 0 {
@@ -544,6 +563,12 @@ func failureRates(s State, th Thresholds) []Finding {
 		if p.RecentRuns < th.FailureMinRuns || p.BaselineRuns < th.FailureMinRuns {
 			continue // too few runs to judge either way: absence keeps nothing open
 		}
+		// Data errors are the customer's input, judged by dataErrors: a
+		// spike of them is not the process failing.
+		p.RecentFailures -= p.RecentDataErrors
+		p.BaselineFailures -= p.BaselineDataErrors
+		// The two counts come from events and tasks: never below zero.
+		p.RecentFailures, p.BaselineFailures = max(p.RecentFailures, 0), max(p.BaselineFailures, 0)
 		recent := float64(p.RecentFailures) / float64(p.RecentRuns)
 		base := float64(p.BaselineFailures) / float64(p.BaselineRuns)
 		if recent < base+th.FailureJump || recent < 2*base {
@@ -566,6 +591,42 @@ func failureRates(s State, th Thresholds) []Finding {
 				"recent", fmt.Sprintf("%d/%d failed (%.0f%%)", p.RecentFailures, p.RecentRuns, 100*recent),
 				"baseline", fmt.Sprintf("%d/%d failed (%.0f%%)", p.BaselineFailures, p.BaselineRuns, 100*base),
 				"last error", p.LastError),
+		})
+	}
+	return out
+}
+
+// DataErrorKey is the key of a process's data-error anomaly (a
+// failure_rate anomaly: the failure-spike idea applied to data errors).
+func DataErrorKey(processID int) string {
+	return fmt.Sprintf("%s/process/%d/data_errors", FailureRate, processID)
+}
+
+// dataErrors raises one anomaly per process whose data errors reached
+// DataErrorRate of its runs in the recent window, however many tasks they
+// are, and clears it when the rate falls back below.
+func dataErrors(s State, th Thresholds) []Finding {
+	var out []Finding
+	for _, p := range s.Processes {
+		key := DataErrorKey(p.ProcessID)
+		if p.RecentRuns < th.FailureMinRuns {
+			continue // too few runs to judge: absence clears
+		}
+		rate := float64(p.RecentDataErrors) / float64(p.RecentRuns)
+		share := fmt.Sprintf("%d of %d runs (%.0f%%)", p.RecentDataErrors, p.RecentRuns, 100*rate)
+		if rate < th.DataErrorRate {
+			out = append(out, Finding{Rule: FailureRate, Key: key,
+				Resolution: fmt.Sprintf("data errors of %s back to %s in the last %s, under %.0f%%", p.Process, share, p.RecentWindow, 100*th.DataErrorRate)})
+			continue
+		}
+		out = append(out, Finding{
+			Rule: FailureRate, Key: key, Active: true, Severity: Warning,
+			Title:   fmt.Sprintf("Data errors of %s at %.0f%% of runs", p.Process, 100*rate),
+			Message: fmt.Sprintf("%s ended with a data error in the last %s (the customer's input); the limit is %.0f%%", share, p.RecentWindow, 100*th.DataErrorRate),
+			Since:   p.RecentSince,
+			Subject: Subject{CustomerID: p.CustomerID, PoolID: ip(p.PoolID), ProcessID: ip(p.ProcessID), Vendor: vendorOf(p.Vendor)},
+			Facts: facts("process", p.Process, "vendor", vendorOf(p.Vendor), "data errors", share,
+				"limit", fmt.Sprintf("%.0f%%", 100*th.DataErrorRate), "window", p.RecentWindow.String()),
 		})
 	}
 	return out
