@@ -397,10 +397,13 @@ func TestDataErrors(t *testing.T) {
 		want, spike string
 	}{
 		{"too few runs", 5, 5, 0, "", "clear"},
-		{"expected share", 150, 17, 0, "clear", "clear"}, // the tax demo: 11 % under the default 20 %
-		{"at the default", 50, 10, 0, "active:warning", "clear"},
+		{"expected share", 200, 17, 0, "clear", "clear"},   // the tax demo: 8.5 % under the default 20 %
+		{"unlucky first runs", 10, 3, 0, "clear", "clear"}, // 30 %, but 10 runs say little
+		{"ten of ten", 10, 10, 0, "active:warning", "clear"},
+		{"at the default, not clearly above", 50, 10, 0, "clear", "clear"},
+		{"clearly above the default", 50, 20, 0, "active:warning", "clear"},
 		{"fifty of fifty", 50, 50, 0, "active:warning", "clear"},
-		{"operator's lower rate", 150, 17, 0.1, "active:warning", "clear"},
+		{"operator's lower rate", 150, 30, 0.1, "active:warning", "clear"},
 		{"operator's higher rate", 50, 20, 0.5, "clear", "clear"},
 	}
 	for _, c := range cases {
