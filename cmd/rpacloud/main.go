@@ -118,7 +118,7 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(), newFmtCmd(),
 		newTaskCmd(), newBatchCmd(), newPoolCmd(), newTokenCmd(), newCredentialCmd(),
 		newProcessCmd(), newConfigCmd(), newDocsCmd(), newAuditCmd(),
-		newTriggerCmd(),
+		newTriggerCmd(), newAnomalyCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
 	)

@@ -17,6 +17,7 @@ type Monitor struct {
 	ScheduleGrace    time.Duration // how late a scheduled run may start; default 5m
 	FailureMinRuns   int           // runs needed before a failure rate is judged; default 10
 	FailureJump      int           // rise of the failure rate over its baseline, in percentage points; default 25
+	DataErrorPercent int           // share of a process's runs in the last hour ending with a data error that raises one anomaly; default 20
 	QueueSamples     int           // consecutive samples of a growing queue at max; default 4
 	StuckAfter       time.Duration // work waiting in a pool where nothing happens for longer is stuck; default 15m
 	PausedAfter      time.Duration // a pool or process paused for longer with work waiting is reported; default 4h
@@ -37,7 +38,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "heartbeat_timeout"}, {Name: "hung_grace"}, {Name: "schedule_grace"}, {Name: "failure_min_runs"},
 			{Name: "failure_jump_percent"}, {Name: "queue_samples"}, {Name: "interval"}, {Name: "sample_interval"},
-			{Name: "stuck_after"}, {Name: "paused_after"},
+			{Name: "stuck_after"}, {Name: "paused_after"}, {Name: "data_error_percent"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "webhook"}},
 	}
@@ -56,13 +57,16 @@ func (l *loader) decodeMonitor(b *hcl.Block) {
 	a.dur("sample_interval", &m.SampleInterval)
 	a.dur("stuck_after", &m.StuckAfter)
 	a.dur("paused_after", &m.PausedAfter)
-	for name, dst := range map[string]*int{"failure_min_runs": &m.FailureMinRuns, "failure_jump_percent": &m.FailureJump, "queue_samples": &m.QueueSamples} {
+	for name, dst := range map[string]*int{"failure_min_runs": &m.FailureMinRuns, "failure_jump_percent": &m.FailureJump, "queue_samples": &m.QueueSamples, "data_error_percent": &m.DataErrorPercent} {
 		if at := a.int(name, dst); at != nil && *dst < 0 {
 			a.errorf(at.Expr.Range(), "Invalid "+name, "%s = %d; it must not be negative.", name, *dst)
 		}
 	}
 	if at, ok := c.Attributes["failure_jump_percent"]; ok && m.FailureJump > 100 {
 		a.errorf(at.Expr.Range(), "Invalid failure_jump_percent", "failure_jump_percent = %d; it is a rise in percentage points, at most 100.", m.FailureJump)
+	}
+	if at, ok := c.Attributes["data_error_percent"]; ok && m.DataErrorPercent > 100 {
+		a.errorf(at.Expr.Range(), "Invalid data_error_percent", "data_error_percent = %d; it is a share of runs in percent, at most 100.", m.DataErrorPercent)
 	}
 	if at, ok := c.Attributes["queue_samples"]; ok && m.QueueSamples == 1 {
 		a.errorf(at.Expr.Range(), "Invalid queue_samples", "queue_samples = 1; growth needs at least 2 samples.")

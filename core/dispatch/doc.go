@@ -49,6 +49,11 @@
 //     has one that could take it (else for a robot that timed out on it
 //     too), or failed with timeout_exhausted at its MaxTimeoutRobots-th
 //     time-out.
+//   - Queue.SweepLost does the same, at once, for attempts whose robot has
+//     not been seen for the monitor's heartbeat_timeout (at least
+//     MinLostAfter): a robot killed mid-task gives its task back when its
+//     heartbeat_lost anomaly opens, not at max_duration. RunSweeper calls
+//     it when SweeperOptions.LostAfter is set (the daemon does).
 //   - Queue.Expire fails the tasks still pending their process's max_wait
 //     after submission (failure_reason expired), so a task ends in bounded
 //     time even in a pool no robot can serve (except while it is paused,

@@ -12,6 +12,7 @@ import (
 	"github.com/rpacloud/rpacloud/ent"
 	"github.com/rpacloud/rpacloud/ent/attempt"
 	"github.com/rpacloud/rpacloud/ent/batch"
+	"github.com/rpacloud/rpacloud/ent/predicate"
 	"github.com/rpacloud/rpacloud/ent/robot"
 	"github.com/rpacloud/rpacloud/ent/task"
 )
@@ -33,7 +34,7 @@ func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	done := 0
 	for _, a := range expired {
 		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
-			return q.abandon(ctx, tx, rec, a)
+			return q.abandon(ctx, tx, rec, a, pastDeadline(rec.now))
 		})
 		if errors.Is(err, ErrStaleAttempt) {
 			continue // reported or swept meanwhile
@@ -46,7 +47,104 @@ func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	return done, nil
 }
 
-func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt) error {
+// cause is why a running attempt is abandoned: past its deadline, or its
+// robot lost. holds says, on the attempt read again under lock, whether it
+// still applies; fence is the same as the update's condition.
+type cause struct {
+	holds   func(a *ent.Attempt) bool
+	fence   predicate.Attempt
+	message string                      // the attempt's error message
+	delayed func(a *ent.Attempt) string // the task.delayed event's message
+}
+
+func pastDeadline(now time.Time) cause {
+	return cause{
+		holds:   func(a *ent.Attempt) bool { return a.Deadline.Before(now) },
+		fence:   attempt.DeadlineLT(now),
+		message: "no result before the deadline",
+		delayed: func(a *ent.Attempt) string {
+			return fmt.Sprintf("attempt %d passed its deadline on robot %d", a.Number, a.RobotID)
+		},
+	}
+}
+
+// robotLost: the attempt's robot has not been seen since cut (its
+// heartbeat is lost), and the attempt had no heartbeat since either.
+func robotLost(cut time.Time, silentFor time.Duration) cause {
+	quiet := func(a *ent.Attempt) bool {
+		return a.StartedAt.Before(cut) && (a.HeartbeatAt == nil || a.HeartbeatAt.Before(cut))
+	}
+	return cause{
+		holds:   quiet,
+		fence:   attempt.And(attempt.StartedAtLT(cut), attempt.Or(attempt.HeartbeatAtIsNil(), attempt.HeartbeatAtLT(cut))),
+		message: fmt.Sprintf("robot lost: its heartbeat stopped for more than %s", silentFor),
+		delayed: func(a *ent.Attempt) string {
+			return fmt.Sprintf("attempt %d abandoned: robot %d lost its heartbeat (silent for more than %s)", a.Number, a.RobotID, silentFor)
+		},
+	}
+}
+
+// MinLostAfter is the least silence SweepLost takes for a lost robot,
+// whatever it is given: a running robot checks in at least every 30 s (the
+// agent's awaitStop long poll; its heartbeats are a third of max_duration
+// apart) and its moment may wait one liveness flush (10 s) to reach the
+// database. A shorter heartbeat_timeout may show an anomaly early; it
+// must not take a live robot's work away.
+const MinLostAfter = 40 * time.Second
+
+// SweepLost abandons every running attempt whose robot has not been seen
+// for longer than lostAfter (the monitor's heartbeat_timeout: the moment
+// its heartbeat_lost anomaly fires), instead of letting the task wait out
+// its max_duration. The fencing is the deadline sweep's: the attempt ends
+// abandoned, the robot becomes suspect, a late report or heartbeat gets
+// ErrStaleAttempt, and the task is retried on another robot or fails with
+// timeout_exhausted (or ends cancelled, if a stop was asked), counted as a
+// time-out. A robot seen by this daemon but not yet flushed is alive.
+// Moments other daemons have not flushed yet are at most one liveness
+// flush old (DefaultLivenessFlush), far below any sensible lostAfter.
+func (q *Queue) SweepLost(ctx context.Context, lostAfter time.Duration) (int, error) {
+	if lostAfter <= 0 {
+		return 0, nil
+	}
+	lostAfter = max(lostAfter, MinLostAfter)
+	now := q.clock()
+	cut := now.Add(-lostAfter)
+	lost, err := q.client.Attempt.Query().
+		Where(attempt.StateEQ(attempt.StateRunning), attempt.StartedAtLT(cut),
+			attempt.HasRobotWith(robot.LastSeenAtLT(cut))).
+		Limit(500).All(system(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("sweep lost robots: list attempts: %w", err)
+	}
+	done := 0
+	for _, a := range lost {
+		if at, ok := q.LastSeen(a.RobotID); ok && !at.Before(cut) {
+			continue
+		}
+		err := q.withTx(ctx, func(ctx context.Context, tx *ent.Tx, rec *recorder) error {
+			// The robot's moment again, inside the transaction: a flush
+			// committed since the list means it is back.
+			r, err := tx.Robot.Get(system(ctx), a.RobotID)
+			if err != nil {
+				return fmt.Errorf("robot %d: %w", a.RobotID, err)
+			}
+			if r.LastSeenAt == nil || !r.LastSeenAt.Before(cut) {
+				return ErrStaleAttempt
+			}
+			return q.abandon(ctx, tx, rec, a, robotLost(cut, lostAfter))
+		})
+		if errors.Is(err, ErrStaleAttempt) {
+			continue // reported, swept or back meanwhile
+		}
+		if err != nil {
+			return done, fmt.Errorf("sweep lost robots: %w", err)
+		}
+		done++
+	}
+	return done, nil
+}
+
+func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt, why cause) error {
 	sctx := system(ctx)
 	// a was listed outside this transaction: read it again, locked (see
 	// running), so that a stop or a heartbeat committed since is seen.
@@ -58,16 +156,16 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 	if err != nil {
 		return fmt.Errorf("abandon attempt %d: %w", id, err)
 	}
-	if a.State != attempt.StateRunning || !a.Deadline.Before(rec.now) {
+	if a.State != attempt.StateRunning || !why.holds(a) {
 		return ErrStaleAttempt
 	}
 	if a.StopRequestedAt != nil {
-		return q.abandonStopped(sctx, tx, rec, a)
+		return q.abandonStopped(sctx, tx, rec, a, why)
 	}
 	n, err := tx.Attempt.Update().
-		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), attempt.DeadlineLT(rec.now)).
+		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), why.fence).
 		SetState(attempt.StateAbandoned).SetErrorClass(attempt.ErrorClassTimeout).
-		SetErrorMessage("no result before the deadline").SetFinishedAt(rec.now).Save(sctx)
+		SetErrorMessage(why.message).SetFinishedAt(rec.now).Save(sctx)
 	if err != nil {
 		return fmt.Errorf("abandon attempt %d: %w", a.ID, err)
 	}
@@ -114,7 +212,7 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 		return fmt.Errorf("abandon attempt %d: mark robot suspect: %w", a.ID, err)
 	}
 	rid := a.RobotID
-	rec.add(tx, events.TaskDelayed, fmt.Sprintf("attempt %d passed its deadline on robot %d", a.Number, a.RobotID), t, &rid)
+	rec.add(tx, events.TaskDelayed, why.delayed(a), t, &rid)
 	rec.attemptEnded(t, string(attempt.StateAbandoned))
 	if exhausted {
 		reason := task.FailureReasonTimeoutExhausted
@@ -129,10 +227,10 @@ func (q *Queue) abandon(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.A
 // not report within the grace: like a time-out (attempt abandoned, robot
 // suspect, the time-out counted), but the task ends cancelled, as the
 // operator asked, and is not retried.
-func (q *Queue) abandonStopped(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt) error {
+func (q *Queue) abandonStopped(ctx context.Context, tx *ent.Tx, rec *recorder, a *ent.Attempt, why cause) error {
 	msg := fmt.Sprintf("did not stop within the grace after the stop requested at %s", a.StopRequestedAt.Format(time.RFC3339))
 	n, err := tx.Attempt.Update().
-		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), attempt.DeadlineLT(rec.now)).
+		Where(attempt.ID(a.ID), attempt.StateEQ(attempt.StateRunning), why.fence).
 		SetState(attempt.StateAbandoned).SetErrorClass(attempt.ErrorClassTimeout).
 		SetErrorMessage(msg).SetFinishedAt(rec.now).Save(ctx)
 	if err != nil {
@@ -297,6 +395,12 @@ type SweeperOptions struct {
 	Tick func(ctx context.Context, d time.Duration) bool
 	// Logger; default the queue's.
 	Logger *slog.Logger
+	// LostAfter, read at each round, is how long a robot running an
+	// attempt may go unseen before the attempt is abandoned (SweepLost);
+	// nil or 0 leaves such attempts to their deadline. The daemon passes
+	// the monitor's heartbeat_timeout, so the attempt ends when the
+	// heartbeat_lost anomaly opens.
+	LostAfter func() time.Duration
 }
 
 // RunSweeper sweeps expired attempts (Sweep) and tasks past their
@@ -322,6 +426,15 @@ func (q *Queue) RunSweeper(ctx context.Context, o SweeperOptions) {
 		}
 		if n > 0 {
 			log.Warn("abandoned attempts past their deadline", "count", n)
+		}
+		if o.LostAfter != nil {
+			n, err = q.SweepLost(ctx, o.LostAfter())
+			if err != nil && ctx.Err() == nil {
+				log.Error("sweep lost robots", "err", err)
+			}
+			if n > 0 {
+				log.Warn("abandoned attempts of robots whose heartbeat is lost", "count", n)
+			}
 		}
 		n, err = q.Expire(ctx)
 		if err != nil && ctx.Err() == nil {

@@ -48,6 +48,10 @@ const (
 	VMFailed       Type = "vm.failed"
 	VMGone         Type = "vm.gone"
 	VMBootTimeout  Type = "vm.boot_timeout"
+	// VMReleased: a VM ended because rpacloud asked (the scaler released
+	// or drained its robot, or an administrator revoked it). Unlike
+	// vm.gone it is no anomaly: nothing was interrupted.
+	VMReleased Type = "vm.released"
 
 	AnomalyOpened       Type = "anomaly.opened"
 	AnomalyAcknowledged Type = "anomaly.acknowledged"

@@ -485,3 +485,99 @@ func TestScheduleMissedFromTriggers(t *testing.T) {
 		}
 	})
 }
+
+// TestVMGoneOnlyUnasked: a VM that ended unasked (the fleet's vm.gone)
+// opens vm_gone; one the scaler released (vm.released, core/scale's
+// TestReleasedVMsAreNotGone) opens nothing.
+func TestVMGoneOnlyUnasked(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{Thresholds: rules.Thresholds{HeartbeatTimeout: time.Hour}})
+		end := func(name string, typ events.Type) {
+			v := db.VM.Create().SetPoolID(f.pool.ID).SetProvider("local").SetIdempotencyKey("k-" + name).
+				SetInstanceID("i-" + name).SetState("deleted").SetCreatedAt(f.clock.Now()).SaveX(ctx)
+			r := db.Robot.Create().SetName(name).SetPoolID(f.pool.ID).SetVMID(v.ID).SetState("released").
+				SetLastSeenAt(f.clock.Now()).SaveX(ctx)
+			events.Create(db.Event, typ, f.clock.Now()).SetPoolID(f.pool.ID).SetRobotID(r.ID).SetMessage(name).SaveX(ctx)
+		}
+		end("released", events.VMReleased)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 0 {
+			t.Fatalf("%d anomalies for a released VM", n)
+		}
+		end("killed", events.VMGone)
+		if err := f.mon.Detect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a := db.Anomaly.Query().OnlyX(ctx)
+		if a.Rule != anomaly.RuleVMGone || a.Facts["robot"] != "killed" {
+			t.Fatalf("anomaly: %+v", a)
+		}
+	})
+}
+
+// TestDataErrorsByRate: data errors of a process are counted over the last
+// hour and raise one anomaly only at the operator's rate: ten in a
+// hundred runs open nothing, fifty more open one (not fifty), and it
+// resolves by itself once the share falls back.
+func TestDataErrorsByRate(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := sys()
+		f := newFixture(t, db, monitor.Options{Thresholds: rules.Thresholds{HeartbeatTimeout: 24 * time.Hour, DataErrorRate: 0.2}})
+		run := func(n int, res dispatch.Result) {
+			t.Helper()
+			in := make([]json.RawMessage, n)
+			for i := range in {
+				in[i] = json.RawMessage(`{}`)
+			}
+			if _, err := f.q.Submit(ctx, dispatch.SubmitRequest{CustomerID: f.cust.ID, Process: "vat", Inputs: in}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				c, err := f.q.ClaimTask(ctx, f.robot.ID)
+				if err != nil || c == nil {
+					t.Fatal(c, err)
+				}
+				if _, err := f.q.Report(ctx, f.robot.ID, c.Task.ID, c.Attempt.Number, res); err != nil {
+					t.Fatal(err)
+				}
+				if i%10 == 9 {
+					if err := f.mon.Detect(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		dataErr := dispatch.Result{Class: robotwire.ErrorData, Message: "ordered braised chicken, claims it was dog stew"}
+		ok := dispatch.Result{Success: true, Output: json.RawMessage(`{}`)}
+		run(90, ok)
+		run(10, dataErr)
+		if n := db.Anomaly.Query().CountX(ctx); n != 0 {
+			t.Fatalf("%d anomalies for 10 data errors in 100 runs under a 20%% rate: %+v", n, db.Anomaly.Query().AllX(ctx))
+		}
+		run(50, dataErr)
+		as := db.Anomaly.Query().AllX(ctx)
+		if len(as) != 1 {
+			t.Fatalf("%d anomalies after 60 data errors in 150 runs, want 1: %+v", len(as), as)
+		}
+		a := as[0]
+		if a.Rule != anomaly.RuleFailureRate || a.Status != anomaly.StatusOpen || a.Severity != anomaly.SeverityWarning ||
+			a.Facts["limit"] != "20%" || a.Facts["data errors"] == "" || a.Facts["process"] != "vat" {
+			t.Fatalf("anomaly: %+v", a)
+		}
+		// Opened when the share first reached the limit (its facts are
+		// that moment's), and not once per data error after.
+		// An hour later the process runs cleanly: the share falls back.
+		f.clock.Add(61 * time.Minute)
+		run(10, ok)
+		a = db.Anomaly.GetX(ctx, a.ID)
+		if a.Status != anomaly.StatusResolved || a.ResolvedBy != "monitor" || a.Resolution == "" {
+			t.Fatalf("after the rate fell back: %+v", a)
+		}
+		if n := db.Anomaly.Query().CountX(ctx); n != 1 {
+			t.Fatalf("%d anomalies in all, want 1", n)
+		}
+	})
+}

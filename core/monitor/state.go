@@ -321,7 +321,10 @@ func (m *Monitor) runs(ctx context.Context, n *names) ([]rules.Run, map[int]*rul
 
 func (m *Monitor) faults(ctx context.Context, n *names, now time.Time) ([]rules.Fault, error) {
 	tasks, err := m.client.Task.Query().
-		Where(task.StateEQ(task.StateFailed), task.FinishedAtGT(now.Add(-faultWindow))).
+		Where(task.StateEQ(task.StateFailed), task.FinishedAtGT(now.Add(-faultWindow)),
+			// Data errors are judged by their rate (processStats), and
+			// must not crowd real faults out of the limit.
+			task.Or(task.FailureReasonIsNil(), task.FailureReasonNEQ(task.FailureReasonDataError))).
 		Order(ent.Desc(task.FieldFinishedAt)).Limit(maxFaults).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: failed tasks: %w", err)
@@ -684,6 +687,33 @@ func (m *Monitor) processStats(ctx context.Context, n *names, now time.Time) ([]
 		if r.Type == string(events.TaskFailed) {
 			s.BaselineFailures += r.Count
 		}
+	}
+	// Of the failures, the data errors (the customer's input): one row
+	// per process and window from the tasks table.
+	dataErrors := func(from, to time.Time, add func(*rules.ProcessStats, int)) error {
+		var rows []struct {
+			ProcessID int `json:"process_id"`
+			Count     int `json:"count"`
+		}
+		err := m.client.Task.Query().
+			Where(task.StateEQ(task.StateFailed), task.FailureReasonEQ(task.FailureReasonDataError),
+				task.FinishedAtGT(from), task.FinishedAtLTE(to)).
+			GroupBy(task.FieldProcessID).Aggregate(ent.Count()).Scan(ctx, &rows)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if s := stats[r.ProcessID]; s != nil {
+				add(s, r.Count)
+			}
+		}
+		return nil
+	}
+	if err := dataErrors(recentFrom, now, func(s *rules.ProcessStats, n int) { s.RecentDataErrors = n }); err != nil {
+		return nil, fmt.Errorf("snapshot: recent data errors: %w", err)
+	}
+	if err := dataErrors(recentFrom.Add(-baselineWindow), recentFrom, func(s *rules.ProcessStats, n int) { s.BaselineDataErrors = n }); err != nil {
+		return nil, fmt.Errorf("snapshot: baseline data errors: %w", err)
 	}
 	out := make([]rules.ProcessStats, 0, len(stats))
 	for _, s := range stats {

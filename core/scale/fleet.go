@@ -236,6 +236,22 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 			gone = events.VMFailed
 		}
 	}
+	if gone != "" {
+		// A VM whose robot rpacloud is releasing (draining: the scaler's
+		// release, a draining pool, a revoke) or released ended as asked,
+		// even if the provider reports its end as a failure: vm.released,
+		// not vm.gone or vm.failed, which open a vm_gone anomaly. The
+		// robot's state says so, not the VM's: "deleting" is also what
+		// follow records when the provider stops an instance unasked.
+		asked, err := f.releaseAsked(ctx, v)
+		if err != nil {
+			return fmt.Errorf("pool %s: VM %d: %w", p.Name, v.ID, err)
+		}
+		if asked {
+			gone = events.VMReleased
+			upd.SetError("")
+		}
+	}
 	if err := upd.Exec(ctx); err != nil {
 		return fmt.Errorf("pool %s: update VM %d: %w", p.Name, v.ID, err)
 	}
@@ -244,6 +260,17 @@ func (f *Fleet) follow(ctx context.Context, p *ent.Pool, v *ent.VM, in sdk.Insta
 		return f.releaseRobotOf(ctx, p, v, gone)
 	}
 	return nil
+}
+
+// releaseAsked reports whether the robot of VM v is being released or
+// was released by rpacloud, so that its VM's end is expected.
+func (f *Fleet) releaseAsked(ctx context.Context, v *ent.VM) (bool, error) {
+	n, err := f.Client.Robot.Query().Where(robot.VMID(v.ID),
+		robot.StateIn(robot.StateDraining, robot.StateReleased)).Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("robot state: %w", err)
+	}
+	return n > 0, nil
 }
 
 // releaseRobotOf retires the robot of a VM that is gone and revokes its token.
@@ -261,7 +288,11 @@ func (f *Fleet) releaseRobotOf(ctx context.Context, p *ent.Pool, v *ent.VM, evTy
 	if err := f.tokens().Revoke(ctx, auth.RobotTokenName(r.Name)); err != nil {
 		f.Log.Debug("revoke robot token", "robot", r.Name, "err", err)
 	}
-	f.event(ctx, p, &r.ID, evType, fmt.Sprintf("VM %s of robot %s: %s", v.InstanceID, r.Name, v.Error))
+	msg := fmt.Sprintf("VM %s of robot %s: %s", v.InstanceID, r.Name, v.Error)
+	if evType == events.VMReleased {
+		msg = fmt.Sprintf("VM %s of robot %s: released", v.InstanceID, r.Name)
+	}
+	f.event(ctx, p, &r.ID, evType, msg)
 	f.Log.Info("robot released", "pool", p.Name, "robot", r.Name, "reason", evType)
 	return nil
 }

@@ -54,6 +54,7 @@ func monitorTuning(c config.Monitor) monitor.Tuning {
 			HeartbeatTimeout: c.HeartbeatTimeout, HungGrace: c.HungGrace, ScheduleGrace: c.ScheduleGrace,
 			FailureMinRuns: c.FailureMinRuns, FailureJump: float64(c.FailureJump) / 100, QueueSamples: c.QueueSamples,
 			StuckAfter: c.StuckAfter, PausedAfter: c.PausedAfter,
+			DataErrorRate: float64(c.DataErrorPercent) / 100,
 		},
 	}
 }

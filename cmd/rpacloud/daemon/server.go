@@ -377,9 +377,12 @@ func (d *Daemon) fleetLoop(ctx context.Context, term int64) {
 	}
 }
 
-// sweepLoop runs the time-out sweeper while this daemon leads.
+// sweepLoop runs the time-out sweeper while this daemon leads. A robot
+// silent for the monitor's heartbeat_timeout (read at each round, so a
+// reload applies) has its attempt abandoned then, not at max_duration.
 func (d *Daemon) sweepLoop(ctx context.Context, _ int64) {
-	d.queue.RunSweeper(ctx, dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log})
+	d.queue.RunSweeper(ctx, dispatch.SweeperOptions{Interval: d.opts.SweepInterval, Logger: d.log,
+		LostAfter: func() time.Duration { return d.mon.mon.Tuning().Thresholds.HeartbeatTimeout }})
 }
 
 // Client returns the ent client (tests).

@@ -105,7 +105,9 @@ func TestRunFaulted(t *testing.T) {
 	}{
 		{"retries exhausted", Fault{TaskID: 1, Reason: "retries_exhausted", At: at(-time.Minute)}, "active:critical"},
 		{"vendor job faulted", Fault{TaskID: 1, Reason: "faulted", Vendor: "uipath", At: at(-time.Minute)}, "active:critical"},
-		{"data error", Fault{TaskID: 1, Reason: "data_error", At: at(-time.Minute)}, "active:warning"},
+		// One data error is the customer's input, no interruption: never a
+		// card per task (dataErrors judges their rate).
+		{"data error", Fault{TaskID: 1, Reason: "data_error", At: at(-time.Minute)}, "clear"},
 		{"recovered", Fault{TaskID: 1, Reason: "timeout_exhausted", At: at(-time.Hour), RecoveredAt: tp(-time.Minute)}, "clear"},
 	}
 	for _, c := range cases {
@@ -381,5 +383,55 @@ func TestWorkPaused(t *testing.T) {
 	}
 	if WorkPaused.Sticky() {
 		t.Fatal("work_paused is a condition of the present, not sticky")
+	}
+}
+
+// TestDataErrors: data errors raise one anomaly per process, only at the
+// rate the operator set, and clear when it falls back; they are no
+// failure spike.
+func TestDataErrors(t *testing.T) {
+	cases := []struct {
+		name        string
+		runs, dataE int
+		rate        float64
+		want, spike string
+	}{
+		{"too few runs", 5, 5, 0, "", "clear"},
+		{"expected share", 200, 17, 0, "clear", "clear"},   // the tax demo: 8.5 % under the default 20 %
+		{"unlucky first runs", 10, 3, 0, "clear", "clear"}, // 30 %, but 10 runs say little
+		{"ten of ten", 10, 10, 0, "active:warning", "clear"},
+		{"at the default, not clearly above", 50, 10, 0, "clear", "clear"},
+		{"clearly above the default", 50, 20, 0, "active:warning", "clear"},
+		{"fifty of fifty", 50, 50, 0, "active:warning", "clear"},
+		{"operator's lower rate", 150, 30, 0.1, "active:warning", "clear"},
+		{"operator's higher rate", 50, 20, 0.5, "clear", "clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// Every failure is a data error, in a process that never
+			// failed before: a jump for the failure-spike rule if they
+			// counted there.
+			p := ProcessStats{ProcessID: 3, Process: "vat", RecentRuns: c.runs, RecentFailures: c.dataE, RecentDataErrors: c.dataE,
+				BaselineRuns: 100, RecentWindow: time.Hour}
+			fs := Evaluate(State{Now: t0, Processes: []ProcessStats{p}}, Thresholds{DataErrorRate: c.rate})
+			v := verdict(fs, FailureRate)
+			if got := v[DataErrorKey(3)]; got != c.want {
+				t.Fatalf("data errors: got %q, want %q", got, c.want)
+			}
+			if c.runs >= DefaultFailureMinRuns {
+				if got := v["failure_rate/process/3"]; got != c.spike {
+					t.Fatalf("failure spike: got %q, want %q", got, c.spike)
+				}
+			}
+			n := 0
+			for _, f := range fs {
+				if f.Active {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Fatalf("%d active findings for %d data errors: %+v", n, c.dataE, fs)
+			}
+		})
 	}
 }
