@@ -133,6 +133,14 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	return audit.Middleware(wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv)))
 }
 
+// Close codes of graphql-transport-ws for refused credentials: graphql-ws
+// clients do not retry 4401 and retry 4403 only as their shouldRetry
+// allows, with back-off.
+const (
+	CloseUnauthorized = 4401 // no, unknown, expired or revoked token at connection_init
+	CloseForbidden    = 4403 // the token was revoked or expired while connected
+)
+
 // wsInit authenticates a websocket in connection_init (or takes the
 // principal auth.Middleware found in the upgrade request's header), raises
 // the connection's read limit from the pre-authentication one, and keeps
@@ -162,6 +170,17 @@ func wsInit(client *ent.Client, tokens *auth.Cache, every time.Duration, log *sl
 			}
 			var err error
 			if p, err = authenticate(ctx, secret); err != nil {
+				// 4401, not gqlgen's 1000: graphql-ws clients take 1000
+				// for a normal end and reconnect at once, for ever.
+				why := "no token"
+				if secret != "" {
+					why = "unknown, expired or revoked token"
+				}
+				if !errors.Is(err, auth.ErrUnauthenticated) {
+					why = "token not checked: " + err.Error()
+				}
+				wslimit.CloseWith(ctx, CloseUnauthorized, "Unauthorized")
+				log.Info("websocket refused", "code", CloseUnauthorized, "why", why, "remote", audit.RequestFrom(ctx).RemoteAddr)
 				return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
 			}
 		}
@@ -190,7 +209,9 @@ func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent
 		exp, err := auth.Check(ctx, client, p.TokenID)
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
-			log.Info("closing websocket: token no longer valid", "token", p.Name)
+			log.Info("closing websocket: token no longer valid", "token", p.Name, "code", CloseForbidden)
+			// 4403: the client is told to stop, not to reconnect at once.
+			wslimit.CloseWith(ctx, CloseForbidden, "Forbidden: token revoked or expired")
 			cancel(fmt.Errorf("websocket of token %q: %w", p.Name, err))
 			return
 		case err != nil && ctx.Err() == nil:

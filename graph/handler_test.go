@@ -239,8 +239,13 @@ func TestSubscription(t *testing.T) {
 	_ = conn.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer rpc_forged"}})
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var msg map[string]any
-	if err := conn.ReadJSON(&msg); err == nil && msg["type"] == "connection_ack" {
+	err = conn.ReadJSON(&msg)
+	if err == nil && msg["type"] == "connection_ack" {
 		t.Fatal("forged token acknowledged")
+	}
+	// 4401 as graphql-transport-ws says, which clients do not retry.
+	if !websocket.IsCloseError(err, graph.CloseUnauthorized) {
+		t.Fatalf("forged token: %v, want close %d", err, graph.CloseUnauthorized)
 	}
 	conn.Close()
 
