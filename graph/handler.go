@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -61,6 +64,10 @@ type HandlerOptions struct {
 	// Tokens answers websocket connection_init from the daemon's token
 	// cache; nil: each is a database query.
 	Tokens *auth.Cache
+	// CORSOrigins are the other web origins whose pages may open the
+	// websocket (the server block's cors_origins, lower case); the same
+	// list goes to CORS for the HTTP requests.
+	CORSOrigins []string
 }
 
 // QueryCacheSize is how many parsed operations the GraphQL endpoint keeps.
@@ -84,10 +91,12 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv := handler.New(es)
 	// The websocket transport must come first: it claims upgrade requests.
 	srv.AddTransport(transport.Websocket{
-		// A zero Upgrader keeps gorilla's same-origin check, so a foreign
-		// web page cannot ride a user's session (clients without an Origin
-		// header, like the CLI and Node, are not browsers and pass).
-		Upgrader:              websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
+		// Gorilla's same-origin check plus the allowed origins, so a
+		// foreign web page cannot ride a user's session (clients without
+		// an Origin header, like the CLI and Node, are not browsers and
+		// pass).
+		Upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
+			CheckOrigin: checkOrigin(o.CORSOrigins)},
 		InitFunc:              wsInit(r.Client, o.Tokens, o.TokenRecheck, o.Logger),
 		PingPongInterval:      15 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
@@ -224,4 +233,41 @@ func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent
 		}
 		t.Reset(next)
 	}
+}
+
+// checkOrigin accepts a websocket upgrade without an Origin header (not a
+// browser), from the daemon's own origin (gorilla's default check) or from
+// one of allowed.
+func checkOrigin(allowed []string) func(*http.Request) bool {
+	set := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		set[strings.ToLower(o)] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || set[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}
+
+// CORS lets the pages of the allowed origins (the server block's
+// cors_origins) call the API from a browser: it answers their preflight
+// OPTIONS itself, before authentication (a preflight carries no token),
+// and adds Access-Control-Allow-Origin to their requests. Other origins
+// get no CORS headers, so browsers keep their pages out; with no origins
+// it is next itself (same origin only). Tokens travel in the
+// Authorization header, never in cookies, so credentials are not allowed.
+func CORS(allowed []string, next http.Handler) http.Handler {
+	if len(allowed) == 0 {
+		return next
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: allowed,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
+		MaxAge:         600,
+	}).Handler(next)
 }

@@ -63,7 +63,7 @@ func newEnvWith(t *testing.T, o graph.HandlerOptions) *env {
 	bus := events.New()
 	res := &graph.Resolver{Client: db.Client, Queue: dispatch.New(db.Client, dispatch.Options{Bus: bus}), Bus: bus}
 	base, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewUnstartedServer(auth.Middleware(db.Client, graph.NewHandler(res, o)))
+	srv := httptest.NewUnstartedServer(graph.CORS(o.CORSOrigins, auth.Middleware(db.Client, graph.NewHandler(res, o))))
 	srv.Config.BaseContext = func(_ net.Listener) context.Context { return base }
 	srv.Start()
 	t.Cleanup(func() { cancel(); srv.Close() })
