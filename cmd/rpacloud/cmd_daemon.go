@@ -55,7 +55,7 @@ type devOptions struct {
 func newDevCmd() *cobra.Command {
 	var o devOptions
 	cmd := &cobra.Command{
-		Use:   "dev [--data-dir DIR] [--listen ADDR]",
+		Use:   "dev [--data-dir DIR] [--listen ADDR] [--new-token]",
 		Short: "run the embedded platform (SQLite, local robots)",
 		Long: `Run the embedded platform from the built-in quickstart configuration (or
 --config): SQLite in the data directory, local robots, the dashboard, and an
