@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -61,6 +64,10 @@ type HandlerOptions struct {
 	// Tokens answers websocket connection_init from the daemon's token
 	// cache; nil: each is a database query.
 	Tokens *auth.Cache
+	// CORSOrigins are the other web origins whose pages may open the
+	// websocket (the server block's cors_origins, lower case); the same
+	// list goes to CORS for the HTTP requests.
+	CORSOrigins []string
 }
 
 // QueryCacheSize is how many parsed operations the GraphQL endpoint keeps.
@@ -84,10 +91,12 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv := handler.New(es)
 	// The websocket transport must come first: it claims upgrade requests.
 	srv.AddTransport(transport.Websocket{
-		// A zero Upgrader keeps gorilla's same-origin check, so a foreign
-		// web page cannot ride a user's session (clients without an Origin
-		// header, like the CLI and Node, are not browsers and pass).
-		Upgrader:              websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
+		// Gorilla's same-origin check plus the allowed origins, so a
+		// foreign web page cannot ride a user's session (clients without
+		// an Origin header, like the CLI and Node, are not browsers and
+		// pass).
+		Upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
+			CheckOrigin: checkOrigin(o.CORSOrigins)},
 		InitFunc:              wsInit(r.Client, o.Tokens, o.TokenRecheck, o.Logger),
 		PingPongInterval:      15 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
@@ -133,6 +142,14 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	return audit.Middleware(wslimit.Middleware(o.Websocket, limitBody(o.MaxBodyBytes, srv)))
 }
 
+// Close codes of graphql-transport-ws for refused credentials: graphql-ws
+// clients do not retry 4401 and retry 4403 only as their shouldRetry
+// allows, with back-off.
+const (
+	CloseUnauthorized = 4401 // no, unknown, expired or revoked token at connection_init
+	CloseForbidden    = 4403 // the token was revoked or expired while connected
+)
+
 // wsInit authenticates a websocket in connection_init (or takes the
 // principal auth.Middleware found in the upgrade request's header), raises
 // the connection's read limit from the pre-authentication one, and keeps
@@ -162,6 +179,17 @@ func wsInit(client *ent.Client, tokens *auth.Cache, every time.Duration, log *sl
 			}
 			var err error
 			if p, err = authenticate(ctx, secret); err != nil {
+				// 4401, not gqlgen's 1000: graphql-ws clients take 1000
+				// for a normal end and reconnect at once, for ever.
+				why := "no token"
+				if secret != "" {
+					why = "unknown, expired or revoked token"
+				}
+				if !errors.Is(err, auth.ErrUnauthenticated) {
+					why = "token not checked: " + err.Error()
+				}
+				wslimit.CloseWith(ctx, CloseUnauthorized, "Unauthorized")
+				log.Info("websocket refused", "code", CloseUnauthorized, "why", why, "remote", audit.RequestFrom(ctx).RemoteAddr)
 				return ctx, nil, errors.New("unauthenticated: send {\"Authorization\": \"Bearer <token>\"} in connection_init")
 			}
 		}
@@ -190,7 +218,9 @@ func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent
 		exp, err := auth.Check(ctx, client, p.TokenID)
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
-			log.Info("closing websocket: token no longer valid", "token", p.Name)
+			log.Info("closing websocket: token no longer valid", "token", p.Name, "code", CloseForbidden)
+			// 4403: the client is told to stop, not to reconnect at once.
+			wslimit.CloseWith(ctx, CloseForbidden, "Forbidden: token revoked or expired")
 			cancel(fmt.Errorf("websocket of token %q: %w", p.Name, err))
 			return
 		case err != nil && ctx.Err() == nil:
@@ -203,4 +233,41 @@ func watchToken(ctx context.Context, cancel context.CancelCauseFunc, client *ent
 		}
 		t.Reset(next)
 	}
+}
+
+// checkOrigin accepts a websocket upgrade without an Origin header (not a
+// browser), from the daemon's own origin (gorilla's default check) or from
+// one of allowed.
+func checkOrigin(allowed []string) func(*http.Request) bool {
+	set := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		set[strings.ToLower(o)] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || set[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}
+
+// CORS lets the pages of the allowed origins (the server block's
+// cors_origins) call the API from a browser: it answers their preflight
+// OPTIONS itself, before authentication (a preflight carries no token),
+// and adds Access-Control-Allow-Origin to their requests. Other origins
+// get no CORS headers, so browsers keep their pages out; with no origins
+// it is next itself (same origin only). Tokens travel in the
+// Authorization header, never in cookies, so credentials are not allowed.
+func CORS(allowed []string, next http.Handler) http.Handler {
+	if len(allowed) == 0 {
+		return next
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: allowed,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
+		MaxAge:         600,
+	}).Handler(next)
 }

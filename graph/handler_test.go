@@ -63,7 +63,7 @@ func newEnvWith(t *testing.T, o graph.HandlerOptions) *env {
 	bus := events.New()
 	res := &graph.Resolver{Client: db.Client, Queue: dispatch.New(db.Client, dispatch.Options{Bus: bus}), Bus: bus}
 	base, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewUnstartedServer(auth.Middleware(db.Client, graph.NewHandler(res, o)))
+	srv := httptest.NewUnstartedServer(graph.CORS(o.CORSOrigins, auth.Middleware(db.Client, graph.NewHandler(res, o))))
 	srv.Config.BaseContext = func(_ net.Listener) context.Context { return base }
 	srv.Start()
 	t.Cleanup(func() { cancel(); srv.Close() })
@@ -239,8 +239,13 @@ func TestSubscription(t *testing.T) {
 	_ = conn.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer rpc_forged"}})
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var msg map[string]any
-	if err := conn.ReadJSON(&msg); err == nil && msg["type"] == "connection_ack" {
+	err = conn.ReadJSON(&msg)
+	if err == nil && msg["type"] == "connection_ack" {
 		t.Fatal("forged token acknowledged")
+	}
+	// 4401 as graphql-transport-ws says, which clients do not retry.
+	if !websocket.IsCloseError(err, graph.CloseUnauthorized) {
+		t.Fatalf("forged token: %v, want close %d", err, graph.CloseUnauthorized)
 	}
 	conn.Close()
 

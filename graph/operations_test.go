@@ -246,7 +246,7 @@ func TestOperationsMatchSchema(t *testing.T) {
 	root := repoRoot(t)
 	schema := loadSchema(t, root)
 	ops := goOperations(t, root, "core", "cmd", "graph", "plugins", "examples")
-	ops = append(ops, jsOperations(t, root, "graph/dashboard/assets/dashboard.js", "graph/dashboard/nodetest/subscribe.mjs")...)
+	ops = append(ops, jsOperations(t, root, "graph/dashboard/assets/dashboard.js", "graph/dashboard/nodetest/subscribe.mjs", "graph/dashboard/nodetest/wsauth.mjs")...)
 	// The extraction must keep finding the operations; a regression in it
 	// would otherwise pass silently.
 	if len(ops) < 23 {

@@ -13,12 +13,15 @@ import (
 
 // Error codes of the operation-size limits, in extensions.code.
 const (
-	CodeFieldLimit      = "FIELD_LIMIT_EXCEEDED"
-	CodeAliasLimit      = "ALIAS_LIMIT_EXCEEDED"
-	CodeDepthLimit      = "DEPTH_LIMIT_EXCEEDED"
-	CodeFragmentCycle   = "FRAGMENT_CYCLE"
-	CodeRequestTooLarge = "REQUEST_TOO_LARGE"
-	CodeBadRequest      = "BAD_REQUEST"
+	CodeFieldLimit = "FIELD_LIMIT_EXCEEDED"
+	CodeAliasLimit = "ALIAS_LIMIT_EXCEEDED"
+	CodeDepthLimit = "DEPTH_LIMIT_EXCEEDED"
+	// An introspection query nests the fields that list types inside
+	// each other deeper than MaxIntrospectionLists.
+	CodeIntrospectionLimit = "INTROSPECTION_LIMIT_EXCEEDED"
+	CodeFragmentCycle      = "FRAGMENT_CYCLE"
+	CodeRequestTooLarge    = "REQUEST_TOO_LARGE"
+	CodeBadRequest         = "BAD_REQUEST"
 )
 
 // shape is what one selection set costs once every fragment spread in it
@@ -27,8 +30,30 @@ const (
 type shape struct {
 	fields  int64 // fields selected, counted once per place they are reached
 	aliases int64 // of those, the ones renamed with an alias
-	depth   int64 // deepest field nesting
+	depth   int64 // deepest field nesting, introspection's counted as 1
+	// lists is the deepest nesting of fields named like introspection's
+	// type lists (introspectionLists), wherever they are; introLists is
+	// that nesting under __schema and __type, the only place it counts.
+	lists, introLists int64
 }
+
+// MaxIntrospectionLists bounds how deep introspection's type lists may
+// nest. Introspection is left out of the depth limit (GraphiQL's and
+// graphql-codegen's query goes 13 levels deep through ofType chains,
+// which are linear and bounded by the field and token limits), but lists
+// of types nested in each other multiply: types{fields{type{fields{...}}}}
+// is the schema's size to the power of the nesting. 3 is the bound of
+// graphql-js's MaxIntrospectionDepthRule, which every standard
+// introspection query (types → fields → args) stays within.
+const MaxIntrospectionLists = 3
+
+// introspectionLists are the introspection fields that list other types'
+// members, whose nesting multiplies the work; enumValues and args do not
+// lead to further types on their own.
+var introspectionLists = map[string]bool{"fields": true, "inputFields": true, "interfaces": true, "possibleTypes": true}
+
+// isIntrospectionRoot reports the fields that enter introspection.
+func isIntrospectionRoot(name string) bool { return name == "__schema" || name == "__type" }
 
 // measurer computes shapes with one result per fragment (dynamic
 // programming over the fragment graph), so a document whose fragments each
@@ -60,7 +85,17 @@ func (m *measurer) set(set ast.SelectionSet) shape {
 		case *ast.Field:
 			sub = m.set(sel.SelectionSet)
 			sub.fields = satAdd(sub.fields, 1)
-			sub.depth = satAdd(sub.depth, 1)
+			switch {
+			case isIntrospectionRoot(sel.Name):
+				// Below it only introspection types: no data.
+				sub.introLists = max(sub.lists, sub.introLists)
+				sub.lists, sub.depth = 0, 1
+			default:
+				sub.depth = satAdd(sub.depth, 1)
+				if introspectionLists[sel.Name] {
+					sub.lists = satAdd(sub.lists, 1)
+				}
+			}
 			if sel.Alias != "" && sel.Alias != sel.Name {
 				sub.aliases = satAdd(sub.aliases, 1)
 			}
@@ -72,6 +107,8 @@ func (m *measurer) set(set ast.SelectionSet) shape {
 		s.fields = satAdd(s.fields, sub.fields)
 		s.aliases = satAdd(s.aliases, sub.aliases)
 		s.depth = max(s.depth, sub.depth)
+		s.lists = max(s.lists, sub.lists)
+		s.introLists = max(s.introLists, sub.introLists)
 	}
 	return s
 }
@@ -170,6 +207,8 @@ func checkShape(op *ast.OperationDefinition, s shape, l QueryLimits) *gqlerror.E
 		return coded(CodeAliasLimit, "%s selects %s aliased fields once its fragments are expanded; the limit is %d", name, count(s.aliases), l.MaxAliases)
 	case s.depth > int64(l.MaxDepth):
 		return coded(CodeDepthLimit, "%s is nested %s levels deep; the limit is %d", name, count(s.depth), l.MaxDepth)
+	case s.introLists > MaxIntrospectionLists:
+		return coded(CodeIntrospectionLimit, "%s nests fields, inputFields, interfaces or possibleTypes %s levels deep in introspection; the limit is %d", name, count(s.introLists), MaxIntrospectionLists)
 	}
 	return nil
 }

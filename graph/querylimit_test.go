@@ -169,3 +169,39 @@ func TestClientQueriesWithinLimits(t *testing.T) {
 		}
 	}
 }
+
+// Introspection is not counted in the depth limit: the ofType chains of
+// GraphiQL's and graphql-codegen's query go deeper than 12 and are
+// linear. Nested lists of types multiply and are bounded instead, also
+// through fragments; data stays under the depth limit.
+func TestCheckQueryIntrospection(t *testing.T) {
+	ofType := "kind name"
+	for range 20 {
+		ofType = "kind name ofType { " + ofType + " }"
+	}
+	ok := []string{
+		`{ __schema { types { fields { args { type { ` + ofType + ` } } } } } }`,
+		`query Q { ...S } fragment S on Query { __schema { types { ...T } } } fragment T on __Type { fields { type { ...R } } inputFields { type { ...R } } } fragment R on __Type { ` + ofType + ` }`,
+		`{ __type(name: "Pool") { fields { type { ` + ofType + ` } } } me { name } }`,
+		// Three levels of lists: the standard query's bound.
+		`{ __schema { types { fields { type { fields { type { interfaces { name } } } } } } } }`,
+		// Data next to introspection is counted on its own.
+		`{ __schema { queryType { name } } ` + strings.Repeat("pools { edges { node { ", 3) + "name" + strings.Repeat(" } } }", 3) + ` }`,
+	}
+	for _, q := range ok {
+		if err := graph.CheckQuery(q, graph.QueryLimits{}); err != nil {
+			t.Errorf("%.80s…: %v", q, err)
+		}
+	}
+	bad := []struct{ query, code string }{
+		{`{ __type(name: "Pool") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }`, graph.CodeIntrospectionLimit},
+		{`{ __schema { types { ...F } } } fragment F on __Type { possibleTypes { interfaces { fields { type { inputFields { name } } } } } }`, graph.CodeIntrospectionLimit},
+		// A deep data query next to introspection is still refused.
+		{`{ __schema { queryType { name } } ` + strings.Repeat("pools { edges { node { ", 5) + "name" + strings.Repeat(" } } }", 5) + ` }`, graph.CodeDepthLimit},
+	}
+	for _, c := range bad {
+		if err := graph.CheckQuery(c.query, graph.QueryLimits{}); err == nil || err.Extensions["code"] != c.code {
+			t.Errorf("%.80s…: got %v, want %s", c.query, err, c.code)
+		}
+	}
+}

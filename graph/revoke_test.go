@@ -17,7 +17,7 @@ import (
 )
 
 // waitClosed reads (answering pings) until the server ends the
-// connection, or fails after a generous deadline.
+// connection with 4403 Forbidden, or fails after a generous deadline.
 func waitClosed(t *testing.T, conn *websocket.Conn, what string) {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -29,6 +29,11 @@ func waitClosed(t *testing.T, conn *websocket.Conn, what string) {
 			t.Fatalf("%s: the websocket stayed open", what)
 		}
 		if err != nil {
+			// 4403, not 1000: graphql-ws clients reconnect at once after
+			// a normal close.
+			if !websocket.IsCloseError(err, graph.CloseForbidden) {
+				t.Fatalf("%s: closed with %v, want code %d", what, err, graph.CloseForbidden)
+			}
 			return
 		}
 		if msg["type"] == "ping" {

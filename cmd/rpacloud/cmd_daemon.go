@@ -47,16 +47,22 @@ func selfExe() string {
 	return exe
 }
 
-type devOptions struct{ dataDir, listen, logLevel, cfgPath, debugListen string }
+type devOptions struct {
+	dataDir, listen, logLevel, cfgPath, debugListen string
+	newToken                                        bool
+}
 
 func newDevCmd() *cobra.Command {
 	var o devOptions
 	cmd := &cobra.Command{
-		Use:   "dev [--data-dir DIR] [--listen ADDR]",
+		Use:   "dev [--data-dir DIR] [--listen ADDR] [--new-token]",
 		Short: "run the embedded platform (SQLite, local robots)",
 		Long: `Run the embedded platform from the built-in quickstart configuration (or
---config): SQLite in the data directory, local robots, the dashboard, and a
-fresh admin token at each start, printed and written to DIR/admin.token.`,
+--config): SQLite in the data directory, local robots, the dashboard, and an
+admin token, printed and kept in DIR/admin.token (mode 0600; the database
+keeps only its hash). The token stays the same across restarts on the same
+data directory, so a browser or kiosk holding it keeps working;
+--new-token issues a new one and revokes the old.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -68,6 +74,7 @@ fresh admin token at each start, printed and written to DIR/admin.token.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir); SIGHUP re-reads it")
 	f.StringVar(&o.debugListen, "debug-listen", "", debugListenUsage)
+	f.BoolVar(&o.newToken, "new-token", false, "issue a new admin token and revoke the one in DIR/admin.token")
 	return cmd
 }
 
@@ -115,7 +122,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	}
 	defer stopVault()
 	log := newLogger(stderr, o.logLevel, "text")
-	if err := runDaemon(ctx, cfg, &loaded, paths, true, log, stdout, ln, o.debugListen); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, paths, daemon.Options{Dev: true, NewToken: o.newToken}, log, stdout, ln, o.debugListen); err != nil {
 		log.Error("rpacloud dev stopped", "err", err)
 		return 1
 	}
@@ -174,7 +181,7 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 		cfg.Server.Database.DSN = env
 	}
 	log := newLogger(stderr, cfg.Server.LogLevel, o.logFormat)
-	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, false, log, stdout, nil, o.debugListen); err != nil {
+	if err := runDaemon(ctx, cfg, &loaded, []string{o.cfgPath}, daemon.Options{}, log, stdout, nil, o.debugListen); err != nil {
 		log.Error("rpacloud server stopped", "err", err)
 		return 1
 	}
@@ -184,7 +191,8 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) i
 // runDaemon is the one place the CLI starts the daemon's composition root
 // (cmd/rpacloud/daemon) for both dev and server. SIGHUP re-reads paths and
 // applies them without a restart (daemon.Reload).
-func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, dev bool, log *slog.Logger, stdout io.Writer, ln net.Listener, debugListen string) error {
+// mode carries dev's choices (Dev, NewToken); the rest of Options is set here.
+func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, mode daemon.Options, log *slog.Logger, stdout io.Writer, ln net.Listener, debugListen string) error {
 	if debugListen != "" {
 		stop, err := serveDebug(debugListen, log)
 		if err != nil {
@@ -196,7 +204,7 @@ func runDaemon(ctx context.Context, cfg, loaded *config.Config, paths []string, 
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	return daemon.Run(ctx, daemon.Options{Config: cfg, Loaded: loaded, Paths: paths, Reload: hup,
-		Dev: dev, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
+		Dev: mode.Dev, NewToken: mode.NewToken, Logger: log, SelfExe: selfExe(), Stdout: stdout, Listener: ln})
 }
 
 type robotOptions struct {

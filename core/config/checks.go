@@ -54,6 +54,23 @@ func checkHTTPURL(s string) error {
 	return nil
 }
 
+// checkOrigin accepts a web origin as browsers send it in the Origin
+// header, scheme://host[:port] and nothing more, and returns it in lower
+// case. A wildcard is refused: the list says which pages may use a token.
+func checkOrigin(s string) (string, error) {
+	if s == "*" || strings.Contains(s, "*") {
+		return "", errors.New("wildcards are not allowed; list each origin, e.g. \"https://ops.example.com\"")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("not an origin such as \"https://ops.example.com\" (scheme://host[:port])")
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "/") {
+		return "", errors.New("an origin has no path, query, user or trailing slash; write scheme://host[:port]")
+	}
+	return strings.ToLower(s), nil
+}
+
 // checkProxyURL returns the diagnostic summary along with the error, as a
 // password in a proxy URL is a secret leak rather than a typo.
 func checkProxyURL(s string) (string, error) {

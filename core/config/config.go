@@ -85,6 +85,10 @@ type Server struct {
 	LogLevel  string // debug|info|warn|error, default info
 	Timezone  string // IANA name: the default zone of triggers; "" = UTC
 	Limits    Limits
+	// CORSOrigins are the web origins ("https://ops.example.com") other
+	// than the daemon's own whose pages may call the API; none: same
+	// origin only.
+	CORSOrigins []string
 }
 
 // Limits bound what one client can make the daemon read or keep open.

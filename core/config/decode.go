@@ -36,6 +36,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "listen"}, {Name: "public_url"}, {Name: "data_dir"}, {Name: "plugin_dir"}, {Name: "log_level"},
 			{Name: "timezone"}, // trigger.go: the triggers' default zone
+			{Name: "cors_origins"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
@@ -243,6 +244,16 @@ func (l *loader) decodeServer(b *hcl.Block) {
 		if err := checkTimezone(s.Timezone); err != nil {
 			a.errorf(at.Expr.Range(), "Invalid timezone", "timezone = %q: %s; use an IANA name such as \"Asia/Shanghai\" or \"UTC\".", s.Timezone, err)
 			s.Timezone = ""
+		}
+	}
+	if _, ranges := a.strs("cors_origins", &s.CORSOrigins); ranges != nil {
+		for i, o := range s.CORSOrigins {
+			norm, err := checkOrigin(o)
+			if err != nil {
+				a.errorf(ranges[i], "Invalid CORS origin", "cors_origins[%d] = %q: %s.", i, o, err)
+				continue
+			}
+			s.CORSOrigins[i] = norm
 		}
 	}
 	var dbSeen, limitsSeen *hcl.Range

@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 	}
 	wantServer := config.Server{Listen: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", DataDir: ".rpacloud",
 		LogLevel: "info", Database: config.Database{Driver: "sqlite"}, Limits: defaultLimits}
-	if cfg.Server != wantServer {
+	if !reflect.DeepEqual(cfg.Server, wantServer) {
 		t.Errorf("server: %+v", cfg.Server)
 	}
 	p := cfg.Pools[0]

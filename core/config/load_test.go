@@ -329,7 +329,7 @@ func TestQuickstart(t *testing.T) {
 		Listen: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080", DataDir: ".rpacloud",
 		LogLevel: "info", Database: config.Database{Driver: "sqlite"}, Limits: defaultLimits,
 	}
-	if cfg.Server != want {
+	if !reflect.DeepEqual(cfg.Server, want) {
 		t.Errorf("server: got %+v, want %+v", cfg.Server, want)
 	}
 	if cfg.Vault != nil {

@@ -14,10 +14,18 @@
 // The limit starts low (Limits.Init) until the application calls
 // Authenticated with the request's context, typically once
 // connection_init has been accepted, and is Limits.Message afterwards.
+//
+// The same connection lets the application choose the code of the close
+// frame the server sends (CloseWith): gqlgen's transport closes every
+// refused or cancelled connection with 1000 "terminated", which
+// graphql-ws clients take for a normal end and reconnect at once, while
+// the protocol answers bad credentials with 4401 and 4403, which they do
+// not retry (or retry with back-off).
 package wslimit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -79,6 +87,32 @@ func Middleware(l Limits, next http.Handler) http.Handler {
 		next.ServeHTTP(&hijackWriter{ResponseWriter: w, limits: l, ref: rf}, r)
 	})
 }
+
+// CloseWith makes the next close frame the server sends on the connection
+// upgraded from the request whose context (or a context derived from it)
+// is ctx carry code and reason instead of the code and reason the
+// websocket library was given. It is called before the library closes
+// the connection (e.g. before returning an error from gqlgen's InitFunc
+// or cancelling the connection's context). The reason is cut to the 123
+// bytes a close frame holds. It does nothing for a context without a
+// guarded connection.
+func CloseWith(ctx context.Context, code uint16, reason string) {
+	rf, ok := ctx.Value(ctxKey{}).(*ref)
+	if !ok {
+		return
+	}
+	if len(reason) > maxCloseReason {
+		reason = reason[:maxCloseReason]
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.conn != nil {
+		rf.conn.setClose(code, reason)
+	}
+}
+
+// maxCloseReason is a close frame's 125 payload bytes less the code.
+const maxCloseReason = 123
 
 // Authenticated raises the limit of the connection upgraded from the
 // request whose context (or a context derived from it) is ctx to
@@ -145,6 +179,18 @@ type Conn struct {
 	msg     uint64 // payload of the current data message so far
 	pending []byte // header bytes, or the synthesised close frame, to hand out
 	tripped bool   // over the limit: no more network reads
+
+	// The close frame CloseWith asked for (code 0: none), and the write
+	// side's frame tracking: Write is called under the library's write
+	// lock, one call per frame header with its payload (gorilla writes
+	// a control frame in one call), so a close frame is recognised only
+	// at a frame boundary, never inside a data frame's payload.
+	closeMu     sync.Mutex
+	closeCode   uint16
+	closeReason string
+	wframes     bool   // the HTTP 101 response is written: frames follow
+	wleft       uint64 // payload bytes of the frame being written still to come
+	wlost       bool   // a header split across writes: stop rewriting
 }
 
 func newConn(nc net.Conn, src io.Reader, l Limits) *Conn {
@@ -254,4 +300,88 @@ func (c *Conn) trip() []byte {
 	f := []byte{0x88, 0x80 | byte(2+len(reason)), 0, 0, 0, 0} // FIN+close, masked with a zero key
 	f = binary.BigEndian.AppendUint16(f, CloseMessageTooBig)
 	return append(f, reason...)
+}
+
+func (c *Conn) setClose(code uint16, reason string) {
+	c.closeMu.Lock()
+	c.closeCode, c.closeReason = code, reason
+	c.closeMu.Unlock()
+}
+
+// Write passes the server's frames through, except a close frame written
+// after CloseWith, whose code and reason are replaced.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.closeMu.Lock()
+	code, reason := c.closeCode, c.closeReason
+	c.closeMu.Unlock()
+	if code != 0 && c.wframes && !c.wlost && c.wleft == 0 && len(p) >= 2 && p[0]&0x0f == 8 {
+		if size, hdr, ok := frameHeader(p); ok && uint64(hdr)+size == uint64(len(p)) {
+			f := []byte{p[0], byte(2 + len(reason))} // unmasked: a server frame
+			f = binary.BigEndian.AppendUint16(f, code)
+			f = append(f, reason...)
+			if _, err := c.Conn.Write(f); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	c.track(p)
+	return c.Conn.Write(p)
+}
+
+// track follows frame boundaries through what the server writes.
+func (c *Conn) track(p []byte) {
+	if !c.wframes {
+		// The upgrader writes its whole 101 response in one call.
+		i := bytes.Index(p, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		c.wframes = true
+		p = p[i+4:]
+	}
+	for len(p) > 0 && !c.wlost {
+		if c.wleft > 0 {
+			n := min(c.wleft, uint64(len(p)))
+			c.wleft -= n
+			p = p[n:]
+			continue
+		}
+		size, hdr, ok := frameHeader(p)
+		if !ok {
+			c.wlost = true
+			return
+		}
+		p = p[hdr:]
+		c.wleft = size
+	}
+}
+
+// frameHeader parses the frame header at the start of p: the payload
+// size and the header's length; ok is false when p holds only part of it.
+func frameHeader(p []byte) (size uint64, n int, ok bool) {
+	if len(p) < 2 {
+		return 0, 0, false
+	}
+	n = 2
+	size = uint64(p[1] & 0x7f)
+	switch size {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if p[1]&0x80 != 0 {
+		n += 4
+	}
+	if len(p) < n {
+		return 0, 0, false
+	}
+	switch size {
+	case 126:
+		size = uint64(binary.BigEndian.Uint16(p[2:4]))
+	case 127:
+		size = binary.BigEndian.Uint64(p[2:10])
+	}
+	return size, n, true
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,58 @@ func TestAuthenticatedRaisesTheLimit(t *testing.T) {
 	Authenticated(context.WithValue(t.Context(), ctxKey{}, &ref{conn: c}))
 	if got, err := io.ReadAll(c); err != nil || len(got) != 14+100 {
 		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+}
+
+// capture is a net.Conn that keeps what is written to it.
+type capture struct {
+	net.Conn
+	out bytes.Buffer
+}
+
+func (c *capture) Write(p []byte) (int, error) { return c.out.Write(p) }
+
+// The close frame written after CloseWith carries its code and reason;
+// the handshake and data frames pass unchanged, even a data frame whose
+// second write starts with the close opcode's byte.
+func TestCloseWithRewritesOnlyTheCloseFrame(t *testing.T) {
+	w := &capture{}
+	c := newConn(w, &bytes.Buffer{}, Limits{Init: 10, Message: 10})
+	ctx := context.WithValue(t.Context(), ctxKey{}, &ref{conn: c})
+	CloseWith(t.Context(), 4401, "no connection here: nothing happens")
+	hs := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+	data := append([]byte{0x81, 6, '{', '"'}, 0x88, 'x', '"', '}')
+	close1000 := append([]byte{0x88, 12, 0x03, 0xe8}, "terminated"...)
+	writes := [][]byte{[]byte(hs), data[:4], data[4:]}
+	var want []byte
+	for _, p := range writes {
+		if n, err := c.Write(p); n != len(p) || err != nil {
+			t.Fatalf("write: %d %v", n, err)
+		}
+		want = append(want, p...)
+	}
+	CloseWith(ctx, 4403, strings.Repeat("r", 200))
+	if n, err := c.Write(close1000); n != len(close1000) || err != nil {
+		t.Fatalf("close: %d %v", n, err)
+	}
+	want = append(want, 0x88, 125, 0x11, 0x33) // 4403
+	want = append(want, strings.Repeat("r", 123)...)
+	if !bytes.Equal(w.out.Bytes(), want) {
+		t.Fatalf("wrote\n% x\nwant\n% x", w.out.Bytes(), want)
+	}
+}
+
+// Without CloseWith the library's close frame passes unchanged.
+func TestCloseFrameUnchangedWithoutCloseWith(t *testing.T) {
+	w := &capture{}
+	c := newConn(w, &bytes.Buffer{}, Limits{})
+	frames := [][]byte{[]byte("HTTP/1.1 101 OK\r\n\r\n"), append([]byte{0x88, 12, 0x03, 0xe8}, "terminated"...)}
+	var want []byte
+	for _, p := range frames {
+		_, _ = c.Write(p)
+		want = append(want, p...)
+	}
+	if !bytes.Equal(w.out.Bytes(), want) {
+		t.Fatalf("wrote % x", w.out.Bytes())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,22 +51,7 @@ func TestGraphQLWSClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	// npm ci in a copy, so the source tree gets no node_modules.
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "subscribe.mjs"} {
-		b, err := os.ReadFile(filepath.Join("nodetest", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ci := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-	ci.Dir = dir
-	if out, err := ci.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
+	dir := nodeModules(t, ctx, npm, "subscribe.mjs") // clients_test.go
 
 	const tasks = 3
 	cmd := exec.CommandContext(ctx, node, "subscribe.mjs")

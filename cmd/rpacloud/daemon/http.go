@@ -41,13 +41,16 @@ func (d *Daemon) routes() http.Handler {
 	d.monitoringRoutes(mux, res) // monitoring.go
 	d.delivery(mux, res)         // delivery.go
 	lim := d.opts.Config.Server.Limits
-	mux.Handle("/graphql", d.tokens.Middleware(graph.NewHandler(res, graph.HandlerOptions{
+	origins := d.opts.Config.Server.CORSOrigins
+	// CORS outside the token check: a browser's preflight carries no token.
+	mux.Handle("/graphql", graph.CORS(origins, d.tokens.Middleware(graph.NewHandler(res, graph.HandlerOptions{
 		Logger:       d.log,
 		MaxBodyBytes: lim.RequestBodyBytes,
 		Websocket:    wslimit.Limits{Init: lim.WebsocketInitBytes, Message: lim.WebsocketMessageBytes},
 		TokenRecheck: lim.TokenRecheck,
 		Tokens:       d.tokens,
-	})))
+		CORSOrigins:  origins,
+	}))))
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.collectors()...)

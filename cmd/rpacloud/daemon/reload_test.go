@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestReloadApplies(t *testing.T) {
 		t.Errorf("process y: %+v %v, want inactive", y, err)
 	}
 	cur := d.live().Current()
-	if len(cur.Pools) != 2 || cur.Processes[0].MaxDuration != 20*time.Minute || cur.Server != before.Server {
+	if len(cur.Pools) != 2 || cur.Processes[0].MaxDuration != 20*time.Minute || !reflect.DeepEqual(cur.Server, before.Server) {
 		t.Errorf("running configuration: %+v", cur)
 	}
 	rev, err := store.LatestRevision(ctx, d.db.Client)
@@ -241,7 +242,7 @@ func TestReloadDevOverrides(t *testing.T) {
 		}
 	}
 	cur := d.live().Current()
-	if cur.Server != running.Server || cur.Vault != running.Vault {
+	if !reflect.DeepEqual(cur.Server, running.Server) || cur.Vault != running.Vault {
 		t.Errorf("server %+v vault %+v, want the overridden ones", cur.Server, cur.Vault)
 	}
 }

@@ -50,6 +50,9 @@ type Options struct {
 	SelfExe string        // path of the rpacloud binary (robots and built-in plugins)
 	Stdout  io.Writer     // where the start-up banner goes; default os.Stdout
 	Ready   chan<- string // receives the listen address once serving (tests)
+	// NewToken (dev) issues a new admin token even when the one in
+	// DataDir/admin.token is still valid, which revokes it.
+	NewToken bool
 	// FleetInterval overrides how often pools are reconciled (tests).
 	FleetInterval time.Duration
 	// SweepInterval is how often expired attempts are swept; default 5s.
@@ -256,11 +259,22 @@ func (d *Daemon) adminTokenPath() string {
 	return filepath.Join(d.live().Current().Server.DataDir, "admin.token")
 }
 
-// adminToken makes sure an admin can get in. In dev mode a fresh admin token
-// is issued at every start and printed; in server mode one is made only when
-// none exists, and written to the data directory, never to the log.
+// adminToken makes sure an admin can get in. In dev mode the admin token of
+// the data directory's admin.token is kept while it is valid, so a browser
+// or kiosk holding it works across restarts, and printed; a new one is
+// issued when there is none, it no longer works, or Options.NewToken asks.
+// In server mode one is made only when none exists, and written to the
+// data directory, never to the log. The database keeps only hashes.
 func (d *Daemon) adminToken(ctx context.Context) (string, error) {
 	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	if d.opts.Dev && !d.opts.NewToken {
+		if raw, err := os.ReadFile(d.adminTokenPath()); err == nil {
+			secret := strings.TrimSpace(string(raw))
+			if p, err := auth.Authenticate(ctx, d.db.Client, secret); err == nil && p.Role == viewer.Admin {
+				return secret, nil
+			}
+		}
+	}
 	if !d.opts.Dev {
 		n, err := d.db.Token.Query().Where(token.RoleEQ(token.RoleAdmin), token.RevokedAtIsNil()).Count(sys)
 		if err != nil {
