@@ -107,7 +107,7 @@ const claimSQL = `WITH t AS (
 ), ev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
 	SELECT $4, '` + string(events.TaskDispatched) + `', 'dispatched', customer_id, pool_id, process_id, batch_id, id, $2, attempt_no,
-		'attempt ' || attempt_no || ' on robot ' || $7::text, '`+events.OwnVendor+`', ''
+		'attempt ' || attempt_no || ' on robot ' || $7::text, '` + events.OwnVendor + `', ''
 	FROM ut
 	RETURNING id
 )
@@ -230,13 +230,13 @@ const reportSuccessSQL = `WITH a AS (
 ), tev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
 	SELECT $4, '` + string(events.TaskSucceeded) + `', 'succeeded', customer_id, pool_id, process_id, batch_id, id, $3, attempt_no,
-		'attempt ' || attempt_no || ' succeeded', '`+events.OwnVendor+`', ''
+		'attempt ' || attempt_no || ' succeeded', '` + events.OwnVendor + `', ''
 	FROM t
 	RETURNING id
 ), bev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, message, vendor, external_id)
 	SELECT $4, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
-		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '`+events.OwnVendor+`', ''
+		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '` + events.OwnVendor + `', ''
 	FROM b, tev WHERE b.done
 	RETURNING id
 )
