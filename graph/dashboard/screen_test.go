@@ -117,7 +117,9 @@ const fits = `(() => {
 func shot(t *testing.T, tab context.Context, name string) {
 	t.Helper()
 	var raw []byte
-	if err := chromedp.Run(tab, chromedp.Sleep(1500*time.Millisecond), chromedp.FullScreenshot(&raw, 100)); err != nil {
+	// The viewport only: a full-page capture resizes the page for the
+	// shot, and a resized screen reloads.
+	if err := chromedp.Run(tab, chromedp.Sleep(1500*time.Millisecond), chromedp.CaptureScreenshot(&raw)); err != nil {
 		t.Fatal(err)
 	}
 	img, err := png.Decode(bytes.NewReader(raw))
@@ -144,11 +146,13 @@ func shot(t *testing.T, tab context.Context, name string) {
 // anomalies that do not fit are counted in "+N more", and each view of
 // a wall of displays fits too.
 func TestDashboardSizes(t *testing.T) {
-	d := dashtest.Start(t, binary(t), wallConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The wall's configuration with runs long enough to be on screen for
+	// the whole test.
+	d := dashtest.Start(t, binary(t), strings.ReplaceAll(wallConfig, `max_duration = "60s"`, `max_duration = "30m"`))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	if err := d.Submit(ctx, "vat-filing", "tax", map[string]any{"company": "ACME Ltd", "period": "2026-10", "sleep_ms": 240000},
-		map[string]any{"company": "Globex", "period": "2026-10", "sleep_ms": 240000}); err != nil {
+	if err := d.Submit(ctx, "vat-filing", "tax", map[string]any{"company": "ACME Ltd", "period": "2026-10", "sleep_ms": 1200000},
+		map[string]any{"company": "Globex", "period": "2026-10", "sleep_ms": 1200000}); err != nil {
 		t.Fatal(err)
 	}
 	tab, closeTab := browser(t, ctx)
@@ -162,7 +166,9 @@ func TestDashboardSizes(t *testing.T) {
 		t.Helper()
 		for _, s := range sizes {
 			var bad string
-			err := chromedp.Run(tab, chromedp.EmulateViewport(s.w, s.h),
+			// about:blank first: the same address again would only change
+			// the fragment, not load the page at its new size.
+			err := chromedp.Run(tab, chromedp.Navigate("about:blank"), chromedp.EmulateViewport(s.w, s.h),
 				chromedp.Navigate(d.Base+"/"+query+"#token="+d.Token),
 				chromedp.WaitVisible(`#conn.live`, chromedp.ByQuery),
 				chromedp.Poll(`document.querySelectorAll("#running tbody tr td[data-since]").length >= 2`, nil, chromedp.WithPollingTimeout(90*time.Second)),
@@ -176,7 +182,7 @@ func TestDashboardSizes(t *testing.T) {
 				// Every open anomaly is either on screen or counted.
 				err = chromedp.Run(tab, chromedp.Poll(fmt.Sprintf(`(() => { const more = document.querySelector("#alerts .more:not([hidden])");
 					const n = document.querySelectorAll("#alerts .alert").length + (more ? Number(more.textContent.match(/\d+/)[0]) : 0);
-					return n === %d; })()`, count), nil, chromedp.WithPollingTimeout(30*time.Second)))
+					return n === %d; })()`, count), nil, chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
 			}
 			if err != nil {
 				t.Fatalf("%s %s: the anomalies never showed as expected: %v", s.tag, query, err)
@@ -235,4 +241,84 @@ func TestDashboardSizes(t *testing.T) {
 	for _, v := range []string{"?view=anomalies", "?view=vendors", "?view=pools", "?customer=tax"} {
 		check(40, v)
 	}
+
+}
+
+// TestDashboardOperator: with ?operator=1 an anomaly is acknowledged, then
+// resolved (the resolution typed into its card) from the screen, through
+// the API's own mutations.
+func TestDashboardOperator(t *testing.T) {
+	d := dashtest.Start(t, binary(t), quietConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db, err := store.Open(ctx, store.SQLite, filepath.Join(d.Dir, "rpacloud.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sys := privacy.DecisionContext(ctx, privacy.Allow)
+	for i := range 3 {
+		key := fmt.Sprintf("run_faulted/operator-test/%d", i)
+		db.Anomaly.Create().SetRule(anomaly.RuleRunFaulted).SetKey(key).SetOpenKey(key).SetSeverity(anomaly.SeverityCritical).
+			SetTitle(fmt.Sprintf("noop run faulted %d", i)).SetSince(time.Now()).SetVendor("rpacloud").SaveX(sys)
+	}
+	tab, closeTab := browser(t, ctx)
+	defer closeTab()
+	var id string
+	err = chromedp.Run(tab, chromedp.EmulateViewport(1920, 1080),
+		chromedp.Navigate(d.Base+"/?operator=1&view=anomalies#token="+d.Token),
+		chromedp.WaitVisible(`#alerts .alert button[data-act="ack"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector("#alerts .alert").dataset.id`, &id),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The actions below name id, so they are made once it is known.
+	err = chromedp.Run(tab,
+		chromedp.Click(`#alerts .alert button[data-act="ack"]`, chromedp.ByQuery, chromedp.NodeVisible),
+		waitJS(fmt.Sprintf(`(() => { const a = document.querySelector('.alert[data-id="%s"]'); return !!a && !a.querySelector('button[data-act="ack"]'); })()`, id)),
+		chromedp.Click(fmt.Sprintf(`.alert[data-id="%s"] button[data-act="resolve"]`, id), chromedp.ByQuery, chromedp.NodeVisible),
+		chromedp.SendKeys(fmt.Sprintf(`.alert[data-id="%s"] input[name="r"]`, id), "portal fixed by the night shift", chromedp.ByQuery, chromedp.NodeVisible),
+		chromedp.Click(fmt.Sprintf(`.alert[data-id="%s"] form.resolve button:not([type])`, id), chromedp.ByQuery, chromedp.NodeVisible),
+		waitJS(fmt.Sprintf(`!document.querySelector('.alert[data-id="%s"]')`, id)),
+	)
+	if err != nil {
+		var alerts, errText string
+		_ = chromedp.Run(tab, chromedp.OuterHTML(`#alerts`, &alerts, chromedp.ByQuery), chromedp.Text(`#err`, &errText, chromedp.ByQuery))
+		t.Fatalf("operator mode: %v\nalerts: %s\nerror shown: %s", err, alerts, errText)
+	}
+	var got struct {
+		Node struct{ Status, AcknowledgedBy, Resolution, ResolvedBy string }
+	}
+	if err := d.Client().Do(ctx, `query($id:ID!){node(id:$id){... on Anomaly{status acknowledgedBy resolution resolvedBy}}}`, map[string]any{"id": id}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Node.Status != "resolved" || got.Node.Resolution != "portal fixed by the night shift" || got.Node.AcknowledgedBy == "" {
+		t.Fatalf("anomaly %s after acknowledge and resolve on the screen: %+v", id, got.Node)
+	}
+}
+
+// waitJS waits (30 s at most) until expr is true in the page, evaluating
+// it every 100 ms.
+func waitJS(expr string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var ok bool
+			if err := chromedp.Evaluate(expr, &ok).Do(ctx); err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("still false after 30 s: %s", expr)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 }

@@ -85,6 +85,11 @@
     return s;
   }
   const ID_FACTS = new Set(["task", "vm", "attempt", "job", "batch"]);
+  // Texts the server wrote (titles, resolutions, facts) may carry RFC 3339
+  // times in UTC: show them as clock times in the server's zone.
+  const readable = (text) => String(text ?? "").replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)/g, (t) => hms(t));
+  // ECharts sizes are pixels: scale them with the screen, as the CSS does.
+  const px = (n) => Math.round(n * innerWidth / 1920);
 
   // ---- connection truth ------------------------------------------------------------
   let connected = false; // the websocket is open and acknowledged
@@ -172,12 +177,12 @@
     div.className = `alert ${a.severity}` + (fresh.has(a.id) && a.status === "open" ? " fresh" : "") + (compact ? " compact" : "");
     div.dataset.rule = a.rule;
     div.dataset.id = a.id;
-    const fv = (f) => ID_FACTS.has(f.name) ? shortID(f.value) : f.value;
+    const fv = (f) => ID_FACTS.has(f.name) ? shortID(f.value) : readable(f.value);
     div.innerHTML = `<span class="sev">${esc(a.severity)}</span>
-      <span class="title">${esc(a.title)}</span>
+      <span class="title">${esc(readable(a.title))}</span>
       <span class="since">since <span data-since="${esc(a.since)}">${dur(Date.now() - Date.parse(a.since))}</span></span>
       <div class="facts">${facts.map((f) => `<span><b>${esc(f.name)}</b>${esc(fv(f))}</span>`).join("")}</div>
-      ${a.status === "acknowledged" ? `<div class="ack">acknowledged by ${esc(a.acknowledgedBy)}${a.resolution ? ": " + esc(a.resolution) : ""}</div>` : ""}
+      ${a.status === "acknowledged" ? `<div class="ack">acknowledged by ${esc(a.acknowledgedBy)}${a.resolution ? ": " + esc(readable(a.resolution)) : ""}</div>` : ""}
       ${operator ? `<div class="ops">${a.status === "open" ? `<button data-act="ack">Acknowledge</button>` : ""}<button data-act="resolve">Resolve</button></div>` : ""}`;
     return div;
   }
@@ -185,7 +190,10 @@
   // renderAlerts shows what fits: most severe, then newest, first; what
   // does not fit is counted in "+N more" and never pushes the panels below
   // off the screen (the box has a bounded height).
+  let editing = null; // the anomaly whose resolution an operator is typing
   function renderAlerts() {
+    // Re-drawing would wipe what the operator is typing: wait for it.
+    if (editing) return;
     const list = [...open.values()].filter((a) => mine(department(a)))
       .sort((a, b) => (sevRank[a.severity] - sevRank[b.severity]) || (Date.parse(b.detectedAt) - Date.parse(a.detectedAt)));
     const box = $("alerts");
@@ -240,23 +248,44 @@
   $("alerts").addEventListener("click", async (ev) => {
     const btn = ev.target.closest("button[data-act]");
     if (!btn) return;
-    const id = btn.closest(".alert").dataset.id;
+    const card = btn.closest(".alert");
+    const id = card.dataset.id;
+    if (btn.dataset.act === "cancel") { editing = null; renderAlerts(); return; }
+    if (btn.dataset.act === "resolve") {
+      // The resolution is typed in the card (a browser dialog would stop
+      // the screen's updates behind it).
+      editing = id;
+      card.querySelector(".ops").innerHTML = `<form class="resolve"><input name="r" required placeholder="resolution: what was done" autocomplete="off">` +
+        `<button>Resolve</button><button type="button" data-act="cancel">Cancel</button></form>`;
+      card.querySelector("input").focus();
+      return;
+    }
     try {
-      if (btn.dataset.act === "ack") {
-        await gql(`mutation($id:ID!){acknowledgeAnomaly(id:$id, note:"acknowledged on the wall screen"){id}}`, { id });
-      } else {
-        const r = window.prompt("Resolution (what was done):", "");
-        if (r === null || !r.trim()) return;
-        await gql(`mutation($id:ID!,$r:String!){resolveAnomaly(id:$id, resolution:$r){id}}`, { id, r: r.trim() });
-      }
+      await gql(`mutation($id:ID!){acknowledgeAnomaly(id:$id, note:"acknowledged on the wall screen"){id}}`, { id });
       showErr("");
+    } catch (e) { showErr(e.message); }
+  });
+  $("alerts").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const id = ev.target.closest(".alert").dataset.id;
+    const r = ev.target.elements.r.value.trim();
+    if (!r) return;
+    try {
+      await gql(`mutation($id:ID!,$r:String!){resolveAnomaly(id:$id, resolution:$r){id}}`, { id, r });
+      showErr("");
+      editing = null;
+      renderAlerts();
     } catch (e) { showErr(e.message); }
   });
 
   function renderResolved(list) {
-    $("resolved").innerHTML = list.filter((a) => mine(department(a))).slice(0, 8).map((a) =>
-      `<li><span class="ok">✔</span> ${esc(a.title)} <span class="dim">— ${esc(a.resolution)} (${hms(a.resolvedAt)})</span></li>`).join("")
+    const ul = $("resolved");
+    ul.innerHTML = list.filter((a) => mine(department(a))).slice(0, 8).map((a) =>
+      `<li><span class="ok">✔</span> ${esc(readable(a.title))} <span class="dim">— ${esc(readable(a.resolution))} (${hms(a.resolvedAt)})</span></li>`).join("")
       || `<li class="dim">none</li>`;
+    // What does not fit the card is left out, not cut in half.
+    const cardEl = $("resolved-card");
+    while (ul.children.length > 1 && cardEl.scrollHeight > cardEl.clientHeight + 1) ul.lastElementChild.remove();
   }
 
   // ---- fleet by vendor, tasks, running ------------------------------------------------
@@ -332,7 +361,7 @@
   // ---- pools: size and queue over time ---------------------------------------
   let poolNow = [];
   const poolCharts = new Map();
-  const axis = { axisLabel: { color: "#8795a3", fontSize: 14 }, splitLine: { lineStyle: { color: "#1f2832" } } };
+  const axis = { axisLabel: { color: "#8795a3", fontSize: px(14) }, splitLine: { lineStyle: { color: "#1f2832" } } };
 
   function poolDiv(name) {
     let el = document.querySelector(`.pool[data-pool="${CSS.escape(name)}"]`);
@@ -387,14 +416,14 @@
         if (!c) { c = echarts.init(el, null, { renderer: "canvas" }); poolCharts.set(s.pool.name, c); }
         c.setOption({
           animation: false, backgroundColor: "transparent",
-          grid: { left: 40, right: 10, top: 26, bottom: 22 },
-          legend: { top: 0, right: 0, textStyle: { color: "#c9d4df", fontSize: 14 }, itemWidth: 18 },
+          grid: { left: px(40), right: px(10), top: px(26), bottom: px(22) },
+          legend: { top: 0, right: 0, textStyle: { color: "#c9d4df", fontSize: px(14) }, itemWidth: px(18), itemHeight: px(14) },
           xAxis: { type: "time", ...axis, splitLine: { show: false }, axisLabel: { ...axis.axisLabel, formatter: (v) => hms(v).slice(0, 5) } },
           yAxis: { type: "value", minInterval: 1, ...axis },
           series: [
-            { name: "robots", type: "line", step: "end", showSymbol: false, lineStyle: { width: 3, color: "#58a6ff" }, itemStyle: { color: "#58a6ff" }, data: s.points.map((p) => [p.at, p.robots]) },
-            { name: "queue", type: "line", showSymbol: false, areaStyle: { opacity: .25 }, lineStyle: { width: 3, color: "#ffb224" }, itemStyle: { color: "#ffb224" }, data: s.points.map((p) => [p.at, p.pending]) },
-            { name: "max", type: "line", step: "end", showSymbol: false, lineStyle: { width: 2, type: "dashed", color: "#8795a3" }, itemStyle: { color: "#8795a3" }, data: s.points.map((p) => [p.at, p.max]) },
+            { name: "robots", type: "line", step: "end", showSymbol: false, lineStyle: { width: px(3), color: "#58a6ff" }, itemStyle: { color: "#58a6ff" }, data: s.points.map((p) => [p.at, p.robots]) },
+            { name: "queue", type: "line", showSymbol: false, areaStyle: { opacity: .25 }, lineStyle: { width: px(3), color: "#ffb224" }, itemStyle: { color: "#ffb224" }, data: s.points.map((p) => [p.at, p.pending]) },
+            { name: "max", type: "line", step: "end", showSymbol: false, lineStyle: { width: px(2), type: "dashed", color: "#8795a3" }, itemStyle: { color: "#8795a3" }, data: s.points.map((p) => [p.at, p.max]) },
           ],
         });
         c.resize();
@@ -413,13 +442,13 @@
       satChart ||= echarts.init($("saturation"));
       satChart.setOption({
         animation: false, backgroundColor: "transparent",
-        grid: { left: 160, right: 120, top: 6, bottom: 24 },
+        grid: { left: px(160), right: px(120), top: px(6), bottom: px(24) },
         xAxis: { type: "value", max: 100, ...axis, axisLabel: { ...axis.axisLabel, formatter: "{value}%" } },
-        yAxis: { type: "category", data: rows.map((r) => r.label), axisLabel: { color: "#f0f4f8", fontSize: 16 } },
+        yAxis: { type: "category", data: rows.map((r) => r.label), axisLabel: { color: "#f0f4f8", fontSize: px(16) } },
         series: [{
-          type: "bar", barMaxWidth: 28,
+          type: "bar", barMaxWidth: px(28),
           data: rows.map((r) => ({ value: Math.round(r.utilisation * 100), itemStyle: { color: r.utilisation > .85 ? "#ff4d4d" : r.utilisation < .05 ? "#8795a3" : "#3fd96b" } })),
-          label: { show: true, position: "right", color: "#f0f4f8", fontSize: 15, formatter: (p) => `${p.value}% · need ${rows[p.dataIndex].recommended} of ${rows[p.dataIndex].robots}` },
+          label: { show: true, position: "right", color: "#f0f4f8", fontSize: px(15), formatter: (p) => `${p.value}% · need ${rows[p.dataIndex].recommended} of ${rows[p.dataIndex].robots}` },
         }],
       });
       satChart.resize();
@@ -478,7 +507,14 @@
     $("login").hidden = true;
     start();
   });
-  window.addEventListener("resize", () => { poolCharts.forEach((c) => c.resize()); satChart && satChart.resize(); renderAlerts(); });
+  // Sizes are computed for one screen (the charts' pixels, what fits): a
+  // screen that changes size starts over at its new size.
+  let resizing;
+  const size0 = innerWidth + "x" + innerHeight;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (innerWidth + "x" + innerHeight !== size0) location.reload(); }, 1000);
+  });
   renderAlerts();
   tick();
   if (token) start(); else showLogin();
