@@ -311,6 +311,8 @@ type ComplexityRoot struct {
 		RobotsByVendorStatus func(childComplexity int) int
 		Running              func(childComplexity int) int
 		TasksByState         func(childComplexity int) int
+		TimeZone             func(childComplexity int) int
+		VendorJobs           func(childComplexity int) int
 	}
 
 	Event struct {
@@ -867,6 +869,14 @@ type ComplexityRoot struct {
 		Address func(childComplexity int) int
 		Error   func(childComplexity int) int
 		State   func(childComplexity int) int
+	}
+
+	VendorJobRunning struct {
+		Customer   func(childComplexity int) int
+		ExternalID func(childComplexity int) int
+		Process    func(childComplexity int) int
+		Since      func(childComplexity int) int
+		Vendor     func(childComplexity int) int
 	}
 
 	VendorStatusCount struct {
@@ -2029,6 +2039,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DashboardSummary.TasksByState(childComplexity), true
+	case "DashboardSummary.timeZone":
+		if e.ComplexityRoot.DashboardSummary.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.TimeZone(childComplexity), true
+	case "DashboardSummary.vendorJobs":
+		if e.ComplexityRoot.DashboardSummary.VendorJobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardSummary.VendorJobs(childComplexity), true
 
 	case "Event.anomalyID":
 		if e.ComplexityRoot.Event.AnomalyID == nil {
@@ -4827,6 +4849,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.VaultStatus.State(childComplexity), true
+
+	case "VendorJobRunning.customer":
+		if e.ComplexityRoot.VendorJobRunning.Customer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorJobRunning.Customer(childComplexity), true
+	case "VendorJobRunning.externalID":
+		if e.ComplexityRoot.VendorJobRunning.ExternalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorJobRunning.ExternalID(childComplexity), true
+	case "VendorJobRunning.process":
+		if e.ComplexityRoot.VendorJobRunning.Process == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorJobRunning.Process(childComplexity), true
+	case "VendorJobRunning.since":
+		if e.ComplexityRoot.VendorJobRunning.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorJobRunning.Since(childComplexity), true
+	case "VendorJobRunning.vendor":
+		if e.ComplexityRoot.VendorJobRunning.Vendor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VendorJobRunning.Vendor(childComplexity), true
 
 	case "VendorStatusCount.count":
 		if e.ComplexityRoot.VendorStatusCount.Count == nil {
@@ -10500,6 +10553,27 @@ extend type Subscription {
   poolSizes: [PoolStatus!]!
   "The wall screen's summary: at once, then whenever something changed (at most twice a second)."
   dashboard: DashboardSummary!
+}
+
+"A vendor's own job running now, as its orchestrator reported it (vendorjob events)."
+type VendorJobRunning {
+  "uipath, aa or a plugin vendor's type."
+  vendor: String!
+  "The vendor's job ID."
+  externalID: String!
+  "The rpacloud process whose package the job runs; empty when none."
+  process: String!
+  "The process's owner; empty when none."
+  customer: String!
+  "When the poller saw it running."
+  since: Time!
+}
+
+extend type DashboardSummary {
+  "Vendors' own jobs running now, oldest first; rpacloud's runs are in running."
+  vendorJobs: [VendorJobRunning!]!
+  "The server's time zone (server block timezone; UTC when unset), for showing times."
+  timeZone: String!
 }
 `, BuiltIn: false},
 	{Name: "../schema/rpacloud.graphqls", Input: `# The hand-written part of the rpacloud GraphQL API. Types of the stored
@@ -17921,6 +17995,76 @@ func (ec *executionContext) fieldContext_DashboardSummary_recentlyResolved(_ con
 				return ec.fieldContext_Anomaly_facts(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type Anomaly", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_vendorJobs(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_vendorJobs,
+		func(ctx context.Context) (any, error) {
+			return obj.VendorJobs, nil
+		},
+		nil,
+		ec.marshalNVendorJobRunning2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorJobRunningᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_vendorJobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "vendor":
+				return ec.fieldContext_VendorJobRunning_vendor(ctx, field)
+			case "externalID":
+				return ec.fieldContext_VendorJobRunning_externalID(ctx, field)
+			case "process":
+				return ec.fieldContext_VendorJobRunning_process(ctx, field)
+			case "customer":
+				return ec.fieldContext_VendorJobRunning_customer(ctx, field)
+			case "since":
+				return ec.fieldContext_VendorJobRunning_since(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VendorJobRunning", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardSummary_timeZone(ctx context.Context, field graphql.CollectedField, obj *model.DashboardSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_DashboardSummary_timeZone,
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_DashboardSummary_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -25921,6 +26065,10 @@ func (ec *executionContext) fieldContext_Query_dashboard(_ context.Context, fiel
 				return ec.fieldContext_DashboardSummary_openAnomalies(ctx, field)
 			case "recentlyResolved":
 				return ec.fieldContext_DashboardSummary_recentlyResolved(ctx, field)
+			case "vendorJobs":
+				return ec.fieldContext_DashboardSummary_vendorJobs(ctx, field)
+			case "timeZone":
+				return ec.fieldContext_DashboardSummary_timeZone(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type DashboardSummary", field.Name)
 		},
@@ -29530,6 +29678,10 @@ func (ec *executionContext) fieldContext_Subscription_dashboard(_ context.Contex
 				return ec.fieldContext_DashboardSummary_openAnomalies(ctx, field)
 			case "recentlyResolved":
 				return ec.fieldContext_DashboardSummary_recentlyResolved(ctx, field)
+			case "vendorJobs":
+				return ec.fieldContext_DashboardSummary_vendorJobs(ctx, field)
+			case "timeZone":
+				return ec.fieldContext_DashboardSummary_timeZone(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type DashboardSummary", field.Name)
 		},
@@ -32791,6 +32943,151 @@ func (ec *executionContext) fieldContext_VaultStatus_error(_ context.Context, fi
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorJobRunning_vendor(ctx context.Context, field graphql.CollectedField, obj *model.VendorJobRunning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorJobRunning_vendor,
+		func(ctx context.Context) (any, error) {
+			return obj.Vendor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorJobRunning_vendor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorJobRunning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorJobRunning_externalID(ctx context.Context, field graphql.CollectedField, obj *model.VendorJobRunning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorJobRunning_externalID,
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalID, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorJobRunning_externalID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorJobRunning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorJobRunning_process(ctx context.Context, field graphql.CollectedField, obj *model.VendorJobRunning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorJobRunning_process,
+		func(ctx context.Context) (any, error) {
+			return obj.Process, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorJobRunning_process(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorJobRunning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorJobRunning_customer(ctx context.Context, field graphql.CollectedField, obj *model.VendorJobRunning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorJobRunning_customer,
+		func(ctx context.Context) (any, error) {
+			return obj.Customer, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorJobRunning_customer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorJobRunning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VendorJobRunning_since(ctx context.Context, field graphql.CollectedField, obj *model.VendorJobRunning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VendorJobRunning_since,
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VendorJobRunning_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VendorJobRunning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
 		},
 	}
 	return fc, nil
@@ -52434,6 +52731,16 @@ func (ec *executionContext) _DashboardSummary(ctx context.Context, sel ast.Selec
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "vendorJobs":
+			out.Values[i] = ec._DashboardSummary_vendorJobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timeZone":
+			out.Values[i] = ec._DashboardSummary_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -57161,6 +57468,65 @@ func (ec *executionContext) _VaultStatus(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var vendorJobRunningImplementors = []string{"VendorJobRunning"}
+
+func (ec *executionContext) _VendorJobRunning(ctx context.Context, sel ast.SelectionSet, obj *model.VendorJobRunning) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, vendorJobRunningImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VendorJobRunning")
+		case "vendor":
+			out.Values[i] = ec._VendorJobRunning_vendor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "externalID":
+			out.Values[i] = ec._VendorJobRunning_externalID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "process":
+			out.Values[i] = ec._VendorJobRunning_process(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customer":
+			out.Values[i] = ec._VendorJobRunning_customer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._VendorJobRunning_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var vendorStatusCountImplementors = []string{"VendorStatusCount"}
 
 func (ec *executionContext) _VendorStatusCount(ctx context.Context, sel ast.SelectionSet, obj *model.VendorStatusCount) graphql.Marshaler {
@@ -59507,6 +59873,32 @@ func (ec *executionContext) marshalNVaultStatus2ᚖgithubᚗcomᚋrpacloudᚋrpa
 		return graphql.Null
 	}
 	return ec._VaultStatus(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVendorJobRunning2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorJobRunningᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VendorJobRunning) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNVendorJobRunning2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorJobRunning(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNVendorJobRunning2ᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorJobRunning(ctx context.Context, sel ast.SelectionSet, v *model.VendorJobRunning) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VendorJobRunning(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNVendorStatusCount2ᚕᚖgithubᚗcomᚋrpacloudᚋrpacloudᚋgraphᚋmodelᚐVendorStatusCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VendorStatusCount) graphql.Marshaler {

@@ -33,7 +33,12 @@ func (r *Resolver) monitorReader(ctx context.Context) (viewer.Principal, error) 
 
 func toSummary(s *monitor.Summary, pools []*model.PoolStatus) *model.DashboardSummary {
 	out := &model.DashboardSummary{At: s.At, Pools: pools, OpenAnomalies: s.Open, RecentlyResolved: s.Resolved,
-		RobotsByVendorStatus: []*model.VendorStatusCount{}, TasksByState: []*model.CountBy{}, Running: []*model.RunningProcess{}}
+		RobotsByVendorStatus: []*model.VendorStatusCount{}, TasksByState: []*model.CountBy{}, Running: []*model.RunningProcess{},
+		VendorJobs: []*model.VendorJobRunning{}, TimeZone: s.TimeZone}
+	for _, j := range s.VendorJobs {
+		out.VendorJobs = append(out.VendorJobs, &model.VendorJobRunning{Vendor: j.Vendor, ExternalID: j.ExternalID,
+			Process: j.Process, Customer: j.Customer, Since: j.Since})
+	}
 	for _, c := range s.Robots {
 		out.RobotsByVendorStatus = append(out.RobotsByVendorStatus, &model.VendorStatusCount{Vendor: c.Vendor, Status: c.Status, Count: c.Count})
 	}
@@ -88,7 +93,7 @@ const (
 
 // wakeAll are the events that may change a live view.
 var wakeAll = events.Filter{Prefixes: []string{events.FamilyTask, events.FamilyBatch, events.FamilyRobot, events.FamilyVM,
-	events.FamilyPool, events.FamilyAnomaly, events.FamilyScale}}
+	events.FamilyPool, events.FamilyAnomaly, events.FamilyScale, events.FamilyVendorJob, events.FamilyVendorRobot}}
 
 func live[T any](ctx context.Context, bus *events.Bus, minGap, maxGap time.Duration, compute func(context.Context) (T, error), onErr func(error)) <-chan T {
 	out := make(chan T, 1)

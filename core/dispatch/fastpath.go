@@ -107,7 +107,7 @@ const claimSQL = `WITH t AS (
 ), ev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
 	SELECT $4, '` + string(events.TaskDispatched) + `', 'dispatched', customer_id, pool_id, process_id, batch_id, id, $2, attempt_no,
-		'attempt ' || attempt_no || ' on robot ' || $7::text, '', ''
+		'attempt ' || attempt_no || ' on robot ' || $7::text, '` + events.OwnVendor + `', ''
 	FROM ut
 	RETURNING id
 )
@@ -233,13 +233,13 @@ const reportSuccessSQL = `WITH a AS (
 ), tev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, task_id, robot_id, attempt_no, message, vendor, external_id)
 	SELECT $4, '` + string(events.TaskSucceeded) + `', 'succeeded', customer_id, pool_id, process_id, batch_id, id, $3, attempt_no,
-		'attempt ' || attempt_no || ' succeeded', '', ''
+		'attempt ' || attempt_no || ' succeeded', '` + events.OwnVendor + `', ''
 	FROM t
 	RETURNING id
 ), bev AS (
 	INSERT INTO events (at, type, status, customer_id, pool_id, process_id, batch_id, message, vendor, external_id)
 	SELECT $4, '` + string(events.BatchFinished) + `', 'finished', b.customer_id, b.pool_id, b.process_id, b.id,
-		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '', ''
+		b.succeeded || ' succeeded, ' || b.failed || ' failed' || CASE WHEN b.cancelled > 0 THEN ', ' || b.cancelled || ' cancelled' ELSE '' END, '` + events.OwnVendor + `', ''
 	FROM b, tev WHERE b.done
 	RETURNING id
 )
@@ -282,7 +282,7 @@ func (q *Queue) reportSuccessFast(ctx context.Context, robotID, taskID, attemptN
 	evs := []*ent.Event{taskEvent(row.EventID, now, events.TaskSucceeded, fmt.Sprintf("attempt %d succeeded", attemptNo), &t, robotID)}
 	if row.Done && row.BatchEventID != nil {
 		evs = append(evs, &ent.Event{
-			ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished",
+			ID: *row.BatchEventID, At: now, Type: string(events.BatchFinished), Status: "finished", Vendor: events.OwnVendor,
 			CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
 			Message: batchSummary(&ent.Batch{Succeeded: row.BatchSucceeded, Failed: row.BatchFailed, Cancelled: row.BatchCancelled}),
 		})
@@ -302,7 +302,7 @@ func taskEvent(id int, at time.Time, typ events.Type, msg string, t *ent.Task, r
 	return &ent.Event{
 		ID: id, At: at, Type: string(typ), Status: string(typ[len(events.FamilyTask):]), Message: msg,
 		CustomerID: &t.CustomerID, PoolID: &t.PoolID, ProcessID: &t.ProcessID, BatchID: &t.BatchID,
-		TaskID: &t.ID, RobotID: &robotID, AttemptNo: &attemptNo,
+		TaskID: &t.ID, RobotID: &robotID, AttemptNo: &attemptNo, Vendor: events.OwnVendor,
 	}
 }
 

@@ -97,6 +97,9 @@ func TestPostgresFastPath(t *testing.T) {
 			!sameInt(s.AttemptNo, p.AttemptNo) || s.Vendor != p.Vendor || s.ExternalID != p.ExternalID {
 			t.Errorf("event %d: published %s, stored %s", p.ID, describe(p), describe(s))
 		}
+		if s.Vendor != events.OwnVendor {
+			t.Errorf("event %d (%s) has vendor %q, want rpacloud's own", s.ID, s.Type, s.Vendor)
+		}
 	}
 }
 

@@ -143,9 +143,16 @@ func Is(e *ent.Event, t Type) bool { return Type(e.Type) == t }
 // Create is the one way to start an event: its type and time set, the
 // caller adds the subjects and message, then saves it inside its own
 // transaction (and publishes after the commit) or hands it to Record.
+// The vendor is rpacloud (OwnVendor) unless the caller sets another: an
+// event rpacloud records of its own queue, robots or fleet is rpacloud's,
+// so events(where:{vendor:"rpacloud"}) finds it; the vendor poller and
+// anomalies about a vendor's job set theirs.
 func Create(c *ent.EventClient, t Type, at time.Time) *ent.EventCreate {
-	return c.Create().SetType(string(t)).SetAt(at)
+	return c.Create().SetType(string(t)).SetAt(at).SetVendor(OwnVendor)
 }
+
+// OwnVendor is the vendor of rpacloud's own robots, runs and events.
+const OwnVendor = "rpacloud"
 
 // Record saves an event made with Create outside any transaction and
 // publishes it to bus (which may be nil).

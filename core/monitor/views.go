@@ -43,6 +43,12 @@ type Summary struct {
 	Running      []Running
 	Open         []*ent.Anomaly
 	Resolved     []*ent.Anomaly
+	// VendorJobs are the vendors' own jobs running now (vendorjob events),
+	// beside rpacloud's runs in Running.
+	VendorJobs []VendorJob
+	// TimeZone is the server block's timezone (IANA; "UTC" when unset), the
+	// zone the wall screen shows times in.
+	TimeZone string
 }
 
 var sevOrder = map[anomaly.Severity]int{anomaly.SeverityCritical: 0, anomaly.SeverityWarning: 1, anomaly.SeverityInfo: 2}
@@ -91,6 +97,11 @@ func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
 	for k, c := range byVS {
 		s.Robots = append(s.Robots, VendorStatusCount{Vendor: k[0], Status: k[1], Count: c})
 	}
+	vr, err := m.vendorRobots(sctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Robots = append(s.Robots, vr...)
 	sort.Slice(s.Robots, func(i, j int) bool {
 		if s.Robots[i].Vendor != s.Robots[j].Vendor {
 			return s.Robots[i].Vendor < s.Robots[j].Vendor
@@ -146,6 +157,14 @@ func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
 			s.Running = append(s.Running, r)
 		}
 		sort.Slice(s.Running, func(i, j int) bool { return s.Running[i].StartedAt.Before(s.Running[j].StartedAt) })
+	}
+
+	if s.VendorJobs, err = m.vendorJobs(ctx, n); err != nil {
+		return nil, err
+	}
+	s.TimeZone = m.o.Config.Current().Server.Timezone
+	if s.TimeZone == "" {
+		s.TimeZone = "UTC"
 	}
 
 	if s.Open, err = m.client.Anomaly.Query().Where(anomaly.StatusNEQ(anomaly.StatusResolved)).

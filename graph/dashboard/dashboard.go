@@ -2,7 +2,11 @@
 // /assets/. The page holds no data of its own: it asks the GraphQL API with
 // a token kept in the browser's localStorage (given once as /#token=...,
 // since a wall screen has no keyboard) and follows the fleet live over the
-// graphql-transport-ws protocol.
+// graphql-transport-ws protocol. URL parameters choose what one display of
+// a wall shows (view=overview|anomalies|vendors|pools, customer=NAME), when
+// it counts as stale (stale=SECONDS), a tone for new critical anomalies
+// (sound=1) and the acknowledge/resolve buttons (operator=1); see
+// assets/dashboard.js and README "Monitoring".
 //
 // The charting library (ECharts) and the websocket client (graphql-ws) are
 // their own minified builds from the npm registry, committed in assets/

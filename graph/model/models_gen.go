@@ -199,6 +199,10 @@ type DashboardSummary struct {
 	OpenAnomalies []*ent.Anomaly `json:"openAnomalies"`
 	// Anomalies resolved in the last hour, newest first.
 	RecentlyResolved []*ent.Anomaly `json:"recentlyResolved"`
+	// Vendors' own jobs running now, oldest first; rpacloud's runs are in running.
+	VendorJobs []*VendorJobRunning `json:"vendorJobs"`
+	// The server's time zone (server block timezone; UTC when unset), for showing times.
+	TimeZone string `json:"timeZone"`
 }
 
 // One key fact of an anomaly, e.g. process = vat-filing.
@@ -459,6 +463,20 @@ type VaultStatus struct {
 	State   string  `json:"state"`
 	Address *string `json:"address,omitempty"`
 	Error   *string `json:"error,omitempty"`
+}
+
+// A vendor's own job running now, as its orchestrator reported it (vendorjob events).
+type VendorJobRunning struct {
+	// uipath, aa or a plugin vendor's type.
+	Vendor string `json:"vendor"`
+	// The vendor's job ID.
+	ExternalID string `json:"externalID"`
+	// The rpacloud process whose package the job runs; empty when none.
+	Process string `json:"process"`
+	// The process's owner; empty when none.
+	Customer string `json:"customer"`
+	// When the poller saw it running.
+	Since time.Time `json:"since"`
 }
 
 // How many robots of one vendor are in one state.
