@@ -8,8 +8,8 @@ import (
 )
 
 // IsService reports whether the process was started by the Windows service
-// manager: never, off Windows.
-func IsService() (bool, error) { return false, nil }
+// manager: never, off Windows, where it says the service is Windows only.
+func IsService() (bool, error) { return false, ErrNotWindows }
 
 // Run is Windows only.
 func Run(context.Context, string, *Handler) error { return ErrNotWindows }
