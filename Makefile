@@ -5,7 +5,7 @@ BIN := $(HOME)/.cache/rpacloud/bin
 # Nested Go modules (third-party plugin examples): not part of ./...
 EXAMPLE_MODULES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
 
-.PHONY: run build vault test test-short check generate generate-check lint bench proto clean
+.PHONY: run build vault test test-short check generate generate-check lint windows bench proto clean
 
 ## run: build and start the embedded platform on http://127.0.0.1:8080
 run: build
@@ -29,8 +29,8 @@ test:
 test-short:
 	$(GO) test -short ./...
 
-## check: formatting, vet, staticcheck, and generated code up to date
-check: lint generate-check
+## check: formatting, vet, staticcheck, the Windows build, and generated code up to date
+check: lint windows generate-check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -40,6 +40,12 @@ lint:
 	@# Example plugins are modules of their own, outside the root's ./...:
 	@# vetted and checked in their directory, with the root's staticcheck.
 	@for m in $(EXAMPLE_MODULES); do (cd $$m && $(GO) vet ./... && $$(cd $(CURDIR) && $(GO) tool -n staticcheck) ./...) || exit 1; done
+
+## windows: the binary cross-compiled for Windows, and the packages with Windows-only code vetted for Windows (the robot service)
+windows:
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/rpacloud
+	@# Vet the package with Windows-only code; cmd/rpacloud's and robotagent's tests use Unix-only helpers (syscall.Kill).
+	GOOS=windows GOARCH=amd64 $(GO) vet ./core/robotagent/winsvc/
 
 ## generate: regenerate ent and gqlgen output
 generate:

@@ -263,7 +263,8 @@ restart. Third-party crawler and vendor plugins are looked up in
 	f.StringVar(&o.remoteAccess, "remote-access", "", "how people reach this machine, reported at enrolment: PROTOCOL://[USER@]HOST[:PORT] (rdp, ssh or vnc)")
 	f.StringVar(&o.pluginDir, "plugin-dir", os.Getenv("RPACLOUD_PLUGIN_DIR"), "directory of third-party crawler and vendor plugin executables (default $RPACLOUD_PLUGIN_DIR)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.AddCommand(newRobotRevokeCmd()) // cmd_enrol.go
+	cmd.AddCommand(newRobotRevokeCmd())  // cmd_enrol.go
+	cmd.AddCommand(newRobotServiceCmd()) // cmd_robotsvc.go
 	return cmd
 }
 
