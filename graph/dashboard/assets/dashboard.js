@@ -483,7 +483,12 @@
         connected: () => { connected = true; lastMsg = Date.now(); status("live", "live"); refreshPools(); refreshSaturation(); },
         message: () => { lastMsg = Date.now(); },
         pong: () => { lastMsg = Date.now(); },
-        closed: () => down("disconnected — reconnecting…"),
+        // 4401/4403: the token was refused or revoked. graphql-ws does
+        // not retry 4401 (a 4403 is retried once and then gets 4401), so
+        // say so rather than "reconnecting" for ever.
+        closed: (e) => down(e && (e.code === 4401 || e.code === 4403)
+          ? "token refused (" + e.code + ") — open the screen with a valid token"
+          : "disconnected — reconnecting…"),
         error: () => down("disconnected — reconnecting…"),
       },
     });
