@@ -17,15 +17,15 @@ pool "tax-rpa" {
   remote_access = "rdp"
 }
 
+# Crawler jobs are many small batches from many companies; oldest_served
+# suited them, and fair_share behaves like it while no batch holds more
+# robots than its share.
 pool "tax-crawler" {
   provider        = "local"
   min             = 1
   max             = 8
   period          = "1m"
   tasks_per_robot = 25
-  # Crawler jobs are many small batches from many companies; oldest_served
-  # suited them, and fair_share behaves like it while no batch holds more
-  # robots than its share.
   fairness        = "fair_share"
   network         = "tax-bureau"
 
