@@ -86,11 +86,14 @@ func robotLost(cut time.Time, silentFor time.Duration) cause {
 
 // MinLostAfter is the least silence SweepLost takes for a lost robot,
 // whatever it is given: a running robot checks in at least every 30 s (the
-// agent's awaitStop long poll; its heartbeats are a third of max_duration
-// apart) and its moment may wait one liveness flush (10 s) to reach the
-// database. A shorter heartbeat_timeout may show an anomaly early; it
-// must not take a live robot's work away.
-const MinLostAfter = 40 * time.Second
+// agent's awaitStop long poll, which marks it seen when it starts; its
+// heartbeats are a third of max_duration apart) and, when it talks to
+// another daemon than the sweeper, its moment may wait one liveness flush
+// (10 s) to reach the database: a live robot's moment there can be 40 s
+// old and more with a slow round trip. 55 s leaves 15 s of margin. A
+// shorter heartbeat_timeout may show an anomaly early; it must not take a
+// live robot's work away (a task would then run twice).
+const MinLostAfter = 55 * time.Second
 
 // SweepLost abandons every running attempt whose robot has not been seen
 // for longer than lostAfter (the monitor's heartbeat_timeout: the moment
