@@ -120,6 +120,22 @@ func open(m *mgr.Mgr, name string) (*mgr.Service, error) {
 	return s, nil
 }
 
+// withService runs f on the installed service name, connected to the SCM
+// for the call: the one place that connects, opens and closes.
+func withService(name string, f func(*mgr.Service) error) error {
+	m, err := connect()
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	s, err := open(m, name)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return f(s)
+}
+
 // Install creates the service (automatic, delayed start, as LocalSystem),
 // its recovery actions (restart on failure, a crash or a stop with a
 // non-zero exit code), its preshutdown time-out and its Event Log source.
@@ -182,18 +198,14 @@ func Uninstall(name string, wait time.Duration) error {
 	if err := Stop(name, wait); err != nil {
 		return err
 	}
-	m, err := connect()
+	err := withService(name, func(s *mgr.Service) error {
+		if err := s.Delete(); err != nil {
+			return fmt.Errorf("service %s: delete: %w", name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Delete(); err != nil {
-		return fmt.Errorf("service %s: delete: %w", name, err)
 	}
 	if err := eventlog.Remove(name); err != nil {
 		return fmt.Errorf("service %s: removed, but not its event log source: %w", name, err)
@@ -203,75 +215,54 @@ func Uninstall(name string, wait time.Duration) error {
 
 // Start asks the SCM to start the service.
 func Start(name string) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Start(); err != nil {
-		return fmt.Errorf("service %s: start: %w", name, err)
-	}
-	return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := s.Start(); err != nil {
+			return fmt.Errorf("service %s: start: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // Stop asks the service to stop and waits until it has, at most wait; a
 // stopped service is left as it is.
 func Stop(name string, wait time.Duration) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	st, err := s.Query()
-	if err != nil {
-		return fmt.Errorf("service %s: %w", name, err)
-	}
-	if st.State == svc.Stopped {
-		return nil
-	}
-	if st.State != svc.StopPending {
-		if st, err = s.Control(svc.Stop); err != nil {
-			return fmt.Errorf("service %s: stop: %w", name, err)
-		}
-	}
-	deadline := time.Now().Add(wait)
-	for st.State != svc.Stopped {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("service %s: still %s after %s (a task finishing its stop grace?); try again later", name, State(st.State), wait)
-		}
-		time.Sleep(500 * time.Millisecond)
-		if st, err = s.Query(); err != nil {
+	return withService(name, func(s *mgr.Service) error {
+		st, err := s.Query()
+		if err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
-	}
-	return nil
+		if st.State == svc.Stopped {
+			return nil
+		}
+		if st.State != svc.StopPending {
+			if st, err = s.Control(svc.Stop); err != nil {
+				return fmt.Errorf("service %s: stop: %w", name, err)
+			}
+		}
+		deadline := time.Now().Add(wait)
+		for st.State != svc.Stopped {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("service %s: still %s after %s (a task finishing its stop grace?); try again later", name, State(st.State), wait)
+			}
+			time.Sleep(500 * time.Millisecond)
+			if st, err = s.Query(); err != nil {
+				return fmt.Errorf("service %s: %w", name, err)
+			}
+		}
+		return nil
+	})
 }
 
 // Query reports the service's state and last exit codes.
 func Query(name string) (Info, error) {
-	m, err := connect()
-	if err != nil {
-		return Info{}, err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return Info{}, err
-	}
-	defer s.Close()
-	st, err := s.Query()
-	if err != nil {
-		return Info{}, fmt.Errorf("service %s: %w", name, err)
-	}
-	return Info{State: State(st.State), PID: st.ProcessId, Win32ExitCode: st.Win32ExitCode, ServiceExitCode: st.ServiceSpecificExitCode}, nil
+	var info Info
+	err := withService(name, func(s *mgr.Service) error {
+		st, err := s.Query()
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+		info = Info{State: State(st.State), PID: st.ProcessId, Win32ExitCode: st.Win32ExitCode, ServiceExitCode: st.ServiceSpecificExitCode}
+		return nil
+	})
+	return info, err
 }
