@@ -7,8 +7,8 @@ EXAMPLE_MODULES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
 
 .PHONY: run build vault test test-short check generate generate-check lint windows bench proto clean
 
-## run: build and start the embedded platform on http://127.0.0.1:8080
-run: build
+## run: build and start the embedded platform on http://127.0.0.1:8080 (with Vault: built once on a new machine)
+run: build vault
 	$(BIN)/rpacloud dev --data-dir .rpacloud
 
 ## build: the rpacloud binary (daemon, robot agent, built-in plugins, CLI)

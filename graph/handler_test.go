@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 		// Vault dev server shared by the whole test binary; its process
 		// and output readers live as long as the binary, and the Vault
 		// client's keep-alive connections close lazily.
-		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func1"),
-		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func2"),
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.(*Server).launch.func1"),
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.(*Server).launch.func2"),
 		goleak.IgnoreAnyFunction("os/exec.(*Cmd).Start.func2"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),

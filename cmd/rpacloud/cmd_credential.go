@@ -299,8 +299,9 @@ func orNone(ss []string) string {
 }
 
 // devVault gives `rpacloud dev` a Vault and says which: the one at
-// VAULT_ADDR (token from VAULT_TOKEN), else a dev server it starts for the
-// session when a vault binary is found, else none, and then credential
+// VAULT_ADDR (token from VAULT_TOKEN), else a Vault server it starts with
+// its data in DATA_DIR/vault (kept across restarts, unsealed by the key
+// beside it) when a vault binary is found, else none, and then credential
 // features are off (there is no plain-text fallback). A vault block in
 // --config wins over all three. The returned func stops what it started.
 func devVault(ctx context.Context, cfg *config.Config, dataDir string, stdout io.Writer) (func(), error) {
@@ -333,9 +334,10 @@ func devVault(ctx context.Context, cfg *config.Config, dataDir string, stdout io
 		fmt.Fprintf(stdout, "vault: none: VAULT_ADDR is not set and %v\n  credential features are OFF: processes that bind credentials fail their attempts\n", err)
 		return nothing, nil
 	}
-	srv, err := devvault.Start(ctx, bin, devvault.Options{})
+	vaultDir := filepath.Join(dataDir, "vault")
+	srv, err := devvault.StartPersistent(ctx, bin, vaultDir, config.DefaultVaultMount, devvault.Options{})
 	if err != nil {
-		return nothing, fmt.Errorf("start a Vault dev server with %s: %w", bin, err)
+		return nothing, fmt.Errorf("start a Vault server with %s: %w", bin, err)
 	}
 	if err := os.WriteFile(tokenFile, []byte(srv.RootToken+"\n"), 0o600); err != nil {
 		srv.Stop()
@@ -343,6 +345,6 @@ func devVault(ctx context.Context, cfg *config.Config, dataDir string, stdout io
 	}
 	cfg.Vault = &config.Vault{Address: srv.Addr, AuthMethod: "token", TokenFile: tokenFile,
 		Mount: config.DefaultVaultMount, Prefix: config.DefaultVaultPrefix}
-	fmt.Fprintf(stdout, "vault: started a dev server at %s (%s); it keeps credentials in memory only, until rpacloud dev stops\n  root token in %s\n", srv.Addr, bin, tokenFile)
+	fmt.Fprintf(stdout, "vault: started a Vault server at %s (%s) keeping credentials in %s across restarts\n  its unseal key and root token are in %s: for this machine only\n", srv.Addr, bin, vaultDir, filepath.Join(vaultDir, devvault.InitFile))
 	return func() { srv.Stop(); _ = os.Remove(tokenFile) }, nil
 }

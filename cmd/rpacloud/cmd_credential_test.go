@@ -79,26 +79,62 @@ func TestDevVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Vault == nil || !strings.Contains(out.String(), "started a dev server at "+cfg.Vault.Address) {
+	if cfg.Vault == nil || !strings.Contains(out.String(), "started a Vault server at "+cfg.Vault.Address) {
 		stop()
 		t.Fatalf("dev server: %+v, %q", cfg.Vault, out.String())
 	}
-	resp, err := http.Get(cfg.Vault.Address + "/v1/sys/health")
-	if err != nil {
-		stop()
-		t.Fatal(err)
+	token := func() string {
+		b, err := os.ReadFile(cfg.Vault.TokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	if strings.Contains(out.String(), token()) {
+		t.Error("the root token was printed")
+	}
+	// A credential written in one session is there in the next: the
+	// server keeps its data in the data directory and unseals itself.
+	kv := func(method, addr, tok, body string) (int, string) {
+		req, _ := http.NewRequest(method, addr+"/v1/secret/data/rpacloud/dev-test", strings.NewReader(body))
+		req.Header.Set("X-Vault-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := kv(http.MethodPost, cfg.Vault.Address, token(), `{"data":{"password":"kept-across-restarts"}}`); code != http.StatusOK {
+		stop()
+		t.Fatalf("write a secret: HTTP %d %s", code, body)
+	}
+	first := cfg.Vault.Address
 	http.DefaultClient.CloseIdleConnections()
 	stop()
 	if _, err := os.Stat(filepath.Join(dir, "vault.token")); !os.IsNotExist(err) {
-		t.Errorf("the dev server's root token file outlived it")
+		t.Errorf("the Vault server's root token file outlived it")
 	}
-	if _, err := http.Get(cfg.Vault.Address + "/v1/sys/health"); err == nil {
-		t.Errorf("the dev server still answers after stop")
+	if _, err := http.Get(first + "/v1/sys/health"); err == nil {
+		t.Errorf("the Vault server still answers after stop")
 	}
 	http.DefaultClient.CloseIdleConnections()
+
+	out.Reset()
+	cfg = &config.Config{}
+	stop, err = devVault(ctx, cfg, dir, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	defer http.DefaultClient.CloseIdleConnections()
+	if code, body := kv(http.MethodGet, cfg.Vault.Address, token(), ""); code != http.StatusOK || !strings.Contains(body, "kept-across-restarts") {
+		t.Fatalf("after a restart the secret is gone: HTTP %d", code)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "vault", devvault.InitFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("init file: %v %v", st, err)
+	}
 }
 
 // The credential commands against a real daemon API and a real Vault: the

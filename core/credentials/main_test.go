@@ -13,8 +13,8 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		// The shared dev server's output reader lives as long as the process.
-		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func1"),
-		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.start.func2"),
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.(*Server).launch.func1"),
+		goleak.IgnoreAnyFunction("github.com/rpacloud/rpacloud/core/credentials/devvault.(*Server).launch.func2"),
 		goleak.IgnoreAnyFunction("os/exec.(*Cmd).Start.func2"),
 	)
 }

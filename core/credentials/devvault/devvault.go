@@ -1,7 +1,8 @@
-// Package devvault finds a `vault` binary and runs a throw-away Vault dev
-// server (`vault server -dev`) on a free loopback port with a random root
-// token, for `rpacloud dev` and for tests. A dev server keeps everything in
-// memory: whatever is stored in it is gone when it stops.
+// Package devvault finds a `vault` binary and runs Vault on a free loopback
+// port: a throw-away dev server (`vault server -dev`, Start) with a random
+// root token for tests, which keeps everything in memory, and a server with
+// file storage that keeps its data and unseals itself (StartPersistent) for
+// `rpacloud dev`.
 package devvault
 
 import (
@@ -127,45 +128,10 @@ func start(ctx context.Context, bin string, o Options) (*Server, error) {
 	// A clean environment: a VAULT_ADDR or VAULT_TOKEN of the caller must
 	// not leak into the server, nor the caller's other secrets.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "VAULT_DISABLE_MLOCK=true", "SKIP_SETCAP=1"}
-	cmd.SysProcAttr = sysProcAttr()
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s server -dev: %w", bin, err)
+	keyCh, err := s.launch(cmd, o)
+	if err != nil {
+		return nil, err
 	}
-	s.cmd = cmd
-	keyCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := unsealRE.FindStringSubmatch(line); m != nil {
-				select {
-				case keyCh <- m[1]:
-				default:
-				}
-				continue // the unseal key stays out of every log
-			}
-			if strings.Contains(line, s.RootToken) {
-				continue
-			}
-			s.mu.Lock()
-			if s.log.Len() < 64*1024 {
-				s.log.WriteString(line + "\n")
-			}
-			s.mu.Unlock()
-			if o.Output != nil {
-				fmt.Fprintln(o.Output, line)
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		s.err = cmd.Wait()
-		_ = pw.Close()
-		close(s.done)
-	}()
 
 	wctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
@@ -187,6 +153,52 @@ func (s *Server) output() string {
 	return strings.TrimSpace(s.log.String())
 }
 
+// launch starts cmd with its output captured: kept (bounded) for error
+// messages and copied to o.Output, except lines carrying the unseal key or
+// the root token. The unseal key a dev server prints goes to the channel.
+func (s *Server) launch(cmd *exec.Cmd, o Options) (<-chan string, error) {
+	cmd.SysProcAttr = sysProcAttr()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	s.cmd = cmd
+	keyCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := unsealRE.FindStringSubmatch(line); m != nil {
+				select {
+				case keyCh <- m[1]:
+				default:
+				}
+				continue // the unseal key stays out of every log
+			}
+			if s.RootToken != "" && strings.Contains(line, s.RootToken) {
+				continue
+			}
+			s.mu.Lock()
+			if s.log.Len() < 64*1024 {
+				s.log.WriteString(line + "\n")
+			}
+			s.mu.Unlock()
+			if o.Output != nil {
+				fmt.Fprintln(o.Output, line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		s.err = cmd.Wait()
+		_ = pw.Close()
+		close(s.done)
+	}()
+	return keyCh, nil
+}
+
 // waitReady polls sys/health until the server is initialised, unsealed and
 // active (HTTP 200).
 func (s *Server) waitReady(ctx context.Context) error {
@@ -202,9 +214,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("vault server -dev exited at start (%v): %s", s.err, s.output())
+			return fmt.Errorf("vault server exited at start (%v): %s", s.err, s.output())
 		case <-ctx.Done():
-			return fmt.Errorf("vault server -dev at %s did not become ready: %w", s.Addr, ctx.Err())
+			return fmt.Errorf("vault server at %s did not become ready: %w", s.Addr, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -1,0 +1,245 @@
+package devvault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// InitFile is the file in a persistent server's directory that holds its
+// unseal key and root token.
+const InitFile = "init.json"
+
+// initKeys is what StartPersistent keeps in InitFile.
+type initKeys struct {
+	UnsealKey string `json:"unseal_key"`
+	RootToken string `json:"root_token"`
+}
+
+// StartPersistent runs a Vault server that keeps its data in dir with
+// Vault's file storage, for `rpacloud dev`: credentials stored in it survive
+// a restart, where a dev server's memory would lose them while the
+// database still binds processes to them. The first start initialises it
+// with a single unseal key share and writes the key and the root token to
+// dir/init.json (0600); every start unseals it with that key and makes sure
+// a KV version 2 engine is mounted at mount. The key sits beside the data it
+// protects, so this is for one evaluation machine only; production runs a
+// real Vault (deploy/vault). The server listens on a free loopback port
+// without TLS. Stop it with Stop; the data stays.
+func StartPersistent(ctx context.Context, bin, dir, mount string, o Options) (*Server, error) {
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, fmt.Errorf("vault data directory: %w", err)
+	}
+	var lastErr error
+	for range 3 { // the free port may be taken between probe and bind
+		s, err := startPersistent(ctx, bin, dir, mount, o)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil || !errors.Is(err, errExited) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// errExited marks a server that ended during start-up, e.g. because its
+// port was taken: worth another try on another port.
+var errExited = errors.New("vault server exited at start")
+
+func startPersistent(ctx context.Context, bin, dir, mount string, o Options) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// HCL strings: %q gives Go escaping, which HCL reads the same way.
+	conf := fmt.Sprintf(`# Written by rpacloud dev at every start (the port changes).
+storage "file" {
+  path = %q
+}
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+api_addr      = %q
+disable_mlock = true
+ui            = false
+`, filepath.Join(dir, "data"), addr, "http://"+addr)
+	confPath := filepath.Join(dir, "vault.hcl")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, fmt.Errorf("vault configuration: %w", err)
+	}
+	s := &Server{Addr: "http://" + addr, done: make(chan struct{})}
+	cmd := exec.Command(bin, "server", "-config="+confPath, "-log-level=warn")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "VAULT_DISABLE_MLOCK=true", "SKIP_SETCAP=1"}
+	if _, err := s.launch(cmd, o); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	if err := s.setUp(wctx, dir, mount); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// setUp initialises (first start), unseals and mounts the KV engine.
+func (s *Server) setUp(ctx context.Context, dir, mount string) error {
+	if err := s.waitAnswering(ctx); err != nil {
+		return err
+	}
+	keys, err := s.keys(ctx, dir)
+	if err != nil {
+		return err
+	}
+	s.RootToken, s.UnsealKey = keys.RootToken, keys.UnsealKey
+	var seal struct {
+		Sealed bool `json:"sealed"`
+	}
+	if err := s.call(ctx, http.MethodPut, "sys/unseal", "", map[string]string{"key": keys.UnsealKey}, &seal); err != nil {
+		return fmt.Errorf("unseal the Vault in %s: %w", dir, err)
+	}
+	if seal.Sealed {
+		return fmt.Errorf("the Vault in %s is still sealed after unsealing with the key in %s: the file does not belong to this data; delete %s to start over (its credentials are lost)", dir, filepath.Join(dir, InitFile), dir)
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return err
+	}
+	var mounts map[string]json.RawMessage
+	if err := s.call(ctx, http.MethodGet, "sys/mounts", keys.RootToken, nil, &mounts); err != nil {
+		return fmt.Errorf("list the Vault's secrets engines: %w", err)
+	}
+	if _, ok := mounts[strings.Trim(mount, "/")+"/"]; ok {
+		return nil
+	}
+	body := map[string]any{"type": "kv", "options": map[string]string{"version": "2"}}
+	if err := s.call(ctx, http.MethodPost, "sys/mounts/"+strings.Trim(mount, "/"), keys.RootToken, body, nil); err != nil {
+		return fmt.Errorf("mount a KV v2 engine at %s: %w", mount, err)
+	}
+	return nil
+}
+
+// keys reads the unseal key and root token, initialising the server on its
+// first start. The keys are written before anything else happens, so a
+// crash after init loses nothing.
+func (s *Server) keys(ctx context.Context, dir string) (initKeys, error) {
+	var k initKeys
+	path := filepath.Join(dir, InitFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &k); err != nil || k.UnsealKey == "" || k.RootToken == "" {
+			return k, fmt.Errorf("%s is damaged (want unseal_key and root_token); delete %s to start over (its credentials are lost)", path, dir)
+		}
+		return k, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return k, fmt.Errorf("read %s: %w", path, err)
+	}
+	var st struct {
+		Initialized bool `json:"initialized"`
+	}
+	if err := s.call(ctx, http.MethodGet, "sys/init", "", nil, &st); err != nil {
+		return k, fmt.Errorf("ask the Vault in %s whether it is initialised: %w", dir, err)
+	}
+	if st.Initialized {
+		return k, fmt.Errorf("the Vault in %s is initialised but its keys (%s) are gone: delete %s to start over (its credentials are lost)", dir, path, dir)
+	}
+	var out struct {
+		Keys      []string `json:"keys"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := s.call(ctx, http.MethodPut, "sys/init", "", map[string]int{"secret_shares": 1, "secret_threshold": 1}, &out); err != nil {
+		return k, fmt.Errorf("initialise the Vault in %s: %w", dir, err)
+	}
+	if len(out.Keys) != 1 || out.RootToken == "" {
+		return k, fmt.Errorf("initialise the Vault in %s: the answer has %d unseal keys and no root token", dir, len(out.Keys))
+	}
+	k = initKeys{UnsealKey: out.Keys[0], RootToken: out.RootToken}
+	b, _ = json.Marshal(k)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return k, fmt.Errorf("keep the new Vault's keys in %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return k, fmt.Errorf("keep the new Vault's keys in %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// waitAnswering polls sys/health until the server answers at all: before
+// it is initialised and unsealed, with 501 or 503.
+func (s *Server) waitAnswering(ctx context.Context) error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Addr+"/v1/sys/health", nil)
+		if resp, err := hc.Do(req); err == nil {
+			_ = resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("%w (%v): %s", errExited, s.err, s.output())
+		case <-ctx.Done():
+			return fmt.Errorf("vault server at %s did not answer: %w", s.Addr, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// call sends one request to Vault's HTTP API. An error carries Vault's
+// error strings, never the request or answer bodies (they hold keys).
+func (s *Server) call(ctx context.Context, method, path, token string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.Addr+"/v1/"+path, body)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Errors []string `json:"errors"`
+		}
+		_ = json.Unmarshal(b, &e)
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.Join(e.Errors, "; "))
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
