@@ -114,8 +114,8 @@ func TestKubernetesChecksCatchBreaks(t *testing.T) {
 			m.pdbs[0].Spec.Selector.MatchLabels["app.kubernetes.io/component"] = "robot"
 		}, "selects no pod"},
 		{"probe port", func(m *manifests) {
-			m.deployments[0].Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Port = intstr.FromInt32(9090)
-		}, "readinessProbe port 9090"},
+			m.deployments[0].Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Port = intstr.FromInt32(9191)
+		}, "readinessProbe port 9191"},
 		{"secret key", func(m *manifests) {
 			m.deployments[0].Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Key = "password"
 		}, `key "password"`},

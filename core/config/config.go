@@ -89,6 +89,10 @@ type Server struct {
 	// than the daemon's own whose pages may call the API; none: same
 	// origin only.
 	CORSOrigins []string
+	// MetricsListen, when set, is the HOST:PORT that alone serves
+	// /metrics (plain HTTP, no token), so that a proxy or Ingress in front
+	// of Listen cannot expose it; "": /metrics is served on Listen.
+	MetricsListen string
 }
 
 // Limits bound what one client can make the daemon read or keep open.

@@ -37,6 +37,7 @@ var (
 			{Name: "listen"}, {Name: "public_url"}, {Name: "data_dir"}, {Name: "plugin_dir"}, {Name: "log_level"},
 			{Name: "timezone"}, // trigger.go: the triggers' default zone
 			{Name: "cors_origins"},
+			{Name: "metrics_listen"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
@@ -254,6 +255,12 @@ func (l *loader) decodeServer(b *hcl.Block) {
 				continue
 			}
 			s.CORSOrigins[i] = norm
+		}
+	}
+	if at := a.str("metrics_listen", &s.MetricsListen); at != nil {
+		l.checkListen(at, s.MetricsListen)
+		if s.MetricsListen == s.Listen {
+			a.errorf(at.Expr.Range(), "Invalid metrics_listen", "metrics_listen = %q is the listen address; give /metrics an address of its own, or omit metrics_listen to serve it on listen.", s.MetricsListen)
 		}
 	}
 	var dbSeen, limitsSeen *hcl.Range

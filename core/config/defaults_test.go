@@ -197,3 +197,20 @@ func TestProcessMaxWait(t *testing.T) {
 		}
 	}
 }
+
+// metrics_listen is a HOST:PORT of its own.
+func TestServerMetricsListen(t *testing.T) {
+	cfg, diags, _ := config.LoadSources(map[string][]byte{"s.hcl": []byte("server {\n  listen         = \"127.0.0.1:8080\"\n  metrics_listen = \":9090\"\n}\n")})
+	if diags.HasErrors() || cfg.Server.MetricsListen != ":9090" {
+		t.Fatalf("%v %q", diags, cfg.Server.MetricsListen)
+	}
+	for src, want := range map[string]string{
+		"server {\n  metrics_listen = \"nonsense\"\n}\n":                                      `s.hcl:2,20-30: Invalid listen address`,
+		"server {\n  listen = \"127.0.0.1:8080\"\n  metrics_listen = \"127.0.0.1:8080\"\n}\n": `s.hcl:3,20-36: Invalid metrics_listen`,
+	} {
+		_, diags, _ := config.LoadSources(map[string][]byte{"s.hcl": []byte(src)})
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), want) {
+			t.Errorf("%q: %v, want %s", src, diags, want)
+		}
+	}
+}

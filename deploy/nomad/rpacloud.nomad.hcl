@@ -48,6 +48,11 @@ job "rpacloud" {
       port "http" {
         to = 8080
       }
+      # metrics_listen below: /metrics only; publish it to Prometheus, not
+      # to the load balancer.
+      port "metrics" {
+        to = 9090
+      }
     }
 
     # /healthz answers 503 only when the database is unreachable; a
@@ -74,7 +79,7 @@ job "rpacloud" {
       config {
         image           = var.image
         args            = ["server", "--config", "/local/rpacloud"]
-        ports           = ["http"]
+        ports           = ["http", "metrics"]
         readonly_rootfs = true
         cap_drop        = ["ALL"]
         security_opt    = ["no-new-privileges"]
@@ -101,6 +106,8 @@ job "rpacloud" {
         data        = <<-EOT
           server {
             listen     = "0.0.0.0:8080"
+            # /metrics on the "metrics" port alone (404 on 8080).
+            metrics_listen = "0.0.0.0:9090"
             public_url = "${var.public_url}"
             # The allocation's data directory: the first start's admin.token.
             data_dir  = "/alloc/data"

@@ -54,7 +54,10 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", d.healthz)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.collectors()...)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	d.metricsH = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	if d.opts.Config.Server.MetricsListen == "" {
+		mux.Handle("GET /metrics", d.metricsH)
+	} // else served alone on its own address: metricslisten.go
 	mux.Handle("GET /{$}", dashboard.Handler())
 	mux.Handle("GET /index.html", dashboard.Handler())
 	return limitBodies(lim.RequestBodyBytes, mux)

@@ -88,8 +88,9 @@ type Daemon struct {
 	providers *scale.Providers
 	publicURL string
 	started   time.Time
-	mon       *monitoring // monitoring.go
-	vault     *vaultState // vault.go
+	metricsH  http.Handler // /metrics, set by routes (http.go)
+	mon       *monitoring  // monitoring.go
+	vault     *vaultState  // vault.go
 	cfg       *config.Holder
 	rl        *reloads // reload.go
 	tokens    *auth.Cache
@@ -203,10 +204,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	metricsURL, stopMetrics, err := d.serveMetricsApart(serveErr) // metricslisten.go
+	if err != nil {
+		_ = httpSrv.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	fmt.Fprintf(o.Stdout, "rpacloud is serving on %s\n", publicURL)
-	fmt.Fprintf(o.Stdout, "  dashboard  %s/\n  graphql    %s/graphql\n  health     %s/healthz\n  metrics    %s/metrics\n",
-		publicURL, publicURL, publicURL, publicURL)
+	if metricsURL == "" {
+		metricsURL = publicURL + "/metrics"
+	}
+	fmt.Fprintf(o.Stdout, "  dashboard  %s/\n  graphql    %s/graphql\n  health     %s/healthz\n  metrics    %s\n",
+		publicURL, publicURL, publicURL, metricsURL)
 	if adminToken != "" {
 		fmt.Fprintf(o.Stdout, "  admin token (also in %s):\n    %s\n", d.adminTokenPath(), adminToken)
 	} else {
