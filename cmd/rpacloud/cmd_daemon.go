@@ -103,6 +103,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	cfg.Server.DataDir = abs
 	cfg.Server.Listen = o.listen
 	cfg.Server.PublicURL = "http://" + o.listen
+	if cfg.Server.TLSOn() { // the configuration's tls_cert_file is kept, like plugin_dir
+		cfg.Server.PublicURL = "https://" + o.listen
+	}
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
 	if cfg.Server.PluginDir == "" {
 		cfg.Server.PluginDir = filepath.Join(abs, "plugins")

@@ -37,6 +37,7 @@ var (
 			{Name: "listen"}, {Name: "public_url"}, {Name: "data_dir"}, {Name: "plugin_dir"}, {Name: "log_level"},
 			{Name: "timezone"}, // trigger.go: the triggers' default zone
 			{Name: "cors_origins"},
+			{Name: "tls_cert_file"}, {Name: "tls_key_file"}, {Name: "tls_min_version"}, {Name: "trusted_proxies"}, // tls.go
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
@@ -256,6 +257,8 @@ func (l *loader) decodeServer(b *hcl.Block) {
 			s.CORSOrigins[i] = norm
 		}
 	}
+	l.decodeTLS(a, &s)            // tls.go
+	l.decodeTrustedProxies(a, &s) // tls.go
 	var dbSeen, limitsSeen *hcl.Range
 	for _, db := range c.Blocks {
 		if db.Type == "limits" {
@@ -279,6 +282,9 @@ func (l *loader) decodeServer(b *hcl.Block) {
 	}
 	if !publicSet {
 		s.PublicURL = "http://" + s.Listen
+		if s.TLSOn() {
+			s.PublicURL = "https://" + s.Listen
+		}
 		if at := c.Attributes["listen"]; at != nil && unspecifiedHost(s.Listen) {
 			l.diags = append(l.diags, warnAt(at.Expr.Range(), "No public_url",
 				fmt.Sprintf("public_url defaults to %q, which robots on other machines cannot reach; set public_url to the address they should use.", s.PublicURL)))
