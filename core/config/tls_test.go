@@ -153,3 +153,27 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// A change of the TLS or proxy attributes is a server change: planned
+// under its HCL names, and refused live (it needs a restart).
+func TestTLSPlan(t *testing.T) {
+	load := func(src string) *config.Config {
+		t.Helper()
+		cfg, diags, _ := config.LoadSources(map[string][]byte{"s.hcl": []byte(src)})
+		if diags.HasErrors() {
+			t.Fatal(problems(diags))
+		}
+		return cfg
+	}
+	old := load("server {\n  trusted_proxies = [\"10.0.0.0/8\"]\n}\n")
+	next := load("server {\n  trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n  tls_cert_file   = \"/etc/tls.crt\"\n  tls_key_file    = \"/etc/tls.key\"\n  tls_min_version = \"1.3\"\n}\n")
+	p := config.Diff(old, next)
+	if len(p.NeedsRestart()) != 1 {
+		t.Fatalf("plan:\n%s", p)
+	}
+	for _, want := range []string{"trusted_proxies:", "tls_cert_file:", "tls_key_file:", "tls_min_version:", "public_url: http://127.0.0.1:8080 → https://127.0.0.1:8080"} {
+		if !strings.Contains(p.String(), want) {
+			t.Errorf("the plan does not say %q:\n%s", want, p)
+		}
+	}
+}
