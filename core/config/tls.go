@@ -173,6 +173,15 @@ func (l *loader) decodeTLS(a attrs, s *Server) {
 		if errors.As(err, &ce) && ce.Key {
 			rng = keyAt.Expr.Range()
 		}
+		if errors.Is(err, os.ErrPermission) {
+			// `config plan` and `validate` often run as an operator
+			// who may not read the daemon's key (mode 0600, the
+			// daemon's user); the daemon reads it at start and refuses
+			// to start without it.
+			l.diags = append(l.diags, warnAt(rng, "TLS files not checked",
+				fmt.Sprintf("%s; this user cannot read it, so the pair was not checked here. The daemon's user must be able to: it reads the files at start and on SIGHUP.", err)))
+			return
+		}
 		a.errorf(rng, "Invalid TLS certificate", "%s.", err)
 		return
 	}

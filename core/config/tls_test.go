@@ -177,3 +177,20 @@ func TestTLSPlan(t *testing.T) {
 		}
 	}
 }
+
+// A key this user may not read (validate or config plan run by an
+// operator, the key the daemon's user's) is a warning, not an error.
+func TestServerTLSUnreadableKey(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file")
+	}
+	ca := sdktest.NewCA(t)
+	cert, key := ca.Issue(t, "k", "k.test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err := os.Chmod(key, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, diags := loadDisk(t, "server {\n  tls_cert_file = \""+cert+"\"\n  tls_key_file  = \""+key+"\"\n}\n")
+	if got := problems(diags); len(got) != 1 || !strings.HasSuffix(got[0], "3:19: warning: TLS files not checked") {
+		t.Fatalf("%q", got)
+	}
+}
