@@ -9,7 +9,8 @@
 # Exports: RPACLOUD_TEST_POSTGRES_DSN, RPACLOUD_REQUIRE_POSTGRES=1,
 # RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1,
 # RPACLOUD_TEST_VAULT_ADDR, RPACLOUD_TEST_VAULT_TOKEN, RPACLOUD_REQUIRE_VAULT=1,
-# RPACLOUD_VAULT_BIN (path), RPACLOUD_REQUIRE_PROMTOOL=1
+# RPACLOUD_VAULT_BIN (path), RPACLOUD_REQUIRE_PROMTOOL=1,
+# RPACLOUD_REQUIRE_NGINX=1
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -131,6 +132,17 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 export RPACLOUD_REQUIRE_PROMTOOL=1
 # ---- end metrics -----------------------------------------------------------
+
+# ---- tls (issue 19) ------------------------------------------------------
+# Debian's nginx runs deploy/nginx/rpacloud.conf in front of a daemon
+# (cmd/rpacloud/tls_e2e_test.go), as its own unprivileged process on free
+# loopback ports; the system service is not wanted.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt_install nginx
+  as_root systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+export RPACLOUD_REQUIRE_NGINX=1
+# ---- end tls ---------------------------------------------------------------
 
 if [ -n "$vault_build_pid" ]; then
   log "waiting for the Vault build"

@@ -72,7 +72,7 @@ data directory, so a browser or kiosk holding it keeps working;
 	f.StringVar(&o.dataDir, "data-dir", ".rpacloud", "data directory (SQLite file, tokens, robot logs)")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir); SIGHUP re-reads it")
+	f.StringVar(&o.cfgPath, "config", "", "HCL file or directory to run instead of the built-in quickstart (its server block is overridden, except plugin_dir, the TLS files and trusted_proxies); SIGHUP re-reads it")
 	f.StringVar(&o.debugListen, "debug-listen", "", debugListenUsage)
 	f.BoolVar(&o.newToken, "new-token", false, "issue a new admin token and revoke the one in DIR/admin.token")
 	return cmd
@@ -103,6 +103,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	cfg.Server.DataDir = abs
 	cfg.Server.Listen = o.listen
 	cfg.Server.PublicURL = "http://" + o.listen
+	if cfg.Server.TLSOn() { // the configuration's tls_cert_file is kept, like plugin_dir
+		cfg.Server.PublicURL = "https://" + o.listen
+	}
 	cfg.Server.Database.Driver, cfg.Server.Database.DSN = "sqlite", ""
 	if cfg.Server.PluginDir == "" {
 		cfg.Server.PluginDir = filepath.Join(abs, "plugins")
@@ -146,7 +149,9 @@ SIGHUP re-reads --config and applies it without a restart, as
 ` + "`rpacloud config apply`" + ` does: an invalid configuration, or one that changes
 what needs a restart (the server and vault blocks, the monitor's webhook, a
 changed provider), is refused whole and
-logged, and the running configuration stays.`,
+logged, and the running configuration stays. SIGHUP also re-reads the
+server block's tls_cert_file and tls_key_file: a bad pair is logged and
+the running certificate keeps serving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runServer(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))

@@ -342,6 +342,7 @@ type subscription struct {
 	conn   *websocket.Conn
 	mu     sync.Mutex
 	seen   map[string]map[string]bool // type -> task IDs
+	all    int                        // events received, batch events included
 	done   chan struct{}
 	closer sync.Once
 }
@@ -349,7 +350,14 @@ type subscription struct {
 func subscribe(t *testing.T, ctx context.Context, url, token string) *subscription {
 	t.Helper()
 	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}, HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.DialContext(ctx, url, nil)
+	return subscribeWith(t, ctx, d, url, token, nil)
+}
+
+// subscribeWith is subscribe through d (TLS, a source address) with the
+// upgrade request's extra headers (a browser's Origin).
+func subscribeWith(t *testing.T, ctx context.Context, d websocket.Dialer, url, token string, hdr http.Header) *subscription {
+	t.Helper()
+	conn, resp, err := d.DialContext(ctx, url, hdr)
 	if err != nil {
 		t.Fatalf("websocket dial: %v", err)
 	}
@@ -391,6 +399,9 @@ func subscribe(t *testing.T, ctx context.Context, url, token string) *subscripti
 				_ = conn.WriteJSON(map[string]string{"type": "pong"})
 				s.mu.Unlock()
 			case "next":
+				s.mu.Lock()
+				s.all++
+				s.mu.Unlock()
 				e := msg.Payload.Data.TaskEvents
 				if e.TaskID == nil {
 					continue
@@ -411,6 +422,13 @@ func (s *subscription) count(typ string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.seen[typ])
+}
+
+// total is the number of events received, of every type.
+func (s *subscription) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all
 }
 
 func (s *subscription) close() {

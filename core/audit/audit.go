@@ -131,9 +131,10 @@ func Record(ctx context.Context, client *ent.Client, e Entry) error {
 
 // Request is where a request came from.
 type Request struct {
-	// RemoteAddr is the peer's address (http.Request.RemoteAddr). No
-	// proxy header (X-Forwarded-For) is trusted: behind a reverse proxy
-	// it is the proxy's address.
+	// RemoteAddr is the client's address (http.Request.RemoteAddr): the
+	// peer's, or behind a proxy of the server block's trusted_proxies
+	// the one its X-Forwarded-For or X-Real-IP names (Proxies, set by
+	// its middleware before this is read).
 	RemoteAddr string
 	// RequestID is the X-Request-Id header, if sent: printable ASCII only.
 	RequestID string

@@ -78,7 +78,7 @@ type Config struct {
 // Server configures the daemon itself.
 type Server struct {
 	Listen    string // default "127.0.0.1:8080"
-	PublicURL string // URL robots use to reach the daemon; default "http://" + Listen
+	PublicURL string // URL robots use to reach the daemon; default "http://" + Listen ("https://" with TLS)
 	DataDir   string // default ".rpacloud"
 	PluginDir string // default "" = DataDir/plugins
 	Database  Database
@@ -93,6 +93,15 @@ type Server struct {
 	// /metrics (plain HTTP, no token), so that a proxy or Ingress in front
 	// of Listen cannot expose it; "": /metrics is served on Listen.
 	MetricsListen string
+	// TLSCertFile and TLSKeyFile (PEM, both or neither; tls.go): the
+	// daemon serves HTTPS with them and re-reads them on SIGHUP.
+	TLSCertFile   string
+	TLSKeyFile    string
+	TLSMinVersion string // "1.2" or "1.3"; "" = DefaultTLSMinVersion (TLSMin)
+	// TrustedProxies are networks in CIDR notation ("10.0.0.0/8") whose
+	// X-Forwarded-For / X-Real-IP name the client; none: the peer's
+	// address is the client's, headers ignored.
+	TrustedProxies []string
 }
 
 // Limits bound what one client can make the daemon read or keep open.

@@ -38,6 +38,7 @@ var (
 			{Name: "timezone"}, // trigger.go: the triggers' default zone
 			{Name: "cors_origins"},
 			{Name: "metrics_listen"},
+			{Name: "tls_cert_file"}, {Name: "tls_key_file"}, {Name: "tls_min_version"}, {Name: "trusted_proxies"}, // tls.go
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "database"}, {Type: "limits"}},
 	}
@@ -263,6 +264,8 @@ func (l *loader) decodeServer(b *hcl.Block) {
 			a.errorf(at.Expr.Range(), "Invalid metrics_listen", "metrics_listen = %q is the listen address; give /metrics an address of its own, or omit metrics_listen to serve it on listen.", s.MetricsListen)
 		}
 	}
+	l.decodeTLS(a, &s)            // tls.go
+	l.decodeTrustedProxies(a, &s) // tls.go
 	var dbSeen, limitsSeen *hcl.Range
 	for _, db := range c.Blocks {
 		if db.Type == "limits" {
@@ -286,6 +289,9 @@ func (l *loader) decodeServer(b *hcl.Block) {
 	}
 	if !publicSet {
 		s.PublicURL = "http://" + s.Listen
+		if s.TLSOn() {
+			s.PublicURL = "https://" + s.Listen
+		}
 		if at := c.Attributes["listen"]; at != nil && unspecifiedHost(s.Listen) {
 			l.diags = append(l.diags, warnAt(at.Expr.Range(), "No public_url",
 				fmt.Sprintf("public_url defaults to %q, which robots on other machines cannot reach; set public_url to the address they should use.", s.PublicURL)))

@@ -37,7 +37,8 @@ const (
 // whole daemon, so a flood cannot occupy the database, and a flood from one
 // address uses up only its own allowance, not the real agents'. (Behind a
 // reverse proxy every agent shares the proxy's address and so one
-// allowance.) A join token's 150 random bits make guessing pointless at
+// allowance, unless the proxy is in the server block's trusted_proxies:
+// then RemoteAddr is the agent's, see audit.Proxies.) A join token's 150 random bits make guessing pointless at
 // any rate.
 func (s *Service) Handler() http.Handler {
 	global := rate.NewLimiter(globalRate, globalBurst)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rpacloud/rpacloud/core/audit"
 	"github.com/rpacloud/rpacloud/core/auth"
 	"github.com/rpacloud/rpacloud/core/config"
 	"github.com/rpacloud/rpacloud/core/credentials"
@@ -60,7 +61,13 @@ func (d *Daemon) routes() http.Handler {
 	} // else served alone on its own address: metricslisten.go
 	mux.Handle("GET /{$}", dashboard.Handler())
 	mux.Handle("GET /index.html", dashboard.Handler())
-	return limitBodies(lim.RequestBodyBytes, mux)
+	// The client's address behind a trusted proxy, before anything reads
+	// it; the networks were checked at load, so an error here is a bug.
+	proxies, err := audit.NewProxies(d.opts.Config.Server.TrustedProxies)
+	if err != nil {
+		panic(fmt.Sprintf("trusted_proxies passed the loader: %v", err))
+	}
+	return proxies.Middleware(limitBodies(lim.RequestBodyBytes, mux))
 }
 
 // limitBodies bounds the body of every request to every route, so that no

@@ -526,6 +526,11 @@ func (d *Daemon) followReloads(ctx context.Context) {
 			return
 		case <-d.opts.Reload:
 		}
+		// The certificate first and on its own: a renewal is the
+		// common reason for the signal, and it needs no configuration
+		// change (the files' paths are the server block's, which only
+		// a restart changes). tls.go logs a refusal.
+		_ = d.certs.reload()
 		var (
 			res *config.Outcome
 			err error

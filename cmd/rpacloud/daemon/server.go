@@ -95,6 +95,7 @@ type Daemon struct {
 	rl        *reloads // reload.go
 	tokens    *auth.Cache
 	metrics   *metrics.Metrics // this daemon's own counters and histograms (metrics.go)
+	certs     *certs           // tls.go: nil when serving plain HTTP
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down
@@ -175,9 +176,20 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	addr := ln.Addr().String()
+	scheme := "http://"
+	tlsCerts, err := newCerts(srv, o.Logger) // tls.go
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("tls: %w", err)
+	}
+	if tlsCerts != nil {
+		scheme = "https://"
+		ln = tlsCerts.listener(ln, srv)
+	}
+	d.certs = tlsCerts
 	publicURL := srv.PublicURL
 	if publicURL == "" || strings.HasSuffix(srv.Listen, ":0") {
-		publicURL = "http://" + addr
+		publicURL = scheme + addr
 	}
 	d.publicURL = publicURL
 	d.fleet = &scale.Fleet{
