@@ -96,6 +96,9 @@ type Task struct {
 	State         string // pending, running, succeeded, failed, cancelled
 	FinishedAt    *time.Time
 	BatchFinished bool // its batch is in the finished stack
+	// RunningAttempt: one of its attempts is still running (a robot's
+	// report may yet arrive for it).
+	RunningAttempt bool
 }
 
 // Finished reports a task state that no robot or sweeper changes any more
@@ -108,10 +111,11 @@ func Finished(state string) bool {
 var FinishedStates = []string{"succeeded", "failed", "cancelled"}
 
 // TaskExpired: a finished task of a finished batch, finished before the
-// cutoff. A task of an open batch is kept whatever its age: the batch's
-// counts, its retry and its documents still read it.
+// cutoff, with no attempt still running. A task of an open batch is kept
+// whatever its age: the batch's counts, its retry and its documents still
+// read it.
 func TaskExpired(p Policy, now time.Time, t Task) bool {
-	return Finished(t.State) && t.BatchFinished && before(p, Tasks, now, t.FinishedAt)
+	return Finished(t.State) && t.BatchFinished && !t.RunningAttempt && before(p, Tasks, now, t.FinishedAt)
 }
 
 // Attempt is what decides an attempt's expiry.

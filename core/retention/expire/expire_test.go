@@ -34,11 +34,13 @@ func TestTaskExpiredExhaustive(t *testing.T) {
 	for _, p := range []Policy{policy, forever} {
 		for _, st := range taskStates {
 			for _, fin := range []bool{false, true} {
-				for _, at := range moments(policy.FinishedTasks) {
-					tk := Task{State: st, FinishedAt: at, BatchFinished: fin}
-					want := st != "pending" && st != "running" && fin && expiredAt(p.FinishedTasks, at)
-					if got := TaskExpired(p, now, tk); got != want {
-						t.Errorf("%+v %v: TaskExpired = %v, want %v", p, tk, got, want)
+				for _, run := range []bool{false, true} {
+					for _, at := range moments(policy.FinishedTasks) {
+						tk := Task{State: st, FinishedAt: at, BatchFinished: fin, RunningAttempt: run}
+						want := st != "pending" && st != "running" && fin && !run && expiredAt(p.FinishedTasks, at)
+						if got := TaskExpired(p, now, tk); got != want {
+							t.Errorf("%+v %v: TaskExpired = %v, want %v", p, tk, got, want)
+						}
 					}
 				}
 			}
@@ -53,7 +55,8 @@ func TestAttemptExpiredExhaustive(t *testing.T) {
 				for _, st := range taskStates {
 					for _, fin := range []bool{false, true} {
 						for _, tat := range moments(p.FinishedTasks) {
-							a := Attempt{State: ast, FinishedAt: aat, Task: Task{State: st, FinishedAt: tat, BatchFinished: fin}}
+							// A task with this attempt running has a running attempt.
+							a := Attempt{State: ast, FinishedAt: aat, Task: Task{State: st, FinishedAt: tat, BatchFinished: fin, RunningAttempt: ast == "running"}}
 							closed := st != "pending" && st != "running" && fin
 							want := ast != "running" && closed && (expiredAt(p.Attempts, aat) || expiredAt(p.FinishedTasks, tat))
 							if got := AttemptExpired(p, now, a); got != want {
