@@ -30,11 +30,11 @@ func backlog(b *testing.B, db *store.DB, custID, procID, poolID, robotID, tasks 
 	ctx := sys()
 	for done := 0; done < tasks; done += 100 {
 		bt := db.Batch.Create().SetCustomerID(custID).SetProcessID(procID).SetPoolID(poolID).SetStack(batch.StackFinished).
-			SetTotal(100).SetPending(0).SetSucceeded(100).SetFinishedAt(at).SaveX(ctx)
+			SetTotal(100).SetPending(0).SetSucceeded(100).SetFinishedAt(at).SetCreatedAt(at).SaveX(ctx)
 		tcs := make([]*ent.TaskCreate, 100)
 		for i := range tcs {
 			tcs[i] = db.Task.Create().SetBatchID(bt.ID).SetProcessID(procID).SetPoolID(poolID).SetCustomerID(custID).SetSeq(i).
-				SetState(task.StateSucceeded).SetFinishedAt(at).SetAttemptNo(1).SetInput(`{"invoice":"2025-000123","amount":1234.5}`).SetOutput(`{"ok":true}`)
+				SetState(task.StateSucceeded).SetCreatedAt(at).SetFinishedAt(at).SetAttemptNo(1).SetInput(`{"invoice":"2025-000123","amount":1234.5}`).SetOutput(`{"ok":true}`)
 		}
 		ts := db.Task.CreateBulk(tcs...).SaveX(ctx)
 		acs := make([]*ent.AttemptCreate, len(ts))

@@ -130,8 +130,15 @@ func (p *Pruner) Round(ctx context.Context) (Counts, error) {
 		if !ok {
 			continue
 		}
+		below, err := p.frontier(ctx, k, cut)
+		if err != nil {
+			return got, fmt.Errorf("retention: %s: %w", k, err)
+		}
+		if below == 0 {
+			continue // nothing was even made before the cutoff
+		}
 		for {
-			n, err := p.batch(ctx, k, cut, got)
+			n, err := p.batch(ctx, k, cut, below, got)
 			got[k] += n
 			p.o.Metrics.Pruned(string(k), n)
 			if err != nil {
@@ -153,31 +160,69 @@ func (p *Pruner) Round(ctx context.Context) (Counts, error) {
 	return got, nil
 }
 
-// batch deletes at most BatchRows expired rows of kind k, oldest ids
-// first. Ids grow with time, so the oldest rows come first even where no
-// index covers the time column.
-func (p *Pruner) batch(ctx context.Context, k expire.Kind, cut time.Time, got Counts) (int, error) {
+// noBound is a frontier above every id.
+const noBound = int(^uint(0) >> 1)
+
+// frontier returns the first id of kind k made at or after cut (noBound
+// when there is none; 0 when even the first row was). Rows are made with
+// growing ids and their time of making comes before the time they expire
+// by (a task is created before it finishes, an attempt starts before it
+// ends, an anomaly is detected before it is resolved), so every expired
+// row lies below it. Candidates are looked for below it only: a round
+// reads the old rows, never the whole table, though no index covers the
+// columns it prunes by. One indexed read (the primary key) that stops at
+// the first young row.
+func (p *Pruner) frontier(ctx context.Context, k expire.Kind, cut time.Time) (int, error) {
+	var (
+		id  int
+		err error
+	)
+	switch k {
+	case expire.Events:
+		id, err = p.o.Client.Event.Query().Where(event.AtGTE(cut)).Order(event.ByID()).FirstID(ctx)
+	case expire.Anomalies:
+		id, err = p.o.Client.Anomaly.Query().Where(anomaly.DetectedAtGTE(cut)).Order(anomaly.ByID()).FirstID(ctx)
+	case expire.Audit:
+		id, err = p.o.Client.AuditEntry.Query().Where(auditentry.AtGTE(cut)).Order(auditentry.ByID()).FirstID(ctx)
+	case expire.Attempts:
+		id, err = p.o.Client.Attempt.Query().Where(attempt.StartedAtGTE(cut)).Order(attempt.ByID()).FirstID(ctx)
+	case expire.Tasks:
+		id, err = p.o.Client.Task.Query().Where(task.CreatedAtGTE(cut)).Order(task.ByID()).FirstID(ctx)
+	case expire.Batches:
+		id, err = p.o.Client.Batch.Query().Where(batch.CreatedAtGTE(cut)).Order(batch.ByID()).FirstID(ctx)
+	default:
+		return 0, fmt.Errorf("unknown kind %q", k)
+	}
+	if ent.IsNotFound(err) {
+		return noBound, nil
+	}
+	return id, err
+}
+
+// batch deletes at most BatchRows expired rows of kind k below the
+// frontier, oldest ids first.
+func (p *Pruner) batch(ctx context.Context, k expire.Kind, cut time.Time, below int, got Counts) (int, error) {
 	n := p.o.BatchRows
 	switch k {
 	case expire.Events:
 		return p.simple(ctx, event.Table, event.FieldID, func() ([]int, error) {
-			return p.o.Client.Event.Query().Where(event.AtLT(cut)).Order(event.ByID()).Limit(n).IDs(ctx)
+			return p.o.Client.Event.Query().Where(event.IDLT(below), event.AtLT(cut)).Order(event.ByID()).Limit(n).IDs(ctx)
 		})
 	case expire.Anomalies:
 		return p.simple(ctx, anomaly.Table, anomaly.FieldID, func() ([]int, error) {
-			return p.o.Client.Anomaly.Query().Where(anomaly.StatusEQ(anomaly.StatusResolved), anomaly.ResolvedAtLT(cut)).
+			return p.o.Client.Anomaly.Query().Where(anomaly.IDLT(below), anomaly.StatusEQ(anomaly.StatusResolved), anomaly.ResolvedAtLT(cut)).
 				Order(anomaly.ByID()).Limit(n).IDs(ctx)
 		})
 	case expire.Audit:
 		return p.simple(ctx, auditentry.Table, auditentry.FieldID, func() ([]int, error) {
-			return p.o.Client.AuditEntry.Query().Where(auditentry.AtLT(cut)).Order(auditentry.ByID()).Limit(n).IDs(ctx)
+			return p.o.Client.AuditEntry.Query().Where(auditentry.IDLT(below), auditentry.AtLT(cut)).Order(auditentry.ByID()).Limit(n).IDs(ctx)
 		})
 	case expire.Attempts:
-		return p.attempts(ctx, cut)
+		return p.attempts(ctx, cut, below)
 	case expire.Tasks:
-		return p.tasks(ctx, cut, got)
+		return p.tasks(ctx, cut, below, got)
 	case expire.Batches:
-		return p.batches(ctx, cut)
+		return p.batches(ctx, cut, below)
 	}
 	return 0, fmt.Errorf("unknown kind %q", k)
 }
@@ -213,8 +258,9 @@ func closedTask() []predicate.Task {
 // tasks (expire.AttemptExpired's own clause; those of expired tasks go
 // with them in tasks). The predicate is checked again by the delete
 // itself, so a task made pending in between keeps its attempts.
-func (p *Pruner) attempts(ctx context.Context, cut time.Time) (int, error) {
+func (p *Pruner) attempts(ctx context.Context, cut time.Time, below int) (int, error) {
 	where := []predicate.Attempt{
+		attempt.IDLT(below),
 		attempt.StateNEQ(attempt.StateRunning),
 		attempt.FinishedAtLT(cut),
 		attempt.HasTaskWith(closedTask()...),
@@ -230,7 +276,7 @@ func (p *Pruner) attempts(ctx context.Context, cut time.Time) (int, error) {
 // the tasks are locked first (PostgreSQL; SQLite's transaction holds the
 // one writer), so a person's retry waits for the delete or wins before it.
 // The attempts deleted with them are added to got.
-func (p *Pruner) tasks(ctx context.Context, cut time.Time, got Counts) (n int, err error) {
+func (p *Pruner) tasks(ctx context.Context, cut time.Time, below int, got Counts) (n int, err error) {
 	tx, err := p.o.Client.Tx(ctx)
 	if err != nil {
 		return 0, err
@@ -240,7 +286,7 @@ func (p *Pruner) tasks(ctx context.Context, cut time.Time, got Counts) (n int, e
 			_ = tx.Rollback()
 		}
 	}()
-	q := tx.Task.Query().Where(append(closedTask(), task.FinishedAtLT(cut),
+	q := tx.Task.Query().Where(append(closedTask(), task.IDLT(below), task.FinishedAtLT(cut),
 		task.Not(task.HasAttemptsWith(attempt.StateEQ(attempt.StateRunning))))...).Order(task.ByID()).Limit(p.o.BatchRows)
 	if p.o.Dialect == dialect.Postgres {
 		q = q.ForUpdate(sql.WithLockTables(task.Table))
@@ -270,8 +316,8 @@ func (p *Pruner) tasks(ctx context.Context, cut time.Time, got Counts) (n int, e
 // batches deletes finished batches that finished before cut and have no
 // task left. The foreign key from tasks refuses a batch that still has
 // one, whatever happened in between.
-func (p *Pruner) batches(ctx context.Context, cut time.Time) (int, error) {
-	where := []predicate.Batch{batch.StackEQ(batch.StackFinished), batch.FinishedAtLT(cut), batch.Not(batch.HasTasks())}
+func (p *Pruner) batches(ctx context.Context, cut time.Time, below int) (int, error) {
+	where := []predicate.Batch{batch.IDLT(below), batch.StackEQ(batch.StackFinished), batch.FinishedAtLT(cut), batch.Not(batch.HasTasks())}
 	ids, err := p.o.Client.Batch.Query().Where(where...).Order(batch.ByID()).Limit(p.o.BatchRows).IDs(ctx)
 	if err != nil || len(ids) == 0 {
 		return 0, err

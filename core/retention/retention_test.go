@@ -1,10 +1,12 @@
 package retention_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,7 +57,9 @@ func dialectOf(db *store.DB) string {
 // build makes rows for two customers: events, audit entries and
 // anomalies at ages around their cutoffs, and batches in every stack with
 // tasks in every state and attempts in every state, finished long ago,
-// just past the cutoff, just inside it, recently, or not at all.
+// just past the cutoff, just inside it, recently, or not at all. Rows are
+// inserted in the order they would have been made (ids grow with their
+// time of making), as the pruner's frontier expects of a real database.
 func build(t *testing.T, db *store.DB, now time.Time) *world {
 	t.Helper()
 	ctx := sys()
@@ -67,94 +71,143 @@ func build(t *testing.T, db *store.DB, now time.Time) *world {
 		return []time.Duration{3 * 365 * day, keep + time.Minute, keep - time.Minute, day, 0}
 	}
 	at := func(age time.Duration) *time.Time { x := now.Add(-age); return &x }
-	for ci, cname := range []string{"acme", "globex"} {
-		cust := db.Customer.Create().SetName(cname).SaveX(ctx)
-		for _, age := range ages(policy.Events) {
-			e := db.Event.Create().SetType("task.succeeded").SetAt(*at(age)).SetCustomerID(cust.ID).SaveX(ctx)
-			w.events[e.ID] = expire.EventExpired(policy, now, expire.Event{At: e.At})
-		}
-		for _, age := range ages(policy.Audit) {
-			a := db.AuditEntry.Create().SetAt(*at(age)).SetActor("admin").SetAction("submitBatch").SetOutcome(auditentry.OutcomeOk).SetScopeCustomerID(cust.ID).SaveX(ctx)
-			w.audit[a.ID] = expire.AuditExpired(policy, now, expire.AuditEntry{At: a.At})
-		}
-		for i, age := range ages(policy.Anomalies) {
-			for _, st := range []anomaly.Status{anomaly.StatusOpen, anomaly.StatusAcknowledged, anomaly.StatusResolved} {
-				c := db.Anomaly.Create().SetRule(anomaly.RuleRunFaulted).SetKey(fmt.Sprintf("k/%d/%d/%s", ci, i, st)).
-					SetSeverity(anomaly.SeverityWarning).SetStatus(st).SetTitle("t").SetSince(*at(age + time.Hour)).SetCustomerID(cust.ID)
-				if st == anomaly.StatusResolved {
-					c.SetResolvedAt(*at(age))
+	custs := []*ent.Customer{db.Customer.Create().SetName("acme").SaveX(ctx), db.Customer.Create().SetName("globex").SaveX(ctx)}
+	// oldestFirst orders specs by age, oldest first, customers interleaved.
+	type spec struct {
+		cust int
+		age  time.Duration
+		i    int
+	}
+	oldestFirst := func(ages []time.Duration, per int) []spec {
+		var out []spec
+		for c := range custs {
+			for _, a := range ages {
+				for i := range per {
+					out = append(out, spec{c, a, i})
 				}
-				a := c.SaveX(ctx)
-				w.anomaly[a.ID] = expire.AnomalyExpired(policy, now, expire.Anomaly{Status: string(a.Status), ResolvedAt: a.ResolvedAt})
 			}
 		}
-		// Batches: open ones (new, serving) and finished ones at each age.
-		type bspec struct {
-			stack batch.Stack
-			age   time.Duration // of finished_at; -1: none
+		slices.SortStableFunc(out, func(x, y spec) int { return cmp.Compare(y.age, x.age) })
+		return out
+	}
+	for _, s := range oldestFirst(ages(policy.Events), 1) {
+		e := db.Event.Create().SetType("task.succeeded").SetAt(*at(s.age)).SetCustomerID(custs[s.cust].ID).SaveX(ctx)
+		w.events[e.ID] = expire.EventExpired(policy, now, expire.Event{At: e.At})
+	}
+	for _, s := range oldestFirst(ages(policy.Audit), 1) {
+		a := db.AuditEntry.Create().SetAt(*at(s.age)).SetActor("admin").SetAction("submitBatch").SetOutcome(auditentry.OutcomeOk).SetScopeCustomerID(custs[s.cust].ID).SaveX(ctx)
+		w.audit[a.ID] = expire.AuditExpired(policy, now, expire.AuditEntry{At: a.At})
+	}
+	statuses := []anomaly.Status{anomaly.StatusOpen, anomaly.StatusAcknowledged, anomaly.StatusResolved}
+	for _, s := range oldestFirst(ages(policy.Anomalies), len(statuses)) {
+		st := statuses[s.i]
+		c := db.Anomaly.Create().SetRule(anomaly.RuleRunFaulted).SetKey(fmt.Sprintf("k/%d/%v/%s", s.cust, s.age, st)).
+			SetSeverity(anomaly.SeverityWarning).SetStatus(st).SetTitle("t").SetSince(*at(s.age + 2*time.Hour)).
+			SetDetectedAt(*at(s.age + time.Hour)).SetCustomerID(custs[s.cust].ID)
+		if st == anomaly.StatusResolved {
+			c.SetResolvedAt(*at(s.age))
 		}
-		specs := []bspec{{batch.StackNew, -1}, {batch.StackServing, -1}}
+		a := c.SaveX(ctx)
+		w.anomaly[a.ID] = expire.AnomalyExpired(policy, now, expire.Anomaly{Status: string(a.Status), ResolvedAt: a.ResolvedAt})
+	}
+
+	// Batches: open ones (new, serving) and finished ones at each age, and
+	// a finished batch whose tasks are gone already; all submitted four
+	// years ago, so that their tasks are all below the tasks' frontier.
+	type bspec struct {
+		stack batch.Stack
+		age   time.Duration // of finished_at; -1: none
+		empty bool
+	}
+	var bspecs []bspec
+	for range custs {
+		bspecs = append(bspecs, bspec{batch.StackNew, -1, false}, bspec{batch.StackServing, -1, false})
 		for _, age := range ages(policy.FinishedTasks) {
-			specs = append(specs, bspec{batch.StackFinished, age})
+			bspecs = append(bspecs, bspec{batch.StackFinished, age, false})
 		}
-		// A finished batch whose tasks are gone already.
-		specs = append(specs, bspec{batch.StackFinished, 200 * day})
-		for bi, s := range specs {
-			bc := db.Batch.Create().SetCustomerID(cust.ID).SetProcessID(proc.ID).SetPoolID(pl.ID).SetStack(s.stack).SetTotal(0).SetPending(0)
-			if s.age >= 0 {
-				bc.SetFinishedAt(*at(s.age))
-			}
-			b := bc.SaveX(ctx)
-			stored := 0
-			if bi == len(specs)-1 {
-				w.batches[b.ID] = expire.BatchExpired(policy, now, expire.Batch{Finished: true, FinishedAt: b.FinishedAt, Tasks: 0})
-				continue
-			}
-			seq := 0
-			var tcs []*ent.TaskCreate
-			for _, st := range []task.State{task.StatePending, task.StateRunning, task.StateSucceeded, task.StateFailed, task.StateCancelled} {
-				for _, tage := range []time.Duration{3 * 365 * day, policy.FinishedTasks + time.Minute, policy.FinishedTasks - time.Minute, -1} {
-					tc := db.Task.Create().SetBatchID(b.ID).SetProcessID(proc.ID).SetPoolID(pl.ID).SetCustomerID(cust.ID).SetSeq(seq).SetState(st)
-					seq++
-					if tage >= 0 {
-						tc.SetFinishedAt(*at(tage))
-					}
-					tcs = append(tcs, tc)
-				}
-			}
-			for i, tk := range db.Task.CreateBulk(tcs...).SaveX(ctx) {
-				// A running task has a running attempt; so has, against
-				// the odds, one finished task in four (a report racing a
-				// stop): neither may lose it.
-				running := tk.State == task.StateRunning || i%4 == 0
-				tf := expire.Task{State: string(tk.State), FinishedAt: tk.FinishedAt, BatchFinished: b.Stack == batch.StackFinished, RunningAttempt: running}
-				w.tasks[tk.ID] = expire.TaskExpired(policy, now, tf)
-				if !w.tasks[tk.ID] {
-					stored++
-				}
-				states := []attempt.State{attempt.StateSucceeded, attempt.StateFailed, attempt.StateAbandoned, attempt.StateStopped}
-				if running {
-					states = append(states, attempt.StateRunning)
-				}
-				var acs []*ent.AttemptCreate
-				n := 0
-				for _, ast := range states {
-					for _, aage := range []time.Duration{400 * day, policy.Attempts + time.Minute, policy.Attempts - time.Minute} {
-						n++
-						ac := db.Attempt.Create().SetTaskID(tk.ID).SetRobotID(rb.ID).SetCustomerID(cust.ID).SetNumber(n).SetState(ast).
-							SetStartedAt(*at(aage + time.Minute)).SetDeadline(*at(aage))
-						if ast != attempt.StateRunning {
-							ac.SetFinishedAt(*at(aage))
-						}
-						acs = append(acs, ac)
-					}
-				}
-				for _, a := range db.Attempt.CreateBulk(acs...).SaveX(ctx) {
-					w.attempts[a.ID] = expire.AttemptExpired(policy, now, expire.Attempt{State: string(a.State), FinishedAt: a.FinishedAt, Task: tf})
-				}
-			}
-			w.batches[b.ID] = expire.BatchExpired(policy, now, expire.Batch{Finished: b.Stack == batch.StackFinished, FinishedAt: b.FinishedAt, Tasks: stored})
+		bspecs = append(bspecs, bspec{batch.StackFinished, 200 * day, true})
+	}
+	submitted := now.Add(-4 * 365 * day)
+	type tspec struct {
+		c     *ent.TaskCreate
+		batch *ent.Batch
+	}
+	var tspecs []tspec
+	stored := map[int]int{}
+	for bi, s := range bspecs {
+		cust := custs[bi*len(custs)/len(bspecs)]
+		bc := db.Batch.Create().SetCustomerID(cust.ID).SetProcessID(proc.ID).SetPoolID(pl.ID).SetStack(s.stack).SetTotal(0).SetPending(0).SetCreatedAt(submitted)
+		if s.age >= 0 {
+			bc.SetFinishedAt(*at(s.age))
 		}
+		b := bc.SaveX(ctx)
+		if s.empty {
+			continue
+		}
+		seq := 0
+		for _, st := range []task.State{task.StatePending, task.StateRunning, task.StateSucceeded, task.StateFailed, task.StateCancelled} {
+			for _, tage := range []time.Duration{3 * 365 * day, policy.FinishedTasks + time.Minute, policy.FinishedTasks - time.Minute, -1} {
+				tc := db.Task.Create().SetBatchID(b.ID).SetProcessID(proc.ID).SetPoolID(pl.ID).SetCustomerID(cust.ID).SetSeq(seq).SetState(st).SetCreatedAt(submitted)
+				seq++
+				if tage >= 0 {
+					tc.SetFinishedAt(*at(tage))
+				}
+				tspecs = append(tspecs, tspec{tc, b})
+			}
+		}
+	}
+	tcs := make([]*ent.TaskCreate, len(tspecs))
+	for i, s := range tspecs {
+		tcs[i] = s.c
+	}
+	type aspec struct {
+		c  *ent.AttemptCreate
+		tf expire.Task
+	}
+	var aspecs []aspec
+	for i, tk := range db.Task.CreateBulk(tcs...).SaveX(ctx) {
+		b := tspecs[i].batch
+		// A running task has a running attempt; so has, against the odds,
+		// one finished task in four (a report racing a stop): neither may
+		// lose it.
+		running := tk.State == task.StateRunning || i%4 == 0
+		tf := expire.Task{State: string(tk.State), FinishedAt: tk.FinishedAt, BatchFinished: b.Stack == batch.StackFinished, RunningAttempt: running}
+		w.tasks[tk.ID] = expire.TaskExpired(policy, now, tf)
+		if !w.tasks[tk.ID] {
+			stored[b.ID]++
+		}
+		states := []attempt.State{attempt.StateSucceeded, attempt.StateFailed, attempt.StateAbandoned, attempt.StateStopped}
+		if running {
+			states = append(states, attempt.StateRunning)
+		}
+		n := 0
+		for _, ast := range states {
+			for _, aage := range []time.Duration{400 * day, policy.Attempts + time.Minute, policy.Attempts - time.Minute} {
+				n++
+				ac := db.Attempt.Create().SetTaskID(tk.ID).SetRobotID(rb.ID).SetCustomerID(tk.CustomerID).SetNumber(n).SetState(ast).
+					SetStartedAt(*at(aage + time.Minute)).SetDeadline(*at(aage))
+				if ast != attempt.StateRunning {
+					ac.SetFinishedAt(*at(aage))
+				}
+				aspecs = append(aspecs, aspec{ac, tf})
+			}
+		}
+	}
+	// Attempts in the order they started.
+	started := func(s aspec) time.Time { t, _ := s.c.Mutation().StartedAt(); return t }
+	slices.SortStableFunc(aspecs, func(x, y aspec) int { return started(x).Compare(started(y)) })
+	for start := 0; start < len(aspecs); start += 500 {
+		part := aspecs[start:min(start+500, len(aspecs))]
+		acs := make([]*ent.AttemptCreate, len(part))
+		for i, s := range part {
+			acs[i] = s.c
+		}
+		for i, a := range db.Attempt.CreateBulk(acs...).SaveX(ctx) {
+			w.attempts[a.ID] = expire.AttemptExpired(policy, now, expire.Attempt{State: string(a.State), FinishedAt: a.FinishedAt, Task: part[i].tf})
+		}
+	}
+	for _, b := range db.Batch.Query().AllX(ctx) {
+		w.batches[b.ID] = expire.BatchExpired(policy, now, expire.Batch{Finished: b.Stack == batch.StackFinished, FinishedAt: b.FinishedAt, Tasks: stored[b.ID]})
 	}
 	return w
 }
