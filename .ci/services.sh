@@ -10,7 +10,8 @@
 # RPACLOUD_CHROMIUM (path), RPACLOUD_REQUIRE_CHROMIUM=1,
 # RPACLOUD_TEST_VAULT_ADDR, RPACLOUD_TEST_VAULT_TOKEN, RPACLOUD_REQUIRE_VAULT=1,
 # RPACLOUD_VAULT_BIN (path), RPACLOUD_REQUIRE_PROMTOOL=1,
-# RPACLOUD_REQUIRE_NGINX=1
+# RPACLOUD_REQUIRE_NGINX=1, RPACLOUD_PG_BIN
+# (PostgreSQL's bin directory: pg_dump, pg_restore)
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -108,6 +109,8 @@ log "starting PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $3}')) on 
 
 export RPACLOUD_TEST_POSTGRES_DSN="postgres://rpacloud@127.0.0.1:$PGPORT/rpacloud_test?sslmode=disable"
 export RPACLOUD_REQUIRE_POSTGRES=1
+# pg_dump and pg_restore of the same version, for the restore test.
+export RPACLOUD_PG_BIN="$PGBIN"
 log "PostgreSQL ready: $RPACLOUD_TEST_POSTGRES_DSN"
 
 # ---- monitoring (issue 7) ------------------------------------------------

@@ -121,6 +121,7 @@ func newRootCmd() *cobra.Command {
 		newTriggerCmd(), newAnomalyCmd(),
 		newSimulateCmd(), newBenchCmd(),
 		newVersionCmd(), newPluginCmd(),
+		newBackupCmd(),
 	)
 	flagsInUse(root)
 	return root

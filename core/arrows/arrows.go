@@ -61,6 +61,7 @@ var Pure = []string{
 	"core/monitor/saturation",
 	"core/lifecycle",
 	"core/trigger/when",
+	"core/retention/expire",
 	"ent/schema/viewer",
 }
 

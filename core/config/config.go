@@ -73,6 +73,7 @@ type Config struct {
 	Monitor   Monitor    // monitor.go
 	Calendars []Calendar // trigger.go
 	Triggers  []Trigger  // trigger.go
+	Retention Retention  // retention.go
 }
 
 // Server configures the daemon itself.
@@ -223,7 +224,7 @@ type Customer struct {
 }
 
 func defaultConfig() *Config {
-	return &Config{Documents: Documents{Language: DefaultDocumentsLanguage, Organisation: DefaultDocumentsOrganisation}, Server: Server{
+	return &Config{Documents: Documents{Language: DefaultDocumentsLanguage, Organisation: DefaultDocumentsOrganisation}, Retention: defaultRetention(), Server: Server{
 		Listen:    DefaultListen,
 		PublicURL: "http://" + DefaultListen,
 		DataDir:   DefaultDataDir,

@@ -29,6 +29,7 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "monitor"},                                // monitor.go
 	{Type: "calendar", LabelNames: []string{"name"}}, // trigger.go
 	{Type: "trigger", LabelNames: []string{"name"}},  // trigger.go
+	{Type: "retention"},                              // retention.go
 }}
 
 var (
@@ -114,6 +115,7 @@ type loader struct {
 	server, vault *hcl.Range
 	documents     *hcl.Range           // delivery.go
 	monitor       *hcl.Range           // monitor.go
+	retention     *hcl.Range           // retention.go
 	parents       map[string]hcl.Range // customer name -> range of its parent attribute
 
 	// fromDisk: the sources are files of the daemon's host (Load), so a
@@ -180,6 +182,8 @@ func (l *loader) decodeFile(f *hcl.File, cut int) {
 			l.decodeCalendar(b)
 		case "trigger":
 			l.decodeTrigger(b)
+		case "retention":
+			l.decodeRetention(b)
 		}
 	}
 }

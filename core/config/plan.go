@@ -290,6 +290,8 @@ var planKinds = []planKind{
 	// as a change of its digest.
 	{name: "calendar", blocks: func(c *Config) []block { return named(c.Calendars, func(x Calendar) string { return x.Name }) }},
 	{name: "trigger", blocks: func(c *Config) []block { return named(c.Triggers, func(x Trigger) string { return x.Name }) }},
+	// The pruner reads its retention from Live at each round.
+	{name: "retention", blocks: func(c *Config) []block { return single(c.Retention, !retentionDefault(c.Retention)) }},
 }
 
 // monitorEmpty reports a monitor block that sets nothing (no block).

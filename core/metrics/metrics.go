@@ -27,6 +27,7 @@ type Metrics struct {
 	ScaleDecisions *prometheus.CounterVec
 	VaultRequests  *prometheus.CounterVec
 	VaultLastOK    prometheus.Gauge
+	RowsPruned     *prometheus.CounterVec
 }
 
 // Unknown is the label of a pool or process whose name could not be read;
@@ -79,6 +80,10 @@ func New() *Metrics {
 			Name: "rpacloud_vault_last_success_timestamp_seconds",
 			Help: "Unix time of this daemon's last request Vault answered below 500; 0 before the first.",
 		}),
+		RowsPruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rpacloud_rows_pruned_total",
+			Help: "Rows this daemon deleted as leader because their retention ran out, by kind (events, attempts, tasks, batches, anomalies, audit).",
+		}, []string{"kind"}),
 	}
 }
 
@@ -88,7 +93,7 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 		return nil
 	}
 	return []prometheus.Collector{m.TasksFinished, m.AttemptsEnded, m.ClaimSeconds, m.QueueWait, m.TaskDuration,
-		m.ScaleDecisions, m.VaultRequests, m.VaultLastOK}
+		m.ScaleDecisions, m.VaultRequests, m.VaultLastOK, m.RowsPruned}
 }
 
 func name(s string) string {
@@ -157,4 +162,12 @@ func (m *Metrics) VaultCall(ok bool, at time.Time) {
 	}
 	m.VaultRequests.WithLabelValues("ok").Inc()
 	m.VaultLastOK.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// Pruned counts n rows of kind deleted by the retention pruner.
+func (m *Metrics) Pruned(kind string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.RowsPruned.WithLabelValues(kind).Add(float64(n))
 }

@@ -1,6 +1,7 @@
 package robotagent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,11 @@ type Plugins struct {
 	// ArtifactDir keeps the artefacts of failed attempts (a screenshot of
 	// the failing page), one directory per attempt. Empty: not kept.
 	ArtifactDir string
+	// ArtifactRetention is how long an attempt's artefacts are kept: the
+	// older ones are deleted whenever new ones are kept, so the robot's
+	// disk does not fill up. Default DefaultArtifactRetention; negative:
+	// forever.
+	ArtifactRetention time.Duration
 	// VendorPoll is how often a vendor job is read while it runs.
 	// Default 5s.
 	VendorPoll time.Duration
@@ -135,11 +141,54 @@ func (p *Plugins) crawl(ctx context.Context, c *robotwire.Claim, spec *robotwire
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
+// DefaultArtifactRetention is how long artefacts are kept on the robot:
+// long enough to look at last week's failures.
+const DefaultArtifactRetention = 14 * 24 * time.Hour
+
+// attemptDir is the name keep gives an attempt's directory; PruneArtifacts
+// deletes nothing else.
+var attemptDir = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// PruneArtifacts deletes the attempt directories under dir (TASK-ATTEMPT,
+// as keep makes them) last changed before cut, and returns how many. Other
+// files are left alone: the directory may be shared.
+func PruneArtifacts(dir string, cut time.Time) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("prune artefacts: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() || !attemptDir.MatchString(e.Name()) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cut) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return n, fmt.Errorf("prune artefacts: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // keep writes artefacts under ArtifactDir/<task>-<attempt>/ and returns
 // the directory, or "" when nothing was kept.
 func (p *Plugins) keep(c *robotwire.Claim, arts []sdk.Artifact) string {
 	if p.ArtifactDir == "" || len(arts) == 0 {
 		return ""
+	}
+	if keep := cmp.Or(p.ArtifactRetention, DefaultArtifactRetention); keep > 0 {
+		if n, err := PruneArtifacts(p.ArtifactDir, time.Now().Add(-keep)); err != nil {
+			p.log().Warn("cannot prune old artefacts", "err", err)
+		} else if n > 0 {
+			p.log().Info("old artefacts deleted", "attempts", n, "older_than", keep)
+		}
 	}
 	dir := filepath.Join(p.ArtifactDir, strconv.Itoa(c.TaskID)+"-"+strconv.Itoa(c.Attempt))
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -153,3 +153,46 @@ func TestCrawlerTasks(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Old attempt directories go; fresh ones, and anything else in the
+// directory, stay.
+func TestPruneArtifacts(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	mk := func(name string, age time.Duration, isDir bool) {
+		p := filepath.Join(dir, name)
+		if isDir {
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(p, "screenshot.png"), []byte("png"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("12-1", 30*24*time.Hour, true)
+	mk("12-2", 15*24*time.Hour, true)
+	mk("13-1", time.Hour, true)
+	mk("notes", 100*24*time.Hour, true)
+	mk("99-1.txt", 100*24*time.Hour, false)
+	n, err := PruneArtifacts(dir, now.Add(-DefaultArtifactRetention))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want 2", n, err)
+	}
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != "13-1 99-1.txt notes" {
+		t.Fatalf("left: %v", left)
+	}
+	if n, err := PruneArtifacts(filepath.Join(dir, "missing"), now); n != 0 || err != nil {
+		t.Fatalf("missing directory: %d %v", n, err)
+	}
+}

@@ -51,6 +51,8 @@ func (d *DB) Close() error { return d.Client.Close() }
 
 var registerSQLite sync.Once
 
+func registerSQLiteDriver() { sql.Register(sqliteDriverName, &sqlite.Driver{}) }
+
 // sqliteDriverName is the name under which modernc's pure-Go driver is
 // registered for ent: ent's dialect name is "sqlite3" but modernc registers
 // itself as "sqlite", so we register it again under a private name rather
@@ -88,7 +90,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	)
 	switch driver {
 	case SQLite, "":
-		registerSQLite.Do(func() { sql.Register(sqliteDriverName, &sqlite.Driver{}) })
+		registerSQLite.Do(registerSQLiteDriver)
 		if !strings.HasPrefix(dsn, "file:") {
 			if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 				return nil, fmt.Errorf("open sqlite: create data directory: %w", err)

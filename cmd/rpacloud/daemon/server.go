@@ -337,8 +337,8 @@ func writeSecretFile(path, secret string) error {
 
 // leaderServices are the loops that must run on one daemon of a
 // deployment, under one election: the time-out sweeper, the fleet and
-// scaler loop, the monitor's rule evaluation, the vendor pollers and the
-// triggers.
+// scaler loop, the monitor's rule evaluation, the vendor pollers, the
+// triggers and the retention pruner.
 // Daemons sharing a PostgreSQL campaign for one lease; an SQLite file has
 // one daemon, which always leads.
 func (d *Daemon) leaderServices() (*lease.Group, error) {
@@ -356,6 +356,7 @@ func (d *Daemon) leaderServices() (*lease.Group, error) {
 		lease.Service{Name: "monitor", Run: d.runMonitorRules},         // monitoring.go
 		lease.Service{Name: "vendor pollers", Run: d.runVendorPollers}, // vendors.go
 		lease.Service{Name: "triggers", Run: d.triggers.Run},           // core/trigger
+		lease.Service{Name: "retention", Run: d.retentionLoop},         // retention.go
 	), nil
 }
 
