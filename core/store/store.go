@@ -51,6 +51,10 @@ func (d *DB) Close() error { return d.Client.Close() }
 
 var registerSQLite sync.Once
 
+func registerDriver() {
+	registerSQLite.Do(func() { sql.Register(sqliteDriverName, &sqlite.Driver{}) })
+}
+
 // sqliteDriverName is the name under which modernc's pure-Go driver is
 // registered for ent: ent's dialect name is "sqlite3" but modernc registers
 // itself as "sqlite", so we register it again under a private name rather
@@ -79,7 +83,9 @@ func SQLiteDSN(path string) string {
 // robots of a pool to claim at once than this.
 const PostgresMaxConns = 32
 
-// Open connects to the database and migrates it to the current schema.
+// Open connects to the database and migrates it to the current schema
+// (applyMigrations): it refuses a database a newer release migrated, and
+// one that has tables but neither revisions nor the baseline's schema.
 func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	var (
 		db  *sql.DB
@@ -88,7 +94,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	)
 	switch driver {
 	case SQLite, "":
-		registerSQLite.Do(func() { sql.Register(sqliteDriverName, &sqlite.Driver{}) })
+		registerDriver()
 		if !strings.HasPrefix(dsn, "file:") {
 			if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 				return nil, fmt.Errorf("open sqlite: create data directory: %w", err)
@@ -123,12 +129,12 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
 	}
+	if err := applyMigrations(ctx, db, driver, "rpacloud"); err != nil {
+		db.Close()
+		return nil, redactErr(err, dsn)
+	}
 	stmts := &Statements{}
 	client := ent.NewClient(ent.Driver(&countingDriver{Driver: entsql.OpenDB(dia, db), n: stmts}))
-	if err := client.Schema.Create(ctx); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("migrate %s schema: %w", driver, err)
-	}
 	return &DB{Client: client, Driver: driver, sqlDB: db, stmts: stmts}, nil
 }
 
