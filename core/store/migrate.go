@@ -96,11 +96,7 @@ func atlasOpen(driverName string, conn atschema.ExecQuerier) (migrate.Driver, er
 // file's write lock, taken by BEGIN IMMEDIATE, held over all pending files
 // in one transaction (SQLite's single writer is the lock; a failure leaves
 // the file as it was).
-func applyMigrations(ctx context.Context, db *sql.DB, driverName, operator string) (err error) {
-	dir, err := MigrationDir(driverName)
-	if err != nil {
-		return err
-	}
+func applyMigrations(ctx context.Context, db *sql.DB, driverName, operator string, dir migrate.Dir) (err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: connection: %w", err)
@@ -291,21 +287,25 @@ func adopt(ctx context.Context, conn *sql.Conn, driverName string, baseline migr
 	if err != nil {
 		return false, err
 	}
-	diffs, err := schemaDiff(ctx, drv, current, want)
+	diffs, err := schemaDiff(drv, current, want)
 	if err != nil {
 		return false, err
 	}
-	if len(diffs) > 0 {
-		return false, fmt.Errorf("migrate %s: the database has tables but no %s, and its schema differs from the baseline %s in %d ways, so it was not made by the release before versioned migrations; refusing to guess. To match the baseline it would need:\n  %s",
-			driverName, RevisionsTable, baseline.Name(), len(diffs), strings.Join(diffs, "\n  "))
+	if n := len(diffs); n > 0 {
+		// Bounded: a database of another application differs everywhere.
+		if n > 20 {
+			diffs = append(diffs[:20], fmt.Sprintf("and %d more", n-20))
+		}
+		return false, fmt.Errorf("migrate %s: the database has tables but no %s, and its schema differs from the baseline %s in %d ways, so it was not made by the release before versioned migrations; refusing to guess:\n  %s",
+			driverName, RevisionsTable, baseline.Name(), n, strings.Join(diffs, "\n  "))
 	}
 	return true, nil
 }
 
-// schemaDiff lists, as the statements that would remove them, the
-// differences between two schemas; the sequences' positions are data, not
-// schema, and are ignored.
-func schemaDiff(ctx context.Context, drv migrate.Driver, from, to *atschema.Schema) ([]string, error) {
+// schemaDiff describes the differences that would turn from into to, one
+// line each; the sequences' positions are data, not schema, and are
+// ignored.
+func schemaDiff(drv migrate.Driver, from, to *atschema.Schema) ([]string, error) {
 	for _, s := range []*atschema.Schema{from, to} {
 		s.Name = ""
 		for _, t := range s.Tables {
@@ -319,18 +319,50 @@ func schemaDiff(ctx context.Context, drv migrate.Driver, from, to *atschema.Sche
 	if err != nil {
 		return nil, fmt.Errorf("migrate: compare with the baseline: %w", err)
 	}
-	if len(changes) == 0 {
-		return nil, nil
-	}
-	plan, err := drv.PlanChanges(ctx, "diff", changes)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: describe the differences: %w", err)
-	}
-	out := make([]string, 0, len(plan.Changes))
-	for _, c := range plan.Changes {
-		out = append(out, c.Cmd)
+	var out []string
+	for _, c := range changes {
+		out = append(out, describeChange(c)...)
 	}
 	return out, nil
+}
+
+func describeChange(c atschema.Change) []string {
+	switch c := c.(type) {
+	case *atschema.AddTable:
+		return []string{fmt.Sprintf("table %s is missing", c.T.Name)}
+	case *atschema.DropTable:
+		return []string{fmt.Sprintf("table %s is not in the baseline", c.T.Name)}
+	case *atschema.ModifyTable:
+		var out []string
+		for _, tc := range c.Changes {
+			var d string
+			switch tc := tc.(type) {
+			case *atschema.AddColumn:
+				d = "column " + tc.C.Name + " is missing"
+			case *atschema.DropColumn:
+				d = "column " + tc.C.Name + " is not in the baseline"
+			case *atschema.ModifyColumn:
+				d = "column " + tc.From.Name + " differs"
+			case *atschema.AddIndex:
+				d = "index " + tc.I.Name + " is missing"
+			case *atschema.DropIndex:
+				d = "index " + tc.I.Name + " is not in the baseline"
+			case *atschema.ModifyIndex:
+				d = "index " + tc.From.Name + " differs"
+			case *atschema.AddForeignKey:
+				d = "foreign key " + tc.F.Symbol + " is missing"
+			case *atschema.DropForeignKey:
+				d = "foreign key " + tc.F.Symbol + " is not in the baseline"
+			case *atschema.ModifyForeignKey:
+				d = "foreign key " + tc.From.Symbol + " differs"
+			default:
+				d = fmt.Sprintf("%T", tc)
+			}
+			out = append(out, fmt.Sprintf("table %s: %s", c.T.Name, d))
+		}
+		return out
+	}
+	return []string{fmt.Sprintf("%T", c)}
 }
 
 // baselineSchema is the schema the baseline file makes, replayed where it

@@ -129,7 +129,12 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
 	}
-	if err := applyMigrations(ctx, db, driver, "rpacloud"); err != nil {
+	dir, err := MigrationDir(driver)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := applyMigrations(ctx, db, driver, "rpacloud", dir); err != nil {
 		db.Close()
 		return nil, redactErr(err, dsn)
 	}
