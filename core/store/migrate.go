@@ -238,7 +238,7 @@ func executor(ctx context.Context, conn *sql.Conn, driverName string, dir migrat
 			return nil, fmt.Errorf("migrate postgres: current schema: %w", err)
 		}
 	}
-	ex, err := migrate.NewExecutor(drv, dir, rrw, migrate.WithOperatorVersion(operator))
+	ex, err := migrate.NewExecutor(checkedClean{drv}, dir, rrw, migrate.WithOperatorVersion(operator))
 	if err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", driverName, err)
 	}
@@ -272,6 +272,9 @@ func refuseNewer(revs []*migrate.Revision, files []migrate.File) error {
 // otherwise the error names every difference. An empty database is not
 // adopted (false): the executor applies everything to it.
 func adopt(ctx context.Context, conn *sql.Conn, driverName string, baseline migrate.File) (bool, error) {
+	if empty, err := isEmpty(ctx, conn, driverName); err != nil || empty {
+		return false, err
+	}
 	drv, err := atlasOpen(driverName, conn)
 	if err != nil {
 		return false, fmt.Errorf("migrate %s: %w", driverName, err)
@@ -301,6 +304,27 @@ func adopt(ctx context.Context, conn *sql.Conn, driverName string, baseline migr
 	}
 	return true, nil
 }
+
+// isEmpty tells whether the database has no table but the revisions', the
+// common case, without Atlas's inspection (slow on PostgreSQL's catalogue).
+func isEmpty(ctx context.Context, conn *sql.Conn, driverName string) (bool, error) {
+	q := `SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' AND name <> ?`
+	if driverName == Postgres {
+		q = `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name <> $1`
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, q, RevisionsTable).Scan(&n); err != nil {
+		return false, fmt.Errorf("migrate %s: count tables: %w", driverName, err)
+	}
+	return n == 0, nil
+}
+
+// checkedClean is Atlas's driver without its check that a database
+// without revisions is empty: prepare made that check already, under the
+// lock and cheaper (isEmpty), and adopted the database otherwise.
+type checkedClean struct{ migrate.Driver }
+
+func (checkedClean) CheckClean(context.Context, *migrate.TableIdent) error { return nil }
 
 // schemaDiff describes the differences that would turn from into to, one
 // line each; the sequences' positions are data, not schema, and are

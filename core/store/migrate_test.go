@@ -247,32 +247,48 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 	})
 }
 
-// What opening a fresh SQLite file costs with the migration files, beside
+// What opening a fresh database costs with the migration files, beside
 // what ent's auto-migration (the release before) cost: every test of the
 // repository opens one.
-func BenchmarkOpenFreshSQLite(b *testing.B) {
+func BenchmarkOpenFresh(b *testing.B) {
 	ctx := context.Background()
-	b.Run("migrations", func(b *testing.B) {
-		for i := range b.N {
-			db, err := store.Open(ctx, store.SQLite, filepath.Join(b.TempDir(), fmt.Sprintf("%d.db", i)))
-			if err != nil {
-				b.Fatal(err)
+	for _, driver := range []string{store.SQLite, store.Postgres} {
+		fresh := func(b *testing.B, i int) string {
+			if driver == store.SQLite {
+				return filepath.Join(b.TempDir(), fmt.Sprintf("%d.db", i))
 			}
-			db.Close()
+			b.StopTimer()
+			defer b.StartTimer()
+			return storetest.EmptyPostgres(b)
 		}
-	})
-	b.Run("auto-migration", func(b *testing.B) {
-		for i := range b.N {
-			raw, err := sql.Open("sqlite", store.SQLiteDSN(filepath.Join(b.TempDir(), fmt.Sprintf("%d.db", i))))
-			if err != nil {
-				b.Fatal(err)
+		b.Run(driver+"/migrations", func(b *testing.B) {
+			for i := range b.N {
+				db, err := store.Open(ctx, driver, fresh(b, i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				db.Close()
 			}
-			raw.SetMaxOpenConns(1)
-			c := ent.NewClient(ent.Driver(entsql.OpenDB("sqlite3", raw)))
-			if err := c.Schema.Create(ctx); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(driver+"/auto-migration", func(b *testing.B) {
+			for i := range b.N {
+				dsn, name, dia := fresh(b, i), "pgx", "postgres"
+				if driver == store.SQLite {
+					dsn, name, dia = store.SQLiteDSN(dsn), "sqlite", "sqlite3"
+				}
+				raw, err := sql.Open(name, dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if driver == store.SQLite {
+					raw.SetMaxOpenConns(1)
+				}
+				c := ent.NewClient(ent.Driver(entsql.OpenDB(dia, raw)))
+				if err := c.Schema.Create(ctx); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
 			}
-			c.Close()
-		}
-	})
+		})
+	}
 }

@@ -133,6 +133,14 @@ func (r *revisions) read(ctx context.Context, version string) ([]*migrate.Revisi
 }
 
 func (r *revisions) WriteRevision(ctx context.Context, rev *migrate.Revision) error {
+	// Atlas's executor records its progress after every statement, so that
+	// a file interrupted half-way resumes where it stopped. Here a file
+	// runs in a transaction and never stops half-way, so only the finished
+	// revision is written: one statement per file instead of one per
+	// statement (it made opening a fresh PostgreSQL database 3 times slower).
+	if rev.Applied < rev.Total {
+		return nil
+	}
 	partial := ""
 	if len(rev.PartialHashes) > 0 {
 		b, err := json.Marshal(rev.PartialHashes)
