@@ -130,11 +130,29 @@ func applyMigrations(ctx context.Context, db *sql.DB, driverName, operator strin
 		}
 		return nil
 	}
+	// SQLite rebuilds a table to change it (create, copy, drop, rename),
+	// and with foreign keys enforced dropping the old table would run its
+	// children's ON DELETE actions. The pragma cannot change inside a
+	// transaction, so it is off around it, and the transaction commits only
+	// if it broke no reference (foreign_key_check), as Atlas's own tool does.
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = off"); err != nil {
+		return fmt.Errorf("migrate sqlite: foreign keys off: %w", err)
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = on"); ferr != nil {
+			// Never hand the pool a connection without foreign keys.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
 	return inTx(ctx, conn, "BEGIN IMMEDIATE", func() error {
 		if _, err := conn.ExecContext(ctx, revisionsDDL(driverName)); err != nil {
 			return fmt.Errorf("migrate: create %s: %w", RevisionsTable, err)
 		}
 		pending, err := prepare(ctx, conn, driverName, dir, operator)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+		before, err := brokenReferences(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -143,8 +161,29 @@ func applyMigrations(ctx context.Context, db *sql.DB, driverName, operator strin
 				return err
 			}
 		}
+		after, err := brokenReferences(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if after > before {
+			return fmt.Errorf("migrate sqlite: the migration broke %d foreign key references (PRAGMA foreign_key_check); nothing was applied", after-before)
+		}
 		return nil
 	})
+}
+
+// brokenReferences counts the rows whose foreign keys point nowhere.
+func brokenReferences(ctx context.Context, conn *sql.Conn) (int, error) {
+	rows, err := conn.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return 0, fmt.Errorf("migrate sqlite: foreign key check: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
 }
 
 // inTx runs fn between begin and COMMIT on one connection, rolling back
@@ -156,6 +195,8 @@ func inTx(ctx context.Context, conn *sql.Conn, begin string, fn func() error) er
 	}
 	if err := fn(); err != nil {
 		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			// The session may still be in the transaction: not back to the pool.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			return errors.Join(err, fmt.Errorf("migrate: rollback: %w", rerr))
 		}
 		return err

@@ -26,6 +26,8 @@ func both(t *testing.T, fn func(t *testing.T, driver, dsn string)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, store.Postgres, storetest.EmptyPostgres(t)) })
 }
 
+func storetestSys() context.Context { return sys() }
+
 func rawOpen(t *testing.T, driver, dsn string) *sql.DB {
 	t.Helper()
 	name, d := "pgx", dsn
@@ -245,6 +247,61 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 		}
 		db.Close()
 	})
+}
+
+// A SQLite migration that rebuilds a referenced table (how SQLite changes
+// one) keeps the rows that point at it, and foreign keys are enforced
+// again afterwards.
+func TestMigrateSQLiteRebuildKeepsReferences(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	db, err := store.Open(ctx, store.SQLite, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := storetestSys()
+	pl := db.Pool.Create().SetName("p").SetProvider("local").SaveX(c)
+	db.Process.Create().SetName("echo").SetPoolID(pl.ID).SaveX(c)
+	db.Close()
+	dir, err := store.MigrationDir(store.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols string
+	raw := rawOpen(t, store.SQLite, path)
+	raw.SetMaxOpenConns(1) // the connection the migration used is the one checked after
+	if err := raw.QueryRowContext(ctx, "SELECT group_concat(name, ', ') FROM pragma_table_info('pools')").Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	var ddl string
+	if err := raw.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE name = 'pools'").Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	rebuild := strings.Replace(ddl, "`pools`", "`new_pools`", 1) + ";\n" +
+		"INSERT INTO `new_pools` (" + cols + ") SELECT " + cols + " FROM `pools`;\n" +
+		"DROP TABLE `pools`;\n" +
+		"ALTER TABLE `new_pools` RENAME TO `pools`;\n" +
+		"CREATE UNIQUE INDEX `pools_name_key` ON `pools` (`name`);\n"
+	if err := dir.WriteFile("99990101000000_rebuild_pools.sql", []byte(rebuild)); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := dir.Checksum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.WriteSumFile(dir, sum); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ApplyMigrations(ctx, raw, store.SQLite, dir); err != nil {
+		t.Fatalf("rebuild of a referenced table: %v", err)
+	}
+	var n, fk int
+	if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM processes").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("processes after rebuilding their pools: %d, %v; want 1", n, err)
+	}
+	if err := raw.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign keys after a migration: %d, %v; want enforced", fk, err)
+	}
 }
 
 // What opening a fresh database costs with the migration files, beside
