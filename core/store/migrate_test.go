@@ -81,7 +81,7 @@ func checkNoDrift(t *testing.T, driver string, dev *sql.DB) {
 		t.Fatal(err)
 	}
 	before, _ := dir.Files()
-	err = store.PlanMigration(ctx, driver, dev, dir, "drift")
+	err = store.PlanMigration(ctx, driver, dev, dir, "", "drift")
 	if errors.Is(err, store.ErrNoChanges) {
 		return
 	}

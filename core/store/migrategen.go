@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"text/template"
 
 	"ariga.io/atlas/sql/migrate"
 	"entgo.io/ent/dialect"
@@ -25,7 +26,19 @@ var ErrNoChanges = errors.New("the migration files already make the ent schema")
 // difference. migrategen (`make migration NAME=...`) writes the checked-in
 // directories this way, and the drift test checks, with a copy, that there
 // is nothing to write.
-func PlanMigration(ctx context.Context, driverName string, dev *sql.DB, dir migrate.Dir, name string) error {
+//
+// version names the file (VERSION_NAME.sql): migrategen gives both
+// databases' files the same one, so that a revision means one change
+// whichever database it is on; "" takes the time now.
+func PlanMigration(ctx context.Context, driverName string, dev *sql.DB, dir migrate.Dir, version, name string) error {
+	format := migrate.DefaultFormatter
+	if version != "" {
+		n, err := template.New("").Parse(version + "{{ with .Name }}_{{ . }}{{ end }}.sql")
+		if err != nil {
+			return fmt.Errorf("plan %s migration: version %q: %w", driverName, version, err)
+		}
+		format = migrate.TemplateFormatter{{N: n, C: migrate.DefaultFormatter[0].C}}
+	}
 	dia := dialect.SQLite
 	if driverName == Postgres {
 		dia = dialect.Postgres
@@ -34,7 +47,7 @@ func PlanMigration(ctx context.Context, driverName string, dev *sql.DB, dir migr
 		entschema.WithDir(dir),
 		entschema.WithMigrationMode(entschema.ModeReplay),
 		entschema.WithDialect(dia),
-		entschema.WithFormatter(migrate.DefaultFormatter),
+		entschema.WithFormatter(format),
 		// Versioned files may drop what the schema no longer has: a
 		// reviewer sees the DROP in the file, unlike auto-migration.
 		entschema.WithDropColumn(true),

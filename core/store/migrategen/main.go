@@ -44,15 +44,16 @@ func run() error {
 	if pgDSN == "" {
 		return errors.New("RPACLOUD_TEST_POSTGRES_DSN is empty: run `make migration NAME=...`, which starts a PostgreSQL through .ci/services.sh")
 	}
+	version := migrate.NewVersion() // one for both databases' files
 	for _, drv := range []string{store.SQLite, store.Postgres} {
-		if err := generate(ctx, drv, pgDSN, name); err != nil {
+		if err := generate(ctx, drv, pgDSN, version, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func generate(ctx context.Context, drv, pgDSN, name string) error {
+func generate(ctx context.Context, drv, pgDSN, version, name string) error {
 	src, err := store.MigrationSource(drv)
 	if err != nil {
 		return err
@@ -73,7 +74,7 @@ func generate(ctx context.Context, drv, pgDSN, name string) error {
 		return err
 	}
 	defer dev.Close()
-	err = store.PlanMigration(ctx, drv, dev, dir, name)
+	err = store.PlanMigration(ctx, drv, dev, dir, version, name)
 	if errors.Is(err, store.ErrNoChanges) {
 		fmt.Printf("%s: no changes: the files in %s already make the ent schema\n", drv, src)
 		return nil
