@@ -64,3 +64,9 @@ clean:
 	rm -rf .rpacloud
 
 -include plugins/sdk/proto/Makefile.inc
+
+## migration: after an ent/schema change, write the next migration files of both databases (NAME=add_x), with a PostgreSQL from .ci/services.sh
+.PHONY: migration
+migration:
+	@test -n "$(NAME)" || { echo "usage: make migration NAME=add_something"; exit 1; }
+	bash .ci/services.sh $(GO) run ./core/store/migrategen $(NAME)

@@ -120,7 +120,7 @@ func newRootCmd() *cobra.Command {
 		newProcessCmd(), newConfigCmd(), newDocsCmd(), newAuditCmd(),
 		newTriggerCmd(), newAnomalyCmd(),
 		newSimulateCmd(), newBenchCmd(),
-		newVersionCmd(), newPluginCmd(),
+		newVersionCmd(), newPluginCmd(), newMigrateCmd(),
 		newBackupCmd(),
 	)
 	flagsInUse(root)

@@ -102,7 +102,7 @@ func BackupSQLite(ctx context.Context, src, dst string, force bool) (*Backup, er
 // without changing its journal mode: a busy timeout only, so a copy waits
 // for the daemon's checkpoint rather than failing.
 func openSQLiteFile(path string) (*sql.DB, error) {
-	registerSQLite.Do(registerSQLiteDriver)
+	registerDriver()
 	db, err := sql.Open(sqliteDriverName, "file:"+path+"?_pragma=busy_timeout(10000)&mode=rw")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

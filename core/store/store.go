@@ -51,7 +51,9 @@ func (d *DB) Close() error { return d.Client.Close() }
 
 var registerSQLite sync.Once
 
-func registerSQLiteDriver() { sql.Register(sqliteDriverName, &sqlite.Driver{}) }
+func registerDriver() {
+	registerSQLite.Do(func() { sql.Register(sqliteDriverName, &sqlite.Driver{}) })
+}
 
 // sqliteDriverName is the name under which modernc's pure-Go driver is
 // registered for ent: ent's dialect name is "sqlite3" but modernc registers
@@ -81,8 +83,47 @@ func SQLiteDSN(path string) string {
 // robots of a pool to claim at once than this.
 const PostgresMaxConns = 32
 
-// Open connects to the database and migrates it to the current schema.
+// Open connects to the database and migrates it to the current schema
+// (applyMigrations): it refuses a database a newer release migrated, and
+// one that has tables but neither revisions nor the baseline's schema.
 func Open(ctx context.Context, driver, dsn string) (*DB, error) {
+	db, dia, driver, err := connect(ctx, driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := MigrationDir(driver)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := applyMigrations(ctx, db, driver, "rpacloud", dir); err != nil {
+		db.Close()
+		return nil, redactErr(err, dsn)
+	}
+	stmts := &Statements{}
+	client := ent.NewClient(ent.Driver(&countingDriver{Driver: entsql.OpenDB(dia, db), n: stmts}))
+	return &DB{Client: client, Driver: driver, sqlDB: db, stmts: stmts}, nil
+}
+
+// Status connects to the database without migrating it and lists the
+// migration files applied to it and those Open would apply
+// (`rpacloud migrate status`).
+func Status(ctx context.Context, driver, dsn string) (applied []Revision, pending []string, err error) {
+	db, _, driver, err := connect(ctx, driver, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer db.Close()
+	applied, pending, err = MigrationStatus(ctx, db, driver)
+	if err != nil {
+		return nil, nil, redactErr(err, dsn)
+	}
+	return applied, pending, nil
+}
+
+// connect opens the connection pool of a driver, checked with a ping; it
+// returns ent's dialect and the driver's canonical name too.
+func connect(ctx context.Context, driver, dsn string) (*sql.DB, string, string, error) {
 	var (
 		db  *sql.DB
 		dia string
@@ -90,16 +131,16 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	)
 	switch driver {
 	case SQLite, "":
-		registerSQLite.Do(registerSQLiteDriver)
+		registerDriver()
 		if !strings.HasPrefix(dsn, "file:") {
 			if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
-				return nil, fmt.Errorf("open sqlite: create data directory: %w", err)
+				return nil, "", "", fmt.Errorf("open sqlite: create data directory: %w", err)
 			}
 			dsn = SQLiteDSN(dsn)
 		}
 		db, err = sql.Open(sqliteDriverName, dsn)
 		if err != nil {
-			return nil, fmt.Errorf("open sqlite: %w", err)
+			return nil, "", "", fmt.Errorf("open sqlite: %w", err)
 		}
 		// One connection is SQLite's one writer. Every transaction is
 		// serialised here, in Go, instead of racing for the file lock, so
@@ -109,29 +150,23 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		driver = SQLite
 	case Postgres:
 		if dsn == "" {
-			return nil, errors.New("open postgres: no DSN (set database.dsn in the server block or RPACLOUD_DATABASE_DSN)")
+			return nil, "", "", errors.New("open postgres: no DSN (set database.dsn in the server block or RPACLOUD_DATABASE_DSN)")
 		}
 		db, err = sql.Open("pgx", dsn)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
+			return nil, "", "", fmt.Errorf("open postgres: %w", err)
 		}
 		db.SetMaxOpenConns(PostgresMaxConns)
 		db.SetMaxIdleConns(8)
 		dia = dialect.Postgres
 	default:
-		return nil, fmt.Errorf("open database: unknown driver %q (want %q or %q)", driver, SQLite, Postgres)
+		return nil, "", "", fmt.Errorf("open database: unknown driver %q (want %q or %q)", driver, SQLite, Postgres)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
+		return nil, "", "", fmt.Errorf("open %s: %w", driver, redactErr(err, dsn))
 	}
-	stmts := &Statements{}
-	client := ent.NewClient(ent.Driver(&countingDriver{Driver: entsql.OpenDB(dia, db), n: stmts}))
-	if err := client.Schema.Create(ctx); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("migrate %s schema: %w", driver, err)
-	}
-	return &DB{Client: client, Driver: driver, sqlDB: db, stmts: stmts}, nil
+	return db, dia, driver, nil
 }
 
 // redactErr keeps a password that is part of the DSN out of error messages:

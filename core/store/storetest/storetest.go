@@ -76,6 +76,31 @@ func SharedPostgres(t testing.TB) (dsn string, a, b *store.DB) {
 // freshPostgres creates a database and opens it n times.
 func freshPostgres(t testing.TB, n int) (string, []*store.DB) {
 	t.Helper()
+	dsn := EmptyPostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var dbs []*store.DB
+	// Registered after EmptyPostgres's drop, so it runs before it.
+	t.Cleanup(func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	})
+	for range n {
+		db, err := store.Open(ctx, store.Postgres, dsn)
+		if err != nil {
+			t.Fatalf("open postgres database %s: %v", dsn, err)
+		}
+		dbs = append(dbs, db)
+	}
+	return dsn, dbs
+}
+
+// EmptyPostgres creates an empty database on the test server, never
+// migrated, and returns its DSN; it is dropped when the test ends (after
+// whatever the test closes in its own cleanups).
+func EmptyPostgres(t testing.TB) string {
+	t.Helper()
 	dsn := PostgresDSN(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -88,11 +113,7 @@ func freshPostgres(t testing.TB, n int) (string, []*store.DB) {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	var dbs []*store.DB
 	t.Cleanup(func() {
-		for _, db := range dbs {
-			db.Close()
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		admin, err := sql.Open("pgx", dsn)
@@ -102,14 +123,7 @@ func freshPostgres(t testing.TB, n int) (string, []*store.DB) {
 		defer admin.Close()
 		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	for range n {
-		db, err := store.Open(ctx, store.Postgres, withDatabase(dsn, name))
-		if err != nil {
-			t.Fatalf("open postgres database %s: %v", name, err)
-		}
-		dbs = append(dbs, db)
-	}
-	return withDatabase(dsn, name), dbs
+	return withDatabase(dsn, name)
 }
 
 // withDatabase swaps the database name of a postgres:// URL.
