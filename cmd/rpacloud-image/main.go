@@ -2,7 +2,7 @@
 // deploy/image/Containerfile without a container engine and writes them as
 // one OCI image layout (`make image`); see deploy/README.md, "Images".
 //
-//	rpacloud-image [--out DIR] [--target daemon,robot] [--containerfile F] [--context DIR] [--cache DIR]
+//	rpacloud-image [--warm] [--out DIR] [--target daemon,robot] [--containerfile F] [--context DIR] [--cache DIR]
 //
 // Run it as root (mmdebstrap builds the Debian root filesystem with chroot).
 // The images are named after their targets in the layout's index, e.g.
@@ -32,11 +32,13 @@ func main() {
 	cache := filepath.Join(home, ".cache", "rpacloud", "image")
 	o := image.Options{Log: os.Stderr}
 	var targets string
+	var warm bool
 	flag.StringVar(&o.Containerfile, "containerfile", "deploy/image/Containerfile", "the Containerfile")
 	flag.StringVar(&o.Context, "context", ".", "the build context (the repository's root)")
 	flag.StringVar(&targets, "target", "daemon,robot", "comma-separated stages to write as images")
 	flag.StringVar(&o.Out, "out", filepath.Join(cache, "out"), "the OCI image layout to write (replaced)")
 	flag.StringVar(&o.Cache, "cache", cache, "cache of root filesystems, keyed by their inputs")
+	flag.BoolVar(&warm, "warm", false, "only build the root filesystems into the cache (what .ci/services.sh runs before the tests)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "rpacloud-image: unexpected arguments %q\n", flag.Args())
@@ -45,6 +47,13 @@ func main() {
 	o.Targets = strings.Split(targets, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if warm {
+		if err := image.Warm(ctx, o); err != nil {
+			fmt.Fprintln(os.Stderr, "rpacloud-image:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	// The layout is written beside --out and renamed: the old one is
 	// removed only once the new one is complete.
 	tmp := o.Out + ".new"

@@ -168,6 +168,70 @@ func Build(ctx context.Context, o Options) ([]Result, error) {
 	return res, nil
 }
 
+// Warm builds the root filesystems the targets need into the cache, and
+// their binaries into Go's build cache, and writes no image: .ci/services.sh runs it before the tests, so that the
+// image test's first run on a new machine does not spend its time budget
+// in mmdebstrap.
+func Warm(ctx context.Context, o Options) error {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Mmdebstrap == "" {
+		o.Mmdebstrap = "mmdebstrap"
+	}
+	src, err := os.ReadFile(o.Containerfile)
+	if err != nil {
+		return fmt.Errorf("image warm: %w", err)
+	}
+	f, err := Parse(o.Containerfile, src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Cache, 0o755); err != nil {
+		return fmt.Errorf("image cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(o.Cache, "build-")
+	if err != nil {
+		return fmt.Errorf("image warm: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	b := &builder{o: o, f: f, tmp: tmp, goOut: map[*Stage]map[string]string{},
+		images: map[*Stage]v1.Image{}, cfgs: map[*Stage]*v1.Config{}, hist: map[*Stage][]v1.History{}}
+	done := map[*Stage]bool{}
+	for _, t := range o.Targets {
+		st := f.Stage(t)
+		if st == nil {
+			return fmt.Errorf("%s: no stage %q", f.Name, t)
+		}
+		for ; st != nil; st = st.Parent {
+			if done[st] {
+				break
+			}
+			done[st] = true
+			// The build stages' go build too: the binary is then in Go's
+			// build cache, and the test's build of it only links.
+			for _, in := range st.Insts {
+				if from := in.Flags["from"]; in.Cmd == "COPY" && from != "" {
+					if bs := f.Stage(from); bs != nil && bs.Kind == stageGo {
+						if _, err := b.goBuild(ctx, bs); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if st.Kind == stageDebian {
+				if _, _, _, err := b.debian(ctx, st); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func (b *builder) created() time.Time {
 	if b.o.Created.IsZero() {
 		return time.Unix(0, 0).UTC()
@@ -331,12 +395,14 @@ func (b *builder) rootfs(ctx context.Context, st *Stage, runs []string) (v1.Laye
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s:%d: mmdebstrap for stage %s: %w", b.f.Name, st.Line, st.Name, err)
 	}
-	clean := filepath.Join(b.tmp, "layer.tar")
+	// Filtered and compressed in one pass: the layer's digest is then a
+	// hash of the file, not a second compression.
+	clean := filepath.Join(b.tmp, "layer.tar.gz")
 	if err := filterRootfs(raw, clean); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", st.Name, err)
 	}
 	os.Remove(raw)
-	layer, err := tarball.LayerFromFile(clean, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithMediaType(types.OCILayer))
+	layer, err := tarball.LayerFromFile(clean, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +495,7 @@ func (b *builder) linkCachedBlobs(img v1.Image, out string) error {
 	return nil
 }
 
-// filterRootfs rewrites mmdebstrap's tarball as an image layer: names
+// filterRootfs rewrites mmdebstrap's tarball as a gzip-compressed image layer: names
 // without "./", and without what a container runtime provides itself
 // (device nodes, /proc and /sys contents, resolv.conf, hostname, hosts),
 // as Debian's official images leave them out.
@@ -444,7 +510,12 @@ func filterRootfs(in, out string) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	tr, tw := tar.NewReader(bufio.NewReaderSize(r, 1<<20)), tar.NewWriter(bw)
+	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	tr, tw := tar.NewReader(bufio.NewReaderSize(r, 1<<20)), tar.NewWriter(zw)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -481,6 +552,10 @@ func filterRootfs(in, out string) error {
 		}
 	}
 	if err := tw.Close(); err != nil {
+		w.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
 		w.Close()
 		return err
 	}
@@ -853,7 +928,7 @@ func (b *builder) checkGoVersion(st *Stage) error {
 		return errors.New("build context: go.mod has no go directive")
 	}
 	if string(m[1]) != st.GoVersion {
-		return fmt.Errorf("%s:%d: FROM %s: go.mod asks for Go %s; use golang:%s-...", b.f.Name, st.Line, st.From, m[1], m[1])
+		return fmt.Errorf("%s:%d: FROM %s: go.mod asks for Go %s, so the tag must start golang:%s-", b.f.Name, st.Line, st.From, m[1], m[1])
 	}
 	return nil
 }
