@@ -138,7 +138,7 @@ export RPACLOUD_REQUIRE_PROMTOOL=1
 # deploy/image/Containerfile without a container engine: Debian's
 # mmdebstrap makes the root filesystem (as root), cached under
 # ~/.cache/rpacloud/image by the hash of its inputs. The first build
-# downloads about 300 MB of packages and takes several minutes, so it is
+# (about 900 MB, with Chromium and CJK fonts) takes several minutes, so it is
 # made here, before the tests' time limit starts, with the images' static
 # binary (into Go's build cache, so the test only links it); later runs
 # find both.
