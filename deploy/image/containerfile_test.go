@@ -1,6 +1,7 @@
 package image
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rpacloud/rpacloud/core/config"
 )
 
 func TestParseRefusesWhatItCannotBuild(t *testing.T) {
@@ -110,6 +113,25 @@ func TestContainerfile(t *testing.T) {
 	}
 	if !slices.Equal(robot.Entrypoint, []string{"/usr/local/bin/rpacloud", "robot"}) {
 		t.Errorf("robot entrypoint %q", robot.Entrypoint)
+	}
+
+	// The default configuration the daemon image carries loads, keeps its
+	// data in the volume and listens on the exposed port; its one warning
+	// is the public_url only the operator knows.
+	hcl, err := os.ReadFile("server.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags, _ := config.LoadSources(map[string][]byte{"server.hcl": hcl})
+	if diags.HasErrors() || len(diags) != 1 || !strings.Contains(diags[0].Summary+diags[0].Detail, "public_url") {
+		t.Errorf("server.hcl: %v", diags)
+	} else {
+		if _, ok := daemon.Volumes[cfg.Server.DataDir]; !ok {
+			t.Errorf("server.hcl data_dir %s is not the image's volume %v", cfg.Server.DataDir, daemon.Volumes)
+		}
+		if _, port, _ := strings.Cut(cfg.Server.Listen, ":"); !slices.Contains(slices.Collect(maps.Keys(daemon.ExposedPorts)), port+"/tcp") {
+			t.Errorf("server.hcl listens on %s, the image exposes %v", cfg.Server.Listen, daemon.ExposedPorts)
+		}
 	}
 
 	raw, err := os.ReadFile(filepath.Join("..", "kubernetes", "deployment.yaml"))
