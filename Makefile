@@ -21,6 +21,12 @@ build:
 vault:
 	bash deploy/vault/build.sh
 
+## image: the daemon and robot images from deploy/image/Containerfile without a container engine (as root; mmdebstrap), as one OCI layout in ~/.cache/rpacloud/image/out
+.PHONY: image
+image:
+	@command -v mmdebstrap >/dev/null || { echo "make image needs Debian's mmdebstrap: apt-get install mmdebstrap"; exit 1; }
+	$(GO) run ./cmd/rpacloud-image --out $(HOME)/.cache/rpacloud/image/out
+
 ## test: every test, with PostgreSQL (installed and started by .ci/services.sh)
 test:
 	bash .ci/services.sh $(GO) test -race -count=1 -timeout 20m ./...

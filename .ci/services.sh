@@ -11,7 +11,8 @@
 # RPACLOUD_TEST_VAULT_ADDR, RPACLOUD_TEST_VAULT_TOKEN, RPACLOUD_REQUIRE_VAULT=1,
 # RPACLOUD_VAULT_BIN (path), RPACLOUD_REQUIRE_PROMTOOL=1,
 # RPACLOUD_REQUIRE_NGINX=1, RPACLOUD_PG_BIN
-# (PostgreSQL's bin directory: pg_dump, pg_restore)
+# (PostgreSQL's bin directory: pg_dump, pg_restore),
+# RPACLOUD_REQUIRE_IMAGE=1 (as root)
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -146,6 +147,29 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 export RPACLOUD_REQUIRE_NGINX=1
 # ---- end tls ---------------------------------------------------------------
+
+# ---- image (issue 19) ----------------------------------------------------
+# deploy/image's test builds the daemon and robot images from
+# deploy/image/Containerfile without a container engine: Debian's
+# mmdebstrap makes the root filesystem (as root), cached under
+# ~/.cache/rpacloud/image by the hash of its inputs. The first build
+# (about 900 MB, with Chromium and CJK fonts) takes several minutes, so it is
+# made here, before the tests' time limit starts, with the images' static
+# binary (into Go's build cache, so the test only links it); later runs
+# find both.
+if [ "$(id -u)" = 0 ]; then
+  command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
+  log "image root filesystems (cached; the first build takes several minutes)"
+  if ! (cd "$ROOT" && go run ./cmd/rpacloud-image --warm) >"$WORK/image-warm.log" 2>&1; then
+    cat "$WORK/image-warm.log" >&2
+    log "building the image root filesystem failed"
+    exit 1
+  fi
+  export RPACLOUD_REQUIRE_IMAGE=1
+else
+  log "not root: the image test (mmdebstrap, chroot) will skip"
+fi
+# ---- end image -------------------------------------------------------------
 
 if [ -n "$vault_build_pid" ]; then
   log "waiting for the Vault build"
