@@ -75,6 +75,14 @@ func main() {
 	}
 	// The layout is written beside --out and renamed: the old one is
 	// removed only once the new one is complete.
+	// An existing --out is replaced only when it is an OCI layout (this
+	// tool's): `--out .` must not delete a working tree.
+	if st, err := os.Stat(o.Out); err == nil {
+		if _, lerr := os.Stat(filepath.Join(o.Out, "oci-layout")); !st.IsDir() || lerr != nil {
+			fmt.Fprintf(os.Stderr, "rpacloud-image: --out %s exists and is not an OCI image layout; refusing to replace it\n", o.Out)
+			os.Exit(2)
+		}
+	}
 	tmp := o.Out + ".new"
 	_ = os.RemoveAll(tmp)
 	final := o.Out

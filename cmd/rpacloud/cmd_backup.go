@@ -75,6 +75,11 @@ func runBackup(ctx context.Context, o backupOptions, dest string, out *output, s
 		}
 		// A DSN may be a file: URI with the store's pragmas.
 		src, _, _ = strings.Cut(strings.TrimPrefix(db.DSN, "file:"), "?")
+		if strings.HasPrefix(db.DSN, "file:") {
+			if p, err := url.PathUnescape(src); err == nil {
+				src = p // a URI's path is escaped (%20 for a space)
+			}
+		}
 		if src == "" {
 			src = filepath.Join(cfg.Server.DataDir, "rpacloud.db")
 		}
@@ -95,6 +100,9 @@ func runBackup(ctx context.Context, o backupOptions, dest string, out *output, s
 	}
 	sort.Strings(tables)
 	fmt.Fprintf(stdout, "backed up %s to %s: %d bytes, %d rows in %d tables, checked, in %s\n", src, b.Path, b.Bytes, total, len(tables), b.Took.Round(1e6))
+	if b.DanglingRows > 0 {
+		fmt.Fprintf(stdout, "  warning: %d rows (counted up to 1000) refer to a missing row, in the source as in the copy: PRAGMA foreign_key_check lists them\n", b.DanglingRows)
+	}
 	for _, t := range []string{"batches", "tasks", "attempts", "events", "audit_entries"} {
 		if n, ok := b.Rows[t]; ok {
 			fmt.Fprintf(stdout, "  %-14s %d\n", t, n)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -217,6 +218,10 @@ type robotOptions struct {
 	token, name, logLevel             string
 	joinToken, stateDir, remoteAccess string
 	pluginDir                         string
+	// artifactRetention: how long artefacts of failed attempts stay on
+	// this machine; 0: robotagent.DefaultArtifactRetention, negative:
+	// forever.
+	artifactRetention time.Duration
 }
 
 func newRobotCmd() *cobra.Command {
@@ -268,6 +273,7 @@ restart. Third-party crawler and vendor plugins are looked up in
 	f.StringVar(&o.remoteAccess, "remote-access", "", "how people reach this machine, reported at enrolment: PROTOCOL://[USER@]HOST[:PORT] (rdp, ssh or vnc)")
 	f.StringVar(&o.pluginDir, "plugin-dir", os.Getenv("RPACLOUD_PLUGIN_DIR"), "directory of third-party crawler and vendor plugin executables (default $RPACLOUD_PLUGIN_DIR)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.artifactRetention, "artifact-retention", robotagent.DefaultArtifactRetention, "how long the artefacts of failed attempts (screenshots) stay on this machine; older ones are deleted whenever new ones are kept; a negative value keeps them forever")
 	cmd.AddCommand(newRobotRevokeCmd())  // cmd_enrol.go
 	cmd.AddCommand(newRobotServiceCmd()) // cmd_robotsvc.go
 	return cmd
@@ -314,7 +320,7 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "rpacloud robot: --server (or RPACLOUD_SERVER) and a robot token (RPACLOUD_ROBOT_TOKEN) or a join token (RPACLOUD_JOIN_TOKEN) are required")
 			return exitUsage
 		}
-		err := runAgent(ctx, o.pluginDir, server, secret, log)
+		err := runAgent(ctx, o, server, secret, log)
 		if err == nil {
 			return exitOK
 		}
@@ -339,9 +345,10 @@ func runRobot(ctx context.Context, o robotOptions, stderr io.Writer) int {
 // runAgent runs one robot agent with a robot token until ctx ends or the
 // agent stops. One client, failing over between the daemons, serves the
 // agent and its plugins' spec requests alike.
-func runAgent(ctx context.Context, pluginDir string, servers []string, secret string, log *slog.Logger) error {
+func runAgent(ctx context.Context, o robotOptions, servers []string, secret string, log *slog.Logger) error {
 	client := gqlclient.NewFailover(servers, secret, log)
-	plugins, host := robotPlugins(client, pluginDir, log) // cmd_plugins.go
+	plugins, host := robotPlugins(client, o.pluginDir, log) // cmd_plugins.go
+	plugins.ArtifactRetention = o.artifactRetention
 	defer host.Close()
 	a := &robotagent.Agent{Client: client, Log: log, Runners: robotagent.Builtin(), Plugins: plugins}
 	return a.Run(ctx)

@@ -224,7 +224,7 @@ type Customer struct {
 }
 
 func defaultConfig() *Config {
-	return &Config{Documents: Documents{Language: DefaultDocumentsLanguage, Organisation: DefaultDocumentsOrganisation}, Retention: defaultRetention(), Server: Server{
+	return &Config{Documents: Documents{Language: DefaultDocumentsLanguage, Organisation: DefaultDocumentsOrganisation}, Retention: noRetention(), Server: Server{
 		Listen:    DefaultListen,
 		PublicURL: "http://" + DefaultListen,
 		DataDir:   DefaultDataDir,

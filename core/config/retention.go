@@ -11,7 +11,10 @@ import (
 
 // Retention says how long the leader keeps what grows with every run
 // (core/retention prunes it). A zero duration keeps the kind forever
-// ("forever" in HCL). Robots' artefacts are kept on the robot's host and
+// ("forever" in HCL). Without a retention block nothing is pruned: an
+// upgrade from a release that kept everything must not start deleting
+// history before the operator says how much to keep; `retention {}` gives
+// the defaults. Robots' artefacts are kept on the robot's host and
 // pruned by the agent, not configured here.
 type Retention struct {
 	Events        time.Duration // events, by their time; default 30 days
@@ -20,12 +23,13 @@ type Retention struct {
 	Anomalies     time.Duration // resolved anomalies, by their resolution; default 90 days
 	Audit         time.Duration // audit entries, by their time; default forever
 	Interval      time.Duration // between two pruning rounds; default 10 minutes
+	Set           bool          // a retention block was written; false: everything is kept
 	DeclRange     hcl.Range
 }
 
-// Retention defaults. Operators who upgrade get these without writing a
-// retention block: long enough to investigate last quarter's runs, short
-// enough that the database of a busy fleet stops growing. The audit trail
+// Retention defaults of a retention block: long enough to investigate
+// last quarter's runs, short enough that the database of a busy fleet
+// stops growing. The audit trail
 // is kept until an operator decides otherwise: it is evidence.
 const (
 	Day                           = 24 * time.Hour
@@ -43,9 +47,13 @@ const (
 func defaultRetention() Retention {
 	return Retention{
 		Events: DefaultRetentionEvents, Attempts: DefaultRetentionAttempts, FinishedTasks: DefaultRetentionFinishedTasks,
-		Anomalies: DefaultRetentionAnomalies, Audit: DefaultRetentionAudit, Interval: DefaultRetentionInterval,
+		Anomalies: DefaultRetentionAnomalies, Audit: DefaultRetentionAudit, Interval: DefaultRetentionInterval, Set: true,
 	}
 }
+
+// noRetention is a configuration without a retention block: every kind
+// kept forever.
+func noRetention() Retention { return Retention{Interval: DefaultRetentionInterval} }
 
 var retentionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "events"}, {Name: "attempts"}, {Name: "finished_tasks"}, {Name: "anomalies"}, {Name: "audit"}, {Name: "interval"},
@@ -116,5 +124,5 @@ func ParseRetention(s string) (time.Duration, error) {
 // none written), so `config plan` shows no retention block then.
 func retentionDefault(r Retention) bool {
 	r.DeclRange = hcl.Range{}
-	return r == defaultRetention()
+	return r == noRetention()
 }

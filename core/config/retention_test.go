@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 func TestRetentionBlock(t *testing.T) {
@@ -21,15 +23,22 @@ retention {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	want := Retention{Events: 7 * Day, Attempts: 90 * Day, FinishedTasks: 180 * Day, Anomalies: 0, Audit: 3650 * Day, Interval: time.Minute}
+	want := Retention{Events: 7 * Day, Attempts: 90 * Day, FinishedTasks: 180 * Day, Anomalies: 0, Audit: 3650 * Day, Interval: time.Minute, Set: true}
 	got := cfg.Retention
 	got.DeclRange = want.DeclRange
 	if got != want {
 		t.Fatalf("retention: %+v, want %+v", got, want)
 	}
 	empty, _, _ := LoadSources(map[string][]byte{"e.hcl": []byte("")})
-	if empty.Retention != defaultRetention() || empty.Retention.Events != 30*Day || empty.Retention.Audit != 0 {
-		t.Fatalf("no block: %+v", empty.Retention)
+	if empty.Retention != noRetention() || empty.Retention.Set || empty.Retention.Events != 0 || empty.Retention.FinishedTasks != 0 {
+		t.Fatalf("no block: nothing is pruned; got %+v", empty.Retention)
+	}
+	// An empty block gives the defaults.
+	def, diags, _ := LoadSources(map[string][]byte{"d.hcl": []byte("retention {}\n")})
+	got = def.Retention
+	got.DeclRange = hcl.Range{}
+	if diags.HasErrors() || got != defaultRetention() || got.Events != 30*Day || got.Audit != 0 {
+		t.Fatalf("retention {}: %+v %v", def.Retention, diags)
 	}
 	// A block that sets only one attribute keeps the others' defaults.
 	one, diags, _ := LoadSources(map[string][]byte{"o.hcl": []byte(`retention { events = "14d" }`)})

@@ -230,6 +230,12 @@ func (l *loader) decodeTrustedProxies(a attrs, s *Server) {
 			a.errorf(ranges[i], "Invalid trusted_proxies entry", "trusted_proxies[%d] = %q has host bits set; the network is %q.", i, v, p.Masked().String())
 			continue
 		}
+		if p.Bits() == 0 {
+			// Every peer trusted: any client names any address in the
+			// audit trail and escapes the per-address enrolment limit.
+			l.diags = append(l.diags, warnAt(ranges[i], "Every address trusted as a proxy",
+				fmt.Sprintf("trusted_proxies[%d] = %q trusts X-Forwarded-For from every client, so any client can write any address into the audit trail; list only your proxies' networks.", i, v)))
+		}
 		s.TrustedProxies = append(s.TrustedProxies, p.String())
 	}
 }

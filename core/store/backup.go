@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +19,13 @@ type Backup struct {
 	Path  string         `json:"path"`
 	Bytes int64          `json:"bytes"`
 	Rows  map[string]int `json:"rows"` // rows per table of the copy
-	Took  time.Duration  `json:"took_ns"`
+	// DanglingRows counts (up to 1000) rows of the copy that refer to a
+	// missing row: VACUUM INTO copies what the source holds, so they are
+	// the source's too (left by an old release; migrations tolerate those
+	// that exist). Reported, not refused: a database with one old dangling
+	// row must still be backed up.
+	DanglingRows int           `json:"dangling_rows,omitempty"`
+	Took         time.Duration `json:"took_ns"`
 }
 
 // ErrBackupExists: the destination exists and Force was not given.
@@ -76,7 +83,7 @@ func BackupSQLite(ctx context.Context, src, dst string, force bool) (*Backup, er
 	if err != nil {
 		return nil, fmt.Errorf("backup: copy %s: %w", src, err)
 	}
-	rows, err := checkSQLite(ctx, tmp)
+	rows, dangling, err := checkSQLite(ctx, tmp)
 	if err != nil {
 		return nil, fmt.Errorf("backup: the copy of %s failed its check: %w", src, err)
 	}
@@ -95,7 +102,7 @@ func BackupSQLite(ctx context.Context, src, dst string, force bool) (*Backup, er
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	return &Backup{Path: dst, Bytes: st.Size(), Rows: rows, Took: time.Since(start)}, nil
+	return &Backup{Path: dst, Bytes: st.Size(), Rows: rows, DanglingRows: dangling, Took: time.Since(start)}, nil
 }
 
 // openSQLiteFile opens an existing database file without creating it and
@@ -103,7 +110,9 @@ func BackupSQLite(ctx context.Context, src, dst string, force bool) (*Backup, er
 // for the daemon's checkpoint rather than failing.
 func openSQLiteFile(path string) (*sql.DB, error) {
 	registerDriver()
-	db, err := sql.Open(sqliteDriverName, "file:"+path+"?_pragma=busy_timeout(10000)&mode=rw")
+	// The path is escaped: a "?", "#" or "%" in it would otherwise start
+	// the URI's query or fragment.
+	db, err := sql.Open(sqliteDriverName, "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=busy_timeout(10000)&mode=rw")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -113,58 +122,58 @@ func openSQLiteFile(path string) (*sql.DB, error) {
 
 // checkSQLite checks a database file as SQLite can and counts the rows of
 // each table.
-func checkSQLite(ctx context.Context, path string) (map[string]int, error) {
+func checkSQLite(ctx context.Context, path string) (map[string]int, int, error) {
 	db, err := openSQLiteFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer db.Close()
 	var ok string
 	if err := db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&ok); err != nil {
-		return nil, fmt.Errorf("integrity check: %w", err)
+		return nil, 0, fmt.Errorf("integrity check: %w", err)
 	}
 	if ok != "ok" {
-		return nil, fmt.Errorf("integrity check: %s", ok)
+		return nil, 0, fmt.Errorf("integrity check: %s", ok)
 	}
 	fk, err := db.QueryContext(ctx, "PRAGMA foreign_key_check")
 	if err != nil {
-		return nil, fmt.Errorf("foreign key check: %w", err)
+		return nil, 0, fmt.Errorf("foreign key check: %w", err)
 	}
-	bad := fk.Next()
+	dangling := 0
+	for dangling < 1000 && fk.Next() {
+		dangling++
+	}
 	fk.Close()
-	if bad {
-		return nil, errors.New("foreign key check: a row refers to a missing one")
-	}
 	var tables []string
 	rs, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
 	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
+		return nil, 0, fmt.Errorf("list tables: %w", err)
 	}
 	for rs.Next() {
 		var n string
 		if err := rs.Scan(&n); err != nil {
 			rs.Close()
-			return nil, err
+			return nil, 0, err
 		}
 		tables = append(tables, n)
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(tables) == 0 {
-		return nil, errors.New("no tables: not an rpacloud database")
+		return nil, 0, errors.New("no tables: not an rpacloud database")
 	}
 	sort.Strings(tables)
 	rows := map[string]int{}
 	for _, t := range tables {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+strings.ReplaceAll(t, `"`, `""`)+`"`).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count %s: %w", t, err)
+			return nil, 0, fmt.Errorf("count %s: %w", t, err)
 		}
 		rows[t] = n
 	}
-	return rows, nil
+	return rows, dangling, nil
 }
 
 func syncFile(path string) error {

@@ -109,9 +109,16 @@ func applyMigrations(ctx context.Context, db *sql.DB, driverName, operator strin
 		defer func() {
 			// A lock left on a pooled connection would block every later
 			// start: on failure to release it, the connection is discarded
-			// (closing it ends the session and its locks).
-			if _, uerr := conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey); uerr != nil {
+			// (closing it ends the session and its locks). false means this
+			// session did not hold the lock: a transaction-pooling proxy
+			// (PgBouncer) moved the session, and the lock is stuck in
+			// another one; say so, since later starts will wait on it.
+			var released bool
+			if uerr := conn.QueryRowContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey).Scan(&released); uerr != nil || !released {
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				if uerr == nil && err == nil {
+					err = errors.New("migrate: the migration lock was not held by this session at the end (a transaction-pooling proxy such as PgBouncer between the daemon and PostgreSQL?): use a direct or session-pooled DSN")
+				}
 			}
 		}()
 		if _, err := conn.ExecContext(ctx, revisionsDDL(driverName)); err != nil {

@@ -75,7 +75,9 @@ func SQLiteDSN(path string) string {
 	v.Add("_pragma", "synchronous(NORMAL)")
 	v.Set("_txlock", "immediate")
 	v.Set("_time_format", "sqlite")
-	return "file:" + path + "?" + v.Encode()
+	// Escaped: a "?", "#" or "%" in a directory name would otherwise
+	// start the URI's query or fragment, and SQLite would open another file.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
 }
 
 // PostgresMaxConns is how many connections the daemon opens to PostgreSQL:
@@ -109,6 +111,13 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 // migration files applied to it and those Open would apply
 // (`rpacloud migrate status`).
 func Status(ctx context.Context, driver, dsn string) (applied []Revision, pending []string, err error) {
+	// Asking must not create: a mistyped path would otherwise become an
+	// empty database reported as "baseline pending".
+	if (driver == SQLite || driver == "") && !strings.HasPrefix(dsn, "file:") {
+		if _, err := os.Stat(dsn); err != nil {
+			return nil, nil, fmt.Errorf("sqlite database %s: %w", dsn, err)
+		}
+	}
 	db, _, driver, err := connect(ctx, driver, dsn)
 	if err != nil {
 		return nil, nil, err

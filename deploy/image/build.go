@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -67,6 +68,16 @@ type Options struct {
 	Mmdebstrap    string    // default "mmdebstrap"
 	Go            string    // default "go"
 	Created       time.Time // the images' creation time; zero means the Unix epoch, for reproducible digests
+	// Now is the clock of the root filesystem cache's weekly key; nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 // Result is one image written.
@@ -83,6 +94,7 @@ type builder struct {
 	images map[*Stage]v1.Image
 	cfgs   map[*Stage]*v1.Config
 	hist   map[*Stage][]v1.History
+	used   map[string]bool // root filesystem cache keys this build uses: never pruned by it
 }
 
 // Build writes the targets as images into a new OCI layout at o.Out. The
@@ -352,18 +364,27 @@ func (b *builder) mmdebstrapVersion(ctx context.Context) (string, error) {
 
 // rootfs returns the debian stage's root filesystem as one layer, from the
 // cache when its inputs (suite, slimness, RUN scripts, architecture,
-// mmdebstrap's version, this builder's version) were built before.
+// mmdebstrap's version, this builder's version) were built before in the
+// same ISO week: the packages come from the Debian archive of the day, so a
+// weekly key picks up security updates (Chromium's above all) without
+// rebuilding at every run. Older entries are removed when a new one is
+// cached, so the cache holds one root filesystem per input, not one a week.
 func (b *builder) rootfs(ctx context.Context, st *Stage, runs []string) (v1.Layer, error) {
 	ver, err := b.mmdebstrapVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\nslim=%v\narch=%s\n", builderVersion, ver, st.Suite, st.Slim, runtime.GOARCH)
+	year, week := b.o.now().ISOWeek()
+	fmt.Fprintf(h, "%s\n%s\n%s\nslim=%v\narch=%s\nweek=%d-%d\n", builderVersion, ver, st.Suite, st.Slim, runtime.GOARCH, year, week)
 	for _, r := range runs {
 		fmt.Fprintf(h, "run %d\n%s", len(r), r)
 	}
 	key := "rootfs-" + hex.EncodeToString(h.Sum(nil))[:24]
+	if b.used == nil {
+		b.used = map[string]bool{}
+	}
+	b.used[key] = true
 	cacheLayout := filepath.Join(b.o.Cache, "rootfs")
 	if l, err := cachedLayer(cacheLayout, key); err != nil {
 		return nil, err
@@ -417,6 +438,9 @@ func (b *builder) rootfs(ctx context.Context, st *Stage, runs []string) (v1.Laye
 	if err != nil {
 		return nil, err
 	}
+	if err := pruneCache(lp, b.used); err != nil {
+		return nil, fmt.Errorf("cache root filesystem: remove older entries: %w", err)
+	}
 	if err := lp.ReplaceImage(img, match.Annotation(RefAnnotation, key),
 		layout.WithAnnotations(map[string]string{RefAnnotation: key})); err != nil {
 		return nil, fmt.Errorf("cache root filesystem: %w", err)
@@ -427,6 +451,65 @@ func (b *builder) rootfs(ctx context.Context, st *Stage, runs []string) (v1.Laye
 		return nil, fmt.Errorf("cache root filesystem %s: not readable after writing: %v", key, err)
 	}
 	return l, nil
+}
+
+// pruneCache removes the root filesystems of the cache layout (each one
+// image of one layer, about 430 MB) other than those this build uses,
+// before a new one is written: the old ones would fill the disk week after
+// week.
+func pruneCache(lp layout.Path, keep map[string]bool) error {
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	// The blobs of an entry: its manifest, config and layers.
+	blobsOf := func(d v1.Descriptor) []v1.Hash {
+		out := []v1.Hash{d.Digest}
+		img, err := lp.Image(d.Digest)
+		if err != nil {
+			return out // a broken entry: its descriptor goes below
+		}
+		if c, err := img.ConfigName(); err == nil {
+			out = append(out, c)
+		}
+		if ls, err := img.Layers(); err == nil {
+			for _, l := range ls {
+				if dg, err := l.Digest(); err == nil {
+					out = append(out, dg)
+				}
+			}
+		}
+		return out
+	}
+	// A rebuild of unchanged packages can give a kept entry the same
+	// blobs (reproducible digests): those stay.
+	kept := map[v1.Hash]bool{}
+	var blobs []v1.Hash
+	for _, d := range im.Manifests {
+		if keep[d.Annotations[RefAnnotation]] {
+			for _, h := range blobsOf(d) {
+				kept[h] = true
+			}
+			continue
+		}
+		blobs = append(blobs, blobsOf(d)...)
+	}
+	if err := lp.RemoveDescriptors(func(d v1.Descriptor) bool { return !keep[d.Annotations[RefAnnotation]] }); err != nil {
+		return err
+	}
+	for _, h := range blobs {
+		if kept[h] {
+			continue
+		}
+		if err := lp.RemoveBlob(h); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func openOrCreate(dir string) (layout.Path, error) {

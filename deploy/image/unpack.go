@@ -42,8 +42,8 @@ func ReadImage(dir, name string) (v1.Image, error) {
 // Unpack writes the image's flattened file system (its layers in order,
 // whiteouts applied by mutate.Extract) into dir, with owners and modes,
 // as a runtime would before starting it; dir must be new or empty. Device
-// nodes are skipped (a runtime provides /dev), and a name leaving dir is
-// refused.
+// nodes are skipped (a runtime provides /dev), and a name or link leading
+// out of dir is refused (os.Root).
 func Unpack(img v1.Image, dir string) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("unpack: %s is not empty", dir)
@@ -60,8 +60,17 @@ func untar(r io.Reader, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// Every write goes through an os.Root: a name, or a symbolic or hard
+	// link an earlier entry made, that would lead out of dir is refused by
+	// the kernel-backed walk rather than by string checks, which a
+	// symlinked parent ("a -> /etc", then "a/x") would pass.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	type dirMode struct {
-		path string
+		name string
 		mode os.FileMode
 	}
 	var dirs []dirMode
@@ -78,7 +87,9 @@ func untar(r io.Reader, dir string) error {
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return fmt.Errorf("%q leaves the root", h.Name)
 		}
-		p := filepath.Join(dir, name)
+		if name == "." {
+			continue
+		}
 		mode := os.FileMode(h.Mode).Perm()
 		if h.Mode&0o4000 != 0 {
 			mode |= os.ModeSetuid
@@ -91,12 +102,12 @@ func untar(r io.Reader, dir string) error {
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
+			if err := root.MkdirAll(name, 0o755); err != nil {
 				return err
 			}
-			dirs = append(dirs, dirMode{p, mode})
+			dirs = append(dirs, dirMode{name, mode})
 		case tar.TypeReg:
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 			if err != nil {
 				return err
 			}
@@ -108,29 +119,29 @@ func untar(r io.Reader, dir string) error {
 				return err
 			}
 		case tar.TypeSymlink:
-			_ = os.Remove(p)
-			if err := os.Symlink(h.Linkname, p); err != nil {
+			_ = root.Remove(name)
+			if err := root.Symlink(h.Linkname, name); err != nil {
 				return err
 			}
 		case tar.TypeLink:
-			_ = os.Remove(p)
-			if err := os.Link(filepath.Join(dir, filepath.Clean(h.Linkname)), p); err != nil {
-				return err
+			_ = root.Remove(name)
+			if err := root.Link(filepath.Clean(h.Linkname), name); err != nil {
+				return fmt.Errorf("hard link %q -> %q: %w", h.Name, h.Linkname, err)
 			}
 		default:
 			continue // no devices in the image; the runtime provides /dev
 		}
-		if err := os.Lchown(p, h.Uid, h.Gid); err != nil {
+		if err := root.Lchown(name, h.Uid, h.Gid); err != nil {
 			return err
 		}
 		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeLink {
-			if err := os.Chmod(p, mode); err != nil {
+			if err := root.Chmod(name, mode); err != nil {
 				return err
 			}
 		}
 	}
 	for _, d := range dirs {
-		if err := os.Chmod(d.path, d.mode); err != nil {
+		if err := root.Chmod(d.name, d.mode); err != nil {
 			return err
 		}
 	}

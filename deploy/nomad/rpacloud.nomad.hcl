@@ -119,6 +119,15 @@ job "rpacloud" {
             }
           }
 
+          # Without this block nothing is pruned (core/config/README.md#retention).
+          retention {
+            events         = "30d"
+            attempts       = "90d"
+            finished_tasks = "90d"
+            anomalies      = "90d"
+            audit          = "forever"
+          }
+
           vault {
             address        = "${var.vault_address}"
             auth_method    = "approle"

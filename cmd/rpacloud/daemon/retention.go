@@ -15,6 +15,12 @@ import (
 // retention block is read from the live configuration at each round, so a
 // reload applies at the next one.
 func (d *Daemon) retentionLoop(ctx context.Context, term int64) {
+	if !d.live().Current().Retention.Set {
+		// Said once per term, so an operator who upgraded sees why the
+		// database keeps growing; a reload that adds the block applies at
+		// the next round.
+		d.log.Info("retention: no retention block: nothing is pruned; write `retention {}` for the defaults (events 30 days, attempts and finished tasks 90 days)")
+	}
 	dia := dialect.SQLite
 	if d.db.Driver == store.Postgres {
 		dia = dialect.Postgres

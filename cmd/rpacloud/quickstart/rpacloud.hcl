@@ -51,3 +51,8 @@ process "noop" {
   pool    = "default"
   builtin = "noop"
 }
+
+# Prune what grows with every run: events after 30 days, finished tasks and
+# attempts after 90 (core/config/README.md#retention). Without this block
+# nothing is pruned.
+retention {}

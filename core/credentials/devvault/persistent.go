@@ -171,11 +171,9 @@ func (s *Server) keys(ctx context.Context, dir string) (initKeys, error) {
 	}
 	k = initKeys{UnsealKey: out.Keys[0], RootToken: out.RootToken}
 	b, _ = json.Marshal(k)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return k, fmt.Errorf("keep the new Vault's keys in %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Synced before and after the rename: the Vault is initialised now,
+	// and a crash that left an empty file would lose its data for good.
+	if err := writeSynced(path, b); err != nil {
 		return k, fmt.Errorf("keep the new Vault's keys in %s: %w", path, err)
 	}
 	return k, nil
@@ -240,6 +238,35 @@ func (s *Server) call(ctx context.Context, method, path, token string, in, out a
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// writeSynced writes b to path (0600) through a synced temporary file and
+// a rename, then syncs the directory.
+func writeSynced(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }
