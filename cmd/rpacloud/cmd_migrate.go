@@ -21,7 +21,7 @@ func newMigrateCmd() *cobra.Command {
 	var cfgPath string
 	status := &cobra.Command{
 		Use:   "status --config PATH",
-		Short: "list the migrations applied to the database and those this binary would apply",
+		Short: "list the migrations applied to the database and those this binary would apply (never creates the database)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exit(runMigrate(cmd.Context(), cfgPath, false, cmd.OutOrStdout(), cmd.ErrOrStderr()))

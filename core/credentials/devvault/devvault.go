@@ -177,10 +177,11 @@ func (s *Server) launch(cmd *exec.Cmd, o Options) (<-chan string, error) {
 				}
 				continue // the unseal key stays out of every log
 			}
+			s.mu.Lock()
 			if s.RootToken != "" && strings.Contains(line, s.RootToken) {
+				s.mu.Unlock()
 				continue
 			}
-			s.mu.Lock()
 			if s.log.Len() < 64*1024 {
 				s.log.WriteString(line + "\n")
 			}

@@ -107,7 +107,10 @@ func (s *Server) setUp(ctx context.Context, dir, mount string) error {
 	if err != nil {
 		return err
 	}
+	// Under mu: the output reader filters lines by the root token.
+	s.mu.Lock()
 	s.RootToken, s.UnsealKey = keys.RootToken, keys.UnsealKey
+	s.mu.Unlock()
 	var seal struct {
 		Sealed bool `json:"sealed"`
 	}
