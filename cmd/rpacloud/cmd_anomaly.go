@@ -41,7 +41,8 @@ func anomalyCmd(cmd *cobra.Command, n int, what string, body clientBody) *cobra.
 }
 
 // anomalyFields are the fields every anomaly command reads; anomalyGQL
-// spells them as the API does and is also what -o json prints.
+// spells them as the API does, and anomalyJSON, the same fields converted
+// by a type conversion, is what -o json prints in the CLI's snake_case.
 const anomalyFields = `id rule key severity status title message since detectedAt acknowledgedAt acknowledgedBy resolvedAt resolvedBy resolution vendor`
 
 type anomalyGQL struct {

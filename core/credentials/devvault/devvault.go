@@ -203,19 +203,26 @@ func (s *Server) launch(cmd *exec.Cmd, o Options) (<-chan string, error) {
 // waitReady polls sys/health until the server is initialised, unsealed and
 // active (HTTP 200).
 func (s *Server) waitReady(ctx context.Context) error {
+	return s.waitHealth(ctx, true)
+}
+
+// waitHealth polls sys/health until it answers 200 (ready) or, with ready
+// false, answers at all: before a server is initialised and unsealed it
+// says 501 or 503. A server that exits meanwhile is errExited.
+func (s *Server) waitHealth(ctx context.Context, ready bool) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Addr+"/v1/sys/health", nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if !ready || resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("vault server exited at start (%v): %s", s.err, s.output())
+			return fmt.Errorf("%w (%v): %s", errExited, s.err, s.output())
 		case <-ctx.Done():
 			return fmt.Errorf("vault server at %s did not become ready: %w", s.Addr, ctx.Err())
 		case <-time.After(100 * time.Millisecond):

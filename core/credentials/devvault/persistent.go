@@ -1,18 +1,18 @@
 package devvault
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
 )
 
 // InitFile is the file in a persistent server's directory that holds its
@@ -100,10 +100,14 @@ ui            = false
 
 // setUp initialises (first start), unseals and mounts the KV engine.
 func (s *Server) setUp(ctx context.Context, dir, mount string) error {
-	if err := s.waitAnswering(ctx); err != nil {
+	if err := s.waitHealth(ctx, false); err != nil {
 		return err
 	}
-	keys, err := s.keys(ctx, dir)
+	vc, err := s.client()
+	if err != nil {
+		return err
+	}
+	keys, err := s.keys(ctx, vc, dir)
 	if err != nil {
 		return err
 	}
@@ -111,10 +115,8 @@ func (s *Server) setUp(ctx context.Context, dir, mount string) error {
 	s.mu.Lock()
 	s.RootToken, s.UnsealKey = keys.RootToken, keys.UnsealKey
 	s.mu.Unlock()
-	var seal struct {
-		Sealed bool `json:"sealed"`
-	}
-	if err := s.call(ctx, http.MethodPut, "sys/unseal", "", map[string]string{"key": keys.UnsealKey}, &seal); err != nil {
+	seal, err := vc.Sys().UnsealWithContext(ctx, keys.UnsealKey)
+	if err != nil {
 		return fmt.Errorf("unseal the Vault in %s: %w", dir, err)
 	}
 	if seal.Sealed {
@@ -123,24 +125,45 @@ func (s *Server) setUp(ctx context.Context, dir, mount string) error {
 	if err := s.waitReady(ctx); err != nil {
 		return err
 	}
-	var mounts map[string]json.RawMessage
-	if err := s.call(ctx, http.MethodGet, "sys/mounts", keys.RootToken, nil, &mounts); err != nil {
+	vc.SetToken(keys.RootToken)
+	mounts, err := vc.Sys().ListMountsWithContext(ctx)
+	if err != nil {
 		return fmt.Errorf("list the Vault's secrets engines: %w", err)
 	}
 	if _, ok := mounts[strings.Trim(mount, "/")+"/"]; ok {
 		return nil
 	}
-	body := map[string]any{"type": "kv", "options": map[string]string{"version": "2"}}
-	if err := s.call(ctx, http.MethodPost, "sys/mounts/"+strings.Trim(mount, "/"), keys.RootToken, body, nil); err != nil {
+	in := &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}
+	if err := vc.Sys().MountWithContext(ctx, strings.Trim(mount, "/"), in); err != nil {
 		return fmt.Errorf("mount a KV v2 engine at %s: %w", mount, err)
 	}
 	return nil
 }
 
+// client is a Vault API client for the server, with no token of the
+// environment's and no kept-alive connection (set-up makes a handful of
+// calls; an idle connection would outlive it).
+func (s *Server) client() (*vault.Client, error) {
+	cfg := vault.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, fmt.Errorf("vault client configuration: %w", cfg.Error)
+	}
+	cfg.Address = s.Addr
+	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.DisableKeepAlives = true
+	}
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vault client for %s: %w", s.Addr, err)
+	}
+	c.ClearToken()
+	return c, nil
+}
+
 // keys reads the unseal key and root token, initialising the server on its
 // first start. The keys are written before anything else happens, so a
 // crash after init loses nothing.
-func (s *Server) keys(ctx context.Context, dir string) (initKeys, error) {
+func (s *Server) keys(ctx context.Context, vc *vault.Client, dir string) (initKeys, error) {
 	var k initKeys
 	path := filepath.Join(dir, InitFile)
 	b, err := os.ReadFile(path)
@@ -153,20 +176,15 @@ func (s *Server) keys(ctx context.Context, dir string) (initKeys, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return k, fmt.Errorf("read %s: %w", path, err)
 	}
-	var st struct {
-		Initialized bool `json:"initialized"`
-	}
-	if err := s.call(ctx, http.MethodGet, "sys/init", "", nil, &st); err != nil {
+	initialized, err := vc.Sys().InitStatusWithContext(ctx)
+	if err != nil {
 		return k, fmt.Errorf("ask the Vault in %s whether it is initialised: %w", dir, err)
 	}
-	if st.Initialized {
+	if initialized {
 		return k, fmt.Errorf("the Vault in %s is initialised but its keys (%s) are gone: delete %s to start over (its credentials are lost)", dir, path, dir)
 	}
-	var out struct {
-		Keys      []string `json:"keys"`
-		RootToken string   `json:"root_token"`
-	}
-	if err := s.call(ctx, http.MethodPut, "sys/init", "", map[string]int{"secret_shares": 1, "secret_threshold": 1}, &out); err != nil {
+	out, err := vc.Sys().InitWithContext(ctx, &vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
 		return k, fmt.Errorf("initialise the Vault in %s: %w", dir, err)
 	}
 	if len(out.Keys) != 1 || out.RootToken == "" {
@@ -180,69 +198,6 @@ func (s *Server) keys(ctx context.Context, dir string) (initKeys, error) {
 		return k, fmt.Errorf("keep the new Vault's keys in %s: %w", path, err)
 	}
 	return k, nil
-}
-
-// waitAnswering polls sys/health until the server answers at all: before
-// it is initialised and unsealed, with 501 or 503.
-func (s *Server) waitAnswering(ctx context.Context) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Addr+"/v1/sys/health", nil)
-		if resp, err := hc.Do(req); err == nil {
-			_ = resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-s.done:
-			return fmt.Errorf("%w (%v): %s", errExited, s.err, s.output())
-		case <-ctx.Done():
-			return fmt.Errorf("vault server at %s did not answer: %w", s.Addr, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// call sends one request to Vault's HTTP API. An error carries Vault's
-// error strings, never the request or answer bodies (they hold keys).
-func (s *Server) call(ctx context.Context, method, path, token string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.Addr+"/v1/"+path, body)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("X-Vault-Token", token)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Errors []string `json:"errors"`
-		}
-		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.Join(e.Errors, "; "))
-	}
-	if out == nil || len(b) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
 }
 
 // writeSynced writes b to path (0600) through a synced temporary file and
